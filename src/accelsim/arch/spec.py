@@ -1,0 +1,350 @@
+"""Architecture specs: a chip (cores with tensor / vector / scalar engines and SRAM, a chip-level
+shared SRAM, HBM, DMA, calibration, energy) and a system of chips joined by an interconnect.
+
+All models are frozen pydantic models with ``extra="forbid"``; every field has a docstring that
+becomes its description (and the reference docs). Units are SI and named in the field
+(``_Hz``, ``_bytes``, ``_Bps``, ``_s``, ``_W``, ``_pJ``); unit strings such as "24 MiB" or
+"2.9 TB/s" are accepted at load time (see ``accelsim.units``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..units import Bytes, BytesPerSecond, Hertz, Seconds, SquareMeters, Watts
+
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
+"""Number formats a rate table may name."""
+
+DTYPE_BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
+               "int4": 0.5, "fp4": 0.5}
+"""Storage bytes per element of each dtype (tf32 is stored as fp32)."""
+
+Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+
+
+class Spec(BaseModel):
+    """Base of all spec models: frozen, strict about unknown fields, docstrings as descriptions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
+                              validate_default=True)
+
+
+def _positive_rates(table: dict[str, float], what: str) -> dict[str, float]:
+    for dtype, rate in table.items():
+        if rate <= 0:
+            raise ValueError(f"{what}[{dtype}] must be > 0, got {rate}")
+    return table
+
+
+class TensorEngine(Spec):
+    """The matrix engine of one core: ``count`` systolic arrays of ``rows`` x ``cols`` PEs."""
+
+    rows: int = Field(gt=0)
+    """Systolic array rows (PEs along the reduction/stationary dimension)."""
+    cols: int = Field(gt=0)
+    """Systolic array columns."""
+    count: int = Field(1, gt=0)
+    """Arrays per core working in parallel on different output columns (4 MXUs per TPU
+    TensorCore, 4 Tensor Cores per GPU SM)."""
+    dataflow: Literal["ws", "os", "is"] = "ws"
+    """Dataflow: weight-, output- or input-stationary."""
+    macs_per_cycle: dict[Dtype, float]
+    """Dense multiply-accumulates per cycle for the whole core, per input dtype. A dtype that
+    is missing is not supported natively. ``rows*cols*count`` is the one-pass rate; a larger
+    value (fp8 on Trainium2/H100) means the array processes that dtype faster."""
+    frequency_Hz: Hertz | None = Field(None, gt=0)
+    """Clock of the tensor engine, if different from the chip clock."""
+    preload_overlap: bool = True
+    """Whether the next fold's stationary operand loads while the current fold streams, so
+    fill/drain is paid once per tile rather than once per fold. False reproduces SCALE-Sim's
+    strictly sequential folds."""
+    min_pass_cycles: int = Field(0, ge=0)
+    """Minimum cycles one pass (one fold's streaming) occupies the array, e.g. the ~64-cycle
+    matmul initiation interval of a NeuronCore TensorE."""
+    sparsity_speedup: float = Field(1.0, ge=1.0)
+    """Throughput multiplier for structured-sparse weights (2.0 for 2:4 on A100/H100)."""
+    sparsity_patterns: tuple[str, ...] = ()
+    """N:M patterns the engine accelerates, e.g. ("2:4",)."""
+
+    @field_validator("macs_per_cycle")
+    @classmethod
+    def _rates_positive(cls, v: dict[str, float]) -> dict[str, float]:
+        return _positive_rates(v, "macs_per_cycle")
+
+    @model_validator(mode="after")
+    def _needs_a_dtype(self) -> "TensorEngine":
+        if not self.macs_per_cycle:
+            raise ValueError("macs_per_cycle must list at least one dtype")
+        return self
+
+
+class VectorEngine(Spec):
+    """SIMD engine of one core (elementwise, reductions, softmax, norms)."""
+
+    lanes: int = Field(gt=0)
+    """SIMD lanes."""
+    ops_per_cycle: dict[Dtype, float]
+    """Elementwise operations per cycle for the whole engine, per dtype."""
+    frequency_Hz: Hertz | None = Field(None, gt=0)
+    """Clock of the vector engine, if different from the chip clock."""
+
+    @field_validator("ops_per_cycle")
+    @classmethod
+    def _rates_positive(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            raise ValueError("ops_per_cycle must list at least one dtype")
+        return _positive_rates(v, "ops_per_cycle")
+
+
+class ScalarEngine(Spec):
+    """Activation / transcendental engine of one core (exp, tanh, rsqrt, ...)."""
+
+    transcendentals_per_cycle: float = Field(gt=0)
+    """Transcendental function evaluations per cycle (exp, tanh, sigmoid, rsqrt)."""
+    frequency_Hz: Hertz | None = Field(None, gt=0)
+    """Clock of the scalar engine, if different from the chip clock."""
+
+
+class SramLevel(Spec):
+    """An on-chip SRAM: capacity and bandwidth."""
+
+    capacity_bytes: Bytes = Field(gt=0)
+    """Capacity in bytes."""
+    bandwidth_Bps: BytesPerSecond | None = Field(None, gt=0)
+    """Bandwidth to the engines in bytes/s (whole level); None = never the bottleneck."""
+
+
+class Core(Spec):
+    """One compute tile: a NeuronCore, a TPU TensorCore, a GPU SM or an AMD CU."""
+
+    tensor: TensorEngine
+    """Matrix engine."""
+    vector: VectorEngine
+    """Vector engine."""
+    scalar: ScalarEngine
+    """Scalar / activation engine."""
+    sram: SramLevel
+    """Software-managed scratchpad (SBUF, VMEM, shared memory, LDS) per core."""
+    accumulator: SramLevel | None = None
+    """Dedicated accumulator buffer per core (Neuron PSUM); None when accumulators live in
+    registers or in the scratchpad."""
+
+
+class Hbm(Spec):
+    """Off-chip DRAM (HBM) of one chip."""
+
+    capacity_bytes: Bytes = Field(gt=0)
+    """Capacity in bytes."""
+    bandwidth_Bps: BytesPerSecond = Field(gt=0)
+    """Peak bandwidth in bytes/s."""
+    latency_s: Seconds = Field(0.0, ge=0)
+    """Load-to-use latency of one access, seconds."""
+
+
+class Dma(Spec):
+    """DMA engines moving data between HBM and on-chip SRAM."""
+
+    engines: int = Field(gt=0)
+    """Number of DMA engines (queues) per chip."""
+    bandwidth_per_engine_Bps: BytesPerSecond = Field(gt=0)
+    """Bandwidth of one engine in bytes/s."""
+    setup_latency_s: Seconds = Field(0.0, ge=0)
+    """Fixed cost to issue one DMA (descriptor generation, doorbell), seconds."""
+
+
+class Calibration(Spec):
+    """Explicit calibration: achievable fractions of peak and fixed overheads. Defaults are
+    neutral (peak rates, no overhead); ``accelsim calibrate`` fits them."""
+
+    tensor_efficiency: float = Field(1.0, gt=0, le=1)
+    """Achievable fraction of the tensor engine's peak rate."""
+    vector_efficiency: float = Field(1.0, gt=0, le=1)
+    """Achievable fraction of the vector and scalar engines' peak rate."""
+    hbm_efficiency: float = Field(1.0, gt=0, le=1)
+    """Achievable fraction of peak HBM bandwidth."""
+    sram_efficiency: float = Field(1.0, gt=0, le=1)
+    """Achievable fraction of SRAM bandwidth."""
+    link_efficiency: float = Field(1.0, gt=0, le=1)
+    """Achievable fraction of interconnect link bandwidth."""
+    launch_overhead_s: Seconds = Field(0.0, ge=0)
+    """Fixed cost per kernel / op launch, seconds."""
+    collective_overhead_s: Seconds = Field(0.0, ge=0)
+    """Fixed software cost per collective call, seconds."""
+
+
+class Energy(Spec):
+    """Energy table. Defaults are zero (no energy reported) unless a preset cites figures."""
+
+    mac_pJ: dict[Dtype, float] = {}
+    """Energy per multiply-accumulate, picojoules, per dtype."""
+    vector_op_pJ: float = Field(0.0, ge=0)
+    """Energy per vector-engine elementwise op, picojoules."""
+    sram_pJ_per_byte: float = Field(0.0, ge=0)
+    """Energy per byte read or written in per-core SRAM, picojoules."""
+    shared_sram_pJ_per_byte: float = Field(0.0, ge=0)
+    """Energy per byte of the chip-shared SRAM level, picojoules."""
+    hbm_pJ_per_byte: float = Field(0.0, ge=0)
+    """Energy per byte moved to or from HBM, picojoules."""
+    link_pJ_per_byte: float = Field(0.0, ge=0)
+    """Energy per byte sent over a chip-to-chip link, picojoules."""
+    static_W: Watts = Field(0.0, ge=0)
+    """Static (leakage + idle) power of one chip, watts."""
+
+
+class ChipSpec(Spec):
+    """One accelerator chip. A GPU is a chip whose cores are SMs (or CUs) and whose L2 is the
+    shared SRAM level."""
+
+    name: str
+    """Chip name, e.g. "trainium2"."""
+    vendor: str = ""
+    """Vendor, for display."""
+    kind: Literal["npu", "tpu", "gpu"] = "npu"
+    """Broad family, for display and for op-fusion defaults."""
+    frequency_Hz: Hertz = Field(gt=0)
+    """Chip (tensor engine) clock."""
+    num_cores: int = Field(gt=0)
+    """Compute tiles per chip (NeuronCores, TensorCores, SMs, CUs)."""
+    core: Core
+    """The compute tile, identical for every core."""
+    shared_sram: SramLevel | None = None
+    """Chip-level SRAM shared by all cores (GPU L2, TPU CMEM, MI300 Infinity Cache)."""
+    hbm: Hbm
+    """Off-chip memory."""
+    dma: Dma
+    """DMA engines."""
+    calibration: Calibration = Calibration()
+    """Achievable fractions and overheads (neutral by default)."""
+    energy: Energy = Energy()
+    """Energy table."""
+    tdp_W: Watts | None = Field(None, gt=0)
+    """Thermal design power, watts, if published."""
+    die_area_m2: SquareMeters | None = Field(None, gt=0)
+    """Die area, square metres, if published."""
+
+    def engine_hz(self, engine: Literal["tensor", "vector", "scalar"]) -> float:
+        """Clock of one engine (its own, else the chip's)."""
+        hz = getattr(self.core, engine).frequency_Hz
+        return hz if hz is not None else self.frequency_Hz
+
+    def peak_flops(self, dtype: str, sparse: bool = False) -> float:
+        """Peak dense (or sparse) tensor FLOP/s of the chip for ``dtype`` (0 if unsupported)."""
+        macs = self.core.tensor.macs_per_cycle.get(dtype, 0.0)
+        speed = self.core.tensor.sparsity_speedup if sparse else 1.0
+        return 2.0 * macs * self.num_cores * self.engine_hz("tensor") * speed
+
+    def vector_ops_per_s(self, dtype: str) -> float:
+        """Peak vector elementwise ops/s of the chip (falls back to the fp32 rate, then the
+        lowest listed rate, for a dtype the table does not list)."""
+        table = self.core.vector.ops_per_cycle
+        rate = table.get(dtype) or table.get("fp32") or min(table.values())
+        return rate * self.num_cores * self.engine_hz("vector")
+
+    def ridge_point(self, dtype: str = "bf16") -> float:
+        """Arithmetic intensity (FLOP/byte) where the compute and HBM roofs meet."""
+        return self.peak_flops(dtype) / self.hbm.bandwidth_Bps
+
+    @property
+    def dma_bandwidth_Bps(self) -> float:
+        """Aggregate DMA bandwidth of the chip."""
+        return self.dma.engines * self.dma.bandwidth_per_engine_Bps
+
+
+class Interconnect(Spec):
+    """How the chips of a system are joined. ``kind`` selects the topology."""
+
+    kind: Literal["ring", "torus2d", "torus3d", "fully_connected", "switch"]
+    """Topology: ring, 2D torus, 3D torus, fully connected (direct links to every peer) or a
+    switch (NVSwitch-like, every chip one hop from the switch)."""
+    dims: tuple[int, ...] = ()
+    """Torus dimensions, e.g. (4, 4) or (4, 4, 4); for a ring, (n,); empty for the others."""
+    link_bandwidth_Bps: BytesPerSecond = Field(gt=0)
+    """Bandwidth of one link in one direction, bytes/s."""
+    links_per_neighbour: int = Field(1, gt=0)
+    """Parallel links between two adjacent chips (or between a chip and the switch)."""
+    link_latency_s: Seconds = Field(0.0, ge=0)
+    """One-hop latency of a link (or chip-switch-chip), seconds."""
+    in_switch_reduction: bool = False
+    """Whether the switch reduces in the network (NVLink SHARP), halving all-reduce traffic."""
+
+    def chips_in_topology(self) -> int | None:
+        """Chip count implied by ``dims`` (None when the topology has no dims)."""
+        if not self.dims:
+            return None
+        n = 1
+        for d in self.dims:
+            n *= d
+        return n
+
+    @model_validator(mode="after")
+    def _dims_match_kind(self) -> "Interconnect":
+        need = {"ring": 1, "torus2d": 2, "torus3d": 3}.get(self.kind)
+        if need is not None and len(self.dims) != need:
+            raise ValueError(f"a {self.kind} needs dims with {need} entr{'y' if need == 1 else 'ies'}, got {list(self.dims)}")
+        if any(d < 1 for d in self.dims):
+            raise ValueError(f"dims must be positive, got {list(self.dims)}")
+        if self.in_switch_reduction and self.kind != "switch":
+            raise ValueError("in_switch_reduction needs kind: switch")
+        return self
+
+    def neighbours(self, num_chips: int) -> int:
+        """Directly linked neighbours of one chip (1 for a switch: the switch itself)."""
+        neighbours = 1
+        if self.kind == "fully_connected":
+            neighbours = max(num_chips - 1, 1)
+        elif self.kind in ("ring", "torus2d", "torus3d"):
+            neighbours = sum(0 if d == 1 else (1 if d == 2 else 2) for d in self.dims)
+        return neighbours
+
+    def chip_bandwidth_Bps(self, num_chips: int) -> float:
+        """Injection bandwidth of one chip in one direction over all its links."""
+        return self.link_bandwidth_Bps * self.links_per_neighbour * self.neighbours(num_chips)
+
+
+class SystemSpec(Spec):
+    """A system: ``num_chips`` identical chips joined by an interconnect."""
+
+    name: str
+    """System name (the preset name)."""
+    description: str = ""
+    """What this system is, in one line."""
+    chip: ChipSpec
+    """The chip."""
+    num_chips: int = Field(1, gt=0)
+    """Number of chips."""
+    interconnect: Interconnect | None = None
+    """Chip-to-chip network; required when num_chips > 1."""
+    sources: dict[str, str] = {}
+    """Where each number came from: dotted field path (or a prefix of it) -> source."""
+
+    @model_validator(mode="after")
+    def _network_fits(self) -> "SystemSpec":
+        if self.num_chips > 1 and self.interconnect is None:
+            raise ValueError(f"num_chips is {self.num_chips} but no interconnect is given")
+        if self.interconnect is not None:
+            n = self.interconnect.chips_in_topology()
+            if n is not None and n != self.num_chips:
+                raise ValueError(f"interconnect.dims {list(self.interconnect.dims)} hold {n} chips "
+                                 f"but num_chips is {self.num_chips}")
+        return self
+
+    def peak_flops(self, dtype: str = "bf16", sparse: bool = False) -> float:
+        """Peak tensor FLOP/s of the whole system."""
+        return self.chip.peak_flops(dtype, sparse) * self.num_chips
+
+    def ridge_point(self, dtype: str = "bf16") -> float:
+        """FLOP/byte where one chip's compute and HBM roofs meet."""
+        return self.chip.ridge_point(dtype)
+
+    @property
+    def total_hbm_bytes(self) -> float:
+        """HBM capacity of all chips together."""
+        return self.chip.hbm.capacity_bytes * self.num_chips
+
+    @property
+    def total_hbm_bandwidth_Bps(self) -> float:
+        """HBM bandwidth of all chips together."""
+        return self.chip.hbm.bandwidth_Bps * self.num_chips

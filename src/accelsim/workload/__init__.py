@@ -1,0 +1,1 @@
+"""Workloads: op types, graphs, model configs and builders."""

@@ -1,0 +1,325 @@
+"""Op types of a workload graph, with FLOP, byte and vector-work formulas.
+
+Every op is a frozen dataclass. ``name``, ``layer`` and ``role`` are labels (excluded from
+equality and hashing), so two ops with the same shape and dtypes compare equal: the cost model
+caches by op, and a 80-layer model costs 80x fewer evaluations.
+
+Conventions (per chip: a builder that shards a model emits each chip's share):
+- ``flops()``: useful arithmetic, 2 per multiply-accumulate; vector ops are not FLOPs here.
+- ``bytes()``: compulsory HBM traffic (each input read once, each output written once).
+- ``vector_ops()``: elementwise operations on the vector engine.
+- ``transcendentals()``: exp / tanh / rsqrt evaluations on the scalar (activation) engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..arch.spec import DTYPE_BYTES
+
+
+def nbytes(dtype: str) -> float:
+    """Bytes per element of ``dtype``."""
+    return DTYPE_BYTES[dtype]
+
+
+def _label() -> object:
+    return field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """Base op. ``engine`` is where the work runs: tensor, vector, scalar or link."""
+
+    name: str = field(default="", compare=False)
+    """Unique node name in the graph, e.g. "L3.mlp_up"."""
+    layer: int = field(default=-1, compare=False)
+    """Transformer layer index, -1 for ops outside the layer stack."""
+    role: str = field(default="", compare=False)
+    """What the op is in the model: qkv_proj, attn_score, mlp_down, lm_head, ..."""
+
+    kind: ClassVar[str] = "op"
+    engine: ClassVar[str] = "vector"
+
+    def flops(self) -> float:
+        return 0.0
+
+    def bytes(self) -> float:
+        return 0.0
+
+    def vector_ops(self) -> float:
+        return 0.0
+
+    def transcendentals(self) -> float:
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class MatMul(Op):
+    """C[batch, m, n] = A[batch, m, k] @ B[batch, k, n]. With ``b_shared`` (a weight matrix)
+    B is one [k, n] matrix used by every batch entry."""
+
+    m: int = 1
+    n: int = 1
+    k: int = 1
+    batch: int = 1
+    dtype_a: str = "bf16"
+    dtype_b: str = "bf16"
+    dtype_out: str = "bf16"
+    b_shared: bool = False
+    """B is a weight shared across the batch (read once), not a per-batch activation."""
+    kind: ClassVar[str] = "matmul"
+    engine: ClassVar[str] = "tensor"
+
+    def flops(self) -> float:
+        return 2.0 * self.batch * self.m * self.n * self.k
+
+    def a_bytes(self) -> float:
+        return self.batch * self.m * self.k * nbytes(self.dtype_a)
+
+    def b_bytes(self) -> float:
+        return (1 if self.b_shared else self.batch) * self.k * self.n * nbytes(self.dtype_b)
+
+    def out_bytes(self) -> float:
+        return self.batch * self.m * self.n * nbytes(self.dtype_out)
+
+    def bytes(self) -> float:
+        return self.a_bytes() + self.b_bytes() + self.out_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class Conv2D(Op):
+    """2-D convolution, NHWC, computed as its im2col GEMM: M = batch*out_h*out_w output
+    pixels, N = out_channels, K = kernel_h*kernel_w*in_channels."""
+
+    batch: int = 1
+    in_h: int = 1
+    in_w: int = 1
+    in_channels: int = 1
+    out_channels: int = 1
+    kernel_h: int = 1
+    kernel_w: int = 1
+    stride: int = 1
+    padding: int = 0
+    dtype: str = "bf16"
+    kind: ClassVar[str] = "conv2d"
+    engine: ClassVar[str] = "tensor"
+
+    @property
+    def out_h(self) -> int:
+        return (self.in_h + 2 * self.padding - self.kernel_h) // self.stride + 1
+
+    @property
+    def out_w(self) -> int:
+        return (self.in_w + 2 * self.padding - self.kernel_w) // self.stride + 1
+
+    def as_matmul(self) -> MatMul:
+        """The im2col GEMM (same name/layer/role)."""
+        return MatMul(name=self.name, layer=self.layer, role=self.role,
+                      m=self.batch * self.out_h * self.out_w, n=self.out_channels,
+                      k=self.kernel_h * self.kernel_w * self.in_channels,
+                      dtype_a=self.dtype, dtype_b=self.dtype, dtype_out=self.dtype, b_shared=True)
+
+    def flops(self) -> float:
+        return self.as_matmul().flops()
+
+    def bytes(self) -> float:
+        b = nbytes(self.dtype)
+        return b * (self.batch * self.in_h * self.in_w * self.in_channels
+                    + self.kernel_h * self.kernel_w * self.in_channels * self.out_channels
+                    + self.batch * self.out_h * self.out_w * self.out_channels)
+
+
+@dataclass(frozen=True, slots=True)
+class Softmax(Op):
+    """Row-wise softmax of a [rows, cols] matrix: max, subtract, exp, sum, scale."""
+
+    rows: int = 1
+    cols: int = 1
+    dtype: str = "bf16"
+    kind: ClassVar[str] = "softmax"
+
+    def bytes(self) -> float:
+        return 2.0 * self.rows * self.cols * nbytes(self.dtype)
+
+    def vector_ops(self) -> float:
+        return 4.0 * self.rows * self.cols  # max, subtract, sum, multiply by 1/sum
+
+    def transcendentals(self) -> float:
+        return float(self.rows * self.cols)  # exp
+
+
+@dataclass(frozen=True, slots=True)
+class LayerNorm(Op):
+    """Row-wise LayerNorm of [rows, cols]: mean, variance, normalise, scale and shift."""
+
+    rows: int = 1
+    cols: int = 1
+    dtype: str = "bf16"
+    kind: ClassVar[str] = "layernorm"
+
+    def bytes(self) -> float:
+        return 2.0 * self.rows * self.cols * nbytes(self.dtype) + 2.0 * self.cols * nbytes(self.dtype)
+
+    def vector_ops(self) -> float:
+        return 7.0 * self.rows * self.cols  # sum, subtract, square, sum, multiply, scale, shift
+
+    def transcendentals(self) -> float:
+        return float(self.rows)  # rsqrt per row
+
+
+@dataclass(frozen=True, slots=True)
+class RMSNorm(Op):
+    """Row-wise RMSNorm of [rows, cols]: mean of squares, normalise, scale."""
+
+    rows: int = 1
+    cols: int = 1
+    dtype: str = "bf16"
+    kind: ClassVar[str] = "rmsnorm"
+
+    def bytes(self) -> float:
+        return 2.0 * self.rows * self.cols * nbytes(self.dtype) + self.cols * nbytes(self.dtype)
+
+    def vector_ops(self) -> float:
+        return 4.0 * self.rows * self.cols  # square, sum, multiply, scale
+
+    def transcendentals(self) -> float:
+        return float(self.rows)
+
+
+# fn -> (inputs read per output element, vector ops per element, transcendentals per element)
+ELEMENTWISE = {
+    "gelu": (1, 8.0, 1.0),      # tanh approximation: x*0.5*(1+tanh(c*(x+0.044715x^3)))
+    "silu": (1, 3.0, 1.0),      # x * 1/(1+exp(-x))
+    "silu_mul": (2, 4.0, 1.0),  # silu(gate) * up; elements = output elements
+    "add": (2, 1.0, 0.0),
+    "mul": (2, 1.0, 0.0),
+    "copy": (1, 0.0, 0.0),
+    "rope": (1, 3.0, 0.0),      # x*cos + rotate(x)*sin with cached tables (tables stream too)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Elementwise(Op):
+    """Elementwise function over ``elements`` output elements (see ``ELEMENTWISE``)."""
+
+    fn: str = "add"
+    elements: int = 1
+    dtype: str = "bf16"
+    kind: ClassVar[str] = "elementwise"
+
+    def __post_init__(self) -> None:
+        if self.fn not in ELEMENTWISE:
+            raise ValueError(f"unknown elementwise fn {self.fn!r}; known: {sorted(ELEMENTWISE)}")
+
+    def bytes(self) -> float:
+        inputs = ELEMENTWISE[self.fn][0] + (1 if self.fn == "rope" else 0)
+        return (inputs + 1) * self.elements * nbytes(self.dtype)
+
+    def vector_ops(self) -> float:
+        return ELEMENTWISE[self.fn][1] * self.elements
+
+    def transcendentals(self) -> float:
+        return ELEMENTWISE[self.fn][2] * self.elements
+
+
+@dataclass(frozen=True, slots=True)
+class Embedding(Op):
+    """Gather ``tokens`` rows of a [vocab, hidden] table."""
+
+    tokens: int = 1
+    hidden: int = 1
+    vocab: int = 1
+    dtype: str = "bf16"
+    kind: ClassVar[str] = "embedding"
+
+    def bytes(self) -> float:
+        return 2.0 * self.tokens * self.hidden * nbytes(self.dtype) + 4.0 * self.tokens
+
+
+@dataclass(frozen=True, slots=True)
+class KVCache(Op):
+    """Write (``append``) or read (``read``) K and V for ``tokens`` new or cached tokens of
+    ``batch`` sequences in one layer."""
+
+    mode: str = "append"
+    batch: int = 1
+    tokens: int = 1
+    kv_heads: int = 1
+    head_dim: int = 1
+    dtype: str = "bf16"
+    kind: ClassVar[str] = "kv_cache"
+
+    def bytes(self) -> float:
+        moved = 2.0 * self.batch * self.tokens * self.kv_heads * self.head_dim * nbytes(self.dtype)
+        return 2.0 * moved if self.mode == "append" else moved  # append reads new K/V, writes cache
+
+
+@dataclass(frozen=True, slots=True)
+class FlashAttention(Op):
+    """Fused attention (flash-style): Q tile resident, K/V streamed, online softmax; the
+    score matrix never reaches HBM. ``heads`` query heads share ``kv_heads`` K/V heads."""
+
+    batch: int = 1
+    heads: int = 1
+    kv_heads: int = 1
+    q_len: int = 1
+    kv_len: int = 1
+    head_dim: int = 1
+    causal: bool = False
+    dtype: str = "bf16"
+    kind: ClassVar[str] = "flash_attention"
+    engine: ClassVar[str] = "tensor"
+
+    def score_elements(self) -> float:
+        """Query-key pairs actually computed (about half for a causal square block)."""
+        full = float(self.batch * self.heads * self.q_len * self.kv_len)
+        if self.causal and self.q_len > 1:
+            q, kv = self.q_len, self.kv_len
+            visible = q * (kv - q) + q * (q + 1) / 2 if kv >= q else q * (q + 1) / 2
+            return full * visible / (q * kv)
+        return full
+
+    def flops(self) -> float:
+        return 4.0 * self.score_elements() * self.head_dim  # QK^T and PV
+
+    def bytes(self) -> float:
+        b = nbytes(self.dtype)
+        q_and_o = 2.0 * self.batch * self.heads * self.q_len * self.head_dim
+        kv = 2.0 * self.batch * self.kv_heads * self.kv_len * self.head_dim
+        return b * (q_and_o + kv)
+
+    def vector_ops(self) -> float:
+        return 5.0 * self.score_elements()  # scale, running max, subtract, sum, rescale
+
+    def transcendentals(self) -> float:
+        return self.score_elements()
+
+
+@dataclass(frozen=True, slots=True)
+class Collective(Op):
+    """A collective over ``group`` chips. ``bytes_per_rank`` is the buffer each rank
+    contributes (all-reduce, reduce-scatter input, all-gather output / group, all-to-all)."""
+
+    op: str = "allreduce"
+    bytes_per_rank: float = 0.0
+    group: int = 1
+    dtype: str = "bf16"
+    kind: ClassVar[str] = "collective"
+    engine: ClassVar[str] = "link"
+
+    OPS: ClassVar[tuple[str, ...]] = ("allreduce", "allgather", "reducescatter", "alltoall")
+
+    def __post_init__(self) -> None:
+        if self.op not in self.OPS:
+            raise ValueError(f"unknown collective {self.op!r}; known: {self.OPS}")
+
+    def bytes(self) -> float:
+        # local HBM traffic: read the buffer, write the result
+        return 2.0 * self.bytes_per_rank
+
+    def vector_ops(self) -> float:
+        if self.op in ("allreduce", "reducescatter") and self.group > 1:
+            return self.bytes_per_rank / nbytes(self.dtype) * (self.group - 1) / self.group
+        return 0.0
