@@ -1,0 +1,165 @@
+"""The ``accelsim`` command line. Bad input is reported in one clear message, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import AccelsimError
+from .units import fmt
+
+
+def _friendly(fn):
+    """Turn accelsim's input errors into a message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AccelsimError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="accelsim")
+def main() -> None:
+    """accelsim: cycle-approximate ML accelerator simulator and cost model."""
+
+
+@main.command()
+@click.argument("system")
+@click.argument("model")
+@click.option("--phase", type=click.Choice(["prefill", "decode"]), default="decode", show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences (or images) per step.")
+@click.option("--seq", "seq_len", type=click.IntRange(min=1), default=None, help="Prompt length for prefill [2048].")
+@click.option("--context", "context_len", type=click.IntRange(min=0), default=None, help="Cached tokens for decode [2048].")
+@click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel chips.")
+@click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8", "fp32"]), default="bf16", show_default=True)
+@click.option("--attention", type=click.Choice(["flash", "unfused"]), default="flash", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a system field, e.g. --set chip.hbm.bandwidth_Bps='4 TB/s' (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write ops.csv, summary.json, roofline.png here.")
+@click.option("--top", type=click.IntRange(min=0), default=8, show_default=True, help="Op roles to list.")
+@_friendly
+def run(system, model, phase, batch, seq_len, context_len, tp, dtype, attention, overrides, as_json, out, top):
+    """Predict one prefill or decode step of MODEL on SYSTEM (preset names or YAML files)."""
+    from .api import evaluate
+
+    res = evaluate(system, model, phase=phase, batch=batch, seq_len=seq_len, context_len=context_len,
+                   tp=tp, dtype=dtype, attention=attention, overrides=overrides)
+    if out:
+        res.write(out)
+    if as_json:
+        click.echo(res.to_json())
+        return
+    s = res.summary
+    shape = f"seq {s['seq_len']}" if phase == "prefill" else f"context {s['context_len']}"
+    click.echo(f"{s['model']} {phase} on {s['system']} ({s['chip']}, tp={s['tp']}, {s['dtype']}, "
+               f"batch {s['batch']}, {shape}, {s['attention']} attention)")
+    click.echo(f"  latency       {fmt(s['latency_s'], 's')} per step")
+    click.echo(f"  tokens/s      {s['tokens_per_s']:,.1f}")
+    click.echo(f"  MFU           {100 * s['mfu']:.1f}%")
+    click.echo(f"  HBM BW used   {100 * s['hbm_bandwidth_utilization']:.1f}% "
+               f"({fmt(s['hbm_bytes_per_chip'], 'B')} per chip)")
+    click.echo(f"  memory/chip   {fmt(s['memory_bytes_per_chip'], 'B', binary=True)} of "
+               f"{fmt(s['hbm_capacity_bytes'], 'B', binary=True)} HBM")
+    click.echo("time by bound:")
+    for b, t in sorted(s["time_by_bound_s"].items(), key=lambda kv: -kv[1]):
+        if t > 0:
+            click.echo(f"  {b:<13} {fmt(t, 's'):>10}  {100 * t / s['latency_s']:5.1f}%")
+    if top:
+        click.echo("top ops (summed over layers):")
+        click.echo(f"  {'op':<16}{'count':>6}{'time':>12}{'share':>8}  bound")
+        for role, r in res.top_ops(top).iterrows():
+            click.echo(f"  {role:<16}{r['count']:>6}{fmt(r['time_s'], 's'):>12}{100 * r['share']:>7.1f}%  {r['bound']}")
+    for w in res.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if out:
+        click.echo(f"wrote {out}/ops.csv, summary.json, roofline.png")
+
+
+@main.command()
+@click.argument("m", type=click.IntRange(min=1))
+@click.argument("n", type=click.IntRange(min=1))
+@click.argument("k", type=click.IntRange(min=1))
+@click.option("--rows", type=click.IntRange(min=1), required=True, help="Array rows.")
+@click.option("--cols", type=click.IntRange(min=1), required=True, help="Array columns.")
+@click.option("--dataflow", type=click.Choice(["ws", "os", "is"]), required=True)
+@click.option("--json", "as_json", is_flag=True)
+def systolic(m, n, k, rows, cols, dataflow, as_json):
+    """Compute cycles of one M x N x K GEMM on one systolic array, as SCALE-Sim counts them."""
+    from .sim.systolic import scalesim_report
+
+    rep = scalesim_report(m, n, k, rows, cols, dataflow)
+    rep = {"M": m, "N": n, "K": k, "rows": rows, "cols": cols, "dataflow": dataflow, **rep}
+    if as_json:
+        click.echo(json.dumps(rep))
+    else:
+        click.echo(f"{m}x{n}x{k} on {rows}x{cols} ({dataflow}): {rep['compute_cycles']} cycles, "
+                   f"{rep['folds']} folds, mapping efficiency {100 * rep['mapping_efficiency']:.1f}%, "
+                   f"utilization {100 * rep['utilization']:.2f}%")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@_friendly
+def presets(as_json):
+    """List the shipped system and model presets."""
+    from .arch.presets import list_presets, load_system
+    from .workload import list_models, load_model
+
+    systems = []
+    for name in list_presets():
+        s = load_system(name)
+        systems.append({"name": name, "chip": s.chip.name, "num_chips": s.num_chips,
+                        "interconnect": s.interconnect.kind if s.interconnect else None,
+                        "peak_bf16_flops": s.peak_flops("bf16"), "hbm_bytes_per_chip": s.chip.hbm.capacity_bytes,
+                        "hbm_bandwidth_Bps": s.chip.hbm.bandwidth_Bps, "description": s.description})
+    models = [{"name": n, "params": load_model(n).params()} for n in list_models()]
+    if as_json:
+        click.echo(json.dumps({"systems": systems, "models": models}, indent=2))
+        return
+    click.echo("systems:")
+    for s in systems:
+        net = f"{s['num_chips']} x, {s['interconnect']}" if s["interconnect"] else "1 chip"
+        click.echo(f"  {s['name']:<16}{s['chip']:<16}{net:<22}{fmt(s['peak_bf16_flops'], 'FLOP/s'):>15}"
+                   f"{fmt(s['hbm_bytes_per_chip'], 'B', binary=True):>11}/chip {fmt(s['hbm_bandwidth_Bps'], 'B/s'):>11}")
+    click.echo("models:")
+    for m in models:
+        click.echo(f"  {m['name']:<16}{m['params'] / 1e9:8.2f} B params")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def validate(files):
+    """Check system (or model) YAML files; report every problem with its field path and file."""
+    from .arch.presets import load_system
+    from .configio import load_yaml
+    from .workload import load_model
+
+    bad = 0
+    for f in files:
+        try:
+            data = load_yaml(Path(f))
+            if "chip" in data or "interconnect" in data or "num_chips" in data:
+                s = load_system(f)
+                click.echo(f"ok: {f}: system {s.name}, {s.num_chips} x {s.chip.name}")
+            else:
+                m = load_model(f)
+                click.echo(f"ok: {f}: model {m.name}, {m.params() / 1e9:.2f} B params")
+        except AccelsimError as e:
+            bad += 1
+            click.echo(f"error: {e}", err=True)
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Mapping search for GEMM-like ops: tile shape, K split and loop order per core.
+
+For C[M,N] = A[M,K] @ B[K,N] (``batch`` independent copies) the search enumerates output tiles
+(Mt x Nt), a split of K over cores (split-K, whose fp32 partials cost extra traffic) and a loop
+order, keeps the candidates whose working set fits one core's SRAM (operands double-buffered,
+fp32 accumulators in the accumulator buffer or in SRAM), and returns the fastest:
+
+- tiles are spread over the cores; ``waves = ceil(tiles / cores)`` (wave quantization: a GPU
+  with 108 SMs running 109 tiles pays two waves), each wave costs one tile's ``pass_cycles``
+  (systolic folds and fill/drain, tile quantization included);
+- core-level operand traffic: with order 0 a tile loads its A panel (Mt x K) and B panel
+  (K x Nt); order 1 keeps the A panel resident in the core while it walks a row of tiles,
+  order 2 keeps the B panel resident while it walks a column;
+- a chip-shared SRAM (GPU L2, TPU CMEM) lets the tiles of one wave share panels, and holds a
+  whole operand that fits in half of it, so HBM traffic can be far below core traffic;
+- HBM time uses the bandwidth the active cores can pull (``min(HBM, active cores x per-core
+  DMA share)``), so a small GEMM that occupies few cores cannot reach peak bandwidth.
+
+``gemm_search`` is compiled with numba; ``gemm_search.py_func`` is its pure-Python twin.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..sim.systolic import pass_cycles
+
+TILE_SIZES = np.array([8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096], dtype=np.int64)
+"""Candidate tile edges (clamped to the GEMM's own extent)."""
+SPLITS = np.array([1, 2, 4, 8, 16, 32], dtype=np.int64)
+"""Candidate split-K factors."""
+K_CHUNK = 512
+"""K elements of an operand panel that one double-buffered DMA brings in at a time."""
+
+RESULT_FIELDS = ("time_s", "compute_s", "hbm_s", "shared_s", "hbm_bytes", "core_bytes",
+                 "tile_m", "tile_n", "split_k", "order", "waves", "active_cores")
+
+
+@njit(cache=True)
+def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
+                R, C, count, df, speedup, overlap, min_pass, freq, teff,
+                cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw):
+    """Best mapping of one GEMM; returns an array laid out as ``RESULT_FIELDS``."""
+    best = np.full(12, np.inf)
+    a_bytes = M * K * ba
+    b_bytes = K * N * bb
+    o_bytes = M * N * bo
+    b_copies = 1.0 if b_shared else batch
+    for mi in range(TILE_SIZES.size + 1):
+        mt = M if mi == TILE_SIZES.size else min(M, TILE_SIZES[mi])
+        if mi < TILE_SIZES.size and TILE_SIZES[mi] > M and mi > 0 and TILE_SIZES[mi - 1] >= M:
+            continue
+        for ni in range(TILE_SIZES.size + 1):
+            nt = N if ni == TILE_SIZES.size else min(N, TILE_SIZES[ni])
+            if ni < TILE_SIZES.size and TILE_SIZES[ni] > N and ni > 0 and TILE_SIZES[ni - 1] >= N:
+                continue
+            nm = math.ceil(M / mt)
+            nn = math.ceil(N / nt)
+            accum = mt * nt * 4.0
+            if acc > 0 and accum > acc:
+                continue
+            acc_in_sram = 0.0 if acc > 0 else accum
+            for si in range(SPLITS.size):
+                split = SPLITS[si]
+                if split > 1 and K / split < min(R, K):
+                    break
+                ks = math.ceil(K / split)
+                kc = min(ks, K_CHUNK)
+                tiles = batch * nm * nn * split
+                waves = math.ceil(tiles / cores)
+                active = min(cores, tiles)
+                cyc = pass_cycles(mt, nt, ks, R, C, count, df, speedup, overlap, min_pass)
+                compute = waves * cyc / freq / teff
+                partials = 0.0
+                if split > 1:
+                    partials = batch * M * N * 4.0 * split * 2.0
+                rows = batch * nm * split
+                cols = batch * nn * split
+                for order in range(3):
+                    if order == 0:
+                        need = 2.0 * (mt * kc * ba + kc * nt * bb) + acc_in_sram
+                        traf_a = a_bytes * nn
+                        traf_b = b_bytes * nm
+                    elif order == 1:
+                        need = mt * ks * ba + 2.0 * kc * nt * bb + acc_in_sram
+                        per_row = max(1.0, min(nn, math.ceil(cores / rows)))
+                        traf_a = a_bytes * per_row
+                        traf_b = b_bytes * nm
+                    else:
+                        need = ks * nt * bb + 2.0 * mt * kc * ba + acc_in_sram
+                        per_col = max(1.0, min(nm, math.ceil(cores / cols)))
+                        traf_a = a_bytes * nn
+                        traf_b = b_bytes * per_col
+                    if need > sram:
+                        continue
+                    core_traffic = batch * traf_a + b_copies * traf_b + batch * o_bytes + partials
+                    hbm = core_traffic
+                    shared_s = 0.0
+                    if shared_cap > 0:
+                        gm = min(nm, math.ceil(math.sqrt(active)))
+                        gn = min(nn, math.ceil(active / gm))
+                        ha = a_bytes if a_bytes * batch <= shared_cap / 2 else a_bytes * math.ceil(nn / gn)
+                        hb = b_bytes if b_bytes * b_copies <= shared_cap / 2 else b_bytes * math.ceil(nm / gm)
+                        hbm = min(core_traffic, batch * ha + b_copies * hb + batch * o_bytes + partials)
+                        shared_s = core_traffic / shared_bw
+                    bw = min(hbm_bw, active * core_bw)
+                    hbm_s = hbm / bw
+                    t = max(compute, hbm_s, shared_s)
+                    if t < best[0] or (t == best[0] and hbm < best[4]):
+                        best[0] = t
+                        best[1] = compute
+                        best[2] = hbm_s
+                        best[3] = shared_s
+                        best[4] = hbm
+                        best[5] = core_traffic
+                        best[6] = mt
+                        best[7] = nt
+                        best[8] = split
+                        best[9] = order
+                        best[10] = waves
+                        best[11] = active
+    return best

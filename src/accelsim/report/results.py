@@ -1,0 +1,139 @@
+"""Results: the per-op table, the summary and their renderings (markdown, JSON, files)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..arch.spec import SystemSpec
+from ..units import fmt
+from ..workload.graph import WorkloadGraph
+
+BOUNDS = ("compute", "memory", "vector", "interconnect", "overhead")
+
+
+@dataclass
+class Results:
+    """What one evaluation produced. ``ops`` has one row per op (one chip's share)."""
+
+    system: SystemSpec
+    graph: WorkloadGraph
+    ops: pd.DataFrame
+    summary: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(self.summary, indent=2, default=_plain)
+
+    def top_ops(self, n: int = 10, by_role: bool = True) -> pd.DataFrame:
+        """The ops (or, with ``by_role``, the op roles summed over layers) taking most time."""
+        df = self.ops
+        if by_role:
+            g = df.groupby("role", sort=False).agg(count=("name", "size"), time_s=("time_s", "sum"),
+                                                   flops=("flops", "sum"), hbm_bytes=("hbm_bytes", "sum"),
+                                                   bound=("bound", lambda b: b.value_counts().index[0]))
+            g["share"] = g["time_s"] / df["time_s"].sum()
+            return g.sort_values("time_s", ascending=False).head(n)
+        return df.sort_values("time_s", ascending=False).head(n)
+
+    def to_markdown(self, n: int = 10) -> str:
+        """Summary and top op roles as markdown."""
+        s = self.summary
+        lines = [f"### {s['model']} {s['phase']} on {s['system']} (tp={s['tp']}, {s['dtype']})", "",
+                 "| metric | value |", "|---|---|",
+                 f"| latency | {fmt(s['latency_s'], 's')} |",
+                 f"| tokens/s | {s['tokens_per_s']:,.1f} |",
+                 f"| MFU | {100 * s['mfu']:.1f}% |",
+                 f"| HBM bandwidth used | {100 * s['hbm_bandwidth_utilization']:.1f}% |",
+                 f"| memory per chip | {fmt(s['memory_bytes_per_chip'], 'B', binary=True)} of "
+                 f"{fmt(s['hbm_capacity_bytes'], 'B', binary=True)} |", ""]
+        lines += ["| bound | time | share |", "|---|---|---|"]
+        for b, t in s["time_by_bound_s"].items():
+            lines.append(f"| {b} | {fmt(t, 's')} | {100 * t / s['latency_s']:.1f}% |")
+        lines += ["", "| op | count | time | share | bound |", "|---|---|---|---|---|"]
+        for role, r in self.top_ops(n).iterrows():
+            lines.append(f"| {role} | {r['count']} | {fmt(r['time_s'], 's')} | {100 * r['share']:.1f}% | {r['bound']} |")
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write ops.csv, summary.json and roofline.png into ``out_dir``."""
+        from ..analysis.roofline import roofline_figure
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [out / "ops.csv", out / "summary.json", out / "roofline.png"]
+        self.ops.to_csv(paths[0], index=False)
+        paths[1].write_text(self.to_json() + "\n")
+        fig = roofline_figure(self)
+        fig.savefig(paths[2], dpi=120, bbox_inches="tight")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        return paths
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np.ndarray]) -> Results:
+    """Assemble the per-op table and the summary from ``evaluate_arrays`` output."""
+    ops = graph.ops()
+    meta = graph.meta
+    flops = np.array([o.flops() for o in ops], dtype=float)
+    df = pd.DataFrame({
+        "name": [o.name for o in ops], "layer": [o.layer for o in ops], "role": [o.role for o in ops],
+        "kind": [o.kind for o in ops], "engine": [o.engine for o in ops], "flops": flops,
+        "bytes": np.array([o.bytes() for o in ops], dtype=float),
+    })
+    for k in ("hbm_bytes", "link_bytes", "compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s"):
+        df[k] = arrays[k]
+    df["intensity"] = np.divide(df["flops"], df["hbm_bytes"], out=np.zeros(len(df)), where=df["hbm_bytes"] > 0)
+    df["bound"] = arrays["bound"]
+    peak = system.chip.peak_flops(meta.dtype) or system.chip.peak_flops("bf16")
+    df["utilization"] = np.divide(df["flops"], df["time_s"] * peak, out=np.zeros(len(df)), where=df["time_s"] > 0)
+    df["mapping"] = arrays["mapping"]
+
+    latency = float(df["time_s"].sum())
+    chips = meta.tp
+    by_bound = {b: float(df.loc[df["bound"] == b, "time_s"].sum()) for b in BOUNDS}
+    mem = meta.weight_bytes_per_chip + meta.kv_cache_bytes_per_chip + meta.activation_bytes_per_chip
+    cap = system.chip.hbm.capacity_bytes
+    warnings = []
+    if mem > cap:
+        warnings.append(
+            f"{meta.model} needs {fmt(mem, 'B', binary=True)} per chip (weights "
+            f"{fmt(meta.weight_bytes_per_chip, 'B', binary=True)}, KV cache "
+            f"{fmt(meta.kv_cache_bytes_per_chip, 'B', binary=True)}) but one {system.chip.name} has "
+            f"{fmt(cap, 'B', binary=True)} of HBM: it does not fit. Raise --tp (needs about "
+            f"{int(np.ceil(mem * chips / cap))} chips) or use a system with more memory.")
+    summary = {
+        "system": system.name, "chip": system.chip.name, "model": meta.model, "phase": meta.phase,
+        "batch": meta.batch, "seq_len": meta.seq_len, "context_len": meta.context_len, "tp": meta.tp,
+        "chips": chips, "dtype": meta.dtype, "attention": meta.attention,
+        "latency_s": latency,
+        "tokens_per_s": meta.tokens / latency if latency > 0 else 0.0,
+        "mfu": float(flops.sum()) / (latency * peak) if latency > 0 and peak > 0 else 0.0,
+        "params": meta.params,
+        "flops_per_chip": float(flops.sum()),
+        "hbm_bytes_per_chip": float(df["hbm_bytes"].sum()),
+        "hbm_bandwidth_utilization": float(df["hbm_bytes"].sum()) / (latency * system.chip.hbm.bandwidth_Bps) if latency > 0 else 0.0,
+        "memory_bytes_per_chip": mem,
+        "weight_bytes_per_chip": meta.weight_bytes_per_chip,
+        "kv_cache_bytes_per_chip": meta.kv_cache_bytes_per_chip,
+        "hbm_capacity_bytes": cap,
+        "fits_in_hbm": mem <= cap,
+        "time_by_bound_s": by_bound,
+        "num_ops": len(df),
+        "warnings": warnings,
+    }
+    return Results(system=system, graph=graph, ops=df, summary=summary, warnings=warnings)

@@ -1,0 +1,50 @@
+"""Analytical tier: each op costed in closed form (``costs.op_cost``); ops run one after another
+in dependency order on every chip of the tensor-parallel group, so the step time is their sum.
+
+Identical ops (same shape and dtypes, e.g. the same projection in each of 80 layers) are costed
+once per evaluation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..arch.spec import SystemSpec
+from ..errors import WorkloadError
+from ..workload.graph import WorkloadGraph
+from ..workload.ops import Op
+from .costs import ChipModel, OpCost, op_cost
+
+COST_FIELDS = ("compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s",
+               "hbm_bytes", "link_bytes")
+
+
+def cost_ops(ops: list[Op], system: SystemSpec) -> list[OpCost]:
+    """Cost each op on one chip of ``system`` (cached by op identity of shape and dtype)."""
+    cm = ChipModel(system)
+    cache: dict[Op, OpCost] = {}
+    out = []
+    for op in ops:
+        c = cache.get(op)
+        if c is None:
+            c = cache[op] = op_cost(cm, op)
+        out.append(c)
+    return out
+
+
+def check_fits(graph: WorkloadGraph, system: SystemSpec) -> None:
+    """Refuse a graph whose parallel group needs more chips than the system has."""
+    if graph.meta.tp > system.num_chips:
+        raise WorkloadError(f"--tp {graph.meta.tp} needs {graph.meta.tp} chips but {system.name} "
+                            f"has {system.num_chips}; pick a system with more chips or a smaller --tp")
+
+
+def evaluate_arrays(graph: WorkloadGraph, system: SystemSpec) -> dict[str, np.ndarray]:
+    """Per-op time terms as numpy arrays (keys: ``COST_FIELDS`` plus ``bound``), in the
+    graph's topological order. The cheap core of ``accelsim.evaluate`` for sweeps."""
+    check_fits(graph, system)
+    costs = cost_ops(graph.ops(), system)
+    arrays = {f: np.array([getattr(c, f) for c in costs], dtype=float) for f in COST_FIELDS}
+    arrays["bound"] = np.array([c.bound for c in costs], dtype=object)
+    arrays["mapping"] = np.array([c.mapping for c in costs], dtype=object)
+    return arrays

@@ -1,0 +1,462 @@
+"""Model configs: the architecture of a transformer (decoder or encoder) or a ResNet-style CNN,
+with exact parameter counts, and loaders for presets, YAML files and Hugging Face config.json.
+
+One ``ModelConfig`` class covers three families, selected by ``family``:
+
+- ``decoder``: causal transformer LMs (Llama, Mixtral, GPT-3, DeepSeek-MoE style MoE).
+- ``encoder``: bidirectional transformers; with ``image_size``/``patch_size`` a ViT (patch
+  embedding as a convolution, a class token, learned positions, a classifier head).
+- ``cnn``: a bottleneck ResNet (ResNet-50 is ``stage_blocks: [3, 4, 6, 3]``,
+  ``stage_widths: [64, 128, 256, 512]``, ``bottleneck_expansion: 4``), torchvision v1.5 layout
+  (stride on the 3x3 convolution), batch norm after every convolution.
+
+Fields that do not apply to a family are left at their neutral defaults (0, empty, False).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from ..arch.spec import DTYPE_BYTES
+from ..configio import load_yaml, suggest, validate
+from ..errors import WorkloadError
+
+TRANSFORMER_FAMILIES = ("decoder", "encoder")
+
+
+class ModelConfig(BaseModel):
+    """The architecture of one model. Sizes are of the whole (unsharded) model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    name: str
+    """Model name (the preset name for presets)."""
+    family: Literal["decoder", "encoder", "cnn"]
+    """decoder: causal transformer with a KV cache; encoder: bidirectional transformer (ViT with
+    ``image_size``); cnn: bottleneck ResNet."""
+    source: str = ""
+    """Where the numbers come from: the Hugging Face config.json or the paper."""
+    model_type: str = ""
+    """Hugging Face ``model_type`` (llama, mixtral, vit, ...), informational."""
+
+    # --- transformer -----------------------------------------------------------------------
+    hidden_size: int = Field(0, ge=0)
+    """Model width d (residual stream)."""
+    intermediate_size: int = Field(0, ge=0)
+    """Width of the dense MLP (per branch for a gated MLP; the expert width of Mixtral)."""
+    num_attention_heads: int = Field(0, ge=0)
+    """Query heads."""
+    num_key_value_heads: int = Field(0, ge=0)
+    """Key/value heads (grouped-query attention); defaults to ``num_attention_heads``."""
+    head_dim: int = Field(0, ge=0)
+    """Width of one head; defaults to ``hidden_size // num_attention_heads``."""
+    num_hidden_layers: int = Field(0, ge=0)
+    """Transformer blocks (for a CNN: unused, see ``stage_blocks``)."""
+    vocab_size: int = Field(0, ge=0)
+    """Token vocabulary (0 for vision models)."""
+    max_position_embeddings: int = Field(0, ge=0)
+    """Longest sequence (the size of the position table for learned positions; for a ViT it
+    defaults to patches + 1)."""
+    activation: Literal["silu", "gelu", "relu"]
+    """MLP activation: silu (SwiGLU when gated), gelu (any tanh/erf variant), relu (CNNs)."""
+    gated_mlp: bool | None = None
+    """True for a gated MLP (gate and up projections, act(gate) * up, then down: Llama, Mixtral);
+    False for up -> act -> down (GPT, ViT). Required for transformers."""
+    norm: Literal["rmsnorm", "layernorm", "batchnorm"]
+    """Normalisation: rmsnorm (scale only), layernorm (scale and shift), batchnorm (CNNs)."""
+    tied_embeddings: bool = False
+    """The LM head reuses the input embedding matrix (no separate output weights)."""
+    attention_bias: bool = False
+    """Biases on the q, k, v and output projections."""
+    mlp_bias: bool = False
+    """Biases on the MLP projections."""
+    position_embedding: Literal["rope", "learned", "none"] = "none"
+    """rope: rotary (applied to q and k in every layer, no parameters); learned: a table of
+    ``max_position_embeddings`` rows added to the token embeddings (GPT-3, ViT)."""
+
+    # --- mixture of experts ----------------------------------------------------------------
+    num_experts: int = Field(0, ge=0)
+    """Routed experts per MoE layer (0: dense model)."""
+    num_experts_per_tok: int = Field(0, ge=0)
+    """Routed experts each token goes to (top-k)."""
+    moe_intermediate_size: int = Field(0, ge=0)
+    """Width of one routed (and one shared) expert; defaults to ``intermediate_size``."""
+    num_shared_experts: int = Field(0, ge=0)
+    """Always-active shared experts per MoE layer (DeepSeek-MoE), each ``moe_intermediate_size``
+    wide."""
+    first_dense_layers: int = Field(0, ge=0)
+    """The first N layers use a dense MLP of ``intermediate_size`` (DeepSeek's
+    ``first_k_dense_replace``)."""
+
+    # --- vision (ViT encoder and CNN) --------------------------------------------------------
+    image_size: int = Field(0, ge=0)
+    """Input image side in pixels (square images)."""
+    patch_size: int = Field(0, ge=0)
+    """ViT patch side in pixels."""
+    num_channels: int = Field(0, ge=0)
+    """Input image channels."""
+    num_classes: int = Field(0, ge=0)
+    """Classifier outputs (0: no classifier head)."""
+
+    # --- CNN -------------------------------------------------------------------------------
+    stem_width: int = Field(0, ge=0)
+    """Output channels of the 7x7 stride-2 stem convolution."""
+    stage_blocks: tuple[int, ...] = ()
+    """Bottleneck blocks per stage (ResNet-50: 3, 4, 6, 3)."""
+    stage_widths: tuple[int, ...] = ()
+    """Bottleneck (3x3) width per stage; block outputs are ``width * bottleneck_expansion``."""
+    bottleneck_expansion: int = Field(0, ge=0)
+    """Output/bottleneck channel ratio of a block (4 for ResNet-50)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        heads, hidden = data.get("num_attention_heads"), data.get("hidden_size")
+        if data.get("num_key_value_heads") in (None, 0) and isinstance(heads, int):
+            data["num_key_value_heads"] = heads
+        if (data.get("head_dim") in (None, 0) and isinstance(heads, int) and heads > 0
+                and isinstance(hidden, int) and hidden % heads == 0):
+            data["head_dim"] = hidden // heads
+        if data.get("moe_intermediate_size") in (None, 0) and data.get("num_experts"):
+            data["moe_intermediate_size"] = data.get("intermediate_size", 0)
+        img, patch = data.get("image_size"), data.get("patch_size")
+        if (data.get("family") == "encoder" and data.get("max_position_embeddings") in (None, 0)
+                and isinstance(img, int) and isinstance(patch, int) and patch > 0):
+            data["max_position_embeddings"] = (img // patch) ** 2 + 1
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        p: list[str] = []
+        if self.family in TRANSFORMER_FAMILIES:
+            for f in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers"):
+                if getattr(self, f) <= 0:
+                    p.append(f"{f}: required (a positive integer) for a {self.family} model")
+            if self.head_dim <= 0 and self.num_attention_heads > 0:
+                p.append(f"head_dim: required when hidden_size={self.hidden_size} is not a multiple "
+                         f"of num_attention_heads={self.num_attention_heads}")
+            if self.num_key_value_heads > 0 and self.num_attention_heads % self.num_key_value_heads:
+                p.append(f"num_key_value_heads: {self.num_key_value_heads} does not divide "
+                         f"num_attention_heads={self.num_attention_heads}")
+            if self.gated_mlp is None:
+                p.append("gated_mlp: required for transformers (true for SwiGLU MLPs such as Llama's, "
+                         "false for GPT/ViT MLPs)")
+            if self.activation == "relu":
+                p.append("activation: relu is only supported for CNNs; use silu or gelu")
+            if self.norm == "batchnorm":
+                p.append("norm: batchnorm is only supported for CNNs; use rmsnorm or layernorm")
+            if self.position_embedding == "learned" and self.max_position_embeddings <= 0:
+                p.append("max_position_embeddings: required with learned position embeddings")
+            if self.num_experts:
+                if not 1 <= self.num_experts_per_tok <= self.num_experts:
+                    p.append(f"num_experts_per_tok: must be in 1..num_experts={self.num_experts}")
+                if self.first_dense_layers > self.num_hidden_layers:
+                    p.append("first_dense_layers: more than num_hidden_layers")
+            elif self.num_experts_per_tok or self.num_shared_experts:
+                p.append("num_experts: required (> 0) with num_experts_per_tok / num_shared_experts")
+        if self.family == "decoder" and self.vocab_size <= 0:
+            p.append("vocab_size: required (a positive integer) for a decoder")
+        if self.family == "encoder":
+            if self.image_size or self.patch_size:
+                if self.patch_size <= 0 or self.image_size <= 0 or self.image_size % self.patch_size:
+                    p.append(f"patch_size: must be positive and divide image_size={self.image_size}")
+                if self.num_channels <= 0:
+                    p.append("num_channels: required for a vision encoder")
+            elif self.vocab_size <= 0:
+                p.append("vocab_size: required for a text encoder (or set image_size/patch_size)")
+        if self.family == "cnn":
+            for f in ("image_size", "num_channels", "stem_width", "bottleneck_expansion"):
+                if getattr(self, f) <= 0:
+                    p.append(f"{f}: required (a positive integer) for a cnn")
+            if not self.stage_blocks or len(self.stage_blocks) != len(self.stage_widths):
+                p.append("stage_blocks, stage_widths: required, one entry per stage each")
+            if any(x <= 0 for x in self.stage_blocks + self.stage_widths):
+                p.append("stage_blocks, stage_widths: entries must be positive")
+            if self.norm != "batchnorm" or self.activation != "relu":
+                p.append("norm, activation: a cnn uses batchnorm and relu")
+        if p:
+            raise PydanticCustomError("model_config_invalid", "; ".join(p))
+        return self
+
+    # --- derived sizes ---------------------------------------------------------------------
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def is_vision(self) -> bool:
+        """A ViT-style encoder (patch embedding) or a CNN."""
+        return self.family == "cnn" or (self.family == "encoder" and self.patch_size > 0)
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2 if self.patch_size else 0
+
+    @property
+    def q_width(self) -> int:
+        """Width of all query heads: heads * head_dim."""
+        return self.num_attention_heads * self.head_dim
+
+    def kv_heads_per_chip(self, tp: int = 1) -> int:
+        """KV heads each of ``tp`` chips holds: kv_heads/tp, at least 1 (replicated when
+        kv_heads < tp)."""
+        return -(-self.num_key_value_heads // tp)
+
+    def is_moe_layer(self, layer: int) -> bool:
+        return self.is_moe and layer >= self.first_dense_layers
+
+    def _norm_params(self) -> int:
+        return {"rmsnorm": 1, "layernorm": 2}.get(self.norm, 0) * self.hidden_size
+
+    def param_breakdown(self, tp: int = 1) -> dict[str, int]:
+        """Parameters by component held by ONE chip under ``tp``-way Megatron tensor parallelism
+        (``tp=1``: the whole model). Column/row-parallel weights, experts' widths and the
+        vocabulary (padded up to a multiple of ``tp``) are split; norms, row-parallel biases,
+        the router, position tables and patch embeddings are replicated; KV projections are
+        replicated when ``num_key_value_heads < tp``. Assumes ``tp`` divides the heads and the
+        MLP widths (``build`` checks)."""
+        if self.family == "cnn":
+            return _cnn_params(self) if tp == 1 else {}
+        d, hd = self.hidden_size, self.head_dim
+        hq = self.q_width // tp
+        hkv = self.kv_heads_per_chip(tp) * hd
+        g = 3 if self.gated_mlp else 2
+        out: dict[str, int] = {}
+        L = self.num_hidden_layers
+        attn = d * hq + 2 * d * hkv + hq * d
+        if self.attention_bias:
+            attn += hq + 2 * hkv + d
+        out["attention"] = L * attn
+        out["norms"] = L * 2 * self._norm_params() + self._norm_params()
+        n_moe = L - self.first_dense_layers if self.is_moe else 0
+        f = self.intermediate_size // tp
+        mlp = g * d * f + (((g - 1) * f + d) if self.mlp_bias else 0)
+        out["mlp"] = (L - n_moe) * mlp
+        if n_moe:
+            fm = self.moe_intermediate_size // tp
+            out["router"] = n_moe * d * self.num_experts
+            out["experts"] = n_moe * self.num_experts * g * d * fm
+            out["shared_experts"] = n_moe * self.num_shared_experts * g * d * fm
+        if self.vocab_size:
+            v = -(-self.vocab_size // tp)
+            out["embedding"] = v * d
+            if self.family == "decoder" and not self.tied_embeddings:
+                out["lm_head"] = v * d
+        if self.patch_size:
+            out["patch_embedding"] = self.patch_size ** 2 * self.num_channels * d + d + d  # + class token
+        if self.position_embedding == "learned":
+            out["position_embedding"] = self.max_position_embeddings * d
+        if self.family == "encoder" and self.num_classes:
+            out["classifier"] = -(-self.num_classes // tp) * d + self.num_classes
+        return out
+
+    def params(self) -> int:
+        """Exact parameter count from the architecture formulas (trainable parameters; batch-norm
+        running statistics are buffers, not parameters)."""
+        return sum(self.param_breakdown(1).values())
+
+    def non_embedding_params(self) -> int:
+        """Parameters excluding the input token/patch/position embeddings (the LM head stays)."""
+        b = self.param_breakdown(1)
+        return self.params() - sum(b.get(k, 0) for k in ("embedding", "position_embedding"))
+
+    def weight_bytes(self, dtype: str = "bf16") -> float:
+        """Bytes of all weights stored in ``dtype``."""
+        return self.params() * dtype_bytes(dtype)
+
+    def kv_cache_bytes(self, batch: int, tokens: int, dtype: str = "bf16") -> float:
+        """Bytes of the K and V caches of ``batch`` sequences of ``tokens`` tokens, all layers
+        (0 for encoders and CNNs, which keep no cache)."""
+        if self.family != "decoder":
+            return 0.0
+        return (2.0 * self.num_hidden_layers * self.num_key_value_heads * self.head_dim
+                * batch * tokens * dtype_bytes(dtype))
+
+
+def dtype_bytes(dtype: str) -> float:
+    """Bytes per element; an unknown dtype is a WorkloadError with suggestions."""
+    try:
+        return DTYPE_BYTES[dtype]
+    except KeyError:
+        raise WorkloadError(f"unknown dtype {dtype!r}.{suggest(str(dtype), DTYPE_BYTES)} "
+                            f"Known: {', '.join(DTYPE_BYTES)}") from None
+
+
+def cnn_blocks(m: ModelConfig):
+    """(stage, block index in stage, in_channels, width, out_channels, stride) of every
+    bottleneck block, in order."""
+    cin = m.stem_width
+    for s, (n, w) in enumerate(zip(m.stage_blocks, m.stage_widths)):
+        for b in range(n):
+            yield s, b, cin, w, w * m.bottleneck_expansion, (2 if s > 0 and b == 0 else 1)
+            cin = w * m.bottleneck_expansion
+
+
+def _cnn_params(m: ModelConfig) -> dict[str, int]:
+    bn = lambda c: 2 * c  # noqa: E731  (batch-norm scale and shift)
+    stem = 49 * m.num_channels * m.stem_width + bn(m.stem_width)
+    blocks = 0
+    for _, _, cin, w, cout, stride in cnn_blocks(m):
+        blocks += cin * w + bn(w) + 9 * w * w + bn(w) + w * cout + bn(cout)
+        if cin != cout or stride != 1:
+            blocks += cin * cout + bn(cout)  # projection shortcut
+    cout = m.stage_widths[-1] * m.bottleneck_expansion
+    out = {"stem": stem, "blocks": blocks}
+    if m.num_classes:
+        out["classifier"] = cout * m.num_classes + m.num_classes
+    return out
+
+
+# --- loaders -------------------------------------------------------------------------------
+
+def preset_dir() -> Path:
+    """Folder holding the shipped workload presets."""
+    return Path(str(resources.files("accelsim") / "data" / "workloads"))
+
+
+def list_models() -> list[str]:
+    """Names of the shipped model presets, sorted."""
+    return sorted(p.stem for p in preset_dir().glob("*.yaml"))
+
+
+def load_model(name_or_path: str | Path | ModelConfig) -> ModelConfig:
+    """A model from a preset name (``accelsim presets``), a YAML file, a Hugging Face
+    ``config.json`` (or a folder holding one). Errors name the file and the field or key."""
+    if isinstance(name_or_path, ModelConfig):
+        return name_or_path
+    p = Path(name_or_path)
+    if p.is_dir() and (p / "config.json").exists():
+        return load_hf_config(p / "config.json")
+    if p.suffix == ".json":
+        return load_hf_config(p)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise WorkloadError(f"{p}: no such file")
+        return _load_yaml_model(p)
+    candidate = preset_dir() / f"{name_or_path}.yaml"
+    if candidate.exists():
+        return _load_yaml_model(candidate)
+    raise WorkloadError(f"unknown model {str(name_or_path)!r}.{suggest(str(name_or_path), list_models())}"
+                        f" Run `accelsim presets` for the list, or pass a YAML file or a Hugging Face"
+                        f" config.json.")
+
+
+def _load_yaml_model(path: Path) -> ModelConfig:
+    data = load_yaml(path, error=WorkloadError)
+    data.setdefault("name", path.stem)
+    return validate(ModelConfig, data, str(path), error=WorkloadError)
+
+
+# Hugging Face model types whose conventions differ from the Llama defaults.
+_GATED_TYPES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
+                "gemma2", "phi3", "deepseek", "deepseek_v2", "deepseek_v3", "olmo", "olmo2", "granite"}
+_BIAS_TYPES = {"gpt2", "gpt_neox", "opt", "bert", "roberta", "vit", "deit", "gptj", "bloom", "falcon"}
+_LEARNED_POS_TYPES = {"gpt2", "opt", "bert", "roberta", "vit", "deit", "gpt_bigcode", "bloom"}
+_UNTIED_BY_DEFAULT = _GATED_TYPES  # their config classes default tie_word_embeddings to False
+_ENCODER_TYPES = {"bert", "roberta", "vit", "deit"}
+_ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu",
+                "gelu_pytorch_tanh": "gelu", "gelu_fast": "gelu", "gelu_python": "gelu",
+                "quick_gelu": "gelu"}
+_ALIASES = {"n_embd": "hidden_size", "n_head": "num_attention_heads", "n_layer": "num_hidden_layers",
+            "n_positions": "max_position_embeddings", "n_inner": "intermediate_size",
+            "num_local_experts": "num_experts", "n_routed_experts": "num_experts",
+            "n_shared_experts": "num_shared_experts", "first_k_dense_replace": "first_dense_layers",
+            "activation_function": "hidden_act"}
+
+
+def load_hf_config(path: str | Path) -> ModelConfig:
+    """Map a Hugging Face ``config.json`` onto a ModelConfig. Unknown keys are ignored; a
+    missing required key is a WorkloadError naming the key and the file. Multi-head latent
+    attention (DeepSeek-V2/V3 ``kv_lora_rank``) is not modelled: such configs are read as
+    standard attention with ``num_key_value_heads`` heads."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as e:
+        raise WorkloadError(f"{path}: cannot read: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise WorkloadError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
+    if not isinstance(raw, dict):
+        raise WorkloadError(f"{path}: expected a JSON object at the top level")
+    cfg = {k: v for k, v in raw.items() if v is not None}
+    for alias, key in _ALIASES.items():
+        if alias in cfg and key not in cfg:
+            cfg[key] = cfg[alias]
+    mt = str(cfg.get("model_type", ""))
+    vision = "image_size" in cfg and "patch_size" in cfg
+    family = "encoder" if (mt in _ENCODER_TYPES or vision) else "decoder"
+
+    def need(key: str) -> Any:
+        if key not in cfg:
+            raise WorkloadError(f"{path}: missing required key {key!r} (Hugging Face config.json"
+                                f" of model_type {mt or '?'!r})")
+        return cfg[key]
+
+    hidden = need("hidden_size")
+    if "intermediate_size" not in cfg and mt == "gpt2":
+        cfg["intermediate_size"] = 4 * hidden
+    act_name = str(cfg.get("hidden_act", "silu" if mt in _GATED_TYPES else "gelu"))
+    if act_name not in _ACTIVATIONS:
+        raise WorkloadError(f"{path}: hidden_act: unsupported activation {act_name!r}; supported: "
+                            f"{', '.join(sorted(_ACTIVATIONS))}")
+    if "rms_norm_eps" in cfg:
+        norm = "rmsnorm"
+    elif "layer_norm_eps" in cfg or "layer_norm_epsilon" in cfg:
+        norm = "layernorm"
+    else:
+        raise WorkloadError(f"{path}: missing required key 'rms_norm_eps' (RMSNorm) or "
+                            f"'layer_norm_eps'/'layer_norm_epsilon' (LayerNorm)")
+    data: dict[str, Any] = {
+        "name": _hf_name(path, raw),
+        "family": family,
+        "source": str(path),
+        "model_type": mt,
+        "hidden_size": hidden,
+        "intermediate_size": need("intermediate_size"),
+        "num_attention_heads": need("num_attention_heads"),
+        "num_key_value_heads": cfg.get("num_key_value_heads"),
+        "head_dim": cfg.get("head_dim"),
+        "num_hidden_layers": need("num_hidden_layers"),
+        "vocab_size": cfg.get("vocab_size", 0) if vision else need("vocab_size"),
+        "max_position_embeddings": cfg.get("max_position_embeddings", 0),
+        "activation": _ACTIVATIONS[act_name],
+        "gated_mlp": mt in _GATED_TYPES or (mt not in _BIAS_TYPES and _ACTIVATIONS[act_name] == "silu"),
+        "norm": norm,
+        "tied_embeddings": bool(cfg.get("tie_word_embeddings", mt not in _UNTIED_BY_DEFAULT)),
+        "attention_bias": bool(cfg.get("attention_bias", cfg.get("qkv_bias", mt in _BIAS_TYPES))),
+        "mlp_bias": bool(cfg.get("mlp_bias", mt in _BIAS_TYPES)),
+        "position_embedding": ("learned" if (mt in _LEARNED_POS_TYPES or vision) and "rope_theta" not in cfg
+                               else "rope"),
+    }
+    if cfg.get("num_experts"):
+        data["num_experts"] = cfg["num_experts"]
+        data["num_experts_per_tok"] = need("num_experts_per_tok")
+        data["moe_intermediate_size"] = cfg.get("moe_intermediate_size")
+        data["num_shared_experts"] = cfg.get("num_shared_experts", 0)
+        data["first_dense_layers"] = cfg.get("first_dense_layers", 0)
+    if vision:
+        data.update(image_size=cfg["image_size"], patch_size=cfg["patch_size"],
+                    num_channels=cfg.get("num_channels", 3),
+                    num_classes=len(cfg.get("id2label", {})) or cfg.get("num_labels", 0))
+        data["max_position_embeddings"] = 0  # derived: patches + class token
+    return validate(ModelConfig, data, str(path), error=WorkloadError)
+
+
+def _hf_name(path: Path, raw: dict[str, Any]) -> str:
+    named = raw.get("_name_or_path")
+    if isinstance(named, str) and named.strip("/"):
+        return named.rstrip("/").split("/")[-1]
+    return path.parent.name if path.name == "config.json" and path.parent.name else path.stem
+
+
+__all__ = ["ModelConfig", "load_model", "load_hf_config", "list_models", "preset_dir", "dtype_bytes",
+           "cnn_blocks"]

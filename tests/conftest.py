@@ -1,0 +1,46 @@
+"""Shared fixtures: small hand-built systems whose costs can be derived on paper."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from accelsim.arch.spec import SystemSpec
+
+BASE_CHIP: dict[str, Any] = {
+    "name": "toy",
+    "frequency_Hz": "1 GHz",
+    "num_cores": 1,
+    "core": {
+        "tensor": {"rows": 128, "cols": 128, "count": 1, "dataflow": "ws",
+                   "macs_per_cycle": {"bf16": 16384, "fp32": 4096},
+                   "preload_overlap": False, "min_pass_cycles": 0},
+        "vector": {"lanes": 128, "ops_per_cycle": {"bf16": 128, "fp32": 128}},
+        "scalar": {"transcendentals_per_cycle": 128},
+        "sram": {"capacity_bytes": "64 MiB"},
+    },
+    "hbm": {"capacity_bytes": "16 GiB", "bandwidth_Bps": "1 TB/s"},
+    "dma": {"engines": 1, "bandwidth_per_engine_Bps": "1 TB/s"},
+}
+
+
+def make_system(chip: dict[str, Any] | None = None, **system: Any) -> SystemSpec:
+    """A toy system; ``chip`` entries are deep-merged into BASE_CHIP."""
+    c = copy.deepcopy(BASE_CHIP)
+
+    def merge(dst: dict, src: dict) -> None:
+        for k, v in src.items():
+            if isinstance(v, dict) and isinstance(dst.get(k), dict):
+                merge(dst[k], v)
+            else:
+                dst[k] = v
+
+    merge(c, chip or {})
+    return SystemSpec.model_validate({"name": "toy", "chip": c, **system})
+
+
+@pytest.fixture
+def toy() -> SystemSpec:
+    return make_system()

@@ -1,0 +1,190 @@
+"""Closed-form cases derived by hand, and properties of the cost model."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from accelsim.errors import LoweringError, WorkloadError
+from accelsim.lower.collectives import collective_time
+from accelsim.lower.mapping import gemm_search
+from accelsim.sim.costs import ChipModel, op_cost
+from accelsim.workload.ops import Collective, MatMul, Softmax
+
+from conftest import make_system
+
+
+def test_one_gemm_on_one_core_sequential_folds(toy):
+    # 1 core, 128x128 ws, folds strictly sequential, 1 GHz, bandwidth plentiful for this shape.
+    # M=256, N=128, K=256: best tile is the whole GEMM: ceil(256/128)*ceil(128/128) = 2 folds,
+    # each streams M=256 rows plus fill/drain 2R+C-2 = 382 -> 2*638 = 1276 cycles = 1.276 us.
+    c = op_cost(ChipModel(toy), MatMul(m=256, n=128, k=256, b_shared=True))
+    assert c.compute_s == pytest.approx(1276e-9)
+    assert c.bound == "compute"
+    assert c.time_s == pytest.approx(1276e-9)
+
+
+def test_one_gemm_with_overlapped_preload():
+    sys = make_system({"core": {"tensor": {"preload_overlap": True}}})
+    c = op_cost(ChipModel(sys), MatMul(m=256, n=128, k=256, b_shared=True))
+    assert c.compute_s == pytest.approx((2 * 256 + 382) * 1e-9)
+
+
+def test_memory_bound_gemv():
+    # y[1,4096] = x[1,4096] @ W[4096,4096] in bf16 on 1 TB/s: every byte read once,
+    # bytes = 2*(4096 + 4096*4096 + 4096) = 33,570,816 -> 33.570816 us; compute with
+    # overlapped preload is 32*32 one-row folds + 382 fill = 1406 cycles = 1.4 us.
+    sys = make_system({"core": {"tensor": {"preload_overlap": True}}})
+    c = op_cost(ChipModel(sys), MatMul(m=1, n=4096, k=4096, b_shared=True))
+    assert c.compute_s == pytest.approx(1406e-9)
+    assert c.hbm_bytes == 33_570_816
+    assert c.time_s == pytest.approx(33.570816e-6)
+    assert c.bound == "memory"
+
+
+def test_gemv_with_sequential_folds_is_fill_bound(toy):
+    # the same GEMV when every one-row fold pays the full 2R+C-2 = 382 fill/drain (SCALE-Sim):
+    # 1024 folds * 383 cycles = 392.192 us: a weight-stationary array is a poor GEMV engine
+    c = op_cost(ChipModel(toy), MatMul(m=1, n=4096, k=4096, b_shared=True))
+    assert c.compute_s == pytest.approx(1024 * 383e-9)
+    assert c.bound == "compute"
+
+
+def test_allreduce_on_a_ring():
+    # 4 chips on a closed ring, 100 GB/s per direction, 1 us per hop, 64 MiB per rank:
+    # bidirectional ring: 2*(p-1)/p * n / (2B) = 0.75 * 67108864 / 1e11 = 503.316 us,
+    # plus 2*(p-1) = 6 hops of latency.
+    sys = make_system(num_chips=4, interconnect={"kind": "ring", "dims": [4], "link_bandwidth_Bps": "100 GB/s",
+                                                 "link_latency_s": "1 us"})
+    t, lat, sent, algo = collective_time(sys, Collective(op="allreduce", bytes_per_rank=64 * 2**20, group=4))
+    assert t == pytest.approx(0.75 * 67108864 / 1e11)
+    assert lat == pytest.approx(6e-6)
+    assert sent == pytest.approx(1.5 * 67108864)
+    c = op_cost(ChipModel(sys), Collective(op="allreduce", bytes_per_rank=64 * 2**20, group=4))
+    assert c.time_s == pytest.approx(509.316e-6, rel=1e-5) and c.bound == "interconnect"
+
+
+def test_allreduce_switch_and_direct():
+    n = 2**30
+    sw = make_system(num_chips=8, interconnect={"kind": "switch", "link_bandwidth_Bps": "25 GB/s",
+                                                "links_per_neighbour": 18})
+    t, *_ = collective_time(sw, Collective(op="allreduce", bytes_per_rank=n, group=8))
+    assert t == pytest.approx(2 * 7 / 8 * n / 450e9)     # ring through the switch at 450 GB/s
+    sharp = make_system(num_chips=8, interconnect={"kind": "switch", "link_bandwidth_Bps": "25 GB/s",
+                                                   "links_per_neighbour": 18, "in_switch_reduction": True})
+    t2, *_ = collective_time(sharp, Collective(op="allreduce", bytes_per_rank=n, group=8))
+    assert t2 == pytest.approx(n / 450e9)                # each GPU sends and receives n once
+    fc = make_system(num_chips=4, interconnect={"kind": "fully_connected", "link_bandwidth_Bps": "25 GB/s",
+                                                "links_per_neighbour": 4})
+    t3, *_ = collective_time(fc, Collective(op="allreduce", bytes_per_rank=n, group=4))
+    assert t3 == pytest.approx(2 * (n / 4) / 100e9)      # direct reduce-scatter + all-gather
+    rs, *_ = collective_time(fc, Collective(op="reducescatter", bytes_per_rank=n, group=4))
+    assert rs == pytest.approx(t3 / 2)
+
+
+def test_torus_allreduce_two_dims():
+    # 4x4 torus, group of 16: RS+AG in dim 1 on n, then dim 2 on n/4, both rings closed.
+    sys = make_system(num_chips=16, interconnect={"kind": "torus2d", "dims": [4, 4], "link_bandwidth_Bps": "100 GB/s"})
+    n = 1e9
+    t, *_ = collective_time(sys, Collective(op="allreduce", bytes_per_rank=n, group=16))
+    assert t == pytest.approx(2 * 0.75 * n / 2e11 + 2 * 0.75 * (n / 4) / 2e11)
+
+
+def test_group_larger_than_system_is_refused(toy):
+    with pytest.raises(WorkloadError, match="at least 8 chips"):
+        op_cost(ChipModel(toy), Collective(op="allreduce", bytes_per_rank=1e6, group=8))
+
+
+def test_softmax_vector_bound():
+    # 4096 rows x 4096 cols on 1 core: 4 vector ops/element at 128 ops/cycle, 1 GHz
+    # -> 4*16.78M/128e9 = 524.3 us; exp on 128 lanes -> 131 us; bytes 2*2*16.78M/1e12 = 67 us.
+    sys = make_system()
+    c = op_cost(ChipModel(sys), Softmax(rows=4096, cols=4096, dtype="bf16"))
+    assert c.vector_s == pytest.approx(4 * 4096 * 4096 / 128e9)
+    assert c.bound == "vector"
+
+
+def test_unsupported_dtype_is_a_clear_error(toy):
+    with pytest.raises(LoweringError, match="no tensor-engine rate for fp8"):
+        op_cost(ChipModel(toy), MatMul(m=64, n=64, k=64, dtype_a="fp8", dtype_b="fp8"))
+
+
+def test_tiny_sram_cannot_fit():
+    sys = make_system({"core": {"sram": {"capacity_bytes": 64}}})
+    with pytest.raises(LoweringError, match="no tile fits"):
+        op_cost(ChipModel(sys), MatMul(m=256, n=256, k=256))
+
+
+# ---------------------------------------------------------------- properties
+
+gemm = st.tuples(st.integers(1, 4096), st.integers(1, 4096), st.integers(1, 4096), st.booleans())
+chips = st.fixed_dictionaries({
+    "num_cores": st.integers(1, 16),
+    "frequency_Hz": st.floats(0.5e9, 3e9),
+    "core": st.fixed_dictionaries({
+        "tensor": st.fixed_dictionaries({"rows": st.sampled_from([16, 32, 128]), "cols": st.sampled_from([16, 32, 128]),
+                                         "dataflow": st.sampled_from(["ws", "os", "is"]),
+                                         "preload_overlap": st.booleans()}),
+        "sram": st.fixed_dictionaries({"capacity_bytes": st.integers(2**20, 2**26)}),
+    }),
+    "hbm": st.fixed_dictionaries({"bandwidth_Bps": st.floats(1e11, 5e12)}),
+})
+
+
+def _chip(d):
+    t = d["core"]["tensor"]
+    t["macs_per_cycle"] = {"bf16": t["rows"] * t["cols"]}
+    return make_system(d)
+
+
+def _scaled(d, path, factor):
+    import copy
+    d = copy.deepcopy(d)
+    node = d
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] *= factor
+    return d
+
+
+@settings(max_examples=40, deadline=None)
+@given(chips, gemm, st.sampled_from([("hbm", "bandwidth_Bps"), ("frequency_Hz",), ("core", "sram", "capacity_bytes")]))
+def test_more_resources_never_slower(d, shape, path):
+    m, n, k, shared = shape
+    op = MatMul(m=m, n=n, k=k, b_shared=shared)
+    base = _chip(_scaled(d, path, 1.0))
+    more = _chip(_scaled(d, path, 2.0))
+    try:
+        t0 = op_cost(ChipModel(base), op).time_s
+    except LoweringError:
+        return
+    assert op_cost(ChipModel(more), op).time_s <= t0 * (1 + 1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(chips, gemm)
+def test_time_at_least_roofline(d, shape):
+    m, n, k, shared = shape
+    sys = _chip(d)
+    op = MatMul(m=m, n=n, k=k, b_shared=shared)
+    try:
+        c = op_cost(ChipModel(sys), op)
+    except LoweringError:
+        return
+    bound = max(op.flops() / sys.chip.peak_flops("bf16"), op.bytes() / sys.chip.hbm.bandwidth_Bps)
+    assert c.time_s >= bound * (1 - 1e-9)
+    assert c.hbm_bytes >= op.bytes() * (1 - 1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(gemm, st.integers(1, 64), st.floats(1e6, 1e9))
+def test_numba_search_equals_python_twin(shape, cores, sram):
+    m, n, k, shared = shape
+    args = (float(m), float(n), float(k), 1.0, shared, 2.0, 2.0, 2.0, 128, 128, 4, 1, 1.0, True, 0.0,
+            1.4e9, 1.0, float(cores), sram, 0.0, 40e6, 5e12, 2e12, 2e12 / cores)
+    np.testing.assert_array_equal(gemm_search(*args), gemm_search.py_func(*args))
+
+
+def test_identical_inputs_identical_outputs(toy):
+    op = MatMul(m=333, n=777, k=999)
+    a, b = op_cost(ChipModel(toy), op), op_cost(ChipModel(toy), op)
+    assert a == b
