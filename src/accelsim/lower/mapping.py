@@ -3,7 +3,8 @@
 For C[M,N] = A[M,K] @ B[K,N] (``batch`` independent copies) the search enumerates output tiles
 (Mt x Nt), a split of K over cores (split-K, whose fp32 partials cost extra traffic) and a loop
 order, keeps the candidates whose working set fits one core's SRAM (operands double-buffered,
-fp32 accumulators in the accumulator buffer or in SRAM), and returns the fastest:
+fp32 accumulators in the accumulator buffer or in SRAM), and returns the fastest (ties: less
+HBM traffic, then less compute time):
 
 - tiles are spread over the cores; ``waves = ceil(tiles / cores)`` (wave quantization: a GPU
   with 108 SMs running 109 tiles pays two waves), each wave costs one tile's ``pass_cycles``
@@ -109,7 +110,7 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                     bw = min(hbm_bw, active * core_bw)
                     hbm_s = hbm / bw
                     t = max(compute, hbm_s, shared_s)
-                    if t < best[0] or (t == best[0] and hbm < best[4]):
+                    if t < best[0] or (t == best[0] and (hbm < best[4] or (hbm == best[4] and compute < best[1]))):
                         best[0] = t
                         best[1] = compute
                         best[2] = hbm_s
