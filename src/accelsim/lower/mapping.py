@@ -34,7 +34,9 @@ TILE_SIZES = np.array([8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096], dtype=np
 SPLITS = np.array([1, 2, 4, 8, 16, 32], dtype=np.int64)
 """Candidate split-K factors."""
 K_CHUNK = 512
-"""K elements of an operand panel that one double-buffered DMA brings in at a time."""
+"""Largest K slice of an operand panel that one double-buffered load brings in at a time."""
+K_CHUNK_MIN = 16
+"""Smallest K slice worth a load (a GPU pipeline stage of 16-64, a Neuron 128-row slice)."""
 
 RESULT_FIELDS = ("time_s", "compute_s", "hbm_s", "shared_s", "hbm_bytes", "core_bytes",
                  "tile_m", "tile_n", "split_k", "order", "waves", "active_cores")
@@ -69,7 +71,7 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                 if split > 1 and K / split < min(R, K):
                     break
                 ks = math.ceil(K / split)
-                kc = min(ks, K_CHUNK)
+                kc_floor = min(ks, K_CHUNK_MIN)
                 tiles = batch * nm * nn * split
                 waves = math.ceil(tiles / cores)
                 active = min(cores, tiles)
@@ -81,17 +83,18 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                 rows = batch * nm * split
                 cols = batch * nn * split
                 for order in range(3):
+                    # smallest working set: the K slices double-buffered at the minimum chunk
                     if order == 0:
-                        need = 2.0 * (mt * kc * ba + kc * nt * bb) + acc_in_sram
+                        need = 2.0 * (mt * kc_floor * ba + kc_floor * nt * bb) + acc_in_sram
                         traf_a = a_bytes * nn
                         traf_b = b_bytes * nm
                     elif order == 1:
-                        need = mt * ks * ba + 2.0 * kc * nt * bb + acc_in_sram
+                        need = mt * ks * ba + 2.0 * kc_floor * nt * bb + acc_in_sram
                         per_row = max(1.0, min(nn, math.ceil(cores / rows)))
                         traf_a = a_bytes * per_row
                         traf_b = b_bytes * nm
                     else:
-                        need = ks * nt * bb + 2.0 * mt * kc * ba + acc_in_sram
+                        need = ks * nt * bb + 2.0 * mt * kc_floor * ba + acc_in_sram
                         per_col = max(1.0, min(nm, math.ceil(cores / cols)))
                         traf_a = a_bytes * nn
                         traf_b = b_bytes * per_col

@@ -157,22 +157,28 @@ def _check_tp(m: ModelConfig, tp: int) -> None:
 class _Emit:
     """Collects nodes and edges in program order; added to the graph in bulk."""
 
-    __slots__ = ("nodes", "edges")
+    __slots__ = ("ops", "nodes", "edges")
 
     def __init__(self) -> None:
+        self.ops: list = []
         self.nodes: list[tuple[str, dict]] = []
         self.edges: list[tuple[str, str]] = []
 
     def __call__(self, op, *deps: str) -> str:
         name = op.name
+        self.ops.append(op)
         self.nodes.append((name, {"op": op}))
-        self.edges.extend((d, name) for d in deps)
+        for d in deps:
+            self.edges.append((d, name))
         return name
 
     def graph(self, meta: WorkloadMeta) -> WorkloadGraph:
         g = WorkloadGraph(meta)
         g.g.add_nodes_from(self.nodes)
         g.g.add_edges_from(self.edges)
+        # Ops were emitted in a topological order, which is exactly what ops() would compute
+        # (lexicographic topological sort keyed by insertion order): seed its cache.
+        g._order = self.ops
         return g
 
 

@@ -1,0 +1,89 @@
+"""accelsim performance benchmarks: one JSON line per case on stdout.
+
+Run: ``python benchmarks/run.py [--repeat N]``. JIT compilation and first-call warm-up happen
+before any timer starts. Targets (../shared/DESIGN.md, 2-core machine):
+- analytical: one Llama-3-70B decode step on an 8-chip system in < 20 ms;
+- analytical: >= 1,000 design points per second per core for a single-layer graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from accelsim.api import evaluate
+from accelsim.arch import load_system
+from accelsim.arch.presets import load_raw
+from accelsim.arch.spec import SystemSpec
+from accelsim.configio import apply_overrides
+from accelsim.report.results import build_results
+from accelsim.sim.analytical import evaluate_arrays
+from accelsim.workload import build, load_model
+
+
+def timed(fn, repeat: int) -> list[float]:
+    fn()  # warm-up (JIT, caches)
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def emit(case: str, samples: list[float], **extra) -> None:
+    print(json.dumps({"case": case, "median_s": statistics.median(samples), "min_s": min(samples),
+                      "repeat": len(samples), **extra}), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--points", type=int, default=2000)
+    args = ap.parse_args()
+
+    system = load_system("dgx-h100")
+    model = load_model("llama-3-70b")
+
+    # 1. whole pipeline: build the 80-layer graph, cost it, assemble the tables
+    s = timed(lambda: evaluate(system, model, phase="decode", batch=8, context_len=2048, tp=8), args.repeat)
+    emit("analytical_llama3_70b_decode_dgx_h100_end_to_end", s, target_s=0.020, meets_target=statistics.median(s) < 0.020)
+    graph = build(model, "decode", batch=8, context_len=2048, tp=8)
+    s = timed(lambda: build(model, "decode", batch=8, context_len=2048, tp=8), args.repeat)
+    emit("build_graph_llama3_70b_decode_tp8", s, ops=len(graph))
+    s = timed(lambda: evaluate_arrays(graph, system), args.repeat)
+    emit("analytical_llama3_70b_decode_cost_only", s, ops=len(graph))
+    arrays = evaluate_arrays(graph, system)
+    s = timed(lambda: build_results(graph, system, arrays), args.repeat)
+    emit("results_tables_llama3_70b_decode", s)
+
+    # 2. design points: a single-layer Llama-3-8B decode graph on trn2 variants (HBM bandwidth x
+    #    SRAM size x array size); each point re-validates its spec and costs the graph
+    layer = load_model("llama-3-8b").model_copy(update={"num_hidden_layers": 1})
+    g1 = build(layer, "decode", batch=8, context_len=2048)
+    raw, _ = load_raw("trn2")
+    points = []
+    for i in range(args.points):
+        points.append([f"chip.hbm.bandwidth_Bps={1e12 + 1e9 * i}",
+                       f"chip.core.sram.capacity_bytes={(8 + i % 32) * 2**20}",
+                       f"chip.core.tensor.rows={(64, 128, 256)[i % 3]}"])
+
+    def sweep_points():
+        for ov in points:
+            spec = SystemSpec.model_validate(apply_overrides(raw, ov))
+            evaluate_arrays(g1, spec)
+
+    evaluate_arrays(g1, SystemSpec.model_validate(apply_overrides(raw, points[0])))
+    t = time.perf_counter()
+    sweep_points()
+    dt = time.perf_counter() - t
+    rate = args.points / dt
+    print(json.dumps({"case": "analytical_design_points_single_layer_trn2", "points": args.points,
+                      "seconds": dt, "points_per_s": rate, "ops_per_point": len(g1),
+                      "target_points_per_s": 1000, "meets_target": rate >= 1000}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
