@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..arch.spec import DTYPE_BYTES
@@ -33,7 +33,8 @@ TRANSFORMER_FAMILIES = ("decoder", "encoder")
 class ModelConfig(BaseModel):
     """The architecture of one model. Sizes are of the whole (unsharded) model."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
+                              validate_default=True)
 
     name: str
     """Model name (the preset name for presets)."""
@@ -134,58 +135,14 @@ class ModelConfig(BaseModel):
             data["max_position_embeddings"] = (img // patch) ** 2 + 1
         return data
 
-    @model_validator(mode="after")
-    def _check(self) -> "ModelConfig":
-        p: list[str] = []
-        if self.family in TRANSFORMER_FAMILIES:
-            for f in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers"):
-                if getattr(self, f) <= 0:
-                    p.append(f"{f}: required (a positive integer) for a {self.family} model")
-            if self.head_dim <= 0 and self.num_attention_heads > 0:
-                p.append(f"head_dim: required when hidden_size={self.hidden_size} is not a multiple "
-                         f"of num_attention_heads={self.num_attention_heads}")
-            if self.num_key_value_heads > 0 and self.num_attention_heads % self.num_key_value_heads:
-                p.append(f"num_key_value_heads: {self.num_key_value_heads} does not divide "
-                         f"num_attention_heads={self.num_attention_heads}")
-            if self.gated_mlp is None:
-                p.append("gated_mlp: required for transformers (true for SwiGLU MLPs such as Llama's, "
-                         "false for GPT/ViT MLPs)")
-            if self.activation == "relu":
-                p.append("activation: relu is only supported for CNNs; use silu or gelu")
-            if self.norm == "batchnorm":
-                p.append("norm: batchnorm is only supported for CNNs; use rmsnorm or layernorm")
-            if self.position_embedding == "learned" and self.max_position_embeddings <= 0:
-                p.append("max_position_embeddings: required with learned position embeddings")
-            if self.num_experts:
-                if not 1 <= self.num_experts_per_tok <= self.num_experts:
-                    p.append(f"num_experts_per_tok: must be in 1..num_experts={self.num_experts}")
-                if self.first_dense_layers > self.num_hidden_layers:
-                    p.append("first_dense_layers: more than num_hidden_layers")
-            elif self.num_experts_per_tok or self.num_shared_experts:
-                p.append("num_experts: required (> 0) with num_experts_per_tok / num_shared_experts")
-        if self.family == "decoder" and self.vocab_size <= 0:
-            p.append("vocab_size: required (a positive integer) for a decoder")
-        if self.family == "encoder":
-            if self.image_size or self.patch_size:
-                if self.patch_size <= 0 or self.image_size <= 0 or self.image_size % self.patch_size:
-                    p.append(f"patch_size: must be positive and divide image_size={self.image_size}")
-                if self.num_channels <= 0:
-                    p.append("num_channels: required for a vision encoder")
-            elif self.vocab_size <= 0:
-                p.append("vocab_size: required for a text encoder (or set image_size/patch_size)")
-        if self.family == "cnn":
-            for f in ("image_size", "num_channels", "stem_width", "bottleneck_expansion"):
-                if getattr(self, f) <= 0:
-                    p.append(f"{f}: required (a positive integer) for a cnn")
-            if not self.stage_blocks or len(self.stage_blocks) != len(self.stage_widths):
-                p.append("stage_blocks, stage_widths: required, one entry per stage each")
-            if any(x <= 0 for x in self.stage_blocks + self.stage_widths):
-                p.append("stage_blocks, stage_widths: entries must be positive")
-            if self.norm != "batchnorm" or self.activation != "relu":
-                p.append("norm, activation: a cnn uses batchnorm and relu")
-        if p:
-            raise PydanticCustomError("model_config_invalid", "; ".join(p))
-        return self
+    @field_validator("*", mode="after")
+    @classmethod
+    def _check_field(cls, value: Any, info: ValidationInfo) -> Any:
+        check = _FIELD_CHECKS.get(info.field_name or "")
+        problem = check(value, info.data) if check else None
+        if problem:
+            raise PydanticCustomError("model_config_invalid", problem)
+        return value
 
     # --- derived sizes ---------------------------------------------------------------------
     @property
@@ -280,6 +237,140 @@ class ModelConfig(BaseModel):
             return 0.0
         return (2.0 * self.num_hidden_layers * self.num_key_value_heads * self.head_dim
                 * batch * tokens * dtype_bytes(dtype))
+
+
+# --- per-field checks (each sees the fields declared before it, so errors carry the field path) --
+
+def _tf(d: dict) -> bool:
+    return d.get("family") in TRANSFORMER_FAMILIES
+
+
+def _positive_for(families: tuple[str, ...]):
+    def check(v: int, d: dict) -> str | None:
+        fam = d.get("family")
+        if fam in families and v <= 0:
+            return f"required (a positive integer) for a {fam} model"
+        return None
+    return check
+
+
+def _kv_heads(v: int, d: dict) -> str | None:
+    heads = d.get("num_attention_heads") or 0
+    if _tf(d) and v > 0 and heads % v:
+        return f"{v} does not divide num_attention_heads={heads}"
+    return None
+
+
+def _head_dim(v: int, d: dict) -> str | None:
+    if _tf(d) and v <= 0 and (d.get("num_attention_heads") or 0) > 0:
+        return (f"required: hidden_size={d.get('hidden_size')} is not a multiple of "
+                f"num_attention_heads={d.get('num_attention_heads')}")
+    return None
+
+
+def _activation(v: str, d: dict) -> str | None:
+    if _tf(d) and v == "relu":
+        return "relu is only supported for CNNs; use silu or gelu"
+    if d.get("family") == "cnn" and v != "relu":
+        return "a cnn uses relu"
+    return None
+
+
+def _gated(v: bool | None, d: dict) -> str | None:
+    if _tf(d) and v is None:
+        return "required for transformers (true for SwiGLU MLPs such as Llama's, false for GPT/ViT MLPs)"
+    return None
+
+
+def _norm(v: str, d: dict) -> str | None:
+    if _tf(d) and v == "batchnorm":
+        return "batchnorm is only supported for CNNs; use rmsnorm or layernorm"
+    if d.get("family") == "cnn" and v != "batchnorm":
+        return "a cnn uses batchnorm"
+    return None
+
+
+def _position(v: str, d: dict) -> str | None:
+    if v == "learned" and (d.get("max_position_embeddings") or 0) <= 0:
+        return "learned position embeddings need max_position_embeddings > 0"
+    return None
+
+
+def _top_k(v: int, d: dict) -> str | None:
+    e = d.get("num_experts") or 0
+    if e and not 1 <= v <= e:
+        return f"must be in 1..num_experts={e}"
+    if not e and v:
+        return "needs num_experts > 0"
+    return None
+
+
+def _shared(v: int, d: dict) -> str | None:
+    return "needs num_experts > 0 (shared experts sit beside routed ones)" if v and not d.get("num_experts") else None
+
+
+def _first_dense(v: int, d: dict) -> str | None:
+    layers = d.get("num_hidden_layers") or 0
+    return f"exceeds num_hidden_layers={layers}" if v > layers else None
+
+
+def _patch(v: int, d: dict) -> str | None:
+    if d.get("family") != "encoder":
+        return None
+    img = d.get("image_size") or 0
+    if img or v:
+        if v <= 0 or img <= 0 or img % v:
+            return f"must be positive and divide image_size={img}"
+    elif (d.get("vocab_size") or 0) <= 0:
+        return "a text encoder needs vocab_size > 0; a vision encoder needs image_size and patch_size"
+    return None
+
+
+def _channels(v: int, d: dict) -> str | None:
+    fam = d.get("family")
+    if (fam == "cnn" or (fam == "encoder" and d.get("patch_size"))) and v <= 0:
+        return f"required (a positive integer) for a vision {fam}"
+    return None
+
+
+def _stages(v: tuple[int, ...], d: dict) -> str | None:
+    if d.get("family") != "cnn":
+        return None
+    if not v or any(x <= 0 for x in v):
+        return "required for a cnn: one positive entry per stage"
+    return None
+
+
+def _widths(v: tuple[int, ...], d: dict) -> str | None:
+    r = _stages(v, d)
+    if r is None and d.get("family") == "cnn" and len(v) != len(d.get("stage_blocks") or ()):
+        return f"needs one entry per stage ({len(d.get('stage_blocks') or ())} stage_blocks)"
+    return r
+
+
+_FIELD_CHECKS = {
+    "hidden_size": _positive_for(TRANSFORMER_FAMILIES),
+    "intermediate_size": _positive_for(TRANSFORMER_FAMILIES),
+    "num_attention_heads": _positive_for(TRANSFORMER_FAMILIES),
+    "num_hidden_layers": _positive_for(TRANSFORMER_FAMILIES),
+    "num_key_value_heads": _kv_heads,
+    "head_dim": _head_dim,
+    "vocab_size": _positive_for(("decoder",)),
+    "activation": _activation,
+    "gated_mlp": _gated,
+    "norm": _norm,
+    "position_embedding": _position,
+    "num_experts_per_tok": _top_k,
+    "num_shared_experts": _shared,
+    "first_dense_layers": _first_dense,
+    "image_size": _positive_for(("cnn",)),
+    "patch_size": _patch,
+    "num_channels": _channels,
+    "stem_width": _positive_for(("cnn",)),
+    "stage_blocks": _stages,
+    "stage_widths": _widths,
+    "bottleneck_expansion": _positive_for(("cnn",)),
+}
 
 
 def dtype_bytes(dtype: str) -> float:
@@ -431,7 +522,8 @@ def load_hf_config(path: str | Path) -> ModelConfig:
         "activation": _ACTIVATIONS[act_name],
         "gated_mlp": mt in _GATED_TYPES or (mt not in _BIAS_TYPES and _ACTIVATIONS[act_name] == "silu"),
         "norm": norm,
-        "tied_embeddings": bool(cfg.get("tie_word_embeddings", mt not in _UNTIED_BY_DEFAULT)),
+        "tied_embeddings": family == "decoder" and bool(cfg.get("tie_word_embeddings",
+                                                                 mt not in _UNTIED_BY_DEFAULT)),
         "attention_bias": bool(cfg.get("attention_bias", cfg.get("qkv_bias", mt in _BIAS_TYPES))),
         "mlp_bias": bool(cfg.get("mlp_bias", mt in _BIAS_TYPES)),
         "position_embedding": ("learned" if (mt in _LEARNED_POS_TYPES or vision) and "rope_theta" not in cfg

@@ -1,0 +1,105 @@
+"""The command line through click's CliRunner: outputs, files and error messages."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from accelsim.cli import main
+
+REQUIRED_KEYS = {"system", "model", "phase", "latency_s", "tokens_per_s", "mfu", "params",
+                 "memory_bytes_per_chip", "time_by_bound_s", "num_ops"}
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_run_readable():
+    r = run("run", "trn2", "llama-3-8b", "--phase", "decode", "--batch", "8", "--context", "2048")
+    assert r.exit_code == 0, r.output
+    for word in ("latency", "tokens/s", "time by bound", "memory", "mlp_up"):
+        assert word in r.output
+
+
+def test_run_json_keys():
+    r = run("run", "trn2", "llama-3-8b", "--phase", "decode", "--batch", "8", "--context", "2048", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert REQUIRED_KEYS <= out.keys()
+    assert out["system"] == "trn2" and out["model"] == "llama-3-8b" and out["phase"] == "decode"
+    assert out["latency_s"] > 0 and out["tokens_per_s"] == pytest.approx(8 / out["latency_s"])
+    assert sum(out["time_by_bound_s"].values()) == pytest.approx(out["latency_s"])
+    assert 0 < out["mfu"] < 1
+
+
+def test_run_out_dir(tmp_path):
+    r = run("run", "a100-sxm-80gb", "tiny", "--phase", "prefill", "--seq", "128", "--out", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "roofline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    header = (tmp_path / "ops.csv").read_text().splitlines()[0].split(",")
+    for col in ("name", "layer", "kind", "engine", "flops", "bytes", "intensity", "compute_s", "memory_s",
+                "time_s", "bound", "utilization"):
+        assert col in header
+    assert json.loads((tmp_path / "summary.json").read_text())["phase"] == "prefill"
+
+
+def test_negative_bandwidth_is_refused():
+    r = run("run", "trn2", "llama-3-8b", "--set", "chip.hbm.bandwidth_Bps=-5")
+    assert r.exit_code == 2
+    assert "chip.hbm.bandwidth_Bps" in r.output and "greater than 0" in r.output and "trn2.yaml" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_set_with_units():
+    slow = json.loads(run("run", "trn2", "llama-3-8b", "--set", "chip.hbm.bandwidth_Bps=1 TB/s", "--json").output)
+    fast = json.loads(run("run", "trn2", "llama-3-8b", "--json").output)
+    assert slow["latency_s"] > 2 * fast["latency_s"]  # decode is HBM-bound: 2.9 -> 1 TB/s
+
+
+def test_misspelt_field(tmp_path):
+    bad = tmp_path / "chip.yaml"
+    bad.write_text((__import__("accelsim.arch.presets", fromlist=["x"]).preset_dir() / "trn2.yaml").read_text()
+                   .replace("bandwidth_Bps: 2.9 TB/s", "bandwith_Bps: 2.9 TB/s"))
+    r = run("validate", str(bad))
+    assert r.exit_code == 1
+    assert "chip.hbm.bandwith_Bps: unknown field" in r.output and str(bad) in r.output
+    assert "chip.hbm.bandwidth_Bps: required field is missing" in r.output
+
+
+def test_malformed_yaml(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: x\nchip: [unclosed\n")
+    r = run("validate", str(bad))
+    assert r.exit_code == 1 and "broken.yaml:" in r.output and "malformed YAML" in r.output
+
+
+def test_unknown_names_suggest():
+    r = run("run", "trn2", "llama-3-8c")
+    assert r.exit_code == 2 and "llama-3-8b" in r.output
+    r = run("run", "dgx-h10", "llama-3-8b")
+    assert r.exit_code == 2 and "dgx-h100" in r.output
+
+
+def test_tp_must_divide_heads():
+    r = run("run", "dgx-h100", "llama-3-8b", "--tp", "3")
+    assert r.exit_code == 2 and "32" in r.output and "3" in r.output and "Traceback" not in r.output
+
+
+def test_tp_larger_than_system():
+    r = run("run", "trn2", "llama-3-8b", "--tp", "8")
+    assert r.exit_code == 2 and "8 chips" in r.output
+
+
+def test_presets_json_lists_everything():
+    out = json.loads(run("presets", "--json").output)
+    names = {s["name"] for s in out["systems"]}
+    assert {"trn2", "dgx-h100", "tpu-v5e-256", "edge-npu"} <= names
+    assert {"llama-3-8b", "resnet50"} <= {m["name"] for m in out["models"]}
+
+
+def test_validate_shipped_preset():
+    from accelsim.arch.presets import preset_dir
+
+    r = run("validate", str(preset_dir() / "dgx-h100.yaml"))
+    assert r.exit_code == 0 and "ok:" in r.output
