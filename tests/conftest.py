@@ -44,3 +44,13 @@ def make_system(chip: dict[str, Any] | None = None, **system: Any) -> SystemSpec
 @pytest.fixture
 def toy() -> SystemSpec:
     return make_system()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="Rewrite tests/golden/*.json from the current model instead of comparing.")
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    return request.config.getoption("--update-golden")
