@@ -32,7 +32,7 @@ Decisions worth knowing:
   once. Experts are not expert-parallel: every chip holds all experts with their width split
   by ``tp`` like a dense MLP. Shared experts (DeepSeek) are one dense MatMul of width
   ``num_shared_experts * moe_intermediate_size / tp`` running beside the routed ones. A gated
-  GELU MLP (GeGLU) is costed as ``silu_mul``.
+  GELU MLP (GeGLU) is costed as ``gelu_mul``.
 - Encoders (ViT) run prefill only: a Conv2D patch embedding, learned positions, bidirectional
   attention, no KV cache, a classifier MatMul on the class token (``m = batch``).
 - CNNs (ResNet) run prefill only (a forward pass of ``batch`` images, ``tp`` must be 1): every
@@ -173,13 +173,8 @@ class _Emit:
         return name
 
     def graph(self, meta: WorkloadMeta) -> WorkloadGraph:
-        g = WorkloadGraph(meta)
-        g.g.add_nodes_from(self.nodes)
-        g.g.add_edges_from(self.edges)
-        # Ops were emitted in a topological order, which is exactly what ops() would compute
-        # (lexicographic topological sort keyed by insertion order): seed its cache.
-        g._order = self.ops
-        return g
+        # ops were emitted in a topological order (each after its dependencies)
+        return WorkloadGraph.from_ordered(meta, self.ops, self.edges)
 
 
 def active_experts(num_experts: int, top_k: int, tokens: int) -> int:
@@ -200,7 +195,7 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
     qkv_n = (hq + 2 * kvl) * hd
     g = 2 if m.gated_mlp else 1
     f = m.intermediate_size // tp
-    act = "silu_mul" if m.gated_mlp else m.activation
+    act = (m.activation + "_mul") if m.gated_mlp else m.activation
     Norm = RMSNorm if m.norm == "rmsnorm" else LayerNorm
     flash = attention == "flash"
     causal = decoder and q_len > 1

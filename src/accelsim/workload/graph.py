@@ -45,6 +45,21 @@ class WorkloadGraph:
         self.g = nx.DiGraph()
         self._order: list[Op] | None = None
 
+    @classmethod
+    def from_ordered(cls, meta: WorkloadMeta, ops: list[Op], edges: Iterable[tuple[str, str]]) -> "WorkloadGraph":
+        """A graph from ops already in topological order (every edge points forward in
+        ``ops``); the order is kept as the graph's op order, so no sort is needed."""
+        g = cls(meta)
+        g.g.add_nodes_from((o.name, {"op": o}) for o in ops)
+        position = {o.name: i for i, o in enumerate(ops)}
+        edges = list(edges)
+        for a, b in edges:
+            if position.get(a, len(ops)) >= position.get(b, -1):
+                raise WorkloadError(f"edge {a} -> {b} does not follow the given op order")
+        g.g.add_edges_from(edges)
+        g._order = list(ops)
+        return g
+
     def add(self, op: Op, deps: Iterable[str | Op] = ()) -> str:
         """Add ``op`` after ``deps`` (names or ops); returns its name."""
         if not op.name:

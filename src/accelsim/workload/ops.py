@@ -193,6 +193,9 @@ ELEMENTWISE = {
     "gelu": (1, 8.0, 1.0),      # tanh approximation: x*0.5*(1+tanh(c*(x+0.044715x^3)))
     "silu": (1, 3.0, 1.0),      # x * 1/(1+exp(-x))
     "silu_mul": (2, 4.0, 1.0),  # silu(gate) * up; elements = output elements
+    "gelu_mul": (2, 9.0, 1.0),  # gelu(gate) * up (GeGLU)
+    "relu": (1, 1.0, 0.0),
+    "relu_mul": (2, 2.0, 0.0),
     "add": (2, 1.0, 0.0),
     "mul": (2, 1.0, 0.0),
     "copy": (1, 0.0, 0.0),
