@@ -89,23 +89,29 @@ def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np
     """Assemble the per-op table and the summary from ``evaluate_arrays`` output."""
     ops = graph.ops()
     meta = graph.meta
-    flops = np.array([o.flops() for o in ops], dtype=float)
-    df = pd.DataFrame({
-        "name": [o.name for o in ops], "layer": [o.layer for o in ops], "role": [o.role for o in ops],
-        "kind": [o.kind for o in ops], "engine": [o.engine for o in ops], "flops": flops,
-        "bytes": np.array([o.bytes() for o in ops], dtype=float),
-    })
-    for k in ("hbm_bytes", "link_bytes", "compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s"):
-        df[k] = arrays[k]
-    df["intensity"] = np.divide(df["flops"], df["hbm_bytes"], out=np.zeros(len(df)), where=df["hbm_bytes"] > 0)
-    df["bound"] = arrays["bound"]
+    per_op: dict = {}
+    for o in ops:  # identical ops share their formulas' results
+        if o not in per_op:
+            per_op[o] = (o.flops(), o.bytes())
+    fb = np.array([per_op[o] for o in ops], dtype=float).reshape(len(ops), 2)
+    flops, hbm = fb[:, 0], arrays["hbm_bytes"]
+    time_s = arrays["time_s"]
     peak = system.chip.peak_flops(meta.dtype) or system.chip.peak_flops("bf16")
-    df["utilization"] = np.divide(df["flops"], df["time_s"] * peak, out=np.zeros(len(df)), where=df["time_s"] > 0)
-    df["mapping"] = arrays["mapping"]
+    cols = {
+        "name": [o.name for o in ops], "layer": [o.layer for o in ops], "role": [o.role for o in ops],
+        "kind": [o.kind for o in ops], "engine": [o.engine for o in ops], "flops": flops, "bytes": fb[:, 1],
+    }
+    for k in ("hbm_bytes", "link_bytes", "compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s"):
+        cols[k] = arrays[k]
+    cols["intensity"] = np.divide(flops, hbm, out=np.zeros(len(ops)), where=hbm > 0)
+    cols["bound"] = arrays["bound"]
+    cols["utilization"] = np.divide(flops, time_s * peak, out=np.zeros(len(ops)), where=time_s > 0)
+    cols["mapping"] = arrays["mapping"]
+    df = pd.DataFrame(cols)
 
-    latency = float(df["time_s"].sum())
+    latency = float(time_s.sum())
     chips = meta.tp
-    by_bound = {b: float(df.loc[df["bound"] == b, "time_s"].sum()) for b in BOUNDS}
+    by_bound = {b: float(time_s[arrays["bound"] == b].sum()) for b in BOUNDS}
     mem = meta.weight_bytes_per_chip + meta.kv_cache_bytes_per_chip + meta.activation_bytes_per_chip
     cap = system.chip.hbm.capacity_bytes
     warnings = []
@@ -125,8 +131,8 @@ def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np
         "mfu": float(flops.sum()) / (latency * peak) if latency > 0 and peak > 0 else 0.0,
         "params": meta.params,
         "flops_per_chip": float(flops.sum()),
-        "hbm_bytes_per_chip": float(df["hbm_bytes"].sum()),
-        "hbm_bandwidth_utilization": float(df["hbm_bytes"].sum()) / (latency * system.chip.hbm.bandwidth_Bps) if latency > 0 else 0.0,
+        "hbm_bytes_per_chip": float(hbm.sum()),
+        "hbm_bandwidth_utilization": float(hbm.sum()) / (latency * system.chip.hbm.bandwidth_Bps) if latency > 0 else 0.0,
         "memory_bytes_per_chip": mem,
         "weight_bytes_per_chip": meta.weight_bytes_per_chip,
         "kv_cache_bytes_per_chip": meta.kv_cache_bytes_per_chip,
