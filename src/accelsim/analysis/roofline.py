@@ -28,9 +28,11 @@ def roofline_figure(results: "Results") -> "Figure":
     fig, ax = plt.subplots(figsize=(7.5, 5))
     bw = chip.hbm.bandwidth_Bps
     x = np.logspace(-1, 4, 200)
-    for dtype, _ in sorted(chip.core.tensor.macs_per_cycle.items(), key=lambda kv: -kv[1]):
-        peak = chip.peak_flops(dtype)
-        ax.plot(x, np.minimum(peak, bw * x), lw=1.2, label=f"{dtype} peak {peak / 1e12:.0f} TFLOP/s")
+    roofs: dict[float, list[str]] = {}
+    for dtype in chip.core.tensor.macs_per_cycle:
+        roofs.setdefault(chip.peak_flops(dtype), []).append(dtype)
+    for peak, dtypes in sorted(roofs.items(), reverse=True):
+        ax.plot(x, np.minimum(peak, bw * x), lw=1.2, label=f"{'/'.join(dtypes)} peak {peak / 1e12:.0f} TFLOP/s")
     if len(df):
         achieved = df["flops"] / df["time_s"]
         share = df["time_s"] / results.ops["time_s"].sum()
