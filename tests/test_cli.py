@@ -103,3 +103,13 @@ def test_validate_shipped_preset():
 
     r = run("validate", str(preset_dir() / "dgx-h100.yaml"))
     assert r.exit_code == 0 and "ok:" in r.output
+
+
+def test_capacity_message_names_the_fix():
+    r = run("run", "trn2", "llama-3-70b", "--batch", "8")
+    assert r.exit_code == 0
+    assert "does not fit" in r.output and "--tp 2" in r.output and "trn2-48xl" in r.output
+    out = json.loads(run("run", "trn2", "llama-3-70b", "--batch", "8", "--json").output)
+    assert out["fits_in_hbm"] is False and out["warnings"]
+    # llama-3-70b bf16 weights alone are 141.1e9 B > 96 GiB (103.1e9 B)
+    assert out["weight_bytes_per_chip"] == pytest.approx(2 * 70_553_706_496, rel=0.01)

@@ -35,7 +35,7 @@ def preset_path(name_or_path: str | Path) -> Path:
         return p
     candidate = preset_dir() / f"{name_or_path}.yaml"
     if candidate.exists():
-        return candidate
+        return candidate.resolve()
     raise ConfigError(f"unknown system preset {str(name_or_path)!r}.{suggest(str(name_or_path), list_presets())}"
                       f" Run `accelsim presets` for the list.")
 

@@ -85,6 +85,18 @@ def _plain(x: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
+def _systems_with(system: SystemSpec, chips: int) -> str:
+    """' (e.g. trn2-48xl)': shipped presets with the same chip and enough chips."""
+    from ..arch.presets import list_presets, load_raw
+
+    names = []
+    for name in list_presets():
+        raw, _ = load_raw(name)
+        if raw.get("chip", {}).get("name") == system.chip.name and raw.get("num_chips", 1) >= chips:
+            names.append(name)
+    return f" (e.g. {', '.join(names)})" if names else ""
+
+
 def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np.ndarray]) -> Results:
     """Assemble the per-op table and the summary from ``evaluate_arrays`` output."""
     ops = graph.ops()
@@ -116,12 +128,14 @@ def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np
     cap = system.chip.hbm.capacity_bytes
     warnings = []
     if mem > cap:
+        need = 1 << int(np.ceil(np.log2(mem * chips / cap)))  # TP degrees are powers of two in practice
         warnings.append(
             f"{meta.model} needs {fmt(mem, 'B', binary=True)} per chip (weights "
             f"{fmt(meta.weight_bytes_per_chip, 'B', binary=True)}, KV cache "
             f"{fmt(meta.kv_cache_bytes_per_chip, 'B', binary=True)}) but one {system.chip.name} has "
-            f"{fmt(cap, 'B', binary=True)} of HBM: it does not fit. Raise --tp (needs about "
-            f"{int(np.ceil(mem * chips / cap))} chips) or use a system with more memory.")
+            f"{fmt(cap, 'B', binary=True)} of HBM: it does not fit. The smallest change that fits: "
+            f"--tp {need} on a system with at least {need} chips{_systems_with(system, need)}, "
+            f"or a smaller batch / context.")
     summary = {
         "system": system.name, "chip": system.chip.name, "model": meta.model, "phase": meta.phase,
         "batch": meta.batch, "seq_len": meta.seq_len, "context_len": meta.context_len, "tp": meta.tp,
