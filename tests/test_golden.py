@@ -53,3 +53,15 @@ def test_golden_summary(system, phase, golden, update_golden):
         assert got[k] == pytest.approx(want[k], rel=1e-9), k
     for b, t in want["time_by_bound_s"].items():
         assert got["time_by_bound_s"][b] == pytest.approx(t, rel=1e-9, abs=1e-15), b
+
+
+@pytest.mark.parametrize("system", list_presets())
+@pytest.mark.parametrize("phase", ["decode", "prefill"])
+def test_llama3_70b_runs_or_says_it_does_not_fit(system, phase):
+    spec = load_system(system)
+    r = evaluate(spec, "llama-3-70b", phase=phase, batch=8, seq_len=1024, context_len=2048, tp=tp_for(spec))
+    s = r.summary
+    assert s["latency_s"] > 0 and s["num_ops"] > 80 * 10
+    assert s["fits_in_hbm"] == (s["memory_bytes_per_chip"] <= spec.chip.hbm.capacity_bytes)
+    if not s["fits_in_hbm"]:
+        assert "does not fit" in r.warnings[0] and "--tp" in r.warnings[0]

@@ -46,7 +46,7 @@ def main() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a system field, e.g. --set chip.hbm.bandwidth_Bps='4 TB/s' (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write ops.csv, summary.json, roofline.png here.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write ops.csv, summary.json, summary.md, roofline.png here.")
 @click.option("--top", type=click.IntRange(min=0), default=8, show_default=True, help="Op roles to list.")
 @_friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, dtype, attention, overrides, as_json, out, top):
@@ -83,7 +83,7 @@ def run(system, model, phase, batch, seq_len, context_len, tp, dtype, attention,
     for w in res.warnings:
         click.echo(f"warning: {w}", err=True)
     if out:
-        click.echo(f"wrote {out}/ops.csv, summary.json, roofline.png")
+        click.echo(f"wrote {out}/ops.csv, summary.json, summary.md, roofline.png")
 
 
 @main.command()
@@ -121,20 +121,21 @@ def presets(as_json):
         s = load_system(name)
         systems.append({"name": name, "chip": s.chip.name, "num_chips": s.num_chips,
                         "interconnect": s.interconnect.kind if s.interconnect else None,
-                        "peak_bf16_flops": s.peak_flops("bf16"), "hbm_bytes_per_chip": s.chip.hbm.capacity_bytes,
+                        "peak_bf16_flops_per_chip": s.chip.peak_flops("bf16"), "hbm_bytes_per_chip": s.chip.hbm.capacity_bytes,
                         "hbm_bandwidth_Bps": s.chip.hbm.bandwidth_Bps, "description": s.description})
     models = [{"name": n, "params": load_model(n).params()} for n in list_models()]
     if as_json:
         click.echo(json.dumps({"systems": systems, "models": models}, indent=2))
         return
-    click.echo("systems:")
+    click.echo(f"systems:\n  {'name':<16}{'chip':<24}{'chips':>6}  {'interconnect':<16}{'bf16/chip':>14}"
+               f"{'HBM/chip':>11}{'HBM BW':>12}")
     for s in systems:
-        net = f"{s['num_chips']} x, {s['interconnect']}" if s["interconnect"] else "1 chip"
-        click.echo(f"  {s['name']:<16}{s['chip']:<16}{net:<22}{fmt(s['peak_bf16_flops'], 'FLOP/s'):>15}"
-                   f"{fmt(s['hbm_bytes_per_chip'], 'B', binary=True):>11}/chip {fmt(s['hbm_bandwidth_Bps'], 'B/s'):>11}")
+        click.echo(f"  {s['name']:<16}{s['chip']:<24}{s['num_chips']:>6}  {s['interconnect'] or '-':<16}"
+                   f"{fmt(s['peak_bf16_flops_per_chip'], 'FLOP/s'):>14}{fmt(s['hbm_bytes_per_chip'], 'B', binary=True):>11}"
+                   f"{fmt(s['hbm_bandwidth_Bps'], 'B/s'):>12}")
     click.echo("models:")
     for m in models:
-        click.echo(f"  {m['name']:<16}{m['params'] / 1e9:8.2f} B params")
+        click.echo(f"  {m['name']:<16}{fmt(m['params'], ''):>10} params")
 
 
 @main.command()

@@ -61,14 +61,15 @@ class Results:
         return "\n".join(lines)
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """Write ops.csv, summary.json and roofline.png into ``out_dir``."""
+        """Write ops.csv, summary.json, summary.md and roofline.png into ``out_dir``."""
         from ..analysis.roofline import roofline_figure
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        paths = [out / "ops.csv", out / "summary.json", out / "roofline.png"]
+        paths = [out / "ops.csv", out / "summary.json", out / "roofline.png", out / "summary.md"]
         self.ops.to_csv(paths[0], index=False)
         paths[1].write_text(self.to_json() + "\n")
+        paths[3].write_text(self.to_markdown() + "\n")
         fig = roofline_figure(self)
         fig.savefig(paths[2], dpi=120, bbox_inches="tight")
         import matplotlib.pyplot as plt
