@@ -14,6 +14,9 @@ fp32 accumulators in the accumulator buffer or in SRAM), and returns the fastest
   order 2 keeps the B panel resident while it walks a column;
 - a chip-shared SRAM (GPU L2, TPU CMEM) lets the tiles of one wave share panels, and holds a
   whole operand that fits in half of it, so HBM traffic can be far below core traffic;
+- one pipeline fill and drain is added: the first K step's operands must arrive before the
+  first pass and the last result must leave after the last pass, which penalises a few huge
+  tiles on a small GEMM;
 - HBM time uses the bandwidth the active cores can pull (``min(HBM, active cores x per-core
   DMA share)``), so a small GEMM that occupies few cores cannot reach peak bandwidth.
 
@@ -35,6 +38,11 @@ SPLITS = np.array([1, 2, 4, 8, 16, 32], dtype=np.int64)
 """Candidate split-K factors."""
 K_CHUNK = 512
 """Largest K slice of an operand panel that one double-buffered load brings in at a time."""
+MAX_K_STEPS = 8
+"""The event tier folds a tile's K loop into at most this many pipelined steps."""
+DMA_PIECE_BYTES = 64 * 1024
+"""A transfer is cut into descriptors of at least this size, spread over a core's DMA queues
+(as a DMA compiler splits a large copy over engines)."""
 K_CHUNK_MIN = 16
 """Smallest K slice worth a load (a GPU pipeline stage of 16-64, a Neuron 128-row slice)."""
 
@@ -43,19 +51,20 @@ TIME_TOLERANCE = 0.005
 MAX_CANDIDATES = (TILE_SIZES.size + 1) ** 2 * SPLITS.size * 3
 
 RESULT_FIELDS = ("time_s", "compute_s", "hbm_s", "shared_s", "hbm_bytes", "core_bytes",
-                 "tile_m", "tile_n", "split_k", "order", "waves", "active_cores")
+                 "tile_m", "tile_n", "split_k", "order", "waves", "active_cores", "fill_s",
+                 "k_chunk", "slots", "in_flight")
 
 
 @njit(cache=True)
 def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                 R, C, count, df, speedup, overlap, min_pass, freq, teff,
-                cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw):
+                cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw, queues):
     """Best mapping of one GEMM; returns an array laid out as ``RESULT_FIELDS``.
 
     Every fitting candidate is recorded; the winner is the one with the least HBM traffic among
     those within ``TIME_TOLERANCE`` of the fastest (then the least compute time), so a split-K
     that buys 0.1% of wave quantization at the price of gigabytes of partial sums is not chosen."""
-    cand = np.empty((MAX_CANDIDATES, 12))
+    cand = np.empty((MAX_CANDIDATES, 16))
     nc = 0
     a_bytes = M * K * ba
     b_bytes = K * N * bb
@@ -109,19 +118,40 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                         traf_b = b_bytes * per_col
                     if need > sram:
                         continue
+                    # the K pipeline the event tier will run: chunk, buffer slots, and how many
+                    # transfers a core keeps in flight (each queue moves one at a time)
+                    resident = mt * ks * ba if order == 1 else (ks * nt * bb if order == 2 else 0.0)
+                    budget = sram - acc_in_sram - resident
+                    kc = min(ks, K_CHUNK)
+                    while kc > K_CHUNK_MIN and 2.0 * (mt * kc * ba + kc * nt * bb) > budget:
+                        kc = kc // 2
+                    kf = min(ks, max(K_CHUNK_MIN, R))  # the first, fine chunk that fills the pipeline
+                    first_step = mt * kf * ba + kf * nt * bb
+                    kc = max(kc, math.ceil(ks / MAX_K_STEPS))
+                    step = mt * kc * ba + kc * nt * bb
+                    slots = max(2.0, math.floor(0.5 * budget / step))
+                    pieces = 0.0
+                    if order != 1:
+                        pieces += min(queues, max(1.0, math.ceil(mt * kc * ba / DMA_PIECE_BYTES)))
+                    if order != 2:
+                        pieces += min(queues, max(1.0, math.ceil(kc * nt * bb / DMA_PIECE_BYTES)))
+                    in_flight = min(queues, slots * pieces)
+                    path_bw = active * core_bw * in_flight / queues
                     core_traffic = batch * traf_a + b_copies * traf_b + batch * o_bytes + partials
                     hbm = core_traffic
-                    shared_s = 0.0
                     if shared_cap > 0:
                         gm = min(nm, math.ceil(math.sqrt(active)))
                         gn = min(nn, math.ceil(active / gm))
                         ha = a_bytes if a_bytes * batch <= shared_cap / 2 else a_bytes * math.ceil(nn / gn)
                         hb = b_bytes if b_bytes * b_copies <= shared_cap / 2 else b_bytes * math.ceil(nm / gm)
                         hbm = min(core_traffic, batch * ha + b_copies * hb + batch * o_bytes + partials)
-                        shared_s = core_traffic / shared_bw
-                    bw = min(hbm_bw, active * core_bw)
-                    hbm_s = hbm / bw
-                    t = max(compute, hbm_s, shared_s)
+                    shared_s = core_traffic / min(shared_bw, path_bw)
+                    hbm_s = hbm / min(hbm_bw, path_bw)
+                    # pipeline fill and drain: the first K step's operands arrive before the
+                    # first pass can start; the last tile's result leaves after the last pass
+                    bw_core = min(core_bw, hbm_bw / active)
+                    fill = (first_step + mt * nt * bo) / bw_core
+                    t = max(compute, hbm_s, shared_s) + fill
                     row = cand[nc]
                     row[0] = t
                     row[1] = compute
@@ -135,8 +165,12 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                     row[9] = order
                     row[10] = waves
                     row[11] = active
+                    row[12] = fill
+                    row[13] = kc
+                    row[14] = slots
+                    row[15] = in_flight
                     nc += 1
-    best = np.full(12, np.inf)
+    best = np.full(16, np.inf)
     if nc == 0:
         return best
     fastest = cand[:nc, 0].min()

@@ -45,7 +45,8 @@ class OpCost:
     link_s: float = 0.0
     """Chip-to-chip time (collectives)."""
     overhead_s: float = 0.0
-    """Fixed costs: launch, DMA issue, memory / link latency."""
+    """Fixed costs: launch, DMA issue, memory / link latency, and a GEMM's pipeline fill and
+    drain (first operands in, last result out)."""
     hbm_bytes: float = 0.0
     """HBM traffic after on-chip reuse."""
     link_bytes: float = 0.0
@@ -92,6 +93,7 @@ class ChipModel:
         self.shared_bw = bw * cal.sram_efficiency
         self.hbm_bw = chip.hbm.bandwidth_Bps * cal.hbm_efficiency
         self.core_bw = chip.dma_bandwidth_Bps * cal.hbm_efficiency / self.cores
+        self.queues = max(1, chip.dma.engines // self.cores)
         self.vec_rate = {d: r * chip.engine_hz("vector") * cal.vector_efficiency
                          for d, r in chip.core.vector.ops_per_cycle.items()}
         self.vec_rate_default = self.vec_rate.get("fp32") or min(self.vec_rate.values())
@@ -100,6 +102,7 @@ class ChipModel:
         self.lanes = chip.core.vector.lanes
         self.macs = dict(t.macs_per_cycle)
         self.overhead = cal.launch_overhead_s + chip.hbm.latency_s + chip.dma.setup_latency_s
+        self._mappings: dict[tuple, dict[str, float]] = {}
 
     def speedup(self, dtype: str) -> float:
         """Streaming-rate multiplier of ``dtype`` relative to one MAC per PE per cycle."""
@@ -114,23 +117,34 @@ def _tensor_dtype(*dtypes: str) -> str:
     return max(dtypes, key=lambda d: DTYPE_BYTES[d])
 
 
-def gemm_cost(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) -> OpCost:
-    """Cost of a (batched) GEMM from the mapping search."""
+def gemm_mapping(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) -> dict[str, float]:
+    """The mapping search's winner for ``mm`` (fields of ``RESULT_FIELDS``), cached per chip
+    model by op shape and dtypes, so a 32-layer model searches each distinct GEMM once."""
     ba = DTYPE_BYTES[mm.dtype_a] if a_bytes_per_el is None else a_bytes_per_el
+    key = (mm, ba)
+    hit = cm._mappings.get(key)
+    if hit is not None:
+        return hit
     r = gemm_search(float(mm.m), float(mm.n), float(mm.k), float(mm.batch), mm.b_shared, ba,
                     DTYPE_BYTES[mm.dtype_b], DTYPE_BYTES[mm.dtype_out],
                     cm.R, cm.C, cm.count, cm.df, cm.speedup(_tensor_dtype(mm.dtype_a, mm.dtype_b)),
                     cm.overlap, cm.min_pass, cm.f_tensor, cm.teff, float(cm.cores), cm.sram, cm.acc,
-                    cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw)
+                    cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues))
     if not math.isfinite(r[0]):
         raise LoweringError(f"{mm.name or 'matmul'} ({mm.m}x{mm.n}x{mm.k}): no tile fits the "
                             f"{cm.sram:.0f}-byte core SRAM of {cm.system.chip.name}")
-    f = dict(zip(RESULT_FIELDS, r))
+    f = cm._mappings[key] = dict(zip(RESULT_FIELDS, r))
+    return f
+
+
+def gemm_cost(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) -> OpCost:
+    """Cost of a (batched) GEMM from the mapping search."""
+    f = gemm_mapping(cm, mm, a_bytes_per_el)
     mapping = (f"tile {int(f['tile_m'])}x{int(f['tile_n'])}, split-K {int(f['split_k'])}, "
                f"order {('reload', 'A-resident', 'B-resident')[int(f['order'])]}, "
                f"{int(f['waves'])} wave(s) on {int(f['active_cores'])} cores")
     return OpCost(compute_s=f["compute_s"], memory_s=max(f["hbm_s"], f["shared_s"]),
-                  overhead_s=cm.overhead, hbm_bytes=f["hbm_bytes"], mapping=mapping)
+                  overhead_s=cm.overhead + f["fill_s"], hbm_bytes=f["hbm_bytes"], mapping=mapping)
 
 
 def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: float) -> OpCost:

@@ -1,0 +1,295 @@
+"""Lowering: a WorkloadGraph on one chip -> a Schedule of tile tasks.
+
+Per core the chip has a tensor, a vector and a scalar engine and a pool of DMA queues (its
+share of the chip's DMA engines); the chip has an HBM bandwidth server, an optional shared SRAM
+server (GPU L2) and a link port. Each op becomes:
+
+- **GEMM** (MatMul, Conv2D as im2col): the analytical mapping (tile, split-K, loop order) is
+  reused; tiles are dealt to cores in contiguous blocks; each tile walks its K range in chunks:
+  DMA-in of the B chunk (the weight: it acquires an SRAM buffer slot) and of the A chunk, a
+  tensor pass (the tile's systolic cycles, fill/drain included, spread over its chunks; the
+  pass releases the slot), then an accumulator eviction on the vector engine and a DMA-out.
+  With order "A-resident" a core loads a row's A panel once; with split-K the fp32 partials
+  are written, read back, added on the vector engine and written once.
+- **Flash attention**: per (sequence, KV head, query tile) unit, Q loaded once, K/V chunks
+  streamed, QK^T and PV passes on the tensor engine, exp on the scalar engine, the online
+  softmax update on the vector engine.
+- **Vector ops** (norms, softmax, elementwise, embedding, KV append): rows split over cores,
+  chunked: DMA-in, scalar (transcendentals) and vector passes in parallel, DMA-out.
+- **Collectives**: one transfer on the chip's link port carrying the bytes the algorithm sends,
+  at the algorithm's effective bandwidth, after its latency (the multi-chip issue decomposes
+  them into per-link transfers).
+
+Ops start when their predecessor ops end (a zero-length join task per op, plus the launch
+overhead as a delay). Weight DMAs of an op may start as soon as the previous op has started:
+one op of prefetch lookahead, bounded by the SRAM slots.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..arch.spec import DTYPE_BYTES, SystemSpec
+from ..errors import LoweringError
+from ..sim.costs import ChipModel, _tensor_dtype, gemm_mapping
+from ..sim.systolic import pass_cycles
+from ..workload.graph import WorkloadGraph
+from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
+from .collectives import collective_time
+from .mapping import DMA_PIECE_BYTES
+from .schedule import (BUSY, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD, CAT_SCALAR, CAT_TENSOR,
+                       CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder)
+
+VECTOR_CHUNK_BYTES = 512 * 1024
+"""Largest input chunk a core's vector pipeline brings in per DMA (bounded by SRAM/4)."""
+KV_CHUNK = 512
+"""Keys per streamed K/V chunk in flash attention."""
+
+
+
+class Lowerer:
+    """Holds the chip's resources while ops are lowered one by one."""
+
+    def __init__(self, system: SystemSpec):
+        self.system = system
+        self.cm = cm = ChipModel(system)
+        chip = system.chip
+        self.b = b = ScheduleBuilder()
+        self.cores = cores = chip.num_cores
+        self.queues = queues = max(1, chip.dma.engines // cores)
+        self.tensor = [b.resource(f"core{c}.tensor", "tensor") for c in range(cores)]
+        self.vector = [b.resource(f"core{c}.vector", "vector") for c in range(cores)]
+        self.scalar = [b.resource(f"core{c}.scalar", "scalar") for c in range(cores)]
+        self.dma = [b.resource(f"core{c}.dma", "dma", capacity=queues) for c in range(cores)]
+        self.link = b.resource("link", "link")
+        self.hbm = b.bandwidth_server("hbm", cm.hbm_bw)
+        ic = system.interconnect
+        link_bw = ic.chip_bandwidth_Bps(system.num_chips) * chip.calibration.link_efficiency if ic else 1.0
+        self.link_srv = b.bandwidth_server("link", link_bw)
+        self.hbm_cap = chip.dma.bandwidth_per_engine_Bps * chip.calibration.hbm_efficiency
+        self.shared_cap = chip.dma.bandwidth_per_engine_Bps * chip.calibration.sram_efficiency
+        self.dma_lat = chip.dma.setup_latency_s + chip.hbm.latency_s
+        self.launch = chip.calibration.launch_overhead_s
+        self.f_vec = chip.engine_hz("vector")
+        self.prev_start = -1
+
+    # ---------------------------------------------------------------- helpers
+    def load(self, op: int, core: int, nbytes: float, deps, hbm_fraction: float = 1.0,
+             acquire: int = -1, cat: int = CAT_DMA_IN) -> list[int]:
+        """DMA of ``nbytes`` into ``core``, cut into pieces over the core's DMA queues (the
+        first piece acquires ``acquire``). With a chip-shared cache, ``hbm_fraction`` of the
+        bytes come from HBM (the transfer's weight on the HBM server) and the rest from the
+        cache, whose bandwidth the per-queue cap already divides among the queues."""
+        out: list[int] = []
+        if nbytes <= 0:
+            return out
+        pieces = min(self.queues, max(1, math.ceil(nbytes / DMA_PIECE_BYTES)))
+        cap = self.hbm_cap if hbm_fraction >= 1.0 else self.shared_cap
+        for _ in range(pieces):
+            out.append(self.b.task(XFER, cat, op, deps, resource=self.dma[core], server=self.hbm,
+                                   duration_s=self.dma_lat, nbytes=nbytes / pieces, cap_Bps=cap,
+                                   weight=hbm_fraction, acquire=acquire if not out else -1))
+        return out
+
+    def store(self, op: int, core: int, nbytes: float, deps) -> list[int]:
+        return self.load(op, core, nbytes, deps, cat=CAT_DMA_OUT)
+
+    def vec_time(self, ops: float, dtype: str) -> float:
+        return ops / (self.cm.vec_rate.get(dtype, self.cm.vec_rate_default))
+
+    # ---------------------------------------------------------------- ops
+    def lower_graph(self, graph: WorkloadGraph) -> Schedule:
+        ops = graph.ops()
+        join_of: dict[str, int] = {}
+        g = graph.g
+        for o in ops:
+            oid = self.b.op(o.name, o.role, o.kind)
+            preds = [join_of[p] for p in g.predecessors(o.name)]
+            start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=self.launch)
+            ends = self.lower_op(o, oid, start)
+            join_of[o.name] = self.b.task(DELAY, CAT_OVERHEAD, oid, ends, duration_s=0.0)
+            self.prev_start = start
+        return self.b.build()
+
+    def lower_op(self, o: Op, oid: int, start: int) -> list[int]:
+        if isinstance(o, MatMul):
+            return self.gemm(o, oid, start)
+        if isinstance(o, Conv2D):
+            mm = o.as_matmul()
+            in_elems = o.batch * o.in_h * o.in_w * o.in_channels
+            return self.gemm(mm, oid, start, a_scale=min(1.0, in_elems / (mm.m * mm.k)))
+        if isinstance(o, FlashAttention):
+            return self.flash(o, oid, start)
+        if isinstance(o, Collective):
+            return self.collective(o, oid, start)
+        return self.vector_op(o, oid, start)
+
+    def gemm(self, mm: MatMul, oid: int, start: int, a_scale: float = 1.0) -> list[int]:
+        cm, b = self.cm, self.b
+        ba = DTYPE_BYTES[mm.dtype_a] * a_scale
+        bb, bo = DTYPE_BYTES[mm.dtype_b], DTYPE_BYTES[mm.dtype_out]
+        f = gemm_mapping(cm, mm, None if a_scale == 1.0 else ba)
+        mt, nt, split, order = int(f["tile_m"]), int(f["tile_n"]), int(f["split_k"]), int(f["order"])
+        M, N, K = mm.m, mm.n, mm.k
+        # outputs and split-K partials always go to HBM; the shared SRAM serves the rest of
+        # the operand traffic in the proportion the mapping found
+        direct = mm.batch * M * N * (bo + (8.0 * split if split > 1 else 0.0))
+        op_core = f["core_bytes"] - direct
+        h = (f["hbm_bytes"] - direct) / op_core if op_core > 0 else 1.0
+        nm, nn = -(-M // mt), -(-N // nt)
+        ks = -(-K // split)
+        speed = cm.speedup(_tensor_dtype(mm.dtype_a, mm.dtype_b))
+        kc, slots = int(f["k_chunk"]), int(f["slots"])  # the K pipeline the mapping assumed
+        tiles = []
+        outer, inner = (range(nn), range(nm)) if order == 2 else (range(nm), range(nn))
+        for bi in range(mm.batch):  # a core walks a row (column) of tiles of one K range
+            for x in outer:
+                for s in range(split):
+                    for y in inner:
+                        i, j = (y, x) if order == 2 else (x, y)
+                        tiles.append((bi, i, j, s))
+        per, extra = divmod(len(tiles), self.cores)
+        weight_deps = [self.prev_start] if mm.b_shared and self.prev_start >= 0 else [start]
+        ends: list[int] = []
+        partials: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
+        first = 0
+        for c in range(self.cores):
+            count = per + (1 if c < extra else 0)
+            pool = b.pool(f"core{c}.sram.op{oid}", slots)
+            loaded_row = loaded_col = None
+            prev_pass = -1
+            for bi, i, j, s in tiles[first:first + count]:
+                m_i = min(mt, M - i * mt)
+                n_j = min(nt, N - j * nt)
+                k0, k1 = s * ks, min(K, (s + 1) * ks)
+                cyc_tile = pass_cycles(m_i, n_j, k1 - k0, cm.R, cm.C, cm.count, cm.df, speed, cm.overlap, cm.min_pass)
+                t_tile = cyc_tile / cm.f_tensor / cm.teff
+                load_a = not (order == 1 and loaded_row == (bi, i, s))
+                load_b = not (order == 2 and loaded_col == (bi, j, s))
+                loaded_row, loaded_col = (bi, i, s), (bi, j, s)
+                k = k0
+                while k < k1:
+                    kk = min(kc, k1 - k)
+                    deps_in = []
+                    if load_b:
+                        deps_in += self.load(oid, c, kk * n_j * bb, weight_deps, h, acquire=pool)
+                    if load_a:
+                        deps_in += self.load(oid, c, m_i * kk * ba, [start], h,
+                                             acquire=pool if not load_b else -1)
+                    rel = pool if (load_a or load_b) else -1
+                    prev_pass = b.task(BUSY, CAT_TENSOR, oid, deps_in + [prev_pass], resource=self.tensor[c],
+                                       duration_s=t_tile * kk / (k1 - k0), flops=2.0 * m_i * n_j * kk, release=rel)
+                    k += kk
+                ev = b.task(BUSY, CAT_VECTOR, oid, [prev_pass], resource=self.vector[c],
+                            duration_s=self.vec_time(m_i * n_j, "fp32"))
+                if split > 1:
+                    outs = self.store(oid, c, m_i * n_j * 4.0, [ev])
+                    partials.setdefault((bi, i, j), []).append((outs, c))
+                else:
+                    ends += self.store(oid, c, m_i * n_j * bo, [ev])
+            first += count
+        for (bi, i, j), parts in partials.items():
+            # the reduction of an output tile runs as soon as its partials are written: it takes
+            # the queue priority of its last partial, ahead of later tiles' loads
+            m_i, n_j = min(mt, M - i * mt), min(nt, N - j * nt)
+            c = parts[0][1]
+            outs = [t for o, _ in parts for t in o]
+            first_new = b.num_tasks
+            reads = self.load(oid, c, len(parts) * m_i * n_j * 4.0, outs)
+            add = b.task(BUSY, CAT_VECTOR, oid, reads, resource=self.vector[c],
+                         duration_s=self.vec_time(len(parts) * m_i * n_j, "fp32"))
+            ends += self.store(oid, c, m_i * n_j * bo, [add])
+            for t in range(first_new, b.num_tasks):
+                b.cols["priority"][t] = max(outs)
+        return ends
+
+    def flash(self, o: FlashAttention, oid: int, start: int) -> list[int]:
+        cm, b = self.cm, self.b
+        dt = DTYPE_BYTES[o.dtype]
+        group = max(1, o.heads // o.kv_heads)
+        rows = group * o.q_len
+        mt = min(rows, 128)
+        q_tiles = -(-rows // mt)
+        units = [(bi, kh, qt) for bi in range(o.batch) for kh in range(o.kv_heads) for qt in range(q_tiles)]
+        split = 1
+        if len(units) < self.cores:
+            split = max(1, min(-(-self.cores // len(units)), -(-o.kv_len // 128)))
+        kv_eff = o.score_elements() / (o.batch * o.heads * o.q_len)
+        kv_part = kv_eff / split
+        speed = cm.speedup(o.dtype)
+        vrate_ops = o.vector_ops() / o.score_elements() if o.score_elements() else 0.0
+        work = [(u, s) for u in units for s in range(split)]
+        per, extra = divmod(len(work), self.cores)
+        ends, first = [], 0
+        for c in range(self.cores):
+            count = per + (1 if c < extra else 0)
+            for (bi, kh, qt), s in work[first:first + count]:
+                m = min(mt, rows - qt * mt)
+                q = self.load(oid, c, m * o.head_dim * dt, [start])
+                prev = -1
+                done = 0.0
+                while done < kv_part - 1e-9:
+                    kvn = min(KV_CHUNK, kv_part - done)
+                    kvload = self.load(oid, c, 2 * kvn * o.head_dim * dt, [start])
+                    qk = b.task(BUSY, CAT_TENSOR, oid, q + kvload + [prev], resource=self.tensor[c],
+                                duration_s=pass_cycles(m, kvn, o.head_dim, cm.R, cm.C, cm.count, cm.df, speed,
+                                                       cm.overlap, cm.min_pass) / cm.f_tensor / cm.teff,
+                                flops=2.0 * m * kvn * o.head_dim)
+                    ex = b.task(BUSY, CAT_SCALAR, oid, [qk], resource=self.scalar[c],
+                                duration_s=m * kvn / cm.trans_rate)
+                    upd = b.task(BUSY, CAT_VECTOR, oid, [qk], resource=self.vector[c],
+                                 duration_s=self.vec_time(vrate_ops * m * kvn, o.dtype))
+                    prev = b.task(BUSY, CAT_TENSOR, oid, [ex, upd], resource=self.tensor[c],
+                                  duration_s=pass_cycles(m, o.head_dim, kvn, cm.R, cm.C, cm.count, cm.df, speed,
+                                                         cm.overlap, cm.min_pass) / cm.f_tensor / cm.teff,
+                                  flops=2.0 * m * kvn * o.head_dim)
+                    done += kvn
+                ends += self.store(oid, c, m * o.head_dim * (dt if split == 1 else 4.0), [prev])
+            first += count
+        return ends
+
+    def vector_op(self, o: Op, oid: int, start: int) -> list[int]:
+        cm, b = self.cm, self.b
+        rows = getattr(o, "rows", None)
+        if rows is None and hasattr(o, "tokens"):
+            rows = getattr(o, "batch", 1) * o.tokens
+        if rows is None:
+            rows = max(1, math.ceil(getattr(o, "elements", 1) / (cm.lanes * 16)))
+        rows = max(1, int(rows))
+        active = min(self.cores, rows)
+        total_bytes = o.bytes()
+        in_bytes, out_bytes = total_bytes / 2, total_bytes / 2
+        chunk = min(VECTOR_CHUNK_BYTES, cm.sram / 4)
+        dtype = getattr(o, "dtype", "bf16")
+        ends = []
+        per, extra = divmod(rows, active)
+        for c in range(active):
+            share = (per + (1 if c < extra else 0)) / rows
+            pieces = max(1, math.ceil(in_bytes * share / chunk))
+            for _ in range(pieces):
+                frac = share / pieces
+                ld = self.load(oid, c, in_bytes * frac, [start])
+                work = []
+                if o.transcendentals() > 0:
+                    work.append(b.task(BUSY, CAT_SCALAR, oid, ld, resource=self.scalar[c],
+                                       duration_s=o.transcendentals() * frac / cm.trans_rate))
+                if o.vector_ops() > 0:
+                    work.append(b.task(BUSY, CAT_VECTOR, oid, ld, resource=self.vector[c],
+                                       duration_s=self.vec_time(o.vector_ops() * frac, dtype)))
+                ends += self.store(oid, c, out_bytes * frac, work or ld)
+        return ends
+
+    def collective(self, o: Collective, oid: int, start: int) -> list[int]:
+        link_s, overhead_s, sent, _ = collective_time(self.system, o)
+        if sent <= 0:
+            return [start]
+        cap = sent / link_s if link_s > 0 else math.inf
+        return [self.b.task(XFER, CAT_LINK, oid, [start], resource=self.link, server=self.link_srv,
+                            duration_s=overhead_s, nbytes=sent, cap_Bps=cap)]
+
+
+def lower(graph: WorkloadGraph, system: SystemSpec) -> Schedule:
+    """Lower one chip's share of ``graph`` onto ``system``'s chip."""
+    if graph.meta.tp > system.num_chips:
+        raise LoweringError(f"--tp {graph.meta.tp} needs {graph.meta.tp} chips; {system.name} has {system.num_chips}")
+    return Lowerer(system).lower_graph(graph)

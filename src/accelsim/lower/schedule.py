@@ -1,0 +1,214 @@
+"""Schedule: the tile-level tasks of a lowered workload, as plain numpy arrays.
+
+A task is one coarse unit of work: a tensor-engine pass over a tile, a vector or scalar pass,
+a DMA transfer, a link transfer or a fixed delay. Kinds:
+
+- ``BUSY``: occupies one server of ``resource`` (an engine; a pool such as a core's DMA
+  queues has several servers) for ``duration_s``.
+- ``XFER``: occupies one server of ``resource`` (a DMA queue or a link port) for ``duration_s``
+  of latency / issue cost, then moves ``nbytes`` through bandwidth server ``server`` (HBM, a
+  link) at ``min(cap_Bps, max-min fair share)``. ``weight`` is the fraction of the bytes that
+  load the server (below 1 when a chip-shared cache serves the rest: a transfer at rate r
+  uses ``weight * r`` of the server).
+- ``DELAY``: needs no resource; ends ``duration_s`` after it becomes ready (launch overhead).
+
+``acquire`` / ``release`` name an SRAM buffer pool (or -1): a task that acquires needs a free
+slot to start and holds it; the task that releases frees one when it ends. This is how SRAM
+capacity bounds how far DMA runs ahead of compute.
+
+Dependencies are in CSR form: the predecessors of task ``t`` are
+``dep_idx[dep_ptr[t]:dep_ptr[t + 1]]``. Tasks are stored in program order; ``priority`` breaks
+ties between ready tasks (lower first), then the task index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+BUSY, XFER, DELAY = 0, 1, 2
+KIND_NAMES = ("busy", "xfer", "delay")
+
+# what a task does, for traces and attribution
+CAT_TENSOR, CAT_VECTOR, CAT_SCALAR, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD = range(7)
+CATEGORY_NAMES = ("tensor", "vector", "scalar", "dma_in", "dma_out", "link", "overhead")
+
+ARRAY_FIELDS = ("kind", "resource", "server", "duration_s", "nbytes", "cap_Bps", "weight", "flops", "acquire",
+                "release", "priority", "op", "category", "dep_ptr", "dep_idx", "res_capacity",
+                "res_chip", "srv_bandwidth_Bps", "srv_chip", "pool_slots")
+LIST_FIELDS = ("res_names", "res_class", "srv_names", "pool_names", "op_names", "op_roles", "op_kinds")
+
+
+@dataclass(frozen=True, eq=False)
+class Schedule:
+    """Tasks (arrays of length T), resources (R), bandwidth servers (S), SRAM pools (P) and
+    ops (O). See the module docstring for the semantics."""
+
+    kind: np.ndarray
+    resource: np.ndarray
+    server: np.ndarray
+    duration_s: np.ndarray
+    nbytes: np.ndarray
+    cap_Bps: np.ndarray
+    weight: np.ndarray
+    flops: np.ndarray
+    acquire: np.ndarray
+    release: np.ndarray
+    priority: np.ndarray
+    op: np.ndarray
+    category: np.ndarray
+    dep_ptr: np.ndarray
+    dep_idx: np.ndarray
+    res_capacity: np.ndarray
+    res_chip: np.ndarray
+    srv_bandwidth_Bps: np.ndarray
+    srv_chip: np.ndarray
+    pool_slots: np.ndarray
+    res_names: list[str] = field(default_factory=list)
+    res_class: list[str] = field(default_factory=list)
+    """Engine class of each resource: tensor, vector, scalar, dma, link."""
+    srv_names: list[str] = field(default_factory=list)
+    pool_names: list[str] = field(default_factory=list)
+    op_names: list[str] = field(default_factory=list)
+    op_roles: list[str] = field(default_factory=list)
+    op_kinds: list[str] = field(default_factory=list)
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self.kind.size)
+
+    def deps(self, t: int) -> np.ndarray:
+        return self.dep_idx[self.dep_ptr[t]:self.dep_ptr[t + 1]]
+
+    def task_name(self, t: int) -> str:
+        """A short name saying what ran: "L3.mlp_up dma_in 512 KiB"."""
+        cat = CATEGORY_NAMES[self.category[t]]
+        op = self.op_names[self.op[t]] if self.op[t] >= 0 else "-"
+        if self.kind[t] == XFER:
+            return f"{op} {cat} {self.nbytes[t] / 1024:.0f} KiB"
+        return f"{op} {cat}"
+
+    def save(self, path: str | Path) -> None:
+        """Write to a compressed .npz (lists stored as string arrays)."""
+        arrays = {k: getattr(self, k) for k in ARRAY_FIELDS}
+        arrays.update({k: np.array(getattr(self, k), dtype=str) for k in LIST_FIELDS})
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Schedule":
+        with np.load(path) as z:
+            kw = {k: z[k] for k in ARRAY_FIELDS}
+            kw.update({k: [str(s) for s in z[k]] for k in LIST_FIELDS})
+        return cls(**kw)
+
+    def dump(self, limit: int = 200) -> str:
+        """Human-readable listing of the first ``limit`` tasks."""
+        lines = [f"{self.num_tasks} tasks, {len(self.res_names)} resources, {len(self.srv_names)} "
+                 f"bandwidth servers, {len(self.pool_names)} SRAM pools, {len(self.op_names)} ops"]
+        for t in range(min(self.num_tasks, limit)):
+            r = self.resource[t]
+            where = self.res_names[r] if r >= 0 else "-"
+            extra = ""
+            if self.kind[t] == XFER:
+                extra = f" {self.nbytes[t]:.0f} B via {self.srv_names[self.server[t]]} (cap {self.cap_Bps[t] / 1e9:.1f} GB/s)"
+            if self.acquire[t] >= 0:
+                extra += f" acquire {self.pool_names[self.acquire[t]]}"
+            if self.release[t] >= 0:
+                extra += f" release {self.pool_names[self.release[t]]}"
+            deps = ",".join(str(d) for d in self.deps(t))
+            lines.append(f"{t:6d} {KIND_NAMES[self.kind[t]]:5} {where:<18} {self.duration_s[t] * 1e6:10.3f} us"
+                         f"{extra}  <- [{deps}]  {self.task_name(t)}")
+        if self.num_tasks > limit:
+            lines.append(f"... {self.num_tasks - limit} more")
+        return "\n".join(lines)
+
+
+class ScheduleBuilder:
+    """Accumulates tasks in program order and packs them into a Schedule."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list] = {k: [] for k in ("kind", "resource", "server", "duration_s", "nbytes",
+                                                        "cap_Bps", "weight", "flops", "acquire", "release", "priority",
+                                                        "op", "category")}
+        self.deps: list[tuple[int, ...]] = []
+        self.res: list[tuple[str, str, int, int]] = []
+        self.srv: list[tuple[str, float, int]] = []
+        self.pools: list[tuple[str, int]] = []
+        self.ops: list[tuple[str, str, str]] = []
+        self._res_index: dict[str, int] = {}
+        self._srv_index: dict[str, int] = {}
+        self._pool_index: dict[str, int] = {}
+
+    def resource(self, name: str, cls: str, capacity: int = 1, chip: int = 0) -> int:
+        if name not in self._res_index:
+            self._res_index[name] = len(self.res)
+            self.res.append((name, cls, max(1, int(capacity)), chip))
+        return self._res_index[name]
+
+    def bandwidth_server(self, name: str, bandwidth_Bps: float, chip: int = 0) -> int:
+        if name not in self._srv_index:
+            self._srv_index[name] = len(self.srv)
+            self.srv.append((name, float(bandwidth_Bps), chip))
+        return self._srv_index[name]
+
+    def pool(self, name: str, slots: int) -> int:
+        if name not in self._pool_index:
+            self._pool_index[name] = len(self.pools)
+            self.pools.append((name, max(1, int(slots))))
+        return self._pool_index[name]
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.deps)
+
+    def op(self, name: str, role: str, kind: str) -> int:
+        self.ops.append((name, role, kind))
+        return len(self.ops) - 1
+
+    def task(self, kind: int, category: int, op: int, deps=(), resource: int = -1, server: int = -1,
+             duration_s: float = 0.0, nbytes: float = 0.0, cap_Bps: float = np.inf, weight: float = 1.0,
+             flops: float = 0.0,
+             acquire: int = -1, release: int = -1, priority: int | None = None) -> int:
+        t = len(self.deps)
+        c = self.cols
+        c["kind"].append(kind)
+        c["resource"].append(resource)
+        c["server"].append(server)
+        c["duration_s"].append(duration_s)
+        c["nbytes"].append(nbytes)
+        c["cap_Bps"].append(cap_Bps)
+        c["weight"].append(weight)
+        c["flops"].append(flops)
+        c["acquire"].append(acquire)
+        c["release"].append(release)
+        c["priority"].append(t if priority is None else priority)
+        c["op"].append(op)
+        c["category"].append(category)
+        self.deps.append(tuple(d for d in deps if d is not None and d >= 0))
+        return t
+
+    def build(self) -> Schedule:
+        c = self.cols
+        counts = np.array([len(d) for d in self.deps], dtype=np.int64)
+        dep_ptr = np.zeros(len(self.deps) + 1, dtype=np.int64)
+        np.cumsum(counts, out=dep_ptr[1:])
+        dep_idx = np.fromiter((d for ds in self.deps for d in ds), dtype=np.int32, count=int(dep_ptr[-1]))
+        return Schedule(
+            kind=np.array(c["kind"], dtype=np.int8), resource=np.array(c["resource"], dtype=np.int32),
+            server=np.array(c["server"], dtype=np.int32), duration_s=np.array(c["duration_s"], dtype=float),
+            nbytes=np.array(c["nbytes"], dtype=float), cap_Bps=np.array(c["cap_Bps"], dtype=float),
+            weight=np.array(c["weight"], dtype=float),
+            flops=np.array(c["flops"], dtype=float), acquire=np.array(c["acquire"], dtype=np.int32),
+            release=np.array(c["release"], dtype=np.int32), priority=np.array(c["priority"], dtype=np.int64),
+            op=np.array(c["op"], dtype=np.int32), category=np.array(c["category"], dtype=np.int8),
+            dep_ptr=dep_ptr, dep_idx=dep_idx,
+            res_capacity=np.array([r[2] for r in self.res], dtype=np.int32),
+            res_chip=np.array([r[3] for r in self.res], dtype=np.int32),
+            srv_bandwidth_Bps=np.array([s[1] for s in self.srv], dtype=float),
+            srv_chip=np.array([s[2] for s in self.srv], dtype=np.int32),
+            pool_slots=np.array([p[1] for p in self.pools], dtype=np.int32),
+            res_names=[r[0] for r in self.res], res_class=[r[1] for r in self.res],
+            srv_names=[s[0] for s in self.srv], pool_names=[p[0] for p in self.pools],
+            op_names=[o[0] for o in self.ops], op_roles=[o[1] for o in self.ops], op_kinds=[o[2] for o in self.ops])

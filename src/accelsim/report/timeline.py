@@ -1,0 +1,161 @@
+"""Timeline figure of a simulated run: a Gantt chart of the trace's tracks above utilization
+over time per engine class."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..lower.schedule import CATEGORY_NAMES
+from .trace import ENGINE, OVERHEAD, track_layout
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..sim.result import SimResult
+
+CATEGORY_COLORS = {"tensor": "tab:red", "vector": "tab:green", "scalar": "tab:olive", "dma_in": "tab:blue",
+                   "dma_out": "tab:cyan", "link": "tab:purple", "overhead": "tab:gray"}
+CLASS_COLORS = {"tensor": "tab:red", "vector": "tab:green", "scalar": "tab:olive", "dma": "tab:blue",
+                "link": "tab:purple"}
+MAX_OP_ROWS = 8
+"""With more chips than this, all op slices share one "ops" row."""
+PIXELS = 3000
+"""Bars closer than span / PIXELS on one row and of one category are drawn as one."""
+
+
+def merge_intervals(start: np.ndarray, end: np.ndarray, gap: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Union of intervals, also joining those separated by at most ``gap``: (starts, ends)."""
+    if not start.size:
+        return start, end
+    o = np.argsort(start, kind="stable")
+    st, en = start[o], end[o]
+    reach = np.maximum.accumulate(en)
+    new = np.ones(st.size, dtype=bool)
+    new[1:] = st[1:] > reach[:-1] + gap
+    first = np.flatnonzero(new)
+    return st[first], np.maximum.reduceat(en, first)
+
+
+def _time_unit(span: float) -> tuple[float, str]:
+    if span >= 1.0:
+        return 1.0, "s"
+    if span >= 1e-3:
+        return 1e3, "ms"
+    return 1e6, "us"
+
+
+def timeline_figure(result: "SimResult", max_tracks: int = 40, bins: int = 200) -> "Figure":
+    """A Gantt chart (one row per engine server / overhead track as in the trace, bars
+    coloured by task category, a top row hinting op boundaries) above the busy fraction of
+    each engine class over time. With more than ``max_tracks`` tracks only the busiest are
+    drawn; bars closer than a pixel are merged, so 100k+ tasks stay cheap to draw."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    s = result.schedule
+    lay = track_layout(result)
+    span = result.makespan_s or 1.0
+    scale, unit = _time_unit(span)
+    gap = span / PIXELS
+
+    # rows: engine / overhead tracks that ran something, busiest first when there are too many
+    tracks = [t for t in lay.tracks if t.kind in (ENGINE, OVERHEAD)]
+    key = lay.task_pid * (1 << 32) + lay.task_tid
+    track_key = np.array([t.pid * (1 << 32) + t.tid for t in tracks], dtype=np.int64)
+    busy = np.zeros(len(tracks))
+    if tracks and s.num_tasks:
+        order = np.argsort(track_key)
+        pos = order[np.searchsorted(track_key[order], key)]
+        np.add.at(busy, pos, result.end_s - result.start_s)
+        used = np.zeros(len(tracks), dtype=bool)
+        used[pos] = True
+    else:
+        used = np.zeros(len(tracks), dtype=bool)
+        pos = np.zeros(0, dtype=np.int64)
+    shown = np.flatnonzero(used)
+    hidden = 0
+    if shown.size > max_tracks:
+        hidden = shown.size - max_tracks
+        keep = shown[np.argsort(-busy[shown], kind="stable")[:max_tracks]]
+        shown = np.sort(keep)  # back to display order
+    multi_chip = len(lay.processes) > 1
+    # op rows on top: one per chip (up to MAX_OP_ROWS chips), else one for all
+    chips = [p.chip for p in lay.processes]
+    per_chip = multi_chip and len(chips) <= MAX_OP_ROWS
+    op_rows = [f"c{c} ops" for c in chips] if per_chip else ["ops"]
+    labels = op_rows + [(f"c{tracks[i].chip} " if multi_chip else "") + tracks[i].name for i in shown]
+    row_of_track = np.full(len(tracks), -1, dtype=np.int64)
+    row_of_track[shown] = np.arange(len(op_rows), len(op_rows) + shown.size)
+    nrows = len(labels)
+
+    fig = Figure(figsize=(12, 2.5 + 0.22 * nrows + 2.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    gs = fig.add_gridspec(2, 1, height_ratios=[max(2.0, 0.22 * nrows), 2.5])
+    ax = fig.add_subplot(gs[0])
+    ax_u = fig.add_subplot(gs[1], sharex=ax)
+
+    # task bars per (row, category)
+    if pos.size:
+        row = row_of_track[pos]
+        cat = s.category.astype(np.int64)
+        sel = np.flatnonzero(row >= 0)
+        grp = row[sel] * len(CATEGORY_NAMES) + cat[sel]
+        o = np.argsort(grp, kind="stable")
+        sel, grp = sel[o], grp[o]
+        cuts = np.flatnonzero(np.diff(grp)) + 1
+        for idx in np.split(sel, cuts):
+            if not idx.size:
+                continue
+            r, c = int(row[idx[0]]), int(cat[idx[0]])
+            st, en = merge_intervals(result.start_s[idx], result.end_s[idx], gap)
+            ax.broken_barh(np.column_stack([st * scale, np.maximum(en - st, gap / 4) * scale]),
+                           (r - 0.4, 0.8), facecolors=CATEGORY_COLORS.get(CATEGORY_NAMES[c], "k"),
+                           edgecolors="none")
+
+    # op boundaries: op slices on the top row in alternating shades, and faint lines if few
+    if lay.op_op.size:
+        st, en = lay.op_start_s, lay.op_end_s
+        o = np.argsort(st, kind="stable")
+        groups = [o[lay.op_chip[o] == c] for c in chips] if per_chip else [o]
+        for r, grp in enumerate(groups):
+            for parity, shade in ((0, "0.55"), (1, "0.8")):
+                idx = grp[parity::2]
+                ax.broken_barh(np.column_stack([st[idx] * scale, np.maximum(en[idx] - st[idx], gap / 4) * scale]),
+                               (r - 0.4, 0.8), facecolors=shade, edgecolors="none")
+        starts = np.unique(st)
+        if starts.size <= 60:
+            for x in starts:
+                ax.axvline(x * scale, color="0.85", lw=0.5, zorder=0)
+        if st.size <= 12:  # few ops: name them in their row
+            for r, grp in enumerate(groups):
+                for i in grp.tolist():
+                    ax.text(st[i] * scale, r, " " + s.op_names[int(lay.op_op[i])], fontsize=6, va="center",
+                            ha="left", clip_on=True)
+
+    ax.set_yticks(range(nrows), labels, fontsize=7 if nrows <= 40 else 5)
+    ax.set_ylim(nrows - 0.5, -0.5)
+    ax.set_xlim(0, span * scale)
+    title = f"{s.num_tasks} tasks, {len(s.op_names)} ops, makespan {span * scale:.4g} {unit}"
+    if hidden:
+        title += f" ({shown.size} busiest of {shown.size + hidden} tracks shown)"
+    ax.set_title(title, fontsize=9, loc="left")
+    present = sorted(set(s.category.tolist()))
+    ax.legend(handles=[Patch(color=CATEGORY_COLORS[CATEGORY_NAMES[c]], label=CATEGORY_NAMES[c]) for c in present],
+              fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=min(len(present), 7) or 1,
+              frameon=False)
+    ax.tick_params(labelbottom=False)
+
+    # utilization over time
+    edges, util = result.utilization_over_time(bins)
+    for cls, frac in util.items():
+        ax_u.stairs(frac, edges * scale, label=cls, color=CLASS_COLORS.get(cls), lw=1.2)
+    ax_u.set_ylim(0, 1.05)
+    ax_u.set_ylabel("busy fraction")
+    ax_u.set_xlabel(f"time ({unit})")
+    if util:
+        ax_u.legend(fontsize=7, loc="upper right", ncols=len(util))
+    ax_u.grid(alpha=0.3)
+    return fig

@@ -1,0 +1,165 @@
+"""Pure-Python reference engine: the semantics of ``engine.run`` written plainly with heapq and
+Python lists, for tests on small random schedules. Slow; never used for real runs."""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+from ..lower.schedule import Schedule
+from .result import SimResult
+
+BUSY, XFER, DELAY = 0, 1, 2
+
+
+def _fair_rates(transfers: list[int], cap: np.ndarray, weight: np.ndarray, bw: float) -> dict[int, float]:
+    """Water-filling: raise every rate together; a transfer stops at its cap; the server's
+    load is the sum of weight x rate."""
+    caps = [float(cap[t]) for t in transfers]
+    wsum = 0.0
+    for t in transfers:
+        wsum += float(weight[t])
+    order = sorted(range(len(caps)), key=lambda j: caps[j])  # stable, like mergesort
+    left, level = bw, math.inf
+    for j in order:
+        t = transfers[j]
+        if wsum <= 0.0:
+            break
+        if wsum * caps[j] <= left:
+            left -= float(weight[t]) * caps[j]
+            wsum -= float(weight[t])
+        else:
+            level = left / wsum
+            break
+    return {t: (float(cap[t]) if cap[t] < level else level) for t in transfers}
+
+
+def run(s: Schedule) -> SimResult:
+    T = s.num_tasks
+    start = [math.nan] * T
+    end = [math.nan] * T
+    ready = [math.nan] * T
+    xstart = [math.nan] * T
+    capped = [0.0] * T
+    lane = [-1] * T
+    blocker = [-1] * T
+    bkind = [0] * T
+    key = [int(s.priority[t]) * T + t for t in range(T)]
+    deps = [list(map(int, s.deps(t))) for t in range(T)]
+    succ: list[list[int]] = [[] for _ in range(T)]
+    for t in range(T):
+        for d in deps[t]:
+            succ[d].append(t)
+    indeg = [len(d) for d in deps]
+    R, S = len(s.res_capacity), len(s.srv_bandwidth_Bps)
+    queues: list[list[int]] = [[] for _ in range(R)]  # heaps of keys
+    lanes_busy = [[False] * int(c) for c in s.res_capacity]
+    slots = [int(x) for x in s.pool_slots]
+    last_res = [(-1, -math.inf)] * R
+    last_pool = [(-1, -math.inf)] * len(slots)
+    last_dep = [-1] * T
+    timers: list[tuple[float, int, int, str]] = []
+    seq = 0
+    active: list[list[int]] = [[] for _ in range(S)]
+    rates: dict[int, float] = {}
+    remaining = [0.0] * T
+    now = 0.0
+
+    def make_ready(t: int, by: int) -> None:
+        nonlocal seq
+        ready[t] = now
+        last_dep[t] = by
+        if s.resource[t] >= 0:
+            heapq.heappush(queues[s.resource[t]], key[t])
+        else:
+            start[t] = now
+            if by >= 0:
+                blocker[t], bkind[t] = by, 1
+            heapq.heappush(timers, (now + float(s.duration_s[t]), seq, t, "end"))
+            seq += 1
+
+    for t in range(T):
+        if indeg[t] == 0:
+            make_ready(t, -1)
+    done = 0
+    while done < T:
+        for r in range(R):
+            while queues[r] and not all(lanes_busy[r]):
+                t = queues[r][0] % T
+                p = int(s.acquire[t])
+                if p >= 0 and slots[p] == 0:
+                    break
+                heapq.heappop(queues[r])
+                if p >= 0:
+                    slots[p] -= 1
+                k = lanes_busy[r].index(False)
+                lanes_busy[r][k] = True
+                lane[t], start[t] = k, now
+                if ready[t] == now and last_dep[t] >= 0:
+                    blocker[t], bkind[t] = last_dep[t], 1
+                elif ready[t] < now:
+                    if p >= 0 and last_pool[p][1] == now and last_res[r][1] < now:
+                        blocker[t], bkind[t] = last_pool[p][0], 3
+                    else:
+                        blocker[t], bkind[t] = last_res[r][0], 2
+                what = "lat" if s.kind[t] == XFER else "end"
+                heapq.heappush(timers, (now + float(s.duration_s[t]), seq, t, what))
+                seq += 1
+        for srv in range(S):
+            rates.update(_fair_rates(active[srv], s.cap_Bps, s.weight, float(s.srv_bandwidth_Bps[srv])))
+        t_next = timers[0][0] if timers else math.inf
+        for srv in range(S):
+            for x in active[srv]:
+                t_next = min(t_next, now + remaining[x] / rates[x])
+        if t_next == math.inf:
+            break
+        dt = t_next - now
+        finished: list[int] = []
+        for srv in range(S):
+            j = 0
+            while j < len(active[srv]):
+                x = active[srv][j]
+                f = now + remaining[x] / rates[x]
+                if rates[x] >= s.cap_Bps[x]:
+                    capped[x] += dt
+                if f <= t_next:
+                    remaining[x] = 0.0
+                    finished.append(x)
+                    active[srv][j] = active[srv][-1]  # swap-remove, as the numba engine does
+                    active[srv].pop()
+                else:
+                    remaining[x] -= rates[x] * dt
+                    j += 1
+        now = t_next
+        while timers and timers[0][0] == now:
+            _, _, t, what = heapq.heappop(timers)
+            if what == "lat":
+                xstart[t] = now
+                if s.nbytes[t] > 0:
+                    active[s.server[t]].append(t)
+                    remaining[t] = float(s.nbytes[t])
+                    continue
+            finished.append(t)
+        for t in sorted(finished, key=lambda t: key[t]):
+            end[t] = now
+            if math.isnan(xstart[t]):
+                xstart[t] = start[t]
+            done += 1
+            r = int(s.resource[t])
+            if r >= 0:
+                lanes_busy[r][lane[t]] = False
+                last_res[r] = (t, now)
+            p = int(s.release[t])
+            if p >= 0:
+                slots[p] += 1
+                last_pool[p] = (t, now)
+            for u in succ[t]:
+                indeg[u] -= 1
+                if indeg[u] == 0:
+                    make_ready(u, t)
+    f = lambda x, dt=float: np.array(x, dtype=dt)  # noqa: E731
+    return SimResult(schedule=s, start_s=f(start), end_s=f(end), ready_s=f(ready), xfer_start_s=f(xstart),
+                     capped_s=f(capped), lane=f(lane, np.int32), blocker=f(blocker, np.int32),
+                     block_kind=f(bkind, np.int8))

@@ -1,0 +1,95 @@
+"""SimResult: what the event engine produced for a Schedule (arrays of length T)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..lower.schedule import Schedule
+
+BLOCK_NONE, BLOCK_DEP, BLOCK_RESOURCE, BLOCK_SLOT = range(4)
+BLOCK_NAMES = ("none", "dependency", "resource", "sram_slot")
+
+
+@dataclass(frozen=True, eq=False)
+class SimResult:
+    """Per-task timing. ``blocker[t]`` is the task whose completion let ``t`` start (its last
+    dependency, the previous user of its resource, or the releaser of an SRAM slot, as
+    ``block_kind`` says); -1 when ``t`` started as soon as the run began."""
+
+    schedule: Schedule
+    start_s: np.ndarray
+    """When the task began (for a transfer: when it took its DMA queue / port)."""
+    end_s: np.ndarray
+    ready_s: np.ndarray
+    """When all its dependencies had finished."""
+    xfer_start_s: np.ndarray
+    """Transfers: when the bandwidth phase began (after latency); other tasks: start."""
+    capped_s: np.ndarray
+    """Transfers: seconds spent moving at the task's own cap (engine-limited) rather than at
+    a fair share of the server (bandwidth-limited)."""
+    lane: np.ndarray
+    """Which server of its resource the task used (0..capacity-1), -1 without a resource."""
+    blocker: np.ndarray
+    block_kind: np.ndarray
+
+    @property
+    def makespan_s(self) -> float:
+        return float(self.end_s.max()) if self.end_s.size else 0.0
+
+    def busy_s(self) -> np.ndarray:
+        """Busy seconds of each resource summed over its servers (per resource index)."""
+        s = self.schedule
+        busy = np.zeros(len(s.res_names))
+        has = s.resource >= 0
+        np.add.at(busy, s.resource[has], (self.end_s - self.start_s)[has])
+        return busy
+
+    def utilization(self) -> dict[str, float]:
+        """Busy fraction of each engine class (tensor, vector, scalar, dma, link) over the run,
+        averaged over the servers of that class."""
+        s = self.schedule
+        span = self.makespan_s
+        busy = self.busy_s()
+        out: dict[str, float] = {}
+        for cls in dict.fromkeys(s.res_class):
+            idx = [i for i, c in enumerate(s.res_class) if c == cls]
+            servers = float(s.res_capacity[idx].sum())
+            out[cls] = float(busy[idx].sum() / (servers * span)) if span > 0 and servers > 0 else 0.0
+        return out
+
+    def utilization_over_time(self, bins: int = 200) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(bin edges in seconds, engine class -> busy fraction per bin), the busy seconds in a
+        bin divided by its width times the servers of that class.
+
+        O(T log T + bins): the number of busy servers is a step function changing at task
+        starts and ends; its running integral (exact, and piecewise linear) is evaluated at the
+        bin edges."""
+        s = self.schedule
+        span = self.makespan_s or 1.0
+        edges = np.linspace(0.0, span, bins + 1)
+        width = np.diff(edges)
+        classes = list(dict.fromkeys(s.res_class))
+        cls_of_res = np.array([classes.index(c) for c in s.res_class], dtype=np.int64)
+        has = s.resource >= 0
+        task_cls = np.full(s.num_tasks, -1, dtype=np.int64)
+        task_cls[has] = cls_of_res[s.resource[has]]
+        out: dict[str, np.ndarray] = {}
+        for k, cls in enumerate(classes):
+            servers = float(s.res_capacity[cls_of_res == k].sum())
+            sel = task_cls == k
+            if not sel.any() or servers <= 0:
+                out[cls] = np.zeros(bins)
+                continue
+            st, en = self.start_s[sel], self.end_s[sel]
+            times = np.concatenate([st, en])
+            step = np.concatenate([np.ones(st.size), -np.ones(en.size)])
+            order = np.argsort(times, kind="stable")
+            times, step = times[order], step[order]
+            active = np.cumsum(step)  # busy servers just after each event
+            cum = np.zeros(times.size)
+            np.cumsum(active[:-1] * np.diff(times), out=cum[1:])  # busy seconds up to each event
+            busy_to = np.interp(edges, times, cum, left=0.0, right=cum[-1])
+            out[cls] = np.diff(busy_to) / (width * servers)
+        return edges, out
