@@ -45,18 +45,31 @@ def main() -> None:
 @click.option("--attention", type=click.Choice(["flash", "unfused"]), default="flash", show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a system field, e.g. --set chip.hbm.bandwidth_Bps='4 TB/s' (repeatable).")
+@click.option("--fidelity", type=click.Choice(["analytical", "event"]), default="analytical", show_default=True,
+              help="analytical: closed form per op; event: tile tasks simulated on engines, DMA, SRAM and HBM.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a Chrome trace (Perfetto JSON) of the event-tier run.")
+@click.option("--timeline", "timeline_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a timeline / utilization PNG of the event-tier run.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Write ops.csv, summary.json, summary.md, roofline.png here.")
 @click.option("--top", type=click.IntRange(min=0), default=8, show_default=True, help="Op roles to list.")
 @_friendly
-def run(system, model, phase, batch, seq_len, context_len, tp, dtype, attention, overrides, as_json, out, top):
+def run(system, model, phase, batch, seq_len, context_len, tp, dtype, attention, overrides, fidelity,
+        trace_path, timeline_path, as_json, out, top):
     """Predict one prefill or decode step of MODEL on SYSTEM (preset names or YAML files)."""
     from .api import evaluate
 
+    if (trace_path or timeline_path) and fidelity != "event":
+        raise click.UsageError("--trace and --timeline need --fidelity event")
     res = evaluate(system, model, phase=phase, batch=batch, seq_len=seq_len, context_len=context_len,
-                   tp=tp, dtype=dtype, attention=attention, overrides=overrides)
+                   tp=tp, dtype=dtype, attention=attention, overrides=overrides, fidelity=fidelity)
     if out:
         res.write(out)
+    if trace_path:
+        res.write_trace(trace_path)
+    if timeline_path:
+        res.write_timeline(timeline_path)
     if as_json:
         click.echo(res.to_json())
         return
@@ -64,14 +77,23 @@ def run(system, model, phase, batch, seq_len, context_len, tp, dtype, attention,
     shape = f"seq {s['seq_len']}" if phase == "prefill" else f"context {s['context_len']}"
     click.echo(f"{s['model']} {phase} on {s['system']} ({s['chip']}, tp={s['tp']}, {s['dtype']}, "
                f"batch {s['batch']}, {shape}, {s['attention']} attention)")
-    click.echo(f"  latency       {fmt(s['latency_s'], 's')} per step")
+    click.echo(f"  latency       {fmt(s['latency_s'], 's')} per step ({s['fidelity']})")
+    if s["fidelity"] == "event":
+        click.echo(f"  analytical    {fmt(s['analytical_latency_s'], 's')} per step; "
+                   f"{s['num_tasks']:,} tasks simulated")
     click.echo(f"  tokens/s      {s['tokens_per_s']:,.1f}")
     click.echo(f"  MFU           {100 * s['mfu']:.1f}%")
     click.echo(f"  HBM BW used   {100 * s['hbm_bandwidth_utilization']:.1f}% "
                f"({fmt(s['hbm_bytes_per_chip'], 'B')} per chip)")
     click.echo(f"  memory/chip   {fmt(s['memory_bytes_per_chip'], 'B', binary=True)} of "
                f"{fmt(s['hbm_capacity_bytes'], 'B', binary=True)} HBM")
-    click.echo("time by bound:")
+    if s["fidelity"] == "event":
+        click.echo(f"critical path: {s['bottleneck']}")
+        for c, t in sorted(s["critical_path_s"].items(), key=lambda kv: -kv[1]):
+            if t > 0:
+                click.echo(f"  {c:<13} {fmt(t, 's'):>10}  {100 * t / s['latency_s']:5.1f}%")
+        click.echo("utilization: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in s["utilization"].items()))
+    click.echo("time by bound:" if s["fidelity"] == "analytical" else "time by bound (critical path):")
     for b, t in sorted(s["time_by_bound_s"].items(), key=lambda kv: -kv[1]):
         if t > 0:
             click.echo(f"  {b:<13} {fmt(t, 's'):>10}  {100 * t / s['latency_s']:5.1f}%")

@@ -35,8 +35,8 @@ from ..sim.costs import ChipModel, _tensor_dtype, gemm_mapping
 from ..sim.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
 from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
+from .mapping import K_CHUNK_MIN
 from .collectives import collective_time
-from .mapping import DMA_PIECE_BYTES
 from .schedule import (BUSY, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD, CAT_SCALAR, CAT_TENSOR,
                        CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder)
 
@@ -60,14 +60,14 @@ class Lowerer:
         self.tensor = [b.resource(f"core{c}.tensor", "tensor") for c in range(cores)]
         self.vector = [b.resource(f"core{c}.vector", "vector") for c in range(cores)]
         self.scalar = [b.resource(f"core{c}.scalar", "scalar") for c in range(cores)]
-        self.dma = [b.resource(f"core{c}.dma", "dma", capacity=queues) for c in range(cores)]
+        core_dma_bw = queues * chip.dma.bandwidth_per_engine_Bps * chip.calibration.hbm_efficiency
+        self.dma = [b.resource(f"core{c}.dma", "dma", capacity=queues, bandwidth_Bps=core_dma_bw)
+                    for c in range(cores)]
         self.link = b.resource("link", "link")
         self.hbm = b.bandwidth_server("hbm", cm.hbm_bw)
         ic = system.interconnect
         link_bw = ic.chip_bandwidth_Bps(system.num_chips) * chip.calibration.link_efficiency if ic else 1.0
         self.link_srv = b.bandwidth_server("link", link_bw)
-        self.hbm_cap = chip.dma.bandwidth_per_engine_Bps * chip.calibration.hbm_efficiency
-        self.shared_cap = chip.dma.bandwidth_per_engine_Bps * chip.calibration.sram_efficiency
         self.dma_lat = chip.dma.setup_latency_s + chip.hbm.latency_s
         self.launch = chip.calibration.launch_overhead_s
         self.f_vec = chip.engine_hz("vector")
@@ -76,19 +76,16 @@ class Lowerer:
     # ---------------------------------------------------------------- helpers
     def load(self, op: int, core: int, nbytes: float, deps, hbm_fraction: float = 1.0,
              acquire: int = -1, cat: int = CAT_DMA_IN) -> list[int]:
-        """DMA of ``nbytes`` into ``core``, cut into pieces over the core's DMA queues (the
-        first piece acquires ``acquire``). With a chip-shared cache, ``hbm_fraction`` of the
+        """DMA of ``nbytes`` into ``core``: one transfer on one of the core's DMA queues, sharing
+        the core's DMA bandwidth with its other transfers in flight (a lone large copy gets all
+        of it, as if its descriptors were spread over every queue) and HBM with everyone. With a chip-shared cache, ``hbm_fraction`` of the
         bytes come from HBM (the transfer's weight on the HBM server) and the rest from the
         cache, whose bandwidth the per-queue cap already divides among the queues."""
         out: list[int] = []
         if nbytes <= 0:
             return out
-        pieces = min(self.queues, max(1, math.ceil(nbytes / DMA_PIECE_BYTES)))
-        cap = self.hbm_cap if hbm_fraction >= 1.0 else self.shared_cap
-        for _ in range(pieces):
-            out.append(self.b.task(XFER, cat, op, deps, resource=self.dma[core], server=self.hbm,
-                                   duration_s=self.dma_lat, nbytes=nbytes / pieces, cap_Bps=cap,
-                                   weight=hbm_fraction, acquire=acquire if not out else -1))
+        out.append(self.b.task(XFER, cat, op, deps, resource=self.dma[core], server=self.hbm,
+                               duration_s=self.dma_lat, nbytes=nbytes, weight=hbm_fraction, acquire=acquire))
         return out
 
     def store(self, op: int, core: int, nbytes: float, deps) -> list[int]:
@@ -140,6 +137,7 @@ class Lowerer:
         ks = -(-K // split)
         speed = cm.speedup(_tensor_dtype(mm.dtype_a, mm.dtype_b))
         kc, slots = int(f["k_chunk"]), int(f["slots"])  # the K pipeline the mapping assumed
+        kf = min(kc, max(K_CHUNK_MIN, cm.R))
         tiles = []
         outer, inner = (range(nn), range(nm)) if order == 2 else (range(nm), range(nn))
         for bi in range(mm.batch):  # a core walks a row (column) of tiles of one K range
@@ -168,8 +166,10 @@ class Lowerer:
                 load_b = not (order == 2 and loaded_col == (bi, j, s))
                 loaded_row, loaded_col = (bi, i, s), (bi, j, s)
                 k = k0
+                first_step = prev_pass < 0  # the core's first step is fine-grained: it fills the pipeline
                 while k < k1:
-                    kk = min(kc, k1 - k)
+                    kk = min(kf if first_step else kc, k1 - k)
+                    first_step = False
                     deps_in = []
                     if load_b:
                         deps_in += self.load(oid, c, kk * n_j * bb, weight_deps, h, acquire=pool)

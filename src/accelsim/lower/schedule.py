@@ -9,7 +9,9 @@ a DMA transfer, a link transfer or a fixed delay. Kinds:
   of latency / issue cost, then moves ``nbytes`` through bandwidth server ``server`` (HBM, a
   link) at ``min(cap_Bps, max-min fair share)``. ``weight`` is the fraction of the bytes that
   load the server (below 1 when a chip-shared cache serves the rest: a transfer at rate r
-  uses ``weight * r`` of the server).
+  uses ``weight * r`` of the server). A resource with a bandwidth (``res_bandwidth_Bps``, e.g.
+  a core's DMA queues together) also divides it evenly among its transfers in flight, so one
+  large copy alone gets all of it (as if split over every queue) and many share it.
 - ``DELAY``: needs no resource; ends ``duration_s`` after it becomes ready (launch overhead).
 
 ``acquire`` / ``release`` name an SRAM buffer pool (or -1): a task that acquires needs a free
@@ -36,7 +38,7 @@ CAT_TENSOR, CAT_VECTOR, CAT_SCALAR, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERH
 CATEGORY_NAMES = ("tensor", "vector", "scalar", "dma_in", "dma_out", "link", "overhead")
 
 ARRAY_FIELDS = ("kind", "resource", "server", "duration_s", "nbytes", "cap_Bps", "weight", "flops", "acquire",
-                "release", "priority", "op", "category", "dep_ptr", "dep_idx", "res_capacity",
+                "release", "priority", "op", "category", "dep_ptr", "dep_idx", "res_capacity", "res_bandwidth_Bps",
                 "res_chip", "srv_bandwidth_Bps", "srv_chip", "pool_slots")
 LIST_FIELDS = ("res_names", "res_class", "srv_names", "pool_names", "op_names", "op_roles", "op_kinds")
 
@@ -62,6 +64,8 @@ class Schedule:
     dep_ptr: np.ndarray
     dep_idx: np.ndarray
     res_capacity: np.ndarray
+    res_bandwidth_Bps: np.ndarray
+    """Bandwidth a resource's transfers share (0: no limit of its own)."""
     res_chip: np.ndarray
     srv_bandwidth_Bps: np.ndarray
     srv_chip: np.ndarray
@@ -133,7 +137,7 @@ class ScheduleBuilder:
                                                         "cap_Bps", "weight", "flops", "acquire", "release", "priority",
                                                         "op", "category")}
         self.deps: list[tuple[int, ...]] = []
-        self.res: list[tuple[str, str, int, int]] = []
+        self.res: list[tuple[str, str, int, int, float]] = []
         self.srv: list[tuple[str, float, int]] = []
         self.pools: list[tuple[str, int]] = []
         self.ops: list[tuple[str, str, str]] = []
@@ -141,10 +145,10 @@ class ScheduleBuilder:
         self._srv_index: dict[str, int] = {}
         self._pool_index: dict[str, int] = {}
 
-    def resource(self, name: str, cls: str, capacity: int = 1, chip: int = 0) -> int:
+    def resource(self, name: str, cls: str, capacity: int = 1, chip: int = 0, bandwidth_Bps: float = 0.0) -> int:
         if name not in self._res_index:
             self._res_index[name] = len(self.res)
-            self.res.append((name, cls, max(1, int(capacity)), chip))
+            self.res.append((name, cls, max(1, int(capacity)), chip, float(bandwidth_Bps)))
         return self._res_index[name]
 
     def bandwidth_server(self, name: str, bandwidth_Bps: float, chip: int = 0) -> int:
@@ -206,6 +210,7 @@ class ScheduleBuilder:
             dep_ptr=dep_ptr, dep_idx=dep_idx,
             res_capacity=np.array([r[2] for r in self.res], dtype=np.int32),
             res_chip=np.array([r[3] for r in self.res], dtype=np.int32),
+            res_bandwidth_Bps=np.array([r[4] for r in self.res], dtype=float),
             srv_bandwidth_Bps=np.array([s[1] for s in self.srv], dtype=float),
             srv_chip=np.array([s[2] for s in self.srv], dtype=np.int32),
             pool_slots=np.array([p[1] for p in self.pools], dtype=np.int32),

@@ -26,6 +26,8 @@ class Results:
     ops: pd.DataFrame
     summary: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    event: Any = None
+    """The EventRun (schedule, engine result, attribution) when fidelity is "event"."""
 
     def to_json(self) -> str:
         return json.dumps(self.summary, indent=2, default=_plain)
@@ -61,7 +63,8 @@ class Results:
         return "\n".join(lines)
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """Write ops.csv, summary.json, summary.md and roofline.png into ``out_dir``."""
+        """Write ops.csv, summary.json, summary.md and roofline.png into ``out_dir`` (and for an
+        event-tier run also trace.json and timeline.png)."""
         from ..analysis.roofline import roofline_figure
 
         out = Path(out_dir)
@@ -75,7 +78,28 @@ class Results:
         import matplotlib.pyplot as plt
 
         plt.close(fig)
+        if self.event is not None:
+            paths.append(self.write_trace(out / "trace.json"))
+            paths.append(self.write_timeline(out / "timeline.png"))
         return paths
+
+    def write_trace(self, path: str | Path) -> Path:
+        """Chrome trace-event JSON of the event-tier run (opens in Perfetto)."""
+        from .trace import write_trace
+
+        if self.event is None:
+            raise ValueError("a trace needs an event-tier run (fidelity='event')")
+        return write_trace(self.event.result, path, system_name=self.system.name)
+
+    def write_timeline(self, path: str | Path) -> Path:
+        """Timeline and utilization figure of the event-tier run, as PNG."""
+        from .timeline import timeline_figure
+
+        if self.event is None:
+            raise ValueError("a timeline needs an event-tier run (fidelity='event')")
+        fig = timeline_figure(self.event.result)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        return Path(path)
 
 
 def _plain(x: Any) -> Any:
@@ -155,6 +179,7 @@ def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np
         "fits_in_hbm": mem <= cap,
         "time_by_bound_s": by_bound,
         "num_ops": len(df),
+        "fidelity": "analytical",
         "warnings": warnings,
     }
     return Results(system=system, graph=graph, ops=df, summary=summary, warnings=warnings)

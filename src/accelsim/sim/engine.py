@@ -7,7 +7,11 @@ releasing successors, (3) starts ready tasks resource by resource, each resource
 queue strictly in (priority, index) order (an in-order queue: a head task waiting for an SRAM
 slot blocks the tasks behind it), and (4) re-divides each bandwidth server among its active
 transfers by max-min fairness (water-filling over the transfers' own caps). Ties are broken by
-(time, priority, index), so identical inputs give identical outputs.
+(time, priority, index), so identical inputs give identical outputs. The transfers of a
+resource that has a bandwidth of its own (a core's DMA queues together) form one flow capped by
+it; flows are water-filled on their server (HBM); a flow's rate goes to its transfers in
+(priority, index) order (descriptors are served in order, so an early small copy is not slowed
+by later prefetches).
 
 ``run`` is the numba kernel; ``reference.run`` is an independently written pure-Python engine
 with the same semantics, used by the tests.
@@ -102,39 +106,83 @@ def _timer_pop(tt, ts, ti, n):
 
 
 @njit(cache=True)
-def _share(active, n_active, cap, weight, bw, rate):
-    """Max-min fair rates of the ``n_active`` transfers in ``active`` on a server of ``bw``:
-    raise a common level; a transfer stops at its cap; a transfer at rate r loads the server
-    with ``weight * r``."""
-    if n_active == 0:
-        return
-    caps = np.empty(n_active)
+def _waterfill(caps, weights, bw):
+    """Max-min fair rates of flows with ``caps`` on a server of ``bw``: raise a common level;
+    a flow stops at its cap; a flow at rate r loads the server with ``weight * r``."""
+    n = caps.size
+    rates = np.empty(n)
     wsum = 0.0
-    for j in range(n_active):
-        caps[j] = cap[active[j]]
-        wsum += weight[active[j]]
+    for j in range(n):
+        wsum += weights[j]
     order = np.argsort(caps, kind="mergesort")
     left = bw
     level = np.inf
-    for j in range(n_active):
-        t = active[order[j]]
+    for j in range(n):
         c = caps[order[j]]
         if wsum <= 0.0:
             break
         if wsum * c <= left:
-            left -= weight[t] * c
-            wsum -= weight[t]
+            left -= weights[order[j]] * c
+            wsum -= weights[order[j]]
         else:
             level = left / wsum
             break
-    for j in range(n_active):
-        t = active[j]
-        rate[t] = cap[t] if cap[t] < level else level
+    for j in range(n):
+        rates[j] = caps[j] if caps[j] < level else level
+    return rates
+
+
+@njit(cache=True)
+def _server_rates(active, n, resource, res_bw, cap, weight, keys, rate, dma_limited, bw):
+    """Rates of the ``n`` transfers in ``active`` on one server. Transfers of a resource that
+    has a bandwidth of its own (a core's DMA queues) form one flow capped by it; flows are
+    water-filled on the server; a flow's rate goes to its transfers in key order."""
+    if n == 0:
+        return
+    group = np.empty(n, dtype=np.int64)
+    k = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        x = active[j]
+        r = resource[x]
+        group[j] = r if (r >= 0 and res_bw[r] > 0.0) else -1 - x
+        k[j] = keys[x]
+    o1 = np.argsort(k, kind="mergesort")
+    o2 = np.argsort(group[o1], kind="mergesort")
+    order = o1[o2]
+    fstart = np.empty(n + 1, dtype=np.int64)
+    fcap = np.empty(n)
+    fw = np.empty(n)
+    nf = 0
+    j = 0
+    while j < n:
+        g = group[order[j]]
+        fstart[nf] = j
+        total = 0.0
+        e = j
+        while e < n and group[order[e]] == g:
+            total += cap[active[order[e]]]
+            e += 1
+        lead = active[order[j]]
+        fcap[nf] = min(res_bw[resource[lead]], total) if g >= 0 else cap[lead]
+        fw[nf] = weight[lead]
+        nf += 1
+        j = e
+    fstart[nf] = n
+    frate = _waterfill(fcap[:nf], fw[:nf], bw)
+    for f in range(nf):
+        left = frate[f]
+        at_limit = frate[f] >= fcap[f]
+        for j in range(fstart[f], fstart[f + 1]):
+            x = active[order[j]]
+            r = min(cap[x], left)
+            left -= r
+            rate[x] = r
+            dma_limited[x] = at_limit or r >= cap[x]
 
 
 @njit(cache=True)
 def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire, release,
-        dep_ptr, dep_idx, res_capacity, srv_bw, pool_slots):
+        dep_ptr, dep_idx, res_capacity, res_bw, srv_bw, pool_slots):
     """Simulate; returns (start, end, ready, xfer_start, capped, lane, blocker, block_kind)."""
     T = kind.size
     R = res_capacity.size
@@ -198,12 +246,14 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
 
     # active transfers per server: a transfer is active only while it holds a resource server,
     # so no server ever has more than sum(res_capacity) of them
-    width = min(T, lane_off[R]) if R > 0 else 0
-    active = np.empty((S, width), dtype=np.int64)
+    act_width = min(T, lane_off[R]) if R > 0 else 0
+    active = np.empty((S, act_width), dtype=np.int64)
     n_active = np.zeros(S, dtype=np.int64)
     dirty = np.zeros(S, dtype=np.bool_)
     remaining = np.zeros(T)
     rate = np.zeros(T)
+    dma_limited = np.zeros(T, dtype=np.bool_)
+    task_key = priority * np.int64(T) + np.arange(T)
     done_buf = np.empty(T, dtype=np.int64)
 
     now = 0.0
@@ -254,7 +304,8 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
         # ---- bandwidth shares
         for s in range(S):
             if dirty[s]:
-                _share(active[s], n_active[s], cap, weight, srv_bw[s], rate)
+                _server_rates(active[s], n_active[s], resource, res_bw, cap, weight, task_key, rate,
+                              dma_limited, srv_bw[s])
                 dirty[s] = False
         # ---- next event
         t_next = np.inf
@@ -263,9 +314,10 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
         for s in range(S):
             for j in range(n_active[s]):
                 x = active[s, j]
-                f = now + remaining[x] / rate[x]
-                if f < t_next:
-                    t_next = f
+                if rate[x] > 0.0:
+                    f = now + remaining[x] / rate[x]
+                    if f < t_next:
+                        t_next = f
         if t_next == np.inf:
             break  # nothing can progress (should not happen for a valid schedule)
         dt = t_next - now
@@ -274,8 +326,8 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
             j = 0
             while j < n_active[s]:
                 x = active[s, j]
-                f = now + remaining[x] / rate[x]
-                if rate[x] >= cap[x]:
+                f = now + remaining[x] / rate[x] if rate[x] > 0.0 else np.inf
+                if dma_limited[x]:
                     capped[x] += dt
                 if f <= t_next:
                     remaining[x] = 0.0
@@ -284,6 +336,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                     n_active[s] -= 1
                     active[s, j] = active[s, n_active[s]]
                     dirty[s] = True
+
                 else:
                     remaining[x] -= rate[x] * dt
                     j += 1
@@ -298,6 +351,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                     active[s, n_active[s]] = t
                     n_active[s] += 1
                     dirty[s] = True
+
                     remaining[t] = nbytes[t]
                 else:
                     done_buf[n_fin] = t
@@ -351,7 +405,7 @@ def simulate_schedule(schedule: Schedule) -> SimResult:
     """Run the numba engine on ``schedule``."""
     s = schedule
     out = run(s.kind, s.resource, s.server, s.duration_s, s.nbytes, s.cap_Bps, s.weight, s.priority, s.acquire,
-              s.release, s.dep_ptr, s.dep_idx, s.res_capacity, s.srv_bandwidth_Bps, s.pool_slots)
+              s.release, s.dep_ptr, s.dep_idx, s.res_capacity, s.res_bandwidth_Bps, s.srv_bandwidth_Bps, s.pool_slots)
     start, end, ready, xstart, capped, lane, blocker, bkind = out
     if s.num_tasks and np.isnan(end).any():
         stuck = int(np.flatnonzero(np.isnan(end))[0])

@@ -14,26 +14,60 @@ from .result import SimResult
 BUSY, XFER, DELAY = 0, 1, 2
 
 
-def _fair_rates(transfers: list[int], cap: np.ndarray, weight: np.ndarray, bw: float) -> dict[int, float]:
-    """Water-filling: raise every rate together; a transfer stops at its cap; the server's
-    load is the sum of weight x rate."""
-    caps = [float(cap[t]) for t in transfers]
+def _waterfill(caps: list[float], weights: list[float], bw: float) -> list[float]:
+    """Raise every flow's rate together; a flow stops at its cap; the server's load is the sum
+    of weight x rate."""
     wsum = 0.0
-    for t in transfers:
-        wsum += float(weight[t])
+    for w in weights:
+        wsum += w
     order = sorted(range(len(caps)), key=lambda j: caps[j])  # stable, like mergesort
     left, level = bw, math.inf
     for j in order:
-        t = transfers[j]
         if wsum <= 0.0:
             break
         if wsum * caps[j] <= left:
-            left -= float(weight[t]) * caps[j]
-            wsum -= float(weight[t])
+            left -= weights[j] * caps[j]
+            wsum -= weights[j]
         else:
             level = left / wsum
             break
-    return {t: (float(cap[t]) if cap[t] < level else level) for t in transfers}
+    return [c if c < level else level for c in caps]
+
+
+def _server_rates(s: Schedule, transfers: list[int], key: list[int], bw: float) -> dict[int, tuple[float, bool]]:
+    """(rate, limited by its own DMA) of each transfer on one server: a resource with its own
+    bandwidth makes its transfers one flow; flows are water-filled; a flow's rate is handed
+    out in key order."""
+    def group(x: int) -> int:
+        r = int(s.resource[x])
+        return r if r >= 0 and s.res_bandwidth_Bps[r] > 0 else -1 - x
+
+    ordered = sorted(transfers, key=lambda x: (group(x), key[x]))
+    flows: list[list[int]] = []
+    for x in ordered:
+        if flows and group(flows[-1][0]) == group(x):
+            flows[-1].append(x)
+        else:
+            flows.append([x])
+    caps, weights = [], []
+    for members in flows:
+        lead = members[0]
+        if group(lead) >= 0:
+            total = 0.0
+            for x in members:
+                total += float(s.cap_Bps[x])
+            caps.append(min(float(s.res_bandwidth_Bps[s.resource[lead]]), total))
+        else:
+            caps.append(float(s.cap_Bps[lead]))
+        weights.append(float(s.weight[lead]))
+    out: dict[int, tuple[float, bool]] = {}
+    for members, fcap, frate in zip(flows, caps, _waterfill(caps, weights, bw)):
+        left = frate
+        for x in members:
+            r = min(float(s.cap_Bps[x]), left)
+            left -= r
+            out[x] = (r, frate >= fcap or r >= s.cap_Bps[x])
+    return out
 
 
 def run(s: Schedule) -> SimResult:
@@ -56,6 +90,7 @@ def run(s: Schedule) -> SimResult:
     R, S = len(s.res_capacity), len(s.srv_bandwidth_Bps)
     queues: list[list[int]] = [[] for _ in range(R)]  # heaps of keys
     lanes_busy = [[False] * int(c) for c in s.res_capacity]
+    free = [int(c) for c in s.res_capacity]
     slots = [int(x) for x in s.pool_slots]
     last_res = [(-1, -math.inf)] * R
     last_pool = [(-1, -math.inf)] * len(slots)
@@ -65,6 +100,7 @@ def run(s: Schedule) -> SimResult:
     active: list[list[int]] = [[] for _ in range(S)]
     rates: dict[int, float] = {}
     remaining = [0.0] * T
+    limited = [False] * T
     now = 0.0
 
     def make_ready(t: int, by: int) -> None:
@@ -86,7 +122,7 @@ def run(s: Schedule) -> SimResult:
     done = 0
     while done < T:
         for r in range(R):
-            while queues[r] and not all(lanes_busy[r]):
+            while queues[r] and free[r] > 0:
                 t = queues[r][0] % T
                 p = int(s.acquire[t])
                 if p >= 0 and slots[p] == 0:
@@ -96,6 +132,7 @@ def run(s: Schedule) -> SimResult:
                     slots[p] -= 1
                 k = lanes_busy[r].index(False)
                 lanes_busy[r][k] = True
+                free[r] -= 1
                 lane[t], start[t] = k, now
                 if ready[t] == now and last_dep[t] >= 0:
                     blocker[t], bkind[t] = last_dep[t], 1
@@ -108,11 +145,14 @@ def run(s: Schedule) -> SimResult:
                 heapq.heappush(timers, (now + float(s.duration_s[t]), seq, t, what))
                 seq += 1
         for srv in range(S):
-            rates.update(_fair_rates(active[srv], s.cap_Bps, s.weight, float(s.srv_bandwidth_Bps[srv])))
+            for x, (r, lim) in _server_rates(s, active[srv], key, float(s.srv_bandwidth_Bps[srv])).items():
+                rates[x] = r
+                limited[x] = lim
         t_next = timers[0][0] if timers else math.inf
         for srv in range(S):
             for x in active[srv]:
-                t_next = min(t_next, now + remaining[x] / rates[x])
+                if rates[x] > 0.0:
+                    t_next = min(t_next, now + remaining[x] / rates[x])
         if t_next == math.inf:
             break
         dt = t_next - now
@@ -121,14 +161,15 @@ def run(s: Schedule) -> SimResult:
             j = 0
             while j < len(active[srv]):
                 x = active[srv][j]
-                f = now + remaining[x] / rates[x]
-                if rates[x] >= s.cap_Bps[x]:
+                f = now + remaining[x] / rates[x] if rates[x] > 0.0 else math.inf
+                if limited[x]:
                     capped[x] += dt
                 if f <= t_next:
                     remaining[x] = 0.0
                     finished.append(x)
                     active[srv][j] = active[srv][-1]  # swap-remove, as the numba engine does
                     active[srv].pop()
+
                 else:
                     remaining[x] -= rates[x] * dt
                     j += 1
@@ -139,6 +180,7 @@ def run(s: Schedule) -> SimResult:
                 xstart[t] = now
                 if s.nbytes[t] > 0:
                     active[s.server[t]].append(t)
+
                     remaining[t] = float(s.nbytes[t])
                     continue
             finished.append(t)
@@ -150,6 +192,7 @@ def run(s: Schedule) -> SimResult:
             r = int(s.resource[t])
             if r >= 0:
                 lanes_busy[r][lane[t]] = False
+                free[r] += 1
                 last_res[r] = (t, now)
             p = int(s.release[t])
             if p >= 0:

@@ -27,8 +27,9 @@ class SimResult:
     xfer_start_s: np.ndarray
     """Transfers: when the bandwidth phase began (after latency); other tasks: start."""
     capped_s: np.ndarray
-    """Transfers: seconds spent moving at the task's own cap (engine-limited) rather than at
-    a fair share of the server (bandwidth-limited)."""
+    """Transfers: seconds spent limited by their own DMA engines (the task's cap, or the
+    bandwidth of its resource, e.g. the core's DMA queues) rather than by a fair share of the
+    server (HBM)."""
     lane: np.ndarray
     """Which server of its resource the task used (0..capacity-1), -1 without a resource."""
     blocker: np.ndarray
