@@ -56,9 +56,9 @@ def _segments(res: SimResult, t: int, slot_wait_from: float) -> list[tuple[str, 
     s = res.schedule
     st, en = float(res.start_s[t]), float(res.end_s[t])
     kind, cat = s.kind[t], s.category[t]
+    if cat == CAT_LINK:
+        return [("interconnect", en - st)]
     if kind == XFER:
-        if cat == CAT_LINK:
-            return [("interconnect", en - st)]
         xs = float(res.xfer_start_s[t])
         data = en - xs
         data_cat = "dma" if res.capped_s[t] >= 0.5 * data else "hbm"

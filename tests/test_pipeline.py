@@ -1,0 +1,31 @@
+"""Pipeline schedules: the bubble emerges from the event schedule."""
+
+import pytest
+
+from accelsim.sim.pipeline import StageTimes, simulate_pipeline, stage_order
+
+
+@pytest.mark.parametrize("schedule", ["1f1b", "gpipe"])
+@pytest.mark.parametrize("p, m", [(2, 1), (4, 8), (8, 32), (4, 3), (16, 64)])
+def test_bubble_fraction_matches_closed_form(schedule, p, m):
+    # equal stages, forward 1 s, backward 2 s, free communication: the step takes
+    # (m + p - 1)(f + b) and each stage idles (p - 1)(f + b) of it: bubble (p-1)/(m+p-1)
+    run = simulate_pipeline([StageTimes(1.0, 0.0, 2.0, 0.0)] * p, m, schedule)
+    assert run.step_time_s == pytest.approx((m + p - 1) * 3.0)
+    assert run.bubble_fraction == pytest.approx((p - 1) / (m + p - 1), rel=0.02)
+
+
+def test_1f1b_order():
+    # stage 0 of 4 with 6 microbatches: 3 warm-up forwards, then alternate, then drain
+    assert stage_order(0, 4, 6, "1f1b") == [("F", 0), ("F", 1), ("F", 2), ("F", 3), ("B", 0), ("F", 4), ("B", 1),
+                                           ("F", 5), ("B", 2), ("B", 3), ("B", 4), ("B", 5)]
+    assert stage_order(3, 4, 2, "1f1b") == [("F", 0), ("B", 0), ("F", 1), ("B", 1)]
+
+
+def test_p2p_and_grad_sync_on_the_critical_path():
+    # 2 stages, 1 microbatch: F0(1) -> send(0.5) -> F1(1) -> B1(2) -> send(0.5) -> B0(2) -> sync(3)
+    # -> optimizer(1): 11 s; 4 s of it is communication (0.5 + 0.5 + 3)
+    st = StageTimes(1.0, 0.0, 2.0, 0.0, grad_sync_s=3.0, optimizer_s=1.0, p2p_s=0.5)
+    run = simulate_pipeline([st, st], 1)
+    assert run.step_time_s == pytest.approx(11.0)
+    assert run.comm_exposed_s == pytest.approx(4.0)
