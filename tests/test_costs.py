@@ -88,11 +88,18 @@ def test_allreduce_switch_and_direct():
 
 
 def test_torus_allreduce_two_dims():
-    # 4x4 torus, group of 16: RS+AG in dim 1 on n, then dim 2 on n/4, both rings closed.
+    # 4x4 torus, group of 16, multi-dimensional ring with both dims busy at once: half the data
+    # reduce-scatters X then Y, the other half Y then X (then all-gathers in reverse), each on
+    # closed bidirectional rings (2 x 100 GB/s). Phase 1: 3 steps of (n/2)/4 split over two
+    # directions; phase 2: 3 steps of (n/2)/16; all-reduce = 2 x (RS):
+    # 2 * (3 * (n/8)/2e11 + 3 * (n/32)/2e11) = 2 * 15n/32 / 2e11 = 0.46875 n / 1e11.
     sys = make_system(num_chips=16, interconnect={"kind": "torus2d", "dims": [4, 4], "link_bandwidth_Bps": "100 GB/s"})
     n = 1e9
-    t, *_ = collective_time(sys, Collective(op="allreduce", bytes_per_rank=n, group=16))
-    assert t == pytest.approx(2 * 0.75 * n / 2e11 + 2 * 0.75 * (n / 4) / 2e11)
+    t, lat, sent, algo = collective_time(sys, Collective(op="allreduce", bytes_per_rank=n, group=16))
+    assert t == pytest.approx(2 * (3 * (n / 8) / 2e11 + 3 * (n / 32) / 2e11))
+    assert algo == "multidim_ring"
+    # at the 2D torus injection bound: 2(p-1)/p * n / (4 links x 100 GB/s)
+    assert t == pytest.approx(2 * 15 / 16 * n / 4e11)
 
 
 def test_group_larger_than_system_is_refused(toy):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from .arch.presets import load_system
 from .arch.spec import SystemSpec
 from .errors import WorkloadError
@@ -83,3 +85,86 @@ def add_event(results: Results, run) -> None:
         "num_tasks": run.schedule.num_tasks,
     })
     results.event = run
+
+
+def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelConfig, global_batch: int,
+                   seq_len: int = 2048, plan=None, dtype: str = "bf16", attention: str = "flash",
+                   overrides: Iterable[str] = (), **plan_fields) -> Results:
+    """Predict one training step: ``global_batch`` sequences of ``seq_len`` tokens under a
+    ParallelPlan (or its fields: tp, pp, dp, ep, cp, sp, microbatch, zero, recompute, schedule).
+    A plan needing more chips than the system has runs on the system scaled out over its
+    ``scale_out`` network."""
+    from .sim.training import simulate_train
+    from .workload.memory import fit_message
+    from .workload.parallel import ParallelPlan
+    from .workload.train import build_train
+
+    spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
+    cfg = model if isinstance(model, ModelConfig) else load_model(model)
+    if plan is None:
+        plan = ParallelPlan(**plan_fields)
+    step = build_train(cfg, global_batch, seq_len, plan, dtype=dtype, attention=attention)
+    run = simulate_train(spec, step)
+    sysx, pipe = run.system, run.pipeline
+    span = pipe.step_time_s
+    peak = sysx.chip.peak_flops(dtype) or sysx.chip.peak_flops("bf16")
+    mem = step.memory()
+    cap = sysx.chip.hbm.capacity_bytes
+    warnings = [] if mem.total_bytes <= cap else [fit_message(mem, cap, plan)]
+    # critical-path time by bound: stage compute segments split in proportion to the bounds of
+    # that stage's ops; communication and delays as they are
+    by_bound = {b: 0.0 for b in ("compute", "memory", "vector", "interconnect", "overhead")}
+    ops = run.ops
+    shares = {}
+    for (s, p), g in ops[ops["kind"] != "collective"].groupby(["stage", "pass"]):
+        t = g.groupby("bound")["time_s"].sum()
+        shares[(int(s), p)] = (t / t.sum()).to_dict() if t.sum() > 0 else {"compute": 1.0}
+    sched, res = pipe.schedule, pipe.result
+    for t in pipe.attribution.path:
+        seg = float(res.end_s[t] - res.start_s[t])
+        name = sched.op_names[sched.op[t]]
+        stage, kind = name.split(".")
+        if kind in ("fwd", "bwd", "optimizer") and sched.category[t] != 5:
+            for b, f in shares.get((int(stage[5:]), {"optimizer": "opt"}.get(kind, kind)), {"compute": 1.0}).items():
+                by_bound[b] += seg * f
+        else:
+            by_bound["interconnect" if sched.category[t] == 5 else "overhead"] += seg
+    summary = {
+        "system": sysx.name, "chip": sysx.chip.name, "model": cfg.name, "phase": "train",
+        "batch": global_batch, "seq_len": seq_len, "context_len": 0,
+        "tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep, "cp": plan.cp, "sp": plan.sp,
+        "zero": plan.zero, "recompute": plan.recompute, "schedule": plan.schedule,
+        "microbatch": plan.microbatch, "microbatches": step.microbatches, "chips": plan.chips,
+        "dtype": dtype, "attention": attention, "fidelity": "analytical",
+        "latency_s": span, "step_time_s": span,
+        "tokens_per_s": step.tokens / span if span > 0 else 0.0,
+        "mfu": step.model_flops / (span * plan.chips * peak) if span > 0 else 0.0,
+        "hfu": step.hardware_flops() / (span * plan.chips * peak) if span > 0 else 0.0,
+        "params": step.params,
+        "bubble_fraction": pipe.bubble_fraction,
+        "comm_exposed_s": pipe.comm_exposed_s,
+        "comm_hidden_s": max(0.0, pipe.comm_total_s - pipe.comm_exposed_s),
+        "critical_path_s": dict(pipe.attribution.total_s),
+        "bottleneck": _bound_sentence(by_bound, ops),
+        "memory_bytes_per_chip": mem.total_bytes,
+        "memory_breakdown_bytes": mem.components(),
+        "hbm_capacity_bytes": cap, "fits_in_hbm": mem.total_bytes <= cap,
+        "hbm_bytes_per_chip": float((ops["hbm_bytes"] * np.where(ops["pass"].isin(["fwd", "bwd"]), step.microbatches, 1)).sum() / plan.pp),
+        "hbm_bandwidth_utilization": 0.0,
+        "time_by_bound_s": by_bound,
+        "num_ops": len(ops),
+        "warnings": warnings,
+    }
+    return Results(system=sysx, graph=step.fwd[0], ops=ops, summary=summary, warnings=warnings, event=None)
+
+
+def _bound_sentence(by_bound: dict[str, float], ops) -> str:
+    """"62% compute-bound on the critical path, mostly in fwd.mlp_up/bwd.mlp_up_dgrad"."""
+    total = sum(by_bound.values())
+    if total <= 0:
+        return "empty step"
+    top = max(by_bound, key=by_bound.get)
+    sel = ops[ops["bound"] == top] if top != "overhead" else ops.iloc[0:0]
+    roles = sel.groupby("role")["time_s"].sum().sort_values(ascending=False).head(2).index.tolist()
+    where = f", mostly in {'/'.join(roles)}" if roles else ""
+    return f"{100 * by_bound[top] / total:.0f}% {top}-bound on the critical path{where}"

@@ -36,11 +36,22 @@ def main() -> None:
 @main.command()
 @click.argument("system")
 @click.argument("model")
-@click.option("--phase", type=click.Choice(["prefill", "decode"]), default="decode", show_default=True)
+@click.option("--phase", type=click.Choice(["prefill", "decode", "train"]), default="decode", show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences (or images) per step.")
 @click.option("--seq", "seq_len", type=click.IntRange(min=1), default=None, help="Prompt length for prefill [2048].")
 @click.option("--context", "context_len", type=click.IntRange(min=0), default=None, help="Cached tokens for decode [2048].")
-@click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel chips.")
+@click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Tensor-parallel degree (chips; on Neuron systems in training: NeuronCores).")
+@click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True, help="Pipeline stages (train).")
+@click.option("--dp", type=click.IntRange(min=1), default=1, show_default=True, help="Data-parallel replicas (train).")
+@click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True, help="Expert-parallel degree (train, MoE).")
+@click.option("--cp", type=click.IntRange(min=1), default=1, show_default=True, help="Context-parallel degree (train).")
+@click.option("--sp", is_flag=True, help="Megatron sequence parallelism (train).")
+@click.option("--microbatch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences per microbatch (train).")
+@click.option("--chips", type=click.IntRange(min=1), default=None, help="Total chips (train); checked against tp x pp x dp x cp.")
+@click.option("--zero", type=click.IntRange(0, 3), default=0, show_default=True, help="ZeRO stage (train; 3 = FSDP).")
+@click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default="none", show_default=True)
+@click.option("--schedule", type=click.Choice(["1f1b", "gpipe"]), default="1f1b", show_default=True, help="Pipeline schedule (train).")
 @click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8", "fp32"]), default="bf16", show_default=True)
 @click.option("--attention", type=click.Choice(["flash", "unfused"]), default="flash", show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
@@ -55,13 +66,20 @@ def main() -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Write ops.csv, summary.json, summary.md, roofline.png here.")
 @click.option("--top", type=click.IntRange(min=0), default=8, show_default=True, help="Op roles to list.")
 @_friendly
-def run(system, model, phase, batch, seq_len, context_len, tp, dtype, attention, overrides, fidelity,
-        trace_path, timeline_path, as_json, out, top):
-    """Predict one prefill or decode step of MODEL on SYSTEM (preset names or YAML files)."""
-    from .api import evaluate
+def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
+        schedule, dtype, attention, overrides, fidelity, trace_path, timeline_path, as_json, out, top):
+    """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
+    files). For --phase train, --batch is the global batch."""
+    from .api import evaluate, evaluate_train
 
     if (trace_path or timeline_path) and fidelity != "event":
         raise click.UsageError("--trace and --timeline need --fidelity event")
+    if phase == "train":
+        return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
+                          microbatch=microbatch, zero=zero, recompute=recompute, schedule=schedule), chips, dtype,
+                          attention, overrides, as_json, out, top)
+    if any(v != 1 for v in (pp, dp, ep, cp)) or zero or chips or sp:
+        raise click.UsageError("--pp/--dp/--ep/--cp/--sp/--zero/--chips apply to --phase train")
     res = evaluate(system, model, phase=phase, batch=batch, seq_len=seq_len, context_len=context_len,
                    tp=tp, dtype=dtype, attention=attention, overrides=overrides, fidelity=fidelity)
     if out:
@@ -106,6 +124,52 @@ def run(system, model, phase, batch, seq_len, context_len, tp, dtype, attention,
         click.echo(f"warning: {w}", err=True)
     if out:
         click.echo(f"wrote {out}/ops.csv, summary.json, summary.md, roofline.png")
+
+
+def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attention, overrides, as_json, out, top):
+    from .api import evaluate_train
+    from .arch.presets import load_system
+    from .errors import WorkloadError
+    from .workload.parallel import ParallelPlan
+
+    spec = load_system(system, overrides)
+    if spec.chip.kind == "npu" and spec.chip.name.startswith(("trainium1", "inferentia2")):
+        plan_fields["cores_per_chip"] = spec.chip.num_cores  # Neuron: --tp counts NeuronCores
+    plan = ParallelPlan(**plan_fields)
+    if chips is not None and chips != plan.chips:
+        raise WorkloadError(f"--chips {chips} does not match the plan: tp x pp x dp x cp = "
+                            f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")
+    res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention)
+    if out:
+        res.write(out)
+    if as_json:
+        click.echo(res.to_json())
+        return
+    s = res.summary
+    click.echo(f"{s['model']} train step on {s['system']} ({s['chips']} x {s['chip']}; tp={s['tp']} pp={s['pp']} "
+               f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{' sp' if s['sp'] else ''}, zero {s['zero']}, "
+               f"recompute {s['recompute']}, {s['schedule']}; global batch {s['batch']} x {s['seq_len']} tokens, "
+               f"{s['microbatches']} microbatches of {s['microbatch']})")
+    click.echo(f"  step time     {fmt(s['step_time_s'], 's')}")
+    click.echo(f"  tokens/s      {s['tokens_per_s']:,.0f}")
+    click.echo(f"  MFU           {100 * s['mfu']:.1f}%  (HFU {100 * s['hfu']:.1f}%)")
+    click.echo(f"  bubble        {100 * s['bubble_fraction']:.1f}% of the pipeline phase")
+    click.echo(f"  comm          {fmt(s['comm_exposed_s'], 's')} exposed, {fmt(s['comm_hidden_s'], 's')} hidden")
+    click.echo(f"  memory/chip   {fmt(s['memory_bytes_per_chip'], 'B', binary=True)} of "
+               f"{fmt(s['hbm_capacity_bytes'], 'B', binary=True)}: " + ", ".join(
+                   f"{k} {fmt(v, 'B', binary=True)}" for k, v in s["memory_breakdown_bytes"].items() if v > 0))
+    click.echo(f"critical path: {s['bottleneck']}")
+    for b, t in sorted(s["time_by_bound_s"].items(), key=lambda kv: -kv[1]):
+        if t > 0:
+            click.echo(f"  {b:<13} {fmt(t, 's'):>10}  {100 * t / s['step_time_s']:5.1f}%")
+    if top:
+        click.echo("top ops of one microbatch (stage 0, summed over its layers):")
+        df = res.ops[res.ops["stage"] == 0]
+        g = df.groupby("role")["time_s"].agg(["size", "sum"]).sort_values("sum", ascending=False).head(top)
+        for role, r in g.iterrows():
+            click.echo(f"  {role:<26}{int(r['size']):>6}{fmt(r['sum'], 's'):>12}")
+    for w in res.warnings:
+        click.echo(f"warning: {w}", err=True)
 
 
 @main.command()
@@ -182,6 +246,61 @@ def validate(files):
             bad += 1
             click.echo(f"error: {e}", err=True)
     sys.exit(1 if bad else 0)
+
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["allreduce", "allgather", "reducescatter", "alltoall", "broadcast",
+                                           "sendrecv"]))
+@click.option("--system", "system_name", required=True, help="System preset name or YAML file.")
+@click.option("--bytes", "size", required=True, metavar="B",
+              help="Bytes per rank: the all-reduce buffer, reduce-scatter input, all-gather contribution, "
+                   "all-to-all send buffer; unit strings allowed (\"64 MiB\").")
+@click.option("--ranks", type=click.IntRange(min=1), required=True,
+              help="Ranks (chips 0..N-1). More than the system's chips replicates its node over its scale-out network.")
+@click.option("--algorithm", default=None, help="Force an algorithm (ring, bidirectional_ring, multidim_ring, "
+                                                "direct, in_switch, halving_doubling, recursive_doubling, tree, "
+                                                "hierarchical); default: the fastest predicted.")
+@click.option("--fidelity", type=click.Choice(["analytical", "event"]), default="analytical", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a system field (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_friendly
+def collective(kind, system_name, size, ranks, algorithm, fidelity, overrides, as_json):
+    """Time one collective (KIND) over --ranks chips of --system."""
+    from .arch.presets import load_system
+    from .arch.topology import scale_out_system
+    from .errors import WorkloadError
+    from .lower.collectives import BUSBW_FACTOR, collective_cost
+    from .units import parse
+
+    try:
+        nbytes = parse(size, "bytes")
+    except ValueError as e:
+        raise WorkloadError(f"--bytes: {e}") from None
+    system = load_system(system_name, overrides)
+    if ranks > system.num_chips and system.scale_out is not None:
+        node = system.chips_per_node
+        system = scale_out_system(system, -(-ranks // node) * node)
+    res = collective_cost(system, kind, nbytes, ranks, algorithm)
+    out = {"kind": kind, "system": system.name, "chips": system.num_chips, "ranks": ranks, "bytes_per_rank": nbytes,
+           "algorithm": res.algorithm, "detail": res.detail, "fidelity": fidelity, "time_s": res.time_s,
+           "busbw_Bps": res.busbw_Bps, "algbw_Bps": res.algbw_Bps, "bandwidth_s": res.bandwidth_s,
+           "latency_s": res.latency_s, "bytes_sent_per_chip": res.bytes_sent_per_chip}
+    if fidelity == "event":
+        from .lower.collective_schedule import simulate_collective
+
+        t, sim = simulate_collective(system, kind, nbytes, ranks, res.algorithm)
+        size_S = nbytes * (ranks if kind == "allgather" else 1)
+        algbw = size_S / t if t > 0 else 0.0
+        out.update(analytical_time_s=res.time_s, time_s=t, algbw_Bps=algbw,
+                   busbw_Bps=algbw * BUSBW_FACTOR[kind](ranks), num_tasks=sim.schedule.num_tasks)
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    algo = res.algorithm + (f" ({res.detail})" if res.detail else "")
+    click.echo(f"{kind} of {fmt(nbytes, 'B', binary=True)} per rank over {ranks} ranks on {system.name}: "
+               f"{fmt(out['time_s'], 's')} ({fidelity}), busbw {fmt(out['busbw_Bps'], 'B/s')}, "
+               f"algbw {fmt(out['algbw_Bps'], 'B/s')}, algorithm {algo}")
 
 
 if __name__ == "__main__":

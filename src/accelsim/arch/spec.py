@@ -254,13 +254,16 @@ class ChipSpec(Spec):
 
 
 class Interconnect(Spec):
-    """How the chips of a system are joined. ``kind`` selects the topology."""
+    """How the chips of one scale-up domain (a node: a server, an instance, a pod slice) are
+    joined. ``kind`` selects the topology; ``arch.topology`` builds its graph."""
 
-    kind: Literal["ring", "torus2d", "torus3d", "fully_connected", "switch"]
-    """Topology: ring, 2D torus, 3D torus, fully connected (direct links to every peer) or a
-    switch (NVSwitch-like, every chip one hop from the switch)."""
+    kind: Literal["ring", "torus2d", "torus3d", "mesh2d", "mesh3d", "fully_connected", "switch"]
+    """Topology: ring, 2D / 3D torus (wrap-around links), 2D / 3D mesh (no wrap-around), fully
+    connected (direct links to every peer) or a switch (NVSwitch-like, every chip one hop from
+    the switch)."""
     dims: tuple[int, ...] = ()
-    """Torus dimensions, e.g. (4, 4) or (4, 4, 4); for a ring, (n,); empty for the others."""
+    """Torus / mesh dimensions, e.g. (4, 4) or (4, 4, 4); for a ring, (n,); empty for the others.
+    They hold the chips of one node (``SystemSpec.node_chips``)."""
     link_bandwidth_Bps: BytesPerSecond = Field(gt=0)
     """Bandwidth of one link in one direction, bytes/s."""
     links_per_neighbour: int = Field(1, gt=0)
@@ -269,6 +272,10 @@ class Interconnect(Spec):
     """One-hop latency of a link (or chip-switch-chip), seconds."""
     in_switch_reduction: bool = False
     """Whether the switch reduces in the network (NVLink SHARP), halving all-reduce traffic."""
+    bidirectional: bool = True
+    """Whether each ring / torus link carries data both ways (full duplex). False: a
+    unidirectional ring (torus), where data only flows towards the next chip of each
+    dimension, so a ring collective has half the usable bandwidth. Only for ring and torus."""
 
     def chips_in_topology(self) -> int | None:
         """Chip count implied by ``dims`` (None when the topology has no dims)."""
@@ -281,22 +288,34 @@ class Interconnect(Spec):
 
     @model_validator(mode="after")
     def _dims_match_kind(self) -> "Interconnect":
-        need = {"ring": 1, "torus2d": 2, "torus3d": 3}.get(self.kind)
+        need = {"ring": 1, "torus2d": 2, "torus3d": 3, "mesh2d": 2, "mesh3d": 3}.get(self.kind)
         if need is not None and len(self.dims) != need:
             raise ValueError(f"a {self.kind} needs dims with {need} entr{'y' if need == 1 else 'ies'}, got {list(self.dims)}")
+        if need is None and self.dims:
+            raise ValueError(f"a {self.kind} has no dims, got {list(self.dims)}")
         if any(d < 1 for d in self.dims):
             raise ValueError(f"dims must be positive, got {list(self.dims)}")
         if self.in_switch_reduction and self.kind != "switch":
             raise ValueError("in_switch_reduction needs kind: switch")
+        if not self.bidirectional and self.kind not in ("ring", "torus2d", "torus3d"):
+            raise ValueError(f"bidirectional: false is only meaningful for a ring or torus, not a {self.kind}")
         return self
 
+    @property
+    def wraps(self) -> bool:
+        """Whether the dims close into rings (ring, torus) rather than lines (mesh)."""
+        return self.kind in ("ring", "torus2d", "torus3d")
+
     def neighbours(self, num_chips: int) -> int:
-        """Directly linked neighbours of one chip (1 for a switch: the switch itself)."""
+        """Links a chip drives in one direction (its directly linked neighbours; 1 for a switch:
+        the switch itself; an interior chip of a mesh). ``num_chips`` is the node's chip count."""
         neighbours = 1
         if self.kind == "fully_connected":
             neighbours = max(num_chips - 1, 1)
-        elif self.kind in ("ring", "torus2d", "torus3d"):
-            neighbours = sum(0 if d == 1 else (1 if d == 2 else 2) for d in self.dims)
+        elif self.dims:
+            per_dim = (lambda d: 0 if d == 1 else 1) if not self.bidirectional else \
+                (lambda d: 0 if d == 1 else (1 if d == 2 else 2))
+            neighbours = sum(per_dim(d) for d in self.dims)
         return neighbours
 
     def chip_bandwidth_Bps(self, num_chips: int) -> float:
@@ -304,8 +323,24 @@ class Interconnect(Spec):
         return self.link_bandwidth_Bps * self.links_per_neighbour * self.neighbours(num_chips)
 
 
+class ScaleOut(Spec):
+    """The network joining nodes (scale-up domains) to each other: NICs on every chip and a
+    switched fabric (InfiniBand, RoCE, EFA, a TPU data-centre network)."""
+
+    nic_bandwidth_Bps: BytesPerSecond = Field(gt=0)
+    """Scale-out bandwidth of one chip in one direction (all its NICs, or its share of the
+    node's NICs), bytes/s."""
+    nic_latency_s: Seconds = Field(0.0, ge=0)
+    """Latency of one chip-to-chip message across the fabric (NIC to NIC), seconds."""
+    kind: Literal["fat_tree", "rail"] = "fat_tree"
+    """Fabric: ``fat_tree`` (full bisection: every NIC reaches every other NIC at full rate) or
+    ``rail`` (rail-optimized: the NIC of local chip i reaches only chip i of the other nodes;
+    traffic to another local index first crosses the scale-up network)."""
+
+
 class SystemSpec(Spec):
-    """A system: ``num_chips`` identical chips joined by an interconnect."""
+    """A system: ``num_chips`` identical chips in nodes of ``node_chips`` chips; the chips of a
+    node are joined by ``interconnect`` (scale-up), the nodes by ``scale_out``."""
 
     name: str
     """System name (the preset name)."""
@@ -314,22 +349,42 @@ class SystemSpec(Spec):
     chip: ChipSpec
     """The chip."""
     num_chips: int = Field(1, gt=0)
-    """Number of chips."""
+    """Number of chips (all nodes together)."""
     interconnect: Interconnect | None = None
-    """Chip-to-chip network; required when num_chips > 1."""
+    """Scale-up network inside a node; required when a node has more than one chip."""
+    node_chips: int | None = Field(None, gt=0)
+    """Chips per node (scale-up domain); None = all ``num_chips`` chips form one node."""
+    scale_out: ScaleOut | None = None
+    """Network between nodes; required when there is more than one node."""
     sources: dict[str, str] = {}
     """Where each number came from: dotted field path (or a prefix of it) -> source."""
 
     @model_validator(mode="after")
     def _network_fits(self) -> "SystemSpec":
-        if self.num_chips > 1 and self.interconnect is None:
-            raise ValueError(f"num_chips is {self.num_chips} but no interconnect is given")
+        node = self.chips_per_node
+        if self.num_chips % node:
+            raise ValueError(f"num_chips {self.num_chips} is not a multiple of node_chips {node}")
+        if node > 1 and self.interconnect is None:
+            raise ValueError(f"a node has {node} chips but no interconnect is given")
+        if self.num_chips > node and self.scale_out is None:
+            raise ValueError(f"{self.num_chips} chips in nodes of {node} need a scale_out network")
         if self.interconnect is not None:
             n = self.interconnect.chips_in_topology()
-            if n is not None and n != self.num_chips:
+            if n is not None and n != node:
                 raise ValueError(f"interconnect.dims {list(self.interconnect.dims)} hold {n} chips "
-                                 f"but num_chips is {self.num_chips}")
+                                 f"but a node has {node} (num_chips {self.num_chips}"
+                                 + (f", node_chips {self.node_chips})" if self.node_chips else ")"))
         return self
+
+    @property
+    def chips_per_node(self) -> int:
+        """Chips in one scale-up domain (``node_chips``, else ``num_chips``)."""
+        return self.node_chips if self.node_chips is not None else self.num_chips
+
+    @property
+    def num_nodes(self) -> int:
+        """Number of nodes joined by the scale-out network."""
+        return self.num_chips // self.chips_per_node
 
     def peak_flops(self, dtype: str = "bf16", sparse: bool = False) -> float:
         """Peak tensor FLOP/s of the whole system."""

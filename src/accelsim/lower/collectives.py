@@ -1,85 +1,619 @@
-"""Collective algorithms: alpha-beta time on the system's topology (analytical tier).
+"""Collective algorithms on the system's topology: analytical (alpha-beta) time with link
+contention.
 
-Notation: ``n`` = bytes each rank contributes, ``p`` = ranks, ``B`` = one-direction bandwidth
-between two neighbours (link bandwidth x links per neighbour x link efficiency), ``a`` = link
-latency. The group is placed on the fastest chips first: along torus dimensions in order.
+Every algorithm is a **plan**: a sequence of steps; a step is a set of concurrent point-to-point
+transfers (src chip, dst chip, bytes), each routed on the topology (``arch.topology``). The
+analytical time of a step is
 
-| topology         | all-reduce                                    | algorithm            |
-|------------------|-----------------------------------------------|----------------------|
-| switch + SHARP   | n/B + 2a                                      | in-switch reduction  |
-| switch           | 2(p-1)/p * n/B + 2(p-1)a                      | ring through switch  |
-| fully connected  | 2 * (n/p)/B + 2a                              | direct RS + AG       |
-| ring / torus dim | sum_i 2(g_i-1)/g_i * n_i/(w_i B) + 2(g_i-1)a  | (multi-dim) bidir ring |
+    t_step = max over links (bytes on the link / its bandwidth) + max over transfers (route latency)
 
-For tori the group spans dims with extents g_i; ``n_i = n / (g_1...g_{i-1})`` (reduce-scatter
-in dim 1 shrinks what dim 2 carries); ``w_i`` = 2 for a ring that closes (both directions
-carry half) and 1 for an open line. Reduce-scatter and all-gather are the first and second half
-of the all-reduce (all-gather's ``n`` is each rank's contribution, so its traffic is ``(p-1)n``).
-All-to-all: ``(p-1)/p * n/B`` through a switch, ``(n/p)/B`` fully connected, and the link load
-``n g/8`` per direction per ring dimension of a torus.
+and a collective costs ``T = sum of its steps + o``. The event tier (``collective_schedule``)
+simulates the same plans link by link.
+
+Notation: ``n`` = bytes_per_rank, ``p`` = ranks, ``B`` = one-direction bandwidth between two
+neighbours (link bandwidth x links per neighbour x ``link_efficiency``), ``a`` = link latency
+(chip-switch-chip counts one ``a``), ``B_o``, ``a_o`` = the same for a chip's scale-out NICs,
+``o`` = ``collective_overhead_s`` (once per call). ``n`` is the all-reduce buffer, the
+reduce-scatter input, the all-gather contribution (output ``p n``), the all-to-all send buffer
+(``n/p`` to each peer), the broadcast / send-recv message.
+
+| algorithm            | all-reduce on one node, contiguous group (closed forms)          |
+|----------------------|------------------------------------------------------------------|
+| `ring`               | 2(p-1) (n/(pB) + h a); h = 1 on a closed ring, a torus box, a    |
+|                      | switch, fully connected; h = g-1 on an open line (mesh, part of a |
+|                      | torus dim: the closing edge goes back over the reverse links)    |
+| `bidirectional_ring` | 2(p-1) (n/(2pB) + a): two rings, opposite directions, disjoint    |
+|                      | links (not on a switch, whose ports a single ring already fills) |
+| `multidim_ring`      | box g_1 x .. x g_q (q >= 2): q parts of n/q run at once, part j   |
+|                      | reduce-scatters over the dims in the rotated order j, j+1, ..    |
+|                      | then all-gathers in reverse, so each phase of the parts uses     |
+|                      | different dims' links. Cube g^q: 2 sum_t (g-1)(n/(q g^t w B) + a),|
+|                      | w = 2 on closed bidirectional dims, else 1                       |
+| `direct`             | RS + AG, every rank sends n/p to every peer at once: fully       |
+|                      | connected 2(n/(pB) + a); switch 2((p-1)n/(pB) + a)               |
+| `in_switch`          | n/B + a (NVLink SHARP: every chip pushes n and pulls n at once)  |
+| `halving_doubling`   | p = 2^k: RS sends n/2, n/4, .. n/p to partners at rank distance   |
+|                      | 1, 2, .. p/2, AG mirrors it: switch / FC 2(p-1)n/(pB) + 2 k a     |
+| `recursive_doubling` | p = 2^k: k exchanges of n: k (n/B + a) (small messages)          |
+| `hierarchical`       | groups over m chips in each of K nodes: intra RS(n) + inter      |
+|                      | AR(n/m) over the NICs (m rails at once) + intra AG(n/m), each    |
+|                      | part chosen by the rule below; e.g. ring inter part:             |
+|                      | 2(K-1)(n/(mK B_o) + a_o)                                         |
+
+Reduce-scatter and all-gather are the two halves of the all-reduce (ring: (p-1)(n/(pB) + a)
+and (p-1)(n/B + a)). All-to-all: `direct` ((p-1) n/(pB) + a through a switch, n/(pB) + a fully
+connected; on tori the routes' link loads give the bisection-bound time). Broadcast: `direct`
+(root sends n to each peer), `tree` (binomial, ceil(log2 p) (n/B + a)), `ring` (pipelined in p
+chunks: (2p-2)(n/(pB) + a)). Send/recv: n/B_path + route latency.
+
+**Choice rule**: with ``algorithm=None`` the predicted time is computed for every applicable
+algorithm and the smallest wins; ties (within 1e-9 relative) go to the earlier name in
+``ALGORITHMS``. ``direct`` is a candidate for all-reduce / reduce-scatter / all-gather only
+on a switch, fully connected node or a group of at most 16 chips; `halving_doubling` and
+`recursive_doubling` need a power-of-two group. Groups larger than the system are refused.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
 from ..arch.spec import SystemSpec
+from ..arch.topology import SCALE_OUT, SCALE_UP, Topology, topology
 from ..errors import WorkloadError
 from ..workload.ops import Collective
 
+KINDS = ("allreduce", "allgather", "reducescatter", "alltoall", "broadcast", "sendrecv")
+ALGORITHMS = ("in_switch", "hierarchical", "multidim_ring", "bidirectional_ring", "ring", "direct",
+              "halving_doubling", "recursive_doubling", "tree")
+"""Algorithm names, in tie-break preference order."""
+BUSBW_FACTOR = {"allreduce": lambda p: 2 * (p - 1) / p, "allgather": lambda p: (p - 1) / p,
+                "reducescatter": lambda p: (p - 1) / p, "alltoall": lambda p: (p - 1) / p,
+                "broadcast": lambda p: 1.0, "sendrecv": lambda p: 1.0}
+"""nccl-tests' bus-bandwidth factor: busbw = S/t * factor(p)."""
+DIRECT_MAX_RANKS = 16
 
-def group_dims(system: SystemSpec, p: int) -> list[tuple[int, bool]]:
-    """Extents of a ``p``-chip group along the topology's dims, and whether each closes a ring."""
-    ic = system.interconnect
-    dims = list(ic.dims) if ic.dims else [system.num_chips]
-    out, left = [], p
-    for d in dims:
-        if left == 1:
-            break
-        g = min(d, left)
-        if left % g:
-            raise WorkloadError(f"a group of {p} chips does not tile the {ic.kind} dims {dims}")
-        out.append((g, g == d and g > 2))
-        left //= g
-    if left != 1:
-        raise WorkloadError(f"a group of {p} chips does not fit {system.name} ({system.num_chips} chips)")
+
+@dataclass(frozen=True)
+class Step:
+    """Concurrent transfers (src chip, dst chip, bytes / bytes_per_rank), ``repeat`` times."""
+
+    transfers: tuple[tuple[int, int, float], ...]
+    repeat: int = 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An algorithm as steps over chips."""
+
+    algorithm: str
+    steps: tuple[Step, ...]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CollectiveResult:
+    """Predicted cost of one collective call."""
+
+    kind: str
+    algorithm: str
+    ranks: int
+    bytes_per_rank: float
+    time_s: float
+    """bandwidth_s + latency_s."""
+    bandwidth_s: float
+    """Data time: the sum over steps of the busiest link's bytes / bandwidth."""
+    latency_s: float
+    """Route latencies of the steps plus the collective's software overhead."""
+    bytes_sent_per_chip: float
+    """Bytes the busiest sender injects (forwarding by intermediate hops not counted)."""
+    busbw_Bps: float
+    """nccl-tests bus bandwidth: S/t * factor (all-reduce 2(p-1)/p, all-gather / reduce-scatter /
+    all-to-all (p-1)/p, broadcast / send-recv 1), S the nccl-tests size (p n for all-gather)."""
+    algbw_Bps: float
+    """S / t."""
+    detail: str = ""
+
+
+# ------------------------------------------------------------------------------------------
+# Group geometry
+
+def _box(topo: Topology, group: tuple[int, ...]) -> list[list[int]] | None:
+    """Per dim, the group's coordinates in line order, when the group is a box in one node."""
+    if not topo.dims or len({topo.node_of(c) for c in group}) != 1:
+        return None
+    cs = [topo.coords(c) for c in group]
+    sets = [sorted({x[i] for x in cs}) for i in range(len(topo.dims))]
+    if math.prod(len(s) for s in sets) != len(group) or len(set(cs)) != len(group):
+        return None
+    if topo.wraps:
+        for i, (s, d) in enumerate(zip(sets, topo.dims)):
+            if 1 < len(s) < d:  # start after the largest cyclic gap
+                gaps = [((s[(k + 1) % len(s)] - s[k]) % d, k) for k in range(len(s))]
+                k = max(gaps)[1]
+                sets[i] = s[k + 1:] + s[:k + 1]
+    return sets
+
+
+def _snake(lists: list[list]) -> list[tuple]:
+    """Boustrophedon order over a product of lines (first varies fastest): consecutive
+    entries differ by one step in one line."""
+    if not lists:
+        return [()]
+    inner = _snake(lists[:-1])
+    out = []
+    for j, y in enumerate(lists[-1]):
+        out += [s + (y,) for s in (inner if j % 2 == 0 else inner[::-1])]
     return out
 
 
-def collective_time(system: SystemSpec, op: Collective) -> tuple[float, float, float, str]:
-    """(bandwidth time, latency + software overhead, bytes sent per chip, algorithm name)."""
-    p, n = op.group, op.bytes_per_rank
-    cal = system.chip.calibration
+def _grid_cycle(cols: list, rows: list) -> list[tuple]:
+    """A Hamiltonian cycle over cols x rows (each a path) when len(rows) is even: row 0 left to
+    right, rows 1.. snake over columns 1.., back down column 0."""
+    out = [(c, rows[0]) for c in cols]
+    for j in range(1, len(rows)):
+        seq = cols[1:][::-1] if j % 2 else cols[1:]
+        out += [(c, rows[j]) for c in seq]
+    out += [(cols[0], rows[j]) for j in range(len(rows) - 1, 0, -1)]
+    return out
+
+
+def _box_cycle(topo: Topology, node: int, sets: list[list[int]]) -> list[int]:
+    """Chips of a box in ring order: all edges one hop when a Hamiltonian cycle exists."""
+    act = [i for i, s in enumerate(sets) if len(s) > 1]
+    fixed = [s[0] for s in sets]
+
+    def chip(assign: dict[int, int]) -> int:
+        return topo.chip_at(node, [assign.get(i, fixed[i]) for i in range(len(sets))])
+
+    if len(act) <= 1:
+        return [chip({act[0]: x}) if act else chip({}) for x in (sets[act[0]] if act else [0])]
+    f, rest = act[0], act[1:]
+    path = _snake([sets[i] for i in rest])
+    if len(path) % 2 == 0:
+        cyc = [(x, r) for x, r in _grid_cycle(sets[f], path)]
+    elif len(sets[f]) % 2 == 0:
+        cyc = [(x, r) for r, x in _grid_cycle(path, sets[f])]
+    else:  # every extent odd: no one-hop cycle; a snake, closed over a longer route
+        cyc = [(s[0], s[1:]) for s in _snake([sets[f]] + [sets[i] for i in rest])]
+    return [chip({f: x, **dict(zip(rest, r))}) for x, r in cyc]
+
+
+def _by_node(topo: Topology, group: tuple[int, ...]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for c in group:
+        out.setdefault(topo.node_of(c), []).append(c)
+    return out
+
+
+def _node_orders(topo: Topology, group: tuple[int, ...]) -> list[list[int]]:
+    """Each node's share of the group in ring order: a Hamiltonian cycle of a box (one-hop
+    edges), else the given order."""
+    out = []
+    for node, chips in _by_node(topo, group).items():
+        sets = _box(topo, tuple(chips))
+        out.append(_box_cycle(topo, node, sets) if sets is not None else chips)
+    return out
+
+
+def _ring_orders(topo: Topology, group: tuple[int, ...]) -> list[list[int]]:
+    """The rings (channels) of a ring algorithm. One node: one ring. A group over K nodes with
+    m chips each: m rings (like NCCL's channels), ring c entering every node at its c-th chip
+    and leaving from the one before, so each chip's NIC carries one ring."""
+    nodes = _node_orders(topo, group)
+    if len(nodes) > 1 and len({len(o) for o in nodes}) == 1:
+        m = len(nodes[0])
+        return [[c for o in nodes for c in o[j:] + o[:j]] for j in range(m)]
+    order = [c for o in nodes for c in o]
+    k = order.index(group[0])
+    return [order[k:] + order[:k]]
+
+
+def _size(kind: str, p: int) -> float:
+    """Data the algorithm divides, in units of bytes_per_rank (all-gather: the output)."""
+    return float(p) if kind == "allgather" else 1.0
+
+
+def _ring_plan(topo: Topology, kind: str, group: tuple[int, ...], bidir: bool) -> tuple[Step, ...]:
+    p = len(group)
+    orders = _ring_orders(topo, group)
+    if kind == "broadcast":  # one pipelined chain from rank 0, in p chunks
+        order = [c for o in _node_orders(topo, group) for c in o]
+        k = order.index(group[0])
+        order = order[k:] + order[:k]
+        chunks = p
+        steps: list[Step] = []
+        for s in range(chunks + p - 2):
+            tr = tuple((order[i], order[i + 1], 1.0 / chunks) for i in range(p - 1) if 0 <= s - i < chunks)
+            if steps and steps[-1].transfers == tr:
+                steps[-1] = Step(tr, steps[-1].repeat + 1)
+            else:
+                steps.append(Step(tr))
+        return tuple(steps)
+    chunk = _size(kind, p) / p / len(orders) / (2 if bidir else 1)
+    tr = []
+    for order in orders:
+        tr += [(order[i], order[(i + 1) % p], chunk) for i in range(p)]
+        if bidir:
+            tr += [(order[i], order[i - 1], chunk) for i in range(p)]
+    return (Step(tuple(tr), 2 * (p - 1) if kind == "allreduce" else p - 1),)
+
+
+def _pairs(group, frac: float) -> tuple[tuple[int, int, float], ...]:
+    return tuple((a, b, frac) for a in group for b in group if a != b)
+
+
+def _direct_plan(kind: str, group: tuple[int, ...]) -> tuple[Step, ...]:
+    p = len(group)
+    if kind == "sendrecv":
+        return (Step(((group[0], group[1], 1.0),)),)
+    if kind == "broadcast":
+        return (Step(tuple((group[0], b, 1.0) for b in group[1:])),)
+    if kind == "allgather":
+        return (Step(_pairs(group, 1.0)),)
+    return (Step(_pairs(group, 1.0 / p), 2 if kind == "allreduce" else 1),)
+
+
+def _hd_plan(kind: str, group: tuple[int, ...], doubling_only: bool) -> tuple[Step, ...]:
+    p = len(group)
+    k = p.bit_length() - 1
+    if doubling_only:  # recursive doubling all-reduce: exchange everything with distance 1, 2, 4..
+        return tuple(Step(tuple((group[r], group[r ^ (1 << j)], 1.0) for r in range(p))) for j in range(k))
+    rs = [Step(tuple((group[r], group[r ^ (1 << j)], 1.0 / 2 ** (j + 1)) for r in range(p))) for j in range(k)]
+    if kind == "reducescatter":
+        return tuple(rs)
+    if kind == "allgather":
+        return tuple(Step(tuple((group[r], group[r ^ (1 << j)], float(p) / 2 ** (j + 1)) for r in range(p)))
+                     for j in reversed(range(k)))
+    return tuple(rs + rs[::-1])
+
+
+def _tree_plan(group: tuple[int, ...]) -> tuple[Step, ...]:
+    p = len(group)
+    steps, span = [], 1
+    while span < p:
+        steps.append(Step(tuple((group[r], group[r + span], 1.0) for r in range(span) if r + span < p)))
+        span *= 2
+    return tuple(steps)
+
+
+def _zip(parts: list[tuple[Step, ...]]) -> tuple[Step, ...]:
+    """Run plans side by side, step k of each together (repeats split where they differ)."""
+    queues = [[(s.transfers, s.repeat) for s in part] for part in parts]
+    out: list[Step] = []
+    while any(queues):
+        live = [q for q in queues if q]
+        r = min(q[0][1] for q in live)
+        tr = tuple(t for q in live for t in q[0][0])
+        for q in live:
+            q[0] = (q[0][0], q[0][1] - r)
+            if q[0][1] == 0:
+                q.pop(0)
+        if out and out[-1].transfers == tr:
+            out[-1] = Step(tr, out[-1].repeat + r)
+        else:
+            out.append(Step(tr, r))
+    return tuple(out)
+
+
+def _multidim_plan(topo: Topology, kind: str, group: tuple[int, ...]) -> tuple[Step, ...]:
+    node = topo.node_of(group[0])
+    sets = _box(topo, group)
+    act = [i for i, s in enumerate(sets) if len(s) > 1]
+    q = len(act)
+
+    def phase(dim: int, chunk: float) -> Step:
+        g = len(sets[dim])
+        closed = topo.wraps and g == topo.dims[dim]
+        bidir = closed and topo.bidirectional and g > 2
+        others = [s if i != dim else [None] for i, s in enumerate(sets)]
+        tr = []
+        for fixed in _snake(others):
+            line = [topo.chip_at(node, [x if i != dim else y for i, x in enumerate(fixed)]) for y in sets[dim]]
+            for i in range(g):
+                tr.append((line[i], line[(i + 1) % g], chunk / (2 if bidir else 1)))
+                if bidir:
+                    tr.append((line[i], line[i - 1], chunk / 2))
+        return Step(tuple(tr), g - 1)
+
+    parts = []
+    for j in range(q):
+        dims = act[j:] + act[:j]
+        data = _size(kind, len(group)) / q
+        rs = []
+        for d in dims:
+            rs.append(phase(d, data / len(sets[d])))
+            data /= len(sets[d])
+        if kind == "reducescatter":
+            parts.append(tuple(rs))
+        elif kind == "allgather":
+            parts.append(tuple(rs[::-1]))
+        else:
+            parts.append(tuple(rs + rs[::-1]))
+    return _zip(parts)
+
+
+@lru_cache(maxsize=4096)
+def _plan(topo: Topology, kind: str, algorithm: str, group: tuple[int, ...]) -> tuple[Step, ...]:
+    """Steps of a flat (one-level) algorithm; cached (plans depend on the structure only)."""
+    if algorithm in ("ring", "bidirectional_ring"):
+        return _ring_plan(topo, kind, group, algorithm == "bidirectional_ring")
+    if algorithm == "multidim_ring":
+        return _multidim_plan(topo, kind, group)
+    if algorithm == "direct":
+        return _direct_plan(kind, group)
+    if algorithm == "in_switch":
+        p = len(group)
+        return (Step(tuple((group[i], group[(i + 1) % p], 1.0) for i in range(p))),)
+    if algorithm in ("halving_doubling", "recursive_doubling"):
+        return _hd_plan(kind, group, algorithm == "recursive_doubling")
+    if algorithm == "tree":
+        return _tree_plan(group)
+    raise WorkloadError(f"no plan for {algorithm}")
+
+
+@dataclass(frozen=True)
+class _StepCost:
+    repeat: int
+    load: tuple[float, float]
+    """Busiest link's bytes / bytes_per_rank, per link class (scale-up, scale-out)."""
+    lat: tuple[tuple[int, int], ...]
+    """Distinct (scale-up hops, scale-out hops) latency counts of the transfers."""
+
+
+def _summary(topo: Topology, steps: tuple[Step, ...]) -> tuple[tuple[_StepCost, ...], float]:
+    """Per step: link-load maxima and latency counts; and the busiest sender's bytes."""
+    out = []
+    sent: dict[int, float] = {}
+    for st in steps:
+        loads: dict = {}
+        lat = set()
+        for src, dst, frac in st.transfers:
+            sent[src] = sent.get(src, 0.0) + frac * st.repeat
+            hu = ho = 0
+            for link in topo.route(src, dst):
+                loads[link] = loads.get(link, 0.0) + frac
+                if topo.link_latency_units(link):
+                    if topo.link_class(link) == SCALE_OUT:
+                        ho += 1
+                    else:
+                        hu += 1
+            lat.add((hu, ho))
+        best = [0.0, 0.0]
+        for link, v in loads.items():
+            c = topo.link_class(link)
+            best[c] = max(best[c], v)
+        out.append(_StepCost(st.repeat, (best[SCALE_UP], best[SCALE_OUT]), tuple(sorted(lat))))
+    return tuple(out), max(sent.values(), default=0.0)
+
+
+@lru_cache(maxsize=4096)
+def _flat_summary(topo: Topology, kind: str, algorithm: str, group: tuple[int, ...]):
+    return _summary(topo, _plan(topo, kind, algorithm, group))
+
+
+@dataclass(frozen=True)
+class _Net:
+    """What costs depend on: the structure, the calibrated rates, SHARP, the name (messages)."""
+
+    topo: Topology
+    bw_up: float
+    bw_out: float
+    lat_up: float
+    lat_out: float
+    sharp: bool
+    name: str
+
+
+def _net(system: SystemSpec) -> _Net:
+    eff = system.chip.calibration.link_efficiency
+    ic, so = system.interconnect, system.scale_out
+    return _Net(topology(system),
+                ic.link_bandwidth_Bps * ic.links_per_neighbour * eff if ic is not None else math.inf,
+                so.nic_bandwidth_Bps * eff if so is not None else math.inf,
+                ic.link_latency_s if ic is not None else 0.0, so.nic_latency_s if so is not None else 0.0,
+                bool(ic is not None and ic.in_switch_reduction), system.name)
+
+
+@lru_cache(maxsize=1024)
+def _chain(topo: Topology, group: tuple[int, ...]) -> tuple[tuple[tuple[int, int], tuple[int, int]], ...]:
+    """Edges of the broadcast chain: (links of each class on the route, latency hops per class)."""
+    steps = _plan(topo, "broadcast", "ring", group)
+    edges = dict.fromkeys((a, b) for st in steps for a, b, _ in st.transfers)
+    out = []
+    for a, b in edges:
+        route = topo.route(a, b)
+        cls = [topo.link_class(x) for x in route]
+        lat = [topo.link_latency_units(x) for x in route]
+        out.append(((cls.count(SCALE_UP), cls.count(SCALE_OUT)),
+                    (sum(u for u, c in zip(lat, cls) if c == SCALE_UP), sum(u for u, c in zip(lat, cls) if c == SCALE_OUT))))
+    return tuple(out)
+
+
+def _pipeline(net: _Net, group: tuple[int, ...], n: float) -> tuple[float, float, float]:
+    """Pipelined chain broadcast in p chunks: a flow shop, sum of the stage times plus
+    (chunks - 1) times the slowest stage (stage = chunk / route bottleneck + route latency)."""
+    chunk = n / len(group)
+    stages = []
+    for (cu, co), (hu, ho) in _chain(net.topo, group):
+        bw = min(net.bw_up if cu else math.inf, net.bw_out if co else math.inf)
+        stages.append((chunk / bw, hu * net.lat_up + ho * net.lat_out))
+    slow = max(stages, key=lambda s: s[0] + s[1])
+    extra = len(group) - 1
+    return (sum(s[0] for s in stages) + extra * slow[0], sum(s[1] for s in stages) + extra * slow[1], n)
+
+
+def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: float) -> tuple[float, float, float]:
+    """(bandwidth seconds, latency seconds, bytes sent by the busiest chip)."""
+    if kind == "broadcast" and algorithm == "ring":
+        return _pipeline(net, group, n)
+    costs, sent = _flat_summary(net.topo, kind, algorithm, group)
+    bw = lat = 0.0
+    for c in costs:
+        bw += c.repeat * n * max(c.load[0] / net.bw_up, c.load[1] / net.bw_out)
+        lat += c.repeat * max(hu * net.lat_up + ho * net.lat_out for hu, ho in c.lat)
+    return bw, lat, sent * n
+
+
+# ------------------------------------------------------------------------------------------
+# Choice
+
+def _levels(topo: Topology, group: tuple[int, ...]) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]] | None:
+    """(per-node subgroups, per-rail groups) of a group spread evenly over several nodes."""
+    nodes = _by_node(topo, group)
+    sizes = {len(v) for v in nodes.values()}
+    if len(nodes) < 2 or len(sizes) != 1 or sizes == {1}:
+        return None
+    intra = [tuple(v) for v in nodes.values()]
+    return intra, [tuple(sub[j] for sub in intra) for j in range(len(intra[0]))]
+
+
+def applicable(system: SystemSpec, kind: str, group: tuple[int, ...]) -> list[str]:
+    """Algorithms that can run ``kind`` on ``group`` (chip ids), in preference order."""
+    return list(_applicable(_net(system), kind, tuple(group)))
+
+
+@lru_cache(maxsize=4096)
+def _applicable(net: _Net, kind: str, group: tuple[int, ...]) -> tuple[str, ...]:
+    topo = net.topo
+    p = len(group)
+    single = len({topo.node_of(c) for c in group}) == 1
+    switch = single and topo.kind == "switch"
+    if kind in ("sendrecv", "alltoall"):
+        return ("direct",)
+    if kind == "broadcast":
+        return ("direct", "tree", "ring")
+    out = []
+    if kind == "allreduce" and switch and net.sharp:
+        out.append("in_switch")
+    if _levels(topo, group) is not None:
+        out.append("hierarchical")
+    if single and topo.dims:
+        sets = _box(topo, group)
+        if sets is not None and sum(len(s) > 1 for s in sets) >= 2:
+            out.append("multidim_ring")
+    per_node = {len(v) for v in _by_node(topo, group).values()}
+    if topo.kind != "switch" and p > 2 and per_node != {1}:  # a switch / fabric port already works both ways
+        out.append("bidirectional_ring")
+    out += ["ring", "direct"]
+    if p & (p - 1) == 0:
+        out.append("halving_doubling")
+        if kind == "allreduce":
+            out.append("recursive_doubling")
+    return tuple(out)
+
+
+def _group(system: SystemSpec, ranks: int, chips) -> tuple[int, ...]:
+    if chips is None:
+        if ranks > system.num_chips:
+            hint = (" (arch.topology.scale_out_system replicates it over its scale-out network)"
+                    if system.scale_out is not None else "")
+            raise WorkloadError(f"a collective over {ranks} chips needs a system with at least {ranks} chips; "
+                                f"{system.name} has {system.num_chips}{hint}")
+        return tuple(range(ranks))
+    group = tuple(int(c) for c in chips)
+    if len(group) != ranks:
+        raise WorkloadError(f"chips lists {len(group)} chips for {ranks} ranks")
+    if len(set(group)) != ranks or not all(0 <= c < system.num_chips for c in group):
+        raise WorkloadError(f"chips must be {ranks} distinct chips of 0..{system.num_chips - 1}")
+    return group
+
+
+def _hier_parts(kind: str, m: int, k: int) -> list[tuple[str, str, float]]:
+    """(level, kind, bytes per rank as a fraction of n) of a hierarchical collective."""
+    if kind == "allreduce":
+        return [("intra", "reducescatter", 1.0), ("inter", "allreduce", 1.0 / m), ("intra", "allgather", 1.0 / m)]
+    if kind == "reducescatter":
+        return [("intra", "reducescatter", 1.0), ("inter", "reducescatter", 1.0 / m)]
+    return [("inter", "allgather", 1.0), ("intra", "allgather", float(k))]
+
+
+@lru_cache(maxsize=8192)
+def _cost(net: _Net, kind: str, n: float, group: tuple[int, ...], algorithm: str | None
+          ) -> tuple[float, float, float, str, str, tuple]:
+    """(bandwidth s, latency s, sent bytes, algorithm, detail, hierarchical parts) without the
+    software overhead; cached."""
+    topo = net.topo
+    names = _applicable(net, kind, group)
+    if algorithm is not None:
+        if algorithm not in ALGORITHMS:
+            raise WorkloadError(f"unknown collective algorithm {algorithm!r}; known: {', '.join(ALGORITHMS)}")
+        if algorithm not in names:
+            raise WorkloadError(f"algorithm {algorithm!r} does not apply to {kind} over {len(group)} chips of "
+                                f"{net.name}; applicable: {', '.join(names)}")
+        names = (algorithm,)
+    elif len(group) > DIRECT_MAX_RANKS and not (topo.kind in ("switch", "fully_connected") and
+                                                 len({topo.node_of(c) for c in group}) == 1):
+        names = tuple(a for a in names if a != "direct" or kind in ("alltoall", "broadcast", "sendrecv"))
+    best = None
+    for name in names:
+        if name == "hierarchical":
+            intra, rails = _levels(topo, group)
+            bw = lat = sent = 0.0
+            subs = []
+            for level, sub_kind, frac in _hier_parts(kind, len(intra[0]), len(intra)):
+                g = intra[0] if level == "intra" else rails[0]
+                b, la, s, a, _, _ = _cost(net, sub_kind, n * frac, g, None)
+                bw, lat, sent = bw + b, lat + la, sent + s
+                subs.append((level, sub_kind, frac, a))
+            cand = (bw, lat, sent, name, " + ".join(f"{lv} {k} {a}" for lv, k, _, a in subs), tuple(subs))
+        else:
+            bw, lat, sent = _evaluate(net, kind, name, group, n)
+            cand = (bw, lat, sent, name, "", ())
+        if best is None or cand[0] + cand[1] < (best[0] + best[1]) * (1 - 1e-9):
+            best = cand
+    return best
+
+
+def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
+                    algorithm: str | None = None, chips=None) -> CollectiveResult:
+    """Predicted time of one collective (analytical tier). ``chips``: the chip of each rank
+    (default: chips 0..ranks-1, i.e. contiguous within a node along the first torus dims)."""
+    if kind not in KINDS:
+        raise WorkloadError(f"unknown collective {kind!r}; known: {', '.join(KINDS)}")
+    n, p = float(bytes_per_rank), int(ranks)
+    if kind == "sendrecv" and p != 2:
+        raise WorkloadError(f"sendrecv needs 2 ranks, got {p}")
     if p <= 1 or n <= 0:
-        return 0.0, 0.0, 0.0, "none"
-    ic = system.interconnect
-    if ic is None or p > system.num_chips:
-        raise WorkloadError(f"{op.op} over {p} chips needs a system with at least {p} chips; "
-                            f"{system.name} has {system.num_chips}")
-    B = ic.link_bandwidth_Bps * ic.links_per_neighbour * cal.link_efficiency
-    a = ic.link_latency_s
-    sw = cal.collective_overhead_s
-    halves = {"allreduce": 2, "reducescatter": 1, "allgather": 1}
-    if op.op == "alltoall":
-        if ic.kind == "switch":
-            return (p - 1) / p * n / B, a + sw, (p - 1) / p * n, "switch all-to-all"
-        if ic.kind == "fully_connected":
-            return (n / p) / B, a + sw, (p - 1) / p * n, "direct all-to-all"
-        t = sum(n * g / (8 if ring else 4) / B for g, ring in group_dims(system, p))
-        hops = sum(g // 2 for g, _ in group_dims(system, p))
-        return t, hops * a + sw, (p - 1) / p * n, "dimension-ordered all-to-all"
-    phases = halves[op.op]
-    ag_scale = p if op.op == "allgather" else 1  # all-gather moves (p-1)/p of p*n
-    size = n * ag_scale
-    if ic.kind == "switch":
-        if ic.in_switch_reduction and op.op != "allgather":
-            return phases / 2 * size / B, phases * a + sw, phases / 2 * size, "in-switch reduction"
-        t = phases * (p - 1) / p * size / B
-        return t, phases * (p - 1) * a + sw, phases * (p - 1) / p * size, "ring via switch"
-    if ic.kind == "fully_connected":
-        return phases * (size / p) / B, phases * a + sw, phases * (p - 1) / p * size, "direct"
-    t, steps, chunk = 0.0, 0, size
-    for g, ring in group_dims(system, p):
-        t += phases * (g - 1) / g * chunk / ((2 if ring else 1) * B)
-        steps += phases * (g - 1)
-        chunk /= g
-    kind = "bidirectional ring" if ic.kind == "ring" else f"{len(group_dims(system, p))}-D ring"
-    return t, steps * a + sw, phases * (p - 1) / p * size, kind
+        return CollectiveResult(kind, "none", p, n, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    group = _group(system, p, chips)
+    bw, lat, sent, name, detail, _ = _cost(_net(system), kind, n, group, algorithm)
+    lat += system.chip.calibration.collective_overhead_s
+    t = bw + lat
+    size = n * _size(kind, p)
+    algbw = size / t if t > 0 else math.inf
+    return CollectiveResult(kind, name, p, n, t, bw, lat, sent, algbw * BUSBW_FACTOR[kind](p), algbw, detail)
+
+
+def collective_plan(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
+                    algorithm: str | None = None, chips=None) -> Plan:
+    """The steps of the algorithm ``collective_cost`` picks (or ``algorithm``)."""
+    if kind not in KINDS:
+        raise WorkloadError(f"unknown collective {kind!r}; known: {', '.join(KINDS)}")
+    n, p = float(bytes_per_rank), int(ranks)
+    if p <= 1 or n <= 0:
+        return Plan("none", ())
+    group = _group(system, p, chips)
+    topo = topology(system)
+    _, _, _, name, detail, subs = _cost(_net(system), kind, n, group, algorithm)
+    if name != "hierarchical":
+        return Plan(name, _plan(topo, kind, name, group), detail)
+    intra, rails = _levels(topo, group)
+    steps: list[Step] = []
+    for level, sub_kind, frac, sub_algo in subs:
+        groups = intra if level == "intra" else rails
+        parts = []
+        for g in groups:
+            sub = collective_plan(system, sub_kind, n * frac, len(g), sub_algo, g)
+            parts.append(tuple(Step(tuple((a, b, f * frac) for a, b, f in st.transfers), st.repeat)
+                               for st in sub.steps))
+        steps += _zip(parts)
+    return Plan(name, tuple(steps), detail)
+
+
+def collective_time(system: SystemSpec, op: Collective) -> tuple[float, float, float, str]:
+    """(bandwidth time, latency + software overhead, bytes sent per chip, algorithm name) of
+    ``op`` over chips 0..group-1 (the analytical tier's view of a Collective op)."""
+    r = collective_cost(system, op.op, op.bytes_per_rank, op.group)
+    return r.bandwidth_s, r.latency_s, r.bytes_sent_per_chip, r.algorithm

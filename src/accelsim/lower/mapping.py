@@ -4,7 +4,7 @@ For C[M,N] = A[M,K] @ B[K,N] (``batch`` independent copies) the search enumerate
 (Mt x Nt), a split of K over cores (split-K, whose fp32 partials cost extra traffic) and a loop
 order, keeps the candidates whose working set fits one core's SRAM (operands double-buffered,
 fp32 accumulators in the accumulator buffer or in SRAM), and returns the fastest (within
-0.5%: the least HBM traffic, then the least compute time):
+rounding: the least HBM traffic, then the least compute time):
 
 - tiles are spread over the cores; ``waves = ceil(tiles / cores)`` (wave quantization: a GPU
   with 108 SMs running 109 tiles pays two waves), each wave costs one tile's ``pass_cycles``
@@ -46,8 +46,9 @@ DMA_PIECE_BYTES = 64 * 1024
 K_CHUNK_MIN = 16
 """Smallest K slice worth a load (a GPU pipeline stage of 16-64, a Neuron 128-row slice)."""
 
-TIME_TOLERANCE = 0.005
-"""Candidates within this fraction of the fastest count as equally fast."""
+TIME_TOLERANCE = 1e-9
+"""Candidates within this fraction of the fastest count as equally fast (a rounding guard:
+any wider band would let more SRAM or bandwidth pick a slower mapping)."""
 MAX_CANDIDATES = (TILE_SIZES.size + 1) ** 2 * SPLITS.size * 3
 
 RESULT_FIELDS = ("time_s", "compute_s", "hbm_s", "shared_s", "hbm_bytes", "core_bytes",
@@ -61,9 +62,8 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                 cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw, queues):
     """Best mapping of one GEMM; returns an array laid out as ``RESULT_FIELDS``.
 
-    Every fitting candidate is recorded; the winner is the one with the least HBM traffic among
-    those within ``TIME_TOLERANCE`` of the fastest (then the least compute time), so a split-K
-    that buys 0.1% of wave quantization at the price of gigabytes of partial sums is not chosen."""
+    Every fitting candidate is recorded; the winner is the fastest, ties (within
+    ``TIME_TOLERANCE``) going to the least HBM traffic, then the least compute time."""
     cand = np.empty((MAX_CANDIDATES, 16))
     nc = 0
     a_bytes = M * K * ba

@@ -1,11 +1,15 @@
-"""Workloads: op types, graphs, model configs and builders."""
+"""Workloads: op types, graphs, model configs and builders (inference and training)."""
 
 from .build import build, decode, prefill
 from .graph import WorkloadGraph, WorkloadMeta
+from .memory import MemoryBreakdown, fit_message, inference_memory, train_memory
 from .model import ModelConfig, list_models, load_model
-from .ops import (Collective, Conv2D, Elementwise, Embedding, FlashAttention, KVCache, LayerNorm,
+from .ops import (AdamW, Collective, Conv2D, Elementwise, Embedding, FlashAttention, KVCache, LayerNorm,
                   MatMul, Op, RMSNorm, Softmax)
+from .parallel import ParallelPlan
+from .train import TrainStep, build_train
 
 __all__ = ["ModelConfig", "load_model", "list_models", "build", "prefill", "decode", "WorkloadGraph",
            "WorkloadMeta", "Op", "MatMul", "Conv2D", "Softmax", "LayerNorm", "RMSNorm", "Elementwise",
-           "Embedding", "KVCache", "FlashAttention", "Collective"]
+           "Embedding", "KVCache", "FlashAttention", "Collective", "AdamW", "ParallelPlan", "build_train",
+           "TrainStep", "train_memory", "inference_memory", "fit_message", "MemoryBreakdown"]

@@ -326,3 +326,37 @@ class Collective(Op):
         if self.op in ("allreduce", "reducescatter") and self.group > 1:
             return self.bytes_per_rank / nbytes(self.dtype) * (self.group - 1) / self.group
         return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AdamW(Op):
+    """One AdamW step over ``elements`` parameters (one chip's shard, after ZeRO), with the
+    global-norm gradient clipping pass that precedes it. Mixed precision (``master_weights``):
+    fp32 master weights and Adam moments m and v in ``dtype``; the update writes the
+    ``param_dtype`` model copy too. Per parameter it reads the gradient twice (norm, update),
+    reads and writes m, v and the master weight, and writes the model copy: with bf16 gradients
+    and weights 2*2 + 3*(4+4) + 2 = 30 bytes. Without master weights (fp32 training) the
+    parameter itself is read and written."""
+
+    elements: int = 1
+    dtype: str = "fp32"
+    """Dtype of the optimizer math, the moments and the master weights."""
+    grad_dtype: str = "bf16"
+    param_dtype: str = "bf16"
+    master_weights: bool = True
+    kind: ClassVar[str] = "adamw"
+
+    def bytes(self) -> float:
+        s, g, p = nbytes(self.dtype), nbytes(self.grad_dtype), nbytes(self.param_dtype)
+        per = 2 * g + 2 * 2 * s  # gradient read twice; m and v read and written
+        per += (2 * s + p) if self.master_weights else 2 * p
+        return per * self.elements
+
+    def vector_ops(self) -> float:
+        # norm pass: square, accumulate (2); clip scale (1); m = b1*m + (1-b1)*g (3);
+        # v = b2*v + (1-b2)*g*g (4); bias corrections (2); + eps (1); divide (1);
+        # weight decay and update (4); cast to the model dtype (1)
+        return 19.0 * self.elements
+
+    def transcendentals(self) -> float:
+        return float(self.elements)  # sqrt(v_hat)

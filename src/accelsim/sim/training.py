@@ -1,0 +1,122 @@
+"""A training step: per-stage passes costed by the analytical tier, collectives priced on the
+chips the placement gives each group, and the stages x microbatches pipeline run as an event
+schedule (``sim/pipeline.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..arch.spec import SystemSpec
+from ..arch.topology import Placement, place, scale_out_system
+from ..lower.collectives import collective_cost
+from ..workload.ops import Collective, Op
+from ..workload.parallel import ParallelPlan
+from ..workload.train import TrainStep
+from .costs import ChipModel, OpCost, op_cost
+from .pipeline import PipelineRun, StageTimes, simulate_pipeline
+
+
+def system_for(system: SystemSpec, chips: int) -> SystemSpec:
+    """``system`` itself when it has enough chips, else the system scaled out to ``chips``."""
+    return system if chips <= system.num_chips else scale_out_system(system, chips)
+
+
+@dataclass
+class TrainRun:
+    system: SystemSpec
+    step: TrainStep
+    placement: Placement
+    pipeline: PipelineRun
+    ops: pd.DataFrame
+    """One row per op of one microbatch on one chip of each stage (plus optimizer and DP
+    collectives): stage, pass, name, role, kind, time terms, bound."""
+    stage_times: list[StageTimes]
+
+
+class _Coster:
+    """Costs ops on one chip; collectives on the chips of their parallel group."""
+
+    def __init__(self, system: SystemSpec, placement: Placement, plan: ParallelPlan):
+        self.system, self.placement, self.plan = system, placement, plan
+        self.cm = ChipModel(system)
+        self.cache: dict[tuple, OpCost] = {}
+
+    def group(self, axis: str, size: int, stage: int) -> tuple[int, ...]:
+        first = self.placement.chip(pp=stage)
+        if axis in self.placement.groups:
+            g = self.placement.group_of(axis, first)
+            if len(g) == size:
+                return g
+        # ep (carved out of tp x dp) or a size the layout does not name: the stage's first
+        # ``size`` ranks in layout order
+        stage_chips = [c for r, c in enumerate(self.placement.chips) if self.placement.index(r)["pp"] == stage]
+        return tuple(stage_chips[:size])
+
+    def cost(self, op: Op, stage: int) -> OpCost:
+        if not isinstance(op, Collective):
+            key = (op,)
+            c = self.cache.get(key)
+            if c is None:
+                c = self.cache[key] = op_cost(self.cm, op)
+            return c
+        axis = op.role.split(".")[0] if "." in op.role else "tp"
+        key = (op, axis, stage)
+        c = self.cache.get(key)
+        if c is None:
+            if axis == "pp":
+                chips = (self.placement.chip(pp=0), self.placement.chip(pp=self.plan.pp - 1))
+            else:
+                chips = self.group(axis, op.group, stage)
+            r = collective_cost(self.system, op.op, op.bytes_per_rank, op.group, chips=chips if len(chips) == op.group else None)
+            c = self.cache[key] = OpCost(link_s=r.bandwidth_s, overhead_s=r.latency_s, hbm_bytes=op.bytes(),
+                                         link_bytes=r.bytes_sent_per_chip, mapping=r.algorithm)
+        return c
+
+
+def simulate_train(system: SystemSpec, step: TrainStep) -> TrainRun:
+    """Cost every stage's passes and run the pipeline schedule of one training step."""
+    plan = step.plan
+    system = system_for(system, plan.chips)
+    placement = place(system, tp=plan.tp_chips, pp=plan.pp, dp=plan.dp, cp=plan.cp)
+    coster = _Coster(system, placement, plan)
+    rows, stages = [], []
+    for s in range(plan.pp):
+        sums = {}
+        for pass_name, graphs in (("fwd", [step.fwd[s]]), ("bwd", [step.bwd[s]]), ("opt", [step.optimizer[s]])):
+            comp = comm = 0.0
+            for g in graphs:
+                for op in g.ops():
+                    c = coster.cost(op, s)
+                    t = c.time_s
+                    if isinstance(op, Collective):
+                        comm += t
+                    else:
+                        comp += t
+                    rows.append((s, pass_name, op.name, op.layer, op.role, op.kind, op.engine, op.flops(), op.bytes(),
+                                 c.hbm_bytes, c.link_bytes, c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s,
+                                 t, c.bound, c.mapping))
+            sums[pass_name] = (comp, comm)
+        sync = 0.0
+        for op in step.grad_sync[s]:
+            c = coster.cost(op, s)
+            sync += c.time_s
+            rows.append((s, "grad_sync", op.name, op.layer, op.role, op.kind, op.engine, 0.0, op.bytes(), c.hbm_bytes,
+                         c.link_bytes, 0.0, 0.0, c.memory_s, c.link_s, c.overhead_s, c.time_s, c.bound, c.mapping))
+        p2p = 0.0
+        if s < plan.pp - 1 and step.p2p_bytes > 0:
+            a, b = placement.chip(pp=s), placement.chip(pp=s + 1)
+            p2p = collective_cost(system, "sendrecv", step.p2p_bytes, 2, chips=(a, b)).time_s
+        stages.append(StageTimes(fwd_compute_s=sums["fwd"][0], fwd_comm_s=sums["fwd"][1],
+                                 bwd_compute_s=sums["bwd"][0], bwd_comm_s=sums["bwd"][1], grad_sync_s=sync,
+                                 optimizer_s=sums["opt"][0] + sums["opt"][1], p2p_s=p2p))
+    cols = ["stage", "pass", "name", "layer", "role", "kind", "engine", "flops", "bytes", "hbm_bytes", "link_bytes",
+            "compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s", "bound", "mapping"]
+    ops = pd.DataFrame(rows, columns=cols)
+    ops["intensity"] = np.divide(ops["flops"], ops["hbm_bytes"], out=np.zeros(len(ops)), where=ops["hbm_bytes"] > 0)
+    peak = system.chip.peak_flops(step.dtype) or system.chip.peak_flops("bf16")
+    ops["utilization"] = np.divide(ops["flops"], ops["time_s"] * peak, out=np.zeros(len(ops)), where=ops["time_s"] > 0)
+    run = simulate_pipeline(stages, step.microbatches, plan.schedule)
+    return TrainRun(system=system, step=step, placement=placement, pipeline=run, ops=ops, stage_times=stages)
