@@ -324,6 +324,100 @@ def bisection_bandwidth_Bps(system: SystemSpec) -> float:
 
 
 # ------------------------------------------------------------------------------------------
+# Embedding groups: boxes and rings
+
+def box(topo: Topology, group: tuple[int, ...]) -> list[list[int]] | None:
+    """Per dim, the group's coordinates in line order, when the group is a box in one node."""
+    if not topo.dims or len({topo.node_of(c) for c in group}) != 1:
+        return None
+    cs = [topo.coords(c) for c in group]
+    sets = [sorted({x[i] for x in cs}) for i in range(len(topo.dims))]
+    if math.prod(len(s) for s in sets) != len(group) or len(set(cs)) != len(group):
+        return None
+    if topo.wraps:
+        for i, (s, d) in enumerate(zip(sets, topo.dims)):
+            if 1 < len(s) < d:  # start after the largest cyclic gap
+                gaps = [((s[(k + 1) % len(s)] - s[k]) % d, k) for k in range(len(s))]
+                k = max(gaps)[1]
+                sets[i] = s[k + 1:] + s[:k + 1]
+    return sets
+
+
+def snake(lists: list[list]) -> list[tuple]:
+    """Boustrophedon order over a product of lines (first varies fastest): consecutive
+    entries differ by one step in one line."""
+    if not lists:
+        return [()]
+    inner = snake(lists[:-1])
+    out = []
+    for j, y in enumerate(lists[-1]):
+        out += [s + (y,) for s in (inner if j % 2 == 0 else inner[::-1])]
+    return out
+
+
+def _grid_cycle(cols: list, rows: list) -> list[tuple]:
+    """A Hamiltonian cycle over cols x rows (each a path) when len(rows) is even: row 0 left to
+    right, rows 1.. snake over columns 1.., back down column 0."""
+    out = [(c, rows[0]) for c in cols]
+    for j in range(1, len(rows)):
+        seq = cols[1:][::-1] if j % 2 else cols[1:]
+        out += [(c, rows[j]) for c in seq]
+    out += [(cols[0], rows[j]) for j in range(len(rows) - 1, 0, -1)]
+    return out
+
+
+def _box_cycle(topo: Topology, node: int, sets: list[list[int]]) -> list[int]:
+    """Chips of a box in ring order: all edges one hop when a Hamiltonian cycle exists."""
+    act = [i for i, s in enumerate(sets) if len(s) > 1]
+    fixed = [s[0] for s in sets]
+
+    def chip(assign: dict[int, int]) -> int:
+        return topo.chip_at(node, [assign.get(i, fixed[i]) for i in range(len(sets))])
+
+    if len(act) <= 1:
+        return [chip({act[0]: x}) if act else chip({}) for x in (sets[act[0]] if act else [0])]
+    f, rest = act[0], act[1:]
+    path = snake([sets[i] for i in rest])
+    if len(path) % 2 == 0:
+        cyc = [(x, r) for x, r in _grid_cycle(sets[f], path)]
+    elif len(sets[f]) % 2 == 0:
+        cyc = [(x, r) for r, x in _grid_cycle(path, sets[f])]
+    else:  # every extent odd: no one-hop cycle; a snake, closed over a longer route
+        cyc = [(s[0], s[1:]) for s in snake([sets[f]] + [sets[i] for i in rest])]
+    return [chip({f: x, **dict(zip(rest, r))}) for x, r in cyc]
+
+
+def by_node(topo: Topology, group: tuple[int, ...]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for c in group:
+        out.setdefault(topo.node_of(c), []).append(c)
+    return out
+
+
+def node_orders(topo: Topology, group: tuple[int, ...]) -> list[list[int]]:
+    """Each node's share of the group in ring order: a Hamiltonian cycle of a box (one-hop
+    edges), else the given order."""
+    out = []
+    for node, chips in by_node(topo, group).items():
+        sets = box(topo, tuple(chips))
+        out.append(_box_cycle(topo, node, sets) if sets is not None else chips)
+    return out
+
+
+def ring_orders(topo: Topology, group: tuple[int, ...]) -> list[list[int]]:
+    """The rings (channels) of a ring algorithm. One node: one ring. A group over K nodes with
+    m chips each: m rings (like NCCL's channels), ring c entering every node at its c-th chip
+    and leaving from the one before, so each chip's NIC carries one ring."""
+    nodes = node_orders(topo, group)
+    if len(nodes) > 1 and len({len(o) for o in nodes}) == 1:
+        m = len(nodes[0])
+        return [[c for o in nodes for c in o[j:] + o[:j]] for j in range(m)]
+    order = [c for o in nodes for c in o]
+    k = order.index(group[0])
+    return [order[k:] + order[:k]]
+
+
+# ------------------------------------------------------------------------------------------
 # Placement of parallel groups
 
 AXES = ("tp", "cp", "ep", "dp", "pp")

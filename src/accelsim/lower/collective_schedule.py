@@ -6,7 +6,8 @@ Decomposition:
 - **Links.** One resource (class "link") and one bandwidth server per directed link of the
   topology; concurrent transfers over a link hold servers of its resource at once and share its
   bandwidth max-min fairly (the engine re-divides it at every start and finish). The resource
-  has as many servers as transfers may overlap on it, so it never queues them.
+  has as many servers as transfers may overlap on it (on very large systems fewer, to bound
+  the engine's memory: the extra transfers then wait for a server).
 - **Transfers, cut-through.** A transfer from chip A to chip B along a route of h links is h
   hop tasks released together, one per link, each moving all the bytes through its link's
   server; hop k's latency phase is the route latency up to and including link k. The
@@ -28,11 +29,16 @@ import math
 
 from ..arch.spec import SystemSpec
 from ..arch.topology import SCALE_OUT, topology
+from ..errors import WorkloadError
 from ..sim.engine import simulate_schedule
 from ..sim.result import SimResult
 from .collectives import KINDS, collective_plan
 from .schedule import CAT_LINK, CAT_OVERHEAD, DELAY, XFER, Schedule, ScheduleBuilder
-from ..errors import WorkloadError
+
+
+ENGINE_TABLE_ENTRIES = 20_000_000
+"""Bound on links x link servers (the event engine keeps one row of active transfers per
+bandwidth server, as wide as all servers together)."""
 
 
 def _link_name(u, v) -> str:
@@ -74,7 +80,8 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
     lat = {0: ic.link_latency_s if ic else 0.0, SCALE_OUT: so.nic_latency_s if so else 0.0}
 
     # servers per link: the most hop tasks one step puts on it, doubled (neighbouring steps may
-    # overlap), at most the link's total
+    # overlap), at most the link's total; and at most what keeps the engine's table of active
+    # transfers (links x servers of all links) under ENGINE_TABLE_ENTRIES
     per_step: dict = {}
     total: dict = {}
     for st in plan.steps:
@@ -85,12 +92,13 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
         for link, c in seen.items():
             per_step[link] = max(per_step.get(link, 0), c)
             total[link] = total.get(link, 0) + c * st.repeat
+    cap = max(4, ENGINE_TABLE_ENTRIES // max(1, len(per_step)) ** 2)
     links = {}
     for link in per_step:
         u, v = link
         cls = topo.link_class(link)
         chip = u if isinstance(u, int) else v
-        links[link] = (*_ensure_link(b, _link_name(u, v), bw[cls], chip, min(total[link], 2 * per_step[link])),
+        links[link] = (*_ensure_link(b, _link_name(u, v), bw[cls], chip, min(total[link], 2 * per_step[link], cap)),
                        lat[cls] * topo.link_latency_units(link))
 
     start = [d for d in (deps or ()) if d is not None and d >= 0]

@@ -66,7 +66,7 @@ class Lowerer:
         self.link = b.resource("link", "link")
         self.hbm = b.bandwidth_server("hbm", cm.hbm_bw)
         ic = system.interconnect
-        link_bw = ic.chip_bandwidth_Bps(system.num_chips) * chip.calibration.link_efficiency if ic else 1.0
+        link_bw = ic.chip_bandwidth_Bps(system.chips_per_node) * chip.calibration.link_efficiency if ic else 1.0
         self.link_srv = b.bandwidth_server("link", link_bw)
         self.dma_lat = chip.dma.setup_latency_s + chip.hbm.latency_s
         self.launch = chip.calibration.launch_overhead_s
