@@ -44,6 +44,8 @@ VECTOR_CHUNK_BYTES = 512 * 1024
 """Largest input chunk a core's vector pipeline brings in per DMA (bounded by SRAM/4)."""
 KV_CHUNK = 512
 """Keys per streamed K/V chunk in flash attention."""
+MAX_TILE_GROUPS = 8
+"""At most this many tile groups per core and GEMM (consecutive tiles are merged beyond it)."""
 
 
 
@@ -156,37 +158,55 @@ class Lowerer:
             pool = b.pool(f"core{c}.sram.op{oid}", slots)
             loaded_row = loaded_col = None
             prev_pass = -1
+            # a core's tiles, each with its extent, K range and which operands it must load
+            mine = []
             for bi, i, j, s in tiles[first:first + count]:
-                m_i = min(mt, M - i * mt)
-                n_j = min(nt, N - j * nt)
+                m_i, n_j = min(mt, M - i * mt), min(nt, N - j * nt)
                 k0, k1 = s * ks, min(K, (s + 1) * ks)
-                cyc_tile = pass_cycles(m_i, n_j, k1 - k0, cm.R, cm.C, cm.count, cm.df, speed, cm.overlap, cm.min_pass)
-                t_tile = cyc_tile / cm.f_tensor / cm.teff
                 load_a = not (order == 1 and loaded_row == (bi, i, s))
                 load_b = not (order == 2 and loaded_col == (bi, j, s))
                 loaded_row, loaded_col = (bi, i, s), (bi, j, s)
+                cyc = pass_cycles(m_i, n_j, k1 - k0, cm.R, cm.C, cm.count, cm.df, speed, cm.overlap, cm.min_pass)
+                mine.append((bi, i, j, m_i, n_j, k0, k1, load_a, load_b, cyc / cm.f_tensor / cm.teff))
+            # consecutive tiles with the same K range run as one group: their K steps are merged
+            # (bytes, cycles and FLOPs add up), so the task count per op and core stays bounded
+            size = max(1, -(-len(mine) // MAX_TILE_GROUPS))
+            groups, cur = [], []
+            for t in mine:
+                if cur and (len(cur) == size or cur[0][5:7] != t[5:7]):
+                    groups.append(cur)
+                    cur = []
+                cur.append(t)
+            if cur:
+                groups.append(cur)
+            for grp in groups:
+                k0, k1 = grp[0][5], grp[0][6]
                 k = k0
                 first_step = prev_pass < 0  # the core's first step is fine-grained: it fills the pipeline
                 while k < k1:
                     kk = min(kf if first_step else kc, k1 - k)
                     first_step = False
+                    b_bytes = sum(kk * g[4] * bb for g in grp if g[8])
+                    a_bytes = sum(g[3] * kk * ba for g in grp if g[7])
                     deps_in = []
-                    if load_b:
-                        deps_in += self.load(oid, c, kk * n_j * bb, weight_deps, h, acquire=pool)
-                    if load_a:
-                        deps_in += self.load(oid, c, m_i * kk * ba, [start], h,
-                                             acquire=pool if not load_b else -1)
-                    rel = pool if (load_a or load_b) else -1
+                    if b_bytes:
+                        deps_in += self.load(oid, c, b_bytes, weight_deps, h, acquire=pool)
+                    if a_bytes:
+                        deps_in += self.load(oid, c, a_bytes, [start], h, acquire=pool if not b_bytes else -1)
+                    rel = pool if (a_bytes or b_bytes) else -1
                     prev_pass = b.task(BUSY, CAT_TENSOR, oid, deps_in + [prev_pass], resource=self.tensor[c],
-                                       duration_s=t_tile * kk / (k1 - k0), flops=2.0 * m_i * n_j * kk, release=rel)
+                                       duration_s=sum(g[9] for g in grp) * kk / (k1 - k0),
+                                       flops=sum(2.0 * g[3] * g[4] for g in grp) * kk, release=rel)
                     k += kk
+                elems = sum(g[3] * g[4] for g in grp)
                 ev = b.task(BUSY, CAT_VECTOR, oid, [prev_pass], resource=self.vector[c],
-                            duration_s=self.vec_time(m_i * n_j, "fp32"))
+                            duration_s=self.vec_time(elems, "fp32"))
                 if split > 1:
-                    outs = self.store(oid, c, m_i * n_j * 4.0, [ev])
-                    partials.setdefault((bi, i, j), []).append((outs, c))
+                    outs = self.store(oid, c, elems * 4.0, [ev])
+                    for g in grp:
+                        partials.setdefault((g[0], g[1], g[2]), []).append((outs, c))
                 else:
-                    ends += self.store(oid, c, m_i * n_j * bo, [ev])
+                    ends += self.store(oid, c, elems * bo, [ev])
             first += count
         for (bi, i, j), parts in partials.items():
             # the reduction of an output tile runs as soon as its partials are written: it takes
