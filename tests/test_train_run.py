@@ -67,3 +67,20 @@ def test_zero_and_recompute_trade_memory_for_time():
     assert rc["memory_breakdown_bytes"]["activations"] < base["memory_breakdown_bytes"]["activations"]
     assert rc["step_time_s"] > base["step_time_s"] and rc["hfu"] > rc["mfu"]
     assert base["fits_in_hbm"] is False and "zero" in base["warnings"][0]
+
+
+def test_moe_models_run_in_every_phase():
+    from accelsim.api import evaluate
+
+    for model in ("mixtral-8x7b", "deepseek-moe-16b"):
+        for phase in ("prefill", "decode"):
+            assert evaluate("dgx-h100", model, phase=phase, batch=4, seq_len=512, context_len=512, tp=8).summary["latency_s"] > 0
+        s = evaluate_train("dgx-h100", model, 64, 2048, tp=2, dp=8, ep=8, sp=True, zero=1).summary
+        assert s["step_time_s"] > 0 and s["chips"] == 16 and s["comm_exposed_s"] > 0
+
+
+def test_inference_tp_beyond_one_node_scales_out():
+    from accelsim.api import evaluate
+
+    s = evaluate("dgx-h100", "llama-3-70b", phase="decode", batch=8, tp=16).summary
+    assert s["system"] != "dgx-h100" and s["tp"] == 16

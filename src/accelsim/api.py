@@ -38,6 +38,10 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     if fidelity not in FIDELITIES:
         raise WorkloadError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
     spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
+    if tp > spec.num_chips and spec.scale_out is not None:
+        from .sim.training import system_for
+
+        spec = system_for(spec, -(-tp // spec.chips_per_node) * spec.chips_per_node)
     if isinstance(model, WorkloadGraph):
         graph = model
     else:
@@ -143,7 +147,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
         "params": step.params,
         "bubble_fraction": pipe.bubble_fraction,
         "comm_exposed_s": pipe.comm_exposed_s,
-        "comm_hidden_s": max(0.0, pipe.comm_total_s - pipe.comm_exposed_s),
+        "comm_hidden_s": _nonneg(pipe.comm_total_s - pipe.comm_exposed_s, span),
         "critical_path_s": dict(pipe.attribution.total_s),
         "bottleneck": _bound_sentence(by_bound, ops),
         "memory_bytes_per_chip": mem.total_bytes,
@@ -168,3 +172,8 @@ def _bound_sentence(by_bound: dict[str, float], ops) -> str:
     roles = sel.groupby("role")["time_s"].sum().sort_values(ascending=False).head(2).index.tolist()
     where = f", mostly in {'/'.join(roles)}" if roles else ""
     return f"{100 * by_bound[top] / total:.0f}% {top}-bound on the critical path{where}"
+
+
+def _nonneg(x: float, scale: float) -> float:
+    """``x`` clipped at zero, float residue (below 1e-12 of ``scale``) included."""
+    return x if x > 1e-12 * max(scale, 1e-30) else 0.0
