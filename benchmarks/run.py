@@ -5,6 +5,8 @@ before any timer starts. Targets (../shared/DESIGN.md, 2-core machine):
 - analytical: one Llama-3-70B decode step on an 8-chip system in < 20 ms;
 - analytical: >= 1,000 design points per second per core for a single-layer graph;
 - analytical: one Llama-3-70B training step on 64 chips in < 100 ms;
+- sweeps: >= 1,000 design points per second per core for one Llama-3-8B decoder layer (prefill +
+  decode), and a 10,000-point sweep of it in < 60 s on the 2-core machine;
 - event: one 8192x8192x8192 bf16 GEMM on trn2 in < 0.5 s; a 64-chip 2D-torus all-reduce < 1 s; one Llama-3-8B decode step (all 32
   layers) on trn2 in < 2 s (lowering + simulation + attribution); tasks simulated per second;
   a 1 GiB all-reduce on a 64-chip 8x8 2D torus in < 1 s.
@@ -51,6 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--points", type=int, default=2000)
+    ap.add_argument("--sweep-points", type=int, default=10000, help="points of the process-pool sweep case")
     args = ap.parse_args()
 
     system = load_system("dgx-h100")
@@ -131,6 +134,43 @@ def main() -> None:
     ana = collective_cost(torus, "allreduce", 2**30, 64)
     emit("event_allreduce_1gib_64chip_torus2d_8x8", s, tasks=res.schedule.num_tasks, simulated_s=t_event,
          analytical_s=ana.time_s, algorithm=ana.algorithm, target_s=1.0, meets_target=statistics.median(s) < 1.0)
+
+    # 5. design-space sweeps (accelsim.sweep): one Llama-3-8B decoder layer (layers: 1, plus the
+    #    embedding and LM head) on Trainium2 variants, prefill (batch 8 x 2048) and decode (batch 8,
+    #    2048 cached): a Latin hypercube over HBM bandwidth and SRAM (continuous, so every point is
+    #    a distinct chip and no mapping is reused) x array rows x phase. Each point re-validates
+    #    its SystemSpec, costs the graph and summarizes it.
+    import os
+
+    from accelsim.sweep import DesignSpace, sweep as run_sweep
+
+    def design_space(n: int, seed: int) -> DesignSpace:
+        return DesignSpace.load({
+            "name": "bench", "system": "trn2",
+            "workload": {"model": "llama-3-8b", "layers": 1, "batch": 8, "seq_len": 2048, "context_len": 2048},
+            "axes": {"workload.phase": ["prefill", "decode"], "chip.core.tensor.rows": [64, 128, 256],
+                     "chip.core.sram.capacity_bytes": {"low": "8 MiB", "high": "64 MiB", "log": True},
+                     "chip.hbm.bandwidth_Bps": {"low": "1 TB/s", "high": "8 TB/s", "log": True}},
+            "sampling": "lhs", "samples": n, "seed": seed})
+
+    run_sweep(design_space(64, 0), progress=False, workers=1)  # warm-up: imports, JIT, graphs
+    per_core = design_space(args.sweep_points // 2, 1)
+    t, c = time.perf_counter(), time.process_time()
+    df = run_sweep(per_core, progress=False, workers=1)  # this process only: one core
+    dt, dc = time.perf_counter() - t, time.process_time() - c
+    rate = len(df) / dt
+    print(json.dumps({"case": "sweep_design_points_per_core_llama3_8b_layer_prefill_decode_trn2", "points": len(df),
+                      "ok": int((df["status"] == "ok").sum()), "seconds": dt, "points_per_s": rate,
+                      "cpu_seconds": dc, "points_per_cpu_s": len(df) / dc,
+                      "target_points_per_s": 1000, "meets_target": rate >= 1000}), flush=True)
+    big = design_space(args.sweep_points, 2)
+    t = time.perf_counter()
+    df = run_sweep(big, progress=False)  # default executor: a process pool over all cores
+    dt = time.perf_counter() - t
+    print(json.dumps({"case": f"sweep_{args.sweep_points}_points_llama3_8b_layer_prefill_decode_trn2",
+                      "points": len(df), "ok": int((df["status"] == "ok").sum()), "workers": os.cpu_count(),
+                      "seconds": dt, "points_per_s": len(df) / dt, "target_s": 60.0, "meets_target": dt < 60.0}),
+          flush=True)
 
 
 if __name__ == "__main__":

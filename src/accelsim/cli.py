@@ -56,6 +56,8 @@ def main() -> None:
 @click.option("--attention", type=click.Choice(["flash", "unfused"]), default="flash", show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a system field, e.g. --set chip.hbm.bandwidth_Bps='4 TB/s' (repeatable).")
+@click.option("--calibration", type=click.Path(dir_okay=False), default=None,
+              help="Calibration YAML (from `accelsim calibrate`) applied to the chip before --set overrides.")
 @click.option("--fidelity", type=click.Choice(["analytical", "event"]), default="analytical", show_default=True,
               help="analytical: closed form per op; event: tile tasks simulated on engines, DMA, SRAM and HBM.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None,
@@ -67,13 +69,17 @@ def main() -> None:
 @click.option("--top", type=click.IntRange(min=0), default=8, show_default=True, help="Op roles to list.")
 @_friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
-        schedule, dtype, attention, overrides, fidelity, trace_path, timeline_path, as_json, out, top):
+        schedule, dtype, attention, overrides, calibration, fidelity, trace_path, timeline_path, as_json, out, top):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
     from .api import evaluate, evaluate_train
+    from .arch.presets import load_system
 
     if (trace_path or timeline_path) and fidelity != "event":
         raise click.UsageError("--trace and --timeline need --fidelity event")
+    if calibration is not None:
+        system = load_system(system, overrides, calibration=calibration)
+        overrides = ()
     if phase == "train":
         return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
                           microbatch=microbatch, zero=zero, recompute=recompute, schedule=schedule), chips, dtype,
@@ -129,10 +135,11 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
 def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attention, overrides, as_json, out, top):
     from .api import evaluate_train
     from .arch.presets import load_system
+    from .arch.spec import SystemSpec
     from .errors import WorkloadError
     from .workload.parallel import ParallelPlan
 
-    spec = load_system(system, overrides)
+    spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
     if spec.chip.kind == "npu" and spec.chip.name.startswith(("trainium1", "inferentia2")):
         plan_fields["cores_per_chip"] = spec.chip.num_cores  # Neuron: --tp counts NeuronCores
     plan = ParallelPlan(**plan_fields)
@@ -301,6 +308,171 @@ def collective(kind, system_name, size, ranks, algorithm, fidelity, overrides, a
     click.echo(f"{kind} of {fmt(nbytes, 'B', binary=True)} per rank over {ranks} ranks on {system.name}: "
                f"{fmt(out['time_s'], 's')} ({fidelity}), busbw {fmt(out['busbw_Bps'], 'B/s')}, "
                f"algbw {fmt(out['algbw_Bps'], 'B/s')}, algorithm {algo}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="SQLite tracking database (created if missing).")
+@click.option("--label", default=None, help="A note stored with the run (branch, change, ...).")
+@click.option("--fidelity", type=click.Choice(["analytical", "event"]), default="analytical", show_default=True)
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="calibration.yaml applied to the systems before predicting.")
+@click.option("--threshold", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Report kinds whose MAPE grew by more than this many percentage points since the previous run.")
+@_friendly
+def track(files, db_path, label, fidelity, calibration, threshold):
+    """Correlate measurement FILES and record the run in a tracking database."""
+    from .correlate import track as tracking
+
+    run_id, res = tracking.track(files, db_path, label=label, fidelity=fidelity, calibration=calibration)
+    o = res.overall
+    mape = o.get("mape")
+    mape_s = "n/a" if mape is None or mape != mape else f"{tracking.PERCENT * mape:.2f}%"
+    counts = f" ({o['predicted']} of {o['rows']} rows predicted)" if "predicted" in o and "rows" in o else ""
+    click.echo(f"run {run_id} recorded in {db_path}: MAPE {mape_s}{counts}")
+    reg = tracking.regressions(db_path, threshold)
+    for r in reg[reg["run_id"] == run_id].itertuples():
+        click.echo(f"regression: {r.kind} MAPE {tracking.PERCENT * r.prev_mape:.2f}% (run {r.prev_run_id}) -> "
+                   f"{tracking.PERCENT * r.mape:.2f}% (+{r.delta_pp:.2f} pp)", err=True)
+
+
+@main.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="SQLite tracking database.")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
+@click.option("--threshold", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Flag runs where a kind's MAPE grew by more than this many percentage points.")
+@_friendly
+def dashboard(db_path, out_path, threshold):
+    """Write a self-contained static HTML dashboard of a tracking database."""
+    from pathlib import Path as _Path
+
+    from .correlate import dashboard as dash
+    from .correlate import track as tracking
+    from .errors import MeasurementError
+
+    if not _Path(db_path).is_file():
+        raise MeasurementError(f"{db_path}: tracking database does not exist")
+    dash.write(db_path, out_path, threshold)
+    n_runs = len(tracking.runs(db_path))
+    n_reg = len(tracking.regressions(db_path, threshold))
+    click.echo(f"wrote {out_path} ({n_runs} run(s), {n_reg} regression(s) beyond {threshold:g} pp)")
+
+
+@main.command()
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="auto: cuda when PyTorch sees a GPU, else cpu.")
+@click.option("--quick", is_flag=True, help="Few small shapes and repeats (seconds on a CPU): a smoke test.")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Measurement CSV to write (correlate schema).")
+@click.option("--system", default=None,
+              help="accelsim preset (or YAML) that models this device; default from the GPU name, else unknown-<device>.")
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default=None, help="Default: bf16 on cuda, fp32 on cpu.")
+@click.option("--warmup", type=click.IntRange(min=0), default=None, help="Warm-up calls per case.")
+@click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed calls per case (the median is kept).")
+@click.option("--attention", "attention_path", type=click.Path(dir_okay=False), default=None,
+              help="Also time scaled_dot_product_attention and write it to this separate CSV (no correlate kind).")
+@_friendly
+def bench(device, quick, out_path, system, dtype, warmup, repeats, attention_path):
+    """Time GEMMs, memory copies, norms, activations and all-reduces on this machine with PyTorch
+    and write them as measurement rows for accelsim correlate."""
+    import time as _time
+
+    from .bench import run_bench, write_csv
+
+    t0 = _time.perf_counter()
+
+    def progress(row):
+        click.echo(f"  {row['id']:<34}{fmt(row['measured_time_s'], 's'):>12}", err=True)
+
+    rows, att = run_bench(device, quick=quick, system=system, dtype=dtype, warmup=warmup, repeats=repeats,
+                          attention=attention_path is not None, progress=progress)
+    write_csv(rows, out_path)
+    if att is not None:
+        write_csv(att, attention_path)
+    sys_names = sorted(rows["system"].unique())
+    click.echo(f"wrote {len(rows)} rows ({', '.join(dict.fromkeys(rows['kind']))}) to {out_path} "
+               f"in {_time.perf_counter() - t0:.1f} s; system {', '.join(sys_names)}")
+    if att is not None:
+        click.echo(f"wrote {len(att)} attention rows to {attention_path}")
+    unknown = [s for s in sys_names if s.startswith("unknown-")]
+    if unknown:
+        click.echo(f"warning: no accelsim preset is known for this device, so rows are labelled system "
+                   f"{unknown[0]!r}; pass --system NAME (a preset or YAML that models it) before correlating",
+                   err=True)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--fidelity", type=click.Choice(["analytical", "event"]), default="analytical", show_default=True,
+              help="event: kernel, layer and collective rows run in the event tier (training steps stay analytical).")
+@click.option("--calibration", type=click.Path(dir_okay=False), default=None,
+              help="Calibration YAML (from `accelsim calibrate`) applied to the rows on its chip.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Write per_row.csv, predicted_vs_measured.png and error_by_kind.png here.")
+@_friendly
+def correlate(files, fidelity, calibration, as_json, out):
+    """Predict every measured row of FILES (CSV in the measurement schema) and report the error:
+    MAPE, median and worst APE and bias (geometric mean of predicted / measured) per kind."""
+    from .correlate.compare import correlate as run_correlation
+
+    res = run_correlation(list(files), fidelity=fidelity, calibration=calibration)
+    if out:
+        res.write(out)
+    if as_json:
+        click.echo(res.to_json())
+        return
+    o = res.overall
+    cal = f"calibrated by {calibration}" if calibration else "uncalibrated"
+    click.echo(f"{o['rows']} rows: {o['predicted']} predicted, {o['skipped']} skipped ({fidelity}, {cal})")
+    click.echo(res.table())
+    for s in res.skipped:
+        click.echo(f"skipped {s['id']}: {s['reason']}")
+    if out:
+        click.echo(f"wrote {out}/per_row.csv, predicted_vs_measured.png, error_by_kind.png")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--system", "system_name", required=True,
+              help="Preset (or YAML) whose chip is calibrated; rows on other chips are ignored.")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Calibration YAML to write (for --calibration and load_system(..., calibration=)).")
+@click.option("--fields", default=None, metavar="A,B,C",
+              help="Calibration fields to fit (default: every efficiency, the tensor and vector launch "
+                   "overheads and the collective overhead).")
+@click.option("--k", "k_folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Folds of the cross-validation.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold assignment.")
+@click.option("--json", "as_json", is_flag=True, help="Print the calibration file's content as JSON.")
+@_friendly
+def calibrate(files, system_name, out_path, fields, k_folds, seed, as_json):
+    """Fit the calibration fields of a chip to measured FILES (robust least squares on
+    log(predicted / measured), efficiencies in (0, 1], overheads >= 0) and report the error
+    before, after (in-sample) and k-fold cross-validated."""
+    from .correlate.calibrate import MEANING
+    from .correlate.calibrate import calibrate as fit
+
+    res = fit(list(files), system_name, fields=fields, k=k_folds, seed=seed)
+    res.write(out_path)
+    if as_json:
+        click.echo(json.dumps(res.to_dict(), indent=2))
+        return
+    click.echo(f"calibrated {res.chip} (preset {res.system}) on {len(res.per_row)} rows"
+               + (f"; {len(res.ignored)} rows ignored (other chips or not predictable)" if res.ignored else ""))
+    for f in res.fitted:
+        v = res.values[f]
+        shown = fmt(v, "s") if f.endswith("_s") else f"{100 * v:.1f}%"
+        lo, hi = res.folds[f].min(), res.folds[f].max()
+        spread = f"{fmt(lo, 's')} .. {fmt(hi, 's')}" if f.endswith("_s") else f"{100 * lo:.1f}% .. {100 * hi:.1f}%"
+        click.echo(f"  {f:<26}{shown:>10}   {MEANING.get(f, '')} (folds {spread})")
+    for f in res.unconstrained:
+        click.echo(f"  {f:<26}{'-':>10}   not determined by these rows: kept at {res.values[f]:g}")
+    click.echo(res.table())
+    click.echo(f"wrote {out_path}")
+
+
+from .sweep.cli import sweep_command; main.add_command(sweep_command)  # noqa: E402,E702  (accelsim sweep)
 
 
 if __name__ == "__main__":

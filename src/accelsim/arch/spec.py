@@ -170,7 +170,17 @@ class Calibration(Spec):
     link_efficiency: float = Field(1.0, gt=0, le=1)
     """Achievable fraction of interconnect link bandwidth."""
     launch_overhead_s: Seconds = Field(0.0, ge=0)
-    """Fixed cost per kernel / op launch, seconds."""
+    """Fixed cost per kernel / op launch, seconds (every op except collectives, which pay
+    ``collective_overhead_s``)."""
+    tensor_launch_overhead_s: Seconds = Field(0.0, ge=0)
+    """Extra fixed cost of each tensor-engine op (GEMM, convolution, attention) on top of
+    ``launch_overhead_s``: what the software path adds per matrix-multiply call before the
+    kernel runs (in PyTorch eager on a GPU: the cuBLAS / cuBLASLt algorithm selection,
+    descriptor and workspace setup and the launch of the chosen kernels), seconds."""
+    vector_launch_overhead_s: Seconds = Field(0.0, ge=0)
+    """Extra fixed cost of each vector / scalar-engine op (softmax, norms, elementwise) on top of
+    ``launch_overhead_s``: what the software path adds per such call (in PyTorch eager: operator
+    dispatch, TensorIterator / reduction setup and the kernel launch), seconds."""
     collective_overhead_s: Seconds = Field(0.0, ge=0)
     """Fixed software cost per collective call, seconds."""
 

@@ -21,8 +21,11 @@ server (GPU L2) and a link port. Each op becomes:
   them into per-link transfers).
 
 Ops start when their predecessor ops end (a zero-length join task per op, plus the launch
-overhead as a delay). Weight DMAs of an op may start as soon as the previous op has started:
-one op of prefetch lookahead, bounded by the SRAM slots.
+overhead as a delay: ``launch_overhead_s``, plus ``tensor_launch_overhead_s`` for a
+tensor-engine op or ``vector_launch_overhead_s`` for a vector op; a collective pays
+``collective_overhead_s`` instead, as in the analytical tier).
+Weight DMAs of an op may start as soon as the previous op has started: one op of prefetch
+lookahead, bounded by the SRAM slots.
 """
 
 from __future__ import annotations
@@ -71,7 +74,12 @@ class Lowerer:
         link_bw = ic.chip_bandwidth_Bps(system.chips_per_node) * chip.calibration.link_efficiency if ic else 1.0
         self.link_srv = b.bandwidth_server("link", link_bw)
         self.dma_lat = chip.dma.setup_latency_s + chip.hbm.latency_s
-        self.launch = chip.calibration.launch_overhead_s
+        cal = chip.calibration
+        # a collective pays collective_overhead_s inside its transfer, as in the analytical tier
+        self.launch = {"tensor": cal.launch_overhead_s + cal.tensor_launch_overhead_s,
+                       "vector": cal.launch_overhead_s + cal.vector_launch_overhead_s,
+                       "scalar": cal.launch_overhead_s + cal.vector_launch_overhead_s,
+                       "link": 0.0}
         self.f_vec = chip.engine_hz("vector")
         self.prev_start = -1
 
@@ -104,7 +112,7 @@ class Lowerer:
         for o in ops:
             oid = self.b.op(o.name, o.role, o.kind)
             preds = [join_of[p] for p in g.predecessors(o.name)]
-            start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=self.launch)
+            start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=self.launch[o.engine])
             ends = self.lower_op(o, oid, start)
             join_of[o.name] = self.b.task(DELAY, CAT_OVERHEAD, oid, ends, duration_s=0.0)
             self.prev_start = start

@@ -102,6 +102,9 @@ class ChipModel:
         self.lanes = chip.core.vector.lanes
         self.macs = dict(t.macs_per_cycle)
         self.overhead = cal.launch_overhead_s + chip.hbm.latency_s + chip.dma.setup_latency_s
+        # fixed cost of a tensor-engine op (GEMM, convolution, attention) and of a vector op
+        self.tensor_overhead = self.overhead + cal.tensor_launch_overhead_s
+        self.vector_overhead = self.overhead + cal.vector_launch_overhead_s
         self._mappings: dict[tuple, dict[str, float]] = {}
 
     def speedup(self, dtype: str) -> float:
@@ -144,7 +147,7 @@ def gemm_cost(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) ->
                f"order {('reload', 'A-resident', 'B-resident')[int(f['order'])]}, "
                f"{int(f['waves'])} wave(s) on {int(f['active_cores'])} cores")
     return OpCost(compute_s=f["compute_s"], memory_s=max(f["hbm_s"], f["shared_s"]),
-                  overhead_s=cm.overhead + f["fill_s"], hbm_bytes=f["hbm_bytes"], mapping=mapping)
+                  overhead_s=cm.tensor_overhead + f["fill_s"], hbm_bytes=f["hbm_bytes"], mapping=mapping)
 
 
 def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: float) -> OpCost:
@@ -154,7 +157,7 @@ def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: floa
     vec = op.vector_ops() / (active * vrate)
     trans = op.transcendentals() / (active * cm.trans_rate)
     mem = hbm_bytes / min(cm.hbm_bw, active * cm.core_bw)
-    return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.overhead,
+    return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.vector_overhead,
                   hbm_bytes=hbm_bytes, mapping=f"{int(active)} cores")
 
 
@@ -187,7 +190,7 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     vec = op.vector_ops() / (active * cm.vec_rate.get(op.dtype, cm.vec_rate_default))
     trans = op.transcendentals() / (active * cm.trans_rate)
     mem = hbm / min(cm.hbm_bw, active * cm.core_bw)
-    return OpCost(compute_s=compute, vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.overhead,
+    return OpCost(compute_s=compute, vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.tensor_overhead,
                   hbm_bytes=hbm, mapping=f"{units} units x split {split}, {waves} wave(s)")
 
 

@@ -1,0 +1,193 @@
+"""Compare predictions with measurements: per-row error, error per kind, overall figures.
+
+Error measures (``m`` measured, ``p`` predicted, over the predicted rows):
+
+- ``ape`` = |p - m| / m, the absolute percentage error of a row (as a fraction);
+- ``error`` = p / m - 1 (negative: the prediction is faster than silicon);
+- ``mape`` = mean APE, ``median_ape``, ``max_ape`` (the worst case);
+- ``bias`` = the geometric mean of p / m (1 = unbiased; 0.8 = predictions 20% fast).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MeasurementError
+from .predict import FIDELITIES, Predictor, read_calibration
+from .schema import KINDS, load_measurements, rows_of, validate_frame
+
+PER_ROW_COLUMNS = ("id", "kind", "system", "model", "phase", "op", "predicted_time_s", "measured_time_s", "ape",
+                   "error", "bound", "skipped", "reason", "fidelity")
+BY_KIND_COLUMNS = ("kind", "n", "mape", "median_ape", "max_ape", "bias")
+
+
+@dataclass
+class CorrelationResult:
+    """Predictions against measurements."""
+
+    per_row: pd.DataFrame
+    """One row per measurement (``PER_ROW_COLUMNS``): skipped rows have NaN predictions and a
+    reason."""
+    by_kind: pd.DataFrame
+    """Per kind (schema order): n predicted, mape, median_ape, max_ape, bias."""
+    overall: dict[str, Any]
+    """rows, predicted, skipped, mape, median_ape, max_ape, bias, fidelity, calibrated."""
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    """{id, reason} of every row that could not be predicted."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able figures: the overall numbers, ``skipped`` (a count) with
+        ``skipped_rows`` ({id, reason}), ``by_kind`` (kind -> {n, mape, median_ape, max_ape,
+        bias}) and ``per_row`` (list of {id, kind, system, predicted_time_s, measured_time_s,
+        ape, error, bound, skipped, reason})."""
+        per_row = []
+        for r in self.per_row.itertuples(index=False):
+            per_row.append({"id": r.id, "kind": r.kind, "system": r.system,
+                            "predicted_time_s": _num(r.predicted_time_s), "measured_time_s": _num(r.measured_time_s),
+                            "ape": _num(r.ape), "error": _num(r.error), "bound": r.bound,
+                            "skipped": bool(r.skipped), "reason": r.reason})
+        by_kind = {r.kind: {"n": int(r.n), "mape": _num(r.mape), "median_ape": _num(r.median_ape),
+                            "max_ape": _num(r.max_ape), "bias": _num(r.bias)}
+                   for r in self.by_kind.itertuples(index=False)}
+        out = {k: (_num(v) if isinstance(v, float) else v) for k, v in self.overall.items()}
+        out.update(skipped_rows=list(self.skipped), by_kind=by_kind, per_row=per_row)
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """``to_dict`` as JSON (NaN as null)."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def table(self) -> str:
+        """The per-kind table and the overall line, as text."""
+        lines = [f"{'kind':<14}{'n':>4}{'MAPE':>9}{'median':>9}{'worst':>9}{'bias':>8}"]
+        for r in self.by_kind.itertuples(index=False):
+            lines.append(f"{r.kind:<14}{int(r.n):>4}{_pct(r.mape):>9}{_pct(r.median_ape):>9}{_pct(r.max_ape):>9}"
+                         f"{r.bias:>8.3f}")
+        o = self.overall
+        lines.append(f"{'all':<14}{o['predicted']:>4}{_pct(o['mape']):>9}{_pct(o['median_ape']):>9}"
+                     f"{_pct(o['max_ape']):>9}{o['bias']:>8.3f}")
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write per_row.csv (id, kind, system, predicted_time_s, measured_time_s, ape, bound, ...),
+        predicted_vs_measured.png and error_by_kind.png into ``out_dir``."""
+        from .plots import error_by_kind_figure, predicted_vs_measured_figure
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        cols = ["id", "kind", "system", "predicted_time_s", "measured_time_s", "ape", "bound", "error", "skipped",
+                "reason"]
+        paths = [out / "per_row.csv", out / "predicted_vs_measured.png", out / "error_by_kind.png"]
+        self.per_row[cols].to_csv(paths[0], index=False)
+        import matplotlib.pyplot as plt
+
+        for fig_fn, path in ((predicted_vs_measured_figure, paths[1]), (error_by_kind_figure, paths[2])):
+            fig = fig_fn(self)
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+            plt.close(fig)
+        return paths
+
+
+def _num(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _pct(x: float) -> str:
+    return "-" if not math.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def measurements(data: Any) -> pd.DataFrame:
+    """A validated measurement frame from a path, a list of paths or a DataFrame (a frame that
+    ``load_measurements`` returned is used as is)."""
+    if isinstance(data, pd.DataFrame):
+        if "origin" in data.columns and data.attrs.get("accelsim_validated"):
+            return data
+        return validate_frame(data)
+    if isinstance(data, (str, Path)):
+        data = [data]
+    try:
+        paths = list(data)
+    except TypeError:
+        raise MeasurementError(f"expected measurement file paths or a DataFrame, got {type(data).__name__}") from None
+    df = load_measurements(paths)
+    df.attrs["accelsim_validated"] = True
+    return df
+
+
+def summarize(per_row: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(by_kind, overall) error figures of a per-row table."""
+    ok = per_row[~per_row["skipped"]]
+    recs = []
+    present = [k for k in KINDS if k in set(per_row["kind"])]
+    for kind in present:
+        g = ok[ok["kind"] == kind]
+        recs.append({"kind": kind, **_stats(g)})
+    by_kind = pd.DataFrame.from_records(recs, columns=list(BY_KIND_COLUMNS))
+    overall = {"rows": int(len(per_row)), "predicted": int(len(ok)), "skipped": int(per_row["skipped"].sum()),
+               **{k: v for k, v in _stats(ok).items() if k != "n"}}
+    return by_kind, overall
+
+
+def _stats(g: pd.DataFrame) -> dict[str, Any]:
+    n = len(g)
+    if n == 0:
+        return {"n": 0, "mape": math.nan, "median_ape": math.nan, "max_ape": math.nan, "bias": math.nan}
+    ape = g["ape"].to_numpy(float)
+    ratio = (g["predicted_time_s"] / g["measured_time_s"]).to_numpy(float)
+    return {"n": n, "mape": float(ape.mean()), "median_ape": float(np.median(ape)), "max_ape": float(ape.max()),
+            "bias": float(np.exp(np.log(ratio).mean()))}
+
+
+def predict_frame(df: pd.DataFrame, fidelity: str = "analytical", calibration: Mapping[str, float] | None = None,
+                  calibration_chip: str | None = None, predictor: Predictor | None = None) -> pd.DataFrame:
+    """The per-row table of a validated measurement frame. ``calibration`` (field values) is
+    applied to the rows whose system's chip is ``calibration_chip`` (to every row when None)."""
+    if fidelity not in FIDELITIES:
+        raise MeasurementError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
+    pr = predictor or Predictor()
+    recs = []
+    for row in rows_of(df):
+        cal = calibration
+        if calibration and calibration_chip is not None:
+            try:
+                chip = pr.base_system(row.system).chip.name
+            except Exception:  # noqa: BLE001 - an unloadable system is the row's own skip reason
+                chip = None
+            cal = calibration if chip == calibration_chip else None
+        p = pr.predict(row, fidelity, cal)
+        m = row.measured_time_s
+        t = p.time_s
+        recs.append({"id": row.id, "kind": row.kind, "system": row.system, "model": row.model, "phase": row.phase,
+                     "op": row.op, "predicted_time_s": t, "measured_time_s": m,
+                     "ape": abs(t - m) / m if not p.skipped else math.nan,
+                     "error": t / m - 1 if not p.skipped else math.nan, "bound": p.bound, "skipped": p.skipped,
+                     "reason": p.reason, "fidelity": p.fidelity})
+    return pd.DataFrame.from_records(recs, columns=list(PER_ROW_COLUMNS))
+
+
+def correlate(data: str | Path | Iterable[str | Path] | pd.DataFrame, fidelity: str = "analytical",
+              calibration: Any = None) -> CorrelationResult:
+    """Predict every measured row and compare.
+
+    ``data``: one or more measurement files (CSV in the schema of SCHEMA.md; parquet with
+    pyarrow) or a DataFrame in that schema. ``fidelity``: "analytical" (default) or "event"
+    (kernel, layer and collective rows run in the event tier; training steps stay analytical).
+    ``calibration``: a calibration YAML (as ``accelsim calibrate`` writes it), a mapping of
+    Calibration fields or a ``Calibration``; when it names a ``chip`` it applies to the rows on
+    that chip only. Rows that cannot be predicted are kept, marked ``skipped`` with a reason.
+    Raises MeasurementError for an invalid file (naming file, line, row id and column)."""
+    df = measurements(data)
+    values, chip = read_calibration(calibration)
+    per_row = predict_frame(df, fidelity, values or None, chip)
+    by_kind, overall = summarize(per_row)
+    overall.update(fidelity=fidelity, calibrated=bool(values))
+    skipped = [{"id": r.id, "reason": r.reason} for r in per_row[per_row["skipped"]].itertuples(index=False)]
+    return CorrelationResult(per_row=per_row, by_kind=by_kind, overall=overall, skipped=skipped)

@@ -1,0 +1,406 @@
+"""Predict the time of a measured row (``schema.MeasurementRow``) with the analytical tier (or,
+where it applies, the event tier).
+
+How each kind maps to a prediction (the decisions a validation engineer should know):
+
+- ``gemm``: one ``MatMul`` C[m,n] = A[m,k] B[k,n] with ``b_shared=True`` (B is a weight: a
+  batched row multiplies ``batch`` activation matrices by one [k,n] matrix), operands and
+  output in ``dtype``.
+- ``softmax``, ``layernorm``, ``rmsnorm``: the row-wise op over [rows, cols].
+- ``gelu``, ``silu_mul``, ``add``, ``copy``: ``Elementwise`` over ``elements`` output elements
+  (``rows*cols`` when only the shape is given).
+- ``allreduce``, ``allgather``, ``reducescatter``, ``alltoall``: ``collective_cost`` over
+  ``ranks`` chips of ``system`` (chips 0..ranks-1, the fastest algorithm), ``bytes`` per rank;
+  a system with fewer chips than ``max(ranks, chips)`` is replicated over its scale-out network.
+- ``layer_op``: ONE transformer layer of ``model`` (``phase``, ``batch``, ``seq_len`` /
+  ``context_len``, ``tp``) built with **unfused attention**; the sum of that layer's ops whose
+  role is ``op`` (``allreduce_attn`` / ``allreduce_mlp`` are the tensor-parallel all-reduces
+  after ``out_proj`` / ``mlp_down``).
+- ``layer``: the sum of all ops of that one layer (norms, projections, unfused attention,
+  activation, residual adds, KV-cache append, TP all-reduces), each costed on its own.
+- ``model``: ``prefill`` is the time to first token (one prefill step), ``decode`` one decode
+  step at ``context_len``, ``train`` one optimizer step (``evaluate_train``: ``batch`` is the
+  global batch, ``tp``/``pp``/``dp``, ``compression`` ``fsdp`` -> ZeRO-3, ``zero1`` / ``zero2``
+  / ``zero3`` -> that stage), with flash attention (what serving and training stacks run).
+- ``tp`` counts NeuronCores on Trainium1 / Inferentia2 systems (two per chip), as the schema
+  says.
+
+Why unfused attention for layer rows: a ``layer`` / ``layer_op`` row is the schema's breakdown
+of a layer into separately launched ops (LLMCompass's GPT-3 rows are "sum of per-op measured
+latencies, ops run separately": Q K^T, softmax and A V are three kernels with the score matrix
+in HBM), so the layer is built with ``attention="unfused"`` and every op is costed on its own,
+then summed (no overlap between ops). A layer is built as a one-layer copy of the model
+(``ModelConfig.model_copy(update={"num_hidden_layers": ...})``); its learned-position table is
+widened to the row's context when needed (the table is outside the layer and does not change
+its cost). For an MoE model whose first layers are dense, the layer is the first MoE layer.
+
+A row that cannot be predicted (a compression format such as ``w8a16`` that accelsim does not
+model yet, pipeline-parallel inference, a plan that does not fit the system, ...) comes back
+``skipped`` with its reason; it is never dropped.
+
+Caching: systems, calibrated systems and their ``ChipModel`` (whose GEMM mapping cache then
+serves every row) are kept per (system, chips, calibration), graphs per (model, phase, shape,
+tp, dtype, attention), so a calibration fit that re-predicts the same rows hundreds of times
+only recosts ops.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..arch.presets import load_system
+from ..arch.spec import Calibration, SystemSpec
+from ..errors import AccelsimError, ConfigError, MeasurementError
+from ..sim.costs import ChipModel, OpCost, op_cost
+from ..workload.ops import Elementwise, LayerNorm, MatMul, Op, RMSNorm, Softmax
+from .schema import COLLECTIVE_KINDS, MeasurementRow
+
+FIDELITIES = ("analytical", "event")
+ZERO_OF = {"fsdp": 3, "zero1": 1, "zero2": 2, "zero3": 3}
+"""``compression`` values that name a ZeRO stage of a training row."""
+MAX_CACHED_CHIPS = 4096
+"""Calibrated chip models kept by one Predictor before the oldest half is dropped."""
+NEURON_CORE_TP = ("trainium1", "inferentia2")
+"""Chips whose ``tp`` counts NeuronCores (two per chip) in measurement rows."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The predicted time of one row, or why there is none."""
+
+    time_s: float
+    """Predicted seconds (NaN when skipped)."""
+    bound: str = ""
+    """What bounds it (the bound holding the most time for a sum of ops)."""
+    skipped: bool = False
+    reason: str = ""
+    """Why the row was skipped."""
+    fidelity: str = "analytical"
+    """The tier that produced the time."""
+
+
+def skipped(reason: str) -> Prediction:
+    return Prediction(math.nan, "", True, reason, "")
+
+
+# ------------------------------------------------------------------------------------------
+# Calibration values
+
+
+def calibration_fields() -> tuple[str, ...]:
+    """Names of the explicit calibration fields (``arch.spec.Calibration``)."""
+    return tuple(Calibration.model_fields)
+
+
+def read_calibration(calibration: Any) -> tuple[dict[str, float], str | None]:
+    """(field values, chip name or None) of a calibration: a YAML path or a mapping holding a
+    ``calibration:`` block (with optional metadata such as ``chip:``, as ``accelsim calibrate``
+    writes it) or bare Calibration fields, or a ``Calibration``. Values are checked against
+    ``Calibration`` (units, bounds, unknown fields); errors name the file and the field."""
+    from ..configio import load_yaml, validate
+
+    if calibration is None:
+        return {}, None
+    if isinstance(calibration, Calibration):
+        return dict(calibration.model_dump()), None
+    origin = "calibration"
+    if isinstance(calibration, (str, Path)):
+        origin = str(calibration)
+        data = load_yaml(Path(calibration))
+    elif isinstance(calibration, Mapping):
+        data = dict(calibration)
+    else:
+        raise ConfigError(f"calibration must be a YAML path, a mapping or a Calibration, "
+                          f"got {type(calibration).__name__}")
+    chip = None
+    block = data
+    if "calibration" in data:
+        block = data["calibration"]
+        chip = data.get("chip") if isinstance(data.get("chip"), str) else None
+    if not isinstance(block, Mapping):
+        raise ConfigError(f"{origin}: calibration must be a mapping of {', '.join(calibration_fields())}")
+    cal = validate(Calibration, dict(block), origin)
+    return {k: float(getattr(cal, k)) for k in block}, chip
+
+
+# ------------------------------------------------------------------------------------------
+# The predictor
+
+
+class Predictor:
+    """Predicts rows; keeps systems, chip models and graphs between calls (see the module
+    docstring). One predictor serves any number of calibrations."""
+
+    def __init__(self) -> None:
+        self._base: dict[str, SystemSpec] = {}
+        self._systems: dict[tuple, SystemSpec] = {}
+        self._chips: dict[tuple, ChipModel] = {}
+        self._mappings: dict[tuple, dict] = {}
+        self._costs: dict[tuple, dict[Op, OpCost]] = {}
+        self._models: dict[str, Any] = {}
+        self._graphs: dict[tuple, Any] = {}
+        self._layer_ops: dict[tuple, list[Op]] = {}
+        self._role_ops: dict[tuple, list[Op]] = {}
+        self._event: dict[tuple, float] = {}
+
+    # ---------------------------------------------------------------- systems
+    def base_system(self, name: str) -> SystemSpec:
+        s = self._base.get(name)
+        if s is None:
+            s = self._base[name] = load_system(name)
+        return s
+
+    def system(self, name: str, chips: int = 0, cal: Mapping[str, float] | tuple | None = None) -> SystemSpec:
+        """The system ``name`` with at least ``chips`` chips (scaled out over its scale-out
+        network when it has fewer) and ``cal`` replacing fields of its chip's calibration."""
+        key = (name, chips, _cal_key(cal))
+        s = self._systems.get(key)
+        if s is not None:
+            return s
+        s = self.base_system(name)
+        if cal:
+            new = s.chip.calibration.model_copy(update=dict(key[2]))
+            s = s.model_copy(update={"chip": s.chip.model_copy(update={"calibration": new})})
+        if chips > s.num_chips:
+            if s.scale_out is None:
+                raise ConfigError(f"the case needs {chips} chips but {s.name} has {s.num_chips} and no "
+                                  f"scale_out network to replicate it over")
+            from ..arch.topology import scale_out_system
+
+            node = s.chips_per_node
+            s = scale_out_system(s, -(-chips // node) * node)
+        self._systems[key] = s
+        return s
+
+    def chip_model(self, system: SystemSpec, key: tuple) -> ChipModel:
+        cm = self._chips.get(key)
+        if cm is None:
+            cm = self._chips[key] = ChipModel(system)
+            self._costs[key] = {}
+            # the GEMM mapping search depends on the calibration only through these fields, so
+            # chip models that agree on them share their searches (a fit varies the others too)
+            cal = system.chip.calibration
+            search_key = (key[0], key[1], cal.tensor_efficiency, cal.sram_efficiency, cal.hbm_efficiency)
+            cm._mappings = self._mappings.setdefault(search_key, {})
+            if len(self._chips) > MAX_CACHED_CHIPS:  # a long fit: drop the oldest trial points
+                for old in list(self._chips)[: len(self._chips) // 2]:
+                    del self._chips[old], self._costs[old]
+                    self._systems.pop(old, None)
+                self._mappings = {search_key: cm._mappings}
+        return cm
+
+    def cost(self, name: str, chips: int, cal: Mapping[str, float] | tuple | None, ops: list[Op]) -> list[OpCost]:
+        """Analytical cost of each op on one chip of the (calibrated) system."""
+        key = (name, chips, _cal_key(cal))
+        cm = self._chips.get(key)
+        if cm is None:
+            cm = self.chip_model(self.system(name, chips, cal), key)
+        cache = self._costs[key]
+        out = []
+        for op in ops:
+            c = cache.get(op)
+            if c is None:
+                c = cache[op] = op_cost(cm, op)
+            out.append(c)
+        return out
+
+    # ---------------------------------------------------------------- models and graphs
+    def model(self, name: str):
+        from ..workload import load_model
+
+        m = self._models.get(name)
+        if m is None:
+            m = self._models[name] = load_model(name)
+        return m
+
+    def layer_ops(self, row: MeasurementRow, tp: int) -> list[Op]:
+        """Ops of the one representative layer of ``row.model`` (unfused attention)."""
+        from ..workload import build
+
+        cfg = self.model(row.model)
+        key = (row.model, row.phase, row.batch, row.seq_len or 0, row.context_len or 0, tp, row.dtype)
+        ops = self._layer_ops.get(key)
+        if ops is not None:
+            return ops
+        if cfg.family != "decoder" and cfg.family != "encoder":
+            raise MeasurementError(f"{row.model} is a {cfg.family} model: layer rows need a transformer")
+        layer = next((i for i in range(cfg.num_hidden_layers) if cfg.is_moe_layer(i)), 0) if cfg.is_moe else 0
+        seq = row.seq_len or 0
+        ctx = row.context_len or 0
+        kv_len = ctx + (seq if row.phase == "prefill" else 1)
+        update: dict[str, Any] = {"num_hidden_layers": layer + 1}
+        if cfg.position_embedding == "learned":
+            update["max_position_embeddings"] = max(cfg.max_position_embeddings, kv_len)
+        one = cfg.model_copy(update=update)
+        g = build(one, row.phase, batch=row.batch, seq_len=seq if row.phase == "prefill" else 0,
+                  context_len=ctx, tp=tp, dtype=row.dtype, attention="unfused")
+        ops = self._layer_ops[key] = [o for o in g.ops() if o.layer == layer]
+        return ops
+
+    # ---------------------------------------------------------------- rows
+    def predict(self, row: MeasurementRow, fidelity: str = "analytical",
+                calibration: Mapping[str, float] | None = None) -> Prediction:
+        """Predict one row; a row accelsim cannot predict comes back skipped with its reason."""
+        if fidelity not in FIDELITIES:
+            raise MeasurementError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
+        try:
+            return self._predict(row, fidelity, _cal_key(calibration))
+        except AccelsimError as e:
+            return skipped(str(e))
+        except ValueError as e:  # an op that rejects its shape
+            return skipped(f"cannot build the case: {e}")
+
+    def _predict(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
+        comp = (row.compression or "").strip().lower()
+        if comp and not (row.kind == "model" and row.phase == "train" and comp in ZERO_OF):
+            what = "a ZeRO / FSDP plan applies to training rows only" if comp in ZERO_OF else \
+                "accelsim does not model compression formats yet"
+            return skipped(f"compression {row.compression!r}: {what}")
+        if row.kind in COLLECTIVE_KINDS:
+            return self._collective(row, fidelity, cal)
+        if row.kind in ("layer_op", "layer"):
+            return self._layer(row, fidelity, cal)
+        if row.kind == "model":
+            return self._model(row, fidelity, cal)
+        op = kernel_op(row)
+        (c,) = self.cost(row.system, 0, cal, [op])
+        if fidelity == "event":
+            return Prediction(self._event_time(row.system, cal, op), c.bound, fidelity="event")
+        return Prediction(c.time_s, c.bound)
+
+    def _collective(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
+        from ..lower.collectives import collective_cost
+
+        need = max(row.ranks, row.chips or 0)
+        system = self.system(row.system, need if need > self.base_system(row.system).num_chips else 0, cal)
+        r = collective_cost(system, row.kind, float(row.bytes), int(row.ranks))
+        bound = "interconnect" if r.bandwidth_s >= r.latency_s else "overhead"
+        if fidelity == "event":
+            from ..lower.collective_schedule import simulate_collective
+
+            key = ("collective", system.name, _cal_key(cal), row.kind, float(row.bytes), int(row.ranks))
+            t = self._event.get(key)
+            if t is None:
+                t = self._event[key] = simulate_collective(system, row.kind, float(row.bytes), int(row.ranks),
+                                                           r.algorithm)[0]
+            return Prediction(t, bound, fidelity="event")
+        return Prediction(r.time_s, bound)
+
+    def _tp_chips(self, system: str, tp: int) -> int:
+        chip = self.base_system(system).chip
+        if chip.name.startswith(NEURON_CORE_TP) and chip.num_cores > 1:
+            return max(1, -(-tp // chip.num_cores))
+        return tp
+
+    def _layer(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
+        if (row.pp or 1) > 1:
+            return skipped("pipeline parallelism splits layers over chips; a layer row runs with pp = 1")
+        tp = self._tp_chips(row.system, row.tp or 1)
+        ops = self.layer_ops(row, tp)
+        if row.kind == "layer_op":
+            key = (id(ops), row.op)
+            sel = self._role_ops.get(key)
+            if sel is None:
+                sel = self._role_ops[key] = [o for o in ops if o.role == row.op]
+            ops = sel
+            if not ops:
+                return skipped(f"{row.model} has no {row.op} op in {row.phase} with tp={tp} "
+                               f"(all-reduces exist only with tp > 1)")
+        chips = tp if tp > self.base_system(row.system).num_chips else 0
+        costs = self.cost(row.system, chips, cal, ops)
+        bound = _dominant(costs)
+        if fidelity == "event":
+            return Prediction(sum(self._event_time(row.system, cal, o, chips) for o in ops), bound,
+                              fidelity="event")
+        return Prediction(sum(c.time_s for c in costs), bound)
+
+    def _model(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
+        cfg = self.model(row.model)
+        system_name = row.system
+        if row.phase == "train":
+            from ..api import evaluate_train
+            from ..workload.parallel import ParallelPlan
+
+            chip = self.base_system(system_name).chip
+            extra = {"cores_per_chip": chip.num_cores} if chip.name.startswith(NEURON_CORE_TP) else {}
+            plan = ParallelPlan(tp=row.tp or 1, pp=row.pp or 1, dp=row.dp or 1,
+                                zero=ZERO_OF.get((row.compression or "").strip().lower(), 0), **extra)
+            if row.chips is not None and row.chips != plan.chips:
+                return skipped(f"chips={row.chips} does not match tp x pp x dp = {plan.chips} chips")
+            res = evaluate_train(self.system(system_name, 0, cal), cfg, row.batch, row.seq_len, plan=plan,
+                                 dtype=row.dtype)
+            by = res.summary["time_by_bound_s"]
+            return Prediction(res.summary["step_time_s"], max(by, key=by.get) if by else "", fidelity="analytical")
+        if (row.pp or 1) > 1:
+            return skipped("pipeline-parallel inference is not modelled (pp > 1 in a prefill / decode row)")
+        tp = self._tp_chips(system_name, row.tp or 1)
+        key = ("model", row.model, row.phase, row.batch, row.seq_len or 0, row.context_len or 0, tp, row.dtype)
+        graph = self._graphs.get(key)
+        if graph is None:
+            from ..workload import build
+
+            graph = self._graphs[key] = build(cfg, row.phase, batch=row.batch,
+                                              seq_len=row.seq_len or 0 if row.phase == "prefill" else 0,
+                                              context_len=row.context_len or 0, tp=tp, dtype=row.dtype,
+                                              attention="flash")
+        chips = tp if tp > self.base_system(system_name).num_chips else 0
+        if fidelity == "event":
+            from ..api import evaluate
+
+            res = evaluate(self.system(system_name, chips, cal), graph, fidelity="event")
+            by = res.summary["time_by_bound_s"]
+            return Prediction(res.summary["latency_s"], max(by, key=by.get), fidelity="event")
+        costs = self.cost(system_name, chips, cal, graph.ops())
+        return Prediction(sum(c.time_s for c in costs), _dominant(costs))
+
+    def _event_time(self, system_name: str, cal, op: Op, chips: int = 0) -> float:
+        """Event-tier time of ``op`` run on its own (one op graph)."""
+        from ..sim.event import simulate
+        from ..workload.graph import WorkloadGraph, WorkloadMeta
+
+        key = ("op", system_name, chips, _cal_key(cal), op)
+        t = self._event.get(key)
+        if t is None:
+            group = getattr(op, "group", 1) if op.kind == "collective" else 1
+            meta = WorkloadMeta(model="kernel", phase="prefill", batch=1, tp=group, dtype=getattr(op, "dtype", "bf16"))
+            named = op if op.name else _renamed(op)
+            g = WorkloadGraph.from_ordered(meta, [named], [])
+            t = self._event[key] = simulate(g, self.system(system_name, chips, cal)).makespan_s
+        return t
+
+
+def kernel_op(row: MeasurementRow) -> Op:
+    """The op of a single-kernel row (gemm, softmax, norms, elementwise)."""
+    k, dt = row.kind, row.dtype
+    if k == "gemm":
+        return MatMul(name="gemm", role="gemm", m=row.m, n=row.n, k=row.k, batch=row.batch or 1,
+                      dtype_a=dt, dtype_b=dt, dtype_out=dt, b_shared=True)
+    if k in ("softmax", "layernorm", "rmsnorm"):
+        cls = {"softmax": Softmax, "layernorm": LayerNorm, "rmsnorm": RMSNorm}[k]
+        return cls(name=k, role=k, rows=row.rows, cols=row.cols, dtype=dt)
+    elements = row.elements if row.elements is not None else row.rows * row.cols
+    return Elementwise(name=k, role=k, fn=k, elements=elements, dtype=dt)
+
+
+def _renamed(op: Op) -> Op:
+    import dataclasses
+
+    return dataclasses.replace(op, name=op.kind)
+
+
+def _dominant(costs: list[OpCost]) -> str:
+    """The bound holding the most time over ``costs``."""
+    by: dict[str, float] = {}
+    for c in costs:
+        by[c.bound] = by.get(c.bound, 0.0) + c.time_s
+    return max(by, key=by.get) if by else ""
+
+
+def _cal_key(cal: Mapping[str, float] | tuple | None) -> tuple:
+    """A calibration as a hashable, sorted tuple of (field, value) (a tuple passes through)."""
+    if isinstance(cal, tuple):
+        return cal
+    return tuple(sorted(cal.items())) if cal else ()
