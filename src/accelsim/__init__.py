@@ -1,15 +1,18 @@
 """accelsim: a cycle-approximate ML accelerator simulator and cost model.
 
-Public API: ``load_system``, ``load_model``, ``evaluate``, ``roofline_figure`` and ``correlate``
-(predictions against measured silicon; ``accelsim.correlate.calibrate`` fits calibrations).
+Public API: ``load_system``, ``load_model``, ``evaluate`` (analytical or event tier),
+``simulate`` (the event tier), ``evaluate_train`` (a training step), ``sweep`` (design-space
+sweeps), ``correlate`` (predictions against measured silicon; ``accelsim.correlate.calibrate``
+fits calibrations) and ``roofline_figure``.
 """
 
-from .analysis.roofline import roofline_figure
-from .api import evaluate
-from .arch.presets import list_presets, load_system
 from . import correlate  # the package is callable: accelsim.correlate(files) -> CorrelationResult
+from . import sweep  # the package is callable: accelsim.sweep(space, ...) -> DataFrame
+from .analysis.roofline import roofline_figure
+from .api import evaluate, evaluate_train, simulate
+from .arch.presets import list_presets, load_system
 from .workload.model import list_models, load_model
 
 __version__ = "0.1.0"
-__all__ = ["correlate", "evaluate", "list_models", "list_presets", "load_model", "load_system",
-           "roofline_figure", "__version__"]
+__all__ = ["correlate", "evaluate", "evaluate_train", "list_models", "list_presets", "load_model", "load_system",
+           "roofline_figure", "simulate", "sweep", "__version__"]

@@ -12,7 +12,8 @@ from .arch.spec import SystemSpec
 from .errors import WorkloadError
 from .report.results import Results, build_results
 from .sim.analytical import evaluate_arrays
-from .sim.event import CATEGORY_TO_BOUND, simulate
+from .sim.event import CATEGORY_TO_BOUND
+from .sim.event import simulate as simulate_graph
 from .workload import ModelConfig, WorkloadGraph, build, load_model
 
 PHASES = ("prefill", "decode")
@@ -54,7 +55,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
                       tp=tp, dtype=dtype, attention=attention)
     results = build_results(graph, spec, evaluate_arrays(graph, spec))
     if fidelity == "event":
-        add_event(results, simulate(graph, spec))
+        add_event(results, simulate_graph(graph, spec))
     return results
 
 
@@ -177,3 +178,8 @@ def _bound_sentence(by_bound: dict[str, float], ops) -> str:
 def _nonneg(x: float, scale: float) -> float:
     """``x`` clipped at zero, float residue (below 1e-12 of ``scale``) included."""
     return x if x > 1e-12 * max(scale, 1e-30) else 0.0
+
+
+def simulate(system, model, **kwargs) -> Results:
+    """``evaluate`` with the event tier: tile tasks on engines, DMA queues, SRAM and HBM."""
+    return evaluate(system, model, fidelity="event", **kwargs)
