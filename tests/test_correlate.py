@@ -188,7 +188,7 @@ def test_model_rows_match_evaluate():
 
 def test_unpredictable_rows_are_skipped_with_a_reason_not_dropped():
     common = {"system": "a100-sxm-80gb", "model": "tiny", "dtype": "bf16", "batch": 1}
-    df = frame({"id": "q", "kind": "model", "phase": "decode", "context_len": 64, "compression": "w8a16",
+    df = frame({"id": "q", "kind": "model", "phase": "decode", "context_len": 64, "compression": "awq-magic",
                 "measured_time_s": 1e-4, **common},
                {"id": "pp", "kind": "model", "phase": "decode", "context_len": 64, "pp": 2, "measured_time_s": 1e-4,
                 **common},
@@ -199,7 +199,7 @@ def test_unpredictable_rows_are_skipped_with_a_reason_not_dropped():
     res = correlate(df)
     rows = res.per_row.set_index("id")
     assert len(rows) == 4 and res.overall["skipped"] == 3 and res.overall["predicted"] == 1
-    assert "w8a16" in rows.loc["q", "reason"] and "compression" in rows.loc["q", "reason"]
+    assert "awq-magic" in rows.loc["q", "reason"] and "compression" in rows.loc["q", "reason"]
     assert "pipeline" in rows.loc["pp", "reason"]
     assert "scale_out" in rows.loc["ar", "reason"]  # 8 ranks on a 4-chip node with no scale-out network
     assert math.isnan(rows.loc["q", "predicted_time_s"])

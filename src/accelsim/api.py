@@ -24,7 +24,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
              phase: str = "decode", batch: int = 1, seq_len: int | None = None,
              context_len: int | None = None, tp: int = 1, dtype: str = "bf16",
              attention: str = "flash", overrides: Iterable[str] = (),
-             fidelity: str = "analytical") -> Results:
+             fidelity: str = "analytical", compression=None) -> Results:
     """Predict one step of ``model`` in ``phase`` on ``system``.
 
     ``fidelity="analytical"`` costs each op in closed form and sums them; ``"event"`` lowers
@@ -35,6 +35,8 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     ``config.json``) or already-loaded objects; ``model`` may be a prebuilt WorkloadGraph.
     ``seq_len`` is the prompt length (prefill, default 2048); ``context_len`` the tokens already
     cached (decode, default 2048). ``overrides`` are ``path=value`` edits of the system spec.
+    ``compression`` is a recipe (``workload.compression.Compression``, a tag such as
+    "w4a16-g128" or a YAML path) applied by the builder.
     """
     if fidelity not in FIDELITIES:
         raise WorkloadError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
@@ -52,7 +54,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
         graph = build(cfg, phase, batch=batch,
                       seq_len=(seq_len or 2048) if phase == "prefill" else (seq_len or 0),
                       context_len=(context_len or 2048) if phase == "decode" else (context_len or 0),
-                      tp=tp, dtype=dtype, attention=attention)
+                      tp=tp, dtype=dtype, attention=attention, compression=compression)
     results = build_results(graph, spec, evaluate_arrays(graph, spec))
     if fidelity == "event":
         add_event(results, simulate_graph(graph, spec))
@@ -94,7 +96,7 @@ def add_event(results: Results, run) -> None:
 
 def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelConfig, global_batch: int,
                    seq_len: int = 2048, plan=None, dtype: str = "bf16", attention: str = "flash",
-                   overrides: Iterable[str] = (), **plan_fields) -> Results:
+                   overrides: Iterable[str] = (), compression=None, **plan_fields) -> Results:
     """Predict one training step: ``global_batch`` sequences of ``seq_len`` tokens under a
     ParallelPlan (or its fields: tp, pp, dp, ep, cp, sp, microbatch, zero, recompute, schedule).
     A plan needing more chips than the system has runs on the system scaled out over its
@@ -108,11 +110,19 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     cfg = model if isinstance(model, ModelConfig) else load_model(model)
     if plan is None:
         plan = ParallelPlan(**plan_fields)
-    step = build_train(cfg, global_batch, seq_len, plan, dtype=dtype, attention=attention)
+    step = build_train(cfg, global_batch, seq_len, plan, dtype=dtype, attention=attention, compression=compression)
     run = simulate_train(spec, step)
     sysx, pipe = run.system, run.pipeline
     span = pipe.step_time_s
-    peak = sysx.chip.peak_flops(dtype) or sysx.chip.peak_flops("bf16")
+    from .workload.compression import as_compression
+
+    comp = as_compression(compression)
+    peak_dtype = dtype
+    if comp is not None and comp.activations and comp.weights:  # FP8 training: MFU against the FP8 peak
+        from .sim.costs import rate_dtype
+
+        peak_dtype = rate_dtype(comp.activations)
+    peak = sysx.chip.peak_flops(peak_dtype) or sysx.chip.peak_flops(dtype) or sysx.chip.peak_flops("bf16")
     mem = step.memory()
     cap = sysx.chip.hbm.capacity_bytes
     warnings = [] if mem.total_bytes <= cap else [fit_message(mem, cap, plan)]

@@ -54,6 +54,12 @@ def main() -> None:
 @click.option("--schedule", type=click.Choice(["1f1b", "gpipe"]), default="1f1b", show_default=True, help="Pipeline schedule (train).")
 @click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8", "fp32"]), default="bf16", show_default=True)
 @click.option("--attention", type=click.Choice(["flash", "unfused"]), default="flash", show_default=True)
+@click.option("--weights", default=None, metavar="FORMAT", help="Weight format (accelsim formats), e.g. int4-g128, fp8, mxfp4.")
+@click.option("--activations", default=None, metavar="FORMAT", help="Activation format of the weight GEMMs, e.g. fp8.")
+@click.option("--kv", "kv_cache", default=None, metavar="FORMAT", help="KV-cache format, e.g. fp8.")
+@click.option("--sparsity", default=None, metavar="N:M", help="N:M structured weight sparsity, e.g. 2:4.")
+@click.option("--recipe", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Compression recipe YAML; --weights/--activations/--kv/--sparsity override its fields.")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a system field, e.g. --set chip.hbm.bandwidth_Bps='4 TB/s' (repeatable).")
 @click.option("--calibration", type=click.Path(dir_okay=False), default=None,
@@ -69,11 +75,15 @@ def main() -> None:
 @click.option("--top", type=click.IntRange(min=0), default=8, show_default=True, help="Op roles to list.")
 @_friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
-        schedule, dtype, attention, overrides, calibration, fidelity, trace_path, timeline_path, as_json, out, top):
+        schedule, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides, calibration, fidelity,
+        trace_path, timeline_path, as_json, out, top):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
     from .api import evaluate, evaluate_train
     from .arch.presets import load_system
+    from .compress_cli import recipe_from_options
+
+    compression = recipe_from_options(recipe, weights, activations, kv_cache, sparsity)
 
     if (trace_path or timeline_path) and fidelity != "event":
         raise click.UsageError("--trace and --timeline need --fidelity event")
@@ -83,11 +93,12 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     if phase == "train":
         return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
                           microbatch=microbatch, zero=zero, recompute=recompute, schedule=schedule), chips, dtype,
-                          attention, overrides, as_json, out, top)
+                          attention, overrides, as_json, out, top, compression)
     if any(v != 1 for v in (pp, dp, ep, cp)) or zero or chips or sp:
         raise click.UsageError("--pp/--dp/--ep/--cp/--sp/--zero/--chips apply to --phase train")
     res = evaluate(system, model, phase=phase, batch=batch, seq_len=seq_len, context_len=context_len,
-                   tp=tp, dtype=dtype, attention=attention, overrides=overrides, fidelity=fidelity)
+                   tp=tp, dtype=dtype, attention=attention, overrides=overrides, fidelity=fidelity,
+                   compression=compression)
     if out:
         res.write(out)
     if trace_path:
@@ -101,6 +112,8 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     shape = f"seq {s['seq_len']}" if phase == "prefill" else f"context {s['context_len']}"
     click.echo(f"{s['model']} {phase} on {s['system']} ({s['chip']}, tp={s['tp']}, {s['dtype']}, "
                f"batch {s['batch']}, {shape}, {s['attention']} attention)")
+    if compression is not None:
+        click.echo(f"  compression   {compression.describe()}")
     click.echo(f"  latency       {fmt(s['latency_s'], 's')} per step ({s['fidelity']})")
     if s["fidelity"] == "event":
         click.echo(f"  analytical    {fmt(s['analytical_latency_s'], 's')} per step; "
@@ -132,7 +145,8 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         click.echo(f"wrote {out}/ops.csv, summary.json, summary.md, roofline.png")
 
 
-def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attention, overrides, as_json, out, top):
+def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attention, overrides, as_json, out, top,
+               compression=None):
     from .api import evaluate_train
     from .arch.presets import load_system
     from .arch.spec import SystemSpec
@@ -146,7 +160,8 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     if chips is not None and chips != plan.chips:
         raise WorkloadError(f"--chips {chips} does not match the plan: tp x pp x dp x cp = "
                             f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")
-    res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention)
+    res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention,
+                         compression=compression)
     if out:
         res.write(out)
     if as_json:
@@ -473,6 +488,9 @@ def calibrate(files, system_name, out_path, fields, k_folds, seed, as_json):
 
 
 from .sweep.cli import sweep_command; main.add_command(sweep_command)  # noqa: E402,E702  (accelsim sweep)
+from .compress_cli import formats_command, sqnr_command  # noqa: E402  (accelsim formats / sqnr)
+main.add_command(formats_command)
+main.add_command(sqnr_command)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,39 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..units import Bytes, BytesPerSecond, Hertz, Seconds, SquareMeters, Watts
 
-DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
-"""Number formats a rate table may name."""
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp6", "fp4")
+"""Number formats a rate table may name (the element types of ``accelsim.formats``)."""
 
-DTYPE_BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
-               "int4": 0.5, "fp4": 0.5}
-"""Storage bytes per element of each dtype (tf32 is stored as fp32)."""
 
-Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+class _DtypeBytes(dict):
+    """Storage bytes per element of a dtype. The base dtypes are listed; any other
+    ``accelsim.formats`` name (fp8_e5m2, mxfp4 = 4.25/8, nvfp4 = 4.5/8, int4-g128 = 4.125/8,
+    ...) resolves on first use to its exact bits per element (scales included) / 8."""
+
+    def __missing__(self, key: str) -> float:
+        from ..formats import get_format
+
+        try:
+            f = get_format(key)
+        except (ValueError, TypeError):
+            raise KeyError(key) from None
+        self[key] = f.bytes_per_element
+        return self[key]
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]  # type: ignore[index]
+            return True
+        except KeyError:
+            return False
+
+
+DTYPE_BYTES = _DtypeBytes({"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
+                           "int4": 0.5, "fp4": 0.5})
+"""Storage bytes per element of each dtype (tf32 is stored as fp32; formats of
+``accelsim.formats`` resolve to their bits per element / 8)."""
+
+Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp6", "fp4"]
 
 
 class Spec(BaseModel):
@@ -67,7 +92,12 @@ class TensorEngine(Spec):
     sparsity_speedup: float = Field(1.0, ge=1.0)
     """Throughput multiplier for structured-sparse weights (2.0 for 2:4 on A100/H100)."""
     sparsity_patterns: tuple[str, ...] = ()
-    """N:M patterns the engine accelerates, e.g. ("2:4",)."""
+    """N:M patterns the engine accelerates, e.g. ("2:4",). An N:M pattern runs at
+    ``min(sparsity_speedup, M/N)`` times the dense rate; others run dense."""
+    fused_dequant: bool = False
+    """Whether a weight stored narrower than the GEMM's compute type (W4A16, W8A16) is
+    dequantized inside the tensor-engine datapath for free; False: the vector engine dequantizes
+    every weight element it stages (see ``accelsim.sim.costs.dequant_ops``)."""
 
     @field_validator("macs_per_cycle")
     @classmethod

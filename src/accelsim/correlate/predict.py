@@ -34,8 +34,10 @@ then summed (no overlap between ops). A layer is built as a one-layer copy of th
 widened to the row's context when needed (the table is outside the layer and does not change
 its cost). For an MoE model whose first layers are dense, the layer is the first MoE layer.
 
-A row that cannot be predicted (a compression format such as ``w8a16`` that accelsim does not
-model yet, pipeline-parallel inference, a plan that does not fit the system, ...) comes back
+Rows whose ``compression`` names a recipe (``w8a16``, ``w4a16-g64``, ``w4a16-g64+sparse2:4``, a
+format name; see ``Compression.from_tag``) are predicted with that recipe applied by the builder
+(a ``gemm`` row: B is the weight). A row that cannot be predicted (an unreadable compression
+tag, pipeline-parallel inference, a plan that does not fit the system, ...) comes back
 ``skipped`` with its reason; it is never dropped.
 
 Caching: systems, calibrated systems and their ``ChipModel`` (whose GEMM mapping cache then
@@ -221,7 +223,8 @@ class Predictor:
         from ..workload import build
 
         cfg = self.model(row.model)
-        key = (row.model, row.phase, row.batch, row.seq_len or 0, row.context_len or 0, tp, row.dtype)
+        key = (row.model, row.phase, row.batch, row.seq_len or 0, row.context_len or 0, tp, row.dtype,
+               _recipe_tag(row))
         ops = self._layer_ops.get(key)
         if ops is not None:
             return ops
@@ -236,7 +239,7 @@ class Predictor:
             update["max_position_embeddings"] = max(cfg.max_position_embeddings, kv_len)
         one = cfg.model_copy(update=update)
         g = build(one, row.phase, batch=row.batch, seq_len=seq if row.phase == "prefill" else 0,
-                  context_len=ctx, tp=tp, dtype=row.dtype, attention="unfused")
+                  context_len=ctx, tp=tp, dtype=row.dtype, attention="unfused", compression=recipe_of(_recipe_tag(row)))
         ops = self._layer_ops[key] = [o for o in g.ops() if o.layer == layer]
         return ops
 
@@ -255,10 +258,15 @@ class Predictor:
 
     def _predict(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
         comp = (row.compression or "").strip().lower()
-        if comp and not (row.kind == "model" and row.phase == "train" and comp in ZERO_OF):
-            what = "a ZeRO / FSDP plan applies to training rows only" if comp in ZERO_OF else \
-                "accelsim does not model compression formats yet"
-            return skipped(f"compression {row.compression!r}: {what}")
+        if comp in ZERO_OF and not (row.kind == "model" and row.phase == "train"):
+            return skipped(f"compression {row.compression!r}: a ZeRO / FSDP plan applies to training rows only")
+        if comp and comp not in ZERO_OF:
+            if row.kind in COLLECTIVE_KINDS:
+                return skipped(f"compression {row.compression!r}: a collective row has no compression recipe")
+            try:
+                recipe_of(comp)
+            except AccelsimError as e:
+                return skipped(f"compression {row.compression!r}: {e}")
         if row.kind in COLLECTIVE_KINDS:
             return self._collective(row, fidelity, cal)
         if row.kind in ("layer_op", "layer"):
@@ -326,18 +334,20 @@ class Predictor:
 
             chip = self.base_system(system_name).chip
             extra = {"cores_per_chip": chip.num_cores} if chip.name.startswith(NEURON_CORE_TP) else {}
+            recipe = recipe_of(_recipe_tag(row))
             plan = ParallelPlan(tp=row.tp or 1, pp=row.pp or 1, dp=row.dp or 1,
                                 zero=ZERO_OF.get((row.compression or "").strip().lower(), 0), **extra)
             if row.chips is not None and row.chips != plan.chips:
                 return skipped(f"chips={row.chips} does not match tp x pp x dp = {plan.chips} chips")
             res = evaluate_train(self.system(system_name, 0, cal), cfg, row.batch, row.seq_len, plan=plan,
-                                 dtype=row.dtype)
+                                 dtype=row.dtype, compression=recipe)
             by = res.summary["time_by_bound_s"]
             return Prediction(res.summary["step_time_s"], max(by, key=by.get) if by else "", fidelity="analytical")
         if (row.pp or 1) > 1:
             return skipped("pipeline-parallel inference is not modelled (pp > 1 in a prefill / decode row)")
         tp = self._tp_chips(system_name, row.tp or 1)
-        key = ("model", row.model, row.phase, row.batch, row.seq_len or 0, row.context_len or 0, tp, row.dtype)
+        key = ("model", row.model, row.phase, row.batch, row.seq_len or 0, row.context_len or 0, tp, row.dtype,
+               _recipe_tag(row))
         graph = self._graphs.get(key)
         if graph is None:
             from ..workload import build
@@ -345,7 +355,7 @@ class Predictor:
             graph = self._graphs[key] = build(cfg, row.phase, batch=row.batch,
                                               seq_len=row.seq_len or 0 if row.phase == "prefill" else 0,
                                               context_len=row.context_len or 0, tp=tp, dtype=row.dtype,
-                                              attention="flash")
+                                              attention="flash", compression=recipe_of(_recipe_tag(row)))
         chips = tp if tp > self.base_system(system_name).num_chips else 0
         if fidelity == "event":
             from ..api import evaluate
@@ -376,13 +386,46 @@ def kernel_op(row: MeasurementRow) -> Op:
     """The op of a single-kernel row (gemm, softmax, norms, elementwise)."""
     k, dt = row.kind, row.dtype
     if k == "gemm":
-        return MatMul(name="gemm", role="gemm", m=row.m, n=row.n, k=row.k, batch=row.batch or 1,
-                      dtype_a=dt, dtype_b=dt, dtype_out=dt, b_shared=True)
+        mm = MatMul(name="gemm", role="gemm", m=row.m, n=row.n, k=row.k, batch=row.batch or 1,
+                    dtype_a=dt, dtype_b=dt, dtype_out=dt, b_shared=True)
+        recipe = recipe_of(_recipe_tag(row))
+        if recipe is not None:  # a GEMM row with a recipe: B is the weight
+            import dataclasses
+
+            upd = {"emulate": True, "sparsity": recipe.sparsity}
+            if recipe.weights:
+                upd["dtype_b"] = recipe.weights
+            if recipe.activations:
+                upd["dtype_a"] = recipe.activations
+            mm = dataclasses.replace(mm, **upd)
+        return mm
     if k in ("softmax", "layernorm", "rmsnorm"):
         cls = {"softmax": Softmax, "layernorm": LayerNorm, "rmsnorm": RMSNorm}[k]
         return cls(name=k, role=k, rows=row.rows, cols=row.cols, dtype=dt)
     elements = row.elements if row.elements is not None else row.rows * row.cols
     return Elementwise(name=k, role=k, fn=k, elements=elements, dtype=dt)
+
+
+def _recipe_tag(row: MeasurementRow) -> str:
+    """The row's compression tag when it names a recipe ("" for none or a ZeRO stage)."""
+    comp = (row.compression or "").strip().lower()
+    return "" if comp in ZERO_OF else comp
+
+
+_RECIPES: dict[str, Any] = {}
+
+
+def recipe_of(tag: str):
+    """The Compression recipe of a measurement tag (w8a16, w4a16-g64, w4a16-g64+sparse2:4, a
+    format name), or None for ""; a WorkloadError for a tag accelsim cannot read."""
+    if not tag:
+        return None
+    r = _RECIPES.get(tag)
+    if r is None:
+        from ..workload.compression import Compression
+
+        r = _RECIPES[tag] = Compression.from_tag(tag)
+    return r
 
 
 def _renamed(op: Op) -> Op:

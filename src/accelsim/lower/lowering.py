@@ -34,7 +34,8 @@ import math
 
 from ..arch.spec import DTYPE_BYTES, SystemSpec
 from ..errors import LoweringError
-from ..sim.costs import ChipModel, _tensor_dtype, gemm_mapping
+from ..sim.costs import (DEQUANT_OPS_PER_ELEMENT, ChipModel, compute_dtype, dequant_per_element, gemm_mapping, gemm_speed,
+                         n_over_m)
 from ..sim.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
 from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
@@ -134,7 +135,7 @@ class Lowerer:
     def gemm(self, mm: MatMul, oid: int, start: int, a_scale: float = 1.0) -> list[int]:
         cm, b = self.cm, self.b
         ba = DTYPE_BYTES[mm.dtype_a] * a_scale
-        bb, bo = DTYPE_BYTES[mm.dtype_b], DTYPE_BYTES[mm.dtype_out]
+        bb, bo = mm.b_el_bytes(), DTYPE_BYTES[mm.dtype_out]
         f = gemm_mapping(cm, mm, None if a_scale == 1.0 else ba)
         mt, nt, split, order = int(f["tile_m"]), int(f["tile_n"]), int(f["split_k"]), int(f["order"])
         M, N, K = mm.m, mm.n, mm.k
@@ -145,7 +146,15 @@ class Lowerer:
         h = (f["hbm_bytes"] - direct) / op_core if op_core > 0 else 1.0
         nm, nn = -(-M // mt), -(-N // nt)
         ks = -(-K // split)
-        speed = cm.speedup(_tensor_dtype(mm.dtype_a, mm.dtype_b))
+        speed = gemm_speed(cm, mm)
+        # dequantization of operands stored narrower than the compute type, on the vector
+        # engine: vector seconds per loaded byte of B (A), spread over the K steps that load it
+        dq_b = dq_a = 0.0  # vector seconds per loaded byte of B (A)
+        if (mm.emulate or mm.dtype_a != mm.dtype_b) and not cm.fused_dequant:
+            comp = compute_dtype(cm, mm)
+            vr = cm.vec_rate.get(comp, cm.vec_rate_default)
+            dq_b = dequant_per_element(mm.dtype_b, comp) * n_over_m(mm.sparsity) / bb / vr
+            dq_a = dequant_per_element(mm.dtype_a, comp) / ba / vr
         kc, slots = int(f["k_chunk"]), int(f["slots"])  # the K pipeline the mapping assumed
         kf = min(kc, max(K_CHUNK_MIN, cm.R))
         tiles = []
@@ -202,6 +211,9 @@ class Lowerer:
                     if a_bytes:
                         deps_in += self.load(oid, c, a_bytes, [start], h, acquire=pool if not b_bytes else -1)
                     rel = pool if (a_bytes or b_bytes) else -1
+                    dq = dq_b * b_bytes + dq_a * a_bytes
+                    if dq > 0 and deps_in:
+                        deps_in = [b.task(BUSY, CAT_VECTOR, oid, deps_in, resource=self.vector[c], duration_s=dq)]
                     prev_pass = b.task(BUSY, CAT_TENSOR, oid, deps_in + [prev_pass], resource=self.tensor[c],
                                        duration_s=sum(g[9] for g in grp) * kk / (k1 - k0),
                                        flops=sum(2.0 * g[3] * g[4] for g in grp) * kk, release=rel)
@@ -245,6 +257,8 @@ class Lowerer:
         kv_eff = o.score_elements() / (o.batch * o.heads * o.q_len)
         kv_part = kv_eff / split
         speed = cm.speedup(o.dtype)
+        kv_dq = (DEQUANT_OPS_PER_ELEMENT if o.kv_dtype and o.kv_dtype != o.dtype and not cm.fused_dequant
+                 else 0.0)
         vrate_ops = o.vector_ops() / o.score_elements() if o.score_elements() else 0.0
         work = [(u, s) for u in units for s in range(split)]
         per, extra = divmod(len(work), self.cores)
@@ -258,7 +272,10 @@ class Lowerer:
                 done = 0.0
                 while done < kv_part - 1e-9:
                     kvn = min(KV_CHUNK, kv_part - done)
-                    kvload = self.load(oid, c, 2 * kvn * o.head_dim * dt, [start])
+                    kvload = self.load(oid, c, 2 * kvn * o.head_dim * o.kv_el_bytes(), [start])
+                    if kv_dq and kvload:
+                        kvload = [b.task(BUSY, CAT_VECTOR, oid, kvload, resource=self.vector[c],
+                                         duration_s=self.vec_time(kv_dq * 2 * kvn * o.head_dim, o.dtype))]
                     qk = b.task(BUSY, CAT_TENSOR, oid, q + kvload + [prev], resource=self.tensor[c],
                                 duration_s=pass_cycles(m, kvn, o.head_dim, cm.R, cm.C, cm.count, cm.df, speed,
                                                        cm.overlap, cm.min_pass) / cm.f_tensor / cm.teff,

@@ -101,6 +101,9 @@ class ChipModel:
                            * cal.vector_efficiency)
         self.lanes = chip.core.vector.lanes
         self.macs = dict(t.macs_per_cycle)
+        self.sparse_speedup = t.sparsity_speedup
+        self.sparse_patterns = tuple(t.sparsity_patterns)
+        self.fused_dequant = t.fused_dequant
         self.overhead = cal.launch_overhead_s + chip.hbm.latency_s + chip.dma.setup_latency_s
         # fixed cost of a tensor-engine op (GEMM, convolution, attention) and of a vector op
         self.tensor_overhead = self.overhead + cal.tensor_launch_overhead_s
@@ -115,22 +118,106 @@ class ChipModel:
         return self.macs[dtype] / (self.R * self.C * self.count)
 
 
+RATE_BITS = {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "fp6": 6, "int4": 4, "fp4": 4}
+"""Width of each tensor-engine element type, to pick a mixed-operand GEMM's wider operand."""
+UPCAST = {"fp4": ("fp6", "fp8", "bf16", "fp16"), "fp6": ("fp8", "bf16", "fp16"), "fp8": ("bf16", "fp16"),
+          "int4": ("int8", "bf16", "fp16"), "int8": ("bf16", "fp16"), "fp16": ("bf16", "fp32"),
+          "bf16": ("fp16", "fp32"), "tf32": ("fp32",)}
+"""Where an emulated (dequantized) element type goes when the tensor engine lacks it: the
+nearest wider type it runs, in this order."""
+DEQUANT_OPS_PER_ELEMENT = 2.0
+"""Vector ops to dequantize one staged element (convert to the compute type, multiply by its
+scale); +1 with a zero point (subtract), +1 per group / block (load and convert its scale)."""
+
+
+def rate_dtype(dtype: str) -> str:
+    """The element type whose ``macs_per_cycle`` entry prices ``dtype`` (mxfp4 -> fp4, ...)."""
+    from ..formats import get_format
+
+    try:
+        return get_format(dtype).compute
+    except ValueError:
+        return dtype
+
+
 def _tensor_dtype(*dtypes: str) -> str:
-    """The dtype a mixed-operand GEMM computes in: the wider operand."""
-    return max(dtypes, key=lambda d: DTYPE_BYTES[d])
+    """The element type a mixed-operand GEMM computes in: the wider operand's (the first on a
+    tie)."""
+    rates = [rate_dtype(d) for d in dtypes]
+    return max(rates, key=lambda d: RATE_BITS.get(d, 16))
+
+
+def compute_dtype(cm: ChipModel, mm: MatMul) -> str:
+    """The type ``mm`` runs in on ``cm``'s tensor engine: the wider operand's element type;
+    with ``mm.emulate``, upcast along ``UPCAST`` to the first type the engine runs."""
+    d = _tensor_dtype(mm.dtype_a, mm.dtype_b)
+    if d in cm.macs or not mm.emulate:
+        return d
+    for up in UPCAST.get(d, ()):
+        if up in cm.macs:
+            return up
+    return d
+
+
+def sparse_factor(cm: ChipModel, mm: MatMul) -> float:
+    """Tensor-engine speed-up of ``mm``'s N:M sparsity: ``min(sparsity_speedup, M/N)`` when the
+    engine lists the pattern, else 1 (the weight is stored compressed but computed dense)."""
+    if not mm.sparsity or mm.sparsity not in cm.sparse_patterns:
+        return 1.0
+    n, m = (int(v) for v in mm.sparsity.split(":"))
+    return min(cm.sparse_speedup, m / n)
+
+
+def gemm_speed(cm: ChipModel, mm: MatMul) -> float:
+    """Streaming-rate multiplier of ``mm``: its compute type's rate times the sparsity factor."""
+    return cm.speedup(compute_dtype(cm, mm)) * sparse_factor(cm, mm)
+
+
+def dequant_per_element(dtype: str, compute: str) -> float:
+    """Vector ops to dequantize one element stored as ``dtype`` for a GEMM computing in
+    ``compute`` (0 when ``dtype``'s element type is the compute type or wider)."""
+    from ..formats import get_format
+
+    f = get_format(dtype)
+    if f.compute == compute or RATE_BITS.get(f.compute, 16) >= RATE_BITS.get(compute, 16):
+        return 0.0
+    return DEQUANT_OPS_PER_ELEMENT + (1.0 if f.zero_point else 0.0) + (1.0 / f.block if f.block else 0.0)
+
+
+def dequant_ops(cm: ChipModel, mm: MatMul, tile_m: float, tile_n: float) -> float:
+    """Vector ops spent dequantizing operands stored in a format other than the compute type
+    (0 when the chip fuses dequantization into the GEMM). Each staging of an operand tile into
+    a core is dequantized again: B once per row of output tiles (``ceil(m / tile_m)``), A once
+    per column (``ceil(n / tile_n)``)."""
+    if cm.fused_dequant:
+        return 0.0
+    comp = compute_dtype(cm, mm)
+    pb, pa = dequant_per_element(mm.dtype_b, comp), dequant_per_element(mm.dtype_a, comp)
+    b_elems = mm.batch * mm.k * mm.n * n_over_m(mm.sparsity)
+    return (pb * b_elems * math.ceil(mm.m / max(tile_m, 1.0))
+            + pa * mm.batch * mm.m * mm.k * math.ceil(mm.n / max(tile_n, 1.0)))
+
+
+def n_over_m(pattern: str) -> float:
+    """Kept fraction of an N:M pattern (1 for dense)."""
+    if not pattern:
+        return 1.0
+    n, m = (int(v) for v in pattern.split(":"))
+    return n / m
 
 
 def gemm_mapping(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) -> dict[str, float]:
     """The mapping search's winner for ``mm`` (fields of ``RESULT_FIELDS``), cached per chip
-    model by op shape and dtypes, so a 32-layer model searches each distinct GEMM once."""
+    model by op shape and dtypes, so a 32-layer model searches each distinct GEMM once. B's
+    bytes per element include scales and sparsity metadata (``MatMul.b_el_bytes``)."""
     ba = DTYPE_BYTES[mm.dtype_a] if a_bytes_per_el is None else a_bytes_per_el
     key = (mm, ba)
     hit = cm._mappings.get(key)
     if hit is not None:
         return hit
     r = gemm_search(float(mm.m), float(mm.n), float(mm.k), float(mm.batch), mm.b_shared, ba,
-                    DTYPE_BYTES[mm.dtype_b], DTYPE_BYTES[mm.dtype_out],
-                    cm.R, cm.C, cm.count, cm.df, cm.speedup(_tensor_dtype(mm.dtype_a, mm.dtype_b)),
+                    mm.b_el_bytes(), DTYPE_BYTES[mm.dtype_out],
+                    cm.R, cm.C, cm.count, cm.df, gemm_speed(cm, mm),
                     cm.overlap, cm.min_pass, cm.f_tensor, cm.teff, float(cm.cores), cm.sram, cm.acc,
                     cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues))
     if not math.isfinite(r[0]):
@@ -141,12 +228,20 @@ def gemm_mapping(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None)
 
 
 def gemm_cost(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) -> OpCost:
-    """Cost of a (batched) GEMM from the mapping search."""
+    """Cost of a (batched) GEMM from the mapping search, plus the vector engine's
+    dequantization of operands stored narrower than the compute type (``dequant_ops``)."""
     f = gemm_mapping(cm, mm, a_bytes_per_el)
     mapping = (f"tile {int(f['tile_m'])}x{int(f['tile_n'])}, split-K {int(f['split_k'])}, "
                f"order {('reload', 'A-resident', 'B-resident')[int(f['order'])]}, "
                f"{int(f['waves'])} wave(s) on {int(f['active_cores'])} cores")
-    return OpCost(compute_s=f["compute_s"], memory_s=max(f["hbm_s"], f["shared_s"]),
+    vec = 0.0
+    if mm.emulate or mm.dtype_a != mm.dtype_b:
+        dq = dequant_ops(cm, mm, f["tile_m"], f["tile_n"])
+        if dq:
+            comp = compute_dtype(cm, mm)
+            vec = dq / (max(1.0, f["active_cores"]) * cm.vec_rate.get(comp, cm.vec_rate_default))
+            mapping += f", dequant {dq:.3g} vector ops"
+    return OpCost(compute_s=f["compute_s"], vector_s=vec, memory_s=max(f["hbm_s"], f["shared_s"]),
                   overhead_s=cm.tensor_overhead + f["fill_s"], hbm_bytes=f["hbm_bytes"], mapping=mapping)
 
 
@@ -183,11 +278,14 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     compute = waves * cyc / cm.f_tensor / cm.teff
     active = min(cm.cores, work)
     b = DTYPE_BYTES[op.dtype]
-    kv_bytes = 2.0 * op.batch * op.kv_heads * op.kv_len * op.head_dim * b
+    kv_bytes = 2.0 * op.batch * op.kv_heads * op.kv_len * op.head_dim * op.kv_el_bytes()
     q_o = 2.0 * op.batch * op.heads * op.q_len * op.head_dim * b
     rereads = q_tiles if (cm.shared_cap == 0 or kv_bytes / (op.batch * op.kv_heads) > cm.shared_cap / 2) else 1
     hbm = q_o + kv_bytes * rereads + (op.batch * op.heads * op.q_len * split * (op.head_dim + 2) * 4.0 * 2 if split > 1 else 0.0)
-    vec = op.vector_ops() / (active * cm.vec_rate.get(op.dtype, cm.vec_rate_default))
+    vops = op.vector_ops()
+    if op.kv_dtype and op.kv_dtype != op.dtype and not cm.fused_dequant:  # dequantize K/V as they stream
+        vops += DEQUANT_OPS_PER_ELEMENT * kv_bytes / op.kv_el_bytes() * rereads
+    vec = vops / (active * cm.vec_rate.get(op.dtype, cm.vec_rate_default))
     trans = op.transcendentals() / (active * cm.trans_rate)
     mem = hbm / min(cm.hbm_bw, active * cm.core_bw)
     return OpCost(compute_s=compute, vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.tensor_overhead,

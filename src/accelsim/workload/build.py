@@ -82,7 +82,7 @@ def decode(model: ModelConfig | str, batch: int, context_len: int, **kw: Any) ->
 
 
 def build(model: ModelConfig | str, phase: str, batch: int, seq_len: int = 0, context_len: int = 0,
-          tp: int = 1, dtype: str = "bf16", attention: str = "flash") -> WorkloadGraph:
+          tp: int = 1, dtype: str = "bf16", attention: str = "flash", compression=None) -> WorkloadGraph:
     """The op graph of one chip's share of one ``phase`` step under ``tp``-way tensor
     parallelism (see the module docstring for the sharding and modelling decisions).
 
@@ -90,8 +90,18 @@ def build(model: ModelConfig | str, phase: str, batch: int, seq_len: int = 0, co
     cached ones (0 unless chunked prefill); ``phase="decode"`` generates one token per sequence
     after ``context_len`` cached ones. ``tp`` must divide the attention heads and the MLP (and
     expert) widths; the vocabulary is padded up to a multiple of ``tp``. Raises WorkloadError
-    for an invalid phase, shape, dtype or parallelism."""
+    for an invalid phase, shape, dtype or parallelism. ``compression`` (a
+    ``workload.compression.Compression``, a tag such as "w4a16-g128" or a recipe YAML path)
+    prunes the model first and then sets the formats and sparsity of the graph's ops."""
+    from .compression import as_compression
+
     model = load_model(model)
+    comp = as_compression(compression)
+    if comp is not None and not comp.is_identity:
+        model = comp.apply_model(model)
+        graph = build(model, phase, batch, seq_len, context_len, tp, dtype, attention)
+        layers = model.num_hidden_layers if model.family != "cnn" else len(graph.ops())
+        return comp.apply(graph, layers)
     if phase not in PHASES:
         raise WorkloadError(f"unknown phase {phase!r}.{suggest(str(phase), PHASES)} Known: {', '.join(PHASES)}")
     if attention not in ATTENTION:

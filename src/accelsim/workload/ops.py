@@ -13,6 +13,7 @@ Conventions (per chip: a builder that shards a model emits each chip's share):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -22,6 +23,17 @@ from ..arch.spec import DTYPE_BYTES
 def nbytes(dtype: str) -> float:
     """Bytes per element of ``dtype``."""
     return DTYPE_BYTES[dtype]
+
+
+def nm_pattern(pattern: str) -> tuple[int, int]:
+    """(N, M) of an "N:M" sparsity pattern; ValueError for anything else."""
+    try:
+        n, m = (int(v) for v in str(pattern).split(":"))
+    except ValueError:
+        raise ValueError(f"sparsity must be 'N:M' (e.g. '2:4'), got {pattern!r}") from None
+    if not 0 < n < m:
+        raise ValueError(f"sparsity N:M needs 0 < N < M, got {pattern!r}")
+    return n, m
 
 
 def _label() -> object:
@@ -69,17 +81,34 @@ class MatMul(Op):
     dtype_out: str = "bf16"
     b_shared: bool = False
     """B is a weight shared across the batch (read once), not a per-batch activation."""
+    sparsity: str = ""
+    """N:M structured sparsity of B (the weight), e.g. "2:4": N of every M consecutive K
+    elements are kept and stored with a ceil(log2 M)-bit index each ("" = dense)."""
+    emulate: bool = False
+    """Set by compression recipes: an operand format the tensor engine cannot run is
+    dequantized (upcast) to the nearest wider type it runs (else a LoweringError)."""
     kind: ClassVar[str] = "matmul"
     engine: ClassVar[str] = "tensor"
 
     def flops(self) -> float:
+        """Dense (model) FLOPs; structured sparsity changes the time, not the FLOPs."""
         return 2.0 * self.batch * self.m * self.n * self.k
 
     def a_bytes(self) -> float:
         return self.batch * self.m * self.k * nbytes(self.dtype_a)
 
+    def b_el_bytes(self) -> float:
+        """Stored bytes of B per dense element: the format's bytes (scales included), times
+        N/M with N:M sparsity plus the index metadata (2:4: 2 bits per kept value = 1 bit per
+        dense element, so bf16 2:4 stores 2*2/4 + 1/8 = 1.125 bytes per dense element)."""
+        b = nbytes(self.dtype_b)
+        if not self.sparsity:
+            return b
+        n, m = nm_pattern(self.sparsity)
+        return (b + math.ceil(math.log2(m)) / 8.0) * n / m
+
     def b_bytes(self) -> float:
-        return (1 if self.b_shared else self.batch) * self.k * self.n * nbytes(self.dtype_b)
+        return (1 if self.b_shared else self.batch) * self.k * self.n * self.b_el_bytes()
 
     def out_bytes(self) -> float:
         return self.batch * self.m * self.n * nbytes(self.dtype_out)
@@ -272,8 +301,14 @@ class FlashAttention(Op):
     head_dim: int = 1
     causal: bool = False
     dtype: str = "bf16"
+    kv_dtype: str = ""
+    """Storage format of the K/V cache read by the op ("" = ``dtype``); the math runs in
+    ``dtype`` (K/V are dequantized on the fly)."""
     kind: ClassVar[str] = "flash_attention"
     engine: ClassVar[str] = "tensor"
+
+    def kv_el_bytes(self) -> float:
+        return nbytes(self.kv_dtype or self.dtype)
 
     def score_elements(self) -> float:
         """Query-key pairs actually computed (about half for a causal square block)."""
@@ -288,10 +323,9 @@ class FlashAttention(Op):
         return 4.0 * self.score_elements() * self.head_dim  # QK^T and PV
 
     def bytes(self) -> float:
-        b = nbytes(self.dtype)
         q_and_o = 2.0 * self.batch * self.heads * self.q_len * self.head_dim
         kv = 2.0 * self.batch * self.kv_heads * self.kv_len * self.head_dim
-        return b * (q_and_o + kv)
+        return nbytes(self.dtype) * q_and_o + self.kv_el_bytes() * kv
 
     def vector_ops(self) -> float:
         return 5.0 * self.score_elements()  # scale, running max, subtract, sum, rescale

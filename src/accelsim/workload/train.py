@@ -171,10 +171,17 @@ def model_flops(m: ModelConfig, tokens: int, seq_len: int) -> float:
 
 
 def build_train(model: ModelConfig | str, global_batch: int, seq_len: int, plan: ParallelPlan | None = None,
-                dtype: str = "bf16", attention: str = "flash") -> TrainStep:
+                dtype: str = "bf16", attention: str = "flash", compression=None) -> TrainStep:
     """The training step of ``model`` on ``global_batch`` sequences of ``seq_len`` tokens under
-    ``plan`` (default: one chip). Raises WorkloadError for an invalid plan, batch or dtype."""
+    ``plan`` (default: one chip). Raises WorkloadError for an invalid plan, batch or dtype.
+    ``compression`` (see ``workload.compression``) prunes the model and sets the GEMM formats of
+    the forward and backward graphs (e.g. FP8 training: weights and activations fp8)."""
+    from .compression import as_compression
+
+    comp = as_compression(compression)
     m = load_model(model)
+    if comp is not None and not comp.is_identity:
+        m = comp.apply_model(m)
     plan = plan or ParallelPlan()
     if attention not in ATTENTION:
         raise WorkloadError(f"unknown attention {attention!r}.{suggest(str(attention), ATTENTION)}"
@@ -194,8 +201,13 @@ def build_train(model: ModelConfig | str, global_batch: int, seq_len: int, plan:
         meta = dict(model=m.name, batch=plan.microbatch, seq_len=seq_len, tp=plan.tp_chips, dtype=dtype,
                     tokens=c.T, params=m.params(), weight_bytes_per_chip=w, activation_bytes_per_chip=act,
                     attention=attention)
-        fwd.append(c.stage_fwd(s, layers[s]).graph(WorkloadMeta(phase="train.fwd", **meta)))
-        bwd.append(c.stage_bwd(s, layers[s]).graph(WorkloadMeta(phase="train.bwd", **meta)))
+        f_g = c.stage_fwd(s, layers[s]).graph(WorkloadMeta(phase="train.fwd", **meta))
+        b_g = c.stage_bwd(s, layers[s]).graph(WorkloadMeta(phase="train.bwd", **meta))
+        if comp is not None and not comp.is_identity:
+            f_g = comp.apply(f_g, m.num_hidden_layers, train=True)
+            b_g = comp.apply(b_g, m.num_hidden_layers, train=True)
+        fwd.append(f_g)
+        bwd.append(b_g)
         opt.append(c.optimizer(dense, expert).graph(WorkloadMeta(phase="train.optimizer", **meta)))
         sync.append(c.grad_sync(s, dense, expert))
     tokens = global_batch * seq_len

@@ -1,0 +1,289 @@
+"""Compression recipes: number formats for weights, activations and the KV cache, per-layer
+overrides, N:M structured sparsity and structured pruning, applied by the workload builders
+(``build(..., compression=)``, ``build_train(..., compression=)``), so prefill, decode and
+training graphs carry compressed shapes, bytes and dtypes.
+
+What a recipe changes:
+
+- **Pruning** (``prune``) transforms the ModelConfig before building: query heads removed
+  (rounded to keep whole GQA groups), MLP width removed (rounded to a multiple of 64), whole
+  layers dropped.
+- **Weights** (``weights``): the B operand of every linear-layer GEMM (qkv, out, MLP / expert
+  projections, router; the LM head / classifier only with ``quantize_head``) is stored in that
+  format (its bytes include scales); ``activations`` sets the A operand. GEMMs touched by a
+  recipe have ``emulate=True``: a format the tensor engine cannot run is dequantized on the
+  vector engine to the nearest type it runs (see ``accelsim.sim.costs``). In training the
+  forward and dgrad GEMMs take (activations, weights), the wgrad GEMMs take the activation
+  format for both operands (FP8 training quantizes gradients too); master weights, optimizer
+  state and gradient collectives are unchanged.
+- **KV cache** (``kv_cache``): KV append and attention read K/V in that format (dequantized on
+  the vector engine as they stream); attention math stays in the model dtype.
+- **Sparsity** (``sparsity``, e.g. "2:4"): weight GEMMs store N/M of the weight plus index
+  metadata and run ``min(sparsity_speedup, M/N)`` faster on a chip listing the pattern.
+  Inference only (ignored in training graphs).
+- **Overrides**: ``keep_first`` / ``keep_last`` layers stay in the model dtype and dense;
+  ``overrides`` set other formats for listed layers (negative indices count from the end).
+
+Correlation rows carry recipes as tags: ``Compression.from_tag("w4a16-g64+sparse2:4")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import WorkloadError
+
+WEIGHT_ROLES = ("qkv_proj", "out_proj", "mlp_up", "mlp_down", "moe_up", "moe_down", "shared_up", "shared_down",
+                "router")
+"""Roles of the linear-layer GEMMs whose B operand is a weight (the head is separate)."""
+HEAD_ROLES = ("lm_head", "classifier", "fc")
+
+
+def _check_format(v: str | None) -> str | None:
+    if v is None:
+        return v
+    from ..formats import get_format
+
+    try:
+        get_format(v)
+    except ValueError as e:
+        raise ValueError(str(e)) from None
+    return str(v).lower()
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class LayerOverride(_Model):
+    """Formats for some layers, replacing the recipe's."""
+
+    layers: tuple[int, ...]
+    """Layer indices (negative: from the end, -1 = last layer)."""
+    weights: str | None = None
+    """Weight format of these layers (None: the model dtype)."""
+    activations: str | None = None
+    """Activation format of these layers (None: the model dtype)."""
+    sparsity: str = ""
+    """N:M sparsity of these layers ("" = dense)."""
+
+    @field_validator("weights", "activations")
+    @classmethod
+    def _formats_known(cls, v: str | None) -> str | None:
+        return _check_format(v)
+
+
+class Pruning(_Model):
+    """Structured pruning applied to the model config."""
+
+    heads_fraction: float = Field(0.0, ge=0, lt=1)
+    """Fraction of query heads removed in every layer (rounded down to whole GQA groups)."""
+    mlp_fraction: float = Field(0.0, ge=0, lt=1)
+    """Fraction of the MLP (and expert) width removed (the kept width rounds to 64)."""
+    layers: int = Field(0, ge=0)
+    """Whole transformer layers removed (the last ones; depth pruning)."""
+
+
+class Compression(_Model):
+    """A compression recipe (YAML-loadable; see the module docstring)."""
+
+    name: str = ""
+    """Label, e.g. "w4a16-g128"."""
+    weights: str | None = None
+    """Weight format (``accelsim.formats`` name: int4-g128, fp8, mxfp4, nvfp4, ...); None: the
+    model dtype."""
+    activations: str | None = None
+    """Format of the activations entering weight GEMMs; None: the model dtype."""
+    kv_cache: str | None = None
+    """KV-cache format; None: the model dtype."""
+    sparsity: str = ""
+    """N:M structured sparsity of the weights, e.g. "2:4" ("" = dense)."""
+    keep_first: int = Field(0, ge=0)
+    """First layers kept in the model dtype, dense."""
+    keep_last: int = Field(0, ge=0)
+    """Last layers kept in the model dtype, dense."""
+    quantize_head: bool = False
+    """Also compress the LM head / classifier (off: it stays in the model dtype)."""
+    overrides: tuple[LayerOverride, ...] = ()
+    """Per-layer formats (applied after keep_first / keep_last)."""
+    prune: Pruning = Pruning()
+    """Structured pruning."""
+
+    @field_validator("weights", "activations", "kv_cache")
+    @classmethod
+    def _formats_known(cls, v: str | None) -> str | None:
+        return _check_format(v)
+
+    @field_validator("sparsity")
+    @classmethod
+    def _nm(cls, v: str) -> str:
+        if v:
+            from .ops import nm_pattern
+
+            nm_pattern(v)
+        return v
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def load(cls, path: str | Path) -> "Compression":
+        """A recipe from a YAML file (top-level fields, or under a ``compression:`` key)."""
+        from ..configio import load_yaml, validate
+
+        data = load_yaml(Path(path))
+        if isinstance(data, dict) and "compression" in data:
+            data = data["compression"]
+        return validate(cls, data, str(path))
+
+    @classmethod
+    def from_tag(cls, tag: str) -> "Compression":
+        """A recipe from a measurement tag: ``w{bits}a{bits}[-g{G}][+sparse{N}:{M}]`` (w8a16:
+        int8 weights, per-channel; w4a16-g64: int4 weights with one fp16 scale per 64;
+        w8a8: int8 both; wfp8afp8 / fp8: fp8 both) or a bare format name (weights)."""
+        t = tag.strip().lower()
+        sparsity = ""
+        if "+" in t:
+            t, rest = t.split("+", 1)
+            m = re.fullmatch(r"(?:sparse|sparsity)?(\d+:\d+)", rest)
+            if not m:
+                raise WorkloadError(f"compression tag {tag!r}: cannot read {rest!r} (expected sparse2:4)")
+            sparsity = m.group(1)
+        m = re.fullmatch(r"w(\d+|fp8|fp4)a(\d+|fp8)(?:-g(\d+))?", t)
+        if m:
+            wb, ab, g = m.groups()
+            w = {"fp8": "fp8", "fp4": "fp4"}.get(wb) or (f"int{wb}-g{g}" if g else f"int{wb}")
+            if wb in ("16",):
+                w = None
+            a = None if ab == "16" else ("fp8" if ab == "fp8" else f"int{ab}")
+            return cls(name=tag, weights=w, activations=a, sparsity=sparsity)
+        if t in ("fp8", "wfp8afp8"):
+            return cls(name=tag, weights="fp8", activations="fp8", sparsity=sparsity)
+        try:
+            return cls(name=tag, weights=t, sparsity=sparsity)
+        except ValueError:
+            raise WorkloadError(f"unknown compression tag {tag!r} (expected e.g. w8a16, w4a16-g64, "
+                                f"w4a16-g64+sparse2:4 or a format name)") from None
+
+    @property
+    def is_identity(self) -> bool:
+        return (self.weights is None and self.activations is None and self.kv_cache is None and not self.sparsity
+                and not self.overrides and self.prune == Pruning())
+
+    # ---------------------------------------------------------------- pruning
+    def apply_model(self, m):
+        """The ModelConfig after structured pruning (unchanged without ``prune``)."""
+        p = self.prune
+        if p == Pruning() or m.family == "cnn":
+            return m
+        upd: dict[str, Any] = {"head_dim": m.head_dim}
+        if p.heads_fraction:
+            kv = m.num_key_value_heads
+            group = m.num_attention_heads // kv
+            keep_groups = max(1, round(kv * (1 - p.heads_fraction)))
+            upd["num_attention_heads"] = keep_groups * group
+            upd["num_key_value_heads"] = keep_groups
+        if p.mlp_fraction:
+            upd["intermediate_size"] = max(64, int(round(m.intermediate_size * (1 - p.mlp_fraction) / 64)) * 64)
+            if m.moe_intermediate_size:
+                upd["moe_intermediate_size"] = max(64, int(round(m.moe_intermediate_size * (1 - p.mlp_fraction) / 64)) * 64)
+        if p.layers:
+            if p.layers >= m.num_hidden_layers:
+                raise WorkloadError(f"pruning {p.layers} layers leaves none of {m.num_hidden_layers}")
+            upd["num_hidden_layers"] = m.num_hidden_layers - p.layers
+        return m.model_copy(update=upd)
+
+    # ---------------------------------------------------------------- graph transform
+    def layer_formats(self, layer: int, num_layers: int) -> tuple[str | None, str | None, str]:
+        """(weights, activations, sparsity) of ``layer`` (-1: outside the layer stack)."""
+        if layer < 0:
+            return (self.weights, self.activations, "") if self.quantize_head else (None, None, "")
+        if layer < self.keep_first or layer >= num_layers - self.keep_last:
+            return None, None, ""
+        w, a, s = self.weights, self.activations, self.sparsity
+        for o in self.overrides:
+            if any(layer == (i if i >= 0 else num_layers + i) for i in o.layers):
+                w, a, s = o.weights, o.activations, o.sparsity
+        return w, a, s
+
+    def apply(self, graph, num_layers: int, train: bool = False):
+        """``graph`` with the recipe's formats applied to its ops (a new WorkloadGraph; see
+        the module docstring). ``num_layers``: layers of the (pruned) model."""
+        from .graph import WorkloadGraph
+        from .ops import FlashAttention, KVCache, MatMul
+
+        if self.is_identity:
+            return graph
+        new_ops = []
+        dw = 0.0
+        kv_scale = None
+        for o in graph.ops():
+            role = o.role.split(".", 1)[1] if train and "." in o.role else o.role
+            if isinstance(o, MatMul):
+                base, _, grad = role.partition("_dgrad") if role.endswith("_dgrad") else role.partition("_wgrad")
+                kind = "dgrad" if role.endswith("_dgrad") else ("wgrad" if role.endswith("_wgrad") else "fwd")
+                weight_gemm = base in WEIGHT_ROLES or base in HEAD_ROLES
+                if weight_gemm:
+                    w, a, s = self.layer_formats(o.layer if base not in HEAD_ROLES else -1, num_layers)
+                    if train:
+                        s = ""
+                    if w or a or s:
+                        upd: dict[str, Any] = {"emulate": True}
+                        if kind == "wgrad":
+                            if a:
+                                upd.update(dtype_a=a, dtype_b=a)
+                        else:
+                            if w:
+                                upd["dtype_b"] = w
+                            if a:
+                                upd["dtype_a"] = a
+                            if s:
+                                upd["sparsity"] = s
+                        n = dataclasses.replace(o, **upd)
+                        if kind == "fwd" and o.b_shared:
+                            dw += n.b_bytes() - o.b_bytes()
+                        o = n
+                elif self.kv_cache and not train and base in ("attn_score", "attn_context"):
+                    o = dataclasses.replace(o, dtype_b=self.kv_cache, emulate=True)
+            elif self.kv_cache and isinstance(o, KVCache):
+                n = dataclasses.replace(o, dtype=self.kv_cache)
+                kv_scale = n.bytes() / o.bytes() if o.bytes() else 1.0
+                o = n
+            elif self.kv_cache and isinstance(o, FlashAttention):
+                o = dataclasses.replace(o, kv_dtype=self.kv_cache)
+            new_ops.append(o)
+        meta = graph.meta
+        upd_meta: dict[str, Any] = {"weight_bytes_per_chip": max(0.0, meta.weight_bytes_per_chip + dw)}
+        if kv_scale is not None:
+            upd_meta["kv_cache_bytes_per_chip"] = meta.kv_cache_bytes_per_chip * kv_scale
+        meta = dataclasses.replace(meta, **upd_meta)
+        return WorkloadGraph.from_ordered(meta, new_ops, list(graph.g.edges()))
+
+    def describe(self) -> str:
+        parts = [f"weights {self.weights or 'model dtype'}", f"activations {self.activations or 'model dtype'}",
+                 f"KV {self.kv_cache or 'model dtype'}"]
+        if self.sparsity:
+            parts.append(f"sparsity {self.sparsity}")
+        if self.prune != Pruning():
+            parts.append(f"pruning {self.prune.model_dump()}")
+        return ", ".join(parts)
+
+
+def as_compression(c: "Compression | str | dict | Path | None") -> "Compression | None":
+    """A Compression from a recipe, a tag / format name, a mapping or a YAML path."""
+    if c is None or isinstance(c, Compression):
+        return c
+    if isinstance(c, dict):
+        from ..configio import validate
+
+        return validate(Compression, c, "compression")
+    p = Path(str(c))
+    if str(c).endswith((".yaml", ".yml")) or p.is_file():
+        return Compression.load(p)
+    return Compression.from_tag(str(c))
+
+
+__all__ = ["Compression", "LayerOverride", "Pruning", "as_compression", "WEIGHT_ROLES"]
