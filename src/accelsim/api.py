@@ -58,6 +58,9 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     results = build_results(graph, spec, evaluate_arrays(graph, spec))
     if fidelity == "event":
         add_event(results, simulate_graph(graph, spec))
+    from .analysis.energy import add_energy
+
+    add_energy(results)
     return results
 
 
@@ -170,7 +173,26 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
         "num_ops": len(ops),
         "warnings": warnings,
     }
+    summary.update(_train_energy(sysx, step, ops, span, plan))
     return Results(system=sysx, graph=step.fwd[0], ops=ops, summary=summary, warnings=warnings, event=None)
+
+
+def _train_energy(system, step, ops, span: float, plan) -> dict:
+    """Energy of one training step: every stage's ops (fwd / bwd once per microbatch) on each
+    of the ``plan.chips`` chips, averaged over pipeline stages, plus static power."""
+    from .analysis.energy import energy_summary, energy_table, op_energy_terms
+
+    table = energy_table(system)
+    src = []  # the op objects in the order simulate_train tabulated them
+    for st in range(plan.pp):
+        for g in (step.fwd[st], step.bwd[st], step.optimizer[st]):
+            src.extend(g.ops())
+        src.extend(step.grad_sync[st])
+    if len(src) != len(ops):
+        return {}
+    terms = op_energy_terms(src, system, ops["hbm_bytes"].to_numpy(float), ops["link_bytes"].to_numpy(float), table)
+    repeat = np.where(ops["pass"].isin(["fwd", "bwd"]), step.microbatches, 1) / plan.pp
+    return energy_summary(terms, span, plan.chips, step.tokens, table.static_W, repeat)
 
 
 def _bound_sentence(by_bound: dict[str, float], ops) -> str:
