@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -10,21 +9,11 @@ from pathlib import Path
 import click
 
 from .errors import AccelsimError
+from .cliutil import friendly
 from .units import fmt
 
 
-def _friendly(fn):
-    """Turn accelsim's input errors into a message and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AccelsimError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-    return wrapper
+_friendly = friendly
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,7 +68,7 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         trace_path, timeline_path, as_json, out, top):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
-    from .api import evaluate, evaluate_train
+    from .api import evaluate
     from .arch.presets import load_system
     from .compress_cli import recipe_from_options
 

@@ -3,13 +3,12 @@ recipe (``--weights --activations --kv --sparsity --recipe``)."""
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
 
 import click
 
-from .errors import AccelsimError, WorkloadError
+from .errors import WorkloadError
+from .cliutil import friendly
 
 
 def recipe_from_options(recipe, weights, activations, kv_cache, sparsity):
@@ -27,16 +26,7 @@ def recipe_from_options(recipe, weights, activations, kv_cache, sparsity):
         raise WorkloadError(f"bad compression options: {e}") from None
 
 
-def _friendly(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (AccelsimError, ValueError) as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-    return wrapper
+_friendly = friendly
 
 
 @click.command("formats")

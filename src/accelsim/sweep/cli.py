@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import sys
 import time
 
 import click
 
-from ..errors import AccelsimError, ConfigError
+from ..errors import ConfigError
+from ..cliutil import friendly
 from .runner import FIDELITIES, METRICS
 
 
-def _friendly(fn):
-    """Turn accelsim's input errors into a message and exit status 2 (as ``accelsim.cli`` does)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AccelsimError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-    return wrapper
+_friendly = friendly
 
 
 def _dask(address: str, workers: int | None):
