@@ -161,6 +161,10 @@ class Core(Spec):
     accumulator: SramLevel | None = None
     """Dedicated accumulator buffer per core (Neuron PSUM); None when accumulators live in
     registers or in the scratchpad."""
+    load_multicast: int = Field(1, ge=1)
+    """Cores that receive one operand load from the chip-shared SRAM together (Hopper thread
+    block clusters with TMA multicast: one L2 read feeds the SMs of a cluster); 1 = none. It
+    divides a GEMM's operand traffic through the shared level and the cores' load paths."""
 
 
 class Hbm(Spec):

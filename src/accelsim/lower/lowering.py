@@ -144,6 +144,10 @@ class Lowerer:
         direct = mm.batch * M * N * (bo + (8.0 * split if split > 1 else 0.0))
         op_core = f["core_bytes"] - direct
         h = (f["hbm_bytes"] - direct) / op_core if op_core > 0 else 1.0
+        # a multicast cluster's cores share each operand load: a core's load path carries 1/mc
+        # of its operands, and the HBM share of those bytes grows by mc
+        mc = cm.multicast
+        h = min(1.0, h * mc)
         nm, nn = -(-M // mt), -(-N // nt)
         ks = -(-K // split)
         speed = gemm_speed(cm, mm)
@@ -207,9 +211,9 @@ class Lowerer:
                     a_bytes = sum(g[3] * kk * ba for g in grp if g[7])
                     deps_in = []
                     if b_bytes:
-                        deps_in += self.load(oid, c, b_bytes, weight_deps, h, acquire=pool)
+                        deps_in += self.load(oid, c, b_bytes / mc, weight_deps, h, acquire=pool)
                     if a_bytes:
-                        deps_in += self.load(oid, c, a_bytes, [start], h, acquire=pool if not b_bytes else -1)
+                        deps_in += self.load(oid, c, a_bytes / mc, [start], h, acquire=pool if not b_bytes else -1)
                     rel = pool if (a_bytes or b_bytes) else -1
                     dq = dq_b * b_bytes + dq_a * a_bytes
                     if dq > 0 and deps_in:

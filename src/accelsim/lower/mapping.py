@@ -17,6 +17,8 @@ rounding: the least HBM traffic, then the least compute time):
 - one pipeline fill and drain is added: the first K step's operands must arrive before the
   first pass and the last result must leave after the last pass, which penalises a few huge
   tiles on a small GEMM;
+- with load multicast (Hopper clusters) one operand load from the shared SRAM feeds several
+  cores, dividing the operand traffic through the shared level and the cores' load paths;
 - HBM time uses the bandwidth the active cores can pull (``min(HBM, active cores x per-core
   DMA share)``), so a small GEMM that occupies few cores cannot reach peak bandwidth.
 
@@ -59,7 +61,7 @@ RESULT_FIELDS = ("time_s", "compute_s", "hbm_s", "shared_s", "hbm_bytes", "core_
 @njit(cache=True)
 def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                 R, C, count, df, speedup, overlap, min_pass, freq, teff,
-                cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw, queues):
+                cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw, queues, multicast=1.0):
     """Best mapping of one GEMM; returns an array laid out as ``RESULT_FIELDS``.
 
     Every fitting candidate is recorded; the winner is the fastest, ties (within
@@ -145,7 +147,9 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                         ha = a_bytes if a_bytes * batch <= shared_cap / 2 else a_bytes * math.ceil(nn / gn)
                         hb = b_bytes if b_bytes * b_copies <= shared_cap / 2 else b_bytes * math.ceil(nm / gm)
                         hbm = min(core_traffic, batch * ha + b_copies * hb + batch * o_bytes + partials)
-                    shared_s = core_traffic / min(shared_bw, path_bw)
+                    # operand loads shared by a multicast cluster cross the shared level once
+                    path_traffic = (core_traffic - batch * o_bytes - partials) / multicast + batch * o_bytes + partials
+                    shared_s = path_traffic / min(shared_bw, path_bw)
                     hbm_s = hbm / min(hbm_bw, path_bw)
                     # pipeline fill and drain: the first K step's operands arrive before the
                     # first pass can start; the last tile's result leaves after the last pass

@@ -94,6 +94,7 @@ class ChipModel:
         self.hbm_bw = chip.hbm.bandwidth_Bps * cal.hbm_efficiency
         self.core_bw = chip.dma_bandwidth_Bps * cal.hbm_efficiency / self.cores
         self.queues = max(1, chip.dma.engines // self.cores)
+        self.multicast = chip.core.load_multicast if self.shared_cap > 0 else 1
         self.vec_rate = {d: r * chip.engine_hz("vector") * cal.vector_efficiency
                          for d, r in chip.core.vector.ops_per_cycle.items()}
         self.vec_rate_default = self.vec_rate.get("fp32") or min(self.vec_rate.values())
@@ -219,7 +220,7 @@ def gemm_mapping(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None)
                     mm.b_el_bytes(), DTYPE_BYTES[mm.dtype_out],
                     cm.R, cm.C, cm.count, cm.df, gemm_speed(cm, mm),
                     cm.overlap, cm.min_pass, cm.f_tensor, cm.teff, float(cm.cores), cm.sram, cm.acc,
-                    cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues))
+                    cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues), float(cm.multicast))
     if not math.isfinite(r[0]):
         raise LoweringError(f"{mm.name or 'matmul'} ({mm.m}x{mm.n}x{mm.k}): no tile fits the "
                             f"{cm.sram:.0f}-byte core SRAM of {cm.system.chip.name}")
