@@ -22,6 +22,16 @@ def main() -> None:
     """accelsim: cycle-approximate ML accelerator simulator and cost model."""
 
 
+def _write_or_print_json(res, out, as_json) -> bool:
+    """Write the result files to ``out`` if asked; with ``--json`` print the JSON summary and
+    return True (the caller then prints nothing else)."""
+    if out:
+        res.write(out)
+    if as_json:
+        click.echo(res.to_json())
+    return as_json
+
+
 @main.command()
 @click.argument("system")
 @click.argument("model")
@@ -88,14 +98,11 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     res = evaluate(system, model, phase=phase, batch=batch, seq_len=seq_len, context_len=context_len,
                    tp=tp, dtype=dtype, attention=attention, overrides=overrides, fidelity=fidelity,
                    compression=compression)
-    if out:
-        res.write(out)
     if trace_path:
         res.write_trace(trace_path)
     if timeline_path:
         res.write_timeline(timeline_path)
-    if as_json:
-        click.echo(res.to_json())
+    if _write_or_print_json(res, out, as_json):
         return
     s = res.summary
     shape = f"seq {s['seq_len']}" if phase == "prefill" else f"context {s['context_len']}"
@@ -151,10 +158,7 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
                             f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")
     res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention,
                          compression=compression)
-    if out:
-        res.write(out)
-    if as_json:
-        click.echo(res.to_json())
+    if _write_or_print_json(res, out, as_json):
         return
     s = res.summary
     click.echo(f"{s['model']} train step on {s['system']} ({s['chips']} x {s['chip']}; tp={s['tp']} pp={s['pp']} "
@@ -421,10 +425,7 @@ def correlate(files, fidelity, calibration, as_json, out):
     from .correlate.compare import correlate as run_correlation
 
     res = run_correlation(list(files), fidelity=fidelity, calibration=calibration)
-    if out:
-        res.write(out)
-    if as_json:
-        click.echo(res.to_json())
+    if _write_or_print_json(res, out, as_json):
         return
     o = res.overall
     cal = f"calibrated by {calibration}" if calibration else "uncalibrated"

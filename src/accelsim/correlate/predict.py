@@ -56,7 +56,8 @@ from typing import Any, Mapping
 from ..arch.presets import load_system
 from ..arch.spec import Calibration, SystemSpec
 from ..errors import AccelsimError, ConfigError, MeasurementError
-from ..sim.costs import ChipModel, OpCost, op_cost
+from ..sim.analytical import cost_ops
+from ..sim.costs import ChipModel, OpCost
 from ..workload.ops import Elementwise, LayerNorm, MatMul, Op, RMSNorm, Softmax
 from .schema import COLLECTIVE_KINDS, MeasurementRow
 
@@ -200,14 +201,7 @@ class Predictor:
         cm = self._chips.get(key)
         if cm is None:
             cm = self.chip_model(self.system(name, chips, cal), key)
-        cache = self._costs[key]
-        out = []
-        for op in ops:
-            c = cache.get(op)
-            if c is None:
-                c = cache[op] = op_cost(cm, op)
-            out.append(c)
-        return out
+        return cost_ops(ops, cm, self._costs[key])
 
     # ---------------------------------------------------------------- models and graphs
     def model(self, name: str):

@@ -19,10 +19,11 @@ COST_FIELDS = ("compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "tim
                "hbm_bytes", "link_bytes")
 
 
-def cost_ops(ops: list[Op], system: SystemSpec) -> list[OpCost]:
-    """Cost each op on one chip of ``system`` (cached by op identity of shape and dtype)."""
-    cm = ChipModel(system)
-    cache: dict[Op, OpCost] = {}
+def cost_ops(ops: list[Op], system: SystemSpec | ChipModel, cache: dict[Op, OpCost] | None = None) -> list[OpCost]:
+    """Cost each op on one chip of ``system`` (cached by op identity of shape and dtype;
+    pass ``cache`` to keep the costs across calls on the same chip model)."""
+    cm = system if isinstance(system, ChipModel) else ChipModel(system)
+    cache = {} if cache is None else cache
     out = []
     for op in ops:
         c = cache.get(op)

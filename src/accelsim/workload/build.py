@@ -150,12 +150,17 @@ def _count(name: str, value: Any, low: int) -> int:
     return v
 
 
-def _check_tp(m: ModelConfig, tp: int) -> None:
+def check_heads(m: ModelConfig, degree: int, what: str = "tp") -> None:
+    """Refuse a tensor-parallel degree that does not split the attention heads evenly."""
     heads = m.num_attention_heads
-    if heads % tp:
+    if heads % degree:
         ok = [t for t in range(1, heads + 1) if heads % t == 0]
-        raise WorkloadError(f"tp={tp} does not divide num_attention_heads={heads} of {m.name!r}; "
+        raise WorkloadError(f"{what}={degree} does not divide num_attention_heads={heads} of {m.name!r}; "
                             f"tensor parallelism splits whole heads. Valid tp: {ok}")
+
+
+def _check_tp(m: ModelConfig, tp: int) -> None:
+    check_heads(m, tp)
     widths = [("intermediate_size", m.intermediate_size)]
     if m.is_moe:
         widths.append(("moe_intermediate_size", m.moe_intermediate_size))

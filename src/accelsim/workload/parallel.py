@@ -208,13 +208,11 @@ class ParallelPlan(BaseModel):
         seq_len = _count("seq_len", seq_len)
         if m.family != "decoder":
             raise WorkloadError(f"training is modelled for decoder LMs; {name!r} is a {m.family} model")
-        heads = m.num_attention_heads
+        from .build import check_heads
+
         t = self.tp_chips
         for deg, what in ((self.tp, "tp"), (t, "tp_chips")):
-            if heads % deg:
-                ok = [x for x in range(1, heads + 1) if heads % x == 0]
-                raise WorkloadError(f"{what}={deg} does not divide num_attention_heads={heads} of {name!r}; "
-                                    f"tensor parallelism splits whole heads. Valid tp: {ok}")
+            check_heads(m, deg, what)
         widths = [("intermediate_size", m.intermediate_size)]
         if m.is_moe:
             if self.ep == 1:
