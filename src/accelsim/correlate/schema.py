@@ -42,11 +42,11 @@ PHASES = ("prefill", "decode", "train")
 MEASUREMENT_DTYPES = ("fp32", "bf16", "fp16", "fp8")
 COLUMNS = ("id", "kind", "system", "chips", "dtype", "m", "n", "k", "batch", "rows", "cols", "elements",
            "bytes", "ranks", "model", "op", "phase", "seq_len", "context_len", "tp", "pp", "dp",
-           "compression", "measured_time_s", "source", "notes")
+           "compression", "stack", "measured_time_s", "source", "notes")
 """Columns of the schema, in file order."""
 REQUIRED_COLUMNS = ("id", "kind", "system", "measured_time_s")
 """Columns a file must have (every other column may be absent)."""
-STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "compression", "source", "notes")
+STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "compression", "stack", "source", "notes")
 INT_COLUMNS = ("chips", "m", "n", "k", "batch", "rows", "cols", "elements", "ranks", "seq_len", "context_len",
                "tp", "pp", "dp")
 
@@ -102,6 +102,8 @@ class MeasurementRow(BaseModel):
     dp: int | None = Field(None, ge=1)
     compression: str | None = None
     """e.g. ``w8a16``, ``fsdp``, ``zero1``; None for none."""
+    stack: str | None = None
+    """Software stack the case was measured under (a ``stacks/`` name); None: the preset's default stack."""
     measured_time_s: float = Field(gt=0)
     """Measured time of one call / step / token, seconds."""
     source: str | None = None
