@@ -125,8 +125,8 @@ def main() -> None:
 
     # 4. event tier, collectives: a 1 GiB all-reduce over a 64-chip 8x8 2D torus of TPU v5e
     #    chips (the tpu-v5e-256 preset cut to 8x8), plan + lowering + simulation
-    from accelsim.lower.collective_schedule import simulate_collective
-    from accelsim.lower.collectives import collective_cost
+    from accelsim.sim.collective import simulate_collective
+    from accelsim.cost.collectives import collective_cost
 
     torus = load_system("tpu-v5e-256", ["num_chips=64", "interconnect.dims=[8, 8]"])
     s = timed(lambda: simulate_collective(torus, "allreduce", 2**30, 64), reps)

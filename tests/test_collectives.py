@@ -15,8 +15,9 @@ from accelsim.arch import load_system
 from accelsim.arch.topology import scale_out_system
 from accelsim.cli import main
 from accelsim.errors import WorkloadError
-from accelsim.lower.collective_schedule import collective_schedule, simulate_collective
-from accelsim.lower.collectives import ALGORITHMS, applicable, collective_cost, collective_time
+from accelsim.lower.collective_schedule import collective_schedule
+from accelsim.sim.collective import simulate_collective
+from accelsim.cost.collectives import ALGORITHMS, applicable, collective_cost, collective_time
 from accelsim.lower.schedule import CAT_OVERHEAD, DELAY, ScheduleBuilder
 from accelsim.sim.engine import simulate_schedule
 from accelsim.workload.ops import Collective
@@ -241,7 +242,7 @@ def test_choice_is_the_fastest_and_more_bandwidth_is_never_slower(name, kind, lo
 
 
 def test_algorithm_names_are_documented():
-    import accelsim.lower.collectives as mod
+    import accelsim.cost.collectives as mod
     for name in ALGORITHMS:
         assert f"`{name}`" in mod.__doc__
 

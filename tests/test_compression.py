@@ -11,7 +11,7 @@ from accelsim.api import evaluate, evaluate_train
 from accelsim.arch import load_system
 from accelsim.correlate import correlate
 from accelsim.correlate.schema import COLUMNS
-from accelsim.sim.costs import ChipModel, gemm_cost
+from accelsim.cost.op_cost import ChipModel, gemm_cost
 from accelsim.workload import build, load_model
 from accelsim.workload.compression import Compression
 from accelsim.workload.ops import MatMul

@@ -22,8 +22,8 @@ from accelsim.correlate.compare import BY_KIND_COLUMNS, PER_ROW_COLUMNS
 from accelsim.correlate.predict import Predictor
 from accelsim.correlate.schema import COLUMNS, KINDS, rows_of
 from accelsim.errors import MeasurementError
-from accelsim.lower.collectives import collective_cost
-from accelsim.sim.costs import ChipModel, op_cost
+from accelsim.cost.collectives import collective_cost
+from accelsim.cost.op_cost import ChipModel, op_cost
 from accelsim.workload import build, load_model
 from accelsim.workload.ops import LayerNorm, MatMul
 

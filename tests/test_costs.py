@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from accelsim.errors import LoweringError, WorkloadError
-from accelsim.lower.collectives import collective_time
-from accelsim.lower.mapping import gemm_search
-from accelsim.sim.costs import ChipModel, op_cost
+from accelsim.cost.collectives import collective_time
+from accelsim.cost.mapping import gemm_search
+from accelsim.cost.op_cost import ChipModel, op_cost
 from accelsim.workload.ops import Collective, MatMul, Softmax
 
 from conftest import make_system

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from accelsim.cli import main
-from accelsim.sim.systolic import pass_cycles, scalesim_cycles, scalesim_report
+from accelsim.cost.systolic import pass_cycles, scalesim_cycles, scalesim_report
 
 ROWS = list(csv.DictReader(open(Path(__file__).parent / "data" / "scalesim_reference.csv")))
 

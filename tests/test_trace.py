@@ -12,7 +12,7 @@ import pytest
 
 from accelsim.lower.schedule import (BUSY, CAT_DMA_IN, CAT_OVERHEAD, CAT_TENSOR, CAT_VECTOR, DELAY, XFER,
                                      ScheduleBuilder)
-from accelsim.report.timeline import merge_intervals, timeline_figure
+from accelsim.report.plots import merge_intervals, timeline_figure
 from accelsim.report.trace import (check_trace, check_trace_file, chrome_trace, partition_intervals,
                                    track_layout, write_trace)
 from accelsim.sim.result import BLOCK_DEP, BLOCK_NONE, SimResult

@@ -8,7 +8,7 @@ fits calibrations) and ``roofline_figure``.
 
 from . import correlate  # the package is callable: accelsim.correlate(files) -> CorrelationResult
 from . import sweep  # the package is callable: accelsim.sweep(space, ...) -> DataFrame
-from .analysis.roofline import roofline_figure
+from .report.plots import roofline_figure
 from .api import evaluate, evaluate_train, simulate
 from .arch.presets import list_presets, load_system
 from .workload.model import list_models, load_model

@@ -122,7 +122,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     comp = as_compression(compression)
     peak_dtype = dtype
     if comp is not None and comp.activations and comp.weights:  # FP8 training: MFU against the FP8 peak
-        from .sim.costs import rate_dtype
+        from .cost.op_cost import rate_dtype
 
         peak_dtype = rate_dtype(comp.activations)
     peak = sysx.chip.peak_flops(peak_dtype) or sysx.chip.peak_flops(dtype) or sysx.chip.peak_flops("bf16")

@@ -197,7 +197,7 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
 @click.option("--json", "as_json", is_flag=True)
 def systolic(m, n, k, rows, cols, dataflow, as_json):
     """Compute cycles of one M x N x K GEMM on one systolic array, as SCALE-Sim counts them."""
-    from .sim.systolic import scalesim_report
+    from .cost.systolic import scalesim_report
 
     rep = scalesim_report(m, n, k, rows, cols, dataflow)
     rep = {"M": m, "N": n, "K": k, "rows": rows, "cols": cols, "dataflow": dataflow, **rep}
@@ -285,7 +285,7 @@ def collective(kind, system_name, size, ranks, algorithm, fidelity, overrides, a
     from .arch.presets import load_system
     from .arch.topology import scale_out_system
     from .errors import WorkloadError
-    from .lower.collectives import BUSBW_FACTOR, collective_cost
+    from .cost.collectives import BUSBW_FACTOR, collective_cost
     from .units import parse
 
     try:
@@ -302,7 +302,7 @@ def collective(kind, system_name, size, ranks, algorithm, fidelity, overrides, a
            "busbw_Bps": res.busbw_Bps, "algbw_Bps": res.algbw_Bps, "bandwidth_s": res.bandwidth_s,
            "latency_s": res.latency_s, "bytes_sent_per_chip": res.bytes_sent_per_chip}
     if fidelity == "event":
-        from .lower.collective_schedule import simulate_collective
+        from .sim.collective import simulate_collective
 
         t, sim = simulate_collective(system, kind, nbytes, ranks, res.algorithm)
         size_S = nbytes * (ranks if kind == "allgather" else 1)

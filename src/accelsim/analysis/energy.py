@@ -182,7 +182,7 @@ def energy_table(system: SystemSpec) -> Energy:
 def _mac_price(table: dict[str, float], dtype: str) -> float:
     if dtype in table:
         return table[dtype]
-    from ..sim.costs import rate_dtype
+    from ..cost.op_cost import rate_dtype
 
     d = rate_dtype(dtype)
     return table.get(d, table.get("bf16", 0.0))
@@ -191,7 +191,7 @@ def _mac_price(table: dict[str, float], dtype: str) -> float:
 def op_energy_terms(ops: list, system: SystemSpec, hbm_bytes: np.ndarray, link_bytes: np.ndarray,
                     table: Energy | None = None) -> dict[str, np.ndarray]:
     """Per-op energy (J, one chip) by component: mac, vector, sram, hbm, link."""
-    from ..sim.costs import ChipModel, compute_dtype, dequant_ops, gemm_mapping, sparse_factor
+    from ..cost.op_cost import ChipModel, compute_dtype, dequant_ops, gemm_mapping, sparse_factor
     from ..workload.ops import FlashAttention, MatMul
 
     e = table or energy_table(system)

@@ -97,7 +97,7 @@ class TensorEngine(Spec):
     fused_dequant: bool = False
     """Whether a weight stored narrower than the GEMM's compute type (W4A16, W8A16) is
     dequantized inside the tensor-engine datapath for free; False: the vector engine dequantizes
-    every weight element it stages (see ``accelsim.sim.costs.dequant_ops``)."""
+    every weight element it stages (see ``accelsim.cost.op_cost.dequant_ops``)."""
 
     @field_validator("macs_per_cycle")
     @classmethod

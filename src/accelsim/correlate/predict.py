@@ -57,7 +57,7 @@ from ..arch.presets import load_system
 from ..arch.spec import Calibration, SystemSpec
 from ..errors import AccelsimError, ConfigError, MeasurementError
 from ..sim.analytical import cost_ops
-from ..sim.costs import ChipModel, OpCost
+from ..cost.op_cost import ChipModel, OpCost
 from ..workload.ops import Elementwise, LayerNorm, MatMul, Op, RMSNorm, Softmax
 from .schema import COLLECTIVE_KINDS, MeasurementRow
 
@@ -274,14 +274,14 @@ class Predictor:
         return Prediction(c.time_s, c.bound)
 
     def _collective(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
-        from ..lower.collectives import collective_cost
+        from ..cost.collectives import collective_cost
 
         need = max(row.ranks, row.chips or 0)
         system = self.system(row.system, need if need > self.base_system(row.system).num_chips else 0, cal)
         r = collective_cost(system, row.kind, float(row.bytes), int(row.ranks))
         bound = "interconnect" if r.bandwidth_s >= r.latency_s else "overhead"
         if fidelity == "event":
-            from ..lower.collective_schedule import simulate_collective
+            from ..sim.collective import simulate_collective
 
             key = ("collective", system.name, _cal_key(cal), row.kind, float(row.bytes), int(row.ranks))
             t = self._event.get(key)

@@ -28,11 +28,9 @@ from __future__ import annotations
 import math
 
 from ..arch.spec import SystemSpec
+from ..cost.collectives import KINDS, collective_plan
 from ..arch.topology import SCALE_OUT, topology
 from ..errors import WorkloadError
-from ..sim.engine import simulate_schedule
-from ..sim.result import SimResult
-from .collectives import KINDS, collective_plan
 from .schedule import CAT_LINK, CAT_OVERHEAD, DELAY, XFER, Schedule, ScheduleBuilder
 
 
@@ -127,10 +125,3 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
             k += 1
     ends = sorted({t for ts in last_recv.values() for t in ts} | {t for ts in last_send.values() for t in ts}) or start
     return b.build() if own else ends
-
-
-def simulate_collective(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
-                        algorithm: str | None = None, chips=None) -> tuple[float, SimResult]:
-    """(time in seconds, SimResult) of one collective in the event tier."""
-    res = simulate_schedule(collective_schedule(system, kind, bytes_per_rank, ranks, algorithm, chips))
-    return res.makespan_s, res

@@ -34,13 +34,13 @@ import math
 
 from ..arch.spec import DTYPE_BYTES, SystemSpec
 from ..errors import LoweringError
-from ..sim.costs import (DEQUANT_OPS_PER_ELEMENT, ChipModel, compute_dtype, dequant_per_element, gemm_mapping, gemm_speed,
+from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, compute_dtype, dequant_per_element, gemm_mapping, gemm_speed,
                          n_over_m)
-from ..sim.systolic import pass_cycles
+from ..cost.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
 from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
-from .mapping import K_CHUNK_MIN
-from .collectives import collective_time
+from ..cost.mapping import K_CHUNK_MIN
+from ..cost.collectives import collective_time
 from .schedule import (BUSY, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD, CAT_SCALAR, CAT_TENSOR,
                        CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder)
 

@@ -65,7 +65,7 @@ class Results:
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write ops.csv, summary.json, summary.md and roofline.png into ``out_dir`` (and for an
         event-tier run also trace.json and timeline.png)."""
-        from ..analysis.roofline import roofline_figure
+        from .plots import roofline_figure
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ class Results:
 
     def write_timeline(self, path: str | Path) -> Path:
         """Timeline and utilization figure of the event-tier run, as PNG."""
-        from .timeline import timeline_figure
+        from .plots import timeline_figure
 
         if self.event is None:
             raise ValueError("a timeline needs an event-tier run (fidelity='event')")

@@ -13,7 +13,7 @@ from ..arch.spec import SystemSpec
 from ..errors import WorkloadError
 from ..workload.graph import WorkloadGraph
 from ..workload.ops import Op
-from .costs import ChipModel, OpCost, op_cost
+from ..cost.op_cost import ChipModel, OpCost, op_cost
 
 COST_FIELDS = ("compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s",
                "hbm_bytes", "link_bytes")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.critical_path import Attribution, critical_path
+from .critical_path import Attribution, critical_path
 from ..arch.spec import SystemSpec
 from ..lower.lowering import lower
 from ..lower.schedule import Schedule

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.critical_path import Attribution, critical_path
+from .critical_path import Attribution, critical_path
 from ..errors import WorkloadError
 from ..lower.schedule import BUSY, CAT_LINK, CAT_TENSOR, Schedule, ScheduleBuilder
 from .engine import simulate_schedule

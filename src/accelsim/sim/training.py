@@ -11,11 +11,11 @@ import pandas as pd
 
 from ..arch.spec import SystemSpec
 from ..arch.topology import Placement, place, scale_out_system
-from ..lower.collectives import collective_cost
+from ..cost.collectives import collective_cost
 from ..workload.ops import Collective, Op
 from ..workload.parallel import ParallelPlan
 from ..workload.train import TrainStep
-from .costs import ChipModel, OpCost, op_cost
+from ..cost.op_cost import ChipModel, OpCost, op_cost
 from .pipeline import PipelineRun, StageTimes, simulate_pipeline
 
 

@@ -212,7 +212,7 @@ class Evaluator:
 
     def _analytical(self, spec: SystemSpec, skey: str, ckey: str, wl: WorkloadSpec, wkey: str) -> dict[str, Any]:
         from ..sim.analytical import check_fits
-        from ..sim.costs import ChipModel, op_cost
+        from ..cost.op_cost import ChipModel, op_cost
 
         if wl.tp > spec.num_chips and spec.scale_out is not None:
             from ..sim.training import system_for

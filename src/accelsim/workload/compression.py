@@ -12,7 +12,7 @@ What a recipe changes:
   projections, router; the LM head / classifier only with ``quantize_head``) is stored in that
   format (its bytes include scales); ``activations`` sets the A operand. GEMMs touched by a
   recipe have ``emulate=True``: a format the tensor engine cannot run is dequantized on the
-  vector engine to the nearest type it runs (see ``accelsim.sim.costs``). In training the
+  vector engine to the nearest type it runs (see ``accelsim.cost.op_cost``). In training the
   forward and dgrad GEMMs take (activations, weights), the wgrad GEMMs take the activation
   format for both operands (FP8 training quantizes gradients too); master weights, optimizer
   state and gradient collectives are unchanged.

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..lower.schedule import (CAT_LINK, CAT_SCALAR, CAT_TENSOR, CAT_VECTOR, DELAY, XFER)
-from ..sim.result import BLOCK_SLOT, SimResult
+from .result import BLOCK_SLOT, SimResult
 
 CATEGORIES = ("compute", "hbm", "dma", "vector", "sram", "interconnect", "overhead")
 

@@ -32,7 +32,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..sim.systolic import pass_cycles
+from .systolic import pass_cycles
 
 TILE_SIZES = np.array([8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096], dtype=np.int64)
 """Candidate tile edges (clamped to the GEMM's own extent)."""

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from ..arch.spec import DTYPE_BYTES, SystemSpec
 from ..errors import LoweringError
-from ..lower.collectives import collective_time
-from ..lower.mapping import RESULT_FIELDS, gemm_search
+from .collectives import collective_time
+from .mapping import RESULT_FIELDS, gemm_search
 from ..workload.ops import (Collective, Conv2D, FlashAttention, MatMul, Op)
 from .systolic import pass_cycles
 
