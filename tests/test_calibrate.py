@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelsim.arch import load_system
-from accelsim.arch.spec import DTYPE_BYTES, Calibration
+from accelsim.arch.spec import Calibration
+from accelsim.compress.formats import DTYPE_BYTES
 from accelsim.cli import main
 from accelsim.correlate import correlate, load_measurements
 from accelsim.correlate.calibrate import DEFAULT_FIELDS, EFFICIENCY_MIN, OVERHEAD_MAX_S, calibrate

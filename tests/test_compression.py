@@ -13,7 +13,7 @@ from accelsim.correlate import correlate
 from accelsim.correlate.schema import COLUMNS
 from accelsim.cost.op_cost import ChipModel, gemm_cost
 from accelsim.workload import build, load_model
-from accelsim.workload.compression import Compression
+from accelsim.compress.recipes import Compression
 from accelsim.workload.ops import MatMul
 
 W4 = "int4-g128"  # 4 + 16/128 = 4.125 bits per weight

@@ -87,7 +87,7 @@ def test_train_energy_per_step():
 
 
 def test_recipe_table_and_pareto_plot():
-    from accelsim.compare_recipes import recipe_pareto_plot, recipe_table
+    from accelsim.codesign.recipes import recipe_pareto_plot, recipe_table
 
     df = recipe_table(["tiny"], ["trn2"], {"bf16": None, "w4a16": "w4a16-g64"}, phases=("decode",), batch=1)
     assert len(df) == 2 and {"latency_s", "energy_per_token_J", "sqnr_db", "memory_bytes_per_chip"} <= set(df.columns)

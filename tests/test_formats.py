@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from accelsim.arch.spec import DTYPE_BYTES
-from accelsim.formats import (fake_quant, float_sqnr_closed_form, get_format, group_int, int_sqnr_closed_form,
-                              quant_float, sqnr, sqnr_db)
+from accelsim.compress.formats import DTYPE_BYTES
+from accelsim.compress.formats import fake_quant, get_format, group_int, quant_float
+from accelsim.compress.sqnr import float_sqnr_closed_form, int_sqnr_closed_form, sqnr, sqnr_db
 
 # bits per element by hand: element bits + scale bits / block (+ zero point bits / group)
 BITS = {

@@ -35,7 +35,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     ``config.json``) or already-loaded objects; ``model`` may be a prebuilt WorkloadGraph.
     ``seq_len`` is the prompt length (prefill, default 2048); ``context_len`` the tokens already
     cached (decode, default 2048). ``overrides`` are ``path=value`` edits of the system spec.
-    ``compression`` is a recipe (``workload.compression.Compression``, a tag such as
+    ``compression`` is a recipe (``compress.recipes.Compression``, a tag such as
     "w4a16-g128" or a YAML path) applied by the builder.
     """
     if fidelity not in FIDELITIES:
@@ -117,7 +117,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     run = simulate_train(spec, step)
     sysx, pipe = run.system, run.pipeline
     span = pipe.step_time_s
-    from .workload.compression import as_compression
+    from .compress.recipes import as_compression
 
     comp = as_compression(compression)
     peak_dtype = dtype

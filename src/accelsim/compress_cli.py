@@ -13,7 +13,7 @@ from .cliutil import friendly
 
 def recipe_from_options(recipe, weights, activations, kv_cache, sparsity):
     """A Compression from a recipe file and the per-field options (None when none is given)."""
-    from .workload.compression import Compression
+    from .compress.recipes import Compression
 
     if not any((recipe, weights, activations, kv_cache, sparsity)):
         return None
@@ -34,7 +34,7 @@ _friendly = friendly
 def formats_command(as_json):
     """List the number formats: storage bits per element (scales included), block size, scale
     format and the tensor-engine element type each runs at."""
-    from .formats import format_table
+    from .compress.formats import format_table
 
     rows = format_table()
     if as_json:
@@ -68,7 +68,8 @@ def sqnr_command(fmt_names, group, outliers, outlier_scale, rows, cols, npy, see
     the format, bf16 activations). Higher is better; it is not a model-accuracy prediction."""
     import numpy as np
 
-    from .formats import gemm_sqnr, get_format, sqnr_db, fake_quant, synthetic_tensor
+    from .compress.formats import fake_quant, get_format
+    from .compress.sqnr import gemm_sqnr, sqnr_db, synthetic_tensor
 
     x = np.load(npy).astype(np.float64) if npy else synthetic_tensor(rows, cols, outliers, outlier_scale, seed)
     out = []

@@ -16,36 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..units import Bytes, BytesPerSecond, Hertz, Seconds, SquareMeters, Watts
 
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp6", "fp4")
-"""Number formats a rate table may name (the element types of ``accelsim.formats``)."""
+"""Number formats a rate table may name (the element types of ``accelsim.compress.formats``)."""
 
-
-class _DtypeBytes(dict):
-    """Storage bytes per element of a dtype. The base dtypes are listed; any other
-    ``accelsim.formats`` name (fp8_e5m2, mxfp4 = 4.25/8, nvfp4 = 4.5/8, int4-g128 = 4.125/8,
-    ...) resolves on first use to its exact bits per element (scales included) / 8."""
-
-    def __missing__(self, key: str) -> float:
-        from ..formats import get_format
-
-        try:
-            f = get_format(key)
-        except (ValueError, TypeError):
-            raise KeyError(key) from None
-        self[key] = f.bytes_per_element
-        return self[key]
-
-    def __contains__(self, key: object) -> bool:
-        try:
-            self[key]  # type: ignore[index]
-            return True
-        except KeyError:
-            return False
-
-
-DTYPE_BYTES = _DtypeBytes({"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
-                           "int4": 0.5, "fp4": 0.5})
-"""Storage bytes per element of each dtype (tf32 is stored as fp32; formats of
-``accelsim.formats`` resolve to their bits per element / 8)."""
 
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp6", "fp4"]
 

@@ -416,7 +416,7 @@ def recipe_of(tag: str):
         return None
     r = _RECIPES.get(tag)
     if r is None:
-        from ..workload.compression import Compression
+        from ..compress.recipes import Compression
 
         r = _RECIPES[tag] = Compression.from_tag(tag)
     return r

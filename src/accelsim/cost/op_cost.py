@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..arch.spec import DTYPE_BYTES, SystemSpec
+from ..arch.spec import SystemSpec
+from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
 from .collectives import collective_time
 from .mapping import RESULT_FIELDS, gemm_search
@@ -133,7 +134,7 @@ scale); +1 with a zero point (subtract), +1 per group / block (load and convert 
 
 def rate_dtype(dtype: str) -> str:
     """The element type whose ``macs_per_cycle`` entry prices ``dtype`` (mxfp4 -> fp4, ...)."""
-    from ..formats import get_format
+    from ..compress.formats import get_format
 
     try:
         return get_format(dtype).compute
@@ -177,7 +178,7 @@ def gemm_speed(cm: ChipModel, mm: MatMul) -> float:
 def dequant_per_element(dtype: str, compute: str) -> float:
     """Vector ops to dequantize one element stored as ``dtype`` for a GEMM computing in
     ``compute`` (0 when ``dtype``'s element type is the compute type or wider)."""
-    from ..formats import get_format
+    from ..compress.formats import get_format
 
     f = get_format(dtype)
     if f.compute == compute or RATE_BITS.get(f.compute, 16) >= RATE_BITS.get(compute, 16):

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import math
 
-from ..arch.spec import DTYPE_BYTES, SystemSpec
+from ..arch.spec import SystemSpec
+from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
 from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, compute_dtype, dequant_per_element, gemm_mapping, gemm_speed,
                          n_over_m)

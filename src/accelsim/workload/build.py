@@ -91,9 +91,10 @@ def build(model: ModelConfig | str, phase: str, batch: int, seq_len: int = 0, co
     after ``context_len`` cached ones. ``tp`` must divide the attention heads and the MLP (and
     expert) widths; the vocabulary is padded up to a multiple of ``tp``. Raises WorkloadError
     for an invalid phase, shape, dtype or parallelism. ``compression`` (a
-    ``workload.compression.Compression``, a tag such as "w4a16-g128" or a recipe YAML path)
+    ``compress.recipes.Compression``, a tag such as "w4a16-g128" or a recipe YAML path)
     prunes the model first and then sets the formats and sparsity of the graph's ops."""
-    from .compression import as_compression
+    from ..compress.recipes import as_compression
+    from .compress_graph import apply_compression
 
     model = load_model(model)
     comp = as_compression(compression)
@@ -101,7 +102,7 @@ def build(model: ModelConfig | str, phase: str, batch: int, seq_len: int = 0, co
         model = comp.apply_model(model)
         graph = build(model, phase, batch, seq_len, context_len, tp, dtype, attention)
         layers = model.num_hidden_layers if model.family != "cnn" else len(graph.ops())
-        return comp.apply(graph, layers)
+        return apply_compression(comp, graph, layers)
     if phase not in PHASES:
         raise WorkloadError(f"unknown phase {phase!r}.{suggest(str(phase), PHASES)} Known: {', '.join(PHASES)}")
     if attention not in ATTENTION:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..arch.spec import DTYPE_BYTES
+from ..compress.formats import DTYPE_BYTES
 from ..configio import load_yaml, suggest, validate
 from ..errors import WorkloadError
 

@@ -17,23 +17,13 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..arch.spec import DTYPE_BYTES
+from ..compress.formats import DTYPE_BYTES
+from ..compress.recipes import nm_pattern
 
 
 def nbytes(dtype: str) -> float:
     """Bytes per element of ``dtype``."""
     return DTYPE_BYTES[dtype]
-
-
-def nm_pattern(pattern: str) -> tuple[int, int]:
-    """(N, M) of an "N:M" sparsity pattern; ValueError for anything else."""
-    try:
-        n, m = (int(v) for v in str(pattern).split(":"))
-    except ValueError:
-        raise ValueError(f"sparsity must be 'N:M' (e.g. '2:4'), got {pattern!r}") from None
-    if not 0 < n < m:
-        raise ValueError(f"sparsity N:M needs 0 < N < M, got {pattern!r}")
-    return n, m
 
 
 def _label() -> object:

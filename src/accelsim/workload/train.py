@@ -174,9 +174,10 @@ def build_train(model: ModelConfig | str, global_batch: int, seq_len: int, plan:
                 dtype: str = "bf16", attention: str = "flash", compression=None) -> TrainStep:
     """The training step of ``model`` on ``global_batch`` sequences of ``seq_len`` tokens under
     ``plan`` (default: one chip). Raises WorkloadError for an invalid plan, batch or dtype.
-    ``compression`` (see ``workload.compression``) prunes the model and sets the GEMM formats of
+    ``compression`` (see ``compress.recipes``) prunes the model and sets the GEMM formats of
     the forward and backward graphs (e.g. FP8 training: weights and activations fp8)."""
-    from .compression import as_compression
+    from ..compress.recipes import as_compression
+    from .compress_graph import apply_compression
 
     comp = as_compression(compression)
     m = load_model(model)
@@ -204,8 +205,8 @@ def build_train(model: ModelConfig | str, global_batch: int, seq_len: int, plan:
         f_g = c.stage_fwd(s, layers[s]).graph(WorkloadMeta(phase="train.fwd", **meta))
         b_g = c.stage_bwd(s, layers[s]).graph(WorkloadMeta(phase="train.bwd", **meta))
         if comp is not None and not comp.is_identity:
-            f_g = comp.apply(f_g, m.num_hidden_layers, train=True)
-            b_g = comp.apply(b_g, m.num_hidden_layers, train=True)
+            f_g = apply_compression(comp, f_g, m.num_hidden_layers, train=True)
+            b_g = apply_compression(comp, b_g, m.num_hidden_layers, train=True)
         fwd.append(f_g)
         bwd.append(b_g)
         opt.append(c.optimizer(dense, expert).graph(WorkloadMeta(phase="train.optimizer", **meta)))

@@ -29,7 +29,6 @@ Correlation rows carry recipes as tags: ``Compression.from_tag("w4a16-g64+sparse
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -44,10 +43,22 @@ WEIGHT_ROLES = ("qkv_proj", "out_proj", "mlp_up", "mlp_down", "moe_up", "moe_dow
 HEAD_ROLES = ("lm_head", "classifier", "fc")
 
 
+def nm_pattern(pattern: str) -> tuple[int, int]:
+    """(N, M) of an "N:M" sparsity pattern; ValueError for anything else."""
+    try:
+        n, m = (int(v) for v in str(pattern).split(":"))
+    except ValueError:
+        raise ValueError(f"sparsity must be 'N:M' (e.g. '2:4'), got {pattern!r}") from None
+    if not 0 < n < m:
+        raise ValueError(f"sparsity N:M needs 0 < N < M, got {pattern!r}")
+    return n, m
+
+
+
 def _check_format(v: str | None) -> str | None:
     if v is None:
         return v
-    from ..formats import get_format
+    from .formats import get_format
 
     try:
         get_format(v)
@@ -95,7 +106,7 @@ class Compression(_Model):
     name: str = ""
     """Label, e.g. "w4a16-g128"."""
     weights: str | None = None
-    """Weight format (``accelsim.formats`` name: int4-g128, fp8, mxfp4, nvfp4, ...); None: the
+    """Weight format (``accelsim.compress.formats`` name: int4-g128, fp8, mxfp4, nvfp4, ...); None: the
     model dtype."""
     activations: str | None = None
     """Format of the activations entering weight GEMMs; None: the model dtype."""
@@ -123,8 +134,6 @@ class Compression(_Model):
     @classmethod
     def _nm(cls, v: str) -> str:
         if v:
-            from .ops import nm_pattern
-
             nm_pattern(v)
         return v
 
@@ -209,59 +218,6 @@ class Compression(_Model):
                 w, a, s = o.weights, o.activations, o.sparsity
         return w, a, s
 
-    def apply(self, graph, num_layers: int, train: bool = False):
-        """``graph`` with the recipe's formats applied to its ops (a new WorkloadGraph; see
-        the module docstring). ``num_layers``: layers of the (pruned) model."""
-        from .graph import WorkloadGraph
-        from .ops import FlashAttention, KVCache, MatMul
-
-        if self.is_identity:
-            return graph
-        new_ops = []
-        dw = 0.0
-        kv_scale = None
-        for o in graph.ops():
-            role = o.role.split(".", 1)[1] if train and "." in o.role else o.role
-            if isinstance(o, MatMul):
-                base, _, grad = role.partition("_dgrad") if role.endswith("_dgrad") else role.partition("_wgrad")
-                kind = "dgrad" if role.endswith("_dgrad") else ("wgrad" if role.endswith("_wgrad") else "fwd")
-                weight_gemm = base in WEIGHT_ROLES or base in HEAD_ROLES
-                if weight_gemm:
-                    w, a, s = self.layer_formats(o.layer if base not in HEAD_ROLES else -1, num_layers)
-                    if train:
-                        s = ""
-                    if w or a or s:
-                        upd: dict[str, Any] = {"emulate": True}
-                        if kind == "wgrad":
-                            if a:
-                                upd.update(dtype_a=a, dtype_b=a)
-                        else:
-                            if w:
-                                upd["dtype_b"] = w
-                            if a:
-                                upd["dtype_a"] = a
-                            if s:
-                                upd["sparsity"] = s
-                        n = dataclasses.replace(o, **upd)
-                        if kind == "fwd" and o.b_shared:
-                            dw += n.b_bytes() - o.b_bytes()
-                        o = n
-                elif self.kv_cache and not train and base in ("attn_score", "attn_context"):
-                    o = dataclasses.replace(o, dtype_b=self.kv_cache, emulate=True)
-            elif self.kv_cache and isinstance(o, KVCache):
-                n = dataclasses.replace(o, dtype=self.kv_cache)
-                kv_scale = n.bytes() / o.bytes() if o.bytes() else 1.0
-                o = n
-            elif self.kv_cache and isinstance(o, FlashAttention):
-                o = dataclasses.replace(o, kv_dtype=self.kv_cache)
-            new_ops.append(o)
-        meta = graph.meta
-        upd_meta: dict[str, Any] = {"weight_bytes_per_chip": max(0.0, meta.weight_bytes_per_chip + dw)}
-        if kv_scale is not None:
-            upd_meta["kv_cache_bytes_per_chip"] = meta.kv_cache_bytes_per_chip * kv_scale
-        meta = dataclasses.replace(meta, **upd_meta)
-        return WorkloadGraph.from_ordered(meta, new_ops, list(graph.g.edges()))
-
     def describe(self) -> str:
         parts = [f"weights {self.weights or 'model dtype'}", f"activations {self.activations or 'model dtype'}",
                  f"KV {self.kv_cache or 'model dtype'}"]
@@ -286,4 +242,4 @@ def as_compression(c: "Compression | str | dict | Path | None") -> "Compression 
     return Compression.from_tag(str(c))
 
 
-__all__ = ["Compression", "LayerOverride", "Pruning", "as_compression", "WEIGHT_ROLES"]
+__all__ = ["Compression", "LayerOverride", "Pruning", "as_compression", "nm_pattern", "WEIGHT_ROLES", "HEAD_ROLES"]

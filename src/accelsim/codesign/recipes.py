@@ -2,7 +2,7 @@
 energy and a numerical-error proxy, and its Pareto fronts.
 
 ```python
-from accelsim.compare_recipes import recipe_table, recipe_pareto_plot
+from accelsim.codesign.recipes import recipe_table, recipe_pareto_plot
 df = recipe_table(["llama-3-8b"], ["trn2", "h100-sxm-80gb"], {"bf16": None, "w4a16": "int4-g128"},
                   ["decode"], batch=[1, 64])
 recipe_pareto_plot(df[df.batch == 64], "sqnr_db", "energy_per_token_J", senses=("max", "min"))
@@ -20,13 +20,13 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from .workload.compression import as_compression
+from ..compress.recipes import as_compression
 
 
 @lru_cache(maxsize=256)
 def recipe_sqnr(weights: str | None, activations: str | None, act_outliers: int = 4) -> float:
     """GEMM-output SQNR (dB) of a weight / activation format pair (inf when both are None)."""
-    from .formats import gemm_sqnr
+    from ..compress.sqnr import gemm_sqnr
 
     if weights is None and activations is None:
         return float("inf")
@@ -48,7 +48,7 @@ def recipe_table(models: Iterable[str], systems: Iterable[Any], recipes: Mapping
     ``recipes`` maps labels to recipes (``Compression``, tag, dict, YAML path or None for the
     baseline), or is a list of tags. ``tp`` defaults to the smallest power of two whose chips
     hold the model's weights and cache (up to the system's chips)."""
-    from . import evaluate
+    from ..api import evaluate
 
     recipes = dict(recipes) if isinstance(recipes, Mapping) else {str(r): r for r in recipes}
     rows = []
@@ -99,8 +99,8 @@ def recipe_pareto_plot(df: pd.DataFrame, x: str, y: str, senses: tuple[str, str]
     """``sweep.plots.pareto_plot`` of ``df`` (dominated points faded, the front joined) with the
     front's points labelled by ``label`` columns. ``x == "sqnr_db"`` plots ``sqnr_plot_db``
     (the unquantized baseline placed 10 dB right of the best recipe)."""
-    from .sweep.analysis import pareto_front
-    from .sweep.plots import pareto_plot
+    from ..sweep.analysis import pareto_front
+    from ..sweep.plots import pareto_plot
 
     xc = "sqnr_plot_db" if x == "sqnr_db" and "sqnr_plot_db" in df.columns else x
     d = df[df.get("status", "ok") == "ok"].reset_index(drop=True) if "status" in df.columns else df
