@@ -221,7 +221,7 @@ def run_bench(device: str = "auto", quick: bool = False, system: str | None = No
     chosen from the CUDA device name, else a placeholder ``unknown-<device>``.
     """
     torch = require_torch()
-    from .. import __version__
+    from ..version import __version__
 
     device = resolve_device(device)
     dtype = dtype or ("bf16" if device == "cuda" else "fp32")

@@ -96,7 +96,7 @@ class CalibrationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The calibration file's content (see ``write``)."""
-        from .. import __version__
+        from ..version import __version__
 
         def table(df: pd.DataFrame) -> dict[str, dict[str, float | int | None]]:
             return {r.kind: {"n": int(r.n), "mape": _r(r.mape), "median_ape": _r(r.median_ape),

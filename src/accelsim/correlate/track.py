@@ -250,7 +250,7 @@ def record(result: Any, db_path: str | Path, label: str | None = None, files: It
     specs = _specs_used(result, per_row["system"].dropna().astype(str), system_specs)
     commit, dirty = git_commit()
     overall = dict(getattr(result, "overall", {}) or {})
-    from .. import __version__
+    from ..version import __version__
 
     meta_json = {"overall": overall, **(meta or {})}
     conn = connect(db_path)

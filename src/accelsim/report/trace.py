@@ -315,7 +315,7 @@ def chrome_trace(result: SimResult, system_name: str = "", max_tasks: int | None
     for tr in lay.tracks:
         events.extend(tr.render())
     events.extend(e.render() for e in slices)
-    from .. import __version__
+    from ..version import __version__
 
     other = {"generator": f"accelsim {__version__}", "system": system_name,
              "makespan_us": float(_us(np.array([result.makespan_s]))[0]), "num_tasks": T,

@@ -500,7 +500,7 @@ def _run_executor(executor: Executor, ctx: dict[str, Any], batches: list[list[Po
 
 def _frame(rows: list[dict[str, Any]], points: dict[int, Point], fidelity: str) -> pd.DataFrame:
     """Result rows with their axis columns, hash and version, in point order."""
-    from .. import __version__
+    from ..version import __version__
 
     recs = []
     for r in rows:

@@ -9,11 +9,8 @@ import time
 import click
 
 from ..errors import ConfigError
-from ..cliutil import friendly
-from .runner import FIDELITIES, METRICS
+from .util import friendly
 
-
-_friendly = friendly
 
 
 def _dask(address: str, workers: int | None):
@@ -47,7 +44,7 @@ def _rank(spec: str) -> tuple[str, bool]:
 @click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
               help="Run on a Dask cluster: its scheduler address, or 'local' for a LocalCluster on 127.0.0.1.")
 @click.option("--resume", is_flag=True, help="Skip the points already stored in --out (by point hash).")
-@click.option("--fidelity", type=click.Choice(FIDELITIES), default="analytical", show_default=True)
+@click.option("--fidelity", type=click.Choice(["analytical", "event"]), default="analytical", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Points per task [sized so a task runs ~0.5 s].")
 @click.option("--rank", "rank", default="tokens_per_s:max", show_default=True, metavar="COLUMN[:min|max]",
@@ -55,12 +52,12 @@ def _rank(spec: str) -> tuple[str, bool]:
 @click.option("--top", type=click.IntRange(min=0), default=5, show_default=True, help="Best feasible points to print.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (counts, timing, best points).")
-@_friendly
+@friendly
 def sweep_command(spec, out, workers, dask_address, resume, fidelity, batch_size, rank, top, no_progress, as_json):
     """Evaluate every point of the design space in SPEC (a sweep YAML, see
     workloads/sweeps/README.md) and print the best points; -o writes all of them to parquet."""
-    from .runner import sweep
-    from .space import DesignSpace
+    from ..sweep.runner import METRICS, sweep
+    from ..sweep.space import DesignSpace
 
     if resume and not out:
         raise click.UsageError("--resume needs -o/--out")

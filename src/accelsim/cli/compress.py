@@ -7,13 +7,13 @@ import json
 
 import click
 
-from .errors import WorkloadError
-from .cliutil import friendly
+from ..errors import WorkloadError
+from .util import friendly
 
 
 def recipe_from_options(recipe, weights, activations, kv_cache, sparsity):
     """A Compression from a recipe file and the per-field options (None when none is given)."""
-    from .compress.recipes import Compression
+    from ..compress.recipes import Compression
 
     if not any((recipe, weights, activations, kv_cache, sparsity)):
         return None
@@ -26,15 +26,13 @@ def recipe_from_options(recipe, weights, activations, kv_cache, sparsity):
         raise WorkloadError(f"bad compression options: {e}") from None
 
 
-_friendly = friendly
-
 
 @click.command("formats")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def formats_command(as_json):
     """List the number formats: storage bits per element (scales included), block size, scale
     format and the tensor-engine element type each runs at."""
-    from .compress.formats import format_table
+    from ..compress.formats import format_table
 
     rows = format_table()
     if as_json:
@@ -61,15 +59,15 @@ def formats_command(as_json):
               help="Quantize this .npy tensor instead of a synthetic one (blocks along its last axis).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-@_friendly
+@friendly
 def sqnr_command(fmt_names, group, outliers, outlier_scale, rows, cols, npy, seed, as_json):
     """Accuracy PROXY: SQNR (dB) of quantize -> dequantize in each format, on a synthetic
     Gaussian tensor with outlier channels (or a .npy tensor), and on a GEMM output (weights in
     the format, bf16 activations). Higher is better; it is not a model-accuracy prediction."""
     import numpy as np
 
-    from .compress.formats import fake_quant, get_format
-    from .compress.sqnr import gemm_sqnr, sqnr_db, synthetic_tensor
+    from ..compress.formats import fake_quant, get_format
+    from ..compress.sqnr import gemm_sqnr, sqnr_db, synthetic_tensor
 
     x = np.load(npy).astype(np.float64) if npy else synthetic_tensor(rows, cols, outliers, outlier_scale, seed)
     out = []

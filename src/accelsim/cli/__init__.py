@@ -1,0 +1,29 @@
+"""The ``accelsim`` command line: one module per command group, registered on ``main``. Bad input
+is reported in one clear message, never a traceback. Command modules import only click at load
+time; the simulator is imported when a command runs."""
+
+from __future__ import annotations
+
+import click
+
+from .bench import bench
+from .collective import collective
+from .compress import formats_command, sqnr_command
+from .correlate import calibrate, correlate, dashboard, track
+from .presets import presets, validate
+from .run import run
+from .sweep import sweep_command
+from .systolic import systolic
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="accelsim")
+def main() -> None:
+    """accelsim: cycle-approximate ML accelerator simulator and cost model."""
+
+
+for _command in (run, systolic, presets, validate, collective, track, dashboard, bench, correlate, calibrate,
+                 sweep_command, formats_command, sqnr_command):
+    main.add_command(_command)
+
+__all__ = ["main"]

@@ -1,0 +1,5 @@
+"""``python -m accelsim.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,126 @@
+"""``accelsim correlate``, ``calibrate``, ``track`` and ``dashboard``: predictions against measured silicon."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..units import fmt
+from .util import friendly, write_or_print_json
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--fidelity", type=click.Choice(["analytical", "event"]), default="analytical", show_default=True,
+              help="event: kernel, layer and collective rows run in the event tier (training steps stay analytical).")
+@click.option("--calibration", type=click.Path(dir_okay=False), default=None,
+              help="Calibration YAML (from `accelsim calibrate`) applied to the rows on its chip.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Write per_row.csv, predicted_vs_measured.png and error_by_kind.png here.")
+@friendly
+def correlate(files, fidelity, calibration, as_json, out):
+    """Predict every measured row of FILES (CSV in the measurement schema) and report the error:
+    MAPE, median and worst APE and bias (geometric mean of predicted / measured) per kind."""
+    from ..correlate.compare import correlate as run_correlation
+
+    res = run_correlation(list(files), fidelity=fidelity, calibration=calibration)
+    if write_or_print_json(res, out, as_json):
+        return
+    o = res.overall
+    cal = f"calibrated by {calibration}" if calibration else "uncalibrated"
+    click.echo(f"{o['rows']} rows: {o['predicted']} predicted, {o['skipped']} skipped ({fidelity}, {cal})")
+    click.echo(res.table())
+    for s in res.skipped:
+        click.echo(f"skipped {s['id']}: {s['reason']}")
+    if out:
+        click.echo(f"wrote {out}/per_row.csv, predicted_vs_measured.png, error_by_kind.png")
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--system", "system_name", required=True,
+              help="Preset (or YAML) whose chip is calibrated; rows on other chips are ignored.")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Calibration YAML to write (for --calibration and load_system(..., calibration=)).")
+@click.option("--fields", default=None, metavar="A,B,C",
+              help="Calibration fields to fit (default: every efficiency, the tensor and vector launch "
+                   "overheads and the collective overhead).")
+@click.option("--k", "k_folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Folds of the cross-validation.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold assignment.")
+@click.option("--json", "as_json", is_flag=True, help="Print the calibration file's content as JSON.")
+@friendly
+def calibrate(files, system_name, out_path, fields, k_folds, seed, as_json):
+    """Fit the calibration fields of a chip to measured FILES (robust least squares on
+    log(predicted / measured), efficiencies in (0, 1], overheads >= 0) and report the error
+    before, after (in-sample) and k-fold cross-validated."""
+    from ..correlate.calibrate import MEANING
+    from ..correlate.calibrate import calibrate as fit
+
+    res = fit(list(files), system_name, fields=fields, k=k_folds, seed=seed)
+    res.write(out_path)
+    if as_json:
+        click.echo(json.dumps(res.to_dict(), indent=2))
+        return
+    click.echo(f"calibrated {res.chip} (preset {res.system}) on {len(res.per_row)} rows"
+               + (f"; {len(res.ignored)} rows ignored (other chips or not predictable)" if res.ignored else ""))
+    for f in res.fitted:
+        v = res.values[f]
+        shown = fmt(v, "s") if f.endswith("_s") else f"{100 * v:.1f}%"
+        lo, hi = res.folds[f].min(), res.folds[f].max()
+        spread = f"{fmt(lo, 's')} .. {fmt(hi, 's')}" if f.endswith("_s") else f"{100 * lo:.1f}% .. {100 * hi:.1f}%"
+        click.echo(f"  {f:<26}{shown:>10}   {MEANING.get(f, '')} (folds {spread})")
+    for f in res.unconstrained:
+        click.echo(f"  {f:<26}{'-':>10}   not determined by these rows: kept at {res.values[f]:g}")
+    click.echo(res.table())
+    click.echo(f"wrote {out_path}")
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="SQLite tracking database (created if missing).")
+@click.option("--label", default=None, help="A note stored with the run (branch, change, ...).")
+@click.option("--fidelity", type=click.Choice(["analytical", "event"]), default="analytical", show_default=True)
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="calibration.yaml applied to the systems before predicting.")
+@click.option("--threshold", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Report kinds whose MAPE grew by more than this many percentage points since the previous run.")
+@friendly
+def track(files, db_path, label, fidelity, calibration, threshold):
+    """Correlate measurement FILES and record the run in a tracking database."""
+    from ..correlate import track as tracking
+
+    run_id, res = tracking.track(files, db_path, label=label, fidelity=fidelity, calibration=calibration)
+    o = res.overall
+    mape = o.get("mape")
+    mape_s = "n/a" if mape is None or mape != mape else f"{tracking.PERCENT * mape:.2f}%"
+    counts = f" ({o['predicted']} of {o['rows']} rows predicted)" if "predicted" in o and "rows" in o else ""
+    click.echo(f"run {run_id} recorded in {db_path}: MAPE {mape_s}{counts}")
+    reg = tracking.regressions(db_path, threshold)
+    for r in reg[reg["run_id"] == run_id].itertuples():
+        click.echo(f"regression: {r.kind} MAPE {tracking.PERCENT * r.prev_mape:.2f}% (run {r.prev_run_id}) -> "
+                   f"{tracking.PERCENT * r.mape:.2f}% (+{r.delta_pp:.2f} pp)", err=True)
+
+
+@click.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="SQLite tracking database.")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
+@click.option("--threshold", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Flag runs where a kind's MAPE grew by more than this many percentage points.")
+@friendly
+def dashboard(db_path, out_path, threshold):
+    """Write a self-contained static HTML dashboard of a tracking database."""
+    from pathlib import Path as _Path
+
+    from ..correlate import dashboard as dash
+    from ..correlate import track as tracking
+    from ..errors import MeasurementError
+
+    if not _Path(db_path).is_file():
+        raise MeasurementError(f"{db_path}: tracking database does not exist")
+    dash.write(db_path, out_path, threshold)
+    n_runs = len(tracking.runs(db_path))
+    n_reg = len(tracking.regressions(db_path, threshold))
+    click.echo(f"wrote {out_path} ({n_runs} run(s), {n_reg} regression(s) beyond {threshold:g} pp)")

@@ -1,0 +1,67 @@
+"""``accelsim presets`` and ``accelsim validate``: the shipped presets, and checks of system / model files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import AccelsimError
+from ..units import fmt
+from .util import friendly
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def presets(as_json):
+    """List the shipped system and model presets."""
+    from ..arch.presets import list_presets, load_system
+    from ..workload import list_models, load_model
+
+    systems = []
+    for name in list_presets():
+        s = load_system(name)
+        systems.append({"name": name, "chip": s.chip.name, "num_chips": s.num_chips,
+                        "interconnect": s.interconnect.kind if s.interconnect else None,
+                        "peak_bf16_flops_per_chip": s.chip.peak_flops("bf16"), "hbm_bytes_per_chip": s.chip.hbm.capacity_bytes,
+                        "hbm_bandwidth_Bps": s.chip.hbm.bandwidth_Bps, "description": s.description})
+    models = [{"name": n, "params": load_model(n).params()} for n in list_models()]
+    if as_json:
+        click.echo(json.dumps({"systems": systems, "models": models}, indent=2))
+        return
+    click.echo(f"systems:\n  {'name':<16}{'chip':<24}{'chips':>6}  {'interconnect':<16}{'bf16/chip':>14}"
+               f"{'HBM/chip':>11}{'HBM BW':>12}")
+    for s in systems:
+        click.echo(f"  {s['name']:<16}{s['chip']:<24}{s['num_chips']:>6}  {s['interconnect'] or '-':<16}"
+                   f"{fmt(s['peak_bf16_flops_per_chip'], 'FLOP/s'):>14}{fmt(s['hbm_bytes_per_chip'], 'B', binary=True):>11}"
+                   f"{fmt(s['hbm_bandwidth_Bps'], 'B/s'):>12}")
+    click.echo("models:")
+    for m in models:
+        click.echo(f"  {m['name']:<16}{fmt(m['params'], ''):>10} params")
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def validate(files):
+    """Check system (or model) YAML files; report every problem with its field path and file."""
+    from ..arch.presets import load_system
+    from ..configio import load_yaml
+    from ..workload import load_model
+
+    bad = 0
+    for f in files:
+        try:
+            data = load_yaml(Path(f))
+            if "chip" in data or "interconnect" in data or "num_chips" in data:
+                s = load_system(f)
+                click.echo(f"ok: {f}: system {s.name}, {s.num_chips} x {s.chip.name}")
+            else:
+                m = load_model(f)
+                click.echo(f"ok: {f}: model {m.name}, {m.params() / 1e9:.2f} B params")
+        except AccelsimError as e:
+            bad += 1
+            click.echo(f"error: {e}", err=True)
+    sys.exit(1 if bad else 0)

@@ -1,0 +1,211 @@
+"""``accelsim run``: one prefill, decode or training step of a model on a system."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..units import fmt
+from .util import friendly, write_or_print_json
+
+
+@click.command()
+@click.argument("system")
+@click.argument("model")
+@click.option("--phase", type=click.Choice(["prefill", "decode", "train"]), default="decode", show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences (or images) per step.")
+@click.option("--seq", "seq_len", type=click.IntRange(min=1), default=None, help="Prompt length for prefill [2048].")
+@click.option("--context", "context_len", type=click.IntRange(min=0), default=None, help="Cached tokens for decode [2048].")
+@click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Tensor-parallel degree (chips; on Neuron systems in training: NeuronCores).")
+@click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True, help="Pipeline stages (train).")
+@click.option("--dp", type=click.IntRange(min=1), default=1, show_default=True, help="Data-parallel replicas (train).")
+@click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True, help="Expert-parallel degree (train, MoE).")
+@click.option("--cp", type=click.IntRange(min=1), default=1, show_default=True, help="Context-parallel degree (train).")
+@click.option("--sp", is_flag=True, help="Megatron sequence parallelism (train).")
+@click.option("--microbatch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences per microbatch (train).")
+@click.option("--chips", type=click.IntRange(min=1), default=None, help="Total chips (train); checked against tp x pp x dp x cp.")
+@click.option("--zero", type=click.IntRange(0, 3), default=0, show_default=True, help="ZeRO stage (train; 3 = FSDP).")
+@click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default="none", show_default=True)
+@click.option("--schedule", type=click.Choice(["1f1b", "gpipe"]), default="1f1b", show_default=True, help="Pipeline schedule (train).")
+@click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8", "fp32"]), default="bf16", show_default=True)
+@click.option("--attention", type=click.Choice(["flash", "unfused"]), default="flash", show_default=True)
+@click.option("--weights", default=None, metavar="FORMAT", help="Weight format (accelsim formats), e.g. int4-g128, fp8, mxfp4.")
+@click.option("--activations", default=None, metavar="FORMAT", help="Activation format of the weight GEMMs, e.g. fp8.")
+@click.option("--kv", "kv_cache", default=None, metavar="FORMAT", help="KV-cache format, e.g. fp8.")
+@click.option("--sparsity", default=None, metavar="N:M", help="N:M structured weight sparsity, e.g. 2:4.")
+@click.option("--recipe", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Compression recipe YAML; --weights/--activations/--kv/--sparsity override its fields.")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a system field, e.g. --set chip.hbm.bandwidth_Bps='4 TB/s' (repeatable).")
+@click.option("--calibration", type=click.Path(dir_okay=False), default=None,
+              help="Calibration YAML (from `accelsim calibrate`) applied to the chip before --set overrides.")
+@click.option("--fidelity", type=click.Choice(["analytical", "event"]), default="analytical", show_default=True,
+              help="analytical: closed form per op; event: tile tasks simulated on engines, DMA, SRAM and HBM.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a Chrome trace (Perfetto JSON) of the event-tier run.")
+@click.option("--timeline", "timeline_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a timeline / utilization PNG of the event-tier run.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write ops.csv, summary.json, summary.md, roofline.png here.")
+@click.option("--top", type=click.IntRange(min=0), default=8, show_default=True, help="Op roles to list.")
+@friendly
+def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
+        schedule, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides, calibration, fidelity,
+        trace_path, timeline_path, as_json, out, top):
+    """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
+    files). For --phase train, --batch is the global batch."""
+    from ..api import evaluate
+    from ..arch.presets import load_system
+    from .compress import recipe_from_options
+
+    compression = recipe_from_options(recipe, weights, activations, kv_cache, sparsity)
+
+    if (trace_path or timeline_path) and fidelity != "event":
+        raise click.UsageError("--trace and --timeline need --fidelity event")
+    if calibration is not None:
+        system = load_system(system, overrides, calibration=calibration)
+        overrides = ()
+    if phase == "train":
+        return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
+                          microbatch=microbatch, zero=zero, recompute=recompute, schedule=schedule), chips, dtype,
+                          attention, overrides, as_json, out, top, compression)
+    if any(v != 1 for v in (pp, dp, ep, cp)) or zero or chips or sp:
+        raise click.UsageError("--pp/--dp/--ep/--cp/--sp/--zero/--chips apply to --phase train")
+    res = evaluate(system, model, phase=phase, batch=batch, seq_len=seq_len, context_len=context_len,
+                   tp=tp, dtype=dtype, attention=attention, overrides=overrides, fidelity=fidelity,
+                   compression=compression)
+    if trace_path:
+        res.write_trace(trace_path)
+    if timeline_path:
+        res.write_timeline(timeline_path)
+    if write_or_print_json(res, out, as_json):
+        return
+    s = res.summary
+    shape = f"seq {s['seq_len']}" if phase == "prefill" else f"context {s['context_len']}"
+    click.echo(f"{s['model']} {phase} on {s['system']} ({s['chip']}, tp={s['tp']}, {s['dtype']}, "
+               f"batch {s['batch']}, {shape}, {s['attention']} attention)")
+    if compression is not None:
+        click.echo(f"  compression   {compression.describe()}")
+    click.echo(f"  latency       {fmt(s['latency_s'], 's')} per step ({s['fidelity']})")
+    if s["fidelity"] == "event":
+        click.echo(f"  analytical    {fmt(s['analytical_latency_s'], 's')} per step; "
+                   f"{s['num_tasks']:,} tasks simulated")
+    click.echo(f"  tokens/s      {s['tokens_per_s']:,.1f}")
+    click.echo(f"  MFU           {100 * s['mfu']:.1f}%")
+    click.echo(f"  HBM BW used   {100 * s['hbm_bandwidth_utilization']:.1f}% "
+               f"({fmt(s['hbm_bytes_per_chip'], 'B')} per chip)")
+    click.echo(f"  memory/chip   {fmt(s['memory_bytes_per_chip'], 'B', binary=True)} of "
+               f"{fmt(s['hbm_capacity_bytes'], 'B', binary=True)} HBM")
+    if s["fidelity"] == "event":
+        click.echo(f"critical path: {s['bottleneck']}")
+        for c, t in sorted(s["critical_path_s"].items(), key=lambda kv: -kv[1]):
+            if t > 0:
+                click.echo(f"  {c:<13} {fmt(t, 's'):>10}  {100 * t / s['latency_s']:5.1f}%")
+        click.echo("utilization: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in s["utilization"].items()))
+    click.echo("time by bound:" if s["fidelity"] == "analytical" else "time by bound (critical path):")
+    for b, t in sorted(s["time_by_bound_s"].items(), key=lambda kv: -kv[1]):
+        if t > 0:
+            click.echo(f"  {b:<13} {fmt(t, 's'):>10}  {100 * t / s['latency_s']:5.1f}%")
+    if top:
+        click.echo("top ops (summed over layers):")
+        click.echo(f"  {'op':<16}{'count':>6}{'time':>12}{'share':>8}  bound")
+        for role, r in res.top_ops(top).iterrows():
+            click.echo(f"  {role:<16}{r['count']:>6}{fmt(r['time_s'], 's'):>12}{100 * r['share']:>7.1f}%  {r['bound']}")
+    for w in res.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if out:
+        click.echo(f"wrote {out}/ops.csv, summary.json, summary.md, roofline.png")
+
+
+def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attention, overrides, as_json, out, top,
+               compression=None):
+    from ..api import evaluate_train
+    from ..arch.presets import load_system
+    from ..arch.spec import SystemSpec
+    from ..errors import WorkloadError
+    from ..workload.parallel import ParallelPlan
+
+    spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
+    if spec.chip.kind == "npu" and spec.chip.name.startswith(("trainium1", "inferentia2")):
+        plan_fields["cores_per_chip"] = spec.chip.num_cores  # Neuron: --tp counts NeuronCores
+    plan = ParallelPlan(**plan_fields)
+    if chips is not None and chips != plan.chips:
+        raise WorkloadError(f"--chips {chips} does not match the plan: tp x pp x dp x cp = "
+                            f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")
+    res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention,
+                         compression=compression)
+    if write_or_print_json(res, out, as_json):
+        return
+    s = res.summary
+    click.echo(f"{s['model']} train step on {s['system']} ({s['chips']} x {s['chip']}; tp={s['tp']} pp={s['pp']} "
+               f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{' sp' if s['sp'] else ''}, zero {s['zero']}, "
+               f"recompute {s['recompute']}, {s['schedule']}; global batch {s['batch']} x {s['seq_len']} tokens, "
+               f"{s['microbatches']} microbatches of {s['microbatch']})")
+    click.echo(f"  step time     {fmt(s['step_time_s'], 's')}")
+    click.echo(f"  tokens/s      {s['tokens_per_s']:,.0f}")
+    click.echo(f"  MFU           {100 * s['mfu']:.1f}%  (HFU {100 * s['hfu']:.1f}%)")
+    click.echo(f"  bubble        {100 * s['bubble_fraction']:.1f}% of the pipeline phase")
+    click.echo(f"  comm          {fmt(s['comm_exposed_s'], 's')} exposed, {fmt(s['comm_hidden_s'], 's')} hidden")
+    click.echo(f"  memory/chip   {fmt(s['memory_bytes_per_chip'], 'B', binary=True)} of "
+               f"{fmt(s['hbm_capacity_bytes'], 'B', binary=True)}: " + ", ".join(
+                   f"{k} {fmt(v, 'B', binary=True)}" for k, v in s["memory_breakdown_bytes"].items() if v > 0))
+    click.echo(f"critical path: {s['bottleneck']}")
+    for b, t in sorted(s["time_by_bound_s"].items(), key=lambda kv: -kv[1]):
+        if t > 0:
+            click.echo(f"  {b:<13} {fmt(t, 's'):>10}  {100 * t / s['step_time_s']:5.1f}%")
+    if top:
+        click.echo("top ops of one microbatch (stage 0, summed over its layers):")
+        df = res.ops[res.ops["stage"] == 0]
+        g = df.groupby("role")["time_s"].agg(["size", "sum"]).sort_values("sum", ascending=False).head(top)
+        for role, r in g.iterrows():
+            click.echo(f"  {role:<26}{int(r['size']):>6}{fmt(r['sum'], 's'):>12}")
+    for w in res.warnings:
+        click.echo(f"warning: {w}", err=True)
+
+
+def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attention, overrides, as_json, out, top,
+               compression=None):
+    from ..api import evaluate_train
+    from ..arch.presets import load_system
+    from ..arch.spec import SystemSpec
+    from ..errors import WorkloadError
+    from ..workload.parallel import ParallelPlan
+
+    spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
+    if spec.chip.kind == "npu" and spec.chip.name.startswith(("trainium1", "inferentia2")):
+        plan_fields["cores_per_chip"] = spec.chip.num_cores  # Neuron: --tp counts NeuronCores
+    plan = ParallelPlan(**plan_fields)
+    if chips is not None and chips != plan.chips:
+        raise WorkloadError(f"--chips {chips} does not match the plan: tp x pp x dp x cp = "
+                            f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")
+    res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention,
+                         compression=compression)
+    if write_or_print_json(res, out, as_json):
+        return
+    s = res.summary
+    click.echo(f"{s['model']} train step on {s['system']} ({s['chips']} x {s['chip']}; tp={s['tp']} pp={s['pp']} "
+               f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{' sp' if s['sp'] else ''}, zero {s['zero']}, "
+               f"recompute {s['recompute']}, {s['schedule']}; global batch {s['batch']} x {s['seq_len']} tokens, "
+               f"{s['microbatches']} microbatches of {s['microbatch']})")
+    click.echo(f"  step time     {fmt(s['step_time_s'], 's')}")
+    click.echo(f"  tokens/s      {s['tokens_per_s']:,.0f}")
+    click.echo(f"  MFU           {100 * s['mfu']:.1f}%  (HFU {100 * s['hfu']:.1f}%)")
+    click.echo(f"  bubble        {100 * s['bubble_fraction']:.1f}% of the pipeline phase")
+    click.echo(f"  comm          {fmt(s['comm_exposed_s'], 's')} exposed, {fmt(s['comm_hidden_s'], 's')} hidden")
+    click.echo(f"  memory/chip   {fmt(s['memory_bytes_per_chip'], 'B', binary=True)} of "
+               f"{fmt(s['hbm_capacity_bytes'], 'B', binary=True)}: " + ", ".join(
+                   f"{k} {fmt(v, 'B', binary=True)}" for k, v in s["memory_breakdown_bytes"].items() if v > 0))
+    click.echo(f"critical path: {s['bottleneck']}")
+    for b, t in sorted(s["time_by_bound_s"].items(), key=lambda kv: -kv[1]):
+        if t > 0:
+            click.echo(f"  {b:<13} {fmt(t, 's'):>10}  {100 * t / s['step_time_s']:5.1f}%")
+    if top:
+        click.echo("top ops of one microbatch (stage 0, summed over its layers):")
+        df = res.ops[res.ops["stage"] == 0]
+        g = df.groupby("role")["time_s"].agg(["size", "sum"]).sort_values("sum", ascending=False).head(top)
+        for role, r in g.iterrows():
+            click.echo(f"  {role:<26}{int(r['size']):>6}{fmt(r['sum'], 's'):>12}")
+    for w in res.warnings:
+        click.echo(f"warning: {w}", err=True)
