@@ -16,7 +16,7 @@ from accelsim.errors import WorkloadError
 from accelsim.workload import (Collective, Conv2D, FlashAttention, KVCache, MatMul, ModelConfig, build,
                                decode, list_models, load_model, prefill)
 from accelsim.workload.build import CNN_ROLES, GLOBAL_ROLES, LAYER_ROLES, active_experts
-from accelsim.workload.model import preset_dir
+from accelsim.workload.loaders import preset_dir
 
 DATA = Path(__file__).parent / "data"
 

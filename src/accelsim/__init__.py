@@ -23,8 +23,8 @@ _API = {
     "simulate": ("accelsim.api", "simulate"),
     "list_presets": ("accelsim.arch.presets", "list_presets"),
     "load_system": ("accelsim.arch.presets", "load_system"),
-    "list_models": ("accelsim.workload.model", "list_models"),
-    "load_model": ("accelsim.workload.model", "load_model"),
+    "list_models": ("accelsim.workload.loaders", "list_models"),
+    "load_model": ("accelsim.workload.loaders", "load_model"),
     "roofline_figure": ("accelsim.report.plots", "roofline_figure"),
 }
 

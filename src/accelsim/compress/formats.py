@@ -320,3 +320,7 @@ DTYPE_BYTES = _DtypeBytes({"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "
                            "int4": 0.5, "fp4": 0.5})
 """Storage bytes per element of each dtype (tf32 is stored as fp32; any other format name
 resolves to its bits per element / 8)."""
+
+
+__all__ = ["Format", "FORMATS", "RATE_DTYPES", "DTYPE_BYTES", "get_format", "group_int", "is_format", "format_table",
+           "fake_quant", "quant_float"]

@@ -74,6 +74,4 @@ def int_sqnr_closed_form(bits: int, kappa: float) -> float:
     return 10 * math.log10(12) + 20 * math.log10(2 ** (bits - 1) - 1) - 20 * math.log10(kappa)
 
 
-__all__ = ["Format", "FORMATS", "RATE_DTYPES", "get_format", "group_int", "is_format", "format_table",
-           "fake_quant", "quant_float", "sqnr", "sqnr_db", "gemm_sqnr", "synthetic_tensor",
-           "float_sqnr_closed_form", "int_sqnr_closed_form"]
+__all__ = ["sqnr", "sqnr_db", "gemm_sqnr", "synthetic_tensor", "float_sqnr_closed_form", "int_sqnr_closed_form"]

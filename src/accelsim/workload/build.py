@@ -51,7 +51,8 @@ from typing import Any
 from ..configio import suggest
 from ..errors import WorkloadError
 from .graph import WorkloadGraph, WorkloadMeta
-from .model import ModelConfig, cnn_blocks, dtype_bytes, load_model
+from .loaders import load_model
+from .model import ModelConfig, cnn_blocks, dtype_bytes
 from .ops import (Collective, Conv2D, Elementwise, Embedding, FlashAttention, KVCache, LayerNorm,
                   MatMul, RMSNorm, Softmax)
 

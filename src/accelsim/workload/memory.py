@@ -45,7 +45,8 @@ from typing import Any
 from ..errors import WorkloadError
 from ..units import fmt
 from .graph import WorkloadGraph, WorkloadMeta
-from .model import ModelConfig, dtype_bytes, load_model
+from .loaders import load_model
+from .model import ModelConfig, dtype_bytes
 from .parallel import ParallelPlan, layer_params, stage_params
 
 COMPONENTS = ("weights", "gradients", "optimizer", "activations", "kv_cache", "buffers")

@@ -1,0 +1,119 @@
+"""Hugging Face ``config.json`` import: the config keys of common model types mapped onto a
+``ModelConfig`` (Llama-style defaults; GPT-2 / OPT / BERT / ViT / Falcon conventions where they
+differ). Errors name the file and the key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..configio import validate
+from ..errors import WorkloadError
+from .model import ModelConfig
+
+
+# Hugging Face model types whose conventions differ from the Llama defaults.
+_GATED_TYPES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
+                "gemma2", "phi3", "deepseek", "deepseek_v2", "deepseek_v3", "olmo", "olmo2", "granite"}
+_BIAS_TYPES = {"gpt2", "gpt_neox", "opt", "bert", "roberta", "vit", "deit", "gptj", "bloom", "falcon"}
+_LEARNED_POS_TYPES = {"gpt2", "opt", "bert", "roberta", "vit", "deit", "gpt_bigcode", "bloom"}
+_UNTIED_BY_DEFAULT = _GATED_TYPES  # their config classes default tie_word_embeddings to False
+_ENCODER_TYPES = {"bert", "roberta", "vit", "deit"}
+_ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu",
+                "gelu_pytorch_tanh": "gelu", "gelu_fast": "gelu", "gelu_python": "gelu",
+                "quick_gelu": "gelu"}
+_ALIASES = {"n_embd": "hidden_size", "n_head": "num_attention_heads", "n_layer": "num_hidden_layers",
+            "n_positions": "max_position_embeddings", "n_inner": "intermediate_size",
+            "num_local_experts": "num_experts", "n_routed_experts": "num_experts",
+            "n_shared_experts": "num_shared_experts", "first_k_dense_replace": "first_dense_layers",
+            "activation_function": "hidden_act"}
+
+
+def load_hf_config(path: str | Path) -> ModelConfig:
+    """Map a Hugging Face ``config.json`` onto a ModelConfig. Unknown keys are ignored; a
+    missing required key is a WorkloadError naming the key and the file. Multi-head latent
+    attention (DeepSeek-V2/V3 ``kv_lora_rank``) is not modelled: such configs are read as
+    standard attention with ``num_key_value_heads`` heads."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as e:
+        raise WorkloadError(f"{path}: cannot read: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise WorkloadError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
+    if not isinstance(raw, dict):
+        raise WorkloadError(f"{path}: expected a JSON object at the top level")
+    cfg = {k: v for k, v in raw.items() if v is not None}
+    for alias, key in _ALIASES.items():
+        if alias in cfg and key not in cfg:
+            cfg[key] = cfg[alias]
+    mt = str(cfg.get("model_type", ""))
+    vision = "image_size" in cfg and "patch_size" in cfg
+    family = "encoder" if (mt in _ENCODER_TYPES or vision) else "decoder"
+
+    def need(key: str) -> Any:
+        if key not in cfg:
+            raise WorkloadError(f"{path}: missing required key {key!r} (Hugging Face config.json"
+                                f" of model_type {mt or '?'!r})")
+        return cfg[key]
+
+    hidden = need("hidden_size")
+    if "intermediate_size" not in cfg and mt == "gpt2":
+        cfg["intermediate_size"] = 4 * hidden
+    act_name = str(cfg.get("hidden_act", "silu" if mt in _GATED_TYPES else "gelu"))
+    if act_name not in _ACTIVATIONS:
+        raise WorkloadError(f"{path}: hidden_act: unsupported activation {act_name!r}; supported: "
+                            f"{', '.join(sorted(_ACTIVATIONS))}")
+    if "rms_norm_eps" in cfg:
+        norm = "rmsnorm"
+    elif "layer_norm_eps" in cfg or "layer_norm_epsilon" in cfg:
+        norm = "layernorm"
+    else:
+        raise WorkloadError(f"{path}: missing required key 'rms_norm_eps' (RMSNorm) or "
+                            f"'layer_norm_eps'/'layer_norm_epsilon' (LayerNorm)")
+    data: dict[str, Any] = {
+        "name": _hf_name(path, raw),
+        "family": family,
+        "source": str(path),
+        "model_type": mt,
+        "hidden_size": hidden,
+        "intermediate_size": need("intermediate_size"),
+        "num_attention_heads": need("num_attention_heads"),
+        "num_key_value_heads": cfg.get("num_key_value_heads"),
+        "head_dim": cfg.get("head_dim"),
+        "num_hidden_layers": need("num_hidden_layers"),
+        "vocab_size": cfg.get("vocab_size", 0) if vision else need("vocab_size"),
+        "max_position_embeddings": cfg.get("max_position_embeddings", 0),
+        "activation": _ACTIVATIONS[act_name],
+        "gated_mlp": mt in _GATED_TYPES or (mt not in _BIAS_TYPES and _ACTIVATIONS[act_name] == "silu"),
+        "norm": norm,
+        "tied_embeddings": family == "decoder" and bool(cfg.get("tie_word_embeddings",
+                                                                 mt not in _UNTIED_BY_DEFAULT)),
+        "attention_bias": bool(cfg.get("attention_bias", cfg.get("qkv_bias", mt in _BIAS_TYPES))),
+        "mlp_bias": bool(cfg.get("mlp_bias", mt in _BIAS_TYPES)),
+        "position_embedding": ("learned" if (mt in _LEARNED_POS_TYPES or vision) and "rope_theta" not in cfg
+                               else "rope"),
+    }
+    if cfg.get("num_experts"):
+        data["num_experts"] = cfg["num_experts"]
+        data["num_experts_per_tok"] = need("num_experts_per_tok")
+        data["moe_intermediate_size"] = cfg.get("moe_intermediate_size")
+        data["num_shared_experts"] = cfg.get("num_shared_experts", 0)
+        data["first_dense_layers"] = cfg.get("first_dense_layers", 0)
+    if vision:
+        data.update(image_size=cfg["image_size"], patch_size=cfg["patch_size"],
+                    num_channels=cfg.get("num_channels", 3),
+                    num_classes=len(cfg.get("id2label", {})) or cfg.get("num_labels", 0))
+        data["max_position_embeddings"] = 0  # derived: patches + class token
+    return validate(ModelConfig, data, str(path), error=WorkloadError)
+
+
+def _hf_name(path: Path, raw: dict[str, Any]) -> str:
+    named = raw.get("_name_or_path")
+    if isinstance(named, str) and named.strip("/"):
+        return named.rstrip("/").split("/")[-1]
+    return path.parent.name if path.name == "config.json" and path.parent.name else path.stem
+
+
+__all__ = ["load_hf_config"]

@@ -1,0 +1,427 @@
+"""Training-step graphs of one pipeline stage for ONE microbatch on ONE chip: the forward and the
+backward op graphs, the optimizer step and the data-parallel gradient collectives
+(``StageGraphs``, used by ``train.build_train``).
+
+Forward of a layer (as ``build.prefill``, on ``T = microbatch * seq_len / cp`` tokens):
+norm, QKV (column-parallel), RoPE, [cp: all-gather K/V], attention, out projection
+(row-parallel), TP all-reduce (with sp: reduce-scatter, and an all-gather before each
+column-parallel GEMM; norms and residual adds on ``T / tp`` tokens), residual, norm, MLP (dense,
+or MoE: router, [ep: all-to-all dispatch], experts, [ep: all-to-all combine], shared experts),
+TP all-reduce, residual. The first stage starts with the vocabulary-parallel embedding, the
+last ends with the final norm, the LM head over all ``T`` tokens and the vocabulary-parallel
+cross-entropy (a softmax over the chip's vocabulary shard plus an all-reduce of 3 fp32 numbers
+per token: max, target logit, sum of exponentials).
+
+Backward, layer by layer in reverse:
+
+- every weight GEMM ``Y[m,n] = X[m,k] W[k,n]`` becomes an activation-gradient GEMM
+  ``dX = dY W^T`` (``*_dgrad``: m x k x n) and a weight-gradient GEMM ``dW = X^T dY``
+  (``*_wgrad``: k x n x m, output in the gradient dtype): 2x the forward FLOPs;
+- flash attention backward is one fused pass costed as a flash forward with 2.5x the head
+  width: 5 score-sized GEMMs (recompute ``QK^T``, ``dP = dO V^T``, ``dV = P^T dO``,
+  ``dQ = dS K``, ``dK = dS^T Q``) against 2 in the forward (FlashAttention-2). Its bytes
+  come out 2.5x the forward's where the real pass moves 2x (Q, K, V, O, dO in; dQ, dK, dV
+  out), and on 128-wide systolic arrays the 320-wide pass of a 128-wide head costs about 3x
+  a forward. Unfused attention backward is
+  four batched GEMMs (``dprobs``, ``dv``, ``dq``, ``dk``) and the softmax backward;
+- norm backward is an elementwise pass reading x and dy and writing dx (``mul`` over the
+  tokens x hidden); an activation's backward is the same function over ``(2i+1)/(i+1)`` times
+  its elements (``i`` inputs: reads inputs and dy, writes one gradient per input), so bytes
+  match; RoPE backward is RoPE; a residual junction adds the two incoming gradients;
+- TP collectives are mirrored (Megatron's f/g conjugates): the forward all-reduce after a
+  row-parallel GEMM has an identity backward, the identity before a column-parallel GEMM an
+  all-reduce of dX in backward; with sp a forward all-gather becomes a reduce-scatter and vice
+  versa, and the input of each column-parallel GEMM is all-gathered again for its weight
+  gradient (Korthikanti et al. keep only the sharded input). CP: K/V are all-gathered again
+  and dK/dV reduce-scattered. EP: one all-to-all for the combine's gradient, one for the
+  dispatch's;
+- recompute="full": before a layer's backward its forward is recomputed (roles
+  ``recompute.*``, TP/CP/EP collectives included); "selective": the attention core is
+  recomputed (``recompute.attn``) before its backward.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .build import active_experts
+from .graph import WorkloadGraph, WorkloadMeta
+from .model import ModelConfig, dtype_bytes
+from .ops import (AdamW, Collective, ELEMENTWISE, Elementwise, Embedding, FlashAttention, LayerNorm, MatMul,
+                  RMSNorm, Softmax)
+from .parallel import ParallelPlan, embedding_params, head_params, layer_params
+from ..errors import WorkloadError
+
+FLASH_BWD_FACTOR = 2.5
+"""Flash attention backward FLOPs over forward (5 score-sized GEMMs against 2)."""
+
+
+class _Emit:
+    """Ops and edges in program order (each op after its dependencies)."""
+
+    def __init__(self) -> None:
+        self.ops: list = []
+        self.edges: list[tuple[str, str]] = []
+        self.names: set[str] = set()
+
+    def __call__(self, op, *deps: str | None) -> str:
+        if op.name in self.names:
+            raise WorkloadError(f"duplicate op name {op.name!r} (a bug in the training builder)")
+        self.names.add(op.name)
+        self.ops.append(op)
+        self.edges.extend((d, op.name) for d in deps if d)
+        return op.name
+
+    def graph(self, meta: WorkloadMeta) -> WorkloadGraph:
+        return WorkloadGraph.from_ordered(meta, self.ops, self.edges)
+
+
+class StageGraphs:
+    """Shapes of one chip's share of one microbatch, and the emitters of each part."""
+
+    def __init__(self, m: ModelConfig, plan: ParallelPlan, seq_len: int, dt: str, attention: str):
+        self.m, self.p, self.dt = m, plan, dt
+        self.gdt = plan.grad_dtype or dt
+        self.B, self.GB = dtype_bytes(dt), dtype_bytes(self.gdt)
+        self.t = t = plan.tp_chips
+        self.sp = plan.sp and t > 1
+        self.s, self.sc = seq_len, seq_len // plan.cp
+        self.T = plan.microbatch * self.sc
+        self.Tsp = self.T // t if self.sp else self.T
+        self.d, self.hd = m.hidden_size, m.head_dim
+        self.hq, self.kvl = m.num_attention_heads // t, m.kv_heads_per_chip(t)
+        self.qkv_n = (self.hq + 2 * self.kvl) * self.hd
+        self.g = 2 if m.gated_mlp else 1
+        self.f = m.intermediate_size // t
+        self.act = (m.activation + "_mul") if m.gated_mlp else m.activation
+        self.Norm = RMSNorm if m.norm == "rmsnorm" else LayerNorm
+        self.flash = attention == "flash"
+        # load-balanced causal CP: sc queries see (s + sc)/2 keys on average (exactly 1/cp of
+        # the causal work; see FlashAttention.score_elements)
+        self.kv_len = (self.s + self.sc) // 2 if plan.cp > 1 else self.s
+        self.Vt = -(-m.vocab_size // t)
+        if m.is_moe:
+            E, k = m.num_experts, m.num_experts_per_tok
+            cap = plan.moe_capacity_factor
+            if plan.ep == 1:
+                self.n_exp = active_experts(E, k, self.T)
+                self.m_exp = math.ceil(self.T * k * (cap or 1.0) / self.n_exp)
+                self.fm = m.moe_intermediate_size // t
+            else:
+                self.n_exp = E // plan.ep
+                load = cap if cap is not None else plan.moe_load_imbalance
+                self.load = load
+                self.m_exp = math.ceil(self.Tsp * k * load / self.n_exp)
+                self.fm = m.moe_intermediate_size
+            self.fs = m.num_shared_experts * (m.moe_intermediate_size // t)
+
+    # --- op factories -------------------------------------------------------------------------
+    def mm(self, e: _Emit, pre: str, role: str, layer: int, m: int, n: int, k: int, *deps: str | None,
+           batch: int = 1, shared: bool = True, out: str | None = None) -> str:
+        return e(MatMul(name=pre + role.split(".", 1)[1], layer=layer, role=role, m=m, n=n, k=k, batch=batch,
+                        dtype_a=self.dt, dtype_b=self.dt, dtype_out=out or self.dt, b_shared=shared), *deps)
+
+    def ew(self, e: _Emit, pre: str, role: str, layer: int, fn: str, elements: float, *deps: str | None,
+           backward: bool = False) -> str:
+        if backward:  # reads inputs and dy, writes one gradient per input
+            i = ELEMENTWISE[fn][0]
+            elements = elements * (2 * i + 1) / (i + 1)
+        return e(Elementwise(name=pre + role.split(".", 1)[1], layer=layer, role=role, fn=fn,
+                             elements=int(math.ceil(elements)), dtype=self.dt), *deps)
+
+    def coll(self, e: _Emit, pre: str, local: str, group_name: str, op: str, nbytes: float, group: int,
+             layer: int, *deps: str | None, dtype: str | None = None) -> str | None:
+        """A collective, or nothing (returns the first dep) when the group has one rank."""
+        if group <= 1:
+            return next((d for d in deps if d), None)
+        return e(Collective(name=pre + local, layer=layer, role=f"{group_name}.{op}", op=op,
+                            bytes_per_rank=nbytes, group=group, dtype=dtype or self.dt), *deps)
+
+    def tp_in(self, e: _Emit, pre: str, tag: str, li: int, x: str | None) -> str | None:
+        """Before a column-parallel GEMM: sp all-gathers the sequence shards (forward) — also
+        the backward's re-gather for a weight gradient."""
+        if not self.sp:
+            return x
+        return self.coll(e, pre, f"tp_allgather_{tag}", "tp", "allgather", self.Tsp * self.d * self.B, self.t, li, x)
+
+    def tp_out(self, e: _Emit, pre: str, tag: str, li: int, *deps: str | None) -> str | None:
+        """After a row-parallel GEMM (forward) or a column-parallel dgrad (backward): sum the
+        partial results over TP (all-reduce, or reduce-scatter with sp)."""
+        op = "reducescatter" if self.sp else "allreduce"
+        return self.coll(e, pre, f"tp_{op}_{tag}", "tp", op, self.T * self.d * self.B, self.t, li, *deps)
+
+    def zero_groups(self, dense: float, expert: float) -> list[tuple[str, float, int]]:
+        """(name suffix, parameters, group) of the data-parallel groups holding ``dense`` and
+        ``expert`` parameters (merged when they are the same group)."""
+        p = self.p
+        if p.ep == 1 or expert == 0:
+            return [("", dense + expert, p.dp_group)]
+        return [("", dense, p.dp_group), ("_experts", expert, p.expert_dp_group)]
+
+    def zero_gather(self, e: _Emit, pre: str, li: int, dense: float, expert: float, *deps: str | None,
+                    tag: str = "") -> list[str]:
+        """ZeRO-3: all-gather the weights (one shard per rank) before they are used."""
+        if self.p.zero != 3:
+            return []
+        out = []
+        for sfx, n, grp in self.zero_groups(dense, expert):
+            c = self.coll(e, pre, "dp_allgather" + tag + sfx, "dp", "allgather", n * self.B / grp, grp, li, *deps)
+            if c and c not in deps:
+                out.append(c)
+        return out
+
+    def zero_scatter(self, e: _Emit, pre: str, li: int, dense: float, expert: float, *deps: str | None,
+                     tag: str = "") -> None:
+        """ZeRO-2/3: reduce-scatter the gradients once computed."""
+        if self.p.zero < 2:
+            return
+        for sfx, n, grp in self.zero_groups(dense, expert):
+            self.coll(e, pre, "dp_reducescatter" + tag + sfx, "dp", "reducescatter", n * self.GB, grp, li, *deps,
+                      dtype=self.gdt)
+
+    # --- forward ------------------------------------------------------------------------------
+    def attention_fwd(self, e: _Emit, pre: str, ps: str, li: int, h: str) -> str:
+        b = self.p.microbatch
+        if self.flash:
+            return e(FlashAttention(name=pre + "attn", layer=li, role=f"{ps}.attn", batch=b, heads=self.hq,
+                                    kv_heads=self.kvl, q_len=self.sc, kv_len=self.kv_len, head_dim=self.hd,
+                                    causal=True, dtype=self.dt), h)
+        bh = b * self.hq
+        h = self.mm(e, pre, f"{ps}.attn_score", li, self.sc, self.s, self.hd, h, batch=bh, shared=False)
+        h = e(Softmax(name=pre + "attn_softmax", layer=li, role=f"{ps}.attn_softmax", rows=bh * self.sc,
+                      cols=self.s, dtype=self.dt), h)
+        return self.mm(e, pre, f"{ps}.attn_context", li, self.sc, self.hd, self.s, h, batch=bh, shared=False)
+
+    def layer_fwd(self, e: _Emit, li: int, x: str | None, ps: str = "fwd", gathered: list[str] | None = None) -> str:
+        """One layer's forward (``ps`` = "fwd", or "recompute" inside the backward, where the
+        weights were ``gathered`` already)."""
+        m, T, Tsp, d = self.m, self.T, self.Tsp, self.d
+        pre = f"L{li}.{ps}."
+        if gathered is None:
+            gathered = self.zero_gather(e, pre, li, *layer_params(m, li, self.p), x)
+        h = e(self.Norm(name=pre + "norm_attn", layer=li, role=f"{ps}.norm_attn", rows=Tsp, cols=d, dtype=self.dt), x)
+        h = self.tp_in(e, pre, "attn", li, h)
+        h = self.mm(e, pre, f"{ps}.qkv_proj", li, T, self.qkv_n, d, h, *gathered)
+        if m.position_embedding == "rope":
+            h = self.ew(e, pre, f"{ps}.rope", li, "rope", T * (self.hq + self.kvl) * self.hd, h)
+        kv = 2 * self.p.microbatch * self.sc * self.kvl * self.hd * self.B
+        h = self.coll(e, pre, "cp_allgather_kv", "cp", "allgather", kv, self.p.cp, li, h)
+        h = self.attention_fwd(e, pre, ps, li, h)
+        h = self.mm(e, pre, f"{ps}.out_proj", li, T, d, self.hq * self.hd, h)
+        h = self.tp_out(e, pre, "attn", li, h)
+        r = self.ew(e, pre, f"{ps}.residual_attn", li, "add", Tsp * d, h, x)
+        n2 = e(self.Norm(name=pre + "norm_mlp", layer=li, role=f"{ps}.norm_mlp", rows=Tsp, cols=d, dtype=self.dt), r)
+        if m.is_moe_layer(li):
+            outs = self.moe_fwd(e, pre, ps, li, n2)
+        else:
+            h = self.tp_in(e, pre, "mlp", li, n2)
+            h = self.mm(e, pre, f"{ps}.mlp_up", li, T, self.g * self.f, d, h)
+            h = self.ew(e, pre, f"{ps}.mlp_act", li, self.act, T * self.f, h)
+            h = self.mm(e, pre, f"{ps}.mlp_down", li, T, d, self.f, h)
+            outs = [self.tp_out(e, pre, "mlp", li, h)]
+        return self.ew(e, pre, f"{ps}.residual_mlp", li, "add", Tsp * d, *outs, r)
+
+    def moe_fwd(self, e: _Emit, pre: str, ps: str, li: int, n2: str) -> list[str | None]:
+        m, d, g = self.m, self.d, self.g
+        E, k = m.num_experts, m.num_experts_per_tok
+        ep = self.p.ep > 1
+        tokens = self.Tsp if ep else self.T  # ep: each TP rank routes its own sequence shard
+        hin = n2 if ep else self.tp_in(e, pre, "moe", li, n2)
+        h = self.mm(e, pre, f"{ps}.router", li, tokens, E, d, hin)
+        a2a = tokens * k * d * self.B * (self.load if ep else 1.0)
+        if ep:
+            h = self.coll(e, pre, "ep_alltoall_dispatch", "ep", "alltoall", a2a, self.p.ep, li, h)
+        h = self.mm(e, pre, f"{ps}.moe_up", li, self.m_exp, g * self.fm, d, h, batch=self.n_exp, shared=False)
+        h = self.ew(e, pre, f"{ps}.moe_act", li, self.act, self.n_exp * self.m_exp * self.fm, h)
+        h = self.mm(e, pre, f"{ps}.moe_down", li, self.m_exp, d, self.fm, h, batch=self.n_exp, shared=False)
+        if ep:
+            h = self.coll(e, pre, "ep_alltoall_combine", "ep", "alltoall", a2a, self.p.ep, li, h)
+        outs: list[str | None] = [h]
+        if self.fs:
+            s = self.tp_in(e, pre, "shared", li, n2) if ep else hin
+            s = self.mm(e, pre, f"{ps}.shared_up", li, self.T, g * self.fs, d, s)
+            s = self.ew(e, pre, f"{ps}.shared_act", li, self.act, self.T * self.fs, s)
+            outs.append(self.mm(e, pre, f"{ps}.shared_down", li, self.T, d, self.fs, s))
+        if ep:
+            return [outs[0], self.tp_out(e, pre, "shared", li, outs[1])] if self.fs else outs
+        return [self.tp_out(e, pre, "mlp", li, *outs)]
+
+    def stage_fwd(self, stage: int, layers: range) -> _Emit:
+        e, m, d = _Emit(), self.m, self.d
+        x: str | None = None
+        last = stage == self.p.pp - 1
+        if stage == 0:
+            ag = self.zero_gather(e, "fwd.", -1, embedding_params(m, self.p), 0, tag="_embed")
+            x = e(Embedding(name="fwd.embed", role="fwd.embed", tokens=self.T, hidden=d, vocab=self.Vt,
+                            dtype=self.dt), *ag)
+            x = self.tp_out(e, "fwd.", "embed", -1, x)
+            if m.position_embedding == "learned":
+                x = self.ew(e, "fwd.", "fwd.pos_embed", -1, "add", self.Tsp * d, x)
+        for li in layers:
+            x = self.layer_fwd(e, li, x)
+        if last:
+            # ZeRO-3 gathers the LM head (with tied embeddings and pp == 1: the token table again)
+            head = m._norm_params() + self.Vt * d
+            ag = self.zero_gather(e, "fwd.", -1, head, 0, x, tag="_head")
+            x = e(self.Norm(name="fwd.final_norm", role="fwd.final_norm", rows=self.Tsp, cols=d, dtype=self.dt), x)
+            x = self.tp_in(e, "fwd.", "head", -1, x)
+            x = self.mm(e, "fwd.", "fwd.lm_head", -1, self.T, self.Vt, d, x, *ag)
+            x = e(Softmax(name="fwd.loss", role="fwd.loss", rows=self.T, cols=self.Vt, dtype=self.dt), x)
+            self.coll(e, "fwd.", "tp_allreduce_loss", "tp", "allreduce", 3 * self.T * 4.0, self.t, -1, x,
+                      dtype="fp32")
+        return e
+
+    # --- backward -----------------------------------------------------------------------------
+    def linear_bwd(self, e: _Emit, pre: str, li: int, name: str, m: int, n: int, k: int, *dy: str | None,
+                   x: str | None = None, batch: int = 1, wgrads: list | None = None) -> str:
+        """dgrad and wgrad of ``Y[m,n] = X[m,k] W[k,n]`` (batched per expert with ``batch``);
+        ``dy`` are the dependencies of both, ``x`` an extra one of the wgrad (a re-gathered
+        input). Returns the dgrad."""
+        dx = self.mm(e, pre, f"bwd.{name}_dgrad", li, m, k, n, *dy, batch=batch, shared=batch == 1)
+        w = self.mm(e, pre, f"bwd.{name}_wgrad", li, k, n, m, *dy, x, batch=batch, shared=False, out=self.gdt)
+        if wgrads is not None:
+            wgrads.append(w)
+        return dx
+
+    def attention_bwd(self, e: _Emit, pre: str, li: int, h: str | None) -> list[str]:
+        """Attention backward; returns the ops producing dQ, dK and dV."""
+        b = self.p.microbatch
+        if self.flash:
+            return [e(FlashAttention(name=pre + "attn", layer=li, role="bwd.attn", batch=b, heads=self.hq,
+                                     kv_heads=self.kvl, q_len=self.sc, kv_len=self.kv_len,
+                                     head_dim=round(FLASH_BWD_FACTOR * self.hd), causal=True, dtype=self.dt), h)]
+        bh, sc, s, hd = b * self.hq, self.sc, self.s, self.hd
+        dp = self.mm(e, pre, "bwd.attn_dprobs", li, sc, s, hd, h, batch=bh, shared=False)     # dP = dO V^T
+        dv = self.mm(e, pre, "bwd.attn_dv", li, s, hd, sc, h, batch=bh, shared=False)         # dV = P^T dO
+        ds = self.ew(e, pre, "bwd.attn_softmax", li, "mul", bh * sc * s, dp)                  # dS = P*(dP-D)
+        dq = self.mm(e, pre, "bwd.attn_dq", li, sc, hd, s, ds, batch=bh, shared=False)        # dQ = dS K
+        dk = self.mm(e, pre, "bwd.attn_dk", li, s, hd, sc, ds, batch=bh, shared=False)        # dK = dS^T Q
+        return [dq, dk, dv]
+
+    def layer_bwd(self, e: _Emit, li: int, dy: str | None) -> str:
+        m, T, Tsp, d = self.m, self.T, self.Tsp, self.d
+        pre = f"L{li}.bwd."
+        dense, expert = layer_params(m, li, self.p)
+        gathered = self.zero_gather(e, pre, li, dense, expert, dy)
+        start = dy
+        if self.p.recompute == "full":
+            start = self.layer_fwd(e, li, dy, "recompute", gathered)
+        wg: list[str] = []
+        # MLP block
+        if m.is_moe_layer(li):
+            dn = self.moe_bwd(e, pre, li, start, gathered, wg)
+        else:
+            h = self.tp_in(e, pre, "mlp", li, start)
+            h = self.linear_bwd(e, pre, li, "mlp_down", T, d, self.f, h, *gathered, wgrads=wg)
+            h = self.ew(e, pre, "bwd.mlp_act", li, self.act, T * self.f, h, backward=True)
+            x = self.tp_in(e, pre, "mlp_wgrad", li, h)
+            dx = self.linear_bwd(e, pre, li, "mlp_up", T, self.g * self.f, d, h, x=x, wgrads=wg)
+            dn = [self.tp_out(e, pre, "mlp", li, dx)]
+        h = self.ew(e, pre, "bwd.norm_mlp", li, "mul", Tsp * d, *dn)
+        dr = self.ew(e, pre, "bwd.residual_mlp", li, "add", Tsp * d, h, start)
+        # attention block
+        h = self.tp_in(e, pre, "attn", li, dr)
+        h = self.linear_bwd(e, pre, li, "out_proj", T, d, self.hq * self.hd, h, wgrads=wg)
+        if self.p.recompute == "selective":
+            h = self.attention_fwd(e, f"L{li}.recompute.", "recompute", li, h)
+        kv = 2 * self.p.microbatch * self.kvl * self.hd * self.B
+        h = self.coll(e, pre, "cp_allgather_kv", "cp", "allgather", kv * self.sc, self.p.cp, li, h)
+        grads = self.attention_bwd(e, pre, li, h)
+        if self.p.cp > 1:
+            grads = [self.coll(e, pre, "cp_reducescatter_dkv", "cp", "reducescatter", kv * self.s, self.p.cp, li,
+                               *grads)]
+        if m.position_embedding == "rope":
+            grads = [self.ew(e, pre, "bwd.rope", li, "rope", T * (self.hq + self.kvl) * self.hd, *grads)]
+        x = self.tp_in(e, pre, "attn_wgrad", li, grads[0])
+        dx = self.linear_bwd(e, pre, li, "qkv_proj", T, self.qkv_n, d, *grads, x=x, wgrads=wg)
+        h = self.tp_out(e, pre, "attn", li, dx)
+        h = self.ew(e, pre, "bwd.norm_attn", li, "mul", Tsp * d, h)
+        out = self.ew(e, pre, "bwd.residual_attn", li, "add", Tsp * d, h, dr)
+        self.zero_scatter(e, pre, li, dense, expert, *wg)
+        return out
+
+    def moe_bwd(self, e: _Emit, pre: str, li: int, start: str | None, gathered: list[str],
+                wg: list[str]) -> list[str | None]:
+        """Backward of a MoE block; returns the ops producing the gradient of its input."""
+        m, d, g, T = self.m, self.d, self.g, self.T
+        ep = self.p.ep > 1
+        tokens = self.Tsp if ep else self.T
+        if ep:
+            a2a = tokens * m.num_experts_per_tok * d * self.B * self.load
+            h = self.coll(e, pre, "ep_alltoall_combine", "ep", "alltoall", a2a, self.p.ep, li, start)
+            x = None
+        else:
+            h = dyg = self.tp_in(e, pre, "moe", li, start)
+            x = self.tp_in(e, pre, "moe_wgrad", li, start) if self.sp else None  # re-gathered input
+        h = self.linear_bwd(e, pre, li, "moe_down", self.m_exp, d, self.fm, h, *gathered, batch=self.n_exp,
+                            wgrads=wg)
+        h = self.ew(e, pre, "bwd.moe_act", li, self.act, self.n_exp * self.m_exp * self.fm, h, backward=True)
+        h = self.linear_bwd(e, pre, li, "moe_up", self.m_exp, g * self.fm, d, h, x=x, batch=self.n_exp, wgrads=wg)
+        if ep:
+            h = self.coll(e, pre, "ep_alltoall_dispatch", "ep", "alltoall", a2a, self.p.ep, li, h)
+        outs: list[str | None] = [self.linear_bwd(e, pre, li, "router", tokens, m.num_experts, d, h, x=x,
+                                                  wgrads=wg)]
+        if self.fs:
+            s = self.tp_in(e, pre, "shared", li, start) if ep else dyg
+            s = self.linear_bwd(e, pre, li, "shared_down", T, d, self.fs, s, *gathered, wgrads=wg)
+            s = self.ew(e, pre, "bwd.shared_act", li, self.act, T * self.fs, s, backward=True)
+            xs = self.tp_in(e, pre, "shared_wgrad", li, s) if ep else x
+            s = self.linear_bwd(e, pre, li, "shared_up", T, g * self.fs, d, s, x=xs, wgrads=wg)
+            outs.append(self.tp_out(e, pre, "shared", li, s) if ep else s)
+        return outs if ep else [self.tp_out(e, pre, "mlp", li, *outs)]
+
+    def stage_bwd(self, stage: int, layers: range) -> _Emit:
+        e, m, d, T = _Emit(), self.m, self.d, self.T
+        dy: str | None = None
+        if stage == self.p.pp - 1:
+            head = m._norm_params() + self.Vt * d
+            ag = self.zero_gather(e, "bwd.", -1, head, 0, tag="_head")
+            h = self.ew(e, "bwd.", "bwd.loss", -1, "mul", T * self.Vt, *ag)
+            x = self.tp_in(e, "bwd.", "head_wgrad", -1, h)
+            wg: list[str] = []
+            h = self.linear_bwd(e, "bwd.", -1, "lm_head", T, self.Vt, d, h, x, wgrads=wg)
+            h = self.tp_out(e, "bwd.", "head", -1, h)
+            dy = self.ew(e, "bwd.", "bwd.final_norm", -1, "mul", self.Tsp * d, h)
+            self.zero_scatter(e, "bwd.", -1, head_params(m, self.p), 0, *wg, tag="_head")
+        for li in reversed(layers):
+            dy = self.layer_bwd(e, li, dy)
+        if stage == 0:
+            h = self.tp_in(e, "bwd.", "embed", -1, dy)
+            if m.position_embedding == "learned":
+                self.ew(e, "bwd.", "bwd.pos_embed", -1, "add", self.Tsp * d, h)
+            h = e(Embedding(name="bwd.embed", role="bwd.embed", tokens=T, hidden=d, vocab=self.Vt, dtype=self.gdt), h)
+            self.zero_scatter(e, "bwd.", -1, embedding_params(m, self.p), 0, h, tag="_embed")
+        return e
+
+    # --- once per step ------------------------------------------------------------------------
+    def optimizer(self, dense: int, expert: int) -> _Emit:
+        e = _Emit()
+        sharded = self.p.zero >= 1
+        n = sum(p / grp if sharded else p for _, p, grp in self.zero_groups(dense, expert))
+        e(AdamW(name="opt.adamw", role="opt.adamw", elements=int(math.ceil(n)), dtype="fp32",
+                grad_dtype=self.gdt, param_dtype=self.dt, master_weights=self.dt != "fp32"))
+        return e
+
+    def grad_sync(self, stage: int, dense: int, expert: int) -> list[Collective]:
+        out: list[Collective] = []
+        z = self.p.zero
+        for sfx, n, grp in self.zero_groups(dense, expert):
+            if grp <= 1:
+                continue
+            kw = dict(layer=-1, group=grp)
+            if z == 0:
+                out.append(Collective(name="dp.allreduce" + sfx, role="dp.allreduce", op="allreduce",
+                                      bytes_per_rank=n * self.GB, dtype=self.gdt, **kw))
+            if z == 1:
+                out.append(Collective(name="dp.reducescatter" + sfx, role="dp.reducescatter", op="reducescatter",
+                                      bytes_per_rank=n * self.GB, dtype=self.gdt, **kw))
+            if z in (1, 2):
+                out.append(Collective(name="dp.allgather" + sfx, role="dp.allgather", op="allgather",
+                                      bytes_per_rank=n * self.B / grp, dtype=self.dt, **kw))
+        if self.m.tied_embeddings and self.p.pp > 1 and stage in (0, self.p.pp - 1):
+            out.append(Collective(name="pp.allreduce_embedding", role="pp.allreduce", op="allreduce", layer=-1,
+                                  bytes_per_rank=self.Vt * self.d * self.GB, group=2, dtype=self.gdt))
+        return out
+
+
+__all__ = ["StageGraphs", "FLASH_BWD_FACTOR"]
