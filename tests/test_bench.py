@@ -18,7 +18,7 @@ SCHEMA_COLUMNS = ["id", "kind", "system", "chips", "dtype", "m", "n", "k", "batc
                   "compression", "measured_time_s", "source", "notes"]
 SCHEMA_KINDS = {"gemm", "softmax", "layernorm", "rmsnorm", "gelu", "silu_mul", "add", "copy", "allreduce",
                 "allgather", "reducescatter", "alltoall", "layer_op", "layer", "model"}
-SHIPPED = Path(__file__).parents[1] / "workloads/measurements/a100_calibration.csv"
+SHIPPED = Path(__file__).parents[1] / "workloads/measurements/validation/a100_llmcompass_gpt3.csv"
 
 
 def test_columns_are_the_schema():

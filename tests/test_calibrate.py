@@ -26,7 +26,9 @@ from accelsim.correlate.schema import COLLECTIVE_KINDS, rows_of
 from accelsim.errors import MeasurementError
 from accelsim.workload.ops import Collective, MatMul
 
-A100 = Path(__file__).resolve().parents[1] / "workloads" / "measurements" / "a100_calibration.csv"
+MEAS = Path(__file__).resolve().parents[1] / "workloads" / "measurements"
+A100_PARTS = MEAS / "parts" / "a100_llmcompass.csv"
+A100 = [A100_PARTS, MEAS / "validation" / "a100_llmcompass_gpt3.csv"]  # kernels + collectives, GPT-3 layer
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +140,12 @@ def test_calibrated_predictions_never_beat_the_roofline(rows, teff, veff, heff, 
         assert t >= neutral * (1 - 1e-6), row.id  # calibration only ever slows a case down
 
 
-_PR = Predictor()
+_PR = Predictor("ideal")  # calibrations apply to the ideal model
 
 
 def test_unconstrained_fields_are_not_fitted(tmp_path):
     gemms = tmp_path / "gemm.csv"
-    lines = A100.read_text().splitlines()
+    lines = A100_PARTS.read_text().splitlines()
     gemms.write_text("\n".join([lines[0]] + [ln for ln in lines[1:] if ",gemm," in ln]) + "\n")
     res = calibrate(gemms, "a100-sxm-80gb", fields="tensor_efficiency,tensor_launch_overhead_s,link_efficiency",
                     k=2)
@@ -164,7 +166,7 @@ def test_refusals(tmp_path):
 
 def test_cli_calibrate_then_run_and_correlate(tmp_path):
     gemms = tmp_path / "gemm.csv"
-    lines = A100.read_text().splitlines()
+    lines = A100_PARTS.read_text().splitlines()
     gemms.write_text("\n".join([lines[0]] + [ln for ln in lines[1:] if ",gemm," in ln]) + "\n")
     out = tmp_path / "calibrated.yaml"
     r = CliRunner().invoke(main, ["calibrate", str(gemms), "--system", "a100-sxm-80gb", "-o", str(out),

@@ -338,7 +338,7 @@ def cli(*args):
 
 
 def test_cli_json():
-    r = cli("allreduce", "--system", "dgx-h100", "--bytes", "64 MiB", "--ranks", "8", "--json")
+    r = cli("allreduce", "--system", "dgx-h100", "--bytes", "64 MiB", "--ranks", "8", "--ideal", "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["algorithm"] == "in_switch"
@@ -350,7 +350,8 @@ def test_cli_readable_event_and_scale_out():
     r = cli("allreduce", "--system", "dgx-h100", "--bytes", "16MiB", "--ranks", "16")
     assert r.exit_code == 0, r.output
     assert "dgx-h100x2" in r.output and "busbw" in r.output
-    r = cli("allgather", "--system", "trn2-48xl", "--bytes", "1 MiB", "--ranks", "16", "--fidelity", "event", "--json")
+    r = cli("allgather", "--system", "trn2-48xl", "--bytes", "1 MiB", "--ranks", "16", "--fidelity", "event", "--ideal",
+            "--json")
     out = json.loads(r.output)
     assert out["fidelity"] == "event" and out["num_tasks"] > 0
     assert out["time_s"] == pytest.approx(out["analytical_time_s"], rel=0.02)

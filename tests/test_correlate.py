@@ -27,12 +27,14 @@ from accelsim.cost.op_cost import ChipModel, op_cost
 from accelsim.workload import build, load_model
 from accelsim.workload.ops import LayerNorm, MatMul
 
-A100 = Path(__file__).resolve().parents[1] / "workloads" / "measurements" / "a100_calibration.csv"
+MEAS = Path(__file__).resolve().parents[1] / "workloads" / "measurements"
+A100_PARTS = MEAS / "parts" / "a100_llmcompass.csv"
+A100 = [A100_PARTS, MEAS / "validation" / "a100_llmcompass_gpt3.csv"]  # kernels + collectives, GPT-3 layer
 
 
 @pytest.fixture(scope="module")
 def a100():
-    return correlate(A100)
+    return correlate(A100, mode="ideal")  # the ideal bound: the figures below are hand-checked against it
 
 
 def write(tmp_path: Path, text: str, name: str = "m.csv") -> Path:
@@ -50,10 +52,19 @@ def frame(*rows: dict) -> pd.DataFrame:
 # the shipped A100 file
 
 
-def test_shipped_copy_is_the_shared_file():
+def test_shipped_split_is_the_shared_file():
+    """parts/ (kernels, collectives) and validation/ (the GPT-3 layer) hold exactly the rows of
+    the shared research file, split by kind."""
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "measurements" / "a100_calibration.csv"
     if shared.exists():
-        assert A100.read_bytes() == shared.read_bytes()
+        import csv
+
+        def rows(p):
+            return sorted(tuple(r) for r in list(csv.reader(open(p, newline="")))[1:])
+
+        parts, val = rows(A100[0]), rows(A100[1])
+        assert sorted(parts + val) == rows(shared)
+        assert {r[1] for r in val} == {"layer_op", "layer"} and "layer" not in {r[1] for r in parts}
 
 
 def test_every_a100_row_is_predicted(a100):
@@ -222,8 +233,8 @@ def test_event_fidelity():
                 "dtype": "fp16", "measured_time_s": 1e-4},
                {"id": "ar", "kind": "allreduce", "system": "a100x4-nvlink", "bytes": 2**24, "ranks": 4,
                 "measured_time_s": 1e-4})
-    ana = correlate(df).per_row.set_index("id")
-    ev = correlate(df, fidelity="event").per_row.set_index("id")
+    ana = correlate(df, mode="ideal").per_row.set_index("id")
+    ev = correlate(df, fidelity="event", mode="ideal").per_row.set_index("id")
     assert (ev["fidelity"] == "event").all()
     for i in ("g", "ar"):
         assert ev.loc[i, "predicted_time_s"] == pytest.approx(ana.loc[i, "predicted_time_s"], rel=0.3)
@@ -263,7 +274,7 @@ def test_predictor_caches_graphs_and_chip_models():
 
 def test_parquet_and_csv_agree(tmp_path):
     pytest.importorskip("pyarrow")
-    df = pd.read_csv(A100)
+    df = pd.concat([pd.read_csv(p) for p in A100], ignore_index=True)
     p = tmp_path / "a100.parquet"
     df.to_parquet(p)
     loaded = load_measurements(p)
@@ -341,14 +352,14 @@ def cli(*args):
 
 
 def test_cli_correlate_table_json_and_out(tmp_path):
-    r = cli("correlate", A100)
+    r = cli("correlate", *A100)
     assert r.exit_code == 0, r.output
     assert "56 rows: 56 predicted, 0 skipped" in r.output
     for word in ("MAPE", "median", "worst", "bias", "gemm", "layer_op", "all"):
         assert word in r.output
-    out = json.loads(cli("correlate", A100, "--json").output)
+    out = json.loads(cli("correlate", *A100, "--json").output)
     assert out["rows"] == 56 and "gemm" in out["by_kind"]
-    r = cli("correlate", A100, "--out", tmp_path / "o")
+    r = cli("correlate", *A100, "--out", tmp_path / "o")
     assert r.exit_code == 0, r.output
     per_row = pd.read_csv(tmp_path / "o" / "per_row.csv")
     assert list(per_row.columns[:7]) == ["id", "kind", "system", "predicted_time_s", "measured_time_s", "ape", "bound"]

@@ -14,6 +14,7 @@ from .report.results import Results, build_results
 from .sim.analytical import evaluate_arrays
 from .sim.event import CATEGORY_TO_BOUND
 from .sim.event import simulate as simulate_graph
+from .stack.realize import realize
 from .workload import ModelConfig, WorkloadGraph, build, load_model
 
 PHASES = ("prefill", "decode")
@@ -24,7 +25,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
              phase: str = "decode", batch: int = 1, seq_len: int | None = None,
              context_len: int | None = None, tp: int = 1, dtype: str = "bf16",
              attention: str = "flash", overrides: Iterable[str] = (),
-             fidelity: str = "analytical", compression=None) -> Results:
+             fidelity: str = "analytical", compression=None, mode: str = "realistic", stack=None) -> Results:
     """Predict one step of ``model`` in ``phase`` on ``system``.
 
     ``fidelity="analytical"`` costs each op in closed form and sums them; ``"event"`` lowers
@@ -37,10 +38,18 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     cached (decode, default 2048). ``overrides`` are ``path=value`` edits of the system spec.
     ``compression`` is a recipe (``compress.recipes.Compression``, a tag such as
     "w4a16-g128" or a YAML path) applied by the builder.
+
+    ``mode="realistic"`` (default) predicts what the silicon delivers under ``stack`` (a
+    ``stacks/`` name or a Stack; default: the system's stack): the chip's achievable priors,
+    the runtime's per-kernel cost and the collective library; ``mode="ideal"`` is the preset's
+    peak-rate bound without software costs.
     """
     if fidelity not in FIDELITIES:
         raise WorkloadError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
     spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
+    st = _stack(spec, stack, mode)
+    cal_kind = _calibration_kind(spec, st)
+    spec = realize(spec, st)
     if tp > spec.num_chips and spec.scale_out is not None:
         from .sim.training import system_for
 
@@ -55,13 +64,48 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
                       seq_len=(seq_len or 2048) if phase == "prefill" else (seq_len or 0),
                       context_len=(context_len or 2048) if phase == "decode" else (context_len or 0),
                       tp=tp, dtype=dtype, attention=attention, compression=compression)
-    results = build_results(graph, spec, evaluate_arrays(graph, spec))
+    results = build_results(graph, spec, evaluate_arrays(graph, spec, st.collectives if st else None))
     if fidelity == "event":
         add_event(results, simulate_graph(graph, spec))
     from .analysis.energy import add_energy
 
     add_energy(results)
+    _stamp(results, st, cal_kind)
     return results
+
+
+def _calibration_kind(spec: SystemSpec, st) -> str:
+    """"explicit" (a calibration in the spec), "priors" (realistic with the chip's achievable
+    priors), or "none"."""
+    from .arch.spec import Calibration
+
+    if spec.chip.calibration != Calibration():
+        return "explicit"
+    return "priors" if st is not None and spec.chip.achievable is not None else "none"
+
+
+def _stack(spec: SystemSpec, stack, mode: str):
+    from .stack.presets import resolve
+
+    return resolve(stack, spec.stack, mode)
+
+
+def _stamp(results: Results, st, calibration: str) -> None:
+    """Provenance of a prediction: mode, stack, version, hashes of the preset and the stack."""
+    import hashlib
+    import json as _json
+
+    from .version import __version__
+
+    def digest(obj) -> str:
+        return hashlib.sha256(_json.dumps(obj.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+
+    results.summary.update({
+        "mode": "realistic" if st is not None else "ideal",
+        "stack": st.name if st is not None else None,
+        "provenance": {"accelsim": __version__, "system_sha": digest(results.system),
+                       "stack_sha": digest(st) if st is not None else None, "calibration": calibration},
+    })
 
 
 def add_event(results: Results, run) -> None:
@@ -99,7 +143,8 @@ def add_event(results: Results, run) -> None:
 
 def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelConfig, global_batch: int,
                    seq_len: int = 2048, plan=None, dtype: str = "bf16", attention: str = "flash",
-                   overrides: Iterable[str] = (), compression=None, **plan_fields) -> Results:
+                   overrides: Iterable[str] = (), compression=None, mode: str = "realistic", stack=None,
+                   **plan_fields) -> Results:
     """Predict one training step: ``global_batch`` sequences of ``seq_len`` tokens under a
     ParallelPlan (or its fields: tp, pp, dp, ep, cp, sp, microbatch, zero, recompute, schedule).
     A plan needing more chips than the system has runs on the system scaled out over its
@@ -110,11 +155,14 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     from .workload.train import build_train
 
     spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
+    st = _stack(spec, stack, mode)
+    cal_kind = _calibration_kind(spec, st)
+    spec = realize(spec, st)
     cfg = model if isinstance(model, ModelConfig) else load_model(model)
     if plan is None:
         plan = ParallelPlan(**plan_fields)
     step = build_train(cfg, global_batch, seq_len, plan, dtype=dtype, attention=attention, compression=compression)
-    run = simulate_train(spec, step)
+    run = simulate_train(spec, step, st.collectives if st else None)
     sysx, pipe = run.system, run.pipeline
     span = pipe.step_time_s
     from .compress.recipes import as_compression
@@ -174,7 +222,9 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
         "warnings": warnings,
     }
     summary.update(_train_energy(sysx, step, ops, span, plan))
-    return Results(system=sysx, graph=step.fwd[0], ops=ops, summary=summary, warnings=warnings, event=None)
+    res = Results(system=sysx, graph=step.fwd[0], ops=ops, summary=summary, warnings=warnings, event=None)
+    _stamp(res, st, cal_kind)
+    return res
 
 
 def _train_energy(system, step, ops, span: float, plan) -> dict:

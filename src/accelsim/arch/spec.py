@@ -167,6 +167,9 @@ class Calibration(Spec):
 
     tensor_efficiency: float = Field(1.0, gt=0, le=1)
     """Achievable fraction of the tensor engine's peak rate."""
+    tensor_dtype_efficiency: dict[Dtype, float] = {}
+    """Further fraction per compute dtype, multiplying ``tensor_efficiency`` for GEMMs of that
+    type (e.g. Hopper FP8 GEMMs reach a smaller share of their doubled peak than BF16 ones)."""
     vector_efficiency: float = Field(1.0, gt=0, le=1)
     """Achievable fraction of the vector and scalar engines' peak rate."""
     hbm_efficiency: float = Field(1.0, gt=0, le=1)
@@ -189,6 +192,14 @@ class Calibration(Spec):
     dispatch, TensorIterator / reduction setup and the kernel launch), seconds."""
     collective_overhead_s: Seconds = Field(0.0, ge=0)
     """Fixed software cost per collective call, seconds."""
+
+    @field_validator("tensor_dtype_efficiency")
+    @classmethod
+    def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if not 0 < x <= 1}
+        if bad:
+            raise ValueError(f"must be in (0, 1], got {bad}")
+        return v
 
 
 class Energy(Spec):
@@ -233,6 +244,11 @@ class ChipSpec(Spec):
     dma: Dma
     """DMA engines."""
     calibration: Calibration = Calibration()
+    """Explicit calibration (``accelsim calibrate``), applied in every mode."""
+    achievable: Calibration | None = None
+    """Realistic priors: the fractions of peak this chip reaches in published microbenchmarks
+    (``accelsim priors`` derives them from workloads/measurements/parts). Realistic mode runs
+    with these in place of a neutral calibration; ideal mode ignores them."""
     """Achievable fractions and overheads (neutral by default)."""
     energy: Energy = Energy()
     """Energy table."""
@@ -372,6 +388,9 @@ class SystemSpec(Spec):
     """Chips per node (scale-up domain); None = all ``num_chips`` chips form one node."""
     scale_out: ScaleOut | None = None
     """Network between nodes; required when there is more than one node."""
+    stack: str = ""
+    """Default software stack (a ``stacks/`` name) that realistic predictions assume for this
+    system; empty: none (realistic mode then prices collectives as the ideal bound)."""
     sources: dict[str, str] = {}
     """Where each number came from: dotted field path (or a prefix of it) -> source."""
 

@@ -11,6 +11,7 @@ from .collective import collective
 from .compress import formats_command, sqnr_command
 from .correlate import calibrate, correlate, dashboard, track
 from .presets import presets, validate
+from .priors import priors
 from .run import run
 from .sweep import sweep_command
 from .systolic import systolic
@@ -23,7 +24,7 @@ def main() -> None:
 
 
 for _command in (run, systolic, presets, validate, collective, track, dashboard, bench, correlate, calibrate,
-                 sweep_command, formats_command, sqnr_command):
+                 sweep_command, formats_command, sqnr_command, priors):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -19,18 +19,20 @@ from .util import friendly, write_or_print_json
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write per_row.csv, predicted_vs_measured.png and error_by_kind.png here.")
+@click.option("--ideal", is_flag=True, help="Predict the ideal bound (no software stack) instead of the realistic default.")
 @friendly
-def correlate(files, fidelity, calibration, as_json, out):
+def correlate(files, fidelity, calibration, as_json, out, ideal):
     """Predict every measured row of FILES (CSV in the measurement schema) and report the error:
     MAPE, median and worst APE and bias (geometric mean of predicted / measured) per kind."""
     from ..correlate.compare import correlate as run_correlation
 
-    res = run_correlation(list(files), fidelity=fidelity, calibration=calibration)
+    mode = "ideal" if ideal or calibration else "realistic"
+    res = run_correlation(list(files), fidelity=fidelity, calibration=calibration, mode=mode)
     if write_or_print_json(res, out, as_json):
         return
     o = res.overall
     cal = f"calibrated by {calibration}" if calibration else "uncalibrated"
-    click.echo(f"{o['rows']} rows: {o['predicted']} predicted, {o['skipped']} skipped ({fidelity}, {cal})")
+    click.echo(f"{o['rows']} rows: {o['predicted']} predicted, {o['skipped']} skipped ({fidelity}, {mode}, {cal})")
     click.echo(res.table())
     for s in res.skipped:
         click.echo(f"skipped {s['id']}: {s['reason']}")

@@ -17,8 +17,9 @@ from .util import friendly
 @click.option("--json", "as_json", is_flag=True)
 @friendly
 def presets(as_json):
-    """List the shipped system and model presets."""
+    """List the shipped system, stack and model presets."""
     from ..arch.presets import list_presets, load_system
+    from ..stack import list_stacks, load_stack
     from ..workload import list_models, load_model
 
     systems = []
@@ -27,17 +28,23 @@ def presets(as_json):
         systems.append({"name": name, "chip": s.chip.name, "num_chips": s.num_chips,
                         "interconnect": s.interconnect.kind if s.interconnect else None,
                         "peak_bf16_flops_per_chip": s.chip.peak_flops("bf16"), "hbm_bytes_per_chip": s.chip.hbm.capacity_bytes,
-                        "hbm_bandwidth_Bps": s.chip.hbm.bandwidth_Bps, "description": s.description})
+                        "hbm_bandwidth_Bps": s.chip.hbm.bandwidth_Bps, "stack": s.stack or None,
+                        "description": s.description})
+    stacks = [{"name": n, "runtime": st.runtime.name, "collectives": st.collectives.name, "description": st.description}
+              for n in list_stacks() for st in [load_stack(n)]]
     models = [{"name": n, "params": load_model(n).params()} for n in list_models()]
     if as_json:
-        click.echo(json.dumps({"systems": systems, "models": models}, indent=2))
+        click.echo(json.dumps({"systems": systems, "stacks": stacks, "models": models}, indent=2))
         return
     click.echo(f"systems:\n  {'name':<16}{'chip':<24}{'chips':>6}  {'interconnect':<16}{'bf16/chip':>14}"
-               f"{'HBM/chip':>11}{'HBM BW':>12}")
+               f"{'HBM/chip':>11}{'HBM BW':>12}  stack")
     for s in systems:
         click.echo(f"  {s['name']:<16}{s['chip']:<24}{s['num_chips']:>6}  {s['interconnect'] or '-':<16}"
                    f"{fmt(s['peak_bf16_flops_per_chip'], 'FLOP/s'):>14}{fmt(s['hbm_bytes_per_chip'], 'B', binary=True):>11}"
-                   f"{fmt(s['hbm_bandwidth_Bps'], 'B/s'):>12}")
+                   f"{fmt(s['hbm_bandwidth_Bps'], 'B/s'):>12}  {s['stack'] or '-'}")
+    click.echo("stacks:")
+    for st in stacks:
+        click.echo(f"  {st['name']:<16}{st['runtime']:<22}{st['collectives']}")
     click.echo("models:")
     for m in models:
         click.echo(f"  {m['name']:<16}{fmt(m['params'], ''):>10} params")
@@ -46,9 +53,10 @@ def presets(as_json):
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 def validate(files):
-    """Check system (or model) YAML files; report every problem with its field path and file."""
+    """Check system, stack or model YAML files; report every problem with its field path and file."""
     from ..arch.presets import load_system
     from ..configio import load_yaml
+    from ..stack import load_stack
     from ..workload import load_model
 
     bad = 0
@@ -57,7 +65,13 @@ def validate(files):
             data = load_yaml(Path(f))
             if "chip" in data or "interconnect" in data or "num_chips" in data:
                 s = load_system(f)
-                click.echo(f"ok: {f}: system {s.name}, {s.num_chips} x {s.chip.name}")
+                click.echo(f"ok: {f}: system {s.name}, {s.num_chips} x {s.chip.name}"
+                           + (f", stack {s.stack}" if s.stack else ""))
+                if s.stack:
+                    load_stack(s.stack)
+            elif "collectives" in data or "runtime" in data or "base" in data:
+                st = load_stack(f)
+                click.echo(f"ok: {f}: stack {st.name} ({st.runtime.name}; {st.collectives.name})")
             else:
                 m = load_model(f)
                 click.echo(f"ok: {f}: model {m.name}, {m.params() / 1e9:.2f} B params")

@@ -52,8 +52,11 @@ def _rank(spec: str) -> tuple[str, bool]:
 @click.option("--top", type=click.IntRange(min=0), default=5, show_default=True, help="Best feasible points to print.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (counts, timing, best points).")
+@click.option("--stack", "stack_name", default=None, help="Software stack; default: the base system's stack.")
+@click.option("--ideal", is_flag=True, help="The ideal bound (peak rates, no software costs) instead of realistic.")
 @friendly
-def sweep_command(spec, out, workers, dask_address, resume, fidelity, batch_size, rank, top, no_progress, as_json):
+def sweep_command(spec, out, workers, dask_address, resume, fidelity, batch_size, rank, top, no_progress, as_json,
+                  stack_name, ideal):
     """Evaluate every point of the design space in SPEC (a sweep YAML, see
     workloads/sweeps/README.md) and print the best points; -o writes all of them to parquet."""
     from ..sweep.runner import METRICS, sweep
@@ -61,6 +64,8 @@ def sweep_command(spec, out, workers, dask_address, resume, fidelity, batch_size
 
     if resume and not out:
         raise click.UsageError("--resume needs -o/--out")
+    if ideal and stack_name:
+        raise click.UsageError("--ideal and --stack exclude each other")
     col, ascending = _rank(rank)
     space = DesignSpace.from_yaml(spec)
     known = {*METRICS, *space.axes, *(p for a, v in space.axes.items() for p in space._axis_paths(a, v)),
@@ -75,7 +80,8 @@ def sweep_command(spec, out, workers, dask_address, resume, fidelity, batch_size
     t0 = time.perf_counter()
     try:
         df = sweep(space, fidelity=fidelity, executor=executor, batch_size=batch_size, out=out, resume=resume,
-                   progress=not no_progress and not as_json, workers=workers)
+                   progress=not no_progress and not as_json, workers=workers,
+                   mode="ideal" if ideal else "realistic", stack=stack_name)
     finally:
         if client is not None:
             client.close()

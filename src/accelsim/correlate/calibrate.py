@@ -269,8 +269,9 @@ def calibrate(data: Any, system: str, fields: Sequence[str] | str | None = None,
     ``DEFAULT_FIELDS``). ``k``: folds of the cross-validation (at most the number of rows).
     Returns a CalibrationResult; ``.write(path)`` writes the calibration YAML."""
     df = measurements(data)
+    df = df.sort_values("id", kind="stable").reset_index(drop=True)  # the fit must not depend on file order
     files = sorted({o.rsplit(":", 1)[0] for o in df["origin"]}) if "origin" in df else []
-    pr = Predictor()
+    pr = Predictor("ideal")  # calibration fields are fitted on the ideal model (stack costs not added)
     try:
         spec = pr.base_system(system)
     except ConfigError as e:

@@ -147,12 +147,13 @@ def _stats(g: pd.DataFrame) -> dict[str, Any]:
 
 
 def predict_frame(df: pd.DataFrame, fidelity: str = "analytical", calibration: Mapping[str, float] | None = None,
-                  calibration_chip: str | None = None, predictor: Predictor | None = None) -> pd.DataFrame:
+                  calibration_chip: str | None = None, predictor: Predictor | None = None,
+                  mode: str = "realistic") -> pd.DataFrame:
     """The per-row table of a validated measurement frame. ``calibration`` (field values) is
     applied to the rows whose system's chip is ``calibration_chip`` (to every row when None)."""
     if fidelity not in FIDELITIES:
         raise MeasurementError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
-    pr = predictor or Predictor()
+    pr = predictor or Predictor(mode)
     recs = []
     for row in rows_of(df):
         cal = calibration
@@ -174,7 +175,7 @@ def predict_frame(df: pd.DataFrame, fidelity: str = "analytical", calibration: M
 
 
 def correlate(data: str | Path | Iterable[str | Path] | pd.DataFrame, fidelity: str = "analytical",
-              calibration: Any = None) -> CorrelationResult:
+              calibration: Any = None, mode: str | None = None) -> CorrelationResult:
     """Predict every measured row and compare.
 
     ``data``: one or more measurement files (CSV in the schema of SCHEMA.md; parquet with
@@ -183,11 +184,17 @@ def correlate(data: str | Path | Iterable[str | Path] | pd.DataFrame, fidelity: 
     ``calibration``: a calibration YAML (as ``accelsim calibrate`` writes it), a mapping of
     Calibration fields or a ``Calibration``; when it names a ``chip`` it applies to the rows on
     that chip only. Rows that cannot be predicted are kept, marked ``skipped`` with a reason.
-    Raises MeasurementError for an invalid file (naming file, line, row id and column)."""
+    Raises MeasurementError for an invalid file (naming file, line, row id and column).
+    ``mode``: "realistic" (collectives under the row's stack, else the system's default stack)
+    or "ideal" (peak rates, no software costs); default realistic, ideal with a calibration
+    (calibrations are fitted on the ideal model).
+    """
     df = measurements(data)
     values, chip = read_calibration(calibration)
-    per_row = predict_frame(df, fidelity, values or None, chip)
+    if mode is None:  # calibration files are fitted on the ideal model (``calibrate``), so they apply there
+        mode = "ideal" if values else "realistic"
+    per_row = predict_frame(df, fidelity, values or None, chip, mode=mode)
     by_kind, overall = summarize(per_row)
-    overall.update(fidelity=fidelity, calibrated=bool(values))
+    overall.update(fidelity=fidelity, calibrated=bool(values), mode=mode)
     skipped = [{"id": r.id, "reason": r.reason} for r in per_row[per_row["skipped"]].itertuples(index=False)]
     return CorrelationResult(per_row=per_row, by_kind=by_kind, overall=overall, skipped=skipped)

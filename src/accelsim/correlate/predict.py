@@ -94,8 +94,9 @@ def skipped(reason: str) -> Prediction:
 
 
 def calibration_fields() -> tuple[str, ...]:
-    """Names of the explicit calibration fields (``arch.spec.Calibration``)."""
-    return tuple(Calibration.model_fields)
+    """Names of the scalar calibration fields (``arch.spec.Calibration``) that ``calibrate``
+    fits (the per-dtype tensor table is set by ``accelsim priors`` or by hand)."""
+    return tuple(f for f in Calibration.model_fields if f != "tensor_dtype_efficiency")
 
 
 def read_calibration(calibration: Any) -> tuple[dict[str, float], str | None]:
@@ -137,7 +138,13 @@ class Predictor:
     """Predicts rows; keeps systems, chip models and graphs between calls (see the module
     docstring). One predictor serves any number of calibrations."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str = "realistic") -> None:
+        if mode not in ("realistic", "ideal"):
+            raise MeasurementError(f"mode must be 'realistic' or 'ideal', got {mode!r}")
+        self.mode = mode
+        """realistic: collectives run under the row's stack (its ``stack`` column, else the
+        system's default stack); ideal: the peak-rate bound without software costs."""
+        self._stacks: dict[tuple, Any] = {}
         self._base: dict[str, SystemSpec] = {}
         self._systems: dict[tuple, SystemSpec] = {}
         self._chips: dict[tuple, ChipModel] = {}
@@ -164,8 +171,22 @@ class Predictor:
         if s is not None:
             return s
         s = self.base_system(name)
-        if cal:
-            new = s.chip.calibration.model_copy(update=dict(key[2]))
+        fields = dict(key[2])
+        stack = fields.pop(STACK_KEY, None)
+        if stack is not None:  # realistic mode: the chip's achievable priors under the row's stack
+            from ..stack.presets import load_stack
+            from ..stack.realize import realize
+
+            s = realize(s, load_stack(stack))
+        elif fields:
+            upd: dict[str, Any] = {}
+            for f, v in fields.items():
+                if f.startswith("tensor_dtype_efficiency."):  # one dtype of the per-dtype table
+                    upd.setdefault("tensor_dtype_efficiency", dict(s.chip.calibration.tensor_dtype_efficiency))
+                    upd["tensor_dtype_efficiency"][f.split(".", 1)[1]] = v
+                else:
+                    upd[f] = v
+            new = s.chip.calibration.model_copy(update=upd)
             s = s.model_copy(update={"chip": s.chip.model_copy(update={"calibration": new})})
         if chips > s.num_chips:
             if s.scale_out is None:
@@ -181,12 +202,13 @@ class Predictor:
     def chip_model(self, system: SystemSpec, key: tuple) -> ChipModel:
         cm = self._chips.get(key)
         if cm is None:
-            cm = self._chips[key] = ChipModel(system)
+            cm = self._chips[key] = ChipModel(system, self.library_of(key[2]))
             self._costs[key] = {}
             # the GEMM mapping search depends on the calibration only through these fields, so
             # chip models that agree on them share their searches (a fit varies the others too)
             cal = system.chip.calibration
-            search_key = (key[0], key[1], cal.tensor_efficiency, cal.sram_efficiency, cal.hbm_efficiency)
+            search_key = (key[0], key[1], cal.tensor_efficiency, cal.sram_efficiency, cal.hbm_efficiency,
+                          tuple(sorted(cal.tensor_dtype_efficiency.items())))
             cm._mappings = self._mappings.setdefault(search_key, {})
             if len(self._chips) > MAX_CACHED_CHIPS:  # a long fit: drop the oldest trial points
                 for old in list(self._chips)[: len(self._chips) // 2]:
@@ -244,7 +266,11 @@ class Predictor:
         if fidelity not in FIDELITIES:
             raise MeasurementError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
         try:
-            return self._predict(row, fidelity, _cal_key(calibration))
+            cal = _cal_key(calibration)
+            if not cal and self.mode == "realistic":
+                st = self.stack_name(row)
+                cal = ((STACK_KEY, st),) if st else ()
+            return self._predict(row, fidelity, cal)
         except AccelsimError as e:
             return skipped(str(e))
         except ValueError as e:  # an op that rejects its shape
@@ -273,14 +299,36 @@ class Predictor:
             return Prediction(self._event_time(row.system, cal, op), c.bound, fidelity="event")
         return Prediction(c.time_s, c.bound)
 
+    def _api_mode(self, cal) -> dict[str, Any]:
+        """mode / stack arguments of ``api.evaluate`` for a calibration key."""
+        st = dict(cal).get(STACK_KEY) if cal else None
+        return {"mode": "realistic", "stack": st} if st else {"mode": "ideal"}
+
+    def stack_name(self, row: MeasurementRow) -> str:
+        """The stack a row was measured under: its ``stack`` column, else the system's default."""
+        return row.stack or self.base_system(row.system).stack
+
+    def library_of(self, cal) -> Any:
+        """The collective library of a realistic-mode calibration key (None otherwise)."""
+        st = dict(cal).get(STACK_KEY) if cal else None
+        if st is None:
+            return None
+        lib = self._stacks.get(st)
+        if lib is None:
+            from ..stack.presets import load_stack
+
+            lib = self._stacks[st] = load_stack(st).collectives
+        return lib
+
     def _collective(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
         from ..cost.collectives import collective_cost
 
         need = max(row.ranks, row.chips or 0)
         system = self.system(row.system, need if need > self.base_system(row.system).num_chips else 0, cal)
-        r = collective_cost(system, row.kind, float(row.bytes), int(row.ranks))
+        lib = self.library_of(cal)
+        r = collective_cost(system, row.kind, float(row.bytes), int(row.ranks), library=lib)
         bound = "interconnect" if r.bandwidth_s >= r.latency_s else "overhead"
-        if fidelity == "event":
+        if fidelity == "event" and lib is None:
             from ..sim.collective import simulate_collective
 
             key = ("collective", system.name, _cal_key(cal), row.kind, float(row.bytes), int(row.ranks))
@@ -334,7 +382,7 @@ class Predictor:
             if row.chips is not None and row.chips != plan.chips:
                 return skipped(f"chips={row.chips} does not match tp x pp x dp = {plan.chips} chips")
             res = evaluate_train(self.system(system_name, 0, cal), cfg, row.batch, row.seq_len, plan=plan,
-                                 dtype=row.dtype, compression=recipe)
+                                 dtype=row.dtype, compression=recipe, **self._api_mode(cal))
             by = res.summary["time_by_bound_s"]
             return Prediction(res.summary["step_time_s"], max(by, key=by.get) if by else "", fidelity="analytical")
         if (row.pp or 1) > 1:
@@ -354,7 +402,7 @@ class Predictor:
         if fidelity == "event":
             from ..api import evaluate
 
-            res = evaluate(self.system(system_name, chips, cal), graph, fidelity="event")
+            res = evaluate(self.system(system_name, chips, cal), graph, fidelity="event", **self._api_mode(cal))
             by = res.summary["time_by_bound_s"]
             return Prediction(res.summary["latency_s"], max(by, key=by.get), fidelity="event")
         costs = self.cost(system_name, chips, cal, graph.ops())
@@ -434,6 +482,10 @@ def _dominant(costs: list[OpCost]) -> str:
     for c in costs:
         by[c.bound] = by.get(c.bound, 0.0) + c.time_s
     return max(by, key=by.get) if by else ""
+
+
+STACK_KEY = "@stack"
+"""Calibration-key entry that stands for "realistic mode under this stack" (no fitted values)."""
 
 
 def _cal_key(cal: Mapping[str, float] | tuple | None) -> tuple:

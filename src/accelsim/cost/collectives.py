@@ -65,6 +65,7 @@ from functools import lru_cache
 from ..arch.spec import SystemSpec
 from ..arch.topology import SCALE_OUT, SCALE_UP, Topology, box, by_node, node_orders, ring_orders, snake, topology
 from ..errors import WorkloadError
+from ..stack.spec import CollectiveLibrary
 from ..workload.ops import Collective
 
 KINDS = ("allreduce", "allgather", "reducescatter", "alltoall", "broadcast", "sendrecv")
@@ -117,6 +118,8 @@ class CollectiveResult:
     algbw_Bps: float
     """S / t."""
     detail: str = ""
+    protocol: str = ""
+    """Protocol of the collective library that runs it ("" without a library: ideal mode)."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -303,8 +306,22 @@ def _flat_summary(topo: Topology, kind: str, algorithm: str, group: tuple[int, .
 
 
 @dataclass(frozen=True)
+class _Proto:
+    """A protocol as the cost needs it (``IDEAL``: no library, peak rates, no step latency)."""
+
+    name: str
+    bw_fraction: float
+    step_latency_s: float
+    max_bytes: float
+
+
+IDEAL = (_Proto("", 1.0, 0.0, math.inf),)
+
+
+@dataclass(frozen=True)
 class _Net:
-    """What costs depend on: the structure, the calibrated rates, SHARP, the name (messages)."""
+    """What costs depend on: the structure, the calibrated rates, SHARP, the name (messages),
+    and the collective library's protocols and fractions (``IDEAL`` without one)."""
 
     topo: Topology
     bw_up: float
@@ -313,16 +330,31 @@ class _Net:
     lat_out: float
     sharp: bool
     name: str
+    protocols: tuple[_Proto, ...] = IDEAL
+    step_latency_out_s: float = 0.0
+    in_switch_fraction: float = 1.0
+    algorithms: tuple[str, ...] = ()
 
 
-def _net(system: SystemSpec) -> _Net:
+def _net(system: SystemSpec, library: CollectiveLibrary | None = None) -> _Net:
     eff = system.chip.calibration.link_efficiency
     ic, so = system.interconnect, system.scale_out
+    unknown = [a for a in (library.algorithms if library else ()) if a not in ALGORITHMS]
+    if unknown:
+        raise WorkloadError(f"collective library {library.name!r}: algorithms: unknown {unknown[0]!r}; "
+                            f"known: {', '.join(ALGORITHMS)}")
+    up, out = (library.bandwidth_fraction, library.scale_out_bandwidth_fraction) if library else (1.0, 1.0)
+    protos = IDEAL if library is None else tuple(
+        _Proto(p.name, p.bandwidth_fraction, p.step_latency_s, math.inf if p.max_bytes is None else p.max_bytes)
+        for p in library.protocols)
     return _Net(topology(system),
-                ic.link_bandwidth_Bps * ic.links_per_neighbour * eff if ic is not None else math.inf,
-                so.nic_bandwidth_Bps * eff if so is not None else math.inf,
+                ic.link_bandwidth_Bps * ic.links_per_neighbour * eff * up if ic is not None else math.inf,
+                so.nic_bandwidth_Bps * eff * out if so is not None else math.inf,
                 ic.link_latency_s if ic is not None else 0.0, so.nic_latency_s if so is not None else 0.0,
-                bool(ic is not None and ic.in_switch_reduction), system.name)
+                bool(ic is not None and ic.in_switch_reduction), system.name, protos,
+                library.scale_out_step_latency_s if library else 0.0,
+                library.in_switch_bandwidth_fraction / up if library else 1.0,
+                tuple(library.algorithms) if library else ())
 
 
 @lru_cache(maxsize=1024)
@@ -353,24 +385,33 @@ def _pipeline(net: _Net, group: tuple[int, ...], n: float) -> tuple[float, float
     return (sum(s[0] for s in stages) + extra * slow[0], sum(s[1] for s in stages) + extra * slow[1], n)
 
 
-def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: float) -> tuple[float, float, float]:
-    """(bandwidth seconds, latency seconds, bytes sent by the busiest chip). A step ends when
-    its last link drains: a link whose bytes W_j arrive after latencies e_j (route latency up to
-    and including the link) finishes at max_k (e_k + sum_{e_j >= e_k} W_j / bandwidth)."""
+def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: float,
+              proto: _Proto = IDEAL[0]) -> tuple[float, float, float]:
+    """(bandwidth seconds, latency seconds, bytes sent by the busiest chip) under ``proto``. A
+    step ends when its last link drains: a link whose bytes W_j arrive after latencies e_j
+    (route latency up to and including the link) finishes at max_k (e_k + sum_{e_j >= e_k} W_j /
+    bandwidth); every step also pays the protocol's step latency (the library's scale-out step
+    latency when it crosses the scale-out network). Data moves at the protocol's fraction of
+    the link rate; an in-switch reduction at the library's in-switch fraction instead."""
     if kind == "broadcast" and algorithm == "ring":
-        return _pipeline(net, group, n)
+        bw, lat, sent = _pipeline(net, group, n)
+        return bw / proto.bw_fraction, lat + (2 * len(group) - 2) * proto.step_latency_s, sent
     costs, sent = _flat_summary(net.topo, kind, algorithm, group)
-    bws = (net.bw_up, net.bw_out)
+    frac = net.in_switch_fraction if algorithm == "in_switch" else proto.bw_fraction
+    bws = (net.bw_up * frac, net.bw_out * frac)
     bw = lat = 0.0
     for c in costs:
         best = (0.0, 0.0)
+        crosses = False
         for cls, prof in c.profiles:
+            crosses = crosses or cls == SCALE_OUT
             arr = [(hu * net.lat_up + ho * net.lat_out, f) for hu, ho, f in prof]
             for e, _ in arr:
                 t = (e, sum(f for e2, f in arr if e2 >= e) * n / bws[cls])
                 if t[0] + t[1] > best[0] + best[1]:
                     best = t
-        lat += c.repeat * best[0]
+        step = max(proto.step_latency_s, net.step_latency_out_s) if crosses else proto.step_latency_s
+        lat += c.repeat * (best[0] + step)
         bw += c.repeat * best[1]
     return bw, lat, sent * n
 
@@ -450,9 +491,9 @@ def _hier_parts(kind: str, m: int, k: int) -> list[tuple[str, str, float]]:
 
 @lru_cache(maxsize=8192)
 def _cost(net: _Net, kind: str, n: float, group: tuple[int, ...], algorithm: str | None
-          ) -> tuple[float, float, float, str, str, tuple]:
-    """(bandwidth s, latency s, sent bytes, algorithm, detail, hierarchical parts) without the
-    software overhead; cached."""
+          ) -> tuple[float, float, float, str, str, tuple, str]:
+    """(bandwidth s, latency s, sent bytes, algorithm, detail, hierarchical parts, protocol)
+    without the per-call costs; cached."""
     topo = net.topo
     names = _applicable(net, kind, group)
     if algorithm is not None:
@@ -465,6 +506,8 @@ def _cost(net: _Net, kind: str, n: float, group: tuple[int, ...], algorithm: str
     elif len(group) > DIRECT_MAX_RANKS and not (topo.kind in ("switch", "fully_connected") and
                                                  len({topo.node_of(c) for c in group}) == 1):
         names = tuple(a for a in names if a != "direct" or kind in ("alltoall", "broadcast", "sendrecv"))
+    if algorithm is None and net.algorithms:
+        names = tuple(a for a in names if a in net.algorithms) or names
     best = None
     for name in names:
         if name == "hierarchical":
@@ -473,22 +516,33 @@ def _cost(net: _Net, kind: str, n: float, group: tuple[int, ...], algorithm: str
             subs = []
             for level, sub_kind, frac in _hier_parts(kind, len(intra[0]), len(intra)):
                 g = intra[0] if level == "intra" else rails[0]
-                b, la, s, a, _, _ = _cost(net, sub_kind, n * frac, g, None)
+                b, la, s, a, _, _, pr = _cost(net, sub_kind, n * frac, g, None)
                 bw, lat, sent = bw + b, lat + la, sent + s
-                subs.append((level, sub_kind, frac, a))
-            cand = (bw, lat, sent, name, " + ".join(f"{lv} {k} {a}" for lv, k, _, a in subs), tuple(subs))
-        else:
-            bw, lat, sent = _evaluate(net, kind, name, group, n)
-            cand = (bw, lat, sent, name, "", ())
-        if best is None or cand[0] + cand[1] < (best[0] + best[1]) * (1 - 1e-9):
-            best = cand
+                subs.append((level, sub_kind, frac, a, pr))
+            cand = (bw, lat, sent, name, " + ".join(f"{lv} {k} {a}" + (f" {pr}" if pr else "")
+                                                    for lv, k, _, a, pr in subs),
+                    tuple(s[:4] for s in subs), "/".join(dict.fromkeys(pr for *_, pr in subs if pr)))
+            if best is None or cand[0] + cand[1] < (best[0] + best[1]) * (1 - 1e-9):
+                best = cand
+            continue
+        top = max(p.bw_fraction for p in net.protocols)
+        for proto in net.protocols:
+            if n > proto.max_bytes or (name == "in_switch" and proto.bw_fraction < top):
+                continue  # an in-switch reduction runs the bulk protocol (NCCL's NVLS uses Simple)
+            bw, lat, sent = _evaluate(net, kind, name, group, n, proto)
+            cand = (bw, lat, sent, name, "", (), proto.name)
+            if best is None or cand[0] + cand[1] < (best[0] + best[1]) * (1 - 1e-9):
+                best = cand
     return best
 
 
 def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
-                    algorithm: str | None = None, chips=None) -> CollectiveResult:
+                    algorithm: str | None = None, chips=None, library: CollectiveLibrary | None = None
+                    ) -> CollectiveResult:
     """Predicted time of one collective (analytical tier). ``chips``: the chip of each rank
-    (default: chips 0..ranks-1, i.e. contiguous within a node along the first torus dims)."""
+    (default: chips 0..ranks-1, i.e. contiguous within a node along the first torus dims).
+    ``library``: the stack's collective library (protocols, step and call latencies, achieved
+    bandwidth fractions); None is the ideal bound (peak links, no software latency)."""
     if kind not in KINDS:
         raise WorkloadError(f"unknown collective {kind!r}; known: {', '.join(KINDS)}")
     n, p = float(bytes_per_rank), int(ranks)
@@ -497,16 +551,16 @@ def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks:
     if p <= 1 or n <= 0:
         return CollectiveResult(kind, "none", p, n, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     group = _group(system, p, chips)
-    bw, lat, sent, name, detail, _ = _cost(_net(system), kind, n, group, algorithm)
-    lat += system.chip.calibration.collective_overhead_s
+    bw, lat, sent, name, detail, _, proto = _cost(_net(system, library), kind, n, group, algorithm)
+    lat += system.chip.calibration.collective_overhead_s + (library.call_latency_s if library else 0.0)
     t = bw + lat
     size = n * _size(kind, p)
     algbw = size / t if t > 0 else math.inf
-    return CollectiveResult(kind, name, p, n, t, bw, lat, sent, algbw * BUSBW_FACTOR[kind](p), algbw, detail)
+    return CollectiveResult(kind, name, p, n, t, bw, lat, sent, algbw * BUSBW_FACTOR[kind](p), algbw, detail, proto)
 
 
 def collective_plan(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
-                    algorithm: str | None = None, chips=None) -> Plan:
+                    algorithm: str | None = None, chips=None, library: CollectiveLibrary | None = None) -> Plan:
     """The steps of the algorithm ``collective_cost`` picks (or ``algorithm``)."""
     if kind not in KINDS:
         raise WorkloadError(f"unknown collective {kind!r}; known: {', '.join(KINDS)}")
@@ -515,7 +569,7 @@ def collective_plan(system: SystemSpec, kind: str, bytes_per_rank: float, ranks:
         return Plan("none", ())
     group = _group(system, p, chips)
     topo = topology(system)
-    _, _, _, name, detail, subs = _cost(_net(system), kind, n, group, algorithm)
+    _, _, _, name, detail, subs, _ = _cost(_net(system, library), kind, n, group, algorithm)
     if name != "hierarchical":
         return Plan(name, _plan(topo, kind, name, group), detail)
     intra, rails = _levels(topo, group)
@@ -524,15 +578,16 @@ def collective_plan(system: SystemSpec, kind: str, bytes_per_rank: float, ranks:
         groups = intra if level == "intra" else rails
         parts = []
         for g in groups:
-            sub = collective_plan(system, sub_kind, n * frac, len(g), sub_algo, g)
+            sub = collective_plan(system, sub_kind, n * frac, len(g), sub_algo, g, library)
             parts.append(tuple(Step(tuple((a, b, f * frac) for a, b, f in st.transfers), st.repeat)
                                for st in sub.steps))
         steps += _zip(parts)
     return Plan(name, tuple(steps), detail)
 
 
-def collective_time(system: SystemSpec, op: Collective) -> tuple[float, float, float, str]:
+def collective_time(system: SystemSpec, op: Collective, library: CollectiveLibrary | None = None
+                    ) -> tuple[float, float, float, str]:
     """(bandwidth time, latency + software overhead, bytes sent per chip, algorithm name) of
     ``op`` over chips 0..group-1 (the analytical tier's view of a Collective op)."""
-    r = collective_cost(system, op.op, op.bytes_per_rank, op.group)
+    r = collective_cost(system, op.op, op.bytes_per_rank, op.group, library=library)
     return r.bandwidth_s, r.latency_s, r.bytes_sent_per_chip, r.algorithm

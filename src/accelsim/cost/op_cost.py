@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..arch.spec import SystemSpec
 from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
+from ..stack.spec import CollectiveLibrary
 from .collectives import collective_time
 from .mapping import RESULT_FIELDS, gemm_search
 from ..workload.ops import (Collective, Conv2D, FlashAttention, MatMul, Op)
@@ -75,8 +76,10 @@ class OpCost:
 class ChipModel:
     """The numbers the cost functions need, read once from a SystemSpec."""
 
-    def __init__(self, system: SystemSpec):
+    def __init__(self, system: SystemSpec, library: CollectiveLibrary | None = None):
         chip = system.chip
+        self.library = library
+        """The stack's collective library (None: the ideal bound)."""
         t, cal = chip.core.tensor, chip.calibration
         self.system = system
         self.cores = chip.num_cores
@@ -86,6 +89,7 @@ class ChipModel:
         self.min_pass = float(t.min_pass_cycles)
         self.f_tensor = chip.engine_hz("tensor")
         self.teff = cal.tensor_efficiency
+        self.teff_dtype = dict(cal.tensor_dtype_efficiency)
         self.sram = chip.core.sram.capacity_bytes
         self.acc = chip.core.accumulator.capacity_bytes if chip.core.accumulator else 0.0
         sh = chip.shared_sram
@@ -111,6 +115,10 @@ class ChipModel:
         self.tensor_overhead = self.overhead + cal.tensor_launch_overhead_s
         self.vector_overhead = self.overhead + cal.vector_launch_overhead_s
         self._mappings: dict[tuple, dict[str, float]] = {}
+
+    def tensor_eff(self, dtype: str) -> float:
+        """Achievable fraction of the tensor peak for GEMMs computed in ``dtype``."""
+        return self.teff * self.teff_dtype.get(dtype, 1.0)
 
     def speedup(self, dtype: str) -> float:
         """Streaming-rate multiplier of ``dtype`` relative to one MAC per PE per cycle."""
@@ -220,7 +228,8 @@ def gemm_mapping(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None)
     r = gemm_search(float(mm.m), float(mm.n), float(mm.k), float(mm.batch), mm.b_shared, ba,
                     mm.b_el_bytes(), DTYPE_BYTES[mm.dtype_out],
                     cm.R, cm.C, cm.count, cm.df, gemm_speed(cm, mm),
-                    cm.overlap, cm.min_pass, cm.f_tensor, cm.teff, float(cm.cores), cm.sram, cm.acc,
+                    cm.overlap, cm.min_pass, cm.f_tensor, cm.tensor_eff(compute_dtype(cm, mm)), float(cm.cores),
+                    cm.sram, cm.acc,
                     cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues), float(cm.multicast))
     if not math.isfinite(r[0]):
         raise LoweringError(f"{mm.name or 'matmul'} ({mm.m}x{mm.n}x{mm.k}): no tile fits the "
@@ -277,7 +286,7 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
            + pass_cycles(mt, op.head_dim, kv_chunk, cm.R, cm.C, cm.count, cm.df, dt, cm.overlap, cm.min_pass))
     work = units * split
     waves = math.ceil(work / cm.cores)
-    compute = waves * cyc / cm.f_tensor / cm.teff
+    compute = waves * cyc / cm.f_tensor / cm.tensor_eff(op.dtype)
     active = min(cm.cores, work)
     b = DTYPE_BYTES[op.dtype]
     kv_bytes = 2.0 * op.batch * op.kv_heads * op.kv_len * op.head_dim * op.kv_el_bytes()
@@ -305,7 +314,7 @@ def op_cost(cm: ChipModel, op: Op) -> OpCost:
     if isinstance(op, FlashAttention):
         return flash_cost(cm, op)
     if isinstance(op, Collective):
-        link_s, overhead_s, link_bytes, algo = collective_time(cm.system, op)
+        link_s, overhead_s, link_bytes, algo = collective_time(cm.system, op, cm.library)
         local = op.bytes() / cm.hbm_bw
         return OpCost(link_s=link_s, memory_s=local, overhead_s=overhead_s, hbm_bytes=op.bytes(),
                       link_bytes=link_bytes, mapping=algo)

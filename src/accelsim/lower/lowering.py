@@ -152,6 +152,7 @@ class Lowerer:
         nm, nn = -(-M // mt), -(-N // nt)
         ks = -(-K // split)
         speed = gemm_speed(cm, mm)
+        teff = cm.tensor_eff(compute_dtype(cm, mm))
         # dequantization of operands stored narrower than the compute type, on the vector
         # engine: vector seconds per loaded byte of B (A), spread over the K steps that load it
         dq_b = dq_a = 0.0  # vector seconds per loaded byte of B (A)
@@ -189,7 +190,7 @@ class Lowerer:
                 load_b = not (order == 2 and loaded_col == (bi, j, s))
                 loaded_row, loaded_col = (bi, i, s), (bi, j, s)
                 cyc = pass_cycles(m_i, n_j, k1 - k0, cm.R, cm.C, cm.count, cm.df, speed, cm.overlap, cm.min_pass)
-                mine.append((bi, i, j, m_i, n_j, k0, k1, load_a, load_b, cyc / cm.f_tensor / cm.teff))
+                mine.append((bi, i, j, m_i, n_j, k0, k1, load_a, load_b, cyc / cm.f_tensor / teff))
             # consecutive tiles with the same K range run as one group: their K steps are merged
             # (bytes, cycles and FLOPs add up), so the task count per op and core stays bounded
             size = max(1, -(-len(mine) // MAX_TILE_GROUPS))
@@ -283,7 +284,7 @@ class Lowerer:
                                          duration_s=self.vec_time(kv_dq * 2 * kvn * o.head_dim, o.dtype))]
                     qk = b.task(BUSY, CAT_TENSOR, oid, q + kvload + [prev], resource=self.tensor[c],
                                 duration_s=pass_cycles(m, kvn, o.head_dim, cm.R, cm.C, cm.count, cm.df, speed,
-                                                       cm.overlap, cm.min_pass) / cm.f_tensor / cm.teff,
+                                                       cm.overlap, cm.min_pass) / cm.f_tensor / cm.tensor_eff(o.dtype),
                                 flops=2.0 * m * kvn * o.head_dim)
                     ex = b.task(BUSY, CAT_SCALAR, oid, [qk], resource=self.scalar[c],
                                 duration_s=m * kvn / cm.trans_rate)
@@ -291,7 +292,7 @@ class Lowerer:
                                  duration_s=self.vec_time(vrate_ops * m * kvn, o.dtype))
                     prev = b.task(BUSY, CAT_TENSOR, oid, [ex, upd], resource=self.tensor[c],
                                   duration_s=pass_cycles(m, o.head_dim, kvn, cm.R, cm.C, cm.count, cm.df, speed,
-                                                         cm.overlap, cm.min_pass) / cm.f_tensor / cm.teff,
+                                                         cm.overlap, cm.min_pass) / cm.f_tensor / cm.tensor_eff(o.dtype),
                                   flops=2.0 * m * kvn * o.head_dim)
                     done += kvn
                 ends += self.store(oid, c, m * o.head_dim * (dt if split == 1 else 4.0), [prev])

@@ -203,3 +203,29 @@ def roofline_figure(results: "Results") -> "Figure":
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, loc="lower right")
     return fig
+
+
+def collective_sweep_figure(rows: list[dict], title: str = "") -> "Figure":
+    """Time and bus bandwidth of a collective against the per-rank size (log-log time, log-x
+    bandwidth), as nccl-tests curves are read: a latency plateau, a knee, a bandwidth plateau."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.6))
+    FigureCanvasAgg(fig)
+    ax_t, ax_b = fig.subplots(1, 2)
+    n = np.array([r["bytes_per_rank"] for r in rows])
+    t = np.array([r["time_s"] for r in rows])
+    bw = np.array([r["busbw_Bps"] for r in rows])
+    ax_t.loglog(n, t * 1e6, "o-", ms=3)
+    ax_t.set_xlabel("bytes per rank")
+    ax_t.set_ylabel("time (us)")
+    ax_b.semilogx(n, bw / 1e9, "o-", ms=3, color="tab:purple")
+    ax_b.set_xlabel("bytes per rank")
+    ax_b.set_ylabel("bus bandwidth (GB/s)")
+    for ax in (ax_t, ax_b):
+        ax.grid(True, which="both", alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -19,10 +19,12 @@ COST_FIELDS = ("compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "tim
                "hbm_bytes", "link_bytes")
 
 
-def cost_ops(ops: list[Op], system: SystemSpec | ChipModel, cache: dict[Op, OpCost] | None = None) -> list[OpCost]:
+def cost_ops(ops: list[Op], system: SystemSpec | ChipModel, cache: dict[Op, OpCost] | None = None,
+             library=None) -> list[OpCost]:
     """Cost each op on one chip of ``system`` (cached by op identity of shape and dtype;
-    pass ``cache`` to keep the costs across calls on the same chip model)."""
-    cm = system if isinstance(system, ChipModel) else ChipModel(system)
+    pass ``cache`` to keep the costs across calls on the same chip model). ``library``: the
+    stack's collective library for a SystemSpec (a ChipModel carries its own)."""
+    cm = system if isinstance(system, ChipModel) else ChipModel(system, library)
     cache = {} if cache is None else cache
     out = []
     for op in ops:
@@ -40,11 +42,12 @@ def check_fits(graph: WorkloadGraph, system: SystemSpec) -> None:
                             f"has {system.num_chips}; pick a system with more chips or a smaller --tp")
 
 
-def evaluate_arrays(graph: WorkloadGraph, system: SystemSpec) -> dict[str, np.ndarray]:
+def evaluate_arrays(graph: WorkloadGraph, system: SystemSpec, library=None) -> dict[str, np.ndarray]:
     """Per-op time terms as numpy arrays (keys: ``COST_FIELDS`` plus ``bound``), in the
-    graph's topological order. The cheap core of ``accelsim.evaluate`` for sweeps."""
+    graph's topological order. The cheap core of ``accelsim.evaluate`` for sweeps. ``library``:
+    the stack's collective library (None: the ideal bound)."""
     check_fits(graph, system)
-    costs = cost_ops(graph.ops(), system)
+    costs = cost_ops(graph.ops(), system, library=library)
     arrays = {f: np.array([getattr(c, f) for c in costs], dtype=float) for f in COST_FIELDS}
     arrays["bound"] = np.array([c.bound for c in costs], dtype=object)
     arrays["mapping"] = np.array([c.mapping for c in costs], dtype=object)

@@ -39,9 +39,10 @@ class TrainRun:
 class _Coster:
     """Costs ops on one chip; collectives on the chips of their parallel group."""
 
-    def __init__(self, system: SystemSpec, placement: Placement, plan: ParallelPlan):
+    def __init__(self, system: SystemSpec, placement: Placement, plan: ParallelPlan, library=None):
         self.system, self.placement, self.plan = system, placement, plan
-        self.cm = ChipModel(system)
+        self.cm = ChipModel(system, library)
+        self.library = library
         self.cache: dict[tuple, OpCost] = {}
 
     def group(self, axis: str, size: int, stage: int) -> tuple[int, ...]:
@@ -70,18 +71,19 @@ class _Coster:
                 chips = (self.placement.chip(pp=0), self.placement.chip(pp=self.plan.pp - 1))
             else:
                 chips = self.group(axis, op.group, stage)
-            r = collective_cost(self.system, op.op, op.bytes_per_rank, op.group, chips=chips if len(chips) == op.group else None)
+            r = collective_cost(self.system, op.op, op.bytes_per_rank, op.group,
+                                chips=chips if len(chips) == op.group else None, library=self.library)
             c = self.cache[key] = OpCost(link_s=r.bandwidth_s, overhead_s=r.latency_s, hbm_bytes=op.bytes(),
                                          link_bytes=r.bytes_sent_per_chip, mapping=r.algorithm)
         return c
 
 
-def simulate_train(system: SystemSpec, step: TrainStep) -> TrainRun:
+def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRun:
     """Cost every stage's passes and run the pipeline schedule of one training step."""
     plan = step.plan
     system = system_for(system, plan.chips)
     placement = place(system, tp=plan.tp_chips, pp=plan.pp, dp=plan.dp, cp=plan.cp)
-    coster = _Coster(system, placement, plan)
+    coster = _Coster(system, placement, plan, library)
     rows, stages = [], []
     for s in range(plan.pp):
         sums = {}
@@ -108,7 +110,7 @@ def simulate_train(system: SystemSpec, step: TrainStep) -> TrainRun:
         p2p = 0.0
         if s < plan.pp - 1 and step.p2p_bytes > 0:
             a, b = placement.chip(pp=s), placement.chip(pp=s + 1)
-            p2p = collective_cost(system, "sendrecv", step.p2p_bytes, 2, chips=(a, b)).time_s
+            p2p = collective_cost(system, "sendrecv", step.p2p_bytes, 2, chips=(a, b), library=library).time_s
         stages.append(StageTimes(fwd_compute_s=sums["fwd"][0], fwd_comm_s=sums["fwd"][1],
                                  bwd_compute_s=sums["bwd"][0], bwd_comm_s=sums["bwd"][1], grad_sync_s=sync,
                                  optimizer_s=sums["opt"][0] + sums["opt"][1], p2p_s=p2p))

@@ -20,10 +20,10 @@ from .space import Constraints, DesignSpace, Point, Range, WorkloadSpec, point_h
 
 class _CallablePackage(_types.ModuleType):
     def __call__(self, space, fidelity: str = "analytical", executor=None, batch_size=None, out=None,
-                 resume: bool = False, progress: bool = True, workers=None):
+                 resume: bool = False, progress: bool = True, workers=None, mode: str = "realistic", stack=None):
         """Evaluate every point of ``space`` (see ``accelsim.sweep.runner.sweep``)."""
         return sweep(space, fidelity=fidelity, executor=executor, batch_size=batch_size, out=out, resume=resume,
-                     progress=progress, workers=workers)
+                     progress=progress, workers=workers, mode=mode, stack=stack)
 
 
 _sys.modules[__name__].__class__ = _CallablePackage

@@ -100,6 +100,12 @@ class Evaluator:
         self.cost_model = CostModel.model_validate(ctx["cost_model"])
         self.spec_paths = ctx["spec_paths"]
         self.root = ctx["root"]
+        from ..stack.presets import resolve
+        from ..stack.spec import Stack
+
+        self.mode = ctx.get("mode", "realistic")
+        chosen = Stack.model_validate(ctx["stack"]) if ctx.get("stack") else None
+        self.stack = resolve(chosen, self.base_spec.stack, self.mode)
         self.specs: dict[str, Any] = {}
         self.chip_models: dict[str, Any] = {}
         self.op_costs: dict[tuple, tuple[float, float, int]] = {}
@@ -116,11 +122,13 @@ class Evaluator:
             self.specs.clear()
             self.chip_models.clear()
         try:
+            from ..stack.realize import realize
+
             spec = SystemSpec.model_validate(system_dict(self.base, overrides, self.scale))
             extra = self.cost_model.costs(spec, self.base_spec)
             for p in self.spec_paths:
                 extra[p] = _spec_value(spec, p)
-            hit = (spec, extra)
+            hit = (realize(spec, self.stack), extra)
         except ValidationError as e:
             hit = _invalid(e, overrides, "")
         except ConfigError as e:
@@ -187,7 +195,8 @@ class Evaluator:
             elif self.fidelity == "event":
                 from ..api import evaluate
 
-                row = self._summary_row(evaluate(spec, self.graph(wl, wkey).graph, fidelity="event").summary, spec, wl)
+                row = self._summary_row(evaluate(spec, self.graph(wl, wkey).graph, fidelity="event", mode=self.mode,
+                                                 stack=self.stack).summary, spec, wl)
             else:
                 ckey = canonical_json({p: v for p, v in sys_ov.items() if p.startswith("chip")})
                 row = self._analytical(spec, skey, ckey, wl, wkey)
@@ -208,7 +217,7 @@ class Evaluator:
 
         plan = ParallelPlan(**wl.plan_fields())
         return evaluate_train(spec, self.model(wl), wl.batch, wl.seq_len or 2048, plan=plan, dtype=wl.dtype,
-                              attention=wl.attention).summary
+                              attention=wl.attention, mode=self.mode, stack=self.stack).summary
 
     def _analytical(self, spec: SystemSpec, skey: str, ckey: str, wl: WorkloadSpec, wkey: str) -> dict[str, Any]:
         from ..sim.analytical import check_fits
@@ -224,7 +233,7 @@ class Evaluator:
         check_fits(g.graph, spec)
         cm = self.chip_models.get(skey)
         if cm is None:
-            cm = self.chip_models[skey] = ChipModel(spec)
+            cm = self.chip_models[skey] = ChipModel(spec, self.stack.collectives if self.stack else None)
         if len(self.op_costs) > self.MAX_CACHE:
             self.op_costs.clear()
         n = len(g.uniq)
@@ -343,10 +352,14 @@ def evaluate_batch(ctx: dict[str, Any], batch: list[tuple[int, dict[str, Any]]])
 
 
 # --- parent side -----------------------------------------------------------------------------
-def context(space: DesignSpace, fidelity: str) -> dict[str, Any]:
+def context(space: DesignSpace, fidelity: str, mode: str = "realistic", stack=None) -> dict[str, Any]:
     """Everything a worker needs to evaluate the points of ``space`` (picklable)."""
+    from ..stack.presets import resolve
+
     base = space.base_system()
+    st = resolve(stack, base.stack, mode)
     ctx = {"base": base.model_dump(), "workload": space.base_workload(), "fidelity": fidelity,
+           "mode": mode, "stack": st.model_dump() if st is not None else None,
            "scale_tensor_rates": space.scale_tensor_rates, "cost_model": space.cost_model.model_dump(),
            "spec_paths": space.constraints.spec_paths(), "root": str(space.root)}
     ctx["key"] = canonical_json({k: v for k, v in ctx.items()})
@@ -355,7 +368,7 @@ def context(space: DesignSpace, fidelity: str) -> dict[str, Any]:
 
 def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", executor: Executor | None = None,
           batch_size: int | None = None, out: str | Path | None = None, resume: bool = False,
-          progress: bool = True, workers: int | None = None) -> pd.DataFrame:
+          progress: bool = True, workers: int | None = None, mode: str = "realistic", stack=None) -> pd.DataFrame:
     """Evaluate every point of ``space``; one row per point (see ``METRICS`` and the module doc).
 
     ``executor``: any ``concurrent.futures.Executor`` (Dask: ``Client(...).get_executor()``);
@@ -364,14 +377,15 @@ def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", 
     evaluated here first to size the batches (``batch_size`` overrides it). ``out``: a parquet
     file; rows are flushed as batches arrive (into ``OUT.parts/``) and consolidated at the end;
     ``resume=True`` skips every point whose hash is already stored (a killed sweep loses at most
-    the batches in flight), ``resume=False`` starts the file afresh.
+    the batches in flight), ``resume=False`` starts the file afresh. ``mode`` / ``stack``: as for
+    ``accelsim.evaluate`` (realistic under the base system's stack by default).
     """
     space = DesignSpace.load(space)
     if fidelity not in FIDELITIES:
         raise ConfigError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
     if out is not None:
         require_pyarrow()
-    ctx = context(space, fidelity)
+    ctx = context(space, fidelity, mode, stack)
     points = space.points()
     by_hash = {p.hash: p for p in points}
     store = Store(out) if out is not None else None

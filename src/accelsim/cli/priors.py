@@ -1,0 +1,51 @@
+"""``accelsim priors``: derive the collective-library priors of the stacks from the corpus."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .util import friendly
+
+
+@click.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--stack", "stacks", multiple=True, help="Base stack to fit (repeatable); default: every one with rows.")
+@click.option("--no-holdout", is_flag=True, help="Skip the leave-one-source-out refits (faster).")
+@click.option("--write", is_flag=True, help="Write the fitted values (and their sources) into the stack files.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@friendly
+def priors(files, stacks, no_holdout, write, as_json):
+    """Fit each collective library (NCCL, RCCL, Neuron, ...) to the published collective rows of
+    FILES (default: workloads/measurements/parts/*.csv) and report in-sample and
+    leave-one-source-out error; --write stores the values in stacks/*.yaml."""
+    from pathlib import Path
+
+    from ..correlate.priors import derive, write_fit
+    from ..errors import MeasurementError
+
+    if not files:
+        parts = Path("workloads/measurements/parts")
+        files = sorted(str(p) for p in parts.glob("*.csv"))
+        if not files:
+            raise MeasurementError(f"no FILES given and no {parts}/*.csv here (run from the repository)")
+    fits = derive(list(files), stacks or None, holdout=not no_holdout)
+    corpus = str(Path(files[0]).parent) if len({str(Path(f).parent) for f in files}) == 1 else "the given files"
+    if write:
+        for f in fits:
+            write_fit(f, corpus)
+    if as_json:
+        click.echo(json.dumps([{"stack": f.stack, "rows": f.rows, "mape": f.mape, "bias": f.bias,
+                                "loso_mape": f.loso_mape, "values": f.values, "determined": f.determined,
+                                "per_source": f.per_source} for f in fits], indent=2))
+        return
+    for f in fits:
+        loso = "n/a" if f.loso_mape is None else f"{100 * f.loso_mape:.1f}%"
+        click.echo(f"{f.stack}: {f.rows} rows from {len(f.sources)} sources, MAPE {100 * f.mape:.1f}% "
+                   f"(bias {f.bias:.2f}), leave-one-source-out {loso}")
+        for k, v in f.values.items():
+            shown = f"{1e6 * v:.2f} us" if k.endswith("_s") else f"{v:.3f}"
+            click.echo(f"  {k:<34}{shown:>12}" + ("" if k in f.determined else "   (no row constrains it: kept)"))
+    if write:
+        click.echo("wrote " + ", ".join(f"stacks/{f.stack}.yaml" for f in fits))

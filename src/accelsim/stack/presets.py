@@ -1,0 +1,96 @@
+"""Stack presets: YAML files in ``stacks/`` (shipped as package data), loaded and validated."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from ..configio import apply_overrides, load_yaml, suggest, validate
+from ..errors import ConfigError
+from .spec import Stack
+
+
+def stack_dir() -> Path:
+    """Folder holding the shipped stacks."""
+    return Path(str(resources.files("accelsim") / "data" / "stacks"))
+
+
+def list_stacks() -> list[str]:
+    """Names of the shipped stacks, sorted."""
+    return sorted(p.stem for p in stack_dir().glob("*.yaml"))
+
+
+def stack_path(name_or_path: str | Path) -> Path:
+    """Resolve a stack name or a YAML path; an unknown name suggests close matches."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise ConfigError(f"{p}: no such file")
+        return p
+    candidate = stack_dir() / f"{name_or_path}.yaml"
+    if candidate.exists():
+        return candidate.resolve()
+    raise ConfigError(f"unknown stack {str(name_or_path)!r}.{suggest(str(name_or_path), list_stacks())}"
+                      f" Known stacks: {', '.join(list_stacks())}")
+
+
+def _merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_raw(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> dict:
+    """The stack file as a mapping, with ``base: NAME`` (a stack it extends) merged in: the
+    file's own keys win, mappings merge key by key."""
+    path = stack_path(name_or_path)
+    data = load_yaml(path)
+    data.setdefault("name", path.stem)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or base in _seen or base == path.stem:
+        raise ConfigError(f"{path}: base: must name another stack (no cycles), got {base!r}")
+    parent = load_raw(base, _seen + (path.stem,))
+    parent.pop("name", None)
+    parent["description"] = ""
+    return _merge(parent, data)
+
+
+def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | None:
+    """The stack a prediction runs under: None in ``ideal`` mode (peak rates, no software costs);
+    otherwise ``stack`` (a name, a YAML file or a Stack), else the system's ``default`` stack
+    name, else None (a system that names no stack)."""
+    if mode not in ("realistic", "ideal"):
+        raise ConfigError(f"mode must be 'realistic' or 'ideal', got {mode!r}")
+    if mode == "ideal":
+        return None
+    chosen = stack if stack not in (None, "") else default
+    return load_stack(chosen) if chosen else None
+
+
+def base_of(name: str) -> str:
+    """The stack at the root of ``name``'s ``base:`` chain (the one that owns its collective library)."""
+    data = load_yaml(stack_path(name))
+    seen = {name}
+    while isinstance(data.get("base"), str) and data["base"] not in seen:
+        name = data["base"]
+        seen.add(name)
+        data = load_yaml(stack_path(name))
+    return name
+
+
+def load_stack(name_or_path: str | Path | Stack, overrides=()) -> Stack:
+    """A validated Stack from a preset name, a YAML file or a Stack; ``overrides`` are
+    ``path=value`` strings (as ``--set``). Errors name the file and the field."""
+    if isinstance(name_or_path, Stack):
+        return name_or_path
+    path = stack_path(name_or_path)
+    data = load_raw(path)
+    if overrides:
+        data = apply_overrides(data, overrides, str(path))
+    return validate(Stack, data, str(path))
+
+
+__all__ = ["stack_dir", "list_stacks", "stack_path", "load_raw", "load_stack", "base_of", "resolve"]

@@ -1,0 +1,30 @@
+"""Modes: what a system predicts under a stack. ``ideal`` is the preset as written (peak rates,
+its explicit calibration, no software costs); ``realistic`` replaces a neutral calibration by
+the chip's achievable priors (``ChipSpec.achievable``) and adds the stack runtime's
+per-kernel cost, and its collectives run under the stack's collective library."""
+
+from __future__ import annotations
+
+from ..arch.spec import Calibration, SystemSpec
+from .spec import Stack
+
+MODES = ("realistic", "ideal")
+
+
+def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
+    """``system`` as it runs under ``stack`` (None: ideal mode, the system unchanged). A chip
+    with an explicit (non-neutral) calibration keeps it: calibrations are fitted on the ideal
+    model and already hold what the priors would add."""
+    if stack is None:
+        return system
+    chip = system.chip
+    if chip.calibration != Calibration():
+        return system
+    base = chip.achievable or Calibration()
+    cal = base.model_copy(update={"launch_overhead_s": base.launch_overhead_s + stack.runtime.kernel_launch_s})
+    if cal == chip.calibration:
+        return system
+    return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
+
+
+__all__ = ["MODES", "realize"]

@@ -1,0 +1,102 @@
+"""Software stacks as data: what the software between a program and the silicon costs.
+
+A ``Stack`` names a runtime (how kernels are issued: PyTorch eager, CUDA graphs, the Neuron
+runtime, XLA) and a collective library (NCCL, RCCL, Neuron collectives, TPU ICI collectives).
+The collective library's costs follow how such libraries move data: every call pays a fixed
+``call_latency_s`` (launch, setup, the final synchronisation); every algorithm step pays the
+chosen protocol's ``step_latency_s`` (a ring all-reduce over p ranks has 2(p-1) steps); data
+moves at the link bandwidth times ``bandwidth_fraction`` (what the library's copy kernels
+reach over the link) times the protocol's own ``bandwidth_fraction`` (e.g. NCCL's LL protocol
+sends a 4-byte flag with every 4 bytes of data, so it moves data at half the rate). For each
+call the library runs the (algorithm, protocol) pair of least predicted time, as NCCL's tuner
+does, which gives the latency plateau for small messages, the bandwidth plateau for large ones
+and a smooth knee between them.
+
+Frozen pydantic models, ``extra="forbid"``, SI units in field names, unit strings ("6 us",
+"64 KiB") accepted at load time; every field's docstring is its reference documentation.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..units import Bytes, Seconds
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, validate_default=True)
+
+
+class Protocol(_Spec):
+    """One transport protocol of a collective library."""
+
+    name: str = Field(min_length=1)
+    """Protocol name (NCCL: LL, LL128, Simple)."""
+    bandwidth_fraction: float = Field(gt=0, le=1)
+    """Fraction of the library's link rate this protocol moves data at (LL: 0.5, one 4-byte
+    flag per 4 bytes of data; LL128: 120/128, one 8-byte flag per 128-byte line; Simple: 1)."""
+    step_latency_s: Seconds = Field(ge=0)
+    """Latency of one algorithm step over scale-up links (send, flag / fence, receive), seconds."""
+    max_bytes: Bytes | None = Field(None, gt=0)
+    """Largest per-rank buffer the library runs this protocol for (None: any size)."""
+
+
+class CollectiveLibrary(_Spec):
+    """A collective communication library: fixed and per-step latencies, protocols, bandwidth."""
+
+    name: str = Field(min_length=1)
+    """Library and version range, e.g. "NCCL 2.18-2.21"."""
+    call_latency_s: Seconds = Field(ge=0)
+    """Fixed cost of every call (kernel launch, channel setup, final synchronisation), seconds."""
+    bandwidth_fraction: float = Field(gt=0, le=1)
+    """Fraction of the scale-up link bandwidth the library's bulk protocol reaches (link packet
+    overhead and copy-kernel efficiency)."""
+    scale_out_bandwidth_fraction: float = Field(1.0, gt=0, le=1)
+    """Fraction of the scale-out NIC bandwidth reached between nodes."""
+    scale_out_step_latency_s: Seconds = Field(0.0, ge=0)
+    """Latency of one algorithm step that crosses the scale-out network, seconds."""
+    in_switch_bandwidth_fraction: float = Field(1.0, gt=0, le=1)
+    """Fraction of the link bandwidth an in-switch (SHARP / NVLS) reduction reaches."""
+    protocols: tuple[Protocol, ...] = Field(min_length=1)
+    """Protocols the library chooses from; the fastest applicable one runs."""
+    algorithms: tuple[str, ...] = ()
+    """Algorithms the library implements (names of ``cost.collectives.ALGORITHMS``; empty: all).
+    NCCL, for example, runs all-reduce as a ring, a tree or an in-switch (NVLS) reduction, never as
+    a one-shot exchange. All-to-all and send/recv are point-to-point in every library."""
+
+    @model_validator(mode="after")
+    def _unbounded_protocol(self) -> "CollectiveLibrary":
+        if all(p.max_bytes is not None for p in self.protocols):
+            raise ValueError("protocols: at least one protocol must have no max_bytes (large messages need one)")
+        names = [p.name for p in self.protocols]
+        if len(set(names)) != len(names):
+            raise ValueError(f"protocols: duplicate protocol names in {names}")
+        return self
+
+
+class Runtime(_Spec):
+    """How kernels are issued."""
+
+    name: str = Field(min_length=1)
+    """Runtime, e.g. "PyTorch eager", "CUDA graphs", "Neuron runtime"."""
+    kernel_launch_s: Seconds = Field(0.0, ge=0)
+    """Host cost to issue one kernel, seconds: back-to-back kernels shorter than this are
+    host-bound."""
+
+
+class Stack(_Spec):
+    """A software stack: runtime plus collective library."""
+
+    name: str = Field(min_length=1)
+    """Stack name (the file name in ``stacks/``)."""
+    description: str = ""
+    """What the stack is, in a sentence."""
+    runtime: Runtime
+    """Kernel issue costs."""
+    collectives: CollectiveLibrary
+    """Collective library costs."""
+    sources: dict[str, str] = {}
+    """Citation of every numeric field, keyed by its dotted path."""
+
+
+__all__ = ["Protocol", "CollectiveLibrary", "Runtime", "Stack"]

@@ -1,0 +1,195 @@
+"""Software stacks (stacks/*.yaml, accelsim.stack) and collectives under a collective library:
+closed forms with a latency floor and protocols, the shape of a size sweep (latency plateau,
+knee, bandwidth plateau), the CLI sweep, rows measured under a stack, and the prior fit."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from accelsim.arch.presets import list_presets, load_system
+from accelsim.cli import main
+from accelsim.correlate import correlate
+from accelsim.correlate.priors import fit_library
+from accelsim.correlate.schema import MeasurementRow
+from accelsim.cost.collectives import collective_cost
+from accelsim.errors import ConfigError, WorkloadError
+from accelsim.stack import CollectiveLibrary, Protocol, list_stacks, load_stack, resolve
+
+KiB, MiB, GiB = 2**10, 2**20, 2**30
+
+
+def lib(call=10e-6, ll=1e-6, simple=5e-6, frac=0.8, algorithms=("ring",)) -> CollectiveLibrary:
+    return CollectiveLibrary(name="test", call_latency_s=call, bandwidth_fraction=frac, algorithms=algorithms,
+                             protocols=(Protocol(name="LL", bandwidth_fraction=0.5, step_latency_s=ll),
+                                        Protocol(name="Simple", bandwidth_fraction=1.0, step_latency_s=simple)))
+
+
+def test_every_shipped_stack_loads_and_every_preset_names_a_known_stack():
+    names = list_stacks()
+    assert {"cuda-native", "cuda-eager", "cuda-graphs", "rocm-native", "neuron", "xla-tpu"} <= set(names)
+    for n in names:
+        assert load_stack(n).name == n
+    for p in list_presets():
+        s = load_system(p)
+        if s.stack:
+            assert s.stack in names
+
+
+def test_a_stack_extends_its_base():
+    base, eager = load_stack("cuda-native"), load_stack("cuda-eager")
+    assert eager.collectives == base.collectives          # NCCL comes from the base file
+    assert eager.runtime.name == "PyTorch eager" != base.runtime.name
+
+
+def test_bad_stacks_are_refused_with_file_and_field(tmp_path):
+    with pytest.raises(ConfigError, match="unknown stack 'cuda-eagre'.*cuda-eager"):
+        load_stack("cuda-eagre")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nruntime: {name: r}\ncollectives:\n  name: c\n  call_latency_s: -1 us\n"
+                   "  bandwidth_fraction: 0.5\n  protocols: [{name: S, bandwidth_fraction: 1, step_latency_s: 1 us}]\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*collectives\.call_latency_s"):
+        load_stack(bad)
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("base: loop\n")
+    with pytest.raises(ConfigError, match="base"):
+        load_stack(loop)
+    with pytest.raises(ValueError, match="no max_bytes"):
+        CollectiveLibrary(name="x", call_latency_s=0, bandwidth_fraction=1,
+                          protocols=(Protocol(name="LL", bandwidth_fraction=0.5, step_latency_s=0, max_bytes=1024),))
+    with pytest.raises(WorkloadError, match="algorithms: unknown 'rign'"):
+        collective_cost(load_system("dgx-a100"), "allreduce", 1 * MiB, 8, library=lib(algorithms=("rign",)))
+
+
+def test_mode_resolution():
+    assert resolve(None, "cuda-eager", "ideal") is None
+    assert resolve(None, "cuda-eager").name == "cuda-eager"
+    assert resolve("neuron", "cuda-eager").name == "neuron"
+    assert resolve(None, "") is None
+    with pytest.raises(ConfigError, match="mode"):
+        resolve(None, "cuda-eager", "optimistic")
+
+
+def test_ring_allreduce_closed_form_with_latency_floor_and_protocols():
+    """dgx-a100 (switch, 12 x 25 GB/s = 300 GB/s per GPU and direction), ring over p = 8:
+    T = call + 2(p-1) (step + n / (p B f q)) with the faster of LL (q = 1/2) and Simple (q = 1)."""
+    s = load_system("dgx-a100")
+    B, p, L = 300e9, 8, lib()
+    for n in (8.0, 64 * KiB, 1 * MiB, 256 * MiB):
+        t_ll = 10e-6 + 2 * (p - 1) * (1e-6 + n / (p * B * 0.8 * 0.5))
+        t_simple = 10e-6 + 2 * (p - 1) * (5e-6 + n / (p * B * 0.8))
+        r = collective_cost(s, "allreduce", n, p, library=L)
+        assert r.algorithm == "ring"
+        assert r.time_s == pytest.approx(min(t_ll, t_simple), rel=1e-9)
+        assert r.protocol == ("LL" if t_ll < t_simple else "Simple")
+    # the latency floor: an 8-byte all-reduce costs the call plus 14 LL steps, not ~0
+    assert collective_cost(s, "allreduce", 8, p, library=L).time_s == pytest.approx(10e-6 + 14e-6, rel=1e-3)
+    # the knee sits where the protocols cross: 14 * 4 us = 14 n / (8 B f) -> n = 4 us * 8 * 240 GB/s
+    knee = 4e-6 * 8 * B * 0.8
+    assert collective_cost(s, "allreduce", knee * 0.9, p, library=L).protocol == "LL"
+    assert collective_cost(s, "allreduce", knee * 1.1, p, library=L).protocol == "Simple"
+
+
+def test_ideal_mode_is_the_old_bound():
+    s = load_system("dgx-h100")
+    r = collective_cost(s, "allreduce", 64 * MiB, 8)
+    assert r.algorithm == "in_switch" and r.protocol == ""
+    assert r.time_s == pytest.approx(64 * MiB / 450e9)
+    real = collective_cost(s, "allreduce", 64 * MiB, 8, library=load_stack("cuda-eager").collectives)
+    assert real.time_s > r.time_s
+
+
+@pytest.mark.parametrize("system,ranks", [("dgx-a100", 8), ("dgx-h100", 8), ("mi300x-8", 8), ("trn2-48xl", 16)])
+def test_sweep_has_a_latency_plateau_a_knee_and_a_bandwidth_plateau(system, ranks):
+    s = load_system(system)
+    L = load_stack(s.stack).collectives
+    sizes = [8 * 2**i for i in range(32)]  # 8 B .. 16 GiB
+    res = [collective_cost(s, "allreduce", n, ranks, library=L) for n in sizes]
+    t = [r.time_s for r in res]
+    bw = [r.busbw_Bps for r in res]
+    assert all(b >= a * (1 - 1e-9) for a, b in zip(t, t[1:]))            # more bytes never take less time
+    assert t[0] > 1e-6 and t[3] < 1.1 * t[0]                               # a latency floor: 8 B ~ 64 B
+    assert bw[-1] == pytest.approx(bw[-2], rel=0.05)                       # bandwidth plateau at 8-16 GiB
+    ideal = collective_cost(s, "allreduce", sizes[-1], ranks).busbw_Bps
+    assert bw[-1] < ideal                                                  # below the peak-link bound
+    assert bw[10] < 0.5 * bw[-1]                                           # 8 KiB is latency bound
+
+
+def cli(*args):
+    return CliRunner().invoke(main, ["collective", *map(str, args)])
+
+
+def test_cli_sweep_table_json_and_plot(tmp_path):
+    r = cli("allreduce", "--system", "dgx-a100", "--ranks", 8, "--sweep", "8B:16GiB")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert "realistic, stack cuda-eager" in lines[0]
+    assert len(lines) == 2 + 32 and lines[2].split()[0:2] == ["8", "B"] and "16 GiB" in lines[-1]
+    assert all("/" in line for line in lines[2:])                          # algorithm / protocol
+    out = json.loads(cli("allreduce", "--system", "mi300x-8", "--ranks", 8, "--sweep", "1KiB:1MiB", "--json").output)
+    assert [o["bytes_per_rank"] for o in out] == [1024 * 2**i for i in range(11)]
+    assert all(o["mode"] == "realistic" and o["stack"] == "rocm-eager" and o["protocol"] for o in out)
+    png = tmp_path / "sweep.png"
+    r = cli("allreduce", "--system", "trn2-48xl", "--ranks", 16, "--sweep", "8B:1GiB", "--plot", png)
+    assert r.exit_code == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    ideal = json.loads(cli("allreduce", "--system", "dgx-a100", "--ranks", 8, "--bytes", "8B", "--ideal", "--json").output)
+    assert ideal["mode"] == "ideal" and ideal["time_s"] < 1e-9
+
+
+@pytest.mark.parametrize("args,message", [
+    (("allreduce", "--system", "dgx-a100", "--ranks", 8), "--bytes B or --sweep"),
+    (("allreduce", "--system", "dgx-a100", "--ranks", 8, "--bytes", "1MiB", "--sweep", "8B:1MiB"), "one of them"),
+    (("allreduce", "--system", "dgx-a100", "--ranks", 8, "--sweep", "1MiB:8B"), "MIN <= MAX"),
+    (("allreduce", "--system", "dgx-a100", "--ranks", 8, "--sweep", "8B"), "MIN:MAX"),
+    (("allreduce", "--system", "dgx-a100", "--ranks", 8, "--bytes", "1MiB", "--stack", "nope"), "unknown stack"),
+    (("allreduce", "--system", "dgx-a100", "--ranks", 8, "--bytes", "1MiB", "--fidelity", "event"), "--ideal"),
+])
+def test_cli_errors(args, message):
+    r = cli(*args)
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+
+
+def test_rows_run_under_their_stack():
+    import pandas as pd
+
+    from accelsim.correlate.schema import COLUMNS
+
+    base = {"kind": "allreduce", "system": "dgx-a100", "bytes": 8, "ranks": 8, "measured_time_s": 3e-5}
+    df = pd.DataFrame([{c: {**base, "id": "a"}.get(c) for c in COLUMNS},
+                       {c: {**base, "id": "b", "stack": "rocm-native"}.get(c) for c in COLUMNS}])
+    real = correlate(df).per_row.set_index("id")["predicted_time_s"]
+    ideal = correlate(df, mode="ideal").per_row.set_index("id")["predicted_time_s"]
+    assert ideal["a"] == ideal["b"] < 1e-9
+    nccl, rccl = load_stack("cuda-eager").collectives, load_stack("rocm-native").collectives
+    s = load_system("dgx-a100")
+    assert real["a"] == pytest.approx(collective_cost(s, "allreduce", 8, 8, library=nccl).time_s)
+    assert real["b"] == pytest.approx(collective_cost(s, "allreduce", 8, 8, library=rccl).time_s)
+
+
+def test_the_prior_fit_recovers_a_known_library():
+    """Rows made from NCCL's protocols with values set by hand (call 20 us, LL step 2 us, LL128
+    step 30 us so it never wins, Simple step 6 us, 75 % of the link) over 8 B .. 1 GiB on
+    dgx-a100 are fitted back to those values."""
+    nccl = load_stack("cuda-native").collectives
+    steps = {"LL": 2e-6, "LL128": 30e-6, "Simple": 6e-6}
+    true = nccl.model_copy(update={"call_latency_s": 20e-6, "bandwidth_fraction": 0.75, "protocols": tuple(
+        p.model_copy(update={"step_latency_s": steps[p.name]}) for p in nccl.protocols)})
+    s = load_system("dgx-a100")
+    rows = [MeasurementRow(id=f"r{i}", kind="allreduce", system="dgx-a100", bytes=n, ranks=8, stack="cuda-native",
+                           source=f"src{i % 2}",
+                           measured_time_s=collective_cost(s, "allreduce", n, 8, library=true).time_s)
+            for i, n in enumerate(8 * 4**k for k in range(14))]
+    fit = fit_library(rows, "cuda-native", holdout=False)
+    assert fit.mape < 0.02
+    assert fit.values["call_latency_s"] + 14 * fit.values["protocols.LL.step_latency_s"] == pytest.approx(48e-6, rel=0.02)
+    fitted = load_stack("cuda-native").collectives.model_copy(update={  # what the rows determine:
+        "call_latency_s": fit.values["call_latency_s"], "bandwidth_fraction": fit.values["bandwidth_fraction"],
+        "protocols": tuple(p.model_copy(update={"step_latency_s": fit.values[f"protocols.{p.name}.step_latency_s"]})
+                           for p in nccl.protocols)})
+    big = collective_cost(s, "allreduce", 4 * GiB, 8, library=fitted).busbw_Bps   # the bandwidth plateau
+    assert big == pytest.approx(300e9 * 0.75, rel=0.02)                  # ring busbw = B x fraction
+    assert "in_switch_bandwidth_fraction" not in fit.determined            # no switch reduction on A100
+    assert math.isfinite(fit.bias) and fit.bias == pytest.approx(1.0, abs=0.02)
