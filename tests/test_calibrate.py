@@ -176,7 +176,7 @@ def test_cli_calibrate_then_run_and_correlate(tmp_path):
                  f"wrote {out}"):
         assert word in r.output
     assert out.exists()
-    base = json.loads(CliRunner().invoke(main, ["run", "a100-sxm-80gb", "tiny", "--json"]).output)
+    base = json.loads(CliRunner().invoke(main, ["run", "a100-sxm-80gb", "tiny", "--json", "--ideal"]).output)
     cal = CliRunner().invoke(main, ["run", "a100-sxm-80gb", "tiny", "--json", "--calibration", str(out)])
     assert cal.exit_code == 0, cal.output
     assert json.loads(cal.output)["latency_s"] > base["latency_s"]  # launch overheads now count
@@ -194,15 +194,15 @@ def test_calibration_fields_reach_both_tiers():
 
     spec = load_system("a100-sxm-80gb", ["chip.calibration.tensor_launch_overhead_s=10 us",
                                          "chip.calibration.vector_launch_overhead_s=3 us"])
-    base = evaluate("a100-sxm-80gb", "tiny", phase="prefill", batch=1, seq_len=64)
-    cal = evaluate(spec, "tiny", phase="prefill", batch=1, seq_len=64)
+    base = evaluate("a100-sxm-80gb", "tiny", phase="prefill", batch=1, seq_len=64, mode="ideal")
+    cal = evaluate(spec, "tiny", phase="prefill", batch=1, seq_len=64, mode="ideal")
     ops = base.ops
     n_tensor = int((ops["engine"] == "tensor").sum())
     n_vector = int(ops["engine"].isin(["vector", "scalar"]).sum())
     expect = base.summary["latency_s"] + n_tensor * 10e-6 + n_vector * 3e-6
     assert cal.summary["latency_s"] == pytest.approx(expect)
-    ev0 = evaluate("a100-sxm-80gb", "tiny", phase="prefill", batch=1, seq_len=64, fidelity="event")
-    ev1 = evaluate(spec, "tiny", phase="prefill", batch=1, seq_len=64, fidelity="event")
+    ev0 = evaluate("a100-sxm-80gb", "tiny", phase="prefill", batch=1, seq_len=64, fidelity="event", mode="ideal")
+    ev1 = evaluate(spec, "tiny", phase="prefill", batch=1, seq_len=64, fidelity="event", mode="ideal")
     assert ev1.summary["latency_s"] - ev0.summary["latency_s"] == pytest.approx(n_tensor * 10e-6 + n_vector * 3e-6,
                                                                                 rel=0.05)
     assert math.isfinite(ev1.summary["latency_s"])

@@ -142,7 +142,7 @@ def test_batched_gemm_and_vector_rows():
                 "dtype": "fp16", "measured_time_s": 1e-5},
                {"id": "s", "kind": "silu_mul", "system": "a100-sxm-80gb", "rows": 64, "cols": 1000, "dtype": "bf16",
                 "measured_time_s": 1e-5})
-    res = correlate(df).per_row.set_index("id")
+    res = correlate(df, mode="ideal").per_row.set_index("id")
     cm = ChipModel(load_system("a100-sxm-80gb"))
     g = op_cost(cm, MatMul(m=128, n=256, k=512, batch=4, dtype_a="bf16", dtype_b="bf16", dtype_out="bf16",
                            b_shared=True))
@@ -248,7 +248,7 @@ def test_calibration_applies_to_its_chip_only(tmp_path):
                 "measured_time_s": 1e-3},
                {"id": "h", "kind": "gemm", "system": "h100-sxm-80gb", "m": 64, "n": 64, "k": 64, "dtype": "bf16",
                 "measured_time_s": 1e-3})
-    base = correlate(df).per_row.set_index("id")
+    base = correlate(df, mode="ideal").per_row.set_index("id")
     calib = correlate(df, calibration=cal).per_row.set_index("id")
     assert calib.loc["a", "predicted_time_s"] == pytest.approx(base.loc["a", "predicted_time_s"] + 1e-3)
     assert calib.loc["h", "predicted_time_s"] == pytest.approx(base.loc["h", "predicted_time_s"])

@@ -100,7 +100,15 @@ def _stamp(results: Results, st, calibration: str) -> None:
     def digest(obj) -> str:
         return hashlib.sha256(_json.dumps(obj.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
 
+    from .arch.presets import error_band
+
+    s = results.summary
+    by = s.get("time_by_bound_s", {})
+    top = max(by, key=by.get) if by else "compute"
+    kind = {"compute": "gemm", "interconnect": "allreduce"}.get(top, "copy")
+    band = error_band(results.system.chip.name, kind) if st is not None else None
     results.summary.update({
+        "expected_error": {"relative": band[0], "basis": band[1]} if band else None,
         "mode": "realistic" if st is not None else "ideal",
         "stack": st.name if st is not None else None,
         "provenance": {"accelsim": __version__, "system_sha": digest(results.system),

@@ -90,3 +90,26 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     """A ' Did you mean ...?' suffix for an unknown name, or an empty string."""
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
     return f" Did you mean {', '.join(close)}?" if close else ""
+
+
+def data_dir(folder: str) -> Path:
+    """A folder of shipped preset data (``arch_configs``, ``workloads``, ``stacks``)."""
+    from importlib import resources
+
+    return Path(str(resources.files("accelsim") / "data" / folder))
+
+
+def find_preset(name_or_path: str | Path, folder: Path, what: str, hint: str) -> Path:
+    """A YAML path as given, or the preset ``name`` in ``folder``; an unknown name is a
+    ConfigError suggesting close matches (``what``: "system preset", ...; ``hint``: where to
+    find the list)."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise ConfigError(f"{p}: no such file")
+        return p
+    candidate = folder / f"{name_or_path}.yaml"
+    if candidate.exists():
+        return candidate.resolve()
+    names = sorted(q.stem for q in folder.glob("*.yaml"))
+    raise ConfigError(f"unknown {what} {str(name_or_path)!r}.{suggest(str(name_or_path), names)} {hint}")

@@ -13,10 +13,12 @@ from .util import friendly
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--stack", "stacks", multiple=True, help="Base stack to fit (repeatable); default: every one with rows.")
 @click.option("--no-holdout", is_flag=True, help="Skip the leave-one-source-out refits (faster).")
+@click.option("--hardware/--no-hardware", default=True, show_default=True,
+              help="Also fit every chip's achievable fractions and every runtime's kernel cost to the kernel rows.")
 @click.option("--write", is_flag=True, help="Write the fitted values (and their sources) into the stack files.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @friendly
-def priors(files, stacks, no_holdout, write, as_json):
+def priors(files, stacks, no_holdout, write, as_json, hardware):
     """Fit each collective library (NCCL, RCCL, Neuron, ...) to the published collective rows of
     FILES (default: workloads/measurements/parts/*.csv) and report in-sample and
     leave-one-source-out error; --write stores the values in stacks/*.yaml."""
@@ -32,14 +34,38 @@ def priors(files, stacks, no_holdout, write, as_json):
             raise MeasurementError(f"no FILES given and no {parts}/*.csv here (run from the repository)")
     fits = derive(list(files), stacks or None, holdout=not no_holdout)
     corpus = str(Path(files[0]).parent) if len({str(Path(f).parent) for f in files}) == 1 else "the given files"
+    hw = None
+    if hardware:
+        from ..arch.presets import list_presets, load_raw
+        from ..correlate.priors import achievable_priors, fit_hardware, write_hardware
+        from ..correlate.schema import load_measurements, rows_of
+
+        hw = fit_hardware(rows_of(load_measurements(list(files))), holdout=not no_holdout)
+        chips = sorted({load_raw(p)[0]["chip"]["name"] for p in list_presets()})
+        table = achievable_priors(hw, chips)
     if write:
         for f in fits:
             write_fit(f, corpus)
+        if hw is not None:
+            write_hardware(hw, corpus, chips)
     if as_json:
-        click.echo(json.dumps([{"stack": f.stack, "rows": f.rows, "mape": f.mape, "bias": f.bias,
-                                "loso_mape": f.loso_mape, "values": f.values, "determined": f.determined,
-                                "per_source": f.per_source} for f in fits], indent=2))
+        click.echo(json.dumps({"collectives": [{"stack": f.stack, "rows": f.rows, "mape": f.mape, "bias": f.bias,
+                                                "loso_mape": f.loso_mape, "values": f.values,
+                                                "determined": f.determined, "per_source": f.per_source} for f in fits],
+                               "hardware": table if hw is not None else None,
+                               "kernel_launch_s": hw.launch if hw is not None else None}, indent=2))
         return
+    if hw is not None:
+        click.echo("achievable priors (fitted on the chip's own rows; the rest from its nearest sibling):")
+        for c, e in table.items():
+            vals = ", ".join(f"{k} {v}" for k, v in e["achievable"].items())
+            held = ", ".join(f"{k} {100 * v:.0f}%" for k, v in e["leave_one_chip_out_mape"].items()) or "n/a"
+            ins = ", ".join(f"{k} {100 * v:.0f}%" for k, v in e["in_sample_mape"].items()) or "no rows"
+            click.echo(f"  {c:<22}{vals}")
+            click.echo(f"  {'':<22}in-sample MAPE {ins}; leave-one-chip-out {held}"
+                       + (f"; from sibling: {', '.join(f'{k} ({s})' for k, s in e['from_sibling'].items())}"
+                          if e["from_sibling"] else ""))
+        click.echo("kernel cost per runtime: " + ", ".join(f"{k} {1e6 * v:.1f} us" for k, v in hw.launch.items()))
     for f in fits:
         loso = "n/a" if f.loso_mape is None else f"{100 * f.loso_mape:.1f}%"
         click.echo(f"{f.stack}: {f.rows} rows from {len(f.sources)} sources, MAPE {100 * f.mape:.1f}% "

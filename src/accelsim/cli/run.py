@@ -49,10 +49,13 @@ from .util import friendly, write_or_print_json
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Write ops.csv, summary.json, summary.md, roofline.png here.")
 @click.option("--top", type=click.IntRange(min=0), default=8, show_default=True, help="Op roles to list.")
+@click.option("--stack", "stack_name", default=None,
+              help="Software stack (accelsim presets lists them); default: the system's stack.")
+@click.option("--ideal", is_flag=True, help="The ideal bound: peak rates, no software costs (the presets as written).")
 @friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
         schedule, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides, calibration, fidelity,
-        trace_path, timeline_path, as_json, out, top):
+        trace_path, timeline_path, as_json, out, top, stack_name, ideal):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
     from ..api import evaluate
@@ -61,6 +64,9 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
 
     compression = recipe_from_options(recipe, weights, activations, kv_cache, sparsity)
 
+    if ideal and stack_name:
+        raise click.UsageError("--ideal and --stack exclude each other (ideal mode has no software stack)")
+    mode = "ideal" if ideal else "realistic"
     if (trace_path or timeline_path) and fidelity != "event":
         raise click.UsageError("--trace and --timeline need --fidelity event")
     if calibration is not None:
@@ -69,12 +75,12 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     if phase == "train":
         return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
                           microbatch=microbatch, zero=zero, recompute=recompute, schedule=schedule), chips, dtype,
-                          attention, overrides, as_json, out, top, compression)
+                          attention, overrides, as_json, out, top, compression, mode, stack_name)
     if any(v != 1 for v in (pp, dp, ep, cp)) or zero or chips or sp:
         raise click.UsageError("--pp/--dp/--ep/--cp/--sp/--zero/--chips apply to --phase train")
     res = evaluate(system, model, phase=phase, batch=batch, seq_len=seq_len, context_len=context_len,
                    tp=tp, dtype=dtype, attention=attention, overrides=overrides, fidelity=fidelity,
-                   compression=compression)
+                   compression=compression, mode=mode, stack=stack_name)
     if trace_path:
         res.write_trace(trace_path)
     if timeline_path:
@@ -85,9 +91,12 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     shape = f"seq {s['seq_len']}" if phase == "prefill" else f"context {s['context_len']}"
     click.echo(f"{s['model']} {phase} on {s['system']} ({s['chip']}, tp={s['tp']}, {s['dtype']}, "
                f"batch {s['batch']}, {shape}, {s['attention']} attention)")
+    click.echo(f"  mode          {_mode_line(s)}")
     if compression is not None:
         click.echo(f"  compression   {compression.describe()}")
-    click.echo(f"  latency       {fmt(s['latency_s'], 's')} per step ({s['fidelity']})")
+    band = s.get("expected_error")
+    expect = f", expected +-{100 * band['relative']:.0f} % ({band['basis']})" if band else ""
+    click.echo(f"  latency       {fmt(s['latency_s'], 's')} per step ({s['fidelity']}){expect}")
     if s["fidelity"] == "event":
         click.echo(f"  analytical    {fmt(s['analytical_latency_s'], 's')} per step; "
                    f"{s['num_tasks']:,} tasks simulated")
@@ -118,8 +127,15 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         click.echo(f"wrote {out}/ops.csv, summary.json, summary.md, roofline.png")
 
 
+def _mode_line(s: dict) -> str:
+    if s.get("mode") != "realistic":
+        return "ideal (peak rates, no software costs: a bound)"
+    cal = {"priors": "achievable priors", "explicit": "explicit calibration", "none": "no chip priors"}
+    return f"realistic, stack {s['stack']} ({cal.get(s['provenance']['calibration'], '')})"
+
+
 def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attention, overrides, as_json, out, top,
-               compression=None):
+               compression=None, mode="realistic", stack=None):
     from ..api import evaluate_train
     from ..arch.presets import load_system
     from ..arch.spec import SystemSpec
@@ -134,7 +150,7 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
         raise WorkloadError(f"--chips {chips} does not match the plan: tp x pp x dp x cp = "
                             f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")
     res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention,
-                         compression=compression)
+                         compression=compression, mode=mode, stack=stack)
     if write_or_print_json(res, out, as_json):
         return
     s = res.summary
@@ -142,7 +158,10 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
                f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{' sp' if s['sp'] else ''}, zero {s['zero']}, "
                f"recompute {s['recompute']}, {s['schedule']}; global batch {s['batch']} x {s['seq_len']} tokens, "
                f"{s['microbatches']} microbatches of {s['microbatch']})")
-    click.echo(f"  step time     {fmt(s['step_time_s'], 's')}")
+    click.echo(f"  mode          {_mode_line(s)}")
+    band = s.get("expected_error")
+    expect = f", expected +-{100 * band['relative']:.0f} % ({band['basis']})" if band else ""
+    click.echo(f"  step time     {fmt(s['step_time_s'], 's')}{expect}")
     click.echo(f"  tokens/s      {s['tokens_per_s']:,.0f}")
     click.echo(f"  MFU           {100 * s['mfu']:.1f}%  (HFU {100 * s['hfu']:.1f}%)")
     click.echo(f"  bubble        {100 * s['bubble_fraction']:.1f}% of the pipeline phase")

@@ -250,3 +250,196 @@ def write_fit(fit: LibraryFit, corpus: str) -> Path:
 
 
 __all__ = ["LibraryFit", "derive", "fit_library", "library_rows", "write_fit"]
+
+
+# ------------------------------------------------------------------------------------------
+# Hardware: achievable fractions per chip, kernel cost per runtime
+
+HARDWARE_KINDS = ("gemm", "softmax", "layernorm", "rmsnorm", "gelu", "silu_mul", "add", "copy")
+REDUCTION_KINDS = ("softmax", "layernorm", "rmsnorm")
+SIBLINGS = {"a100-sxm4-80gb": "h100-sxm5-80gb", "h100-sxm5-80gb": "h200-sxm-141gb",
+            "h200-sxm-141gb": "h100-sxm5-80gb", "mi300x": "h100-sxm5-80gb", "trainium1": "trainium2",
+            "trainium2": "trainium1", "inferentia2": "trainium1", "tpu-v5e": "tpu-v5p", "tpu-v5p": "tpu-v5e",
+            "tpu-v4": "tpu-v5e"}
+"""The nearest sibling of each chip: where a chip has no row for a field, its prior comes from
+here, and leaving a chip out predicts it from here."""
+PRIORS_FILE = "priors/achievable.yaml"
+"""Generated file under arch_configs/ with every chip's achievable priors."""
+
+
+@dataclass
+class HardwareFit:
+    """Achievable priors per chip and the kernel cost of each runtime."""
+
+    chips: dict[str, dict[str, float]]
+    """chip name -> fitted fields (``tensor_efficiency``, ``tensor_dtype_efficiency.fp8``,
+    ``hbm_efficiency``), only those its rows determine."""
+    launch: dict[str, float]
+    """stack -> ``runtime.kernel_launch_s``."""
+    rows: dict[str, dict[str, int]]
+    """chip -> kind -> rows."""
+    in_sample: dict[str, dict[str, float]]
+    """chip -> kind -> MAPE."""
+    held_out: dict[str, dict[str, float]]
+    """chip -> kind -> MAPE when the chip's priors come from its sibling only (leave one chip out)."""
+
+
+class _KernelRows:
+    def __init__(self, rows: list[MeasurementRow]):
+        from .predict import Predictor
+
+        self.pr = Predictor("ideal")
+        self.rows = rows
+        self.chip = [self.pr.base_system(r.system).chip.name for r in rows]
+        self.stack = [r.stack or self.pr.base_system(r.system).stack for r in rows]
+
+    def log_errors(self, chips: dict[str, dict[str, float]], launch: dict[str, float], idx) -> np.ndarray:
+        out = []
+        for i in idx:
+            r = self.rows[i]
+            cal = dict(chips.get(self.chip[i], {}))
+            cal["launch_overhead_s"] = launch.get(self.stack[i], 0.0)
+            p = self.pr.predict(r, "analytical", cal)
+            out.append(math.log(p.time_s / r.measured_time_s) if not p.skipped and p.time_s > 0 else 0.0)
+        return np.array(out)
+
+
+def _hw_fields(rows: list[MeasurementRow], chips: list[str]) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for r, c in zip(rows, chips):
+        f = fields.setdefault(c, [])
+        if r.kind == "gemm":
+            name = "tensor_dtype_efficiency.fp8" if r.dtype == "fp8" else "tensor_efficiency"
+            if name not in f:
+                f.append(name)
+        else:
+            for name in ("hbm_efficiency",) + (("reduction_efficiency",) if r.kind in REDUCTION_KINDS else ()):
+                if name not in f:
+                    f.append(name)
+    for c, f in fields.items():
+        if "tensor_dtype_efficiency.fp8" in f and "tensor_efficiency" not in f:
+            f.append("tensor_efficiency")
+    return fields
+
+
+def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFit:
+    """Fit every chip's achievable fractions and every stack's per-kernel cost to kernel rows,
+    jointly (a stack's kernel cost is shared by the chips it was measured on)."""
+    from scipy.optimize import least_squares
+
+    # a kernel measured on one NeuronCore of a multi-core chip says nothing about the whole
+    # chip's rate (the cost model spreads a kernel over every core), so it is left out
+    rows = sorted((r for r in rows if r.kind in HARDWARE_KINDS and "one neuroncore" not in (r.notes or "").lower()),
+                  key=lambda r: r.id)
+    data = _KernelRows(rows)
+    fields = _hw_fields(rows, data.chip)
+    stacks = sorted({s for s in data.stack if s})
+    names = [(c, f) for c in sorted(fields) for f in fields[c]] + [("@launch", s) for s in stacks]
+    lo = np.array([0.0 if c == "@launch" else FRACTION_MIN for c, _ in names])
+    hi = np.array([LATENCY_MAX_S if c == "@launch" else 1.0 for c, _ in names])
+    x0 = np.array([3e-6 if c == "@launch" else 0.7 for c, _ in names])
+
+    def unpack(x):
+        chips: dict[str, dict[str, float]] = {}
+        launch: dict[str, float] = {}
+        for (c, f), v in zip(names, x):
+            if c == "@launch":
+                launch[f] = float(v)
+            else:
+                chips.setdefault(c, {})[f] = float(v)
+        return chips, launch
+
+    every = list(range(len(rows)))
+    sol = least_squares(lambda x: data.log_errors(*unpack(x), every), x0, bounds=(lo, hi), loss="soft_l1",
+                        f_scale=0.1, x_scale=np.where([c == "@launch" for c, _ in names], 1e-6, 0.1))
+    chips, launch = unpack(sol.x)
+    err = data.log_errors(chips, launch, every)
+    by = {}
+    for i, r in enumerate(rows):
+        by.setdefault(data.chip[i], {}).setdefault(r.kind, []).append(i)
+    count = {c: {k: len(v) for k, v in ks.items()} for c, ks in by.items()}
+    in_sample = {c: {k: _ape(err[v]) for k, v in ks.items()} for c, ks in by.items()}
+    held: dict[str, dict[str, float]] = {}
+    if holdout:
+        for c, ks in by.items():
+            others = {k: v for k, v in chips.items() if k != c}
+            sib = _from_siblings(c, others)  # the chip's priors as if it had no rows
+            for k, v in ks.items():
+                need = {"gemm": ("tensor_efficiency",)}.get(k, ("hbm_efficiency",))
+                if not all(f in sib for f in need):
+                    continue  # no sibling has rows of this kind: nothing to hold out against
+                e = data.log_errors({**others, c: sib}, launch, v)
+                held.setdefault(c, {})[k] = _ape(e)
+    return HardwareFit(chips, launch, count, in_sample, held)
+
+
+def _from_siblings(chip: str, chips: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Fields for ``chip`` taken along its sibling chain from ``chips`` (the nearest first)."""
+    out: dict[str, float] = {}
+    sib, seen = SIBLINGS.get(chip), {chip}
+    while sib is not None and sib not in seen:
+        for f, v in chips.get(sib, {}).items():
+            out.setdefault(f, v)
+        seen.add(sib)
+        sib = SIBLINGS.get(sib)
+    return out
+
+
+def achievable_priors(fit: HardwareFit, all_chips: Iterable[str]) -> dict[str, dict]:
+    """Every chip's achievable block: its own fitted fields, the rest from its sibling (chain)."""
+    out = {}
+    for c in sorted(all_chips):
+        own = dict(fit.chips.get(c, {}))
+        borrowed = {}
+        sib, seen = SIBLINGS.get(c), {c}
+        while sib is not None and sib not in seen:
+            for f, v in fit.chips.get(sib, {}).items():
+                if f not in own and f not in borrowed:
+                    borrowed[f] = (v, sib)
+            seen.add(sib)
+            sib = SIBLINGS.get(sib)
+        values = {**own, **{f: v for f, (v, _) in borrowed.items()}}
+        if not values:
+            continue
+        block: dict = {k: round(v, 4) for k, v in values.items() if not k.startswith("tensor_dtype_efficiency.")}
+        dt = {k.split(".", 1)[1]: round(v, 4) for k, v in values.items() if k.startswith("tensor_dtype_efficiency.")}
+        if dt:
+            block["tensor_dtype_efficiency"] = dt
+        out[c] = {"achievable": block, "fitted": sorted(own), "from_sibling": {f: s for f, (_, s) in borrowed.items()},
+                  "rows": fit.rows.get(c, {}),
+                  "in_sample_mape": {k: round(v, 4) for k, v in fit.in_sample.get(c, {}).items()},
+                  "leave_one_chip_out_mape": {k: round(v, 4) for k, v in fit.held_out.get(c, {}).items()}}
+    return out
+
+
+def write_hardware(fit: HardwareFit, corpus: str, preset_chips: Iterable[str]) -> list[Path]:
+    """Write arch_configs/priors/achievable.yaml and each fitted stack's ``runtime.kernel_launch_s``."""
+    import yaml
+
+    from ..arch.presets import preset_dir
+    from ..stack.presets import stack_path
+
+    path = preset_dir() / PRIORS_FILE
+    path.parent.mkdir(exist_ok=True)
+    head = ("# Achievable priors per chip, generated by `accelsim priors --write` from the kernel rows of\n"
+            f"# {corpus} (robust least squares, all chips and runtimes jointly); do not edit by hand.\n"
+            "# Realistic mode runs each chip with its `achievable` block; fields it has no rows for come\n"
+            "# from its nearest sibling (`from_sibling`); `leave_one_chip_out_mape` predicts the chip's rows\n"
+            "# with its sibling's values (what a chip nobody measured can expect).\n")
+    doc = {"chips": achievable_priors(fit, preset_chips)}
+    path.write_text(head + yaml.safe_dump(doc, sort_keys=False, width=110))
+    paths = [path]
+    for st, v in fit.launch.items():
+        p = stack_path(st)
+        data = yaml.safe_load(p.read_text())
+        data.setdefault("runtime", {})["kernel_launch_s"] = float(f"{v:.4g}")
+        data.setdefault("sources", {})["runtime.kernel_launch_s"] = (
+            f"accelsim priors: fitted with the chips' achievable fractions to the kernel rows of {corpus} "
+            f"measured under this stack (the fixed cost of one kernel issued back to back)")
+        text = "".join(line for line in p.read_text().splitlines(keepends=True) if line.startswith("#"))
+        p.write_text(text + yaml.safe_dump(data, sort_keys=False, width=110))
+        paths.append(p)
+    return paths
+
+
+__all__ += ["HardwareFit", "fit_hardware", "achievable_priors", "write_hardware", "SIBLINGS"]

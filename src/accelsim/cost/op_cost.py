@@ -15,7 +15,7 @@ from ..errors import LoweringError
 from ..stack.spec import CollectiveLibrary
 from .collectives import collective_time
 from .mapping import RESULT_FIELDS, gemm_search
-from ..workload.ops import (Collective, Conv2D, FlashAttention, MatMul, Op)
+from ..workload.ops import (Collective, Conv2D, FlashAttention, LayerNorm, MatMul, Op, RMSNorm, Softmax)
 from .systolic import pass_cycles
 
 DATAFLOW_CODE = {"ws": 0, "os": 1, "is": 2}
@@ -97,6 +97,7 @@ class ChipModel:
         bw = sh.bandwidth_Bps if sh and sh.bandwidth_Bps else math.inf
         self.shared_bw = bw * cal.sram_efficiency
         self.hbm_bw = chip.hbm.bandwidth_Bps * cal.hbm_efficiency
+        self.reduction_eff = cal.reduction_efficiency
         self.core_bw = chip.dma_bandwidth_Bps * cal.hbm_efficiency / self.cores
         self.queues = max(1, chip.dma.engines // self.cores)
         self.multicast = chip.core.load_multicast if self.shared_cap > 0 else 1
@@ -263,6 +264,8 @@ def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: floa
     vec = op.vector_ops() / (active * vrate)
     trans = op.transcendentals() / (active * cm.trans_rate)
     mem = hbm_bytes / min(cm.hbm_bw, active * cm.core_bw)
+    if isinstance(op, (Softmax, LayerNorm, RMSNorm)):  # row-wise reductions stream at their own fraction
+        mem /= cm.reduction_eff
     return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.vector_overhead,
                   hbm_bytes=hbm_bytes, mapping=f"{int(active)} cores")
 

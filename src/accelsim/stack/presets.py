@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-from ..configio import apply_overrides, load_yaml, suggest, validate
+from ..configio import apply_overrides, data_dir, find_preset, load_yaml, validate
 from ..errors import ConfigError
 from .spec import Stack
 
 
 def stack_dir() -> Path:
     """Folder holding the shipped stacks."""
-    return Path(str(resources.files("accelsim") / "data" / "stacks"))
+    return data_dir("stacks")
 
 
 def list_stacks() -> list[str]:
@@ -22,16 +21,7 @@ def list_stacks() -> list[str]:
 
 def stack_path(name_or_path: str | Path) -> Path:
     """Resolve a stack name or a YAML path; an unknown name suggests close matches."""
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        if not p.exists():
-            raise ConfigError(f"{p}: no such file")
-        return p
-    candidate = stack_dir() / f"{name_or_path}.yaml"
-    if candidate.exists():
-        return candidate.resolve()
-    raise ConfigError(f"unknown stack {str(name_or_path)!r}.{suggest(str(name_or_path), list_stacks())}"
-                      f" Known stacks: {', '.join(list_stacks())}")
+    return find_preset(name_or_path, stack_dir(), "stack", f"Known stacks: {', '.join(list_stacks())}")
 
 
 def _merge(base: dict, top: dict) -> dict:

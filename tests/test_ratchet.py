@@ -1,0 +1,73 @@
+"""A ratchet on realism: the error of every (file, kind) of workloads/measurements/parts/, with the
+shipped presets and stacks and no fitted calibration, may only go down. The thresholds live in
+tests/golden/parts_ratchet.json; ``pytest tests/test_ratchet.py --update-golden`` records
+improvements (and new files or kinds) but never loosens a threshold."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from accelsim.correlate import correlate, load_measurements
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = sorted((ROOT / "workloads" / "measurements" / "parts").glob("*.csv"))
+RATCHET = Path(__file__).parent / "golden" / "parts_ratchet.json"
+SLACK = 1e-6
+
+
+def errors() -> dict[str, dict[str, dict[str, float]]]:
+    """file -> kind -> {n, mape, log_bias} of the realistic default predictions."""
+    files = pd.concat([load_measurements(p).assign(file=p.name) for p in PARTS], ignore_index=True)
+    pr = correlate(PARTS).per_row.merge(files[["id", "file"]], on="id")
+    pr = pr[~pr["skipped"]]
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (f, k), g in pr.groupby(["file", "kind"]):
+        ratio = g["predicted_time_s"] / g["measured_time_s"]
+        out.setdefault(f, {})[k] = {"n": int(len(g)), "mape": float(g["ape"].mean()),
+                                    "log_bias": float(np.log(ratio).mean())}
+    return out
+
+
+@pytest.fixture(scope="module")
+def current():
+    return errors()
+
+
+def test_error_per_file_and_kind_never_grows(current, update_golden):
+    old = json.loads(RATCHET.read_text()) if RATCHET.exists() else {}
+    if update_golden:
+        new = {}
+        for f, kinds in current.items():
+            for k, e in kinds.items():
+                o = old.get(f, {}).get(k)
+                keep = o is not None and (o["mape"] < e["mape"] or abs(o["log_bias"]) < abs(e["log_bias"]))
+                new.setdefault(f, {})[k] = ({"n": e["n"], "mape": min(o["mape"], e["mape"]) if o else e["mape"],
+                                             "log_bias": e["log_bias"] if not keep or abs(e["log_bias"]) <= abs(o["log_bias"]) else o["log_bias"]})
+        RATCHET.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
+        pytest.skip("ratchet rewritten (thresholds only tightened)")
+    assert old, "no ratchet recorded: run pytest tests/test_ratchet.py --update-golden"
+    worse = []
+    for f, kinds in old.items():
+        for k, o in kinds.items():
+            e = current.get(f, {}).get(k)
+            if e is None:
+                worse.append(f"{f}/{k}: no longer predicted")
+                continue
+            if e["mape"] > o["mape"] + SLACK:
+                worse.append(f"{f}/{k}: MAPE {100 * e['mape']:.2f}% > {100 * o['mape']:.2f}%")
+            if abs(e["log_bias"]) > abs(o["log_bias"]) + SLACK:
+                worse.append(f"{f}/{k}: bias {math.exp(e['log_bias']):.3f} further from 1 than "
+                             f"{math.exp(o['log_bias']):.3f}")
+    assert not worse, "realism regressed:\n" + "\n".join(worse)
+
+
+def test_every_parts_file_and_kind_is_pinned(current):
+    old = json.loads(RATCHET.read_text()) if RATCHET.exists() else {}
+    missing = [f"{f}/{k}" for f, kinds in current.items() for k in kinds if k not in old.get(f, {})]
+    assert not missing, f"not in the ratchet (run --update-golden): {missing}"

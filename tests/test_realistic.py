@@ -1,0 +1,122 @@
+"""Realistic mode: achievable priors and runtime costs applied to a system (stack.realize), the
+per-dtype tensor fraction and the reduction-kernel fraction in the cost model, priors shipped
+with the presets, the hardware prior fit, and what `accelsim run` reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from accelsim.api import evaluate
+from accelsim.arch.presets import achievable_priors, load_system
+from accelsim.arch.spec import Calibration
+from accelsim.cli import main
+from accelsim.correlate.priors import fit_hardware
+from accelsim.correlate.schema import MeasurementRow
+from accelsim.cost.op_cost import ChipModel, op_cost
+from accelsim.stack import load_stack
+from accelsim.stack.realize import realize
+from accelsim.workload.ops import Elementwise, MatMul, RMSNorm
+
+
+def with_cal(system, **fields):
+    return system.model_copy(update={"chip": system.chip.model_copy(update={"calibration": Calibration(**fields)})})
+
+
+def test_realize_applies_priors_and_runtime_cost_and_keeps_explicit_calibrations():
+    s = load_system("h100-sxm-80gb")
+    neutral = s.model_copy(update={"chip": s.chip.model_copy(update={
+        "achievable": Calibration(tensor_efficiency=0.7, hbm_efficiency=0.8)})})
+    st = load_stack("cuda-native")
+    r = realize(neutral, st)
+    assert r.chip.calibration.tensor_efficiency == 0.7 and r.chip.calibration.hbm_efficiency == 0.8
+    assert r.chip.calibration.launch_overhead_s == pytest.approx(st.runtime.kernel_launch_s)
+    assert realize(neutral, None) is neutral                                # ideal: the preset as written
+    explicit = with_cal(neutral, tensor_efficiency=0.5)
+    assert realize(explicit, st).chip.calibration == Calibration(tensor_efficiency=0.5)
+
+
+def test_per_dtype_tensor_fraction_scales_compute_time():
+    """A compute-bound 8192^3 fp8 GEMM on H100: compute time ~ 1 / (tensor_efficiency x fp8 fraction);
+    the bf16 GEMM does not see the fp8 fraction."""
+    base = load_system("h100-sxm-80gb")
+    fp8 = MatMul(m=8192, n=8192, k=8192, dtype_a="fp8", dtype_b="fp8", dtype_out="bf16", b_shared=True)
+    bf16 = MatMul(m=8192, n=8192, k=8192, dtype_a="bf16", dtype_b="bf16", dtype_out="bf16", b_shared=True)
+    full = ChipModel(with_cal(base))
+    half = ChipModel(with_cal(base, tensor_dtype_efficiency={"fp8": 0.5}))
+    # the mapping search may re-tile at the lower rate, so at most 2x and never much less
+    assert 0.97 * 2 <= op_cost(half, fp8).compute_s / op_cost(full, fp8).compute_s <= 2 * (1 + 1e-9)
+    assert op_cost(half, bf16).compute_s == pytest.approx(op_cost(full, bf16).compute_s, rel=1e-12)
+    with pytest.raises(ValueError, match="must be in"):
+        Calibration(tensor_dtype_efficiency={"fp8": 1.5})
+
+
+def test_reduction_fraction_slows_norms_not_elementwise():
+    """RMSNorm over 32768 x 8192 bf16 reads and writes 2 x 512 MiB: memory-bound; at
+    reduction_efficiency 0.4 its memory time is 2.5x; a residual add is unchanged."""
+    base = load_system("h100-sxm-80gb")
+    norm = RMSNorm(rows=32768, cols=8192, dtype="bf16")
+    add = Elementwise(fn="add", elements=32768 * 8192, dtype="bf16")
+    full, slow = ChipModel(with_cal(base)), ChipModel(with_cal(base, reduction_efficiency=0.4))
+    assert op_cost(slow, norm).memory_s == pytest.approx(op_cost(full, norm).memory_s / 0.4, rel=1e-9)
+    assert op_cost(slow, add).memory_s == op_cost(full, add).memory_s
+    assert op_cost(full, norm).memory_s == pytest.approx(norm.bytes() / 3.35e12, rel=1e-6)
+
+
+def test_presets_carry_their_priors():
+    table = achievable_priors()
+    assert "h100-sxm5-80gb" in table and "a100-sxm4-80gb" in table
+    s = load_system("dgx-h100")
+    assert s.chip.achievable is not None and s.chip.achievable.tensor_efficiency < 1
+    assert "chip.achievable" in s.sources and "achievable.yaml" in s.sources["chip.achievable"]
+    # a chip with no rows of its own borrows from its nearest sibling and says so
+    h200 = table["h200-sxm-141gb"]
+    assert "tensor_efficiency" in h200["from_sibling"]
+
+
+def test_realistic_is_slower_than_ideal_and_stamped():
+    ideal = evaluate("h100-sxm-80gb", "llama-3-8b", phase="prefill", batch=1, seq_len=2048, mode="ideal").summary
+    real = evaluate("h100-sxm-80gb", "llama-3-8b", phase="prefill", batch=1, seq_len=2048).summary
+    assert real["latency_s"] > ideal["latency_s"]
+    assert ideal["mode"] == "ideal" and ideal["stack"] is None and ideal["expected_error"] is None
+    assert real["mode"] == "realistic" and real["stack"] == "cuda-eager"
+    p = real["provenance"]
+    assert p["calibration"] == "priors" and len(p["system_sha"]) == 12 and len(p["stack_sha"]) == 12
+    assert 0 < real["expected_error"]["relative"] < 1 and "h100-sxm5-80gb" in real["expected_error"]["basis"]
+
+
+def test_cli_run_names_stack_mode_and_band():
+    r = CliRunner().invoke(main, ["run", "trn2", "llama-3-8b"])
+    assert r.exit_code == 0, r.output
+    assert "realistic, stack neuron" in r.output
+    r = CliRunner().invoke(main, ["run", "h100-sxm-80gb", "llama-3-8b", "--phase", "prefill"])
+    assert "expected +-" in r.output and "realistic, stack cuda-eager" in r.output
+    ideal = CliRunner().invoke(main, ["run", "trn2", "llama-3-8b", "--ideal"])
+    assert "ideal (peak rates" in ideal.output and "expected" not in ideal.output
+    out = json.loads(CliRunner().invoke(main, ["run", "trn2", "llama-3-8b", "--stack", "neuron", "--json"]).output)
+    assert out["mode"] == "realistic" and out["stack"] == "neuron"
+    bad = CliRunner().invoke(main, ["run", "trn2", "llama-3-8b", "--ideal", "--stack", "neuron"])
+    assert bad.exit_code == 2 and "exclude" in bad.output
+
+
+def test_hardware_fit_recovers_known_fractions():
+    """Rows made on an A100 with tensor 0.7, HBM 0.8 and a 5 us kernel cost (set by hand) are
+    fitted back to those values."""
+    truth = with_cal(load_system("a100-sxm-80gb"), tensor_efficiency=0.7, hbm_efficiency=0.8, launch_overhead_s=5e-6)
+    cm = ChipModel(truth)
+    rows = []
+    for i, n in enumerate((1024, 2048, 4096, 8192)):
+        t = op_cost(cm, MatMul(m=n, n=n, k=n, dtype_a="bf16", dtype_b="bf16", dtype_out="bf16", b_shared=True)).time_s
+        rows.append(MeasurementRow(id=f"g{i}", kind="gemm", system="a100-sxm-80gb", m=n, n=n, k=n, dtype="bf16",
+                                   stack="cuda-native", measured_time_s=t))
+    for i, e in enumerate((2**20, 2**24, 2**28)):
+        t = op_cost(cm, Elementwise(fn="copy", elements=e, dtype="fp32")).time_s
+        rows.append(MeasurementRow(id=f"c{i}", kind="copy", system="a100-sxm-80gb", elements=e, dtype="fp32",
+                                   stack="cuda-native", measured_time_s=t))
+    fit = fit_hardware(rows, holdout=False)
+    got = fit.chips["a100-sxm4-80gb"]
+    assert got["tensor_efficiency"] == pytest.approx(0.7, rel=0.03)
+    assert got["hbm_efficiency"] == pytest.approx(0.8, rel=0.03)
+    assert fit.launch["cuda-native"] == pytest.approx(5e-6, rel=0.1)
