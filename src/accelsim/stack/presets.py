@@ -77,10 +77,25 @@ def load_stack(name_or_path: str | Path | Stack, overrides=()) -> Stack:
     if isinstance(name_or_path, Stack):
         return name_or_path
     path = stack_path(name_or_path)
+    overrides = tuple(overrides)
+    key = (str(path), _stamp(path), overrides)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
     data = load_raw(path)
     if overrides:
         data = apply_overrides(data, overrides, str(path))
-    return validate(Stack, data, str(path))
+    stack = validate(Stack, data, str(path))
+    if len(_CACHE) > 64:
+        _CACHE.clear()
+    _CACHE[key] = stack
+    return stack
 
 
-__all__ = ["stack_dir", "list_stacks", "stack_path", "load_raw", "load_stack", "base_of", "resolve"]
+_CACHE: dict[tuple, Stack] = {}
+
+
+def _stamp(path: Path) -> tuple:
+    """Modification times of a stack file and of the shipped stacks it may extend (a cache key:
+    an edited file reloads)."""
+    return (path.stat().st_mtime_ns,) + tuple(p.stat().st_mtime_ns for p in sorted(stack_dir().glob("*.yaml")))
