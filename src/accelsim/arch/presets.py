@@ -100,7 +100,7 @@ def load_raw(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> tuple[dic
         sources = {k: v for k, v in base.get("sources", {}).items() if k.startswith("chip")}
         sources.update(data.get("sources") or {})
         data["sources"] = sources
-    return data, origin
+    return _with_priors(data), origin
 
 
 def load_system(name_or_path: str | Path, overrides: Iterable[str] = (),
@@ -109,7 +109,6 @@ def load_system(name_or_path: str | Path, overrides: Iterable[str] = (),
     calibration file (a YAML mapping of ``chip.calibration`` fields, or of a full
     ``calibration:`` block), and validate. Errors name the field path and the file."""
     data, origin = load_raw(name_or_path)
-    data = _with_priors(data)
     overrides = list(overrides)
     if calibration is not None:
         cal = load_yaml(Path(calibration))

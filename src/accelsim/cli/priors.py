@@ -14,11 +14,13 @@ from .util import friendly
 @click.option("--stack", "stacks", multiple=True, help="Base stack to fit (repeatable); default: every one with rows.")
 @click.option("--no-holdout", is_flag=True, help="Skip the leave-one-source-out refits (faster).")
 @click.option("--hardware/--no-hardware", default=True, show_default=True,
-              help="Also fit every chip's achievable fractions and every runtime's kernel cost to the kernel rows.")
+              help="Fit every chip's achievable fractions and every runtime's kernel cost to the kernel rows.")
+@click.option("--collectives/--no-collectives", default=True, show_default=True,
+              help="Fit every collective library to the collective rows.")
 @click.option("--write", is_flag=True, help="Write the fitted values (and their sources) into the stack files.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @friendly
-def priors(files, stacks, no_holdout, write, as_json, hardware):
+def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
     """Fit each collective library (NCCL, RCCL, Neuron, ...) to the published collective rows of
     FILES (default: workloads/measurements/parts/*.csv) and report in-sample and
     leave-one-source-out error; --write stores the values in stacks/*.yaml."""
@@ -32,7 +34,7 @@ def priors(files, stacks, no_holdout, write, as_json, hardware):
         files = sorted(str(p) for p in parts.glob("*.csv"))
         if not files:
             raise MeasurementError(f"no FILES given and no {parts}/*.csv here (run from the repository)")
-    fits = derive(list(files), stacks or None, holdout=not no_holdout)
+    fits = derive(list(files), stacks or None, holdout=not no_holdout) if collectives else []
     corpus = str(Path(files[0]).parent) if len({str(Path(f).parent) for f in files}) == 1 else "the given files"
     hw = None
     if hardware:
@@ -41,13 +43,15 @@ def priors(files, stacks, no_holdout, write, as_json, hardware):
         from ..correlate.schema import load_measurements, rows_of
 
         hw = fit_hardware(rows_of(load_measurements(list(files))), holdout=not no_holdout)
-        chips = sorted({load_raw(p)[0]["chip"]["name"] for p in list_presets()})
+        # chips of presets that name a stack (an illustrative chip with no stack gets no priors)
+        chips = sorted({raw["chip"]["name"] for p in list_presets() for raw in [load_raw(p)[0]] if raw.get("stack")})
         table = achievable_priors(hw, chips)
+    written = []
     if write:
         for f in fits:
-            write_fit(f, corpus)
+            written.append(write_fit(f, corpus))
         if hw is not None:
-            write_hardware(hw, corpus, chips)
+            written += write_hardware(hw, corpus, chips)
     if as_json:
         click.echo(json.dumps({"collectives": [{"stack": f.stack, "rows": f.rows, "mape": f.mape, "bias": f.bias,
                                                 "loso_mape": f.loso_mape, "values": f.values,
@@ -73,5 +77,5 @@ def priors(files, stacks, no_holdout, write, as_json, hardware):
         for k, v in f.values.items():
             shown = f"{1e6 * v:.2f} us" if k.endswith("_s") else f"{v:.3f}"
             click.echo(f"  {k:<34}{shown:>12}" + ("" if k in f.determined else "   (no row constrains it: kept)"))
-    if write:
-        click.echo("wrote " + ", ".join(f"stacks/{f.stack}.yaml" for f in fits))
+    if written:
+        click.echo("wrote " + ", ".join(str(p) for p in written))

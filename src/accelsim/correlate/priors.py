@@ -263,6 +263,9 @@ SIBLINGS = {"a100-sxm4-80gb": "h100-sxm5-80gb", "h100-sxm5-80gb": "h200-sxm-141g
             "tpu-v4": "tpu-v5e"}
 """The nearest sibling of each chip: where a chip has no row for a field, its prior comes from
 here, and leaving a chip out predicts it from here."""
+GENERIC_FIELDS = ("tensor_efficiency", "hbm_efficiency")
+"""Fields every chip gets: where neither the chip nor a sibling has rows, the median over the
+measured chips (a chip at its datasheet peak is the one thing known to be wrong)."""
 PRIORS_FILE = "priors/achievable.yaml"
 """Generated file under arch_configs/ with every chip's achievable priors."""
 
@@ -398,6 +401,11 @@ def achievable_priors(fit: HardwareFit, all_chips: Iterable[str]) -> dict[str, d
                     borrowed[f] = (v, sib)
             seen.add(sib)
             sib = SIBLINGS.get(sib)
+        for f in GENERIC_FIELDS:  # no sibling measured it either: the median of the chips that were
+            if f not in own and f not in borrowed:
+                measured = sorted(v[f] for v in fit.chips.values() if f in v)
+                if measured:
+                    borrowed[f] = (float(np.median(measured)), "median of measured chips")
         values = {**own, **{f: v for f, (v, _) in borrowed.items()}}
         if not values:
             continue
