@@ -34,6 +34,8 @@ from .compare import measurements, summarize
 from .predict import Predictor, _cal_key, calibration_fields
 from .schema import rows_of
 
+VALIDATION_KINDS = ("layer_op", "layer", "model")
+"""Row kinds that are validation only: calibration refuses them."""
 DEFAULT_FIELDS = ("tensor_efficiency", "vector_efficiency", "hbm_efficiency", "sram_efficiency", "link_efficiency",
                   "tensor_launch_overhead_s", "vector_launch_overhead_s", "collective_overhead_s")
 """Fields fitted when none are named (``launch_overhead_s`` is their redundant common part)."""
@@ -270,6 +272,12 @@ def calibrate(data: Any, system: str, fields: Sequence[str] | str | None = None,
     Returns a CalibrationResult; ``.write(path)`` writes the calibration YAML."""
     df = measurements(data)
     df = df.sort_values("id", kind="stable").reset_index(drop=True)  # the fit must not depend on file order
+    whole = df[df["kind"].isin(VALIDATION_KINDS)]
+    if len(whole):
+        ids = ", ".join(whole["id"].astype(str).head(5)) + (" ..." if len(whole) > 5 else "")
+        raise MeasurementError(f"{len(whole)} validation row(s) ({ids}): layer, layer_op and model rows judge "
+                               f"predictions and are never fitted; calibrate on kernel and collective rows "
+                               f"(workloads/measurements/parts/) and pass these to `accelsim correlate`")
     files = sorted({o.rsplit(":", 1)[0] for o in df["origin"]}) if "origin" in df else []
     pr = Predictor("ideal")  # calibration fields are fitted on the ideal model (stack costs not added)
     try:
