@@ -120,3 +120,18 @@ def test_hardware_fit_recovers_known_fractions():
     assert got["tensor_efficiency"] == pytest.approx(0.7, rel=0.03)
     assert got["hbm_efficiency"] == pytest.approx(0.8, rel=0.03)
     assert fit.launch["cuda-native"] == pytest.approx(5e-6, rel=0.1)
+
+
+def test_a_calibration_does_not_transfer_between_chips(tmp_path):
+    from accelsim.errors import ConfigError
+
+    cal = tmp_path / "a100.yaml"
+    cal.write_text("system: a100-sxm-80gb\nchip: a100-sxm4-80gb\ncalibration:\n  tensor_efficiency: 0.9\n")
+    assert load_system("a100-sxm-80gb", calibration=cal).chip.calibration.tensor_efficiency == 0.9
+    with pytest.raises(ConfigError, match="fitted on chip 'a100-sxm4-80gb'.*h100-sxm5-80gb.*--force-calibration"):
+        load_system("h100-sxm-80gb", calibration=cal)
+    assert load_system("h100-sxm-80gb", calibration=cal, force_calibration=True).chip.calibration.tensor_efficiency == 0.9
+    r = CliRunner().invoke(main, ["run", "h100-sxm-80gb", "tiny", "--calibration", str(cal)])
+    assert r.exit_code == 2 and "does not transfer" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["run", "h100-sxm-80gb", "tiny", "--calibration", str(cal), "--force-calibration"])
+    assert r.exit_code == 0, r.output

@@ -52,10 +52,11 @@ from .util import friendly, write_or_print_json
 @click.option("--stack", "stack_name", default=None,
               help="Software stack (accelsim presets lists them); default: the system's stack.")
 @click.option("--ideal", is_flag=True, help="The ideal bound: peak rates, no software costs (the presets as written).")
+@click.option("--force-calibration", is_flag=True, help="Apply --calibration even if it was fitted on another chip.")
 @friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
         schedule, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides, calibration, fidelity,
-        trace_path, timeline_path, as_json, out, top, stack_name, ideal):
+        trace_path, timeline_path, as_json, out, top, stack_name, ideal, force_calibration):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
     from ..api import evaluate
@@ -70,7 +71,7 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     if (trace_path or timeline_path) and fidelity != "event":
         raise click.UsageError("--trace and --timeline need --fidelity event")
     if calibration is not None:
-        system = load_system(system, overrides, calibration=calibration)
+        system = load_system(system, overrides, calibration=calibration, force_calibration=force_calibration)
         overrides = ()
     if phase == "train":
         return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
