@@ -126,12 +126,12 @@ def test_cli_sweep_table_json_and_plot(tmp_path):
     r = cli("allreduce", "--system", "dgx-a100", "--ranks", 8, "--sweep", "8B:16GiB")
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
-    assert "realistic, stack cuda-eager" in lines[0]
+    assert "realistic, stack cuda-graphs" in lines[0]
     assert len(lines) == 2 + 32 and lines[2].split()[0:2] == ["8", "B"] and "16 GiB" in lines[-1]
     assert all("/" in line for line in lines[2:])                          # algorithm / protocol
     out = json.loads(cli("allreduce", "--system", "mi300x-8", "--ranks", 8, "--sweep", "1KiB:1MiB", "--json").output)
     assert [o["bytes_per_rank"] for o in out] == [1024 * 2**i for i in range(11)]
-    assert all(o["mode"] == "realistic" and o["stack"] == "rocm-eager" and o["protocol"] for o in out)
+    assert all(o["mode"] == "realistic" and o["stack"] == "rocm-graphs" and o["protocol"] for o in out)
     png = tmp_path / "sweep.png"
     r = cli("allreduce", "--system", "trn2-48xl", "--ranks", 16, "--sweep", "8B:1GiB", "--plot", png)
     assert r.exit_code == 0 and png.read_bytes()[:4] == b"\x89PNG"

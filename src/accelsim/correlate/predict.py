@@ -295,9 +295,20 @@ class Predictor:
             return self._model(row, fidelity, cal)
         op = kernel_op(row)
         (c,) = self.cost(row.system, 0, cal, [op])
+        call = self._program_call(cal)  # a one-kernel row is one call of a compiled program
         if fidelity == "event":
-            return Prediction(self._event_time(row.system, cal, op), c.bound, fidelity="event")
-        return Prediction(c.time_s, c.bound)
+            return Prediction(self._event_time(row.system, cal, op) + call, c.bound, fidelity="event")
+        return Prediction(c.time_s + call, c.bound)
+
+    def _program_call(self, cal) -> float:
+        """Per-call cost of a stack whose runtime dispatches whole programs (0 otherwise)."""
+        st = dict(cal).get(STACK_KEY) if cal else None
+        if st is None:
+            return 0.0
+        from ..stack.presets import load_stack
+
+        rt = load_stack(st).runtime
+        return rt.kernel_launch_s if rt.dispatch == "program" else 0.0
 
     def _api_mode(self, cal) -> dict[str, Any]:
         """mode / stack arguments of ``api.evaluate`` for a calibration key."""

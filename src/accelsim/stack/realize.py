@@ -21,7 +21,8 @@ def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
     if chip.calibration != Calibration():
         return system
     base = chip.achievable or Calibration()
-    cal = base.model_copy(update={"launch_overhead_s": base.launch_overhead_s + stack.runtime.kernel_launch_s})
+    per_op = stack.runtime.kernel_launch_s if stack.runtime.dispatch == "kernel" else 0.0
+    cal = base.model_copy(update={"launch_overhead_s": base.launch_overhead_s + per_op})
     if cal == chip.calibration:
         return system
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})

@@ -18,6 +18,8 @@ Frozen pydantic models, ``extra="forbid"``, SI units in field names, unit string
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..units import Bytes, Seconds
@@ -80,8 +82,12 @@ class Runtime(_Spec):
     name: str = Field(min_length=1)
     """Runtime, e.g. "PyTorch eager", "CUDA graphs", "Neuron runtime"."""
     kernel_launch_s: Seconds = Field(0.0, ge=0)
-    """Host cost to issue one kernel, seconds: back-to-back kernels shorter than this are
-    host-bound."""
+    """Fixed cost of one kernel call issued back to back (launch and device-side gap), seconds."""
+    dispatch: Literal["kernel", "program"] = "kernel"
+    """``kernel``: every op is its own call and pays ``kernel_launch_s`` (eager frameworks, C++
+    libraries, CUDA graphs' per-node gaps); ``program``: a compiled program (XLA) runs a whole
+    step per call, so ``kernel_launch_s`` is a cost per call, not per op (fitted on one-kernel
+    calls, it is not added to each op of a model step)."""
 
 
 class Stack(_Spec):
