@@ -210,3 +210,17 @@ def test_calibration_fields_reach_both_tiers():
     assert ev1.summary["latency_s"] - ev0.summary["latency_s"] == pytest.approx(n_tensor * 10e-6 + n_vector * 3e-6,
                                                                                 rel=0.05)
     assert math.isfinite(ev1.summary["latency_s"])
+
+
+def test_leave_one_group_out_cross_validation():
+    res = calibrate(A100_PARTS, "a100-sxm-80gb", fields="tensor_efficiency,hbm_efficiency", cv="chip")
+    # the A100 rows come from two systems (one GPU, the 4-GPU NVLink node): two held-out groups
+    assert res.k == 2 and set(res.per_row["fold"]) == {0, 1} and res.cv_label == "leave-one-chip-out"
+    assert np.isfinite(res.per_row["cv_s"]).all()
+    by_kind = calibrate(A100_PARTS, "a100-sxm-80gb", fields="tensor_efficiency,hbm_efficiency", cv="kind")
+    assert by_kind.k == 5  # gemm, softmax, layernorm, gelu, allreduce
+    with pytest.raises(MeasurementError, match="cv must be one of"):
+        calibrate(A100_PARTS, "a100-sxm-80gb", cv="fold")
+    r = CliRunner().invoke(main, ["calibrate", str(A100_PARTS), "--system", "a100-sxm-80gb", "-o", "/dev/null",
+                                  "--fields", "tensor_efficiency", "--cv", "source"])
+    assert r.exit_code == 0 and "leave-one-source-out" in r.output, r.output

@@ -53,15 +53,17 @@ def correlate(files, fidelity, calibration, as_json, out, ideal):
               help="Folds of the cross-validation.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold assignment.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration file's content as JSON.")
+@click.option("--cv", type=click.Choice(["kfold", "source", "chip", "kind"]), default="kfold", show_default=True,
+              help="Held-out error: k folds stratified by kind, or leave one source / system / kind out.")
 @friendly
-def calibrate(files, system_name, out_path, fields, k_folds, seed, as_json):
+def calibrate(files, system_name, out_path, fields, k_folds, seed, as_json, cv):
     """Fit the calibration fields of a chip to measured FILES (robust least squares on
     log(predicted / measured), efficiencies in (0, 1], overheads >= 0) and report the error
     before, after (in-sample) and k-fold cross-validated."""
     from ..correlate.calibrate import MEANING
     from ..correlate.calibrate import calibrate as fit
 
-    res = fit(list(files), system_name, fields=fields, k=k_folds, seed=seed)
+    res = fit(list(files), system_name, fields=fields, k=k_folds, seed=seed, cv=cv)
     res.write(out_path)
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=2))

@@ -34,6 +34,9 @@ from .compare import measurements, summarize
 from .predict import Predictor, _cal_key, calibration_fields
 from .schema import rows_of
 
+CV_MODES = ("kfold", "source", "chip", "kind")
+"""Cross-validation: k folds stratified by kind, or leave one source / measured system / kind out
+(``chip`` leaves out each system the chip was measured in, e.g. a 1-GPU and a 4-GPU node)."""
 VALIDATION_KINDS = ("layer_op", "layer", "model")
 """Row kinds that are validation only: calibration refuses them."""
 DEFAULT_FIELDS = ("tensor_efficiency", "vector_efficiency", "hbm_efficiency", "sram_efficiency", "link_efficiency",
@@ -95,6 +98,12 @@ class CalibrationResult:
     files: list[str] = field(default_factory=list)
     ignored: list[dict[str, str]] = field(default_factory=list)
     """{id, reason} of rows not used: other chips, or rows that cannot be predicted."""
+    cv: str = "kfold"
+    """How the held-out error was made (``CV_MODES``)."""
+
+    @property
+    def cv_label(self) -> str:
+        return f"{self.k}-fold CV" if self.cv == "kfold" else f"leave-one-{self.cv}-out"
 
     def to_dict(self) -> dict[str, Any]:
         """The calibration file's content (see ``write``)."""
@@ -110,7 +119,7 @@ class CalibrationResult:
             "chip": self.chip,
             "fit": {"fields": list(self.fitted), "unconstrained": list(self.unconstrained),
                     "rows": int(len(self.per_row)), "row_ids": [str(i) for i in self.per_row["id"]],
-                    "files": list(self.files), "loss": LOSS, "f_scale": F_SCALE, "k_folds": self.k,
+                    "files": list(self.files), "loss": LOSS, "f_scale": F_SCALE, "k_folds": self.k, "cv": self.cv,
                     "seed": self.seed, "ignored_rows": list(self.ignored),
                     "fold_spread": {f: [_r(self.folds[f].min()), _r(self.folds[f].max())]
                                     for f in self.fitted if f in self.folds}},
@@ -136,7 +145,7 @@ class CalibrationResult:
     def table(self) -> str:
         """Per kind: n, then MAPE and worst APE before, in-sample and cross-validated."""
         b, a, c = (self.errors[n].set_index("kind") for n in ("before", "in_sample", "cross_validated"))
-        lines = [f"{'kind':<14}{'n':>4}   {'uncalibrated':>17}   {'calibrated':>17}   {f'{self.k}-fold CV':>17}",
+        lines = [f"{'kind':<14}{'n':>4}   {'uncalibrated':>17}   {'calibrated':>17}   {self.cv_label:>17}",
                  f"{'':<14}{'':>4}   {'MAPE':>8} {'worst':>8}   {'MAPE':>8} {'worst':>8}   {'MAPE':>8} {'worst':>8}"]
         for kind in a.index:
             cells = "".join(f"   {_p(t.loc[kind, 'mape']):>8} {_p(t.loc[kind, 'max_ape']):>8}" for t in (b, a, c))
@@ -262,7 +271,7 @@ def _errors(ids, kinds, systems, meas, pred) -> pd.DataFrame:
 
 
 def calibrate(data: Any, system: str, fields: Sequence[str] | str | None = None, k: int = 5,
-              seed: int = 0) -> CalibrationResult:
+              seed: int = 0, cv: str = "kfold") -> CalibrationResult:
     """Fit the calibration of ``system``'s chip to the measured rows on that chip.
 
     ``data``: measurement files or a DataFrame (as for ``correlate``). ``system``: a preset
@@ -316,28 +325,39 @@ def calibrate(data: Any, system: str, fields: Sequence[str] | str | None = None,
     after = prob.predict(values)
 
     kinds = [r.kind for r in rows]
-    k = min(k, len(rows))
-    fold = _folds(kinds, k, seed)
-    cv = np.full(len(rows), np.nan)
+    if cv not in CV_MODES:
+        raise MeasurementError(f"cv must be one of {', '.join(CV_MODES)}, got {cv!r}")
+    if cv == "kfold":
+        k = min(k, len(rows))
+        fold = _folds(kinds, k, seed)
+    else:  # leave one group out: each source / measured system / kind predicted by a fit without it
+        labels = [{"source": r.source or r.id, "chip": r.system, "kind": r.kind}[cv] for r in rows]
+        groups = sorted(set(labels))
+        if len(groups) < 2:
+            raise MeasurementError(f"--cv {cv}: the rows on {spec.chip.name} come from one {cv} "
+                                   f"({groups[0]!r}); leaving it out leaves nothing to fit")
+        fold = np.array([groups.index(x) for x in labels])
+        k = len(groups)
+    held = np.full(len(rows), np.nan)
     fold_values = []
     for j in range(k):
         train, test = all_idx[fold != j], all_idx[fold == j]
         fj, _ = prob.fit(fit_fields, neutral, train)
         fold_values.append({"fold": j, **fj})
-        cv[test] = prob.predict({**neutral, **fj}, test)
+        held[test] = prob.predict({**neutral, **fj}, test)
 
     ids = [r.id for r in rows]
     systems = [r.system for r in rows]
     meas = prob.meas
     per_row = pd.DataFrame({"id": ids, "kind": kinds, "system": systems, "measured_time_s": meas,
-                            "before_s": before, "after_s": after, "cv_s": cv,
+                            "before_s": before, "after_s": after, "cv_s": held,
                             "ape_before": np.abs(before / meas - 1), "ape_after": np.abs(after / meas - 1),
-                            "ape_cv": np.abs(cv / meas - 1), "fold": fold})
+                            "ape_cv": np.abs(held / meas - 1), "fold": fold})
     errors = {name: _errors(ids, kinds, systems, meas, pred)
-              for name, pred in (("before", before), ("in_sample", after), ("cross_validated", cv))}
+              for name, pred in (("before", before), ("in_sample", after), ("cross_validated", held))}
     return CalibrationResult(system=str(system), chip=spec.chip.name, values=values, fitted=determined,
                              unconstrained=unconstrained, per_row=per_row, errors=errors,
-                             folds=pd.DataFrame(fold_values), k=k, seed=seed, files=files, ignored=ignored)
+                             folds=pd.DataFrame(fold_values), k=k, seed=seed, files=files, ignored=ignored, cv=cv)
 
 
 def _field_list(fields: Sequence[str] | str | None) -> list[str]:
