@@ -338,3 +338,18 @@ def test_track_with_the_real_correlate(tmp_path):
     html = dashboard.render(db)
     parse(html)
     assert f">{100 * res.overall['mape']:.2f}%<" in html
+
+
+def test_a_run_records_mode_and_stack_hashes(tmp_path):
+    import json as _json
+    import sqlite3
+    from pathlib import Path
+
+    from accelsim.correlate import track as tracking
+
+    parts = Path(__file__).resolve().parents[1] / "workloads" / "measurements" / "parts" / "a100_llmcompass.csv"
+    db = tmp_path / "t.sqlite"
+    tracking.track([parts], db)
+    meta = _json.loads(sqlite3.connect(db).execute("SELECT meta FROM runs").fetchone()[0])
+    assert meta["mode"] == "realistic" and set(meta["stacks"]) == {"cuda-eager"}
+    assert len(meta["stacks"]["cuda-eager"]) == 12

@@ -365,17 +365,52 @@ def regressions(db_path: str | Path, threshold: float = DEFAULT_THRESHOLD_PP) ->
 # correlate + record (the CLI's ``accelsim track``)
 
 
+def _stack_hashes(files: list[Path]) -> dict[str, str]:
+    """sha256 (12 hex digits) of each stack the rows of ``files`` run under (their ``stack``
+    column, else their system's default stack)."""
+    import hashlib
+
+    from ..arch.presets import load_system
+    from ..errors import AccelsimError
+    from ..stack.presets import load_stack
+    from .schema import load_measurements
+
+    try:
+        df = load_measurements(files)
+    except AccelsimError:
+        return {}
+    names = set(df["stack"].dropna()) if "stack" in df else set()
+    for system in set(df["system"]) - set(df.loc[df["stack"].notna(), "system"] if "stack" in df else []):
+        try:
+            if load_system(system).stack:
+                names.add(load_system(system).stack)
+        except AccelsimError:
+            continue
+    out = {}
+    for n in sorted(names):
+        try:
+            st = load_stack(n)
+        except AccelsimError:
+            continue
+        out[n] = hashlib.sha256(json.dumps(st.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+    return out
+
+
 def track(files: Iterable[str | Path], db_path: str | Path, label: str | None = None,
-          fidelity: str = "analytical", calibration: str | Path | None = None) -> tuple[int, Any]:
-    """Correlate the measurement ``files`` and record the run; returns (run id, result)."""
+          fidelity: str = "analytical", calibration: str | Path | None = None,
+          mode: str | None = None) -> tuple[int, Any]:
+    """Correlate the measurement ``files`` and record the run; returns (run id, result). The run's
+    meta records the mode and a sha256 of every software stack the rows ran under, next to the
+    system spec hashes, so a change of stack data shows up as such in the history."""
     from .compare import correlate  # the correlation itself lives in compare.py
 
     files = [Path(f) for f in files]
     for f in files:
         if not f.is_file():
             raise MeasurementError(f"{f}: no such measurement file")
-    result = correlate(files, fidelity=fidelity, calibration=calibration)
-    meta = {"fidelity": fidelity}
+    result = correlate(files, fidelity=fidelity, calibration=calibration, **({"mode": mode} if mode else {}))
+    meta = {"fidelity": fidelity, "mode": (getattr(result, "overall", None) or {}).get("mode"),
+            "stacks": _stack_hashes(files)}
     if calibration:
         meta["calibration"] = {"path": str(calibration), "sha256": sha256_file(calibration)}
     run_id = record(result, db_path, label=label, files=files, meta=meta)
