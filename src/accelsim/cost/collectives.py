@@ -507,7 +507,10 @@ def _cost(net: _Net, kind: str, n: float, group: tuple[int, ...], algorithm: str
                                                  len({topo.node_of(c) for c in group}) == 1):
         names = tuple(a for a in names if a != "direct" or kind in ("alltoall", "broadcast", "sendrecv"))
     if algorithm is None and net.algorithms:
-        names = tuple(a for a in names if a in net.algorithms) or names
+        # on a fully connected node a library's rings run as several channels over all the links
+        # (NCCL builds one ring per channel), which the ``direct`` plan's bandwidth models
+        allowed = set(net.algorithms) | ({"direct"} if topo.kind == "fully_connected" else set())
+        names = tuple(a for a in names if a in allowed) or names
     best = None
     for name in names:
         if name == "hierarchical":
