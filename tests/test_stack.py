@@ -193,3 +193,30 @@ def test_the_prior_fit_recovers_a_known_library():
     assert big == pytest.approx(300e9 * 0.75, rel=0.02)                  # ring busbw = B x fraction
     assert "in_switch_bandwidth_fraction" not in fit.determined            # no switch reduction on A100
     assert math.isfinite(fit.bias) and fit.bias == pytest.approx(1.0, abs=0.02)
+
+
+def test_a_program_stack_pays_its_call_cost_once_per_collective_and_it_is_fitted_back(tmp_path):
+    """A stack that runs whole executables (here XLA over NCCL, written for the test): a
+    one-collective row costs the NCCL time plus one call. Rows made with a 20 us call cost (set
+    by hand) are fitted back to it."""
+    from accelsim.correlate.priors import fit_program_call
+
+    path = tmp_path / "xla-exec.yaml"
+    path.write_text("name: xla-exec\nbase: cuda-native\nruntime: {name: XLA executables, dispatch: program, "
+                    "kernel_launch_s: 5 us}\n")
+    xla = load_stack(path)
+    assert xla.runtime.dispatch == "program" and xla.collectives == load_stack("cuda-native").collectives
+    s = load_system("dgx-h100")
+    rows = [MeasurementRow(id=f"x{i}", kind="allgather", system="dgx-h100", bytes=n, ranks=8, stack=str(path),
+                           source="s", measured_time_s=collective_cost(s, "allgather", n, 8,
+                                                                       library=xla.collectives).time_s + 20e-6)
+            for i, n in enumerate(2**k for k in range(10, 30, 2))]
+    c, before, after = fit_program_call(rows, str(path))
+    assert c == pytest.approx(20e-6, rel=1e-3) and after < 1e-3 < before
+    import pandas as pd
+
+    from accelsim.correlate.schema import COLUMNS
+
+    df = pd.DataFrame([{col: getattr(rows[0], col) for col in COLUMNS}])
+    got = correlate(df).per_row["predicted_time_s"].iloc[0]
+    assert got == pytest.approx(rows[0].measured_time_s - 20e-6 + xla.runtime.kernel_launch_s, rel=1e-9)

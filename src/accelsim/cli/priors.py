@@ -46,8 +46,19 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
         # chips of presets that name a stack (an illustrative chip with no stack gets no priors)
         chips = sorted({raw["chip"]["name"] for p in list_presets() for raw in [load_raw(p)[0]] if raw.get("stack")})
         table = achievable_priors(hw, chips)
+    calls = {}
+    if collectives:
+        from ..correlate.priors import fit_program_call, program_stacks_with_rows
+        from ..correlate.schema import load_measurements, rows_of
+
+        for st, rs in program_stacks_with_rows(rows_of(load_measurements(list(files)))).items():
+            calls[st] = (*fit_program_call(rs, st), len(rs))
     written = []
     if write:
+        from ..correlate.priors import write_program_call
+
+        for st, (c, before, after, n) in calls.items():
+            written.append(write_program_call(st, c, n, before, after, corpus))
         for f in fits:
             written.append(write_fit(f, corpus))
         if hw is not None:
@@ -77,5 +88,8 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
         for k, v in f.values.items():
             shown = f"{1e6 * v:.2f} us" if k.endswith("_s") else f"{v:.3f}"
             click.echo(f"  {k:<34}{shown:>12}" + ("" if k in f.determined else "   (no row constrains it: kept)"))
+    for st, (c, before, after, n) in calls.items():
+        click.echo(f"{st}: per-call cost {1e6 * c:.1f} us from {n} collective rows (MAPE {100 * before:.1f}% -> "
+                   f"{100 * after:.1f}%)")
     if written:
         click.echo("wrote " + ", ".join(str(p) for p in written))

@@ -339,6 +339,9 @@ class Predictor:
         lib = self.library_of(cal)
         r = collective_cost(system, row.kind, float(row.bytes), int(row.ranks), library=lib)
         bound = "interconnect" if r.bandwidth_s >= r.latency_s else "overhead"
+        call = self._program_call(cal)  # a one-collective row of a compiled-program stack is one call
+        if call:
+            return Prediction(r.time_s + call, bound)
         if fidelity == "event" and lib is None:
             from ..sim.collective import simulate_collective
 

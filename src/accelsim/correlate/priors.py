@@ -451,3 +451,64 @@ def write_hardware(fit: HardwareFit, corpus: str, preset_chips: Iterable[str]) -
 
 
 __all__ += ["HardwareFit", "fit_hardware", "achievable_priors", "write_hardware", "SIBLINGS"]
+
+
+# ------------------------------------------------------------------------------------------
+# Program-dispatch runtimes measured through collectives (XLA executables)
+
+
+def fit_program_call(rows: list[MeasurementRow], stack: str) -> tuple[float, float, float]:
+    """(per-call cost, MAPE before, MAPE after) of a stack whose runtime dispatches whole
+    programs, from its collective rows (each row is one program call: the library's time plus
+    the call cost; the library keeps its fitted values)."""
+    from scipy.optimize import minimize_scalar
+
+    from ..stack.presets import load_stack
+
+    st = load_stack(stack)
+    if st.runtime.dispatch != "program":
+        raise MeasurementError(f"stack {stack!r} dispatches kernels, not programs: nothing to fit per call")
+    data = _Rows(rows)
+    base = np.exp(data.log_errors(st.collectives, range(len(rows))))  # predicted / measured without the call
+    meas = np.array([r.measured_time_s for r in rows])
+    pred = base * meas
+
+    def cost(c: float) -> float:
+        r = np.log((pred + c) / meas) / 0.1
+        return float(np.sum(2.0 * (np.sqrt(1.0 + r * r) - 1.0)))
+
+    sol = minimize_scalar(cost, bounds=(0.0, LATENCY_MAX_S), method="bounded", options={"xatol": 1e-9})
+    c = float(sol.x)
+    return c, _ape(np.log(pred / meas)), _ape(np.log((pred + c) / meas))
+
+
+def program_stacks_with_rows(rows: list[MeasurementRow]) -> dict[str, list[MeasurementRow]]:
+    """Collective rows per program-dispatch stack (other than a base stack)."""
+    from ..stack.presets import base_of, list_stacks, load_stack
+
+    # a base stack's own rows fitted its library (its call cost is the library's call latency)
+    program = {s for s in list_stacks() if load_stack(s).runtime.dispatch == "program" and base_of(s) != s}
+    out: dict[str, list[MeasurementRow]] = {}
+    for r in rows:
+        if r.kind in COLLECTIVE_KINDS and r.stack in program:
+            out.setdefault(r.stack, []).append(r)
+    return out
+
+
+def write_program_call(stack: str, value: float, n: int, before: float, after: float, corpus: str) -> Path:
+    import yaml
+
+    from ..stack.presets import stack_path
+
+    p = stack_path(stack)
+    data = yaml.safe_load(p.read_text())
+    data.setdefault("runtime", {})["kernel_launch_s"] = float(f"{value:.4g}")
+    data.setdefault("sources", {})["runtime.kernel_launch_s"] = (
+        f"accelsim priors: per-call cost fitted to the {n} collective rows of {corpus} measured under this stack "
+        f"(library values fixed; MAPE {100 * before:.1f}% -> {100 * after:.1f}%)")
+    head = "".join(line for line in p.read_text().splitlines(keepends=True) if line.startswith("#"))
+    p.write_text(head + yaml.safe_dump(data, sort_keys=False, width=110))
+    return p
+
+
+__all__ += ["fit_program_call", "program_stacks_with_rows", "write_program_call"]
