@@ -425,7 +425,6 @@ def write_hardware(fit: HardwareFit, corpus: str, preset_chips: Iterable[str]) -
     import yaml
 
     from ..arch.presets import preset_dir
-    from ..stack.presets import stack_path
 
     path = preset_dir() / PRIORS_FILE
     path.parent.mkdir(exist_ok=True)
@@ -438,16 +437,25 @@ def write_hardware(fit: HardwareFit, corpus: str, preset_chips: Iterable[str]) -
     path.write_text(head + yaml.safe_dump(doc, sort_keys=False, width=110))
     paths = [path]
     for st, v in fit.launch.items():
-        p = stack_path(st)
-        data = yaml.safe_load(p.read_text())
-        data.setdefault("runtime", {})["kernel_launch_s"] = float(f"{v:.4g}")
-        data.setdefault("sources", {})["runtime.kernel_launch_s"] = (
-            f"accelsim priors: fitted with the chips' achievable fractions to the kernel rows of {corpus} "
-            f"measured under this stack (the fixed cost of one kernel issued back to back)")
-        text = "".join(line for line in p.read_text().splitlines(keepends=True) if line.startswith("#"))
-        p.write_text(text + yaml.safe_dump(data, sort_keys=False, width=110))
-        paths.append(p)
+        paths.append(_write_launch(st, v, f"accelsim priors: fitted with the chips' achievable fractions to the kernel "
+                                          f"rows of {corpus} measured under this stack (the fixed cost of one kernel "
+                                          f"issued back to back)"))
     return paths
+
+
+def _write_launch(stack: str, value: float, source: str) -> Path:
+    """Set a stack file's ``runtime.kernel_launch_s`` and its source, keeping the header comments."""
+    import yaml
+
+    from ..stack.presets import stack_path
+
+    p = stack_path(stack)
+    data = yaml.safe_load(p.read_text())
+    data.setdefault("runtime", {})["kernel_launch_s"] = float(f"{value:.4g}")
+    data.setdefault("sources", {})["runtime.kernel_launch_s"] = source
+    head = "".join(line for line in p.read_text().splitlines(keepends=True) if line.startswith("#"))
+    p.write_text(head + yaml.safe_dump(data, sort_keys=False, width=110))
+    return p
 
 
 __all__ += ["HardwareFit", "fit_hardware", "achievable_priors", "write_hardware", "SIBLINGS"]
@@ -496,19 +504,10 @@ def program_stacks_with_rows(rows: list[MeasurementRow]) -> dict[str, list[Measu
 
 
 def write_program_call(stack: str, value: float, n: int, before: float, after: float, corpus: str) -> Path:
-    import yaml
-
-    from ..stack.presets import stack_path
-
-    p = stack_path(stack)
-    data = yaml.safe_load(p.read_text())
-    data.setdefault("runtime", {})["kernel_launch_s"] = float(f"{value:.4g}")
-    data.setdefault("sources", {})["runtime.kernel_launch_s"] = (
-        f"accelsim priors: per-call cost fitted to the {n} collective rows of {corpus} measured under this stack "
-        f"(library values fixed; MAPE {100 * before:.1f}% -> {100 * after:.1f}%)")
-    head = "".join(line for line in p.read_text().splitlines(keepends=True) if line.startswith("#"))
-    p.write_text(head + yaml.safe_dump(data, sort_keys=False, width=110))
-    return p
+    """Store a program stack's fitted per-call cost in its file."""
+    return _write_launch(stack, value, f"accelsim priors: per-call cost fitted to the {n} collective rows of {corpus} "
+                                       f"measured under this stack (library values fixed; MAPE {100 * before:.1f}% -> "
+                                       f"{100 * after:.1f}%)")
 
 
 __all__ += ["fit_program_call", "program_stacks_with_rows", "write_program_call"]
