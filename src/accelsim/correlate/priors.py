@@ -366,7 +366,11 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
     if holdout:
         for c, ks in by.items():
             others = {k: v for k, v in chips.items() if k != c}
-            sib = _from_siblings(c, others)  # the chip's priors as if it had no rows
+            sib = _from_siblings(c, others)  # the chip's priors as if it had no rows (the same rule as
+            for f in GENERIC_FIELDS:        # achievable_priors: siblings, else the median of the others)
+                vals = sorted(v[f] for v in others.values() if f in v)
+                if f not in sib and vals:
+                    sib[f] = float(np.median(vals))
             for k, v in ks.items():
                 need = {"gemm": ("tensor_efficiency",)}.get(k, ("hbm_efficiency",))
                 if not all(f in sib for f in need):
