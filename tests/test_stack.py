@@ -220,3 +220,25 @@ def test_a_program_stack_pays_its_call_cost_once_per_collective_and_it_is_fitted
     df = pd.DataFrame([{col: getattr(rows[0], col) for col in COLUMNS}])
     got = correlate(df).per_row["predicted_time_s"].iloc[0]
     assert got == pytest.approx(rows[0].measured_time_s - 20e-6 + xla.runtime.kernel_launch_s, rel=1e-9)
+
+
+def test_correlate_stack_applies_to_rows_that_name_none():
+    import pandas as pd
+
+    from accelsim.correlate.schema import COLUMNS
+    from accelsim.errors import ConfigError
+
+    rows = [{"id": "a", "kind": "copy", "system": "h100-sxm-80gb", "elements": 1024, "dtype": "fp32",
+             "measured_time_s": 5e-6},
+            {"id": "b", "kind": "copy", "system": "h100-sxm-80gb", "elements": 1024, "dtype": "fp32",
+             "stack": "cuda-graphs", "measured_time_s": 5e-6}]
+    df = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows])
+    dflt = correlate(df).per_row.set_index("id")["predicted_time_s"]
+    eager = correlate(df, stack="cuda-eager").per_row.set_index("id")["predicted_time_s"]
+    assert dflt["a"] == dflt["b"]                                  # h100's default is cuda-graphs
+    gap = load_stack("cuda-eager").runtime.kernel_launch_s - load_stack("cuda-graphs").runtime.kernel_launch_s
+    assert eager["a"] - eager["b"] == pytest.approx(gap, rel=1e-6)  # only the row without a stack moves
+    with pytest.raises(ConfigError, match="unknown stack"):
+        correlate(df, stack="cuda-eagre")
+    r = CliRunner().invoke(main, ["correlate", "/dev/null", "--ideal", "--stack", "neuron"])
+    assert r.exit_code == 2 and "exclude" in r.output

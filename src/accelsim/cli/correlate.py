@@ -20,14 +20,18 @@ from .util import friendly, write_or_print_json
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write per_row.csv, predicted_vs_measured.png and error_by_kind.png here.")
 @click.option("--ideal", is_flag=True, help="Predict the ideal bound (no software stack) instead of the realistic default.")
+@click.option("--stack", "stack_name", default=None,
+              help="Stack of the rows that name none in their stack column (default: each system's stack).")
 @friendly
-def correlate(files, fidelity, calibration, as_json, out, ideal):
+def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name):
     """Predict every measured row of FILES (CSV in the measurement schema) and report the error:
     MAPE, median and worst APE and bias (geometric mean of predicted / measured) per kind."""
     from ..correlate.compare import correlate as run_correlation
 
     mode = "ideal" if ideal or calibration else "realistic"
-    res = run_correlation(list(files), fidelity=fidelity, calibration=calibration, mode=mode)
+    if ideal and stack_name:
+        raise click.UsageError("--ideal and --stack exclude each other")
+    res = run_correlation(list(files), fidelity=fidelity, calibration=calibration, mode=mode, stack=stack_name)
     if write_or_print_json(res, out, as_json):
         return
     o = res.overall

@@ -16,9 +16,9 @@ from .schema import KINDS, MeasurementRow, load_measurements
 
 
 class _CallablePackage(_types.ModuleType):
-    def __call__(self, data, fidelity: str = "analytical", calibration=None, mode=None) -> CorrelationResult:
+    def __call__(self, data, fidelity: str = "analytical", calibration=None, mode=None, stack=None) -> CorrelationResult:
         """Predict every measured row and compare (see ``accelsim.correlate.compare.correlate``)."""
-        return correlate(data, fidelity=fidelity, calibration=calibration, mode=mode)
+        return correlate(data, fidelity=fidelity, calibration=calibration, mode=mode, stack=stack)
 
 
 _sys.modules[__name__].__class__ = _CallablePackage

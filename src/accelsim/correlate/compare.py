@@ -148,12 +148,12 @@ def _stats(g: pd.DataFrame) -> dict[str, Any]:
 
 def predict_frame(df: pd.DataFrame, fidelity: str = "analytical", calibration: Mapping[str, float] | None = None,
                   calibration_chip: str | None = None, predictor: Predictor | None = None,
-                  mode: str = "realistic") -> pd.DataFrame:
+                  mode: str = "realistic", stack: str | None = None) -> pd.DataFrame:
     """The per-row table of a validated measurement frame. ``calibration`` (field values) is
     applied to the rows whose system's chip is ``calibration_chip`` (to every row when None)."""
     if fidelity not in FIDELITIES:
         raise MeasurementError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
-    pr = predictor or Predictor(mode)
+    pr = predictor or Predictor(mode, stack)
     recs = []
     for row in rows_of(df):
         cal = calibration
@@ -175,7 +175,7 @@ def predict_frame(df: pd.DataFrame, fidelity: str = "analytical", calibration: M
 
 
 def correlate(data: str | Path | Iterable[str | Path] | pd.DataFrame, fidelity: str = "analytical",
-              calibration: Any = None, mode: str | None = None) -> CorrelationResult:
+              calibration: Any = None, mode: str | None = None, stack: str | None = None) -> CorrelationResult:
     """Predict every measured row and compare.
 
     ``data``: one or more measurement files (CSV in the schema of SCHEMA.md; parquet with
@@ -187,13 +187,18 @@ def correlate(data: str | Path | Iterable[str | Path] | pd.DataFrame, fidelity: 
     Raises MeasurementError for an invalid file (naming file, line, row id and column).
     ``mode``: "realistic" (collectives under the row's stack, else the system's default stack)
     or "ideal" (peak rates, no software costs); default realistic, ideal with a calibration
-    (calibrations are fitted on the ideal model).
+    (calibrations are fitted on the ideal model). ``stack``: the stack of rows that name none
+    (default: each system's own).
     """
     df = measurements(data)
     values, chip = read_calibration(calibration)
     if mode is None:  # calibration files are fitted on the ideal model (``calibrate``), so they apply there
         mode = "ideal" if values else "realistic"
-    per_row = predict_frame(df, fidelity, values or None, chip, mode=mode)
+    if stack is not None:
+        from ..stack.presets import load_stack
+
+        load_stack(stack)  # an unknown name is refused here, not row by row
+    per_row = predict_frame(df, fidelity, values or None, chip, mode=mode, stack=stack)
     by_kind, overall = summarize(per_row)
     overall.update(fidelity=fidelity, calibrated=bool(values), mode=mode)
     skipped = [{"id": r.id, "reason": r.reason} for r in per_row[per_row["skipped"]].itertuples(index=False)]

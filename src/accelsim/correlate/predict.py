@@ -138,10 +138,12 @@ class Predictor:
     """Predicts rows; keeps systems, chip models and graphs between calls (see the module
     docstring). One predictor serves any number of calibrations."""
 
-    def __init__(self, mode: str = "realistic") -> None:
+    def __init__(self, mode: str = "realistic", stack: str | None = None) -> None:
         if mode not in ("realistic", "ideal"):
             raise MeasurementError(f"mode must be 'realistic' or 'ideal', got {mode!r}")
         self.mode = mode
+        self.default_stack = stack
+        """Stack of the rows that name none (None: each system's default stack)."""
         """realistic: collectives run under the row's stack (its ``stack`` column, else the
         system's default stack); ideal: the peak-rate bound without software costs."""
         self._stacks: dict[tuple, Any] = {}
@@ -317,7 +319,7 @@ class Predictor:
 
     def stack_name(self, row: MeasurementRow) -> str:
         """The stack a row was measured under: its ``stack`` column, else the system's default."""
-        return row.stack or self.base_system(row.system).stack
+        return row.stack or self.default_stack or self.base_system(row.system).stack
 
     def library_of(self, cal) -> Any:
         """The collective library of a realistic-mode calibration key (None otherwise)."""
