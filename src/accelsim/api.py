@@ -14,7 +14,7 @@ from .report.results import Results, build_results
 from .sim.analytical import evaluate_arrays
 from .sim.event import CATEGORY_TO_BOUND
 from .sim.event import simulate as simulate_graph
-from .stack.realize import realize
+from .stack.realize import calibration_kind, realize
 from .workload import ModelConfig, WorkloadGraph, build, load_model
 
 PHASES = ("prefill", "decode")
@@ -48,8 +48,8 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
         raise WorkloadError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
     spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
     st = _stack(spec, stack, mode)
-    cal_kind = _calibration_kind(spec, st)
-    spec = realize(spec, st)
+    cal_kind = calibration_kind(spec, st)
+    preset, spec = spec, realize(spec, st)
     if tp > spec.num_chips and spec.scale_out is not None:
         from .sim.training import system_for
 
@@ -70,18 +70,8 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     from .analysis.energy import add_energy
 
     add_energy(results)
-    _stamp(results, st, cal_kind)
+    _stamp(results, st, cal_kind, preset)
     return results
-
-
-def _calibration_kind(spec: SystemSpec, st) -> str:
-    """"explicit" (a calibration in the spec), "priors" (realistic with the chip's achievable
-    priors), or "none"."""
-    from .arch.spec import Calibration
-
-    if spec.chip.calibration != Calibration():
-        return "explicit"
-    return "priors" if st is not None and spec.chip.achievable is not None else "none"
 
 
 def _stack(spec: SystemSpec, stack, mode: str):
@@ -90,17 +80,30 @@ def _stack(spec: SystemSpec, stack, mode: str):
     return resolve(stack, spec.stack, mode)
 
 
-def _stamp(results: Results, st, calibration: str) -> None:
-    """Provenance of a prediction: mode, stack, version, hashes of the preset and the stack."""
+_DIGESTS: dict[int, tuple[object, str]] = {}
+
+
+def _digest(obj) -> str:
+    """sha256 (12 hex digits) of a spec's JSON dump, computed once per object (a reused system
+    or stack object is not dumped again on every evaluation)."""
+    hit = _DIGESTS.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
     import hashlib
     import json as _json
 
-    from .version import __version__
+    d = hashlib.sha256(_json.dumps(obj.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+    if len(_DIGESTS) > 256:
+        _DIGESTS.clear()
+    _DIGESTS[id(obj)] = (obj, d)
+    return d
 
-    def digest(obj) -> str:
-        return hashlib.sha256(_json.dumps(obj.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
 
+def _stamp(results: Results, st, calibration: str, preset: SystemSpec) -> None:
+    """Provenance of a prediction: mode, stack, version, hashes of the preset (as given, before
+    the stack's priors are applied: those follow from the stack hash) and the stack."""
     from .arch.presets import error_band
+    from .version import __version__
 
     s = results.summary
     by = s.get("time_by_bound_s", {})
@@ -111,8 +114,8 @@ def _stamp(results: Results, st, calibration: str) -> None:
         "expected_error": {"relative": band[0], "basis": band[1]} if band else None,
         "mode": "realistic" if st is not None else "ideal",
         "stack": st.name if st is not None else None,
-        "provenance": {"accelsim": __version__, "system_sha": digest(results.system),
-                       "stack_sha": digest(st) if st is not None else None, "calibration": calibration},
+        "provenance": {"accelsim": __version__, "system_sha": _digest(preset),
+                       "stack_sha": _digest(st) if st is not None else None, "calibration": calibration},
     })
 
 
@@ -164,8 +167,8 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
 
     spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
     st = _stack(spec, stack, mode)
-    cal_kind = _calibration_kind(spec, st)
-    spec = realize(spec, st)
+    cal_kind = calibration_kind(spec, st)
+    preset, spec = spec, realize(spec, st)
     cfg = model if isinstance(model, ModelConfig) else load_model(model)
     if plan is None:
         plan = ParallelPlan(**plan_fields)
@@ -231,7 +234,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     }
     summary.update(_train_energy(sysx, step, ops, span, plan))
     res = Results(system=sysx, graph=step.fwd[0], ops=ops, summary=summary, warnings=warnings, event=None)
-    _stamp(res, st, cal_kind)
+    _stamp(res, st, cal_kind, preset)
     return res
 
 

@@ -39,13 +39,13 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
     hw = None
     if hardware:
         from ..arch.presets import list_presets, load_raw
-        from ..correlate.priors import achievable_priors, fit_hardware, write_hardware
+        from ..correlate.priors import fit_hardware, priors_table, write_hardware
         from ..correlate.schema import load_measurements, rows_of
 
         hw = fit_hardware(rows_of(load_measurements(list(files))), holdout=not no_holdout)
         # chips of presets that name a stack (an illustrative chip with no stack gets no priors)
         chips = sorted({raw["chip"]["name"] for p in list_presets() for raw in [load_raw(p)[0]] if raw.get("stack")})
-        table = achievable_priors(hw, chips)
+        table = priors_table(hw, chips)
     calls = {}
     if collectives:
         from ..correlate.priors import fit_program_call, program_stacks_with_rows

@@ -131,7 +131,7 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
 def _mode_line(s: dict) -> str:
     if s.get("mode") != "realistic":
         return "ideal (peak rates, no software costs: a bound)"
-    cal = {"priors": "achievable priors", "explicit": "explicit calibration", "none": "no chip priors"}
+    cal = {"priors": "achievable priors", "explicit": "explicit calibration", "stack": "no chip priors"}
     return f"realistic, stack {s['stack']} ({cal.get(s['provenance']['calibration'], '')})"
 
 

@@ -146,7 +146,6 @@ class Predictor:
         """Stack of the rows that name none (None: each system's default stack)."""
         """realistic: collectives run under the row's stack (its ``stack`` column, else the
         system's default stack); ideal: the peak-rate bound without software costs."""
-        self._stacks: dict[tuple, Any] = {}
         self._base: dict[str, SystemSpec] = {}
         self._systems: dict[tuple, SystemSpec] = {}
         self._chips: dict[tuple, ChipModel] = {}
@@ -304,13 +303,8 @@ class Predictor:
 
     def _program_call(self, cal) -> float:
         """Per-call cost of a stack whose runtime dispatches whole programs (0 otherwise)."""
-        st = dict(cal).get(STACK_KEY) if cal else None
-        if st is None:
-            return 0.0
-        from ..stack.presets import load_stack
-
-        rt = load_stack(st).runtime
-        return rt.kernel_launch_s if rt.dispatch == "program" else 0.0
+        st = self.stack_of(cal)
+        return st.runtime.kernel_launch_s if st is not None and st.runtime.dispatch == "program" else 0.0
 
     def _api_mode(self, cal) -> dict[str, Any]:
         """mode / stack arguments of ``api.evaluate`` for a calibration key."""
@@ -321,17 +315,20 @@ class Predictor:
         """The stack a row was measured under: its ``stack`` column, else the system's default."""
         return row.stack or self.default_stack or self.base_system(row.system).stack
 
-    def library_of(self, cal) -> Any:
-        """The collective library of a realistic-mode calibration key (None otherwise)."""
+    @staticmethod
+    def stack_of(cal) -> Any:
+        """The Stack of a realistic-mode calibration key (None otherwise)."""
         st = dict(cal).get(STACK_KEY) if cal else None
         if st is None:
             return None
-        lib = self._stacks.get(st)
-        if lib is None:
-            from ..stack.presets import load_stack
+        from ..stack.presets import load_stack
 
-            lib = self._stacks[st] = load_stack(st).collectives
-        return lib
+        return load_stack(st)
+
+    def library_of(self, cal) -> Any:
+        """The collective library of a realistic-mode calibration key (None otherwise)."""
+        st = self.stack_of(cal)
+        return st.collectives if st is not None else None
 
     def _collective(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
         from ..cost.collectives import collective_cost

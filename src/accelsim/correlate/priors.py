@@ -27,7 +27,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import MeasurementError
-from .schema import COLLECTIVE_KINDS, MeasurementRow, load_measurements, rows_of
+from .schema import COLLECTIVE_KINDS, KERNEL_KINDS, MeasurementRow, load_measurements, rows_of
 
 FRACTION_MIN = 0.05
 LATENCY_MAX_S = 1e-3
@@ -81,22 +81,11 @@ class _Rows:
     """Collective rows with their systems resolved once (scaled out where the row needs it)."""
 
     def __init__(self, rows: list[MeasurementRow]):
-        from ..arch.presets import load_system
-        from ..arch.topology import scale_out_system
+        from .predict import Predictor
 
+        pr = Predictor("ideal")  # its systems: loaded once, scaled out where a row needs more chips
         self.rows = rows
-        self.systems = []
-        cache: dict = {}
-        for r in rows:
-            key = (r.system, r.ranks, r.chips)
-            if key not in cache:
-                s = load_system(r.system)
-                need = max(r.ranks, r.chips or 0)
-                if need > s.num_chips:
-                    node = s.chips_per_node
-                    s = scale_out_system(s, -(-need // node) * node)
-                cache[key] = s
-            self.systems.append(cache[key])
+        self.systems = [pr.system(r.system, max(r.ranks, r.chips or 0)) for r in rows]
 
     def log_errors(self, lib, idx: Iterable[int]) -> np.ndarray:
         from ..cost.collectives import collective_cost
@@ -255,7 +244,7 @@ __all__ = ["LibraryFit", "derive", "fit_library", "library_rows", "write_fit"]
 # ------------------------------------------------------------------------------------------
 # Hardware: achievable fractions per chip, kernel cost per runtime
 
-HARDWARE_KINDS = ("gemm", "softmax", "layernorm", "rmsnorm", "gelu", "silu_mul", "add", "copy")
+HARDWARE_KINDS = KERNEL_KINDS
 REDUCTION_KINDS = ("softmax", "layernorm", "rmsnorm")
 SIBLINGS = {"a100-sxm4-80gb": "h100-sxm5-80gb", "h100-sxm5-80gb": "h200-sxm-141gb",
             "h200-sxm-141gb": "h100-sxm5-80gb", "mi300x": "h100-sxm5-80gb", "trainium1": "trainium2",
@@ -367,7 +356,7 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
         for c, ks in by.items():
             others = {k: v for k, v in chips.items() if k != c}
             sib = _from_siblings(c, others)  # the chip's priors as if it had no rows (the same rule as
-            for f in GENERIC_FIELDS:        # achievable_priors: siblings, else the median of the others)
+            for f in GENERIC_FIELDS:        # priors_table: siblings, else the median of the others)
                 vals = sorted(v[f] for v in others.values() if f in v)
                 if f not in sib and vals:
                     sib[f] = float(np.median(vals))
@@ -392,7 +381,7 @@ def _from_siblings(chip: str, chips: dict[str, dict[str, float]]) -> dict[str, f
     return out
 
 
-def achievable_priors(fit: HardwareFit, all_chips: Iterable[str]) -> dict[str, dict]:
+def priors_table(fit: HardwareFit, all_chips: Iterable[str]) -> dict[str, dict]:
     """Every chip's achievable block: its own fitted fields, the rest from its sibling (chain)."""
     out = {}
     for c in sorted(all_chips):
@@ -437,7 +426,7 @@ def write_hardware(fit: HardwareFit, corpus: str, preset_chips: Iterable[str]) -
             "# Realistic mode runs each chip with its `achievable` block; fields it has no rows for come\n"
             "# from its nearest sibling (`from_sibling`); `leave_one_chip_out_mape` predicts the chip's rows\n"
             "# with its sibling's values (what a chip nobody measured can expect).\n")
-    doc = {"chips": achievable_priors(fit, preset_chips)}
+    doc = {"chips": priors_table(fit, preset_chips)}
     path.write_text(head + yaml.safe_dump(doc, sort_keys=False, width=110))
     paths = [path]
     for st, v in fit.launch.items():
@@ -462,7 +451,7 @@ def _write_launch(stack: str, value: float, source: str) -> Path:
     return p
 
 
-__all__ += ["HardwareFit", "fit_hardware", "achievable_priors", "write_hardware", "SIBLINGS"]
+__all__ += ["HardwareFit", "fit_hardware", "priors_table", "write_hardware", "SIBLINGS"]
 
 
 # ------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..configio import apply_overrides, data_dir, find_preset, load_yaml, validate
@@ -34,18 +35,23 @@ def _merge(base: dict, top: dict) -> dict:
 def load_raw(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> dict:
     """The stack file as a mapping, with ``base: NAME`` (a stack it extends) merged in: the
     file's own keys win, mappings merge key by key."""
+    return _load_chain(name_or_path, _seen)[0]
+
+
+def _load_chain(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> tuple[dict, tuple[Path, ...]]:
+    """(merged mapping, the files it was read from: the stack first, then its bases)."""
     path = stack_path(name_or_path)
     data = load_yaml(path)
     data.setdefault("name", path.stem)
     base = data.pop("base", None)
     if base is None:
-        return data
+        return data, (path,)
     if not isinstance(base, str) or base in _seen or base == path.stem:
         raise ConfigError(f"{path}: base: must name another stack (no cycles), got {base!r}")
-    parent = load_raw(base, _seen + (path.stem,))
+    parent, files = _load_chain(base, _seen + (path.stem,))
     parent.pop("name", None)
     parent["description"] = ""
-    return _merge(parent, data)
+    return _merge(parent, data), (path,) + files
 
 
 def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | None:
@@ -62,13 +68,7 @@ def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | N
 
 def base_of(name: str) -> str:
     """The stack at the root of ``name``'s ``base:`` chain (the one that owns its collective library)."""
-    data = load_yaml(stack_path(name))
-    seen = {name}
-    while isinstance(data.get("base"), str) and data["base"] not in seen:
-        name = data["base"]
-        seen.add(name)
-        data = load_yaml(stack_path(name))
-    return name
+    return _load_chain(name)[1][-1].stem
 
 
 def load_stack(name_or_path: str | Path | Stack, overrides=()) -> Stack:
@@ -76,26 +76,21 @@ def load_stack(name_or_path: str | Path | Stack, overrides=()) -> Stack:
     ``path=value`` strings (as ``--set``). Errors name the file and the field."""
     if isinstance(name_or_path, Stack):
         return name_or_path
-    path = stack_path(name_or_path)
-    overrides = tuple(overrides)
-    key = (str(path), _stamp(path), overrides)
+    key = (os.getcwd(), str(name_or_path), tuple(overrides))  # a relative path means the same file only here
     hit = _CACHE.get(key)
-    if hit is not None:
-        return hit
-    data = load_raw(path)
+    if hit is not None and all(p.stat().st_mtime_ns == t for p, t in hit[1]):
+        return hit[0]
+    path = stack_path(name_or_path)
+    data, files = _load_chain(path)
     if overrides:
         data = apply_overrides(data, overrides, str(path))
     stack = validate(Stack, data, str(path))
     if len(_CACHE) > 64:
         _CACHE.clear()
-    _CACHE[key] = stack
+    _CACHE[key] = (stack, tuple((p, p.stat().st_mtime_ns) for p in files))
     return stack
 
 
-_CACHE: dict[tuple, Stack] = {}
-
-
-def _stamp(path: Path) -> tuple:
-    """Modification times of a stack file and of the shipped stacks it may extend (a cache key:
-    an edited file reloads)."""
-    return (path.stat().st_mtime_ns,) + tuple(p.stat().st_mtime_ns for p in sorted(stack_dir().glob("*.yaml")))
+_CACHE: dict[tuple, tuple[Stack, tuple[tuple[Path, int], ...]]] = {}
+"""(cwd, name or path, overrides) -> (stack, modification time of every file it was read from): an edited
+stack or base file reloads, an unchanged one costs a stat per file."""
