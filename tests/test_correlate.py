@@ -246,15 +246,20 @@ def test_event_fidelity():
 
 
 def test_calibration_applies_to_its_chip_only(tmp_path):
-    cal = write(tmp_path, "chip: a100-sxm4-80gb\ncalibration:\n  tensor_launch_overhead_s: 1.0e-3\n", "cal.yaml")
+    cal = write(tmp_path, "format: 2\nchip: a100-sxm4-80gb\nstack: null\nstack_costs:\n  tensor_launch_overhead_s: 1.0e-3\n",
+                "cal.yaml")
     df = frame({"id": "a", "kind": "gemm", "system": "a100-sxm-80gb", "m": 64, "n": 64, "k": 64, "dtype": "bf16",
                 "measured_time_s": 1e-3},
                {"id": "h", "kind": "gemm", "system": "h100-sxm-80gb", "m": 64, "n": 64, "k": 64, "dtype": "bf16",
                 "measured_time_s": 1e-3})
     base = correlate(df, mode="ideal").per_row.set_index("id")
-    calib = correlate(df, calibration=cal).per_row.set_index("id")
+    calib = correlate(df, calibration=cal, mode="ideal").per_row.set_index("id")
     assert calib.loc["a", "predicted_time_s"] == pytest.approx(base.loc["a", "predicted_time_s"] + 1e-3)
     assert calib.loc["h", "predicted_time_s"] == pytest.approx(base.loc["h", "predicted_time_s"])
+    # realistic: the H100 row keeps its priors, the A100 row runs the file as written (stack: null)
+    real = correlate(df).per_row.set_index("id")
+    assert correlate(df, calibration=cal).per_row.set_index("id").loc["h", "predicted_time_s"] == \
+        pytest.approx(real.loc["h", "predicted_time_s"])
     bad = write(tmp_path, "calibration:\n  tensor_efficiency: 1.5\n", "bad.yaml")
     with pytest.raises(Exception, match="tensor_efficiency"):
         correlate(df, calibration=bad)

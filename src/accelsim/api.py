@@ -14,7 +14,7 @@ from .report.results import Results, build_results
 from .sim.analytical import evaluate_arrays
 from .sim.event import CATEGORY_TO_BOUND
 from .sim.event import simulate as simulate_graph
-from .stack.realize import calibration_kind, realize
+from .stack.realize import calibration_kind, dropped_stack_costs, realize
 from .workload import ModelConfig, WorkloadGraph, build, load_model
 
 PHASES = ("prefill", "decode")
@@ -110,6 +110,12 @@ def _stamp(results: Results, st, calibration: str, preset: SystemSpec) -> None:
     top = max(by, key=by.get) if by else "compute"
     kind = {"compute": "gemm", "interconnect": "allreduce"}.get(top, "copy")
     band = error_band(results.system.chip.name, kind) if st is not None else None
+    dropped = dropped_stack_costs(preset, st)
+    if dropped is not None:
+        results.warnings.append(
+            f"the calibration's overheads were fitted under stack {dropped}; this prediction runs "
+            + (f"stack {st.name} and uses its costs" if st is not None else "the ideal mode, which has none")
+            + " (its hardware fields apply)")
     results.summary.update({
         "expected_error": {"relative": band[0], "basis": band[1]} if band else None,
         "mode": "realistic" if st is not None else "ideal",

@@ -20,3 +20,7 @@ class LoweringError(AccelsimError, ValueError):
 
 class MeasurementError(AccelsimError, ValueError):
     """A measurement file or row is invalid."""
+
+
+class MigrationWarning(UserWarning):
+    """An old file format was read: what was kept, what was not, and how to update the file."""

@@ -106,26 +106,25 @@ def load_raw(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> tuple[dic
 def load_system(name_or_path: str | Path, overrides: Iterable[str] = (),
                 calibration: str | Path | None = None, force_calibration: bool = False) -> SystemSpec:
     """Load a system preset (name or YAML path), apply ``path=value`` overrides and an optional
-    calibration file (a YAML mapping of ``chip.calibration`` fields, or of a full
-    ``calibration:`` block), and validate. Errors name the field path and the file. A
+    calibration file (``arch.calfile``: as ``accelsim calibrate`` writes it, or a bare mapping
+    of ``chip.calibration`` fields), and validate. Errors name the field path and the file. A
     calibration file that names the chip it was fitted on (``chip:``, as ``accelsim calibrate``
     writes it) is refused for another chip unless ``force_calibration``: a fit on one chip says
     nothing about another."""
     data, origin = load_raw(name_or_path)
     overrides = list(overrides)
     if calibration is not None:
-        doc = load_yaml(Path(calibration))
-        cal = doc.get("calibration", doc)
-        fitted_on = doc.get("chip") if "calibration" in doc else None
+        from .calfile import parse
+
+        cal, fitted_on = parse(load_yaml(Path(calibration)), str(calibration))
         chip_name = (data.get("chip") or {}).get("name")
         if fitted_on and chip_name and fitted_on != chip_name and not force_calibration:
             raise ConfigError(f"{calibration}: fitted on chip {fitted_on!r}, but {origin} has chip {chip_name!r}; "
                               f"a calibration does not transfer between chips (pass --force-calibration / "
                               f"force_calibration=True to apply it anyway)")
-        if not isinstance(cal, dict):
-            raise ConfigError(f"{calibration}: calibration must be a mapping")
-        data = apply_overrides(data, [f"chip.calibration.{k}={v!r}" if isinstance(v, str) else f"chip.calibration.{k}={v}"
-                                      for k, v in cal.items()], origin=str(calibration))
+        chip = data.get("chip")
+        if isinstance(chip, dict):
+            data = {**data, "chip": {**chip, "calibration": {**(chip.get("calibration") or {}), **cal}}}
         origin += f" + {calibration}"
     if overrides:
         data = apply_overrides(data, overrides)

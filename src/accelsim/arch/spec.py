@@ -196,6 +196,12 @@ class Calibration(Spec):
     dispatch, TensorIterator / reduction setup and the kernel launch), seconds."""
     collective_overhead_s: Seconds = Field(0.0, ge=0)
     """Fixed software cost per collective call, seconds."""
+    stack: str | None = None
+    """The software stack the overhead fields (``STACK_FIELDS``) were fitted under, as
+    ``accelsim calibrate`` records it. In realistic mode under another stack they are dropped
+    and that stack's own costs apply (the hardware fields, ``HARDWARE_FIELDS``, still apply);
+    in ideal mode they are dropped too. None: the fields apply as written in every mode (a
+    hand-written calibration, or one fitted with ``calibrate --ideal``)."""
 
     @field_validator("tensor_dtype_efficiency")
     @classmethod
@@ -204,6 +210,14 @@ class Calibration(Spec):
         if bad:
             raise ValueError(f"must be in (0, 1], got {bad}")
         return v
+
+
+HARDWARE_FIELDS = ("tensor_efficiency", "tensor_dtype_efficiency", "vector_efficiency", "hbm_efficiency",
+                   "reduction_efficiency", "sram_efficiency", "link_efficiency")
+"""Calibration fields that describe the silicon: they hold under any software stack."""
+STACK_FIELDS = ("launch_overhead_s", "tensor_launch_overhead_s", "vector_launch_overhead_s", "collective_overhead_s")
+"""Calibration fields that describe the software path: they hold only under the stack they
+were fitted under (``Calibration.stack``)."""
 
 
 class Energy(Spec):

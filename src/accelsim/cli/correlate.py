@@ -28,7 +28,7 @@ def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name):
     MAPE, median and worst APE and bias (geometric mean of predicted / measured) per kind."""
     from ..correlate.compare import correlate as run_correlation
 
-    mode = "ideal" if ideal or calibration else "realistic"
+    mode = "ideal" if ideal else "realistic"
     if ideal and stack_name:
         raise click.UsageError("--ideal and --stack exclude each other")
     res = run_correlation(list(files), fidelity=fidelity, calibration=calibration, mode=mode, stack=stack_name)
@@ -59,21 +59,28 @@ def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name):
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration file's content as JSON.")
 @click.option("--cv", type=click.Choice(["kfold", "source", "chip", "kind"]), default="kfold", show_default=True,
               help="Held-out error: k folds stratified by kind, or leave one source / system / kind out.")
+@click.option("--stack", "stack_name", default=None,
+              help="Fit the rows measured under this stack (rows naming none count as the system's "
+                   "default); needed when the chip's rows span several stacks.")
 @friendly
-def calibrate(files, system_name, out_path, fields, k_folds, seed, as_json, cv):
+def calibrate(files, system_name, out_path, fields, k_folds, seed, as_json, cv, stack_name):
     """Fit the calibration fields of a chip to measured FILES (robust least squares on
     log(predicted / measured), efficiencies in (0, 1], overheads >= 0) and report the error
-    before, after (in-sample) and k-fold cross-validated."""
+    before (the realistic default: achievable priors and the stack's costs), after (in-sample)
+    and cross-validated. The file keeps the hardware fields (any stack) apart from the stack
+    costs (only under the stack the rows were measured on)."""
     from ..correlate.calibrate import MEANING
     from ..correlate.calibrate import calibrate as fit
 
-    res = fit(list(files), system_name, fields=fields, k=k_folds, seed=seed, cv=cv)
+    res = fit(list(files), system_name, fields=fields, k=k_folds, seed=seed, cv=cv, stack=stack_name)
     res.write(out_path)
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=2))
         return
-    click.echo(f"calibrated {res.chip} (preset {res.system}) on {len(res.per_row)} rows"
-               + (f"; {len(res.ignored)} rows ignored (other chips or not predictable)" if res.ignored else ""))
+    click.echo(f"calibrated {res.chip} (preset {res.system}) on {len(res.per_row)} rows measured under "
+               f"stack {res.stack or 'none'}"
+               + (f"; {len(res.ignored)} rows ignored (other chips, other stacks or not predictable)"
+                  if res.ignored else ""))
     for f in res.fitted:
         v = res.values[f]
         shown = fmt(v, "s") if f.endswith("_s") else f"{100 * v:.1f}%"

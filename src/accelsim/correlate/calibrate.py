@@ -100,6 +100,8 @@ class CalibrationResult:
     """{id, reason} of rows not used: other chips, or rows that cannot be predicted."""
     cv: str = "kfold"
     """How the held-out error was made (``CV_MODES``)."""
+    stack: str | None = None
+    """The stack the rows were measured under: the fitted overheads hold under it only."""
 
     @property
     def cv_label(self) -> str:
@@ -113,10 +115,11 @@ class CalibrationResult:
             return {r.kind: {"n": int(r.n), "mape": _r(r.mape), "median_ape": _r(r.median_ape),
                              "max_ape": _r(r.max_ape), "bias": _r(r.bias)} for r in df.itertuples(index=False)}
 
+        from ..arch.calfile import document
+
         return {
-            "calibration": {k: float(v) for k, v in self.values.items()},
+            **document(self.calibration(), self.chip, self.stack),
             "system": self.system,
-            "chip": self.chip,
             "fit": {"fields": list(self.fitted), "unconstrained": list(self.unconstrained),
                     "rows": int(len(self.per_row)), "row_ids": [str(i) for i in self.per_row["id"]],
                     "files": list(self.files), "loss": LOSS, "f_scale": F_SCALE, "k_folds": self.k, "cv": self.cv,
@@ -128,6 +131,18 @@ class CalibrationResult:
             "accelsim_version": __version__,
         }
 
+    def calibration(self):
+        """The fitted values as an ``arch.spec.Calibration``."""
+        from ..arch.spec import Calibration
+
+        upd: dict[str, Any] = {"tensor_dtype_efficiency": {}, "stack": self.stack}
+        for f, v in self.values.items():
+            if f.startswith("tensor_dtype_efficiency."):
+                upd["tensor_dtype_efficiency"][f.split(".", 1)[1]] = float(v)
+            else:
+                upd[f] = v
+        return Calibration(**upd)
+
     def write(self, path: str | Path) -> Path:
         """Write the YAML that ``load_system(..., calibration=path)`` and ``--calibration``
         accept: a ``calibration:`` block plus metadata (system, chip, fitted rows, errors,
@@ -136,6 +151,7 @@ class CalibrationResult:
 
         path = Path(path)
         head = (f"# accelsim calibration of {self.chip} (preset {self.system}), fitted by `accelsim calibrate`.\n"
+                f"# hardware: fields of the silicon (any stack); stack_costs: hold under stack {self.stack} only.\n"
                 f"# Use: accelsim run {self.system} MODEL --calibration {path.name}\n"
                 f"#      accelsim.load_system({self.system!r}, calibration={str(path)!r})\n")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -270,13 +286,31 @@ def _errors(ids, kinds, systems, meas, pred) -> pd.DataFrame:
     return pd.concat([by_kind, pd.DataFrame([all_row])], ignore_index=True)
 
 
+def start_values(spec, stack: str | None) -> dict[str, Any]:
+    """Where a fit starts: the chip's calibration as realistic mode runs it under ``stack`` (its
+    achievable priors plus the runtime's per-kernel cost), with the stack named (so the fitted
+    overheads hold under that stack only)."""
+    from ..stack.presets import load_stack
+    from ..stack.realize import realize
+
+    cal = realize(spec, load_stack(stack) if stack else None).chip.calibration
+    out: dict[str, Any] = {f: float(getattr(cal, f)) for f in calibration_fields()}
+    out.update({f"tensor_dtype_efficiency.{d}": float(v) for d, v in cal.tensor_dtype_efficiency.items()})
+    if stack:
+        out["stack"] = stack
+    return out
+
+
 def calibrate(data: Any, system: str, fields: Sequence[str] | str | None = None, k: int = 5,
-              seed: int = 0, cv: str = "kfold") -> CalibrationResult:
+              seed: int = 0, cv: str = "kfold", stack: str | None = None) -> CalibrationResult:
     """Fit the calibration of ``system``'s chip to the measured rows on that chip.
 
     ``data``: measurement files or a DataFrame (as for ``correlate``). ``system``: a preset
     name or YAML; every row whose system uses the same chip (by chip name) is used, the others
-    are listed as ignored. ``fields``: Calibration fields to fit (names or "a,b,c"; default
+    are listed as ignored. The fit runs the realistic model under the rows' stack (their
+    ``stack`` column, else the system's default); rows under several stacks need ``stack`` to
+    pick one (hardware fields are the chip's, overheads belong to that stack). The fit starts
+    from the chip's achievable priors and the stack's costs (the "uncalibrated" column). ``fields``: Calibration fields to fit (names or "a,b,c"; default
     ``DEFAULT_FIELDS``). ``k``: folds of the cross-validation (at most the number of rows).
     Returns a CalibrationResult; ``.write(path)`` writes the calibration YAML."""
     df = measurements(data)
@@ -288,16 +322,23 @@ def calibrate(data: Any, system: str, fields: Sequence[str] | str | None = None,
                                f"predictions and are never fitted; calibrate on kernel and collective rows "
                                f"(workloads/measurements/parts/) and pass these to `accelsim correlate`")
     files = sorted({o.rsplit(":", 1)[0] for o in df["origin"]}) if "origin" in df else []
-    pr = Predictor("ideal")  # calibration fields are fitted on the ideal model (stack costs not added)
+    pr = Predictor("realistic")  # fitted on the realistic model, under the rows' stack
     try:
         spec = pr.base_system(system)
     except ConfigError as e:
         raise MeasurementError(f"--system: {e}") from None
+    if stack is not None:
+        from ..stack.presets import load_stack
+
+        try:
+            load_stack(stack)
+        except ConfigError as e:
+            raise MeasurementError(f"--stack: {e}") from None
     fields = _field_list(fields)
     if k < 2:
         raise MeasurementError(f"k must be at least 2 for cross-validation, got {k}")
     rows, ignored = [], []
-    neutral = {f: float(getattr(spec.chip.calibration, f)) for f in calibration_fields()}
+    mine = []
     for row in rows_of(df):
         try:
             chip = pr.base_system(row.system).chip.name
@@ -306,6 +347,21 @@ def calibrate(data: Any, system: str, fields: Sequence[str] | str | None = None,
             continue
         if chip != spec.chip.name:
             ignored.append({"id": row.id, "reason": f"chip {chip}, not {spec.chip.name}"})
+            continue
+        mine.append(row)
+    stacks: dict[str, int] = {}
+    for row in mine:
+        stacks[pr.stack_name(row) or ""] = stacks.get(pr.stack_name(row) or "", 0) + 1
+    if stack is None and len(stacks) > 1:
+        raise MeasurementError(
+            f"the rows on {spec.chip.name} were measured under {len(stacks)} stacks "
+            f"({', '.join(f'{s or chr(45)}: {n}' for s, n in sorted(stacks.items()))}); a calibration's overheads "
+            f"belong to one stack: pass --stack NAME to fit the rows of one")
+    stack = stack if stack is not None else (next(iter(stacks)) or None if stacks else spec.stack)
+    neutral = start_values(spec, stack)
+    for row in mine:
+        if (pr.stack_name(row) or None) != stack:
+            ignored.append({"id": row.id, "reason": f"stack {pr.stack_name(row) or 'none'}, not {stack}"})
             continue
         p = pr.predict(row, "analytical", neutral)
         if p.skipped:
@@ -355,9 +411,11 @@ def calibrate(data: Any, system: str, fields: Sequence[str] | str | None = None,
                             "ape_cv": np.abs(held / meas - 1), "fold": fold})
     errors = {name: _errors(ids, kinds, systems, meas, pred)
               for name, pred in (("before", before), ("in_sample", after), ("cross_validated", held))}
+    values.pop("stack", None)  # kept as the result's ``stack``
     return CalibrationResult(system=str(system), chip=spec.chip.name, values=values, fitted=determined,
                              unconstrained=unconstrained, per_row=per_row, errors=errors,
-                             folds=pd.DataFrame(fold_values), k=k, seed=seed, files=files, ignored=ignored, cv=cv)
+                             folds=pd.DataFrame(fold_values), k=k, seed=seed, files=files, ignored=ignored, cv=cv,
+                             stack=stack)
 
 
 def _field_list(fields: Sequence[str] | str | None) -> list[str]:

@@ -186,14 +186,15 @@ def correlate(data: str | Path | Iterable[str | Path] | pd.DataFrame, fidelity: 
     that chip only. Rows that cannot be predicted are kept, marked ``skipped`` with a reason.
     Raises MeasurementError for an invalid file (naming file, line, row id and column).
     ``mode``: "realistic" (collectives under the row's stack, else the system's default stack)
-    or "ideal" (peak rates, no software costs); default realistic, ideal with a calibration
-    (calibrations are fitted on the ideal model). ``stack``: the stack of rows that name none
-    (default: each system's own).
+    or "ideal" (peak rates, no software costs); default realistic. A calibration's hardware
+    fields apply in both; its overheads only to rows measured under the stack it was fitted
+    on (``Calibration.stack``). ``stack``: the stack of rows that name none (default: each
+    system's own).
     """
     df = measurements(data)
     values, chip = read_calibration(calibration)
-    if mode is None:  # calibration files are fitted on the ideal model (``calibrate``), so they apply there
-        mode = "ideal" if values else "realistic"
+    if mode is None:
+        mode = "realistic"
     if stack is not None:
         from ..stack.presets import load_stack
 

@@ -96,38 +96,42 @@ def skipped(reason: str) -> Prediction:
 def calibration_fields() -> tuple[str, ...]:
     """Names of the scalar calibration fields (``arch.spec.Calibration``) that ``calibrate``
     fits (the per-dtype tensor table is set by ``accelsim priors`` or by hand)."""
-    return tuple(f for f in Calibration.model_fields if f != "tensor_dtype_efficiency")
+    return tuple(f for f in Calibration.model_fields if f not in ("tensor_dtype_efficiency", "stack"))
 
 
-def read_calibration(calibration: Any) -> tuple[dict[str, float], str | None]:
-    """(field values, chip name or None) of a calibration: a YAML path or a mapping holding a
-    ``calibration:`` block (with optional metadata such as ``chip:``, as ``accelsim calibrate``
-    writes it) or bare Calibration fields, or a ``Calibration``. Values are checked against
+def read_calibration(calibration: Any) -> tuple[dict[str, Any], str | None]:
+    """(field values, chip name or None) of a calibration: a YAML path or a mapping in a format
+    ``arch.calfile`` reads (as ``accelsim calibrate`` writes it, or bare Calibration fields), or
+    a ``Calibration``. Per-dtype tensor fractions come as ``tensor_dtype_efficiency.DTYPE``; the
+    stack the overheads were fitted under as ``stack``. Values are checked against
     ``Calibration`` (units, bounds, unknown fields); errors name the file and the field."""
+    from ..arch.calfile import parse
     from ..configio import load_yaml, validate
 
     if calibration is None:
         return {}, None
-    if isinstance(calibration, Calibration):
-        return dict(calibration.model_dump()), None
     origin = "calibration"
-    if isinstance(calibration, (str, Path)):
+    if isinstance(calibration, Calibration):
+        block, chip = calibration.model_dump(), None
+    elif isinstance(calibration, (str, Path)):
         origin = str(calibration)
-        data = load_yaml(Path(calibration))
+        block, chip = parse(load_yaml(Path(calibration)), origin)
     elif isinstance(calibration, Mapping):
-        data = dict(calibration)
+        block, chip = parse(dict(calibration), origin)
     else:
         raise ConfigError(f"calibration must be a YAML path, a mapping or a Calibration, "
                           f"got {type(calibration).__name__}")
-    chip = None
-    block = data
-    if "calibration" in data:
-        block = data["calibration"]
-        chip = data.get("chip") if isinstance(data.get("chip"), str) else None
-    if not isinstance(block, Mapping):
-        raise ConfigError(f"{origin}: calibration must be a mapping of {', '.join(calibration_fields())}")
     cal = validate(Calibration, dict(block), origin)
-    return {k: float(getattr(cal, k)) for k in block}, chip
+    out: dict[str, Any] = {}
+    for k in block:
+        if k == "tensor_dtype_efficiency":
+            out.update({f"{k}.{d}": float(v) for d, v in cal.tensor_dtype_efficiency.items()})
+        elif k == "stack":
+            if cal.stack is not None:
+                out[k] = cal.stack
+        else:
+            out[k] = float(getattr(cal, k))
+    return out, chip
 
 
 # ------------------------------------------------------------------------------------------
@@ -174,12 +178,7 @@ class Predictor:
         s = self.base_system(name)
         fields = dict(key[2])
         stack = fields.pop(STACK_KEY, None)
-        if stack is not None:  # realistic mode: the chip's achievable priors under the row's stack
-            from ..stack.presets import load_stack
-            from ..stack.realize import realize
-
-            s = realize(s, load_stack(stack))
-        elif fields:
+        if fields:  # an explicit calibration (a file, or a fit's trial point)
             upd: dict[str, Any] = {}
             for f, v in fields.items():
                 if f.startswith("tensor_dtype_efficiency."):  # one dtype of the per-dtype table
@@ -189,6 +188,11 @@ class Predictor:
                     upd[f] = v
             new = s.chip.calibration.model_copy(update=upd)
             s = s.model_copy(update={"chip": s.chip.model_copy(update={"calibration": new})})
+        if stack is not None or fields:  # realistic: the chip's priors and the row's stack's costs
+            from ..stack.presets import load_stack
+            from ..stack.realize import realize
+
+            s = realize(s, load_stack(stack) if stack is not None else None)
         if chips > s.num_chips:
             if s.scale_out is None:
                 raise ConfigError(f"the case needs {chips} chips but {s.name} has {s.num_chips} and no "
@@ -268,9 +272,9 @@ class Predictor:
             raise MeasurementError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
         try:
             cal = _cal_key(calibration)
-            if not cal and self.mode == "realistic":
+            if self.mode == "realistic" and STACK_KEY not in dict(cal):
                 st = self.stack_name(row)
-                cal = ((STACK_KEY, st),) if st else ()
+                cal = _cal_key({**dict(cal), STACK_KEY: st}) if st else cal
             return self._predict(row, fidelity, cal)
         except AccelsimError as e:
             return skipped(str(e))

@@ -1,11 +1,15 @@
 """Modes: what a system predicts under a stack. ``ideal`` is the preset as written (peak rates,
 its explicit calibration, no software costs); ``realistic`` replaces a neutral calibration by
 the chip's achievable priors (``ChipSpec.achievable``) and adds the stack runtime's
-per-kernel cost, and its collectives run under the stack's collective library."""
+per-kernel cost, and its collectives run under the stack's collective library.
+
+An explicit calibration that names the stack it was fitted under (``Calibration.stack``) keeps
+its hardware fields everywhere, and its stack fields (launch and collective overheads) only
+under that stack: under another stack that stack's costs apply, in ideal mode none."""
 
 from __future__ import annotations
 
-from ..arch.spec import Calibration, SystemSpec
+from ..arch.spec import HARDWARE_FIELDS, Calibration, SystemSpec
 from .spec import Stack
 
 MODES = ("realistic", "ideal")
@@ -22,19 +26,40 @@ def calibration_kind(system: SystemSpec, stack: Stack | None) -> str:
     return "priors" if system.chip.achievable is not None else "stack"
 
 
-def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
-    """``system`` as it runs under ``stack`` (None: ideal mode, the system unchanged). A chip
-    with an explicit (non-neutral) calibration keeps it: calibrations are fitted on the ideal
-    model and already hold what the priors would add."""
-    if calibration_kind(system, stack) in ("explicit", "none"):
-        return system
-    chip = system.chip
-    base = chip.achievable or Calibration()
+def dropped_stack_costs(system: SystemSpec, stack: Stack | None) -> str | None:
+    """The stack whose fitted overheads ``realize`` drops for ``stack`` (None when none are
+    dropped): an explicit calibration fitted under another stack, or any stack in ideal mode."""
+    cal = system.chip.calibration
+    if cal.stack is None or cal == Calibration() or (stack is not None and stack.name == cal.stack):
+        return None
+    return cal.stack
+
+
+def _runtime(base: Calibration, stack: Stack) -> Calibration:
+    """``base`` plus the stack runtime's per-kernel cost (a program-dispatch runtime pays per call)."""
     per_op = stack.runtime.kernel_launch_s if stack.runtime.dispatch == "kernel" else 0.0
-    cal = base.model_copy(update={"launch_overhead_s": base.launch_overhead_s + per_op})
+    return base.model_copy(update={"launch_overhead_s": base.launch_overhead_s + per_op})
+
+
+def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
+    """``system`` as it runs under ``stack`` (None: ideal mode). A chip with an explicit
+    calibration keeps it, except the overheads of one fitted under another stack: those are
+    replaced by ``stack``'s own costs (ideal mode: by none)."""
+    chip = system.chip
+    kind = calibration_kind(system, stack)
+    if kind == "none":
+        return system
+    if kind == "explicit":
+        if dropped_stack_costs(system, stack) is None:
+            return system
+        hw = {f: getattr(chip.calibration, f) for f in HARDWARE_FIELDS}
+        cal = Calibration(**hw) if stack is None else _runtime(
+            (chip.achievable or Calibration()).model_copy(update=hw), stack)
+    else:
+        cal = _runtime(chip.achievable or Calibration(), stack)
     if cal == chip.calibration:
         return system
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
 
 
-__all__ = ["MODES", "calibration_kind", "realize"]
+__all__ = ["MODES", "calibration_kind", "dropped_stack_costs", "realize"]
