@@ -298,12 +298,14 @@ class Predictor:
             return self._layer(row, fidelity, cal)
         if row.kind == "model":
             return self._model(row, fidelity, cal)
-        op = kernel_op(row)
-        (c,) = self.cost(row.system, 0, cal, [op])
+        ops = kernel_ops(row)
+        costs = self.cost(row.system, 0, cal, ops)
         call = self._program_call(cal)  # a one-kernel row is one call of a compiled program
+        bound = costs[0].bound if len(costs) == 1 else _dominant(costs)
         if fidelity == "event":
-            return Prediction(self._event_time(row.system, cal, op) + call, c.bound, fidelity="event")
-        return Prediction(c.time_s + call, c.bound)
+            return Prediction(sum(self._event_time(row.system, cal, op) for op in ops) + call, bound,
+                              fidelity="event")
+        return Prediction(sum(c.time_s for c in costs) + call, bound)
 
     def _program_call(self, cal) -> float:
         """Per-call cost of a stack whose runtime dispatches whole programs (0 otherwise)."""
@@ -439,6 +441,15 @@ class Predictor:
             g = WorkloadGraph.from_ordered(meta, [named], [])
             t = self._event[key] = simulate(g, self.system(system_name, chips, cal)).makespan_s
         return t
+
+
+def kernel_ops(row: MeasurementRow) -> list[Op]:
+    """The kernels of a kernel row: its one op, or an ``op: composite`` norm's eager ops."""
+    if row.op == "composite":
+        from ..workload.ops import composite_rmsnorm
+
+        return composite_rmsnorm(row.rows, row.cols, row.dtype)
+    return [kernel_op(row)]
 
 
 def kernel_op(row: MeasurementRow) -> Op:

@@ -320,9 +320,11 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
     from scipy.optimize import least_squares
 
     # a kernel measured on one NeuronCore of a multi-core chip says nothing about the whole
-    # chip's rate (the cost model spreads a kernel over every core), so it is left out
-    rows = sorted((r for r in rows if r.kind in HARDWARE_KINDS and "one neuroncore" not in (r.notes or "").lower()),
-                  key=lambda r: r.id)
+    # chip's rate (the cost model spreads a kernel over every core), so it is left out; so is
+    # a composite row (several eager kernels timed as one): it judges the composite model, the
+    # rates come from one-kernel rows
+    rows = sorted((r for r in rows if r.kind in HARDWARE_KINDS and "one neuroncore" not in (r.notes or "").lower()
+                   and r.op != "composite"), key=lambda r: r.id)
     data = _KernelRows(rows)
     fields = _hw_fields(rows, data.chip)
     stacks = sorted({s for s in data.stack if s})
@@ -342,9 +344,24 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
         return chips, launch
 
     every = list(range(len(rows)))
-    sol = least_squares(lambda x: data.log_errors(*unpack(x), every), x0, bounds=(lo, hi), loss="soft_l1",
-                        f_scale=0.1, x_scale=np.where([c == "@launch" for c, _ in names], 1e-6, 0.1))
-    chips, launch = unpack(sol.x)
+    # chips that share no runtime share no parameter: each such group is fitted on its own, so
+    # a chip's priors do not move when another vendor's rows change (the joint trust region
+    # would otherwise stop at a different point of a flat valley)
+    x = x0.copy()
+    for group in _groups(names, rows, data):
+        cols = [j for j, n in enumerate(names) if n in group["names"]]
+        sub = group["rows"]
+
+        def res(xs, cols=cols, sub=sub):
+            full = x.copy()
+            full[cols] = xs
+            return data.log_errors(*unpack(full), sub)
+
+        sol = least_squares(res, x0[cols], bounds=(lo[cols], hi[cols]), loss="soft_l1", f_scale=0.1,
+                            x_scale=np.where([names[j][0] == "@launch" for j in cols], 1e-6, 0.1),
+                            ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=2000)
+        x[cols] = sol.x
+    chips, launch = unpack(x)
     err = data.log_errors(chips, launch, every)
     by = {}
     for i, r in enumerate(rows):
@@ -367,6 +384,31 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                 e = data.log_errors({**others, c: sib}, launch, v)
                 held.setdefault(c, {})[k] = _ape(e)
     return HardwareFit(chips, launch, count, in_sample, held)
+
+
+def _groups(names, rows, data) -> list[dict]:
+    """Connected groups of (chip, runtime): chips measured under a common runtime, with their
+    parameter names and row indices, in a fixed order."""
+    parent: dict[str, str] = {}
+
+    def find(a: str) -> str:
+        while parent.setdefault(a, a) != a:
+            a = parent[a]
+        return a
+
+    for i in range(len(rows)):
+        a, b = find("chip:" + data.chip[i]), find("stack:" + (data.stack[i] or ""))
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    out: dict[str, dict] = {}
+    for i in range(len(rows)):
+        g = out.setdefault(find("chip:" + data.chip[i]), {"names": set(), "rows": []})
+        g["rows"].append(i)
+    for c, f in names:
+        key = find(("stack:" + f) if c == "@launch" else ("chip:" + c))
+        if key in out:
+            out[key]["names"].add((c, f))
+    return [out[k] for k in sorted(out)]
 
 
 def _from_siblings(chip: str, chips: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -92,8 +92,9 @@ class MeasurementRow(BaseModel):
     ranks: int | None = Field(None, ge=1)
     model: str | None = None
     """accelsim workload preset (or model file)."""
-    op: Literal[LAYER_OPS] | None = None  # type: ignore[valid-type]
-    """Layer op of a ``layer_op`` row."""
+    op: Literal[LAYER_OPS + ("composite",)] | None = None  # type: ignore[valid-type]
+    """Layer op of a ``layer_op`` row; ``composite`` on an ``rmsnorm`` row: the norm ran as the
+    separate eager ops of a reference module (several kernels), not as one fused kernel."""
     phase: Literal[PHASES] | None = None  # type: ignore[valid-type]
     seq_len: int | None = Field(None, ge=1)
     context_len: int | None = Field(None, ge=0)
@@ -134,6 +135,10 @@ class MeasurementRow(BaseModel):
                 missing.append(("context_len", f"a decode {self.kind} row needs context_len"))
         if missing:
             raise _KindError(missing)
+        if self.op == "composite" and self.kind != "rmsnorm":
+            raise _ColumnError("op", f"'composite' describes an rmsnorm row, not a {self.kind} row")
+        if self.kind == "layer_op" and self.op == "composite":
+            raise _ColumnError("op", "a layer_op row names a layer op")
         if self.kind in ("layer_op", "layer") and self.phase == "train":
             raise _ColumnError("phase", f"a {self.kind} row is an inference case (prefill or decode), not train")
         if self.kind in COLLECTIVE_KINDS and self.chips is not None and self.ranks is not None \

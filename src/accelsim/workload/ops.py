@@ -216,6 +216,9 @@ ELEMENTWISE = {
     "relu": (1, 1.0, 0.0),
     "relu_mul": (2, 2.0, 0.0),
     "add": (2, 1.0, 0.0),
+    "sum": (1, 1.0, 0.0),       # a reduction: out_elements partial sums (e.g. a row mean)
+    "rsqrt": (1, 1.0, 1.0),
+    "square": (1, 1.0, 0.0),
     "mul": (2, 1.0, 0.0),
     "copy": (1, 0.0, 0.0),
     "rope": (1, 3.0, 0.0),      # x*cos + rotate(x)*sin with cached tables (tables stream too)
@@ -229,6 +232,10 @@ class Elementwise(Op):
     fn: str = "add"
     elements: int = 1
     dtype: str = "bf16"
+    dtype_out: str | None = None
+    """Element type written (a cast: fp32 -> bf16); None: ``dtype``."""
+    out_elements: int | None = None
+    """Elements written when fewer than read (a reduction: one per row); None: ``elements``."""
     kind: ClassVar[str] = "elementwise"
 
     def __post_init__(self) -> None:
@@ -237,13 +244,31 @@ class Elementwise(Op):
 
     def bytes(self) -> float:
         inputs = ELEMENTWISE[self.fn][0] + (1 if self.fn == "rope" else 0)
-        return (inputs + 1) * self.elements * nbytes(self.dtype)
+        out = self.elements if self.out_elements is None else self.out_elements
+        return inputs * self.elements * nbytes(self.dtype) + out * nbytes(self.dtype_out or self.dtype)
 
     def vector_ops(self) -> float:
         return ELEMENTWISE[self.fn][1] * self.elements
 
     def transcendentals(self) -> float:
         return ELEMENTWISE[self.fn][2] * self.elements
+
+
+def composite_rmsnorm(rows: int, cols: int, dtype: str, name: str = "rmsnorm") -> list[Op]:
+    """RMSNorm as PyTorch eager runs a reference module written op by op (Hugging Face's
+    ``LlamaRMSNorm``): upcast to fp32, square, row mean, add eps, rsqrt, scale, downcast,
+    multiply by the weight; eight kernels, each reading and writing HBM (36 bytes per bf16
+    element where a fused kernel moves 4)."""
+    n = rows * cols
+    f32 = "fp32"
+    return [Elementwise(name=f"{name}.upcast", role=name, fn="copy", elements=n, dtype=dtype, dtype_out=f32),
+            Elementwise(name=f"{name}.square", role=name, fn="square", elements=n, dtype=f32),
+            Elementwise(name=f"{name}.mean", role=name, fn="sum", elements=n, dtype=f32, out_elements=rows),
+            Elementwise(name=f"{name}.eps", role=name, fn="add", elements=rows, dtype=f32),
+            Elementwise(name=f"{name}.rsqrt", role=name, fn="rsqrt", elements=rows, dtype=f32),
+            Elementwise(name=f"{name}.scale", role=name, fn="copy", elements=n, dtype=f32),
+            Elementwise(name=f"{name}.downcast", role=name, fn="copy", elements=n, dtype=f32, dtype_out=dtype),
+            Elementwise(name=f"{name}.weight", role=name, fn="copy", elements=n, dtype=dtype)]
 
 
 @dataclass(frozen=True, slots=True)
