@@ -279,3 +279,16 @@ def test_rows_under_several_stacks_need_one_named(tmp_path):
     res = calibrate(mixed, "a100-sxm-80gb", fields="tensor_efficiency", k=2, stack="cuda-graphs")
     assert res.stack == "cuda-graphs" and len(res.per_row) == 6
     assert sum("stack cuda-eager, not cuda-graphs" in r["reason"] for r in res.ignored) == 14
+
+
+def test_cli_names_the_stack_and_warns_when_its_costs_are_dropped(fit, tmp_path):
+    path = fit.write(tmp_path / "cal.yaml")
+    r = CliRunner().invoke(main, ["run", "a100-sxm-80gb", "tiny", "--calibration", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "fitted under stack cuda-eager; this prediction runs stack cuda-graphs" in r.output
+    same = CliRunner().invoke(main, ["run", "a100-sxm-80gb", "tiny", "--calibration", str(path),
+                                     "--stack", "cuda-eager"])
+    assert same.exit_code == 0 and "fitted under stack" not in same.output
+    r = CliRunner().invoke(main, ["calibrate", str(A100_PARTS), "--system", "a100-sxm-80gb", "-o",
+                                  str(tmp_path / "x.yaml"), "--fields", "tensor_efficiency", "--stack", "cuda-grphs"])
+    assert r.exit_code != 0 and "cuda-grphs" in r.output and "Traceback" not in r.output
