@@ -305,7 +305,8 @@ def _hw_fields(rows: list[MeasurementRow], chips: list[str]) -> dict[str, list[s
             if name not in f:
                 f.append(name)
         else:
-            for name in ("hbm_efficiency",) + (("reduction_efficiency",) if r.kind in REDUCTION_KINDS else ()):
+            for name in (("hbm_efficiency",) + (("reduction_efficiency",) if r.kind in REDUCTION_KINDS else ())
+                         + (("sram_efficiency",) if r.cache == "warm" else ())):
                 if name not in f:
                     f.append(name)
     for c, f in fields.items():

@@ -42,11 +42,12 @@ PHASES = ("prefill", "decode", "train")
 MEASUREMENT_DTYPES = ("fp32", "bf16", "fp16", "fp8")
 COLUMNS = ("id", "kind", "system", "chips", "dtype", "m", "n", "k", "batch", "rows", "cols", "elements",
            "bytes", "ranks", "model", "op", "phase", "seq_len", "context_len", "tp", "pp", "dp",
-           "compression", "stack", "measured_time_s", "source", "notes")
+           "compression", "stack", "cache", "measured_time_s", "source", "notes")
 """Columns of the schema, in file order."""
 REQUIRED_COLUMNS = ("id", "kind", "system", "measured_time_s")
 """Columns a file must have (every other column may be absent)."""
-STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "compression", "stack", "source", "notes")
+STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "compression", "stack", "cache", "source",
+               "notes")
 INT_COLUMNS = ("chips", "m", "n", "k", "batch", "rows", "cols", "elements", "ranks", "seq_len", "context_len",
                "tp", "pp", "dp")
 
@@ -92,6 +93,10 @@ class MeasurementRow(BaseModel):
     ranks: int | None = Field(None, ge=1)
     model: str | None = None
     """accelsim workload preset (or model file)."""
+    cache: Literal["warm", "cold"] | None = None
+    """What the harness leaves in the chip's last-level cache before each timed call of a
+    kernel row: ``warm`` (the same buffers re-run back to back: those that fit stay there) or
+    ``cold`` (flushed, or first touch; the default)."""
     op: Literal[LAYER_OPS + ("composite",)] | None = None  # type: ignore[valid-type]
     """Layer op of a ``layer_op`` row; ``composite`` on an ``rmsnorm`` row: the norm ran as the
     separate eager ops of a reference module (several kernels), not as one fused kernel."""
