@@ -368,3 +368,22 @@ def test_cli_errors_are_clean(args, message):
     r = cli(*args)
     assert r.exit_code == 2
     assert message in r.output and "Traceback" not in r.output
+
+
+LIBRARY_AGREEMENT = [("dgx-h100", "cuda-native", 8), ("dgx-a100", "cuda-native", 8), ("mi300x-8", "rocm-native", 8),
+                     ("trn2-48xl", "neuron", 16)]
+
+
+@pytest.mark.parametrize("preset,stack,ranks", LIBRARY_AGREEMENT)
+@pytest.mark.parametrize("kind", ["allreduce", "reducescatter", "allgather", "alltoall"])
+def test_event_agrees_with_analytical_under_a_library(preset, stack, ranks, kind):
+    """The event tier runs the algorithm and protocol the analytical tier picks, with the
+    library's call and step latencies and bandwidth fractions: the latency plateau (8 B), the
+    knee (1 MiB) and the bandwidth plateau (256 MiB) agree within 2 %."""
+    from accelsim.stack.presets import load_stack
+
+    s, lib = load_system(preset), load_stack(stack).collectives
+    for n in (8.0, MiB, 256 * MiB):
+        c = collective_cost(s, kind, n, ranks, library=lib)
+        t, _ = simulate_collective(s, kind, n, ranks, c.algorithm, library=lib)
+        assert t == pytest.approx(c.time_s, rel=0.02), (c.algorithm, c.protocol, n)

@@ -66,7 +66,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
                       tp=tp, dtype=dtype, attention=attention, compression=compression)
     results = build_results(graph, spec, evaluate_arrays(graph, spec, st.collectives if st else None))
     if fidelity == "event":
-        add_event(results, simulate_graph(graph, spec))
+        add_event(results, simulate_graph(graph, spec, st.collectives if st else None))
     from .analysis.energy import add_energy
 
     add_energy(results)

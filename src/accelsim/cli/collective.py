@@ -50,9 +50,6 @@ def collective(kind, system_name, size, sweep, ranks, algorithm, stack_name, ide
         raise click.UsageError("--ideal and --stack exclude each other (ideal mode has no software stack)")
     system = load_system(system_name, overrides)
     stack = resolve(stack_name, system.stack, "ideal" if ideal else "realistic")
-    if fidelity == "event" and stack is not None:
-        raise WorkloadError("the event tier does not model collective-library latencies and protocols yet: "
-                            "use --ideal with --fidelity event, or the analytical tier")
     if ranks > system.num_chips and system.scale_out is not None:
         node = system.chips_per_node
         system = scale_out_system(system, -(-ranks // node) * node)
@@ -121,7 +118,8 @@ def _one(system, kind, nbytes, ranks, algorithm, fidelity, stack) -> dict:
     if fidelity == "event":
         from ..sim.collective import simulate_collective
 
-        t, sim = simulate_collective(system, kind, nbytes, ranks, res.algorithm)
+        t, sim = simulate_collective(system, kind, nbytes, ranks, res.algorithm,
+                                     library=stack.collectives if stack else None)
         size_S = nbytes * (ranks if kind == "allgather" else 1)
         algbw = size_S / t if t > 0 else 0.0
         out.update(analytical_time_s=res.time_s, time_s=t, algbw_Bps=algbw,

@@ -352,14 +352,14 @@ class Predictor:
         call = self._program_call(cal)  # a one-collective row of a compiled-program stack is one call
         if call:
             return Prediction(r.time_s + call, bound)
-        if fidelity == "event" and lib is None:
+        if fidelity == "event":
             from ..sim.collective import simulate_collective
 
             key = ("collective", system.name, _cal_key(cal), row.kind, float(row.bytes), int(row.ranks))
             t = self._event.get(key)
             if t is None:
                 t = self._event[key] = simulate_collective(system, row.kind, float(row.bytes), int(row.ranks),
-                                                           r.algorithm)[0]
+                                                           r.algorithm, library=lib)[0]
             return Prediction(t, bound, fidelity="event")
         return Prediction(r.time_s, bound)
 

@@ -19,6 +19,13 @@ Decomposition:
   sending step (a ring rank forwards a chunk once it has arrived, one chunk at a time), so ring
   reduce-scatter / all-gather pipeline exactly as the algorithm does.
 - **Overhead.** ``collective_overhead_s`` is one delay before the first step.
+- **Library.** Under a stack's collective library the algorithm and protocol are the ones the
+  analytical tier picks (``collective_cost``); the call latency joins the first delay, links
+  move data at the library's fraction times the protocol's (the in-switch fraction for
+  ``in_switch``; the scale-out fraction on NICs), and every transfer of a step pays the
+  protocol's step latency (the library's scale-out step latency, if larger, in a step that
+  crosses the scale-out network). A hierarchical plan runs every part with the first part's
+  protocol (the analytical tier lets each part pick its own).
 
 Reduction arithmetic is not modelled (the analytical tier counts it as vector work).
 """
@@ -28,7 +35,7 @@ from __future__ import annotations
 import math
 
 from ..arch.spec import SystemSpec
-from ..cost.collectives import KINDS, collective_plan
+from ..cost.collectives import KINDS, collective_cost, collective_plan
 from ..arch.topology import SCALE_OUT, topology
 from ..errors import WorkloadError
 from .schedule import CAT_LINK, CAT_OVERHEAD, DELAY, XFER, Schedule, ScheduleBuilder
@@ -59,22 +66,35 @@ def _ensure_link(b: ScheduleBuilder, name: str, bw: float, chip: int, servers: i
 
 def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
                         algorithm: str | None = None, chips=None, builder: ScheduleBuilder | None = None,
-                        deps=None, name: str | None = None) -> Schedule | list[int]:
-    """Lower one collective to link transfers. Without ``builder``: a Schedule of its own.
-    With ``builder``: the tasks are added to it after ``deps`` (task ids) and the ids of the
-    tasks that finish the collective are returned."""
+                        deps=None, name: str | None = None, library=None) -> Schedule | list[int]:
+    """Lower one collective to link transfers (under ``library``, a stack's collective library;
+    None: the ideal bound). Without ``builder``: a Schedule of its own. With ``builder``: the
+    tasks are added to it after ``deps`` (task ids) and the ids of the tasks that finish the
+    collective are returned."""
     if kind not in KINDS:
         raise WorkloadError(f"unknown collective {kind!r}; known: {', '.join(KINDS)}")
     n = float(bytes_per_rank)
-    plan = collective_plan(system, kind, n, ranks, algorithm, chips)
+    up = out = 1.0
+    step_lat = step_lat_out = call = 0.0
+    if library is not None:
+        r = collective_cost(system, kind, n, ranks, algorithm, chips, library)
+        algorithm = r.algorithm if r.algorithm != "none" else algorithm
+        proto = next((p for p in library.protocols if p.name == r.protocol.split("/")[0]), None)
+        pf = proto.bandwidth_fraction if proto is not None else 1.0
+        up = library.in_switch_bandwidth_fraction if algorithm == "in_switch" else library.bandwidth_fraction * pf
+        out = library.scale_out_bandwidth_fraction * pf
+        step_lat = proto.step_latency_s if proto is not None else 0.0
+        step_lat_out = max(step_lat, library.scale_out_step_latency_s)
+        call = library.call_latency_s
+    plan = collective_plan(system, kind, n, ranks, algorithm, chips, library)
     topo = topology(system)
     own = builder is None
     b = ScheduleBuilder() if own else builder
     op = b.op(name or f"{kind} {plan.algorithm} x{ranks}", "collective", kind)
     cal = system.chip.calibration
     ic, so = system.interconnect, system.scale_out
-    bw = {0: (ic.link_bandwidth_Bps * ic.links_per_neighbour * cal.link_efficiency) if ic else math.inf,
-          SCALE_OUT: so.nic_bandwidth_Bps * cal.link_efficiency if so else math.inf}
+    bw = {0: (ic.link_bandwidth_Bps * ic.links_per_neighbour * cal.link_efficiency * up) if ic else math.inf,
+          SCALE_OUT: so.nic_bandwidth_Bps * cal.link_efficiency * out if so else math.inf}
     lat = {0: ic.link_latency_s if ic else 0.0, SCALE_OUT: so.nic_latency_s if so else 0.0}
 
     # servers per link: the most hop tasks one step puts on it, doubled (neighbouring steps may
@@ -100,18 +120,20 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
                        lat[cls] * topo.link_latency_units(link))
 
     start = [d for d in (deps or ()) if d is not None and d >= 0]
-    if cal.collective_overhead_s > 0 or not start:
-        start = [b.task(DELAY, CAT_OVERHEAD, op, start, duration_s=cal.collective_overhead_s)]
+    if cal.collective_overhead_s + call > 0 or not start:
+        start = [b.task(DELAY, CAT_OVERHEAD, op, start, duration_s=cal.collective_overhead_s + call)]
     last_recv: dict[int, list[int]] = {}
     last_send: dict[int, list[int]] = {}
     k = 0
     for st in plan.steps:
+        crosses = any(topo.link_class(link) == SCALE_OUT for a, c, _ in st.transfers for link in topo.route(a, c))
+        sl = step_lat_out if crosses else step_lat
         for _ in range(st.repeat):
             recv: dict[int, list[int]] = {}
             send: dict[int, list[int]] = {}
             for src, dst, frac in st.transfers:
                 after = last_recv.get(src, []) + last_send.get(src, []) or start
-                acc = 0.0
+                acc = sl
                 hops = []
                 for link in topo.route(src, dst):
                     res, srv, l_s = links[link]

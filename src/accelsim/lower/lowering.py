@@ -57,9 +57,11 @@ MAX_TILE_GROUPS = 8
 class Lowerer:
     """Holds the chip's resources while ops are lowered one by one."""
 
-    def __init__(self, system: SystemSpec):
+    def __init__(self, system: SystemSpec, library=None):
         self.system = system
-        self.cm = cm = ChipModel(system)
+        self.library = library
+        """The stack's collective library (None: the ideal bound), as in the analytical tier."""
+        self.cm = cm = ChipModel(system, library)
         chip = system.chip
         self.b = b = ScheduleBuilder()
         self.cores = cores = chip.num_cores
@@ -331,7 +333,7 @@ class Lowerer:
         return ends
 
     def collective(self, o: Collective, oid: int, start: int) -> list[int]:
-        link_s, overhead_s, sent, _ = collective_time(self.system, o)
+        link_s, overhead_s, sent, _ = collective_time(self.system, o, self.library)
         if sent <= 0:
             return [start]
         cap = sent / link_s if link_s > 0 else math.inf
@@ -339,8 +341,9 @@ class Lowerer:
                             duration_s=overhead_s, nbytes=sent, cap_Bps=cap)]
 
 
-def lower(graph: WorkloadGraph, system: SystemSpec) -> Schedule:
-    """Lower one chip's share of ``graph`` onto ``system``'s chip."""
+def lower(graph: WorkloadGraph, system: SystemSpec, library=None) -> Schedule:
+    """Lower one chip's share of ``graph`` onto ``system``'s chip (collectives under ``library``,
+    the stack's collective library; None: the ideal bound)."""
     if graph.meta.tp > system.num_chips:
         raise LoweringError(f"--tp {graph.meta.tp} needs {graph.meta.tp} chips; {system.name} has {system.num_chips}")
-    return Lowerer(system).lower_graph(graph)
+    return Lowerer(system, library).lower_graph(graph)

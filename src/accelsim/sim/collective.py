@@ -10,7 +10,9 @@ from .result import SimResult
 
 
 def simulate_collective(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
-                        algorithm: str | None = None, chips=None) -> tuple[float, SimResult]:
-    """(time in seconds, SimResult) of one collective in the event tier."""
-    res = simulate_schedule(collective_schedule(system, kind, bytes_per_rank, ranks, algorithm, chips))
+                        algorithm: str | None = None, chips=None, library=None) -> tuple[float, SimResult]:
+    """(time in seconds, SimResult) of one collective in the event tier (under ``library``, the
+    stack's collective library; None: the ideal bound)."""
+    res = simulate_schedule(collective_schedule(system, kind, bytes_per_rank, ranks, algorithm, chips,
+                                                library=library))
     return res.makespan_s, res

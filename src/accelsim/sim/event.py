@@ -42,8 +42,9 @@ class EventRun:
         return first, last
 
 
-def simulate(graph: WorkloadGraph, system: SystemSpec) -> EventRun:
-    """Lower ``graph`` to one chip of ``system`` and simulate it event by event."""
-    schedule = lower(graph, system)
+def simulate(graph: WorkloadGraph, system: SystemSpec, library=None) -> EventRun:
+    """Lower ``graph`` to one chip of ``system`` and simulate it event by event (collectives
+    under ``library``, the stack's collective library; None: the ideal bound)."""
+    schedule = lower(graph, system, library)
     result = simulate_schedule(schedule)
     return EventRun(schedule=schedule, result=result, attribution=critical_path(result))
