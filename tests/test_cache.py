@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from accelsim.arch import load_system
-from accelsim.cost.cache import FULL_FRACTION, residency, warm_rerun
-from accelsim.cost.op_cost import ChipModel, op_cost
 from accelsim.correlate.predict import Predictor
 from accelsim.correlate.schema import rows_of, validate_frame
+from accelsim.cost.cache import FULL_FRACTION, residency, warm_rerun
+from accelsim.cost.op_cost import ChipModel, op_cost
 from accelsim.errors import MeasurementError
 from accelsim.workload.ops import Elementwise
 

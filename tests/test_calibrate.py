@@ -17,10 +17,15 @@ from hypothesis import strategies as st
 
 from accelsim.arch import load_system
 from accelsim.arch.spec import HARDWARE_FIELDS, STACK_FIELDS, Calibration
-from accelsim.compress.formats import DTYPE_BYTES
 from accelsim.cli import main
+from accelsim.compress.formats import DTYPE_BYTES
 from accelsim.correlate import correlate, load_measurements
-from accelsim.correlate.calibrate import DEFAULT_FIELDS, EFFICIENCY_MIN, OVERHEAD_MAX_S, calibrate
+from accelsim.correlate.calibrate import (
+    DEFAULT_FIELDS,
+    EFFICIENCY_MIN,
+    OVERHEAD_MAX_S,
+    calibrate,
+)
 from accelsim.correlate.predict import Predictor, kernel_op
 from accelsim.correlate.schema import COLLECTIVE_KINDS, rows_of
 from accelsim.errors import ConfigError, MeasurementError, MigrationWarning

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import ConfigError, MigrationWarning
 from .spec import HARDWARE_FIELDS, STACK_FIELDS, Calibration
