@@ -250,3 +250,23 @@ def test_cli_event_collective_runs_the_library():
     ev = json.loads(cli("allreduce", "--system", "dgx-a100", "--ranks", 8, "--bytes", "8B", "--fidelity", "event",
                         "--json").output)
     assert ev["time_s"] == pytest.approx(ana["time_s"], rel=0.02) and ev["time_s"] > 10e-6
+
+
+def test_graph_replay_drops_the_host_cost_of_a_collective():
+    """A collective under cuda-native pays the runtime's per-call host enqueue on top of the
+    library; under CUDA graphs (replay) it does not: the two differ by exactly that cost."""
+    from accelsim.correlate.predict import Predictor
+    from accelsim.correlate.schema import rows_of, validate_frame
+    from accelsim.stack.presets import load_stack
+
+    import pandas as pd
+
+    host = load_stack("cuda-native").runtime.collective_launch_s
+    assert host > 0 and load_stack("cuda-graphs").runtime.collective_launch_s == 0
+    assert load_stack("cuda-eager").runtime.collective_launch_s == host  # inherited: eager enqueues too
+    rows = rows_of(validate_frame(pd.DataFrame([
+        {"id": s, "kind": "allreduce", "system": "dgx-h100", "chips": 8, "ranks": 8, "bytes": 8.0, "stack": s,
+         "measured_time_s": 1e-5} for s in ("cuda-native", "cuda-graphs")])))
+    pr = Predictor()
+    native, graphs = (pr.predict(r).time_s for r in rows)
+    assert native - graphs == pytest.approx(host, rel=1e-9)

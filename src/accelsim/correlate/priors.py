@@ -54,12 +54,29 @@ class LibraryFit:
     """source -> (rows, in-sample MAPE, held-out MAPE)."""
 
 
-def _fields(lib) -> list[str]:
+HOST = "runtime.collective_launch_s"
+"""The base stack's per-call host cost: fitted with its library when the rows include a stack
+that sets its own (graph replay: 0), which tells the host part from the device part."""
+
+
+@dataclass(frozen=True)
+class _Lib:
+    """A collective library and the base runtime's per-call host cost, as one trial point."""
+
+    lib: object
+    host: float
+
+
+def _fields(lib, host: bool = False) -> list[str]:
+    lib = lib.lib if isinstance(lib, _Lib) else lib
     return (["call_latency_s", "bandwidth_fraction", "in_switch_bandwidth_fraction", "scale_out_step_latency_s",
-             "scale_out_bandwidth_fraction"] + [f"protocols.{p.name}.step_latency_s" for p in lib.protocols])
+             "scale_out_bandwidth_fraction"] + [f"protocols.{p.name}.step_latency_s" for p in lib.protocols]
+            + ([HOST] if host else []))
 
 
 def _get(lib, f: str) -> float:
+    if isinstance(lib, _Lib):
+        return lib.host if f == HOST else _get(lib.lib, f)
     if f.startswith("protocols."):
         _, name, attr = f.split(".")
         return float(getattr(next(p for p in lib.protocols if p.name == name), attr))
@@ -67,6 +84,8 @@ def _get(lib, f: str) -> float:
 
 
 def _with(lib, values: dict[str, float]):
+    if isinstance(lib, _Lib):
+        return _Lib(_with(lib.lib, {f: v for f, v in values.items() if f != HOST}), values.get(HOST, lib.host))
     top = {f: v for f, v in values.items() if not f.startswith("protocols.")}
     protos = tuple(p.model_copy(update={"step_latency_s": values.get(f"protocols.{p.name}.step_latency_s",
                                                                       p.step_latency_s)}) for p in lib.protocols)
@@ -86,22 +105,38 @@ class _Rows:
         pr = Predictor("ideal")  # its systems: loaded once, scaled out where a row needs more chips
         self.rows = rows
         self.systems = [pr.system(r.system, max(r.ranks, r.chips or 0)) for r in rows]
+        self.host: list[float | None] = [_own_host(pr.stack_name(r)) for r in rows]
+        """Per row: the host cost its stack sets itself, or None (the base stack's, fitted)."""
 
     def log_errors(self, lib, idx: Iterable[int]) -> np.ndarray:
         from ..cost.collectives import collective_cost
 
+        base_host = lib.host if isinstance(lib, _Lib) else 0.0
+        lib = lib.lib if isinstance(lib, _Lib) else lib
         out = []
         for i in idx:
             r, s = self.rows[i], self.systems[i]
             t = collective_cost(s, r.kind, float(r.bytes), int(r.ranks), library=lib).time_s
+            t += base_host if self.host[i] is None else self.host[i]
             out.append(math.log(t / r.measured_time_s))
         return np.array(out)
+
+
+def _own_host(stack: str) -> float | None:
+    """The per-call host cost a stack sets in its own file (None: it inherits its base's)."""
+    from ..configio import load_yaml
+    from ..stack.presets import base_of, stack_path
+
+    if not stack or base_of(stack) == stack:
+        return None
+    own = (load_yaml(stack_path(stack)).get("runtime") or {}).get("collective_launch_s")
+    return None if own is None else float(own)
 
 
 def _fit(data: _Rows, lib, idx: list[int]) -> tuple[object, list[str]]:
     from scipy.optimize import differential_evolution, least_squares
 
-    names = _fields(lib)
+    names = _fields(lib, isinstance(lib, _Lib))
     # fractions are fitted as they are, latencies as log10(seconds) in [-9, log10(LATENCY_MAX_S)]
     frac = np.array([f.endswith("fraction") for f in names])
     lo = np.where(frac, FRACTION_MIN, -9.0)
@@ -149,9 +184,12 @@ def _ape(e: np.ndarray) -> float:
 
 def library_rows(rows: list[MeasurementRow], stack: str) -> list[MeasurementRow]:
     """The collective rows measured under the base stack ``stack`` itself (the library's own
-    benchmark, e.g. nccl-tests for NCCL). Rows of stacks that extend it (PyTorch eager, XLA
-    executables) add their runtime's costs and are left for validation."""
+    benchmark, e.g. nccl-tests for NCCL) or under a stack extending it that sets its own
+    per-call host cost (nccl-tests with CUDA graphs: ``cuda-graphs``, 0). Rows of other stacks
+    that extend it (PyTorch eager, XLA executables) add costs of their own and are left for
+    validation."""
     from ..arch.presets import load_raw as load_system_raw
+    from ..stack.presets import base_of
 
     out, default = [], {}
     for r in rows:
@@ -162,7 +200,7 @@ def library_rows(rows: list[MeasurementRow], stack: str) -> list[MeasurementRow]
             if r.system not in default:
                 default[r.system] = load_system_raw(r.system)[0].get("stack", "")
             name = default[r.system]
-        if name == stack:
+        if name == stack or (name and base_of(name) == stack and _own_host(name) is not None):
             out.append(r)
     return out
 
@@ -173,9 +211,12 @@ def fit_library(rows: list[MeasurementRow], stack: str, holdout: bool = True) ->
 
     if not rows:
         raise MeasurementError(f"no collective rows for stack {stack!r} in the corpus")
-    lib = load_stack(stack).collectives
+    st = load_stack(stack)
+    lib = st.collectives
     data = _Rows(rows)
     every = list(range(len(rows)))
+    if any(h is None for h in data.host) and any(h is not None for h in data.host):
+        lib = _Lib(lib, st.runtime.collective_launch_s)  # the graph rows tell host from device
     fitted, determined = _fit(data, lib, every)
     err = data.log_errors(fitted, every)
     sources = sorted({r.source or r.id for r in rows})
@@ -191,7 +232,7 @@ def fit_library(rows: list[MeasurementRow], stack: str, holdout: bool = True) ->
             out = _ape(e)
             held += list(np.abs(np.exp(e) - 1.0))
         per_source[src] = (len(idx), _ape(err[idx]), out)
-    values = {f: _get(fitted, f) for f in _fields(lib)}
+    values = {f: _get(fitted, f) for f in _fields(lib, isinstance(lib, _Lib))}
     return LibraryFit(stack, values, determined, len(rows), sources, _ape(err), float(np.exp(err.mean())),
                       float(np.mean(held)) if held else None, per_source)
 
@@ -224,12 +265,14 @@ def write_fit(fit: LibraryFit, corpus: str) -> Path:
         if f not in fit.determined:
             continue
         v = float(f"{v:.4g}")
-        if f.startswith("protocols."):
+        if f == HOST:
+            data.setdefault("runtime", {})["collective_launch_s"] = v
+        elif f.startswith("protocols."):
             _, name, attr = f.split(".")
             next(p for p in col["protocols"] if p["name"] == name)[attr] = v
         else:
             col[f] = v
-        data.setdefault("sources", {})[f"collectives.{f}"] = (
+        data.setdefault("sources", {})[f if f == HOST else f"collectives.{f}"] = (
             f"accelsim priors: fitted to {fit.rows} collective rows of {corpus} "
             f"({len(fit.sources)} sources; in-sample MAPE {100 * fit.mape:.1f}%, leave-one-source-out "
             + (f"{100 * fit.loso_mape:.1f}%" if fit.loso_mape is not None else "n/a") + ")")

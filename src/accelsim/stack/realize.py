@@ -36,9 +36,13 @@ def dropped_stack_costs(system: SystemSpec, stack: Stack | None) -> str | None:
 
 
 def _runtime(base: Calibration, stack: Stack) -> Calibration:
-    """``base`` plus the stack runtime's per-kernel cost (a program-dispatch runtime pays per call)."""
-    per_op = stack.runtime.kernel_launch_s if stack.runtime.dispatch == "kernel" else 0.0
-    return base.model_copy(update={"launch_overhead_s": base.launch_overhead_s + per_op})
+    """``base`` plus the stack runtime's per-kernel and per-collective host costs (a
+    program-dispatch runtime pays per call instead)."""
+    if stack.runtime.dispatch != "kernel":
+        return base
+    rt = stack.runtime
+    return base.model_copy(update={"launch_overhead_s": base.launch_overhead_s + rt.kernel_launch_s,
+                                   "collective_overhead_s": base.collective_overhead_s + rt.collective_launch_s})
 
 
 def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:

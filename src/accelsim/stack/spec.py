@@ -83,6 +83,11 @@ class Runtime(_Spec):
     """Runtime, e.g. "PyTorch eager", "CUDA graphs", "Neuron runtime"."""
     kernel_launch_s: Seconds = Field(0.0, ge=0)
     """Fixed cost of one kernel call issued back to back (launch and device-side gap), seconds."""
+    collective_launch_s: Seconds = Field(0.0, ge=0)
+    """Host cost of one collective call that shows in the time: enqueueing the library's kernels
+    on every device the process drives (nccl-tests ``-g 8``, XLA and PyTorch eager pay it per
+    call); 0 under graph replay, which re-launches captured kernels without the host. Added to
+    the library's ``call_latency_s`` (the device-side part)."""
     dispatch: Literal["kernel", "program"] = "kernel"
     """``kernel``: every op is its own call and pays ``kernel_launch_s`` (eager frameworks, C++
     libraries, CUDA graphs' per-node gaps); ``program``: a compiled program (XLA) runs a whole
