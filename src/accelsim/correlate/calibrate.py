@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -31,7 +32,7 @@ import pandas as pd
 
 from ..errors import ConfigError, MeasurementError
 from .compare import measurements, summarize
-from .predict import Predictor, _cal_key, calibration_fields
+from .predict import Predictor, _cal_key, calibration_fields, calibration_update, flat_calibration
 from .schema import rows_of
 
 CV_MODES = ("kfold", "source", "chip", "kind")
@@ -135,13 +136,7 @@ class CalibrationResult:
         """The fitted values as an ``arch.spec.Calibration``."""
         from ..arch.spec import Calibration
 
-        upd: dict[str, Any] = {"tensor_dtype_efficiency": {}, "stack": self.stack}
-        for f, v in self.values.items():
-            if f.startswith("tensor_dtype_efficiency."):
-                upd["tensor_dtype_efficiency"][f.split(".", 1)[1]] = float(v)
-            else:
-                upd[f] = v
-        return Calibration(**upd)
+        return Calibration(**calibration_update(self.values), stack=self.stack)
 
     def write(self, path: str | Path) -> Path:
         """Write the YAML that ``load_system(..., calibration=path)`` and ``--calibration``
@@ -294,8 +289,7 @@ def start_values(spec, stack: str | None) -> dict[str, Any]:
     from ..stack.realize import realize
 
     cal = realize(spec, load_stack(stack) if stack else None).chip.calibration
-    out: dict[str, Any] = {f: float(getattr(cal, f)) for f in calibration_fields()}
-    out.update({f"tensor_dtype_efficiency.{d}": float(v) for d, v in cal.tensor_dtype_efficiency.items()})
+    out = flat_calibration(cal, (*calibration_fields(), "tensor_dtype_efficiency"))
     if stack:
         out["stack"] = stack
     return out
@@ -349,19 +343,19 @@ def calibrate(data: Any, system: str, fields: Sequence[str] | str | None = None,
             ignored.append({"id": row.id, "reason": f"chip {chip}, not {spec.chip.name}"})
             continue
         mine.append(row)
-    stacks: dict[str, int] = {}
-    for row in mine:
-        stacks[pr.stack_name(row) or ""] = stacks.get(pr.stack_name(row) or "", 0) + 1
+    names = [pr.stack_name(row) or None for row in mine]
+    stacks = Counter(names)
     if stack is None and len(stacks) > 1:
         raise MeasurementError(
             f"the rows on {spec.chip.name} were measured under {len(stacks)} stacks "
-            f"({', '.join(f'{s or chr(45)}: {n}' for s, n in sorted(stacks.items()))}); a calibration's overheads "
-            f"belong to one stack: pass --stack NAME to fit the rows of one")
-    stack = stack if stack is not None else (next(iter(stacks)) or None if stacks else spec.stack)
+            f"({', '.join(f'{s or chr(45)}: {n}' for s, n in sorted(stacks.items(), key=lambda kv: kv[0] or ''))}); "
+            f"a calibration's overheads belong to one stack: pass --stack NAME to fit the rows of one")
+    if stack is None:
+        stack = names[0] if names else spec.stack
     neutral = start_values(spec, stack)
-    for row in mine:
-        if (pr.stack_name(row) or None) != stack:
-            ignored.append({"id": row.id, "reason": f"stack {pr.stack_name(row) or 'none'}, not {stack}"})
+    for row, name in zip(mine, names):
+        if name != stack:
+            ignored.append({"id": row.id, "reason": f"stack {name or 'none'}, not {stack}"})
             continue
         p = pr.predict(row, "analytical", neutral)
         if p.skipped:

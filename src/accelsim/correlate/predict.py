@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..arch.presets import load_system
 from ..arch.spec import Calibration, SystemSpec
@@ -99,6 +99,33 @@ def calibration_fields() -> tuple[str, ...]:
     return tuple(f for f in Calibration.model_fields if f not in ("tensor_dtype_efficiency", "stack"))
 
 
+def flat_calibration(cal: Calibration, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """``cal`` as flat values (of ``fields``, default all): scalars by name, the per-dtype
+    tensor table as ``tensor_dtype_efficiency.DTYPE``, and ``stack`` when it names one."""
+    out: dict[str, Any] = {}
+    for k in Calibration.model_fields if fields is None else fields:
+        if k == "tensor_dtype_efficiency":
+            out.update({f"{k}.{d}": float(v) for d, v in cal.tensor_dtype_efficiency.items()})
+        elif k == "stack":
+            if cal.stack is not None:
+                out[k] = cal.stack
+        else:
+            out[k] = float(getattr(cal, k))
+    return out
+
+
+def calibration_update(values: Mapping[str, Any], dtype_table: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Flat values (``flat_calibration``) as a ``Calibration`` update; per-dtype entries are
+    merged into ``dtype_table`` (default empty)."""
+    upd: dict[str, Any] = {}
+    for f, v in values.items():
+        if f.startswith("tensor_dtype_efficiency."):
+            upd.setdefault("tensor_dtype_efficiency", dict(dtype_table or {}))[f.split(".", 1)[1]] = float(v)
+        else:
+            upd[f] = v
+    return upd
+
+
 def read_calibration(calibration: Any) -> tuple[dict[str, Any], str | None]:
     """(field values, chip name or None) of a calibration: a YAML path or a mapping in a format
     ``arch.calfile`` reads (as ``accelsim calibrate`` writes it, or bare Calibration fields), or
@@ -121,17 +148,7 @@ def read_calibration(calibration: Any) -> tuple[dict[str, Any], str | None]:
     else:
         raise ConfigError(f"calibration must be a YAML path, a mapping or a Calibration, "
                           f"got {type(calibration).__name__}")
-    cal = validate(Calibration, dict(block), origin)
-    out: dict[str, Any] = {}
-    for k in block:
-        if k == "tensor_dtype_efficiency":
-            out.update({f"{k}.{d}": float(v) for d, v in cal.tensor_dtype_efficiency.items()})
-        elif k == "stack":
-            if cal.stack is not None:
-                out[k] = cal.stack
-        else:
-            out[k] = float(getattr(cal, k))
-    return out, chip
+    return flat_calibration(validate(Calibration, dict(block), origin), block), chip
 
 
 # ------------------------------------------------------------------------------------------
@@ -179,13 +196,7 @@ class Predictor:
         fields = dict(key[2])
         stack = fields.pop(STACK_KEY, None)
         if fields:  # an explicit calibration (a file, or a fit's trial point)
-            upd: dict[str, Any] = {}
-            for f, v in fields.items():
-                if f.startswith("tensor_dtype_efficiency."):  # one dtype of the per-dtype table
-                    upd.setdefault("tensor_dtype_efficiency", dict(s.chip.calibration.tensor_dtype_efficiency))
-                    upd["tensor_dtype_efficiency"][f.split(".", 1)[1]] = v
-                else:
-                    upd[f] = v
+            upd = calibration_update(fields, s.chip.calibration.tensor_dtype_efficiency)
             new = s.chip.calibration.model_copy(update=upd)
             s = s.model_copy(update={"chip": s.chip.model_copy(update={"calibration": new})})
         if stack is not None or fields:  # realistic: the chip's priors and the row's stack's costs
@@ -303,7 +314,7 @@ class Predictor:
         if row.cache == "warm":  # re-run back to back on the same buffers: the shared level holds them
             from ..cost.cache import warm_rerun
 
-            cm = self._chips[(row.system, 0, _cal_key(cal))]
+            cm = self._chips[(row.system, 0, cal)]  # the chip model self.cost just used
             costs = [warm_rerun(cm, op, c) for op, c in zip(ops, costs)]
         call = self._program_call(cal)  # a one-kernel row is one call of a compiled program
         bound = costs[0].bound if len(costs) == 1 else _dominant(costs)

@@ -61,35 +61,35 @@ that sets its own (graph replay: 0), which tells the host part from the device p
 
 @dataclass(frozen=True)
 class _Lib:
-    """A collective library and the base runtime's per-call host cost, as one trial point."""
+    """A trial point: a collective library, and the per-call host cost of the base stack's runtime
+    (paid by the rows of stacks that do not set their own)."""
 
     lib: object
     host: float
+    fit_host: bool = False
+    """Whether ``host`` is fitted (the rows include a stack with its own host cost)."""
 
 
-def _fields(lib, host: bool = False) -> list[str]:
-    lib = lib.lib if isinstance(lib, _Lib) else lib
+def _fields(lib: _Lib) -> list[str]:
     return (["call_latency_s", "bandwidth_fraction", "in_switch_bandwidth_fraction", "scale_out_step_latency_s",
-             "scale_out_bandwidth_fraction"] + [f"protocols.{p.name}.step_latency_s" for p in lib.protocols]
-            + ([HOST] if host else []))
+             "scale_out_bandwidth_fraction"] + [f"protocols.{p.name}.step_latency_s" for p in lib.lib.protocols]
+            + ([HOST] if lib.fit_host else []))
 
 
-def _get(lib, f: str) -> float:
-    if isinstance(lib, _Lib):
-        return lib.host if f == HOST else _get(lib.lib, f)
+def _get(lib: _Lib, f: str) -> float:
+    if f == HOST:
+        return lib.host
     if f.startswith("protocols."):
         _, name, attr = f.split(".")
-        return float(getattr(next(p for p in lib.protocols if p.name == name), attr))
-    return float(getattr(lib, f))
+        return float(getattr(next(p for p in lib.lib.protocols if p.name == name), attr))
+    return float(getattr(lib.lib, f))
 
 
-def _with(lib, values: dict[str, float]):
-    if isinstance(lib, _Lib):
-        return _Lib(_with(lib.lib, {f: v for f, v in values.items() if f != HOST}), values.get(HOST, lib.host))
-    top = {f: v for f, v in values.items() if not f.startswith("protocols.")}
+def _with(lib: _Lib, values: dict[str, float]) -> _Lib:
+    top = {f: v for f, v in values.items() if not f.startswith("protocols.") and f != HOST}
     protos = tuple(p.model_copy(update={"step_latency_s": values.get(f"protocols.{p.name}.step_latency_s",
-                                                                      p.step_latency_s)}) for p in lib.protocols)
-    return lib.model_copy(update={**top, "protocols": protos})
+                                                                      p.step_latency_s)}) for p in lib.lib.protocols)
+    return _Lib(lib.lib.model_copy(update={**top, "protocols": protos}), values.get(HOST, lib.host), lib.fit_host)
 
 
 def _bounds(f: str) -> tuple[float, float]:
@@ -105,19 +105,19 @@ class _Rows:
         pr = Predictor("ideal")  # its systems: loaded once, scaled out where a row needs more chips
         self.rows = rows
         self.systems = [pr.system(r.system, max(r.ranks, r.chips or 0)) for r in rows]
-        self.host: list[float | None] = [_own_host(pr.stack_name(r)) for r in rows]
-        """Per row: the host cost its stack sets itself, or None (the base stack's, fitted)."""
+        names = [pr.stack_name(r) for r in rows]
+        own = {s: _own_host(s) for s in set(names)}
+        self.host: list[float | None] = [own[s] for s in names]
+        """Per row: the host cost its stack sets itself, or None (the base stack's)."""
 
-    def log_errors(self, lib, idx: Iterable[int]) -> np.ndarray:
+    def log_errors(self, lib: _Lib, idx: Iterable[int]) -> np.ndarray:
         from ..cost.collectives import collective_cost
 
-        base_host = lib.host if isinstance(lib, _Lib) else 0.0
-        lib = lib.lib if isinstance(lib, _Lib) else lib
         out = []
         for i in idx:
             r, s = self.rows[i], self.systems[i]
-            t = collective_cost(s, r.kind, float(r.bytes), int(r.ranks), library=lib).time_s
-            t += base_host if self.host[i] is None else self.host[i]
+            t = collective_cost(s, r.kind, float(r.bytes), int(r.ranks), library=lib.lib).time_s
+            t += lib.host if self.host[i] is None else self.host[i]
             out.append(math.log(t / r.measured_time_s))
         return np.array(out)
 
@@ -133,10 +133,10 @@ def _own_host(stack: str) -> float | None:
     return None if own is None else float(own)
 
 
-def _fit(data: _Rows, lib, idx: list[int]) -> tuple[object, list[str]]:
+def _fit(data: _Rows, lib: _Lib, idx: list[int]) -> tuple[_Lib, list[str]]:
     from scipy.optimize import differential_evolution, least_squares
 
-    names = _fields(lib, isinstance(lib, _Lib))
+    names = _fields(lib)
     # fractions are fitted as they are, latencies as log10(seconds) in [-9, log10(LATENCY_MAX_S)]
     frac = np.array([f.endswith("fraction") for f in names])
     lo = np.where(frac, FRACTION_MIN, -9.0)
@@ -212,11 +212,11 @@ def fit_library(rows: list[MeasurementRow], stack: str, holdout: bool = True) ->
     if not rows:
         raise MeasurementError(f"no collective rows for stack {stack!r} in the corpus")
     st = load_stack(stack)
-    lib = st.collectives
     data = _Rows(rows)
     every = list(range(len(rows)))
-    if any(h is None for h in data.host) and any(h is not None for h in data.host):
-        lib = _Lib(lib, st.runtime.collective_launch_s)  # the graph rows tell host from device
+    # rows of a stack with its own host cost (graph replay: 0) next to the base's tell host from device
+    lib = _Lib(st.collectives, st.runtime.collective_launch_s,
+               fit_host=None in data.host and any(h is not None for h in data.host))
     fitted, determined = _fit(data, lib, every)
     err = data.log_errors(fitted, every)
     sources = sorted({r.source or r.id for r in rows})
@@ -232,7 +232,7 @@ def fit_library(rows: list[MeasurementRow], stack: str, holdout: bool = True) ->
             out = _ape(e)
             held += list(np.abs(np.exp(e) - 1.0))
         per_source[src] = (len(idx), _ape(err[idx]), out)
-    values = {f: _get(fitted, f) for f in _fields(lib, isinstance(lib, _Lib))}
+    values = {f: _get(fitted, f) for f in _fields(lib)}
     return LibraryFit(stack, values, determined, len(rows), sources, _ape(err), float(np.exp(err.mean())),
                       float(np.mean(held)) if held else None, per_source)
 
@@ -556,7 +556,7 @@ def fit_program_call(rows: list[MeasurementRow], stack: str) -> tuple[float, flo
     if st.runtime.dispatch != "program":
         raise MeasurementError(f"stack {stack!r} dispatches kernels, not programs: nothing to fit per call")
     data = _Rows(rows)
-    base = np.exp(data.log_errors(st.collectives, range(len(rows))))  # predicted / measured without the call
+    base = np.exp(data.log_errors(_Lib(st.collectives, 0.0), range(len(rows))))  # predicted / measured, no call
     meas = np.array([r.measured_time_s for r in rows])
     pred = base * meas
 

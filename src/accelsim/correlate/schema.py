@@ -142,8 +142,6 @@ class MeasurementRow(BaseModel):
             raise _KindError(missing)
         if self.op == "composite" and self.kind != "rmsnorm":
             raise _ColumnError("op", f"'composite' describes an rmsnorm row, not a {self.kind} row")
-        if self.kind == "layer_op" and self.op == "composite":
-            raise _ColumnError("op", "a layer_op row names a layer op")
         if self.kind in ("layer_op", "layer") and self.phase == "train":
             raise _ColumnError("phase", f"a {self.kind} row is an inference case (prefill or decode), not train")
         if self.kind in COLLECTIVE_KINDS and self.chips is not None and self.ranks is not None \

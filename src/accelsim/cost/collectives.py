@@ -562,6 +562,37 @@ def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks:
     return CollectiveResult(kind, name, p, n, t, bw, lat, sent, algbw * BUSBW_FACTOR[kind](p), algbw, detail, proto)
 
 
+@dataclass(frozen=True)
+class LinkTerms:
+    """What the event tier needs to run a collective's plan as ``collective_cost`` prices it."""
+
+    algorithm: str
+    bandwidth_Bps: dict[int, float]
+    """Link class (``SCALE_UP``, ``SCALE_OUT``) -> the rate data moves at on one link of it."""
+    step_latency_s: float
+    """Latency every transfer of a step pays (the protocol's)."""
+    step_latency_out_s: float
+    """The same in a step that crosses the scale-out network."""
+    call_latency_s: float
+    """The library's per-call latency (0 without one)."""
+
+
+def link_terms(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int, algorithm: str | None = None,
+               chips=None, library: CollectiveLibrary | None = None) -> LinkTerms:
+    """The algorithm, per-link rates and step latencies ``collective_cost`` uses (a hierarchical
+    collective: its first part's protocol, where the analytical tier lets each part pick)."""
+    net = _net(system, library)
+    n, p = float(bytes_per_rank), int(ranks)
+    name, proto, frac = algorithm or "none", IDEAL[0], 1.0
+    if p > 1 and n > 0:
+        c = _cost(net, kind, n, _group(system, p, chips), algorithm)
+        name, proto_name = c[3], c[6]
+        proto = next((x for x in net.protocols if x.name == proto_name.split("/")[0]), proto)
+        frac = net.in_switch_fraction if name == "in_switch" else proto.bw_fraction
+    return LinkTerms(name, {SCALE_UP: net.bw_up * frac, SCALE_OUT: net.bw_out * frac}, proto.step_latency_s,
+                     max(proto.step_latency_s, net.step_latency_out_s), library.call_latency_s if library else 0.0)
+
+
 def collective_plan(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
                     algorithm: str | None = None, chips=None, library: CollectiveLibrary | None = None) -> Plan:
     """The steps of the algorithm ``collective_cost`` picks (or ``algorithm``)."""

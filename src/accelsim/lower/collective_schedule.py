@@ -32,10 +32,8 @@ Reduction arithmetic is not modelled (the analytical tier counts it as vector wo
 
 from __future__ import annotations
 
-import math
-
 from ..arch.spec import SystemSpec
-from ..cost.collectives import KINDS, collective_cost, collective_plan
+from ..cost.collectives import KINDS, collective_plan, link_terms
 from ..arch.topology import SCALE_OUT, topology
 from ..errors import WorkloadError
 from .schedule import CAT_LINK, CAT_OVERHEAD, DELAY, XFER, Schedule, ScheduleBuilder
@@ -74,28 +72,18 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
     if kind not in KINDS:
         raise WorkloadError(f"unknown collective {kind!r}; known: {', '.join(KINDS)}")
     n = float(bytes_per_rank)
-    up = out = 1.0
-    step_lat = step_lat_out = call = 0.0
-    if library is not None:
-        r = collective_cost(system, kind, n, ranks, algorithm, chips, library)
-        algorithm = r.algorithm if r.algorithm != "none" else algorithm
-        proto = next((p for p in library.protocols if p.name == r.protocol.split("/")[0]), None)
-        pf = proto.bandwidth_fraction if proto is not None else 1.0
-        up = library.in_switch_bandwidth_fraction if algorithm == "in_switch" else library.bandwidth_fraction * pf
-        out = library.scale_out_bandwidth_fraction * pf
-        step_lat = proto.step_latency_s if proto is not None else 0.0
-        step_lat_out = max(step_lat, library.scale_out_step_latency_s)
-        call = library.call_latency_s
-    plan = collective_plan(system, kind, n, ranks, algorithm, chips, library)
+    terms = link_terms(system, kind, n, ranks, algorithm, chips, library)
+    plan = collective_plan(system, kind, n, ranks, None if terms.algorithm == "none" else terms.algorithm, chips,
+                           library)
     topo = topology(system)
     own = builder is None
     b = ScheduleBuilder() if own else builder
     op = b.op(name or f"{kind} {plan.algorithm} x{ranks}", "collective", kind)
     cal = system.chip.calibration
     ic, so = system.interconnect, system.scale_out
-    bw = {0: (ic.link_bandwidth_Bps * ic.links_per_neighbour * cal.link_efficiency * up) if ic else math.inf,
-          SCALE_OUT: so.nic_bandwidth_Bps * cal.link_efficiency * out if so else math.inf}
+    bw = terms.bandwidth_Bps
     lat = {0: ic.link_latency_s if ic else 0.0, SCALE_OUT: so.nic_latency_s if so else 0.0}
+    call = terms.call_latency_s
 
     # servers per link: the most hop tasks one step puts on it, doubled (neighbouring steps may
     # overlap), at most the link's total; and at most what keeps the engine's table of active
@@ -127,7 +115,7 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
     k = 0
     for st in plan.steps:
         crosses = any(topo.link_class(link) == SCALE_OUT for a, c, _ in st.transfers for link in topo.route(a, c))
-        sl = step_lat_out if crosses else step_lat
+        sl = terms.step_latency_out_s if crosses else terms.step_latency_s
         for _ in range(st.repeat):
             recv: dict[int, list[int]] = {}
             send: dict[int, list[int]] = {}

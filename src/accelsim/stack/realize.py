@@ -30,7 +30,7 @@ def dropped_stack_costs(system: SystemSpec, stack: Stack | None) -> str | None:
     """The stack whose fitted overheads ``realize`` drops for ``stack`` (None when none are
     dropped): an explicit calibration fitted under another stack, or any stack in ideal mode."""
     cal = system.chip.calibration
-    if cal.stack is None or cal == Calibration() or (stack is not None and stack.name == cal.stack):
+    if cal.stack is None or (stack is not None and stack.name == cal.stack):
         return None
     return cal.stack
 
