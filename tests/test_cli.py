@@ -87,8 +87,11 @@ def test_tp_must_divide_heads():
 
 
 def test_tp_larger_than_system():
-    r = run("run", "trn2", "llama-3-8b", "--tp", "8")
+    r = run("run", "h100-sxm-80gb", "llama-3-8b", "--tp", "8")
     assert r.exit_code == 2 and "8 chips" in r.output
+    # on Neuron chips --tp counts NeuronCores: 8 on Trainium2 (4 logical cores per chip) need 2 chips
+    r = run("run", "trn2", "llama-3-8b", "--tp", "8")
+    assert r.exit_code == 2 and "needs 2 chips" in r.output and "NeuronCores" in r.output
 
 
 def test_presets_json_lists_everything():

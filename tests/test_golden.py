@@ -20,10 +20,12 @@ MODES = tuple(GOLDENS)
 
 
 def tp_for(system) -> int:
+    """Tensor-parallel ranks over the largest power of two of chips up to 8 (on Neuron chips a
+    rank is a NeuronCore: ``tp`` counts them)."""
     tp = 1
     while tp * 2 <= min(system.num_chips, 8):
         tp *= 2
-    return tp
+    return tp * system.chip.tp_ranks
 
 
 def summary(system_name: str, phase: str, mode: str) -> dict:

@@ -165,7 +165,9 @@ def test_rows_run_under_their_stack():
     nccl, rccl = load_stack("cuda-eager").collectives, load_stack("rocm-native").collectives
     s = load_system("dgx-a100")
     assert real["a"] == pytest.approx(collective_cost(s, "allreduce", 8, 8, library=nccl).time_s)
-    assert real["b"] == pytest.approx(collective_cost(s, "allreduce", 8, 8, library=rccl).time_s)
+    # rocm-native issues from the host: one process per GPU (the default) pays its enqueue once
+    host = load_stack("rocm-native").runtime.collective_launch_s
+    assert real["b"] == pytest.approx(collective_cost(s, "allreduce", 8, 8, library=rccl).time_s + host)
 
 
 def test_the_prior_fit_recovers_a_known_library():

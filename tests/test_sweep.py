@@ -126,7 +126,8 @@ def test_example_spaces_load_and_evaluate():
 
 # --- evaluation ---------------------------------------------------------------------------------
 def test_sweep_matches_evaluate():
-    s = DesignSpace.load({"system": "trn2-48xl", "workload": {"model": "llama-3-8b", "batch": 8, "layers": 1, "tp": 2},
+    # tp counts NeuronCores on Trainium2 (4 logical cores per chip): 8 is 2 chips
+    s = DesignSpace.load({"system": "trn2-48xl", "workload": {"model": "llama-3-8b", "batch": 8, "layers": 1, "tp": 8},
                           "axes": {"chip.hbm.bandwidth_Bps": ["2 TB/s", "4 TB/s"],
                                    "interconnect.link_bandwidth_Bps": ["100 GB/s", "400 GB/s"],
                                    "workload.phase": ["prefill", "decode"]}})
@@ -136,7 +137,7 @@ def test_sweep_matches_evaluate():
     for _, r in df.iterrows():
         ov = [f"chip.hbm.bandwidth_Bps={r['chip.hbm.bandwidth_Bps']}",
               f"interconnect.link_bandwidth_Bps={r['interconnect.link_bandwidth_Bps']}"]
-        ref = evaluate("trn2-48xl", layer, phase=r["workload.phase"], batch=8, tp=2, overrides=ov).summary
+        ref = evaluate("trn2-48xl", layer, phase=r["workload.phase"], batch=8, tp=8, overrides=ov).summary
         for k in ("latency_s", "tokens_per_s", "mfu", "memory_bytes_per_chip", "hbm_bandwidth_utilization"):
             assert r[k] == ref[k], k
         assert r["fits"] == ref["fits_in_hbm"] and r["chips"] == 2

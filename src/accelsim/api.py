@@ -50,6 +50,9 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     st = _stack(spec, stack, mode)
     cal_kind = calibration_kind(spec, st)
     preset, spec = spec, realize(spec, st)
+    ranks, padding = tp, ""
+    if spec.chip.tp_ranks > 1:  # Neuron: tp counts NeuronCores; the chips are tp / cores per chip
+        tp = -(-ranks // spec.chip.tp_ranks)
     if tp > spec.num_chips and spec.scale_out is not None:
         from .sim.training import system_for
 
@@ -59,18 +62,29 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     else:
         if phase not in PHASES:
             raise WorkloadError(f"unknown phase {phase!r}; use one of {', '.join(PHASES)}")
-        cfg = model if isinstance(model, ModelConfig) else load_model(model)
+        from .workload.model import tp_over_chips
+
+        cfg, _, padding = tp_over_chips(model if isinstance(model, ModelConfig) else load_model(model), ranks,
+                                        spec.chip.tp_ranks)
         graph = build(cfg, phase, batch=batch,
                       seq_len=(seq_len or 2048) if phase == "prefill" else (seq_len or 0),
                       context_len=(context_len or 2048) if phase == "decode" else (context_len or 0),
                       tp=tp, dtype=dtype, attention=attention, compression=compression)
-    results = build_results(graph, spec, evaluate_arrays(graph, spec, st.collectives if st else None))
+    from .stack.realize import step_cost_s
+
+    results = build_results(graph, spec, evaluate_arrays(graph, spec, st.collectives if st else None),
+                            step_cost_s(st))
     if fidelity == "event":
-        add_event(results, simulate_graph(graph, spec, st.collectives if st else None))
+        add_event(results, simulate_graph(graph, spec, st.collectives if st else None), step_cost_s(st))
     from .analysis.energy import add_energy
 
     add_energy(results)
     _stamp(results, st, cal_kind, preset)
+    if ranks != tp:
+        results.summary["tp_ranks"] = ranks
+    if padding:
+        results.summary["padding"] = padding
+        results.summary.setdefault("warnings", []).append(padding)
     return results
 
 
@@ -125,11 +139,11 @@ def _stamp(results: Results, st, calibration: str, preset: SystemSpec) -> None:
     })
 
 
-def add_event(results: Results, run) -> None:
-    """Replace the analytical timing in ``results`` by an event-tier run's, keeping the
-    analytical figures for comparison."""
+def add_event(results: Results, run, step_overhead_s: float = 0.0) -> None:
+    """Replace the analytical timing in ``results`` by an event-tier run's (plus the stack's
+    fixed cost per step), keeping the analytical figures for comparison."""
     s = results.summary
-    span = run.makespan_s
+    span = run.makespan_s + step_overhead_s
     first, last = run.op_times()
     by_name = dict(zip(run.schedule.op_names, range(len(run.schedule.op_names))))
     idx = [by_name[n] for n in results.ops["name"]]
@@ -139,6 +153,7 @@ def add_event(results: Results, run) -> None:
     by_bound = {b: 0.0 for b in s["time_by_bound_s"]}
     for cat, sec in attr.total_s.items():
         by_bound[CATEGORY_TO_BOUND[cat]] += sec
+    by_bound["overhead"] = by_bound.get("overhead", 0.0) + step_overhead_s
     tokens = s["tokens_per_s"] * s["latency_s"]
     flops = s["flops_per_chip"]
     peak = s["mfu"] and flops / (s["mfu"] * s["latency_s"])
@@ -150,7 +165,7 @@ def add_event(results: Results, run) -> None:
         "mfu": flops / (span * peak) if span > 0 and peak else 0.0,
         "hbm_bandwidth_utilization": s["hbm_bandwidth_utilization"] * s["latency_s"] / span if span > 0 else 0.0,
         "time_by_bound_s": by_bound,
-        "critical_path_s": dict(attr.total_s),
+        "critical_path_s": {**attr.total_s, "overhead": attr.total_s.get("overhead", 0.0) + step_overhead_s},
         "bottleneck": attr.sentence(),
         "utilization": run.result.utilization(),
         "num_tasks": run.schedule.num_tasks,
@@ -161,11 +176,13 @@ def add_event(results: Results, run) -> None:
 def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelConfig, global_batch: int,
                    seq_len: int = 2048, plan=None, dtype: str = "bf16", attention: str = "flash",
                    overrides: Iterable[str] = (), compression=None, mode: str = "realistic", stack=None,
-                   **plan_fields) -> Results:
+                   fp8_scope: str | None = None, **plan_fields) -> Results:
     """Predict one training step: ``global_batch`` sequences of ``seq_len`` tokens under a
-    ParallelPlan (or its fields: tp, pp, dp, ep, cp, sp, microbatch, zero, recompute, schedule).
-    A plan needing more chips than the system has runs on the system scaled out over its
-    ``scale_out`` network."""
+    ParallelPlan (or its fields: tp, pp, dp, ep, cp, sp, microbatch, zero, recompute, schedule;
+    given as fields, sp / recompute / zero default to the stack's training framework's). A plan
+    needing more chips than the system has runs on the system scaled out over its ``scale_out``
+    network. ``fp8_scope`` (an fp8 step: "gemm" = only the linear layers' GEMMs in fp8, "all")
+    defaults to the framework's recipe in realistic mode ("gemm" without one) and "all" in ideal."""
     from .sim.training import simulate_train
     from .workload.memory import fit_message
     from .workload.parallel import ParallelPlan
@@ -177,8 +194,14 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     preset, spec = spec, realize(spec, st)
     cfg = model if isinstance(model, ModelConfig) else load_model(model)
     if plan is None:
-        plan = ParallelPlan(**plan_fields)
-    step = build_train(cfg, global_batch, seq_len, plan, dtype=dtype, attention=attention, compression=compression)
+        fw = st.training if st is not None else None
+        defaults = {"sp": fw.sequence_parallel, "recompute": fw.recompute, "zero": fw.zero} if fw else {}
+        plan = ParallelPlan(**{**defaults, **plan_fields})
+    if fp8_scope is None:  # realistic: the framework's FP8 recipe (GEMMs only unless it says otherwise); ideal: every op
+        fp8_scope = st.training.fp8_scope if st is not None and st.training is not None else (
+            "gemm" if st is not None else "all")
+    step = build_train(cfg, global_batch, seq_len, plan, dtype=dtype, attention=attention, compression=compression,
+                       fp8_scope=fp8_scope)
     run = simulate_train(spec, step, st.collectives if st else None)
     sysx, pipe = run.system, run.pipeline
     span = pipe.step_time_s
@@ -216,10 +239,10 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
         "system": sysx.name, "chip": sysx.chip.name, "model": cfg.name, "phase": "train",
         "batch": global_batch, "seq_len": seq_len, "context_len": 0,
         "tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep, "cp": plan.cp, "sp": plan.sp,
-        "zero": plan.zero, "recompute": plan.recompute, "schedule": plan.schedule,
+        "zero": plan.zero, "recompute": plan.recompute, "schedule": plan.schedule, "vpp": plan.vpp,
         "microbatch": plan.microbatch, "microbatches": step.microbatches, "chips": plan.chips,
-        "dtype": dtype, "attention": attention, "fidelity": "analytical",
-        "latency_s": span, "step_time_s": span,
+        "dtype": dtype, "fp8_scope": fp8_scope if dtype == "fp8" else None, "attention": attention,
+        "fidelity": "analytical", "latency_s": span, "step_time_s": span,
         "tokens_per_s": step.tokens / span if span > 0 else 0.0,
         "mfu": step.model_flops / (span * plan.chips * peak) if span > 0 else 0.0,
         "hfu": step.hardware_flops() / (span * plan.chips * peak) if span > 0 else 0.0,

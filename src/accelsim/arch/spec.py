@@ -280,6 +280,17 @@ class ChipSpec(Spec):
         hz = getattr(self.core, engine).frequency_Hz
         return hz if hz is not None else self.frequency_Hz
 
+    @property
+    def tp_ranks(self) -> int:
+        """Tensor-parallel ranks one chip counts as: a NeuronCore is a rank on AWS Neuron chips
+        (Trainium1 / Inferentia2: 2 per chip; Trainium2: 4 logical cores of 2 physical each, the
+        default LNC=2, AWS Neuron documentation "Logical NeuronCore configuration"); 1 elsewhere."""
+        if self.name.startswith(("trainium1", "inferentia2")):
+            return self.num_cores
+        if self.name.startswith("trainium2"):
+            return max(1, self.num_cores // 2)
+        return 1
+
     def peak_flops(self, dtype: str, sparse: bool = False) -> float:
         """Peak dense (or sparse) tensor FLOP/s of the chip for ``dtype`` (0 if unsupported)."""
         macs = self.core.tensor.macs_per_cycle.get(dtype, 0.0)

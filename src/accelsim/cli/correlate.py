@@ -22,8 +22,10 @@ from .util import friendly, write_or_print_json
 @click.option("--ideal", is_flag=True, help="Predict the ideal bound (no software stack) instead of the realistic default.")
 @click.option("--stack", "stack_name", default=None,
               help="Stack of the rows that name none in their stack column (default: each system's stack).")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write every row (measured, predicted, error, training MFU) as a markdown table here.")
 @friendly
-def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name):
+def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name, markdown_path):
     """Predict every measured row of FILES (CSV in the measurement schema) and report the error:
     MAPE, median and worst APE and bias (geometric mean of predicted / measured) per kind."""
     from ..correlate.compare import correlate as run_correlation
@@ -32,6 +34,13 @@ def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name):
     if ideal and stack_name:
         raise click.UsageError("--ideal and --stack exclude each other")
     res = run_correlation(list(files), fidelity=fidelity, calibration=calibration, mode=mode, stack=stack_name)
+    if markdown_path:
+        from pathlib import Path
+
+        from ..correlate import load_measurements
+        from ..correlate.compare import rows_markdown
+
+        Path(markdown_path).write_text(rows_markdown(res.per_row, load_measurements(list(files))))
     if write_or_print_json(res, out, as_json):
         return
     o = res.overall

@@ -46,6 +46,10 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
         # chips of presets that name a stack (an illustrative chip with no stack gets no priors)
         chips = sorted({raw["chip"]["name"] for p in list_presets() for raw in [load_raw(p)[0]] if raw.get("stack")})
         table = priors_table(hw, chips)
+    written = []
+    if write:  # the libraries first: a program stack's per-call cost is fitted on top of its library
+        for f in fits:
+            written.append(write_fit(f, corpus))
     calls = {}
     if collectives:
         from ..correlate.priors import fit_program_call, program_stacks_with_rows
@@ -53,14 +57,11 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
 
         for st, rs in program_stacks_with_rows(rows_of(load_measurements(list(files)))).items():
             calls[st] = (*fit_program_call(rs, st), len(rs))
-    written = []
     if write:
         from ..correlate.priors import write_program_call
 
         for st, (c, before, after, n) in calls.items():
             written.append(write_program_call(st, c, n, before, after, corpus))
-        for f in fits:
-            written.append(write_fit(f, corpus))
         if hw is not None:
             written += write_hardware(hw, corpus, chips)
     if as_json:

@@ -17,17 +17,22 @@ from .util import friendly, write_or_print_json
 @click.option("--seq", "seq_len", type=click.IntRange(min=1), default=None, help="Prompt length for prefill [2048].")
 @click.option("--context", "context_len", type=click.IntRange(min=0), default=None, help="Cached tokens for decode [2048].")
 @click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Tensor-parallel degree (chips; on Neuron systems in training: NeuronCores).")
+              help="Tensor-parallel degree (chips; on AWS Neuron systems: NeuronCores).")
 @click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True, help="Pipeline stages (train).")
 @click.option("--dp", type=click.IntRange(min=1), default=1, show_default=True, help="Data-parallel replicas (train).")
 @click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True, help="Expert-parallel degree (train, MoE).")
 @click.option("--cp", type=click.IntRange(min=1), default=1, show_default=True, help="Context-parallel degree (train).")
-@click.option("--sp", is_flag=True, help="Megatron sequence parallelism (train).")
+@click.option("--sp/--no-sp", default=None,
+              help="Megatron sequence parallelism (train) [the stack's training framework's default, else off].")
 @click.option("--microbatch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences per microbatch (train).")
 @click.option("--chips", type=click.IntRange(min=1), default=None, help="Total chips (train); checked against tp x pp x dp x cp.")
-@click.option("--zero", type=click.IntRange(0, 3), default=0, show_default=True, help="ZeRO stage (train; 3 = FSDP).")
-@click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default="none", show_default=True)
+@click.option("--zero", type=click.IntRange(0, 3), default=None,
+              help="ZeRO stage (train; 3 = FSDP) [the stack's training framework's default, else 0].")
+@click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default=None,
+              help="Activation recomputation (train) [the stack's training framework's default, else none].")
 @click.option("--schedule", type=click.Choice(["1f1b", "gpipe"]), default="1f1b", show_default=True, help="Pipeline schedule (train).")
+@click.option("--vpp", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Model chunks per pipeline stage: > 1 runs interleaved 1F1B (train).")
 @click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8", "fp32"]), default="bf16", show_default=True)
 @click.option("--attention", type=click.Choice(["flash", "unfused"]), default="flash", show_default=True)
 @click.option("--weights", default=None, metavar="FORMAT", help="Weight format (accelsim formats), e.g. int4-g128, fp8, mxfp4.")
@@ -55,7 +60,7 @@ from .util import friendly, write_or_print_json
 @click.option("--force-calibration", is_flag=True, help="Apply --calibration even if it was fitted on another chip.")
 @friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
-        schedule, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides, calibration, fidelity,
+        schedule, vpp, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides, calibration, fidelity,
         trace_path, timeline_path, as_json, out, top, stack_name, ideal, force_calibration):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
@@ -75,10 +80,10 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         overrides = ()
     if phase == "train":
         return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
-                          microbatch=microbatch, zero=zero, recompute=recompute, schedule=schedule), chips, dtype,
+                          microbatch=microbatch, zero=zero, recompute=recompute, schedule=schedule, vpp=vpp), chips, dtype,
                           attention, overrides, as_json, out, top, compression, mode, stack_name)
-    if any(v != 1 for v in (pp, dp, ep, cp)) or zero or chips or sp:
-        raise click.UsageError("--pp/--dp/--ep/--cp/--sp/--zero/--chips apply to --phase train")
+    if any(v != 1 for v in (pp, dp, ep, cp, vpp)) or zero or chips or sp or recompute:
+        raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--sp/--zero/--recompute/--chips apply to --phase train")
     res = evaluate(system, model, phase=phase, batch=batch, seq_len=seq_len, context_len=context_len,
                    tp=tp, dtype=dtype, attention=attention, overrides=overrides, fidelity=fidelity,
                    compression=compression, mode=mode, stack=stack_name)
@@ -90,9 +95,12 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         return
     s = res.summary
     shape = f"seq {s['seq_len']}" if phase == "prefill" else f"context {s['context_len']}"
-    click.echo(f"{s['model']} {phase} on {s['system']} ({s['chip']}, tp={s['tp']}, {s['dtype']}, "
+    tp = f"tp={s['tp_ranks']} NeuronCores on {s['tp']} chips" if "tp_ranks" in s else f"tp={s['tp']}"
+    click.echo(f"{s['model']} {phase} on {s['system']} ({s['chip']}, {tp}, {s['dtype']}, "
                f"batch {s['batch']}, {shape}, {s['attention']} attention)")
     click.echo(f"  mode          {_mode_line(s)}")
+    if s.get("padding"):
+        click.echo(f"  padding       {s['padding']}")
     if compression is not None:
         click.echo(f"  compression   {compression.describe()}")
     band = s.get("expected_error")
@@ -143,10 +151,15 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     from ..errors import WorkloadError
     from ..workload.parallel import ParallelPlan
 
+    from ..stack.presets import resolve
+
     spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
-    if spec.chip.kind == "npu" and spec.chip.name.startswith(("trainium1", "inferentia2")):
-        plan_fields["cores_per_chip"] = spec.chip.num_cores  # Neuron: --tp counts NeuronCores
-    plan = ParallelPlan(**plan_fields)
+    if spec.chip.tp_ranks > 1:
+        plan_fields["cores_per_chip"] = spec.chip.tp_ranks  # Neuron: --tp counts NeuronCores
+    fw = getattr(resolve(stack, spec.stack, mode), "training", None)  # what the framework runs by default
+    defaults = {"sp": fw.sequence_parallel, "zero": fw.zero, "recompute": fw.recompute} if fw else {
+        "sp": False, "zero": 0, "recompute": "none"}
+    plan = ParallelPlan(**{k: (defaults[k] if v is None and k in defaults else v) for k, v in plan_fields.items()})
     if chips is not None and chips != plan.chips:
         raise WorkloadError(f"--chips {chips} does not match the plan: tp x pp x dp x cp = "
                             f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")
@@ -157,7 +170,7 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     s = res.summary
     click.echo(f"{s['model']} train step on {s['system']} ({s['chips']} x {s['chip']}; tp={s['tp']} pp={s['pp']} "
                f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{' sp' if s['sp'] else ''}, zero {s['zero']}, "
-               f"recompute {s['recompute']}, {s['schedule']}; global batch {s['batch']} x {s['seq_len']} tokens, "
+               f"recompute {s['recompute']}, {s['schedule']}{' x' + str(s['vpp']) + ' interleaved' if s.get('vpp', 1) > 1 else ''}; global batch {s['batch']} x {s['seq_len']} tokens, "
                f"{s['microbatches']} microbatches of {s['microbatch']})")
     click.echo(f"  mode          {_mode_line(s)}")
     band = s.get("expected_error")

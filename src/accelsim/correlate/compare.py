@@ -24,7 +24,10 @@ from .predict import FIDELITIES, Predictor, read_calibration
 from .schema import KINDS, load_measurements, rows_of, validate_frame
 
 PER_ROW_COLUMNS = ("id", "kind", "system", "model", "phase", "op", "predicted_time_s", "measured_time_s", "ape",
-                   "error", "bound", "skipped", "reason", "fidelity")
+                   "error", "bound", "skipped", "reason", "fidelity", "mfu", "measured_mfu")
+"""``mfu`` / ``measured_mfu``: a training row's model FLOPs utilisation (6 x parameters x tokens
+plus attention, against the dense peak of its compute dtype) at the predicted / measured step
+time; NaN for other rows."""
 BY_KIND_COLUMNS = ("kind", "n", "mape", "median_ape", "max_ape", "bias")
 
 
@@ -170,7 +173,8 @@ def predict_frame(df: pd.DataFrame, fidelity: str = "analytical", calibration: M
                      "op": row.op, "predicted_time_s": t, "measured_time_s": m,
                      "ape": abs(t - m) / m if not p.skipped else math.nan,
                      "error": t / m - 1 if not p.skipped else math.nan, "bound": p.bound, "skipped": p.skipped,
-                     "reason": p.reason, "fidelity": p.fidelity})
+                     "reason": p.reason, "fidelity": p.fidelity, "mfu": p.mfu,
+                     "measured_mfu": p.mfu * t / m if not p.skipped else math.nan})
     return pd.DataFrame.from_records(recs, columns=list(PER_ROW_COLUMNS))
 
 
@@ -204,3 +208,34 @@ def correlate(data: str | Path | Iterable[str | Path] | pd.DataFrame, fidelity: 
     overall.update(fidelity=fidelity, calibrated=bool(values), mode=mode)
     skipped = [{"id": r.id, "reason": r.reason} for r in per_row[per_row["skipped"]].itertuples(index=False)]
     return CorrelationResult(per_row=per_row, by_kind=by_kind, overall=overall, skipped=skipped)
+
+
+def rows_markdown(per_row: pd.DataFrame, frame: pd.DataFrame) -> str:
+    """A markdown table of every row (what was measured, measured and predicted time, error,
+    and for training rows the MFU at both times), and a summary line per phase: rows, MAPE and
+    the share within 15 %."""
+    from ..units import fmt
+
+    info = frame.set_index("id")
+    lines = ["| id | system | chips | model | dtype | stack | what | measured | predicted | error | MFU pred / meas |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in per_row.itertuples(index=False):
+        f = info.loc[r.id]
+        what = f["metric"] if isinstance(f["metric"], str) else {"train": "step", "prefill": "ttft",
+                                                                  "decode": "tpot"}.get(f["phase"], r.kind)
+        if isinstance(f["batch"], (int, np.integer)) or not pd.isna(f["batch"]):
+            what += f", batch {int(f['batch'])}"
+        elif not pd.isna(f["concurrency"]):
+            what += f", concurrency {int(f['concurrency'])}"
+        chips = "" if pd.isna(f["chips"]) else str(int(f["chips"]))
+        pred = "skipped: " + r.reason if r.skipped else fmt(r.predicted_time_s, "s")
+        err = "" if r.skipped else f"{100 * r.error:+.0f} %"
+        mfu = "" if pd.isna(r.mfu) else f"{100 * r.mfu:.0f} / {100 * r.measured_mfu:.0f} %"
+        lines.append(f"| {r.id} | {r.system} | {chips} | {r.model} | {f['dtype']} | {f['stack'] or ''} | {what} | "
+                     f"{fmt(r.measured_time_s, 's')} | {pred} | {err} | {mfu} |")
+    lines.append("")
+    for phase, g in per_row[~per_row["skipped"]].groupby("phase"):
+        within = float((g["ape"] <= 0.15).mean())
+        lines.append(f"- {phase}: {len(g)} rows predicted, MAPE {100 * g['ape'].mean():.1f} %, "
+                     f"{100 * within:.0f} % within 15 %, bias {float(np.exp(np.log(1 + g['error']).mean())):.2f}")
+    return "\n".join(lines) + "\n"

@@ -62,12 +62,8 @@ from ..workload.ops import Elementwise, LayerNorm, MatMul, Op, RMSNorm, Softmax
 from .schema import COLLECTIVE_KINDS, MeasurementRow
 
 FIDELITIES = ("analytical", "event")
-ZERO_OF = {"fsdp": 3, "zero1": 1, "zero2": 2, "zero3": 3}
-"""``compression`` values that name a ZeRO stage of a training row."""
 MAX_CACHED_CHIPS = 4096
 """Calibrated chip models kept by one Predictor before the oldest half is dropped."""
-NEURON_CORE_TP = ("trainium1", "inferentia2")
-"""Chips whose ``tp`` counts NeuronCores (two per chip) in measurement rows."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +79,8 @@ class Prediction:
     """Why the row was skipped."""
     fidelity: str = "analytical"
     """The tier that produced the time."""
+    mfu: float = math.nan
+    """A training step's model FLOPs utilisation at the predicted time (NaN for other rows)."""
 
 
 def skipped(reason: str) -> Prediction:
@@ -294,9 +292,9 @@ class Predictor:
 
     def _predict(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
         comp = (row.compression or "").strip().lower()
-        if comp in ZERO_OF and not (row.kind == "model" and row.phase == "train"):
-            return skipped(f"compression {row.compression!r}: a ZeRO / FSDP plan applies to training rows only")
-        if comp and comp not in ZERO_OF:
+        if row.zero and not (row.kind == "model" and row.phase == "train"):
+            return skipped(f"zero={row.zero}: a ZeRO / FSDP plan applies to training rows only")
+        if comp:
             if row.kind in COLLECTIVE_KINDS:
                 return skipped(f"compression {row.compression!r}: a collective row has no compression recipe")
             try:
@@ -335,7 +333,11 @@ class Predictor:
 
     def stack_name(self, row: MeasurementRow) -> str:
         """The stack a row was measured under: its ``stack`` column, else the system's default."""
-        return row.stack or self.default_stack or self.base_system(row.system).stack
+        from ..stack.presets import for_platform
+
+        default = self.base_system(row.system).stack
+        name = row.stack or self.default_stack
+        return for_platform(name, default) if name else default
 
     @staticmethod
     def stack_of(cal) -> Any:
@@ -363,6 +365,8 @@ class Predictor:
         call = self._program_call(cal)  # a one-collective row of a compiled-program stack is one call
         if call:
             return Prediction(r.time_s + call, bound)
+        st = self.stack_of(cal)  # the system pays the host enqueue for one device; a process driving more pays it per device
+        more = ((row.gpus_per_process or 1) - 1) * st.runtime.collective_launch_s if st is not None else 0.0
         if fidelity == "event":
             from ..sim.collective import simulate_collective
 
@@ -371,14 +375,12 @@ class Predictor:
             if t is None:
                 t = self._event[key] = simulate_collective(system, row.kind, float(row.bytes), int(row.ranks),
                                                            r.algorithm, library=lib)[0]
-            return Prediction(t, bound, fidelity="event")
-        return Prediction(r.time_s, bound)
+            return Prediction(t + more, bound, fidelity="event")
+        return Prediction(r.time_s + more, bound)
 
     def _tp_chips(self, system: str, tp: int) -> int:
-        chip = self.base_system(system).chip
-        if chip.name.startswith(NEURON_CORE_TP) and chip.num_cores > 1:
-            return max(1, -(-tp // chip.num_cores))
-        return tp
+        """Chips of ``tp`` tensor-parallel ranks (on Neuron chips a rank is a NeuronCore)."""
+        return max(1, -(-tp // self.base_system(system).chip.tp_ranks))
 
     def _layer(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
         if (row.pp or 1) > 1:
@@ -404,44 +406,133 @@ class Predictor:
 
     def _model(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
         cfg = self.model(row.model)
-        system_name = row.system
         if row.phase == "train":
-            from ..api import evaluate_train
-            from ..workload.parallel import ParallelPlan
+            return self._train(row, cfg, cal)
+        return self._serve(row, cfg, fidelity, cal)
 
-            chip = self.base_system(system_name).chip
-            extra = {"cores_per_chip": chip.num_cores} if chip.name.startswith(NEURON_CORE_TP) else {}
-            recipe = recipe_of(_recipe_tag(row))
-            plan = ParallelPlan(tp=row.tp or 1, pp=row.pp or 1, dp=row.dp or 1,
-                                zero=ZERO_OF.get((row.compression or "").strip().lower(), 0), **extra)
-            if row.chips is not None and row.chips != plan.chips:
-                return skipped(f"chips={row.chips} does not match tp x pp x dp = {plan.chips} chips")
-            res = evaluate_train(self.system(system_name, 0, cal), cfg, row.batch, row.seq_len, plan=plan,
-                                 dtype=row.dtype, compression=recipe, **self._api_mode(cal))
-            by = res.summary["time_by_bound_s"]
-            return Prediction(res.summary["step_time_s"], max(by, key=by.get) if by else "", fidelity="analytical")
+    def _serve(self, row: MeasurementRow, cfg, fidelity: str, cal) -> Prediction:
+        """A serving row: TTFT (one prefill step), TPOT (one decode step) or throughput
+        (seconds per generated token over the batch: one prefill and ``output_len`` decode
+        steps at the mean context). Every step pays the serving engine's per-step cost. A row
+        with ``concurrency`` and no ``batch`` is continuous batching: see ``_continuous``."""
         if (row.pp or 1) > 1:
             return skipped("pipeline-parallel inference is not modelled (pp > 1 in a prefill / decode row)")
+        batch = row.batch or row.concurrency
+        if batch is None:
+            return skipped("no batch or concurrency: the load the figure was measured at is unknown")
+        prompt = row.seq_len or row.input_len
+        ctx = row.context_len if row.context_len is not None else (
+            (row.input_len or 0) + (row.output_len or 0) // 2)
+        from ..stack.realize import step_cost_s
+
+        engine = step_cost_s(self.stack_of(cal))  # per step: program execution, serving engine
+        metric = row.metric or {"prefill": "ttft", "decode": "tpot"}[row.phase]
+        if row.batch is None and row.concurrency is not None:
+            return self._continuous(row, cfg, fidelity, cal, metric, row.concurrency, prompt, ctx, engine)
+        if metric == "ttft":
+            return self._step(row, cfg, fidelity, cal, "prefill", batch, prompt or 0, 0, engine)
+        if metric == "throughput" and not (prompt and row.output_len):
+            return skipped("a throughput row needs input_len and output_len (its prefill and every decode step "
+                           "are part of the time)")
+        decode = self._step(row, cfg, fidelity, cal, "decode", batch, 0, ctx, engine)
+        if metric == "tpot" or decode.skipped:
+            return decode
+        pre = self._step(row, cfg, fidelity, cal, "prefill", batch, prompt, 0, engine)
+        if pre.skipped:
+            return pre
+        out = row.output_len
+        return Prediction((pre.time_s + out * decode.time_s) / (batch * out), decode.bound, fidelity=decode.fidelity)
+
+    def _continuous(self, row: MeasurementRow, cfg, fidelity: str, cal, metric: str, conc: int, prompt: int | None,
+                    ctx: int, engine: float) -> Prediction:
+        """Continuous batching at ``conc`` requests in flight, in steady state. Every engine
+        iteration runs one forward pass over one decode token of each request plus, amortised,
+        the prompt tokens of the requests that replace finished ones: while one request
+        generates ``output_len`` tokens the other ``conc - 1`` bring ``input_len`` prompt tokens
+        each, so ``(conc - 1) * input_len / output_len`` per iteration. The linear layers see all
+        those tokens in one pass (one weight read), costed as a prefill of that many tokens; the
+        decode tokens' attention over their KV cache is added on top (a decode step at the mean
+        context minus the same step at context 1). TPOT is one iteration; throughput is an
+        iteration over ``conc`` tokens; a new request's TTFT is the iteration that prefills its
+        own prompt next to the other ``conc - 1`` requests' decode tokens."""
+        if not prompt or not row.output_len:
+            return skipped("a continuous-batching row needs input_len and output_len (they set the prefill load "
+                           "each iteration carries)")
+
+        def iteration(prefill_tokens: int, decoding: int) -> Prediction:
+            mixed = self._step(row, cfg, fidelity, cal, "prefill", 1, prefill_tokens + decoding, 0, engine)
+            if mixed.skipped or decoding == 0:
+                return mixed
+            full = self._step(row, cfg, fidelity, cal, "decode", decoding, 0, max(ctx, 1), 0.0)
+            bare = self._step(row, cfg, fidelity, cal, "decode", decoding, 0, 1, 0.0)
+            for p in (full, bare):
+                if p.skipped:
+                    return p
+            return Prediction(mixed.time_s + max(0.0, full.time_s - bare.time_s), mixed.bound,
+                              fidelity=mixed.fidelity)
+
+        if metric == "ttft":
+            return iteration(prompt, conc - 1)
+        it = iteration(round((conc - 1) * prompt / row.output_len), conc)
+        if it.skipped or metric == "tpot":
+            return it
+        return Prediction(it.time_s / conc, it.bound, fidelity=it.fidelity)
+
+    def _step(self, row: MeasurementRow, cfg, fidelity: str, cal, phase: str, batch: int, seq_len: int,
+              context_len: int, engine_s: float) -> Prediction:
+        """One prefill or decode step of the row's model on its system."""
+        system_name = row.system
         tp = self._tp_chips(system_name, row.tp or 1)
-        key = ("model", row.model, row.phase, row.batch, row.seq_len or 0, row.context_len or 0, tp, row.dtype,
-               _recipe_tag(row))
+        key = ("model", row.model, phase, batch, seq_len, context_len, tp, row.dtype, _recipe_tag(row))
         graph = self._graphs.get(key)
         if graph is None:
             from ..workload import build
 
-            graph = self._graphs[key] = build(cfg, row.phase, batch=row.batch,
-                                              seq_len=row.seq_len or 0 if row.phase == "prefill" else 0,
-                                              context_len=row.context_len or 0, tp=tp, dtype=row.dtype,
-                                              attention="flash", compression=recipe_of(_recipe_tag(row)))
+            from ..workload.model import tp_over_chips
+
+            # the Neuron stack pads heads to the TP degree (in NeuronCores)
+            cfg = tp_over_chips(cfg, row.tp or 1, self.base_system(system_name).chip.tp_ranks)[0]
+            graph = self._graphs[key] = build(cfg, phase, batch=batch, seq_len=seq_len, context_len=context_len,
+                                              tp=tp, dtype=row.dtype, attention="flash",
+                                              compression=recipe_of(_recipe_tag(row)))
         chips = tp if tp > self.base_system(system_name).num_chips else 0
         if fidelity == "event":
             from ..api import evaluate
 
             res = evaluate(self.system(system_name, chips, cal), graph, fidelity="event", **self._api_mode(cal))
             by = res.summary["time_by_bound_s"]
-            return Prediction(res.summary["latency_s"], max(by, key=by.get), fidelity="event")
+            return Prediction(res.summary["latency_s"], max(by, key=by.get), fidelity="event")  # step cost included
         costs = self.cost(system_name, chips, cal, graph.ops())
-        return Prediction(sum(c.time_s for c in costs), _dominant(costs))
+        return Prediction(sum(c.time_s for c in costs) + engine_s, _dominant(costs))
+
+    def _train(self, row: MeasurementRow, cfg, cal) -> Prediction:
+        """One optimizer step under the row's plan; what the row leaves empty (sp, recompute,
+        ZeRO) comes from its stack's training framework."""
+        from ..api import evaluate_train
+        from ..workload.parallel import ParallelPlan
+
+        cores = self.base_system(row.system).chip.tp_ranks
+        st = self.stack_of(cal)
+        fw = st.training if st is not None else None
+        tp, pp, cp = row.tp or 1, row.pp or 1, row.cp or 1
+        dp = row.dp
+        if dp is None:  # the chips the rest of the plan leaves
+            per = max(1, tp // cores) * pp * cp
+            dp = row.chips // per if row.chips and row.chips % per == 0 else 1
+        plan = ParallelPlan(tp=tp, pp=pp, dp=dp, cp=cp, ep=row.ep or 1, microbatch=row.microbatch or 1,
+                            vpp=row.vpp or 1,
+                            sp=bool(row.sp) if row.sp is not None else bool(fw and fw.sequence_parallel),
+                            recompute=row.recompute or (fw.recompute if fw else "none"),
+                            zero=row.zero if row.zero is not None else (fw.zero if fw else 0),
+                            **({"cores_per_chip": cores} if cores > 1 else {}))
+        if row.chips is not None and row.chips != plan.chips:
+            return skipped(f"chips={row.chips} does not match tp x pp x dp x cp = {plan.chips} chips")
+        res = evaluate_train(self.system(row.system, 0, cal), cfg, row.global_batch or row.batch, row.seq_len,
+                             plan=plan, dtype=row.dtype, compression=recipe_of(_recipe_tag(row)),
+                             **self._api_mode(cal))
+        by = res.summary["time_by_bound_s"]
+        return Prediction(res.summary["step_time_s"], max(by, key=by.get) if by else "", fidelity="analytical",
+                          mfu=res.summary["mfu"])
 
     def _event_time(self, system_name: str, cal, op: Op, chips: int = 0) -> float:
         """Event-tier time of ``op`` run on its own (one op graph)."""
@@ -493,9 +584,8 @@ def kernel_op(row: MeasurementRow) -> Op:
 
 
 def _recipe_tag(row: MeasurementRow) -> str:
-    """The row's compression tag when it names a recipe ("" for none or a ZeRO stage)."""
-    comp = (row.compression or "").strip().lower()
-    return "" if comp in ZERO_OF else comp
+    """The row's compression tag ("" for none)."""
+    return (row.compression or "").strip().lower()
 
 
 _RECIPES: dict[str, Any] = {}

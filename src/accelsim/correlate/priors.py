@@ -55,29 +55,41 @@ class LibraryFit:
 
 
 HOST = "runtime.collective_launch_s"
-"""The base stack's per-call host cost: fitted with its library when the rows include a stack
-that sets its own (graph replay: 0), which tells the host part from the device part."""
+"""The base stack's per-call host cost per device: fitted with its library when the rows pay it
+a different number of times (graph replay rows: never; ``-g 8`` rows: once per device; one
+process per device: once), which tells the host part from the device part."""
+
+
+PROGRAM = "runtime.kernel_launch_s"
+"""A program-dispatch base stack's cost per program execution (Neuron): a standalone collective
+(nccom-test) is one program run by the runtime, so its constant per-call cost is the runtime's,
+fitted in place of the library's ``call_latency_s`` (0): in a compiled model the collectives run
+inside the step's one program and pay it once per step, not once per collective."""
 
 
 @dataclass(frozen=True)
 class _Lib:
     """A trial point: a collective library, and the per-call host cost of the base stack's runtime
-    (paid by the rows of stacks that do not set their own)."""
+    (paid by the rows of stacks that do not set their own); for a program-dispatch runtime, its
+    cost per program execution instead."""
 
     lib: object
     host: float
     fit_host: bool = False
-    """Whether ``host`` is fitted (the rows include a stack with its own host cost)."""
+    """Whether ``host`` is fitted (``_Rows.host_separable``; always for a program runtime)."""
+    program: bool = False
+    """The runtime dispatches programs: ``host`` is ``PROGRAM``, the library's call latency is 0."""
 
 
 def _fields(lib: _Lib) -> list[str]:
-    return (["call_latency_s", "bandwidth_fraction", "in_switch_bandwidth_fraction", "scale_out_step_latency_s",
-             "scale_out_bandwidth_fraction"] + [f"protocols.{p.name}.step_latency_s" for p in lib.lib.protocols]
-            + ([HOST] if lib.fit_host else []))
+    return ((["bandwidth_fraction"] if lib.program else ["call_latency_s", "bandwidth_fraction"])
+            + ["in_switch_bandwidth_fraction", "scale_out_step_latency_s", "scale_out_bandwidth_fraction"]
+            + [f"protocols.{p.name}.step_latency_s" for p in lib.lib.protocols]
+            + ([PROGRAM if lib.program else HOST] if lib.fit_host else []))
 
 
 def _get(lib: _Lib, f: str) -> float:
-    if f == HOST:
+    if f in (HOST, PROGRAM):
         return lib.host
     if f.startswith("protocols."):
         _, name, attr = f.split(".")
@@ -86,10 +98,11 @@ def _get(lib: _Lib, f: str) -> float:
 
 
 def _with(lib: _Lib, values: dict[str, float]) -> _Lib:
-    top = {f: v for f, v in values.items() if not f.startswith("protocols.") and f != HOST}
+    top = {f: v for f, v in values.items() if not f.startswith("protocols.") and f not in (HOST, PROGRAM)}
     protos = tuple(p.model_copy(update={"step_latency_s": values.get(f"protocols.{p.name}.step_latency_s",
                                                                       p.step_latency_s)}) for p in lib.lib.protocols)
-    return _Lib(lib.lib.model_copy(update={**top, "protocols": protos}), values.get(HOST, lib.host), lib.fit_host)
+    host = values.get(PROGRAM if lib.program else HOST, lib.host)
+    return _Lib(lib.lib.model_copy(update={**top, "protocols": protos}), host, lib.fit_host, lib.program)
 
 
 def _bounds(f: str) -> tuple[float, float]:
@@ -109,6 +122,15 @@ class _Rows:
         own = {s: _own_host(s) for s in set(names)}
         self.host: list[float | None] = [own[s] for s in names]
         """Per row: the host cost its stack sets itself, or None (the base stack's)."""
+        self.devices = [r.gpus_per_process or 1 for r in rows]
+        """Per row: devices the calling process drove (each pays the host enqueue)."""
+
+    def host_separable(self) -> bool:
+        """Whether the rows tell the base stack's host cost from the library's device latency:
+        some pay it and they pay it a different number of times (graph replay rows: none;
+        ``-g 8`` rows: eight times; one process per device: once)."""
+        times = {(self.devices[i] if h is None else 0) for i, h in enumerate(self.host)}
+        return any(h is None for h in self.host) and len(times) > 1
 
     def log_errors(self, lib: _Lib, idx: Iterable[int]) -> np.ndarray:
         from ..cost.collectives import collective_cost
@@ -117,7 +139,7 @@ class _Rows:
         for i in idx:
             r, s = self.rows[i], self.systems[i]
             t = collective_cost(s, r.kind, float(r.bytes), int(r.ranks), library=lib.lib).time_s
-            t += lib.host if self.host[i] is None else self.host[i]
+            t += (lib.host if self.host[i] is None else self.host[i]) * self.devices[i]
             out.append(math.log(t / r.measured_time_s))
         return np.array(out)
 
@@ -214,9 +236,11 @@ def fit_library(rows: list[MeasurementRow], stack: str, holdout: bool = True) ->
     st = load_stack(stack)
     data = _Rows(rows)
     every = list(range(len(rows)))
-    # rows of a stack with its own host cost (graph replay: 0) next to the base's tell host from device
-    lib = _Lib(st.collectives, st.runtime.collective_launch_s,
-               fit_host=None in data.host and any(h is not None for h in data.host))
+    if st.runtime.dispatch == "program":  # each row is one program run: its constant cost is the runtime's
+        lib = _Lib(st.collectives.model_copy(update={"call_latency_s": 0.0}), st.runtime.kernel_launch_s,
+                   fit_host=True, program=True)
+    else:
+        lib = _Lib(st.collectives, st.runtime.collective_launch_s, fit_host=data.host_separable())
     fitted, determined = _fit(data, lib, every)
     err = data.log_errors(fitted, every)
     sources = sorted({r.source or r.id for r in rows})
@@ -267,12 +291,18 @@ def write_fit(fit: LibraryFit, corpus: str) -> Path:
         v = float(f"{v:.4g}")
         if f == HOST:
             data.setdefault("runtime", {})["collective_launch_s"] = v
+        elif f == PROGRAM:
+            data.setdefault("runtime", {})["kernel_launch_s"] = v
+            col["call_latency_s"] = 0
+            data.setdefault("sources", {})["collectives.call_latency_s"] = (
+                "0: a program-dispatch runtime's standalone collective pays its constant cost as one program "
+                "execution (runtime.kernel_launch_s); in a compiled model the collectives run inside the step's program")
         elif f.startswith("protocols."):
             _, name, attr = f.split(".")
             next(p for p in col["protocols"] if p["name"] == name)[attr] = v
         else:
             col[f] = v
-        data.setdefault("sources", {})[f if f == HOST else f"collectives.{f}"] = (
+        data.setdefault("sources", {})[f if f in (HOST, PROGRAM) else f"collectives.{f}"] = (
             f"accelsim priors: fitted to {fit.rows} collective rows of {corpus} "
             f"({len(fit.sources)} sources; in-sample MAPE {100 * fit.mape:.1f}%, leave-one-source-out "
             + (f"{100 * fit.loso_mape:.1f}%" if fit.loso_mape is not None else "n/a") + ")")

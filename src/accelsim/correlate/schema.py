@@ -40,16 +40,25 @@ LAYER_OPS = ("qkv_proj", "attn_score", "attn_softmax", "attn_context", "out_proj
 """Ops of one transformer layer a ``layer_op`` row may name (roles of ``workload.build``)."""
 PHASES = ("prefill", "decode", "train")
 MEASUREMENT_DTYPES = ("fp32", "bf16", "fp16", "fp8")
+ZERO_TAGS = {"fsdp": 3, "zero1": 1, "zero2": 2, "zero3": 3}
+"""Deprecated ``compression`` values that name a ZeRO stage (now the ``zero`` column)."""
+METRICS = ("ttft", "tpot", "throughput", "step")
+"""What a model row's time is: time to first token (prefill), time per output token of one
+sequence (one decode step), seconds per generated token over the whole batch (1 / output
+tokens per second, prefill included), one optimizer step (train)."""
+METRIC_PHASES = {"ttft": "prefill", "tpot": "decode", "throughput": "decode", "step": "train"}
 COLUMNS = ("id", "kind", "system", "chips", "dtype", "m", "n", "k", "batch", "rows", "cols", "elements",
-           "bytes", "ranks", "model", "op", "phase", "seq_len", "context_len", "tp", "pp", "dp",
-           "compression", "stack", "cache", "measured_time_s", "source", "notes")
+           "bytes", "ranks", "model", "op", "phase", "metric", "seq_len", "context_len", "input_len", "output_len",
+           "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch", "global_batch", "recompute",
+           "zero", "compression", "stack", "cache", "gpus_per_process", "measured_time_s", "source", "notes")
 """Columns of the schema, in file order."""
 REQUIRED_COLUMNS = ("id", "kind", "system", "measured_time_s")
 """Columns a file must have (every other column may be absent)."""
-STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "compression", "stack", "cache", "source",
-               "notes")
+STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "metric", "recompute", "compression", "stack",
+               "cache", "source", "notes")
 INT_COLUMNS = ("chips", "m", "n", "k", "batch", "rows", "cols", "elements", "ranks", "seq_len", "context_len",
-               "tp", "pp", "dp")
+               "input_len", "output_len", "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch",
+               "global_batch", "zero", "gpus_per_process")
 
 NEEDS: dict[str, tuple[str, ...]] = {
     "gemm": ("m", "n", "k", "dtype"),
@@ -58,11 +67,14 @@ NEEDS: dict[str, tuple[str, ...]] = {
     **{k: ("bytes", "ranks") for k in COLLECTIVE_KINDS},
     "layer_op": ("model", "op", "phase", "batch", "dtype"),
     "layer": ("model", "phase", "batch", "dtype"),
-    "model": ("model", "phase", "batch", "dtype"),
+    "model": ("model", "phase", "dtype"),
 }
 """Columns each kind needs (``silu_mul`` and ``add`` need ``elements`` or ``rows`` and
-``cols``; layer, layer-op and model rows also need ``seq_len`` in prefill and train and
-``context_len`` in decode)."""
+``cols``; layer and layer-op rows also need ``seq_len`` in prefill and ``context_len`` in
+decode; a train row needs ``seq_len`` and ``batch`` or ``global_batch``; a prefill row
+``seq_len`` or ``input_len``; a decode row ``context_len`` or ``input_len``. A serving row
+without ``batch`` or ``concurrency`` loads, and is skipped when predicted: the load it was
+measured at is unknown)."""
 
 
 class MeasurementRow(BaseModel):
@@ -97,17 +109,51 @@ class MeasurementRow(BaseModel):
     """What the harness leaves in the chip's last-level cache before each timed call of a
     kernel row: ``warm`` (the same buffers re-run back to back: those that fit stay there) or
     ``cold`` (flushed, or first touch; the default)."""
+    gpus_per_process: int | None = Field(None, ge=1)
+    """Devices one host process drove in a collective row (nccl-tests ``-g 8``: 8; one process
+    per device, as ``mpirun -np 8 ... -g 1`` or PyTorch / torchrun run it: 1, the default). The
+    runtime's per-call host enqueue (``runtime.collective_launch_s``) is paid once per device
+    the process drives."""
     op: Literal[LAYER_OPS + ("composite",)] | None = None  # type: ignore[valid-type]
     """Layer op of a ``layer_op`` row; ``composite`` on an ``rmsnorm`` row: the norm ran as the
     separate eager ops of a reference module (several kernels), not as one fused kernel."""
     phase: Literal[PHASES] | None = None  # type: ignore[valid-type]
+    metric: Literal[METRICS] | None = None  # type: ignore[valid-type]
+    """What the time of a ``model`` row is (``METRICS``); None: the phase's own (prefill: TTFT,
+    decode: TPOT, train: step)."""
     seq_len: int | None = Field(None, ge=1)
+    """Prompt length (prefill) or training sequence length."""
     context_len: int | None = Field(None, ge=0)
+    """Tokens in the KV cache when the measured decode step runs."""
+    input_len: int | None = Field(None, ge=1)
+    """Serving: prompt tokens per request (a prefill row's ``seq_len`` when that is empty; a
+    decode row without ``context_len`` runs at the mean context ``input_len + output_len / 2``)."""
+    output_len: int | None = Field(None, ge=1)
+    """Serving: generated tokens per request."""
+    concurrency: int | None = Field(None, ge=1)
+    """Serving: requests in flight (continuous batching); the decode batch when ``batch`` is empty."""
     tp: int | None = Field(None, ge=1)
     pp: int | None = Field(None, ge=1)
     dp: int | None = Field(None, ge=1)
+    sp: int | None = Field(None, ge=0, le=1)
+    """Sequence parallelism on (1) or off (0); empty: the stack's default."""
+    cp: int | None = Field(None, ge=1)
+    """Context-parallel degree."""
+    ep: int | None = Field(None, ge=1)
+    """Expert-parallel degree."""
+    vpp: int | None = Field(None, ge=1)
+    """Virtual pipeline stages per rank (interleaved 1F1B); empty: not interleaved."""
+    microbatch: int | None = Field(None, ge=1)
+    """Sequences per micro-batch."""
+    global_batch: int | None = Field(None, ge=1)
+    """Sequences per optimizer step (a train row's ``batch`` when that is empty)."""
+    recompute: Literal["none", "selective", "full"] | None = None
+    """Activation recomputation; empty: the stack's default."""
+    zero: int | None = Field(None, ge=0, le=3)
+    """ZeRO stage of the optimizer state (1: distributed optimizer, 3: FSDP full shard)."""
     compression: str | None = None
-    """e.g. ``w8a16``, ``fsdp``, ``zero1``; None for none."""
+    """e.g. ``w8a16``, ``w4a16-g64``; None for none (``fsdp`` / ``zero1-3`` here are deprecated:
+    they load as the ``zero`` column)."""
     stack: str | None = None
     """Software stack the case was measured under (a ``stacks/`` name); None: the preset's default stack."""
     measured_time_s: float = Field(gt=0)
@@ -123,6 +169,23 @@ class MeasurementRow(BaseModel):
             raise ValueError("must be a finite number")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _zero_from_compression(cls, data: Any) -> Any:
+        """Old files put ZeRO / FSDP in ``compression``; they load as the ``zero`` column."""
+        if isinstance(data, dict) and isinstance(data.get("compression"), str):
+            tag = data["compression"].strip().lower()
+            if tag in ZERO_TAGS:
+                import warnings
+
+                warnings.warn(f"compression {data['compression']!r} is deprecated for ZeRO / FSDP: write zero = "
+                              f"{ZERO_TAGS[tag]} (the zero column) instead; it loads as that", FutureWarning,
+                              stacklevel=2)
+                data = {**data, "compression": None}
+                if data.get("zero") is None:
+                    data["zero"] = ZERO_TAGS[tag]
+        return data
+
     @model_validator(mode="after")
     def _fields_of_kind(self) -> "MeasurementRow":
         needs = NEEDS.get(self.kind, ())
@@ -134,12 +197,30 @@ class MeasurementRow(BaseModel):
             if self.dtype is None:
                 missing.append(("dtype", f"a {self.kind} row needs a dtype"))
         if self.kind in ("layer_op", "layer", "model") and self.phase is not None:
-            if self.phase in ("prefill", "train") and self.seq_len is None:
-                missing.append(("seq_len", f"a {self.phase} {self.kind} row needs seq_len"))
-            if self.phase == "decode" and self.context_len is None:
-                missing.append(("context_len", f"a decode {self.kind} row needs context_len"))
+            serving = self.kind == "model"
+            if self.phase == "train" and self.seq_len is None:
+                missing.append(("seq_len", f"a train {self.kind} row needs seq_len"))
+            if self.phase == "train" and self.batch is None and self.global_batch is None:
+                missing.append(("global_batch", "a train row needs global_batch (or batch)"))
+            if self.phase == "prefill" and self.seq_len is None and not (serving and self.input_len):
+                missing.append(("seq_len", f"a prefill {self.kind} row needs seq_len"
+                                + (" (or input_len)" if serving else "")))
+            if self.phase == "decode" and self.context_len is None and not (serving and self.input_len) \
+                    and self.metric != "throughput":  # a throughput row without its lengths loads, and is skipped
+                missing.append(("context_len", f"a decode {self.kind} row needs context_len"
+                                + (" (or input_len)" if serving else "")))
         if missing:
             raise _KindError(missing)
+        if self.metric is not None:
+            if self.kind != "model":
+                raise _ColumnError("metric", f"a metric describes a model row, not a {self.kind} row")
+            if self.phase != METRIC_PHASES[self.metric]:
+                raise _ColumnError("metric", f"{self.metric!r} is a {METRIC_PHASES[self.metric]} figure, "
+                                             f"but the row's phase is {self.phase!r}")
+        if self.batch is not None and self.global_batch is not None and self.phase == "train" \
+                and self.batch != self.global_batch:
+            raise _ColumnError("global_batch", f"{self.global_batch} differs from batch={self.batch} "
+                                               "(a train row's batch is the global batch)")
         if self.op == "composite" and self.kind != "rmsnorm":
             raise _ColumnError("op", f"'composite' describes an rmsnorm row, not a {self.kind} row")
         if self.kind in ("layer_op", "layer") and self.phase == "train":

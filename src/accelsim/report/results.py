@@ -122,8 +122,11 @@ def _systems_with(system: SystemSpec, chips: int) -> str:
     return f" (e.g. {', '.join(names)})" if names else ""
 
 
-def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np.ndarray]) -> Results:
-    """Assemble the per-op table and the summary from ``evaluate_arrays`` output."""
+def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np.ndarray],
+                  step_overhead_s: float = 0.0) -> Results:
+    """Assemble the per-op table and the summary from ``evaluate_arrays`` output;
+    ``step_overhead_s`` is a fixed cost per step outside the ops (the software stack's, see
+    ``stack.realize.step_cost_s``), added to the latency as overhead."""
     ops = graph.ops()
     meta = graph.meta
     per_op: dict = {}
@@ -146,9 +149,10 @@ def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np
     cols["mapping"] = arrays["mapping"]
     df = pd.DataFrame(cols)
 
-    latency = float(time_s.sum())
+    latency = float(time_s.sum()) + step_overhead_s
     chips = meta.tp
     by_bound = {b: float(time_s[arrays["bound"] == b].sum()) for b in BOUNDS}
+    by_bound["overhead"] = by_bound.get("overhead", 0.0) + step_overhead_s
     mem = meta.weight_bytes_per_chip + meta.kv_cache_bytes_per_chip + meta.activation_bytes_per_chip
     cap = system.chip.hbm.capacity_bytes
     warnings = []

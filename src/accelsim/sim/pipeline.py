@@ -77,11 +77,49 @@ def stage_order(stage: int, stages: int, microbatches: int, schedule: str) -> li
     return order
 
 
-def simulate_pipeline(stages: list[StageTimes], microbatches: int, schedule: str = "1f1b") -> PipelineRun:
-    """Build and run the event schedule of one training step."""
-    p, m = len(stages), microbatches
+def interleaved_order(stage: int, stages: int, microbatches: int, chunks: int) -> list[tuple[str, int, int]]:
+    """The program order of one stage under interleaved 1F1B (Narayanan et al. 2021, Megatron-LM):
+    each stage holds ``chunks`` model chunks (virtual stages ``c * stages + stage``);
+    microbatches go in groups of ``stages``, a group through chunk 0, then chunk 1, ...;
+    backwards take the chunks in reverse. ``(stages - stage - 1) * 2 + (chunks - 1) * stages``
+    warm-up forwards, then one forward / one backward, then the remaining backwards. A list of
+    ("F" | "B", chunk, microbatch)."""
+    p, m, v = stages, microbatches, chunks
+
+    def unit(k: int, backward: bool) -> tuple[int, int]:
+        group, r = divmod(k, p * v)
+        c, j = divmod(r, p)
+        return (v - 1 - c if backward else c), group * p + j
+
+    total = m * v
+    warm = min((p - stage - 1) * 2 + (v - 1) * p, total)
+    order = [("F", *unit(k, False)) for k in range(warm)]
+    f, b = warm, 0
+    while f < total:
+        order.append(("F", *unit(f, False)))
+        f += 1
+        order.append(("B", *unit(b, True)))
+        b += 1
+    order += [("B", *unit(k, True)) for k in range(b, total)]
+    return order
+
+
+def simulate_pipeline(stages: list[StageTimes], microbatches: int, schedule: str = "1f1b",
+                      chunks: int = 1) -> PipelineRun:
+    """Build and run the event schedule of one training step (``chunks`` > 1: interleaved 1F1B
+    with that many model chunks per stage; each chunk's passes take 1 / chunks of the stage's)."""
+    p, m, v = len(stages), microbatches, chunks if len(stages) > 1 else 1
     if p < 1 or m < 1:
         raise WorkloadError(f"a pipeline needs at least one stage and one microbatch (got {p}, {m})")
+    if v > 1:
+        if schedule != "1f1b":
+            raise WorkloadError("an interleaved pipeline (vpp > 1) runs the 1f1b schedule")
+        if m % p:
+            raise WorkloadError(f"an interleaved pipeline needs the microbatches ({m}) to be a multiple of "
+                                f"pp ({p}), as Megatron-LM requires")
+        orders = [interleaved_order(s, p, m, v) for s in range(p)]
+    else:
+        orders = [[(kind, 0, i) for kind, i in stage_order(s, p, m, schedule)] for s in range(p)]
     b = ScheduleBuilder()
     compute = [b.resource(f"stage{s}.compute", "tensor", chip=s) for s in range(p)]
     send_fwd = [b.resource(f"stage{s}.send_next", "link", chip=s) for s in range(p)]
@@ -89,46 +127,45 @@ def simulate_pipeline(stages: list[StageTimes], microbatches: int, schedule: str
     dp_link = [b.resource(f"stage{s}.dp", "link", chip=s) for s in range(p)]
     ops = {(s, kind): b.op(f"stage{s}.{kind}", kind, "pipeline")
            for s in range(p) for kind in ("fwd", "bwd", "p2p", "grad_sync", "optimizer")}
+    # virtual stage k = chunk * p + stage: a forward of k needs k - 1's activations of the same
+    # microbatch (chunk c > 0 on stage 0 follows chunk c - 1 on the last stage), a backward k + 1's
+    # gradients; each send runs on the sending stage's link
     done_f: dict[tuple[int, int], int] = {}
-    done_b: dict[tuple[int, int], int] = {}
     sent_f: dict[tuple[int, int], int] = {}
     sent_b: dict[tuple[int, int], int] = {}
-    orders = [stage_order(s, p, m, schedule) for s in range(p)]
+    top = p * v - 1
     # emit in a global order that respects every dependency: repeatedly take, on each stage,
     # the next pass whose inputs exist
-    cursor = [0] * p
-    last = [-1] * p
-    priority = 0
+    cursor, last, priority = [0] * p, [-1] * p, 0
     while any(cursor[s] < len(orders[s]) for s in range(p)):
         progressed = False
         for s in range(p):
             if cursor[s] >= len(orders[s]):
                 continue
-            kind, i = orders[s][cursor[s]]
-            st = stages[s]
+            kind, c, i = orders[s][cursor[s]]
+            k, st = c * p + s, stages[s]
             if kind == "F":
-                if s > 0 and (s - 1, i) not in sent_f:
+                if k > 0 and (k - 1, i) not in sent_f:
                     continue
-                deps = [last[s]] + ([sent_f[(s - 1, i)]] if s > 0 else [])
-                c = b.task(BUSY, CAT_TENSOR, ops[(s, "fwd")], deps, resource=compute[s],
-                           duration_s=st.fwd_compute_s, priority=priority)
-                t = b.task(BUSY, CAT_LINK, ops[(s, "fwd")], [c], resource=compute[s],
-                           duration_s=st.fwd_comm_s, priority=priority)
-                done_f[(s, i)] = t
-                if s < p - 1:
-                    sent_f[(s, i)] = b.task(BUSY, CAT_LINK, ops[(s, "p2p")], [t], resource=send_fwd[s],
+                deps = [last[s]] + ([sent_f[(k - 1, i)]] if k > 0 else [])
+                t = b.task(BUSY, CAT_TENSOR, ops[(s, "fwd")], deps, resource=compute[s],
+                           duration_s=st.fwd_compute_s / v, priority=priority)
+                t = b.task(BUSY, CAT_LINK, ops[(s, "fwd")], [t], resource=compute[s],
+                           duration_s=st.fwd_comm_s / v, priority=priority)
+                done_f[(k, i)] = t
+                if k < top:
+                    sent_f[(k, i)] = b.task(BUSY, CAT_LINK, ops[(s, "p2p")], [t], resource=send_fwd[s],
                                             duration_s=st.p2p_s, priority=priority)
             else:
-                if s < p - 1 and (s + 1, i) not in sent_b:
+                if k < top and (k + 1, i) not in sent_b:
                     continue
-                deps = [last[s], done_f[(s, i)]] + ([sent_b[(s + 1, i)]] if s < p - 1 else [])
-                c = b.task(BUSY, CAT_TENSOR, ops[(s, "bwd")], deps, resource=compute[s],
-                           duration_s=st.bwd_compute_s, priority=priority)
-                t = b.task(BUSY, CAT_LINK, ops[(s, "bwd")], [c], resource=compute[s],
-                           duration_s=st.bwd_comm_s, priority=priority)
-                done_b[(s, i)] = t
-                if s > 0:
-                    sent_b[(s, i)] = b.task(BUSY, CAT_LINK, ops[(s, "p2p")], [t], resource=send_bwd[s],
+                deps = [last[s], done_f[(k, i)]] + ([sent_b[(k + 1, i)]] if k < top else [])
+                t = b.task(BUSY, CAT_TENSOR, ops[(s, "bwd")], deps, resource=compute[s],
+                           duration_s=st.bwd_compute_s / v, priority=priority)
+                t = b.task(BUSY, CAT_LINK, ops[(s, "bwd")], [t], resource=compute[s],
+                           duration_s=st.bwd_comm_s / v, priority=priority)
+                if k > 0:  # stages[-1]: chunk c > 0 on stage 0 sends back to the last stage
+                    sent_b[(k, i)] = b.task(BUSY, CAT_LINK, ops[(s, "p2p")], [t], resource=send_bwd[s],
                                             duration_s=stages[s - 1].p2p_s, priority=priority)
             last[s] = t
             cursor[s] += 1
@@ -136,6 +173,15 @@ def simulate_pipeline(stages: list[StageTimes], microbatches: int, schedule: str
             progressed = True
         if not progressed:
             raise WorkloadError("pipeline schedule has a cycle (this is a bug)")
+    return _finish(b, stages, m, v, last, ops, compute, dp_link, priority)
+
+
+def _finish(b: ScheduleBuilder, stages: list[StageTimes], m: int, v: int, last: list[int], ops: dict,
+            compute: list[int], dp_link: list[int], priority: int) -> PipelineRun:
+    """After each stage's last backward: its data-parallel gradient sync, then the optimizer;
+    run the schedule and measure the bubble (``v`` model chunks per stage: each microbatch
+    crosses ``v`` times as many stage boundaries)."""
+    p = len(stages)
     pipe_end = list(last)
     for s in range(p):
         g = b.task(BUSY, CAT_LINK, ops[(s, "grad_sync")], [last[s]], resource=dp_link[s],
@@ -147,7 +193,7 @@ def simulate_pipeline(stages: list[StageTimes], microbatches: int, schedule: str
     pipe_time = float(max(res.end_s[t] for t in pipe_end))
     busy = sum(m * (st.fwd_compute_s + st.fwd_comm_s + st.bwd_compute_s + st.bwd_comm_s) for st in stages)
     bubble = 1.0 - busy / (p * pipe_time) if pipe_time > 0 else 0.0
-    comm = max(m * (st.fwd_comm_s + st.bwd_comm_s) + 2 * m * st.p2p_s + st.grad_sync_s for st in stages)
+    comm = max(m * (st.fwd_comm_s + st.bwd_comm_s) + 2 * m * v * st.p2p_s + st.grad_sync_s for st in stages)
     return PipelineRun(schedule=sched, result=res, attribution=critical_path(res), step_time_s=res.makespan_s,
                        pipeline_time_s=pipe_time, bubble_fraction=float(np.clip(bubble, 0.0, 1.0)),
                        comm_total_s=comm)

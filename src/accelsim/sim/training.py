@@ -120,5 +120,5 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
     ops["intensity"] = np.divide(ops["flops"], ops["hbm_bytes"], out=np.zeros(len(ops)), where=ops["hbm_bytes"] > 0)
     peak = system.chip.peak_flops(step.dtype) or system.chip.peak_flops("bf16")
     ops["utilization"] = np.divide(ops["flops"], ops["time_s"] * peak, out=np.zeros(len(ops)), where=ops["time_s"] > 0)
-    run = simulate_pipeline(stages, step.microbatches, plan.schedule)
+    run = simulate_pipeline(stages, step.microbatches, plan.schedule, chunks=plan.vpp)
     return TrainRun(system=system, step=step, placement=placement, pipeline=run, ops=ops, stage_times=stages)

@@ -63,7 +63,25 @@ def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | N
     if mode == "ideal":
         return None
     chosen = stack if stack not in (None, "") else default
-    return load_stack(chosen) if chosen else None
+    return load_stack(for_platform(chosen, default)) if chosen else None
+
+
+def platform_of(stack: str) -> str:
+    """The platform a stack runs on: the first word of its root stack's name (cuda-native ->
+    cuda, rocm-native -> rocm, neuron -> neuron), the second for XLA (xla-tpu -> tpu)."""
+    root = base_of(stack).split("-")
+    return root[1] if root[0] == "xla" and len(root) > 1 else root[0]
+
+
+def for_platform(name, default: str = ""):
+    """The stack a framework or engine name means on a system whose default stack is
+    ``default``: ``name`` itself when it is a stack file, else ``NAME-PLATFORM`` (``vllm`` on a
+    ROCm system is ``vllm-rocm``, on an NVIDIA one ``vllm-cuda``). Anything else is returned
+    unchanged (load_stack then names the close matches)."""
+    if not isinstance(name, str) or not default or name in list_stacks() or Path(name).suffix in (".yaml", ".yml"):
+        return name
+    cand = f"{name}-{platform_of(default)}"
+    return cand if cand in list_stacks() else name
 
 
 def base_of(name: str) -> str:

@@ -45,6 +45,16 @@ def _runtime(base: Calibration, stack: Stack) -> Calibration:
                                    "collective_overhead_s": base.collective_overhead_s + rt.collective_launch_s})
 
 
+def step_cost_s(stack: Stack | None) -> float:
+    """Fixed cost of one model step (one prefill or decode forward) under ``stack``, outside its
+    ops: a program-dispatch runtime's cost of executing the step's compiled program
+    (``runtime.kernel_launch_s``) plus a serving engine's per-step cost."""
+    if stack is None:
+        return 0.0
+    program = stack.runtime.kernel_launch_s if stack.runtime.dispatch == "program" else 0.0
+    return program + (stack.serving.step_overhead_s if stack.serving is not None else 0.0)
+
+
 def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
     """``system`` as it runs under ``stack`` (None: ideal mode). A chip with an explicit
     calibration keeps it, except the overheads of one fitted under another stack: those are
@@ -66,4 +76,4 @@ def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
 
 
-__all__ = ["MODES", "calibration_kind", "dropped_stack_costs", "realize"]
+__all__ = ["MODES", "calibration_kind", "dropped_stack_costs", "realize", "step_cost_s"]

@@ -84,10 +84,11 @@ class Runtime(_Spec):
     kernel_launch_s: Seconds = Field(0.0, ge=0)
     """Fixed cost of one kernel call issued back to back (launch and device-side gap), seconds."""
     collective_launch_s: Seconds = Field(0.0, ge=0)
-    """Host cost of one collective call that shows in the time: enqueueing the library's kernels
-    on every device the process drives (nccl-tests ``-g 8``, XLA and PyTorch eager pay it per
-    call); 0 under graph replay, which re-launches captured kernels without the host. Added to
-    the library's ``call_latency_s`` (the device-side part)."""
+    """Host cost of one collective call per device the calling process drives: enqueueing the
+    library's kernel on that device. It shows in the time (added to the library's device-side
+    ``call_latency_s``); a process driving several devices (nccl-tests ``-g 8``) pays it once
+    per device, one process per device (PyTorch, ``mpirun -np 8 ... -g 1``) once. 0 under graph
+    replay, which re-launches captured kernels without the host."""
     dispatch: Literal["kernel", "program"] = "kernel"
     """``kernel``: every op is its own call and pays ``kernel_launch_s`` (eager frameworks, C++
     libraries, CUDA graphs' per-node gaps); ``program``: a compiled program (XLA) runs a whole
@@ -95,8 +96,36 @@ class Runtime(_Spec):
     calls, it is not added to each op of a model step)."""
 
 
+class TrainingFramework(_Spec):
+    """What a training framework does by default (a row's or a plan's own values override it)."""
+
+    name: str = Field(min_length=1)
+    """Framework, e.g. "Megatron-LM / NeMo", "torchtitan", "NxD Training", "MaxText"."""
+    fp8_scope: Literal["gemm", "all"] = "gemm"
+    """Which ops of an FP8 run compute in FP8: ``gemm``, the linear layers' GEMMs (FP8 operands,
+    BF16 output; attention, norms, activations, the loss and the optimizer stay BF16 / FP32, as
+    Transformer Engine's FP8 recipe runs), or ``all``."""
+    sequence_parallel: bool = False
+    """Sequence parallelism with tensor parallelism by default."""
+    recompute: Literal["none", "selective", "full"] = "none"
+    """Activation recomputation by default."""
+    zero: Literal[0, 1, 2, 3] = 0
+    """ZeRO stage by default (1: distributed optimizer; 3: FSDP full shard)."""
+
+
+class ServingEngine(_Spec):
+    """What a serving engine adds to every forward step."""
+
+    name: str = Field(min_length=1)
+    """Engine, e.g. "TensorRT-LLM", "vLLM", "NxD Inference", "JetStream"."""
+    step_overhead_s: Seconds = Field(0.0, ge=0)
+    """Host time per forward step (prefill or decode) that the device waits for: scheduling,
+    sampling, input preparation."""
+
+
 class Stack(_Spec):
-    """A software stack: runtime plus collective library."""
+    """A software stack: runtime plus collective library, and optionally the training framework
+    or serving engine that runs on them."""
 
     name: str = Field(min_length=1)
     """Stack name (the file name in ``stacks/``)."""
@@ -106,8 +135,12 @@ class Stack(_Spec):
     """Kernel issue costs."""
     collectives: CollectiveLibrary
     """Collective library costs."""
+    training: TrainingFramework | None = None
+    """The training framework's defaults (None: a plain runtime)."""
+    serving: ServingEngine | None = None
+    """The serving engine's per-step costs (None: a plain runtime)."""
     sources: dict[str, str] = {}
     """Citation of every numeric field, keyed by its dotted path."""
 
 
-__all__ = ["Protocol", "CollectiveLibrary", "Runtime", "Stack"]
+__all__ = ["Protocol", "CollectiveLibrary", "Runtime", "ServingEngine", "Stack", "TrainingFramework"]

@@ -106,6 +106,10 @@ class Evaluator:
         self.mode = ctx.get("mode", "realistic")
         chosen = Stack.model_validate(ctx["stack"]) if ctx.get("stack") else None
         self.stack = resolve(chosen, self.base_spec.stack, self.mode)
+        from ..stack.realize import step_cost_s
+
+        self.step_cost = step_cost_s(self.stack)
+        """The stack's fixed cost per model step (program execution, serving engine)."""
         self.specs: dict[str, Any] = {}
         self.chip_models: dict[str, Any] = {}
         self.op_costs: dict[tuple, tuple[float, float, int]] = {}
@@ -159,19 +163,24 @@ class Evaluator:
             self.models[key] = cfg
         return cfg
 
-    def graph(self, wl: WorkloadSpec, key: str) -> _Graph:
+    def graph(self, wl: WorkloadSpec, key: str, ranks_per_chip: int = 1) -> _Graph:
+        """The workload's graph; on chips whose tensor-parallel rank is a core (AWS Neuron)
+        ``tp`` counts cores, as ``api.evaluate`` reads it."""
+        key = f"{key}|r{ranks_per_chip}"
         g = self.graphs.get(key)
         if g is None:
             from ..workload import build
+            from ..workload.model import tp_over_chips
 
             if len(self.graphs) >= 64:
                 self.graphs.clear()
             prefill = wl.phase == "prefill"
+            cfg, chips, _ = tp_over_chips(self.model(wl), wl.tp, ranks_per_chip)
             g = self.graphs[key] = _Graph(build(
-                self.model(wl), wl.phase, batch=wl.batch,
+                cfg, wl.phase, batch=wl.batch,
                 seq_len=(wl.seq_len or 2048) if prefill else (wl.seq_len or 0),
                 context_len=(wl.context_len or 2048) if wl.phase == "decode" else (wl.context_len or 0),
-                tp=wl.tp, dtype=wl.dtype, attention=wl.attention))
+                tp=chips, dtype=wl.dtype, attention=wl.attention))
         return g
 
     # -- evaluation --
@@ -215,7 +224,10 @@ class Evaluator:
         from ..api import evaluate_train
         from ..workload.parallel import ParallelPlan
 
-        plan = ParallelPlan(**wl.plan_fields())
+        fields = wl.plan_fields()
+        if fields["cores_per_chip"] == 1:  # AWS Neuron: tp counts NeuronCores, as api.evaluate reads it
+            fields["cores_per_chip"] = spec.chip.tp_ranks
+        plan = ParallelPlan(**fields)
         return evaluate_train(spec, self.model(wl), wl.batch, wl.seq_len or 2048, plan=plan, dtype=wl.dtype,
                               attention=wl.attention, mode=self.mode, stack=self.stack).summary
 
@@ -223,13 +235,14 @@ class Evaluator:
         from ..sim.analytical import check_fits
         from ..cost.op_cost import ChipModel, op_cost
 
-        if wl.tp > spec.num_chips and spec.scale_out is not None:
+        tp_chips = -(-wl.tp // spec.chip.tp_ranks)
+        if tp_chips > spec.num_chips and spec.scale_out is not None:
             from ..sim.training import system_for
 
-            chips = -(-wl.tp // spec.chips_per_node) * spec.chips_per_node
+            chips = -(-tp_chips // spec.chips_per_node) * spec.chips_per_node
             skey = f"{skey}|x{chips}"
             spec = system_for(spec, chips)
-        g = self.graph(wl, wkey)
+        g = self.graph(wl, wkey, spec.chip.tp_ranks)
         check_fits(g.graph, spec)
         cm = self.chip_models.get(skey)
         if cm is None:
@@ -248,7 +261,8 @@ class Evaluator:
             t_u[j], hbm_u[j], b_u[j] = c
         # per-op arrays in graph order, summed as report.results.build_results sums them
         time_s, hbm, bound = t_u[g.inv], hbm_u[g.inv], b_u[g.inv]
-        latency = float(time_s.sum())
+        step = self.step_cost  # the stack's fixed cost per step, as report.results.build_results adds it
+        latency = float(time_s.sum()) + step
         meta = g.meta
         chip = spec.chip
         peak = chip.peak_flops(meta.dtype) or chip.peak_flops("bf16")
@@ -262,7 +276,8 @@ class Evaluator:
             "hbm_bandwidth_utilization": float(hbm.sum()) / (latency * chip.hbm.bandwidth_Bps) if latency > 0 else 0.0,
             "chips": meta.tp, "peak_flops_per_chip": peak, "bubble_fraction": math.nan,
         }
-        by_bound = [float(time_s[bound == i].sum()) for i in range(len(BOUNDS))]
+        by_bound = [float(time_s[bound == i].sum()) + (step if b == "overhead" else 0.0)
+                    for i, b in enumerate(BOUNDS)]
         for b, t in zip(BOUNDS, by_bound):
             row[f"share_{b}"] = t / latency if latency > 0 else math.nan
         row["bound"] = BOUNDS[int(np.argmax(by_bound))] if latency > 0 else None

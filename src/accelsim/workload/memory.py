@@ -109,9 +109,13 @@ def activation_bytes_per_layer(model: ModelConfig, seq_len: int, plan: ParallelP
 
 def in_flight(plan: ParallelPlan, stage: int, microbatches: int) -> int:
     """Microbatches whose activations ``stage`` holds at its peak: 1F1B ``min(pp - stage, m)``,
-    GPipe ``m``."""
+    GPipe ``m``; interleaved 1F1B holds its warm-up chunks, ``2 (pp - stage - 1) + (vpp - 1) pp``
+    plus one, each ``1 / vpp`` of the stage's layers (rounded up to whole microbatches)."""
     if plan.schedule == "gpipe":
         return microbatches
+    if plan.vpp > 1 and plan.pp > 1:
+        chunks = 2 * (plan.pp - stage - 1) + (plan.vpp - 1) * plan.pp + 1
+        return max(1, min(microbatches, -(-chunks // plan.vpp)))
     return max(1, min(plan.pp - stage, microbatches))
 
 

@@ -404,4 +404,39 @@ def _cnn_params(m: ModelConfig) -> dict[str, int]:
     return out
 
 
-__all__ = ["ModelConfig", "dtype_bytes", "cnn_blocks", "TRANSFORMER_FAMILIES"]
+def pad_for_tp(m: ModelConfig, ranks: int) -> tuple[ModelConfig, str]:
+    """``m`` with its attention heads, KV heads (when there are at least ``ranks`` of them; fewer
+    are replicated) and MLP width padded up to multiples of ``ranks``, as the AWS Neuron stack
+    pads a model whose heads a tensor-parallel degree does not divide; and a sentence saying what
+    was padded ("" when nothing was). Padded heads and columns are computed like real ones."""
+    up = lambda v: -(-v // ranks) * ranks  # noqa: E731
+    heads, kv, inter = m.num_attention_heads, m.num_key_value_heads, m.intermediate_size
+    new = {"num_attention_heads": up(heads), "head_dim": m.head_dim,
+           "num_key_value_heads": up(kv) if kv >= ranks else kv, "intermediate_size": up(inter) if inter else inter}
+    if m.is_moe and m.moe_intermediate_size:
+        new["moe_intermediate_size"] = up(m.moe_intermediate_size)
+    said = [f"{k.replace('num_', '').replace('_', ' ')} {getattr(m, k)} -> {v}" for k, v in new.items()
+            if k != "head_dim" and v != getattr(m, k)]
+    if not said:
+        return m, ""
+    return m.model_copy(update=new), f"padded for tp={ranks} ranks (as the Neuron stack pads): " + ", ".join(said)
+
+
+def tp_over_chips(m: ModelConfig, ranks: int, ranks_per_chip: int) -> tuple[ModelConfig, int, str]:
+    """``ranks`` tensor-parallel ranks on chips that count ``ranks_per_chip`` ranks each (AWS
+    Neuron: a rank is a NeuronCore): the model (padded when the ranks or the chips do not divide
+    its heads, as the Neuron stack pads), the chips, and the padding sentence ("" for none).
+    With one rank per chip the model and ``ranks`` come back unchanged."""
+    if ranks_per_chip <= 1:
+        return m, ranks, ""
+    chips = -(-ranks // ranks_per_chip)
+    heads = m.num_attention_heads
+    if heads % ranks == 0 and heads % chips == 0:
+        return m, chips, ""
+    import math
+
+    padded, said = pad_for_tp(m, math.lcm(ranks, chips))
+    return padded, chips, said
+
+
+__all__ = ["ModelConfig", "dtype_bytes", "cnn_blocks", "pad_for_tp", "tp_over_chips", "TRANSFORMER_FAMILIES"]

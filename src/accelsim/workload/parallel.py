@@ -92,6 +92,10 @@ class ParallelPlan(BaseModel):
     (Korthikanti et al. 2022); full recomputes each layer's forward from its input."""
     schedule: Literal["1f1b", "gpipe"] = "1f1b"
     """Pipeline schedule: 1F1B (PipeDream-Flush) or GPipe (all forwards, then all backwards)."""
+    vpp: int = Field(1, ge=1)
+    """Model chunks per pipeline stage (virtual pipeline stages): > 1 runs the interleaved 1F1B
+    schedule (Megatron-LM), whose bubble is (pp - 1) / vpp passes instead of pp - 1; it needs
+    the microbatches to be a multiple of ``pp``."""
     cores_per_chip: int = Field(1, ge=1)
     """Cores per chip when ``tp`` counts cores (AWS Neuron): the TP group spans
     ``ceil(tp / cores_per_chip)`` chips. 1: ``tp`` counts chips."""

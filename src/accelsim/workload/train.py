@@ -60,6 +60,7 @@ class TrainStep:
     global_batch: int
     seq_len: int
     dtype: str
+    """The run's compute dtype (an fp8 run of scope "gemm" keeps activations and weights in bf16)."""
     attention: str
     stage_layers: tuple[range, ...]
     """Layer indices of each stage."""
@@ -90,6 +91,8 @@ class TrainStep:
     params: int
     active_params: int
     """Parameters a token passes through (MoE: shared plus top-k routed experts)."""
+    fp8_scope: str = "all"
+    """What an fp8 step runs in fp8: every op ("all") or the linear layers' GEMMs ("gemm")."""
 
     @property
     def stages(self) -> int:
@@ -109,7 +112,8 @@ class TrainStep:
 
     def memory(self) -> MemoryBreakdown:
         """Memory per chip (the stage that needs the most); see ``memory.train_memory``."""
-        return train_memory(self.model, self.global_batch, self.seq_len, self.plan, self.dtype, self.attention)
+        dt = "bf16" if self.dtype == "fp8" and self.fp8_scope == "gemm" else self.dtype
+        return train_memory(self.model, self.global_batch, self.seq_len, self.plan, dt, self.attention)
 
 
 def active_params(m: ModelConfig) -> int:
@@ -133,9 +137,12 @@ def model_flops(m: ModelConfig, tokens: int, seq_len: int) -> float:
 
 
 def build_train(model: ModelConfig | str, global_batch: int, seq_len: int, plan: ParallelPlan | None = None,
-                dtype: str = "bf16", attention: str = "flash", compression=None) -> TrainStep:
+                dtype: str = "bf16", attention: str = "flash", compression=None, fp8_scope: str = "all") -> TrainStep:
     """The training step of ``model`` on ``global_batch`` sequences of ``seq_len`` tokens under
     ``plan`` (default: one chip). Raises WorkloadError for an invalid plan, batch or dtype.
+    ``fp8_scope`` ("all" or "gemm") says what an fp8 step runs in fp8: every op, or only the
+    linear layers' GEMMs (with a cast of each activation operand; activations, weights and the
+    rest in bf16, as FP8 training recipes run).
     ``compression`` (see ``compress.recipes``) prunes the model and sets the GEMM formats of
     the forward and backward graphs (e.g. FP8 training: weights and activations fp8)."""
     from ..compress.recipes import as_compression
@@ -150,16 +157,18 @@ def build_train(model: ModelConfig | str, global_batch: int, seq_len: int, plan:
         raise WorkloadError(f"unknown attention {attention!r}.{suggest(str(attention), ATTENTION)}"
                             f" Known: {', '.join(ATTENTION)}")
     dtype_bytes(dtype)
+    if fp8_scope not in ("all", "gemm"):
+        raise WorkloadError(f"fp8_scope must be 'all' or 'gemm', got {fp8_scope!r}")
     plan.check(m, global_batch, seq_len)
-    c = StageGraphs(m, plan, seq_len, dtype, attention)
+    c = StageGraphs(m, plan, seq_len, dtype, attention, fp8_scope)
     layers = plan.stage_layers(m.num_hidden_layers)
     mb = plan.grad_accumulation(global_batch)
     fwd, bwd, opt, sync = [], [], [], []
     for s in range(plan.pp):
-        act = activation_bytes_per_layer(m, seq_len, plan, dtype, attention) * len(layers[s]) \
+        act = activation_bytes_per_layer(m, seq_len, plan, c.dt, attention) * len(layers[s]) \
             * in_flight(plan, s, mb)
         dense, expert = stage_params(m, plan, s)
-        w = dtype_bytes(dtype) * ((dense / plan.dp_group + expert / plan.expert_dp_group) if plan.zero == 3
+        w = dtype_bytes(c.dt) * ((dense / plan.dp_group + expert / plan.expert_dp_group) if plan.zero == 3
                                   else dense + expert)
         meta = dict(model=m.name, batch=plan.microbatch, seq_len=seq_len, tp=plan.tp_chips, dtype=dtype,
                     tokens=c.T, params=m.params(), weight_bytes_per_chip=w, activation_bytes_per_chip=act,
@@ -174,7 +183,7 @@ def build_train(model: ModelConfig | str, global_batch: int, seq_len: int, plan:
         opt.append(c.optimizer(dense, expert).graph(WorkloadMeta(phase="train.optimizer", **meta)))
         sync.append(c.grad_sync(s, dense, expert))
     tokens = global_batch * seq_len
-    return TrainStep(model=m, plan=plan, global_batch=global_batch, seq_len=seq_len, dtype=dtype,
+    return TrainStep(model=m, plan=plan, global_batch=global_batch, seq_len=seq_len, dtype=dtype, fp8_scope=fp8_scope,
                      attention=attention, stage_layers=layers, fwd=fwd, bwd=bwd, optimizer=opt, grad_sync=sync,
                      p2p_bytes=c.Tsp * m.hidden_size * c.B if plan.pp > 1 else 0.0, microbatches=mb, tokens=tokens,
                      model_flops=model_flops(m, tokens, seq_len), params=m.params(), active_params=active_params(m))

@@ -76,10 +76,22 @@ class _Emit:
         return WorkloadGraph.from_ordered(meta, self.ops, self.edges)
 
 
+LINEAR_ROLES = frozenset({"qkv_proj", "out_proj", "mlp_up", "mlp_down", "moe_up", "moe_down", "shared_up",
+                          "shared_down"})
+"""The linear layers whose GEMMs an FP8 recipe of scope "gemm" runs in FP8 (Transformer Engine's
+``te.Linear``); attention, the router and the LM head stay in the activation dtype."""
+
+
 class StageGraphs:
     """Shapes of one chip's share of one microbatch, and the emitters of each part."""
 
-    def __init__(self, m: ModelConfig, plan: ParallelPlan, seq_len: int, dt: str, attention: str):
+    def __init__(self, m: ModelConfig, plan: ParallelPlan, seq_len: int, dt: str, attention: str,
+                 fp8_scope: str = "all"):
+        # fp8 with scope "gemm": the linear layers' GEMMs take fp8 operands (each activation
+        # operand cast from bf16 first), everything else is bf16
+        self.mdt = dt
+        if dt == "fp8" and fp8_scope == "gemm":
+            dt = "bf16"
         self.m, self.p, self.dt = m, plan, dt
         self.gdt = plan.grad_dtype or dt
         self.B, self.GB = dtype_bytes(dt), dtype_bytes(self.gdt)
@@ -118,8 +130,15 @@ class StageGraphs:
     # --- op factories -------------------------------------------------------------------------
     def mm(self, e: _Emit, pre: str, role: str, layer: int, m: int, n: int, k: int, *deps: str | None,
            batch: int = 1, shared: bool = True, out: str | None = None) -> str:
-        return e(MatMul(name=pre + role.split(".", 1)[1], layer=layer, role=role, m=m, n=n, k=k, batch=batch,
-                        dtype_a=self.dt, dtype_b=self.dt, dtype_out=out or self.dt, b_shared=shared), *deps)
+        local = role.split(".", 1)[1]
+        dt = self.dt
+        if self.mdt != self.dt and local.removesuffix("_dgrad").removesuffix("_wgrad") in LINEAR_ROLES:
+            dt = self.mdt
+            if not local.endswith("_wgrad"):  # wgrad reuses the casts of fwd (X) and dgrad (dY)
+                deps = (e(Elementwise(name=pre + local + "_cast", layer=layer, role=role + "_cast", fn="copy",
+                                      elements=batch * m * k, dtype=self.dt, dtype_out=dt), *deps),)
+        return e(MatMul(name=pre + local, layer=layer, role=role, m=m, n=n, k=k, batch=batch,
+                        dtype_a=dt, dtype_b=dt, dtype_out=out or self.dt, b_shared=shared), *deps)
 
     def ew(self, e: _Emit, pre: str, role: str, layer: int, fn: str, elements: float, *deps: str | None,
            backward: bool = False) -> str:
