@@ -235,3 +235,11 @@ def test_cli_training_takes_the_framework_defaults_unless_given():
     assert "cp=1, zero 0" in out.output
     out = CliRunner().invoke(main, args)  # no framework: nothing on
     assert "cp=1, zero 0, recompute none" in out.output
+
+
+def test_training_reports_model_tflops_per_chip_against_the_dtype_dense_peak():
+    """MFU = model FLOP/s per chip / the dense peak of the run's compute dtype: for an FP8 run on
+    H100 SXM that peak is 1,979 TFLOP/s (NVIDIA H100 datasheet, FP8 Tensor Core without sparsity)."""
+    r = evaluate_train("dgx-h100", "tiny", 8, 128, tp=2, dp=4, dtype="fp8").summary
+    assert r["peak_flops_per_chip"] == pytest.approx(1979e12, rel=0.01)
+    assert r["mfu"] == pytest.approx(r["model_flops_per_s_per_chip"] / r["peak_flops_per_chip"])

@@ -245,6 +245,8 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
         "fidelity": "analytical", "latency_s": span, "step_time_s": span,
         "tokens_per_s": step.tokens / span if span > 0 else 0.0,
         "mfu": step.model_flops / (span * plan.chips * peak) if span > 0 else 0.0,
+        "model_flops_per_s_per_chip": step.model_flops / (span * plan.chips) if span > 0 else 0.0,
+        "peak_flops_per_chip": peak,
         "hfu": step.hardware_flops() / (span * plan.chips * peak) if span > 0 else 0.0,
         "params": step.params,
         "bubble_fraction": pipe.bubble_fraction,

@@ -177,7 +177,9 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     expect = f", expected +-{100 * band['relative']:.0f} % ({band['basis']})" if band else ""
     click.echo(f"  step time     {fmt(s['step_time_s'], 's')}{expect}")
     click.echo(f"  tokens/s      {s['tokens_per_s']:,.0f}")
-    click.echo(f"  MFU           {100 * s['mfu']:.1f}%  (HFU {100 * s['hfu']:.1f}%)")
+    click.echo(f"  MFU           {100 * s['mfu']:.1f}%  (HFU {100 * s['hfu']:.1f}%): model "
+               f"{s['model_flops_per_s_per_chip'] / 1e12:,.0f} TFLOP/s per chip of {s['peak_flops_per_chip'] / 1e12:,.0f} "
+               f"({s['dtype']} dense peak)")
     click.echo(f"  bubble        {100 * s['bubble_fraction']:.1f}% of the pipeline phase")
     click.echo(f"  comm          {fmt(s['comm_exposed_s'], 's')} exposed, {fmt(s['comm_hidden_s'], 's')} hidden")
     click.echo(f"  memory/chip   {fmt(s['memory_bytes_per_chip'], 'B', binary=True)} of "
