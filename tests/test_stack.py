@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from accelsim.arch.presets import list_presets, load_system
 from accelsim.cli import main
 from accelsim.correlate import correlate
-from accelsim.correlate.priors import fit_library
+from accelsim.correlate.library_fit import fit_library
 from accelsim.correlate.schema import MeasurementRow
 from accelsim.cost.collectives import collective_cost
 from accelsim.errors import ConfigError, WorkloadError
@@ -202,7 +202,7 @@ def test_a_program_stack_pays_its_call_cost_once_per_collective_and_it_is_fitted
     """A stack that runs whole executables (here XLA over NCCL, written for the test): a
     one-collective row costs the NCCL time plus one call. Rows made with a 20 us call cost (set
     by hand) are fitted back to it."""
-    from accelsim.correlate.priors import fit_program_call
+    from accelsim.correlate.library_fit import fit_program_call
 
     path = tmp_path / "xla-exec.yaml"
     path.write_text("name: xla-exec\nbase: cuda-native\nruntime: {name: XLA executables, dispatch: program, "

@@ -51,8 +51,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     cal_kind = calibration_kind(spec, st)
     preset, spec = spec, realize(spec, st)
     ranks, padding = tp, ""
-    if spec.chip.tp_ranks > 1:  # Neuron: tp counts NeuronCores; the chips are tp / cores per chip
-        tp = -(-ranks // spec.chip.tp_ranks)
+    tp = spec.chip.chips_for_tp(ranks)  # Neuron: tp counts NeuronCores
     if tp > spec.num_chips and spec.scale_out is not None:
         from .sim.training import system_for
 
@@ -193,13 +192,12 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     cal_kind = calibration_kind(spec, st)
     preset, spec = spec, realize(spec, st)
     cfg = model if isinstance(model, ModelConfig) else load_model(model)
+    from .stack.realize import fp8_scope as scope_of, plan_defaults
+
     if plan is None:
-        fw = st.training if st is not None else None
-        defaults = {"sp": fw.sequence_parallel, "recompute": fw.recompute, "zero": fw.zero} if fw else {}
-        plan = ParallelPlan(**{**defaults, **plan_fields})
-    if fp8_scope is None:  # realistic: the framework's FP8 recipe (GEMMs only unless it says otherwise); ideal: every op
-        fp8_scope = st.training.fp8_scope if st is not None and st.training is not None else (
-            "gemm" if st is not None else "all")
+        plan = ParallelPlan(**{**plan_defaults(st), **plan_fields})
+    if fp8_scope is None:
+        fp8_scope = scope_of(st)
     step = build_train(cfg, global_batch, seq_len, plan, dtype=dtype, attention=attention, compression=compression,
                        fp8_scope=fp8_scope)
     run = simulate_train(spec, step, st.collectives if st else None)

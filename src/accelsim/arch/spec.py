@@ -291,6 +291,10 @@ class ChipSpec(Spec):
             return max(1, self.num_cores // 2)
         return 1
 
+    def chips_for_tp(self, ranks: int) -> int:
+        """Chips that ``ranks`` tensor-parallel ranks occupy (``ranks / tp_ranks``, rounded up)."""
+        return max(1, -(-ranks // self.tp_ranks))
+
     def peak_flops(self, dtype: str, sparse: bool = False) -> float:
         """Peak dense (or sparse) tensor FLOP/s of the chip for ``dtype`` (0 if unsupported)."""
         macs = self.core.tensor.macs_per_cycle.get(dtype, 0.0)

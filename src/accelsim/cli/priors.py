@@ -26,7 +26,7 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
     leave-one-source-out error; --write stores the values in stacks/*.yaml."""
     from pathlib import Path
 
-    from ..correlate.priors import derive, write_fit
+    from ..correlate.library_fit import derive, write_fit
     from ..errors import MeasurementError
 
     if not files:
@@ -52,13 +52,13 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
             written.append(write_fit(f, corpus))
     calls = {}
     if collectives:
-        from ..correlate.priors import fit_program_call, program_stacks_with_rows
+        from ..correlate.library_fit import fit_program_call, program_stacks_with_rows
         from ..correlate.schema import load_measurements, rows_of
 
         for st, rs in program_stacks_with_rows(rows_of(load_measurements(list(files)))).items():
             calls[st] = (*fit_program_call(rs, st), len(rs))
     if write:
-        from ..correlate.priors import write_program_call
+        from ..correlate.library_fit import write_program_call
 
         for st, (c, before, after, n) in calls.items():
             written.append(write_program_call(st, c, n, before, after, corpus))

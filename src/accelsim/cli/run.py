@@ -152,14 +152,13 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     from ..workload.parallel import ParallelPlan
 
     from ..stack.presets import resolve
+    from ..stack.realize import plan_defaults
 
     spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
     if spec.chip.tp_ranks > 1:
         plan_fields["cores_per_chip"] = spec.chip.tp_ranks  # Neuron: --tp counts NeuronCores
-    fw = getattr(resolve(stack, spec.stack, mode), "training", None)  # what the framework runs by default
-    defaults = {"sp": fw.sequence_parallel, "zero": fw.zero, "recompute": fw.recompute} if fw else {
-        "sp": False, "zero": 0, "recompute": "none"}
-    plan = ParallelPlan(**{k: (defaults[k] if v is None and k in defaults else v) for k, v in plan_fields.items()})
+    given = {k: v for k, v in plan_fields.items() if v is not None}  # the rest: what the framework runs
+    plan = ParallelPlan(**{**plan_defaults(resolve(stack, spec.stack, mode)), **given})
     if chips is not None and chips != plan.chips:
         raise WorkloadError(f"--chips {chips} does not match the plan: tp x pp x dp x cp = "
                             f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")

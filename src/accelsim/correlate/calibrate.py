@@ -32,7 +32,8 @@ import pandas as pd
 
 from ..errors import ConfigError, MeasurementError
 from .compare import measurements, summarize
-from .predict import Predictor, _cal_key, calibration_fields, calibration_update, flat_calibration
+from .calvalues import calibration_fields, calibration_update, flat_calibration
+from .predict import Predictor, _cal_key
 from .schema import rows_of
 
 CV_MODES = ("kfold", "source", "chip", "kind")

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MeasurementError
-from .predict import FIDELITIES, Predictor, read_calibration
+from .calvalues import read_calibration
+from .predict import FIDELITIES, Predictor
 from .schema import KINDS, load_measurements, rows_of, validate_frame
 
 PER_ROW_COLUMNS = ("id", "kind", "system", "model", "phase", "op", "predicted_time_s", "measured_time_s", "ape",

@@ -50,15 +50,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from ..arch.presets import load_system
-from ..arch.spec import Calibration, SystemSpec
+from ..arch.spec import SystemSpec
 from ..errors import AccelsimError, ConfigError, MeasurementError
 from ..sim.analytical import cost_ops
 from ..cost.op_cost import ChipModel, OpCost
 from ..workload.ops import Elementwise, LayerNorm, MatMul, Op, RMSNorm, Softmax
+from .calvalues import calibration_update
 from .schema import COLLECTIVE_KINDS, MeasurementRow
 
 FIDELITIES = ("analytical", "event")
@@ -85,68 +85,6 @@ class Prediction:
 
 def skipped(reason: str) -> Prediction:
     return Prediction(math.nan, "", True, reason, "")
-
-
-# ------------------------------------------------------------------------------------------
-# Calibration values
-
-
-def calibration_fields() -> tuple[str, ...]:
-    """Names of the scalar calibration fields (``arch.spec.Calibration``) that ``calibrate``
-    fits (the per-dtype tensor table is set by ``accelsim priors`` or by hand)."""
-    return tuple(f for f in Calibration.model_fields if f not in ("tensor_dtype_efficiency", "stack"))
-
-
-def flat_calibration(cal: Calibration, fields: Iterable[str] | None = None) -> dict[str, Any]:
-    """``cal`` as flat values (of ``fields``, default all): scalars by name, the per-dtype
-    tensor table as ``tensor_dtype_efficiency.DTYPE``, and ``stack`` when it names one."""
-    out: dict[str, Any] = {}
-    for k in Calibration.model_fields if fields is None else fields:
-        if k == "tensor_dtype_efficiency":
-            out.update({f"{k}.{d}": float(v) for d, v in cal.tensor_dtype_efficiency.items()})
-        elif k == "stack":
-            if cal.stack is not None:
-                out[k] = cal.stack
-        else:
-            out[k] = float(getattr(cal, k))
-    return out
-
-
-def calibration_update(values: Mapping[str, Any], dtype_table: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """Flat values (``flat_calibration``) as a ``Calibration`` update; per-dtype entries are
-    merged into ``dtype_table`` (default empty)."""
-    upd: dict[str, Any] = {}
-    for f, v in values.items():
-        if f.startswith("tensor_dtype_efficiency."):
-            upd.setdefault("tensor_dtype_efficiency", dict(dtype_table or {}))[f.split(".", 1)[1]] = float(v)
-        else:
-            upd[f] = v
-    return upd
-
-
-def read_calibration(calibration: Any) -> tuple[dict[str, Any], str | None]:
-    """(field values, chip name or None) of a calibration: a YAML path or a mapping in a format
-    ``arch.calfile`` reads (as ``accelsim calibrate`` writes it, or bare Calibration fields), or
-    a ``Calibration``. Per-dtype tensor fractions come as ``tensor_dtype_efficiency.DTYPE``; the
-    stack the overheads were fitted under as ``stack``. Values are checked against
-    ``Calibration`` (units, bounds, unknown fields); errors name the file and the field."""
-    from ..arch.calfile import parse
-    from ..configio import load_yaml, validate
-
-    if calibration is None:
-        return {}, None
-    origin = "calibration"
-    if isinstance(calibration, Calibration):
-        block, chip = calibration.model_dump(), None
-    elif isinstance(calibration, (str, Path)):
-        origin = str(calibration)
-        block, chip = parse(load_yaml(Path(calibration)), origin)
-    elif isinstance(calibration, Mapping):
-        block, chip = parse(dict(calibration), origin)
-    else:
-        raise ConfigError(f"calibration must be a YAML path, a mapping or a Calibration, "
-                          f"got {type(calibration).__name__}")
-    return flat_calibration(validate(Calibration, dict(block), origin), block), chip
 
 
 # ------------------------------------------------------------------------------------------
@@ -380,7 +318,7 @@ class Predictor:
 
     def _tp_chips(self, system: str, tp: int) -> int:
         """Chips of ``tp`` tensor-parallel ranks (on Neuron chips a rank is a NeuronCore)."""
-        return max(1, -(-tp // self.base_system(system).chip.tp_ranks))
+        return self.base_system(system).chip.chips_for_tp(tp)
 
     def _layer(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
         if (row.pp or 1) > 1:
@@ -511,20 +449,18 @@ class Predictor:
         from ..api import evaluate_train
         from ..workload.parallel import ParallelPlan
 
+        from ..stack.realize import plan_defaults
+
         cores = self.base_system(row.system).chip.tp_ranks
-        st = self.stack_of(cal)
-        fw = st.training if st is not None else None
         tp, pp, cp = row.tp or 1, row.pp or 1, row.cp or 1
         dp = row.dp
         if dp is None:  # the chips the rest of the plan leaves
             per = max(1, tp // cores) * pp * cp
             dp = row.chips // per if row.chips and row.chips % per == 0 else 1
+        given = {"sp": None if row.sp is None else bool(row.sp), "recompute": row.recompute, "zero": row.zero}
         plan = ParallelPlan(tp=tp, pp=pp, dp=dp, cp=cp, ep=row.ep or 1, microbatch=row.microbatch or 1,
-                            vpp=row.vpp or 1,
-                            sp=bool(row.sp) if row.sp is not None else bool(fw and fw.sequence_parallel),
-                            recompute=row.recompute or (fw.recompute if fw else "none"),
-                            zero=row.zero if row.zero is not None else (fw.zero if fw else 0),
-                            **({"cores_per_chip": cores} if cores > 1 else {}))
+                            vpp=row.vpp or 1, cores_per_chip=cores,
+                            **{**plan_defaults(self.stack_of(cal)), **{k: v for k, v in given.items() if v is not None}})
         if row.chips is not None and row.chips != plan.chips:
             return skipped(f"chips={row.chips} does not match tp x pp x dp x cp = {plan.chips} chips")
         res = evaluate_train(self.system(row.system, 0, cal), cfg, row.global_batch or row.batch, row.seq_len,

@@ -109,6 +109,20 @@ def load_stack(name_or_path: str | Path | Stack, overrides=()) -> Stack:
     return stack
 
 
+def rewrite_stack(name: str, update) -> Path:
+    """Apply ``update(data)`` to a stack file's mapping in place and write it back, keeping the
+    file's comment lines (generated values: ``accelsim priors --write``)."""
+    import yaml
+
+    path = stack_path(name)
+    text = path.read_text()
+    data = yaml.safe_load(text)
+    update(data)
+    head = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    path.write_text(head + yaml.safe_dump(data, sort_keys=False, width=110))
+    return path
+
+
 _CACHE: dict[tuple, tuple[Stack, tuple[tuple[Path, int], ...]]] = {}
 """(cwd, name or path, overrides) -> (stack, modification time of every file it was read from): an edited
 stack or base file reloads, an unchanged one costs a stat per file."""

@@ -55,6 +55,23 @@ def step_cost_s(stack: Stack | None) -> float:
     return program + (stack.serving.step_overhead_s if stack.serving is not None else 0.0)
 
 
+def plan_defaults(stack: Stack | None) -> dict:
+    """The training-plan fields a framework sets when the plan leaves them open (sequence
+    parallelism, recomputation, ZeRO stage): its ``training`` block, else all off."""
+    fw = stack.training if stack is not None else None
+    if fw is None:
+        return {"sp": False, "recompute": "none", "zero": 0}
+    return {"sp": fw.sequence_parallel, "recompute": fw.recompute, "zero": fw.zero}
+
+
+def fp8_scope(stack: Stack | None) -> str:
+    """What an fp8 training step runs in fp8 under ``stack``: its framework's recipe, "gemm" (the
+    linear layers, as production recipes run) without one, "all" in ideal mode (no stack)."""
+    if stack is None:
+        return "all"
+    return stack.training.fp8_scope if stack.training is not None else "gemm"
+
+
 def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
     """``system`` as it runs under ``stack`` (None: ideal mode). A chip with an explicit
     calibration keeps it, except the overheads of one fitted under another stack: those are
@@ -76,4 +93,4 @@ def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
 
 
-__all__ = ["MODES", "calibration_kind", "dropped_stack_costs", "realize", "step_cost_s"]
+__all__ = ["MODES", "calibration_kind", "dropped_stack_costs", "fp8_scope", "plan_defaults", "realize", "step_cost_s"]

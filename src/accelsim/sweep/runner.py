@@ -235,7 +235,7 @@ class Evaluator:
         from ..sim.analytical import check_fits
         from ..cost.op_cost import ChipModel, op_cost
 
-        tp_chips = -(-wl.tp // spec.chip.tp_ranks)
+        tp_chips = spec.chip.chips_for_tp(wl.tp)
         if tp_chips > spec.num_chips and spec.scale_out is not None:
             from ..sim.training import system_for
 
