@@ -175,13 +175,15 @@ def add_event(results: Results, run, step_overhead_s: float = 0.0) -> None:
 def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelConfig, global_batch: int,
                    seq_len: int = 2048, plan=None, dtype: str = "bf16", attention: str = "flash",
                    overrides: Iterable[str] = (), compression=None, mode: str = "realistic", stack=None,
-                   fp8_scope: str | None = None, **plan_fields) -> Results:
+                   fp8_scope: str | None = None, fidelity: str = "analytical", **plan_fields) -> Results:
     """Predict one training step: ``global_batch`` sequences of ``seq_len`` tokens under a
     ParallelPlan (or its fields: tp, pp, dp, ep, cp, sp, microbatch, zero, recompute, schedule;
     given as fields, sp / recompute / zero default to the stack's training framework's). A plan
     needing more chips than the system has runs on the system scaled out over its ``scale_out``
     network. ``fp8_scope`` (an fp8 step: "gemm" = only the linear layers' GEMMs in fp8, "all")
-    defaults to the framework's recipe in realistic mode ("gemm" without one) and "all" in ideal."""
+    defaults to the framework's recipe in realistic mode ("gemm" without one) and "all" in ideal.
+    ``fidelity="event"`` runs the step op by op with every parallel group's traffic on the
+    shared links (``sim.train_event``); the analytical figures stay in the summary beside it."""
     from .sim.training import simulate_train
     from .workload.memory import fit_message
     from .workload.parallel import ParallelPlan
@@ -263,8 +265,35 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     }
     summary.update(_train_energy(sysx, step, ops, span, plan))
     res = Results(system=sysx, graph=step.fwd[0], ops=ops, summary=summary, warnings=warnings, event=None)
+    if fidelity == "event":
+        _train_event(res, spec, step, st.collectives if st else None)
+    elif fidelity != "analytical":
+        raise WorkloadError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
     _stamp(res, st, cal_kind, preset)
     return res
+
+
+def _train_event(res: Results, spec: SystemSpec, step, library) -> None:
+    """Replace a training step's analytical timing by the event tier's (op granularity, shared
+    links), keeping the analytical step time beside it."""
+    from .sim.train_event import simulate_train_event
+
+    run = simulate_train_event(spec, step, library)
+    s, span, chips = res.summary, run.makespan_s, step.plan.chips
+    by_bound = {b: 0.0 for b in s["time_by_bound_s"]}
+    for cat, sec in run.attribution.total_s.items():
+        by_bound[CATEGORY_TO_BOUND[cat]] += sec
+    s.update({
+        "fidelity": "event", "analytical_step_time_s": s["step_time_s"], "latency_s": span, "step_time_s": span,
+        "tokens_per_s": step.tokens / span, "mfu": step.model_flops / (span * chips * s["peak_flops_per_chip"]),
+        "model_flops_per_s_per_chip": step.model_flops / (span * chips),
+        "hfu": step.hardware_flops() / (span * chips * s["peak_flops_per_chip"]),
+        "comm_exposed_s": run.attribution.total_s["interconnect"],
+        "comm_hidden_s": max(0.0, s["comm_exposed_s"] + s["comm_hidden_s"] - run.attribution.total_s["interconnect"]),
+        "critical_path_s": dict(run.attribution.total_s), "time_by_bound_s": by_bound,
+        "bottleneck": run.attribution.sentence(), "num_tasks": run.schedule.num_tasks,
+    })
+    res.event = run
 
 
 def _train_energy(system, step, ops, span: float, plan) -> dict:

@@ -46,9 +46,12 @@ from .util import friendly, write_or_print_json
 @click.option("--calibration", type=click.Path(dir_okay=False), default=None,
               help="Calibration YAML (from `accelsim calibrate`) applied to the chip before --set overrides.")
 @click.option("--fidelity", type=click.Choice(["analytical", "event"]), default="analytical", show_default=True,
-              help="analytical: closed form per op; event: tile tasks simulated on engines, DMA, SRAM and HBM.")
+              help="analytical: closed form per op; event: tile tasks simulated on engines, DMA, SRAM and HBM "
+                   "(train: every op of every microbatch, all parallel groups' traffic on the shared links).")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None,
-              help="Write a Chrome trace (Perfetto JSON) of the event-tier run.")
+              help="Write a Chrome trace (Perfetto JSON; .gz to compress) of the event-tier run.")
+@click.option("--trace-window", "trace_window", default=None, metavar="START:END",
+              help="Only trace what overlaps this span of the step, e.g. '6.5 s:6.8 s' or '0:2 ms' (default: all).")
 @click.option("--timeline", "timeline_path", type=click.Path(dir_okay=False), default=None,
               help="Write a timeline / utilization PNG of the event-tier run.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -61,7 +64,7 @@ from .util import friendly, write_or_print_json
 @friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
         schedule, vpp, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides, calibration, fidelity,
-        trace_path, timeline_path, as_json, out, top, stack_name, ideal, force_calibration):
+        trace_path, trace_window, timeline_path, as_json, out, top, stack_name, ideal, force_calibration):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
     from ..api import evaluate
@@ -75,22 +78,23 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     mode = "ideal" if ideal else "realistic"
     if (trace_path or timeline_path) and fidelity != "event":
         raise click.UsageError("--trace and --timeline need --fidelity event")
+    if trace_window and not trace_path:
+        raise click.UsageError("--trace-window needs --trace")
+    window = _window(trace_window) if trace_window else None
+    outputs = dict(fidelity=fidelity, trace_path=trace_path, window=window, timeline_path=timeline_path)
     if calibration is not None:
         system = load_system(system, overrides, calibration=calibration, force_calibration=force_calibration)
         overrides = ()
     if phase == "train":
         return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
                           microbatch=microbatch, zero=zero, recompute=recompute, schedule=schedule, vpp=vpp), chips, dtype,
-                          attention, overrides, as_json, out, top, compression, mode, stack_name)
+                          attention, overrides, as_json, out, top, compression, mode, stack_name, outputs)
     if any(v != 1 for v in (pp, dp, ep, cp, vpp)) or zero or chips or sp or recompute:
         raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--sp/--zero/--recompute/--chips apply to --phase train")
     res = evaluate(system, model, phase=phase, batch=batch, seq_len=seq_len, context_len=context_len,
                    tp=tp, dtype=dtype, attention=attention, overrides=overrides, fidelity=fidelity,
                    compression=compression, mode=mode, stack=stack_name)
-    if trace_path:
-        res.write_trace(trace_path)
-    if timeline_path:
-        res.write_timeline(timeline_path)
+    _write_outputs(res, outputs)
     if write_or_print_json(res, out, as_json):
         return
     s = res.summary
@@ -143,8 +147,31 @@ def _mode_line(s: dict) -> str:
     return f"realistic, stack {s['stack']} ({cal.get(s['provenance']['calibration'], '')})"
 
 
+def _window(text: str) -> tuple[float, float]:
+    """'6.5 s:6.8 s' -> (6.5, 6.8); bare numbers are seconds."""
+    from ..units import parse
+
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise click.BadParameter(f"expected START:END, got {text!r}", param_hint="--trace-window")
+    try:
+        lo, hi = (parse(p.strip(), "time") for p in parts)
+    except Exception as e:  # noqa: BLE001 - the parser's message names the bad part
+        raise click.BadParameter(str(e), param_hint="--trace-window") from None
+    if not hi > lo:
+        raise click.BadParameter(f"END must be after START, got {text!r}", param_hint="--trace-window")
+    return lo, hi
+
+
+def _write_outputs(res, outputs: dict) -> None:
+    if outputs["trace_path"]:
+        res.write_trace(outputs["trace_path"], window_s=outputs["window"])
+    if outputs["timeline_path"]:
+        res.write_timeline(outputs["timeline_path"])
+
+
 def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attention, overrides, as_json, out, top,
-               compression=None, mode="realistic", stack=None):
+               compression=None, mode="realistic", stack=None, outputs=None):
     from ..api import evaluate_train
     from ..arch.presets import load_system
     from ..arch.spec import SystemSpec
@@ -162,8 +189,10 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     if chips is not None and chips != plan.chips:
         raise WorkloadError(f"--chips {chips} does not match the plan: tp x pp x dp x cp = "
                             f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")
+    outputs = outputs or dict(fidelity="analytical", trace_path=None, window=None, timeline_path=None)
     res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention,
-                         compression=compression, mode=mode, stack=stack)
+                         compression=compression, mode=mode, stack=stack, fidelity=outputs["fidelity"])
+    _write_outputs(res, outputs)
     if write_or_print_json(res, out, as_json):
         return
     s = res.summary
@@ -174,7 +203,9 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     click.echo(f"  mode          {_mode_line(s)}")
     band = s.get("expected_error")
     expect = f", expected +-{100 * band['relative']:.0f} % ({band['basis']})" if band else ""
-    click.echo(f"  step time     {fmt(s['step_time_s'], 's')}{expect}")
+    ana = f" (event tier, {s['num_tasks']:,} tasks; analytical {fmt(s['analytical_step_time_s'], 's')})" \
+        if s["fidelity"] == "event" else ""
+    click.echo(f"  step time     {fmt(s['step_time_s'], 's')}{expect}{ana}")
     click.echo(f"  tokens/s      {s['tokens_per_s']:,.0f}")
     click.echo(f"  MFU           {100 * s['mfu']:.1f}%  (HFU {100 * s['hfu']:.1f}%): model "
                f"{s['model_flops_per_s_per_chip'] / 1e12:,.0f} TFLOP/s per chip of {s['peak_flops_per_chip'] / 1e12:,.0f} "

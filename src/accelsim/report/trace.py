@@ -266,7 +266,8 @@ def _task_slices(result: SimResult, lay: TrackLayout, tasks: np.ndarray) -> list
     return out
 
 
-def _op_slices(result: SimResult, lay: TrackLayout) -> list[Slice]:
+def _op_slices(result: SimResult, lay: TrackLayout, keep: np.ndarray | None = None) -> list[Slice]:
+    """One parent slice per (op, chip); ``keep``: only these of them (indices into lay.op_*)."""
     s = result.schedule
     if not lay.op_op.size:
         return []
@@ -281,7 +282,8 @@ def _op_slices(result: SimResult, lay: TrackLayout) -> list[Slice]:
     ts = _us(lay.op_start_s).tolist()
     end = _us(lay.op_end_s).tolist()
     out = []
-    for i, (o, c) in enumerate(zip(lay.op_op.tolist(), lay.op_chip.tolist())):
+    for i in (range(lay.op_op.size) if keep is None else keep.tolist()):
+        o, c = int(lay.op_op[i]), int(lay.op_chip[i])
         role = s.op_roles[o] if o < len(s.op_roles) else ""
         okind = s.op_kinds[o] if o < len(s.op_kinds) else ""
         out.append(Slice(s.op_names[o], "op", c + 1, int(lay.op_tid[i]), ts[i], round(end[i] - ts[i], 3),
@@ -290,13 +292,16 @@ def _op_slices(result: SimResult, lay: TrackLayout) -> list[Slice]:
     return out
 
 
-def chrome_trace(result: SimResult, system_name: str = "", max_tasks: int | None = None) -> dict:
+def chrome_trace(result: SimResult, system_name: str = "", max_tasks: int | None = None,
+                 window_s: tuple[float, float] | None = None) -> dict:
     """The run as a Chrome trace-event JSON object (load it in ui.perfetto.dev).
 
     Task slices are named by :meth:`Schedule.task_name`, with ``cat`` the task category and
     ``args`` its op, bytes, flops, what blocked it and when it became ready. Each op gets a
     parent slice per chip on that chip's "ops" tracks. ``max_tasks`` keeps only the earliest
-    N task slices (op slices are always kept) and says so in ``otherData``.
+    N task slices (op slices are always kept) and says so in ``otherData``. ``window_s`` =
+    (start, end) in seconds keeps only the task and op slices that overlap that span (a long
+    training step: the window around one microbatch or the gradient reduction).
     """
     s = result.schedule
     lay = track_layout(result)
@@ -305,7 +310,17 @@ def chrome_trace(result: SimResult, system_name: str = "", max_tasks: int | None
     truncated = max_tasks is not None and T > max_tasks
     if truncated:
         tasks = np.sort(np.argsort(result.start_s, kind="stable")[:max(0, int(max_tasks))])
-    slices = _op_slices(result, lay) + _task_slices(result, lay, tasks)
+    op_keep = None
+    if window_s is not None:
+        lo, hi = float(window_s[0]), float(window_s[1])
+        if not hi > lo:
+            raise ValueError(f"trace window end must be after its start (got {window_s})")
+        keep = (result.start_s[tasks] <= hi) & (result.end_s[tasks] >= lo)
+        truncated = truncated or not keep.all()
+        tasks = tasks[keep]
+        op_keep = np.flatnonzero((lay.op_start_s <= hi) & (lay.op_end_s >= lo))
+    ops = _op_slices(result, lay, op_keep)
+    slices = ops + _task_slices(result, lay, tasks)
     # time order; on equal start the longer (enclosing) slice first
     slices.sort(key=lambda e: (e.ts_us, -e.dur_us))
 
@@ -319,10 +334,14 @@ def chrome_trace(result: SimResult, system_name: str = "", max_tasks: int | None
 
     other = {"generator": f"accelsim {__version__}", "system": system_name,
              "makespan_us": float(_us(np.array([result.makespan_s]))[0]), "num_tasks": T,
-             "num_ops": len(s.op_names), "task_slices": int(tasks.size), "op_slices": int(lay.op_op.size),
+             "num_ops": len(s.op_names), "task_slices": int(tasks.size), "op_slices": len(ops),
              "truncated": bool(truncated),
              "utilization": {k: round(v, 6) for k, v in result.utilization().items()}}
-    if truncated:
+    if window_s is not None:
+        other["window_us"] = [round(lo * 1e6, 3), round(hi * 1e6, 3)]
+        other["truncated_note"] = (f"only the {tasks.size} of {T} task slices and the op slices that overlap "
+                                   f"{lo * 1e6:.3f}-{hi * 1e6:.3f} us are included")
+    elif truncated:
         other["truncated_note"] = (f"only the earliest {tasks.size} of {T} task slices are included "
                                    f"(max_tasks={max_tasks}); op slices cover all tasks")
     return {"traceEvents": events, "displayTimeUnit": "ns", "otherData": other}

@@ -13,7 +13,8 @@ these rules, first match wins:
 3. ``dma``: a transfer's issue / latency phase, and the data phase of a transfer that moved at
    its own DMA engine's cap most of the time (too few or too slow DMA engines).
 4. ``hbm``: the data phase of a transfer that moved at a fair share of HBM (or shared-SRAM)
-   bandwidth: memory bandwidth.
+   bandwidth: memory bandwidth; and a memory-bound op run as one busy task (the training
+   event tier).
 5. ``compute``: a tensor-engine pass.
 6. ``vector``: vector or scalar engine work.
 7. ``overhead``: launch delays and other fixed costs.
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..lower.schedule import (CAT_LINK, CAT_SCALAR, CAT_TENSOR, CAT_VECTOR, DELAY, XFER)
+from ..lower.schedule import (CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_SCALAR, CAT_TENSOR, CAT_VECTOR, DELAY, XFER)
 from .result import BLOCK_SLOT, SimResult
 
 CATEGORIES = ("compute", "hbm", "dma", "vector", "sram", "interconnect", "overhead")
@@ -69,6 +70,8 @@ def _segments(res: SimResult, t: int, slot_wait_from: float) -> list[tuple[str, 
         return [("compute", en - st)]
     if cat in (CAT_VECTOR, CAT_SCALAR):
         return [("vector", en - st)]
+    if cat in (CAT_DMA_IN, CAT_DMA_OUT):  # a memory-bound op as one busy task (training event tier)
+        return [("hbm", en - st)]
     return [("overhead", en - st)]
 
 

@@ -1,0 +1,226 @@
+"""Event tier of a training step at op granularity, every parallel group on the shared links.
+
+One task per op per microbatch per tensor-parallel group: each stage's tensor-parallel groups
+(one per data-parallel replica) run the stage's forward and backward ops in the pipeline
+schedule's program order (``pipeline.stage_order`` / ``interleaved_order``) on a compute
+resource of their own, each op taking its analytical time. Communication goes through the
+system's physical links (``lower.fabric``): tensor-parallel collectives on the group's chips,
+pipeline sends from every rank of a stage to the same rank of the next, and data-parallel
+collectives over each rank's replicas, all on the same links, so traffic of one kind slows
+another where they cross one NIC or NVLink port.
+
+Tensor-parallel collectives are exposed (the next op waits for them). Gradient reduction is
+bucketed by layer and overlapped with the last microbatch's backward, as Megatron-LM's
+``--overlap-grad-reduce`` and FSDP do: a layer's bucket starts when the last backward has
+finished that layer (and the bucket before it), so only the tail is exposed. The optimizer
+runs after the last bucket, then the ZeRO weight all-gather. The ranks of a tensor-parallel
+group compute in lockstep (SPMD), so the group has one compute track.
+
+Plans with context or expert parallelism run in the analytical tier only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..arch.spec import SystemSpec
+from ..arch.topology import Placement, place
+from ..errors import WorkloadError
+from ..lower.fabric import Fabric
+from ..lower.schedule import (BUSY, CAT_DMA_IN, CAT_OVERHEAD, CAT_TENSOR, CAT_VECTOR, Schedule,
+                              ScheduleBuilder)
+from ..workload.ops import Collective
+from ..workload.train import TrainStep
+from .critical_path import Attribution, critical_path
+from .engine import simulate_schedule
+from .pipeline import interleaved_order, stage_order
+from .result import SimResult
+from .training import _Coster, system_for
+
+BOUND_CATEGORY = {"compute": CAT_TENSOR, "vector": CAT_VECTOR, "memory": CAT_DMA_IN, "overhead": CAT_OVERHEAD}
+
+
+@dataclass
+class TrainEventRun:
+    system: SystemSpec
+    step: TrainStep
+    placement: Placement
+    schedule: Schedule
+    result: SimResult
+    attribution: Attribution
+    pipeline_time_s: float
+    """End of the last backward op of any stage."""
+
+    @property
+    def makespan_s(self) -> float:
+        return self.result.makespan_s
+
+
+def _chunks(ops: list, v: int, backward: bool) -> list[list]:
+    """Split a stage's ops into ``v`` model chunks by layer (contiguous layer ranges; ops
+    without a layer go with their neighbours: embedding first, head last)."""
+    if v == 1:
+        return [ops]
+    layers = sorted({o.layer for o in ops if o.layer is not None and o.layer >= 0})
+    per = max(1, -(-len(layers) // v))
+    of = {L: min(v - 1, i // per) for i, L in enumerate(layers)}
+    out: list[list] = [[] for _ in range(v)]
+    cur = v - 1 if backward else 0
+    for o in ops:
+        if o.layer is not None and o.layer in of:
+            cur = of[o.layer]
+        out[cur].append(o)
+    return out
+
+
+def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, private_links: bool = False
+                         ) -> TrainEventRun:
+    """Lower and run one training step op by op (``private_links``: every group on links of
+    its own, for comparison)."""
+    plan = step.plan
+    if plan.cp > 1 or plan.ep > 1:
+        raise WorkloadError("the event tier runs tp / pp / dp training plans; context or expert parallelism "
+                            "(cp, ep > 1) runs in the analytical tier (fidelity='analytical')")
+    system = system_for(system, plan.chips)
+    placement = place(system, tp=plan.tp_chips, pp=plan.pp, dp=plan.dp)
+    coster = _Coster(system, placement, plan, library)
+    b = ScheduleBuilder()
+    fab = Fabric(b, system, library, private=private_links)
+    p, m, v, nd = plan.pp, step.microbatches, (plan.vpp if plan.pp > 1 else 1), plan.dp
+    units = [[placement.group_of("tp", placement.chip(pp=s, dp=d)) for d in range(nd)] for s in range(p)]
+    dp_groups = [[placement.group_of("dp", c) for c in units[s][0]] for s in range(p)]
+    compute = [[b.resource(f"stage{s}.dp{d}.compute", "tensor", chip=units[s][d][0]) for d in range(nd)]
+               for s in range(p)]
+
+    def items(ops, s):
+        out = []
+        for o in ops:
+            c = coster.cost(o, s)
+            if isinstance(o, Collective):
+                axis = o.role.split(".")[0] if "." in o.role else "tp"
+                if axis not in ("tp", "dp"):
+                    raise WorkloadError(f"op {o.name}: {axis} collectives run in the analytical tier only")
+                out.append((o, True, axis, 0.0, 0))
+            else:
+                out.append((o, False, "", c.time_s, BOUND_CATEGORY.get(c.bound, CAT_OVERHEAD)))
+        return out
+
+    fwd = [[items(c, s) for c in _chunks(step.fwd[s].ops(), v, False)] for s in range(p)]
+    bwd = [[items(c, s) for c in _chunks(step.bwd[s].ops(), v, True)] for s in range(p)]
+    if v > 1:
+        orders = [interleaved_order(s, p, m, v) for s in range(p)]
+    else:
+        orders = [[(k, 0, i) for k, i in stage_order(s, p, m, plan.schedule)] for s in range(p)]
+
+    prio = [0]
+
+    def run_pass(s: int, tag: str, its, deps: list[list[int]], layer_end: dict | None) -> list[list[int]]:
+        """Emit one pass of stage ``s`` for every replica after ``deps[d]``; each replica's ends."""
+        prev = [list(x) for x in deps]
+        for o, is_coll, axis, dur, cat in its:
+            prio[0] += 1
+            if not is_coll:
+                for d in range(nd):
+                    op = b.op(f"s{s}.d{d}.{tag}.{o.name}", o.role, o.kind)
+                    prev[d] = [b.task(BUSY, cat, op, prev[d], resource=compute[s][d], duration_s=dur,
+                                      priority=prio[0])]
+                    if layer_end is not None and o.layer is not None:
+                        layer_end[(d, o.layer)] = prev[d][0]
+            elif axis == "tp":
+                for d in range(nd):
+                    op = b.op(f"s{s}.d{d}.{tag}.{o.name}", o.role, "collective")
+                    g = units[s][d] if len(units[s][d]) == o.group else units[s][d][:o.group]
+                    prev[d] = fab.collective(op, o.op, o.bytes_per_rank, g, prev[d], prio[0])
+            else:  # data-parallel collective inside a pass (ZeRO-3 gathers): all replicas together
+                op = b.op(f"s{s}.{tag}.{o.name}", o.role, "collective")
+                after = [t for d in range(nd) for t in prev[d]]
+                ends = [t for g in dp_groups[s] for t in fab.collective(op, o.op, o.bytes_per_rank, g, after, prio[0])]
+                prev = [ends] * nd
+        return prev
+
+    last: list[list[list[int]]] = [[[] for _ in range(nd)] for _ in range(p)]
+    sent_f: dict[tuple[int, int], list[list[int]]] = {}
+    sent_b: dict[tuple[int, int], list[list[int]]] = {}
+    done_f: dict[tuple[int, int], list[list[int]]] = {}
+    layer_end: list[dict] = [{} for _ in range(p)]
+    bwd_end: list[int] = []
+    top, cursor = p * v - 1, [0] * p
+    while any(cursor[s] < len(orders[s]) for s in range(p)):
+        progressed = False
+        for s in range(p):
+            if cursor[s] >= len(orders[s]):
+                continue
+            kind, c, i = orders[s][cursor[s]]
+            k = c * p + s
+            tag = f"mb{i}" + (f".c{c}" if v > 1 else "")
+            if kind == "F":
+                if k > 0 and (k - 1, i) not in sent_f:
+                    continue
+                deps = [last[s][d] + (sent_f[(k - 1, i)][d] if k > 0 else []) for d in range(nd)]
+                ends = run_pass(s, "fwd." + tag, fwd[s][c], deps, None)
+                done_f[(k, i)] = ends
+                if k < top:
+                    sent_f[(k, i)] = _send(b, fab, units, s, (s + 1) % p, ends, step.p2p_bytes, f"fwd.{tag}", prio)
+            else:
+                if k < top and (k + 1, i) not in sent_b:
+                    continue
+                deps = [last[s][d] + done_f[(k, i)][d] + (sent_b[(k + 1, i)][d] if k < top else [])
+                        for d in range(nd)]
+                ends = run_pass(s, "bwd." + tag, bwd[s][c], deps, layer_end[s])
+                bwd_end += [t for e in ends for t in e]
+                if k > 0:
+                    sent_b[(k, i)] = _send(b, fab, units, s, (s - 1) % p, ends, step.p2p_bytes, f"bwd.{tag}", prio)
+            last[s] = ends
+            cursor[s] += 1
+            progressed = True
+        if not progressed:
+            raise WorkloadError("pipeline schedule has a cycle (this is a bug)")
+    for s in range(p):
+        _step_end(b, fab, coster, step, s, units, dp_groups, compute, last[s], layer_end[s], prio)
+    sched = b.build()
+    res = simulate_schedule(sched)
+    pipe = float(res.end_s[bwd_end].max()) if bwd_end else 0.0
+    return TrainEventRun(system=system, step=step, placement=placement, schedule=sched, result=res,
+                         attribution=critical_path(res), pipeline_time_s=pipe)
+
+
+def _send(b, fab, units, s, to, ends, nbytes, tag, prio) -> list[list[int]]:
+    """Every rank of each replica of stage ``s`` sends its activations (or their gradients) to
+    the same rank of stage ``to``."""
+    prio[0] += 1
+    out = []
+    for d, unit in enumerate(units[s]):
+        op = b.op(f"s{s}.d{d}.{tag}.p2p", "pp.sendrecv", "collective")
+        pairs = [(a, c, nbytes) for a, c in zip(unit, units[to][d])]
+        out.append(fab.sends(op, pairs, ends[d], prio[0]))
+    return out
+
+
+def _step_end(b, fab, coster, step, s, units, dp_groups, compute, last, layer_end, prio) -> None:
+    """Stage ``s`` after its backwards: gradient reduction in per-layer buckets (each after the
+    last backward has finished its layer), the optimizer, then the ZeRO weight all-gather."""
+    nd = len(units[s])
+    sync = step.grad_sync[s]
+    reduce = [o for o in sync if o.op != "allgather"]
+    gather = [o for o in sync if o.op == "allgather"]
+    layers = sorted({L for (_, L) in layer_end}, key=lambda L: max(layer_end[(d, L)] for d in range(nd)))
+    chain = [t for x in last for t in x]
+    if reduce and nd > 1:
+        for o in reduce:
+            nb = max(1, len(layers))
+            prev: list[int] = []
+            for j in range(nb):
+                prio[0] += 1
+                op = b.op(f"s{s}.{o.name}.bucket{j}", o.role, "collective")
+                ready = [layer_end[(d, layers[j])] for d in range(nd)] if layers else chain
+                prev = [t for g in dp_groups[s] for t in
+                        fab.collective(op, o.op, o.bytes_per_rank / nb, g, ready + prev, prio[0])]
+            chain = chain + prev
+    opt = sum(coster.cost(o, s).time_s for o in step.optimizer[s].ops())
+    prio[0] += 1
+    ends = [b.task(BUSY, CAT_TENSOR, b.op(f"s{s}.d{d}.optimizer", "optimizer", "optimizer"), chain,
+                   resource=compute[s][d], duration_s=opt, priority=prio[0]) for d in range(nd)]
+    for o in gather:
+        if nd > 1:
+            op = b.op(f"s{s}.{o.name}", o.role, "collective")
+            ends = [t for g in dp_groups[s] for t in fab.collective(op, o.op, o.bytes_per_rank, g, ends, prio[0])]

@@ -1,0 +1,153 @@
+"""Training steps in the event tier: op granularity, every parallel group on the shared links.
+
+Expected values come from the analytical tier's closed forms (a collective alone on the fabric
+takes ``collective_cost``'s time; with private links the op-by-op pipeline equals the
+stage-level pipeline) and from max-min sharing (two transfers on one link each get half)."""
+
+import gzip
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from accelsim.api import evaluate_train
+from accelsim.arch import load_system
+from accelsim.arch.topology import scale_out_system
+from accelsim.cli import main
+from accelsim.cost.collectives import collective_cost
+from accelsim.errors import WorkloadError
+from accelsim.lower.fabric import Fabric
+from accelsim.lower.schedule import ScheduleBuilder
+from accelsim.sim.engine import simulate_schedule
+from accelsim.sim.train_event import _chunks, simulate_train_event
+from accelsim.sim.training import simulate_train
+from accelsim.stack.presets import resolve
+from accelsim.stack.realize import realize
+from accelsim.workload import load_model
+from accelsim.workload.parallel import ParallelPlan
+from accelsim.workload.train import build_train
+
+H100 = load_system("dgx-h100")
+STACK = resolve("megatron-cuda", H100.stack, "realistic")
+SPEC, LIB = realize(H100, STACK), STACK.collectives
+SMALL = load_model("llama-2-7b").model_copy(update={"num_hidden_layers": 4})
+
+
+def _fabric_time(groups, private=False, nbytes=64 * 2**20, system=SPEC):
+    """Makespan of all-gathers on ``groups`` started together, and each one's end."""
+    b = ScheduleBuilder()
+    fab = Fabric(b, system, LIB, private=private)
+    ends = [fab.collective(b.op(f"ag{i}", "tp.allgather", "collective"), "allgather", nbytes, g, [], 0)
+            for i, g in enumerate(groups)]
+    res = simulate_schedule(b.build())
+    return res.makespan_s, [float(res.end_s[e].max()) for e in ends]
+
+
+def test_collective_alone_takes_the_analytical_time():
+    for g in [(0, 1, 2, 3), (0, 1, 2, 3, 4, 5, 6, 7)]:
+        t, _ = _fabric_time([g])
+        assert t == pytest.approx(collective_cost(SPEC, "allgather", 64 * 2**20, len(g), chips=g, library=LIB).time_s,
+                                  rel=1e-9)
+
+
+def test_groups_on_disjoint_links_do_not_slow_each_other():
+    alone, _ = _fabric_time([(0, 1, 2, 3)])
+    both, ends = _fabric_time([(0, 1, 2, 3), (4, 5, 6, 7)])
+    assert ends == pytest.approx([alone, alone], rel=1e-12)
+
+
+def test_groups_sharing_a_link_are_slower_than_on_private_links():
+    groups = [(0, 1, 2, 3), (0, 4)]  # both use chip 0's NVLink port to the switch
+    shared, _ = _fabric_time(groups)
+    private, ends = _fabric_time(groups, private=True)
+    alone = [_fabric_time([g])[0] for g in groups]
+    assert ends == pytest.approx(alone, rel=1e-12)
+    assert shared > private * 1.05
+    # at most every byte of both on one link at its full rate: sharing cannot cost more than that
+    assert shared < sum(alone)
+
+
+def test_private_links_reproduce_the_stage_level_pipeline():
+    """With no link shared, the op-by-op step runs every stage's ops back to back: its pipeline
+    phase equals the analytical tier's (same op costs, same 1F1B order)."""
+    step = build_train(SMALL, 16, 2048, ParallelPlan(tp=4, pp=2, dp=2, sp=True, zero=1), dtype="bf16")
+    ana = simulate_train(SPEC, step, LIB).pipeline
+    ev = simulate_train_event(SPEC, step, LIB, private_links=True)
+    assert ev.pipeline_time_s == pytest.approx(ana.pipeline_time_s, rel=1e-9)
+    # gradient buckets overlap the last backward: the step ends before the stage-level one,
+    # by at most the whole gradient sync
+    sync = max(sum(simulate_train(SPEC, step, LIB).ops.query("stage == @s and `pass` == 'grad_sync'")["time_s"])
+               for s in range(2))
+    assert ana.step_time_s - sync <= ev.makespan_s < ana.step_time_s
+
+
+def test_tensor_parallel_only_step_is_the_sum_of_its_ops():
+    step = build_train(SMALL, 4, 2048, ParallelPlan(tp=8, sp=True), dtype="bf16")
+    run = simulate_train(SPEC, step, LIB)
+    ev = simulate_train_event(SPEC, step, LIB)
+    ops = run.ops
+    per_mb = ops[ops["pass"].isin(["fwd", "bwd"])]["time_s"].sum()
+    expected = step.microbatches * per_mb + ops[ops["pass"] == "opt"]["time_s"].sum()
+    assert ev.makespan_s == pytest.approx(expected, rel=1e-9)
+
+
+def test_shared_links_slow_a_step_that_private_links_do_not():
+    """Two nodes: data-parallel gradient buckets and pipeline sends cross the same NICs, and
+    tensor-parallel collectives the same NVLink ports as the data-parallel ones."""
+    step = build_train(SMALL, 32, 2048, ParallelPlan(tp=4, pp=2, dp=2, sp=True, zero=1), dtype="bf16")
+    sys16 = scale_out_system(SPEC, 16)
+    shared = simulate_train_event(sys16, step, LIB)
+    private = simulate_train_event(sys16, step, LIB, private_links=True)
+    assert shared.makespan_s > private.makespan_s
+    assert shared.schedule.num_tasks == private.schedule.num_tasks
+
+
+def test_interleaved_and_zero3_steps_run():
+    step = build_train(SMALL, 16, 2048, ParallelPlan(tp=2, pp=2, dp=2, vpp=2, zero=1), dtype="bf16")
+    ana = simulate_train(SPEC, step, LIB).pipeline
+    ev = simulate_train_event(SPEC, step, LIB)
+    assert ev.pipeline_time_s == pytest.approx(ana.pipeline_time_s, rel=0.1)
+    fsdp = build_train(SMALL, 8, 2048, ParallelPlan(dp=8, zero=3), dtype="bf16")
+    a3 = simulate_train(SPEC, fsdp, LIB).pipeline.step_time_s
+    e3 = simulate_train_event(SPEC, fsdp, LIB).makespan_s
+    assert 0.8 * a3 < e3 <= a3 * 1.001
+
+
+def test_chunks_split_layers_with_embedding_first_and_head_last():
+    step = build_train(SMALL, 4, 2048, ParallelPlan(tp=1, pp=1), dtype="bf16")
+    ops = step.fwd[0].ops()
+    parts = _chunks(ops, 2, False)
+    assert sum(len(p) for p in parts) == len(ops)
+    assert {o.layer for o in parts[0] if o.layer is not None and o.layer >= 0} == {0, 1}
+    assert ops[0] in parts[0] and ops[-1] in parts[1]
+
+
+def test_context_parallel_is_refused_with_the_reason():
+    step = build_train(SMALL, 8, 4096, ParallelPlan(tp=2, cp=2, dp=2), dtype="bf16")
+    with pytest.raises(WorkloadError, match="context or expert"):
+        simulate_train_event(SPEC, step, LIB)
+
+
+def test_cli_event_training_with_a_trace_window(tmp_path):
+    out = tmp_path / "t.json.gz"
+    r = CliRunner().invoke(main, ["run", "dgx-h100", "llama-2-7b", "--phase", "train", "--batch", "16", "--seq",
+                                  "2048", "--tp", "4", "--pp", "2", "--stack", "megatron-cuda", "--fidelity", "event",
+                                  "--trace", str(out), "--trace-window", "0:50 ms"])
+    assert r.exit_code == 0, r.output
+    assert "event tier" in r.output and "tasks; analytical" in r.output
+    d = json.load(gzip.open(out))
+    xs = [e for e in d["traceEvents"] if e.get("ph") == "X"]
+    assert xs and all(e["ts"] <= 50_000 for e in xs)
+    assert d["otherData"]["window_us"] == [0, 50_000] and d["otherData"]["truncated"]
+    bad = CliRunner().invoke(main, ["run", "dgx-h100", "llama-2-7b", "--phase", "train", "--fidelity", "event",
+                                    "--trace", str(out), "--trace-window", "5:1"])
+    assert bad.exit_code != 0 and "END must be after START" in bad.output
+
+
+def test_event_fidelity_in_the_api_keeps_the_analytical_time():
+    res = evaluate_train("dgx-h100", SMALL, 16, 2048, tp=4, pp=2, stack="megatron-cuda", fidelity="event")
+    s = res.summary
+    assert s["fidelity"] == "event" and s["num_tasks"] > 1000
+    assert s["step_time_s"] == pytest.approx(s["analytical_step_time_s"], rel=0.05)
+    assert s["tokens_per_s"] == pytest.approx(16 * 2048 / s["step_time_s"])
+    assert sum(s["time_by_bound_s"].values()) == pytest.approx(s["step_time_s"], rel=1e-6)
