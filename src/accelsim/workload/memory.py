@@ -25,13 +25,19 @@ over their expert data-parallel group):
   ========================  ===========================================
 
   (with context parallelism the attention term is ``5*a*s_local*seq_len*b/t``: local queries
-  times all keys). Full recompute also needs one layer's activations while that layer is
-  recomputed (the working set, added once). The constants are the paper's GPT layer (4h MLP,
+  times all keys). Op-level selective recompute (``plan.selective == "op"``, torchtitan) keeps
+  ``s*b*h*(8 + 2r + 2i)`` on one chip (r = kv heads / heads, i = MLP width / h: the layer
+  input, q, v, the attention output, the MLP gate and down outputs), with TP and sp
+  ``s*b*h*((10 + 2r + 2i)/t + 2)`` (the two reduce-scatter outputs kept too, the down
+  projection's output before its reduction whole). Full recompute also needs one layer's
+  activations while that layer is recomputed (the working set, added once). The constants are the paper's GPT layer (4h MLP,
   dropout masks included), used as they are for SwiGLU, GQA and MoE layers: an approximation,
   conservative for models without dropout. A stage keeps the activations of every microbatch
   it has started and not finished: under 1F1B ``min(pp - stage, microbatches)`` (so ``pp`` on
   stage 0), under GPipe all ``microbatches``. The last stage also keeps the fp32 logits of the
-  cross-entropy, ``4*s*b*vocab/t`` bytes per microbatch in flight.
+  cross-entropy, ``4*s*b*vocab/t`` bytes per microbatch in flight, and while the loss runs
+  backward ``plan.loss_grad_bytes_per_logit`` more per logit of one microbatch (a transient:
+  the larger of it and the full-recompute working set is added).
 - buffers: under ZeRO-3 the gathered (unsharded) weights of two layers, the one computing and
   the one prefetched;
 - KV cache: none in training.
@@ -102,6 +108,20 @@ def activation_bytes_per_layer(model: ModelConfig, seq_len: int, plan: ParallelP
     scale = dtype_bytes(dtype) / 2.0
     if rc == "full":
         return 2.0 * base / (t if sp else 1) * scale
+    if rc == "selective" and plan.selective == "op":
+        # kept, 2 bytes per element: the layer input, q, v, the attention output, the MLP gate
+        # and down outputs (every other matmul output) and, with sp, the two reduce-scatter
+        # outputs; under TP the down output is the pre-reduction partial sum of all tokens
+        r = model.num_key_value_heads / a
+        i = (model.moe_intermediate_size if model.num_experts else model.intermediate_size) / h
+        heads = 2.0 + 2.0 * r + 2.0 + 2.0 * i  # q, v, attention output, gate: split over t
+        if t == 1:
+            kept = 2.0 + heads + 2.0
+        elif sp:
+            kept = (2.0 + heads + 4.0) / t + 2.0
+        else:
+            kept = 2.0 + heads / t + 2.0
+        return kept * base * scale
     linear = 34.0 * base / t if sp else base * (10.0 + 24.0 / t)
     attn = 5.0 * a * sl * seq_len * b / t if (attention == "unfused" and rc == "none") else 0.0
     return (linear + attn) * scale
@@ -137,10 +157,16 @@ def stage_memory(model: ModelConfig | str, global_batch: int, seq_len: int, plan
     mb = plan.grad_accumulation(global_batch)
     live = in_flight(plan, stage, mb)
     act = len(layers) * live * activation_bytes_per_layer(m, seq_len, plan, dtype, attention)
+    # transients, never at the same time: one layer's activations while it is recomputed (full
+    # recompute), the loss's backward beside the kept softmax (last stage)
+    transient = 0.0
     if plan.recompute == "full":
-        act += activation_bytes_per_layer(m, seq_len, plan, dtype, attention, recompute="none")
+        transient = activation_bytes_per_layer(m, seq_len, plan, dtype, attention, recompute="none")
     if stage == plan.pp - 1:
-        act += live * 4.0 * (seq_len // plan.cp) * plan.microbatch * -(-m.vocab_size // plan.tp_chips)
+        logits = (seq_len // plan.cp) * plan.microbatch * -(-m.vocab_size // plan.tp_chips)
+        act += live * 4.0 * logits
+        transient = max(transient, plan.loss_grad_bytes_per_logit * logits)
+    act += transient
     buffers = 0.0
     if plan.zero == 3 and len(layers):
         biggest = max(sum(layer_params(m, li, plan)) for li in layers)

@@ -90,6 +90,16 @@ class ParallelPlan(BaseModel):
     recompute: Literal["none", "selective", "full"] = "none"
     """Activation recomputation: selective recomputes the attention core in the backward pass
     (Korthikanti et al. 2022); full recomputes each layer's forward from its input."""
+    selective: Literal["attention", "op"] = "attention"
+    """What ``recompute="selective"`` keeps: ``attention``, everything but the attention core
+    (Megatron-LM); ``op``, PyTorch's op-level selective checkpointing as torchtitan runs it: of
+    each layer, only its input, the attention output and every other matmul output (q, v, the
+    MLP gate and down projections) are kept, the rest is recomputed before the backward."""
+    loss_grad_bytes_per_logit: float = Field(0.0, ge=0)
+    """Bytes per logit (of one microbatch, per chip) that the loss's backward holds beside the
+    kept fp32 softmax: 8 when the cross-entropy runs on an fp32 copy of the logits in eager
+    PyTorch (the gradient of the log-softmax output and of its input), 0 when the gradient is
+    computed in place (Megatron-LM's vocab-parallel cross-entropy)."""
     schedule: Literal["1f1b", "gpipe"] = "1f1b"
     """Pipeline schedule: 1F1B (PipeDream-Flush) or GPipe (all forwards, then all backwards)."""
     vpp: int = Field(1, ge=1)

@@ -37,7 +37,10 @@ Backward, layer by layer in reverse:
   dispatch's;
 - recompute="full": before a layer's backward its forward is recomputed (roles
   ``recompute.*``, TP/CP/EP collectives included); "selective": the attention core is
-  recomputed (``recompute.attn``) before its backward.
+  recomputed (``recompute.attn``) before its backward, or with ``plan.selective == "op"``
+  (torchtitan) what op-level checkpointing did not keep: norms, RoPE, the k, output and MLP up
+  projections, the activation and the residual adds (``op_recompute``; its TP collectives
+  are not repeated).
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ class _Emit:
         return WorkloadGraph.from_ordered(meta, self.ops, self.edges)
 
 
-LINEAR_ROLES = frozenset({"qkv_proj", "out_proj", "mlp_up", "mlp_down", "moe_up", "moe_down", "shared_up",
+LINEAR_ROLES = frozenset({"qkv_proj", "k_proj", "out_proj", "mlp_up", "mlp_down", "moe_up", "moe_down", "shared_up",
                           "shared_down"})
 """The linear layers whose GEMMs an FP8 recipe of scope "gemm" runs in FP8 (Transformer Engine's
 ``te.Linear``); attention, the router and the LM head stay in the activation dtype."""
@@ -317,6 +320,24 @@ class StageGraphs:
         dk = self.mm(e, pre, "bwd.attn_dk", li, s, hd, sc, ds, batch=bh, shared=False)        # dK = dS^T Q
         return [dq, dk, dv]
 
+    def op_recompute(self, e: _Emit, li: int, dy: str | None) -> str | None:
+        """Op-level selective recompute (torchtitan): before a layer's backward, rerun what was
+        not kept: the norms, RoPE, the k, output and MLP up (w3) projections (every other
+        matmul), the activation and the residual adds."""
+        T, Tsp, d = self.T, self.Tsp, self.d
+        pre, ps = f"L{li}.recompute.", "recompute"
+        h = e(self.Norm(name=pre + "norm_attn", layer=li, role=f"{ps}.norm_attn", rows=Tsp, cols=d, dtype=self.dt), dy)
+        h = self.mm(e, pre, f"{ps}.k_proj", li, T, self.kvl * self.hd, d, h)
+        if self.m.position_embedding == "rope":
+            h = self.ew(e, pre, f"{ps}.rope", li, "rope", T * (self.hq + self.kvl) * self.hd, h)
+        h = self.mm(e, pre, f"{ps}.out_proj", li, T, d, self.hq * self.hd, h)
+        h = self.ew(e, pre, f"{ps}.residual_attn", li, "add", Tsp * d, h)
+        h = e(self.Norm(name=pre + "norm_mlp", layer=li, role=f"{ps}.norm_mlp", rows=Tsp, cols=d, dtype=self.dt), h)
+        if not self.m.is_moe_layer(li):
+            h = self.mm(e, pre, f"{ps}.mlp_up", li, T, self.f, d, h)
+            h = self.ew(e, pre, f"{ps}.mlp_act", li, self.act, T * self.f, h)
+        return self.ew(e, pre, f"{ps}.residual_mlp", li, "add", Tsp * d, h)
+
     def layer_bwd(self, e: _Emit, li: int, dy: str | None) -> str:
         m, T, Tsp, d = self.m, self.T, self.Tsp, self.d
         pre = f"L{li}.bwd."
@@ -325,6 +346,8 @@ class StageGraphs:
         start = dy
         if self.p.recompute == "full":
             start = self.layer_fwd(e, li, dy, "recompute", gathered)
+        elif self.p.recompute == "selective" and self.p.selective == "op":
+            start = self.op_recompute(e, li, dy)
         wg: list[str] = []
         # MLP block
         if m.is_moe_layer(li):
@@ -341,7 +364,7 @@ class StageGraphs:
         # attention block
         h = self.tp_in(e, pre, "attn", li, dr)
         h = self.linear_bwd(e, pre, li, "out_proj", T, d, self.hq * self.hd, h, wgrads=wg)
-        if self.p.recompute == "selective":
+        if self.p.recompute == "selective" and self.p.selective == "attention":
             h = self.attention_fwd(e, f"L{li}.recompute.", "recompute", li, h)
         kv = 2 * self.p.microbatch * self.kvl * self.hd * self.B
         h = self.coll(e, pre, "cp_allgather_kv", "cp", "allgather", kv * self.sc, self.p.cp, li, h)

@@ -1,0 +1,89 @@
+"""Training memory as frameworks run it: op-level selective checkpointing (torchtitan), the
+loss's backward transient, and agreement with published peak-memory figures.
+
+Expected per-layer bytes are hand-derived from the tensors each policy keeps (see
+``workload.memory``), not taken from the code."""
+
+import pandas as pd
+import pytest
+
+from accelsim.arch import load_system
+from accelsim.stack.presets import resolve
+from accelsim.stack.realize import plan_defaults
+from accelsim.workload import load_model
+from accelsim.workload.memory import activation_bytes_per_layer, train_memory
+from accelsim.workload.parallel import ParallelPlan
+from accelsim.workload.train import build_train
+
+L8 = load_model("llama-3-8b")  # h 4096, 32 heads, 8 kv heads, MLP 14336: r = 1/4, i = 3.5
+MEASURED = "workloads/measurements/memory/memory_published.csv"
+
+
+def test_op_level_checkpointing_keeps_input_q_v_attention_gate_and_down():
+    s, b, h = 8192, 2, 4096
+    plan = ParallelPlan(dp=8, zero=3, recompute="selective", selective="op", microbatch=b)
+    # input 2 + q 2 + v 2 r + attention output 2 + gate 2 i + down 2 = 8 + 0.5 + 7 = 15.5 bytes per s*b*h
+    assert activation_bytes_per_layer(L8, s, plan) == pytest.approx(15.5 * s * b * h)
+    tp4 = ParallelPlan(tp=4, sp=True, recompute="selective", selective="op", microbatch=b)
+    # with sp: (input, q, v, attention, gate, two reduce-scatter outputs) / 4, the down output whole
+    assert activation_bytes_per_layer(L8, s, tp4) == pytest.approx(((2 + 2 + 0.5 + 2 + 7 + 4) / 4 + 2) * s * b * h)
+    # Megatron's selective keeps far more (Korthikanti et al.: 34 s b h without sp)
+    meg = ParallelPlan(dp=8, recompute="selective", microbatch=b)
+    assert activation_bytes_per_layer(L8, s, meg) == pytest.approx(34 * s * b * h)
+
+
+def test_loss_backward_transient_is_counted_once_and_not_beside_the_recompute_working_set():
+    s, V = 8192, L8.vocab_size
+    base = dict(dp=8, zero=3, microbatch=2, recompute="selective", selective="op")
+    a = train_memory(L8, 16, s, ParallelPlan(**base)).activations_bytes
+    c = train_memory(L8, 16, s, ParallelPlan(**base, loss_grad_bytes_per_logit=8)).activations_bytes
+    assert c - a == pytest.approx(8 * 2 * s * V)
+    # full recompute: the larger of one layer's activations (34 s b h) and the loss transient
+    full = dict(dp=8, zero=3, microbatch=1, recompute="full")
+    no_loss = train_memory(L8, 8, s, ParallelPlan(**full)).activations_bytes
+    with_loss = train_memory(L8, 8, s, ParallelPlan(**full, loss_grad_bytes_per_logit=8)).activations_bytes
+    working, loss = 34 * s * 4096, 8 * s * V
+    assert with_loss - no_loss == pytest.approx(max(working, loss) - working)
+
+
+def test_op_level_recompute_reruns_k_out_and_up_projections():
+    plan = ParallelPlan(dp=8, zero=3, recompute="selective", selective="op", microbatch=1)
+    step = build_train(L8, 8, 4096, plan, dtype="bf16")
+    ops = {o.role: o for o in step.bwd[0].ops() if o.role.startswith("recompute.") and o.layer == 0}
+    T, d, f, kv = 4096, 4096, 14336, 8 * 128
+    assert ops["recompute.k_proj"].flops() == pytest.approx(2 * T * kv * d)
+    assert ops["recompute.out_proj"].flops() == pytest.approx(2 * T * d * d)
+    assert ops["recompute.mlp_up"].flops() == pytest.approx(2 * T * f * d)
+    assert "recompute.attn" not in ops and "recompute.qkv_proj" not in ops
+    meg = build_train(L8, 8, 4096, plan.model_copy(update={"selective": "attention"}), dtype="bf16")
+    assert step.hardware_flops() > meg.hardware_flops()
+
+
+def test_torchtitan_runs_op_level_checkpointing_and_an_eager_fp32_loss():
+    st = resolve("torchtitan-cuda", load_system("dgx-h100").stack, "realistic")
+    d = plan_defaults(st)
+    assert d["selective"] == "op" and d["loss_grad_bytes_per_logit"] == 8
+    assert plan_defaults(resolve("megatron-cuda", None, "realistic"))["selective"] == "attention"
+
+
+def _predicted_over_measured() -> pd.Series:
+    df = pd.read_csv(MEASURED)
+    st = resolve("torchtitan-cuda", load_system("dgx-h100").stack, "realistic")
+    out = {}
+    for _, r in df.iterrows():
+        kw = {**plan_defaults(st), "tp": int(r.tp), "pp": int(r.pp), "dp": int(r.dp), "cp": int(r.cp),
+              "zero": int(r.zero), "recompute": r.recompute,
+              "microbatch": int(r.microbatch) if r.microbatch == r.microbatch else 1}
+        m = train_memory(load_model(r.model), int(r.global_batch), int(r.seq_len), ParallelPlan(**kw))
+        out[r.id] = m.total_bytes / r.peak_memory_bytes
+    return pd.Series(out)
+
+
+def test_published_peak_memory_of_torchtitan_llama3_8b_runs():
+    """Validation, never fitted: torchtitan's published peak memory (its memory monitor's peak,
+    which includes the caching allocator's reserve, so predictions of allocated bytes sit a
+    little below). At least three within 10 %, every Llama 3 8B row within 20 %."""
+    ratio = _predicted_over_measured()
+    assert (abs(ratio - 1) <= 0.10).sum() >= 3
+    small = ratio[[f"mem-00{i}" for i in range(1, 8)]]
+    assert (abs(small - 1) <= 0.20).all(), small.to_dict()
