@@ -25,10 +25,11 @@ from .predict import FIDELITIES, Predictor
 from .schema import KINDS, load_measurements, rows_of, validate_frame
 
 PER_ROW_COLUMNS = ("id", "kind", "system", "model", "phase", "op", "predicted_time_s", "measured_time_s", "ape",
-                   "error", "bound", "skipped", "reason", "fidelity", "mfu", "measured_mfu")
+                   "error", "bound", "skipped", "reason", "fidelity", "mfu", "measured_mfu", "memory_fraction")
 """``mfu`` / ``measured_mfu``: a training row's model FLOPs utilisation (6 x parameters x tokens
 plus attention, against the dense peak of its compute dtype) at the predicted / measured step
-time; NaN for other rows."""
+time; NaN for other rows. ``memory_fraction``: a training row's predicted peak memory per chip
+over the chip's HBM (above 1: the configuration would not fit)."""
 BY_KIND_COLUMNS = ("kind", "n", "mape", "median_ape", "max_ape", "bias")
 
 
@@ -175,7 +176,8 @@ def predict_frame(df: pd.DataFrame, fidelity: str = "analytical", calibration: M
                      "ape": abs(t - m) / m if not p.skipped else math.nan,
                      "error": t / m - 1 if not p.skipped else math.nan, "bound": p.bound, "skipped": p.skipped,
                      "reason": p.reason, "fidelity": p.fidelity, "mfu": p.mfu,
-                     "measured_mfu": p.mfu * t / m if not p.skipped else math.nan})
+                     "measured_mfu": p.mfu * t / m if not p.skipped else math.nan,
+                     "memory_fraction": p.memory_fraction})
     return pd.DataFrame.from_records(recs, columns=list(PER_ROW_COLUMNS))
 
 
@@ -218,8 +220,8 @@ def rows_markdown(per_row: pd.DataFrame, frame: pd.DataFrame) -> str:
     from ..units import fmt
 
     info = frame.set_index("id")
-    lines = ["| id | system | chips | model | dtype | stack | what | measured | predicted | error | MFU pred / meas |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| id | system | chips | model | dtype | stack | what | measured | predicted | error | MFU pred / meas "
+             "| memory / HBM |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in per_row.itertuples(index=False):
         f = info.loc[r.id]
         what = f["metric"] if isinstance(f["metric"], str) else {"train": "step", "prefill": "ttft",
@@ -232,11 +234,16 @@ def rows_markdown(per_row: pd.DataFrame, frame: pd.DataFrame) -> str:
         pred = "skipped: " + r.reason if r.skipped else fmt(r.predicted_time_s, "s")
         err = "" if r.skipped else f"{100 * r.error:+.0f} %"
         mfu = "" if pd.isna(r.mfu) else f"{100 * r.mfu:.0f} / {100 * r.measured_mfu:.0f} %"
+        mem = "" if pd.isna(r.memory_fraction) else f"{100 * r.memory_fraction:.0f} %"
         lines.append(f"| {r.id} | {r.system} | {chips} | {r.model} | {f['dtype']} | {f['stack'] or ''} | {what} | "
-                     f"{fmt(r.measured_time_s, 's')} | {pred} | {err} | {mfu} |")
+                     f"{fmt(r.measured_time_s, 's')} | {pred} | {err} | {mfu} | {mem} |")
     lines.append("")
     for phase, g in per_row[~per_row["skipped"]].groupby("phase"):
         within = float((g["ape"] <= 0.15).mean())
         lines.append(f"- {phase}: {len(g)} rows predicted, MAPE {100 * g['ape'].mean():.1f} %, "
                      f"{100 * within:.0f} % within 15 %, bias {float(np.exp(np.log(1 + g['error']).mean())):.2f}")
+    mem = per_row["memory_fraction"].dropna()
+    if len(mem):
+        lines.append(f"- memory: {int((mem <= 1).sum())} of {len(mem)} training configurations fit the chip's HBM "
+                     f"(predicted peak per chip)")
     return "\n".join(lines) + "\n"

@@ -81,6 +81,9 @@ class Prediction:
     """The tier that produced the time."""
     mfu: float = math.nan
     """A training step's model FLOPs utilisation at the predicted time (NaN for other rows)."""
+    memory_fraction: float = math.nan
+    """A training step's predicted peak memory per chip over the chip's HBM (above 1: it
+    would not fit; NaN for other rows)."""
 
 
 def skipped(reason: str) -> Prediction:
@@ -467,8 +470,9 @@ class Predictor:
                              plan=plan, dtype=row.dtype, compression=recipe_of(_recipe_tag(row)),
                              **self._api_mode(cal))
         by = res.summary["time_by_bound_s"]
-        return Prediction(res.summary["step_time_s"], max(by, key=by.get) if by else "", fidelity="analytical",
-                          mfu=res.summary["mfu"])
+        s = res.summary
+        return Prediction(s["step_time_s"], max(by, key=by.get) if by else "", fidelity="analytical", mfu=s["mfu"],
+                          memory_fraction=s["memory_bytes_per_chip"] / s["hbm_capacity_bytes"])
 
     def _event_time(self, system_name: str, cal, op: Op, chips: int = 0) -> float:
         """Event-tier time of ``op`` run on its own (one op graph)."""
