@@ -29,3 +29,22 @@ def test_p2p_and_grad_sync_on_the_critical_path():
     run = simulate_pipeline([st, st], 1)
     assert run.step_time_s == pytest.approx(11.0)
     assert run.comm_exposed_s == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("sync, expected", [
+    # backward 4 s in 4 buckets of 1 s; reduction 2 s -> 0.5 s buckets, each behind its piece:
+    # only the last bucket is exposed: F 1 + B 4 + 0.5 + optimizer 1
+    (2.0, 1.0 + 4.0 + 0.5 + 1.0),
+    # reduction 8 s -> 2 s buckets: the link is the bottleneck after the first piece:
+    # F 1 + B/4 1 + 8 + optimizer 1
+    (8.0, 1.0 + 1.0 + 8.0 + 1.0),
+])
+def test_gradient_buckets_overlap_the_last_backward(sync, expected):
+    st = StageTimes(1.0, 0.0, 4.0, 0.0, grad_sync_s=sync, optimizer_s=1.0, grad_buckets=4)
+    assert simulate_pipeline([st], 1).step_time_s == pytest.approx(expected)
+    # the ZeRO weight all-gather follows the optimizer
+    gathered = StageTimes(1.0, 0.0, 4.0, 0.0, grad_sync_s=sync, optimizer_s=1.0, grad_buckets=4, param_gather_s=3.0)
+    assert simulate_pipeline([gathered], 1).step_time_s == pytest.approx(expected + 3.0)
+    # one bucket: nothing overlaps
+    one = StageTimes(1.0, 0.0, 4.0, 0.0, grad_sync_s=sync, optimizer_s=1.0)
+    assert simulate_pipeline([one], 1).step_time_s == pytest.approx(1.0 + 4.0 + sync + 1.0)

@@ -74,11 +74,13 @@ def test_private_links_reproduce_the_stage_level_pipeline():
     ana = simulate_train(SPEC, step, LIB).pipeline
     ev = simulate_train_event(SPEC, step, LIB, private_links=True)
     assert ev.pipeline_time_s == pytest.approx(ana.pipeline_time_s, rel=1e-9)
-    # gradient buckets overlap the last backward: the step ends before the stage-level one,
-    # by at most the whole gradient sync
-    sync = max(sum(simulate_train(SPEC, step, LIB).ops.query("stage == @s and `pass` == 'grad_sync'")["time_s"])
-               for s in range(2))
-    assert ana.step_time_s - sync <= ev.makespan_s < ana.step_time_s
+    # both tiers overlap gradient buckets with the last backward (the stage level in equal
+    # pieces, the op level behind each layer's last op): they agree closely, and both end
+    # before a step that reduced its gradients only after the last backward
+    stages = simulate_train(SPEC, step, LIB).stage_times
+    serial = ana.pipeline_time_s + max(st.grad_sync_s + st.optimizer_s + st.param_gather_s for st in stages)
+    assert ev.makespan_s == pytest.approx(ana.step_time_s, rel=0.02)
+    assert max(ev.makespan_s, ana.step_time_s) < serial
 
 
 def test_tensor_parallel_only_step_is_the_sum_of_its_ops():

@@ -7,8 +7,9 @@ stage's chips. A pass is two tasks: its compute (tensor, vector and memory work,
 analytical costs of the stage's ops) and its exposed tensor/expert-parallel communication. A
 forward needs the previous stage's activations of the same microbatch (a point-to-point send on
 the link between the stages); a backward needs the next stage's gradients. After its last
-backward a stage synchronises gradients over data parallelism on its own links, then steps the
-optimizer. The bubble is not a formula: it is the idle time the event engine leaves on each
+backward a stage reduces its gradients over data parallelism on its own links, in per-layer
+buckets that overlap its last backward (all but the last bucket), then steps the optimizer and
+all-gathers the ZeRO-sharded weights. The bubble is not a formula: it is the idle time the event engine leaves on each
 stage, and for equal stages it comes out as (p - 1) / (m + p - 1).
 """
 
@@ -34,10 +35,17 @@ class StageTimes:
     bwd_compute_s: float
     bwd_comm_s: float
     grad_sync_s: float = 0.0
-    """Data-parallel gradient synchronisation after the stage's last backward."""
+    """Data-parallel gradient reduction (all-reduce or reduce-scatter) of the stage's gradients."""
     optimizer_s: float = 0.0
     p2p_s: float = 0.0
     """Sending one microbatch's activations (or their gradients) to the next stage."""
+    grad_buckets: int = 1
+    """Buckets the gradient reduction runs in (one per layer): bucket ``j`` starts once the last
+    backward has done ``(j + 1) / grad_buckets`` of its compute and bucket ``j - 1`` is done, so
+    all but the last bucket overlap the last backward (Megatron-LM ``--overlap-grad-reduce``,
+    FSDP); 1: after the last backward."""
+    param_gather_s: float = 0.0
+    """ZeRO's weight all-gather after the optimizer step."""
 
 
 @dataclass
@@ -137,6 +145,7 @@ def simulate_pipeline(stages: list[StageTimes], microbatches: int, schedule: str
     # emit in a global order that respects every dependency: repeatedly take, on each stage,
     # the next pass whose inputs exist
     cursor, last, priority = [0] * p, [-1] * p, 0
+    pieces: list[list[int]] = [[] for _ in range(p)]
     while any(cursor[s] < len(orders[s]) for s in range(p)):
         progressed = False
         for s in range(p):
@@ -160,8 +169,13 @@ def simulate_pipeline(stages: list[StageTimes], microbatches: int, schedule: str
                 if k < top and (k + 1, i) not in sent_b:
                     continue
                 deps = [last[s], done_f[(k, i)]] + ([sent_b[(k + 1, i)]] if k < top else [])
-                t = b.task(BUSY, CAT_TENSOR, ops[(s, "bwd")], deps, resource=compute[s],
-                           duration_s=st.bwd_compute_s / v, priority=priority)
+                nb = max(1, st.grad_buckets) if cursor[s] == len(orders[s]) - 1 and st.grad_sync_s > 0 else 1
+                for _ in range(nb):  # the last backward in gradient buckets' worth of compute
+                    t = b.task(BUSY, CAT_TENSOR, ops[(s, "bwd")], deps, resource=compute[s],
+                               duration_s=st.bwd_compute_s / v / nb, priority=priority)
+                    deps = [t]
+                    if nb > 1:
+                        pieces[s].append(t)
                 t = b.task(BUSY, CAT_LINK, ops[(s, "bwd")], [t], resource=compute[s],
                            duration_s=st.bwd_comm_s / v, priority=priority)
                 if k > 0:  # stages[-1]: chunk c > 0 on stage 0 sends back to the last stage
@@ -173,27 +187,35 @@ def simulate_pipeline(stages: list[StageTimes], microbatches: int, schedule: str
             progressed = True
         if not progressed:
             raise WorkloadError("pipeline schedule has a cycle (this is a bug)")
-    return _finish(b, stages, m, v, last, ops, compute, dp_link, priority)
+    return _finish(b, stages, m, v, last, ops, compute, dp_link, priority, pieces)
 
 
 def _finish(b: ScheduleBuilder, stages: list[StageTimes], m: int, v: int, last: list[int], ops: dict,
-            compute: list[int], dp_link: list[int], priority: int) -> PipelineRun:
-    """After each stage's last backward: its data-parallel gradient sync, then the optimizer;
-    run the schedule and measure the bubble (``v`` model chunks per stage: each microbatch
-    crosses ``v`` times as many stage boundaries)."""
+            compute: list[int], dp_link: list[int], priority: int, pieces: list[list[int]]) -> PipelineRun:
+    """Each stage's data-parallel gradient reduction in buckets behind the pieces of its last
+    backward (``pieces[s]``; none: one bucket after it), then the optimizer, then the ZeRO
+    weight all-gather; run the schedule and measure the bubble (``v`` model chunks per stage:
+    each microbatch crosses ``v`` times as many stage boundaries)."""
     p = len(stages)
     pipe_end = list(last)
     for s in range(p):
-        g = b.task(BUSY, CAT_LINK, ops[(s, "grad_sync")], [last[s]], resource=dp_link[s],
-                   duration_s=stages[s].grad_sync_s, priority=priority)
-        b.task(BUSY, CAT_TENSOR, ops[(s, "optimizer")], [g], resource=compute[s],
-               duration_s=stages[s].optimizer_s, priority=priority)
+        st = stages[s]
+        g = -1
+        for piece in pieces[s] or [last[s]]:
+            g = b.task(BUSY, CAT_LINK, ops[(s, "grad_sync")], [piece, g], resource=dp_link[s],
+                       duration_s=st.grad_sync_s / max(1, len(pieces[s])), priority=priority)
+        o = b.task(BUSY, CAT_TENSOR, ops[(s, "optimizer")], [g, last[s]], resource=compute[s],
+                   duration_s=st.optimizer_s, priority=priority)
+        if st.param_gather_s > 0:
+            b.task(BUSY, CAT_LINK, ops[(s, "grad_sync")], [o], resource=dp_link[s], duration_s=st.param_gather_s,
+                   priority=priority)
     sched = b.build()
     res = simulate_schedule(sched)
     pipe_time = float(max(res.end_s[t] for t in pipe_end))
     busy = sum(m * (st.fwd_compute_s + st.fwd_comm_s + st.bwd_compute_s + st.bwd_comm_s) for st in stages)
     bubble = 1.0 - busy / (p * pipe_time) if pipe_time > 0 else 0.0
-    comm = max(m * (st.fwd_comm_s + st.bwd_comm_s) + 2 * m * v * st.p2p_s + st.grad_sync_s for st in stages)
+    comm = max(m * (st.fwd_comm_s + st.bwd_comm_s) + 2 * m * v * st.p2p_s + st.grad_sync_s + st.param_gather_s
+               for st in stages)
     return PipelineRun(schedule=sched, result=res, attribution=critical_path(res), step_time_s=res.makespan_s,
                        pipeline_time_s=pipe_time, bubble_fraction=float(np.clip(bubble, 0.0, 1.0)),
                        comm_total_s=comm)

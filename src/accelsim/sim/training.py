@@ -101,10 +101,13 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
                                  c.hbm_bytes, c.link_bytes, c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s,
                                  t, c.bound, c.mapping))
             sums[pass_name] = (comp, comm)
-        sync = 0.0
+        sync = gather = 0.0
         for op in step.grad_sync[s]:
             c = coster.cost(op, s)
-            sync += c.time_s
+            if op.op == "allgather":
+                gather += c.time_s
+            else:
+                sync += c.time_s
             rows.append((s, "grad_sync", op.name, op.layer, op.role, op.kind, op.engine, 0.0, op.bytes(), c.hbm_bytes,
                          c.link_bytes, 0.0, 0.0, c.memory_s, c.link_s, c.overhead_s, c.time_s, c.bound, c.mapping))
         p2p = 0.0
@@ -113,6 +116,7 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
             p2p = collective_cost(system, "sendrecv", step.p2p_bytes, 2, chips=(a, b), library=library).time_s
         stages.append(StageTimes(fwd_compute_s=sums["fwd"][0], fwd_comm_s=sums["fwd"][1],
                                  bwd_compute_s=sums["bwd"][0], bwd_comm_s=sums["bwd"][1], grad_sync_s=sync,
+                                 param_gather_s=gather, grad_buckets=max(1, len(step.stage_layers[s])),
                                  optimizer_s=sums["opt"][0] + sums["opt"][1], p2p_s=p2p))
     cols = ["stage", "pass", "name", "layer", "role", "kind", "engine", "flops", "bytes", "hbm_bytes", "link_bytes",
             "compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s", "bound", "mapping"]
