@@ -396,3 +396,14 @@ def test_model_axis_with_files_relative_to_the_sweep_file(tmp_path):
     df = sweep(spec, progress=False, workers=1)
     assert df["status"].tolist() == ["ok", "ok"]
     assert df["latency_s"].iloc[1] < df["latency_s"].iloc[0]
+
+
+def test_sweep_pays_the_engine_cost_per_request_as_evaluate_does():
+    s = DesignSpace.load({"system": "h100-sxm-80gb", "workload": {"model": "llama-3-8b", "layers": 1, "phase": "decode"},
+                          "axes": {"workload.batch": [1, 32]}})
+    df = sweep(s, progress=False, workers=1, stack="vllm-cuda")
+    layer = load_model("llama-3-8b").model_copy(update={"num_hidden_layers": 1})
+    for _, r in df.iterrows():
+        ref = evaluate("h100-sxm-80gb", layer, phase="decode", batch=int(r["workload.batch"]), stack="vllm-cuda")
+        assert r["latency_s"] == pytest.approx(ref.summary["latency_s"], rel=1e-12)
+    assert df["latency_s"].iloc[1] - df["latency_s"].iloc[0] > 31 * 1e-4  # 31 more requests at 0.1 ms each

@@ -203,6 +203,23 @@ def test_a_program_runtime_pays_one_program_execution_per_step():
     assert g.summary["latency_s"] == pytest.approx(g.ops["time_s"].sum())
 
 
+def test_a_synchronous_engine_pays_per_step_and_per_request():
+    """vLLM's V0 engine does its host work between steps request by request: a decode step of
+    b requests pays step_overhead_s + b * request_overhead_s on top of its ops (0.1 ms + b x
+    0.1 ms, cited in the stack file); the same cost in sweeps."""
+    from accelsim.api import evaluate
+    from accelsim.stack.realize import step_cost_s
+
+    st = load_stack("vllm-cuda")
+    assert st.serving.step_overhead_s == pytest.approx(1e-4) and st.serving.request_overhead_s == pytest.approx(1e-4)
+    assert step_cost_s(st, 32) == pytest.approx(1e-4 + 32e-4)
+    for b in (1, 32):
+        r = evaluate("h100-sxm-80gb", "tiny", phase="decode", batch=b, context_len=64, stack="vllm-cuda")
+        assert r.summary["latency_s"] == pytest.approx(r.ops["time_s"].sum() + 1e-4 * (1 + b))
+    # an engine without a cited figure adds nothing
+    assert step_cost_s(load_stack("trtllm-cuda"), 64) == 0.0
+
+
 def test_neuron_tp_counts_cores_and_pads_heads_it_does_not_divide():
     """inf2-48xl: 24 NeuronCores on 12 Inferentia2 chips; Llama-2-7B's 32 heads are padded to 48
     (2 per core), its 11008-wide MLP to 11016 (a multiple of 24), as the Neuron stack pads."""

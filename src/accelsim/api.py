@@ -71,10 +71,10 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
                       tp=tp, dtype=dtype, attention=attention, compression=compression)
     from .stack.realize import step_cost_s
 
-    results = build_results(graph, spec, evaluate_arrays(graph, spec, st.collectives if st else None),
-                            step_cost_s(st))
+    step_s = step_cost_s(st, graph.meta.batch)
+    results = build_results(graph, spec, evaluate_arrays(graph, spec, st.collectives if st else None), step_s)
     if fidelity == "event":
-        add_event(results, simulate_graph(graph, spec, st.collectives if st else None), step_cost_s(st))
+        add_event(results, simulate_graph(graph, spec, st.collectives if st else None), step_s)
     from .analysis.energy import add_energy
 
     add_energy(results)

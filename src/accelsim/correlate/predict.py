@@ -366,26 +366,29 @@ class Predictor:
             (row.input_len or 0) + (row.output_len or 0) // 2)
         from ..stack.realize import step_cost_s
 
-        engine = step_cost_s(self.stack_of(cal))  # per step: program execution, serving engine
+        stack = self.stack_of(cal)
+
+        def engine(requests: int) -> float:  # per step: program execution, serving engine
+            return step_cost_s(stack, requests)
         metric = row.metric or {"prefill": "ttft", "decode": "tpot"}[row.phase]
         if row.batch is None and row.concurrency is not None:
             return self._continuous(row, cfg, fidelity, cal, metric, row.concurrency, prompt, ctx, engine)
         if metric == "ttft":
-            return self._step(row, cfg, fidelity, cal, "prefill", batch, prompt or 0, 0, engine)
+            return self._step(row, cfg, fidelity, cal, "prefill", batch, prompt or 0, 0, engine(batch))
         if metric == "throughput" and not (prompt and row.output_len):
             return skipped("a throughput row needs input_len and output_len (its prefill and every decode step "
                            "are part of the time)")
-        decode = self._step(row, cfg, fidelity, cal, "decode", batch, 0, ctx, engine)
+        decode = self._step(row, cfg, fidelity, cal, "decode", batch, 0, ctx, engine(batch))
         if metric == "tpot" or decode.skipped:
             return decode
-        pre = self._step(row, cfg, fidelity, cal, "prefill", batch, prompt, 0, engine)
+        pre = self._step(row, cfg, fidelity, cal, "prefill", batch, prompt, 0, engine(batch))
         if pre.skipped:
             return pre
         out = row.output_len
         return Prediction((pre.time_s + out * decode.time_s) / (batch * out), decode.bound, fidelity=decode.fidelity)
 
     def _continuous(self, row: MeasurementRow, cfg, fidelity: str, cal, metric: str, conc: int, prompt: int | None,
-                    ctx: int, engine: float) -> Prediction:
+                    ctx: int, engine) -> Prediction:
         """Continuous batching at ``conc`` requests in flight, in steady state. Every engine
         iteration runs one forward pass over one decode token of each request plus, amortised,
         the prompt tokens of the requests that replace finished ones: while one request
@@ -400,8 +403,8 @@ class Predictor:
             return skipped("a continuous-batching row needs input_len and output_len (they set the prefill load "
                            "each iteration carries)")
 
-        def iteration(prefill_tokens: int, decoding: int) -> Prediction:
-            mixed = self._step(row, cfg, fidelity, cal, "prefill", 1, prefill_tokens + decoding, 0, engine)
+        def iteration(prefill_tokens: int, decoding: int) -> Prediction:  # conc requests in the step
+            mixed = self._step(row, cfg, fidelity, cal, "prefill", 1, prefill_tokens + decoding, 0, engine(conc))
             if mixed.skipped or decoding == 0:
                 return mixed
             full = self._step(row, cfg, fidelity, cal, "decode", decoding, 0, max(ctx, 1), 0.0)

@@ -45,14 +45,16 @@ def _runtime(base: Calibration, stack: Stack) -> Calibration:
                                    "collective_overhead_s": base.collective_overhead_s + rt.collective_launch_s})
 
 
-def step_cost_s(stack: Stack | None) -> float:
-    """Fixed cost of one model step (one prefill or decode forward) under ``stack``, outside its
-    ops: a program-dispatch runtime's cost of executing the step's compiled program
-    (``runtime.kernel_launch_s``) plus a serving engine's per-step cost."""
+def step_cost_s(stack: Stack | None, requests: int = 0) -> float:
+    """Cost of one model step (one prefill or decode forward of ``requests`` sequences) under
+    ``stack``, outside its ops: a program-dispatch runtime's cost of executing the step's
+    compiled program (``runtime.kernel_launch_s``) plus a serving engine's per-step cost and its
+    per-request cost for each of the step's requests."""
     if stack is None:
         return 0.0
     program = stack.runtime.kernel_launch_s if stack.runtime.dispatch == "program" else 0.0
-    return program + (stack.serving.step_overhead_s if stack.serving is not None else 0.0)
+    sv = stack.serving
+    return program + (sv.step_overhead_s + sv.request_overhead_s * requests if sv is not None else 0.0)
 
 
 def plan_defaults(stack: Stack | None) -> dict:

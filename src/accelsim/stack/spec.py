@@ -127,6 +127,10 @@ class ServingEngine(_Spec):
     step_overhead_s: Seconds = Field(0.0, ge=0)
     """Host time per forward step (prefill or decode) that the device waits for: scheduling,
     sampling, input preparation."""
+    request_overhead_s: Seconds = Field(0.0, ge=0)
+    """Further host time per step for each request (sequence) in the step that the device waits
+    for: an engine that schedules, prepares inputs and processes outputs request by request in
+    Python between steps pays it once per running request."""
 
 
 class Stack(_Spec):

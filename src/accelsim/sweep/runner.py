@@ -110,6 +110,8 @@ class Evaluator:
 
         self.step_cost = step_cost_s(self.stack)
         """The stack's fixed cost per model step (program execution, serving engine)."""
+        self.request_cost = step_cost_s(self.stack, 1) - self.step_cost
+        """The serving engine's further cost per request in a step."""
         self.specs: dict[str, Any] = {}
         self.chip_models: dict[str, Any] = {}
         self.op_costs: dict[tuple, tuple[float, float, int]] = {}
@@ -261,7 +263,7 @@ class Evaluator:
             t_u[j], hbm_u[j], b_u[j] = c
         # per-op arrays in graph order, summed as report.results.build_results sums them
         time_s, hbm, bound = t_u[g.inv], hbm_u[g.inv], b_u[g.inv]
-        step = self.step_cost  # the stack's fixed cost per step, as report.results.build_results adds it
+        step = self.step_cost + self.request_cost * g.meta.batch  # as report.results.build_results adds it
         latency = float(time_s.sum()) + step
         meta = g.meta
         chip = spec.chip
