@@ -9,7 +9,10 @@ pipeline sends from every rank of a stage to the same rank of the next, and data
 collectives over each rank's replicas, all on the same links, so traffic of one kind slows
 another where they cross one NIC or NVLink port.
 
-Tensor-parallel collectives are exposed (the next op waits for them). Gradient reduction is
+Tensor-parallel collectives are exposed (the next op waits for them). ZeRO-3 / FSDP weight
+gathers are prefetched (a layer's gather is issued once the previous layer has started, one
+after another on the links) and its gradient reduce-scatters run behind the compute. Gradient
+reduction is
 bucketed by layer and overlapped with the last microbatch's backward, as Megatron-LM's
 ``--overlap-grad-reduce`` and FSDP do: a layer's bucket starts when the last backward has
 finished that layer (and the bucket before it), so only the tail is exposed. The optimizer
@@ -117,6 +120,9 @@ def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, priv
     def run_pass(s: int, tag: str, its, deps: list[list[int]], layer_end: dict | None) -> list[list[int]]:
         """Emit one pass of stage ``s`` for every replica after ``deps[d]``; each replica's ends."""
         prev = [list(x) for x in deps]
+        chain = {"allgather": [], "reducescatter": []}  # ends of the last gather / reduce-scatter
+        ahead = [t for x in deps for t in x]  # when the previous weight gather was issued
+        tail: list[int] = []    # gradient reduce-scatters nobody waits for inside the pass
         for o, is_coll, axis, dur, cat in its:
             prio[0] += 1
             if not is_coll:
@@ -131,12 +137,20 @@ def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, priv
                     op = b.op(f"s{s}.d{d}.{tag}.{o.name}", o.role, "collective")
                     g = units[s][d] if len(units[s][d]) == o.group else units[s][d][:o.group]
                     prev[d] = fab.collective(op, o.op, o.bytes_per_rank, g, prev[d], prio[0])
-            else:  # data-parallel collective inside a pass (ZeRO-3 gathers): all replicas together
+            else:  # ZeRO-3 / FSDP collective inside a pass: all replicas together, off the compute stream
                 op = b.op(f"s{s}.{tag}.{o.name}", o.role, "collective")
-                after = [t for d in range(nd) for t in prev[d]]
-                ends = [t for g in dp_groups[s] for t in fab.collective(op, o.op, o.bytes_per_rank, g, after, prio[0])]
-                prev = [ends] * nd
-        return prev
+                now = [t for d in range(nd) for t in prev[d]]
+                if o.op == "allgather":  # prefetched: issued once the previous layer has started
+                    ends = [t for g in dp_groups[s]
+                            for t in fab.collective(op, o.op, o.bytes_per_rank, g, ahead + chain[o.op], prio[0])]
+                    ahead = now
+                    prev = [p + ends for p in prev]  # the layer's compute waits for its weights
+                else:  # gradients reduce-scatter behind the compute
+                    ends = [t for g in dp_groups[s]
+                            for t in fab.collective(op, o.op, o.bytes_per_rank, g, now + chain.get(o.op, []), prio[0])]
+                    tail += ends
+                chain[o.op] = ends
+        return [p + tail for p in prev]
 
     last: list[list[list[int]]] = [[[] for _ in range(nd)] for _ in range(p)]
     sent_f: dict[tuple[int, int], list[list[int]]] = {}

@@ -78,6 +78,20 @@ class _Coster:
         return c
 
 
+def zero_exposed_s(segments) -> float:
+    """Exposed seconds of the ZeRO-3 / FSDP collectives inside a pass, per-layer segments
+    ``(stream seconds, ZeRO seconds, layer)`` in execution order: each layer's weight gather
+    (and gradient reduce-scatter) is prefetched / issued during the previous layer's work, as
+    FSDP, DeepSpeed ZeRO-3 and XLA's latency-hiding scheduler do, so only the first segment's
+    and what exceeds the previous segment's work are exposed:
+    ``d_0 + sum_i max(0, d_i - c_(i-1))``."""
+    out, prev = 0.0, None
+    for c, d, _ in segments:
+        out += d if prev is None else max(0.0, d - prev)
+        prev = c
+    return out
+
+
 def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRun:
     """Cost every stage's passes and run the pipeline schedule of one training step."""
     plan = step.plan
@@ -89,18 +103,25 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
         sums = {}
         for pass_name, graphs in (("fwd", [step.fwd[s]]), ("bwd", [step.bwd[s]]), ("opt", [step.optimizer[s]])):
             comp = comm = 0.0
+            segments: list[list[float]] = []  # per layer in execution order: [stream seconds, ZeRO seconds]
             for g in graphs:
                 for op in g.ops():
                     c = coster.cost(op, s)
                     t = c.time_s
-                    if isinstance(op, Collective):
+                    if not segments or segments[-1][2] != op.layer:
+                        segments.append([0.0, 0.0, op.layer])
+                    if isinstance(op, Collective) and op.role.startswith("dp."):
+                        segments[-1][1] += t
+                    elif isinstance(op, Collective):
                         comm += t
+                        segments[-1][0] += t
                     else:
                         comp += t
+                        segments[-1][0] += t
                     rows.append((s, pass_name, op.name, op.layer, op.role, op.kind, op.engine, op.flops(), op.bytes(),
                                  c.hbm_bytes, c.link_bytes, c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s,
                                  t, c.bound, c.mapping))
-            sums[pass_name] = (comp, comm)
+            sums[pass_name] = (comp, comm + zero_exposed_s(segments))
         sync = gather = 0.0
         for op in step.grad_sync[s]:
             c = coster.cost(op, s)
