@@ -196,6 +196,13 @@ class Calibration(Spec):
     dispatch, TensorIterator / reduction setup and the kernel launch), seconds."""
     collective_overhead_s: Seconds = Field(0.0, ge=0)
     """Fixed software cost per collective call, seconds."""
+    attention_efficiency: float = Field(1.0, gt=0, le=1)
+    """Further fraction of the modelled fused-attention compute rate (tile passes at the GEMM
+    efficiency) that the software stack's attention kernels reach: on an H100, FlashAttention-2
+    (Ampere-style MMA instructions, softmax between the matmuls) about half of it, cuDNN and
+    FlashAttention-3 (warpgroup MMA, softmax overlapped) about four fifths. Set by the stack's
+    ``attention`` block in realistic mode (neither a hardware field nor a fitted overhead: 1
+    otherwise)."""
     stack: str | None = None
     """The software stack the overhead fields (``STACK_FIELDS``) were fitted under, as
     ``accelsim calibrate`` records it. In realistic mode under another stack they are dropped

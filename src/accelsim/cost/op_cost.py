@@ -98,6 +98,7 @@ class ChipModel:
         self.shared_bw = bw * cal.sram_efficiency
         self.hbm_bw = chip.hbm.bandwidth_Bps * cal.hbm_efficiency
         self.reduction_eff = cal.reduction_efficiency
+        self.attn_eff = cal.attention_efficiency
         self.core_bw = chip.dma_bandwidth_Bps * cal.hbm_efficiency / self.cores
         self.queues = max(1, chip.dma.engines // self.cores)
         self.multicast = chip.core.load_multicast if self.shared_cap > 0 else 1
@@ -289,7 +290,7 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
            + pass_cycles(mt, op.head_dim, kv_chunk, cm.R, cm.C, cm.count, cm.df, dt, cm.overlap, cm.min_pass))
     work = units * split
     waves = math.ceil(work / cm.cores)
-    compute = waves * cyc / cm.f_tensor / cm.tensor_eff(op.dtype)
+    compute = waves * cyc / cm.f_tensor / (cm.tensor_eff(op.dtype) * cm.attn_eff)
     active = min(cm.cores, work)
     b = DTYPE_BYTES[op.dtype]
     kv_bytes = 2.0 * op.batch * op.kv_heads * op.kv_len * op.head_dim * op.kv_el_bytes()

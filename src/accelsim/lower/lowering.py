@@ -286,7 +286,7 @@ class Lowerer:
                                          duration_s=self.vec_time(kv_dq * 2 * kvn * o.head_dim, o.dtype))]
                     qk = b.task(BUSY, CAT_TENSOR, oid, q + kvload + [prev], resource=self.tensor[c],
                                 duration_s=pass_cycles(m, kvn, o.head_dim, cm.R, cm.C, cm.count, cm.df, speed,
-                                                       cm.overlap, cm.min_pass) / cm.f_tensor / cm.tensor_eff(o.dtype),
+                                                       cm.overlap, cm.min_pass) / cm.f_tensor / (cm.tensor_eff(o.dtype) * cm.attn_eff),
                                 flops=2.0 * m * kvn * o.head_dim)
                     ex = b.task(BUSY, CAT_SCALAR, oid, [qk], resource=self.scalar[c],
                                 duration_s=m * kvn / cm.trans_rate)
@@ -294,7 +294,7 @@ class Lowerer:
                                  duration_s=self.vec_time(vrate_ops * m * kvn, o.dtype))
                     prev = b.task(BUSY, CAT_TENSOR, oid, [ex, upd], resource=self.tensor[c],
                                   duration_s=pass_cycles(m, o.head_dim, kvn, cm.R, cm.C, cm.count, cm.df, speed,
-                                                         cm.overlap, cm.min_pass) / cm.f_tensor / cm.tensor_eff(o.dtype),
+                                                         cm.overlap, cm.min_pass) / cm.f_tensor / (cm.tensor_eff(o.dtype) * cm.attn_eff),
                                   flops=2.0 * m * kvn * o.head_dim)
                     done += kvn
                 ends += self.store(oid, c, m * o.head_dim * (dt if split == 1 else 4.0), [prev])

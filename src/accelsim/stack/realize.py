@@ -35,9 +35,13 @@ def dropped_stack_costs(system: SystemSpec, stack: Stack | None) -> str | None:
     return cal.stack
 
 
-def _runtime(base: Calibration, stack: Stack) -> Calibration:
+def _runtime(base: Calibration, stack: Stack, chip: str = "") -> Calibration:
     """``base`` plus the stack runtime's per-kernel and per-collective host costs (a
-    program-dispatch runtime pays per call instead)."""
+    program-dispatch runtime pays per call instead) and its attention kernels' efficiency on
+    ``chip``."""
+    att = stack.attention.efficiency.get(chip) if stack.attention is not None else None
+    if att is not None:
+        base = base.model_copy(update={"attention_efficiency": att})
     if stack.runtime.dispatch != "kernel":
         return base
     rt = stack.runtime
@@ -89,9 +93,9 @@ def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
             return system
         hw = {f: getattr(chip.calibration, f) for f in HARDWARE_FIELDS}
         cal = Calibration(**hw) if stack is None else _runtime(
-            (chip.achievable or Calibration()).model_copy(update=hw), stack)
+            (chip.achievable or Calibration()).model_copy(update=hw), stack, chip.name)
     else:
-        cal = _runtime(chip.achievable or Calibration(), stack)
+        cal = _runtime(chip.achievable or Calibration(), stack, chip.name)
     if cal == chip.calibration:
         return system
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})

@@ -18,7 +18,7 @@ Frozen pydantic models, ``extra="forbid"``, SI units in field names, unit string
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -133,6 +133,17 @@ class ServingEngine(_Spec):
     Python between steps pays it once per running request."""
 
 
+class AttentionKernel(_Spec):
+    """The fused attention kernels a stack runs (FlashAttention-2 / -3, cuDNN)."""
+
+    name: str = Field(min_length=1)
+    """Kernel family, e.g. "FlashAttention-2", "cuDNN fused attention"."""
+    efficiency: dict[str, Annotated[float, Field(gt=0, le=1)]] = {}
+    """Chip name -> fraction of the modelled fused-attention rate these kernels reach on it
+    (fitted on published kernel measurements, ``correlate.attention_fit``); chips not named
+    keep 1."""
+
+
 class Stack(_Spec):
     """A software stack: runtime plus collective library, and optionally the training framework
     or serving engine that runs on them."""
@@ -149,8 +160,10 @@ class Stack(_Spec):
     """The training framework's defaults (None: a plain runtime)."""
     serving: ServingEngine | None = None
     """The serving engine's per-step costs (None: a plain runtime)."""
+    attention: AttentionKernel | None = None
+    """The fused attention kernels it runs (None: the modelled rate as it is)."""
     sources: dict[str, str] = {}
     """Citation of every numeric field, keyed by its dotted path."""
 
 
-__all__ = ["Protocol", "CollectiveLibrary", "Runtime", "ServingEngine", "Stack", "TrainingFramework"]
+__all__ = ["AttentionKernel", "Protocol", "CollectiveLibrary", "Runtime", "ServingEngine", "Stack", "TrainingFramework"]
