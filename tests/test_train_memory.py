@@ -87,3 +87,25 @@ def test_published_peak_memory_of_torchtitan_llama3_8b_runs():
     assert (abs(ratio - 1) <= 0.10).sum() >= 3
     small = ratio[[f"mem-00{i}" for i in range(1, 8)]]
     assert (abs(small - 1) <= 0.20).all(), small.to_dict()
+
+
+def test_eager_rmsnorm_runs_its_separate_ops_forward_and_backward():
+    """torchtitan's RMSNorm without torch.compile: eight kernels moving 36 bytes per bf16
+    element where a fused kernel moves 4 (read 2, write 2), in the forward and again in the
+    backward; LayerNorm models are unaffected (PyTorch's layer_norm is one kernel)."""
+    one = L8.model_copy(update={"num_hidden_layers": 1})
+    fused = build_train(one, 8, 4096, ParallelPlan(dp=8), dtype="bf16")
+    eager = build_train(one, 8, 4096, ParallelPlan(dp=8, rmsnorm="eager"), dtype="bf16")
+
+    def norm_bytes(graph, role):
+        return sum(o.bytes() for o in graph.ops() if o.role == role)
+
+    n = 4096 * 4096
+    assert norm_bytes(fused.fwd[0], "fwd.norm_attn") == pytest.approx(4 * n, rel=0.01)
+    assert norm_bytes(eager.fwd[0], "fwd.norm_attn") == pytest.approx(36 * n, rel=0.01)
+    extra = norm_bytes(eager.bwd[0], "bwd.norm_mlp") - norm_bytes(fused.bwd[0], "bwd.norm_mlp")
+    assert extra == pytest.approx(36 * n, rel=0.01)
+    gpt = build_train("gpt3-5b", 8, 2048, ParallelPlan(dp=8, rmsnorm="eager"), dtype="bf16")
+    assert len(gpt.fwd[0].ops()) == len(build_train("gpt3-5b", 8, 2048, ParallelPlan(dp=8), dtype="bf16").fwd[0].ops())
+    st = resolve("torchtitan-cuda", load_system("dgx-h100").stack, "realistic")
+    assert plan_defaults(st)["rmsnorm"] == "eager"

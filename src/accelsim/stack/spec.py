@@ -117,6 +117,8 @@ class TrainingFramework(_Spec):
     loss_grad_bytes_per_logit: float = Field(0.0, ge=0)
     """Bytes per logit the loss's backward holds beside the kept softmax
     (``ParallelPlan.loss_grad_bytes_per_logit``)."""
+    rmsnorm: Literal["fused", "eager"] = "fused"
+    """How its RMSNorm runs (``ParallelPlan.rmsnorm``)."""
 
 
 class ServingEngine(_Spec):

@@ -100,6 +100,11 @@ class ParallelPlan(BaseModel):
     kept fp32 softmax: 8 when the cross-entropy runs on an fp32 copy of the logits in eager
     PyTorch (the gradient of the log-softmax output and of its input), 0 when the gradient is
     computed in place (Megatron-LM's vocab-parallel cross-entropy)."""
+    rmsnorm: Literal["fused", "eager"] = "fused"
+    """How RMSNorm runs: ``fused``, one kernel per pass (Transformer Engine, Apex, torch.compile,
+    XLA); ``eager``, the separate PyTorch ops of a module written op by op (upcast, square, mean,
+    add eps, rsqrt, scale, downcast, weight: ``ops.composite_rmsnorm``), forward, recompute and
+    once more in the backward (torchtitan without torch.compile)."""
     schedule: Literal["1f1b", "gpipe"] = "1f1b"
     """Pipeline schedule: 1F1B (PipeDream-Flush) or GPipe (all forwards, then all backwards)."""
     vpp: int = Field(1, ge=1)

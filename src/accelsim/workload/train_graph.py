@@ -45,13 +45,14 @@ Backward, layer by layer in reverse:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from .build import active_experts
 from .graph import WorkloadGraph, WorkloadMeta
 from .model import ModelConfig, dtype_bytes
 from .ops import (AdamW, Collective, ELEMENTWISE, Elementwise, Embedding, FlashAttention, LayerNorm, MatMul,
-                  RMSNorm, Softmax)
+                  RMSNorm, Softmax, composite_rmsnorm)
 from .parallel import ParallelPlan, embedding_params, head_params, layer_params
 from ..errors import WorkloadError
 
@@ -131,6 +132,26 @@ class StageGraphs:
             self.fs = m.num_shared_experts * (m.moe_intermediate_size // t)
 
     # --- op factories -------------------------------------------------------------------------
+    def norm(self, e: _Emit, pre: str, role: str, layer: int, rows: int, *deps: str | None) -> str:
+        """A norm's forward: one fused op, or an eager RMSNorm's separate ops in a chain."""
+        local = role.split(".", 1)[1]
+        if self.Norm is not RMSNorm or self.p.rmsnorm != "eager":
+            return e(self.Norm(name=pre + local, layer=layer, role=role, rows=rows, cols=self.d, dtype=self.dt), *deps)
+        h = None
+        for op in composite_rmsnorm(rows, self.d, self.dt, name=pre + local):
+            h = e(dataclasses.replace(op, layer=layer, role=role), *((h,) if h else deps))
+        return h
+
+    def norm_bwd(self, e: _Emit, pre: str, local: str, layer: int, *deps: str | None) -> str:
+        """A norm's backward: one elementwise pass, plus an eager RMSNorm's per-op gradients
+        (about its forward's kernels again)."""
+        h = self.ew(e, pre, f"bwd.{local}", layer, "mul", self.Tsp * self.d, *deps)
+        if self.Norm is not RMSNorm or self.p.rmsnorm != "eager":
+            return h
+        for op in composite_rmsnorm(self.Tsp, self.d, self.dt, name=f"{pre}{local}_grad"):
+            h = e(dataclasses.replace(op, layer=layer, role=f"bwd.{local}"), h)
+        return h
+
     def mm(self, e: _Emit, pre: str, role: str, layer: int, m: int, n: int, k: int, *deps: str | None,
            batch: int = 1, shared: bool = True, out: str | None = None) -> str:
         local = role.split(".", 1)[1]
@@ -221,7 +242,7 @@ class StageGraphs:
         pre = f"L{li}.{ps}."
         if gathered is None:
             gathered = self.zero_gather(e, pre, li, *layer_params(m, li, self.p), x)
-        h = e(self.Norm(name=pre + "norm_attn", layer=li, role=f"{ps}.norm_attn", rows=Tsp, cols=d, dtype=self.dt), x)
+        h = self.norm(e, pre, f"{ps}.norm_attn", li, Tsp, x)
         h = self.tp_in(e, pre, "attn", li, h)
         h = self.mm(e, pre, f"{ps}.qkv_proj", li, T, self.qkv_n, d, h, *gathered)
         if m.position_embedding == "rope":
@@ -232,7 +253,7 @@ class StageGraphs:
         h = self.mm(e, pre, f"{ps}.out_proj", li, T, d, self.hq * self.hd, h)
         h = self.tp_out(e, pre, "attn", li, h)
         r = self.ew(e, pre, f"{ps}.residual_attn", li, "add", Tsp * d, h, x)
-        n2 = e(self.Norm(name=pre + "norm_mlp", layer=li, role=f"{ps}.norm_mlp", rows=Tsp, cols=d, dtype=self.dt), r)
+        n2 = self.norm(e, pre, f"{ps}.norm_mlp", li, Tsp, r)
         if m.is_moe_layer(li):
             outs = self.moe_fwd(e, pre, ps, li, n2)
         else:
@@ -285,7 +306,7 @@ class StageGraphs:
             # ZeRO-3 gathers the LM head (with tied embeddings and pp == 1: the token table again)
             head = m._norm_params() + self.Vt * d
             ag = self.zero_gather(e, "fwd.", -1, head, 0, x, tag="_head")
-            x = e(self.Norm(name="fwd.final_norm", role="fwd.final_norm", rows=self.Tsp, cols=d, dtype=self.dt), x)
+            x = self.norm(e, "fwd.", "fwd.final_norm", -1, self.Tsp, x)
             x = self.tp_in(e, "fwd.", "head", -1, x)
             x = self.mm(e, "fwd.", "fwd.lm_head", -1, self.T, self.Vt, d, x, *ag)
             x = e(Softmax(name="fwd.loss", role="fwd.loss", rows=self.T, cols=self.Vt, dtype=self.dt), x)
@@ -326,13 +347,13 @@ class StageGraphs:
         matmul), the activation and the residual adds."""
         T, Tsp, d = self.T, self.Tsp, self.d
         pre, ps = f"L{li}.recompute.", "recompute"
-        h = e(self.Norm(name=pre + "norm_attn", layer=li, role=f"{ps}.norm_attn", rows=Tsp, cols=d, dtype=self.dt), dy)
+        h = self.norm(e, pre, f"{ps}.norm_attn", li, Tsp, dy)
         h = self.mm(e, pre, f"{ps}.k_proj", li, T, self.kvl * self.hd, d, h)
         if self.m.position_embedding == "rope":
             h = self.ew(e, pre, f"{ps}.rope", li, "rope", T * (self.hq + self.kvl) * self.hd, h)
         h = self.mm(e, pre, f"{ps}.out_proj", li, T, d, self.hq * self.hd, h)
         h = self.ew(e, pre, f"{ps}.residual_attn", li, "add", Tsp * d, h)
-        h = e(self.Norm(name=pre + "norm_mlp", layer=li, role=f"{ps}.norm_mlp", rows=Tsp, cols=d, dtype=self.dt), h)
+        h = self.norm(e, pre, f"{ps}.norm_mlp", li, Tsp, h)
         if not self.m.is_moe_layer(li):
             h = self.mm(e, pre, f"{ps}.mlp_up", li, T, self.f, d, h)
             h = self.ew(e, pre, f"{ps}.mlp_act", li, self.act, T * self.f, h)
@@ -359,7 +380,7 @@ class StageGraphs:
             x = self.tp_in(e, pre, "mlp_wgrad", li, h)
             dx = self.linear_bwd(e, pre, li, "mlp_up", T, self.g * self.f, d, h, x=x, wgrads=wg)
             dn = [self.tp_out(e, pre, "mlp", li, dx)]
-        h = self.ew(e, pre, "bwd.norm_mlp", li, "mul", Tsp * d, *dn)
+        h = self.norm_bwd(e, pre, "norm_mlp", li, *dn)
         dr = self.ew(e, pre, "bwd.residual_mlp", li, "add", Tsp * d, h, start)
         # attention block
         h = self.tp_in(e, pre, "attn", li, dr)
@@ -377,7 +398,7 @@ class StageGraphs:
         x = self.tp_in(e, pre, "attn_wgrad", li, grads[0])
         dx = self.linear_bwd(e, pre, li, "qkv_proj", T, self.qkv_n, d, *grads, x=x, wgrads=wg)
         h = self.tp_out(e, pre, "attn", li, dx)
-        h = self.ew(e, pre, "bwd.norm_attn", li, "mul", Tsp * d, h)
+        h = self.norm_bwd(e, pre, "norm_attn", li, h)
         out = self.ew(e, pre, "bwd.residual_attn", li, "add", Tsp * d, h, dr)
         self.zero_scatter(e, pre, li, dense, expert, *wg)
         return out
