@@ -175,8 +175,8 @@ class Calibration(Spec):
     hbm_efficiency: float = Field(1.0, gt=0, le=1)
     """Achievable fraction of peak HBM bandwidth."""
     reduction_efficiency: float = Field(1.0, gt=0, le=1)
-    """Further fraction of the HBM rate that row-wise reductions (softmax, LayerNorm, RMSNorm)
-    reach: one pass per row with a cross-lane reduction streams less evenly than an elementwise
+    """Further fraction of the HBM rate that row-wise reductions (softmax, LayerNorm, RMSNorm, a
+    row mean) reach: one pass per row with a cross-lane reduction streams less evenly than an elementwise
     kernel, so GPUs reach ~30-40 % of peak on them where a plain add reaches ~90 %."""
     sram_efficiency: float = Field(1.0, gt=0, le=1)
     """Achievable fraction of SRAM bandwidth."""

@@ -265,8 +265,8 @@ def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: floa
     vec = op.vector_ops() / (active * vrate)
     trans = op.transcendentals() / (active * cm.trans_rate)
     mem = hbm_bytes / min(cm.hbm_bw, active * cm.core_bw)
-    if isinstance(op, (Softmax, LayerNorm, RMSNorm)):  # row-wise reductions stream at their own fraction
-        mem /= cm.reduction_eff
+    if isinstance(op, (Softmax, LayerNorm, RMSNorm)) or getattr(op, "fn", "") == "sum":
+        mem /= cm.reduction_eff  # row-wise reductions (a row mean too) stream at their own fraction
     return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.vector_overhead,
                   hbm_bytes=hbm_bytes, mapping=f"{int(active)} cores")
 
