@@ -16,6 +16,7 @@ stage, and for equal stages it comes out as (p - 1) / (m + p - 1).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -112,6 +113,47 @@ def interleaved_order(stage: int, stages: int, microbatches: int, chunks: int) -
     return order
 
 
+def program_orders(p: int, m: int, v: int, schedule: str) -> list[list[tuple[str, int, int]]]:
+    """Each stage's program order as ("F" | "B", chunk, microbatch): 1F1B or GPipe, or with
+    ``v`` > 1 chunks the interleaved 1F1B schedule (checked: it runs 1F1B on whole groups of
+    ``p`` microbatches)."""
+    if v > 1:
+        if schedule != "1f1b":
+            raise WorkloadError("an interleaved pipeline (vpp > 1) runs the 1f1b schedule")
+        if m % p:
+            raise WorkloadError(f"an interleaved pipeline needs the microbatches ({m}) to be a multiple of "
+                                f"pp ({p}), as Megatron-LM requires")
+        return [interleaved_order(s, p, m, v) for s in range(p)]
+    return [[(kind, 0, i) for kind, i in stage_order(s, p, m, schedule)] for s in range(p)]
+
+
+def walk(orders: list[list[tuple[str, int, int]]], sent_f: dict, sent_b: dict
+         ) -> Iterator[tuple[int, str, int, int, int, bool]]:
+    """Every pass as (stage, "F" | "B", chunk, microbatch, virtual stage, last of its stage), in
+    a global order that respects the dependencies: repeatedly the next pass of each stage whose
+    inputs exist. Virtual stage ``k = chunk * p + stage``: a forward of ``k`` needs ``(k - 1,
+    microbatch)`` in ``sent_f``, a backward ``(k + 1, microbatch)`` in ``sent_b``; the caller
+    records its sends there before taking the next pass."""
+    p = len(orders)
+    top = p * max((c for o in orders for _, c, _ in o), default=0) + p - 1
+    cursor = [0] * p
+    while any(cursor[s] < len(orders[s]) for s in range(p)):
+        progressed = False
+        for s in range(p):
+            if cursor[s] >= len(orders[s]):
+                continue
+            kind, c, i = orders[s][cursor[s]]
+            k = c * p + s
+            if (kind == "F" and k > 0 and (k - 1, i) not in sent_f) or \
+                    (kind == "B" and k < top and (k + 1, i) not in sent_b):
+                continue
+            cursor[s] += 1
+            progressed = True
+            yield s, kind, c, i, k, cursor[s] == len(orders[s])
+        if not progressed:
+            raise WorkloadError("pipeline schedule has a cycle (this is a bug)")
+
+
 def simulate_pipeline(stages: list[StageTimes], microbatches: int, schedule: str = "1f1b",
                       chunks: int = 1) -> PipelineRun:
     """Build and run the event schedule of one training step (``chunks`` > 1: interleaved 1F1B
@@ -119,15 +161,7 @@ def simulate_pipeline(stages: list[StageTimes], microbatches: int, schedule: str
     p, m, v = len(stages), microbatches, chunks if len(stages) > 1 else 1
     if p < 1 or m < 1:
         raise WorkloadError(f"a pipeline needs at least one stage and one microbatch (got {p}, {m})")
-    if v > 1:
-        if schedule != "1f1b":
-            raise WorkloadError("an interleaved pipeline (vpp > 1) runs the 1f1b schedule")
-        if m % p:
-            raise WorkloadError(f"an interleaved pipeline needs the microbatches ({m}) to be a multiple of "
-                                f"pp ({p}), as Megatron-LM requires")
-        orders = [interleaved_order(s, p, m, v) for s in range(p)]
-    else:
-        orders = [[(kind, 0, i) for kind, i in stage_order(s, p, m, schedule)] for s in range(p)]
+    orders = program_orders(p, m, v, schedule)
     b = ScheduleBuilder()
     compute = [b.resource(f"stage{s}.compute", "tensor", chip=s) for s in range(p)]
     send_fwd = [b.resource(f"stage{s}.send_next", "link", chip=s) for s in range(p)]
@@ -142,51 +176,36 @@ def simulate_pipeline(stages: list[StageTimes], microbatches: int, schedule: str
     sent_f: dict[tuple[int, int], int] = {}
     sent_b: dict[tuple[int, int], int] = {}
     top = p * v - 1
-    # emit in a global order that respects every dependency: repeatedly take, on each stage,
-    # the next pass whose inputs exist
-    cursor, last, priority = [0] * p, [-1] * p, 0
+    last, priority = [-1] * p, 0
     pieces: list[list[int]] = [[] for _ in range(p)]
-    while any(cursor[s] < len(orders[s]) for s in range(p)):
-        progressed = False
-        for s in range(p):
-            if cursor[s] >= len(orders[s]):
-                continue
-            kind, c, i = orders[s][cursor[s]]
-            k, st = c * p + s, stages[s]
-            if kind == "F":
-                if k > 0 and (k - 1, i) not in sent_f:
-                    continue
-                deps = [last[s]] + ([sent_f[(k - 1, i)]] if k > 0 else [])
-                t = b.task(BUSY, CAT_TENSOR, ops[(s, "fwd")], deps, resource=compute[s],
-                           duration_s=st.fwd_compute_s / v, priority=priority)
-                t = b.task(BUSY, CAT_LINK, ops[(s, "fwd")], [t], resource=compute[s],
-                           duration_s=st.fwd_comm_s / v, priority=priority)
-                done_f[(k, i)] = t
-                if k < top:
-                    sent_f[(k, i)] = b.task(BUSY, CAT_LINK, ops[(s, "p2p")], [t], resource=send_fwd[s],
-                                            duration_s=st.p2p_s, priority=priority)
-            else:
-                if k < top and (k + 1, i) not in sent_b:
-                    continue
-                deps = [last[s], done_f[(k, i)]] + ([sent_b[(k + 1, i)]] if k < top else [])
-                nb = max(1, st.grad_buckets) if cursor[s] == len(orders[s]) - 1 and st.grad_sync_s > 0 else 1
-                for _ in range(nb):  # the last backward in gradient buckets' worth of compute
-                    t = b.task(BUSY, CAT_TENSOR, ops[(s, "bwd")], deps, resource=compute[s],
-                               duration_s=st.bwd_compute_s / v / nb, priority=priority)
-                    deps = [t]
-                    if nb > 1:
-                        pieces[s].append(t)
-                t = b.task(BUSY, CAT_LINK, ops[(s, "bwd")], [t], resource=compute[s],
-                           duration_s=st.bwd_comm_s / v, priority=priority)
-                if k > 0:  # stages[-1]: chunk c > 0 on stage 0 sends back to the last stage
-                    sent_b[(k, i)] = b.task(BUSY, CAT_LINK, ops[(s, "p2p")], [t], resource=send_bwd[s],
-                                            duration_s=stages[s - 1].p2p_s, priority=priority)
-            last[s] = t
-            cursor[s] += 1
-            priority += 1
-            progressed = True
-        if not progressed:
-            raise WorkloadError("pipeline schedule has a cycle (this is a bug)")
+    for s, kind, c, i, k, final in walk(orders, sent_f, sent_b):
+        st = stages[s]
+        if kind == "F":
+            deps = [last[s]] + ([sent_f[(k - 1, i)]] if k > 0 else [])
+            t = b.task(BUSY, CAT_TENSOR, ops[(s, "fwd")], deps, resource=compute[s],
+                       duration_s=st.fwd_compute_s / v, priority=priority)
+            t = b.task(BUSY, CAT_LINK, ops[(s, "fwd")], [t], resource=compute[s],
+                       duration_s=st.fwd_comm_s / v, priority=priority)
+            done_f[(k, i)] = t
+            if k < top:
+                sent_f[(k, i)] = b.task(BUSY, CAT_LINK, ops[(s, "p2p")], [t], resource=send_fwd[s],
+                                        duration_s=st.p2p_s, priority=priority)
+        else:
+            deps = [last[s], done_f[(k, i)]] + ([sent_b[(k + 1, i)]] if k < top else [])
+            nb = max(1, st.grad_buckets) if final and st.grad_sync_s > 0 else 1
+            for _ in range(nb):  # the last backward in gradient buckets' worth of compute
+                t = b.task(BUSY, CAT_TENSOR, ops[(s, "bwd")], deps, resource=compute[s],
+                           duration_s=st.bwd_compute_s / v / nb, priority=priority)
+                deps = [t]
+                if nb > 1:
+                    pieces[s].append(t)
+            t = b.task(BUSY, CAT_LINK, ops[(s, "bwd")], [t], resource=compute[s],
+                       duration_s=st.bwd_comm_s / v, priority=priority)
+            if k > 0:  # stages[-1]: chunk c > 0 on stage 0 sends back to the last stage
+                sent_b[(k, i)] = b.task(BUSY, CAT_LINK, ops[(s, "p2p")], [t], resource=send_bwd[s],
+                                        duration_s=stages[s - 1].p2p_s, priority=priority)
+        last[s] = t
+        priority += 1
     return _finish(b, stages, m, v, last, ops, compute, dp_link, priority, pieces)
 
 

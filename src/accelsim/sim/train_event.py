@@ -30,33 +30,27 @@ from ..arch.spec import SystemSpec
 from ..arch.topology import Placement, place
 from ..errors import WorkloadError
 from ..lower.fabric import Fabric
-from ..lower.schedule import (BUSY, CAT_DMA_IN, CAT_OVERHEAD, CAT_TENSOR, CAT_VECTOR, Schedule,
-                              ScheduleBuilder)
+from ..lower.schedule import (BUSY, CAT_DMA_IN, CAT_OVERHEAD, CAT_TENSOR, CAT_VECTOR, ScheduleBuilder)
 from ..workload.ops import Collective
 from ..workload.train import TrainStep
-from .critical_path import Attribution, critical_path
+from .critical_path import critical_path
+from .event import EventRun
 from .engine import simulate_schedule
-from .pipeline import interleaved_order, stage_order
-from .result import SimResult
+from .pipeline import program_orders, walk
 from .training import _Coster, system_for
 
 BOUND_CATEGORY = {"compute": CAT_TENSOR, "vector": CAT_VECTOR, "memory": CAT_DMA_IN, "overhead": CAT_OVERHEAD}
 
 
 @dataclass
-class TrainEventRun:
-    system: SystemSpec
-    step: TrainStep
-    placement: Placement
-    schedule: Schedule
-    result: SimResult
-    attribution: Attribution
-    pipeline_time_s: float
-    """End of the last backward op of any stage."""
+class TrainEventRun(EventRun):
+    """An event-tier run of a training step (``EventRun``'s schedule, result and attribution)."""
 
-    @property
-    def makespan_s(self) -> float:
-        return self.result.makespan_s
+    system: SystemSpec | None = None
+    step: TrainStep | None = None
+    placement: Placement | None = None
+    pipeline_time_s: float = 0.0
+    """End of the last backward op of any stage."""
 
 
 def _chunks(ops: list, v: int, backward: bool) -> list[list]:
@@ -110,10 +104,7 @@ def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, priv
 
     fwd = [[items(c, s) for c in _chunks(step.fwd[s].ops(), v, False)] for s in range(p)]
     bwd = [[items(c, s) for c in _chunks(step.bwd[s].ops(), v, True)] for s in range(p)]
-    if v > 1:
-        orders = [interleaved_order(s, p, m, v) for s in range(p)]
-    else:
-        orders = [[(k, 0, i) for k, i in stage_order(s, p, m, plan.schedule)] for s in range(p)]
+    orders = program_orders(p, m, v, plan.schedule)
 
     prio = [0]
 
@@ -158,37 +149,23 @@ def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, priv
     done_f: dict[tuple[int, int], list[list[int]]] = {}
     layer_end: list[dict] = [{} for _ in range(p)]
     bwd_end: list[int] = []
-    top, cursor = p * v - 1, [0] * p
-    while any(cursor[s] < len(orders[s]) for s in range(p)):
-        progressed = False
-        for s in range(p):
-            if cursor[s] >= len(orders[s]):
-                continue
-            kind, c, i = orders[s][cursor[s]]
-            k = c * p + s
-            tag = f"mb{i}" + (f".c{c}" if v > 1 else "")
-            if kind == "F":
-                if k > 0 and (k - 1, i) not in sent_f:
-                    continue
-                deps = [last[s][d] + (sent_f[(k - 1, i)][d] if k > 0 else []) for d in range(nd)]
-                ends = run_pass(s, "fwd." + tag, fwd[s][c], deps, None)
-                done_f[(k, i)] = ends
-                if k < top:
-                    sent_f[(k, i)] = _send(b, fab, units, s, (s + 1) % p, ends, step.p2p_bytes, f"fwd.{tag}", prio)
-            else:
-                if k < top and (k + 1, i) not in sent_b:
-                    continue
-                deps = [last[s][d] + done_f[(k, i)][d] + (sent_b[(k + 1, i)][d] if k < top else [])
-                        for d in range(nd)]
-                ends = run_pass(s, "bwd." + tag, bwd[s][c], deps, layer_end[s])
-                bwd_end += [t for e in ends for t in e]
-                if k > 0:
-                    sent_b[(k, i)] = _send(b, fab, units, s, (s - 1) % p, ends, step.p2p_bytes, f"bwd.{tag}", prio)
-            last[s] = ends
-            cursor[s] += 1
-            progressed = True
-        if not progressed:
-            raise WorkloadError("pipeline schedule has a cycle (this is a bug)")
+    top = p * v - 1
+    for s, kind, c, i, k, _ in walk(orders, sent_f, sent_b):
+        tag = f"mb{i}" + (f".c{c}" if v > 1 else "")
+        if kind == "F":
+            deps = [last[s][d] + (sent_f[(k - 1, i)][d] if k > 0 else []) for d in range(nd)]
+            ends = run_pass(s, "fwd." + tag, fwd[s][c], deps, None)
+            done_f[(k, i)] = ends
+            if k < top:
+                sent_f[(k, i)] = _send(b, fab, units, s, (s + 1) % p, ends, step.p2p_bytes, f"fwd.{tag}", prio)
+        else:
+            deps = [last[s][d] + done_f[(k, i)][d] + (sent_b[(k + 1, i)][d] if k < top else [])
+                    for d in range(nd)]
+            ends = run_pass(s, "bwd." + tag, bwd[s][c], deps, layer_end[s])
+            bwd_end += [t for e in ends for t in e]
+            if k > 0:
+                sent_b[(k, i)] = _send(b, fab, units, s, (s - 1) % p, ends, step.p2p_bytes, f"bwd.{tag}", prio)
+        last[s] = ends
     for s in range(p):
         _step_end(b, fab, coster, step, s, units, dp_groups, compute, last[s], layer_end[s], prio)
     sched = b.build()
