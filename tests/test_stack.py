@@ -274,3 +274,20 @@ def test_graph_replay_drops_the_host_cost_of_a_collective():
     pr = Predictor()
     native, graphs = (pr.predict(r).time_s for r in rows)
     assert native - graphs == pytest.approx(host, rel=1e-9)
+
+
+def test_new_stack_blocks_are_checked_with_file_and_field(tmp_path):
+    base = ("runtime: {name: r}\ncollectives:\n  name: c\n  call_latency_s: 1 us\n  bandwidth_fraction: 0.5\n"
+            "  protocols: [{name: S, bandwidth_fraction: 1, step_latency_s: 1 us}]\n")
+    eng = tmp_path / "eng.yaml"
+    eng.write_text("name: eng\n" + base + "serving: {name: e, request_overhead_s: -1 ms}\n")
+    with pytest.raises(ConfigError, match=r"eng\.yaml.*serving\.request_overhead_s"):
+        load_stack(eng)
+    att = tmp_path / "att.yaml"
+    att.write_text("name: att\n" + base + "attention: {name: a, efficiency: {h100-sxm5-80gb: 1.5}}\n")
+    with pytest.raises(ConfigError, match=r"att\.yaml.*attention\.efficiency"):
+        load_stack(att)
+    fw = tmp_path / "fw.yaml"
+    fw.write_text("name: fw\n" + base + "training: {name: f, rmsnorm: unfused}\n")
+    with pytest.raises(ConfigError, match=r"fw\.yaml.*training\.rmsnorm"):
+        load_stack(fw)
