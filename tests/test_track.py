@@ -353,3 +353,40 @@ def test_a_run_records_mode_and_stack_hashes(tmp_path):
     meta = _json.loads(sqlite3.connect(db).execute("SELECT meta FROM runs").fetchone()[0])
     assert meta["mode"] == "realistic" and set(meta["stacks"]) == {"cuda-eager"}
     assert len(meta["stacks"]["cuda-eager"]) == 12
+
+
+def _record_one(args):
+    path, i, barrier = args
+    barrier.wait()
+    return track.record(make_result(RUN1), path, label=f"writer {i}")
+
+
+def test_twenty_concurrent_writers_on_a_new_database_all_record(tmp_path):
+    """Processes that open a new database at the same moment create its schema once (one write
+    transaction taken before the schema is read) and every run is kept."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    path = tmp_path / "new.db"
+    n = 20
+    with ctx.Manager() as mgr:
+        barrier = mgr.Barrier(n)
+        with ctx.Pool(n) as pool:
+            ids = pool.map(_record_one, [(path, i, barrier) for i in range(n)])
+    assert sorted(ids) == list(range(1, n + 1))
+    assert len(track.runs(path)) == n
+    assert sorted(track.runs(path)["label"]) == sorted(f"writer {i}" for i in range(n))
+
+
+def test_a_foreign_sqlite_file_is_refused_before_anything_is_written(tmp_path):
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    with conn:
+        conn.execute("CREATE TABLE customers (id INTEGER, name TEXT)")
+    conn.close()
+    before = other.read_bytes()
+    with pytest.raises(MeasurementError, match=r"other\.db: not an accelsim tracking database.*customers"):
+        track.record(make_result(RUN1), other)
+    assert other.read_bytes() == before
+    with pytest.raises(MeasurementError, match="not a regular file"):
+        track.runs(tmp_path)

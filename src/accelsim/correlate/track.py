@@ -121,21 +121,40 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 def migrate(conn: sqlite3.Connection, upto: int | None = None) -> int:
-    """Apply the missing migrations in order, each in its own transaction; returns the version."""
+    """Apply the missing migrations in order; returns the version. Everything happens in one
+    write transaction taken before the schema is read (``BEGIN IMMEDIATE``), so processes that
+    open a new database at the same moment create it once: the others wait for the lock (the
+    connection's busy timeout) and find it done. A SQLite file with tables but no
+    ``schema_version`` (someone else's database) is refused before anything is written."""
     upto = LATEST_VERSION if upto is None else upto
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
-                 "version INTEGER PRIMARY KEY, description TEXT, applied_at TEXT)")
-    conn.commit()
-    current = schema_version(conn)
+    if schema_version(conn) >= upto:  # the common case: nothing to do, no write lock
+        return _check_version(schema_version(conn))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(conn)
+        if current == 0:
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            if tables:
+                raise MeasurementError(f"not an accelsim tracking database (it has tables {', '.join(sorted(tables))} "
+                                       f"and no schema_version); nothing was written")
+            conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT, applied_at TEXT)")
+        _check_version(current)
+        for version, description, fn in MIGRATIONS:
+            if current < version <= upto:
+                fn(conn)
+                conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (version, description, _now()))
+                current = version
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return current
+
+
+def _check_version(current: int) -> int:
     if current > LATEST_VERSION:
         raise MeasurementError(f"tracking database has schema version {current}, newer than this accelsim "
                                f"understands ({LATEST_VERSION}); upgrade accelsim")
-    for version, description, fn in MIGRATIONS:
-        if current < version <= upto:
-            with conn:
-                fn(conn)
-                conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (version, description, _now()))
-            current = version
     return current
 
 
@@ -144,13 +163,21 @@ def connect(db_path: str | Path, upto: int | None = None) -> sqlite3.Connection:
     path = Path(db_path)
     if path.parent and not path.parent.exists():
         raise MeasurementError(f"{db_path}: directory {path.parent} does not exist")
+    if path.exists() and not path.is_file():
+        raise MeasurementError(f"{db_path}: not a regular file")
     try:
-        conn = sqlite3.connect(path)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
         conn.execute("PRAGMA foreign_keys = ON")
         migrate(conn, upto)
+    except MeasurementError as e:
+        raise MeasurementError(f"{db_path}: {e}") from None
     except sqlite3.DatabaseError as e:
         raise MeasurementError(f"{db_path}: not a usable accelsim tracking database ({e})") from None
     return conn
+
+
+BUSY_TIMEOUT_S = 60.0
+"""How long a writer waits for another's lock (concurrent ``track`` runs on one database)."""
 
 
 # --------------------------------------------------------------------------------------------
