@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import stat
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -13,19 +14,90 @@ from pydantic import BaseModel, ValidationError
 from .errors import AccelsimError, ConfigError
 
 
-def load_yaml(path: Path, error: type[AccelsimError] = ConfigError) -> dict[str, Any]:
-    """Read a YAML mapping; a syntax error names the file, line and column."""
+MAX_CONFIG_BYTES = 16 * 2**20
+"""Largest config file (YAML, JSON) read: configs are kilobytes; anything near this is a mistake."""
+MAX_TABLE_BYTES = 512 * 2**20
+"""Largest measurement table (CSV, parquet) read."""
+MAX_YAML_NODES = 200_000
+"""Most YAML nodes a document may expand to once its aliases are followed (an alias bomb
+expands to billions from a few lines)."""
+MAX_YAML_DEPTH = 64
+"""Deepest nesting of mappings and lists in a YAML document."""
+
+
+def check_regular_file(path: str | Path, error: type[AccelsimError] = ConfigError,
+                       limit: int = MAX_CONFIG_BYTES) -> Path:
+    """``path`` if it is a regular file of at most ``limit`` bytes; otherwise ``error`` naming
+    it (a device such as /dev/zero, a pipe or a folder would be read forever or not at all)."""
+    p = Path(path)
     try:
-        text = Path(path).read_text()
+        st = p.stat()
     except OSError as e:
         raise error(f"{path}: cannot read: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{path}: is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{path}: not a regular file (a device, pipe or socket cannot be read as a config)")
+    if st.st_size > limit:
+        raise error(f"{path}: {st.st_size / 2**20:.0f} MiB is more than the {limit / 2**20:.0f} MiB such a file "
+                    f"may have")
+    return p
+
+
+def read_text(path: str | Path, error: type[AccelsimError] = ConfigError, limit: int = MAX_CONFIG_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes; errors name the file."""
+    p = check_regular_file(path, error, limit)
     try:
-        data = yaml.safe_load(text)
+        return p.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise error(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x})") from None
+
+
+def _yaml_size(node, depth: int = 0, memo: dict | None = None) -> int:
+    """Nodes of ``node`` with its aliases expanded (shared nodes counted once per use)."""
+    memo = {} if memo is None else memo
+    if depth > MAX_YAML_DEPTH:
+        raise ValueError(f"nested more than {MAX_YAML_DEPTH} levels deep")
+    got = memo.get(id(node))
+    if got is not None:
+        return got
+    n = 1
+    if isinstance(node, yaml.MappingNode):
+        n += sum(_yaml_size(k, depth + 1, memo) + _yaml_size(v, depth + 1, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        n += sum(_yaml_size(v, depth + 1, memo) for v in node.value)
+    if n > MAX_YAML_NODES:
+        raise ValueError(f"expands to more than {MAX_YAML_NODES:,} nodes (an alias bomb?)")
+    memo[id(node)] = n
+    return n
+
+
+def parse_yaml(text: str, origin: str, error: type[AccelsimError] = ConfigError) -> Any:
+    """``yaml.safe_load`` with limits: the document may not expand (aliases followed) to more
+    than ``MAX_YAML_NODES`` nodes or nest deeper than ``MAX_YAML_DEPTH``; a syntax error names
+    the origin, line and column."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _yaml_size(node)
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
-        raise error(f"{path}{where}: malformed YAML: {problem}") from None
+        raise error(f"{origin}{where}: malformed YAML: {problem}") from None
+    except RecursionError:
+        raise error(f"{origin}: refused: nested too deeply") from None
+    except ValueError as e:
+        raise error(f"{origin}: refused: {e}") from None
+
+
+def load_yaml(path: Path, error: type[AccelsimError] = ConfigError) -> dict[str, Any]:
+    """Read a YAML mapping from a regular file (see ``read_text`` and ``parse_yaml`` for the
+    limits); a syntax error names the file, line and column."""
+    data = parse_yaml(read_text(path, error), str(path), error)
     if not isinstance(data, dict):
         raise error(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
@@ -66,12 +138,15 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], origin: str 
         if "=" not in item:
             raise ConfigError(f"{origin} {item!r}: expected path=value, e.g. chip.hbm.bandwidth_Bps='3 TB/s'")
         path, raw = item.split("=", 1)
-        keys = [k for k in path.strip().split(".") if k]
-        if not keys:
-            raise ConfigError(f"{origin} {item!r}: empty path")
+        keys = path.strip().split(".")
+        if not path.strip() or any(not k.strip() for k in keys):
+            raise ConfigError(f"{origin} {item!r}: empty path segment (write e.g. chip.hbm.bandwidth_Bps=...)")
+        keys = [k.strip() for k in keys]
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            value = parse_yaml(raw, f"{origin} {path}")
+        except ConfigError as e:
+            if "refused" in str(e):
+                raise
             value = raw
         node = out
         for i, k in enumerate(keys[:-1]):

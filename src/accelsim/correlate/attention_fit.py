@@ -35,6 +35,9 @@ BWD_FACTOR = 2.5
 def load_attention_rows(path: str | Path) -> pd.DataFrame:
     """The rows of a kernel file, checked (missing columns or bad values name the file and
     the row); adds ``flops`` and ``measured_time_s``."""
+    from ..configio import MAX_TABLE_BYTES, check_regular_file
+
+    check_regular_file(path, MeasurementError, MAX_TABLE_BYTES)
     try:
         df = pd.read_csv(path)
     except (OSError, pd.errors.ParserError) as e:

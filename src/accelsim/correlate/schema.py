@@ -28,6 +28,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError, MeasurementError
+from ..configio import MAX_TABLE_BYTES, check_regular_file
 
 KERNEL_KINDS = ("gemm", "softmax", "layernorm", "rmsnorm", "gelu", "silu_mul", "add", "copy")
 """Single-kernel rows."""
@@ -458,6 +459,7 @@ def load_measurements(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
             raise MeasurementError(f"{path}: no such file")
         if path.is_dir():
             raise MeasurementError(f"{path}: is a folder, not a measurement file")
+        check_regular_file(path, MeasurementError, MAX_TABLE_BYTES)
         header, records = _raw_rows(path)
         _check_header(path, header)
         frames.append(_frame(validate_rows(records, str(path), path.parent.resolve())))

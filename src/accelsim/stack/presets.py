@@ -114,9 +114,11 @@ def rewrite_stack(name: str, update) -> Path:
     file's comment lines (generated values: ``accelsim priors --write``)."""
     import yaml
 
+    from ..configio import parse_yaml, read_text
+
     path = stack_path(name)
-    text = path.read_text()
-    data = yaml.safe_load(text)
+    text = read_text(path)
+    data = parse_yaml(text, str(path))
     update(data)
     head = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
     path.write_text(head + yaml.safe_dump(data, sort_keys=False, width=110))

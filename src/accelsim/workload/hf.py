@@ -35,11 +35,13 @@ def load_hf_config(path: str | Path) -> ModelConfig:
     missing required key is a WorkloadError naming the key and the file. Multi-head latent
     attention (DeepSeek-V2/V3 ``kv_lora_rank``) is not modelled: such configs are read as
     standard attention with ``num_key_value_heads`` heads."""
+    from ..configio import read_text
+
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
-    except OSError as e:
-        raise WorkloadError(f"{path}: cannot read: {e.strerror}") from None
+        raw = json.loads(read_text(path, WorkloadError))
+    except RecursionError:
+        raise WorkloadError(f"{path}: refused: nested too deeply") from None
     except json.JSONDecodeError as e:
         raise WorkloadError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
     if not isinstance(raw, dict):

@@ -1,0 +1,80 @@
+"""Hostile input is refused at once with a message naming the file (issue 13, item 4): devices
+and folders are never read as configs, YAML may not expand past a node budget or nest too
+deeply, non-UTF-8 text and malformed override paths are refused. Time limits here are hang
+guards, not speed tests."""
+
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from accelsim.cli import main
+from accelsim.configio import MAX_YAML_DEPTH, apply_overrides, load_yaml, parse_yaml
+from accelsim.errors import ConfigError, WorkloadError
+from accelsim.sweep.space import DesignSpace
+from accelsim.workload.hf import load_hf_config
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefg", "bcdefgh"))
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.mark.parametrize("args", [("run", "/dev/zero", "llama-3-8b"), ("run", "trn2", "/dev/zero")])
+def test_a_device_is_never_read_as_a_config(args):
+    t = time.perf_counter()
+    r = run(*args)
+    assert time.perf_counter() - t < 10  # hang guard
+    assert r.exit_code != 0 and "/dev/zero: not a regular file" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_a_measurement_row_naming_a_device_is_skipped_with_the_reason(tmp_path):
+    csv = tmp_path / "m.csv"
+    csv.write_text("id,kind,system,chips,dtype,m,n,k,measured_time_s,source\n"
+                   "x1,gemm,/dev/zero,1,bf16,64,64,64,1e-5,me\n")
+    r = run("correlate", str(csv))
+    assert r.exit_code == 0, r.output
+    assert "skipped x1: /dev/zero: not a regular file" in r.output
+
+
+def test_an_alias_bomb_in_a_sweep_axis_is_refused_quickly(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text("system: trn2\nworkload: {model: llama-3-8b, layers: 1}\n" + BOMB +
+                    "axes:\n  chip.hbm.bandwidth_Bps: *h\n")
+    t = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"bomb\.yaml: refused: expands to more than"):
+        DesignSpace.load(path)
+    assert time.perf_counter() - t < 1.0
+    r = run("sweep", str(path), "-o", str(tmp_path / "out.parquet"))
+    assert r.exit_code != 0 and "alias bomb" in r.output and "Traceback" not in r.output
+
+
+def test_deep_nesting_non_utf8_and_bad_override_paths_are_refused(tmp_path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * (MAX_YAML_DEPTH + 5) + "]" * (MAX_YAML_DEPTH + 5) + "\n")
+    with pytest.raises(ConfigError, match=r"deep\.yaml: refused: nested"):
+        load_yaml(deep)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin\.yaml: not UTF-8 text \(byte 9"):
+        load_yaml(latin)
+    with pytest.raises(ConfigError, match="folder"):
+        load_yaml(tmp_path)
+    with pytest.raises(ConfigError, match="empty path segment"):
+        apply_overrides({"chip": {}}, ["chip..hbm=1"])
+    with pytest.raises(ConfigError, match="refused: nested"):
+        apply_overrides({"x": 1}, ["x=" + "[" * 100 + "]" * 100])
+    # a well-formed document with anchors within the budget still loads
+    assert parse_yaml("a: &x [1, 2]\nb: *x\n", "ok") == {"a": [1, 2], "b": [1, 2]}
+
+
+def test_a_hugging_face_config_that_is_a_device_or_too_deep_is_refused(tmp_path):
+    with pytest.raises(WorkloadError, match="not a regular file"):
+        load_hf_config("/dev/zero")
+    deep = tmp_path / "config.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(WorkloadError, match="nested too deeply|expected a JSON object"):
+        load_hf_config(deep)
