@@ -78,3 +78,26 @@ def test_a_hugging_face_config_that_is_a_device_or_too_deep_is_refused(tmp_path)
     deep.write_text("[" * 100000 + "]" * 100000)
     with pytest.raises(WorkloadError, match="nested too deeply|expected a JSON object"):
         load_hf_config(deep)
+
+
+def test_numbers_are_finite_and_never_booleans_and_base_60_is_not_a_number(tmp_path):
+    for bad, msg in (("chip.core.tensor.macs_per_cycle.bf16=.nan", "finite number"),
+                     ("chip.core.tensor.rows=true", "expected a number, got the boolean true"),
+                     ("chip.hbm.bandwidth_Bps=1:30", "unknown unit ':30'")):
+        r = run("run", "trn2", "llama-3-8b", "--set", bad)
+        assert r.exit_code != 0 and msg in r.output and "Traceback" not in r.output, bad
+    assert parse_yaml("t: 1:30", "x") == {"t": "1:30"}  # YAML 1.1 would read 90
+
+
+def test_a_hugging_face_boolean_must_be_a_boolean(tmp_path):
+    import json
+
+    cfg = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+           "num_hidden_layers": 2, "vocab_size": 100, "hidden_act": "silu", "rms_norm_eps": 1e-5,
+           "tie_word_embeddings": "false"}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(WorkloadError, match=r"tie_word_embeddings must be true or false, got 'false'"):
+        load_hf_config(path)
+    path.write_text(json.dumps({**cfg, "tie_word_embeddings": False}))
+    assert load_hf_config(path).tied_embeddings is False

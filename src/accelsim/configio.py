@@ -25,6 +25,27 @@ MAX_YAML_DEPTH = 64
 """Deepest nesting of mappings and lists in a YAML document."""
 
 
+def _number_type(annotation) -> type | None:
+    """int or float when a field's annotation is (an optional / annotated) int or float."""
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _number_type(typing.get_args(annotation)[0])
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        kinds = {_number_type(a) for a in typing.get_args(annotation) if a is not type(None)}
+        return next(iter(kinds)) if len(kinds) == 1 else None
+    return annotation if annotation in (int, float) else None
+
+
+def strict_number(model: type[BaseModel], name: str, value: Any) -> Any:
+    """Refuse a boolean given for a number field (YAML ``true`` would otherwise read as 1)."""
+    field = model.model_fields.get(name)
+    if isinstance(value, bool) and field is not None and _number_type(field.annotation) is not None:
+        raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+    return value
+
+
 def check_regular_file(path: str | Path, error: type[AccelsimError] = ConfigError,
                        limit: int = MAX_CONFIG_BYTES) -> Path:
     """``path`` if it is a regular file of at most ``limit`` bytes; otherwise ``error`` naming
@@ -74,15 +95,28 @@ def _yaml_size(node, depth: int = 0, memo: dict | None = None) -> int:
     return n
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's sexagesimal numbers: ``1:30`` is the string "1:30", not 90."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if not (tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+                                          and ":" in rx.pattern)]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+for _tag, _rx in (("tag:yaml.org,2002:int", r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+                  ("tag:yaml.org,2002:float", r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")):
+    _Loader.add_implicit_resolver(_tag, __import__("re").compile(_rx), list("-+0123456789."))
+
+
 def parse_yaml(text: str, origin: str, error: type[AccelsimError] = ConfigError) -> Any:
     """``yaml.safe_load`` with limits: the document may not expand (aliases followed) to more
     than ``MAX_YAML_NODES`` nodes or nest deeper than ``MAX_YAML_DEPTH``; a syntax error names
     the origin, line and column."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
         if node is not None:
             _yaml_size(node)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

@@ -9,9 +9,11 @@ becomes its description (and the reference docs). Units are SI and named in the 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from ..configio import strict_number
 
 from ..units import Bytes, BytesPerSecond, Hertz, Seconds, SquareMeters, Watts
 
@@ -26,7 +28,12 @@ class Spec(BaseModel):
     """Base of all spec models: frozen, strict about unknown fields, docstrings as descriptions."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
-                              validate_default=True)
+                              validate_default=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        return strict_number(cls, info.field_name, v)
 
 
 def _positive_rates(table: dict[str, float], what: str) -> dict[str, float]:

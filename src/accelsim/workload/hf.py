@@ -54,6 +54,13 @@ def load_hf_config(path: str | Path) -> ModelConfig:
     vision = "image_size" in cfg and "patch_size" in cfg
     family = "encoder" if (mt in _ENCODER_TYPES or vision) else "decoder"
 
+    def flag(key: str, default: bool) -> bool:
+        """A JSON boolean; anything else (the string "false", 0) is refused, not guessed."""
+        v = cfg.get(key, default)
+        if not isinstance(v, bool):
+            raise WorkloadError(f"{path}: {key} must be true or false, got {v!r}")
+        return v
+
     def need(key: str) -> Any:
         if key not in cfg:
             raise WorkloadError(f"{path}: missing required key {key!r} (Hugging Face config.json"
@@ -90,10 +97,9 @@ def load_hf_config(path: str | Path) -> ModelConfig:
         "activation": _ACTIVATIONS[act_name],
         "gated_mlp": mt in _GATED_TYPES or (mt not in _BIAS_TYPES and _ACTIVATIONS[act_name] == "silu"),
         "norm": norm,
-        "tied_embeddings": family == "decoder" and bool(cfg.get("tie_word_embeddings",
-                                                                 mt not in _UNTIED_BY_DEFAULT)),
-        "attention_bias": bool(cfg.get("attention_bias", cfg.get("qkv_bias", mt in _BIAS_TYPES))),
-        "mlp_bias": bool(cfg.get("mlp_bias", mt in _BIAS_TYPES)),
+        "tied_embeddings": family == "decoder" and flag("tie_word_embeddings", mt not in _UNTIED_BY_DEFAULT),
+        "attention_bias": flag("attention_bias", flag("qkv_bias", mt in _BIAS_TYPES)),
+        "mlp_bias": flag("mlp_bias", mt in _BIAS_TYPES),
         "position_embedding": ("learned" if (mt in _LEARNED_POS_TYPES or vision) and "rope_theta" not in cfg
                                else "rope"),
     }
