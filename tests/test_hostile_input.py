@@ -101,3 +101,14 @@ def test_a_hugging_face_boolean_must_be_a_boolean(tmp_path):
         load_hf_config(path)
     path.write_text(json.dumps({**cfg, "tie_word_embeddings": False}))
     assert load_hf_config(path).tied_embeddings is False
+
+
+def test_huge_integers_are_refused_and_csv_output_cannot_run_formulas(tmp_path):
+    import pandas as pd
+
+    from accelsim.configio import spreadsheet_safe
+
+    r = run("run", "trn2", "llama-3-8b", "--set", "chip.core.tensor.rows=100000000000000000000")
+    assert r.exit_code != 0 and "2^53" in r.output and "Traceback" not in r.output
+    df = spreadsheet_safe(pd.DataFrame({"reason": ["=HYPERLINK(\"x\")", "+1", "ok", None], "t": [1.0, -2.0, 3.0, 4.0]}))
+    assert df["reason"].tolist()[:3] == ["'=HYPERLINK(\"x\")", "'+1", "ok"] and df["t"].tolist() == [1.0, -2.0, 3.0, 4.0]

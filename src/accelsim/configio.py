@@ -38,12 +38,33 @@ def _number_type(annotation) -> type | None:
     return annotation if annotation in (int, float) else None
 
 
+MAX_EXACT_INT = 2**53
+"""Largest integer a spec field may hold: sizes and counts beyond it cannot be computed exactly
+in the float arithmetic of the cost model (a vocabulary of 1e20 is a typo, not a model)."""
+
+
 def strict_number(model: type[BaseModel], name: str, value: Any) -> Any:
-    """Refuse a boolean given for a number field (YAML ``true`` would otherwise read as 1)."""
+    """Refuse a boolean given for a number field (YAML ``true`` would otherwise read as 1) and
+    an integer beyond ``MAX_EXACT_INT``."""
     field = model.model_fields.get(name)
-    if isinstance(value, bool) and field is not None and _number_type(field.annotation) is not None:
+    kind = _number_type(field.annotation) if field is not None else None
+    if isinstance(value, bool) and kind is not None:
         raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+    if kind is int and isinstance(value, int) and abs(value) > MAX_EXACT_INT:
+        raise ValueError(f"{value} is beyond the largest integer accelsim computes with exactly (2^53)")
     return value
+
+
+def spreadsheet_safe(df):
+    """A copy of ``df`` whose text cells cannot run as spreadsheet formulas: a cell starting with
+    ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading apostrophe (OWASP CSV
+    injection advice); numbers are untouched."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object or str(out[c].dtype) in ("str", "string"):
+            out[c] = out[c].map(lambda v: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r")
+                                else v)
+    return out
 
 
 def check_regular_file(path: str | Path, error: type[AccelsimError] = ConfigError,

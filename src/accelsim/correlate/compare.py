@@ -90,7 +90,9 @@ class CorrelationResult:
         cols = ["id", "kind", "system", "predicted_time_s", "measured_time_s", "ape", "bound", "error", "skipped",
                 "reason"]
         paths = [out / "per_row.csv", out / "predicted_vs_measured.png", out / "error_by_kind.png"]
-        self.per_row[cols].to_csv(paths[0], index=False)
+        from ..configio import spreadsheet_safe
+
+        spreadsheet_safe(self.per_row[cols]).to_csv(paths[0], index=False)
         import matplotlib.pyplot as plt
 
         for fig_fn, path in ((predicted_vs_measured_figure, paths[1]), (error_by_kind_figure, paths[2])):

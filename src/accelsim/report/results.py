@@ -70,7 +70,9 @@ class Results:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "ops.csv", out / "summary.json", out / "roofline.png", out / "summary.md"]
-        self.ops.to_csv(paths[0], index=False)
+        from ..configio import spreadsheet_safe
+
+        spreadsheet_safe(self.ops).to_csv(paths[0], index=False)
         paths[1].write_text(self.to_json() + "\n")
         paths[3].write_text(self.to_markdown() + "\n")
         fig = roofline_figure(self)
