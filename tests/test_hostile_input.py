@@ -112,3 +112,27 @@ def test_huge_integers_are_refused_and_csv_output_cannot_run_formulas(tmp_path):
     assert r.exit_code != 0 and "2^53" in r.output and "Traceback" not in r.output
     df = spreadsheet_safe(pd.DataFrame({"reason": ["=HYPERLINK(\"x\")", "+1", "ok", None], "t": [1.0, -2.0, 3.0, 4.0]}))
     assert df["reason"].tolist()[:3] == ["'=HYPERLINK(\"x\")", "'+1", "ok"] and df["t"].tolist() == [1.0, -2.0, 3.0, 4.0]
+
+
+def test_sweep_output_never_overwrites_a_foreign_file_and_a_truncated_one_is_refused(tmp_path):
+    space = {"system": "trn2", "workload": {"model": "llama-3-8b", "layers": 1, "batch": 8},
+             "axes": {"chip.hbm.bandwidth_Bps": ["2 TB/s", "3 TB/s"]}}
+    import yaml
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(space))
+    notes = tmp_path / "notes.parquet"
+    notes.write_text("my precious notes")
+    r = run("sweep", str(spec), "-o", str(notes), "--no-progress")
+    assert r.exit_code != 0 and "refusing to overwrite" in r.output and notes.read_text() == "my precious notes"
+    out = tmp_path / "out.parquet"
+    assert run("sweep", str(spec), "-o", str(out), "--no-progress").exit_code == 0
+    assert run("sweep", str(spec), "-o", str(out), "--no-progress").exit_code == 0  # same space: replaced
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**space, "axes": {"chip.hbm.bandwidth_Bps": ["5 TB/s"]}}))
+    r = run("sweep", str(other), "-o", str(out), "--no-progress")
+    assert r.exit_code != 0 and "another design space" in r.output
+    assert run("sweep", str(other), "-o", str(out), "--no-progress", "--overwrite").exit_code == 0
+    out.write_bytes(out.read_bytes()[: 100])  # truncated
+    r = run("sweep", str(other), "-o", str(out), "--no-progress", "--resume")
+    assert r.exit_code != 0 and "not a readable parquet sweep result" in r.output and "Traceback" not in r.output

@@ -44,6 +44,8 @@ def _rank(spec: str) -> tuple[str, bool]:
 @click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
               help="Run on a Dask cluster: its scheduler address, or 'local' for a LocalCluster on 127.0.0.1.")
 @click.option("--resume", is_flag=True, help="Skip the points already stored in --out (by point hash).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace --out even if it is not a sweep result of this space (default: refuse).")
 @click.option("--fidelity", type=click.Choice(["analytical", "event"]), default="analytical", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Points per task [sized so a task runs ~0.5 s].")
@@ -55,8 +57,8 @@ def _rank(spec: str) -> tuple[str, bool]:
 @click.option("--stack", "stack_name", default=None, help="Software stack; default: the base system's stack.")
 @click.option("--ideal", is_flag=True, help="The ideal bound (peak rates, no software costs) instead of realistic.")
 @friendly
-def sweep_command(spec, out, workers, dask_address, resume, fidelity, batch_size, rank, top, no_progress, as_json,
-                  stack_name, ideal):
+def sweep_command(spec, out, workers, dask_address, resume, overwrite, fidelity, batch_size, rank, top, no_progress,
+                  as_json, stack_name, ideal):
     """Evaluate every point of the design space in SPEC (a sweep YAML, see
     workloads/sweeps/README.md) and print the best points; -o writes all of them to parquet."""
     from ..sweep.runner import METRICS, sweep
@@ -80,6 +82,7 @@ def sweep_command(spec, out, workers, dask_address, resume, fidelity, batch_size
     t0 = time.perf_counter()
     try:
         df = sweep(space, fidelity=fidelity, executor=executor, batch_size=batch_size, out=out, resume=resume,
+                   overwrite=overwrite,
                    progress=not no_progress and not as_json, workers=workers,
                    mode="ideal" if ideal else "realistic", stack=stack_name)
     finally:

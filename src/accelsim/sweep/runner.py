@@ -385,7 +385,8 @@ def context(space: DesignSpace, fidelity: str, mode: str = "realistic", stack=No
 
 def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", executor: Executor | None = None,
           batch_size: int | None = None, out: str | Path | None = None, resume: bool = False,
-          progress: bool = True, workers: int | None = None, mode: str = "realistic", stack=None) -> pd.DataFrame:
+          progress: bool = True, workers: int | None = None, mode: str = "realistic", stack=None,
+          overwrite: bool = False) -> pd.DataFrame:
     """Evaluate every point of ``space``; one row per point (see ``METRICS`` and the module doc).
 
     ``executor``: any ``concurrent.futures.Executor`` (Dask: ``Client(...).get_executor()``);
@@ -393,6 +394,7 @@ def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", 
     when ``workers == 1`` or the whole sweep is estimated to take under a second. One point is
     evaluated here first to size the batches (``batch_size`` overrides it). ``out``: a parquet
     file; rows are flushed as batches arrive (into ``OUT.parts/``) and consolidated at the end;
+    ``overwrite=False`` refuses to replace an ``out`` that is not a sweep result of this space.
     ``resume=True`` skips every point whose hash is already stored (a killed sweep loses at most
     the batches in flight), ``resume=False`` starts the file afresh. ``mode`` / ``stack``: as for
     ``accelsim.evaluate`` (realistic under the base system's stack by default).
@@ -416,6 +418,8 @@ def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", 
                     keep &= previous["fidelity"] == fidelity
                 previous = previous[keep].drop_duplicates("point_hash")
         else:
+            if not overwrite:
+                store.check_overwrite(set(by_hash))
             store.clear()
     done = set(previous["point_hash"]) if len(previous) else set()
     todo = [p for p in points if p.hash not in done]

@@ -64,15 +64,32 @@ class Store:
         self.seq = 0
 
     def load(self) -> pd.DataFrame:
-        """Every stored row (the consolidated file and any parts), parts in write order."""
+        """Every stored row (the consolidated file and any parts), parts in write order; a file
+        that is not a readable sweep result (truncated, or something else) is refused by name."""
         frames = []
         if self.path.exists():
-            frames.append(pd.read_parquet(self.path))
+            frames.append(_read(self.path))
         if self.parts.is_dir():
             for f in sorted(self.parts.glob("part-*.parquet"), key=lambda f: (f.stat().st_mtime_ns, f.name)):
-                frames.append(pd.read_parquet(f))
+                frames.append(_read(f))
         frames = [f for f in frames if len(f)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def check_overwrite(self, hashes: set[str]) -> None:
+        """Refuse to replace ``path`` unless it is a sweep result of the same space (some of its
+        point hashes are among ``hashes``): -o on the wrong file must not destroy it."""
+        if not self.path.exists():
+            return
+        try:
+            old = _read(self.path)
+        except ConfigError as e:
+            raise ConfigError(f"{e}; refusing to overwrite it (choose another -o, or remove it)") from None
+        if "point_hash" not in old.columns:
+            raise ConfigError(f"{self.path}: not a sweep result (no point_hash column); refusing to overwrite it "
+                              f"(choose another -o, or remove it)")
+        if len(old) and not set(old["point_hash"]) & hashes:
+            raise ConfigError(f"{self.path}: results of another design space; refusing to overwrite them "
+                              f"(choose another -o, remove it, or pass --overwrite)")
 
     def clear(self) -> None:
         """Forget earlier results (a fresh sweep)."""
@@ -96,6 +113,14 @@ class Store:
         write_parquet(df, self.path)
         if self.parts.is_dir():
             shutil.rmtree(self.parts)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+        raise ConfigError(f"{path}: not a readable parquet sweep result (truncated or another kind of file: "
+                          f"{type(e).__name__})") from None
 
 
 __all__ = ["Store", "require_pyarrow", "write_parquet", "parquet_safe"]
