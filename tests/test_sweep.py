@@ -407,3 +407,73 @@ def test_sweep_pays_the_engine_cost_per_request_as_evaluate_does():
         ref = evaluate("h100-sxm-80gb", layer, phase="decode", batch=int(r["workload.batch"]), stack="vllm-cuda")
         assert r["latency_s"] == pytest.approx(ref.summary["latency_s"], rel=1e-12)
     assert df["latency_s"].iloc[1] - df["latency_s"].iloc[0] > 31 * 1e-4  # 31 more requests at 0.1 ms each
+
+
+def test_a_killed_worker_loses_no_points(tmp_path):
+    """SIGKILL one process-pool worker mid-run (as the OOM killer would): its batch is sent again
+    on a fresh pool, no point is lost or wrongly failed, and the output has every point once."""
+    import os
+    import signal
+    import threading
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    space = DesignSpace.load({"system": "trn2", "workload": {"model": "llama-3-8b", "layers": 1, "batch": 8},
+                              "axes": {"chip.hbm.bandwidth_Bps": [f"{1 + i / 10:.1f} TB/s" for i in range(40)],
+                                       "chip.core.sram.capacity_bytes": [f"{8 + i} MiB" for i in range(25)]}})
+    ex = ProcessPoolExecutor(max_workers=2)
+    killed = []
+
+    def kill_one():
+        t0 = time.time()
+        while not getattr(ex, "_processes", None) and time.time() - t0 < 30:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        pids = list(ex._processes or {})
+        if pids:
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    th = threading.Thread(target=kill_one)
+    th.start()
+    try:
+        df = sweep(space, executor=ex, batch_size=4, progress=False, out=tmp_path / "k.parquet")
+    finally:
+        th.join()
+        ex.shutdown(cancel_futures=True)
+    assert killed, "the worker was not killed while the sweep ran"
+    assert len(df) == 1000 and df["point_hash"].is_unique
+    assert (df["status"] == "ok").all(), df[df["status"] != "ok"]["error"].head().tolist()
+
+
+def test_a_killed_dask_worker_loses_no_points():
+    """The same with a Dask LocalCluster of two worker processes: one is SIGKILLed mid-run; Dask
+    reschedules its tasks (and the sweep would resend a lost one), no point is lost or failed."""
+    pytest.importorskip("distributed")
+    import os
+    import signal
+    import threading
+    import time
+
+    from distributed import Client, LocalCluster
+
+    sp = DesignSpace.load({"system": "trn2", "workload": {"model": "llama-3-8b", "layers": 1, "batch": 8},
+                           "axes": {"chip.hbm.bandwidth_Bps": [f"{1 + i / 10:.1f} TB/s" for i in range(40)],
+                                    "chip.core.sram.capacity_bytes": [f"{8 + i} MiB" for i in range(25)]}})
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp", host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+        killed = []
+
+        def kill_one():
+            time.sleep(1.0)
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+        th = threading.Thread(target=kill_one)
+        th.start()
+        df = sweep(sp, executor=client.get_executor(), batch_size=4, progress=False)
+        th.join()
+    assert killed
+    assert len(df) == 1000 and df["point_hash"].is_unique
+    assert (df["status"] == "ok").all(), df[df["status"] != "ok"]["error"].head().tolist()

@@ -100,6 +100,8 @@ def sweep_command(spec, out, workers, dask_address, resume, overwrite, fidelity,
     if as_json:
         click.echo(json.dumps({"name": space.name, "points": len(df), "status": counts, "feasible": feasible,
                                "wall_s": wall, "out": out, "best": json.loads(best[shown].to_json(orient="records"))}))
+        if counts.get("error", 0):
+            raise SystemExit(3)
         return
     n_ok, n_inv, n_err = counts.get("ok", 0), counts.get("invalid", 0), counts.get("error", 0)
     click.echo(f"{space.name}: {len(df)} points ({n_ok} ok, {n_inv} invalid, {n_err} failed; {feasible} feasible) "
@@ -114,6 +116,8 @@ def sweep_command(spec, out, workers, dask_address, resume, overwrite, fidelity,
         click.echo(f"{r['status']} point {r['point']}: {r['error']}", err=True)
     if len(bad) > 3:
         click.echo(f"... and {len(bad) - 3} more invalid or failed points (see the error column)", err=True)
+    if n_err:
+        raise SystemExit(3)  # some points failed to evaluate (invalid design points are results, not failures)
 
 
 __all__ = ["sweep_command"]

@@ -416,6 +416,8 @@ def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", 
                 keep = previous["point_hash"].isin(list(by_hash))
                 if "fidelity" in previous.columns:
                     keep &= previous["fidelity"] == fidelity
+                if "status" in previous.columns:  # failed points are evaluated again
+                    keep &= previous["status"] != "error"
                 previous = previous[keep].drop_duplicates("point_hash")
         else:
             if not overwrite:
@@ -461,7 +463,7 @@ def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", 
                 if executor is None:
                     from concurrent.futures import ProcessPoolExecutor
 
-                    executor = own = ProcessPoolExecutor(max_workers=n_workers)
+                    executor = own = ProcessPoolExecutor(max_workers=n_workers, initializer=_die_with_parent)
                 rows += _run_executor(executor, ctx, batches, store, bar)
     finally:
         bar.close()
@@ -503,19 +505,67 @@ def _run_local(ctx: dict[str, Any], batch: list[Point], store: Store | None) -> 
     return out
 
 
+MAX_RETRIES = 2
+"""Times a batch whose worker died (or whose pool broke) is sent again before its points are
+recorded as failed."""
+
+
+class _Pool:
+    """The executor a sweep submits to. A ProcessPoolExecutor that a dead worker broke (the OOM
+    killer, a SIGKILL) is replaced by a fresh one of the same size; the replacements are shut
+    down when the sweep ends."""
+
+    def __init__(self, executor: Executor):
+        self.executor, self.spares = executor, []
+
+    def submit(self, ctx, batch):
+        return self.executor.submit(evaluate_batch, ctx, [(p.index, p.overrides) for p in batch])
+
+    def renew_if_broken(self) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        ex = self.executor
+        if isinstance(ex, ProcessPoolExecutor) and getattr(ex, "_broken", False):
+            self.executor = ProcessPoolExecutor(max_workers=ex._max_workers, initializer=_die_with_parent)
+            self.spares.append(self.executor)
+
+    def close(self) -> None:
+        for ex in self.spares:
+            ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: end this process when the sweep's process dies (Linux), so a killed
+    sweep leaves no workers behind."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def _run_executor(executor: Executor, ctx: dict[str, Any], batches: list[list[Point]], store: Store | None,
                   bar) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    pending = {executor.submit(evaluate_batch, ctx, [(p.index, p.overrides) for p in b]): b for b in batches}
+    pool = _Pool(executor)
+    pending = {pool.submit(ctx, b): (b, 0) for b in batches}
     try:
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
-                batch = pending.pop(fut)
+                batch, tries = pending.pop(fut)
                 try:
                     got = fut.result()
-                except Exception as e:  # the executor lost the task: report, do not store (resume retries)
-                    msg = f"executor: {type(e).__name__}: {e}"
+                except Exception as e:  # the executor lost the task (a worker died): send it again, then fail
+                    if tries < MAX_RETRIES:
+                        pool.renew_if_broken()
+                        pending[pool.submit(ctx, batch)] = (batch, tries + 1)
+                        continue
+                    msg = f"executor: {type(e).__name__}: {e} (after {tries} retries)"
                     rows += [{"point": p.index, "status": "error", "error": msg, "error_path": ""} for p in batch]
                 else:
                     part = []
@@ -530,6 +580,8 @@ def _run_executor(executor: Executor, ctx: dict[str, Any], batches: list[list[Po
         for fut in pending:
             fut.cancel()
         raise
+    finally:
+        pool.close()
     return rows
 
 
