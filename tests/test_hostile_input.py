@@ -136,3 +136,38 @@ def test_sweep_output_never_overwrites_a_foreign_file_and_a_truncated_one_is_ref
     out.write_bytes(out.read_bytes()[: 100])  # truncated
     r = run("sweep", str(other), "-o", str(out), "--no-progress", "--resume")
     assert r.exit_code != 0 and "not a readable parquet sweep result" in r.output and "Traceback" not in r.output
+
+
+def test_runs_beyond_the_resource_limits_are_refused_at_once_and_a_flag_raises_them(tmp_path):
+    from accelsim import limits
+    from accelsim.lower.schedule import BUSY, CAT_TENSOR, ScheduleBuilder
+
+    t = time.perf_counter()
+    r = run("run", "dgx-h100", "tiny", "--phase", "train", "--batch", "1000000", "--seq", "128", "--dp", "1000000")
+    assert r.exit_code != 0 and "1000000 chips" in r.output and "--max-chips" in r.output
+    r = run("collective", "allreduce", "--system", "dgx-h100", "--ranks", "10000000", "--bytes", "1MiB")
+    assert r.exit_code != 0 and "10,000,000 chips" in r.output
+    assert time.perf_counter() - t < 20  # hang guard
+    r = run("--max-chips", "131072", "collective", "allreduce", "--system", "dgx-h100", "--ranks", "65544",
+            "--bytes", "1MiB")
+    assert "more than the" not in r.output
+    limits.set_limits(chips=65_536)
+    old = limits.max_tasks()
+    limits.set_limits(tasks=1_000_000)
+    try:
+        b = ScheduleBuilder()
+        op = b.op("x", "x", "x")
+        res = b.resource("r", "tensor")
+        with pytest.raises(WorkloadError, match="passed 1,000,000 tasks.*--max-tasks"):
+            for _ in range(3_000_000):
+                b.task(BUSY, CAT_TENSOR, op, (), resource=res, duration_s=1e-9)
+    finally:
+        limits.set_limits(tasks=old)
+    import yaml
+
+    from accelsim.workload import load_model
+
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(yaml.safe_dump({**load_model("tiny").model_dump(mode="json"), "num_hidden_layers": 10**7}))
+    with pytest.raises(WorkloadError, match=r"huge\.yaml.*num_hidden_layers"):
+        load_model(huge)

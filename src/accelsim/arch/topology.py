@@ -516,6 +516,9 @@ def place(system: SystemSpec, tp: int = 1, pp: int = 1, dp: int = 1, ep: int = 1
 def scale_out_system(system: SystemSpec, chips: int) -> SystemSpec:
     """``system`` replicated to ``chips`` chips: its nodes (``node_chips``, else all its chips)
     joined by its ``scale_out`` network."""
+    from ..limits import check_chips
+
+    check_chips(chips, f"{system.name} scaled out")
     if system.scale_out is None:
         raise ConfigError(f"{system.name} has no scale_out network, so it cannot be replicated to {chips} chips")
     node = system.chips_per_node

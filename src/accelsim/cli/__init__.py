@@ -19,8 +19,15 @@ from .systolic import systolic
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="accelsim")
-def main() -> None:
+@click.option("--max-chips", type=click.IntRange(min=1), default=None,
+              help="Largest system a run may build [65,536, or ACCELSIM_MAX_CHIPS].")
+@click.option("--max-tasks", type=click.IntRange(min=1), default=None,
+              help="Largest event-tier schedule, in tasks (about 120 B each) [50 M, or ACCELSIM_MAX_TASKS].")
+def main(max_chips: int | None, max_tasks: int | None) -> None:
     """accelsim: cycle-approximate ML accelerator simulator and cost model."""
+    from ..limits import set_limits
+
+    set_limits(chips=max_chips, tasks=max_tasks)
 
 
 for _command in (run, systolic, presets, validate, collective, track, dashboard, bench, correlate, calibrate,

@@ -389,6 +389,9 @@ def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks:
     n, p = float(bytes_per_rank), int(ranks)
     if kind == "sendrecv" and p != 2:
         raise WorkloadError(f"sendrecv needs 2 ranks, got {p}")
+    from ..limits import check_chips
+
+    check_chips(p, f"{kind} over {p:,} ranks")
     if p <= 1 or n <= 0:
         return CollectiveResult(kind, "none", p, n, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     group = _group(system, p, chips)

@@ -176,6 +176,10 @@ class ScheduleBuilder:
              flops: float = 0.0,
              acquire: int = -1, release: int = -1, priority: int | None = None) -> int:
         t = len(self.deps)
+        if not t & 0xFFFFF and t:  # every 1 Mi tasks
+            from ..limits import check_tasks
+
+            check_tasks(t)
         c = self.cols
         c["kind"].append(kind)
         c["resource"].append(resource)

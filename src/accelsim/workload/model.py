@@ -61,8 +61,9 @@ class ModelConfig(BaseModel):
     """Key/value heads (grouped-query attention); defaults to ``num_attention_heads``."""
     head_dim: int = Field(0, ge=0)
     """Width of one head; defaults to ``hidden_size // num_attention_heads``."""
-    num_hidden_layers: int = Field(0, ge=0)
-    """Transformer blocks (for a CNN: unused, see ``stage_blocks``)."""
+    num_hidden_layers: int = Field(0, ge=0, le=100_000)
+    """Transformer blocks (for a CNN: unused, see ``stage_blocks``); at most 100,000 (a graph of
+    more is a typo that would take gigabytes, not a model)."""
     vocab_size: int = Field(0, ge=0)
     """Token vocabulary (0 for vision models)."""
     max_position_embeddings: int = Field(0, ge=0)

@@ -147,6 +147,13 @@ class ParallelPlan(BaseModel):
             raise PydanticCustomError(
                 "plan", "tp={tp} cores does not fill whole chips of {c} cores; use a multiple of {c}",
                 {"tp": self.tp, "c": self.cores_per_chip})
+        from ..limits import max_chips
+
+        if self.chips > max_chips():
+            raise PydanticCustomError(
+                "plan", "{n} chips (tp x pp x dp x cp) is more than the {m} accelsim simulates without being asked; "
+                "raise the limit with `accelsim --max-chips {n} ...` (or ACCELSIM_MAX_CHIPS)",
+                {"n": self.chips, "m": max_chips()})
         group = self.tp_chips * self.dp
         if group % self.ep:
             raise PydanticCustomError(

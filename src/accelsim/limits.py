@@ -1,0 +1,51 @@
+"""Resource limits: the largest run accelsim starts without being asked. A typo such as
+``--dp 1000000`` or ``--ranks 10000000`` would otherwise build a million-chip system, or an
+event schedule of billions of tasks, until memory runs out; past these limits the run is refused
+at once with the number it would have needed. ``accelsim --max-chips N --max-tasks N ...`` (or
+the ``ACCELSIM_MAX_CHIPS`` / ``ACCELSIM_MAX_TASKS`` environment variables) raise them."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import WorkloadError
+
+TASK_BYTES = 120
+"""Approximate memory of one event-tier task (schedule arrays, dependencies, results)."""
+
+_limits = {"chips": int(os.environ.get("ACCELSIM_MAX_CHIPS", 65_536)),
+           "tasks": int(os.environ.get("ACCELSIM_MAX_TASKS", 50_000_000))}
+
+
+def set_limits(chips: int | None = None, tasks: int | None = None) -> None:
+    """Raise (or lower) the limits for this process."""
+    if chips is not None:
+        _limits["chips"] = int(chips)
+    if tasks is not None:
+        _limits["tasks"] = int(tasks)
+
+
+def max_chips() -> int:
+    return _limits["chips"]
+
+
+def max_tasks() -> int:
+    return _limits["tasks"]
+
+
+def check_chips(n: int, what: str) -> None:
+    """Refuse ``n`` chips above the limit, naming ``what`` asked for them."""
+    if n > _limits["chips"]:
+        raise WorkloadError(f"{what}: {n:,} chips is more than the {_limits['chips']:,} accelsim simulates without "
+                            f"being asked; raise the limit with `accelsim --max-chips {n} ...` (or ACCELSIM_MAX_CHIPS)")
+
+
+def check_tasks(n: int) -> None:
+    """Refuse an event schedule growing past the task limit (about ``TASK_BYTES`` each)."""
+    if n > _limits["tasks"]:
+        raise WorkloadError(f"the event-tier schedule passed {_limits['tasks']:,} tasks (about "
+                            f"{n * TASK_BYTES / 2**30:.1f} GiB); use --fidelity analytical, or raise the limit with "
+                            f"`accelsim --max-tasks N ...` (or ACCELSIM_MAX_TASKS)")
+
+
+__all__ = ["check_chips", "check_tasks", "max_chips", "max_tasks", "set_limits"]
