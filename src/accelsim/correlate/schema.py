@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..errors import ConfigError, MeasurementError
-from ..configio import MAX_TABLE_BYTES, check_regular_file
+from ..configio import MAX_TABLE_BYTES, check_regular_file, strict_number
 
 KERNEL_KINDS = ("gemm", "softmax", "layernorm", "rmsnorm", "gelu", "silu_mul", "add", "copy")
 """Single-kernel rows."""
@@ -81,7 +81,12 @@ measured at is unknown)."""
 class MeasurementRow(BaseModel):
     """One measured case (see SCHEMA.md). Empty cells are None."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _exact_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        return strict_number(cls, info.field_name, v)
 
     id: str = Field(min_length=1)
     """Unique row id."""

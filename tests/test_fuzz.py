@@ -1,0 +1,162 @@
+"""Fuzzing the inputs (issue 13, item 5): hostile values in system YAML files, CLI overrides,
+measurement CSVs and Hugging Face configs must end in a clean refusal (an accelsim error
+naming the file and field, or a non-zero exit with one message and no traceback) or a valid
+result, never an exception of another kind. A fixed, derandomised profile keeps CI time small;
+the counts are printed (``pytest tests/test_fuzz.py -s``) for the record."""
+
+import json
+import math
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accelsim.arch import load_system
+from accelsim.arch.presets import load_raw
+from accelsim.cli import main
+from accelsim.correlate.schema import load_measurements
+from accelsim.errors import AccelsimError
+from accelsim.workload.hf import load_hf_config
+
+PROFILE = dict(max_examples=60, derandomize=True, deadline=None,
+               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+COUNTS: dict[str, dict[str, int]] = {}
+
+HOSTILE = st.one_of(
+    st.sampled_from([float("nan"), float("inf"), -float("inf"), -1, 0, 1e308, -1e308, 2**70, -(2**70), True, False,
+                     None, "", "nan", "1:30", "-5 TB/s", "3 parsecs", "0x10", "1e999", "\x00", "=cmd|' /C calc'!A0",
+                     [], {}, [1, 2], {"a": 1}, "true", "NaN GB/s"]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.text(max_size=12),
+)
+
+
+def _count(kind: str, refused: bool) -> None:
+    c = COUNTS.setdefault(kind, {"tried": 0, "refused": 0, "accepted": 0})
+    c["tried"] += 1
+    c["refused" if refused else "accepted"] += 1
+
+
+def _leaves(d, prefix=()):
+    for k, v in d.items():
+        path = (*prefix, k)
+        if isinstance(v, dict):
+            yield from _leaves(v, path)
+        elif not isinstance(v, list):
+            yield path
+
+
+RAW, _ = load_raw("trn2")
+PATHS = sorted(_leaves(RAW))
+DOTTED = sorted(".".join(p) for p in PATHS if p[0] != "sources")
+
+
+def _set(d, path, value):
+    for k in path[:-1]:
+        d = d[k]
+    d[path[-1]] = value
+
+
+@settings(**PROFILE)
+@given(path=st.sampled_from(PATHS), value=HOSTILE)
+def test_system_yaml_fields(tmp_path, path, value):
+    raw = json.loads(json.dumps(RAW))
+    _set(raw, path, value)
+    f = tmp_path / "sys.yaml"
+    try:
+        f.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    except (yaml.YAMLError, ValueError):
+        return
+    try:
+        spec = load_system(f)
+    except AccelsimError as e:
+        assert "sys.yaml" in str(e)
+        _count("system YAML fields", True)
+        return
+    # accepted: every number it holds is finite
+    assert all(math.isfinite(x) for x in _numbers(spec.model_dump()))
+    _count("system YAML fields", False)
+
+
+def _numbers(d):
+    if isinstance(d, dict):
+        for v in d.values():
+            yield from _numbers(v)
+    elif isinstance(d, (list, tuple)):
+        for v in d:
+            yield from _numbers(v)
+    elif isinstance(d, float):
+        yield d
+
+
+@settings(**{**PROFILE, "max_examples": 40})
+@given(path=st.sampled_from(DOTTED + ["chip..hbm", "a.b.c", "", "chip.hbm.bandwidth_Bps.x"]), value=HOSTILE)
+def test_cli_overrides(path, value):
+    text = value if isinstance(value, str) else json.dumps(value) if not isinstance(value, float) else repr(value)
+    r = CliRunner().invoke(main, ["run", "trn2", "tiny", "--set", f"{path}={text}"])
+    assert "Traceback" not in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), (path, text, r.exception)
+    if r.exit_code == 0:
+        assert "latency" in r.output and "nan" not in r.output.split("latency")[1].split("\n")[0]
+    _count("CLI --set overrides", r.exit_code != 0)
+
+
+COLUMNS = ["id", "kind", "system", "chips", "dtype", "m", "n", "k", "bytes", "ranks", "measured_time_s", "source"]
+GOOD = ["g1", "gemm", "h100-sxm-80gb", "1", "bf16", "64", "64", "64", "", "", "1e-5", "me"]
+
+
+@settings(**PROFILE)
+@given(col=st.integers(min_value=0, max_value=len(COLUMNS) - 1), value=HOSTILE, drop=st.booleans())
+def test_measurement_csv_cells(tmp_path, col, value, drop):
+    cells = list(GOOD)
+    cells[col] = str(value).replace("\n", " ").replace("\r", " ")
+    cols = list(COLUMNS)
+    if drop:
+        del cols[col], cells[col]
+    f = tmp_path / "m.csv"
+    import csv
+
+    with f.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        w.writerow(cells)
+    try:
+        load_measurements(f)
+    except AccelsimError as e:
+        assert "m.csv" in str(e)
+        _count("measurement CSV cells", True)
+        return
+    _count("measurement CSV cells", False)
+
+
+HF = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+      "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 100, "hidden_act": "silu",
+      "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "max_position_embeddings": 128}
+
+
+@settings(**PROFILE)
+@given(key=st.sampled_from(sorted(HF) + ["num_experts", "head_dim", "attention_bias"]), value=HOSTILE)
+def test_hugging_face_config_values(tmp_path, key, value):
+    cfg = {**HF, key: value}
+    f = tmp_path / "config.json"
+    try:
+        f.write_text(json.dumps(cfg, allow_nan=True))
+    except (TypeError, ValueError):
+        return
+    try:
+        load_hf_config(f)
+    except AccelsimError as e:
+        assert "config.json" in str(e)
+        _count("Hugging Face config values", True)
+        return
+    _count("Hugging Face config values", False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report():
+    yield
+    for kind, c in COUNTS.items():
+        print(f"\nfuzz {kind}: {c['tried']} tried, {c['refused']} refused cleanly, {c['accepted']} accepted (valid)")
