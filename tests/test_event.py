@@ -159,3 +159,25 @@ def test_cli_event_trace_and_timeline(tmp_path):
 def test_trace_needs_event_fidelity():
     r = CliRunner().invoke(main, ["run", "trn2", "tiny", "--trace", "x.json"])
     assert r.exit_code != 0 and "--fidelity event" in r.output
+
+
+def test_split_k_reduction_runs_over_all_cores():
+    """512 x 512 x 65536 on an H100 maps to 128 x 256 tiles split 16 ways over K: 8 output
+    tiles, so the partials' reduction is cut into 132 // 8 = 16 row pieces per tile on 128
+    distinct cores (as a separate reduction kernel runs), not one core per output tile."""
+    from accelsim.cost.op_cost import ChipModel, gemm_mapping
+    from accelsim.lower.schedule import CAT_VECTOR
+
+    h100 = load_system("h100-sxm-80gb")
+    mm = MatMul(name="g", role="gemm", m=512, n=512, k=65536, b_shared=True)
+    f = gemm_mapping(ChipModel(h100), mm)
+    assert (f["tile_m"], f["tile_n"], f["split_k"]) == (128, 256, 16)
+    g = WorkloadGraph(WorkloadMeta(model="gemm", phase="prefill", batch=1))
+    g.add(mm)
+    sched = lower(g, h100)
+    tiles = 4 * 2
+    vec = [t for t in range(sched.num_tasks) if sched.category[t] == CAT_VECTOR]
+    # one epilogue per (core, K slice) group, then 16 reduction pieces per output tile
+    reduce_tasks = vec[-tiles * 16:]
+    cores = {int(sched.resource[t]) for t in reduce_tasks}  # each core has its own vector engine
+    assert len(reduce_tasks) == tiles * 16 and len(cores) == tiles * 16

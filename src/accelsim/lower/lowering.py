@@ -236,17 +236,25 @@ class Lowerer:
                 else:
                     ends += self.store(oid, c, elems * bo, [ev])
             first += count
+        # the reduction of the split-K partials runs over all the cores (as a separate reduction
+        # kernel does): each output tile's rows are cut into as many pieces as there are cores
+        # per output tile; a piece runs as soon as the tile's partials are written and takes the
+        # queue priority of its last partial, ahead of later tiles' loads
+        per_tile = max(1, self.cores // max(1, len(partials)))
+        nxt = 0
         for (bi, i, j), parts in partials.items():
-            # the reduction of an output tile runs as soon as its partials are written: it takes
-            # the queue priority of its last partial, ahead of later tiles' loads
             m_i, n_j = min(mt, M - i * mt), min(nt, N - j * nt)
-            c = parts[0][1]
             outs = [t for o, _ in parts for t in o]
             first_new = b.num_tasks
-            reads = self.load(oid, c, len(parts) * m_i * n_j * 4.0, outs)
-            add = b.task(BUSY, CAT_VECTOR, oid, reads, resource=self.vector[c],
-                         duration_s=self.vec_time(len(parts) * m_i * n_j, "fp32"))
-            ends += self.store(oid, c, m_i * n_j * bo, [add])
+            pieces = min(per_tile, m_i)
+            for q in range(pieces):
+                rows = m_i // pieces + (1 if q < m_i % pieces else 0)
+                c = nxt % self.cores
+                nxt += 1
+                reads = self.load(oid, c, len(parts) * rows * n_j * 4.0, outs)
+                add = b.task(BUSY, CAT_VECTOR, oid, reads, resource=self.vector[c],
+                             duration_s=self.vec_time(len(parts) * rows * n_j, "fp32"))
+                ends += self.store(oid, c, rows * n_j * bo, [add])
             for t in range(first_new, b.num_tasks):
                 b.cols["priority"][t] = max(outs)
         return ends
