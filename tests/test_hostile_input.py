@@ -171,3 +171,13 @@ def test_runs_beyond_the_resource_limits_are_refused_at_once_and_a_flag_raises_t
     huge.write_text(yaml.safe_dump({**load_model("tiny").model_dump(mode="json"), "num_hidden_layers": 10**7}))
     with pytest.raises(WorkloadError, match=r"huge\.yaml.*num_hidden_layers"):
         load_model(huge)
+
+
+def test_sweep_spaces_refuse_booleans_and_nan_for_numbers():
+    base = {"system": "trn2", "workload": {"model": "llama-3-8b", "layers": 1, "batch": 8}}
+    with pytest.raises(ConfigError, match="boolean"):
+        DesignSpace.load({**base, "workload": {**base["workload"], "batch": True}})
+    with pytest.raises(ConfigError, match="boolean"):
+        DesignSpace.load({**base, "axes": {"chip.hbm.bandwidth_Bps": {"low": True, "high": 2, "num": 3}}})
+    with pytest.raises(ConfigError, match="finite"):
+        DesignSpace.load({**base, "axes": {"chip.hbm.bandwidth_Bps": {"low": float("nan"), "high": 2, "num": 3}}})

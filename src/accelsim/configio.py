@@ -33,8 +33,11 @@ def _number_type(annotation) -> type | None:
     if origin is typing.Annotated:
         return _number_type(typing.get_args(annotation)[0])
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        kinds = {_number_type(a) for a in typing.get_args(annotation) if a is not type(None)}
-        return next(iter(kinds)) if len(kinds) == 1 else None
+        args = typing.get_args(annotation)
+        if bool in args:
+            return None
+        kinds = {_number_type(a) for a in args if a is not type(None)} - {None}
+        return float if float in kinds else (int if int in kinds else None)
     return annotation if annotation in (int, float) else None
 
 

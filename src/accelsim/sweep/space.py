@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from ..arch.presets import load_raw
 from ..arch.spec import SystemSpec
-from ..configio import load_yaml, validate
+from ..configio import load_yaml, strict_number, validate
 from ..errors import ConfigError
 from ..units import parse
 from .derived import CostModel
@@ -85,7 +85,12 @@ class Range(BaseModel):
     """A numeric range for one axis. ``random`` and ``lhs`` draw from it continuously (log-uniform
     with ``log``); ``grid`` and ``zip`` expand it to ``num`` values."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        return strict_number(cls, info.field_name, v)
 
     low: int | float | str
     """Lower end (a number or a unit string such as "12 MiB")."""
@@ -186,7 +191,12 @@ class Constraints(BaseModel):
 class WorkloadSpec(BaseModel):
     """The base workload of a sweep; any field can be an axis as ``workload.<field>``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        return strict_number(cls, info.field_name, v)
 
     model: str
     """Model preset name, YAML path or Hugging Face config.json (relative to the sweep file)."""
