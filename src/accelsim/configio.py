@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import stat
+import types
+import typing
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -27,12 +30,10 @@ MAX_YAML_DEPTH = 64
 
 def _number_type(annotation) -> type | None:
     """int or float when a field's annotation is (an optional / annotated) int or float."""
-    import typing
-
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _number_type(typing.get_args(annotation)[0])
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         args = typing.get_args(annotation)
         if bool in args:
             return None
@@ -46,11 +47,21 @@ MAX_EXACT_INT = 2**53
 in the float arithmetic of the cost model (a vocabulary of 1e20 is a typo, not a model)."""
 
 
+_KINDS: dict[tuple[type, str], type | None] = {}
+"""(model, field) -> its number type, resolved once (validation runs per field of every spec:
+sweeps validate thousands of systems a second)."""
+
+
 def strict_number(model: type[BaseModel], name: str, value: Any) -> Any:
     """Refuse a boolean given for a number field (YAML ``true`` would otherwise read as 1) and
     an integer beyond ``MAX_EXACT_INT``."""
-    field = model.model_fields.get(name)
-    kind = _number_type(field.annotation) if field is not None else None
+    if value.__class__ is not bool and value.__class__ is not int:  # floats, strings, containers
+        return value
+    key = (model, name)
+    if key not in _KINDS:
+        field = model.model_fields.get(name)
+        _KINDS[key] = _number_type(field.annotation) if field is not None else None
+    kind = _KINDS[key]
     if isinstance(value, bool) and kind is not None:
         raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
     if kind is int and isinstance(value, int) and abs(value) > MAX_EXACT_INT:
@@ -129,7 +140,7 @@ _Loader.yaml_implicit_resolvers = {
     for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 for _tag, _rx in (("tag:yaml.org,2002:int", r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
                   ("tag:yaml.org,2002:float", r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")):
-    _Loader.add_implicit_resolver(_tag, __import__("re").compile(_rx), list("-+0123456789."))
+    _Loader.add_implicit_resolver(_tag, re.compile(_rx), list("-+0123456789."))
 
 
 def parse_yaml(text: str, origin: str, error: type[AccelsimError] = ConfigError) -> Any:
@@ -137,10 +148,15 @@ def parse_yaml(text: str, origin: str, error: type[AccelsimError] = ConfigError)
     than ``MAX_YAML_NODES`` nodes or nest deeper than ``MAX_YAML_DEPTH``; a syntax error names
     the origin, line and column."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        if node is not None:
+        loader = _Loader(text)  # one scan: compose, check the node graph, construct from it
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
             _yaml_size(node)
-        return yaml.load(text, Loader=_Loader)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

@@ -21,6 +21,7 @@ from __future__ import annotations
 from ..arch.spec import SystemSpec
 from ..arch.topology import topology
 from ..cost.collectives import collective_cost, collective_plan, link_terms
+from .collective_schedule import _link_name
 from .schedule import CAT_LINK, CAT_OVERHEAD, DELAY, XFER, ScheduleBuilder
 
 LINK_SERVERS = 16
@@ -45,10 +46,7 @@ class Fabric:
             u, v = link
             cls = self.topo.link_class(link)
             chip = u if isinstance(u, int) else v
-
-            def nm(x):
-                return f"chip{x}" if isinstance(x, int) else "/".join(str(p) for p in x)
-            name = f"link {nm(u)}->{nm(v)}" + (f" [{'.'.join(map(str, owner))}]" if self.private else "")
+            name = _link_name(u, v) + (f" [{'.'.join(map(str, owner))}]" if self.private else "")
             got = self.links[key] = (self.b.resource(name, "link", capacity=LINK_SERVERS, chip=chip),
                                      self.b.bandwidth_server(name, self.raw[cls], chip))
         return got

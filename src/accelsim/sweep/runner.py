@@ -36,6 +36,7 @@ from ..arch.spec import SystemSpec
 from ..errors import AccelsimError, ConfigError, WorkloadError
 from .derived import CostModel
 from .space import WORKLOAD_PREFIX, DesignSpace, Point, WorkloadSpec, canonical_json, resolve_ref, system_dict
+from .executor import MAX_RETRIES, Pool, die_with_parent
 from .store import Store, require_pyarrow
 
 FIDELITIES = ("analytical", "event")
@@ -463,7 +464,7 @@ def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", 
                 if executor is None:
                     from concurrent.futures import ProcessPoolExecutor
 
-                    executor = own = ProcessPoolExecutor(max_workers=n_workers, initializer=_die_with_parent)
+                    executor = own = ProcessPoolExecutor(max_workers=n_workers, initializer=die_with_parent)
                 rows += _run_executor(executor, ctx, batches, store, bar)
     finally:
         bar.close()
@@ -505,53 +506,10 @@ def _run_local(ctx: dict[str, Any], batch: list[Point], store: Store | None) -> 
     return out
 
 
-MAX_RETRIES = 2
-"""Times a batch whose worker died (or whose pool broke) is sent again before its points are
-recorded as failed."""
-
-
-class _Pool:
-    """The executor a sweep submits to. A ProcessPoolExecutor that a dead worker broke (the OOM
-    killer, a SIGKILL) is replaced by a fresh one of the same size; the replacements are shut
-    down when the sweep ends."""
-
-    def __init__(self, executor: Executor):
-        self.executor, self.spares = executor, []
-
-    def submit(self, ctx, batch):
-        return self.executor.submit(evaluate_batch, ctx, [(p.index, p.overrides) for p in batch])
-
-    def renew_if_broken(self) -> None:
-        from concurrent.futures import ProcessPoolExecutor
-
-        ex = self.executor
-        if isinstance(ex, ProcessPoolExecutor) and getattr(ex, "_broken", False):
-            self.executor = ProcessPoolExecutor(max_workers=ex._max_workers, initializer=_die_with_parent)
-            self.spares.append(self.executor)
-
-    def close(self) -> None:
-        for ex in self.spares:
-            ex.shutdown(wait=True, cancel_futures=True)
-
-
-def _die_with_parent() -> None:
-    """Worker initializer: end this process when the sweep's process dies (Linux), so a killed
-    sweep leaves no workers behind."""
-    import ctypes
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-
-
 def _run_executor(executor: Executor, ctx: dict[str, Any], batches: list[list[Point]], store: Store | None,
                   bar) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    pool = _Pool(executor)
+    pool = Pool(executor, evaluate_batch)
     pending = {pool.submit(ctx, b): (b, 0) for b in batches}
     try:
         while pending:
