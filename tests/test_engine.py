@@ -44,6 +44,33 @@ def test_fair_sharing_of_hbm():
     assert r.capped_s[2] == pytest.approx(1.0)
 
 
+def test_server_by_op_serves_earlier_op_first():
+    # 1 GB/s HBM; op0 moves 1 GB on core 0's queue, op1 (a prefetch) 1 GB on core 1's queue
+    # (0.8 GB/s of its own). Fair: 0.5 GB/s each, both end at 2 s. In program order: op0 takes
+    # the whole 1 GB/s and ends at 1 s; op1 gets nothing until then, 0.8 GB/s after: 2.25 s.
+    # On core 0 a later op shares the queue's 0.6 GB/s with op0: op0 fills it first.
+    def build(by_op):
+        b = ScheduleBuilder()
+        q0 = b.resource("dma0", "dma", capacity=2)
+        q1 = b.resource("dma1", "dma", bandwidth_Bps=0.8e9)
+        hbm = b.bandwidth_server("hbm", 1e9, by_op=by_op)
+        op0, op1 = b.op("a", "a", "copy"), b.op("b", "b", "copy")
+        b.task(XFER, CAT_DMA_IN, op1, resource=q1, server=hbm, nbytes=1e9, priority=0)
+        b.task(XFER, CAT_DMA_IN, op0, resource=q0, server=hbm, nbytes=1e9, priority=1)
+        return simulate_schedule(b.build())
+
+    assert build(False).end_s == pytest.approx([2.0, 2.0])
+    assert build(True).end_s == pytest.approx([2.25, 1.0])
+    b = ScheduleBuilder()
+    q = b.resource("dma", "dma", capacity=2, bandwidth_Bps=0.6e9)
+    hbm = b.bandwidth_server("hbm", 1e9, by_op=True)
+    op0, op1 = b.op("a", "a", "copy"), b.op("b", "b", "copy")
+    b.task(XFER, CAT_DMA_IN, op1, resource=q, server=hbm, nbytes=0.6e9, priority=0)
+    b.task(XFER, CAT_DMA_IN, op0, resource=q, server=hbm, nbytes=0.6e9, priority=1)
+    # op0 takes the queue's 0.6 GB/s (1 s), then op1 alone: 2 s
+    assert simulate_schedule(b.build()).end_s == pytest.approx([2.0, 1.0])
+
+
 def test_latency_phase_and_queue_bandwidth_in_order():
     # a core's DMA (2 queues, 10 B/s together) serves its transfers in order: the first gets
     # all 10 B/s, the second waits; 1 s latency each
@@ -112,21 +139,23 @@ def schedules(draw):
     dmas = [b.resource(f"dma{i}", "dma", capacity=draw(st.integers(1, 3)),
                        bandwidth_Bps=draw(st.sampled_from([0.0, 5.0, 20.0]))) for i in range(n_res)]
     engines = [b.resource(f"eng{i}", "tensor", capacity=draw(st.integers(1, 2))) for i in range(n_res)]
-    servers = [b.bandwidth_server(f"srv{i}", draw(st.sampled_from([3.0, 10.0, 50.0]))) for i in range(draw(st.integers(1, 2)))]
+    servers = [b.bandwidth_server(f"srv{i}", draw(st.sampled_from([3.0, 10.0, 50.0])), by_op=draw(st.booleans()))
+               for i in range(draw(st.integers(1, 2)))]
     pools = [b.pool(f"pool{i}", draw(st.integers(1, 3))) for i in range(draw(st.integers(0, 2)))]
-    op = b.op("op", "op", "x")
+    ops = [b.op(f"op{i}", "op", "x") for i in range(draw(st.integers(1, 3)))]
     n = draw(st.integers(1, 40))
     pending_release: list[tuple[int, int]] = []
     for t in range(n):
         deps = draw(st.lists(st.integers(0, max(0, t - 1)), max_size=3)) if t else []
         kind = draw(st.sampled_from([BUSY, XFER, DELAY]))
         prio = draw(st.integers(0, 5))
+        op = draw(st.sampled_from(ops))
         if kind == XFER:
             acq = draw(st.sampled_from(pools)) if pools and draw(st.booleans()) else -1
             t_id = b.task(XFER, CAT_DMA_IN, op, deps, resource=draw(st.sampled_from(dmas)),
                           server=draw(st.sampled_from(servers)), duration_s=draw(st.sampled_from([0.0, 0.5, 1.0])),
                           nbytes=draw(st.sampled_from([0.0, 1.0, 7.0, 30.0])), cap_Bps=draw(st.sampled_from([np.inf, 2.0, 4.0])),
-                          weight=draw(st.sampled_from([1.0, 0.5])), acquire=acq, priority=prio)
+                          weight=draw(st.sampled_from([1.0, 0.5, 2.0])), acquire=acq, priority=prio)
             if acq >= 0:
                 pending_release.append((t_id, acq))
         elif kind == BUSY and pending_release and draw(st.booleans()):

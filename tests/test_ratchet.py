@@ -6,7 +6,11 @@ improvements (and new files or kinds) but never loosens a threshold.
 The thresholds hold for one corpus: the golden records the digest of the parts/ files. A change
 of the corpus itself (a row added, a row's stack or shape corrected, with its provenance page)
 changes what the priors are fitted to, so ``--update-golden`` then pins the figures afresh and
-lists every threshold that moved up; a change of the model with the same corpus only tightens."""
+lists every threshold that moved up; a change of the model with the same corpus only tightens.
+
+A threshold is loosened only by hand, with a record under ``_loosened`` in the golden (which
+threshold, from what to what, the commit's mechanism and why the move is accepted); the records
+stay in the file for review."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTS = sorted((ROOT / "workloads" / "measurements" / "parts").glob("*.csv"))
 RATCHET = Path(__file__).parent / "golden" / "parts_ratchet.json"
 CORPUS_KEY = "_corpus_sha256"
+LOOSENED_KEY = "_loosened"
 SLACK = 0.002
 """Tolerance on MAPE and on |log bias| (a deliberate change of priors may move a figure by a
 rounding step; anything larger is a regression)."""
@@ -60,6 +65,9 @@ def current():
 def test_error_per_file_and_kind_never_grows(current, update_golden):
     old = json.loads(RATCHET.read_text()) if RATCHET.exists() else {}
     corpus = old.pop(CORPUS_KEY, None)
+    loosened = old.pop(LOOSENED_KEY, [])
+    for rec in loosened:  # each hand-made loosening says what, from, to and why
+        assert {"what", "from", "to", "why"} <= set(rec) and rec["why"].strip(), rec
     if update_golden:
         digest = corpus_digest()
         if corpus != digest:  # a new corpus: pin afresh, saying what moved up
@@ -68,7 +76,7 @@ def test_error_per_file_and_kind_never_grows(current, update_golden):
                      if k in current.get(f, {}) and current[f][k]["mape"] > o["mape"] + SLACK]
             print("corpus changed; thresholds re-pinned" + "".join(f"\n  {m}" for m in moved))
             old = {}
-        new = {CORPUS_KEY: digest}
+        new = {CORPUS_KEY: digest, LOOSENED_KEY: loosened}
         for f, kinds in current.items():
             for k, e in kinds.items():
                 o = old.get(f, {}).get(k)
@@ -98,5 +106,6 @@ def test_error_per_file_and_kind_never_grows(current, update_golden):
 def test_every_parts_file_and_kind_is_pinned(current):
     old = json.loads(RATCHET.read_text()) if RATCHET.exists() else {}
     old.pop(CORPUS_KEY, None)
+    old.pop(LOOSENED_KEY, None)
     missing = [f"{f}/{k}" for f, kinds in current.items() for k in kinds if k not in old.get(f, {})]
     assert not missing, f"not in the ratchet (run --update-golden): {missing}"

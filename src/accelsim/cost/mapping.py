@@ -18,7 +18,8 @@ rounding: the least HBM traffic, then the least compute time):
   first pass and the last result must leave after the last pass, which penalises a few huge
   tiles on a small GEMM;
 - with load multicast (Hopper clusters) one operand load from the shared SRAM feeds several
-  cores, dividing the operand traffic through the shared level and the cores' load paths;
+  cores, dividing the operand traffic through the shared level and the cores' load paths (HBM
+  traffic is unchanged: the shared SRAM would have served the repeat reads anyway);
 - HBM time uses the bandwidth the active cores can pull (``min(HBM, active cores x per-core
   DMA share)``), so a small GEMM that occupies few cores cannot reach peak bandwidth.
 
@@ -48,25 +49,37 @@ DMA_PIECE_BYTES = 64 * 1024
 K_CHUNK_MIN = 16
 """Smallest K slice worth a load (a GPU pipeline stage of 16-64, a Neuron 128-row slice)."""
 
-TIME_TOLERANCE = 1e-9
-"""Candidates within this fraction of the fastest count as equally fast (a rounding guard:
-any wider band would let more SRAM or bandwidth pick a slower mapping)."""
+TIME_TOLERANCE = 5e-4
+"""Candidates within this fraction of the fastest count as equally fast; among them the
+least HBM traffic, then the least compute wins, as a kernel library prefers the tile that
+keeps the tensor engine least busy when the memory bound ties. (Those tiles differ in the
+event tier: when an op's weights were prefetched during the previous op, what is left is its
+compute.) The band bounds how much more hardware can slow the analytical tier: the chosen
+time never exceeds the fastest by more than this fraction, and the fastest never rises."""
 MAX_CANDIDATES = (TILE_SIZES.size + 1) ** 2 * SPLITS.size * 3
 
 RESULT_FIELDS = ("time_s", "compute_s", "hbm_s", "shared_s", "hbm_bytes", "core_bytes",
                  "tile_m", "tile_n", "split_k", "order", "waves", "active_cores", "fill_s",
-                 "k_chunk", "slots", "in_flight")
+                 "k_chunk", "slots", "in_flight", "a_hbm_bytes", "b_hbm_bytes", "partials_shared")
+"""``a_hbm_bytes`` / ``b_hbm_bytes``: each operand's HBM traffic (the rest of its core-level
+loads hit the chip-shared SRAM), which the event tier spreads over that operand's DMAs;
+``partials_shared``: 1 when the split-K partials stay in the chip-shared SRAM."""
+N_FIELDS = 19
 
 
 @njit(cache=True)
 def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                 R, C, count, df, speedup, overlap, min_pass, freq, teff,
-                cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw, queues, multicast=1.0):
+                cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw, queues, multicast=1.0,
+                dq_b=0.0, dq_a=0.0):
     """Best mapping of one GEMM; returns an array laid out as ``RESULT_FIELDS``.
 
     Every fitting candidate is recorded; the winner is the fastest, ties (within
-    ``TIME_TOLERANCE``) going to the least HBM traffic, then the least compute time."""
-    cand = np.empty((MAX_CANDIDATES, 16))
+    ``TIME_TOLERANCE``) going to the least HBM traffic, then the least compute time.
+    ``dq_b`` / ``dq_a``: vector-engine seconds to dequantize one element of B (A) each time a
+    core stages it (B once per row of output tiles, A once per column; 0: no dequantization),
+    spread over the active cores and bounding the time like the other engines."""
+    cand = np.empty((MAX_CANDIDATES, N_FIELDS))
     nc = 0
     a_bytes = M * K * ba
     b_bytes = K * N * bb
@@ -120,8 +133,9 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                         traf_b = b_bytes * per_col
                     if need > sram:
                         continue
-                    # the K pipeline the event tier will run: chunk, buffer slots, and how many
-                    # transfers a core keeps in flight (each queue moves one at a time)
+                    # the K pipeline: the chunk that fits twice in the SRAM left (but at most
+                    # MAX_K_STEPS per K range), its buffer slots, and how many transfers a core
+                    # keeps in flight (each queue moves one at a time)
                     resident = mt * ks * ba if order == 1 else (ks * nt * bb if order == 2 else 0.0)
                     budget = sram - acc_in_sram - resident
                     kc = min(ks, K_CHUNK)
@@ -141,12 +155,25 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                     path_bw = active * core_bw * in_flight / queues
                     core_traffic = batch * traf_a + b_copies * traf_b + batch * o_bytes + partials
                     hbm = core_traffic
+                    hbm_a = batch * traf_a
+                    hbm_b = b_copies * traf_b
+                    # split-K partials are reduced wave by wave: when one wave's partials fit in
+                    # half the chip-shared SRAM they are written and read back there (a serial
+                    # or in-cache reduction), never reaching HBM
+                    part_shared = shared_cap > 0 and partials / 2.0 / waves <= shared_cap / 2.0
+                    part_hbm = 0.0 if part_shared else partials
                     if shared_cap > 0:
                         gm = min(nm, math.ceil(math.sqrt(active)))
                         gn = min(nn, math.ceil(active / gm))
                         ha = a_bytes if a_bytes * batch <= shared_cap / 2 else a_bytes * math.ceil(nn / gn)
                         hb = b_bytes if b_bytes * b_copies <= shared_cap / 2 else b_bytes * math.ceil(nm / gm)
-                        hbm = min(core_traffic, batch * ha + b_copies * hb + batch * o_bytes + partials)
+                        cached = batch * ha + b_copies * hb + batch * o_bytes + part_hbm
+                        if cached < core_traffic:
+                            hbm = cached
+                            hbm_a = batch * min(ha, traf_a)
+                            hbm_b = b_copies * min(hb, traf_b)
+                        else:
+                            part_shared = False
                     # operand loads shared by a multicast cluster cross the shared level once
                     path_traffic = (core_traffic - batch * o_bytes - partials) / multicast + batch * o_bytes + partials
                     shared_s = path_traffic / min(shared_bw, path_bw)
@@ -155,7 +182,14 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                     # first pass can start; the last tile's result leaves after the last pass
                     bw_core = min(core_bw, hbm_bw / active)
                     fill = (first_step + mt * nt * bo) / bw_core
-                    t = max(compute, hbm_s, shared_s) + fill
+                    if split > 1:
+                        # the last wave's split-K partials are reduced after they are written,
+                        # over every core: read them back, write the output
+                        last = (tiles - (waves - 1) * cores) / tiles
+                        part_bw = min(shared_bw if part_shared else hbm_bw, cores * core_bw)
+                        fill += last * batch * M * N * (4.0 * split / part_bw + bo / min(hbm_bw, cores * core_bw))
+                    vec = (dq_b * batch * K * N * nm + dq_a * batch * M * K * nn) / active
+                    t = max(compute, vec, hbm_s, shared_s) + fill
                     row = cand[nc]
                     row[0] = t
                     row[1] = compute
@@ -173,8 +207,11 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                     row[13] = kc
                     row[14] = slots
                     row[15] = in_flight
+                    row[16] = hbm_a
+                    row[17] = hbm_b
+                    row[18] = 1.0 if part_shared else 0.0
                     nc += 1
-    best = np.full(16, np.inf)
+    best = np.full(N_FIELDS, np.inf)
     if nc == 0:
         return best
     fastest = cand[:nc, 0].min()

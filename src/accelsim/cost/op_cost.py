@@ -210,6 +210,17 @@ def dequant_ops(cm: ChipModel, mm: MatMul, tile_m: float, tile_n: float) -> floa
             + pa * mm.batch * mm.m * mm.k * math.ceil(mm.n / max(tile_n, 1.0)))
 
 
+def dequant_seconds(cm: ChipModel, mm: MatMul) -> tuple[float, float]:
+    """Vector-engine seconds to dequantize one stored element of B and of A into the compute
+    type, each time a core stages it (0, 0 without dequantization or when the chip fuses it)."""
+    if not (mm.emulate or mm.dtype_a != mm.dtype_b) or cm.fused_dequant:
+        return 0.0, 0.0
+    comp = compute_dtype(cm, mm)
+    vr = cm.vec_rate.get(comp, cm.vec_rate_default)
+    return (dequant_per_element(mm.dtype_b, comp) * n_over_m(mm.sparsity) / vr,
+            dequant_per_element(mm.dtype_a, comp) / vr)
+
+
 def n_over_m(pattern: str) -> float:
     """Kept fraction of an N:M pattern (1 for dense)."""
     if not pattern:
@@ -227,12 +238,15 @@ def gemm_mapping(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None)
     hit = cm._mappings.get(key)
     if hit is not None:
         return hit
+    comp = compute_dtype(cm, mm)
+    dq_b, dq_a = dequant_seconds(cm, mm)
     r = gemm_search(float(mm.m), float(mm.n), float(mm.k), float(mm.batch), mm.b_shared, ba,
                     mm.b_el_bytes(), DTYPE_BYTES[mm.dtype_out],
                     cm.R, cm.C, cm.count, cm.df, gemm_speed(cm, mm),
-                    cm.overlap, cm.min_pass, cm.f_tensor, cm.tensor_eff(compute_dtype(cm, mm)), float(cm.cores),
+                    cm.overlap, cm.min_pass, cm.f_tensor, cm.tensor_eff(comp), float(cm.cores),
                     cm.sram, cm.acc,
-                    cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues), float(cm.multicast))
+                    cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues), float(cm.multicast),
+                    dq_b, dq_a)
     if not math.isfinite(r[0]):
         raise LoweringError(f"{mm.name or 'matmul'} ({mm.m}x{mm.n}x{mm.k}): no tile fits the "
                             f"{cm.sram:.0f}-byte core SRAM of {cm.system.chip.name}")

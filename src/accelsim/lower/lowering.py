@@ -24,8 +24,9 @@ Ops start when their predecessor ops end (a zero-length join task per op, plus t
 overhead as a delay: ``launch_overhead_s``, plus ``tensor_launch_overhead_s`` for a
 tensor-engine op or ``vector_launch_overhead_s`` for a vector op; a collective pays
 ``collective_overhead_s`` instead, as in the analytical tier).
-Weight DMAs of an op may start as soon as the previous op has started: one op of prefetch
-lookahead, bounded by the SRAM slots.
+A core's first weight DMA of an op (the pipeline's fill) may start as soon as the previous op
+has started: one op of prefetch lookahead, one transfer deep, whatever the SRAM (a deeper
+prefetch would hold DMA queues the running op needs, so more SRAM could slow it).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ import math
 from ..arch.spec import SystemSpec
 from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
-from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, compute_dtype, dequant_per_element, gemm_mapping, gemm_speed,
-                         n_over_m)
+from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, compute_dtype, dequant_seconds, gemm_mapping,
+                            gemm_speed)
 from ..cost.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
 from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
@@ -46,7 +47,13 @@ from .schedule import (BUSY, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD, CA
                        CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder)
 
 VECTOR_CHUNK_BYTES = 512 * 1024
-"""Largest input chunk a core's vector pipeline brings in per DMA (bounded by SRAM/4)."""
+"""Largest input chunk a core's vector pipeline brings in per DMA."""
+VECTOR_PIECE_BYTES = 64 * 1024
+"""A core's share of a vector op is cut into pieces of at least this size (up to
+VECTOR_PIECES), so that loads, compute and stores overlap. The cut never depends on the SRAM
+(a chunk stream needs a few buffers of it, and a coarser cut on a chip with more SRAM would
+pipeline worse)."""
+VECTOR_PIECES = 8
 KV_CHUNK = 512
 """Keys per streamed K/V chunk in flash attention."""
 MAX_TILE_GROUPS = 8
@@ -73,7 +80,7 @@ class Lowerer:
         self.dma = [b.resource(f"core{c}.dma", "dma", capacity=queues, bandwidth_Bps=core_dma_bw)
                     for c in range(cores)]
         self.link = b.resource("link", "link")
-        self.hbm = b.bandwidth_server("hbm", cm.hbm_bw)
+        self.hbm = b.bandwidth_server("hbm", cm.hbm_bw, by_op=True)
         ic = system.interconnect
         link_bw = ic.chip_bandwidth_Bps(system.chips_per_node) * chip.calibration.link_efficiency if ic else 1.0
         self.link_srv = b.bandwidth_server("link", link_bw)
@@ -142,27 +149,19 @@ class Lowerer:
         f = gemm_mapping(cm, mm, None if a_scale == 1.0 else ba)
         mt, nt, split, order = int(f["tile_m"]), int(f["tile_n"]), int(f["split_k"]), int(f["order"])
         M, N, K = mm.m, mm.n, mm.k
-        # outputs and split-K partials always go to HBM; the shared SRAM serves the rest of
-        # the operand traffic in the proportion the mapping found
-        direct = mm.batch * M * N * (bo + (8.0 * split if split > 1 else 0.0))
-        op_core = f["core_bytes"] - direct
-        h = (f["hbm_bytes"] - direct) / op_core if op_core > 0 else 1.0
-        # a multicast cluster's cores share each operand load: a core's load path carries 1/mc
-        # of its operands, and the HBM share of those bytes grows by mc
+        # outputs go to HBM (split-K partials too, unless they fit the shared SRAM, as the
+        # mapping decided); a multicast cluster's cores share their operand loads, a core's
+        # path carrying 1/mc of them
         mc = cm.multicast
-        h = min(1.0, h * mc)
+        h_part = 0.0 if f["partials_shared"] else 1.0  # split-K partials kept in the shared SRAM
         nm, nn = -(-M // mt), -(-N // nt)
         ks = -(-K // split)
         speed = gemm_speed(cm, mm)
         teff = cm.tensor_eff(compute_dtype(cm, mm))
         # dequantization of operands stored narrower than the compute type, on the vector
         # engine: vector seconds per loaded byte of B (A), spread over the K steps that load it
-        dq_b = dq_a = 0.0  # vector seconds per loaded byte of B (A)
-        if (mm.emulate or mm.dtype_a != mm.dtype_b) and not cm.fused_dequant:
-            comp = compute_dtype(cm, mm)
-            vr = cm.vec_rate.get(comp, cm.vec_rate_default)
-            dq_b = dequant_per_element(mm.dtype_b, comp) * n_over_m(mm.sparsity) / bb / vr
-            dq_a = dequant_per_element(mm.dtype_a, comp) / ba / vr
+        dq_b, dq_a = dequant_seconds(cm, mm)  # per element; per loaded byte below
+        dq_b, dq_a = dq_b / bb, dq_a / ba
         kc, slots = int(f["k_chunk"]), int(f["slots"])  # the K pipeline the mapping assumed
         kf = min(kc, max(K_CHUNK_MIN, cm.R))
         tiles = []
@@ -178,12 +177,12 @@ class Lowerer:
         ends: list[int] = []
         partials: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
         first = 0
+        # a core's tiles, each with its extent, K range and which operands it must load
+        mines: list[list[tuple]] = []
+        moved_a = moved_b = 0.0  # operand bytes the cores' loads carry
         for c in range(self.cores):
             count = per + (1 if c < extra else 0)
-            pool = b.pool(f"core{c}.sram.op{oid}", slots)
             loaded_row = loaded_col = None
-            prev_pass = -1
-            # a core's tiles, each with its extent, K range and which operands it must load
             mine = []
             for bi, i, j, s in tiles[first:first + count]:
                 m_i, n_j = min(mt, M - i * mt), min(nt, N - j * nt)
@@ -191,8 +190,19 @@ class Lowerer:
                 load_a = not (order == 1 and loaded_row == (bi, i, s))
                 load_b = not (order == 2 and loaded_col == (bi, j, s))
                 loaded_row, loaded_col = (bi, i, s), (bi, j, s)
+                moved_a += m_i * (k1 - k0) * ba if load_a else 0.0
+                moved_b += n_j * (k1 - k0) * bb if load_b else 0.0
                 cyc = pass_cycles(m_i, n_j, k1 - k0, cm.R, cm.C, cm.count, cm.df, speed, cm.overlap, cm.min_pass)
                 mine.append((bi, i, j, m_i, n_j, k0, k1, load_a, load_b, cyc / cm.f_tensor / teff))
+            mines.append(mine)
+            first += count
+        # with a chip-shared SRAM each operand's loads carry the operand's HBM bytes of the
+        # mapping (the rest of what they move hits the shared SRAM)
+        w_a = f["a_hbm_bytes"] * mc / moved_a if cm.shared_cap > 0 and moved_a > 0 else 1.0
+        w_b = f["b_hbm_bytes"] * mc / moved_b if cm.shared_cap > 0 and moved_b > 0 else 1.0
+        for c, mine in enumerate(mines):
+            pool = b.pool(f"core{c}.sram.op{oid}", slots)
+            prev_pass = -1
             # consecutive tiles with the same K range run as one group: their K steps are merged
             # (bytes, cycles and FLOPs add up), so the task count per op and core stays bounded
             size = max(1, -(-len(mine) // MAX_TILE_GROUPS))
@@ -204,38 +214,46 @@ class Lowerer:
                 cur.append(t)
             if cur:
                 groups.append(cur)
-            for grp in groups:
+            for gi, grp in enumerate(groups):
                 k0, k1 = grp[0][5], grp[0][6]
+                b_per_k = sum(g[4] for g in grp if g[8]) * bb  # bytes per unit of K
+                a_per_k = sum(g[3] for g in grp if g[7]) * ba
+                pass_per_k = sum(g[9] for g in grp) / (k1 - k0)
+                flops_per_k = sum(2.0 * g[3] * g[4] for g in grp)
                 k = k0
                 first_step = prev_pass < 0  # the core's first step is fine-grained: it fills the pipeline
+                last_group = gi == len(groups) - 1
                 while k < k1:
                     kk = min(kf if first_step else kc, k1 - k)
+                    if last_group and not first_step and k1 - k <= 2 * kc:
+                        # the core's last K steps halve down to the fine chunk: the pipeline
+                        # drains after one fine pass, whatever the chunk (so that a chunk grown
+                        # with the SRAM cannot lengthen the drain)
+                        kk = k1 - k if k1 - k <= kf else max(kf, min(kc, -(-(k1 - k) // 2)))
                     first_step = False
-                    b_bytes = sum(kk * g[4] * bb for g in grp if g[8])
-                    a_bytes = sum(g[3] * kk * ba for g in grp if g[7])
+                    b_bytes, a_bytes = kk * b_per_k, kk * a_per_k
                     deps_in = []
-                    if b_bytes:
-                        deps_in += self.load(oid, c, b_bytes / mc, weight_deps, h, acquire=pool)
+                    if b_bytes:  # only a core's first weight load is prefetched
+                        deps_in += self.load(oid, c, b_bytes / mc, weight_deps if prev_pass < 0 else [start], w_b,
+                                             acquire=pool)
                     if a_bytes:
-                        deps_in += self.load(oid, c, a_bytes / mc, [start], h, acquire=pool if not b_bytes else -1)
+                        deps_in += self.load(oid, c, a_bytes / mc, [start], w_a, acquire=pool if not b_bytes else -1)
                     rel = pool if (a_bytes or b_bytes) else -1
                     dq = dq_b * b_bytes + dq_a * a_bytes
                     if dq > 0 and deps_in:
                         deps_in = [b.task(BUSY, CAT_VECTOR, oid, deps_in, resource=self.vector[c], duration_s=dq)]
                     prev_pass = b.task(BUSY, CAT_TENSOR, oid, deps_in + [prev_pass], resource=self.tensor[c],
-                                       duration_s=sum(g[9] for g in grp) * kk / (k1 - k0),
-                                       flops=sum(2.0 * g[3] * g[4] for g in grp) * kk, release=rel)
+                                       duration_s=pass_per_k * kk, flops=flops_per_k * kk, release=rel)
                     k += kk
                 elems = sum(g[3] * g[4] for g in grp)
                 ev = b.task(BUSY, CAT_VECTOR, oid, [prev_pass], resource=self.vector[c],
                             duration_s=self.vec_time(elems, "fp32"))
                 if split > 1:
-                    outs = self.store(oid, c, elems * 4.0, [ev])
+                    outs = self.load(oid, c, elems * 4.0, [ev], h_part, cat=CAT_DMA_OUT)
                     for g in grp:
                         partials.setdefault((g[0], g[1], g[2]), []).append((outs, c))
                 else:
                     ends += self.store(oid, c, elems * bo, [ev])
-            first += count
         # the reduction of the split-K partials runs over all the cores (as a separate reduction
         # kernel does): each output tile's rows are cut into as many pieces as there are cores
         # per output tile; a piece runs as soon as the tile's partials are written and takes the
@@ -251,7 +269,7 @@ class Lowerer:
                 rows = m_i // pieces + (1 if q < m_i % pieces else 0)
                 c = nxt % self.cores
                 nxt += 1
-                reads = self.load(oid, c, len(parts) * rows * n_j * 4.0, outs)
+                reads = self.load(oid, c, len(parts) * rows * n_j * 4.0, outs, h_part)
                 add = b.task(BUSY, CAT_VECTOR, oid, reads, resource=self.vector[c],
                              duration_s=self.vec_time(len(parts) * rows * n_j, "fp32"))
                 ends += self.store(oid, c, rows * n_j * bo, [add])
@@ -320,13 +338,14 @@ class Lowerer:
         active = min(self.cores, rows)
         total_bytes = o.bytes()
         in_bytes, out_bytes = total_bytes / 2, total_bytes / 2
-        chunk = min(VECTOR_CHUNK_BYTES, cm.sram / 4)
         dtype = getattr(o, "dtype", "bf16")
         ends = []
         per, extra = divmod(rows, active)
         for c in range(active):
             share = (per + (1 if c < extra else 0)) / rows
-            pieces = max(1, math.ceil(in_bytes * share / chunk))
+            core_in = in_bytes * share
+            pieces = max(1, math.ceil(core_in / VECTOR_CHUNK_BYTES),
+                         min(VECTOR_PIECES, math.ceil(core_in / VECTOR_PIECE_BYTES)))
             for _ in range(pieces):
                 frac = share / pieces
                 ld = self.load(oid, c, in_bytes * frac, [start])

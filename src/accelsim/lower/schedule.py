@@ -8,8 +8,9 @@ a DMA transfer, a link transfer or a fixed delay. Kinds:
 - ``XFER``: occupies one server of ``resource`` (a DMA queue or a link port) for ``duration_s``
   of latency / issue cost, then moves ``nbytes`` through bandwidth server ``server`` (HBM, a
   link) at ``min(cap_Bps, max-min fair share)``. ``weight`` is the fraction of the bytes that
-  load the server (below 1 when a chip-shared cache serves the rest: a transfer at rate r
-  uses ``weight * r`` of the server). A resource with a bandwidth (``res_bandwidth_Bps``, e.g.
+  load the server (below 1 when a chip-shared cache serves the rest, above 1 when the transfer
+  carries one core's part of a load multicast to a cluster: a transfer at rate r uses
+  ``weight * r`` of the server). A resource with a bandwidth (``res_bandwidth_Bps``, e.g.
   a core's DMA queues together) also divides it evenly among its transfers in flight, so one
   large copy alone gets all of it (as if split over every queue) and many share it.
 - ``DELAY``: needs no resource; ends ``duration_s`` after it becomes ready (launch overhead).
@@ -39,7 +40,7 @@ CATEGORY_NAMES = ("tensor", "vector", "scalar", "dma_in", "dma_out", "link", "ov
 
 ARRAY_FIELDS = ("kind", "resource", "server", "duration_s", "nbytes", "cap_Bps", "weight", "flops", "acquire",
                 "release", "priority", "op", "category", "dep_ptr", "dep_idx", "res_capacity", "res_bandwidth_Bps",
-                "res_chip", "srv_bandwidth_Bps", "srv_chip", "pool_slots")
+                "res_chip", "srv_bandwidth_Bps", "srv_chip", "srv_by_op", "pool_slots")
 LIST_FIELDS = ("res_names", "res_class", "srv_names", "pool_names", "op_names", "op_roles", "op_kinds")
 
 
@@ -69,6 +70,9 @@ class Schedule:
     res_chip: np.ndarray
     srv_bandwidth_Bps: np.ndarray
     srv_chip: np.ndarray
+    srv_by_op: np.ndarray
+    """1: the server serves ops in program order (an earlier op's transfers are water-filled
+    first, a later op's prefetch gets what they leave); 0: one max-min fair class."""
     pool_slots: np.ndarray
     res_names: list[str] = field(default_factory=list)
     res_class: list[str] = field(default_factory=list)
@@ -103,7 +107,8 @@ class Schedule:
     @classmethod
     def load(cls, path: str | Path) -> "Schedule":
         with np.load(path) as z:
-            kw = {k: z[k] for k in ARRAY_FIELDS}
+            kw = {k: z[k] for k in ARRAY_FIELDS if k in z}
+            kw.setdefault("srv_by_op", np.zeros(len(kw["srv_bandwidth_Bps"]), dtype=np.int8))
             kw.update({k: [str(s) for s in z[k]] for k in LIST_FIELDS})
         return cls(**kw)
 
@@ -138,7 +143,7 @@ class ScheduleBuilder:
                                                         "op", "category")}
         self.deps: list[tuple[int, ...]] = []
         self.res: list[tuple[str, str, int, int, float]] = []
-        self.srv: list[tuple[str, float, int]] = []
+        self.srv: list[tuple[str, float, int, bool]] = []
         self.pools: list[tuple[str, int]] = []
         self.ops: list[tuple[str, str, str]] = []
         self._res_index: dict[str, int] = {}
@@ -151,10 +156,10 @@ class ScheduleBuilder:
             self.res.append((name, cls, max(1, int(capacity)), chip, float(bandwidth_Bps)))
         return self._res_index[name]
 
-    def bandwidth_server(self, name: str, bandwidth_Bps: float, chip: int = 0) -> int:
+    def bandwidth_server(self, name: str, bandwidth_Bps: float, chip: int = 0, by_op: bool = False) -> int:
         if name not in self._srv_index:
             self._srv_index[name] = len(self.srv)
-            self.srv.append((name, float(bandwidth_Bps), chip))
+            self.srv.append((name, float(bandwidth_Bps), chip, by_op))
         return self._srv_index[name]
 
     def pool(self, name: str, slots: int) -> int:
@@ -217,6 +222,7 @@ class ScheduleBuilder:
             res_bandwidth_Bps=np.array([r[4] for r in self.res], dtype=float),
             srv_bandwidth_Bps=np.array([s[1] for s in self.srv], dtype=float),
             srv_chip=np.array([s[2] for s in self.srv], dtype=np.int32),
+            srv_by_op=np.array([s[3] for s in self.srv], dtype=np.int8),
             pool_slots=np.array([p[1] for p in self.pools], dtype=np.int32),
             res_names=[r[0] for r in self.res], res_class=[r[1] for r in self.res],
             srv_names=[s[0] for s in self.srv], pool_names=[p[0] for p in self.pools],

@@ -133,56 +133,81 @@ def _waterfill(caps, weights, bw):
 
 
 @njit(cache=True)
-def _server_rates(active, n, resource, res_bw, cap, weight, keys, rate, dma_limited, bw):
+def _server_rates(active, n, resource, res_bw, cap, weight, keys, rate, dma_limited, bw, cls, res_used):
     """Rates of the ``n`` transfers in ``active`` on one server. Transfers of a resource that
     has a bandwidth of its own (a core's DMA queues) form one flow capped by it; flows are
-    water-filled on the server; a flow's rate goes to its transfers in key order."""
+    water-filled on the server; a flow's rate goes to its transfers in key order.
+
+    ``cls`` is each task's priority class (all equal: one max-min fair class). Classes are
+    served in ascending order: each water-fills what the earlier classes left of the server and
+    of its resources' bandwidth (``res_used``: scratch, zero on entry and on return)."""
     if n == 0:
         return
     group = np.empty(n, dtype=np.int64)
     k = np.empty(n, dtype=np.int64)
+    c = np.empty(n, dtype=np.int64)
+    sort_key = np.empty(n, dtype=np.int64)
+    width = res_bw.size + n  # a resource's flow, or a transfer of its own (res_bw.size + j)
     for j in range(n):
         x = active[j]
         r = resource[x]
         group[j] = r if (r >= 0 and res_bw[r] > 0.0) else -1 - x
         k[j] = keys[x]
+        c[j] = cls[x]
+        sort_key[j] = c[j] * width + (group[j] if group[j] >= 0 else res_bw.size + j)
     o1 = np.argsort(k, kind="mergesort")
-    o2 = np.argsort(group[o1], kind="mergesort")
+    o2 = np.argsort(sort_key[o1], kind="mergesort")
     order = o1[o2]
     fstart = np.empty(n + 1, dtype=np.int64)
     fcap = np.empty(n)
     fw = np.empty(n)
-    nf = 0
+    left_bw = bw
     j = 0
     while j < n:
-        g = group[order[j]]
+        # one class: its flows, water-filled on what is left
+        cj = c[order[j]]
+        nf = 0
+        while j < n and c[order[j]] == cj:
+            g = group[order[j]]
+            fstart[nf] = j
+            total = 0.0
+            e = j
+            while e < n and group[order[e]] == g and c[order[e]] == cj:
+                total += cap[active[order[e]]]
+                e += 1
+            lead = active[order[j]]
+            if g >= 0:
+                fcap[nf] = max(0.0, min(res_bw[g] - res_used[g], total))
+            else:
+                fcap[nf] = cap[lead]
+            fw[nf] = weight[lead]
+            nf += 1
+            j = e
         fstart[nf] = j
-        total = 0.0
-        e = j
-        while e < n and group[order[e]] == g:
-            total += cap[active[order[e]]]
-            e += 1
-        lead = active[order[j]]
-        fcap[nf] = min(res_bw[resource[lead]], total) if g >= 0 else cap[lead]
-        fw[nf] = weight[lead]
-        nf += 1
-        j = e
-    fstart[nf] = n
-    frate = _waterfill(fcap[:nf], fw[:nf], bw)
-    for f in range(nf):
-        left = frate[f]
-        at_limit = frate[f] >= fcap[f]
-        for j in range(fstart[f], fstart[f + 1]):
-            x = active[order[j]]
-            r = min(cap[x], left)
-            left -= r
-            rate[x] = r
-            dma_limited[x] = at_limit or r >= cap[x]
+        frate = _waterfill(fcap[:nf], fw[:nf], max(0.0, left_bw))
+        for f in range(nf):
+            left = frate[f]
+            at_limit = frate[f] >= fcap[f]
+            lead = active[order[fstart[f]]]
+            g = resource[lead]
+            if g >= 0 and res_bw[g] > 0.0:
+                res_used[g] += frate[f]
+            left_bw -= fw[f] * frate[f]
+            for q in range(fstart[f], fstart[f + 1]):
+                x = active[order[q]]
+                r = min(cap[x], left)
+                left -= r
+                rate[x] = r
+                dma_limited[x] = at_limit or r >= cap[x]
+    for j in range(n):
+        r = resource[active[j]]
+        if r >= 0:
+            res_used[r] = 0.0
 
 
 @njit(cache=True)
 def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire, release,
-        dep_ptr, dep_idx, res_capacity, res_bw, srv_bw, pool_slots):
+        dep_ptr, dep_idx, res_capacity, res_bw, srv_bw, pool_slots, op, srv_by_op):
     """Simulate; returns (start, end, ready, xfer_start, capped, lane, blocker, block_kind)."""
     T = kind.size
     R = res_capacity.size
@@ -254,6 +279,9 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
     rate = np.zeros(T)
     dma_limited = np.zeros(T, dtype=np.bool_)
     task_key = priority * np.int64(T) + np.arange(T)
+    no_class = np.zeros(T, dtype=np.int64)
+    op_class = op.astype(np.int64)
+    res_used = np.zeros(max(R, 1))
     done_buf = np.empty(T, dtype=np.int64)
 
     now = 0.0
@@ -305,7 +333,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
         for s in range(S):
             if dirty[s]:
                 _server_rates(active[s], n_active[s], resource, res_bw, cap, weight, task_key, rate,
-                              dma_limited, srv_bw[s])
+                              dma_limited, srv_bw[s], op_class if srv_by_op[s] else no_class, res_used)
                 dirty[s] = False
         # ---- next event
         t_next = np.inf
@@ -405,7 +433,8 @@ def simulate_schedule(schedule: Schedule) -> SimResult:
     """Run the numba engine on ``schedule``."""
     s = schedule
     out = run(s.kind, s.resource, s.server, s.duration_s, s.nbytes, s.cap_Bps, s.weight, s.priority, s.acquire,
-              s.release, s.dep_ptr, s.dep_idx, s.res_capacity, s.res_bandwidth_Bps, s.srv_bandwidth_Bps, s.pool_slots)
+              s.release, s.dep_ptr, s.dep_idx, s.res_capacity, s.res_bandwidth_Bps, s.srv_bandwidth_Bps, s.pool_slots,
+              s.op, s.srv_by_op)
     start, end, ready, xstart, capped, lane, blocker, bkind = out
     if s.num_tasks and np.isnan(end).any():
         stuck = int(np.flatnonzero(np.isnan(end))[0])

@@ -34,10 +34,11 @@ def _waterfill(caps: list[float], weights: list[float], bw: float) -> list[float
     return [c if c < level else level for c in caps]
 
 
-def _server_rates(s: Schedule, transfers: list[int], key: list[int], bw: float) -> dict[int, tuple[float, bool]]:
-    """(rate, limited by its own DMA) of each transfer on one server: a resource with its own
-    bandwidth makes its transfers one flow; flows are water-filled; a flow's rate is handed
-    out in key order."""
+def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float,
+                 res_left: dict[int, float]) -> tuple[dict[int, tuple[float, bool]], float]:
+    """Rates of one priority class: a resource with its own bandwidth (what earlier classes
+    left of it, ``res_left``) makes its transfers one flow; flows are water-filled on ``bw``; a
+    flow's rate is handed out in key order. Returns the rates and the server bandwidth used."""
     def group(x: int) -> int:
         r = int(s.resource[x])
         return r if r >= 0 and s.res_bandwidth_Bps[r] > 0 else -1 - x
@@ -52,21 +53,44 @@ def _server_rates(s: Schedule, transfers: list[int], key: list[int], bw: float) 
     caps, weights = [], []
     for members in flows:
         lead = members[0]
-        if group(lead) >= 0:
+        g = group(lead)
+        if g >= 0:
             total = 0.0
             for x in members:
                 total += float(s.cap_Bps[x])
-            caps.append(min(float(s.res_bandwidth_Bps[s.resource[lead]]), total))
+            own = res_left.get(g, float(s.res_bandwidth_Bps[g]))
+            caps.append(max(0.0, min(own, total)))
         else:
             caps.append(float(s.cap_Bps[lead]))
         weights.append(float(s.weight[lead]))
     out: dict[int, tuple[float, bool]] = {}
-    for members, fcap, frate in zip(flows, caps, _waterfill(caps, weights, bw)):
+    used = 0.0
+    for members, fcap, fw, frate in zip(flows, caps, weights, _waterfill(caps, weights, max(0.0, bw))):
+        g = group(members[0])
+        if g >= 0:
+            res_left[g] = res_left.get(g, float(s.res_bandwidth_Bps[g])) - frate
+        used += fw * frate
         left = frate
         for x in members:
             r = min(float(s.cap_Bps[x]), left)
             left -= r
             out[x] = (r, frate >= fcap or r >= s.cap_Bps[x])
+    return out, used
+
+
+def _server_rates(s: Schedule, srv: int, transfers: list[int], key: list[int]) -> dict[int, tuple[float, bool]]:
+    """(rate, limited by its own DMA) of each transfer on server ``srv``. A server that serves
+    ops in program order gives each op's transfers, earliest op first, what the earlier ops
+    left (of the server and of each DMA resource); otherwise all transfers form one class."""
+    bw = float(s.srv_bandwidth_Bps[srv])
+    if not s.srv_by_op[srv]:
+        return _class_rates(s, transfers, key, bw, {})[0]
+    out: dict[int, tuple[float, bool]] = {}
+    res_left: dict[int, float] = {}
+    for o in sorted({int(s.op[x]) for x in transfers}):
+        rates, used = _class_rates(s, [x for x in transfers if int(s.op[x]) == o], key, bw, res_left)
+        out.update(rates)
+        bw -= used
     return out
 
 
@@ -145,7 +169,7 @@ def run(s: Schedule) -> SimResult:
                 heapq.heappush(timers, (now + float(s.duration_s[t]), seq, t, what))
                 seq += 1
         for srv in range(S):
-            for x, (r, lim) in _server_rates(s, active[srv], key, float(s.srv_bandwidth_Bps[srv])).items():
+            for x, (r, lim) in _server_rates(s, srv, active[srv], key).items():
                 rates[x] = r
                 limited[x] = lim
         t_next = timers[0][0] if timers else math.inf
