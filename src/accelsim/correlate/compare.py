@@ -93,12 +93,8 @@ class CorrelationResult:
         from ..configio import spreadsheet_safe
 
         spreadsheet_safe(self.per_row[cols]).to_csv(paths[0], index=False)
-        import matplotlib.pyplot as plt
-
         for fig_fn, path in ((predicted_vs_measured_figure, paths[1]), (error_by_kind_figure, paths[2])):
-            fig = fig_fn(self)
-            fig.savefig(path, dpi=110, bbox_inches="tight")
-            plt.close(fig)
+            fig_fn(self).savefig(path, dpi=110, bbox_inches="tight")
         return paths
 
 

@@ -1,16 +1,19 @@
 """A static HTML dashboard of a tracking database: one self-contained page (inline CSS, plots as
 base64 PNG data URIs, no scripts, no network), so it can be archived as a CI artefact or mailed.
+Rendered from ``templates/dashboard.html.j2`` by jinja2 with autoescaping on.
 
-Sections: the latest run's summary, the runs flagged where a kind's MAPE grew by more than the
-threshold, the MAPE history per kind, the latest predicted-vs-measured scatter, the run history
-table and the latest run's per-row table (worst error first).
+Runs are compared only within a configuration (the same measurement files, fidelity, mode,
+calibration and stacks: ``track.configuration``): a calibrated run is never the baseline of an
+uncalibrated one. Sections: the latest run's summary, the regressions (a kind's MAPE up by more
+than the threshold over the previous run of its configuration), the MAPE history per kind of
+each configuration, the latest predicted-vs-measured scatter, the run history table and the
+latest run's per-row table (worst error first).
 """
 
 from __future__ import annotations
 
 import base64
 import io
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +46,9 @@ def _pct(x: Any, digits: int = 2) -> str:
     return f"{track.PERCENT * float(x):.{digits}f}%"
 
 
-def _s(x: Any) -> str:
-    """Escaped text of a cell ("" for missing)."""
-    return "" if x is None or (not isinstance(x, str) and pd.isna(x)) else escape(str(x))
+def _txt(x: Any) -> str:
+    """Text of a cell, unescaped ("" for missing): the template escapes it."""
+    return "" if x is None or (not isinstance(x, str) and pd.isna(x)) else str(x)
 
 
 def _ratio(x: Any) -> str:
@@ -67,10 +70,11 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _history_png(hist: pd.DataFrame, runs: pd.DataFrame, flagged: pd.DataFrame) -> str:
+def _history_png(hist: pd.DataFrame, runs: pd.DataFrame, flagged: pd.DataFrame, config: str) -> str:
+    """MAPE per kind over the runs of one configuration (regressions circled)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.5, 4.2))
+    fig = Figure(figsize=(7.0, 3.8))
     ax = fig.subplots()
     for kind, g in hist.groupby("kind", sort=True):
         ax.plot(g["run_id"], track.PERCENT * g["mape"], "o-", ms=4, label=str(kind))
@@ -81,7 +85,8 @@ def _history_png(hist: pd.DataFrame, runs: pd.DataFrame, flagged: pd.DataFrame) 
                    label="regression", zorder=5)
     ax.set_xlabel("run id")
     ax.set_ylabel("MAPE (%)")
-    ax.set_title("error history per kind")
+    files, fidelity, *rest = config.split(" | ")
+    ax.set_title(f"MAPE per kind: {files[:48]} ({fidelity}, {', '.join(rest[1:2])})", fontsize=9)
     ax.set_ylim(bottom=0)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
@@ -115,118 +120,79 @@ def _scatter_png(rows: pd.DataFrame, run_id: int) -> str:
     return _png(fig)
 
 
-def _table(header: list[str], body: list[tuple[str, list[tuple[str, str]]]], left: set[int] = frozenset()) -> str:
-    """``body``: (row class, [(cell class, already-escaped text)])."""
-    th = "".join(f'<th class="l">{escape(h)}</th>' if i in left else f"<th>{escape(h)}</th>"
-                 for i, h in enumerate(header))
-    trs = []
-    for cls, cells in body:
-        tds = "".join(f'<td class="{c}">{t}</td>' if c else f"<td>{t}</td>" for c, t in cells)
-        trs.append(f'<tr class="{cls}">{tds}</tr>' if cls else f"<tr>{tds}</tr>")
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
+_TEMPLATE = "dashboard.html.j2"
+
+
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("accelsim.correlate", "templates"),
+                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                              lstrip_blocks=True)
 
 
 def render(db_path: str | Path, threshold: float = track.DEFAULT_THRESHOLD_PP) -> str:
-    """The dashboard page of the tracking database ``db_path`` as an HTML string."""
+    """The dashboard page of the tracking database ``db_path`` as an HTML string (a jinja2
+    template with autoescaping: every recorded text is escaped)."""
+    from markupsafe import Markup
+
     runs = track.runs(db_path)
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-             f"<title>accelsim correlation dashboard</title><style>{_CSS}</style></head><body>",
-             "<h1>accelsim correlation dashboard</h1>",
-             f'<p class="sub">database {escape(str(db_path))} &middot; {len(runs)} run(s) &middot; regression '
-             f'threshold <span id="threshold">{threshold:g}</span> percentage points of MAPE over the previous '
-             f'run &middot; error = predicted / measured &minus; 1 (negative: predicted faster than silicon), '
-             f'bias = geometric mean of predicted / measured</p>']
+    ctx: dict[str, Any] = {"css": Markup(_CSS), "db": str(db_path), "threshold": threshold, "runs": [],
+                           "configs": []}
     if runs.empty:
-        parts.append("<p>No runs recorded yet: <code>accelsim track FILE --db DB</code> records one.</p>"
-                     "</body></html>\n")
-        return "".join(parts)
+        return _environment().get_template(_TEMPLATE).render(**ctx)
     hist = track.history(db_path)
     flagged = track.regressions(db_path, threshold)
     last = runs.iloc[-1]
     run_id = int(last["id"])
     rows = track.latest_rows(db_path, run_id)
     last_flags = flagged[flagged["run_id"] == run_id]
-
-    # summary cards
-    commit = _s(last["git_commit"]) or "(not a git checkout)"
-    if _s(last["git_commit"]) and last["git_dirty"] == 1:
-        commit += " (dirty)"
-    status = (f'<span class="bad">{len(last_flags)} regression(s)</span>' if len(last_flags)
-              else '<span class="ok">no regression</span>')
-    n_pred = int((~rows["skipped"] & rows["predicted_time_s"].notna()).sum())
-    cards = [("latest run", f'<span id="latest-run">{run_id}</span>'),
-             ("overall MAPE", f'<span id="latest-mape">{escape(_pct(last["mape"]))}</span>'),
-             ("rows predicted", f'<span id="latest-predicted">{n_pred}</span> / {len(rows)}'),
-             ("vs previous run", status)]
-    parts.append("<h2>Latest run</h2><div class=\"cards\">" + "".join(
-        f'<div class="card"><div class="k">{escape(k)}</div><div class="v">{v}</div></div>' for k, v in cards)
-        + "</div>")
-    parts.append(f'<p class="sub">{escape(str(last["timestamp"]))} &middot; label '
-                 f'{_s(last["label"]) or "-"} &middot; accelsim {_s(last["accelsim_version"])} '
-                 f'&middot; commit <code>{commit}</code></p>')
-    lk = hist[hist["run_id"] == run_id]
     flagged_kinds = set(last_flags["kind"])
-    parts.append(_table(["kind", "n", "MAPE", "median APE", "max APE", "bias (p/m)"],
-                        [("flag" if r.kind in flagged_kinds else "",
-                          [("l", escape(str(r.kind))), ("", str(int(r.n))), ("", escape(_pct(r.mape))),
-                           ("", escape(_pct(r.median_ape))), ("", escape(_pct(r.max_ape))),
-                           ("", escape(_ratio(r.bias)))]) for r in lk.itertuples()], left={0}))
-
-    # regressions
-    parts.append(f"<h2>Regressions (MAPE up by more than {threshold:g} pp)</h2>")
-    if flagged.empty:
-        parts.append('<p class="ok">None: no kind\'s MAPE grew beyond the threshold between consecutive runs.</p>')
-    else:
-        parts.append(_table(["run", "label", "kind", "previous run", "previous MAPE", "MAPE", "change"],
-                            [("flag", [("", str(r.run_id)), ("l", _s(r.label)),
-                                       ("l", _s(r.kind)), ("", str(r.prev_run_id)),
-                                       ("", escape(_pct(r.prev_mape))), ("", escape(_pct(r.mape))),
-                                       ("", f"+{r.delta_pp:.2f} pp")]) for r in flagged.itertuples()],
-                            left={1, 2}))
-
-    # plots
-    parts.append("<h2>Error history and latest predictions</h2><div class=\"plots\">"
-                 f'<img alt="MAPE per kind over runs" src="{_history_png(hist, runs, flagged)}">'
-                 f'<img alt="predicted vs measured, latest run" src="{_scatter_png(rows, run_id)}"></div>')
-
-    # run history
+    commit = _txt(last["git_commit"]) or "(not a git checkout)"
+    if _txt(last["git_commit"]) and last["git_dirty"] == 1:
+        commit += " (dirty)"
+    same = runs[runs["config"] == last["config"]]
+    lk = hist[hist["run_id"] == run_id]
+    ctx["last"] = {
+        "id": run_id, "mape": _pct(last["mape"]), "rows": len(rows),
+        "predicted": int((~rows["skipped"] & rows["predicted_time_s"].notna()).sum()),
+        "regressions": len(last_flags), "baseline": len(same) > 1, "timestamp": str(last["timestamp"]),
+        "label": last["label"] if isinstance(last["label"], str) else "", "version": str(last["accelsim_version"]),
+        "commit": commit, "config": last["config"],
+        "kinds": [{"kind": r.kind, "n": int(r.n), "mape": _pct(r.mape), "median": _pct(r.median_ape),
+                   "max": _pct(r.max_ape), "bias": _ratio(r.bias), "flag": r.kind in flagged_kinds}
+                  for r in lk.itertuples()]}
+    ctx["regressions"] = [{"run_id": r.run_id, "label": r.label if isinstance(r.label, str) else "",
+                           "config": r.config, "kind": r.kind, "prev_run_id": r.prev_run_id,
+                           "prev_mape": _pct(r.prev_mape), "mape": _pct(r.mape), "delta": f"{r.delta_pp:.2f}"}
+                          for r in flagged.itertuples()]
+    ctx["runs"] = runs.to_dict("records")
+    for config, g in runs.groupby("config", sort=False):
+        ids = set(g["id"])
+        ctx["configs"].append({"key": config, "runs": len(g), "png": Markup(_history_png(
+            hist[hist["run_id"].isin(ids)], g, flagged[flagged["run_id"].isin(ids)], config))})
+    ctx["scatter"] = Markup(_scatter_png(rows, run_id))
     kinds = sorted(hist["kind"].unique())
     piv = hist.pivot(index="run_id", columns="kind", values="mape") if len(hist) else pd.DataFrame()
     flag_cells = {(int(r.run_id), r.kind) for r in flagged.itertuples()}
-    body = []
-    for r in runs.iloc[::-1].itertuples():
-        cells = [("", str(r.id)), ("l", escape(str(r.timestamp))), ("l", _s(r.label)),
-                 ("l", _s(r.git_commit)[:10]), ("", escape(_pct(r.mape)))]
-        for k in kinds:
-            v = piv.at[r.id, k] if r.id in piv.index and k in piv.columns else None
-            cells.append(("flag" if (r.id, k) in flag_cells else "", escape(_pct(v))))
-        body.append(("", cells))
-    parts.append("<h2>Runs</h2>" + _table(["run", "time (UTC)", "label", "commit", "overall MAPE"] + kinds, body,
-                                          left={1, 2, 3}))
-
-    # per-row table of the latest run, worst first
+    ctx["kinds"] = kinds
+    ctx["run_rows"] = [
+        {"id": r.id, "timestamp": str(r.timestamp), "label": r.label if isinstance(r.label, str) else "",
+         "config": r.config, "commit": (r.git_commit or "")[:10] if isinstance(r.git_commit, str) else "",
+         "mape": _pct(r.mape),
+         "cells": [{"text": _pct(piv.at[r.id, k] if r.id in piv.index and k in piv.columns else None),
+                    "flag": (r.id, k) in flag_cells} for k in kinds]}
+        for r in runs.iloc[::-1].itertuples()]
     rows = rows.assign(_o=rows["ape"].fillna(-1.0)).sort_values(["skipped", "_o"], ascending=[True, False])
-    body = []
-    for r in rows.itertuples():
-        err = "" if pd.isna(r.error) else f"{track.PERCENT * r.error:+.1f}%"
-        body.append(("skip" if r.skipped else "",
-                     [("l", _s(r.id)), ("l", _s(r.kind)), ("l", _s(r.system)), ("l", _s(r.model)),
-                      ("l", _s(r.phase)), ("l", _s(r.op)), ("", escape(_time(r.predicted_time_s))),
-                      ("", escape(_time(r.measured_time_s))), ("", escape(err)), ("", escape(_pct(r.ape, 1))),
-                      ("l", _s(r.bound)), ("l", _s(r.reason) if r.skipped else "")]))
-    parts.append(f"<h2>Run {run_id}: rows (worst error first)</h2>" + _table(
-        ["id", "kind", "system", "model", "phase", "op", "predicted", "measured", "error", "APE", "bound",
-         "skipped: reason"], body, left={0, 1, 2, 3, 4, 5, 10, 11}))
-
-    files = last["files"] or []
-    specs = last["spec_hashes"] or {}
-    parts.append("<h2>Inputs of run %d</h2>" % run_id + _table(
-        ["file / system", "sha256"],
-        [("", [("l", escape(str(f["path"]))), ("l", f"<code>{escape(str(f['sha256']))}</code>")]) for f in files]
-        + [("", [("l", escape(f"system {k}")), ("l", f"<code>{escape(str(v or 'unknown'))}</code>")])
-           for k, v in sorted(specs.items())], left={0, 1}))
-    parts.append("</body></html>\n")
-    return "".join(parts)
+    ctx["left_cols"] = {0, 1, 2, 3, 4, 5, 10, 11}
+    ctx["rows"] = [{"skipped": bool(r.skipped), "cells": [
+        _txt(r.id), _txt(r.kind), _txt(r.system), _txt(r.model), _txt(r.phase), _txt(r.op),
+        _time(r.predicted_time_s), _time(r.measured_time_s),
+        "" if pd.isna(r.error) else f"{track.PERCENT * r.error:+.1f}%", _pct(r.ape, 1), _txt(r.bound),
+        _txt(r.reason) if r.skipped else ""]} for r in rows.itertuples()]
+    ctx["inputs"] = ([(str(f["path"]), str(f["sha256"])) for f in (last["files"] or [])]
+                     + [(f"system {k}", str(v or "unknown")) for k, v in sorted((last["spec_hashes"] or {}).items())])
+    return _environment().get_template(_TEMPLATE).render(**ctx)
 
 
 def write(db_path: str | Path, out_path: str | Path, threshold: float = track.DEFAULT_THRESHOLD_PP) -> Path:

@@ -1,21 +1,28 @@
-"""Correlation figures (matplotlib, Agg): predicted vs measured on log-log axes with +-10% and
-+-25% bands, and the error of each kind as a strip plot over a box plot."""
+"""Correlation figures: predicted vs measured on log-log axes with +-10% and +-25% bands, and
+the error of each kind as a strip plot over a box plot. Built with matplotlib's object API
+(``Figure`` with an Agg canvas): no pyplot state and no backend switch, so a notebook keeps its
+inline figures and a returned Figure displays itself."""
 
 from __future__ import annotations
 
 import math
 
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .schema import KINDS
 
-from .schema import KINDS  # noqa: E402
+
+def _figure(figsize) -> tuple[Figure, object]:
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
 
 
 def _colours(kinds: list[str]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab20")
+    cmap = colormaps["tab20"]
     return {k: cmap(i % 20) for i, k in enumerate(kinds)}
 
 
@@ -29,7 +36,7 @@ def predicted_vs_measured_figure(result, title: str | None = None):
     the +-10% and +-25% bands. Skipped rows are not drawn (they are counted in the title)."""
     df = result.per_row
     ok = df[~df["skipped"]]
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    fig, ax = _figure((6.4, 5.6))
     if len(ok):
         lo = float(min(ok["measured_time_s"].min(), ok["predicted_time_s"].min())) / 1.5
         hi = float(max(ok["measured_time_s"].max(), ok["predicted_time_s"].max())) * 1.5
@@ -69,7 +76,7 @@ def error_by_kind_figure(result, title: str | None = None):
     df = result.per_row
     ok = df[~df["skipped"]]
     kinds = [k for k in _kinds(df) if (ok["kind"] == k).any()]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(kinds) + 2), 4.2))
+    fig, ax = _figure((max(5.0, 0.9 * len(kinds) + 2), 4.2))
     ax.axhspan(-25, 25, color="0.9", zorder=0)
     ax.axhspan(-10, 10, color="0.78", zorder=0)
     ax.axhline(0, color="0.3", lw=0.8)

@@ -340,15 +340,33 @@ def runs(db_path: str | Path) -> pd.DataFrame:
     df["spec_hashes"] = df["spec_hashes"].map(json.loads)
     df["files"] = df["files"].map(json.loads)
     df["meta"] = meta
+    df["config"] = [configuration(f, m) for f, m in zip(df["files"], meta)]
     return df
 
 
+def configuration(files: list, meta: Mapping[str, Any]) -> str:
+    """What makes two runs comparable, as a short readable key: the measurement files (by path;
+    their rows may change), the fidelity, the mode, the calibration (by content) and the
+    software stacks the rows ran under (by name). The model, the presets and the stacks' data
+    are what a regression is looked for in, so they are not part of it."""
+    names = sorted(Path(str(f.get("path", f)) if isinstance(f, dict) else str(f)).name for f in files)
+    cal = meta.get("calibration") or {}
+    parts = [",".join(names) or "-", str(meta.get("fidelity") or "analytical"), str(meta.get("mode") or "-"),
+             "calibrated " + str(cal.get("sha256", ""))[:12] if cal else "uncalibrated",
+             "stacks " + ",".join(sorted(meta.get("stacks") or {})) if meta.get("stacks") else "stacks -"]
+    return " | ".join(parts)
+
+
 def history(db_path: str | Path) -> pd.DataFrame:
-    """MAPE per kind per run, oldest first: run_id, timestamp, label, kind, n, mape, median_ape,
-    max_ape (fractions), bias (geometric mean of p / m); one row per run and kind."""
-    return _query(db_path, "SELECT r.id AS run_id, r.timestamp, r.label, k.kind, k.n, k.mape, k.median_ape, "
-                           "k.max_ape, k.bias FROM kind_stats k JOIN runs r ON r.id = k.run_id "
-                           "ORDER BY r.id, k.kind")
+    """MAPE per kind per run, oldest first: run_id, timestamp, label, config (the run's
+    ``configuration``), kind, n, mape, median_ape, max_ape (fractions), bias (geometric mean of
+    p / m); one row per run and kind."""
+    h = _query(db_path, "SELECT r.id AS run_id, r.timestamp, r.label, k.kind, k.n, k.mape, k.median_ape, "
+                        "k.max_ape, k.bias FROM kind_stats k JOIN runs r ON r.id = k.run_id "
+                        "ORDER BY r.id, k.kind")
+    configs = runs(db_path).set_index("id")["config"]
+    h.insert(3, "config", h["run_id"].map(configs))
+    return h
 
 
 def latest_run_id(db_path: str | Path) -> int | None:
@@ -370,11 +388,12 @@ def latest_rows(db_path: str | Path, run_id: int | None = None) -> pd.DataFrame:
 
 def regressions(db_path: str | Path, threshold: float = DEFAULT_THRESHOLD_PP) -> pd.DataFrame:
     """Runs where a kind's MAPE grew by more than ``threshold`` percentage points over the previous
-    run that measured that kind: run_id, prev_run_id, label, kind, mape, prev_mape (fractions),
-    delta_pp (percentage points)."""
+    run of the same configuration (files, fidelity, mode, calibration, stacks) that measured
+    that kind: run_id, prev_run_id, label, config, kind, mape, prev_mape (fractions), delta_pp
+    (percentage points). A run of another configuration is never its baseline."""
     h = history(db_path).dropna(subset=["mape"])
     out = []
-    for kind, g in h.groupby("kind", sort=True):
+    for (config, kind), g in h.groupby(["config", "kind"], sort=True):
         g = g.sort_values("run_id")
         prev = g.shift(1)
         for (_, cur), (_, p) in zip(g.iterrows(), prev.iterrows()):
@@ -383,8 +402,9 @@ def regressions(db_path: str | Path, threshold: float = DEFAULT_THRESHOLD_PP) ->
             delta = PERCENT * (cur["mape"] - p["mape"])
             if delta > threshold:
                 out.append({"run_id": int(cur["run_id"]), "prev_run_id": int(p["run_id"]), "label": cur["label"],
-                            "kind": kind, "mape": cur["mape"], "prev_mape": p["mape"], "delta_pp": delta})
-    cols = ["run_id", "prev_run_id", "label", "kind", "mape", "prev_mape", "delta_pp"]
+                            "config": config, "kind": kind, "mape": cur["mape"], "prev_mape": p["mape"],
+                            "delta_pp": delta})
+    cols = ["run_id", "prev_run_id", "label", "config", "kind", "mape", "prev_mape", "delta_pp"]
     return pd.DataFrame(out, columns=cols).sort_values(["run_id", "kind"], ignore_index=True)
 
 

@@ -170,14 +170,14 @@ BOUND_COLORS = {"compute": "tab:red", "memory": "tab:blue", "vector": "tab:green
 def roofline_figure(results: "Results") -> "Figure":
     """A log-log roofline of one chip: a ceiling per tensor dtype, the HBM slope, and each op
     with FLOPs as a point coloured by its bound (marker area ~ its share of time)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     chip = results.system.chip
     df = results.ops[(results.ops["flops"] > 0) & (results.ops["hbm_bytes"] > 0)]
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig = Figure(figsize=(7.5, 5))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     bw = chip.hbm.bandwidth_Bps
     x = np.logspace(-1, 4, 200)
     roofs: dict[float, list[str]] = {}

@@ -77,9 +77,6 @@ class Results:
         paths[3].write_text(self.to_markdown() + "\n")
         fig = roofline_figure(self)
         fig.savefig(paths[2], dpi=120, bbox_inches="tight")
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
         if self.event is not None:
             paths.append(self.write_trace(out / "trace.json"))
             paths.append(self.write_timeline(out / "timeline.png"))
