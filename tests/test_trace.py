@@ -393,3 +393,48 @@ def test_trace_json_roundtrip_has_no_numpy_types(small):
     text = json.dumps(chrome_trace(small))
     assert check_trace(json.loads(text)) == []
     assert copy.deepcopy(json.loads(text)) == json.loads(text)
+
+
+def test_default_trace_of_a_decode_step_is_compact_with_arrows(tmp_path):
+    """The issue's case: an 8B decode step on Trainium2 (~220k tasks) traces to < 5 MB by default,
+    in the Chrome trace-event format, with one slice per (op, engine class) and an arrow per op
+    dependency; --trace-detail full writes every task."""
+    from click.testing import CliRunner
+
+    from accelsim.cli import main
+
+    out = tmp_path / "t.json"
+    r = CliRunner().invoke(main, ["run", "trn2", "llama-3-8b", "--phase", "decode", "--batch", "8", "--context",
+                                  "2048", "--fidelity", "event", "--trace", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_size < 5 * 2**20
+    assert check_trace_file(out) == []
+    d = json.loads(out.read_text())
+    ev = d["traceEvents"]
+    assert d["otherData"]["detail"] == "compact" and d["otherData"]["num_tasks"] > 100_000
+    xs = [e for e in ev if e["ph"] == "X"]
+    ops = [e for e in xs if e["cat"] == "op"]
+    assert len(ops) == d["otherData"]["num_ops"]
+    assert {e["cat"] for e in xs} >= {"op", "tensor", "dma"}
+    starts, ends = [e for e in ev if e["ph"] == "s"], [e for e in ev if e["ph"] == "f"]
+    assert len(starts) == len(ends) >= len(ops) - 1  # a chain of ops at least
+    assert {e["id"] for e in starts} == {e["id"] for e in ends}
+    # an arrow leaves an op slice and lands on one: both ends are inside a slice of their track
+    by_track = {}
+    for e in ops:
+        by_track.setdefault((e["pid"], e["tid"]), []).append((e["ts"], e["ts"] + e["dur"]))
+    for e in starts + ends:
+        assert any(a <= e["ts"] <= b for a, b in by_track[(e["pid"], e["tid"])]), e
+    # a class slice's busy time never exceeds its span times the servers it used
+    for e in xs:
+        if e["cat"] in ("tensor", "dma"):
+            assert e["args"]["busy_us"] <= e["dur"] * e["args"]["servers"] + 1e-3
+    # a small run in full detail: every task is a slice, arrows included
+    full = tmp_path / "full.json"
+    r = CliRunner().invoke(main, ["run", "trn2", "tiny", "--phase", "decode", "--fidelity", "event", "--trace", str(full),
+                                  "--trace-detail", "full"])
+    assert r.exit_code == 0, r.output
+    f = json.loads(full.read_text())
+    assert f["otherData"]["detail"] == "full" and check_trace_file(full) == []
+    assert sum(e["ph"] == "X" and e["cat"] != "op" for e in f["traceEvents"]) == f["otherData"]["num_tasks"]
+    assert any(e["ph"] == "s" for e in f["traceEvents"])

@@ -52,6 +52,9 @@ from .util import friendly, write_or_print_json
               help="Write a Chrome trace (Perfetto JSON; .gz to compress) of the event-tier run.")
 @click.option("--trace-window", "trace_window", default=None, metavar="START:END",
               help="Only trace what overlaps this span of the step, e.g. '6.5 s:6.8 s' or '0:2 ms' (default: all).")
+@click.option("--trace-detail", "trace_detail", type=click.Choice(["compact", "full"]), default="compact",
+              show_default=True,
+              help="compact: one slice per op and engine class with dependency arrows (small); full: one per task.")
 @click.option("--timeline", "timeline_path", type=click.Path(dir_okay=False), default=None,
               help="Write a timeline / utilization PNG of the event-tier run.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -64,7 +67,8 @@ from .util import friendly, write_or_print_json
 @friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
         schedule, vpp, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides, calibration, fidelity,
-        trace_path, trace_window, timeline_path, as_json, out, top, stack_name, ideal, force_calibration):
+        trace_path, trace_window, trace_detail, timeline_path, as_json, out, top, stack_name, ideal,
+        force_calibration):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
     from ..api import evaluate
@@ -81,7 +85,8 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     if trace_window and not trace_path:
         raise click.UsageError("--trace-window needs --trace")
     window = _window(trace_window) if trace_window else None
-    outputs = dict(fidelity=fidelity, trace_path=trace_path, window=window, timeline_path=timeline_path)
+    outputs = dict(fidelity=fidelity, trace_path=trace_path, window=window, timeline_path=timeline_path,
+                   detail=trace_detail)
     if calibration is not None:
         system = load_system(system, overrides, calibration=calibration, force_calibration=force_calibration)
         overrides = ()
@@ -165,7 +170,7 @@ def _window(text: str) -> tuple[float, float]:
 
 def _write_outputs(res, outputs: dict) -> None:
     if outputs["trace_path"]:
-        res.write_trace(outputs["trace_path"], window_s=outputs["window"])
+        res.write_trace(outputs["trace_path"], window_s=outputs["window"], detail=outputs.get("detail", "compact"))
     if outputs["timeline_path"]:
         res.write_timeline(outputs["timeline_path"])
 

@@ -82,14 +82,16 @@ class Results:
             paths.append(self.write_timeline(out / "timeline.png"))
         return paths
 
-    def write_trace(self, path: str | Path, window_s: tuple[float, float] | None = None) -> Path:
+    def write_trace(self, path: str | Path, window_s: tuple[float, float] | None = None,
+                    detail: str = "compact") -> Path:
         """Chrome trace-event JSON of the event-tier run (opens in Perfetto); ``window_s``:
-        only what overlaps (start, end) seconds."""
+        only what overlaps (start, end) seconds; ``detail``: "compact" (one slice per op and
+        engine class) or "full" (one per task), both with dependency arrows between ops."""
         from .trace import write_trace
 
         if self.event is None:
             raise ValueError("a trace needs an event-tier run (fidelity='event')")
-        return write_trace(self.event.result, path, system_name=self.system.name, window_s=window_s)
+        return write_trace(self.event.result, path, detail=detail, system_name=self.system.name, window_s=window_s)
 
     def write_timeline(self, path: str | Path) -> Path:
         """Timeline and utilization figure of the event-tier run, as PNG."""

@@ -330,9 +330,18 @@ def chrome_trace(result: SimResult, system_name: str = "", max_tasks: int | None
     for tr in lay.tracks:
         events.extend(tr.render())
     events.extend(e.render() for e in slices)
+    from .trace_compact import op_flows
+
+    where = {(int(o), int(c)): (int(c) + 1, int(t), float(a), float(b))
+             for o, c, t, a, b in zip(lay.op_op[op_keep] if op_keep is not None else lay.op_op,
+                                      lay.op_chip[op_keep] if op_keep is not None else lay.op_chip,
+                                      lay.op_tid[op_keep] if op_keep is not None else lay.op_tid,
+                                      _us(lay.op_start_s if op_keep is None else lay.op_start_s[op_keep]),
+                                      _us(lay.op_end_s if op_keep is None else lay.op_end_s[op_keep]))}
+    events.extend(op_flows(result, lay.task_chip, where))
     from ..version import __version__
 
-    other = {"generator": f"accelsim {__version__}", "system": system_name,
+    other = {"generator": f"accelsim {__version__}", "system": system_name, "detail": "full",
              "makespan_us": float(_us(np.array([result.makespan_s]))[0]), "num_tasks": T,
              "num_ops": len(s.op_names), "task_slices": int(tasks.size), "op_slices": len(ops),
              "truncated": bool(truncated),
@@ -347,10 +356,24 @@ def chrome_trace(result: SimResult, system_name: str = "", max_tasks: int | None
     return {"traceEvents": events, "displayTimeUnit": "ns", "otherData": other}
 
 
-def write_trace(result: SimResult, path: str | Path, **kw: Any) -> Path:
-    """Write :func:`chrome_trace` as compact JSON (gzipped when ``path`` ends in .gz)."""
+DETAILS = ("compact", "full")
+
+
+def write_trace(result: SimResult, path: str | Path, detail: str = "compact", **kw: Any) -> Path:
+    """Write the trace as JSON (gzipped when ``path`` ends in .gz): ``detail="compact"`` (the
+    default) one slice per op and engine class (:mod:`.trace_compact`), ``"full"`` one per task
+    (:func:`chrome_trace`); both with dependency arrows between ops."""
+    if detail not in DETAILS:
+        raise ValueError(f"unknown trace detail {detail!r}; use one of {', '.join(DETAILS)}")
     path = Path(path)
-    text = json.dumps(chrome_trace(result, **kw), separators=(",", ":"))
+    if detail == "compact":
+        from .trace_compact import compact_trace
+
+        kw.pop("max_tasks", None)
+        trace = compact_trace(result, **kw)
+    else:
+        trace = chrome_trace(result, **kw)
+    text = json.dumps(trace, separators=(",", ":"))
     if path.suffix == ".gz":
         with gzip.open(path, "wt", encoding="utf-8") as f:
             f.write(text)
