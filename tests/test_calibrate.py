@@ -19,6 +19,7 @@ from accelsim.arch import load_system
 from accelsim.arch.spec import HARDWARE_FIELDS, STACK_FIELDS, Calibration
 from accelsim.cli import main
 from accelsim.compress.formats import DTYPE_BYTES
+from accelsim.cost.mapping import TIME_TOLERANCE
 from accelsim.correlate import correlate, load_measurements
 from accelsim.correlate.calibrate import (
     DEFAULT_FIELDS,
@@ -150,7 +151,9 @@ def test_calibrated_predictions_never_beat_the_roofline(rows, teff, veff, heff, 
         neutral = pr.predict(row).time_s
         t = pr.predict(row, calibration=cal).time_s
         assert t >= _roofline(pr, row) * (1 - 1e-9), row.id
-        assert t >= neutral * (1 - 1e-6), row.id  # calibration only ever slows a case down
+        # calibration only ever slows a case down (but for the mapping search's near-tie band:
+        # it may then pick a mapping up to TIME_TOLERANCE faster than the neutral pick)
+        assert t >= neutral * (1 - TIME_TOLERANCE - 1e-6), row.id
 
 
 _PR = Predictor("ideal")  # calibrations apply to the ideal model

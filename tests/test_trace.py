@@ -13,8 +13,8 @@ import pytest
 from accelsim.lower.schedule import (BUSY, CAT_DMA_IN, CAT_OVERHEAD, CAT_TENSOR, CAT_VECTOR, DELAY, XFER,
                                      ScheduleBuilder)
 from accelsim.report.plots import merge_intervals, timeline_figure
-from accelsim.report.trace import (check_trace, check_trace_file, chrome_trace, partition_intervals,
-                                   track_layout, write_trace)
+from accelsim.report.trace import check_trace, check_trace_file, chrome_trace, partition_intervals, track_layout
+from accelsim.report.trace_compact import write_trace
 from accelsim.sim.result import BLOCK_DEP, BLOCK_NONE, SimResult
 
 US = 1e-6

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated
+from typing import Annotated, Union
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, StringConstraints
 
 _BIG = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
         "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
@@ -72,8 +72,17 @@ def _finite(x: float, original: object) -> float:
     return x
 
 
+def unit_pattern(kind: str) -> str:
+    """A regular expression of the strings ``parse`` accepts for ``kind`` (for JSON Schema)."""
+    alts = sorted({re.escape(p + sym) for sym, (_, prefixes) in _UNITS[kind].items() for p in prefixes},
+                  key=lambda a: (-len(a), a))
+    return r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*(?:" + "|".join(alts) + r")?\s*$"
+
+
 def _validator(kind: str) -> BeforeValidator:
-    return BeforeValidator(lambda v: parse(v, kind) if isinstance(v, (str, int, float)) else v)
+    text = Annotated[str, StringConstraints(pattern=unit_pattern(kind))]
+    return BeforeValidator(lambda v: parse(v, kind) if isinstance(v, (str, int, float)) else v,
+                           json_schema_input_type=Union[float, text])
 
 
 Bytes = Annotated[float, _validator("bytes")]

@@ -13,6 +13,7 @@ from .correlate import calibrate, correlate, dashboard, track
 from .presets import presets, validate
 from .priors import priors
 from .run import run
+from .schema import schema
 from .sweep import sweep_command
 from .systolic import systolic
 
@@ -31,7 +32,7 @@ def main(max_chips: int | None, max_tasks: int | None) -> None:
 
 
 for _command in (run, systolic, presets, validate, collective, track, dashboard, bench, correlate, calibrate,
-                 sweep_command, formats_command, sqnr_command, priors):
+                 sweep_command, formats_command, sqnr_command, priors, schema):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -87,7 +87,7 @@ class Results:
         """Chrome trace-event JSON of the event-tier run (opens in Perfetto); ``window_s``:
         only what overlaps (start, end) seconds; ``detail``: "compact" (one slice per op and
         engine class) or "full" (one per task), both with dependency arrows between ops."""
-        from .trace import write_trace
+        from .trace_compact import write_trace
 
         if self.event is None:
             raise ValueError("a trace needs an event-tier run (fidelity='event')")

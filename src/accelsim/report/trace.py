@@ -292,6 +292,33 @@ def _op_slices(result: SimResult, lay: TrackLayout, keep: np.ndarray | None = No
     return out
 
 
+def op_flows(result: SimResult, chip: np.ndarray, where: dict[tuple[int, int], tuple[int, int, float, float]],
+             first_id: int = 1) -> list[dict[str, Any]]:
+    """Flow events from each op to every op with a task that waits on one of its tasks, on the
+    same chip. ``where[(op, chip)]`` = (pid, tid, ts_us, end_us) of that op's slice; pairs
+    whose ends are not drawn are skipped."""
+    s = result.schedule
+    counts = np.diff(s.dep_ptr)
+    succ = np.repeat(np.arange(s.num_tasks), counts)
+    pred = s.dep_idx.astype(np.int64)
+    a, b = s.op[pred].astype(np.int64), s.op[succ].astype(np.int64)
+    ca, cb = chip[pred], chip[succ]
+    cross = (a != b) & (a >= 0) & (b >= 0) & (ca == cb)
+    pairs = np.unique(np.stack([a[cross], b[cross], ca[cross]], axis=1), axis=0) if cross.any() else []
+    out: list[dict[str, Any]] = []
+    fid = first_id
+    for src_op, dst_op, c in (pairs.tolist() if len(pairs) else []):
+        src, dst = where.get((src_op, c)), where.get((dst_op, c))
+        if src is None or dst is None:
+            continue
+        s_ts = max(src[2], round(src[3] - 0.001, 3))  # inside the source slice, at its end
+        out.append({"name": "dep", "cat": "dep", "ph": "s", "id": fid, "ts": s_ts, "pid": src[0], "tid": src[1]})
+        out.append({"name": "dep", "cat": "dep", "ph": "f", "bp": "e", "id": fid, "ts": dst[2], "pid": dst[0],
+                    "tid": dst[1]})
+        fid += 1
+    return out
+
+
 def chrome_trace(result: SimResult, system_name: str = "", max_tasks: int | None = None,
                  window_s: tuple[float, float] | None = None) -> dict:
     """The run as a Chrome trace-event JSON object (load it in ui.perfetto.dev).
@@ -330,8 +357,6 @@ def chrome_trace(result: SimResult, system_name: str = "", max_tasks: int | None
     for tr in lay.tracks:
         events.extend(tr.render())
     events.extend(e.render() for e in slices)
-    from .trace_compact import op_flows
-
     where = {(int(o), int(c)): (int(c) + 1, int(t), float(a), float(b))
              for o, c, t, a, b in zip(lay.op_op[op_keep] if op_keep is not None else lay.op_op,
                                       lay.op_chip[op_keep] if op_keep is not None else lay.op_chip,
@@ -354,32 +379,6 @@ def chrome_trace(result: SimResult, system_name: str = "", max_tasks: int | None
         other["truncated_note"] = (f"only the earliest {tasks.size} of {T} task slices are included "
                                    f"(max_tasks={max_tasks}); op slices cover all tasks")
     return {"traceEvents": events, "displayTimeUnit": "ns", "otherData": other}
-
-
-DETAILS = ("compact", "full")
-
-
-def write_trace(result: SimResult, path: str | Path, detail: str = "compact", **kw: Any) -> Path:
-    """Write the trace as JSON (gzipped when ``path`` ends in .gz): ``detail="compact"`` (the
-    default) one slice per op and engine class (:mod:`.trace_compact`), ``"full"`` one per task
-    (:func:`chrome_trace`); both with dependency arrows between ops."""
-    if detail not in DETAILS:
-        raise ValueError(f"unknown trace detail {detail!r}; use one of {', '.join(DETAILS)}")
-    path = Path(path)
-    if detail == "compact":
-        from .trace_compact import compact_trace
-
-        kw.pop("max_tasks", None)
-        trace = compact_trace(result, **kw)
-    else:
-        trace = chrome_trace(result, **kw)
-    text = json.dumps(trace, separators=(",", ":"))
-    if path.suffix == ".gz":
-        with gzip.open(path, "wt", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        path.write_text(text)
-    return path
 
 
 # --------------------------------------------------------------------------------------------

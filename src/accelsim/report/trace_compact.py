@@ -11,17 +11,21 @@ tens of MB. The compact trace keeps what a person reads first, per chip (one pro
 - flow arrows (``ph`` "s" / "f", category "dep") from each op to the ops that wait for it, on
   the ops tracks, so Perfetto draws the dependency graph.
 
-``--trace-detail full`` writes the per-task trace of :mod:`.trace` with the same arrows.
+``--trace-detail full`` writes the per-task trace of :mod:`.trace` with the same arrows;
+:func:`write_trace` writes either.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..sim.result import SimResult
-from .trace import Process, Slice, Track, _num, _us, partition_intervals
+from .trace import Process, Slice, Track, _num, _task_chips, _us, chrome_trace, op_flows, partition_intervals
 
 CLASSES = ("tensor", "vector", "scalar", "dma", "link", "overhead")
 
@@ -40,38 +44,9 @@ def _op_spans(result: SimResult, chip: np.ndarray):
     return keys, nchip, start, end
 
 
-def op_flows(result: SimResult, chip: np.ndarray, where: dict[tuple[int, int], tuple[int, int, float, float]],
-             first_id: int = 1) -> list[dict[str, Any]]:
-    """Flow events from each op to every op with a task that waits on one of its tasks, on the
-    same chip. ``where[(op, chip)]`` = (pid, tid, ts_us, end_us) of that op's slice; pairs
-    whose ends are not drawn are skipped."""
-    s = result.schedule
-    counts = np.diff(s.dep_ptr)
-    succ = np.repeat(np.arange(s.num_tasks), counts)
-    pred = s.dep_idx.astype(np.int64)
-    a, b = s.op[pred].astype(np.int64), s.op[succ].astype(np.int64)
-    ca, cb = chip[pred], chip[succ]
-    cross = (a != b) & (a >= 0) & (b >= 0) & (ca == cb)
-    pairs = np.unique(np.stack([a[cross], b[cross], ca[cross]], axis=1), axis=0) if cross.any() else []
-    out: list[dict[str, Any]] = []
-    fid = first_id
-    for src_op, dst_op, c in (pairs.tolist() if len(pairs) else []):
-        src, dst = where.get((src_op, c)), where.get((dst_op, c))
-        if src is None or dst is None:
-            continue
-        s_ts = max(src[2], round(src[3] - 0.001, 3))  # inside the source slice, at its end
-        out.append({"name": "dep", "cat": "dep", "ph": "s", "id": fid, "ts": s_ts, "pid": src[0], "tid": src[1]})
-        out.append({"name": "dep", "cat": "dep", "ph": "f", "bp": "e", "id": fid, "ts": dst[2], "pid": dst[0],
-                    "tid": dst[1]})
-        fid += 1
-    return out
-
-
 def compact_trace(result: SimResult, system_name: str = "",
                   window_s: tuple[float, float] | None = None) -> dict:
     """The run as a compact Chrome trace-event object (see the module docstring)."""
-    from .trace import _task_chips
-
     s = result.schedule
     chip = _task_chips(result)
     keys, nchip, op_start, op_end = _op_spans(result, chip)
@@ -150,3 +125,27 @@ def compact_trace(result: SimResult, system_name: str = "",
     if window_s is not None:
         other["window_us"] = [round(lo * 1e6, 3), round(hi * 1e6, 3)]
     return {"traceEvents": events, "displayTimeUnit": "ns", "otherData": other}
+
+
+DETAILS = ("compact", "full")
+
+
+def write_trace(result: SimResult, path: str | Path, detail: str = "compact", **kw: Any) -> Path:
+    """Write the trace as JSON (gzipped when ``path`` ends in .gz): ``detail="compact"`` (the
+    default) one slice per op and engine class (:mod:`.trace_compact`), ``"full"`` one per task
+    (:func:`chrome_trace`); both with dependency arrows between ops."""
+    if detail not in DETAILS:
+        raise ValueError(f"unknown trace detail {detail!r}; use one of {', '.join(DETAILS)}")
+    path = Path(path)
+    if detail == "compact":
+        kw.pop("max_tasks", None)
+        trace = compact_trace(result, **kw)
+    else:
+        trace = chrome_trace(result, **kw)
+    text = json.dumps(trace, separators=(",", ":"))
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
+    return path

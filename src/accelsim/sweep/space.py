@@ -26,6 +26,7 @@ from typing import Any, Callable, Literal, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from ..arch.presets import load_raw
 from ..arch.spec import SystemSpec
@@ -288,7 +289,7 @@ class DesignSpace(BaseModel):
     throughput is kept and the peak follows the array size."""
     cost_model: CostModel = CostModel()
     """Coefficients of the first-order area / power model (``area_mm2``, ``power_W``)."""
-    filters: list[Callable[[dict[str, Any]], bool]] = Field(default_factory=list, exclude=True)
+    filters: SkipJsonSchema[list[Callable[[dict[str, Any]], bool]]] = Field(default_factory=list, exclude=True)
     """Python-only constraints: each gets a result row (a dict) and returns True to keep it."""
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 
