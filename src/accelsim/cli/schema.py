@@ -69,10 +69,16 @@ def input_schema(kind: str) -> dict[str, Any]:
 @click.command("schema")
 @click.argument("kind", type=click.Choice(KINDS))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Write the schema here (default: print).")
-def schema(kind: str, out: str | None) -> None:
+@click.option("--markdown", is_flag=True, help="The reference page instead: a table per object (type, unit, default).")
+def schema(kind: str, out: str | None, markdown: bool) -> None:
     """Print the JSON Schema of a KIND file (system, model, stack, sweep, recipe) as written by
     people: unit strings and preset references included, field docstrings as descriptions."""
-    text = json.dumps(input_schema(kind), indent=1, sort_keys=False) + "\n"
+    if markdown:
+        from .reference import reference_markdown
+
+        text = reference_markdown(kind) + "\n"
+    else:
+        text = json.dumps(input_schema(kind), indent=1, sort_keys=False) + "\n"
     if out:
         with open(out, "w", encoding="utf-8") as f:
             f.write(text)

@@ -88,7 +88,10 @@ def _history_png(hist: pd.DataFrame, runs: pd.DataFrame, flagged: pd.DataFrame, 
     files, fidelity, *rest = config.split(" | ")
     ax.set_title(f"MAPE per kind: {files[:48]} ({fidelity}, {', '.join(rest[1:2])})", fontsize=9)
     ax.set_ylim(bottom=0)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    if len(runs) <= 20:
+        ax.set_xticks(sorted(int(i) for i in runs["id"]))
+    else:
+        ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
