@@ -9,8 +9,7 @@ from pathlib import Path
 
 
 def on_pre_build(config, **kwargs) -> None:
-    from accelsim.cli.reference import reference_markdown
-    from accelsim.cli.schema import KINDS, input_schema
+    from accelsim.cli.schema import KINDS, input_schema, reference_markdown
 
     out = Path(config["docs_dir"]) / "reference"
     out.mkdir(exist_ok=True)

@@ -50,3 +50,15 @@ def test_library_never_switches_the_backend():
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(before)
+
+
+def test_results_show_a_card_in_notebooks_and_a_short_repr():
+    import accelsim
+
+    res = accelsim.evaluate("trn2", "tiny", phase="decode", batch=1, context_len=64)
+    text = repr(res)
+    assert len(text) < 300 and "tiny decode on trn2" in text and "stack neuron" in text and "calibration" in text
+    html = res._repr_html_()
+    assert "tokens/s" in html and "MFU" in html and "<table" in html and "mlp_up" in html
+    res.warnings.append("<script>alert(1)</script>")
+    assert "<script>" not in res._repr_html_()

@@ -108,6 +108,8 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     click.echo(f"{s['model']} {phase} on {s['system']} ({s['chip']}, {tp}, {s['dtype']}, "
                f"batch {s['batch']}, {shape}, {s['attention']} attention)")
     click.echo(f"  mode          {_mode_line(s)}")
+    for w in res.warnings:  # before the figures they qualify
+        click.echo(f"warning: {w}", err=True)
     if s.get("padding"):
         click.echo(f"  padding       {s['padding']}")
     if compression is not None:
@@ -129,7 +131,8 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         for c, t in sorted(s["critical_path_s"].items(), key=lambda kv: -kv[1]):
             if t > 0:
                 click.echo(f"  {c:<13} {fmt(t, 's'):>10}  {100 * t / s['latency_s']:5.1f}%")
-        click.echo("utilization: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in s["utilization"].items()))
+        click.echo("engines busy: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in s["utilization"].items())
+                   + " (time engaged; a pass on a partly filled array counts whole, so busy can exceed MFU)")
     click.echo("time by bound:" if s["fidelity"] == "analytical" else "time by bound (critical path):")
     for b, t in sorted(s["time_by_bound_s"].items(), key=lambda kv: -kv[1]):
         if t > 0:
@@ -139,8 +142,6 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         click.echo(f"  {'op':<16}{'count':>6}{'time':>12}{'share':>8}  bound")
         for role, r in res.top_ops(top).iterrows():
             click.echo(f"  {role:<16}{r['count']:>6}{fmt(r['time_s'], 's'):>12}{100 * r['share']:>7.1f}%  {r['bound']}")
-    for w in res.warnings:
-        click.echo(f"warning: {w}", err=True)
     if out:
         click.echo(f"wrote {out}/ops.csv, summary.json, summary.md, roofline.png")
 
@@ -206,6 +207,8 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
                f"recompute {s['recompute']}, {s['schedule']}{' x' + str(s['vpp']) + ' interleaved' if s.get('vpp', 1) > 1 else ''}; global batch {s['batch']} x {s['seq_len']} tokens, "
                f"{s['microbatches']} microbatches of {s['microbatch']})")
     click.echo(f"  mode          {_mode_line(s)}")
+    for w in res.warnings:  # before the figures they qualify
+        click.echo(f"warning: {w}", err=True)
     band = s.get("expected_error")
     expect = f", expected +-{100 * band['relative']:.0f} % ({band['basis']})" if band else ""
     ana = f" (event tier, {s['num_tasks']:,} tasks; analytical {fmt(s['analytical_step_time_s'], 's')})" \
@@ -230,5 +233,3 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
         g = df.groupby("role")["time_s"].agg(["size", "sum"]).sort_values("sum", ascending=False).head(top)
         for role, r in g.iterrows():
             click.echo(f"  {role:<26}{int(r['size']):>6}{fmt(r['sum'], 's'):>12}")
-    for w in res.warnings:
-        click.echo(f"warning: {w}", err=True)

@@ -2,7 +2,8 @@
 such as "2.4 GHz" next to plain SI numbers, a system's chip given as a preset name), generated
 from the pydantic models, whose field docstrings become the descriptions. YAML language servers
 (e.g. a ``# yaml-language-server: $schema=system.schema.json`` line) then complete and check
-fields while a file is edited."""
+fields while a file is edited. ``--markdown`` prints the reference page built from the same
+schema (one table per object: type, unit, default, description), which the docs site builds."""
 
 from __future__ import annotations
 
@@ -66,6 +67,90 @@ def input_schema(kind: str) -> dict[str, Any]:
     return {"$schema": DRAFT, "$id": f"https://accelsim.dev/schema/{kind}.schema.json", **schema}
 
 
+UNITS = (("_Bps", "B/s"), ("_bytes", "B"), ("_Hz", "Hz"), ("_pJ", "pJ"), ("_mm2", "mm²"), ("_W", "W"),
+         ("_J", "J"), ("_s", "s"))
+"""Field-name suffix -> SI unit (units live in field names; strings such as "2.4 GHz" parse)."""
+
+TITLES = {"system": "System and chip YAML", "model": "Model YAML", "stack": "Software stack YAML",
+          "sweep": "Sweep (design space) YAML", "recipe": "Compression recipe YAML"}
+
+
+def _unit(name: str) -> str:
+    return next((u for suffix, u in UNITS if name.endswith(suffix)), "")
+
+
+def _type(node: dict[str, Any]) -> str:
+    """A short readable type of a schema node."""
+    if "$ref" in node:
+        return f"[{node['$ref'].rsplit('/', 1)[-1]}](#{node['$ref'].rsplit('/', 1)[-1].lower()})"
+    if "enum" in node:
+        vals = node["enum"]
+        shown = ", ".join(f"`{v}`" for v in vals[:8])
+        return f"one of {shown}{', ...' if len(vals) > 8 else ''}"
+    if "const" in node:
+        return f"`{node['const']}`"
+    for key in ("anyOf", "oneOf"):
+        if key in node:
+            parts = []
+            for alt in node[key]:
+                if alt.get("type") == "string" and "pattern" in alt and parts and parts[-1] == "number":
+                    parts[-1] = "number or unit string"
+                    continue
+                parts.append(_type(alt))
+            return " or ".join(dict.fromkeys(parts))
+    t = node.get("type")
+    if t == "array":
+        return f"list of {_type(node.get('items', {}))}" if node.get("items") else "list"
+    if t == "object":
+        extra = node.get("additionalProperties")
+        return f"map of {_type(extra)}" if isinstance(extra, dict) and extra else "mapping"
+    if t == "string" and "pattern" in node:
+        return "string (pattern)"
+    return {"number": "number", "integer": "integer", "string": "string", "boolean": "boolean",
+            "null": "null"}.get(t, t or "any")
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _default(node: dict[str, Any]) -> str:
+    if "default" not in node:
+        return "required"
+    return f"`{json.dumps(node['default'])}`"
+
+
+def _table(obj: dict[str, Any]) -> list[str]:
+    required = set(obj.get("required", []))
+    lines = ["| field | type | unit | default | description |", "|---|---|---|---|---|"]
+    for name, node in obj.get("properties", {}).items():
+        default = "required" if name in required else _default(node)
+        lines.append(f"| `{name}` | {_cell(_type(node))} | {_unit(name)} | {_cell(default)} | "
+                     f"{_cell(node.get('description', ''))} |")
+    return lines
+
+
+def reference_markdown(kind: str) -> str:
+    """The reference page of a ``kind`` file: the top-level object, then every nested object."""
+    s = input_schema(kind)
+    out = [f"# {TITLES.get(kind, kind)}", "",
+           f"Generated from `accelsim schema {kind}` (the pydantic models and their field docstrings). "
+           "Numbers are SI; a field whose name carries a unit also takes a string such as "
+           "\"2.4 GHz\", \"24 MiB\" or \"2.9 TB/s\".", ""]
+    if s.get("description"):
+        out += [_cell(s["description"]), ""]
+    out += _table(s) + [""]
+    for name, obj in sorted(s.get("$defs", {}).items()):
+        out += [f"## {name}", ""]
+        if obj.get("description"):
+            out += [_cell(obj["description"]), ""]
+        if obj.get("properties"):
+            out += _table(obj) + [""]
+        else:
+            out += [f"Type: {_cell(_type(obj))}", ""]
+    return "\n".join(out)
+
+
 @click.command("schema")
 @click.argument("kind", type=click.Choice(KINDS))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Write the schema here (default: print).")
@@ -74,8 +159,6 @@ def schema(kind: str, out: str | None, markdown: bool) -> None:
     """Print the JSON Schema of a KIND file (system, model, stack, sweep, recipe) as written by
     people: unit strings and preset references included, field docstrings as descriptions."""
     if markdown:
-        from .reference import reference_markdown
-
         text = reference_markdown(kind) + "\n"
     else:
         text = json.dumps(input_schema(kind), indent=1, sort_keys=False) + "\n"

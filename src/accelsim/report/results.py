@@ -32,6 +32,43 @@ class Results:
     def to_json(self) -> str:
         return json.dumps(self.summary, indent=2, default=_plain)
 
+    def _headline(self) -> tuple[str, str]:
+        s = self.summary
+        what = f"{s.get('model')} {s.get('phase')} on {s.get('system')}"
+        cal = (s.get("provenance") or {}).get("calibration") or "none"
+        how = (f"{s.get('fidelity', 'analytical')}, {s.get('mode', '')}, stack {s.get('stack') or '-'}, "
+               f"calibration {cal}")
+        return what, how
+
+    def __repr__(self) -> str:
+        what, how = self._headline()
+        s = self.summary
+        return (f"<Results {what}: {fmt(s['latency_s'], 's')} per step, {s['tokens_per_s']:,.1f} tokens/s "
+                f"({how})>")
+
+    def _repr_html_(self) -> str:
+        """A summary card and the top op roles, for notebooks (the full tables stay in
+        ``summary`` and ``ops``)."""
+        from html import escape
+
+        what, how = self._headline()
+        s = self.summary
+        err = s.get("expected_error") or {}
+        band = f"&plusmn;{100 * err['relative']:.0f} %" if err.get("relative") else ""
+        cells = [("latency", f"{fmt(s['latency_s'], 's')} {band}"), ("tokens/s", f"{s['tokens_per_s']:,.1f}"),
+                 ("MFU", f"{100 * s['mfu']:.1f} %"), ("HBM BW used", f"{100 * s['hbm_bandwidth_utilization']:.1f} %"),
+                 ("memory/chip", f"{fmt(s['memory_bytes_per_chip'], 'B', binary=True)} of "
+                                 f"{fmt(s['hbm_capacity_bytes'], 'B', binary=True)}")]
+        card = "".join(f"<td style='padding:2px 12px'><div style='color:#57606a;font-size:11px'>{escape(k)}</div>"
+                       f"<div style='font-size:15px;font-weight:600'>{escape(v).replace('&amp;plusmn;', '&plusmn;')}"
+                       f"</div></td>" for k, v in cells)
+        top = self.top_ops(8).assign(time=lambda d: d["time_s"].map(lambda t: fmt(t, "s")),
+                                     share=lambda d: (100 * d["share"]).map("{:.1f} %".format))
+        table = top[["count", "time", "share", "bound"]].to_html(escape=True, border=0)
+        warn = "".join(f"<div style='color:#9a6700'>&#9888; {escape(w)}</div>" for w in self.warnings)
+        return (f"<div><b>{escape(what)}</b> <span style='color:#57606a'>({escape(how)})</span>{warn}"
+                f"<table><tr>{card}</tr></table>{table}</div>")
+
     def top_ops(self, n: int = 10, by_role: bool = True) -> pd.DataFrame:
         """The ops (or, with ``by_role``, the op roles summed over layers) taking most time."""
         df = self.ops
