@@ -477,3 +477,21 @@ def test_a_killed_dask_worker_loses_no_points():
     assert killed
     assert len(df) == 1000 and df["point_hash"].is_unique
     assert (df["status"] == "ok").all(), df[df["status"] != "ok"]["error"].head().tolist()
+
+
+def test_heatmap_ticks_in_engineering_units_and_title_says_phase_and_metric():
+    import pandas as pd
+
+    from accelsim.sweep.plots import heatmap, pareto_plot
+
+    df = pd.DataFrame({"chip.hbm.bandwidth_Bps": [1.5e12, 1.5e12, 3e12, 3e12],
+                       "chip.core.sram.capacity_bytes": [2**23, 2**24, 2**23, 2**24],
+                       "latency_s": [2e-3, 1.9e-3, 1.1e-3, 1e-3], "phase": "decode", "status": "ok"})
+    fig = heatmap(df, "chip.hbm.bandwidth_Bps", "chip.core.sram.capacity_bytes", "latency_s")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1.5 TB/s", "3 TB/s"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["8 MiB", "16 MiB"]
+    assert ax.get_title() == "median latency (s), decode" and ax.get_xlabel() == "chip.hbm.bandwidth (B/s)"
+    assert "2 ms" in [t.get_text() for t in ax.texts]
+    fig = pareto_plot(df, "latency_s", "chip.hbm.bandwidth_Bps", senses=("min", "min"))
+    assert fig.axes[0].get_xlabel() == "latency (s), lower is better"

@@ -56,8 +56,8 @@ def pareto_plot(df: pd.DataFrame, x: str, y: str, senses: tuple[str, str] = ("mi
     ax.step(xs[front][order], ys[front][order], where="post", color="tab:blue", lw=1.2, alpha=0.8, zorder=2)
     ax.set_xscale("log" if logx else "linear")
     ax.set_yscale("log" if logy else "linear")
-    ax.set_xlabel(f"{x} ({senses[0]})")
-    ax.set_ylabel(f"{y} ({senses[1]})")
+    ax.set_xlabel(f"{_axis_name(x)}, {'lower' if senses[0] == 'min' else 'higher'} is better")
+    ax.set_ylabel(f"{_axis_name(y)}, {'lower' if senses[1] == 'min' else 'higher'} is better")
     ax.set_title(title or f"Pareto front: {front.sum()} of {ok.sum()} feasible points")
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
@@ -74,19 +74,21 @@ def heatmap(df: pd.DataFrame, x: str, y: str, metric: str, agg: str = "median", 
     vals = table.to_numpy(dtype=float)
     shown = np.log10(vals) if log else vals
     im = ax.imshow(shown, origin="lower", aspect="auto", cmap=cmap)
-    ax.set_xticks(range(len(table.columns)), [_label(v) for v in table.columns], rotation=30, ha="right")
-    ax.set_yticks(range(len(table.index)), [_label(v) for v in table.index])
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    fig.colorbar(im, ax=ax, label=f"log10 {metric}" if log else metric)
+    ax.set_xticks(range(len(table.columns)), [_label(v, x) for v in table.columns], rotation=30, ha="right")
+    ax.set_yticks(range(len(table.index)), [_label(v, y) for v in table.index])
+    ax.set_xlabel(_axis_name(x))
+    ax.set_ylabel(_axis_name(y))
+    fig.colorbar(im, ax=ax, label=f"log10 {_axis_name(metric)}" if log else _axis_name(metric))
     if annotate and vals.size <= 150:
         mid = np.nanmean(shown) if np.isfinite(shown).any() else 0.0
         for i in range(vals.shape[0]):
             for j in range(vals.shape[1]):
                 if np.isfinite(vals[i, j]):
-                    ax.text(j, i, fmt.format(vals[i, j]), ha="center", va="center", fontsize=7,
+                    text = _label(vals[i, j], metric) if _unit(metric) else fmt.format(vals[i, j])
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7,
                             color="white" if shown[i, j] < mid else "black")
-    ax.set_title(f"{agg} {metric}")
+    phases = sorted(set(d["phase"].dropna().astype(str))) if "phase" in d.columns else []
+    ax.set_title(f"{agg} {_axis_name(metric)}" + (f", {'/'.join(phases)}" if phases else ""))
     return fig
 
 
@@ -175,7 +177,37 @@ def _key(v: Any) -> tuple:
     return (0, float(v), "") if isinstance(v, (int, float, np.integer, np.floating)) else (1, 0.0, str(v))
 
 
-def _label(v: Any) -> str:
+_UNITS = (("_Bps", "B/s"), ("_bytes", "B"), ("_Hz", "Hz"), ("_W", "W"), ("_J", "J"), ("_s", "s"))
+_NAMES = {"latency_s": "latency", "tokens_per_s": "tokens/s", "energy_per_token_J": "energy per token",
+          "area_mm2": "area (mm²)", "power_W": "power", "sqnr_db": "SQNR proxy (dB)",
+          "sqnr_plot_db": "SQNR proxy (dB; unquantized placed 10 dB right of the best)"}
+
+
+def _unit(name: str) -> str:
+    if name in ("tokens_per_s",):
+        return ""
+    return next((u for suffix, u in _UNITS if str(name).endswith(suffix)), "")
+
+
+def _axis_name(name: str) -> str:
+    """A column name with its unit spelt out: ``chip.hbm.bandwidth_Bps`` -> ``chip.hbm.bandwidth (B/s)``."""
+    if name in _NAMES:
+        unit = _unit(name)
+        return f"{_NAMES[name]} ({unit})" if unit else _NAMES[name]
+    unit = _unit(name)
+    if not unit:
+        return str(name)
+    suffix = next(sfx for sfx, u in _UNITS if str(name).endswith(sfx))
+    return f"{str(name)[: -len(suffix)]} ({unit})"
+
+
+def _label(v: Any, name: str = "") -> str:
+    """A value in engineering units when its column carries one ("1.5 TB/s", "24 MiB")."""
+    unit = _unit(name)
+    if unit and isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v):
+        from ..units import fmt
+
+        return fmt(float(v), unit, binary=unit == "B")
     if isinstance(v, (float, np.floating)):
         return f"{v:.3g}"
     return str(v)
