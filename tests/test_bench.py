@@ -104,3 +104,13 @@ def test_allreduce_mechanics_on_gloo():
 
     t = run_allreduce(2, [1024], "fp32", warmup=1, repeats=2, backend="gloo", start_method="fork")
     assert list(t) == [1024] and t[1024] > 0
+
+
+def test_timing_records_spread_and_flags_noise():
+    from accelsim.bench.timing import Timing, time_call
+
+    t = time_call(lambda: sum(range(1000)), "cpu", warmup=2, repeats=9)
+    assert t.samples == 9 and t.median_s > 0 and t.iqr_s >= 0 and "IQR" in t.note()
+    calm, busy = Timing(1e-3, 0.5e-4, 9), Timing(1e-3, 3e-4, 9)
+    assert not calm.noisy and busy.noisy and "NOISY" in busy.note()
+    assert busy.spread == 0.3

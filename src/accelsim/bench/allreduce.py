@@ -38,7 +38,7 @@ def _worker(rank: int, world: int, port: int, sizes: list[int], dtype: str, warm
         for nbytes in sizes:
             buf = torch.zeros(max(1, nbytes // itemsize), device=device, dtype=tdtype)
             dist.barrier()
-            t = time_call(lambda buf=buf: dist.all_reduce(buf), device, warmup, repeats)
+            t = time_call(lambda buf=buf: dist.all_reduce(buf), device, warmup, repeats).median_s
             worst = torch.tensor([t], dtype=torch.float64, device=device)
             dist.all_reduce(worst, op=dist.ReduceOp.MAX)
             result[str(nbytes)] = float(worst.item())

@@ -238,11 +238,14 @@ def run_bench(device: str = "auto", quick: bool = False, system: str | None = No
     torch.manual_seed(0)
 
     rows: list[dict[str, Any]] = []
+    noisy: list[str] = []
     with torch.inference_mode():
         for fields, fn, note in _cases(torch, plan, device, tdtype):
             t = time_call(fn, device, plan.warmup, plan.repeats)
-            row = {"system": system_1, "chips": 1, "dtype": dtype, **fields, "measured_time_s": t,
-                   "source": source, "notes": _notes(torch, dev, plan, when, note)}
+            row = {"system": system_1, "chips": 1, "dtype": dtype, **fields, "measured_time_s": t.median_s,
+                   "source": source, "notes": _notes(torch, dev, plan, when, f"{note}; {t.note()}")}
+            if t.noisy:
+                noisy.append(f"{fields.get('id', fields.get('kind'))}: IQR {100 * t.spread:.0f} % of the median")
             rows.append(row)
             if progress:
                 progress(row)
@@ -264,6 +267,12 @@ def run_bench(device: str = "auto", quick: bool = False, system: str | None = No
             rows.append(row)
             if progress:
                 progress(row)
+    if noisy:
+        import warnings
+
+        warnings.warn(f"{len(noisy)} of {len(rows)} timings are noisy (the machine is busy or throttling; "
+                      f"the spread is in each row's notes): " + "; ".join(noisy[:5]) + ("; ..." if len(noisy) > 5 else ""),
+                      RuntimeWarning, stacklevel=2)
     return to_frame(rows), att
 
 
@@ -278,8 +287,9 @@ def _attention(torch, plan, device, tdtype, dtype, system, source, dev, when, pr
         t = time_call(fn, device, plan.warmup, plan.repeats)
         row = {"id": f"sdpa-b{b}h{h}q{q}kv{kv}d{d}{'c' if causal else ''}", "op": "scaled_dot_product_attention",
                "system": system, "dtype": dtype, "batch": b, "heads": h, "q_len": q, "kv_len": kv, "head_dim": d,
-               "causal": causal, "measured_time_s": t, "source": source,
-               "notes": _notes(torch, dev, plan, when, "F.scaled_dot_product_attention, backend chosen by PyTorch")}
+               "causal": causal, "measured_time_s": t.median_s, "source": source,
+               "notes": _notes(torch, dev, plan, when, "F.scaled_dot_product_attention, backend chosen by PyTorch; "
+                               + t.note())}
         out.append(row)
         if progress:
             progress(row)

@@ -158,7 +158,14 @@ def predict_frame(df: pd.DataFrame, fidelity: str = "analytical", calibration: M
         raise MeasurementError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
     pr = predictor or Predictor(mode, stack)
     recs = []
-    for row in rows_of(df):
+    rows = rows_of(df)
+    from tqdm.auto import tqdm
+
+    # a progress bar where someone watches (a terminal or a notebook) and the run is long enough
+    # to wait for: event-tier rows, or many rows
+    slow = fidelity == "event" or len(df) > 500
+    for row in tqdm(rows, total=len(df), desc=f"correlate ({fidelity})", unit="row", leave=False,
+                    disable=None if slow else True):
         cal = calibration
         if calibration and calibration_chip is not None:
             try:
