@@ -365,7 +365,7 @@ def test_timeline_figure_renders_png_quickly(tmp_path):
     tr = chrome_trace(res)
     assert check_trace(tr) == []
     t0 = time.perf_counter()
-    fig = timeline_figure(res, max_tracks=20)
+    fig = timeline_figure(res, max_tracks=20, detail="queue")
     path = tmp_path / "timeline.png"
     fig.savefig(path, dpi=80)
     elapsed = time.perf_counter() - t0
@@ -377,11 +377,16 @@ def test_timeline_figure_renders_png_quickly(tmp_path):
 
 
 def test_timeline_figure_small(small, tmp_path):
-    fig = timeline_figure(small)
+    fig = timeline_figure(small, detail="queue")
     fig.savefig(tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[:2] == ["c0 ops", "c1 ops"] and "c0 core0.dma q3" in labels and "c0 core0.dma q1" not in labels
+    # by default one row per engine class and chip, with the servers it aggregates
+    fig = timeline_figure(small)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[:2] == ["c0 ops", "c1 ops"] and not any(" q" in lb for lb in labels)
+    assert any(lb.startswith("c0 dma (") for lb in labels) and "engine class" in fig.axes[0].get_title(loc="left")
 
 
 def test_merge_intervals():

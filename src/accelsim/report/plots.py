@@ -48,11 +48,17 @@ def _time_unit(span: float) -> tuple[float, str]:
     return 1e6, "us"
 
 
-def timeline_figure(result: "SimResult", max_tracks: int = 40, bins: int = 200) -> "Figure":
-    """A Gantt chart (one row per engine server / overhead track as in the trace, bars
-    coloured by task category, a top row hinting op boundaries) above the busy fraction of
-    each engine class over time. With more than ``max_tracks`` tracks only the busiest are
-    drawn; bars closer than a pixel are merged, so 100k+ tasks stay cheap to draw."""
+TIMELINE_CLASSES = ("tensor", "vector", "scalar", "dma", "link", "overhead")
+
+
+def timeline_figure(result: "SimResult", max_tracks: int = 40, bins: int = 200, detail: str = "class") -> "Figure":
+    """A Gantt chart (bars coloured by task category, a top row hinting op boundaries) above the
+    busy fraction of each engine class over time. ``detail="class"`` (default): one row per
+    engine class (and chip), a bar wherever any of its servers is busy; ``"queue"``: one row
+    per engine server / overhead track as in the full trace, the ``max_tracks`` busiest when
+    there are more. Bars closer than a pixel are merged, so 100k+ tasks stay cheap to draw."""
+    if detail not in ("class", "queue"):
+        raise ValueError(f"unknown timeline detail {detail!r}; use 'class' or 'queue'")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -91,6 +97,20 @@ def timeline_figure(result: "SimResult", max_tracks: int = 40, bins: int = 200) 
     labels = op_rows + [(f"c{tracks[i].chip} " if multi_chip else "") + tracks[i].name for i in shown]
     row_of_track = np.full(len(tracks), -1, dtype=np.int64)
     row_of_track[shown] = np.arange(len(op_rows), len(op_rows) + shown.size)
+    if detail == "class":  # one row per (chip, engine class): busy wherever any server is
+        cls_of = [s.res_class[t.resource] if t.kind == ENGINE else "overhead" for t in tracks]
+        used_idx = np.flatnonzero(used)
+        keys = sorted({((tracks[i].chip if multi_chip else 0), cls_of[i]) for i in used_idx},
+                      key=lambda k: (k[0], TIMELINE_CLASSES.index(k[1]) if k[1] in TIMELINE_CLASSES else 99, k[1]))
+        index = {k: len(op_rows) + n for n, k in enumerate(keys)}
+        row_of_track[:] = -1
+        count = {k: 0 for k in keys}
+        for i in used_idx:
+            k = ((tracks[i].chip if multi_chip else 0), cls_of[i])
+            row_of_track[i] = index[k]
+            count[k] += 1
+        labels = op_rows + [(f"c{c} " if multi_chip else "") + f"{cls} ({count[(c, cls)]})" for c, cls in keys]
+        hidden = 0
     nrows = len(labels)
 
     fig = Figure(figsize=(12, 2.5 + 0.22 * nrows + 2.5), layout="constrained")
@@ -143,6 +163,8 @@ def timeline_figure(result: "SimResult", max_tracks: int = 40, bins: int = 200) 
     title = f"{s.num_tasks} tasks, {len(s.op_names)} ops, makespan {span * scale:.4g} {unit}"
     if hidden:
         title += f" ({shown.size} busiest of {shown.size + hidden} tracks shown)"
+    if detail == "class":
+        title += "; one row per engine class (servers in brackets)"
     ax.set_title(title, fontsize=9, loc="left")
     present = sorted(set(s.category.tolist()))
     ax.legend(handles=[Patch(color=CATEGORY_COLORS[CATEGORY_NAMES[c]], label=CATEGORY_NAMES[c]) for c in present],

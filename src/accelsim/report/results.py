@@ -130,13 +130,14 @@ class Results:
             raise ValueError("a trace needs an event-tier run (fidelity='event')")
         return write_trace(self.event.result, path, detail=detail, system_name=self.system.name, window_s=window_s)
 
-    def write_timeline(self, path: str | Path) -> Path:
-        """Timeline and utilization figure of the event-tier run, as PNG."""
+    def write_timeline(self, path: str | Path, detail: str = "class") -> Path:
+        """Timeline and utilization figure of the event-tier run, as PNG: one row per engine
+        class (``detail="class"``) or per engine server and DMA queue (``"queue"``)."""
         from .plots import timeline_figure
 
         if self.event is None:
             raise ValueError("a timeline needs an event-tier run (fidelity='event')")
-        fig = timeline_figure(self.event.result)
+        fig = timeline_figure(self.event.result, detail=detail)
         fig.savefig(path, dpi=110, bbox_inches="tight")
         return Path(path)
 
