@@ -443,3 +443,14 @@ def test_default_trace_of_a_decode_step_is_compact_with_arrows(tmp_path):
     assert f["otherData"]["detail"] == "full" and check_trace_file(full) == []
     assert sum(e["ph"] == "X" and e["cat"] != "op" for e in f["traceEvents"]) == f["otherData"]["num_tasks"]
     assert any(e["ph"] == "s" for e in f["traceEvents"])
+
+
+def test_roofline_draws_memory_levels_and_names_the_bounding_one():
+    import accelsim
+
+    res = accelsim.evaluate("h100-sxm-80gb", "llama-3-8b", phase="prefill", batch=4, seq_len=1024)
+    fig = accelsim.roofline_figure(res)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any("L2" in lb and "roof" in lb for lb in labels)
+    assert any(lb.startswith("HBM-bound") or lb.startswith("on-chip") for lb in labels)
+    assert not any(lb == "memory-bound ops" for lb in labels)

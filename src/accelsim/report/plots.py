@@ -207,14 +207,32 @@ def roofline_figure(results: "Results") -> "Figure":
         roofs.setdefault(chip.peak_flops(dtype), []).append(dtype)
     for peak, dtypes in sorted(roofs.items(), reverse=True):
         ax.plot(x, np.minimum(peak, bw * x), lw=1.2, label=f"{'/'.join(dtypes)} peak {peak / 1e12:.0f} TFLOP/s")
+    # the memory levels' roofs, on the same axis of FLOP per HBM byte: a level that moves each
+    # HBM byte r times (operand re-reads) bounds an op at (its bandwidth / r) x intensity, so
+    # its slope is an upper bound reached when every byte crosses it once
+    top = max(roofs) if roofs else 1.0
+    levels = [("HBM", bw, "k")]
+    if chip.shared_sram is not None:
+        levels.append((f"shared SRAM (L2) {chip.shared_sram.bandwidth_Bps / 1e12:.1f} TB/s",
+                       chip.shared_sram.bandwidth_Bps, "0.45"))
+    for name, lbw, color in levels[1:]:
+        ax.plot(x, np.minimum(top, lbw * x), lw=1.0, ls="--", color=color, label=f"{name} roof")
     if len(df):
         achieved = df["flops"] / df["time_s"]
         share = df["time_s"] / results.ops["time_s"].sum()
-        for bound, color in BOUND_COLORS.items():
-            sel = df["bound"] == bound
+        # a memory-bound op whose HBM traffic alone would take clearly less than its memory
+        # time is bound by an on-chip level (operands re-read through L2 / SRAM), not by HBM
+        hbm_eff = bw * (chip.calibration.hbm_efficiency or 1.0)
+        onchip = (df["bound"] == "memory") & (df["hbm_bytes"] / hbm_eff < 0.9 * df["memory_s"])
+        label = df["bound"].mask(df["bound"] == "memory", "hbm").mask(onchip, "onchip")
+        colors = {**BOUND_COLORS, "hbm": BOUND_COLORS["memory"], "onchip": "tab:cyan"}
+        names = {"hbm": "HBM-bound", "onchip": "on-chip-memory-bound (L2 / SRAM)"}
+        for bound in ["compute", "hbm", "onchip", "vector", "interconnect", "overhead"]:
+            sel = label == bound
             if sel.any():
                 ax.scatter(df.loc[sel, "intensity"], achieved[sel], s=20 + 400 * share[sel],
-                           color=color, alpha=0.7, edgecolors="k", linewidths=0.3, label=f"{bound}-bound ops")
+                           color=colors[bound], alpha=0.7, edgecolors="k", linewidths=0.3,
+                           label=f"{names.get(bound, bound + '-bound')} ops")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP / HBM byte)")
