@@ -157,6 +157,19 @@ def _task_chips(result: SimResult) -> np.ndarray:
     return chip
 
 
+def op_spans(result: SimResult, chip: np.ndarray, nchip: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keys ``op * nchip + chip`` of every (op, chip) pair with tasks, and the first start and
+    last end of those tasks."""
+    s = result.schedule
+    with_op = np.flatnonzero(s.op >= 0)
+    keys, inv = np.unique(s.op[with_op].astype(np.int64) * nchip + chip[with_op], return_inverse=True)
+    start = np.full(keys.size, np.inf)
+    end = np.full(keys.size, -np.inf)
+    np.minimum.at(start, inv, result.start_s[with_op])
+    np.maximum.at(end, inv, result.end_s[with_op])
+    return keys, start, end
+
+
 def track_layout(result: SimResult) -> TrackLayout:
     """Assign every task and every op parent slice to a (pid, tid) track; see the module
     docstring for the numbering."""
@@ -178,14 +191,8 @@ def track_layout(result: SimResult) -> TrackLayout:
     chips = sorted(set(np.asarray(s.res_chip).tolist()) | set(np.unique(chip).tolist()))
 
     # op parent slices: one per (op, chip) pair, from its tasks' min start to max end
-    with_op = np.flatnonzero(s.op >= 0)
     nchip = (max(chips) + 1) if chips else 1
-    key = s.op[with_op].astype(np.int64) * nchip + chip[with_op]
-    keys, inv = np.unique(key, return_inverse=True)
-    op_start = np.full(keys.size, np.inf)
-    op_end = np.full(keys.size, -np.inf)
-    np.minimum.at(op_start, inv, result.start_s[with_op])
-    np.maximum.at(op_end, inv, result.end_s[with_op])
+    keys, op_start, op_end = op_spans(result, chip, nchip)
     op_op, op_chip = keys // nchip, keys % nchip
     op_tid = np.zeros(keys.size, dtype=np.int64)
 

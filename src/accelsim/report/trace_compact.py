@@ -25,23 +25,10 @@ from typing import Any
 import numpy as np
 
 from ..sim.result import SimResult
-from .trace import Process, Slice, Track, _num, _task_chips, _us, chrome_trace, op_flows, partition_intervals
+from .trace import (Process, Slice, Track, _num, _task_chips, _us, chrome_trace, op_flows, op_spans,
+                    partition_intervals)
 
 CLASSES = ("tensor", "vector", "scalar", "dma", "link", "overhead")
-
-
-def _op_spans(result: SimResult, chip: np.ndarray):
-    """(op, chip) keys of every op's tasks with their first start and last end."""
-    s = result.schedule
-    with_op = np.flatnonzero(s.op >= 0)
-    nchip = int(chip.max()) + 1 if chip.size else 1
-    key = s.op[with_op].astype(np.int64) * nchip + chip[with_op]
-    keys, inv = np.unique(key, return_inverse=True)
-    start = np.full(keys.size, np.inf)
-    end = np.full(keys.size, -np.inf)
-    np.minimum.at(start, inv, result.start_s[with_op])
-    np.maximum.at(end, inv, result.end_s[with_op])
-    return keys, nchip, start, end
 
 
 def compact_trace(result: SimResult, system_name: str = "",
@@ -49,7 +36,8 @@ def compact_trace(result: SimResult, system_name: str = "",
     """The run as a compact Chrome trace-event object (see the module docstring)."""
     s = result.schedule
     chip = _task_chips(result)
-    keys, nchip, op_start, op_end = _op_spans(result, chip)
+    nchip = int(chip.max()) + 1 if chip.size else 1
+    keys, op_start, op_end = op_spans(result, chip, nchip)
     op_of, chip_of = keys // nchip, keys % nchip
     res_cls = np.array([CLASSES.index(c) if c in CLASSES else CLASSES.index("overhead") for c in s.res_class]
                        + [CLASSES.index("overhead")], dtype=np.int64)
