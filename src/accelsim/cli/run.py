@@ -133,7 +133,8 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
                 click.echo(f"  {c:<13} {fmt(t, 's'):>10}  {100 * t / s['latency_s']:5.1f}%")
         click.echo("engines busy: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in s["utilization"].items())
                    + " (time engaged; a pass on a partly filled array counts whole, so busy can exceed MFU)")
-    click.echo("time by bound:" if s["fidelity"] == "analytical" else "time by bound (critical path):")
+    click.echo("time by bound (each op under its largest term; the others overlap it, so MFU can stay high):"
+               if s["fidelity"] == "analytical" else "time by bound (critical path):")
     for b, t in sorted(s["time_by_bound_s"].items(), key=lambda kv: -kv[1]):
         if t > 0:
             click.echo(f"  {b:<13} {fmt(t, 's'):>10}  {100 * t / s['latency_s']:5.1f}%")
