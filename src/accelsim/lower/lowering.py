@@ -120,7 +120,11 @@ class Lowerer:
         ops = graph.ops()
         join_of: dict[str, int] = {}
         g = graph.g
-        for o in ops:
+        from tqdm.auto import tqdm
+
+        # a progress bar where someone watches (a terminal or a notebook) a large graph lower
+        for o in tqdm(ops, desc="event tier: lowering", unit="op", leave=False,
+                      disable=None if len(ops) > 200 else True):
             oid = self.b.op(o.name, o.role, o.kind)
             preds = [join_of[p] for p in g.predecessors(o.name)]
             start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=self.launch[o.engine])
