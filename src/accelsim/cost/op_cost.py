@@ -296,7 +296,7 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     units = op.batch * op.kv_heads * q_tiles
     split = 1
     if units < cm.cores:
-        split = max(1, min(math.ceil(cm.cores / units), math.ceil(op.kv_len / 128)))
+        split = max(1, min(math.ceil(cm.cores / units), math.ceil(op.kv_read() / 128)))
     kv_eff = op.score_elements() / (op.batch * op.heads * op.q_len)  # visible keys per query
     kv_chunk = math.ceil(kv_eff / split)
     dt = cm.speedup(op.dtype)
@@ -307,7 +307,7 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     compute = waves * cyc / cm.f_tensor / (cm.tensor_eff(op.dtype) * cm.attn_eff)
     active = min(cm.cores, work)
     b = DTYPE_BYTES[op.dtype]
-    kv_bytes = 2.0 * op.batch * op.kv_heads * op.kv_len * op.head_dim * op.kv_el_bytes()
+    kv_bytes = 2.0 * op.batch * op.kv_heads * op.kv_read() * op.head_dim * op.kv_el_bytes()  # a window reads less
     q_o = 2.0 * op.batch * op.heads * op.q_len * op.head_dim * b
     rereads = q_tiles if (cm.shared_cap == 0 or kv_bytes / (op.batch * op.kv_heads) > cm.shared_cap / 2) else 1
     hbm = q_o + kv_bytes * rereads + (op.batch * op.heads * op.q_len * split * (op.head_dim + 2) * 4.0 * 2 if split > 1 else 0.0)

@@ -291,7 +291,7 @@ class Lowerer:
         units = [(bi, kh, qt) for bi in range(o.batch) for kh in range(o.kv_heads) for qt in range(q_tiles)]
         split = 1
         if len(units) < self.cores:
-            split = max(1, min(-(-self.cores // len(units)), -(-o.kv_len // 128)))
+            split = max(1, min(-(-self.cores // len(units)), -(-o.kv_read() // 128)))
         kv_eff = o.score_elements() / (o.batch * o.heads * o.q_len)
         kv_part = kv_eff / split
         speed = cm.speedup(o.dtype)

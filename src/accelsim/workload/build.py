@@ -255,7 +255,8 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
                                  tokens=q_len, kv_heads=kvl, head_dim=hd, dtype=dt), h))
         if flash:
             h = e(FlashAttention(name=p + "attn", layer=li, role="attn", batch=batch, heads=hq, kv_heads=kvl,
-                                 q_len=q_len, kv_len=kv_len, head_dim=hd, causal=causal, dtype=dt), *deps)
+                                 q_len=q_len, kv_len=kv_len, head_dim=hd, causal=causal, dtype=dt,
+                                 window=m.sliding_window or 0), *deps)
         else:
             bh = batch * hq
             h = e(MatMul(name=p + "attn_score", layer=li, role="attn_score", batch=bh, m=q_len, n=kv_len,
@@ -314,7 +315,8 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
         model=m.name, phase=phase, batch=batch, seq_len=seq_len if phase == "prefill" else 0,
         context_len=context_len, tp=tp, dtype=dt, tokens=T, params=m.params(),
         weight_bytes_per_chip=sum(m.param_breakdown(tp).values()) * b,
-        kv_cache_bytes_per_chip=(2.0 * m.num_hidden_layers * kvl * hd * batch * kv_len * b) if decoder else 0.0,
+        kv_cache_bytes_per_chip=(2.0 * m.num_hidden_layers * kvl * hd * batch
+                                 * min(kv_len, m.sliding_window or kv_len) * b) if decoder else 0.0,
         activation_bytes_per_chip=(T * d + max(attn_live, mlp_live)) * b,
         attention=attention)
     return e.graph(meta)

@@ -103,6 +103,9 @@ def load_hf_config(path: str | Path) -> ModelConfig:
         "position_embedding": ("learned" if (mt in _LEARNED_POS_TYPES or vision) and "rope_theta" not in cfg
                                else "rope"),
     }
+    window = cfg.get("sliding_window")
+    if window and cfg.get("use_sliding_window", True) is not False:  # Qwen2 declares one but leaves it off
+        data["sliding_window"] = window
     if cfg.get("num_experts"):
         data["num_experts"] = cfg["num_experts"]
         data["num_experts_per_tok"] = need("num_experts_per_tok")

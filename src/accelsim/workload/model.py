@@ -82,6 +82,10 @@ class ModelConfig(BaseModel):
     """Biases on the q, k, v and output projections."""
     mlp_bias: bool = False
     """Biases on the MLP projections."""
+    sliding_window: int | None = Field(None, ge=1)
+    """Sliding-window attention span in tokens (Mistral-7B-v0.1: 4096): each token attends to at
+    most this many, and the KV cache keeps at most this many per sequence (a rolling buffer);
+    None = full attention."""
     position_embedding: Literal["rope", "learned", "none"] = "none"
     """rope: rotary (applied to q and k in every layer, no parameters); learned: a table of
     ``max_position_embeddings`` rows added to the token embeddings (GPT-3, ViT)."""
@@ -240,8 +244,9 @@ class ModelConfig(BaseModel):
         (0 for encoders and CNNs, which keep no cache)."""
         if self.family != "decoder":
             return 0.0
+        kept = min(tokens, self.sliding_window) if self.sliding_window else tokens
         return (2.0 * self.num_hidden_layers * self.num_key_value_heads * self.head_dim
-                * batch * tokens * dtype_bytes(dtype))
+                * batch * kept * dtype_bytes(dtype))
 
 
 # --- per-field checks (each sees the fields declared before it, so errors carry the field path) --

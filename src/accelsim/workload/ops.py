@@ -319,6 +319,10 @@ class FlashAttention(Op):
     kv_dtype: str = ""
     """Storage format of the K/V cache read by the op ("" = ``dtype``); the math runs in
     ``dtype`` (K/V are dequantized on the fly)."""
+    window: int = 0
+    """Sliding-window attention: each query sees at most this many keys (itself and the ones
+    before it; Mistral's 4096); 0 = the whole context. The queries are the last ``q_len`` of
+    the ``kv_len`` positions."""
     kind: ClassVar[str] = "flash_attention"
     engine: ClassVar[str] = "tensor"
 
@@ -326,20 +330,35 @@ class FlashAttention(Op):
         return nbytes(self.kv_dtype or self.dtype)
 
     def score_elements(self) -> float:
-        """Query-key pairs actually computed (about half for a causal square block)."""
+        """Query-key pairs actually computed (about half for a causal square block; with a
+        window, the query at position n sees min(n, window) keys)."""
         full = float(self.batch * self.heads * self.q_len * self.kv_len)
-        if self.causal and self.q_len > 1:
-            q, kv = self.q_len, self.kv_len
+        q, kv, w = self.q_len, self.kv_len, self.window
+        if w and (self.causal or q == 1):
+            # sum over the queries' positions n = kv - q + 1 .. kv of min(n, w)
+            lo, hi = max(1, kv - q + 1), kv
+            below = max(0, min(hi, w) - lo + 1)  # positions n <= w see n keys
+            first = lo
+            visible = below * (first + first + below - 1) / 2 + (q - below) * w
+            return full * visible / (q * kv)
+        if w:
+            return full * min(kv, w) / kv
+        if self.causal and q > 1:
             visible = q * (kv - q) + q * (q + 1) / 2 if kv >= q else q * (q + 1) / 2
             return full * visible / (q * kv)
         return full
+
+    def kv_read(self) -> int:
+        """K/V positions read: the whole context, or the window of the last query back to
+        the first query's window start."""
+        return min(self.kv_len, self.window + self.q_len - 1) if self.window else self.kv_len
 
     def flops(self) -> float:
         return 4.0 * self.score_elements() * self.head_dim  # QK^T and PV
 
     def bytes(self) -> float:
         q_and_o = 2.0 * self.batch * self.heads * self.q_len * self.head_dim
-        kv = 2.0 * self.batch * self.kv_heads * self.kv_len * self.head_dim
+        kv = 2.0 * self.batch * self.kv_heads * self.kv_read() * self.head_dim
         return nbytes(self.dtype) * q_and_o + self.kv_el_bytes() * kv
 
     def vector_ops(self) -> float:

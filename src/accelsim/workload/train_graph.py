@@ -228,7 +228,7 @@ class StageGraphs:
         if self.flash:
             return e(FlashAttention(name=pre + "attn", layer=li, role=f"{ps}.attn", batch=b, heads=self.hq,
                                     kv_heads=self.kvl, q_len=self.sc, kv_len=self.kv_len, head_dim=self.hd,
-                                    causal=True, dtype=self.dt), h)
+                                    causal=True, dtype=self.dt, window=self.m.sliding_window or 0), h)
         bh = b * self.hq
         h = self.mm(e, pre, f"{ps}.attn_score", li, self.sc, self.s, self.hd, h, batch=bh, shared=False)
         h = e(Softmax(name=pre + "attn_softmax", layer=li, role=f"{ps}.attn_softmax", rows=bh * self.sc,
@@ -332,7 +332,8 @@ class StageGraphs:
         if self.flash:
             return [e(FlashAttention(name=pre + "attn", layer=li, role="bwd.attn", batch=b, heads=self.hq,
                                      kv_heads=self.kvl, q_len=self.sc, kv_len=self.kv_len,
-                                     head_dim=round(FLASH_BWD_FACTOR * self.hd), causal=True, dtype=self.dt), h)]
+                                     head_dim=round(FLASH_BWD_FACTOR * self.hd), causal=True, dtype=self.dt,
+                                     window=self.m.sliding_window or 0), h)]
         bh, sc, s, hd = b * self.hq, self.sc, self.s, self.hd
         dp = self.mm(e, pre, "bwd.attn_dprobs", li, sc, s, hd, h, batch=bh, shared=False)     # dP = dO V^T
         dv = self.mm(e, pre, "bwd.attn_dv", li, s, hd, sc, h, batch=bh, shared=False)         # dV = P^T dO
