@@ -17,6 +17,9 @@ from .model import ModelConfig
 _GATED_TYPES = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
                 "gemma2", "phi3", "deepseek", "deepseek_v2", "deepseek_v3", "olmo", "olmo2", "granite"}
 _BIAS_TYPES = {"gpt2", "gpt_neox", "opt", "bert", "roberta", "vit", "deit", "gptj", "bloom", "falcon"}
+_QKV_BIAS_TYPES = {"qwen2", "qwen2_moe", "qwen2_vl"}
+"""Families whose attention has q, k, v biases but none on the output (Qwen2: bias=True is
+hard-coded on q_proj, k_proj, v_proj; o_proj has none)."""
 _LEARNED_POS_TYPES = {"gpt2", "opt", "bert", "roberta", "vit", "deit", "gpt_bigcode", "bloom"}
 _UNTIED_BY_DEFAULT = _GATED_TYPES  # their config classes default tie_word_embeddings to False
 _ENCODER_TYPES = {"bert", "roberta", "vit", "deit"}
@@ -98,7 +101,8 @@ def load_hf_config(path: str | Path) -> ModelConfig:
         "gated_mlp": mt in _GATED_TYPES or (mt not in _BIAS_TYPES and _ACTIVATIONS[act_name] == "silu"),
         "norm": norm,
         "tied_embeddings": family == "decoder" and flag("tie_word_embeddings", mt not in _UNTIED_BY_DEFAULT),
-        "attention_bias": flag("attention_bias", flag("qkv_bias", mt in _BIAS_TYPES)),
+        "attention_bias": flag("attention_bias", mt in _BIAS_TYPES),
+        "qkv_bias": flag("qkv_bias", mt in _QKV_BIAS_TYPES),
         "mlp_bias": flag("mlp_bias", mt in _BIAS_TYPES),
         "position_embedding": ("learned" if (mt in _LEARNED_POS_TYPES or vision) and "rope_theta" not in cfg
                                else "rope"),

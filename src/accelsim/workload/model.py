@@ -80,6 +80,9 @@ class ModelConfig(BaseModel):
     """The LM head reuses the input embedding matrix (no separate output weights)."""
     attention_bias: bool = False
     """Biases on the q, k, v and output projections."""
+    qkv_bias: bool = False
+    """Biases on the q, k and v projections only, not the output (Qwen2); ignored with
+    ``attention_bias``."""
     mlp_bias: bool = False
     """Biases on the MLP projections."""
     sliding_window: int | None = Field(None, ge=1)
@@ -199,8 +202,8 @@ class ModelConfig(BaseModel):
         out: dict[str, int] = {}
         L = self.num_hidden_layers
         attn = d * hq + 2 * d * hkv + hq * d
-        if self.attention_bias:
-            attn += hq + 2 * hkv + d
+        if self.attention_bias or self.qkv_bias:
+            attn += hq + 2 * hkv + (d if self.attention_bias else 0)
         out["attention"] = L * attn
         out["norms"] = L * 2 * self._norm_params() + self._norm_params()
         n_moe = L - self.first_dense_layers if self.is_moe else 0

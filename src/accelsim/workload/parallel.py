@@ -310,8 +310,8 @@ def layer_params(m: ModelConfig, layer: int, plan: ParallelPlan) -> tuple[int, i
     hkv = m.kv_heads_per_chip(t) * hd
     g = 3 if m.gated_mlp else 2
     dense = d * hq + 2 * d * hkv + hq * d + 2 * m._norm_params()
-    if m.attention_bias:
-        dense += hq + 2 * hkv + d
+    if m.attention_bias or m.qkv_bias:
+        dense += hq + 2 * hkv + (d if m.attention_bias else 0)
     expert = 0
     if m.is_moe_layer(layer):
         fm = m.moe_intermediate_size

@@ -1,5 +1,6 @@
-"""Sliding-window attention (Mistral-7B-v0.1: 4096): loaded from a Hugging Face config, it
-bounds the keys each query sees, the K/V bytes an attention reads and the KV cache kept."""
+"""Hugging Face config fidelity: sliding-window attention (Mistral-7B-v0.1: 4096) bounds the keys
+each query sees, the K/V bytes an attention reads and the KV cache kept; Qwen2's q/k/v biases
+(none on the output) count; parameter counts exact against the checkpoints' tensor sizes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from accelsim.workload import load_model
 from accelsim.workload.ops import FlashAttention
 
 MISTRAL = Path(__file__).parent / "data" / "hf" / "mistral-7b-v0.1" / "config.json"
+QWEN2 = Path(__file__).parent / "data" / "hf" / "qwen2-7b" / "config.json"
 
 
 def test_window_score_elements_by_hand():
@@ -58,3 +60,13 @@ def test_a_declared_but_disabled_window_is_not_used(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
     assert load_model(path).sliding_window is None
+
+
+def test_qwen2_qkv_biases_and_exact_parameter_count():
+    m = load_model(QWEN2)
+    assert m.qkv_bias and not m.attention_bias and m.sliding_window is None  # use_sliding_window: false
+    # per layer: q 3584^2 + 3584, k and v 3584 x 512 + 512 each, o 3584^2 (no bias): 29,364,736;
+    # MLP 3 x 3584 x 18944 = 203,685,888; two RMSNorms 7,168 -> 233,057,792 x 28 =
+    # 6,525,618,176; embeddings and LM head (untied) 2 x 152064 x 3584 = 1,089,994,752; final
+    # norm 3,584: 7,615,616,512 (the checkpoint's tensor sizes; the model card says 7.6 B)
+    assert m.params() == 7_615_616_512
