@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from .errors import AccelsimError, ConfigError
 
@@ -67,6 +67,18 @@ def strict_number(model: type[BaseModel], name: str, value: Any) -> Any:
     if kind is int and isinstance(value, int) and abs(value) > MAX_EXACT_INT:
         raise ValueError(f"{value} is beyond the largest integer accelsim computes with exactly (2^53)")
     return value
+
+
+class StrictModel(BaseModel):
+    """Base of every input model (specs, stacks, models, plans, sweeps, measurement rows): no NaN
+    or infinity, no boolean where a number is expected, no integer beyond ``MAX_EXACT_INT``."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        return strict_number(cls, info.field_name, v)
 
 
 def spreadsheet_safe(df):

@@ -72,6 +72,22 @@ def _finite(x: float, original: object) -> float:
     return x
 
 
+FIELD_UNITS = (("_Bps", "B/s"), ("_bytes", "B"), ("_Hz", "Hz"), ("_pJ", "pJ"), ("_mm2", "mm²"), ("_W", "W"),
+               ("_J", "J"), ("_s", "s"))
+"""Field-name suffix -> SI unit: units live in field and column names (``bandwidth_Bps``)."""
+
+
+def split_unit(name: str) -> tuple[str, str]:
+    """(stem, unit) of a field or column name: ``chip.hbm.bandwidth_Bps`` -> (``chip.hbm.bandwidth``,
+    "B/s"); (name, "") without a unit suffix. A rate such as ``tokens_per_s`` carries none."""
+    name = str(name)
+    if not name.endswith("_per_s"):
+        for suffix, unit in FIELD_UNITS:
+            if name.endswith(suffix):
+                return name[: -len(suffix)], unit
+    return name, ""
+
+
 def unit_pattern(kind: str) -> str:
     """A regular expression of the strings ``parse`` accepts for ``kind`` (for JSON Schema)."""
     alts = sorted({re.escape(p + sym) for sym, (_, prefixes) in _UNITS[kind].items() for p in prefixes},

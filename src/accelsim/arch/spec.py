@@ -9,12 +9,11 @@ becomes its description (and the reference docs). Units are SI and named in the 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from ..configio import strict_number
-
+from ..configio import StrictModel
 from ..units import Bytes, BytesPerSecond, Hertz, Seconds, SquareMeters, Watts
 
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp6", "fp4")
@@ -24,16 +23,11 @@ DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp6", "fp4")
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp6", "fp4"]
 
 
-class Spec(BaseModel):
+class Spec(StrictModel):
     """Base of all spec models: frozen, strict about unknown fields, docstrings as descriptions."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
-                              validate_default=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_boolean_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        return strict_number(cls, info.field_name, v)
+                              validate_default=True)
 
 
 def _positive_rates(table: dict[str, float], what: str) -> dict[str, float]:

@@ -12,32 +12,23 @@ from typing import Any
 
 import click
 
-KINDS = ("system", "model", "stack", "sweep", "recipe")
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
+_MODELS = {"system": ("..arch.spec", "SystemSpec"), "model": ("..workload.model", "ModelConfig"),
+           "stack": ("..stack.spec", "Stack"), "sweep": ("..sweep.space", "DesignSpace"),
+           "recipe": ("..compress.recipes", "Compression")}
+"""Kind -> (module, pydantic model) of each input language (imported when asked for)."""
+KINDS = tuple(_MODELS)
+
+
 def _model(kind: str):
-    if kind == "system":
-        from ..arch.spec import SystemSpec
+    import importlib
 
-        return SystemSpec
-    if kind == "model":
-        from ..workload.model import ModelConfig
-
-        return ModelConfig
-    if kind == "stack":
-        from ..stack.spec import Stack
-
-        return Stack
-    if kind == "sweep":
-        from ..sweep.space import DesignSpace
-
-        return DesignSpace
-    if kind == "recipe":
-        from ..compress.recipes import Compression
-
-        return Compression
-    raise click.BadParameter(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    if kind not in _MODELS:
+        raise click.BadParameter(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    module, name = _MODELS[kind]
+    return getattr(importlib.import_module(module, __package__), name)
 
 
 def input_schema(kind: str) -> dict[str, Any]:
@@ -67,16 +58,14 @@ def input_schema(kind: str) -> dict[str, Any]:
     return {"$schema": DRAFT, "$id": f"https://accelsim.dev/schema/{kind}.schema.json", **schema}
 
 
-UNITS = (("_Bps", "B/s"), ("_bytes", "B"), ("_Hz", "Hz"), ("_pJ", "pJ"), ("_mm2", "mm²"), ("_W", "W"),
-         ("_J", "J"), ("_s", "s"))
-"""Field-name suffix -> SI unit (units live in field names; strings such as "2.4 GHz" parse)."""
-
 TITLES = {"system": "System and chip YAML", "model": "Model YAML", "stack": "Software stack YAML",
           "sweep": "Sweep (design space) YAML", "recipe": "Compression recipe YAML"}
 
 
 def _unit(name: str) -> str:
-    return next((u for suffix, u in UNITS if name.endswith(suffix)), "")
+    from ..units import split_unit
+
+    return split_unit(name)[1]
 
 
 def _type(node: dict[str, Any]) -> str:

@@ -70,7 +70,7 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _history_png(hist: pd.DataFrame, runs: pd.DataFrame, flagged: pd.DataFrame, config: str) -> str:
+def _history_png(hist: pd.DataFrame, runs: pd.DataFrame, flagged: pd.DataFrame) -> str:
     """MAPE per kind over the runs of one configuration (regressions circled)."""
     from matplotlib.figure import Figure
 
@@ -85,8 +85,7 @@ def _history_png(hist: pd.DataFrame, runs: pd.DataFrame, flagged: pd.DataFrame, 
                    label="regression", zorder=5)
     ax.set_xlabel("run id")
     ax.set_ylabel("MAPE (%)")
-    files, fidelity, *rest = config.split(" | ")
-    ax.set_title(f"MAPE per kind: {files[:48]} ({fidelity}, {', '.join(rest[1:2])})", fontsize=9)
+    ax.set_title(f"MAPE per kind, {len(runs)} run(s) of one configuration (named below)", fontsize=9)
     ax.set_ylim(bottom=0)
     if len(runs) <= 20:
         ax.set_xticks(sorted(int(i) for i in runs["id"]))
@@ -144,8 +143,8 @@ def render(db_path: str | Path, threshold: float = track.DEFAULT_THRESHOLD_PP) -
                            "configs": []}
     if runs.empty:
         return _environment().get_template(_TEMPLATE).render(**ctx)
-    hist = track.history(db_path)
-    flagged = track.regressions(db_path, threshold)
+    hist = track.history(db_path, runs)
+    flagged = track.regressions(db_path, threshold, hist)
     last = runs.iloc[-1]
     run_id = int(last["id"])
     rows = track.latest_rows(db_path, run_id)
@@ -173,7 +172,7 @@ def render(db_path: str | Path, threshold: float = track.DEFAULT_THRESHOLD_PP) -
     for config, g in runs.groupby("config", sort=False):
         ids = set(g["id"])
         ctx["configs"].append({"key": config, "runs": len(g), "png": Markup(_history_png(
-            hist[hist["run_id"].isin(ids)], g, flagged[flagged["run_id"].isin(ids)], config))})
+            hist[hist["run_id"].isin(ids)], g, flagged[flagged["run_id"].isin(ids)]))})
     ctx["scatter"] = Markup(_scatter_png(rows, run_id))
     kinds = sorted(hist["kind"].unique())
     piv = hist.pivot(index="run_id", columns="kind", values="mape") if len(hist) else pd.DataFrame()

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError, MeasurementError
-from ..configio import MAX_TABLE_BYTES, check_regular_file, strict_number
+from ..configio import MAX_TABLE_BYTES, StrictModel, check_regular_file
 
 KERNEL_KINDS = ("gemm", "softmax", "layernorm", "rmsnorm", "gelu", "silu_mul", "add", "copy")
 """Single-kernel rows."""
@@ -78,15 +78,10 @@ without ``batch`` or ``concurrency`` loads, and is skipped when predicted: the l
 measured at is unknown)."""
 
 
-class MeasurementRow(BaseModel):
+class MeasurementRow(StrictModel):
     """One measured case (see SCHEMA.md). Empty cells are None."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _exact_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        return strict_number(cls, info.field_name, v)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     id: str = Field(min_length=1)
     """Unique row id."""

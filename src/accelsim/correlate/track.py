@@ -357,14 +357,14 @@ def configuration(files: list, meta: Mapping[str, Any]) -> str:
     return " | ".join(parts)
 
 
-def history(db_path: str | Path) -> pd.DataFrame:
+def history(db_path: str | Path, run_table: pd.DataFrame | None = None) -> pd.DataFrame:
     """MAPE per kind per run, oldest first: run_id, timestamp, label, config (the run's
     ``configuration``), kind, n, mape, median_ape, max_ape (fractions), bias (geometric mean of
-    p / m); one row per run and kind."""
+    p / m); one row per run and kind. ``run_table``: ``runs(db_path)`` if the caller has it."""
     h = _query(db_path, "SELECT r.id AS run_id, r.timestamp, r.label, k.kind, k.n, k.mape, k.median_ape, "
                         "k.max_ape, k.bias FROM kind_stats k JOIN runs r ON r.id = k.run_id "
                         "ORDER BY r.id, k.kind")
-    configs = runs(db_path).set_index("id")["config"]
+    configs = (runs(db_path) if run_table is None else run_table).set_index("id")["config"]
     h.insert(3, "config", h["run_id"].map(configs))
     return h
 
@@ -386,12 +386,14 @@ def latest_rows(db_path: str | Path, run_id: int | None = None) -> pd.DataFrame:
     return df
 
 
-def regressions(db_path: str | Path, threshold: float = DEFAULT_THRESHOLD_PP) -> pd.DataFrame:
+def regressions(db_path: str | Path, threshold: float = DEFAULT_THRESHOLD_PP,
+                hist: pd.DataFrame | None = None) -> pd.DataFrame:
     """Runs where a kind's MAPE grew by more than ``threshold`` percentage points over the previous
     run of the same configuration (files, fidelity, mode, calibration, stacks) that measured
     that kind: run_id, prev_run_id, label, config, kind, mape, prev_mape (fractions), delta_pp
-    (percentage points). A run of another configuration is never its baseline."""
-    h = history(db_path).dropna(subset=["mape"])
+    (percentage points). A run of another configuration is never its baseline. ``hist``:
+    ``history(db_path)`` if the caller has it."""
+    h = (history(db_path) if hist is None else hist).dropna(subset=["mape"])
     out = []
     for (config, kind), g in h.groupby(["config", "kind"], sort=True):
         g = g.sort_values("run_id")

@@ -60,11 +60,12 @@ MAX_CANDIDATES = (TILE_SIZES.size + 1) ** 2 * SPLITS.size * 3
 
 RESULT_FIELDS = ("time_s", "compute_s", "hbm_s", "shared_s", "hbm_bytes", "core_bytes",
                  "tile_m", "tile_n", "split_k", "order", "waves", "active_cores", "fill_s",
-                 "k_chunk", "slots", "in_flight", "a_hbm_bytes", "b_hbm_bytes", "partials_shared")
+                 "k_chunk", "slots", "in_flight", "a_hbm_bytes", "b_hbm_bytes", "partials_shared", "vector_s")
 """``a_hbm_bytes`` / ``b_hbm_bytes``: each operand's HBM traffic (the rest of its core-level
 loads hit the chip-shared SRAM), which the event tier spreads over that operand's DMAs;
-``partials_shared``: 1 when the split-K partials stay in the chip-shared SRAM."""
-N_FIELDS = 19
+``partials_shared``: 1 when the split-K partials stay in the chip-shared SRAM; ``vector_s``:
+the vector engine's dequantization time."""
+N_FIELDS = len(RESULT_FIELDS)
 
 
 @njit(cache=True)
@@ -210,6 +211,7 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                     row[16] = hbm_a
                     row[17] = hbm_b
                     row[18] = 1.0 if part_shared else 0.0
+                    row[19] = vec
                     nc += 1
     best = np.full(N_FIELDS, np.inf)
     if nc == 0:

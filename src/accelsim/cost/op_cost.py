@@ -261,13 +261,9 @@ def gemm_cost(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) ->
     mapping = (f"tile {int(f['tile_m'])}x{int(f['tile_n'])}, split-K {int(f['split_k'])}, "
                f"order {('reload', 'A-resident', 'B-resident')[int(f['order'])]}, "
                f"{int(f['waves'])} wave(s) on {int(f['active_cores'])} cores")
-    vec = 0.0
-    if mm.emulate or mm.dtype_a != mm.dtype_b:
-        dq = dequant_ops(cm, mm, f["tile_m"], f["tile_n"])
-        if dq:
-            comp = compute_dtype(cm, mm)
-            vec = dq / (max(1.0, f["active_cores"]) * cm.vec_rate.get(comp, cm.vec_rate_default))
-            mapping += f", dequant {dq:.3g} vector ops"
+    vec = f["vector_s"]  # the search's dequantization time (``dequant_seconds`` per staged element)
+    if vec > 0:
+        mapping += f", dequant {dequant_ops(cm, mm, f['tile_m'], f['tile_n']):.3g} vector ops"
     return OpCost(compute_s=f["compute_s"], vector_s=vec, memory_s=max(f["hbm_s"], f["shared_s"]),
                   overhead_s=cm.tensor_overhead + f["fill_s"], hbm_bytes=f["hbm_bytes"], mapping=mapping)
 

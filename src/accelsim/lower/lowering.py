@@ -109,8 +109,8 @@ class Lowerer:
                                duration_s=self.dma_lat, nbytes=nbytes, weight=hbm_fraction, acquire=acquire))
         return out
 
-    def store(self, op: int, core: int, nbytes: float, deps) -> list[int]:
-        return self.load(op, core, nbytes, deps, cat=CAT_DMA_OUT)
+    def store(self, op: int, core: int, nbytes: float, deps, hbm_fraction: float = 1.0) -> list[int]:
+        return self.load(op, core, nbytes, deps, hbm_fraction, cat=CAT_DMA_OUT)
 
     def vec_time(self, ops: float, dtype: str) -> float:
         return ops / (self.cm.vec_rate.get(dtype, self.cm.vec_rate_default))
@@ -253,7 +253,7 @@ class Lowerer:
                 ev = b.task(BUSY, CAT_VECTOR, oid, [prev_pass], resource=self.vector[c],
                             duration_s=self.vec_time(elems, "fp32"))
                 if split > 1:
-                    outs = self.load(oid, c, elems * 4.0, [ev], h_part, cat=CAT_DMA_OUT)
+                    outs = self.store(oid, c, elems * 4.0, [ev], h_part)
                     for g in grp:
                         partials.setdefault((g[0], g[1], g[2]), []).append((outs, c))
                 else:

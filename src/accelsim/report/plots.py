@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..lower.schedule import CATEGORY_NAMES
-from .trace import ENGINE, OVERHEAD, track_layout
+from .trace import ENGINE, ENGINE_CLASSES, OVERHEAD, track_layout
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -46,9 +46,6 @@ def _time_unit(span: float) -> tuple[float, str]:
     if span >= 1e-3:
         return 1e3, "ms"
     return 1e6, "us"
-
-
-TIMELINE_CLASSES = ("tensor", "vector", "scalar", "dma", "link", "overhead")
 
 
 def timeline_figure(result: "SimResult", max_tracks: int = 40, bins: int = 200, detail: str = "class") -> "Figure":
@@ -101,7 +98,7 @@ def timeline_figure(result: "SimResult", max_tracks: int = 40, bins: int = 200, 
         cls_of = [s.res_class[t.resource] if t.kind == ENGINE else "overhead" for t in tracks]
         used_idx = np.flatnonzero(used)
         keys = sorted({((tracks[i].chip if multi_chip else 0), cls_of[i]) for i in used_idx},
-                      key=lambda k: (k[0], TIMELINE_CLASSES.index(k[1]) if k[1] in TIMELINE_CLASSES else 99, k[1]))
+                      key=lambda k: (k[0], ENGINE_CLASSES.index(k[1]) if k[1] in ENGINE_CLASSES else 99, k[1]))
         index = {k: len(op_rows) + n for n, k in enumerate(keys)}
         row_of_track[:] = -1
         count = {k: 0 for k in keys}

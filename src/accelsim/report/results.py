@@ -54,14 +54,13 @@ class Results:
         what, how = self._headline()
         s = self.summary
         err = s.get("expected_error") or {}
-        band = f"&plusmn;{100 * err['relative']:.0f} %" if err.get("relative") else ""
+        band = f"\u00b1{100 * err['relative']:.0f} %" if err.get("relative") else ""
         cells = [("latency", f"{fmt(s['latency_s'], 's')} {band}"), ("tokens/s", f"{s['tokens_per_s']:,.1f}"),
                  ("MFU", f"{100 * s['mfu']:.1f} %"), ("HBM BW used", f"{100 * s['hbm_bandwidth_utilization']:.1f} %"),
                  ("memory/chip", f"{fmt(s['memory_bytes_per_chip'], 'B', binary=True)} of "
                                  f"{fmt(s['hbm_capacity_bytes'], 'B', binary=True)}")]
         card = "".join(f"<td style='padding:2px 12px'><div style='color:#57606a;font-size:11px'>{escape(k)}</div>"
-                       f"<div style='font-size:15px;font-weight:600'>{escape(v).replace('&amp;plusmn;', '&plusmn;')}"
-                       f"</div></td>" for k, v in cells)
+                       f"<div style='font-size:15px;font-weight:600'>{escape(v)}</div></td>" for k, v in cells)
         top = self.top_ops(8).assign(time=lambda d: d["time_s"].map(lambda t: fmt(t, "s")),
                                      share=lambda d: (100 * d["share"]).map("{:.1f} %".format))
         table = top[["count", "time", "share", "bound"]].to_html(escape=True, border=0)

@@ -157,16 +157,27 @@ def _task_chips(result: SimResult) -> np.ndarray:
     return chip
 
 
+ENGINE_CLASSES = ("tensor", "vector", "scalar", "dma", "link", "overhead")
+"""Engine classes in display order (resource-less tasks are "overhead")."""
+
+
+def group_spans(result: SimResult, tasks: np.ndarray, key: np.ndarray):
+    """Group ``tasks`` by ``key`` (one int per task): (unique keys, each task's group, the
+    first start and the last end of each group)."""
+    keys, inv = np.unique(key, return_inverse=True)
+    start = np.full(keys.size, np.inf)
+    end = np.full(keys.size, -np.inf)
+    np.minimum.at(start, inv, result.start_s[tasks])
+    np.maximum.at(end, inv, result.end_s[tasks])
+    return keys, inv, start, end
+
+
 def op_spans(result: SimResult, chip: np.ndarray, nchip: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keys ``op * nchip + chip`` of every (op, chip) pair with tasks, and the first start and
     last end of those tasks."""
     s = result.schedule
     with_op = np.flatnonzero(s.op >= 0)
-    keys, inv = np.unique(s.op[with_op].astype(np.int64) * nchip + chip[with_op], return_inverse=True)
-    start = np.full(keys.size, np.inf)
-    end = np.full(keys.size, -np.inf)
-    np.minimum.at(start, inv, result.start_s[with_op])
-    np.maximum.at(end, inv, result.end_s[with_op])
+    keys, _, start, end = group_spans(result, with_op, s.op[with_op].astype(np.int64) * nchip + chip[with_op])
     return keys, start, end
 
 
@@ -364,12 +375,10 @@ def chrome_trace(result: SimResult, system_name: str = "", max_tasks: int | None
     for tr in lay.tracks:
         events.extend(tr.render())
     events.extend(e.render() for e in slices)
+    drawn = slice(None) if op_keep is None else op_keep  # the op slices in the trace
     where = {(int(o), int(c)): (int(c) + 1, int(t), float(a), float(b))
-             for o, c, t, a, b in zip(lay.op_op[op_keep] if op_keep is not None else lay.op_op,
-                                      lay.op_chip[op_keep] if op_keep is not None else lay.op_chip,
-                                      lay.op_tid[op_keep] if op_keep is not None else lay.op_tid,
-                                      _us(lay.op_start_s if op_keep is None else lay.op_start_s[op_keep]),
-                                      _us(lay.op_end_s if op_keep is None else lay.op_end_s[op_keep]))}
+             for o, c, t, a, b in zip(lay.op_op[drawn], lay.op_chip[drawn], lay.op_tid[drawn],
+                                      _us(lay.op_start_s[drawn]), _us(lay.op_end_s[drawn]))}
     events.extend(op_flows(result, lay.task_chip, where))
     from ..version import __version__
 

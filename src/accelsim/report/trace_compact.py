@@ -25,10 +25,8 @@ from typing import Any
 import numpy as np
 
 from ..sim.result import SimResult
-from .trace import (Process, Slice, Track, _num, _task_chips, _us, chrome_trace, op_flows, op_spans,
-                    partition_intervals)
-
-CLASSES = ("tensor", "vector", "scalar", "dma", "link", "overhead")
+from .trace import (ENGINE_CLASSES as CLASSES, Process, Slice, Track, _num, _task_chips, _us, chrome_trace,
+                    group_spans, op_flows, op_spans, partition_intervals)
 
 
 def compact_trace(result: SimResult, system_name: str = "",
@@ -45,19 +43,16 @@ def compact_trace(result: SimResult, system_name: str = "",
     # (op, chip, class) groups
     with_op = np.flatnonzero(s.op >= 0)
     gkey = (s.op[with_op].astype(np.int64) * nchip + chip[with_op]) * len(CLASSES) + cls[with_op]
-    gkeys, ginv = np.unique(gkey, return_inverse=True)
-    g_start = np.full(gkeys.size, np.inf)
-    g_end = np.full(gkeys.size, -np.inf)
-    np.minimum.at(g_start, ginv, result.start_s[with_op])
-    np.maximum.at(g_end, ginv, result.end_s[with_op])
+    gkeys, ginv, g_start, g_end = group_spans(result, with_op, gkey)
     dur = (result.end_s - result.start_s)[with_op]
     busy = np.bincount(ginv, dur, minlength=gkeys.size)
     ntask = np.bincount(ginv, minlength=gkeys.size)
     nbytes = np.bincount(ginv, s.nbytes[with_op], minlength=gkeys.size)
     flops = np.bincount(ginv, s.flops[with_op], minlength=gkeys.size)
-    server = s.resource[with_op].astype(np.int64) * 4096 + np.maximum(result.lane[with_op], 0) + 4096
-    pairs = np.unique(ginv.astype(np.int64) * (int(server.max(initial=0)) + 1) + server)
-    servers = np.bincount(pairs // (int(server.max(initial=0)) + 1), minlength=gkeys.size)
+    # servers used: distinct (resource, lane) pairs per group (resource-less tasks count as one)
+    used = np.unique(np.stack([ginv.astype(np.int64), s.resource[with_op].astype(np.int64),
+                               result.lane[with_op].astype(np.int64)]), axis=1)
+    servers = np.bincount(used[0], minlength=gkeys.size)
     g_op, g_rest = gkeys // len(CLASSES), gkeys % len(CLASSES)
     g_opnum, g_chip = g_op // nchip, g_op % nchip
 

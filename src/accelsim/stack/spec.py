@@ -18,23 +18,16 @@ Frozen pydantic models, ``extra="forbid"``, SI units in field names, unit string
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from ..configio import strict_number
-
+from ..configio import StrictModel
 from ..units import Bytes, Seconds
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, validate_default=True,
-                              allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_boolean_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        return strict_number(cls, info.field_name, v)
+class _Spec(StrictModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, validate_default=True)
 
 
 class Protocol(_Spec):

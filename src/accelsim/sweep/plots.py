@@ -12,6 +12,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from ..units import fmt as _fmt_si, split_unit
 from .analysis import _objectives, eligible, pareto_front
 
 
@@ -177,37 +178,29 @@ def _key(v: Any) -> tuple:
     return (0, float(v), "") if isinstance(v, (int, float, np.integer, np.floating)) else (1, 0.0, str(v))
 
 
-_UNITS = (("_Bps", "B/s"), ("_bytes", "B"), ("_Hz", "Hz"), ("_W", "W"), ("_J", "J"), ("_s", "s"))
 _NAMES = {"latency_s": "latency", "tokens_per_s": "tokens/s", "energy_per_token_J": "energy per token",
-          "area_mm2": "area (mm²)", "power_W": "power", "sqnr_db": "SQNR proxy (dB)",
+          "area_mm2": "area", "power_W": "power", "sqnr_db": "SQNR proxy (dB)",
           "sqnr_plot_db": "SQNR proxy (dB; unquantized placed 10 dB right of the best)"}
 
 
 def _unit(name: str) -> str:
-    if name in ("tokens_per_s",):
-        return ""
-    return next((u for suffix, u in _UNITS if str(name).endswith(suffix)), "")
+    return split_unit(name)[1]
 
 
 def _axis_name(name: str) -> str:
     """A column name with its unit spelt out: ``chip.hbm.bandwidth_Bps`` -> ``chip.hbm.bandwidth (B/s)``."""
-    if name in _NAMES:
-        unit = _unit(name)
-        return f"{_NAMES[name]} ({unit})" if unit else _NAMES[name]
-    unit = _unit(name)
-    if not unit:
-        return str(name)
-    suffix = next(sfx for sfx, u in _UNITS if str(name).endswith(sfx))
-    return f"{str(name)[: -len(suffix)]} ({unit})"
+    stem, unit = split_unit(name)
+    stem = _NAMES.get(str(name), stem)
+    return f"{stem} ({unit})" if unit else stem
 
 
 def _label(v: Any, name: str = "") -> str:
     """A value in engineering units when its column carries one ("1.5 TB/s", "24 MiB")."""
     unit = _unit(name)
     if unit and isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v):
-        from ..units import fmt
-
-        return fmt(float(v), unit, binary=unit == "B")
+        if unit in ("mm²", "pJ"):  # already scaled in the name: no SI prefix on top
+            return f"{float(v):.3g} {unit}"
+        return _fmt_si(float(v), unit, binary=unit == "B")
     if isinstance(v, (float, np.floating)):
         return f"{v:.3g}"
     return str(v)

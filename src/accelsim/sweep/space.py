@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ..arch.presets import load_raw
 from ..arch.spec import SystemSpec
-from ..configio import load_yaml, strict_number, validate
+from ..configio import StrictModel, load_yaml, validate
 from ..errors import ConfigError
 from ..units import parse
 from .derived import CostModel
@@ -82,16 +82,11 @@ def _json_default(x: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-class Range(BaseModel):
+class Range(StrictModel):
     """A numeric range for one axis. ``random`` and ``lhs`` draw from it continuously (log-uniform
     with ``log``); ``grid`` and ``zip`` expand it to ``num`` values."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_boolean_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        return strict_number(cls, info.field_name, v)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     low: int | float | str
     """Lower end (a number or a unit string such as "12 MiB")."""
@@ -189,15 +184,10 @@ class Constraints(BaseModel):
         return [k for k, _, _ in self.bounds() if k.split(".", 1)[0] in SYSTEM_ROOTS]
 
 
-class WorkloadSpec(BaseModel):
+class WorkloadSpec(StrictModel):
     """The base workload of a sweep; any field can be an axis as ``workload.<field>``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_boolean_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        return strict_number(cls, info.field_name, v)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str
     """Model preset name, YAML path or Hugging Face config.json (relative to the sweep file)."""

@@ -17,28 +17,22 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from ..configio import strict_number
 from pydantic_core import PydanticCustomError
 
 from ..compress.formats import DTYPE_BYTES
-from ..configio import suggest
+from ..configio import StrictModel, suggest
 from ..errors import WorkloadError
 
 TRANSFORMER_FAMILIES = ("decoder", "encoder")
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(StrictModel):
     """The architecture of one model. Sizes are of the whole (unsharded) model."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
-                              validate_default=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_boolean_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        return strict_number(cls, info.field_name, v)
+                              validate_default=True)
 
     name: str
     """Model name (the preset name for presets)."""

@@ -336,10 +336,9 @@ class FlashAttention(Op):
         q, kv, w = self.q_len, self.kv_len, self.window
         if w and (self.causal or q == 1):
             # sum over the queries' positions n = kv - q + 1 .. kv of min(n, w)
-            lo, hi = max(1, kv - q + 1), kv
-            below = max(0, min(hi, w) - lo + 1)  # positions n <= w see n keys
-            first = lo
-            visible = below * (first + first + below - 1) / 2 + (q - below) * w
+            lo = max(1, kv - q + 1)
+            below = max(0, min(kv, w) - lo + 1)  # positions n <= w see n keys, the rest w
+            visible = below * (2 * lo + below - 1) / 2 + (q - below) * w
             return full * visible / (q * kv)
         if w:
             return full * min(kv, w) / kv

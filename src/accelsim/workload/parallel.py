@@ -50,17 +50,16 @@ from __future__ import annotations
 import operator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from ..configio import strict_number
 from pydantic_core import PydanticCustomError
 
-from ..configio import validation_problems
+from ..configio import StrictModel, validation_problems
 from ..errors import WorkloadError
 from .model import ModelConfig
 
 
-class ParallelPlan(BaseModel):
+class ParallelPlan(StrictModel):
     """How one training step is parallelised. Immutable; invalid values raise WorkloadError.
 
     Model-independent checks run when the plan is made; ``check(model, global_batch,
@@ -68,12 +67,7 @@ class ParallelPlan(BaseModel):
     call it)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
-                              validate_default=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_boolean_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        return strict_number(cls, info.field_name, v)
+                              validate_default=True)
 
     tp: int = Field(1, ge=1)
     """Tensor-parallel degree (Megatron column/row-parallel GEMMs), counted in chips, or in
