@@ -11,7 +11,7 @@ from .arch.presets import load_system
 from .arch.spec import SystemSpec
 from .errors import WorkloadError
 from .report.results import Results, build_results
-from .sim.analytical import evaluate_arrays
+from .sim.analytical import evaluate_slots
 from .sim.event import CATEGORY_TO_BOUND
 from .sim.event import simulate as simulate_graph
 from .stack.realize import calibration_kind, dropped_stack_costs, realize
@@ -72,7 +72,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     from .stack.realize import step_cost_s
 
     step_s = step_cost_s(st, graph.meta.batch)
-    results = build_results(graph, spec, evaluate_arrays(graph, spec, st.collectives if st else None), step_s)
+    results = build_results(graph, spec, evaluate_slots(graph, spec, st.collectives if st else None), step_s)
     if fidelity == "event":
         add_event(results, simulate_graph(graph, spec, st.collectives if st else None), step_s)
     from .analysis.energy import add_energy

@@ -191,11 +191,12 @@ def _mac_price(table: dict[str, float], dtype: str) -> float:
 def op_energy_terms(ops: list, system: SystemSpec, hbm_bytes: np.ndarray, link_bytes: np.ndarray,
                     table: Energy | None = None) -> dict[str, np.ndarray]:
     """Per-op energy (J, one chip) by component: mac, vector, sram, hbm, link."""
-    from ..cost.op_cost import ChipModel, compute_dtype, dequant_ops, gemm_mapping, sparse_factor
+    from ..cost.op_cost import compute_dtype, dequant_ops, gemm_mapping, sparse_factor
+    from ..sim.analytical import chip_model
     from ..workload.ops import FlashAttention, MatMul
 
     e = table or energy_table(system)
-    cm = ChipModel(system)
+    cm = chip_model(system)
     n = len(ops)
     mac, vec, sram = np.zeros(n), np.zeros(n), np.zeros(n)
     cache: dict = {}
@@ -241,14 +242,17 @@ def add_energy(results) -> None:
     """Add energy columns (``energy_J`` per op, one chip) and summary entries to an inference
     ``Results`` (``evaluate``)."""
     s = results.summary
-    ops = results.graph.ops()
     table = energy_table(results.system)
-    df = results.ops
-    terms = op_energy_terms(ops, results.system, df["hbm_bytes"].to_numpy(float), df["link_bytes"].to_numpy(float),
-                            table)
-    df["energy_J"] = sum(terms.values())
+    if results.slot_columns is not None:  # per stored op, weighted by the ops each stands for
+        ops, count, _ = results.graph.slots()
+        cols = results.slot_columns
+    else:
+        ops, count, cols = results.graph.ops(), 1.0, results.ops
+    terms = op_energy_terms(ops, results.system, np.asarray(cols["hbm_bytes"], float),
+                            np.asarray(cols["link_bytes"], float), table)
+    results.add_column("energy_J", sum(terms.values()))
     tokens = s["tokens_per_s"] * s["latency_s"]
-    s.update(energy_summary(terms, s["latency_s"], s["chips"], tokens, table.static_W))
+    s.update(energy_summary(terms, s["latency_s"], s["chips"], tokens, table.static_W, repeat=count))
 
 
 def describe_defaults(system: SystemSpec) -> dict[str, Any]:

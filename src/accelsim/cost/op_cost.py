@@ -117,6 +117,8 @@ class ChipModel:
         self.tensor_overhead = self.overhead + cal.tensor_launch_overhead_s
         self.vector_overhead = self.overhead + cal.vector_launch_overhead_s
         self._mappings: dict[tuple, dict[str, float]] = {}
+        self.costs: dict = {}
+        """Op costs on this chip model, kept by the analytical tier across evaluations."""
 
     def tensor_eff(self, dtype: str) -> float:
         """Achievable fraction of the tensor peak for GEMMs computed in ``dtype``."""
@@ -247,6 +249,8 @@ def gemm_mapping(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None)
                     cm.sram, cm.acc,
                     cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues), float(cm.multicast),
                     dq_b, dq_a)
+    if len(cm._mappings) > 20_000:
+        cm._mappings.clear()
     if not math.isfinite(r[0]):
         raise LoweringError(f"{mm.name or 'matmul'} ({mm.m}x{mm.n}x{mm.k}): no tile fits the "
                             f"{cm.sram:.0f}-byte core SRAM of {cm.system.chip.name}")

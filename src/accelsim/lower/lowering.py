@@ -119,14 +119,16 @@ class Lowerer:
     def lower_graph(self, graph: WorkloadGraph) -> Schedule:
         ops = graph.ops()
         join_of: dict[str, int] = {}
-        g = graph.g
+        preds_of: dict[str, list[str]] = {}
+        for a, b in graph.edges():
+            preds_of.setdefault(b, []).append(a)
         from tqdm.auto import tqdm
 
         # a progress bar where someone watches (a terminal or a notebook) a large graph lower
         for o in tqdm(ops, desc="event tier: lowering", unit="op", leave=False,
                       disable=None if len(ops) > 200 else True):
             oid = self.b.op(o.name, o.role, o.kind)
-            preds = [join_of[p] for p in g.predecessors(o.name)]
+            preds = [join_of[p] for p in preds_of.get(o.name, ())]
             start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=self.launch[o.engine])
             ends = self.lower_op(o, oid, start)
             join_of[o.name] = self.b.task(DELAY, CAT_OVERHEAD, oid, ends, duration_s=0.0)

@@ -3,31 +3,57 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..arch.spec import SystemSpec
 from ..units import fmt
-from ..workload.graph import WorkloadGraph
+from ..workload.graph import Block, WorkloadGraph
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BOUNDS = ("compute", "memory", "vector", "interconnect", "overhead")
 
 
-@dataclass
 class Results:
-    """What one evaluation produced. ``ops`` has one row per op (one chip's share)."""
+    """What one evaluation produced: ``summary``, and ``ops`` with one row per op (one chip's
+    share; built on first use from the per-stored-op columns of ``slot_columns``)."""
 
-    system: SystemSpec
-    graph: WorkloadGraph
-    ops: pd.DataFrame
-    summary: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
-    event: Any = None
-    """The EventRun (schedule, engine result, attribution) when fidelity is "event"."""
+    def __init__(self, system: SystemSpec, graph: WorkloadGraph, ops: pd.DataFrame | None = None,
+                 summary: dict[str, Any] | None = None, warnings: list[str] | None = None, event: Any = None,
+                 slot_columns: dict[str, np.ndarray] | None = None):
+        self.system = system
+        self.graph = graph
+        self.summary = summary if summary is not None else {}
+        self.warnings = warnings if warnings is not None else []
+        self.event = event
+        """The EventRun (schedule, engine result, attribution) when fidelity is "event"."""
+        self.slot_columns = slot_columns
+        """Op-table columns per stored op of ``graph.slots()``, expanded into ``ops`` on use."""
+        self._ops = ops
+
+    @property
+    def ops(self) -> pd.DataFrame:
+        if self._ops is None:
+            self._ops = _op_table(self.graph, self.slot_columns or {})
+        return self._ops
+
+    @ops.setter
+    def ops(self, df: pd.DataFrame) -> None:
+        self._ops = df
+
+    def add_column(self, name: str, values: np.ndarray) -> None:
+        """Add an op-table column, given per stored op when the results have ``slot_columns``
+        (else per op)."""
+        if self.slot_columns is None:
+            self.ops[name] = values
+            return
+        self.slot_columns[name] = values
+        if self._ops is not None:
+            self._ops[name] = values[self.graph.slots()[2]]
 
     def to_json(self) -> str:
         return json.dumps(self.summary, indent=2, default=_plain)
@@ -161,36 +187,52 @@ def _systems_with(system: SystemSpec, chips: int) -> str:
     return f" (e.g. {', '.join(names)})" if names else ""
 
 
+OP_COLUMNS = ("hbm_bytes", "link_bytes", "compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s")
+
+
+def _op_table(graph: WorkloadGraph, cols: dict[str, np.ndarray]) -> pd.DataFrame:
+    import pandas as pd
+
+    ops = graph.ops()
+    index = graph.slots()[2]
+    df = pd.DataFrame({"name": [o.name for o in ops], "layer": [o.layer for o in ops],
+                       "role": [o.role for o in ops], "kind": [o.kind for o in ops],
+                       "engine": [o.engine for o in ops]})
+    for k, v in cols.items():
+        df[k] = v[index]
+    return df
+
+
 def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np.ndarray],
                   step_overhead_s: float = 0.0) -> Results:
-    """Assemble the per-op table and the summary from ``evaluate_arrays`` output;
-    ``step_overhead_s`` is a fixed cost per step outside the ops (the software stack's, see
-    ``stack.realize.step_cost_s``), added to the latency as overhead."""
-    ops = graph.ops()
+    """Assemble the summary (and the per-op table, built when first asked for) from
+    ``evaluate_slots`` output (per stored op, with ``count``) or ``evaluate_arrays`` output
+    (per op); ``step_overhead_s`` is a fixed cost per step outside the ops (the software
+    stack's, see ``stack.realize.step_cost_s``), added to the latency as overhead."""
+    if "count" in arrays:
+        ops, count = graph.slots()[:2]
+    else:  # one entry per op in program order: a flat view of the graph
+        graph = WorkloadGraph.from_blocks(graph.meta, [Block(tuple(graph.ops()), tuple(graph.edges()))])
+        ops, count = graph.ops(), np.ones(len(graph), dtype=np.int64)
     meta = graph.meta
-    per_op: dict = {}
-    for o in ops:  # identical ops share their formulas' results
-        if o not in per_op:
-            per_op[o] = (o.flops(), o.bytes())
-    fb = np.array([per_op[o] for o in ops], dtype=float).reshape(len(ops), 2)
+    fb = np.array([(o.flops(), o.bytes()) for o in ops], dtype=float).reshape(len(ops), 2)
     flops, hbm = fb[:, 0], arrays["hbm_bytes"]
     time_s = arrays["time_s"]
     peak = system.chip.peak_flops(meta.dtype) or system.chip.peak_flops("bf16")
-    cols = {
-        "name": [o.name for o in ops], "layer": [o.layer for o in ops], "role": [o.role for o in ops],
-        "kind": [o.kind for o in ops], "engine": [o.engine for o in ops], "flops": flops, "bytes": fb[:, 1],
-    }
-    for k in ("hbm_bytes", "link_bytes", "compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s"):
+    cols = {"flops": flops, "bytes": fb[:, 1]}
+    for k in OP_COLUMNS:
         cols[k] = arrays[k]
     cols["intensity"] = np.divide(flops, hbm, out=np.zeros(len(ops)), where=hbm > 0)
     cols["bound"] = arrays["bound"]
     cols["utilization"] = np.divide(flops, time_s * peak, out=np.zeros(len(ops)), where=time_s > 0)
     cols["mapping"] = arrays["mapping"]
-    df = pd.DataFrame(cols)
 
-    latency = float(time_s.sum()) + step_overhead_s
+    weighted = time_s * count
+    latency = float(weighted.sum()) + step_overhead_s
+    total_flops = float(flops @ count)
+    total_hbm = float(hbm @ count)
     chips = meta.tp
-    by_bound = {b: float(time_s[arrays["bound"] == b].sum()) for b in BOUNDS}
+    by_bound = {b: float(weighted[arrays["bound"] == b].sum()) for b in BOUNDS}
     by_bound["overhead"] = by_bound.get("overhead", 0.0) + step_overhead_s
     mem = meta.weight_bytes_per_chip + meta.kv_cache_bytes_per_chip + meta.activation_bytes_per_chip
     cap = system.chip.hbm.capacity_bytes
@@ -210,19 +252,19 @@ def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np
         "chips": chips, "dtype": meta.dtype, "attention": meta.attention,
         "latency_s": latency,
         "tokens_per_s": meta.tokens / latency if latency > 0 else 0.0,
-        "mfu": float(flops.sum()) / (latency * peak) if latency > 0 and peak > 0 else 0.0,
+        "mfu": total_flops / (latency * peak) if latency > 0 and peak > 0 else 0.0,
         "params": meta.params,
-        "flops_per_chip": float(flops.sum()),
-        "hbm_bytes_per_chip": float(hbm.sum()),
-        "hbm_bandwidth_utilization": float(hbm.sum()) / (latency * system.chip.hbm.bandwidth_Bps) if latency > 0 else 0.0,
+        "flops_per_chip": total_flops,
+        "hbm_bytes_per_chip": total_hbm,
+        "hbm_bandwidth_utilization": total_hbm / (latency * system.chip.hbm.bandwidth_Bps) if latency > 0 else 0.0,
         "memory_bytes_per_chip": mem,
         "weight_bytes_per_chip": meta.weight_bytes_per_chip,
         "kv_cache_bytes_per_chip": meta.kv_cache_bytes_per_chip,
         "hbm_capacity_bytes": cap,
         "fits_in_hbm": mem <= cap,
         "time_by_bound_s": by_bound,
-        "num_ops": len(df),
+        "num_ops": int(count.sum()),
         "fidelity": "analytical",
         "warnings": warnings,
     }
-    return Results(system=system, graph=graph, ops=df, summary=summary, warnings=warnings)
+    return Results(system=system, graph=graph, summary=summary, warnings=warnings, slot_columns=cols)

@@ -1,8 +1,10 @@
 """Analytical tier: each op costed in closed form (``costs.op_cost``); ops run one after another
 in dependency order on every chip of the tensor-parallel group, so the step time is their sum.
 
-Identical ops (same shape and dtypes, e.g. the same projection in each of 80 layers) are costed
-once per evaluation.
+Only the graph's stored ops are costed (a run of identical layers is stored once, see
+``WorkloadGraph.slots``), and identical ops (same shape and dtypes) once per chip model: the
+chip model of a system object is kept across calls, with its op costs, so a notebook that
+evaluates many design points on one system object costs each distinct op once.
 """
 
 from __future__ import annotations
@@ -11,12 +13,22 @@ import numpy as np
 
 from ..arch.spec import SystemSpec
 from ..errors import WorkloadError
+from ..memo import IdentityCache
 from ..workload.graph import WorkloadGraph
 from ..workload.ops import Op
 from ..cost.op_cost import ChipModel, OpCost, op_cost
 
 COST_FIELDS = ("compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s",
                "hbm_bytes", "link_bytes")
+MAX_CACHED_COSTS = 20_000
+"""A chip model's op-cost cache is emptied when it holds this many ops."""
+_CHIP_MODELS = IdentityCache(32)
+
+
+def chip_model(system: SystemSpec, library=None) -> ChipModel:
+    """The ChipModel of ``system`` under the collective ``library``, built once per pair of
+    objects (specs are frozen) and kept with its caches."""
+    return _CHIP_MODELS.get((system, library), lambda: ChipModel(system, library))
 
 
 def cost_ops(ops: list[Op], system: SystemSpec | ChipModel, cache: dict[Op, OpCost] | None = None,
@@ -45,13 +57,32 @@ def check_fits(graph: WorkloadGraph, system: SystemSpec) -> None:
                             f"has {system.num_chips}; pick a system with more chips or a smaller --tp")
 
 
-def evaluate_arrays(graph: WorkloadGraph, system: SystemSpec, library=None) -> dict[str, np.ndarray]:
-    """Per-op time terms as numpy arrays (keys: ``COST_FIELDS`` plus ``bound``), in the
-    graph's topological order. The cheap core of ``accelsim.evaluate`` for sweeps. ``library``:
-    the stack's collective library (None: the ideal bound)."""
+def evaluate_slots(graph: WorkloadGraph, system: SystemSpec, library=None) -> dict[str, np.ndarray]:
+    """Time terms of the graph's stored ops (``WorkloadGraph.slots``) as numpy arrays (keys:
+    ``COST_FIELDS``, ``bound``, ``mapping``), with ``count`` (ops each stands for) and
+    ``index`` (the stored op of every op in program order)."""
     check_fits(graph, system)
-    costs = cost_ops(graph.ops(), system, library=library)
-    arrays = {f: np.array([getattr(c, f) for c in costs], dtype=float) for f in COST_FIELDS}
+    ops, counts, index = graph.slots()
+    cm = chip_model(system, library)
+    if len(cm.costs) > MAX_CACHED_COSTS:
+        cm.costs.clear()
+    costs = cost_ops(ops, cm, cm.costs)
+    rows = [(c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s, c.time_s, c.hbm_bytes, c.link_bytes)
+            for c in costs]
+    table = np.array(rows, dtype=float).reshape(len(costs), len(COST_FIELDS))
+    arrays = {f: table[:, i] for i, f in enumerate(COST_FIELDS)}
     arrays["bound"] = np.array([c.bound for c in costs], dtype=object)
     arrays["mapping"] = np.array([c.mapping for c in costs], dtype=object)
+    arrays["count"] = counts
+    arrays["index"] = index
     return arrays
+
+
+def evaluate_arrays(graph: WorkloadGraph, system: SystemSpec, library=None) -> dict[str, np.ndarray]:
+    """Per-op time terms as numpy arrays (keys: ``COST_FIELDS`` plus ``bound`` and
+    ``mapping``), in the graph's program order. ``library``: the stack's collective library
+    (None: the ideal bound)."""
+    s = evaluate_slots(graph, system, library)
+    index = s.pop("index")
+    s.pop("count")
+    return {k: v[index] for k, v in s.items()}

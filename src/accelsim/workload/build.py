@@ -50,7 +50,7 @@ from typing import Any
 
 from ..configio import suggest
 from ..errors import WorkloadError
-from .graph import WorkloadGraph, WorkloadMeta
+from .graph import Block, WorkloadGraph, WorkloadMeta
 from .loaders import load_model
 from .model import ModelConfig, cnn_blocks, dtype_bytes
 from .ops import (Collective, Conv2D, Elementwise, Embedding, FlashAttention, KVCache, LayerNorm,
@@ -172,26 +172,34 @@ def _check_tp(m: ModelConfig, tp: int) -> None:
 
 
 class _Emit:
-    """Collects nodes and edges in program order; added to the graph in bulk."""
+    """Collects ops and edges in program order, in blocks (a run of identical layers is one
+    block holding its first layer); made into a graph in bulk."""
 
-    __slots__ = ("ops", "nodes", "edges")
+    __slots__ = ("ops", "edges", "blocks")
 
     def __init__(self) -> None:
         self.ops: list = []
-        self.nodes: list[tuple[str, dict]] = []
         self.edges: list[tuple[str, str]] = []
+        self.blocks: list[Block] = []
 
     def __call__(self, op, *deps: str) -> str:
         name = op.name
         self.ops.append(op)
-        self.nodes.append((name, {"op": op}))
         for d in deps:
             self.edges.append((d, name))
         return name
 
+    def close(self, layers: range | None = None) -> None:
+        """End the current block; with ``layers``, it holds layer ``layers.start`` and stands
+        for every layer of the range."""
+        if self.ops:
+            self.blocks.append(Block(tuple(self.ops), tuple(self.edges), layers))
+        self.ops, self.edges = [], []
+
     def graph(self, meta: WorkloadMeta) -> WorkloadGraph:
         # ops were emitted in a topological order (each after its dependencies)
-        return WorkloadGraph.from_ordered(meta, self.ops, self.edges)
+        self.close()
+        return WorkloadGraph.from_blocks(meta, self.blocks)
 
 
 def active_experts(num_experts: int, top_k: int, tokens: int) -> int:
@@ -242,7 +250,12 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
         m_exp = -(-T * k // n_act)
         fm = m.moe_intermediate_size // tp
         moe_slots = n_act * m_exp
-    for li in range(m.num_hidden_layers):
+    L = m.num_hidden_layers
+    dense = min(L, m.first_dense_layers) if m.is_moe else L
+    runs = [r for r in (range(0, dense), range(dense, L)) if len(r)]  # layers alike are built once
+    for run in runs:
+        e.close()
+        li = run.start
         p = f"L{li}."
         h = e(Norm(name=p + "norm_attn", layer=li, role="norm_attn", rows=T, cols=d, dtype=dt), x)
         h = e(MatMul(name=p + "qkv_proj", layer=li, role="qkv_proj", m=T, n=qkv_n, k=d, b_shared=True, **mm), h)
@@ -297,6 +310,8 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
                                  bytes_per_rank=ar_bytes, group=tp, dtype=dt), *outs)]
         x = e(Elementwise(name=p + "residual_mlp", layer=li, role="residual_mlp", fn="add", elements=T * d,
                           dtype=dt), *outs, r)
+        e.close(run)
+        x = f"L{run.stop - 1}.residual_mlp"
 
     # --- head -----------------------------------------------------------------------------
     x = e(Norm(name="final_norm", role="final_norm", rows=T, cols=d, dtype=dt), x)

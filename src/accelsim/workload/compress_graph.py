@@ -60,4 +60,4 @@ def apply_compression(recipe: Compression, graph: WorkloadGraph, num_layers: int
     if kv_scale is not None:
         upd_meta["kv_cache_bytes_per_chip"] = meta.kv_cache_bytes_per_chip * kv_scale
     meta = dataclasses.replace(meta, **upd_meta)
-    return WorkloadGraph.from_ordered(meta, new_ops, list(graph.g.edges()))
+    return WorkloadGraph.from_ordered(meta, new_ops, graph.edges())

@@ -1,0 +1,31 @@
+"""A small cache keyed by object identity, for frozen specs reused across calls (a notebook
+that evaluates many design points on one system object realizes and models it once)."""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class IdentityCache:
+    """Values keyed by the identity of a few objects. Entries hold their key objects, so an id
+    cannot be reused while its entry lives; the cache is emptied when it reaches ``size``."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._d: dict[tuple[int, ...], tuple[tuple, object]] = {}
+
+    def get(self, objs: tuple, make: Callable[[], T]) -> T:
+        key = tuple(map(id, objs))
+        hit = self._d.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], objs)):
+            return hit[1]
+        value = make()
+        if len(self._d) >= self.size:
+            self._d.clear()
+        self._d[key] = (objs, value)
+        return value
+
+    def clear(self) -> None:
+        self._d.clear()
