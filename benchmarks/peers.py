@@ -27,40 +27,40 @@ import warnings
 # Model shapes, from the Hugging Face config.json of each model card:
 #   meta-llama/Llama-2-7b-hf, meta-llama/Llama-2-70b-hf, meta-llama/Meta-Llama-3-70B.
 MODELS = {
-    "llama-2-7b": dict(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=32000),
-    "llama-2-70b": dict(hidden=8192, layers=80, heads=64, kv_heads=8, intermediate=28672, vocab=32000),
-    "llama-3-70b": dict(hidden=8192, layers=80, heads=64, kv_heads=8, intermediate=28672, vocab=128256),
+    "llama-2-7b": {"hidden": 4096, "layers": 32, "heads": 32, "kv_heads": 32, "intermediate": 11008, "vocab": 32000},
+    "llama-2-70b": {"hidden": 8192, "layers": 80, "heads": 64, "kv_heads": 8, "intermediate": 28672, "vocab": 32000},
+    "llama-3-70b": {"hidden": 8192, "layers": 80, "heads": 64, "kv_heads": 8, "intermediate": 28672, "vocab": 128256},
 }
 
 # Per-GPU figures from NVIDIA's datasheets: A100 (80 GB SXM) and H100 (SXM5) Tensor Core GPU.
 # Dense BF16 tensor TFLOPS, HBM capacity (GB) and bandwidth (GB/s), NVLink GB/s per direction
 # (A100: 600 GB/s total NVLink 3; H100: 900 GB/s total NVLink 4).
 GPUS = {
-    "a100-sxm-80gb": dict(tflops=312, mem_gb=80, hbm_gbs=2039, nvlink_gbs=300),
-    "h100-sxm-80gb": dict(tflops=989, mem_gb=80, hbm_gbs=3350, nvlink_gbs=450),
+    "a100-sxm-80gb": {"tflops": 312, "mem_gb": 80, "hbm_gbs": 2039, "nvlink_gbs": 300},
+    "h100-sxm-80gb": {"tflops": 989, "mem_gb": 80, "hbm_gbs": 3350, "nvlink_gbs": 450},
 }
 
 # case -> model, phase, GPU (accelsim: the DGX preset holding eight of them), tensor parallelism.
 CASES = {
-    "llama2_7b_decode_a100_tp1": dict(model="llama-2-7b", phase="decode", gpu="a100-sxm-80gb", system="dgx-a100", tp=1),
-    "llama2_70b_prefill_h100_tp8": dict(model="llama-2-70b", phase="prefill", gpu="h100-sxm-80gb", system="dgx-h100", tp=8),
-    "llama3_70b_decode_h100_tp8": dict(model="llama-3-70b", phase="decode", gpu="h100-sxm-80gb", system="dgx-h100", tp=8),
-    "llama3_70b_prefill_h100_tp8": dict(model="llama-3-70b", phase="prefill", gpu="h100-sxm-80gb", system="dgx-h100", tp=8),
+    "llama2_7b_decode_a100_tp1": {"model": "llama-2-7b", "phase": "decode", "gpu": "a100-sxm-80gb", "system": "dgx-a100", "tp": 1},
+    "llama2_70b_prefill_h100_tp8": {"model": "llama-2-70b", "phase": "prefill", "gpu": "h100-sxm-80gb", "system": "dgx-h100", "tp": 8},
+    "llama3_70b_decode_h100_tp8": {"model": "llama-3-70b", "phase": "decode", "gpu": "h100-sxm-80gb", "system": "dgx-h100", "tp": 8},
+    "llama3_70b_prefill_h100_tp8": {"model": "llama-3-70b", "phase": "prefill", "gpu": "h100-sxm-80gb", "system": "dgx-h100", "tp": 8},
 }
 NOMINAL = {"decode": (8, 2048), "prefill": (1, 2048)}  # (batch, context or prompt tokens)
-WARMUP = {"decode": (8, 1024), "prefill": (1, 1000)}  # outside every design_points set
-SWEEP = dict(model="llama-3-70b", gpu="h100-sxm-80gb", system="dgx-h100", tp=8)
+WARMUP = {"decode": (48, 512), "prefill": (1, 1000)}  # outside every design_points / sweep_grid set
+SWEEP = {"model": "llama-3-70b", "gpu": "h100-sxm-80gb", "system": "dgx-h100", "tp": 8}
 
 
 def design_points(phase: str, n: int, offset: int = 0) -> list[tuple[int, int]]:
     """n distinct (batch, tokens) points; ``offset`` (round * n) keeps later rounds distinct.
 
-    decode: batch 1..16 in turn at a context of 2048 (+1 every 16 points);
+    decode: batch 1..32 in turn at a context of 2048 (+1 every 32 points);
     prefill: batch 1, prompts of 512, 1024, ..., 3584 tokens in turn (+1 every 7 points).
     """
     idx = range(offset, offset + n)
     if phase == "decode":
-        return [(1 + i % 16, 2048 + i // 16) for i in idx]
+        return [(1 + i % 32, 2048 + i // 32) for i in idx]
     return [(1, 512 * (1 + i % 7) + i // 7) for i in idx]
 
 
@@ -95,7 +95,12 @@ def llm_analysis_callers():
     import logging
 
     from llm_analysis.analysis import LLMAnalysis
-    from llm_analysis.config import DtypeConfig, GPUConfig, ModelConfig, ParallelismConfig
+    from llm_analysis.config import (
+        DtypeConfig,
+        GPUConfig,
+        ModelConfig,
+        ParallelismConfig,
+    )
     from llm_analysis.logger import logger
 
     logger.setLevel(logging.ERROR)  # it logs every intermediate figure at INFO otherwise
@@ -122,7 +127,12 @@ def llm_analysis_callers():
 # --- GenZ (genz-llm 0.0.16, module GenZ) -------------------------------------------------------
 
 def genz_callers():
-    from GenZ import ModelConfig, decode_moddeling, get_inference_system, prefill_moddeling
+    from GenZ import (
+        ModelConfig,
+        decode_moddeling,
+        get_inference_system,
+        prefill_moddeling,
+    )
 
     def make(cfg):
         m, g = MODELS[cfg["model"]], GPUS[cfg["gpu"]]
@@ -153,6 +163,13 @@ GENZ_CSV_DIR = "/tmp/genz/data/model"  # GenZ writes each built model there as a
 TOOLS = {"llm-analysis": (llm_analysis_callers, "llm-analysis"), "GenZ": (genz_callers, "genz-llm")}
 
 
+def error(e: Exception) -> str:
+    """'Type: first line of the message (file:line of the raise)'."""
+    where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+    msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+    return msg + (f" ({os.path.basename(where.filename)}:{where.lineno})" if where else "")
+
+
 def run_tool(tool: str, cases: list[str], points: int, offset: int, sweep: bool) -> None:
     factory, dist = TOOLS[tool]
 
@@ -163,9 +180,9 @@ def run_tool(tool: str, cases: list[str], points: int, offset: int, sweep: bool)
         from importlib.metadata import version
 
         make, ver = factory(), version(dist)
-    except Exception as e:  # not installed: one error line per case
+    except Exception as e:  # noqa: BLE001 (not installed): one error line per case
         for case in cases + (["sweep"] if sweep else []):
-            emit(case, error=f"{type(e).__name__}: {e}")
+            emit(case, error=error(e))
         return
     for case in cases:
         cfg = CASES[case]
@@ -173,16 +190,16 @@ def run_tool(tool: str, cases: list[str], points: int, offset: int, sweep: bool)
             call = make(cfg)
             per = time_points(call, design_points(cfg["phase"], points, offset), WARMUP[cfg["phase"]])
             emit(case, per_point_s=per, points=points, latency_ms=1e3 * call(*NOMINAL[cfg["phase"]]), version=ver)
-        except Exception as e:
-            emit(case, error=f"{type(e).__name__}: {e}", where=traceback.format_exc(limit=-1).strip().splitlines()[-2])
+        except Exception as e:  # noqa: BLE001 (any failure becomes an error line)
+            emit(case, error=error(e))
     if sweep:
         try:
             call, grid = make(SWEEP), sweep_grid(offset // max(points, 1))
             call(*WARMUP["decode"])
             rate = cpu_rate(call, grid)
             emit("sweep", per_point_s=1 / rate, points_per_cpu_s=rate, points=len(grid), version=ver)
-        except Exception as e:
-            emit("sweep", error=f"{type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 (any failure becomes an error line)
+            emit("sweep", error=error(e))
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 from .arch.presets import load_system
 from .arch.spec import SystemSpec
 from .errors import WorkloadError
+from .memo import IdentityCache
 from .report.results import Results, build_results
 from .sim.analytical import evaluate_slots
 from .sim.event import CATEGORY_TO_BOUND
@@ -48,8 +49,8 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
         raise WorkloadError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
     spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
     st = _stack(spec, stack, mode)
-    cal_kind = calibration_kind(spec, st)
-    preset, spec = spec, realize(spec, st)
+    preset = spec
+    cal_kind, spec = _REALIZED.get((spec, st), lambda: (calibration_kind(preset, st), realize(preset, st)))
     ranks, padding = tp, ""
     tp = spec.chip.chips_for_tp(ranks)  # Neuron: tp counts NeuronCores
     if tp > spec.num_chips and spec.scale_out is not None:
@@ -87,6 +88,10 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     return results
 
 
+_REALIZED = IdentityCache(32)
+"""(calibration kind, realized spec) per (system object, stack object): both are frozen."""
+
+
 def _stack(spec: SystemSpec, stack, mode: str):
     from .stack.presets import resolve
 
@@ -112,30 +117,45 @@ def _digest(obj) -> str:
     return d
 
 
+_STAMPS = IdentityCache(64)
+
+
 def _stamp(results: Results, st, calibration: str, preset: SystemSpec) -> None:
     """Provenance of a prediction: mode, stack, version, hashes of the preset (as given, before
-    the stack's priors are applied: those follow from the stack hash) and the stack."""
-    from .arch.presets import error_band
-    from .version import __version__
-
+    the stack's priors are applied: those follow from the stack hash) and the stack, the
+    expected error of its kind on its chip (worked out once per system, stack and kind)."""
     s = results.summary
     by = s.get("time_by_bound_s", {})
     top = max(by, key=by.get) if by else "compute"
     kind = {"compute": "gemm", "interconnect": "allreduce"}.get(top, "copy")
-    band = error_band(results.system.chip.name, kind) if st is not None else None
+    per = _STAMPS.get((preset, st, results.system), dict)
+    hit = per.get((calibration, kind))
+    if hit is None:
+        hit = per[(calibration, kind)] = _stamp_fields(results.system, st, calibration, preset, kind)
+    fields, warning = hit
+    if warning:
+        results.warnings.append(warning)
+    s.update({k: dict(v) if isinstance(v, dict) else v for k, v in fields.items()})
+
+
+def _stamp_fields(system: SystemSpec, st, calibration: str, preset: SystemSpec, kind: str) -> tuple[dict, str]:
+    from .arch.presets import error_band
+    from .version import __version__
+
+    band = error_band(system.chip.name, kind) if st is not None else None
     dropped = dropped_stack_costs(preset, st)
+    warning = ""
     if dropped is not None:
-        results.warnings.append(
-            f"the calibration's overheads were fitted under stack {dropped}; this prediction runs "
-            + (f"stack {st.name} and uses its costs" if st is not None else "the ideal mode, which has none")
-            + " (its hardware fields apply)")
-    results.summary.update({
+        warning = (f"the calibration's overheads were fitted under stack {dropped}; this prediction runs "
+                   + (f"stack {st.name} and uses its costs" if st is not None else "the ideal mode, which has none")
+                   + " (its hardware fields apply)")
+    return {
         "expected_error": {"relative": band[0], "basis": band[1]} if band else None,
         "mode": "realistic" if st is not None else "ideal",
         "stack": st.name if st is not None else None,
         "provenance": {"accelsim": __version__, "system_sha": _digest(preset),
                        "stack_sha": _digest(st) if st is not None else None, "calibration": calibration},
-    })
+    }, warning
 
 
 def add_event(results: Results, run, step_overhead_s: float = 0.0) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+import os
 import stat
 import types
 import typing
@@ -253,11 +254,59 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     return f" Did you mean {', '.join(close)}?" if close else ""
 
 
+_DATA_DIRS: dict[str, Path] = {}
+
+
 def data_dir(folder: str) -> Path:
     """A folder of shipped preset data (``arch_configs``, ``workloads``, ``stacks``)."""
-    from importlib import resources
+    hit = _DATA_DIRS.get(folder)
+    if hit is None:
+        from importlib import resources
 
-    return Path(str(resources.files("accelsim") / "data" / folder))
+        hit = _DATA_DIRS[folder] = Path(str(resources.files("accelsim") / "data" / folder))
+    return hit
+
+
+RECHECK_S = 1.0
+"""A data file's modification time is looked up again at most this often (a preset or stack
+edited while a notebook runs is seen within a second; a loop of evaluations does not stat the
+same files thousands of times a second)."""
+_STAMPS: dict[str, tuple[float, int]] = {}
+
+
+def mtime_ns(path: str | Path) -> int:
+    """``path``'s modification time (ns; -1 when it does not exist), looked up again only after
+    ``RECHECK_S``."""
+    import time
+
+    key = str(path)
+    now = time.monotonic()
+    hit = _STAMPS.get(key)
+    if hit is not None and now - hit[0] < RECHECK_S:
+        return hit[1]
+    try:
+        stamp = os.stat(key).st_mtime_ns
+    except OSError:
+        stamp = -1
+    if len(_STAMPS) > 4096:
+        _STAMPS.clear()
+    _STAMPS[key] = (now, stamp)
+    return stamp
+
+
+_LISTINGS: dict[Path, tuple[int, list[str]]] = {}
+
+
+def yaml_names(folder: Path) -> list[str]:
+    """Stems of the YAML files in ``folder``, sorted (listed again only when the folder
+    changes)."""
+    stamp = mtime_ns(folder)
+    if stamp < 0:
+        return []
+    hit = _LISTINGS.get(folder)
+    if hit is None or hit[0] != stamp:
+        hit = _LISTINGS[folder] = (stamp, sorted(p.stem for p in folder.glob("*.yaml")))
+    return list(hit[1])
 
 
 def find_preset(name_or_path: str | Path, folder: Path, what: str, hint: str) -> Path:

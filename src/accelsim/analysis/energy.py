@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..arch.spec import Energy, SystemSpec
+from ..memo import IdentityCache
 
 # ----------------------------------------------------------------------------- the constants
 HOROWITZ_2014 = ("M. Horowitz, 'Computing's energy problem (and what we can do about it)', "
@@ -167,7 +168,16 @@ def default_energy(system: SystemSpec) -> Energy:
 
 
 def energy_table(system: SystemSpec) -> Energy:
-    """The chip's energy table: its own non-zero fields over ``default_energy``."""
+    """The chip's energy table: its own non-zero fields over ``default_energy`` (built once
+    per system object)."""
+    return _TABLES.get((system,), lambda: _energy_table(system))
+
+
+_TABLES = IdentityCache(32)
+_OP_TERMS = IdentityCache(32)
+
+
+def _energy_table(system: SystemSpec) -> Energy:
     own = system.chip.energy
     base = default_energy(system)
     upd: dict[str, Any] = {"mac_pJ": {**base.mac_pJ, **own.mac_pJ}}
@@ -188,19 +198,30 @@ def _mac_price(table: dict[str, float], dtype: str) -> float:
     return table.get(d, table.get("bf16", 0.0))
 
 
-def op_energy_terms(ops: list, system: SystemSpec, hbm_bytes: np.ndarray, link_bytes: np.ndarray,
+def op_energy_terms(ops: list, system: SystemSpec, hbm_bytes, link_bytes,
                     table: Energy | None = None) -> dict[str, np.ndarray]:
     """Per-op energy (J, one chip) by component: mac, vector, sram, hbm, link."""
+    return {k: np.array(v, dtype=float) for k, v in
+            _terms(ops, system, np.asarray(hbm_bytes, float).tolist(), np.asarray(link_bytes, float).tolist(),
+                   table or energy_table(system)).items()}
+
+
+def _terms(ops: list, system: SystemSpec, hbm_bytes: list[float], link_bytes: list[float],
+           e: Energy) -> dict[str, list[float]]:
+    """``op_energy_terms`` as lists of floats (a few stored ops: plain floats beat numpy)."""
     from ..cost.op_cost import compute_dtype, dequant_ops, gemm_mapping, sparse_factor
     from ..sim.analytical import chip_model
     from ..workload.ops import FlashAttention, MatMul
 
-    e = table or energy_table(system)
     cm = chip_model(system)
-    n = len(ops)
-    mac, vec, sram = np.zeros(n), np.zeros(n), np.zeros(n)
-    cache: dict = {}
-    for i, o in enumerate(ops):
+    cache: dict = _OP_TERMS.get((system, e), dict)  # per system and table, kept across calls
+    if len(cache) > 20_000:
+        cache.clear()
+    out: dict[str, list[float]] = {"mac": [], "vector": [], "sram": [], "hbm": [], "link": []}
+    mac, vec, sram, hbm, link = out.values()
+    p_vec, p_sram = e.vector_op_pJ * 1e-12, e.sram_pJ_per_byte * 1e-12
+    p_hbm, p_link = (e.hbm_pJ_per_byte + e.shared_sram_pJ_per_byte) * 1e-12, e.link_pJ_per_byte * 1e-12
+    for o, h, lb in zip(ops, hbm_bytes, link_bytes):
         hit = cache.get(o)
         if hit is None:
             m_pJ = v_ops = 0.0
@@ -218,20 +239,26 @@ def op_energy_terms(ops: list, system: SystemSpec, hbm_bytes: np.ndarray, link_b
             elif o.engine == "tensor":
                 m_pJ = o.flops() / 2.0 * _mac_price(e.mac_pJ, getattr(o, "dtype", "bf16"))
             v_ops += o.vector_ops() + o.transcendentals()
-            hit = cache[o] = (m_pJ, v_ops, float(o.bytes()) if o.kind != "collective" else 0.0)
-        mac[i] = hit[0]
-        vec[i] = hit[1] * e.vector_op_pJ
-        sram[i] = 2.0 * max(hit[2], float(hbm_bytes[i]) if hit[2] else 0.0) * e.sram_pJ_per_byte
-    hbm = hbm_bytes * (e.hbm_pJ_per_byte + e.shared_sram_pJ_per_byte)
-    link = link_bytes * e.link_pJ_per_byte
-    return {k: v * 1e-12 for k, v in {"mac": mac, "vector": vec, "sram": sram, "hbm": hbm, "link": link}.items()}
+            hit = cache[o] = (m_pJ * 1e-12, v_ops * p_vec, float(o.bytes()) if o.kind != "collective" else 0.0)
+        mac.append(hit[0])
+        vec.append(hit[1])
+        sram.append(2.0 * max(hit[2], h) * p_sram if hit[2] > 0 else 0.0)
+        hbm.append(h * p_hbm)
+        link.append(lb * p_link)
+    return out
 
 
-def energy_summary(terms: dict[str, np.ndarray], latency_s: float, chips: int, tokens: float,
-                   static_W: float, repeat: np.ndarray | float = 1.0) -> dict[str, Any]:
+def energy_summary(terms: dict, latency_s: float, chips: int, tokens: float,
+                   static_W: float, repeat=1.0) -> dict[str, Any]:
     """Summary entries (energy_J, energy_per_token_J, energy_breakdown_J) from per-op terms of
-    one chip; ``repeat`` weights each op (e.g. microbatches in a training step)."""
-    br = {k: float(np.sum(v * repeat)) * chips for k, v in terms.items()}
+    one chip (arrays or lists); ``repeat`` weights each op (e.g. microbatches in a training
+    step)."""
+    if isinstance(repeat, (int, float)):
+        br = {k: float(np.sum(v)) * repeat * chips for k, v in terms.items()}
+    else:
+        r = np.asarray(repeat, float).tolist()
+        br = {k: float(sum(a * b for a, b in zip(np.asarray(v, float).tolist() if not isinstance(v, list) else v, r)))
+              * chips for k, v in terms.items()}
     br["static"] = static_W * latency_s * chips
     total = float(sum(br.values()))
     return {"energy_J": total, "energy_per_token_J": total / tokens if tokens > 0 else 0.0,
@@ -244,13 +271,13 @@ def add_energy(results) -> None:
     s = results.summary
     table = energy_table(results.system)
     if results.slot_columns is not None:  # per stored op, weighted by the ops each stands for
-        ops, count, _ = results.graph.slots()
+        ops, count = results.graph.slots()
         cols = results.slot_columns
     else:
         ops, count, cols = results.graph.ops(), 1.0, results.ops
-    terms = op_energy_terms(ops, results.system, np.asarray(cols["hbm_bytes"], float),
-                            np.asarray(cols["link_bytes"], float), table)
-    results.add_column("energy_J", sum(terms.values()))
+    terms = _terms(ops, results.system, np.asarray(cols["hbm_bytes"], float).tolist(),
+                   np.asarray(cols["link_bytes"], float).tolist(), table)
+    results.add_column("energy_J", np.array([sum(x) for x in zip(*terms.values())], dtype=float))
     tokens = s["tokens_per_s"] * s["latency_s"]
     s.update(energy_summary(terms, s["latency_s"], s["chips"], tokens, table.static_W, repeat=count))
 

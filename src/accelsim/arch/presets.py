@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..configio import apply_overrides, data_dir, find_preset, load_yaml, validate
+from ..configio import apply_overrides, data_dir, find_preset, load_yaml, mtime_ns, validate, yaml_names
 from ..errors import ConfigError
 from .spec import SystemSpec
 
@@ -22,7 +22,24 @@ def preset_dir() -> Path:
 
 def list_presets() -> list[str]:
     """Names of the shipped system presets, sorted."""
-    return sorted(p.stem for p in preset_dir().glob("*.yaml"))
+    return yaml_names(preset_dir())
+
+
+_INDEX: dict[tuple, list[tuple[str, str, int]]] = {}
+
+
+def preset_chips() -> list[tuple[str, str, int]]:
+    """(preset, chip name, chips) of every shipped system preset (read again only when the
+    preset folder changes)."""
+    key = (str(preset_dir()), tuple(list_presets()), mtime_ns(preset_dir()))
+    hit = _INDEX.get(key)
+    if hit is None:
+        _INDEX.clear()
+        hit = _INDEX[key] = []
+        for name in list_presets():
+            raw, _ = load_raw(name)
+            hit.append((name, (raw.get("chip") or {}).get("name", ""), int(raw.get("num_chips", 1))))
+    return hit
 
 
 def preset_path(name_or_path: str | Path) -> Path:
@@ -41,9 +58,10 @@ def achievable_priors() -> dict[str, dict[str, Any]]:
     """chip name -> its entry in ``arch_configs/priors/achievable.yaml`` (empty without the file;
     read once per version of the file)."""
     path = preset_dir() / PRIORS
-    if not path.exists():
+    stamp = mtime_ns(path)
+    if stamp < 0:
         return {}
-    key = (str(path), path.stat().st_mtime_ns)
+    key = (str(path), stamp)
     hit = _PRIORS_CACHE.get(key)
     if hit is None:
         _PRIORS_CACHE.clear()

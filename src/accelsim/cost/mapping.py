@@ -56,7 +56,6 @@ keeps the tensor engine least busy when the memory bound ties. (Those tiles diff
 event tier: when an op's weights were prefetched during the previous op, what is left is its
 compute.) The band bounds how much more hardware can slow the analytical tier: the chosen
 time never exceeds the fastest by more than this fraction, and the fastest never rises."""
-MAX_CANDIDATES = (TILE_SIZES.size + 1) ** 2 * SPLITS.size * 3
 
 RESULT_FIELDS = ("time_s", "compute_s", "hbm_s", "shared_s", "hbm_bytes", "core_bytes",
                  "tile_m", "tile_n", "split_k", "order", "waves", "active_cores", "fill_s",
@@ -69,157 +68,219 @@ N_FIELDS = len(RESULT_FIELDS)
 
 
 @njit(cache=True)
+def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq, teff,
+            cores, acc, shared_bw, hbm_bw, core_bw, compulsory):
+    """The (tile, split) groups of the search in enumeration order, one row each: mt, nt,
+    split, ks, tiles, waves, active, compute_s, fill_s, and a lower bound on the time of any
+    loop order of the group (its compute or the compulsory HBM traffic at the bandwidth its
+    active cores can pull, plus its fill)."""
+    out = np.empty(((TILE_SIZES.size + 1) ** 2 * SPLITS.size, 10))
+    ng = 0
+    prev_mt = -1.0
+    for mi in range(TILE_SIZES.size + 1):
+        mt = M if mi == TILE_SIZES.size else min(M, TILE_SIZES[mi])
+        if mt == prev_mt:  # a clamped tile edge seen already: the same candidates again
+            continue
+        prev_mt = mt
+        prev_nt = -1.0
+        for ni in range(TILE_SIZES.size + 1):
+            nt = N if ni == TILE_SIZES.size else min(N, TILE_SIZES[ni])
+            if nt == prev_nt:
+                continue
+            prev_nt = nt
+            if acc > 0 and mt * nt * 4.0 > acc:
+                continue
+            nm = math.ceil(M / mt)
+            nn = math.ceil(N / nt)
+            for si in range(SPLITS.size):
+                split = SPLITS[si]
+                if split > 1 and K / split < min(R, K):
+                    break
+                ks = math.ceil(K / split)
+                tiles = batch * nm * nn * split
+                waves = math.ceil(tiles / cores)
+                active = min(cores, tiles)
+                compute = waves * pass_cycles(mt, nt, ks, R, C, count, df, speedup, overlap, min_pass) / freq / teff
+                # pipeline fill and drain: the first K step's operands arrive before the first
+                # pass can start; the last tile's result leaves after the last pass
+                kf = min(ks, max(K_CHUNK_MIN, R))
+                fill = (mt * kf * ba + kf * nt * bb + mt * nt * bo) / min(core_bw, hbm_bw / active)
+                row = out[ng]
+                row[0] = mt
+                row[1] = nt
+                row[2] = split
+                row[3] = ks
+                row[4] = tiles
+                row[5] = waves
+                row[6] = active
+                row[7] = compute
+                row[8] = fill
+                row[9] = max(compute, compulsory / min(hbm_bw, active * core_bw)) + fill
+                ng += 1
+    return out[:ng]
+
+
+@njit(cache=True)
+def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, sram, acc, shared_cap,
+            shared_bw, hbm_bw, core_bw, queues, multicast, dq_b, dq_a):
+    """Append the fitting loop orders of group ``gi`` to ``cand`` (rows laid out as
+    ``RESULT_FIELDS`` plus the candidate's enumeration rank); returns the new count."""
+    g = grp[gi]
+    mt, nt, split, ks = g[0], g[1], g[2], g[3]
+    tiles, waves, active, compute, fill = g[4], g[5], g[6], g[7], g[8]
+    nm = math.ceil(M / mt)
+    nn = math.ceil(N / nt)
+    a_bytes = M * K * ba
+    b_bytes = K * N * bb
+    o_bytes = M * N * bo
+    b_copies = 1.0 if b_shared else batch
+    acc_in_sram = 0.0 if acc > 0 else mt * nt * 4.0
+    kc_floor = min(ks, K_CHUNK_MIN)
+    partials = batch * M * N * 4.0 * split * 2.0 if split > 1 else 0.0
+    rows = batch * nm * split
+    cols = batch * nn * split
+    for order in range(3):
+        # smallest working set: the K slices double-buffered at the minimum chunk
+        if order == 0:
+            need = 2.0 * (mt * kc_floor * ba + kc_floor * nt * bb) + acc_in_sram
+            traf_a = a_bytes * nn
+            traf_b = b_bytes * nm
+        elif order == 1:
+            need = mt * ks * ba + 2.0 * kc_floor * nt * bb + acc_in_sram
+            per_row = max(1.0, min(nn, math.ceil(cores / rows)))
+            traf_a = a_bytes * per_row
+            traf_b = b_bytes * nm
+        else:
+            need = ks * nt * bb + 2.0 * mt * kc_floor * ba + acc_in_sram
+            per_col = max(1.0, min(nm, math.ceil(cores / cols)))
+            traf_a = a_bytes * nn
+            traf_b = b_bytes * per_col
+        if need > sram:
+            continue
+        # the K pipeline: the chunk that fits twice in the SRAM left (but at most MAX_K_STEPS
+        # per K range), its buffer slots, and how many transfers a core keeps in flight (each
+        # queue moves one at a time)
+        resident = mt * ks * ba if order == 1 else (ks * nt * bb if order == 2 else 0.0)
+        budget = sram - acc_in_sram - resident
+        kc = min(ks, K_CHUNK)
+        while kc > K_CHUNK_MIN and 2.0 * (mt * kc * ba + kc * nt * bb) > budget:
+            kc = kc // 2
+        kc = max(kc, math.ceil(ks / MAX_K_STEPS))
+        step = mt * kc * ba + kc * nt * bb
+        slots = max(2.0, math.floor(0.5 * budget / step))
+        pieces = 0.0
+        if order != 1:
+            pieces += min(queues, max(1.0, math.ceil(mt * kc * ba / DMA_PIECE_BYTES)))
+        if order != 2:
+            pieces += min(queues, max(1.0, math.ceil(kc * nt * bb / DMA_PIECE_BYTES)))
+        in_flight = min(queues, slots * pieces)
+        path_bw = active * core_bw * in_flight / queues
+        core_traffic = batch * traf_a + b_copies * traf_b + batch * o_bytes + partials
+        hbm = core_traffic
+        hbm_a = batch * traf_a
+        hbm_b = b_copies * traf_b
+        # split-K partials are reduced wave by wave: when one wave's partials fit in half the
+        # chip-shared SRAM they are written and read back there (a serial or in-cache
+        # reduction), never reaching HBM
+        part_shared = shared_cap > 0 and partials / 2.0 / waves <= shared_cap / 2.0
+        part_hbm = 0.0 if part_shared else partials
+        if shared_cap > 0:
+            gm = min(nm, math.ceil(math.sqrt(active)))
+            gn = min(nn, math.ceil(active / gm))
+            ha = a_bytes if a_bytes * batch <= shared_cap / 2 else a_bytes * math.ceil(nn / gn)
+            hb = b_bytes if b_bytes * b_copies <= shared_cap / 2 else b_bytes * math.ceil(nm / gm)
+            cached = batch * ha + b_copies * hb + batch * o_bytes + part_hbm
+            if cached < core_traffic:
+                hbm = cached
+                hbm_a = batch * min(ha, traf_a)
+                hbm_b = b_copies * min(hb, traf_b)
+            else:
+                part_shared = False
+        # operand loads shared by a multicast cluster cross the shared level once
+        path_traffic = (core_traffic - batch * o_bytes - partials) / multicast + batch * o_bytes + partials
+        shared_s = path_traffic / min(shared_bw, path_bw)
+        hbm_s = hbm / min(hbm_bw, path_bw)
+        f = fill
+        if split > 1:
+            # the last wave's split-K partials are reduced after they are written, over every
+            # core: read them back, write the output
+            last = (tiles - (waves - 1) * cores) / tiles
+            part_bw = min(shared_bw if part_shared else hbm_bw, cores * core_bw)
+            f += last * batch * M * N * (4.0 * split / part_bw + bo / min(hbm_bw, cores * core_bw))
+        vec = (dq_b * batch * K * N * nm + dq_a * batch * M * K * nn) / active
+        row = cand[nc]
+        row[0] = max(compute, vec, hbm_s, shared_s) + f
+        row[1] = compute
+        row[2] = hbm_s
+        row[3] = shared_s
+        row[4] = hbm
+        row[5] = core_traffic
+        row[6] = mt
+        row[7] = nt
+        row[8] = split
+        row[9] = order
+        row[10] = waves
+        row[11] = active
+        row[12] = f
+        row[13] = kc
+        row[14] = slots
+        row[15] = in_flight
+        row[16] = hbm_a
+        row[17] = hbm_b
+        row[18] = 1.0 if part_shared else 0.0
+        row[19] = vec
+        row[N_FIELDS] = gi * 3 + order
+        nc += 1
+    return nc
+
+
+@njit(cache=True)
 def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                 R, C, count, df, speedup, overlap, min_pass, freq, teff,
                 cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw, queues, multicast=1.0,
                 dq_b=0.0, dq_a=0.0):
     """Best mapping of one GEMM; returns an array laid out as ``RESULT_FIELDS``.
 
-    Every fitting candidate is recorded; the winner is the fastest, ties (within
-    ``TIME_TOLERANCE``) going to the least HBM traffic, then the least compute time.
-    ``dq_b`` / ``dq_a``: vector-engine seconds to dequantize one element of B (A) each time a
-    core stages it (B once per row of output tiles, A once per column; 0: no dequantization),
-    spread over the active cores and bounding the time like the other engines."""
-    cand = np.empty((MAX_CANDIDATES, N_FIELDS))
-    nc = 0
-    a_bytes = M * K * ba
-    b_bytes = K * N * bb
-    o_bytes = M * N * bo
-    b_copies = 1.0 if b_shared else batch
-    for mi in range(TILE_SIZES.size + 1):
-        mt = M if mi == TILE_SIZES.size else min(M, TILE_SIZES[mi])
-        if mi < TILE_SIZES.size and TILE_SIZES[mi] > M and mi > 0 and TILE_SIZES[mi - 1] >= M:
-            continue
-        for ni in range(TILE_SIZES.size + 1):
-            nt = N if ni == TILE_SIZES.size else min(N, TILE_SIZES[ni])
-            if ni < TILE_SIZES.size and TILE_SIZES[ni] > N and ni > 0 and TILE_SIZES[ni - 1] >= N:
-                continue
-            nm = math.ceil(M / mt)
-            nn = math.ceil(N / nt)
-            accum = mt * nt * 4.0
-            if acc > 0 and accum > acc:
-                continue
-            acc_in_sram = 0.0 if acc > 0 else accum
-            for si in range(SPLITS.size):
-                split = SPLITS[si]
-                if split > 1 and K / split < min(R, K):
-                    break
-                ks = math.ceil(K / split)
-                kc_floor = min(ks, K_CHUNK_MIN)
-                tiles = batch * nm * nn * split
-                waves = math.ceil(tiles / cores)
-                active = min(cores, tiles)
-                cyc = pass_cycles(mt, nt, ks, R, C, count, df, speedup, overlap, min_pass)
-                compute = waves * cyc / freq / teff
-                partials = 0.0
-                if split > 1:
-                    partials = batch * M * N * 4.0 * split * 2.0
-                rows = batch * nm * split
-                cols = batch * nn * split
-                for order in range(3):
-                    # smallest working set: the K slices double-buffered at the minimum chunk
-                    if order == 0:
-                        need = 2.0 * (mt * kc_floor * ba + kc_floor * nt * bb) + acc_in_sram
-                        traf_a = a_bytes * nn
-                        traf_b = b_bytes * nm
-                    elif order == 1:
-                        need = mt * ks * ba + 2.0 * kc_floor * nt * bb + acc_in_sram
-                        per_row = max(1.0, min(nn, math.ceil(cores / rows)))
-                        traf_a = a_bytes * per_row
-                        traf_b = b_bytes * nm
-                    else:
-                        need = ks * nt * bb + 2.0 * mt * kc_floor * ba + acc_in_sram
-                        per_col = max(1.0, min(nm, math.ceil(cores / cols)))
-                        traf_a = a_bytes * nn
-                        traf_b = b_bytes * per_col
-                    if need > sram:
-                        continue
-                    # the K pipeline: the chunk that fits twice in the SRAM left (but at most
-                    # MAX_K_STEPS per K range), its buffer slots, and how many transfers a core
-                    # keeps in flight (each queue moves one at a time)
-                    resident = mt * ks * ba if order == 1 else (ks * nt * bb if order == 2 else 0.0)
-                    budget = sram - acc_in_sram - resident
-                    kc = min(ks, K_CHUNK)
-                    while kc > K_CHUNK_MIN and 2.0 * (mt * kc * ba + kc * nt * bb) > budget:
-                        kc = kc // 2
-                    kf = min(ks, max(K_CHUNK_MIN, R))  # the first, fine chunk that fills the pipeline
-                    first_step = mt * kf * ba + kf * nt * bb
-                    kc = max(kc, math.ceil(ks / MAX_K_STEPS))
-                    step = mt * kc * ba + kc * nt * bb
-                    slots = max(2.0, math.floor(0.5 * budget / step))
-                    pieces = 0.0
-                    if order != 1:
-                        pieces += min(queues, max(1.0, math.ceil(mt * kc * ba / DMA_PIECE_BYTES)))
-                    if order != 2:
-                        pieces += min(queues, max(1.0, math.ceil(kc * nt * bb / DMA_PIECE_BYTES)))
-                    in_flight = min(queues, slots * pieces)
-                    path_bw = active * core_bw * in_flight / queues
-                    core_traffic = batch * traf_a + b_copies * traf_b + batch * o_bytes + partials
-                    hbm = core_traffic
-                    hbm_a = batch * traf_a
-                    hbm_b = b_copies * traf_b
-                    # split-K partials are reduced wave by wave: when one wave's partials fit in
-                    # half the chip-shared SRAM they are written and read back there (a serial
-                    # or in-cache reduction), never reaching HBM
-                    part_shared = shared_cap > 0 and partials / 2.0 / waves <= shared_cap / 2.0
-                    part_hbm = 0.0 if part_shared else partials
-                    if shared_cap > 0:
-                        gm = min(nm, math.ceil(math.sqrt(active)))
-                        gn = min(nn, math.ceil(active / gm))
-                        ha = a_bytes if a_bytes * batch <= shared_cap / 2 else a_bytes * math.ceil(nn / gn)
-                        hb = b_bytes if b_bytes * b_copies <= shared_cap / 2 else b_bytes * math.ceil(nm / gm)
-                        cached = batch * ha + b_copies * hb + batch * o_bytes + part_hbm
-                        if cached < core_traffic:
-                            hbm = cached
-                            hbm_a = batch * min(ha, traf_a)
-                            hbm_b = b_copies * min(hb, traf_b)
-                        else:
-                            part_shared = False
-                    # operand loads shared by a multicast cluster cross the shared level once
-                    path_traffic = (core_traffic - batch * o_bytes - partials) / multicast + batch * o_bytes + partials
-                    shared_s = path_traffic / min(shared_bw, path_bw)
-                    hbm_s = hbm / min(hbm_bw, path_bw)
-                    # pipeline fill and drain: the first K step's operands arrive before the
-                    # first pass can start; the last tile's result leaves after the last pass
-                    bw_core = min(core_bw, hbm_bw / active)
-                    fill = (first_step + mt * nt * bo) / bw_core
-                    if split > 1:
-                        # the last wave's split-K partials are reduced after they are written,
-                        # over every core: read them back, write the output
-                        last = (tiles - (waves - 1) * cores) / tiles
-                        part_bw = min(shared_bw if part_shared else hbm_bw, cores * core_bw)
-                        fill += last * batch * M * N * (4.0 * split / part_bw + bo / min(hbm_bw, cores * core_bw))
-                    vec = (dq_b * batch * K * N * nm + dq_a * batch * M * K * nn) / active
-                    t = max(compute, vec, hbm_s, shared_s) + fill
-                    row = cand[nc]
-                    row[0] = t
-                    row[1] = compute
-                    row[2] = hbm_s
-                    row[3] = shared_s
-                    row[4] = hbm
-                    row[5] = core_traffic
-                    row[6] = mt
-                    row[7] = nt
-                    row[8] = split
-                    row[9] = order
-                    row[10] = waves
-                    row[11] = active
-                    row[12] = fill
-                    row[13] = kc
-                    row[14] = slots
-                    row[15] = in_flight
-                    row[16] = hbm_a
-                    row[17] = hbm_b
-                    row[18] = 1.0 if part_shared else 0.0
-                    row[19] = vec
-                    nc += 1
+    The winner is the fastest candidate, ties (within ``TIME_TOLERANCE``) going to the least
+    HBM traffic, then the least compute time, then the earliest in enumeration order (tile
+    edges ascending, then splits, then loop orders). The group with the lowest time bound is
+    costed first, and a group whose bound exceeds the fastest time so far by more than the
+    tolerance is skipped: none of its candidates could win. ``dq_b`` / ``dq_a``: vector-engine
+    seconds to dequantize one element of B (A) each time a core stages it (B once per row of
+    output tiles, A once per column; 0: no dequantization), spread over the active cores and
+    bounding the time like the other engines."""
+    compulsory = batch * M * K * ba + (1.0 if b_shared else batch) * K * N * bb + batch * M * N * bo
+    grp = _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq, teff,
+                  cores, acc, shared_bw, hbm_bw, core_bw, compulsory)
     best = np.full(N_FIELDS, np.inf)
-    if nc == 0:
+    ng = grp.shape[0]
+    if ng == 0:
         return best
-    fastest = cand[:nc, 0].min()
+    cand = np.empty((3 * ng, N_FIELDS + 1))
+    seed = 0
+    for gi in range(ng):
+        if grp[gi, 9] < grp[seed, 9]:
+            seed = gi
+    args = (M, N, K, batch, b_shared, ba, bb, bo, R, cores, sram, acc, shared_cap, shared_bw, hbm_bw,
+            core_bw, queues, multicast, dq_b, dq_a)
+    nc = _orders(grp, seed, cand, 0, *args)
+    fastest = np.inf
+    for i in range(nc):
+        fastest = min(fastest, cand[i, 0])
+    for gi in range(ng):
+        if gi == seed or grp[gi, 9] * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE):
+            continue
+        n0 = nc
+        nc = _orders(grp, gi, cand, nc, *args)
+        for i in range(n0, nc):
+            fastest = min(fastest, cand[i, 0])
     pick = -1
     for i in range(nc):
         if cand[i, 0] <= fastest * (1.0 + TIME_TOLERANCE):
-            if pick < 0 or cand[i, 4] < cand[pick, 4] or (cand[i, 4] == cand[pick, 4] and cand[i, 1] < cand[pick, 1]):
+            if (pick < 0 or cand[i, 4] < cand[pick, 4]
+                    or (cand[i, 4] == cand[pick, 4] and (cand[i, 1] < cand[pick, 1]
+                        or (cand[i, 1] == cand[pick, 1] and cand[i, N_FIELDS] < cand[pick, N_FIELDS])))):
                 pick = i
-    return cand[pick].copy()
+    if pick < 0:
+        return best
+    return cand[pick, :N_FIELDS].copy()

@@ -117,8 +117,11 @@ class ChipModel:
         self.tensor_overhead = self.overhead + cal.tensor_launch_overhead_s
         self.vector_overhead = self.overhead + cal.vector_launch_overhead_s
         self._mappings: dict[tuple, dict[str, float]] = {}
-        self.costs: dict = {}
-        """Op costs on this chip model, kept by the analytical tier across evaluations."""
+        self._dtypes: dict[tuple, tuple] = {}
+        self._compute: dict[tuple, str] = {}
+        self.rows: dict = {}
+        """Op costs on this chip model as the analytical tier tabulates them, kept across
+        evaluations (``sim.analytical.evaluate_slots``)."""
 
     def tensor_eff(self, dtype: str) -> float:
         """Achievable fraction of the tensor peak for GEMMs computed in ``dtype``."""
@@ -164,6 +167,14 @@ def _tensor_dtype(*dtypes: str) -> str:
 def compute_dtype(cm: ChipModel, mm: MatMul) -> str:
     """The type ``mm`` runs in on ``cm``'s tensor engine: the wider operand's element type;
     with ``mm.emulate``, upcast along ``UPCAST`` to the first type the engine runs."""
+    key = (mm.dtype_a, mm.dtype_b, mm.emulate)
+    hit = cm._compute.get(key)
+    if hit is None:
+        hit = cm._compute[key] = _compute_dtype(cm, mm)
+    return hit
+
+
+def _compute_dtype(cm: ChipModel, mm: MatMul) -> str:
     d = _tensor_dtype(mm.dtype_a, mm.dtype_b)
     if d in cm.macs or not mm.emulate:
         return d
@@ -240,15 +251,17 @@ def gemm_mapping(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None)
     hit = cm._mappings.get(key)
     if hit is not None:
         return hit
-    comp = compute_dtype(cm, mm)
-    dq_b, dq_a = dequant_seconds(cm, mm)
-    r = gemm_search(float(mm.m), float(mm.n), float(mm.k), float(mm.batch), mm.b_shared, ba,
-                    mm.b_el_bytes(), DTYPE_BYTES[mm.dtype_out],
-                    cm.R, cm.C, cm.count, cm.df, gemm_speed(cm, mm),
-                    cm.overlap, cm.min_pass, cm.f_tensor, cm.tensor_eff(comp), float(cm.cores),
-                    cm.sram, cm.acc,
-                    cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues), float(cm.multicast),
-                    dq_b, dq_a)
+    dt = (mm.dtype_a, mm.dtype_b, mm.dtype_out, mm.sparsity, mm.emulate)
+    per = cm._dtypes.get(dt)
+    if per is None:  # what depends on the element types only, once per chip model
+        comp = compute_dtype(cm, mm)
+        per = cm._dtypes[dt] = (gemm_speed(cm, mm), cm.tensor_eff(comp), *dequant_seconds(cm, mm),
+                                mm.b_el_bytes(), DTYPE_BYTES[mm.dtype_out])
+    speed, teff, dq_b, dq_a, bb, bo = per
+    r = gemm_search(float(mm.m), float(mm.n), float(mm.k), float(mm.batch), mm.b_shared, ba, bb, bo,
+                    cm.R, cm.C, cm.count, cm.df, speed, cm.overlap, cm.min_pass, cm.f_tensor, teff, float(cm.cores),
+                    cm.sram, cm.acc, cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues),
+                    float(cm.multicast), dq_b, dq_a)
     if len(cm._mappings) > 20_000:
         cm._mappings.clear()
     if not math.isfinite(r[0]):

@@ -53,7 +53,7 @@ class Results:
             return
         self.slot_columns[name] = values
         if self._ops is not None:
-            self._ops[name] = values[self.graph.slots()[2]]
+            self._ops[name] = values[self.graph.slot_index()]
 
     def to_json(self) -> str:
         return json.dumps(self.summary, indent=2, default=_plain)
@@ -177,13 +177,9 @@ def _plain(x: Any) -> Any:
 
 def _systems_with(system: SystemSpec, chips: int) -> str:
     """' (e.g. trn2-48xl)': shipped presets with the same chip and enough chips."""
-    from ..arch.presets import list_presets, load_raw
+    from ..arch.presets import preset_chips
 
-    names = []
-    for name in list_presets():
-        raw, _ = load_raw(name)
-        if raw.get("chip", {}).get("name") == system.chip.name and raw.get("num_chips", 1) >= chips:
-            names.append(name)
+    names = [name for name, chip, n in preset_chips() if chip == system.chip.name and n >= chips]
     return f" (e.g. {', '.join(names)})" if names else ""
 
 
@@ -194,13 +190,35 @@ def _op_table(graph: WorkloadGraph, cols: dict[str, np.ndarray]) -> pd.DataFrame
     import pandas as pd
 
     ops = graph.ops()
-    index = graph.slots()[2]
+    index = graph.slot_index()
     df = pd.DataFrame({"name": [o.name for o in ops], "layer": [o.layer for o in ops],
                        "role": [o.role for o in ops], "kind": [o.kind for o in ops],
                        "engine": [o.engine for o in ops]})
     for k, v in cols.items():
+        if k == "intensity":
+            f, h = cols["flops"], cols["hbm_bytes"]
+            v = np.divide(f, h, out=np.zeros(len(f)), where=h > 0)
+        elif k == "utilization":  # holds the peak rate until the table is built
+            f, t = cols["flops"], cols["time_s"]
+            v = np.divide(f, t * v, out=np.zeros(len(f)), where=t > 0)
         df[k] = v[index]
     return df
+
+
+def step_totals(time_s: list, count: list, bound: list, flops: list, hbm: list, step_overhead_s: float = 0.0
+                ) -> tuple[float, dict[str, float], float, float]:
+    """(latency, time by bound, FLOPs, HBM bytes) of a step from its stored ops' figures and
+    multiplicities, in stored-op order (the sweep runner sums the same way, to the last bit).
+    A handful of stored ops: plain floats beat numpy calls here."""
+    by_bound = dict.fromkeys(BOUNDS, 0.0)
+    latency = total_flops = total_hbm = 0.0
+    for t, c, b, f, h in zip(time_s, count, bound, flops, hbm):
+        latency += t * c
+        by_bound[b] += t * c
+        total_flops += f * c
+        total_hbm += h * c
+    by_bound["overhead"] += step_overhead_s
+    return latency + step_overhead_s, by_bound, total_flops, total_hbm
 
 
 def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np.ndarray],
@@ -210,30 +228,30 @@ def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np
     (per op); ``step_overhead_s`` is a fixed cost per step outside the ops (the software
     stack's, see ``stack.realize.step_cost_s``), added to the latency as overhead."""
     if "count" in arrays:
-        ops, count = graph.slots()[:2]
+        ops, count = graph.slots()
     else:  # one entry per op in program order: a flat view of the graph
         graph = WorkloadGraph.from_blocks(graph.meta, [Block(tuple(graph.ops()), tuple(graph.edges()))])
         ops, count = graph.ops(), np.ones(len(graph), dtype=np.int64)
     meta = graph.meta
-    fb = np.array([(o.flops(), o.bytes()) for o in ops], dtype=float).reshape(len(ops), 2)
-    flops, hbm = fb[:, 0], arrays["hbm_bytes"]
+    if "flops" in arrays:
+        flops, nbytes = arrays["flops"], arrays["bytes"]
+    else:
+        fb = np.array([(o.flops(), o.bytes()) for o in ops], dtype=float).reshape(len(ops), 2)
+        flops, nbytes = fb[:, 0], fb[:, 1]
+    hbm = arrays["hbm_bytes"]
     time_s = arrays["time_s"]
     peak = system.chip.peak_flops(meta.dtype) or system.chip.peak_flops("bf16")
-    cols = {"flops": flops, "bytes": fb[:, 1]}
+    cols = {"flops": flops, "bytes": nbytes}
     for k in OP_COLUMNS:
         cols[k] = arrays[k]
-    cols["intensity"] = np.divide(flops, hbm, out=np.zeros(len(ops)), where=hbm > 0)
+    cols["intensity"] = None  # worked out with the op table (``_op_table``)
     cols["bound"] = arrays["bound"]
-    cols["utilization"] = np.divide(flops, time_s * peak, out=np.zeros(len(ops)), where=time_s > 0)
+    cols["utilization"] = peak
     cols["mapping"] = arrays["mapping"]
 
-    weighted = time_s * count
-    latency = float(weighted.sum()) + step_overhead_s
-    total_flops = float(flops @ count)
-    total_hbm = float(hbm @ count)
+    latency, by_bound, total_flops, total_hbm = step_totals(
+        time_s.tolist(), count.tolist(), arrays["bound"].tolist(), flops.tolist(), hbm.tolist(), step_overhead_s)
     chips = meta.tp
-    by_bound = {b: float(weighted[arrays["bound"] == b].sum()) for b in BOUNDS}
-    by_bound["overhead"] = by_bound.get("overhead", 0.0) + step_overhead_s
     mem = meta.weight_bytes_per_chip + meta.kv_cache_bytes_per_chip + meta.activation_bytes_per_chip
     cap = system.chip.hbm.capacity_bytes
     warnings = []

@@ -59,22 +59,27 @@ def check_fits(graph: WorkloadGraph, system: SystemSpec) -> None:
 
 def evaluate_slots(graph: WorkloadGraph, system: SystemSpec, library=None) -> dict[str, np.ndarray]:
     """Time terms of the graph's stored ops (``WorkloadGraph.slots``) as numpy arrays (keys:
-    ``COST_FIELDS``, ``bound``, ``mapping``), with ``count`` (ops each stands for) and
-    ``index`` (the stored op of every op in program order)."""
+    ``COST_FIELDS``, ``bound``, ``mapping``, and the ops' ``flops`` and ``bytes``), with
+    ``count`` (ops each stands for)."""
     check_fits(graph, system)
-    ops, counts, index = graph.slots()
+    ops, counts = graph.slots()
     cm = chip_model(system, library)
-    if len(cm.costs) > MAX_CACHED_COSTS:
-        cm.costs.clear()
-    costs = cost_ops(ops, cm, cm.costs)
-    rows = [(c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s, c.time_s, c.hbm_bytes, c.link_bytes)
-            for c in costs]
-    table = np.array(rows, dtype=float).reshape(len(costs), len(COST_FIELDS))
-    arrays = {f: table[:, i] for i, f in enumerate(COST_FIELDS)}
-    arrays["bound"] = np.array([c.bound for c in costs], dtype=object)
-    arrays["mapping"] = np.array([c.mapping for c in costs], dtype=object)
+    rows = cm.rows
+    if len(rows) > MAX_CACHED_COSTS:
+        rows.clear()
+    out = []
+    for op in ops:
+        r = rows.get(op)
+        if r is None:
+            c = op_cost(cm, op)
+            r = rows[op] = ((c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s, c.time_s, c.hbm_bytes,
+                             c.link_bytes, op.flops(), op.bytes()), c.bound, c.mapping)
+        out.append(r)
+    table = np.array([r[0] for r in out], dtype=float).reshape(len(out), len(COST_FIELDS) + 2)
+    arrays = {f: table[:, i] for i, f in enumerate(COST_FIELDS + ("flops", "bytes"))}
+    arrays["bound"] = np.array([r[1] for r in out], dtype=object)
+    arrays["mapping"] = np.array([r[2] for r in out], dtype=object)
     arrays["count"] = counts
-    arrays["index"] = index
     return arrays
 
 
@@ -83,6 +88,5 @@ def evaluate_arrays(graph: WorkloadGraph, system: SystemSpec, library=None) -> d
     ``mapping``), in the graph's program order. ``library``: the stack's collective library
     (None: the ideal bound)."""
     s = evaluate_slots(graph, system, library)
-    index = s.pop("index")
-    s.pop("count")
-    return {k: v[index] for k, v in s.items()}
+    index = graph.slot_index()
+    return {k: s[k][index] for k in COST_FIELDS + ("bound", "mapping")}

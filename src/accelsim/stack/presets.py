@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..configio import apply_overrides, data_dir, find_preset, load_yaml, validate
+from ..configio import apply_overrides, data_dir, find_preset, load_yaml, mtime_ns, validate, yaml_names
 from ..errors import ConfigError
 from .spec import Stack
 
@@ -17,7 +17,7 @@ def stack_dir() -> Path:
 
 def list_stacks() -> list[str]:
     """Names of the shipped stacks, sorted."""
-    return sorted(p.stem for p in stack_dir().glob("*.yaml"))
+    return yaml_names(stack_dir())
 
 
 def stack_path(name_or_path: str | Path) -> Path:
@@ -96,7 +96,7 @@ def load_stack(name_or_path: str | Path | Stack, overrides=()) -> Stack:
         return name_or_path
     key = (os.getcwd(), str(name_or_path), tuple(overrides))  # a relative path means the same file only here
     hit = _CACHE.get(key)
-    if hit is not None and all(p.stat().st_mtime_ns == t for p, t in hit[1]):
+    if hit is not None and all(mtime_ns(p) == t for p, t in hit[1]):
         return hit[0]
     path = stack_path(name_or_path)
     data, files = _load_chain(path)
@@ -105,7 +105,7 @@ def load_stack(name_or_path: str | Path | Stack, overrides=()) -> Stack:
     stack = validate(Stack, data, str(path))
     if len(_CACHE) > 64:
         _CACHE.clear()
-    _CACHE[key] = (stack, tuple((p, p.stat().st_mtime_ns) for p in files))
+    _CACHE[key] = (stack, tuple((p, mtime_ns(p)) for p in files))
     return stack
 
 

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from ..arch.spec import SystemSpec
 from ..errors import AccelsimError, ConfigError, WorkloadError
+from ..report.results import step_totals
 from .derived import CostModel
 from .space import WORKLOAD_PREFIX, DesignSpace, Point, WorkloadSpec, canonical_json, resolve_ref, system_dict
 from .executor import MAX_RETRIES, Pool, die_with_parent
@@ -58,24 +59,25 @@ EVALUATIONS = 0
 class _Graph:
     """A workload graph with its distinct ops, for costing each op once."""
 
-    __slots__ = ("graph", "meta", "uniq", "inv", "is_coll", "flops")
+    __slots__ = ("graph", "meta", "uniq", "inv", "is_coll", "count", "flops")
 
     def __init__(self, graph):
         from ..workload.ops import Collective
 
-        ops = graph.ops()
+        ops, count = graph.slots()  # stored ops (a run of identical layers once) and multiplicities
         index: dict = {}
-        inv = np.empty(len(ops), dtype=np.int64)
+        inv = []
         uniq = []
-        for i, o in enumerate(ops):
+        for o in ops:
             j = index.get(o)
             if j is None:
                 j = index[o] = len(uniq)
                 uniq.append(o)
-            inv[i] = j
+            inv.append(j)
         self.graph, self.meta, self.uniq, self.inv = graph, graph.meta, uniq, inv
+        self.count = count.tolist()
         self.is_coll = [isinstance(o, Collective) for o in uniq]
-        self.flops = float(np.array([o.flops() for o in ops], dtype=float).sum())
+        self.flops = [o.flops() for o in ops]
 
 
 class _Invalid:
@@ -252,20 +254,20 @@ class Evaluator:
             cm = self.chip_models[skey] = ChipModel(spec, self.stack.collectives if self.stack else None)
         if len(self.op_costs) > self.MAX_CACHE:
             self.op_costs.clear()
-        n = len(g.uniq)
-        t_u, hbm_u, b_u = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
         cache = self.op_costs
+        per_uniq = []
         for j, op in enumerate(g.uniq):
             key = (skey if g.is_coll[j] else ckey, op)
             c = cache.get(key)
             if c is None:
                 oc = op_cost(cm, op)
-                c = cache[key] = (oc.time_s, oc.hbm_bytes, _BOUND_CODE[oc.bound])
-            t_u[j], hbm_u[j], b_u[j] = c
-        # per-op arrays in graph order, summed as report.results.build_results sums them
-        time_s, hbm, bound = t_u[g.inv], hbm_u[g.inv], b_u[g.inv]
+                c = cache[key] = (oc.time_s, oc.hbm_bytes, oc.bound)
+            per_uniq.append(c)
+        # per stored op, summed exactly as report.results.build_results sums them
+        per = [per_uniq[j] for j in g.inv]
         step = self.step_cost + self.request_cost * g.meta.batch  # as report.results.build_results adds it
-        latency = float(time_s.sum()) + step
+        latency, by_bound_d, flops, hbm = step_totals([p[0] for p in per], g.count, [p[2] for p in per], g.flops,
+                                                      [p[1] for p in per], step)
         meta = g.meta
         chip = spec.chip
         peak = chip.peak_flops(meta.dtype) or chip.peak_flops("bf16")
@@ -274,13 +276,12 @@ class Evaluator:
         row = {
             "latency_s": latency,
             "tokens_per_s": meta.tokens / latency if latency > 0 else 0.0,
-            "mfu": g.flops / (latency * peak) if latency > 0 and peak > 0 else 0.0,
+            "mfu": flops / (latency * peak) if latency > 0 and peak > 0 else 0.0,
             "memory_bytes_per_chip": mem, "hbm_capacity_bytes": cap, "fits": bool(mem <= cap),
-            "hbm_bandwidth_utilization": float(hbm.sum()) / (latency * chip.hbm.bandwidth_Bps) if latency > 0 else 0.0,
+            "hbm_bandwidth_utilization": hbm / (latency * chip.hbm.bandwidth_Bps) if latency > 0 else 0.0,
             "chips": meta.tp, "peak_flops_per_chip": peak, "bubble_fraction": math.nan,
         }
-        by_bound = [float(time_s[bound == i].sum()) + (step if b == "overhead" else 0.0)
-                    for i, b in enumerate(BOUNDS)]
+        by_bound = [by_bound_d[b] for b in BOUNDS]
         for b, t in zip(BOUNDS, by_bound):
             row[f"share_{b}"] = t / latency if latency > 0 else math.nan
         row["bound"] = BOUNDS[int(np.argmax(by_bound))] if latency > 0 else None
@@ -300,9 +301,6 @@ class Evaluator:
             row[f"share_{b}"] = tb.get(b, 0.0) / lat if lat > 0 else math.nan
         row["bound"] = max(BOUNDS, key=lambda b: tb.get(b, 0.0)) if total > 0 else None
         return row
-
-
-_BOUND_CODE = {b: i for i, b in enumerate(BOUNDS)}
 
 
 def _spec_value(spec: SystemSpec, path: str) -> Any:

@@ -50,6 +50,7 @@ from typing import Any
 
 from ..configio import suggest
 from ..errors import WorkloadError
+from ..memo import IdentityCache
 from .graph import Block, WorkloadGraph, WorkloadMeta
 from .loaders import load_model
 from .model import ModelConfig, cnn_blocks, dtype_bytes
@@ -209,6 +210,18 @@ def active_experts(num_experts: int, top_k: int, tokens: int) -> int:
     return min(num_experts, max(top_k, math.ceil(expected - 1e-9)))
 
 
+_PARAMS = IdentityCache(64)
+
+
+def _param_counts(m: ModelConfig, tp: int) -> tuple[int, int]:
+    """(parameters of the model, parameters one chip holds under ``tp``), once per model object."""
+    per = _PARAMS.get((m,), dict)
+    hit = per.get(tp)
+    if hit is None:
+        hit = per[tp] = (m.params(), sum(m.param_breakdown(tp).values()))
+    return hit
+
+
 def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, context_len: int,
                        kv_len: int, tp: int, dt: str, attention: str) -> WorkloadGraph:
     e = _Emit()
@@ -326,10 +339,11 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
     mlp_live = T * (d + g * f + f)
     if m.is_moe:
         mlp_live = max(mlp_live, T * d + moe_slots * (g * fm + fm) + T * m.num_shared_experts * fm * (g + 1))
+    params, per_chip = _param_counts(m, tp)
     meta = WorkloadMeta(
         model=m.name, phase=phase, batch=batch, seq_len=seq_len if phase == "prefill" else 0,
-        context_len=context_len, tp=tp, dtype=dt, tokens=T, params=m.params(),
-        weight_bytes_per_chip=sum(m.param_breakdown(tp).values()) * b,
+        context_len=context_len, tp=tp, dtype=dt, tokens=T, params=params,
+        weight_bytes_per_chip=per_chip * b,
         kv_cache_bytes_per_chip=(2.0 * m.num_hidden_layers * kvl * hd * batch
                                  * min(kv_len, m.sliding_window or kv_len) * b) if decoder else 0.0,
         activation_bytes_per_chip=(T * d + max(attn_live, mlp_live)) * b,

@@ -173,24 +173,29 @@ class WorkloadGraph:
     def predecessors(self, name: str) -> list[str]:
         return list(self.g.predecessors(name))
 
-    def slots(self) -> tuple[list[Op], np.ndarray, np.ndarray]:
-        """(stored ops, how many ops each stands for, the stored op of each op in ``ops()``
-        order). A repeated block's ops stand for every layer of its range."""
+    def slots(self) -> tuple[list[Op], np.ndarray]:
+        """(stored ops, how many ops each stands for): a repeated block's ops stand for every
+        layer of its range."""
         if self._slots is None:
             if self._blocks is None:
                 self._blocks = [Block(tuple(self._order), tuple(self._edges))]
             ops: list[Op] = []
             counts: list[int] = []
-            index = []
             for b in self._blocks:
-                k, r = len(b.ops), b.repeat
-                base = np.arange(len(ops), len(ops) + k)
                 ops += b.ops
-                counts += [r] * k
-                index.append(np.tile(base, r) if r > 1 else base)
-            self._slots = (ops, np.array(counts, dtype=np.int64),
-                           np.concatenate(index) if index else np.zeros(0, dtype=np.int64))
+                counts += [b.repeat] * len(b.ops)
+            self._slots = (ops, np.array(counts, dtype=np.int64))
         return self._slots
+
+    def slot_index(self) -> np.ndarray:
+        """The stored op (position in ``slots()``) of each op of ``ops()``."""
+        self.slots()
+        index, start = [], 0
+        for b in self._blocks:
+            base = np.arange(start, start + len(b.ops))
+            index.append(np.tile(base, b.repeat) if b.repeat > 1 else base)
+            start += len(b.ops)
+        return np.concatenate(index) if index else np.zeros(0, dtype=np.int64)
 
     def op(self, name: str) -> Op:
         return self.g.nodes[name]["op"]
@@ -202,10 +207,10 @@ class WorkloadGraph:
 
     def flops(self) -> float:
         """FLOPs of one chip's share."""
-        ops, counts, _ = self.slots()
+        ops, counts = self.slots()
         return float(sum(o.flops() * c for o, c in zip(ops, counts)))
 
     def bytes(self) -> float:
         """Compulsory HBM bytes of one chip's share."""
-        ops, counts, _ = self.slots()
+        ops, counts = self.slots()
         return float(sum(o.bytes() * c for o, c in zip(ops, counts)))

@@ -3,10 +3,9 @@ folders holding one), all as validated ``ModelConfig`` objects."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-from ..configio import load_yaml, suggest, validate
+from ..configio import data_dir, load_yaml, suggest, validate, yaml_names
 from ..errors import WorkloadError
 from .hf import load_hf_config
 from .model import ModelConfig
@@ -14,12 +13,12 @@ from .model import ModelConfig
 
 def preset_dir() -> Path:
     """Folder holding the shipped workload presets."""
-    return Path(str(resources.files("accelsim") / "data" / "workloads"))
+    return data_dir("workloads")
 
 
 def list_models() -> list[str]:
     """Names of the shipped model presets, sorted."""
-    return sorted(p.stem for p in preset_dir().glob("*.yaml"))
+    return yaml_names(preset_dir())
 
 
 def load_model(name_or_path: str | Path | ModelConfig) -> ModelConfig:
