@@ -48,7 +48,7 @@ def test_engine_model_overlap():
     assert pass_cycles(16, 128, 256, 128, 128, 1, 0, 1.0, True, 64.0) == 2 * 64 + 382
     # numba kernel equals its Python twin
     args = (300, 200, 500, 32, 16, 4, 1, 2.0, True, 10.0)
-    assert pass_cycles(*args) == pass_cycles.py_func(*args)
+    assert pass_cycles.compiled()(*args) == pass_cycles.py_func(*args)
 
 
 def test_cli_rejects_bad_dataflow():

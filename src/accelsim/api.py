@@ -13,8 +13,6 @@ from .errors import WorkloadError
 from .memo import IdentityCache
 from .report.results import Results, build_results
 from .sim.analytical import evaluate_slots
-from .sim.event import CATEGORY_TO_BOUND
-from .sim.event import simulate as simulate_graph
 from .stack.realize import calibration_kind, dropped_stack_costs, realize
 from .workload import ModelConfig, WorkloadGraph, build, load_model
 
@@ -75,6 +73,8 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     step_s = step_cost_s(st, graph.meta.batch)
     results = build_results(graph, spec, evaluate_slots(graph, spec, st.collectives if st else None), step_s)
     if fidelity == "event":
+        from .sim.event import simulate as simulate_graph
+
         add_event(results, simulate_graph(graph, spec, st.collectives if st else None), step_s)
     from .analysis.energy import add_energy
 
@@ -170,6 +170,8 @@ def add_event(results: Results, run, step_overhead_s: float = 0.0) -> None:
     results.ops["event_end_s"] = last[idx]
     attr = run.attribution
     by_bound = {b: 0.0 for b in s["time_by_bound_s"]}
+    from .sim.event import CATEGORY_TO_BOUND
+
     for cat, sec in attr.total_s.items():
         by_bound[CATEGORY_TO_BOUND[cat]] += sec
     by_bound["overhead"] = by_bound.get("overhead", 0.0) + step_overhead_s
@@ -301,6 +303,8 @@ def _train_event(res: Results, spec: SystemSpec, step, library) -> None:
     run = simulate_train_event(spec, step, library)
     s, span, chips = res.summary, run.makespan_s, step.plan.chips
     by_bound = {b: 0.0 for b in s["time_by_bound_s"]}
+    from .sim.event import CATEGORY_TO_BOUND
+
     for cat, sec in run.attribution.total_s.items():
         by_bound[CATEGORY_TO_BOUND[cat]] += sec
     s.update({

@@ -74,7 +74,7 @@ class StrictModel(BaseModel):
     """Base of every input model (specs, stacks, models, plans, sweeps, measurement rows): no NaN
     or infinity, no boolean where a number is expected, no integer beyond ``MAX_EXACT_INT``."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = ConfigDict(allow_inf_nan=False, defer_build=True)
 
     @field_validator("*", mode="before")
     @classmethod

@@ -35,12 +35,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Hashable, Mapping, Sequence
-
-import networkx as nx
+from typing import TYPE_CHECKING, Hashable, Mapping, Sequence
 
 from ..errors import ConfigError, WorkloadError
 from .spec import SystemSpec
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 Link = tuple[Hashable, Hashable]
 """A directed link: (from graph node, to graph node)."""
@@ -249,6 +250,8 @@ def chip_graph(system: SystemSpec) -> nx.DiGraph:
     """The system as a directed graph: chips are int nodes, switches and the scale-out fabric are
     tuple nodes; one edge per directed link with ``bandwidth_Bps``, ``latency_s`` and ``tier``."""
     topo = topology(system)
+    import networkx as nx
+
     g = nx.DiGraph(name=system.name)
     g.add_nodes_from(range(system.num_chips), kind="chip")
     for u, v in topo.links():

@@ -23,7 +23,8 @@ rounding: the least HBM traffic, then the least compute time):
 - HBM time uses the bandwidth the active cores can pull (``min(HBM, active cores x per-core
   DMA share)``), so a small GEMM that occupies few cores cannot reach peak bandwidth.
 
-``gemm_search`` is compiled with numba; ``gemm_search.py_func`` is its pure-Python twin.
+``gemm_search`` is a ``jit.Kernel``: plain Python for its first calls in a process, then
+compiled with numba; ``gemm_search.py_func`` is its pure-Python twin.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from ..jit import kernel
 
 from .systolic import pass_cycles
 
@@ -67,7 +68,7 @@ the vector engine's dequantization time."""
 N_FIELDS = len(RESULT_FIELDS)
 
 
-@njit(cache=True)
+@kernel()
 def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq, teff,
             cores, acc, shared_bw, hbm_bw, core_bw, compulsory):
     """The (tile, split) groups of the search in enumeration order, one row each: mt, nt,
@@ -120,7 +121,7 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
     return out[:ng]
 
 
-@njit(cache=True)
+@kernel()
 def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, sram, acc, shared_cap,
             shared_bw, hbm_bw, core_bw, queues, multicast, dq_b, dq_a):
     """Append the fitting loop orders of group ``gi`` to ``cand`` (rows laid out as
@@ -234,7 +235,7 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
     return nc
 
 
-@njit(cache=True)
+@kernel()
 def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                 R, C, count, df, speedup, overlap, min_pass, freq, teff,
                 cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw, queues, multicast=1.0,
