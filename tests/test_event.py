@@ -5,6 +5,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
@@ -186,3 +187,25 @@ def test_split_k_reduction_runs_over_all_cores():
     reduce_tasks = vec[-tiles * 16:]
     cores = {int(sched.resource[t]) for t in reduce_tasks}  # each core has its own vector engine
     assert len(reduce_tasks) == tiles * 16 and len(cores) == tiles * 16
+
+
+@pytest.mark.parametrize("system,model,phase,kw", [
+    ("trn2", "llama-3-8b", "decode", dict(batch=8, context_len=2048)),
+    ("dgx-h100", "mixtral-8x7b", "prefill", dict(batch=1, seq_len=128, tp=8)),
+    ("dgx-h100", "llama-3-8b", "decode", dict(batch=4, context_len=1024, compression="w4a16-g128")),
+])
+def test_replayed_ops_lower_as_fresh_ones(system, model, phase, kw):
+    # an op equal to an earlier one gets that op's tasks again, renumbered: the schedule is the
+    # one lowering every op afresh gives, array by array
+    from accelsim.lower.schedule import ARRAY_FIELDS, LIST_FIELDS
+    from accelsim.workload import build, load_model
+
+    spec = load_system(system)
+    g = build(load_model(model).model_copy(update={"num_hidden_layers": 3}), phase, **kw)
+    fast, slow = lower(g, spec), lower(g, spec, replay=False)
+    assert fast.num_tasks == slow.num_tasks > 1000
+    for f in ARRAY_FIELDS:
+        a, b = getattr(fast, f), getattr(slow, f)
+        assert a.dtype == b.dtype and np.array_equal(a, b), f
+    for f in LIST_FIELDS:
+        assert getattr(fast, f) == getattr(slow, f), f

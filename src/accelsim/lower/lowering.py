@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..arch.spec import SystemSpec
 from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
@@ -64,8 +66,10 @@ MAX_TILE_GROUPS = 8
 class Lowerer:
     """Holds the chip's resources while ops are lowered one by one."""
 
-    def __init__(self, system: SystemSpec, library=None):
+    def __init__(self, system: SystemSpec, library=None, replay: bool = True):
         self.system = system
+        self.replay = replay
+        """Give an op equal to one lowered before that op's tasks again (False: lower each op)."""
         self.library = library
         """The stack's collective library (None: the ideal bound), as in the analytical tier."""
         self.cm = cm = ChipModel(system, library)
@@ -124,13 +128,24 @@ class Lowerer:
             preds_of.setdefault(b, []).append(a)
         from tqdm.auto import tqdm
 
+        # an op equal to one lowered before (same shape and types, and alike in having a
+        # previous op to prefetch behind) gets that op's tasks again as arrays, renumbered
+        templates: dict[tuple[Op, bool], _Template | None] = {}
         # a progress bar where someone watches (a terminal or a notebook) a large graph lower
         for o in tqdm(ops, desc="event tier: lowering", unit="op", leave=False,
                       disable=None if len(ops) > 200 else True):
             oid = self.b.op(o.name, o.role, o.kind)
             preds = [join_of[p] for p in preds_of.get(o.name, ())]
             start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=self.launch[o.engine])
-            ends = self.lower_op(o, oid, start)
+            key = (o, self.prev_start >= 0)
+            tpl = templates.get(key) if self.replay else None
+            if tpl is not None:
+                ends = tpl.replay(self.b, oid, start, self.prev_start)
+            else:
+                t0, p0 = self.b.num_tasks, len(self.b.pools)
+                ends = self.lower_op(o, oid, start)
+                if key not in templates:
+                    templates[key] = _Template.record(self.b, t0, p0, oid, start, self.prev_start, ends)
             join_of[o.name] = self.b.task(DELAY, CAT_OVERHEAD, oid, ends, duration_s=0.0)
             self.prev_start = start
         return self.b.build()
@@ -280,7 +295,7 @@ class Lowerer:
                              duration_s=self.vec_time(len(parts) * rows * n_j, "fp32"))
                 ends += self.store(oid, c, rows * n_j * bo, [add])
             for t in range(first_new, b.num_tasks):
-                b.cols["priority"][t] = max(outs)
+                b.set_priority(t, max(outs))
         return ends
 
     def flash(self, o: FlashAttention, oid: int, start: int) -> list[int]:
@@ -374,9 +389,59 @@ class Lowerer:
                             duration_s=overhead_s, nbytes=sent, cap_Bps=cap)]
 
 
-def lower(graph: WorkloadGraph, system: SystemSpec, library=None) -> Schedule:
+class _Template:
+    """One op's tasks as arrays, to be appended again for an identical op: task ids inside the
+    op are shifted, its two outside anchors (its start task and the previous op's start, which
+    a weight prefetch waits on) are replaced, and its SRAM pools are created anew."""
+
+    __slots__ = ("cols", "ptr", "idx", "inside", "t0", "start", "prev", "pools", "oid", "ends")
+
+    @classmethod
+    def record(cls, b: ScheduleBuilder, t0: int, p0: int, oid: int, start: int, prev: int,
+               ends: list[int]) -> "_Template | None":
+        """The template of the tasks ``t0..`` just lowered for op ``oid``, or None when they
+        depend on anything but themselves and the two anchors (then the op is lowered again)."""
+        t1 = b.num_tasks
+        cols, ptr, idx = b.segment(t0, t1)
+        inside = (idx >= t0) & (idx < t1)
+        outside = idx[~inside]
+        e = np.asarray(ends, dtype=np.int64)
+        pools = b.pools[p0:]
+        acq, rel = cols["acquire"], cols["release"]
+        if (not np.all((outside == start) | (outside == prev))
+                or not np.all((cols["priority"] >= t0) & (cols["priority"] < t1))
+                or not np.all((cols["op"] == oid))
+                or not np.all((e == start) | ((e >= t0) & (e < t1)))
+                or not all(((x < 0) | (x >= p0)).all() for x in (acq, rel))
+                or not all(name.endswith(f".op{oid}") for name, _ in pools)):
+            return None
+        tpl = cls()
+        tpl.cols, tpl.ptr, tpl.idx, tpl.inside = cols, ptr, idx, inside
+        tpl.t0, tpl.start, tpl.prev, tpl.oid, tpl.ends = t0, start, prev, oid, e
+        tpl.pools = [(name[: -len(f".op{oid}")], slots, p0) for name, slots in pools]
+        return tpl
+
+    def replay(self, b: ScheduleBuilder, oid: int, start: int, prev: int) -> list[int]:
+        shift = b.num_tasks - self.t0
+        p_new = len(b.pools)
+        for name, slots, _ in self.pools:
+            b.pool(f"{name}.op{oid}", slots)
+        p_shift = p_new - self.pools[0][2] if self.pools else 0
+        c = dict(self.cols)
+        idx = np.where(self.inside, self.idx + shift, np.where(self.idx == self.start, start, prev))
+        c["priority"] = self.cols["priority"] + shift
+        c["op"] = np.full_like(self.cols["op"], oid)
+        for k in ("acquire", "release"):
+            x = self.cols[k]
+            c[k] = np.where(x >= 0, x + p_shift, x).astype(x.dtype)
+        b.append_block(c, self.ptr, idx.astype(np.int32))
+        return np.where(self.ends == self.start, start, self.ends + shift).tolist()
+
+
+def lower(graph: WorkloadGraph, system: SystemSpec, library=None, replay: bool = True) -> Schedule:
     """Lower one chip's share of ``graph`` onto ``system``'s chip (collectives under ``library``,
-    the stack's collective library; None: the ideal bound)."""
+    the stack's collective library; None: the ideal bound). ``replay=False`` lowers every op
+    afresh instead of repeating an identical op's tasks (the same schedule, slower)."""
     if graph.meta.tp > system.num_chips:
         raise LoweringError(f"--tp {graph.meta.tp} needs {graph.meta.tp} chips; {system.name} has {system.num_chips}")
-    return Lowerer(system, library).lower_graph(graph)
+    return Lowerer(system, library, replay).lower_graph(graph)

@@ -134,14 +134,22 @@ class Schedule:
         return "\n".join(lines)
 
 
+TASK_COLUMNS = {"kind": np.int8, "resource": np.int32, "server": np.int32, "duration_s": float, "nbytes": float,
+                "cap_Bps": float, "weight": float, "flops": float, "acquire": np.int32, "release": np.int32,
+                "priority": np.int64, "op": np.int32, "category": np.int8}
+"""Per-task columns of a Schedule and their array types."""
+
+
 class ScheduleBuilder:
-    """Accumulates tasks in program order and packs them into a Schedule."""
+    """Accumulates tasks in program order and packs them into a Schedule. Tasks added one by
+    one (``task``) are kept in lists until the next block of arrays (``append_block``, e.g. a
+    lowered op replayed for an identical one) or ``build``; blocks stay arrays."""
 
     def __init__(self) -> None:
-        self.cols: dict[str, list] = {k: [] for k in ("kind", "resource", "server", "duration_s", "nbytes",
-                                                        "cap_Bps", "weight", "flops", "acquire", "release", "priority",
-                                                        "op", "category")}
+        self.cols: dict[str, list] = {k: [] for k in TASK_COLUMNS}
         self.deps: list[tuple[int, ...]] = []
+        self._blocks: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
+        self._base = 0
         self.res: list[tuple[str, str, int, int, float]] = []
         self.srv: list[tuple[str, float, int, bool]] = []
         self.pools: list[tuple[str, int]] = []
@@ -170,7 +178,7 @@ class ScheduleBuilder:
 
     @property
     def num_tasks(self) -> int:
-        return len(self.deps)
+        return self._base + len(self.deps)
 
     def op(self, name: str, role: str, kind: str) -> int:
         self.ops.append((name, role, kind))
@@ -180,7 +188,7 @@ class ScheduleBuilder:
              duration_s: float = 0.0, nbytes: float = 0.0, cap_Bps: float = np.inf, weight: float = 1.0,
              flops: float = 0.0,
              acquire: int = -1, release: int = -1, priority: int | None = None) -> int:
-        t = len(self.deps)
+        t = self._base + len(self.deps)
         if not t & 0xFFFFF and t:  # every 1 Mi tasks
             from ..limits import check_tasks
 
@@ -202,21 +210,52 @@ class ScheduleBuilder:
         self.deps.append(tuple(d for d in deps if d is not None and d >= 0))
         return t
 
+    def set_priority(self, t: int, priority: int) -> None:
+        """Change the priority of task ``t`` (one added by ``task`` since the last block)."""
+        self.cols["priority"][t - self._base] = priority
+
+    def segment(self, t0: int, t1: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Tasks ``t0..t1-1`` (added by ``task`` since the last block) as arrays: (columns,
+        dep_ptr, dep_idx)."""
+        i0, i1 = t0 - self._base, t1 - self._base
+        if i0 < 0:
+            raise ValueError("segment() reads tasks added since the last block only")
+        cols = {k: np.array(self.cols[k][i0:i1], dtype=dt) for k, dt in TASK_COLUMNS.items()}
+        return (cols, *_csr(self.deps[i0:i1]))
+
+    def append_block(self, cols: dict[str, np.ndarray], dep_ptr: np.ndarray, dep_idx: np.ndarray) -> range:
+        """Append tasks given as arrays (``segment``'s layout, task ids already final); returns
+        their ids."""
+        self._flush()
+        t0 = self._base
+        n = len(dep_ptr) - 1
+        from ..limits import check_tasks
+
+        check_tasks(t0 + n)
+        self._blocks.append((cols, dep_ptr, dep_idx))
+        self._base += n
+        return range(t0, t0 + n)
+
+    def _flush(self) -> None:
+        if self.deps:
+            cols = {k: np.array(v, dtype=TASK_COLUMNS[k]) for k, v in self.cols.items()}
+            self._blocks.append((cols, *_csr(self.deps)))
+            self._base += len(self.deps)
+            self.cols = {k: [] for k in TASK_COLUMNS}
+            self.deps = []
+
     def build(self) -> Schedule:
-        c = self.cols
-        counts = np.array([len(d) for d in self.deps], dtype=np.int64)
-        dep_ptr = np.zeros(len(self.deps) + 1, dtype=np.int64)
+        self._flush()
+        blocks = self._blocks or [({k: np.zeros(0, dtype=dt) for k, dt in TASK_COLUMNS.items()},
+                                   np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32))]
+        cols = {k: np.concatenate([b[0][k] for b in blocks]).astype(dt, copy=False) for k, dt in TASK_COLUMNS.items()}
+        counts = np.concatenate([np.diff(b[1]) for b in blocks])
+        dep_ptr = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=dep_ptr[1:])
-        dep_idx = np.fromiter((d for ds in self.deps for d in ds), dtype=np.int32, count=int(dep_ptr[-1]))
+        dep_idx = np.concatenate([b[2] for b in blocks]).astype(np.int32, copy=False)
+        self._blocks = [(cols, dep_ptr, dep_idx)]
         return Schedule(
-            kind=np.array(c["kind"], dtype=np.int8), resource=np.array(c["resource"], dtype=np.int32),
-            server=np.array(c["server"], dtype=np.int32), duration_s=np.array(c["duration_s"], dtype=float),
-            nbytes=np.array(c["nbytes"], dtype=float), cap_Bps=np.array(c["cap_Bps"], dtype=float),
-            weight=np.array(c["weight"], dtype=float),
-            flops=np.array(c["flops"], dtype=float), acquire=np.array(c["acquire"], dtype=np.int32),
-            release=np.array(c["release"], dtype=np.int32), priority=np.array(c["priority"], dtype=np.int64),
-            op=np.array(c["op"], dtype=np.int32), category=np.array(c["category"], dtype=np.int8),
-            dep_ptr=dep_ptr, dep_idx=dep_idx,
+            **cols, dep_ptr=dep_ptr, dep_idx=dep_idx,
             res_capacity=np.array([r[2] for r in self.res], dtype=np.int32),
             res_chip=np.array([r[3] for r in self.res], dtype=np.int32),
             res_bandwidth_Bps=np.array([r[4] for r in self.res], dtype=float),
@@ -227,3 +266,11 @@ class ScheduleBuilder:
             res_names=[r[0] for r in self.res], res_class=[r[1] for r in self.res],
             srv_names=[s[0] for s in self.srv], pool_names=[p[0] for p in self.pools],
             op_names=[o[0] for o in self.ops], op_roles=[o[1] for o in self.ops], op_kinds=[o[2] for o in self.ops])
+
+
+def _csr(deps: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    counts = np.fromiter(map(len, deps), dtype=np.int64, count=len(deps))
+    ptr = np.zeros(len(deps) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    idx = np.fromiter((d for ds in deps for d in ds), dtype=np.int32, count=int(ptr[-1]))
+    return ptr, idx
