@@ -25,8 +25,11 @@ overhead as a delay: ``launch_overhead_s``, plus ``tensor_launch_overhead_s`` fo
 tensor-engine op or ``vector_launch_overhead_s`` for a vector op; a collective pays
 ``collective_overhead_s`` instead, as in the analytical tier).
 A core's first weight DMA of an op (the pipeline's fill) may start as soon as the previous op
-has started: one op of prefetch lookahead, one transfer deep, whatever the SRAM (a deeper
-prefetch would hold DMA queues the running op needs, so more SRAM could slow it).
+has started, when that op feeds this one: one op of prefetch lookahead, one transfer deep,
+whatever the SRAM (a deeper prefetch would hold DMA queues the running op needs, so more SRAM
+could slow it). An op on a parallel branch (a ResNet downsample beside its block's
+convolutions) does not prefetch: the previous op may start after it, and waiting for it would
+let the op's later loads take every SRAM slot first.
 """
 
 from __future__ import annotations
@@ -131,12 +134,17 @@ class Lowerer:
         # an op equal to one lowered before (same shape and types, and alike in having a
         # previous op to prefetch behind) gets that op's tasks again as arrays, renumbered
         templates: dict[tuple[Op, bool], _Template | None] = {}
+        last_start, last_name = -1, None
         # a progress bar where someone watches (a terminal or a notebook) a large graph lower
         for o in tqdm(ops, desc="event tier: lowering", unit="op", leave=False,
                       disable=None if len(ops) > 200 else True):
             oid = self.b.op(o.name, o.role, o.kind)
-            preds = [join_of[p] for p in preds_of.get(o.name, ())]
+            names = preds_of.get(o.name, ())
+            preds = [join_of[p] for p in names]
             start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=self.launch[o.engine])
+            # prefetch behind the previous op only when that op feeds this one (so it starts
+            # before this op can): a parallel branch's previous op may start later
+            self.prev_start = last_start if last_name in names else -1
             key = (o, self.prev_start >= 0)
             tpl = templates.get(key) if self.replay else None
             if tpl is not None:
@@ -147,7 +155,7 @@ class Lowerer:
                 if key not in templates:
                     templates[key] = _Template.record(self.b, t0, p0, oid, start, self.prev_start, ends)
             join_of[o.name] = self.b.task(DELAY, CAT_OVERHEAD, oid, ends, duration_s=0.0)
-            self.prev_start = start
+            last_start, last_name = start, o.name
         return self.b.build()
 
     def lower_op(self, o: Op, oid: int, start: int) -> list[int]:
