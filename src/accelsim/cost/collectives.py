@@ -119,10 +119,16 @@ def _summary(topo: Topology, steps: tuple[Step, ...]) -> tuple[tuple[_StepCost, 
     bytes (in units of bytes_per_rank)."""
     out = []
     sent: dict[int, float] = {}
+    seen: dict[tuple, tuple] = {}  # steps alike (a ring's steps move the same chunks) profiled once
     for st in steps:
+        for src, _, frac in st.transfers:
+            sent[src] = sent.get(src, 0.0) + frac * st.repeat
+        hit = seen.get(st.transfers)
+        if hit is not None:
+            out.append(_StepCost(st.repeat, hit))
+            continue
         links: dict = {}
         for src, dst, frac in st.transfers:
-            sent[src] = sent.get(src, 0.0) + frac * st.repeat
             hu = ho = 0
             for link in topo.route(src, dst):
                 if topo.link_latency_units(link):
@@ -134,7 +140,8 @@ def _summary(topo: Topology, steps: tuple[Step, ...]) -> tuple[tuple[_StepCost, 
                 prof[(hu, ho)] = prof.get((hu, ho), 0.0) + frac
         profiles = {(topo.link_class(link), tuple(sorted((hu, ho, f) for (hu, ho), f in prof.items())))
                     for link, prof in links.items()}
-        out.append(_StepCost(st.repeat, tuple(sorted(profiles))))
+        seen[st.transfers] = tuple(sorted(profiles))
+        out.append(_StepCost(st.repeat, seen[st.transfers]))
     return tuple(out), max(sent.values(), default=0.0)
 
 

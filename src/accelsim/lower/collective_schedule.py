@@ -32,6 +32,8 @@ Reduction arithmetic is not modelled (the analytical tier counts it as vector wo
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..arch.spec import SystemSpec
 from ..cost.collectives import KINDS, collective_plan, link_terms
 from ..arch.topology import SCALE_OUT, topology
@@ -60,6 +62,78 @@ def _ensure_link(b: ScheduleBuilder, name: str, bw: float, chip: int, servers: i
     else:
         r = b.resource(name, "link", capacity=servers, chip=chip)
     return r, b.bandwidth_server(name, bw, chip)
+
+
+def _cumulative(links: dict, route: list, step_latency_s: float) -> list[float]:
+    """The step latency plus the route latency up to and including each link of ``route``."""
+    out, acc = [], step_latency_s
+    for link in route:
+        acc += links[link][2]
+        out.append(acc)
+    return out
+
+
+class _Lists:
+    """A list of task ids per row (rank or transfer), in CSR form."""
+
+    __slots__ = ("ptr", "idx")
+
+    def __init__(self, ptr: np.ndarray, idx: np.ndarray):
+        self.ptr, self.idx = ptr, idx
+
+    @classmethod
+    def empty(cls, rows: int) -> "_Lists":
+        return cls(np.zeros(rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ptr, idx) of the lists of ``rows``, in that order."""
+        counts = self.ptr[rows + 1] - self.ptr[rows]
+        ptr = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        pos = np.repeat(self.ptr[rows] - ptr[:-1], counts) + np.arange(ptr[-1])
+        return ptr, self.idx[pos]
+
+    @classmethod
+    def concat(cls, p1: np.ndarray, i1: np.ndarray, p2: np.ndarray, i2: np.ndarray) -> "_Lists":
+        """Row by row, the first lists followed by the second."""
+        c1, c2 = np.diff(p1), np.diff(p2)
+        ptr = np.zeros(c1.size + 1, dtype=np.int64)
+        np.cumsum(c1 + c2, out=ptr[1:])
+        idx = np.empty(ptr[-1], dtype=np.int64)
+        idx[np.repeat(ptr[:-1] - p1[:-1], c1) + np.arange(p1[-1])] = i1
+        idx[np.repeat(ptr[:-1] + c1 - p2[:-1], c2) + np.arange(p2[-1])] = i2
+        return cls(ptr, idx)
+
+    def or_default(self, default: np.ndarray) -> "_Lists":
+        """Empty rows get ``default``."""
+        c = np.diff(self.ptr)
+        if c.all():
+            return self
+        fill = np.where(c == 0, default.size, c)
+        ptr = np.zeros(c.size + 1, dtype=np.int64)
+        np.cumsum(fill, out=ptr[1:])
+        idx = np.empty(ptr[-1], dtype=np.int64)
+        full = c > 0
+        idx[np.repeat(ptr[:-1][full] - self.ptr[:-1][full], c[full]) + np.arange(self.ptr[-1])] = self.idx
+        empty = np.flatnonzero(~full)
+        idx[(ptr[empty][:, None] + np.arange(default.size)).ravel()] = np.tile(default, empty.size)
+        return _Lists(ptr, idx)
+
+    def replaced(self, rows: np.ndarray, ids: np.ndarray) -> "_Lists":
+        """Rows named in ``rows`` get the ``ids`` paired with them (in order); the others keep
+        their lists."""
+        n = self.ptr.size - 1
+        order = np.argsort(rows, kind="stable")
+        new_counts = np.bincount(rows, minlength=n)
+        old_counts = np.diff(self.ptr)
+        counts = np.where(new_counts > 0, new_counts, old_counts)
+        new_ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(new_counts, out=new_ptr[1:])
+        pool = np.concatenate([self.idx, ids[order]])
+        src = np.where(new_counts > 0, self.idx.size + new_ptr[:-1], self.ptr[:-1])
+        ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        return _Lists(ptr, pool[np.repeat(src - ptr[:-1], counts) + np.arange(ptr[-1])])
 
 
 def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
@@ -110,28 +184,48 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
     start = [d for d in (deps or ()) if d is not None and d >= 0]
     if cal.collective_overhead_s + call > 0 or not start:
         start = [b.task(DELAY, CAT_OVERHEAD, op, start, duration_s=cal.collective_overhead_s + call)]
-    last_recv: dict[int, list[int]] = {}
-    last_send: dict[int, list[int]] = {}
+    # each step's transfers as arrays, once; every repeat of it appended as one block whose
+    # dependencies come from the ranks' last receiving and sending tasks (CSR over ranks)
+    ranks_n = max(system.num_chips, 1 + max((max(a, c) for st in plan.steps for a, c, _ in st.transfers), default=0))
+    recv = _Lists.empty(ranks_n)
+    send = _Lists.empty(ranks_n)
+    start_arr = np.array(start, dtype=np.int64)
     k = 0
+    shapes: dict[tuple, tuple] = {}  # the hops of a step's (source, destination) pairs
     for st in plan.steps:
-        crosses = any(topo.link_class(link) == SCALE_OUT for a, c, _ in st.transfers for link in topo.route(a, c))
-        sl = terms.step_latency_out_s if crosses else terms.step_latency_s
+        pairs = tuple((a, c) for a, c, _ in st.transfers)
+        shape = shapes.get(pairs)
+        if shape is None:
+            crosses = any(topo.link_class(link) == SCALE_OUT for a, c in pairs for link in topo.route(a, c))
+            sl = terms.step_latency_out_s if crosses else terms.step_latency_s
+            hops = [(i, *links[link][:2], lat) for i, (a, c) in enumerate(pairs)
+                    for lat, link in zip(_cumulative(links, topo.route(a, c), sl), topo.route(a, c))]
+            h = np.array(hops, dtype=float).reshape(len(hops), 4)
+            shape = shapes[pairs] = (np.array([a for a, _ in pairs], dtype=np.int64),
+                                     np.array([c for _, c in pairs], dtype=np.int64),
+                                     h[:, 0].astype(np.int64), h[:, 1].astype(np.int32), h[:, 2].astype(np.int32),
+                                     h[:, 3])
+        src, dst, hop_tr, hop_res, hop_srv, hop_lat = shape
+        frac = np.array([f for _, _, f in st.transfers], dtype=float)
+        H = hop_tr.size
+        hop_bytes = frac[hop_tr] * n
+        cols = {"kind": np.full(H, XFER, dtype=np.int8), "resource": hop_res,
+                "server": hop_srv, "duration_s": hop_lat, "nbytes": hop_bytes, "cap_Bps": np.full(H, np.inf),
+                "weight": np.ones(H), "flops": np.zeros(H), "acquire": np.full(H, -1, dtype=np.int32),
+                "release": np.full(H, -1, dtype=np.int32), "op": np.full(H, op, dtype=np.int32),
+                "category": np.full(H, CAT_LINK, dtype=np.int8)}
         for _ in range(st.repeat):
-            recv: dict[int, list[int]] = {}
-            send: dict[int, list[int]] = {}
-            for src, dst, frac in st.transfers:
-                after = last_recv.get(src, []) + last_send.get(src, []) or start
-                acc = sl
-                hops = []
-                for link in topo.route(src, dst):
-                    res, srv, l_s = links[link]
-                    acc += l_s
-                    hops.append(b.task(XFER, CAT_LINK, op, after, resource=res, server=srv, duration_s=acc,
-                                       nbytes=frac * n, priority=k))
-                recv.setdefault(dst, []).extend(hops)
-                send.setdefault(src, []).extend(hops)
-            last_recv.update(recv)
-            last_send.update(send)
+            # a transfer waits for what its source last received and last sent (else the start)
+            r_ptr, r_idx = recv.gather(src)
+            s_ptr, s_idx = send.gather(src)
+            after = _Lists.concat(r_ptr, r_idx, s_ptr, s_idx)
+            after = after.or_default(start_arr)
+            dep_ptr, dep_idx = after.gather(hop_tr)
+            ids = b.append_block({**cols, "priority": np.full(H, k, dtype=np.int64)}, dep_ptr,
+                                 dep_idx.astype(np.int32))
+            hop_ids = np.arange(ids.start, ids.stop, dtype=np.int64)
+            recv = recv.replaced(dst[hop_tr], hop_ids)
+            send = send.replaced(src[hop_tr], hop_ids)
             k += 1
-    ends = sorted({t for ts in last_recv.values() for t in ts} | {t for ts in last_send.values() for t in ts}) or start
+    ends = sorted(set(recv.idx.tolist()) | set(send.idx.tolist())) or start
     return b.build() if own else ends
