@@ -219,3 +219,23 @@ def test_parallel_branch_does_not_deadlock(system):
     r = evaluate(system, "resnet50", phase="prefill", batch=4, fidelity="event")
     ana = r.summary["analytical_latency_s"]
     assert 0.9 * ana <= r.summary["latency_s"] <= 1.25 * ana
+
+
+def test_long_attention_streams_are_cut_into_bounded_steps():
+    from accelsim.lower.lowering import MAX_KV_STEPS, _taper
+    from accelsim.workload import build, load_model
+
+    for n in (1, 5, MAX_KV_STEPS, MAX_KV_STEPS + 1, 100, 4096, 65536):
+        steps = _taper(n)
+        assert sum(steps) == n and steps[0] == 1 and steps[-1] == 1
+        assert len(steps) <= MAX_KV_STEPS + 2 * max(1, n // MAX_KV_STEPS).bit_length() + 1
+    # the attention op's tasks grow with the units (linear in the prompt), not with units x
+    # key chunks (quadratic): 4x the prompt, at most ~4x the tasks
+    spec = load_system("trn2")
+    m = load_model("llama-3-8b").model_copy(update={"num_hidden_layers": 1})
+
+    def attn_tasks(seq):
+        s = lower(build(m, "prefill", batch=1, seq_len=seq), spec)
+        return int((np.array(s.op_roles)[s.op] == "attn").sum())
+
+    assert attn_tasks(16384) <= 4.5 * attn_tasks(4096)

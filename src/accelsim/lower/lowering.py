@@ -13,7 +13,13 @@ server (GPU L2) and a link port. Each op becomes:
   are written, read back, added on the vector engine and written once.
 - **Flash attention**: per (sequence, KV head, query tile) unit, Q loaded once, K/V chunks
   streamed, QK^T and PV passes on the tensor engine, exp on the scalar engine, the online
-  softmax update on the vector engine.
+  softmax update on the vector engine. A core's units run in at most ``MAX_TILE_GROUPS``
+  groups of ``FLASH_LANES`` independent streams; a stream of more than ``MAX_KV_STEPS`` chunks
+  is cut into steps that ramp up from one chunk to 1/MAX_KV_STEPS of it and back down (bytes,
+  cycles and FLOPs add up), so the tasks grow with the units, not units x chunks (Llama-3-8B
+  prefill of 32k tokens on trn2: 44.7 M -> 2.4 M tasks; the makespan 3.9 % longer than chunk
+  by chunk, 0.8 % at 8k, 0.1 % at 2k; streams of up to MAX_KV_STEPS chunks, e.g. decode up
+  to 8k of context, are lowered chunk by chunk as before).
 - **Vector ops** (norms, softmax, elementwise, embedding, KV append): rows split over cores,
   chunked: DMA-in, scalar (transcendentals) and vector passes in parallel, DMA-out.
 - **Collectives**: one transfer on the chip's link port carrying the bytes the algorithm sends,
@@ -62,6 +68,27 @@ VECTOR_PIECES = 8
 KV_CHUNK = 512
 """Keys per streamed K/V chunk in flash attention."""
 MAX_TILE_GROUPS = 8
+MAX_KV_STEPS = 16
+FLASH_LANES = 4
+"""A group's units alternate between this many independent streams, so that one stream's
+softmax (scalar and vector engines) overlaps the other's matmuls, as separate units do."""
+"""A flash-attention stream longer than MAX_KV_STEPS chunks is cut into steps of up to 1/MAX_KV_STEPS
+of it (ramping up from one chunk and back down to one)."""
+
+
+def _taper(n: int, mid: int = MAX_KV_STEPS) -> list[int]:
+    """Chunks per step for a stream of ``n`` chunks: one chunk per step up to ``mid`` chunks;
+    beyond, 1, 2, 4, ... up to ``ceil(n / mid)``, steps of that size, then back down to 1."""
+    cap = -(-n // mid)
+    if cap <= 1:
+        return [1] * n
+    up = []
+    s = 1
+    while s < cap:
+        up.append(s)
+        s *= 2
+    rest = n - 2 * sum(up)
+    return up + [cap] * (rest // cap) + ([rest % cap] if rest % cap else []) + up[::-1]
 """At most this many tile groups per core and GEMM (consecutive tiles are merged beyond it)."""
 
 
@@ -325,35 +352,67 @@ class Lowerer:
         vrate_ops = o.vector_ops() / o.score_elements() if o.score_elements() else 0.0
         work = [(u, s) for u in units for s in range(split)]
         per, extra = divmod(len(work), self.cores)
+        eff = cm.tensor_eff(o.dtype) * cm.attn_eff
+        chunks = []  # one unit's K/V stream, KV_CHUNK keys at a time
+        done = 0.0
+        while done < kv_part - 1e-9:
+            chunks.append(min(KV_CHUNK, kv_part - done))
+            done += chunks[-1]
+        out_b = o.head_dim * (dt if split == 1 else 4.0)
         ends, first = [], 0
         for c in range(self.cores):
             count = per + (1 if c < extra else 0)
-            for (bi, kh, qt), s in work[first:first + count]:
-                m = min(mt, rows - qt * mt)
-                q = self.load(oid, c, m * o.head_dim * dt, [start])
+            mine = work[first:first + count]
+            first += count
+            if not chunks:
+                for (bi, kh, qt), s in mine:
+                    m = min(mt, rows - qt * mt)
+                    self.load(oid, c, m * o.head_dim * dt, [start])
+                    ends += self.store(oid, c, m * out_b, [-1])
+                continue
+            # a core's units run in at most MAX_TILE_GROUPS groups, each one stream of the
+            # group's K/V chunks, cut into steps that start and end one chunk long and are at
+            # most 1/MAX_KV_STEPS of the stream in between (a long stream pipelines as well as
+            # chunk by chunk, with a bounded number of tasks)
+            size = max(1, -(-len(mine) // MAX_TILE_GROUPS))
+            lanes = [mine[g0:g0 + size][j::FLASH_LANES] for g0 in range(0, len(mine), size)
+                     for j in range(min(FLASH_LANES, len(mine[g0:g0 + size])))]
+            for lane in lanes:
+                ms = [min(mt, rows - qt * mt) for (_, _, qt), _ in lane]
+                stream = [(i, m, kvn) for i, m in enumerate(ms) for kvn in chunks]
+                q_of: dict[int, list[int]] = {}
                 prev = -1
-                done = 0.0
-                while done < kv_part - 1e-9:
-                    kvn = min(KV_CHUNK, kv_part - done)
-                    kvload = self.load(oid, c, 2 * kvn * o.head_dim * o.kv_el_bytes(), [start])
+                pos = 0
+                for n_steps in _taper(len(stream)):
+                    step = stream[pos:pos + n_steps]
+                    pos += n_steps
+                    items = list(dict.fromkeys(i for i, _, _ in step))
+                    for i in items:
+                        if i not in q_of:
+                            q_of[i] = self.load(oid, c, ms[i] * o.head_dim * dt, [start])
+                    q = [t for i in items for t in q_of[i]]
+                    keys = sum(kvn for _, _, kvn in step)
+                    kvload = self.load(oid, c, 2 * keys * o.head_dim * o.kv_el_bytes(), [start])
                     if kv_dq and kvload:
                         kvload = [b.task(BUSY, CAT_VECTOR, oid, kvload, resource=self.vector[c],
-                                         duration_s=self.vec_time(kv_dq * 2 * kvn * o.head_dim, o.dtype))]
+                                         duration_s=self.vec_time(kv_dq * 2 * keys * o.head_dim, o.dtype))]
+                    mk = sum(m * kvn for _, m, kvn in step)
                     qk = b.task(BUSY, CAT_TENSOR, oid, q + kvload + [prev], resource=self.tensor[c],
-                                duration_s=pass_cycles(m, kvn, o.head_dim, cm.R, cm.C, cm.count, cm.df, speed,
-                                                       cm.overlap, cm.min_pass) / cm.f_tensor / (cm.tensor_eff(o.dtype) * cm.attn_eff),
-                                flops=2.0 * m * kvn * o.head_dim)
+                                duration_s=sum(pass_cycles(m, kvn, o.head_dim, cm.R, cm.C, cm.count, cm.df, speed,
+                                                           cm.overlap, cm.min_pass) / cm.f_tensor / eff for _, m, kvn in step),
+                                flops=2.0 * mk * o.head_dim)
                     ex = b.task(BUSY, CAT_SCALAR, oid, [qk], resource=self.scalar[c],
-                                duration_s=m * kvn / cm.trans_rate)
+                                duration_s=sum(m * kvn / cm.trans_rate for _, m, kvn in step))
                     upd = b.task(BUSY, CAT_VECTOR, oid, [qk], resource=self.vector[c],
-                                 duration_s=self.vec_time(vrate_ops * m * kvn, o.dtype))
+                                 duration_s=self.vec_time(vrate_ops * mk, o.dtype))
                     prev = b.task(BUSY, CAT_TENSOR, oid, [ex, upd], resource=self.tensor[c],
-                                  duration_s=pass_cycles(m, o.head_dim, kvn, cm.R, cm.C, cm.count, cm.df, speed,
-                                                         cm.overlap, cm.min_pass) / cm.f_tensor / (cm.tensor_eff(o.dtype) * cm.attn_eff),
-                                  flops=2.0 * m * kvn * o.head_dim)
-                    done += kvn
-                ends += self.store(oid, c, m * o.head_dim * (dt if split == 1 else 4.0), [prev])
-            first += count
+                                  duration_s=sum(pass_cycles(m, o.head_dim, kvn, cm.R, cm.C, cm.count, cm.df, speed,
+                                                             cm.overlap, cm.min_pass) / cm.f_tensor / eff for _, m, kvn in step),
+                                  flops=2.0 * mk * o.head_dim)
+                    # units whose stream ends in this step write their output
+                    finished = [i for i in items if pos >= len(stream) or stream[pos][0] != i]
+                    if finished:
+                        ends += self.store(oid, c, sum(ms[i] for i in finished) * out_b, [prev])
         return ends
 
     def vector_op(self, o: Op, oid: int, start: int) -> list[int]:
