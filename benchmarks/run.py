@@ -50,6 +50,46 @@ def emit(case: str, samples: list[float], **extra) -> None:
                       "repeat": len(samples), **extra}), flush=True)
 
 
+def design_points(model, rounds: int) -> None:
+    """``evaluate()`` through the public API on reused system and model objects, every call a
+    different design point; a fresh system object per round and kind (so no round starts with
+    the op costs of another): decode over batch sizes (new GEMM shapes each call), decode over
+    context lengths (the GEMMs repeat, attention is new), prefill over prompt lengths."""
+    kinds = {"decode_batch": lambda r, i: dict(phase="decode", batch=1 + i, context_len=2048 + r),
+             "decode_context": lambda r, i: dict(phase="decode", batch=8, context_len=1024 + 64 * i + r),
+             "prefill_tokens": lambda r, i: dict(phase="prefill", batch=1, seq_len=512 + 64 * i + r)}
+    for name, point in kinds.items():
+        per = []
+        for r in range(max(3, rounds // 4)):
+            system = load_system("dgx-h100")
+            evaluate(system, model, tp=8, **point(r, 999))  # warm-up outside the timed points
+            c = time.process_time()
+            for i in range(32):
+                evaluate(system, model, tp=8, **point(r, i))
+            per.append((time.process_time() - c) / 32)
+        emit(f"design_point_llama3_70b_{name}_dgx_h100_public_api", per, unit="CPU seconds per point",
+             target_s=1e-4, meets_target=statistics.median(per) < 1e-4)
+
+
+def startup() -> None:
+    """``accelsim --help`` and a first analytical run, each in a fresh process (median of 5)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = str(Path(sys.executable).with_name("accelsim"))
+    first = ("import accelsim; accelsim.evaluate('dgx-h100', 'llama-3-70b', phase='decode', batch=8, "
+             "context_len=2048, tp=8)")
+    for case, cmd, target in (("startup_accelsim_help", [cli, "--help"], 0.3),
+                              ("startup_first_analytical_run", [sys.executable, "-c", first], 0.5)):
+        samples = []
+        for _ in range(5):
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            samples.append(time.perf_counter() - t)
+        emit(case, samples, target_s=target, meets_target=statistics.median(samples) < target)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=20)
@@ -63,6 +103,8 @@ def main() -> None:
     # 1. whole pipeline: build the 80-layer graph, cost it, assemble the tables
     s = timed(lambda: evaluate(system, model, phase="decode", batch=8, context_len=2048, tp=8), args.repeat)
     emit("analytical_llama3_70b_decode_dgx_h100_end_to_end", s, target_s=0.020, meets_target=statistics.median(s) < 0.020)
+    design_points(model, args.repeat)
+    startup()
     graph = build(model, "decode", batch=8, context_len=2048, tp=8)
     s = timed(lambda: build(model, "decode", batch=8, context_len=2048, tp=8), args.repeat)
     emit("build_graph_llama3_70b_decode_tp8", s, ops=len(graph))

@@ -59,3 +59,11 @@ def test_gemm_search_same_in_both_tiers():
     args = (4096.0, 1280.0, 8192.0, 1.0, True, 2.0, 2.0, 2.0, 128, 128, 4, 1, 1.0, True, 0.0,
             1.4e9, 1.0, 132.0, 228e3, 0.0, 50e6, 5e12, 3e12, 3e12 / 132, 4.0)
     np.testing.assert_array_equal(gemm_search.compiled()(*args), gemm_search.py_func(*args))
+
+
+def test_help_loads_no_heavy_library():
+    code = ("import sys\nfrom accelsim.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(*[m for m in ('pydantic', 'numpy', 'pandas', 'numba', 'networkx', 'yaml', 'matplotlib') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[-2].strip() == ""  # the last line: the heavy modules loaded (none)

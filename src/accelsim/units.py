@@ -15,7 +15,6 @@ import math
 import re
 from typing import Annotated, Union
 
-from pydantic import BeforeValidator, StringConstraints
 
 _BIG = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
         "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
@@ -95,20 +94,27 @@ def unit_pattern(kind: str) -> str:
     return r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*(?:" + "|".join(alts) + r")?\s*$"
 
 
-def _validator(kind: str) -> BeforeValidator:
+_TYPES = {"Bytes": "bytes", "BytesPerSecond": "bandwidth", "Hertz": "frequency", "Seconds": "time",
+          "Watts": "power", "Joules": "energy", "FlopsPerSecond": "flops", "SquareMeters": "area"}
+"""Field types that take a number in SI units or a string with a unit (``Bytes``: "24 MiB"),
+built on first use (so that a command that only formats numbers does not import pydantic)."""
+
+
+def _validator(kind: str):
+    from pydantic import BeforeValidator, StringConstraints
+
     text = Annotated[str, StringConstraints(pattern=unit_pattern(kind))]
     return BeforeValidator(lambda v: parse(v, kind) if isinstance(v, (str, int, float)) else v,
                            json_schema_input_type=Union[float, text])
 
 
-Bytes = Annotated[float, _validator("bytes")]
-BytesPerSecond = Annotated[float, _validator("bandwidth")]
-Hertz = Annotated[float, _validator("frequency")]
-Seconds = Annotated[float, _validator("time")]
-Watts = Annotated[float, _validator("power")]
-Joules = Annotated[float, _validator("energy")]
-FlopsPerSecond = Annotated[float, _validator("flops")]
-SquareMeters = Annotated[float, _validator("area")]
+def __getattr__(name: str):
+    kind = _TYPES.get(name)
+    if kind is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    t = Annotated[float, _validator(kind)]
+    globals()[name] = t
+    return t
 
 
 def fmt(value: float, unit: str, binary: bool = False, digits: int = 3) -> str:

@@ -95,12 +95,15 @@ def build(model: ModelConfig | str, phase: str, batch: int, seq_len: int = 0, co
     for an invalid phase, shape, dtype or parallelism. ``compression`` (a
     ``compress.recipes.Compression``, a tag such as "w4a16-g128" or a recipe YAML path)
     prunes the model first and then sets the formats and sparsity of the graph's ops."""
-    from ..compress.recipes import as_compression
-    from .compress_graph import apply_compression
-
     model = load_model(model)
-    comp = as_compression(compression)
+    comp = None
+    if compression is not None:
+        from ..compress.recipes import as_compression
+
+        comp = as_compression(compression)
     if comp is not None and not comp.is_identity:
+        from .compress_graph import apply_compression
+
         model = comp.apply_model(model)
         graph = build(model, phase, batch, seq_len, context_len, tp, dtype, attention)
         layers = model.num_hidden_layers if model.family != "cnn" else len(graph.ops())

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..compress.formats import DTYPE_BYTES
-from ..compress.recipes import nm_pattern
 
 
 def nbytes(dtype: str) -> float:
@@ -94,6 +93,8 @@ class MatMul(Op):
         b = nbytes(self.dtype_b)
         if not self.sparsity:
             return b
+        from ..compress.recipes import nm_pattern
+
         n, m = nm_pattern(self.sparsity)
         return (b + math.ceil(math.log2(m)) / 8.0) * n / m
 
