@@ -12,6 +12,7 @@ from .compress import formats_command, sqnr_command
 from .correlate import calibrate, correlate, dashboard, track
 from .presets import presets, validate
 from .priors import priors
+from .profile import profile_group
 from .run import run
 from .schema import schema
 from .sweep import sweep_command
@@ -32,7 +33,7 @@ def main(max_chips: int | None, max_tasks: int | None) -> None:
 
 
 for _command in (run, systolic, presets, validate, collective, track, dashboard, bench, correlate, calibrate,
-                 sweep_command, formats_command, sqnr_command, priors, schema):
+                 sweep_command, formats_command, sqnr_command, priors, schema, profile_group):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -1,0 +1,139 @@
+"""Match measured work to accelsim ops: each row of ``Trace.work`` gets a ``kind`` and, where
+the launching op recorded its input shapes, the op accelsim would cost (``MatMul`` with m, n,
+k and batch; ``FlashAttention``; a norm, softmax or elementwise op over its elements; a
+``Collective`` with its bytes and ranks). A row that matches nothing keeps ``kind="other"``
+and is reported with its time share; no row is ever dropped.
+
+Names are matched by the aten op that launched the work (CPU traces: the op itself), then by
+kernel name patterns (cuBLAS / CUTLASS GEMMs, flash / fused attention, NCCL).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+
+from ..workload.ops import Collective, Elementwise, FlashAttention, LayerNorm, MatMul, Op, RMSNorm, Softmax
+
+GEMM_OPS = {"aten::mm": (0, 1, None), "aten::addmm": (1, 2, None), "aten::bmm": (0, 1, None),
+            "aten::baddbmm": (1, 2, None), "aten::matmul": (0, 1, None), "aten::linear": (0, 1, "t")}
+"""aten op -> (index of A's dims, index of B's dims, "t" when B is stored [N, K])."""
+ATTENTION = re.compile(r"scaled_dot_product|flash|fmha|efficient_attention|attention", re.I)
+NORMS = {"aten::layer_norm": "layernorm", "aten::native_layer_norm": "layernorm", "aten::rms_norm": "rmsnorm",
+         "aten::_fused_rms_norm": "rmsnorm", "aten::group_norm": "layernorm", "aten::native_group_norm": "layernorm"}
+SOFTMAX = re.compile(r"^aten::_?(log_)?softmax")
+ELEMENTWISE = re.compile(r"^aten::(add|sub|mul|div|pow|rsqrt|sqrt|exp|neg|silu|gelu|relu|sigmoid|tanh|mean|sum|"
+                         r"where|masked_fill|cat|threshold|embedding|index|gather|scatter|clamp|max|min|"
+                         r"native_dropout|dropout|abs|sign|reciprocal|log|argmax|topk|cumsum|tril|triu)", re.I)
+GEMM_KERNEL = re.compile(r"gemm|cutlass|xmma|cublas|matmul|wgmma", re.I)
+NCCL = re.compile(r"nccl|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|broadcast|sendrecv", re.I)
+COLLECTIVE_KIND = (("reduce_?scatter", "reducescatter"), ("all_?gather", "allgather"), ("all_?reduce", "allreduce"),
+                   ("all_?to_?all", "alltoall"), ("broadcast", "broadcast"), ("send|recv", "sendrecv"))
+DTYPES = {"float": "fp32", "c10::BFloat16": "bf16", "c10::Half": "fp16", "double": "fp32",
+          "c10::Float8_e4m3fn": "fp8", "c10::Float8_e5m2": "fp8", "signed char": "int8"}
+
+
+def _dtype(types) -> str:
+    for t in types or ():
+        if t in DTYPES:
+            return DTYPES[t]
+    return "bf16"
+
+
+def _numel(dims) -> int:
+    return int(math.prod(dims)) if dims else 0
+
+
+def _gemm(op: str, dims: list, dt: str) -> Op | None:
+    ia, ib, layout = GEMM_OPS[op]
+    if dims is None or len(dims) <= max(ia, ib):
+        return None
+    a, b = dims[ia], dims[ib]
+    if len(a) < 2 or len(b) < 1:
+        return None
+    if layout == "t":  # linear: x [..., K] @ W[N, K]^T
+        m, k, n, batch = _numel(a[:-1]), a[-1], b[0], 1
+    elif len(a) == 3 and len(b) == 3:
+        batch, m, k, n = a[0], a[1], a[2], b[2]
+    elif len(b) == 2:
+        m, k, n, batch = _numel(a[:-1]), a[-1], b[1], 1
+    else:
+        return None
+    shared = len(b) == 2
+    return MatMul(m=int(m), n=int(n), k=int(k), batch=int(batch), b_shared=shared, dtype_a=dt, dtype_b=dt, dtype_out=dt)
+
+
+def _attention(dims: list, dt: str, name: str) -> Op | None:
+    if not dims or len(dims[0]) != 4:
+        return None
+    b, h, t, d = dims[0]
+    kv = dims[1] if len(dims) > 1 and len(dims[1]) == 4 else dims[0]
+    return FlashAttention(batch=int(b), heads=int(h), kv_heads=int(kv[1]), q_len=int(t), kv_len=int(kv[2]),
+                          head_dim=int(d), causal=True, dtype=dt)
+
+
+def _collective(name: str, extra: dict | None, dt: str) -> Op | None:
+    extra = extra or {}
+    what = (extra.get("Collective name") or name).lower()
+    kind = next((k for pat, k in COLLECTIVE_KIND if re.search(pat, what)), None)
+    n, group = extra.get("In msg nelems"), extra.get("Group size")
+    if kind is None or not n or not group or int(group) < 2:
+        return None
+    el = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}.get(_dtype([extra.get("dtype")]) if extra.get(
+        "dtype") else dt, 2)
+    return Collective(op=kind, bytes_per_rank=float(n) * el, group=int(group), dtype=dt)
+
+
+def classify(name: str, op: str | None, dims, types, extra, cat: str) -> tuple[str, Op | None]:
+    """(kind, accelsim op or None) of one unit of measured work."""
+    dt = _dtype(types)
+    key = op or name
+    if cat in ("gpu_memcpy", "gpu_memset"):
+        return "copy", None
+    if NCCL.search(name) or (op and NCCL.search(op) and "nccl" in (op or "").lower()):
+        return "collective", _collective(name if not op else op, extra, dt)
+    if key in GEMM_OPS:
+        return "matmul", _gemm(key, dims, dt)
+    if ATTENTION.search(key) or ATTENTION.search(name):
+        return "attention", _attention(dims, dt, key) if "backward" not in key else None
+    if key in NORMS:
+        rows = _numel(dims[0][:-1]) if dims and dims[0] else 0
+        cols = dims[0][-1] if dims and dims[0] else 0
+        cls = RMSNorm if NORMS[key] == "rmsnorm" else LayerNorm
+        return "norm", cls(rows=int(rows), cols=int(cols), dtype=dt) if rows and cols else None
+    if SOFTMAX.search(key):
+        rows = _numel(dims[0][:-1]) if dims and dims[0] else 0
+        return "softmax", Softmax(rows=int(rows), cols=int(dims[0][-1]), dtype=dt) if rows else None
+    if ELEMENTWISE.search(key) or key.endswith("_backward"):
+        n = max((_numel(d) for d in (dims or []) if isinstance(d, list)), default=0)
+        fn = "mul" if "mul" in key else "add"
+        return "elementwise", Elementwise(fn=fn, elements=int(n), dtype=dt) if n else None
+    if GEMM_KERNEL.search(name):
+        return "matmul", None
+    return "other", None
+
+
+def match_work(work: pd.DataFrame) -> pd.DataFrame:
+    """``work`` with ``kind``, ``matched`` (an accelsim op could be built) and ``accel_op``
+    (the op, or None)."""
+    out = work.copy()
+    kinds, ops = [], []
+    for r in work.itertuples(index=False):
+        k, o = classify(r.name, r.op if isinstance(r.op, str) else None, r.dims, r.dtypes,
+                        r.extra if isinstance(r.extra, dict) else None, r.cat)
+        kinds.append(k)
+        ops.append(o)
+    out["kind"] = kinds
+    out["accel_op"] = ops
+    out["matched"] = [o is not None for o in ops]
+    return out
+
+
+def unmatched_share(matched: pd.DataFrame) -> tuple[float, pd.DataFrame]:
+    """(share of device time in work that matched no accelsim op, those rows by name)."""
+    total = float(matched["dur_s"].sum())
+    miss = matched[~matched["matched"]]
+    table = miss.groupby("name", sort=False)["dur_s"].agg(["count", "sum"]).sort_values("sum", ascending=False)
+    return (float(miss["dur_s"].sum()) / total if total > 0 else 0.0), table

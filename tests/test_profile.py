@@ -1,0 +1,118 @@
+"""Profiles of real runs (accelsim.profile): Kineto / Chrome traces in, per-op table, unmatched
+share and where the step's time went out. Expected splits are derived by hand from the fixture
+(tests/data/profiles/gpu_step.json): step [0, 200] us; stream 7 runs a GEMM [10, 60], an
+elementwise mul [70, 90] and a GEMM [130, 180]; stream 20 an NCCL all-reduce [20, 170]; the host
+sits in cudaDeviceSynchronize over [185, 200]."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from accelsim.cli import main
+from accelsim.errors import ConfigError
+from accelsim.profile import RULES, load_trace, match_work
+from accelsim.profile.report import profile_report
+
+DATA = Path(__file__).parent / "data" / "profiles"
+GPU = DATA / "gpu_step.json"
+CPU = DATA / "llama_cpu_fwd_bwd.json.gz"
+US = 1e-6
+
+
+def test_gpu_fixture_split_by_hand():
+    t = load_trace(GPU)
+    assert t.kind == "gpu" and len(t.work) == 4  # every kernel kept
+    assert t.step_s == pytest.approx(200 * US)
+    # summing kernel times is 35 % off the step: the all-reduce overlaps the compute
+    assert t.work["dur_s"].sum() == pytest.approx(270 * US)
+    r = profile_report(t)
+    b = r.breakdown
+    # compute busy: [10,60] + [70,90] + [130,180] = 120 us, no prediction without a system
+    assert b["other_work"] == pytest.approx(120 * US)
+    # the all-reduce [20,170] outside compute: [60,70] + [90,130] = 50 us
+    assert b["exposed_communication"] == pytest.approx(50 * US)
+    # device idle [0,10] and [180,200]; the sync covers [185,200]
+    assert b["synchronization"] == pytest.approx(15 * US)
+    assert b["launch_host_bound"] == pytest.approx(15 * US)
+    assert sum(b.values()) == pytest.approx(r.step_s)
+    assert [k for k, _ in RULES] == list(b)
+
+
+def test_gpu_fixture_matches_ops_with_shapes_and_predicts():
+    r = profile_report(load_trace(GPU), "dgx-h100")
+    w = r.work.set_index("correlation")
+    mm = w.loc[101, "accel_op"]
+    assert (mm.m, mm.n, mm.k, mm.dtype_a) == (4096, 1024, 8192, "bf16")
+    assert w.loc[103, "accel_op"].n == 8192
+    coll = w.loc[104, "accel_op"]
+    assert coll.op == "allreduce" and coll.group == 8 and coll.bytes_per_rank == 4194304 * 2
+    assert r.unmatched_share == 0.0 and (w["predicted_s"] > 0).all()
+    b = r.breakdown
+    work = sum(b[k] for k in ("compute_at_achievable", "compute_below_achievable", "memory_at_achievable",
+                              "memory_below_achievable", "other_work"))
+    assert work == pytest.approx(120 * US) and b["other_work"] == 0.0
+    assert sum(b.values()) == pytest.approx(200 * US)
+
+
+def test_cpu_profile_report_keeps_every_op():
+    t = load_trace(CPU)
+    assert t.kind == "cpu"
+    m = match_work(t.work)
+    # the forward and backward GEMMs of 2 steps x 2 blocks x 4 linears: forward 8 per step,
+    # backward 16 per step (grad input and grad weight)
+    assert (m["name"] == "aten::mm").sum() == 48
+    assert m.loc[m["name"] == "aten::mm", "matched"].all()
+    r = profile_report(t)
+    assert r.ops.loc["aten::mm", "share"] > 0.5
+    assert r.ops["count"].sum() == len(m)  # nothing dropped from the table
+    unmatched = r.ops[~r.ops["matched"]]["measured_s"].sum() / m["dur_s"].sum()
+    assert r.unmatched_share == pytest.approx(unmatched) and 0 < r.unmatched_share < 0.2
+    assert sum(r.breakdown.values()) == pytest.approx(r.step_s)
+
+
+def test_fresh_torch_cpu_profile(tmp_path):
+    torch = pytest.importorskip("torch")
+    out = tmp_path / "t.json"
+    code = f"""
+import torch
+x = torch.randn(64, 128)
+w = torch.randn(128, 256)
+with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as p:
+    for _ in range(3):
+        y = torch.nn.functional.silu(x @ w)
+p.export_chrome_trace({str(out)!r})
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    m = match_work(load_trace(out).work)
+    mm = m[m["kind"] == "matmul"]
+    assert len(mm) == 3 and all((o.m, o.n, o.k) == (64, 256, 128) for o in mm["accel_op"])
+    assert (m["name"] == "aten::silu").sum() == 3
+    assert torch.__version__
+
+
+def test_cli_report_text_json_plot(tmp_path):
+    res = CliRunner().invoke(main, ["profile", "report", str(GPU), "--system", "dgx-h100"])
+    assert res.exit_code == 0, res.output
+    assert "exposed_communication" in res.output and "record_param_comms" in res.output
+    res = CliRunner().invoke(main, ["profile", "report", str(CPU), "--json", "--plot", str(tmp_path / "b.png")])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["kind"] == "cpu" and set(d["breakdown_s"]) == {k for k, _ in RULES}
+    assert (tmp_path / "b.png").stat().st_size > 5000
+
+
+def test_bad_traces_name_the_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"traceEvents": [{"ph": "X", "ts": 1, ')
+    with pytest.raises(ConfigError, match="bad.json"):
+        load_trace(bad)
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"traceEvents": []}')
+    with pytest.raises(ConfigError, match="no complete"):
+        load_trace(empty)
+    res = CliRunner().invoke(main, ["profile", "report", str(tmp_path / "missing.json")])
+    assert res.exit_code == 2 and "no such trace file" in res.output
