@@ -116,3 +116,42 @@ def test_bad_traces_name_the_file(tmp_path):
         load_trace(empty)
     res = CliRunner().invoke(main, ["profile", "report", str(tmp_path / "missing.json")])
     assert res.exit_code == 2 and "no such trace file" in res.output
+
+
+DEVICE_BOUND = DATA / "gpu_device_bound.json"
+
+
+@pytest.mark.parametrize("trace", [GPU, DEVICE_BOUND, CPU])
+def test_replay_within_5_percent(trace):
+    from accelsim.profile.replay import replay
+
+    r = replay(load_trace(trace))
+    assert abs(r.error) < 0.05 and r.tasks > 10
+
+
+def test_replay_models_queueing_not_timestamps():
+    # device-bound fixture by hand: launches return at 8, 13, 18, 23 us; launch-to-start latency
+    # is 2 us (the kernels launched onto an idle stream); the GEMMs queue on stream 7 back to
+    # back: [10,60], [60,100], [100,160]; the host syncs at 25 and waits to 160, plus the call's
+    # own 2 us, then 3 us of host time: 165 us. Doubling the GEMMs doubles the device part only.
+    from accelsim.profile.replay import replay
+
+    t = load_trace(DEVICE_BOUND)
+    r = replay(t)
+    assert r.launch_latency_s == pytest.approx(2 * US) and r.replayed_s == pytest.approx(165 * US)
+    gemm = t.work["name"].str.contains("gemm")
+    longer = replay(t, t.work["dur_s"].where(~gemm, 2 * t.work["dur_s"]))
+    assert longer.replayed_s == pytest.approx((10 + 2 * 150 + 2 + 3) * US)
+
+
+def test_whatif_replaces_matched_ops_only():
+    from accelsim.profile.replay import whatif
+
+    base, new, table = whatif(load_trace(GPU), "dgx-h100")
+    assert base.error == pytest.approx(0.0, abs=1e-9)
+    assert table.loc["aten::mm", "predicted"] and table.loc["aten::mul", "predicted"]
+    assert new.replayed_s != base.replayed_s and new.replayed_s > 0
+    res = CliRunner().invoke(main, ["profile", "whatif", str(DEVICE_BOUND), "--system", "trn2"])
+    assert res.exit_code == 0 and "aten::mm" in res.output and "no prediction" in res.output
+    res = CliRunner().invoke(main, ["profile", "replay", str(DEVICE_BOUND), "--json"])
+    assert res.exit_code == 0 and abs(json.loads(res.output)["error"]) < 0.05

@@ -33,3 +33,56 @@ def report(trace, system, stack, as_json, plot, top):
     if plot:
         rep.figure().savefig(plot, dpi=120, bbox_inches="tight")
     click.echo(json.dumps(rep.to_dict(), default=str, indent=1) if as_json else rep.to_text(top))
+
+
+@profile_group.command("replay")
+@click.argument("trace", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly
+def replay_command(trace, as_json):
+    """Rebuild the traced step from its measured durations (host time between calls, launches,
+    kernels on their streams, synchronization), run it in the event engine and print the
+    replay error against the trace's own step time."""
+    from ..profile.replay import replay
+    from ..profile.trace import load_trace
+    from ..units import fmt
+
+    r = replay(load_trace(trace))
+    d = {"trace": trace, "measured_step_s": r.measured_s, "replayed_step_s": r.replayed_s, "error": r.error,
+         "launch_latency_s": r.launch_latency_s, "tasks": r.tasks}
+    if as_json:
+        click.echo(json.dumps(d))
+    else:
+        click.echo(f"{trace}: measured step {fmt(r.measured_s, 's')}, replayed {fmt(r.replayed_s, 's')} "
+                   f"({100 * r.error:+.2f} %), launch-to-start latency {fmt(r.launch_latency_s, 's')}, "
+                   f"{r.tasks} tasks")
+
+
+@profile_group.command("whatif")
+@click.argument("trace", type=click.Path(dir_okay=False))
+@click.option("--system", required=True, help="The system to predict the step on (preset or YAML).")
+@click.option("--stack", default=None, help="Software stack of the predictions [the system's].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Ops listed.")
+@friendly
+def whatif_command(trace, system, stack, as_json, top):
+    """Predict the traced step on another system: every matched op takes accelsim's predicted
+    time there, the host side and unmatched work keep their measured times; prints the step and
+    the per-op differences."""
+    from ..profile.replay import whatif
+    from ..profile.trace import load_trace
+    from ..units import fmt
+
+    base, new, table = whatif(load_trace(trace), system, stack)
+    if as_json:
+        click.echo(json.dumps({"trace": trace, "system": system, "measured_step_s": base.measured_s,
+                               "replayed_step_s": base.replayed_s, "predicted_step_s": new.replayed_s,
+                               "ops": table.reset_index().to_dict(orient="records")}, default=str))
+        return
+    click.echo(f"{trace}: measured step {fmt(base.measured_s, 's')} (replayed {fmt(base.replayed_s, 's')}); "
+               f"on {system}: {fmt(new.replayed_s, 's')} ({new.replayed_s / base.replayed_s:.2f}x)")
+    click.echo(f"\n{'op':<48}{'count':>7}{'measured':>12}{'on ' + system:>16}{'ratio':>8}")
+    for name, r in table.head(top).iterrows():
+        flag = "" if r["predicted"] else "  (measured time kept: no prediction)"
+        click.echo(f"{str(name)[:47]:<48}{int(r['count']):>7}{fmt(r['measured_s'], 's'):>12}"
+                   f"{fmt(r['predicted_s'], 's'):>16}{r['ratio']:>8.2f}{flag}")
