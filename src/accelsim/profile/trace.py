@@ -77,70 +77,117 @@ def _open(path: Path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
-def _stream_events(path: Path) -> Iterator[tuple[str, Any]]:
-    """(key, value) of the top-level scalars (metadata), then ("event", dict) per trace event,
-    one at a time (the event list is never built)."""
+def _meta(path: Path) -> dict[str, Any]:
+    """The top-level scalars written before ``traceEvents`` (Kineto puts its metadata there)."""
+    import ijson
+
+    meta: dict[str, Any] = {}
+    with _open(path) as f:
+        if f.read(4096).lstrip()[:1] != b"{":
+            return meta
+    with _open(path) as f:
+        for prefix, event, value in ijson.parse(f, use_float=True):
+            if prefix == "traceEvents":
+                break
+            if "." not in prefix and prefix and event in ("string", "number", "boolean"):
+                meta[prefix] = value
+    return meta
+
+
+def _stream_events(path: Path) -> Iterator[dict]:
+    """Trace events one at a time (objects built by ijson's C backend; the list never is)."""
     import ijson
 
     with _open(path) as f:
         head = f.read(4096).lstrip()
-        f.seek(0)
-        if head[:1] == b"[":
-            for ev in ijson.items(f, "item", use_float=True):
-                yield "event", ev
-            return
-        if head[:1] != b"{":
-            raise ConfigError(f"{path}: not a Chrome-trace JSON file (expected an object or an array)")
-        parser = ijson.parse(f, use_float=True)
-        builder = None
-        for prefix, event, value in parser:
-            if prefix == "traceEvents.item" and event == "start_map":
-                builder = ijson.ObjectBuilder()
-            if builder is not None:
-                builder.event(event, value)
-                if prefix == "traceEvents.item" and event == "end_map":
-                    yield "event", builder.value
-                    builder = None
-                continue
-            if "." not in prefix and prefix not in ("", "traceEvents") and event in ("string", "number", "boolean"):
-                yield prefix, value
+    if head[:1] not in (b"[", b"{"):
+        raise ConfigError(f"{path}: not a Chrome-trace JSON file (expected an object or an array)")
+    with _open(path) as f:
+        yield from ijson.items(f, "item" if head[:1] == b"[" else "traceEvents.item", use_float=True)
+
+
+class _Columns:
+    """Compact columns of the kept events: numbers in typed arrays, names and shapes as codes
+    into tables of the distinct values (a 500 MB trace has few distinct names and shapes)."""
+
+    NUM = ("ts", "dur")
+    INT = ("pid", "tid", "correlation", "external_id", "stream")
+    CODE = ("name", "cat", "dims", "dtypes", "extra")
+
+    def __init__(self) -> None:
+        from array import array
+
+        self.cols = {k: array("d") for k in self.NUM} | {k: array("q") for k in self.INT} | \
+            {k: array("i") for k in self.CODE}
+        self.tables: dict[str, dict] = {k: {} for k in self.CODE}
+
+    def code(self, col: str, value) -> int:
+        if value is None:
+            return -1
+        key = value if isinstance(value, str) else repr(value)
+        t = self.tables[col]
+        hit = t.get(key)
+        if hit is None:
+            hit = t[key] = (len(t), value)
+        return hit[0]
+
+    def add(self, ev: dict) -> None:
+        args = ev.get("args") or {}
+        c = self.cols
+        c["ts"].append(float(ev["ts"]))
+        c["dur"].append(float(ev.get("dur", 0.0)))
+        for k, v in (("pid", ev.get("pid")), ("tid", ev.get("tid")), ("correlation", args.get("correlation")),
+                     ("external_id", args.get("External id")), ("stream", args.get("stream"))):
+            c[k].append(int(v) if isinstance(v, (int, float)) else -1)
+        extra = {k: args[k] for k in ("Collective name", "In msg nelems", "Out msg nelems", "Group size", "dtype")
+                 if k in args} or None
+        for k, v in (("name", str(ev.get("name", ""))), ("cat", str(ev.get("cat", ""))),
+                     ("dims", args.get("Input Dims")), ("dtypes", args.get("Input type")), ("extra", extra)):
+            c[k].append(self.code(k, v))
+
+    def frame(self) -> pd.DataFrame:
+        df = pd.DataFrame({k: np.frombuffer(v, dtype=np.float64 if k in self.NUM else
+                                            (np.int64 if k in self.INT else np.int32))
+                           for k, v in self.cols.items()})
+        for k in ("correlation", "external_id", "stream"):
+            df[k] = df[k].where(df[k] >= 0)  # missing -> NaN (ids compare as floats)
+        for k in self.CODE:
+            values = [v for _, v in sorted(self.tables[k].values(), key=lambda x: x[0])]
+            if k in ("name", "cat"):
+                df[k] = pd.Categorical.from_codes(df[k].to_numpy(), categories=pd.Index(values, dtype=object)) \
+                    if values else ""
+            else:
+                lookup = np.empty(len(values) + 1, dtype=object)
+                lookup[:len(values)] = values
+                lookup[-1] = None
+                df[k] = lookup[df[k].to_numpy()]
+        return df
 
 
 def load_trace(path: str | Path) -> Trace:
-    """Read a Kineto / Chrome trace (``.json`` or gzipped) into a ``Trace``."""
+    """Read a Kineto / Chrome trace (``.json`` or gzipped) into a ``Trace``, streaming."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such trace file")
-    meta: dict[str, Any] = {}
-    rows: list[tuple] = []
+    cols = _Columns()
     try:
-        for key, ev in _stream_events(p):
-            if key != "event":
-                meta[key] = ev
-                continue
-            if not isinstance(ev, dict) or ev.get("ph") != "X" or "ts" not in ev:
-                continue
-            args = ev.get("args") or {}
-            rows.append((str(ev.get("name", "")), str(ev.get("cat", "")), ev.get("pid"), ev.get("tid"),
-                         float(ev["ts"]), float(ev.get("dur", 0.0)),
-                         args.get("correlation"), args.get("External id"), args.get("stream"),
-                         args.get("Input Dims"), args.get("Input type"),
-                         {k: args[k] for k in ("Collective name", "In msg nelems", "Out msg nelems", "Group size",
-                                               "dtype", "grid", "block") if k in args} or None))
+        meta = _meta(p)
+        for ev in _stream_events(p):
+            if isinstance(ev, dict) and ev.get("ph") == "X" and "ts" in ev:
+                cols.add(ev)
+    except ConfigError:
+        raise
     except Exception as e:  # a truncated or malformed file
-        if isinstance(e, ConfigError):
-            raise
         raise ConfigError(f"{p}: not a readable Chrome-trace JSON file ({type(e).__name__}: {e})") from None
-    cols = ["name", "cat", "pid", "tid", "ts_us", "dur_us", "correlation", "external_id", "stream", "dims", "dtypes",
-            "extra"]
-    ev = pd.DataFrame(rows, columns=cols)
+    ev = cols.frame()
+    del cols
     if ev.empty:
         raise ConfigError(f"{p}: the trace has no complete ('X') events")
-    t0 = ev["ts_us"].min()
-    ev["start_s"] = (ev["ts_us"] - t0) * 1e-6
-    ev["dur_s"] = ev["dur_us"] * 1e-6
+    t0 = ev["ts"].min()
+    ev["start_s"] = (ev["ts"] - t0) * 1e-6
+    ev["dur_s"] = ev["dur"] * 1e-6
     ev["end_s"] = ev["start_s"] + ev["dur_s"]
-    ev = ev.drop(columns=["ts_us", "dur_us"])
+    del ev["ts"], ev["dur"]
     device = ev["cat"].isin(DEVICE_CATS)
     if device.any():
         work = _gpu_work(ev, device)
@@ -154,22 +201,21 @@ def load_trace(path: str | Path) -> Trace:
 
 def _gpu_work(ev: pd.DataFrame, device: pd.Series) -> pd.DataFrame:
     """Kernels / copies, each joined to its launch (``correlation``) and the launch to its CPU op
-    (``External id``)."""
-    work = ev[device].copy()
-    launches = ev[(ev["cat"] == "cuda_runtime") & ev["correlation"].notna()]
-    ext_of = dict(zip(launches["correlation"], launches["external_id"]))
-    launch_at = dict(zip(launches["correlation"], launches["start_s"]))
-    ops = ev[(ev["cat"] == "cpu_op") & ev["external_id"].notna()]
+    (``External id``), by merges (columnar: a big trace's joins need no per-row Python)."""
+    work = ev[device].drop(columns=["dims", "dtypes", "external_id"])
+    launches = ev.loc[(ev["cat"] == "cuda_runtime") & ev["correlation"].notna(),
+                      ["correlation", "external_id", "start_s"]].drop_duplicates("correlation")
+    launches = launches.rename(columns={"start_s": "launch_s"})
+    ops = ev.loc[(ev["cat"] == "cpu_op") & ev["external_id"].notna(),
+                 ["external_id", "start_s", "name", "dims", "dtypes", "extra"]]
     # the innermost op of an External id carries the shapes (aten::mm inside aten::linear)
-    ops = ops.sort_values("start_s", kind="stable").drop_duplicates("external_id", keep="last")
-    op_of = dict(zip(ops["external_id"], zip(ops["name"], ops["dims"], ops["dtypes"], ops["extra"])))
-    info = [op_of.get(ext_of.get(c), (None, None, None, None)) for c in work["correlation"]]
-    work["op"] = [i[0] for i in info]
-    work["dims"] = [i[1] for i in info]
-    work["dtypes"] = [i[2] for i in info]
-    work["extra"] = [e if e is not None else i[3] for e, i in zip(work["extra"], info)]
-    work["launch_s"] = [launch_at.get(c) for c in work["correlation"]]
-    work["lane"] = [f"stream {s}" if s == s and s is not None else f"tid {t}" for s, t in zip(work["stream"], work["tid"])]
+    ops = ops.sort_values("start_s", kind="stable").drop_duplicates("external_id", keep="last").drop(columns="start_s")
+    ops = ops.rename(columns={"name": "op", "extra": "op_extra"})
+    work = work.merge(launches, on="correlation", how="left").merge(ops, on="external_id", how="left")
+    work["extra"] = work["extra"].where(work["extra"].notna(), work["op_extra"])
+    work = work.drop(columns=["op_extra"])
+    work["op"] = work["op"].astype(object).where(work["op"].notna(), None)
+    work["lane"] = [f"stream {int(s)}" if s == s else f"tid {t}" for s, t in zip(work["stream"], work["tid"])]
     return work.sort_values(["start_s", "lane"], kind="stable")
 
 
