@@ -155,3 +155,22 @@ def test_whatif_replaces_matched_ops_only():
     assert res.exit_code == 0 and "aten::mm" in res.output and "no prediction" in res.output
     res = CliRunner().invoke(main, ["profile", "replay", str(DEVICE_BOUND), "--json"])
     assert res.exit_code == 0 and abs(json.loads(res.output)["error"]) < 0.05
+
+
+def test_trace_ops_become_measurement_rows_for_correlate():
+    from accelsim.correlate.compare import correlate
+    from accelsim.profile.rows import measurement_rows
+
+    rows = measurement_rows(load_trace(DEVICE_BOUND), "dgx-h100")
+    rows = rows.sort_values("measured_time_s").reset_index(drop=True)  # 40, 50, 60 us GEMMs, the 100 us all-reduce
+    assert list(rows["kind"]) == ["gemm", "gemm", "gemm", "allreduce"]
+    g = rows.iloc[2]
+    assert (g["m"], g["n"], g["k"], g["dtype"]) == (8192, 8192, 4096, "bf16")
+    assert rows.iloc[3]["bytes"] == 33554432 * 2 and rows.iloc[3]["ranks"] == 8
+    assert rows["measured_time_s"].tolist() == pytest.approx([40 * US, 50 * US, 60 * US, 100 * US])
+    res = correlate(rows)
+    assert res.overall["predicted"] == 4
+    out = CliRunner().invoke(main, ["correlate", str(DEVICE_BOUND), "--system", "dgx-h100"])
+    assert out.exit_code == 0 and "4 rows: 4 predicted" in out.output
+    out = CliRunner().invoke(main, ["correlate", str(DEVICE_BOUND)])
+    assert out.exit_code == 2 and "--system" in out.output

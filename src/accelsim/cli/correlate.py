@@ -24,23 +24,42 @@ from .util import friendly, write_or_print_json
               help="Stack of the rows that name none in their stack column (default: each system's stack).")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None,
               help="Also write every row (measured, predicted, error, training MFU) as a markdown table here.")
+@click.option("--system", "system_name", default=None,
+              help="For profiler traces (.json / .json.gz): the system they ran on (a trace names no preset).")
 @friendly
-def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name, markdown_path):
-    """Predict every measured row of FILES (CSV in the measurement schema) and report the error:
-    MAPE, median and worst APE and bias (geometric mean of predicted / measured) per kind."""
+def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name, markdown_path, system_name):
+    """Predict every measured row of FILES (CSV in the measurement schema, or PyTorch profiler
+    traces with --system: each matched op instance is a row) and report the error: MAPE, median
+    and worst APE and bias (geometric mean of predicted / measured) per kind."""
     from ..correlate.compare import correlate as run_correlation
 
     mode = "ideal" if ideal else "realistic"
     if ideal and stack_name:
         raise click.UsageError("--ideal and --stack exclude each other")
-    res = run_correlation(list(files), fidelity=fidelity, calibration=calibration, mode=mode, stack=stack_name)
+    traces = [f for f in files if f.endswith((".json", ".json.gz"))]
+    data = list(files)
+    if traces:
+        import pandas as pd
+
+        from ..profile import load_trace
+        from ..profile.rows import measurement_rows
+
+        if system_name is None:
+            raise click.UsageError("profiler traces need --system (the system they ran on)")
+        if len(traces) != len(files):
+            raise click.UsageError("give either measurement files or profiler traces, not both")
+        data = pd.concat([measurement_rows(load_trace(t), system_name, stack_name) for t in traces],
+                         ignore_index=True)
+        if data.empty:
+            raise click.UsageError("no op of the trace(s) matches a row kind of the measurement schema")
+    res = run_correlation(data, fidelity=fidelity, calibration=calibration, mode=mode, stack=stack_name)
     if markdown_path:
         from pathlib import Path
 
         from ..correlate import load_measurements
         from ..correlate.compare import rows_markdown
 
-        Path(markdown_path).write_text(rows_markdown(res.per_row, load_measurements(list(files))))
+        Path(markdown_path).write_text(rows_markdown(res.per_row, data if traces else load_measurements(list(files))))
     if write_or_print_json(res, out, as_json):
         return
     o = res.overall
