@@ -454,3 +454,19 @@ def test_roofline_draws_memory_levels_and_names_the_bounding_one():
     assert any("L2" in lb and "roof" in lb for lb in labels)
     assert any(lb.startswith("HBM-bound") or lb.startswith("on-chip") for lb in labels)
     assert not any(lb == "memory-bound ops" for lb in labels)
+
+
+def test_memory_level_comes_from_the_cost_model():
+    # a GEMM whose operand re-reads through L2 take longer than its HBM traffic is labelled by
+    # the shared level; a GEMV streaming its weight once by HBM
+    from accelsim.arch import load_system
+    from accelsim.cost.op_cost import ChipModel, op_cost
+    from accelsim.workload.ops import MatMul
+
+    cm = ChipModel(load_system("h100-sxm-80gb"))
+    gemv = op_cost(cm, MatMul(m=1, n=8192, k=8192, b_shared=True))
+    assert gemv.memory_level == "hbm"
+    for mm in (MatMul(m=4096, n=4096, k=4096, b_shared=True), MatMul(m=16384, n=1024, k=8192, b_shared=True)):
+        c = op_cost(cm, mm)
+        f = __import__("accelsim.cost.op_cost", fromlist=["gemm_mapping"]).gemm_mapping(cm, mm)
+        assert c.memory_level == ("shared" if f["shared_s"] > f["hbm_s"] else "hbm")

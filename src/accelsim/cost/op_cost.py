@@ -55,6 +55,9 @@ class OpCost:
     """Bytes each chip sends over links."""
     mapping: str = ""
     """Chosen tiling, for people."""
+    memory_level: str = "hbm"
+    """The memory level that sets ``memory_s``: "hbm", or "shared" when traffic through the
+    chip-shared SRAM (L2, operand re-reads) takes longer than HBM's."""
 
     @property
     def time_s(self) -> float:
@@ -282,7 +285,8 @@ def gemm_cost(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) ->
     if vec > 0:
         mapping += f", dequant {dequant_ops(cm, mm, f['tile_m'], f['tile_n']):.3g} vector ops"
     return OpCost(compute_s=f["compute_s"], vector_s=vec, memory_s=max(f["hbm_s"], f["shared_s"]),
-                  overhead_s=cm.tensor_overhead + f["fill_s"], hbm_bytes=f["hbm_bytes"], mapping=mapping)
+                  overhead_s=cm.tensor_overhead + f["fill_s"], hbm_bytes=f["hbm_bytes"], mapping=mapping,
+                  memory_level="shared" if f["shared_s"] > f["hbm_s"] else "hbm")
 
 
 def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: float) -> OpCost:

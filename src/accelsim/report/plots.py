@@ -217,10 +217,10 @@ def roofline_figure(results: "Results") -> "Figure":
     if len(df):
         achieved = df["flops"] / df["time_s"]
         share = df["time_s"] / results.ops["time_s"].sum()
-        # a memory-bound op whose HBM traffic alone would take clearly less than its memory
-        # time is bound by an on-chip level (operands re-read through L2 / SRAM), not by HBM
-        hbm_eff = bw * (chip.calibration.hbm_efficiency or 1.0)
-        onchip = (df["bound"] == "memory") & (df["hbm_bytes"] / hbm_eff < 0.9 * df["memory_s"])
+        # a memory-bound op is labelled by the level the cost model says set its memory time:
+        # HBM, or the chip-shared SRAM (operands re-read through L2)
+        level = df["memory_level"] if "memory_level" in df else "hbm"
+        onchip = (df["bound"] == "memory") & (level == "shared")
         label = df["bound"].mask(df["bound"] == "memory", "hbm").mask(onchip, "onchip")
         colors = {**BOUND_COLORS, "hbm": BOUND_COLORS["memory"], "onchip": "tab:cyan"}
         names = {"hbm": "HBM-bound", "onchip": "on-chip-memory-bound (L2 / SRAM)"}

@@ -248,6 +248,8 @@ def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np
     cols["bound"] = arrays["bound"]
     cols["utilization"] = peak
     cols["mapping"] = arrays["mapping"]
+    if "memory_level" in arrays:
+        cols["memory_level"] = arrays["memory_level"]
 
     latency, by_bound, total_flops, total_hbm = step_totals(
         time_s.tolist(), count.tolist(), arrays["bound"].tolist(), flops.tolist(), hbm.tolist(), step_overhead_s)

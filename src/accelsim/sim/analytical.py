@@ -73,12 +73,13 @@ def evaluate_slots(graph: WorkloadGraph, system: SystemSpec, library=None) -> di
         if r is None:
             c = op_cost(cm, op)
             r = rows[op] = ((c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s, c.time_s, c.hbm_bytes,
-                             c.link_bytes, op.flops(), op.bytes()), c.bound, c.mapping)
+                             c.link_bytes, op.flops(), op.bytes()), c.bound, c.mapping, c.memory_level)
         out.append(r)
     table = np.array([r[0] for r in out], dtype=float).reshape(len(out), len(COST_FIELDS) + 2)
     arrays = {f: table[:, i] for i, f in enumerate(COST_FIELDS + ("flops", "bytes"))}
     arrays["bound"] = np.array([r[1] for r in out], dtype=object)
     arrays["mapping"] = np.array([r[2] for r in out], dtype=object)
+    arrays["memory_level"] = np.array([r[3] for r in out], dtype=object)
     arrays["count"] = counts
     return arrays
 
@@ -89,4 +90,4 @@ def evaluate_arrays(graph: WorkloadGraph, system: SystemSpec, library=None) -> d
     (None: the ideal bound)."""
     s = evaluate_slots(graph, system, library)
     index = graph.slot_index()
-    return {k: s[k][index] for k in COST_FIELDS + ("bound", "mapping")}
+    return {k: s[k][index] for k in COST_FIELDS + ("bound", "mapping", "memory_level")}
