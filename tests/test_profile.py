@@ -174,3 +174,11 @@ def test_trace_ops_become_measurement_rows_for_correlate():
     assert out.exit_code == 0 and "4 rows: 4 predicted" in out.output
     out = CliRunner().invoke(main, ["correlate", str(DEVICE_BOUND)])
     assert out.exit_code == 2 and "--system" in out.output
+
+
+def test_calibrate_takes_a_trace(tmp_path):
+    out = tmp_path / "cal.yaml"
+    res = CliRunner().invoke(main, ["calibrate", str(DEVICE_BOUND), "--system", "dgx-h100", "-o", str(out),
+                                    "--k", "2"])
+    assert res.exit_code == 0, res.output
+    assert "on 4 rows" in res.output and out.exists()

@@ -10,6 +10,26 @@ from ..units import fmt
 from .util import friendly, write_or_print_json
 
 
+def _rows(files, system_name, stack_name):
+    """(measurement files, or the rows of profiler traces as a DataFrame; whether they were traces)."""
+    traces = [f for f in files if f.endswith((".json", ".json.gz"))]
+    if not traces:
+        return list(files), False
+    import pandas as pd
+
+    from ..profile import load_trace
+    from ..profile.rows import measurement_rows
+
+    if system_name is None:
+        raise click.UsageError("profiler traces need --system (the system they ran on)")
+    if len(traces) != len(files):
+        raise click.UsageError("give either measurement files or profiler traces, not both")
+    data = pd.concat([measurement_rows(load_trace(t), system_name, stack_name) for t in traces], ignore_index=True)
+    if data.empty:
+        raise click.UsageError("no op of the trace(s) matches a row kind of the measurement schema")
+    return data, True
+
+
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--fidelity", type=click.Choice(["analytical", "event"]), default="analytical", show_default=True,
@@ -36,22 +56,7 @@ def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name, mar
     mode = "ideal" if ideal else "realistic"
     if ideal and stack_name:
         raise click.UsageError("--ideal and --stack exclude each other")
-    traces = [f for f in files if f.endswith((".json", ".json.gz"))]
-    data = list(files)
-    if traces:
-        import pandas as pd
-
-        from ..profile import load_trace
-        from ..profile.rows import measurement_rows
-
-        if system_name is None:
-            raise click.UsageError("profiler traces need --system (the system they ran on)")
-        if len(traces) != len(files):
-            raise click.UsageError("give either measurement files or profiler traces, not both")
-        data = pd.concat([measurement_rows(load_trace(t), system_name, stack_name) for t in traces],
-                         ignore_index=True)
-        if data.empty:
-            raise click.UsageError("no op of the trace(s) matches a row kind of the measurement schema")
+    data, traces = _rows(files, system_name, stack_name)
     res = run_correlation(data, fidelity=fidelity, calibration=calibration, mode=mode, stack=stack_name)
     if markdown_path:
         from pathlib import Path
@@ -92,7 +97,8 @@ def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name, mar
                    "default); needed when the chip's rows span several stacks.")
 @friendly
 def calibrate(files, system_name, out_path, fields, k_folds, seed, as_json, cv, stack_name):
-    """Fit the calibration fields of a chip to measured FILES (robust least squares on
+    """Fit the calibration fields of a chip to measured FILES (measurement CSVs, or PyTorch
+    profiler traces run on --system: their matched ops are the rows) (robust least squares on
     log(predicted / measured), efficiencies in (0, 1], overheads >= 0) and report the error
     before (the realistic default: achievable priors and the stack's costs), after (in-sample)
     and cross-validated. The file keeps the hardware fields (any stack) apart from the stack
@@ -100,7 +106,8 @@ def calibrate(files, system_name, out_path, fields, k_folds, seed, as_json, cv, 
     from ..correlate.calibrate import MEANING
     from ..correlate.calibrate import calibrate as fit
 
-    res = fit(list(files), system_name, fields=fields, k=k_folds, seed=seed, cv=cv, stack=stack_name)
+    data, _ = _rows(files, system_name, stack_name)  # profiler traces: their ops as rows on --system
+    res = fit(data, system_name, fields=fields, k=k_folds, seed=seed, cv=cv, stack=stack_name)
     res.write(out_path)
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=2))
