@@ -182,3 +182,18 @@ def test_calibrate_takes_a_trace(tmp_path):
                                     "--k", "2"])
     assert res.exit_code == 0, res.output
     assert "on 4 rows" in res.output and out.exists()
+
+
+def test_rows_track_and_dashboard_section(tmp_path):
+    rows, db, rep, page = (tmp_path / n for n in ("rows.csv", "t.db", "rep.json", "d.html"))
+    runner = CliRunner()
+    res = runner.invoke(main, ["profile", "rows", str(DEVICE_BOUND), "--system", "dgx-h100", "-o", str(rows)])
+    assert res.exit_code == 0 and "4 rows" in res.output
+    assert runner.invoke(main, ["track", str(rows), "--db", str(db)]).exit_code == 0
+    res = runner.invoke(main, ["profile", "report", str(GPU), "--system", "dgx-h100", "--json"])
+    rep.write_text(res.output)
+    res = runner.invoke(main, ["dashboard", "--db", str(db), "-o", str(page), "--profile", str(rep)])
+    assert res.exit_code == 0, res.output
+    html = page.read_text()
+    assert "where each traced step" in html and "exposed_communication" in html and "record_param_comms" in html
+    assert html.count("data:image/png") >= 3  # history, scatter and the profile's breakdown

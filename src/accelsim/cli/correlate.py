@@ -159,9 +159,12 @@ def track(files, db_path, label, fidelity, calibration, threshold):
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
 @click.option("--threshold", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Flag runs where a kind's MAPE grew by more than this many percentage points.")
+@click.option("--profile", "profiles", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A profile report (accelsim profile report TRACE --json > FILE) to show in a section of its own; repeatable.")
 @friendly
-def dashboard(db_path, out_path, threshold):
-    """Write a self-contained static HTML dashboard of a tracking database."""
+def dashboard(db_path, out_path, threshold, profiles):
+    """Write a self-contained static HTML dashboard of a tracking database (and of profile
+    reports of traced runs)."""
     from pathlib import Path as _Path
 
     from ..correlate import dashboard as dash
@@ -170,7 +173,13 @@ def dashboard(db_path, out_path, threshold):
 
     if not _Path(db_path).is_file():
         raise MeasurementError(f"{db_path}: tracking database does not exist")
-    dash.write(db_path, out_path, threshold)
+    reports = []
+    for p in profiles:
+        try:
+            reports.append(json.loads(_Path(p).read_text()))
+        except json.JSONDecodeError as e:
+            raise MeasurementError(f"{p}: not a profile report (JSON): {e}") from None
+    dash.write(db_path, out_path, threshold, reports)
     n_runs = len(tracking.runs(db_path))
     n_reg = len(tracking.regressions(db_path, threshold))
     click.echo(f"wrote {out_path} ({n_runs} run(s), {n_reg} regression(s) beyond {threshold:g} pp)")

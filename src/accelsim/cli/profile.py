@@ -86,3 +86,23 @@ def whatif_command(trace, system, stack, as_json, top):
         flag = "" if r["predicted"] else "  (measured time kept: no prediction)"
         click.echo(f"{str(name)[:47]:<48}{int(r['count']):>7}{fmt(r['measured_s'], 's'):>12}"
                    f"{fmt(r['predicted_s'], 's'):>16}{r['ratio']:>8.2f}{flag}")
+
+
+@profile_group.command("rows")
+@click.argument("trace", type=click.Path(dir_okay=False))
+@click.option("--system", required=True, help="The system the trace ran on (preset or YAML).")
+@click.option("--stack", default=None, help="The software stack it ran under [the system's].")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Measurement CSV to write (for correlate, calibrate and track).")
+@friendly
+def rows_command(trace, system, stack, out_path):
+    """Write the trace's matched op instances as rows of the measurement schema (one row per
+    GEMM, norm, softmax, elementwise op or collective, with its measured time)."""
+    from ..profile import load_trace
+    from ..profile.rows import measurement_rows
+
+    df = measurement_rows(load_trace(trace), system, stack)
+    if df.empty:
+        raise click.UsageError("no op of the trace matches a row kind of the measurement schema")
+    df.to_csv(out_path, index=False)
+    click.echo(f"wrote {out_path}: {len(df)} rows ({', '.join(f'{k} {n}' for k, n in df['kind'].value_counts().items())})")

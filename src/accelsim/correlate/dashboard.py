@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 
@@ -133,14 +133,44 @@ def _environment():
                               lstrip_blocks=True)
 
 
-def render(db_path: str | Path, threshold: float = track.DEFAULT_THRESHOLD_PP) -> str:
+def _profile(report: dict) -> dict[str, Any]:
+    """A profile report (``accelsim profile report --json``) as the template shows it."""
+    from markupsafe import Markup
+    from matplotlib.figure import Figure
+
+    from ..units import fmt
+
+    step = float(report.get("step_s") or 0.0)
+    br = report.get("breakdown_s") or {}
+    fig = Figure(figsize=(8, 1.8))
+    ax = fig.add_subplot()
+    left = 0.0
+    for k, t in br.items():
+        if t > 0:
+            ax.barh([0], [t * 1e3], left=left, label=k.replace("_", " "))
+            left += t * 1e3
+    ax.set_yticks([])
+    ax.set_xlabel("step time (ms)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6), ncol=3, fontsize=7, frameon=False)
+    return {"trace": str(report.get("trace", "")), "kind": str(report.get("kind", "")), "step": fmt(step, "s"),
+            "system": report.get("system") or "", "unmatched": _pct(report.get("unmatched_share"), 1),
+            "png": Markup(_png(fig)),
+            "rows": [{"rule": k, "time": fmt(float(t), "s"), "share": _pct(float(t) / step if step else None, 1)}
+                     for k, t in br.items()],
+            "ops": [{"op": str(o.get("key", "")), "kind": str(o.get("kind", "")), "count": int(o.get("count", 0)),
+                     "measured": fmt(float(o.get("measured_s", 0.0)), "s"), "share": _pct(o.get("share"), 1),
+                     "predicted": _time(o.get("predicted_s"))} for o in (report.get("ops") or [])[:15]]}
+
+
+def render(db_path: str | Path, threshold: float = track.DEFAULT_THRESHOLD_PP, profiles: Iterable[dict] = ()) -> str:
     """The dashboard page of the tracking database ``db_path`` as an HTML string (a jinja2
-    template with autoescaping: every recorded text is escaped)."""
+    template with autoescaping: every recorded text is escaped). ``profiles``: profile reports
+    (``accelsim profile report --json``) shown in a section of their own."""
     from markupsafe import Markup
 
     runs = track.runs(db_path)
     ctx: dict[str, Any] = {"css": Markup(_CSS), "db": str(db_path), "threshold": threshold, "runs": [],
-                           "configs": []}
+                           "configs": [], "profiles": [_profile(p) for p in profiles]}
     if runs.empty:
         return _environment().get_template(_TEMPLATE).render(**ctx)
     hist = track.history(db_path, runs)
@@ -197,9 +227,10 @@ def render(db_path: str | Path, threshold: float = track.DEFAULT_THRESHOLD_PP) -
     return _environment().get_template(_TEMPLATE).render(**ctx)
 
 
-def write(db_path: str | Path, out_path: str | Path, threshold: float = track.DEFAULT_THRESHOLD_PP) -> Path:
-    """Write the dashboard of ``db_path`` to ``out_path``; returns the path."""
+def write(db_path: str | Path, out_path: str | Path, threshold: float = track.DEFAULT_THRESHOLD_PP,
+          profiles: Iterable[dict] = ()) -> Path:
+    """Write the dashboard of ``db_path`` (with the ``profiles`` section) to ``out_path``."""
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(db_path, threshold), encoding="utf-8")
+    out.write_text(render(db_path, threshold, profiles), encoding="utf-8")
     return out
