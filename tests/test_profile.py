@@ -197,3 +197,21 @@ def test_rows_track_and_dashboard_section(tmp_path):
     html = page.read_text()
     assert "where each traced step" in html and "exposed_communication" in html and "record_param_comms" in html
     assert html.count("data:image/png") >= 3  # history, scatter and the profile's breakdown
+
+
+def test_whatif_under_a_compression_recipe():
+    from accelsim.compress.recipes import as_compression
+    from accelsim.profile.replay import compressed, whatif
+    from accelsim.workload.ops import FlashAttention, MatMul
+
+    r = as_compression("w4a16-g128")
+    w = compressed(MatMul(m=8, n=4096, k=4096, b_shared=True), r)
+    assert w.dtype_b == r.weights and w.emulate
+    act = MatMul(m=8, n=64, k=128, batch=32)  # activations @ activations: not a weight
+    assert compressed(act, r) is act
+    fa = FlashAttention(batch=1, heads=8, kv_heads=8, q_len=1, kv_len=4096, head_dim=128)
+    assert compressed(fa, r) is fa or compressed(fa, r).kv_dtype == r.kv_cache
+    _, plain, t0 = whatif(load_trace(DEVICE_BOUND), "dgx-h100")
+    _, w4, t1 = whatif(load_trace(DEVICE_BOUND), "dgx-h100", compression="w4a16-g128")
+    assert t1.loc["aten::mm", "predicted_s"] != t0.loc["aten::mm", "predicted_s"]
+    assert t1.loc["record_param_comms", "predicted_s"] == t0.loc["record_param_comms", "predicted_s"]

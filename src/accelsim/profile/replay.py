@@ -118,13 +118,36 @@ def replay(trace: Trace, durations: pd.Series | None = None) -> Replay:
     return Replay(measured_s=t1 - t0, replayed_s=res.makespan_s, launch_latency_s=lat, tasks=sch.num_tasks)
 
 
-def whatif(trace: Trace, system, stack=None) -> tuple[Replay, Replay, pd.DataFrame]:
+def compressed(op, recipe):
+    """``op`` under a compression recipe, as a trace allows: a GEMM whose right operand is 2-D
+    (a weight) takes the recipe's weight, activation and sparsity formats (its per-layer
+    exceptions cannot be placed: a trace does not say which layer a GEMM belongs to), attention
+    its KV-cache format; other ops are unchanged."""
+    import dataclasses
+
+    from ..workload.ops import FlashAttention, MatMul
+
+    if isinstance(op, MatMul) and op.b_shared and (recipe.weights or recipe.activations or recipe.sparsity):
+        return dataclasses.replace(op, dtype_b=recipe.weights or op.dtype_b, dtype_a=recipe.activations or op.dtype_a,
+                                   sparsity=recipe.sparsity or op.sparsity, emulate=True)
+    if isinstance(op, FlashAttention) and recipe.kv_cache:
+        return dataclasses.replace(op, kv_dtype=recipe.kv_cache)
+    return op
+
+
+def whatif(trace: Trace, system, stack=None, compression=None) -> tuple[Replay, Replay, pd.DataFrame]:
     """(measured replay, predicted replay on ``system``, per-op table of measured vs predicted
-    time): matched ops take accelsim's prediction, everything else its measured duration."""
+    time): matched ops take accelsim's prediction (under ``compression``, a recipe tag, file or
+    Compression: see ``compressed``), everything else its measured duration."""
     from .match import match_work
     from .report import predict
 
     work = match_work(trace.work)
+    if compression is not None:
+        from ..compress.recipes import as_compression
+
+        recipe = as_compression(compression)
+        work["accel_op"] = [None if o is None else compressed(o, recipe) for o in work["accel_op"]]
     pred, _ = predict(work, system, stack)
     base = replay(trace)
     new = replay(trace, pred)
