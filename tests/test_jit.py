@@ -29,22 +29,25 @@ def _inner_py(x):
     return x + 1.0
 
 
-_inner = Kernel(_inner_py, python_calls=None)
+_inner = Kernel(_inner_py, python_budget_s=None)
 
 
-def test_kernel_switches_after_its_python_calls(monkeypatch):
+def test_kernel_switches_after_its_python_budget(monkeypatch):
     monkeypatch.setenv("ACCELSIM_JIT", "auto")
     monkeypatch.delitem(sys.modules, "numba", raising=False)  # as in a fresh process
-    k = Kernel(_twice, python_calls=3)
+    k = Kernel(_twice, python_budget_s=1.0)
     assert [k(1.0) for _ in range(3)] == [4.0] * 3 and k.calls == 3 and k._compiled is None
+    k.python_s = 1.0  # the budget spent: the next call compiles, even without numba loaded
+    assert k(2.0) == 6.0 and k._compiled is not None
     monkeypatch.undo()
+    k = Kernel(_twice, python_budget_s=1.0)
     assert k(2.0) == 6.0 and k._compiled is not None  # compiled, with its callee as a dispatcher
     assert k.py_func(2.0) == 6.0 and _inner is not None and isinstance(_inner, Kernel)
 
 
 def test_never_and_always(monkeypatch):
     monkeypatch.setenv("ACCELSIM_JIT", "never")
-    k = Kernel(_twice, python_calls=0)
+    k = Kernel(_twice, python_budget_s=0.0)
     assert k(1.0) == 4.0 and k._compiled is None
     monkeypatch.setenv("ACCELSIM_JIT", "always")
     assert k(1.0) == 4.0 and k._compiled is not None

@@ -1,12 +1,13 @@
 """Kernels that run as plain Python until compiling them pays.
 
-Importing numba and loading a compiled kernel from its cache costs about a second, which is
-more than a first analytical evaluation spends in the kernels as plain Python (a few GEMM
-mapping searches of a few milliseconds each). A ``Kernel`` therefore runs its pure-Python
-function for its first ``python_calls`` calls, then compiles it with ``numba.njit(cache=True)``
-(loaded from numba's cache when warm) and runs that from then on; a kernel called once numba is
-already imported compiles at once. Kernels it calls are compiled first and handed to it as
-dispatchers, as numba needs (its ``py_func`` keeps calling their Python twins). ``ACCELSIM_JIT=always`` compiles on the first call,
+Importing numba and loading a compiled kernel from its cache costs about half a second to a
+second, which is more than a first analytical evaluation spends in the kernels as plain Python
+(a few GEMM mapping searches of a few milliseconds each). A ``Kernel`` therefore runs its
+pure-Python function until its calls have taken ``python_budget_s`` seconds in all, then
+compiles it with ``numba.njit(cache=True)`` (loaded from numba's cache when warm) and runs that
+from then on; a kernel called once numba is already imported compiles at once. Kernels it
+calls are compiled first and handed to it as dispatchers, as numba needs (its ``py_func``
+keeps calling their Python twins). ``ACCELSIM_JIT=always`` compiles on the first call,
 ``never`` keeps plain Python (both for tests and debugging). ``py_func`` is the pure-Python
 twin, as on a numba dispatcher.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import types
 from typing import Any, Callable
 
@@ -29,15 +31,16 @@ def mode() -> str:
 
 
 class Kernel:
-    """A function that is compiled with numba after ``python_calls`` plain-Python calls
-    (``None``: called from Python it always runs as Python, compiled only for the compiled
-    kernels that call it, e.g. a small scalar helper whose numba dispatch would cost more than
-    its body)."""
+    """A function that is compiled with numba once its plain-Python calls have taken
+    ``python_budget_s`` seconds (``None``: called from Python it always runs as Python,
+    compiled only for the compiled kernels that call it, e.g. a small scalar helper whose numba
+    dispatch would cost more than its body)."""
 
-    def __init__(self, fn: Callable, python_calls: int | None):
+    def __init__(self, fn: Callable, python_budget_s: float | None):
         self.py_func = fn
-        self.python_calls = python_calls
+        self.python_budget_s = python_budget_s
         self.calls = 0
+        self.python_s = 0.0
         self._compiled: Any = None
         self.__name__ = fn.__name__
         self.__qualname__ = fn.__qualname__
@@ -61,17 +64,20 @@ class Kernel:
         return self._compiled
 
     def __call__(self, *args):
-        if self.python_calls is None:
+        if self.python_budget_s is None:
             return self.py_func(*args)
         if self._compiled is not None:
             return self._compiled(*args)
         m = mode()
-        if m == "never" or (m == "auto" and self.calls < self.python_calls and "numba" not in sys.modules):
+        if m == "never" or (m == "auto" and self.python_s < self.python_budget_s and "numba" not in sys.modules):
+            t = time.perf_counter()
+            out = self.py_func(*args)
             self.calls += 1
-            return self.py_func(*args)
+            self.python_s += time.perf_counter() - t
+            return out
         return self.compiled()(*args)
 
 
-def kernel(python_calls: int | None = 64) -> Callable[[Callable], Kernel]:
+def kernel(python_budget_s: float | None = 0.2) -> Callable[[Callable], Kernel]:
     """Decorator: ``@kernel()`` makes a ``Kernel`` (see the module docstring)."""
-    return lambda fn: Kernel(fn, python_calls)
+    return lambda fn: Kernel(fn, python_budget_s)

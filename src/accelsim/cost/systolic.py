@@ -59,7 +59,7 @@ def scalesim_report(M: int, N: int, K: int, R: int, C: int, dataflow: str) -> di
             "folds": fr * fc, "mapping_efficiency": mapping, "utilization": utilization}
 
 
-@kernel(python_calls=None)
+@kernel(python_budget_s=None)
 def pass_cycles(M: float, N: float, K: float, R: int, C: int, count: int, df: int,
                 speedup: float, overlap: bool, min_pass: float) -> float:
     """Cycles for one core to compute an M x N x K tile on ``count`` arrays of R x C.
