@@ -57,3 +57,18 @@ def test_bad_results_files(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="not JSON"):
         load_lm_eval(bad, "bf16")
+
+
+def test_the_shipped_table_cites_every_row_and_has_baselines():
+    from accelsim.compress.evidence import published
+
+    df = published()
+    assert len(df) >= 30
+    assert df["source"].str.match(r"https?://").all()
+    d = with_deltas(df)
+    assert d["delta"].notna().all()  # every row carries its source's own baseline
+    # GPTQ / AWQ-class weight-only int4 costs at most a few points of MMLU in these sources
+    w4 = d[(d["recipe"] == "w4a16-g128") & (d["task"] == "mmlu")]
+    assert len(w4) and (w4["delta"] > -5).all()
+    joined = accuracy_vs_serving(df, "h100-sxm-80gb", "llama-3-8b", "mmlu")
+    assert joined["tokens_per_s"].notna().any() and joined["delta"].notna().all()
