@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from .bench import bench
+from .codesign import codesign_group
 from .collective import collective
 from .compress import formats_command, sqnr_command
 from .correlate import calibrate, correlate, dashboard, track
@@ -33,7 +34,7 @@ def main(max_chips: int | None, max_tasks: int | None) -> None:
 
 
 for _command in (run, systolic, presets, validate, collective, track, dashboard, bench, correlate, calibrate,
-                 sweep_command, formats_command, sqnr_command, priors, schema, profile_group):
+                 sweep_command, formats_command, sqnr_command, priors, schema, profile_group, codesign_group):
     main.add_command(_command)
 
 __all__ = ["main"]

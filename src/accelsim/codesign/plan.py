@@ -1,0 +1,106 @@
+"""Plan backward from accuracy targets: which recipes meet every target on the evidence, and
+how fast each serves on each chip.
+
+A target is the allowed change in points against the same source's BF16 baseline (``mmlu=-1.0``:
+at most one point of MMLU lost; for a perplexity task, at most that much higher). A candidate is a
+(recipe, method) of the evidence; it meets a target when its rows for that task (the worst of
+them when several sources report it) stay within it, and it meets the plan when it meets every
+target. A candidate without a row for a target task is listed as "no evidence", never counted
+as meeting it unless ``allow_proxy`` (then it is marked "proxy"). The BF16 baseline always
+meets. Candidates are ranked per chip by predicted serving speed (tokens/s of a decode step).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..compress.evidence import published, with_deltas
+
+ACCELSIM_TAG = {"2:4": "w16a16+sparse2:4", "fp16": "bf16"}
+"""Evidence recipe names that accelsim spells otherwise."""
+PRODUCE = {"pruned-distilled": "pruning + distillation (a training run: accelsim run --phase train --distill-from)"}
+
+
+def _meets(delta: float, target: float, task: str) -> bool:
+    return delta <= -target if "ppl" in task else delta >= target
+
+
+def candidates(model: str, targets: dict[str, float], evidence: pd.DataFrame | None = None,
+               allow_proxy: bool = False) -> pd.DataFrame:
+    """One row per (recipe, method) of ``model``'s evidence: its change per target task and
+    whether it meets the plan (``status``: meets / misses TASK / no evidence for TASK / proxy)."""
+    ev = with_deltas(published() if evidence is None else evidence)
+    ev = ev[ev["model"] == model]
+    rows = [{"recipe": "bf16", "method": "baseline", "status": "meets", **{t: 0.0 for t in targets}}]
+    for (recipe, method), g in ev[~ev["recipe"].isin(["bf16", "fp16"])].groupby(["recipe", "method"], sort=False):
+        row = {"recipe": recipe, "method": method}
+        missing, missed = [], []
+        for task, target in targets.items():
+            d = g.loc[g["task"] == task, "delta"].dropna()
+            if d.empty:
+                row[task] = math.nan
+                missing.append(task)
+                continue
+            worst = d.max() if "ppl" in task else d.min()
+            row[task] = float(worst)
+            if not _meets(worst, target, task):
+                missed.append(task)
+        if missed:
+            row["status"] = "misses " + ", ".join(missed)
+        elif missing:
+            row["status"] = ("proxy (no evidence for " if allow_proxy else "no evidence for ") + ", ".join(missing) + (
+                ")" if allow_proxy else "")
+        else:
+            row["status"] = "meets"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plan(model: str, targets: dict[str, float], systems: list, evidence: pd.DataFrame | None = None,
+         allow_proxy: bool = False, batch: int = 8, context_len: int = 2048) -> pd.DataFrame:
+    """Per chip, every candidate with its status and predicted decode step (latency, tokens/s,
+    energy per token), those that meet the targets first, fastest first."""
+    from ..api import evaluate
+    from ..errors import AccelsimError
+
+    cands = candidates(model, targets, evidence, allow_proxy)
+    out = []
+    for system in systems:
+        for c in cands.to_dict("records"):
+            tag = ACCELSIM_TAG.get(c["recipe"], c["recipe"])
+            pred = {"latency_s": math.nan, "tokens_per_s": math.nan, "energy_per_token_J": math.nan, "note": ""}
+            if c["recipe"] in PRODUCE:
+                pred["note"] = "another model: " + PRODUCE[c["recipe"]]
+            else:
+                try:
+                    s = evaluate(system, model, phase="decode", batch=batch, context_len=context_len,
+                                 compression=None if tag == "bf16" else tag).summary
+                    pred.update(latency_s=s["latency_s"], tokens_per_s=s["tokens_per_s"],
+                                energy_per_token_J=s.get("energy_per_token_J", math.nan))
+                except (AccelsimError, ValueError) as e:
+                    pred["note"] = str(e).splitlines()[0]
+            ok = c["status"] == "meets" or (allow_proxy and c["status"].startswith("proxy"))
+            out.append({"system": str(system), "ok": ok, **c, **pred})
+    df = pd.DataFrame(out)
+    df = df.sort_values(["system", "ok", "tokens_per_s"], ascending=[True, False, False], kind="stable")
+    df["rank"] = df.groupby("system").cumcount() + 1
+    return df.reset_index(drop=True)
+
+
+def plan_markdown(df: pd.DataFrame, targets: dict[str, float]) -> str:
+    from ..units import fmt
+
+    head = "| system | rank | recipe | method | " + " | ".join(f"{t} ({v:+g})" for t, v in targets.items()) + \
+        " | status | latency | tokens/s | energy/token |"
+    lines = [head, "|" + "---|" * (8 + len(targets))]
+    for r in df.itertuples(index=False):
+        d = r._asdict()
+        cells = [f"{d[t]:+.2f}" if d[t] == d[t] else "-" for t in targets]
+        lat = fmt(r.latency_s, "s") if r.latency_s == r.latency_s else (r.note or "-")
+        tps = f"{r.tokens_per_s:,.0f}" if r.tokens_per_s == r.tokens_per_s else "-"
+        ept = fmt(r.energy_per_token_J, "J") if r.energy_per_token_J == r.energy_per_token_J else "-"
+        lines.append(f"| {r.system} | {r.rank} | {r.recipe} | {r.method} | " + " | ".join(cells)
+                     + f" | {r.status} | {lat} | {tps} | {ept} |")
+    return "\n".join(lines)
