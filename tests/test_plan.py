@@ -40,3 +40,20 @@ def test_cli(tmp_path):
     assert res.output.count("| meets |") == 6 and "mi300x" in res.output and md.read_text().startswith("| system")
     res = CliRunner().invoke(main, ["codesign", "plan", "--model", "llama-3-8b", "--target", "mmlu", "--systems", "trn2"])
     assert res.exit_code != 0 and "TASK=CHANGE" in res.output
+
+
+def test_architecture_review():
+    from accelsim.codesign.plan import FEATURES, architecture_review
+
+    df = architecture_review("llama-3-8b", TARGETS, ["h100-sxm-80gb"]).set_index("feature")
+    assert list(df.index) == ["as is", *FEATURES]
+    assert (df["best"] == "fp8").all()  # on the evidence only FP8 and BF16 meet both targets
+    # a batch-8 decode step is memory-bound: more HBM bandwidth speeds it up, int4 math cannot
+    assert df.loc["HBM bandwidth x1.5", "tokens_per_s_change"] > 0.2
+    assert df.loc["native int4 math", "tokens_per_s_change"] == 0.0
+    proxied = architecture_review("llama-3-8b", TARGETS, ["trn2"], allow_proxy=True).set_index("feature")
+    # counting recipes without evidence, int4 math makes W4A4 the fastest on trn2
+    assert proxied.loc["as is", "best"] == "fp8" and proxied.loc["native int4 math", "best"] == "w4a4"
+    res = CliRunner().invoke(main, ["codesign", "review", "--model", "llama-3-8b", "--target", "mmlu=-1.0",
+                                    "--target", "gsm8k=-2.0", "--systems", "mi300x"])
+    assert res.exit_code == 0 and "HBM bandwidth x1.5" in res.output

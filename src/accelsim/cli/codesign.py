@@ -31,13 +31,7 @@ def plan_command(model, targets, systems, evidence, allow_proxy, batch, context_
     from ..codesign.plan import plan, plan_markdown
     from ..compress.evidence import published
 
-    goal = {}
-    for t in targets:
-        task, _, value = t.partition("=")
-        try:
-            goal[task.strip()] = float(value)
-        except ValueError:
-            raise click.BadParameter(f"{t!r}: expected TASK=CHANGE, e.g. mmlu=-1.0", param_hint="--target") from None
+    goal = _targets(targets)
     ev = published(evidence) if evidence else None
     df = plan(model, goal, [s.strip() for s in systems.split(",") if s.strip()], ev, allow_proxy, batch, context_len)
     text = plan_markdown(df, goal)
@@ -45,3 +39,37 @@ def plan_command(model, targets, systems, evidence, allow_proxy, batch, context_
         with open(markdown_path, "w") as f:
             f.write(text + "\n")
     click.echo(text)
+
+
+@codesign_group.command("review")
+@click.option("--model", required=True, help="Model preset.")
+@click.option("--target", "targets", multiple=True, required=True, metavar="TASK=CHANGE",
+              help="Allowed change in points against the same source's BF16 baseline, e.g. mmlu=-1.0.")
+@click.option("--systems", required=True, help="Comma-separated systems, e.g. trn2,h100-sxm-80gb,mi300x.")
+@click.option("--allow-proxy", is_flag=True, help="Count recipes without evidence for a target.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None, help="Also write the table here.")
+@friendly
+def review_command(model, targets, systems, allow_proxy, markdown_path):
+    """Architecture review: for each chip feature toggled (int4 math, fused dequantization, 2:4
+    sparsity, HBM bandwidth, core SRAM), the fastest recipe that meets the targets and the change
+    in tokens/s and energy per token against the chip as it is."""
+    from ..codesign.plan import architecture_review, review_markdown
+
+    goal = _targets(targets)
+    df = architecture_review(model, goal, [s.strip() for s in systems.split(",") if s.strip()], None, allow_proxy)
+    text = review_markdown(df)
+    if markdown_path:
+        with open(markdown_path, "w") as f:
+            f.write(text + "\n")
+    click.echo(text)
+
+
+def _targets(targets) -> dict[str, float]:
+    goal = {}
+    for t in targets:
+        task, _, value = t.partition("=")
+        try:
+            goal[task.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{t!r}: expected TASK=CHANGE, e.g. mmlu=-1.0", param_hint="--target") from None
+    return goal

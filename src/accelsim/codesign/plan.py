@@ -104,3 +104,56 @@ def plan_markdown(df: pd.DataFrame, targets: dict[str, float]) -> str:
         lines.append(f"| {r.system} | {r.rank} | {r.recipe} | {r.method} | " + " | ".join(cells)
                      + f" | {r.status} | {lat} | {tps} | {ept} |")
     return "\n".join(lines)
+
+
+FEATURES = {
+    "native int4 math": lambda s: [f"chip.core.tensor.macs_per_cycle.int4="
+                                   f"{2 * s.chip.core.tensor.macs_per_cycle.get('fp8', 2 * s.chip.core.tensor.macs_per_cycle['bf16'])}"],
+    "fused dequantization": lambda s: ["chip.core.tensor.fused_dequant=true"],
+    "2:4 sparsity at 2x": lambda s: ["chip.core.tensor.sparsity_patterns=['2:4']", "chip.core.tensor.sparsity_speedup=2"],
+    "HBM bandwidth x1.5": lambda s: [f"chip.hbm.bandwidth_Bps={1.5 * s.chip.hbm.bandwidth_Bps}"],
+    "core SRAM x2": lambda s: [f"chip.core.sram.capacity_bytes={2 * s.chip.core.sram.capacity_bytes}"],
+}
+"""Chip features an architecture review toggles, as overrides of a system preset: int4 math at
+twice the FP8 rate, dequantization fused into the GEMM, 2:4 sparsity at twice the dense rate,
+50 % more HBM bandwidth, twice the core SRAM."""
+
+
+def architecture_review(model: str, targets: dict[str, float], systems: list[str], evidence: pd.DataFrame | None = None,
+                        allow_proxy: bool = False, batch: int = 8, context_len: int = 2048) -> pd.DataFrame:
+    """Per chip and feature toggled: the fastest recipe that meets the targets (proxies with
+    ``allow_proxy``), its tokens/s and energy per token, and the change against the chip as
+    it is."""
+    from ..arch.presets import load_system
+
+    cands = candidates(model, targets, evidence, allow_proxy)
+    ok = cands[(cands["status"] == "meets") | (allow_proxy & cands["status"].str.startswith("proxy"))]
+    ok = ok[~ok["recipe"].isin(list(PRODUCE))].drop_duplicates("recipe")
+    ev = None if evidence is None else evidence
+    out = []
+    for name in systems:
+        base = load_system(name)
+        best0 = None
+        for feature, overrides in [("as is", lambda s: [])] + list(FEATURES.items()):
+            spec = load_system(name, overrides(base))
+            df = plan(model, targets, [spec], ev, allow_proxy, batch, context_len)
+            df = df[df["ok"] & df["recipe"].isin(ok["recipe"]) & df["tokens_per_s"].notna()]
+            top = df.iloc[0]
+            row = {"system": name, "feature": feature, "best": top["recipe"], "tokens_per_s": top["tokens_per_s"],
+                   "energy_per_token_J": top["energy_per_token_J"]}
+            if best0 is None:
+                best0 = row
+            row["tokens_per_s_change"] = row["tokens_per_s"] / best0["tokens_per_s"] - 1.0
+            row["energy_per_token_change"] = row["energy_per_token_J"] / best0["energy_per_token_J"] - 1.0
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def review_markdown(df: pd.DataFrame) -> str:
+    from ..units import fmt
+
+    lines = ["| system | feature | best recipe | tokens/s | change | energy/token | change |", "|---|---|---|---|---|---|---|"]
+    for r in df.itertuples(index=False):
+        lines.append(f"| {r.system} | {r.feature} | {r.best} | {r.tokens_per_s:,.0f} | {100 * r.tokens_per_s_change:+.1f} % "
+                     f"| {fmt(r.energy_per_token_J, 'J')} | {100 * r.energy_per_token_change:+.1f} % |")
+    return "\n".join(lines)
