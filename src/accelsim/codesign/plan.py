@@ -129,14 +129,13 @@ def architecture_review(model: str, targets: dict[str, float], systems: list[str
     cands = candidates(model, targets, evidence, allow_proxy)
     ok = cands[(cands["status"] == "meets") | (allow_proxy & cands["status"].str.startswith("proxy"))]
     ok = ok[~ok["recipe"].isin(list(PRODUCE))].drop_duplicates("recipe")
-    ev = None if evidence is None else evidence
     out = []
     for name in systems:
         base = load_system(name)
         best0 = None
         for feature, overrides in [("as is", lambda s: [])] + list(FEATURES.items()):
             spec = load_system(name, overrides(base))
-            df = plan(model, targets, [spec], ev, allow_proxy, batch, context_len)
+            df = plan(model, targets, [spec], evidence, allow_proxy, batch, context_len)
             df = df[df["ok"] & df["recipe"].isin(ok["recipe"]) & df["tokens_per_s"].notna()]
             top = df.iloc[0]
             row = {"system": name, "feature": feature, "best": top["recipe"], "tokens_per_s": top["tokens_per_s"],

@@ -141,13 +141,7 @@ def teacher_forward_s(system, teacher, global_batch: int, seq_len: int, stack=No
     # the built prefill computes logits of the last position only; distillation needs all
     vocab = -(-m.vocab_size // tp_chips)
     head = MatMul(m=batch * (seq_len - 1), n=vocab, k=m.hidden_size, b_shared=True)
-    st_lib = None
-    from ..api import _stack
-    from ..stack.realize import realize
-
-    st = _stack(spec, stack, "realistic")
-    st_lib = st.collectives if st else None
-    extra = op_cost(chip_model(realize(spec, st), st_lib), head).time_s
+    extra = op_cost(chip_model(r.system), head).time_s  # r.system: the spec as realized under the stack
     t = r.summary["latency_s"] + extra
     per_token = r.summary["energy_J"] / max(1, batch * seq_len)
     return float(t), float(per_token * global_batch * seq_len), spec.num_chips

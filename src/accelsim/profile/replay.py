@@ -88,6 +88,12 @@ def replay(trace: Trace, durations: pd.Series | None = None) -> Replay:
         work["launch_end_s"] = [end_of.get(c, np.nan) for c in work["correlation"]]
         lat = launch_latency(work)
         kernels_of = {c: r for c, r in zip(work["correlation"], work.itertuples(index=False)) if c == c}
+        # device work launched (or, without a launch record, started) by a time, and the last
+        # end among it: a synchronize call waits for that (sorted once, looked up per call)
+        issued = work["launch_end_s"].where(work["launch_end_s"].notna(), work["start_s"]).to_numpy()
+        order = np.argsort(issued, kind="stable")
+        issued_sorted = issued[order]
+        end_by = np.maximum.accumulate(work["end_s"].to_numpy()[order]) if len(order) else order
         launched: list[int] = []
         prev, at = -1, t0
         for c in calls.itertuples(index=False):
@@ -95,9 +101,8 @@ def replay(trace: Trace, durations: pd.Series | None = None) -> Replay:
             prev = b.task(DELAY, CAT_OVERHEAD, op, [prev], duration_s=gap)
             if SYNC.search(c.name):
                 # its own cost: what is left of it after the device work it waited for ended
-                done = [r.end_s for r in work.itertuples(index=False)
-                        if (r.launch_end_s <= c.start_s if r.launch_end_s == r.launch_end_s else r.start_s < c.start_s)]
-                own = c.end_s - max(c.start_s, max(done, default=c.start_s))
+                n = int(np.searchsorted(issued_sorted, c.start_s, side="right"))
+                own = c.end_s - max(c.start_s, float(end_by[n - 1]) if n else c.start_s)
                 prev = b.task(DELAY, CAT_OVERHEAD, op, [prev] + launched, duration_s=max(0.0, own))
             else:
                 prev = b.task(DELAY, CAT_OVERHEAD, op, [prev], duration_s=c.dur_s)

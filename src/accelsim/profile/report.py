@@ -78,15 +78,15 @@ class ProfileReport:
 
 def predict(work: pd.DataFrame, system, stack=None) -> tuple[pd.Series, pd.Series]:
     """accelsim's time and bound of each matched row on ``system`` (a preset, path or spec)."""
-    from ..api import _stack
     from ..arch.presets import load_system
     from ..arch.spec import SystemSpec
     from ..cost.op_cost import op_cost
     from ..sim.analytical import chip_model
+    from ..stack.presets import resolve
     from ..stack.realize import realize
 
     spec = system if isinstance(system, SystemSpec) else load_system(system)
-    st = _stack(spec, stack, "realistic")
+    st = resolve(stack, spec.stack, "realistic")
     cm = chip_model(realize(spec, st), st.collectives if st else None)
     times, bounds = [], []
     for o in work["accel_op"]:
