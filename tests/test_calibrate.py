@@ -41,7 +41,9 @@ A100 = [A100_PARTS, MEAS / "validation" / "a100_llmcompass_gpt3.csv"]  # kernels
 
 @pytest.fixture(scope="module")
 def fit():
-    return calibrate(A100_PARTS, "a100-sxm-80gb", k=3, seed=0)  # the README quotes k=5; 3 keeps the test quick
+    # the README quotes k=5; 3 keeps the test quick. The file's PyTorch-eager rows (its torch.compile
+    # rows run under another stack, and a calibration's overheads belong to one)
+    return calibrate(A100_PARTS, "a100-sxm-80gb", k=3, seed=0, stack="cuda-eager")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def test_gemm_target_after_calibration(fit):
 
 def test_kfold_errors_present_and_finite(fit):
     cv = fit.errors["cross_validated"].set_index("kind")
-    assert set(cv.index) == {"gemm", "softmax", "layernorm", "gelu", "allreduce", "all"}
+    assert set(cv.index) == {"gemm", "softmax", "allreduce", "all"}
     for col in ("mape", "median_ape", "max_ape", "bias"):
         assert np.isfinite(cv[col]).all()
     assert np.isfinite(fit.per_row["cv_s"]).all() and (fit.per_row["cv_s"] > 0).all()
@@ -99,7 +101,7 @@ def test_yaml_round_trip_through_load_system(fit, tmp_path):
     assert set(data) >= {"format", "hardware", "stack_costs", "stack", "system", "chip", "fit", "errors", "date",
                          "accelsim_version"}
     assert set(data["hardware"]) == set(HARDWARE_FIELDS) and set(data["stack_costs"]) == set(STACK_FIELDS)
-    assert data["system"] == "a100-sxm-80gb" and data["fit"]["rows"] == 42 and data["stack"] == "cuda-eager"
+    assert data["system"] == "a100-sxm-80gb" and data["fit"]["rows"] == 32 and data["stack"] == "cuda-eager"
     assert data["errors"]["in_sample"]["gemm"]["mape"] <= 0.10
     spec = load_system("a100-sxm-80gb", calibration=path)
     assert spec.chip.calibration == fit.calibration()
@@ -228,16 +230,17 @@ def test_calibration_fields_reach_both_tiers():
 
 
 def test_leave_one_group_out_cross_validation():
-    res = calibrate(A100_PARTS, "a100-sxm-80gb", fields="tensor_efficiency,hbm_efficiency", cv="chip")
+    res = calibrate(A100_PARTS, "a100-sxm-80gb", fields="tensor_efficiency,hbm_efficiency", cv="chip", stack="cuda-eager")
     # the A100 rows come from two systems (one GPU, the 4-GPU NVLink node): two held-out groups
     assert res.k == 2 and set(res.per_row["fold"]) == {0, 1} and res.cv_label == "leave-one-chip-out"
     assert np.isfinite(res.per_row["cv_s"]).all()
-    by_kind = calibrate(A100_PARTS, "a100-sxm-80gb", fields="tensor_efficiency,hbm_efficiency", cv="kind")
-    assert by_kind.k == 5  # gemm, softmax, layernorm, gelu, allreduce
+    by_kind = calibrate(A100_PARTS, "a100-sxm-80gb", fields="tensor_efficiency,hbm_efficiency", cv="kind",
+                        stack="cuda-eager")
+    assert by_kind.k == 3  # gemm, softmax, allreduce (the eager rows)
     with pytest.raises(MeasurementError, match="cv must be one of"):
-        calibrate(A100_PARTS, "a100-sxm-80gb", cv="fold")
+        calibrate(A100_PARTS, "a100-sxm-80gb", cv="fold", stack="cuda-eager")
     r = CliRunner().invoke(main, ["calibrate", str(A100_PARTS), "--system", "a100-sxm-80gb", "-o", "/dev/null",
-                                  "--fields", "tensor_efficiency", "--cv", "source"])
+                                  "--fields", "tensor_efficiency", "--cv", "source", "--stack", "cuda-eager"])
     assert r.exit_code == 0 and "leave-one-source-out" in r.output, r.output
 
 

@@ -67,7 +67,11 @@ def test_shipped_split_is_the_shared_file():
         parts, val = rows(A100[0]), rows(A100[1])
         assert sorted(parts + val) == rows(shared)
         assert {r[1] for r in val} == {"layer_op", "layer"} and "layer" not in {r[1] for r in parts}
-        assert {r["stack"] for r in csv.DictReader(open(A100[0]))} == {"cuda-eager"}  # PyTorch 2.0 eager
+        # PyTorch 2.0: torch.softmax / torch.bmm eager; layernorm and GELU through @torch.compile functions
+        # (LLMCompass software_model/layernorm.py and gelu.py), all timed one call at a time
+        stacks = {(r["kind"], r["stack"]) for r in csv.DictReader(open(A100[0]))}
+        assert {s for k, s in stacks if k in ("layernorm", "gelu")} == {"inductor-cuda"}
+        assert {s for k, s in stacks if k not in ("layernorm", "gelu")} == {"cuda-eager"}
 
 
 def test_every_a100_row_is_predicted(a100):

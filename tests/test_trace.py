@@ -430,10 +430,11 @@ def test_default_trace_of_a_decode_step_is_compact_with_arrows(tmp_path):
         by_track.setdefault((e["pid"], e["tid"]), []).append((e["ts"], e["ts"] + e["dur"]))
     for e in starts + ends:
         assert any(a <= e["ts"] <= b for a, b in by_track[(e["pid"], e["tid"])]), e
-    # a class slice's busy time never exceeds its span times the servers it used
+    # a class slice's busy time never exceeds its span times the servers it used (the span is
+    # written to the ns: each server's share may be over by that rounding)
     for e in xs:
         if e["cat"] in ("tensor", "dma"):
-            assert e["args"]["busy_us"] <= e["dur"] * e["args"]["servers"] + 1e-3
+            assert e["args"]["busy_us"] <= (e["dur"] + 1e-3) * e["args"]["servers"] + 1e-3
     # a small run in full detail: every task is a slice, arrows included
     full = tmp_path / "full.json"
     r = CliRunner().invoke(main, ["run", "trn2", "tiny", "--phase", "decode", "--fidelity", "event", "--trace", str(full),

@@ -69,7 +69,8 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
                                                 "loso_mape": f.loso_mape, "values": f.values,
                                                 "determined": f.determined, "per_source": f.per_source} for f in fits],
                                "hardware": table if hw is not None else None,
-                               "kernel_launch_s": hw.launch if hw is not None else None}, indent=2))
+                               "kernel_launch_s": hw.launch if hw is not None else None,
+                               "tensor_launch_s": hw.tensor_launch if hw is not None else None}, indent=2))
         return
     if hw is not None:
         click.echo("achievable priors (fitted on the chip's own rows; the rest from its nearest sibling):")
@@ -82,6 +83,9 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
                        + (f"; from sibling: {', '.join(f'{k} ({s})' for k, s in e['from_sibling'].items())}"
                           if e["from_sibling"] else ""))
         click.echo("kernel cost per runtime: " + ", ".join(f"{k} {1e6 * v:.1f} us" for k, v in hw.launch.items()))
+        if hw.tensor_launch:
+            click.echo("GEMM library call beyond it: " + ", ".join(f"{k} +{1e6 * v:.1f} us"
+                                                                  for k, v in hw.tensor_launch.items()))
     for f in fits:
         loso = "n/a" if f.loso_mape is None else f"{100 * f.loso_mape:.1f}%"
         click.echo(f"{f.stack}: {f.rows} rows from {len(f.sources)} sources, MAPE {100 * f.mape:.1f}% "

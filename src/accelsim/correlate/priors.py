@@ -54,6 +54,8 @@ class HardwareFit:
     ``hbm_efficiency``), only those its rows determine."""
     launch: dict[str, float]
     """stack -> ``runtime.kernel_launch_s``."""
+    tensor_launch: dict[str, float]
+    """stack -> ``runtime.tensor_launch_s`` (stacks with both GEMM and other kernel rows)."""
     rows: dict[str, dict[str, int]]
     """chip -> kind -> rows."""
     in_sample: dict[str, dict[str, float]]
@@ -71,12 +73,14 @@ class _KernelRows:
         self.chip = [self.pr.base_system(r.system).chip.name for r in rows]
         self.stack = [r.stack or self.pr.base_system(r.system).stack for r in rows]
 
-    def log_errors(self, chips: dict[str, dict[str, float]], launch: dict[str, float], idx) -> np.ndarray:
+    def log_errors(self, chips: dict[str, dict[str, float]], launch: dict[str, float], idx,
+                   tensor_launch: dict[str, float] | None = None) -> np.ndarray:
         out = []
         for i in idx:
             r = self.rows[i]
             cal = dict(chips.get(self.chip[i], {}))
             cal["launch_overhead_s"] = launch.get(self.stack[i], 0.0)
+            cal["tensor_launch_overhead_s"] = (tensor_launch or {}).get(self.stack[i], 0.0)
             p = self.pr.predict(r, "analytical", cal)
             out.append(math.log(p.time_s / r.measured_time_s) if not p.skipped and p.time_s > 0 else 0.0)
         return np.array(out)
@@ -115,20 +119,33 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
     data = _KernelRows(rows)
     fields = _hw_fields(rows, data.chip)
     stacks = sorted({s for s in data.stack if s})
-    names = [(c, f) for c in sorted(fields) for f in fields[c]] + [("@launch", s) for s in stacks]
-    lo = np.array([0.0 if c == "@launch" else FRACTION_MIN for c, _ in names])
-    hi = np.array([LATENCY_MAX_S if c == "@launch" else 1.0 for c, _ in names])
-    x0 = np.array([3e-6 if c == "@launch" else 0.7 for c, _ in names])
+    # a stack whose file declares a GEMM library call's host cost (an eager runtime, where the host
+    # is on the timed path) and that is measured on GEMMs and on other kernels tells that cost
+    # apart from the plain kernel launch
+    kinds = {s: {r.kind == "gemm" for r, t in zip(rows, data.stack) if t == s} for s in stacks}
+    split = [s for s in stacks if kinds[s] == {True, False} and _declares_tensor_launch(s)]
+    names = ([(c, f) for c in sorted(fields) for f in fields[c]] + [("@launch", s) for s in stacks]
+             + [("@tensor", s) for s in split])
+    timing = [c in ("@launch", "@tensor") for c, _ in names]
+    lo = np.array([0.0 if t else FRACTION_MIN for t in timing])
+    hi = np.array([LATENCY_MAX_S if t else 1.0 for t in timing])
+    x0 = np.array([3e-6 if t else 0.7 for t in timing])
 
     def unpack(x):
         chips: dict[str, dict[str, float]] = {}
         launch: dict[str, float] = {}
+        tensor: dict[str, float] = {}
         for (c, f), v in zip(names, x):
             if c == "@launch":
                 launch[f] = float(v)
+            elif c == "@tensor":
+                tensor[f] = float(v)
             else:
                 chips.setdefault(c, {})[f] = float(v)
-        return chips, launch
+        return chips, launch, tensor
+
+    def errors(chips, launch, tensor, idx):
+        return data.log_errors(chips, launch, idx, tensor)
 
     every = list(range(len(rows)))
     # chips that share no runtime share no parameter: each such group is fitted on its own, so
@@ -142,14 +159,14 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
         def res(xs, cols=cols, sub=sub):
             full = x.copy()
             full[cols] = xs
-            return data.log_errors(*unpack(full), sub)
+            return errors(*unpack(full), sub)
 
         sol = least_squares(res, x0[cols], bounds=(lo[cols], hi[cols]), loss="soft_l1", f_scale=0.1,
-                            x_scale=np.where([names[j][0] == "@launch" for j in cols], 1e-6, 0.1),
+                            x_scale=np.where([timing[j] for j in cols], 1e-6, 0.1),
                             ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=2000)
         x[cols] = sol.x
-    chips, launch = unpack(x)
-    err = data.log_errors(chips, launch, every)
+    chips, launch, tensor = unpack(x)
+    err = errors(chips, launch, tensor, every)
     by = {}
     for i, r in enumerate(rows):
         by.setdefault(data.chip[i], {}).setdefault(r.kind, []).append(i)
@@ -168,9 +185,23 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                 need = {"gemm": ("tensor_efficiency",)}.get(k, ("hbm_efficiency",))
                 if not all(f in sib for f in need):
                     continue  # no sibling has rows of this kind: nothing to hold out against
-                e = data.log_errors({**others, c: sib}, launch, v)
+                e = errors({**others, c: sib}, launch, tensor, v)
                 held.setdefault(c, {})[k] = mean_ape(e)
-    return HardwareFit(chips, launch, count, in_sample, held)
+    return HardwareFit(chips, launch, tensor, count, in_sample, held)
+
+
+def _declares_tensor_launch(stack: str) -> bool:
+    """Whether ``stack``'s own file (not its base) sets ``runtime.tensor_launch_s`` on a runtime
+    that dispatches kernels."""
+    import yaml
+
+    from ..stack.presets import stack_path
+
+    try:
+        rt = (yaml.safe_load(stack_path(stack).read_text()) or {}).get("runtime") or {}
+    except Exception:  # an unknown stack name: the predictor reports it on its rows
+        return False
+    return "tensor_launch_s" in rt and rt.get("dispatch", "kernel") == "kernel"
 
 
 def _groups(names, rows, data) -> list[dict]:
@@ -192,7 +223,7 @@ def _groups(names, rows, data) -> list[dict]:
         g = out.setdefault(find("chip:" + data.chip[i]), {"names": set(), "rows": []})
         g["rows"].append(i)
     for c, f in names:
-        key = find(("stack:" + f) if c == "@launch" else ("chip:" + c))
+        key = find(("stack:" + f) if c in ("@launch", "@tensor") else ("chip:" + c))
         if key in out:
             out[key]["names"].add((c, f))
     return [out[k] for k in sorted(out)]
@@ -262,16 +293,21 @@ def write_hardware(fit: HardwareFit, corpus: str, preset_chips: Iterable[str]) -
         paths.append(write_kernel_launch(st, v, f"accelsim priors: fitted with the chips' achievable fractions to the kernel "
                                           f"rows of {corpus} measured under this stack (the fixed cost of one kernel "
                                           f"issued back to back)"))
-    return paths
+    for st, v in fit.tensor_launch.items():
+        paths.append(write_kernel_launch(st, v, f"accelsim priors: fitted with the kernel launch to the GEMM and the other "
+                                          f"kernel rows of {corpus} measured under this stack (what a GEMM's library "
+                                          f"call costs beyond a native kernel's launch)", "tensor_launch_s"))
+    return sorted(set(paths))
 
 
-def write_kernel_launch(stack: str, value: float, source: str) -> Path:
-    """Set a stack file's ``runtime.kernel_launch_s`` and its source, keeping the header comments."""
+def write_kernel_launch(stack: str, value: float, source: str, field: str = "kernel_launch_s") -> Path:
+    """Set a stack file's ``runtime.FIELD`` (default ``kernel_launch_s``) and its source, keeping
+    the header comments."""
     from ..stack.presets import rewrite_stack
 
     def update(data: dict) -> None:
-        data.setdefault("runtime", {})["kernel_launch_s"] = float(f"{value:.4g}")
-        data.setdefault("sources", {})["runtime.kernel_launch_s"] = source
+        data.setdefault("runtime", {})[field] = float(f"{value:.4g}") if value >= 1e-9 else 0.0  # a bound
+        data.setdefault("sources", {})[f"runtime.{field}"] = source
 
     return rewrite_stack(stack, update)
 

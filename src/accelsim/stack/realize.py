@@ -46,6 +46,7 @@ def _runtime(base: Calibration, stack: Stack, chip: str = "") -> Calibration:
         return base
     rt = stack.runtime
     return base.model_copy(update={"launch_overhead_s": base.launch_overhead_s + rt.kernel_launch_s,
+                                   "tensor_launch_overhead_s": base.tensor_launch_overhead_s + rt.tensor_launch_s,
                                    "collective_overhead_s": base.collective_overhead_s + rt.collective_launch_s})
 
 

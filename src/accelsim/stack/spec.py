@@ -84,6 +84,11 @@ class Runtime(_Spec):
     """Runtime, e.g. "PyTorch eager", "CUDA graphs", "Neuron runtime"."""
     kernel_launch_s: Seconds = Field(0.0, ge=0)
     """Fixed cost of one kernel call issued back to back (launch and device-side gap), seconds."""
+    tensor_launch_s: Seconds = Field(0.0, ge=0)
+    """Extra host cost of a tensor-engine op's library call beyond ``kernel_launch_s``: an eager
+    GEMM goes through cuBLAS / hipBLASLt (handle, workspace and algorithm lookup) where a native
+    elementwise or reduction kernel is launched directly (PyTorch measures ~8 us of host time
+    per 512x512 matmul against ~2 us per elementwise op: pytorch/pytorch#161822, #41383)."""
     collective_launch_s: Seconds = Field(0.0, ge=0)
     """Host cost of one collective call per device the calling process drives: enqueueing the
     library's kernel on that device. It shows in the time (added to the library's device-side
