@@ -172,7 +172,7 @@ def test_rows_run_under_their_stack():
 
 def test_the_prior_fit_recovers_a_known_library():
     """Rows made from NCCL's protocols with values set by hand (call 20 us, LL step 2 us, LL128
-    step 30 us so it never wins, Simple step 6 us, 75 % of the link) over 8 B .. 1 GiB on
+    step 30 us so it never wins, Simple step 6 us, 75 % of the link) over 8 B .. 8 GiB on
     dgx-a100, plus the runtime's per-call host cost (as a cuda-native prediction adds it), are
     fitted back to those values."""
     nccl = load_stack("cuda-native").collectives
@@ -184,7 +184,7 @@ def test_the_prior_fit_recovers_a_known_library():
     rows = [MeasurementRow(id=f"r{i}", kind="allreduce", system="dgx-a100", bytes=n, ranks=8, stack="cuda-native",
                            source=f"src{i % 2}",
                            measured_time_s=collective_cost(s, "allreduce", n, 8, library=true).time_s + host)
-            for i, n in enumerate(8 * 4**k for k in range(14))]
+            for i, n in enumerate(8 * 4**k for k in range(16))]  # 8 B .. 8 GiB, as nccl-tests -e 8G runs
     fit = fit_library(rows, "cuda-native", holdout=False)
     assert fit.mape < 0.02
     assert fit.values["call_latency_s"] + 14 * fit.values["protocols.LL.step_latency_s"] == pytest.approx(48e-6, rel=0.02)

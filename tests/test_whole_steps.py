@@ -155,6 +155,32 @@ def test_host_enqueue_is_paid_once_per_device_the_process_drives():
     assert r["np8"] - r["graph1"] == pytest.approx(host)
 
 
+def test_a_loop_of_back_to_back_calls_hides_the_host_behind_the_devices():
+    """nccl-tests times -n calls enqueued back to back and divides (timing "loop"): a call costs
+    the larger of the host enqueue (once per device the thread drives) and the device work, not
+    their sum. Small messages: the -g 8 host enqueue (8 x h) sets the time when it exceeds the
+    device latency; large ones: the device time alone, the same as one process per GPU."""
+    base = {"kind": "allreduce", "system": "dgx-a100", "chips": 8, "ranks": 8, "dtype": "fp32",
+            "stack": "cuda-native", "measured_time_s": 1e-5}
+    rows = []
+    for size in (8, 2**30):
+        for g in (1, 8):
+            for timing in ("loop", "call"):
+                rows.append({"id": f"{size}-{g}-{timing}", "bytes": size, "gpus_per_process": g, "timing": timing,
+                             **base})
+    r = correlate(frame(*rows)).per_row.set_index("id")["predicted_time_s"]
+    h = load_stack("cuda-native").runtime.collective_launch_s
+    for size in (8, 2**30):
+        dev = r[f"{size}-1-call"] - h  # one process per GPU, timed one call at a time: device + one enqueue
+        assert r[f"{size}-8-call"] == pytest.approx(dev + 8 * h)
+        assert r[f"{size}-8-loop"] == pytest.approx(max(dev, 8 * h))
+        assert r[f"{size}-1-loop"] == pytest.approx(max(dev, h))
+    assert r["1073741824-8-loop"] == pytest.approx(r["1073741824-1-loop"])  # bandwidth-bound: host hidden
+    with pytest.raises(MeasurementError, match="timing.*collective row"):
+        correlate(frame({"id": "k", "kind": "gemm", "system": "a100-sxm-80gb", "m": 8, "n": 8, "k": 8,
+                         "dtype": "bf16", "timing": "loop", "measured_time_s": 1e-5}))
+
+
 def test_continuous_batching_reduces_to_the_static_step_at_one_request():
     """One request in flight brings no other prompts: its TPOT is the plain decode step (within
     the prefill-of-one-token vs decode-at-context-1 difference), and more requests in flight

@@ -133,12 +133,13 @@ class _Rows:
 
     def log_errors(self, lib: _Lib, idx: Iterable[int]) -> np.ndarray:
         from ..cost.collectives import collective_cost
+        from .predict import harness_time
 
         out = []
         for i in idx:
             r, s = self.rows[i], self.systems[i]
             t = collective_cost(s, r.kind, float(r.bytes), int(r.ranks), library=lib.lib).time_s
-            t += (lib.host if self.host[i] is None else self.host[i]) * self.devices[i]
+            t = harness_time(t, (lib.host if self.host[i] is None else self.host[i]) * self.devices[i], r.timing)
             out.append(math.log(t / r.measured_time_s))
         return np.array(out)
 

@@ -306,8 +306,6 @@ class Predictor:
         call = self._program_call(cal)  # a one-collective row of a compiled-program stack is one call
         if call:
             return Prediction(r.time_s + call, bound)
-        st = self.stack_of(cal)  # the system pays the host enqueue for one device; a process driving more pays it per device
-        more = ((row.gpus_per_process or 1) - 1) * st.runtime.collective_launch_s if st is not None else 0.0
         if fidelity == "event":
             from ..sim.collective import simulate_collective
 
@@ -316,8 +314,17 @@ class Predictor:
             if t is None:
                 t = self._event[key] = simulate_collective(system, row.kind, float(row.bytes), int(row.ranks),
                                                            r.algorithm, library=lib)[0]
-            return Prediction(t + more, bound, fidelity="event")
-        return Prediction(r.time_s + more, bound)
+            return Prediction(self._harness(row, cal, t), bound, fidelity="event")
+        return Prediction(self._harness(row, cal, r.time_s), bound)
+
+    def _harness(self, row: MeasurementRow, cal, t: float) -> float:
+        """What the row's harness timed for one collective call of predicted time ``t`` (which
+        pays the runtime's host enqueue for one device): the enqueue once per device the process
+        drives, in series with the device work (``timing`` call) or, in a loop of back-to-back
+        calls, overlapped with it (the larger of the two)."""
+        st = self.stack_of(cal)
+        host1 = st.runtime.collective_launch_s if st is not None else 0.0
+        return harness_time(t - host1, host1 * (row.gpus_per_process or 1), row.timing)
 
     def _tp_chips(self, system: str, tp: int) -> int:
         """Chips of ``tp`` tensor-parallel ranks (on Neuron chips a rank is a NeuronCore)."""
@@ -491,6 +498,13 @@ class Predictor:
             g = WorkloadGraph.from_ordered(meta, [named], [])
             t = self._event[key] = simulate(g, self.system(system_name, chips, cal)).makespan_s
         return t
+
+
+def harness_time(device_s: float, host_s: float, timing: str | None) -> float:
+    """Time per collective call as a harness reports it: the device work and the host's enqueue
+    of the call in series (``timing`` None or "call"), or overlapped in a loop of back-to-back
+    calls ("loop": the next call is enqueued while the devices run this one)."""
+    return max(device_s, host_s) if timing == "loop" else device_s + host_s
 
 
 def kernel_ops(row: MeasurementRow) -> list[Op]:

@@ -51,12 +51,12 @@ METRIC_PHASES = {"ttft": "prefill", "tpot": "decode", "throughput": "decode", "s
 COLUMNS = ("id", "kind", "system", "chips", "dtype", "m", "n", "k", "batch", "rows", "cols", "elements",
            "bytes", "ranks", "model", "op", "phase", "metric", "seq_len", "context_len", "input_len", "output_len",
            "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch", "global_batch", "recompute",
-           "zero", "compression", "stack", "cache", "gpus_per_process", "measured_time_s", "source", "notes")
+           "zero", "compression", "stack", "cache", "gpus_per_process", "timing", "measured_time_s", "source", "notes")
 """Columns of the schema, in file order."""
 REQUIRED_COLUMNS = ("id", "kind", "system", "measured_time_s")
 """Columns a file must have (every other column may be absent)."""
 STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "metric", "recompute", "compression", "stack",
-               "cache", "source", "notes")
+               "cache", "timing", "source", "notes")
 INT_COLUMNS = ("chips", "m", "n", "k", "batch", "rows", "cols", "elements", "ranks", "seq_len", "context_len",
                "input_len", "output_len", "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch",
                "global_batch", "zero", "gpus_per_process")
@@ -111,10 +111,17 @@ class MeasurementRow(StrictModel):
     kernel row: ``warm`` (the same buffers re-run back to back: those that fit stay there) or
     ``cold`` (flushed, or first touch; the default)."""
     gpus_per_process: int | None = Field(None, ge=1)
-    """Devices one host process drove in a collective row (nccl-tests ``-g 8``: 8; one process
-    per device, as ``mpirun -np 8 ... -g 1`` or PyTorch / torchrun run it: 1, the default). The
-    runtime's per-call host enqueue (``runtime.collective_launch_s``) is paid once per device
-    the process drives."""
+    """Devices one host thread enqueued a collective call on, one after another (nccl-tests
+    ``-g 8``: 8; one process per device, as ``mpirun -np 8 ... -g 1`` or PyTorch / torchrun run
+    it: 1, the default; XLA's PjRt enqueues each device from that device's own execute thread:
+    1). The runtime's per-call host enqueue (``runtime.collective_launch_s``) is paid once per
+    such device."""
+    timing: Literal["loop", "call"] | None = None
+    """How the harness timed a collective row: ``loop``, many calls issued back to back and the
+    total divided by their count (nccl-tests, rccl-tests: one host clock around ``-n`` iterations
+    and one final synchronize), so the host's enqueue of the next call overlaps the devices'
+    work and a call costs the larger of the two; ``call`` (the default), each call timed to its
+    completion, the host enqueue and the device work in series."""
     op: Literal[LAYER_OPS + ("composite",)] | None = None  # type: ignore[valid-type]
     """Layer op of a ``layer_op`` row; ``composite`` on an ``rmsnorm`` row: the norm ran as the
     separate eager ops of a reference module (several kernels), not as one fused kernel."""
@@ -222,6 +229,8 @@ class MeasurementRow(StrictModel):
                 and self.batch != self.global_batch:
             raise _ColumnError("global_batch", f"{self.global_batch} differs from batch={self.batch} "
                                                "(a train row's batch is the global batch)")
+        if self.timing is not None and self.kind not in COLLECTIVE_KINDS:
+            raise _ColumnError("timing", f"timing describes a collective row, not a {self.kind} row")
         if self.op == "composite" and self.kind != "rmsnorm":
             raise _ColumnError("op", f"'composite' describes an rmsnorm row, not a {self.kind} row")
         if self.kind in ("layer_op", "layer") and self.phase == "train":
