@@ -93,6 +93,32 @@ def test_ring_allreduce_closed_form_with_latency_floor_and_protocols():
     assert collective_cost(s, "allreduce", knee * 1.1, p, library=L).protocol == "Simple"
 
 
+def test_point_to_point_kinds_run_the_library_p2p_protocols():
+    """All-to-all is grouped sends and receives: under a library whose p2p kernels run LL and
+    Simple only, it never runs LL128, and LL only while the message to one peer is within
+    p2p_ll_max_bytes. dgx-a100 through its switch, direct plan, one step:
+    T = call + step + (p-1) n / (p B f q)."""
+    s = load_system("dgx-a100")
+    B, p = 300e9, 8
+    three = CollectiveLibrary(name="test", call_latency_s=10e-6, bandwidth_fraction=0.8, algorithms=("ring",),
+                              protocols=(Protocol(name="LL", bandwidth_fraction=0.5, step_latency_s=1e-6),
+                                         Protocol(name="LL128", bandwidth_fraction=0.9375, step_latency_s=2e-6),
+                                         Protocol(name="Simple", bandwidth_fraction=1.0, step_latency_s=8e-6)))
+    p2p = three.model_copy(update={"p2p_protocols": ("LL", "Simple"), "p2p_ll_max_bytes": 16 * KiB})
+    n = 8 * MiB  # 1 MiB to each peer
+    assert collective_cost(s, "alltoall", n, p, library=three).protocol == "LL128"
+    r = collective_cost(s, "alltoall", n, p, library=p2p)
+    assert r.protocol == "Simple"
+    assert r.time_s == pytest.approx(10e-6 + 8e-6 + (p - 1) * n / (p * B * 0.8), rel=1e-9)
+    assert collective_cost(s, "allgather", n / p, p, library=p2p).protocol == "LL128"  # a collective keeps LL128
+    small = collective_cost(s, "alltoall", 8 * 16 * KiB, p, library=p2p)  # 16 KiB to each peer: LL
+    assert small.protocol == "LL"
+    assert collective_cost(s, "alltoall", 8 * 17 * KiB, p, library=p2p).protocol == "Simple"
+    with pytest.raises(ValueError, match="p2p_protocols.*'LL256' is not one of the protocols"):
+        three.model_copy(update={"p2p_protocols": ("LL256",)}).model_validate(
+            {**three.model_dump(), "p2p_protocols": ("LL256",)})
+
+
 def test_ideal_mode_is_the_old_bound():
     s = load_system("dgx-h100")
     r = collective_cost(s, "allreduce", 64 * MiB, 8)

@@ -179,6 +179,8 @@ class _Net:
     step_latency_out_s: float = 0.0
     in_switch_fraction: float = 1.0
     algorithms: tuple[str, ...] = ()
+    p2p_protocols: tuple[str, ...] = ()
+    p2p_ll_max: float = math.inf
 
 
 def _net(system: SystemSpec, library: CollectiveLibrary | None = None) -> _Net:
@@ -199,7 +201,9 @@ def _net(system: SystemSpec, library: CollectiveLibrary | None = None) -> _Net:
                 bool(ic is not None and ic.in_switch_reduction), system.name, protos,
                 library.scale_out_step_latency_s if library else 0.0,
                 library.in_switch_bandwidth_fraction / up if library else 1.0,
-                tuple(library.algorithms) if library else ())
+                tuple(library.algorithms) if library else (),
+                tuple(library.p2p_protocols) if library else (),
+                float(library.p2p_ll_max_bytes) if library and library.p2p_ll_max_bytes else math.inf)
 
 
 @lru_cache(maxsize=1024)
@@ -374,7 +378,7 @@ def _cost(net: _Net, kind: str, n: float, group: tuple[int, ...], algorithm: str
                 best = cand
             continue
         top = max(p.bw_fraction for p in net.protocols)
-        for proto in net.protocols:
+        for proto in _protocols(net, kind, n, len(group)):
             if n > proto.max_bytes or (name == "in_switch" and proto.bw_fraction < top):
                 continue  # an in-switch reduction runs the bulk protocol (NCCL's NVLS uses Simple)
             bw, lat, sent = _evaluate(net, kind, name, group, n, proto)
@@ -382,6 +386,20 @@ def _cost(net: _Net, kind: str, n: float, group: tuple[int, ...], algorithm: str
             if best is None or cand[0] + cand[1] < (best[0] + best[1]) * (1 - 1e-9):
                 best = cand
     return best
+
+
+P2P_KINDS = ("alltoall", "sendrecv")
+"""Kinds a library runs as grouped point-to-point sends and receives."""
+
+
+def _protocols(net: _Net, kind: str, n: float, p: int) -> tuple[_Proto, ...]:
+    """The protocols ``kind`` may run under: for a point-to-point kind, the library's
+    ``p2p_protocols``, LL only while the message to one peer is within ``p2p_ll_max_bytes``."""
+    if kind not in P2P_KINDS or not net.p2p_protocols:
+        return net.protocols
+    per_peer = n / p if kind == "alltoall" else n
+    return tuple(x for x in net.protocols if x.name in net.p2p_protocols
+                 and not (x.name == "LL" and per_peer > net.p2p_ll_max))
 
 
 def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,

@@ -66,12 +66,25 @@ class CollectiveLibrary(_Spec):
     """Algorithms the library implements (names of ``cost.collectives.ALGORITHMS``; empty: all).
     NCCL, for example, runs all-reduce as a ring, a tree or an in-switch (NVLS) reduction, never as
     a one-shot exchange. All-to-all and send/recv are point-to-point in every library."""
+    p2p_protocols: tuple[str, ...] = ()
+    """Protocols the library's point-to-point kernels run (all-to-all and send/recv are grouped
+    sends and receives; empty: every protocol). NCCL's and RCCL's send/recv kernels implement LL
+    and Simple, not LL128 (NVIDIA/nccl#1590; ROCm/rocm-systems#7881: "The send/recv kernels
+    currently only support the LL and SIMPLE protocols")."""
+    p2p_ll_max_bytes: Bytes | None = Field(None, gt=0)
+    """Largest message to one peer a point-to-point transfer runs LL for (None: the protocol's own
+    ``max_bytes``). NCCL: ``NCCL_P2P_LL_THRESHOLD``, 16384 bytes (per peer and channel)."""
 
     @model_validator(mode="after")
     def _unbounded_protocol(self) -> "CollectiveLibrary":
         if all(p.max_bytes is not None for p in self.protocols):
             raise ValueError("protocols: at least one protocol must have no max_bytes (large messages need one)")
         names = [p.name for p in self.protocols]
+        unknown = [n for n in self.p2p_protocols if n not in names]
+        if unknown:
+            raise ValueError(f"p2p_protocols: {unknown[0]!r} is not one of the protocols ({', '.join(names)})")
+        if self.p2p_protocols and all(p.max_bytes is not None for p in self.protocols if p.name in self.p2p_protocols):
+            raise ValueError("p2p_protocols: at least one of them must have no max_bytes (large messages need one)")
         if len(set(names)) != len(names):
             raise ValueError(f"protocols: duplicate protocol names in {names}")
         return self
