@@ -5,6 +5,7 @@ with the presets, the hardware prior fit, and what `accelsim run` reports."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -159,3 +160,22 @@ def test_program_dispatch_pays_once_per_call_not_per_op():
     spec = realize(s, st)
     mm = MatMul(m=1024, n=1024, k=1024, dtype_a="bf16", dtype_b="bf16", dtype_out="bf16", b_shared=True)
     assert got == pytest.approx(op_cost(ChipModel(spec), mm).time_s + st.runtime.kernel_launch_s, rel=1e-9)
+
+
+def test_priors_always_report_leave_one_chip_out_errors():
+    """``--no-holdout`` skips only the collective libraries' slow refits: the chips' leave-one-chip-out
+    errors (which the printed error bands read) are computed every time, so a ``--write`` run
+    never stores a table without them."""
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from accelsim.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    files = [str(p) for p in sorted((root / "workloads" / "measurements" / "parts").glob("*.csv"))]
+    r = CliRunner().invoke(main, ["priors", *files, "--no-collectives", "--no-holdout", "--json"])
+    assert r.exit_code == 0, r.output
+    table = _json.loads(r.output)["hardware"]
+    fitted = {c: e for c, e in table.items() if e["fitted"]}
+    assert fitted and all(e["leave_one_chip_out_mape"] for e in fitted.values())
