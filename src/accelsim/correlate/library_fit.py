@@ -146,12 +146,11 @@ class _Rows:
 
 def _own_host(stack: str) -> float | None:
     """The per-call host cost a stack sets in its own file (None: it inherits its base's)."""
-    from ..configio import load_yaml
-    from ..stack.presets import base_of, stack_path
+    from ..stack.presets import base_of, own_runtime
 
     if not stack or base_of(stack) == stack:
         return None
-    own = (load_yaml(stack_path(stack)).get("runtime") or {}).get("collective_launch_s")
+    own = own_runtime(stack).get("collective_launch_s")
     return None if own is None else float(own)
 
 

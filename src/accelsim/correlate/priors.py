@@ -73,14 +73,14 @@ class _KernelRows:
         self.chip = [self.pr.base_system(r.system).chip.name for r in rows]
         self.stack = [r.stack or self.pr.base_system(r.system).stack for r in rows]
 
-    def log_errors(self, chips: dict[str, dict[str, float]], launch: dict[str, float], idx,
-                   tensor_launch: dict[str, float] | None = None) -> np.ndarray:
+    def log_errors(self, chips: dict[str, dict[str, float]], launch: dict[str, float],
+                   tensor_launch: dict[str, float], idx) -> np.ndarray:
         out = []
         for i in idx:
             r = self.rows[i]
             cal = dict(chips.get(self.chip[i], {}))
             cal["launch_overhead_s"] = launch.get(self.stack[i], 0.0)
-            cal["tensor_launch_overhead_s"] = (tensor_launch or {}).get(self.stack[i], 0.0)
+            cal["tensor_launch_overhead_s"] = tensor_launch.get(self.stack[i], 0.0)
             p = self.pr.predict(r, "analytical", cal)
             out.append(math.log(p.time_s / r.measured_time_s) if not p.skipped and p.time_s > 0 else 0.0)
         return np.array(out)
@@ -144,9 +144,6 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                 chips.setdefault(c, {})[f] = float(v)
         return chips, launch, tensor
 
-    def errors(chips, launch, tensor, idx):
-        return data.log_errors(chips, launch, idx, tensor)
-
     every = list(range(len(rows)))
     # chips that share no runtime share no parameter: each such group is fitted on its own, so
     # a chip's priors do not move when another vendor's rows change (the joint trust region
@@ -159,14 +156,14 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
         def res(xs, cols=cols, sub=sub):
             full = x.copy()
             full[cols] = xs
-            return errors(*unpack(full), sub)
+            return data.log_errors(*unpack(full), sub)
 
         sol = least_squares(res, x0[cols], bounds=(lo[cols], hi[cols]), loss="soft_l1", f_scale=0.1,
                             x_scale=np.where([timing[j] for j in cols], 1e-6, 0.1),
                             ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=2000)
         x[cols] = sol.x
     chips, launch, tensor = unpack(x)
-    err = errors(chips, launch, tensor, every)
+    err = data.log_errors(chips, launch, tensor, every)
     by = {}
     for i, r in enumerate(rows):
         by.setdefault(data.chip[i], {}).setdefault(r.kind, []).append(i)
@@ -185,7 +182,7 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                 need = {"gemm": ("tensor_efficiency",)}.get(k, ("hbm_efficiency",))
                 if not all(f in sib for f in need):
                     continue  # no sibling has rows of this kind: nothing to hold out against
-                e = errors({**others, c: sib}, launch, tensor, v)
+                e = data.log_errors({**others, c: sib}, launch, tensor, v)
                 held.setdefault(c, {})[k] = mean_ape(e)
     return HardwareFit(chips, launch, tensor, count, in_sample, held)
 
@@ -193,15 +190,9 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
 def _declares_tensor_launch(stack: str) -> bool:
     """Whether ``stack``'s own file (not its base) sets ``runtime.tensor_launch_s`` on a runtime
     that dispatches kernels."""
-    import yaml
+    from ..stack.presets import load_stack, own_runtime
 
-    from ..stack.presets import stack_path
-
-    try:
-        rt = (yaml.safe_load(stack_path(stack).read_text()) or {}).get("runtime") or {}
-    except Exception:  # an unknown stack name: the predictor reports it on its rows
-        return False
-    return "tensor_launch_s" in rt and rt.get("dispatch", "kernel") == "kernel"
+    return "tensor_launch_s" in own_runtime(stack) and load_stack(stack).runtime.dispatch == "kernel"
 
 
 def _groups(names, rows, data) -> list[dict]:

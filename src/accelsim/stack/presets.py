@@ -38,6 +38,11 @@ def load_raw(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> dict:
     return _load_chain(name_or_path, _seen)[0]
 
 
+def own_runtime(name_or_path: str | Path) -> dict:
+    """The ``runtime`` block of the stack file itself, without its base's (what the file sets)."""
+    return load_yaml(stack_path(name_or_path)).get("runtime") or {}
+
+
 def _load_chain(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> tuple[dict, tuple[Path, ...]]:
     """(merged mapping, the files it was read from: the stack first, then its bases)."""
     path = stack_path(name_or_path)
