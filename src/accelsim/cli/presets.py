@@ -30,7 +30,8 @@ def presets(as_json):
                         "peak_bf16_flops_per_chip": s.chip.peak_flops("bf16"), "hbm_bytes_per_chip": s.chip.hbm.capacity_bytes,
                         "hbm_bandwidth_Bps": s.chip.hbm.bandwidth_Bps, "stack": s.stack or None,
                         "description": s.description})
-    stacks = [{"name": n, "runtime": st.runtime.name, "collectives": st.collectives.name, "description": st.description}
+    stacks = [{"name": n, "runtime": st.runtime.name, "collectives": st.collectives.name, "kernels": st.kernels,
+               "description": st.description}
               for n in list_stacks() for st in [load_stack(n)]]
     models = [{"name": n, "params": load_model(n).params()} for n in list_models()]
     if as_json:
@@ -44,7 +45,8 @@ def presets(as_json):
                    f"{fmt(s['hbm_bandwidth_Bps'], 'B/s'):>12}  {s['stack'] or '-'}")
     click.echo("stacks:")
     for st in stacks:
-        click.echo(f"  {st['name']:<16}{st['runtime']:<22}{st['collectives']}")
+        click.echo(f"  {st['name']:<16}{st['runtime']:<31}{st['collectives']}"
+                   + (f"; {st['kernels']} kernels" if st["kernels"] else ""))
     click.echo("models:")
     for m in models:
         click.echo(f"  {m['name']:<16}{fmt(m['params'], ''):>10} params")

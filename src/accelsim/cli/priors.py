@@ -87,6 +87,9 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
         if hw.tensor_launch:
             click.echo("GEMM library call beyond it: " + ", ".join(f"{k} +{1e6 * v:.1f} us"
                                                                   for k, v in hw.tensor_launch.items()))
+        if hw.kernels:
+            click.echo("reductions (softmax, norms) per kernel library, fraction of the copy rate: "
+                       + ", ".join(f"{k} {v:.3f}" for k, v in hw.kernels.items()))
     for f in fits:
         loso = "n/a" if f.loso_mape is None else f"{100 * f.loso_mape:.1f}%"
         click.echo(f"{f.stack}: {f.rows} rows from {len(f.sources)} sources, MAPE {100 * f.mape:.1f}% "

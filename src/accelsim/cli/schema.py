@@ -17,7 +17,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 _MODELS = {"system": ("..arch.spec", "SystemSpec"), "model": ("..workload.model", "ModelConfig"),
            "stack": ("..stack.spec", "Stack"), "sweep": ("..sweep.space", "DesignSpace"),
-           "recipe": ("..compress.recipes", "Compression")}
+           "recipe": ("..compress.recipes", "Compression"), "kernels": ("..stack.spec", "KernelLibrary")}
 """Kind -> (module, pydantic model) of each input language (imported when asked for)."""
 KINDS = tuple(_MODELS)
 

@@ -134,6 +134,7 @@ class Predictor:
         s = self.base_system(name)
         fields = dict(key[2])
         stack = fields.pop(STACK_KEY, None)
+        kernels = fields.pop(KERNELS_KEY, None)
         if fields:  # an explicit calibration (a file, or a fit's trial point)
             upd = calibration_update(fields, s.chip.calibration.tensor_dtype_efficiency)
             new = s.chip.calibration.model_copy(update=upd)
@@ -142,7 +143,10 @@ class Predictor:
             from ..stack.presets import load_stack
             from ..stack.realize import realize
 
-            s = realize(s, load_stack(stack) if stack is not None else None)
+            st = load_stack(stack) if stack is not None else None
+            if st is not None and kernels is not None:  # the row's own kernel library
+                st = st.model_copy(update={"kernels": kernels})
+            s = realize(s, st)
         if chips > s.num_chips:
             if s.scale_out is None:
                 raise ConfigError(f"the case needs {chips} chips but {s.name} has {s.num_chips} and no "
@@ -224,7 +228,8 @@ class Predictor:
             cal = _cal_key(calibration)
             if self.mode == "realistic" and STACK_KEY not in dict(cal):
                 st = self.stack_name(row)
-                cal = _cal_key({**dict(cal), STACK_KEY: st}) if st else cal
+                own = {KERNELS_KEY: row.kernels} if st and row.kernels else {}
+                cal = _cal_key({**dict(cal), STACK_KEY: st, **own}) if st else cal
             return self._predict(row, fidelity, cal)
         except AccelsimError as e:
             return skipped(str(e))
@@ -577,6 +582,8 @@ def _dominant(costs: list[OpCost]) -> str:
 
 STACK_KEY = "@stack"
 """Calibration-key entry that stands for "realistic mode under this stack" (no fitted values)."""
+KERNELS_KEY = "@kernels"
+"""Calibration-key entry: the row's own kernel library (``MeasurementRow.kernels``) in place of its stack's."""
 
 
 def _cal_key(cal: Mapping[str, float] | tuple | None) -> tuple:

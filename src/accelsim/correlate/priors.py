@@ -1,5 +1,6 @@
 """Priors from the measurement corpus: each chip's achievable fractions (tensor per dtype, HBM,
-reduction kernels, shared level) and each runtime's per-kernel cost, fitted jointly to the
+shared level), each kernel library's reduction efficiency and each runtime's per-kernel cost,
+fitted jointly to the
 published kernel rows of ``workloads/measurements/parts/`` (``accelsim priors``). The collective
 libraries are fitted by ``library_fit``.
 
@@ -56,6 +57,8 @@ class HardwareFit:
     """stack -> ``runtime.kernel_launch_s``."""
     tensor_launch: dict[str, float]
     """stack -> ``runtime.tensor_launch_s`` (stacks with both GEMM and other kernel rows)."""
+    kernels: dict[str, float]
+    """kernel library -> ``reduction_efficiency`` (libraries with reduction rows)."""
     rows: dict[str, dict[str, int]]
     """chip -> kind -> rows."""
     in_sample: dict[str, dict[str, float]]
@@ -72,18 +75,33 @@ class _KernelRows:
         self.rows = rows
         self.chip = [self.pr.base_system(r.system).chip.name for r in rows]
         self.stack = [r.stack or self.pr.base_system(r.system).stack for r in rows]
+        self.kernels = [_library(r, s) for r, s in zip(rows, self.stack)]
 
     def log_errors(self, chips: dict[str, dict[str, float]], launch: dict[str, float],
-                   tensor_launch: dict[str, float], idx) -> np.ndarray:
+                   tensor_launch: dict[str, float], kernels: dict[str, float], idx) -> np.ndarray:
         out = []
         for i in idx:
             r = self.rows[i]
             cal = dict(chips.get(self.chip[i], {}))
             cal["launch_overhead_s"] = launch.get(self.stack[i], 0.0)
             cal["tensor_launch_overhead_s"] = tensor_launch.get(self.stack[i], 0.0)
+            if self.kernels[i] in kernels:
+                cal["reduction_efficiency"] = kernels[self.kernels[i]]
             p = self.pr.predict(r, "analytical", cal)
             out.append(math.log(p.time_s / r.measured_time_s) if not p.skipped and p.time_s > 0 else 0.0)
         return np.array(out)
+
+
+def _library(row: MeasurementRow, stack: str | None) -> str | None:
+    """The kernel library of a reduction row: its ``kernels`` column, else its stack's (None for
+    other kinds)."""
+    if row.kind not in REDUCTION_KINDS:
+        return None
+    if row.kernels:
+        return row.kernels
+    from ..stack.presets import load_stack
+
+    return load_stack(stack).kernels if stack else None
 
 
 def _hw_fields(rows: list[MeasurementRow], chips: list[str]) -> dict[str, list[str]]:
@@ -95,8 +113,7 @@ def _hw_fields(rows: list[MeasurementRow], chips: list[str]) -> dict[str, list[s
             if name not in f:
                 f.append(name)
         else:
-            for name in (("hbm_efficiency",) + (("reduction_efficiency",) if r.kind in REDUCTION_KINDS else ())
-                         + (("sram_efficiency",) if r.cache == "warm" else ())):
+            for name in ("hbm_efficiency",) + (("sram_efficiency",) if r.cache == "warm" else ()):
                 if name not in f:
                     f.append(name)
     for c, f in fields.items():
@@ -124,8 +141,9 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
     # apart from the plain kernel launch
     kinds = {s: {r.kind == "gemm" for r, t in zip(rows, data.stack) if t == s} for s in stacks}
     split = [s for s in stacks if kinds[s] == {True, False} and _declares_tensor_launch(s)]
+    libraries = sorted({k for k in data.kernels if k})
     names = ([(c, f) for c in sorted(fields) for f in fields[c]] + [("@launch", s) for s in stacks]
-             + [("@tensor", s) for s in split])
+             + [("@tensor", s) for s in split] + [("@kernels", k) for k in libraries])
     timing = [c in ("@launch", "@tensor") for c, _ in names]
     lo = np.array([0.0 if t else FRACTION_MIN for t in timing])
     hi = np.array([LATENCY_MAX_S if t else 1.0 for t in timing])
@@ -133,16 +151,13 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
 
     def unpack(x):
         chips: dict[str, dict[str, float]] = {}
-        launch: dict[str, float] = {}
-        tensor: dict[str, float] = {}
+        by = {"@launch": {}, "@tensor": {}, "@kernels": {}}
         for (c, f), v in zip(names, x):
-            if c == "@launch":
-                launch[f] = float(v)
-            elif c == "@tensor":
-                tensor[f] = float(v)
+            if c in by:
+                by[c][f] = float(v)
             else:
                 chips.setdefault(c, {})[f] = float(v)
-        return chips, launch, tensor
+        return chips, by["@launch"], by["@tensor"], by["@kernels"]
 
     every = list(range(len(rows)))
     # chips that share no runtime share no parameter: each such group is fitted on its own, so
@@ -162,8 +177,8 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                             x_scale=np.where([timing[j] for j in cols], 1e-6, 0.1),
                             ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=2000)
         x[cols] = sol.x
-    chips, launch, tensor = unpack(x)
-    err = data.log_errors(chips, launch, tensor, every)
+    chips, launch, tensor, kernels = unpack(x)
+    err = data.log_errors(chips, launch, tensor, kernels, every)
     by = {}
     for i, r in enumerate(rows):
         by.setdefault(data.chip[i], {}).setdefault(r.kind, []).append(i)
@@ -182,9 +197,12 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                 need = {"gemm": ("tensor_efficiency",)}.get(k, ("hbm_efficiency",))
                 if not all(f in sib for f in need):
                     continue  # no sibling has rows of this kind: nothing to hold out against
-                e = data.log_errors({**others, c: sib}, launch, tensor, v)
+                # a kernel library measured on this chip alone says nothing once the chip is left out
+                kern = {lib: x for lib, x in kernels.items()
+                        if any(data.kernels[i] == lib and data.chip[i] != c for i in every)}
+                e = data.log_errors({**others, c: sib}, launch, tensor, kern, v)
                 held.setdefault(c, {})[k] = mean_ape(e)
-    return HardwareFit(chips, launch, tensor, count, in_sample, held)
+    return HardwareFit(chips, launch, tensor, kernels, count, in_sample, held)
 
 
 def _declares_tensor_launch(stack: str) -> bool:
@@ -196,7 +214,8 @@ def _declares_tensor_launch(stack: str) -> bool:
 
 
 def _groups(names, rows, data) -> list[dict]:
-    """Connected groups of (chip, runtime): chips measured under a common runtime, with their
+    """Connected groups of (chip, runtime, kernel library): chips measured under a common runtime or
+    kernel library, with their
     parameter names and row indices, in a fixed order."""
     parent: dict[str, str] = {}
 
@@ -206,15 +225,19 @@ def _groups(names, rows, data) -> list[dict]:
         return a
 
     for i in range(len(rows)):
-        a, b = find("chip:" + data.chip[i]), find("stack:" + (data.stack[i] or ""))
-        if a != b:
-            parent[max(a, b)] = min(a, b)
+        a = find("chip:" + data.chip[i])
+        for b in (find("stack:" + (data.stack[i] or "")),) + ((find("kernels:" + data.kernels[i]),)
+                                                              if data.kernels[i] else ()):
+            a = find(a)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
     out: dict[str, dict] = {}
     for i in range(len(rows)):
         g = out.setdefault(find("chip:" + data.chip[i]), {"names": set(), "rows": []})
         g["rows"].append(i)
     for c, f in names:
-        key = find(("stack:" + f) if c in ("@launch", "@tensor") else ("chip:" + c))
+        key = find({"@launch": "stack:", "@tensor": "stack:", "@kernels": "kernels:"}.get(c, "chip:" + c) + (
+            f if c.startswith("@") else ""))
         if key in out:
             out[key]["names"].add((c, f))
     return [out[k] for k in sorted(out)]
@@ -284,11 +307,25 @@ def write_hardware(fit: HardwareFit, corpus: str, preset_chips: Iterable[str]) -
         paths.append(write_kernel_launch(st, v, f"accelsim priors: fitted with the chips' achievable fractions to the kernel "
                                           f"rows of {corpus} measured under this stack (the fixed cost of one kernel "
                                           f"issued back to back)"))
+    for lib, v in fit.kernels.items():
+        paths.append(write_reduction(lib, v, f"accelsim priors: fitted with the chips' achievable fractions to the "
+                                     f"softmax and norm rows of {corpus} run with this library's kernels"))
     for st, v in fit.tensor_launch.items():
         paths.append(write_kernel_launch(st, v, f"accelsim priors: fitted with the kernel launch to the GEMM and the other "
                                           f"kernel rows of {corpus} measured under this stack (what a GEMM's library "
                                           f"call costs beyond a native kernel's launch)", "tensor_launch_s"))
     return sorted(set(paths))
+
+
+def write_reduction(library: str, value: float, source: str) -> Path:
+    """Set a kernel library file's ``reduction_efficiency`` and its source."""
+    from ..stack.presets import rewrite_kernels
+
+    def update(data: dict) -> None:
+        data["reduction_efficiency"] = round(value, 4)
+        data.setdefault("sources", {})["reduction_efficiency"] = source
+
+    return rewrite_kernels(library, update)
 
 
 def write_kernel_launch(stack: str, value: float, source: str, field: str = "kernel_launch_s") -> Path:

@@ -51,12 +51,13 @@ METRIC_PHASES = {"ttft": "prefill", "tpot": "decode", "throughput": "decode", "s
 COLUMNS = ("id", "kind", "system", "chips", "dtype", "m", "n", "k", "batch", "rows", "cols", "elements",
            "bytes", "ranks", "model", "op", "phase", "metric", "seq_len", "context_len", "input_len", "output_len",
            "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch", "global_batch", "recompute",
-           "zero", "compression", "stack", "cache", "gpus_per_process", "timing", "measured_time_s", "source", "notes")
+           "zero", "compression", "stack", "kernels", "cache", "gpus_per_process", "timing", "measured_time_s", "source",
+           "notes")
 """Columns of the schema, in file order."""
 REQUIRED_COLUMNS = ("id", "kind", "system", "measured_time_s")
 """Columns a file must have (every other column may be absent)."""
 STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "metric", "recompute", "compression", "stack",
-               "cache", "timing", "source", "notes")
+               "kernels", "cache", "timing", "source", "notes")
 INT_COLUMNS = ("chips", "m", "n", "k", "batch", "rows", "cols", "elements", "ranks", "seq_len", "context_len",
                "input_len", "output_len", "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch",
                "global_batch", "zero", "gpus_per_process")
@@ -164,6 +165,10 @@ class MeasurementRow(StrictModel):
     they load as the ``zero`` column)."""
     stack: str | None = None
     """Software stack the case was measured under (a ``stacks/`` name); None: the preset's default stack."""
+    kernels: str | None = None
+    """Kernel library of a kernel row's softmax / norm (a ``stacks/kernels/`` name: ``aten``,
+    ``triton``) when it is not the stack's (``Stack.kernels``): e.g. a benchmark that times
+    PyTorch's native LayerNorm and a Triton one under the same harness."""
     measured_time_s: float = Field(gt=0)
     """Measured time of one call / step / token, seconds."""
     source: str | None = None
@@ -231,6 +236,13 @@ class MeasurementRow(StrictModel):
                                                "(a train row's batch is the global batch)")
         if self.timing is not None and self.kind not in COLLECTIVE_KINDS:
             raise _ColumnError("timing", f"timing describes a collective row, not a {self.kind} row")
+        if self.kernels is not None:
+            from ..stack.presets import list_kernels
+
+            if self.kind not in KERNEL_KINDS:
+                raise _ColumnError("kernels", f"a kernel library describes a kernel row, not a {self.kind} row")
+            if self.kernels not in list_kernels():
+                raise _ColumnError("kernels", f"unknown kernel library {self.kernels!r}; known: {', '.join(list_kernels())}")
         if self.op == "composite" and self.kind != "rmsnorm":
             raise _ColumnError("op", f"'composite' describes an rmsnorm row, not a {self.kind} row")
         if self.kind in ("layer_op", "layer") and self.phase == "train":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..configio import apply_overrides, data_dir, find_preset, load_yaml, mtime_ns, validate, yaml_names
 from ..errors import ConfigError
-from .spec import Stack
+from .spec import KernelLibrary, Stack
 
 
 def stack_dir() -> Path:
@@ -108,20 +108,59 @@ def load_stack(name_or_path: str | Path | Stack, overrides=()) -> Stack:
     if overrides:
         data = apply_overrides(data, overrides, str(path))
     stack = validate(Stack, data, str(path))
+    if stack.kernels is not None:
+        try:
+            load_kernels(stack.kernels)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: kernels: {e}") from None
     if len(_CACHE) > 64:
         _CACHE.clear()
     _CACHE[key] = (stack, tuple((p, mtime_ns(p)) for p in files))
     return stack
 
 
+def kernels_dir() -> Path:
+    """Folder holding the kernel libraries (``stacks/kernels/``)."""
+    return stack_dir() / "kernels"
+
+
+def list_kernels() -> list[str]:
+    """Names of the shipped kernel libraries, sorted."""
+    return yaml_names(kernels_dir())
+
+
+def load_kernels(name: str) -> KernelLibrary:
+    """A validated kernel library by name (``stacks/kernels/NAME.yaml``); an unknown name
+    names the known ones."""
+    if name not in list_kernels():
+        raise ConfigError(f"unknown kernel library {name!r}; known: {', '.join(list_kernels())}")
+    path = kernels_dir() / f"{name}.yaml"
+    hit = _KERNELS.get(name)
+    if hit is not None and hit[1] == mtime_ns(path):
+        return hit[0]
+    data = load_yaml(path)
+    data.setdefault("name", name)
+    lib = validate(KernelLibrary, data, str(path))
+    _KERNELS[name] = (lib, mtime_ns(path))
+    return lib
+
+
+def rewrite_kernels(name: str, update) -> Path:
+    """``rewrite_stack`` for a kernel library file."""
+    return _rewrite(kernels_dir() / f"{name}.yaml", update)
+
+
 def rewrite_stack(name: str, update) -> Path:
     """Apply ``update(data)`` to a stack file's mapping in place and write it back, keeping the
     file's comment lines (generated values: ``accelsim priors --write``)."""
+    return _rewrite(stack_path(name), update)
+
+
+def _rewrite(path: Path, update) -> Path:
     import yaml
 
     from ..configio import parse_yaml, read_text
 
-    path = stack_path(name)
     text = read_text(path)
     data = parse_yaml(text, str(path))
     update(data)
@@ -130,6 +169,8 @@ def rewrite_stack(name: str, update) -> Path:
     return path
 
 
+_KERNELS: dict[str, tuple[KernelLibrary, int]] = {}
+"""name -> (kernel library, modification time of its file)."""
 _CACHE: dict[tuple, tuple[Stack, tuple[tuple[Path, int], ...]]] = {}
 """(cwd, name or path, overrides) -> (stack, modification time of every file it was read from): an edited
 stack or base file reloads, an unchanged one costs a stat per file."""

@@ -165,6 +165,25 @@ class AttentionKernel(_Spec):
     keep 1."""
 
 
+class KernelLibrary(_Spec):
+    """The library whose vector kernels (softmax, norms, elementwise) a stack runs: how close its
+    row-wise reductions come to the streaming rate a copy reaches on the same chip. One row per
+    thread block with a cross-lane reduction streams less evenly than an elementwise kernel, and
+    libraries differ in how well they hide it: PyTorch's native LayerNorm streams at about half
+    of an A100's peak at every row length, Triton's fused kernels (torch.compile, Liger) at about
+    four fifths (Liger-Kernel's A100 benchmark data). Files: ``stacks/kernels/NAME.yaml``."""
+
+    name: str = Field(min_length=1)
+    """Library name (the file name in ``stacks/kernels/``)."""
+    description: str = ""
+    """What the library is, in a sentence."""
+    reduction_efficiency: float = Field(1.0, gt=0, le=1)
+    """Fraction of the chip's achievable HBM rate (``hbm_efficiency``: what a copy reaches) that
+    this library's row-wise reduction kernels (softmax, LayerNorm, RMSNorm, a row mean) reach."""
+    sources: dict[str, str] = {}
+    """Citation of every numeric field, keyed by its name."""
+
+
 class Stack(_Spec):
     """A software stack: runtime plus collective library, and optionally the training framework
     or serving engine that runs on them."""
@@ -183,8 +202,11 @@ class Stack(_Spec):
     """The serving engine's per-step costs (None: a plain runtime)."""
     attention: AttentionKernel | None = None
     """The fused attention kernels it runs (None: the modelled rate as it is)."""
+    kernels: str | None = Field(None, min_length=1)
+    """The kernel library its vector kernels come from (a ``stacks/kernels/`` name: ``aten`` for
+    PyTorch eager, ``triton`` for torch.compile); None: reductions stream at the copy rate."""
     sources: dict[str, str] = {}
     """Citation of every numeric field, keyed by its dotted path."""
 
 
-__all__ = ["AttentionKernel", "Protocol", "CollectiveLibrary", "Runtime", "ServingEngine", "Stack", "TrainingFramework"]
+__all__ = ["AttentionKernel", "KernelLibrary", "Protocol", "CollectiveLibrary", "Runtime", "ServingEngine", "Stack", "TrainingFramework"]
