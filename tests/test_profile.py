@@ -215,3 +215,50 @@ def test_whatif_under_a_compression_recipe():
     _, w4, t1 = whatif(load_trace(DEVICE_BOUND), "dgx-h100", compression="w4a16-g128")
     assert t1.loc["aten::mm", "predicted_s"] != t0.loc["aten::mm", "predicted_s"]
     assert t1.loc["record_param_comms", "predicted_s"] == t0.loc["record_param_comms", "predicted_s"]
+
+
+def test_tp_reshard_follows_megatron_roles():
+    from accelsim.errors import WorkloadError
+    from accelsim.profile.tp import reshard
+    from accelsim.workload.ops import Elementwise, FlashAttention, MatMul, RMSNorm
+
+    T, H, I = 2048, 4096, 14336  # Llama-3-8B shapes, one layer's forward and one weight gradient
+    lin = lambda n, k, m=T: MatMul(m=m, n=n, k=k, b_shared=True)  # noqa: E731
+    ops = [RMSNorm(rows=T, cols=H), lin(H, H), lin(1024, H), FlashAttention(batch=1, heads=32, kv_heads=8, q_len=T,
+           kv_len=T, head_dim=128), lin(H, H), Elementwise(fn="add", elements=T * H), lin(I, H),
+           Elementwise(fn="mul", elements=T * I), lin(H, I), lin(H, T, m=I), None]
+    new, ar = reshard(ops, tp=4)
+    assert new[0] == ops[0] and new[5] == ops[5] and new[-1] is None     # norm, residual add: whole
+    assert (new[1].n, new[1].k) == (1024, H)                              # q_proj: column-parallel
+    assert new[2].n == 256                                                # k_proj: column-parallel
+    assert (new[3].heads, new[3].kv_heads) == (8, 2)                      # attention: by heads
+    assert (new[4].n, new[4].k) == (H, 1024)                              # o_proj after attention: row-parallel
+    assert new[6].n == I // 4 and new[7].elements == T * I // 4           # gate and the SiLU x mul
+    assert (new[8].n, new[8].k) == (H, I // 4)                            # down_proj: row-parallel
+    assert (new[9].m, new[9].n, new[9].k) == (I // 4, H, T)               # down_proj's weight gradient
+    # the two row-parallel GEMMs are followed by an all-reduce of their T x H bf16 output over 4 ranks
+    assert [i for i, a in enumerate(ar) if a is not None] == [4, 8]
+    assert ar[4].bytes_per_rank == T * H * 2 and ar[4].group == 4 and ar[4].op == "allreduce"
+    # from TP 4 back to 1: the shapes come back, no all-reduce
+    back, none = reshard(new, tp=1, traced_tp=4, hidden=H)
+    assert back[1:5] == ops[1:5] and back[8] == ops[8] and not any(none)
+    with pytest.raises(WorkloadError, match="attention heads = 32 does not shard"):
+        reshard(ops, tp=64)
+
+
+def test_whatif_at_another_tp_degree():
+    from accelsim.profile.replay import whatif
+
+    t = load_trace(CPU)
+    _, one, t1 = whatif(t, "dgx-h100")
+    _, same, ts = whatif(t, "dgx-h100", tp=1)
+    assert same.replayed_s == pytest.approx(one.replayed_s)  # degree 1 -> 1: nothing re-sharded
+    _, two, t2 = whatif(t, "dgx-h100", tp=2)
+    # the MLP GEMMs halve their intermediate side: less work per GEMM, but each row-parallel one
+    # now waits for an all-reduce, which at these tiny shapes costs more than it saves
+    assert t2.loc["aten::mm", "predicted_s"] > t1.loc["aten::mm", "predicted_s"]
+    assert t2.loc["aten::silu", "predicted_s"] < t1.loc["aten::silu", "predicted_s"]
+    res = CliRunner().invoke(main, ["profile", "whatif", str(CPU), "--system", "dgx-h100", "--tp", "2"])
+    assert res.exit_code == 0 and "at TP 2" in res.output
+    res = CliRunner().invoke(main, ["profile", "whatif", str(CPU), "--system", "dgx-h100", "--tp", "16"])
+    assert res.exit_code != 0 and "needs 16 chips" in res.output and "Traceback" not in res.output

@@ -65,10 +65,17 @@ def replay_command(trace, as_json):
 @click.option("--compression", default=None,
               help="A compression recipe (tag such as w4a16-g128, or a YAML file) applied to the matched GEMMs' "
                    "weights and the attention's KV cache.")
+@click.option("--tp", type=click.IntRange(min=1), default=None,
+              help="Predict the step at this tensor-parallel degree (the matched ops re-sharded Megatron-style, "
+                   "an all-reduce after each row-parallel GEMM).")
+@click.option("--traced-tp", type=click.IntRange(min=1), default=1, show_default=True,
+              help="The tensor-parallel degree the trace was recorded at.")
+@click.option("--hidden", type=click.IntRange(min=1), default=None,
+              help="The model's hidden size, for --tp [the most common contraction size of the weight GEMMs].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Ops listed.")
 @friendly
-def whatif_command(trace, system, stack, compression, as_json, top):
+def whatif_command(trace, system, stack, compression, tp, traced_tp, hidden, as_json, top):
     """Predict the traced step on another system: every matched op takes accelsim's predicted
     time there, the host side and unmatched work keep their measured times; prints the step and
     the per-op differences."""
@@ -76,13 +83,13 @@ def whatif_command(trace, system, stack, compression, as_json, top):
     from ..profile.trace import load_trace
     from ..units import fmt
 
-    base, new, table = whatif(load_trace(trace), system, stack, compression)
+    base, new, table = whatif(load_trace(trace), system, stack, compression, tp, traced_tp, hidden)
     if as_json:
-        click.echo(json.dumps({"trace": trace, "system": system, "measured_step_s": base.measured_s,
+        click.echo(json.dumps({"trace": trace, "system": system, "tp": tp, "measured_step_s": base.measured_s,
                                "replayed_step_s": base.replayed_s, "predicted_step_s": new.replayed_s,
                                "ops": table.reset_index().to_dict(orient="records")}, default=str))
         return
-    on = f"{system}" + (f" with {compression}" if compression else "")
+    on = f"{system}" + (f" with {compression}" if compression else "") + (f" at TP {tp}" if tp else "")
     click.echo(f"{trace}: measured step {fmt(base.measured_s, 's')} (replayed {fmt(base.replayed_s, 's')}); "
                f"on {on}: {fmt(new.replayed_s, 's')} ({new.replayed_s / base.replayed_s:.2f}x)")
     click.echo(f"\n{'op':<48}{'count':>7}{'measured':>12}{'on ' + system:>16}{'ratio':>8}")

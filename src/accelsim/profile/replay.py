@@ -140,10 +140,13 @@ def compressed(op, recipe):
     return op
 
 
-def whatif(trace: Trace, system, stack=None, compression=None) -> tuple[Replay, Replay, pd.DataFrame]:
+def whatif(trace: Trace, system, stack=None, compression=None, tp: int | None = None, traced_tp: int = 1,
+           hidden: int | None = None) -> tuple[Replay, Replay, pd.DataFrame]:
     """(measured replay, predicted replay on ``system``, per-op table of measured vs predicted
     time): matched ops take accelsim's prediction (under ``compression``, a recipe tag, file or
-    Compression: see ``compressed``), everything else its measured duration."""
+    Compression: see ``compressed``; at TP degree ``tp`` for a trace recorded at ``traced_tp``:
+    see ``profile.tp``, each row-parallel GEMM followed by its all-reduce), everything else its
+    measured duration."""
     from .match import match_work
     from .report import predict
 
@@ -153,7 +156,22 @@ def whatif(trace: Trace, system, stack=None, compression=None) -> tuple[Replay, 
 
         recipe = as_compression(compression)
         work["accel_op"] = [None if o is None else compressed(o, recipe) for o in work["accel_op"]]
+    if tp is not None:
+        from ..arch.presets import load_system
+        from ..arch.spec import SystemSpec
+        from ..errors import WorkloadError
+        from .tp import reshard_work
+
+        spec = system if isinstance(system, SystemSpec) else load_system(system)
+        if tp > spec.num_chips:
+            raise WorkloadError(f"--tp {tp} needs {tp} chips; {spec.name} has {spec.num_chips}")
+        system = spec
+        work, ars = reshard_work(work, tp, traced_tp, hidden)
     pred, _ = predict(work, system, stack)
+    if tp is not None:
+        pred = pred.where(~work["dropped"], 0.0)
+        ar, _ = predict(ars, system, stack)
+        pred = pred + ar.fillna(0.0)
     base = replay(trace)
     new = replay(trace, pred)
     key = work["op"].where(work["op"].notna(), work["name"])
