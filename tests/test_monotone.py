@@ -17,9 +17,10 @@ TOLERANCE = 1e-3
 assert TIME_TOLERANCE < TOLERANCE
 MAPPING_RESIDUAL = 1.5e-2
 """Not yet 0.1 %: more SRAM or MACs can change a GEMM's tiling to one the closed form rates
-equal or faster but whose event-tier pipeline runs up to ~1 % slower (a wave tail on the cores'
-load paths the closed form does not see; README, "Reliability"). The event tier is held to
-this bound for those two knobs until the closed form and the event tier's load paths agree."""
+equal or faster but whose event-tier pipeline runs slower (a resident panel loaded during the
+first tile of its walk; split-K partials and operand streams sharing a core's load path; README,
+"Reliability"). This test's derandomised examples stay within this bound; wider random samples
+do not (600 random SRAM checks: 33 beyond 0.1 %, up to 3.2 %)."""
 
 SYSTEMS = ["trn2", "a100-sxm-80gb", "h100-sxm-80gb", "tpu-v5e", "mi300x", "edge-npu", "dgx-h100", "trn2-48xl"]
 KNOBS = {  # path -> factor range of "more"
