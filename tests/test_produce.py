@@ -62,3 +62,61 @@ def test_cli_prices_qat_and_distillation_on_trn2():
     assert "(16 chips)" in res.output and "chip-hours" in res.output
     res = CliRunner().invoke(main, ["run", "trn2", "llama-3-8b", "--qat", "w4a8"])
     assert res.exit_code != 0 and "--phase train" in res.output
+
+
+def test_hidden_state_targets_by_hand():
+    from accelsim.codesign.produce import hidden_loss_s
+    from accelsim.sim.analytical import chip_model
+
+    spec = load_system("dgx-h100")
+    sysr = realize(spec, resolve(None, spec.stack, "realistic"))
+    cm = chip_model(sysr)
+    T = 2 ** 19  # tokens on one chip per step
+    # Llama-3-8B student (hidden 4096, 32 layers) against Llama-3-70B (hidden 8192): per layer a
+    # 4096 -> 8192 projection, forward and its two backward GEMMs, 3 x 2 x T x 4096 x 8192 FLOPs,
+    # compute-bound at these sizes: the H100's BF16 peak times its achievable fraction
+    # and the squared error against the teacher's state, memory-bound: forward and backward each
+    # stream three bf16 tensors of T x 8192 (two read, one written)
+    flops = 32 * 3 * 2 * T * 4096 * 8192
+    peak = sysr.chip.peak_flops("bf16") * sysr.chip.calibration.tensor_efficiency
+    hbm = sysr.chip.hbm.bandwidth_Bps * sysr.chip.calibration.hbm_efficiency
+    mse = 32 * 2 * 3 * 2 * T * 8192 / hbm
+    got = hidden_loss_s(cm, "llama-3-8b", "llama-3-70b", T)
+    assert got == pytest.approx(flops / peak + mse, rel=0.05)
+    # equal widths: no projection, only the squared error over T x 4096
+    same = hidden_loss_s(cm, "llama-3-8b", "llama-3-8b", T)
+    assert same == pytest.approx(32 * 2 * 3 * 2 * T * 4096 / hbm, rel=0.05)
+    c = distill_cost("dgx-h100", "llama-3-8b", "llama-3-70b", 10e9, global_batch=64, seq_len=2048, tp=1, dp=8,
+                     targets="hidden")
+    p = c.parts_s
+    assert p["hidden_state_loss"] > 0 and "hidden states" in c.what
+    assert c.step_s == pytest.approx(p["student_step"] + p["kl_loss"] + p["hidden_state_loss"] + p["teacher_forward"])
+
+
+def test_pruning_and_healing_cost():
+    from accelsim.codesign.produce import prune_heal_cost
+
+    recipe = "workloads/recipes/minitron-depth-half.yaml"  # Llama-3.1-8B: 32 -> 16 layers
+    heal = prune_heal_cost("dgx-h100", "llama-3.1-8b", recipe, 10e9, global_batch=64, seq_len=4096, dp=8)
+    full = qat_cost("dgx-h100", "llama-3.1-8b", "w8a8", 10e9, global_batch=64, seq_len=4096, dp=8)
+    # half the layers: the healing step is about half the unpruned training step (the embedding
+    # and the 128k-vocabulary LM head stay whole, so somewhat more than half)
+    ratio = heal.parts_s["student_step"] / full.parts_s["student_step"]
+    assert 0.5 < ratio < 0.62
+    # the importance estimate is a forward pass of the unpruned model over 1,024 sequences: about a
+    # third of a training step (forward + backward = 3 forwards) over the same 1,024 sequences,
+    # i.e. 1024 / 64 / 3 of the 64-sequence step
+    imp = heal.once_s["importance_estimate"]
+    assert imp == pytest.approx(full.parts_s["student_step"] * 1024 / 64 / 3, rel=0.35)
+    steps = 10e9 / (64 * 4096)
+    assert heal.chip_hours == pytest.approx((steps * heal.step_s + imp) * 8 / 3600)
+    distilled = prune_heal_cost("dgx-h100", "llama-3.1-8b", recipe, 10e9, global_batch=64, seq_len=4096,
+                                teacher="llama-3.1-8b", dp=8)
+    assert distilled.chip_hours > heal.chip_hours and "distillation from llama-3.1-8b" in distilled.what
+    res = CliRunner().invoke(main, ["run", "dgx-h100", "llama-3.1-8b", "--phase", "train", "--prune", recipe,
+                                    "--distill-from", "llama-3.1-8b", "--dp", "8", "--batch", "64", "--seq", "4096",
+                                    "--tokens", "94e9"])
+    assert res.exit_code == 0, res.output
+    assert "pruning (minitron-depth-half) and healing by distillation" in res.output and "importance estimate" in res.output
+    res = CliRunner().invoke(main, ["run", "dgx-h100", "llama-3-8b", "--phase", "train", "--prune", "w4a16-g128"])
+    assert res.exit_code == 2 and "prune block" in res.output and "Traceback" not in res.output

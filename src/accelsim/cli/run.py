@@ -71,13 +71,18 @@ from .util import friendly, write_or_print_json
 @click.option("--distill-from", "teacher", default=None, metavar="MODEL",
               help="Train: the cost of distilling MODEL (the teacher) into this one over --tokens.")
 @click.option("--teacher-system", default=None, help="System the teacher runs on [the student's chips, between steps].")
+@click.option("--distill-targets", type=click.Choice(["logits", "hidden"]), default="logits", show_default=True,
+              help="What --distill-from matches: the teacher's logits, or its logits and every layer's hidden state.")
+@click.option("--prune", "prune_recipe", default=None, metavar="RECIPE",
+              help="Train: the cost of structured pruning by RECIPE (a YAML with a prune block) and a healing "
+                   "fine-tune over --tokens (by distillation with --distill-from).")
 @click.option("--tokens", type=click.FloatRange(min=1), default=10e9, show_default=True,
               help="Training tokens of --qat / --distill-from.")
 @friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
         schedule, vpp, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides, calibration, fidelity,
         trace_path, trace_window, trace_detail, timeline_path, as_json, out, top, stack_name, ideal,
-        force_calibration, qat, teacher, teacher_system, tokens):
+        force_calibration, qat, teacher, teacher_system, distill_targets, prune_recipe, tokens):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
     from ..api import evaluate
@@ -99,12 +104,12 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     if calibration is not None:
         system = load_system(system, overrides, calibration=calibration, force_calibration=force_calibration)
         overrides = ()
-    if qat or teacher:
+    if qat or teacher or prune_recipe:
         if phase != "train":
-            raise click.UsageError("--qat and --distill-from price training runs: add --phase train")
+            raise click.UsageError("--qat, --distill-from and --prune price training runs: add --phase train")
         return _run_produce(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
                             microbatch=microbatch, zero=zero, recompute=recompute, schedule=schedule, vpp=vpp),
-                            qat, teacher, teacher_system, tokens, stack_name, as_json)
+                            qat, teacher, teacher_system, tokens, stack_name, as_json, distill_targets, prune_recipe)
     if phase == "train":
         return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
                           microbatch=microbatch, zero=zero, recompute=recompute, schedule=schedule, vpp=vpp), chips, dtype,
@@ -192,16 +197,20 @@ def _write_outputs(res, outputs: dict) -> None:
         res.write_timeline(outputs["timeline_path"])
 
 
-def _run_produce(system, model, batch, seq_len, plan_fields, qat, teacher, teacher_system, tokens, stack, as_json):
-    from ..codesign.produce import distill_cost, qat_cost
+def _run_produce(system, model, batch, seq_len, plan_fields, qat, teacher, teacher_system, tokens, stack, as_json,
+                 targets="logits", prune=None):
+    from ..codesign.produce import distill_cost, prune_heal_cost, qat_cost
 
     fields = {k: v for k, v in plan_fields.items() if v is not None}
     costs = []
     if qat:
         costs.append(qat_cost(system, model, qat, tokens, batch, seq_len, stack=stack, **fields))
-    if teacher:
+    if prune:  # the teacher, if any, heals the pruned model
+        costs.append(prune_heal_cost(system, model, prune, tokens, batch, seq_len, teacher=teacher,
+                                     teacher_system=teacher_system, stack=stack, targets=targets, **fields))
+    elif teacher:
         costs.append(distill_cost(system, model, teacher, tokens, batch, seq_len, teacher_system=teacher_system,
-                                  stack=stack, **fields))
+                                  stack=stack, targets=targets, **fields))
     if as_json:
         click.echo(json.dumps([c.to_dict() for c in costs], indent=2))
         return
@@ -210,6 +219,8 @@ def _run_produce(system, model, batch, seq_len, plan_fields, qat, teacher, teach
         click.echo(f"{c.what} of {model} on {c.system} ({c.chips} chips), {c.tokens:.3g} tokens "
                    f"({c.steps:,.0f} steps of {c.tokens_per_step:,} tokens):")
         click.echo(f"  step          {fmt(c.step_s, 's')} ({parts})")
+        if c.once_s:
+            click.echo("  once          " + ", ".join(f"{k.replace('_', ' ')} {fmt(v, 's')}" for k, v in c.once_s.items()))
         click.echo(f"  chip-hours    {c.chip_hours:,.0f}")
         click.echo(f"  energy        {c.energy_J / 3.6e9:,.2f} MWh ({fmt(c.energy_J, 'J')})")
 
