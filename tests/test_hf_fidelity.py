@@ -1,6 +1,8 @@
 """Hugging Face config fidelity: sliding-window attention (Mistral-7B-v0.1: 4096) bounds the keys
 each query sees, the K/V bytes an attention reads and the KV cache kept; Qwen2's q/k/v biases
-(none on the output) count; parameter counts exact against the checkpoints' tensor sizes."""
+(none on the output) count; parameter counts exact against the checkpoints' tensor sizes
+(Llama-3.1-8B, Mixtral-8x7B, Qwen2-7B, Mistral-7B); config keys the builder does not model
+(DeepSeek-V2-Lite's multi-head latent attention) reported, never dropped."""
 
 from __future__ import annotations
 
@@ -9,11 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from click.testing import CliRunner
+
 import accelsim
+from accelsim.cli import main
 from accelsim.workload import load_model
 from accelsim.workload.ops import FlashAttention
 
-MISTRAL = Path(__file__).parent / "data" / "hf" / "mistral-7b-v0.1" / "config.json"
+DATA = Path(__file__).parent / "data" / "hf"
+MISTRAL = DATA / "mistral-7b-v0.1" / "config.json"
 QWEN2 = Path(__file__).parent / "data" / "hf" / "qwen2-7b" / "config.json"
 
 
@@ -70,3 +76,40 @@ def test_qwen2_qkv_biases_and_exact_parameter_count():
     # 6,525,618,176; embeddings and LM head (untied) 2 x 152064 x 3584 = 1,089,994,752; final
     # norm 3,584: 7,615,616,512 (the checkpoint's tensor sizes; the model card says 7.6 B)
     assert m.params() == 7_615_616_512
+
+
+def test_llama31_and_mixtral_exact_parameter_counts():
+    # Llama-3.1-8B: Llama-3-8B's shapes (its RoPE scaling changes frequencies, not work): per layer
+    # q 4096^2, k and v 4096 x 1024, o 4096^2, MLP 3 x 4096 x 14336, two norms 8,192 =
+    # 218,112,000 x 32 = 6,979,584,000; embeddings and LM head 2 x 128256 x 4096; final norm 4,096:
+    # 8,030,261,248 (the checkpoint's model.safetensors.index.json total_size 16,060,522,496 bytes
+    # of bf16 / 2)
+    m = load_model(DATA / "llama-3.1-8b" / "config.json")
+    assert m.params() == 8_030_261_248 and m.unmodelled == ()
+    # Mixtral-8x7B: per layer attention 41,943,040, 8 experts x 3 x 4096 x 14336 = 1,409,286,144,
+    # router 4096 x 8 = 32,768, norms 8,192 -> 1,451,270,144 x 32 = 46,440,644,608; embeddings and
+    # LM head 2 x 32000 x 4096 = 262,144,000; final norm 4,096: 46,702,792,704 (total_size
+    # 93,405,585,408 bytes / 2)
+    mx = load_model(DATA / "mixtral-8x7b-v0.1" / "config.json")
+    assert (mx.num_experts, mx.num_experts_per_tok) == (8, 2)
+    assert mx.params() == 46_702_792_704 and mx.unmodelled == ()
+
+
+def test_unmodelled_config_keys_are_reported_not_dropped(tmp_path):
+    from accelsim.api import evaluate
+
+    ds = DATA / "deepseek-v2-lite" / "config.json"
+    m = load_model(ds)
+    # multi-head latent attention is not modelled: its keys are listed, the MoE ones are read
+    assert m.unmodelled == ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
+    assert (m.num_experts, m.num_shared_experts, m.first_dense_layers, m.moe_intermediate_size) == (64, 2, 1, 1408)
+    res = evaluate("h100-sxm-80gb", m, phase="decode", batch=1, context_len=512)
+    assert any("kv_lora_rank" in w and "does not model" in w for w in res.warnings)
+    out = CliRunner().invoke(main, ["run", "h100-sxm-80gb", str(ds.parent), "--phase", "decode"])
+    assert out.exit_code == 0 and "does not model" in out.output
+    # a key nobody knows is reported too
+    cfg = json.loads((DATA / "llama-3-8b" / "config.json").read_text())
+    cfg["fancy_new_attention"] = 3
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(cfg))
+    assert load_model(p).unmodelled == ("fancy_new_attention",)

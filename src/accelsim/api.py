@@ -85,7 +85,23 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     if padding:
         results.summary["padding"] = padding
         results.summary.setdefault("warnings", []).append(padding)
+    if not isinstance(model, WorkloadGraph):
+        _note_unmodelled(results.warnings, cfg)
     return results
+
+
+def unmodelled_note(cfg: ModelConfig) -> str | None:
+    """The warning for a model whose Hugging Face config declares keys accelsim does not model."""
+    if not cfg.unmodelled:
+        return None
+    return (f"{cfg.name}: its config declares {', '.join(cfg.unmodelled)}, which accelsim does not model; "
+            f"the prediction is of the model without them")
+
+
+def _note_unmodelled(warnings: list[str], cfg: ModelConfig) -> None:
+    note = unmodelled_note(cfg)
+    if note and note not in warnings:
+        warnings.append(note)
 
 
 _REALIZED = IdentityCache(32)
@@ -239,6 +255,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     mem = step.memory()
     cap = sysx.chip.hbm.capacity_bytes
     warnings = [] if mem.total_bytes <= cap else [fit_message(mem, cap, plan)]
+    _note_unmodelled(warnings, cfg)
     # critical-path time by bound: stage compute segments split in proportion to the bounds of
     # that stage's ops; communication and delays as they are
     by_bound = {b: 0.0 for b in ("compute", "memory", "vector", "interconnect", "overhead")}

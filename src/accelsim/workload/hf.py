@@ -33,11 +33,35 @@ _ALIASES = {"n_embd": "hidden_size", "n_head": "num_attention_heads", "n_layer":
             "activation_function": "hidden_act"}
 
 
+_READ = {"hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim",
+         "num_hidden_layers", "vocab_size", "max_position_embeddings", "hidden_act", "rms_norm_eps", "layer_norm_eps",
+         "layer_norm_epsilon", "tie_word_embeddings", "attention_bias", "qkv_bias", "mlp_bias", "sliding_window",
+         "use_sliding_window", "num_experts", "num_experts_per_tok", "moe_intermediate_size", "num_shared_experts",
+         "first_dense_layers", "image_size", "patch_size", "num_channels", "id2label", "label2id", "num_labels",
+         "model_type", "rope_theta", *_ALIASES}
+"""Config keys the import maps onto the ModelConfig."""
+_NO_COST = {"_name_or_path", "_comment", "architectures", "auto_map", "transformers_version", "torch_dtype",
+            "bos_token_id", "eos_token_id", "pad_token_id", "initializer_range", "use_cache", "attention_dropout",
+            "hidden_dropout", "hidden_dropout_prob", "attention_probs_dropout_prob", "resid_pdrop", "embd_pdrop",
+            "attn_pdrop", "dropout", "rope_scaling", "pretraining_tp", "router_aux_loss_coef", "output_router_logits",
+            "router_jitter_noise", "max_window_layers", "problem_type", "classifier_dropout", "layerdrop",
+            "mlp_only_layers", "decoder_sparse_step", "norm_topk_prob", "aux_loss_alpha", "seq_aux", "scoring_func",
+            "type_vocab_size", "position_embedding_type", "qkv_proj_bias", "use_parallel_residual", "hidden_dropout_rate",
+            "tokenizer_class", "is_decoder", "add_cross_attention", "model_name", "quantization_config", "n_group",
+            "topk_group", "topk_method", "routed_scaling_factor"}
+"""Keys that change neither the compute nor the memory of a step: ids, dropout, initialisation,
+RoPE frequency scaling (``rope_scaling``: the same rotations with other frequencies), training
+losses (router auxiliary loss), how a router picks its top-k experts (group-limited routing,
+a scaling of the routed output: the same number of experts run), and the dtype the checkpoint
+was saved in (the run's dtype decides). ``max_window_layers`` matters only with ``use_sliding_window`` on (reported then)."""
+
+
 def load_hf_config(path: str | Path) -> ModelConfig:
-    """Map a Hugging Face ``config.json`` onto a ModelConfig. Unknown keys are ignored; a
-    missing required key is a WorkloadError naming the key and the file. Multi-head latent
-    attention (DeepSeek-V2/V3 ``kv_lora_rank``) is not modelled: such configs are read as
-    standard attention with ``num_key_value_heads`` heads."""
+    """Map a Hugging Face ``config.json`` onto a ModelConfig; a missing required key is a
+    WorkloadError naming the key and the file. A key that is neither mapped nor known to cost
+    nothing (``_NO_COST``) is listed in ``ModelConfig.unmodelled``, never dropped silently:
+    DeepSeek-V2/V3's multi-head latent attention (``kv_lora_rank`` ...), for one, is read as
+    standard attention with ``num_key_value_heads`` heads and reported."""
     from ..configio import read_text
 
     path = Path(path)
@@ -121,6 +145,10 @@ def load_hf_config(path: str | Path) -> ModelConfig:
                     num_channels=cfg.get("num_channels", 3),
                     num_classes=len(cfg.get("id2label", {})) or cfg.get("num_labels", 0))
         data["max_position_embeddings"] = 0  # derived: patches + class token
+    no_cost = _NO_COST - ({"max_window_layers"} if data.get("sliding_window") and mt.startswith("qwen") else set())
+    if cfg.get("moe_layer_freq", 1) == 1:  # every layer past first_k_dense_replace is MoE: as modelled
+        no_cost = no_cost | {"moe_layer_freq"}
+    data["unmodelled"] = tuple(sorted(k for k in cfg if k not in _READ and k not in no_cost))
     return validate(ModelConfig, data, str(path), error=WorkloadError)
 
 

@@ -43,6 +43,10 @@ class ModelConfig(StrictModel):
     """Where the numbers come from: the Hugging Face config.json or the paper."""
     model_type: str = ""
     """Hugging Face ``model_type`` (llama, mixtral, vit, ...), informational."""
+    unmodelled: tuple[str, ...] = ()
+    """Keys of the Hugging Face config this model was read from that accelsim does not model
+    (e.g. DeepSeek's multi-head latent attention, ``kv_lora_rank``): the prediction is of the
+    model without them, and ``accelsim run`` says so."""
 
     # --- transformer -----------------------------------------------------------------------
     hidden_size: int = Field(0, ge=0)
