@@ -20,7 +20,47 @@ from ..compress.evidence import published, with_deltas
 
 ACCELSIM_TAG = {"2:4": "w16a16+sparse2:4", "fp16": "bf16"}
 """Evidence recipe names that accelsim spells otherwise."""
-PRODUCE = {"pruned-distilled": "pruning + distillation (a training run: accelsim run --phase train --distill-from)"}
+PRODUCE = {"pruned-distilled": "pruning + distillation (a training run: accelsim run --phase train --prune)"}
+"""Evidence recipes that are other models, produced by a training run; served as ``pruned``."""
+HEAL_TOKENS = 94e9
+"""Distillation tokens of the pruned-and-distilled evidence rows (Llama-3.1-Minitron-4B: 94 B,
+Sreenivas et al. 2024, arXiv:2408.11796)."""
+PTQ_CALIBRATION = (128, 2048)
+"""Calibration sequences and their length a post-training quantization runs forward (GPTQ: 128
+random 2,048-token segments of C4, Frantar et al. 2022, arXiv:2210.17323); the method's own solve
+(GPTQ's per-layer Hessian inverses, AWQ's scale search) is not priced."""
+
+
+def pruned(model: str):
+    """The pruned-and-distilled candidate as accelsim builds it: Minitron's depth variant, half
+    the layers removed (the evidence pools it with the width variant, whose hidden-size pruning
+    accelsim does not model)."""
+    from ..compress.recipes import Compression, Pruning
+    from ..workload import load_model
+
+    return Compression(name="minitron-depth-half", prune=Pruning(layers=load_model(model).num_hidden_layers // 2))
+
+
+def production(system, model: str, recipe: str) -> tuple[str, float]:
+    """(what producing ``recipe`` from ``model`` takes, its chip-hours on ``system``): nothing for
+    the BF16 baseline; the calibration forward passes of a post-training quantization; for a
+    pruned-and-distilled model, Minitron's depth pruning (half the layers) healed by distillation
+    from the unpruned model over ``HEAL_TOKENS`` (the width variant's cost is close: the teacher's
+    forward dominates)."""
+    from ..arch.presets import load_system
+    from ..arch.spec import SystemSpec
+    from .produce import importance_s, prune_heal_cost
+
+    spec = system if isinstance(system, SystemSpec) else load_system(system)
+    if recipe in ("bf16", "fp16"):
+        return "-", 0.0
+    if recipe in PRODUCE:
+        c = prune_heal_cost(spec, model, pruned(model), HEAL_TOKENS, global_batch=256, seq_len=4096, teacher=model,
+                            dp=spec.num_chips)
+        return f"pruning + distillation, {HEAL_TOKENS / 1e9:.0f} B tokens", c.chip_hours
+    n, seq = PTQ_CALIBRATION
+    t, _, chips = importance_s(spec, model, n, seq)
+    return f"PTQ calibration, {n} x {seq} tokens", t * chips / 3600.0
 
 
 def _meets(delta: float, target: float, task: str) -> bool:
@@ -68,19 +108,25 @@ def plan(model: str, targets: dict[str, float], systems: list, evidence: pd.Data
     cands = candidates(model, targets, evidence, allow_proxy)
     out = []
     for system in systems:
+        made: dict[str, tuple[str, float]] = {}
         for c in cands.to_dict("records"):
             tag = ACCELSIM_TAG.get(c["recipe"], c["recipe"])
             pred = {"latency_s": math.nan, "tokens_per_s": math.nan, "energy_per_token_J": math.nan, "note": ""}
-            if c["recipe"] in PRODUCE:
-                pred["note"] = "another model: " + PRODUCE[c["recipe"]]
-            else:
+            comp = pruned(model) if c["recipe"] in PRODUCE else (None if tag == "bf16" else tag)
+            try:
+                s = evaluate(system, model, phase="decode", batch=batch, context_len=context_len,
+                             compression=comp).summary
+                pred.update(latency_s=s["latency_s"], tokens_per_s=s["tokens_per_s"],
+                            energy_per_token_J=s.get("energy_per_token_J", math.nan))
+            except (AccelsimError, ValueError) as e:
+                pred["note"] = str(e).splitlines()[0]
+            key = c["recipe"] if c["recipe"] in PRODUCE or c["recipe"] in ("bf16", "fp16") else "ptq"
+            if key not in made:
                 try:
-                    s = evaluate(system, model, phase="decode", batch=batch, context_len=context_len,
-                                 compression=None if tag == "bf16" else tag).summary
-                    pred.update(latency_s=s["latency_s"], tokens_per_s=s["tokens_per_s"],
-                                energy_per_token_J=s.get("energy_per_token_J", math.nan))
+                    made[key] = production(system, model, c["recipe"])
                 except (AccelsimError, ValueError) as e:
-                    pred["note"] = str(e).splitlines()[0]
+                    made[key] = (str(e).splitlines()[0], math.nan)
+            pred["produce"], pred["produce_chip_hours"] = made[key]
             ok = c["status"] == "meets" or (allow_proxy and c["status"].startswith("proxy"))
             out.append({"system": str(system), "ok": ok, **c, **pred})
     df = pd.DataFrame(out)
@@ -93,16 +139,18 @@ def plan_markdown(df: pd.DataFrame, targets: dict[str, float]) -> str:
     from ..units import fmt
 
     head = "| system | rank | recipe | method | " + " | ".join(f"{t} ({v:+g})" for t, v in targets.items()) + \
-        " | status | latency | tokens/s | energy/token |"
-    lines = [head, "|" + "---|" * (8 + len(targets))]
+        " | status | latency | tokens/s | energy/token | to produce |"
+    lines = [head, "|" + "---|" * (9 + len(targets))]
     for r in df.itertuples(index=False):
         d = r._asdict()
         cells = [f"{d[t]:+.2f}" if d[t] == d[t] else "-" for t in targets]
         lat = fmt(r.latency_s, "s") if r.latency_s == r.latency_s else (r.note or "-")
         tps = f"{r.tokens_per_s:,.0f}" if r.tokens_per_s == r.tokens_per_s else "-"
         ept = fmt(r.energy_per_token_J, "J") if r.energy_per_token_J == r.energy_per_token_J else "-"
+        made = "-" if r.produce == "-" else (f"{r.produce}: {r.produce_chip_hours:,.3g} chip-h"
+                                             if r.produce_chip_hours == r.produce_chip_hours else r.produce)
         lines.append(f"| {r.system} | {r.rank} | {r.recipe} | {r.method} | " + " | ".join(cells)
-                     + f" | {r.status} | {lat} | {tps} | {ept} |")
+                     + f" | {r.status} | {lat} | {tps} | {ept} | {made} |")
     return "\n".join(lines)
 
 
