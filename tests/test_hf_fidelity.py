@@ -98,18 +98,67 @@ def test_llama31_and_mixtral_exact_parameter_counts():
 def test_unmodelled_config_keys_are_reported_not_dropped(tmp_path):
     from accelsim.api import evaluate
 
-    ds = DATA / "deepseek-v2-lite" / "config.json"
-    m = load_model(ds)
-    # multi-head latent attention is not modelled: its keys are listed, the MoE ones are read
-    assert m.unmodelled == ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
-    assert (m.num_experts, m.num_shared_experts, m.first_dense_layers, m.moe_intermediate_size) == (64, 2, 1, 1408)
-    res = evaluate("h100-sxm-80gb", m, phase="decode", batch=1, context_len=512)
-    assert any("kv_lora_rank" in w and "does not model" in w for w in res.warnings)
-    out = CliRunner().invoke(main, ["run", "h100-sxm-80gb", str(ds.parent), "--phase", "decode"])
-    assert out.exit_code == 0 and "does not model" in out.output
-    # a key nobody knows is reported too
     cfg = json.loads((DATA / "llama-3-8b" / "config.json").read_text())
-    cfg["fancy_new_attention"] = 3
+    cfg["fancy_new_attention"] = 3  # a key nobody knows
     p = tmp_path / "config.json"
     p.write_text(json.dumps(cfg))
-    assert load_model(p).unmodelled == ("fancy_new_attention",)
+    m = load_model(p)
+    assert m.unmodelled == ("fancy_new_attention",)
+    res = evaluate("h100-sxm-80gb", m, phase="decode", batch=1, context_len=512)
+    assert any("fancy_new_attention" in w and "does not model" in w for w in res.warnings)
+    out = CliRunner().invoke(main, ["run", "h100-sxm-80gb", str(tmp_path), "--phase", "decode"])
+    assert out.exit_code == 0 and "does not model" in out.output
+
+
+DEEPSEEK = DATA / "deepseek-v2-lite" / "config.json"
+
+
+def test_deepseek_v2_lite_latent_attention_exact_parameter_count():
+    m = load_model(DEEPSEEK)
+    assert m.is_mla and m.unmodelled == ()
+    assert (m.num_experts, m.num_shared_experts, m.first_dense_layers, m.moe_intermediate_size) == (64, 2, 1, 1408)
+    # per layer attention: q_proj 2048 x 16 x (128 + 64) = 6,291,456; kv_a_proj_with_mqa 2048 x (512 + 64)
+    # = 1,179,648; kv_a_layernorm 512; kv_b_proj 512 x 16 x (128 + 128) = 2,097,152; o_proj 16 x 128 x
+    # 2048 = 4,194,304 -> 13,763,072, plus two norms 4,096, x 27 layers = 371,713,536. MLP: layer 0
+    # dense 3 x 2048 x 10944 = 67,239,936; layers 1-26: 64 experts x 3 x 2048 x 1408 = 553,648,128,
+    # two shared 17,301,504, router 64 x 2048 = 131,072 -> 571,080,704 x 26 = 14,848,098,304.
+    # Embeddings and LM head 2 x 102400 x 2048 = 419,430,400; final norm 2,048. Total 15,706,484,224
+    # (the model card: 15.7 B)
+    assert m.params() == 15_706_484_224
+    # the cache keeps the 512-wide latent and the 64-wide rotary key per token and layer, bf16
+    assert m.kv_cache_bytes(1, 1) == 27 * (512 + 64) * 2
+
+
+def test_latent_attention_ops_by_hand():
+    from accelsim.workload import build
+
+    m = load_model(DEEPSEEK)
+    dec = {o.role: o for o in build(m, "decode", batch=1, context_len=4096).ops() if o.layer == 0}
+    a = dec["attn"]
+    # decode attends over the cached latent: one 576-wide vector per position read once for K and V
+    assert (a.heads, a.kv_heads, a.head_dim, a.vd, a.kv_shared) == (16, 1, 576, 512, True)
+    assert a.bytes() == 2 * (16 * (576 + 512) + 4097 * 576)
+    assert a.flops() == 2 * 16 * 4097 * (576 + 512)
+    assert (dec["q_absorb"].batch, dec["q_absorb"].n, dec["q_absorb"].k) == (16, 512, 128)
+    assert (dec["v_up"].n, dec["v_up"].k) == (128, 512) and dec["out_proj"].k == 16 * 128
+    assert dec["kv_append"].bytes() == 2 * 576 * 2  # read the new latent, write it to the cache
+    pre = {o.role: o for o in build(m, "prefill", batch=1, seq_len=2048).ops() if o.layer == 0}
+    # prefill decompresses every position: keys 128 + 64 wide, values 128
+    assert (pre["kv_up"].m, pre["kv_up"].n, pre["kv_up"].k) == (2048, 16 * 256, 512)
+    f = pre["attn"]
+    assert (f.head_dim, f.vd, f.kv_heads) == (192, 128, 16)
+    assert f.flops() == 2 * f.score_elements() * (192 + 128)
+
+
+def test_latent_attention_decodes_long_contexts_faster_than_plain_attention():
+    from accelsim.api import evaluate
+
+    m = load_model(DEEPSEEK)
+    plain = m.model_copy(update={"kv_lora_rank": 0})  # the same model read as 16-head attention
+    kw = dict(phase="decode", batch=16, context_len=32768)
+    mla, mha = (evaluate("h100-sxm-80gb", x, **kw).summary for x in (m, plain))
+    # 1,152 bytes of cache per token and layer against 2 x 16 x 128 x 2 = 8,192
+    assert mha["memory_bytes_per_chip"] > mla["memory_bytes_per_chip"] + 16 * 32768 * 27 * (8192 - 1152) * 0.99
+    assert mla["latency_s"] < 0.6 * mha["latency_s"]
+    with pytest.raises(Exception, match="latent attention.*not for training"):
+        accelsim.evaluate_train("dgx-h100", m, 64, 4096, dp=8)

@@ -318,16 +318,16 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     kv_chunk = math.ceil(kv_eff / split)
     dt = cm.speedup(op.dtype)
     cyc = (pass_cycles(mt, kv_chunk, op.head_dim, cm.R, cm.C, cm.count, cm.df, dt, cm.overlap, cm.min_pass)
-           + pass_cycles(mt, op.head_dim, kv_chunk, cm.R, cm.C, cm.count, cm.df, dt, cm.overlap, cm.min_pass))
+           + pass_cycles(mt, op.vd, kv_chunk, cm.R, cm.C, cm.count, cm.df, dt, cm.overlap, cm.min_pass))
     work = units * split
     waves = math.ceil(work / cm.cores)
     compute = waves * cyc / cm.f_tensor / (cm.tensor_eff(op.dtype) * cm.attn_eff)
     active = min(cm.cores, work)
     b = DTYPE_BYTES[op.dtype]
-    kv_bytes = 2.0 * op.batch * op.kv_heads * op.kv_read() * op.head_dim * op.kv_el_bytes()  # a window reads less
-    q_o = 2.0 * op.batch * op.heads * op.q_len * op.head_dim * b
+    kv_bytes = float(op.batch * op.kv_heads * op.kv_read() * op.kv_width()) * op.kv_el_bytes()  # a window reads less
+    q_o = op.batch * op.heads * op.q_len * (op.head_dim + op.vd) * b
     rereads = q_tiles if (cm.shared_cap == 0 or kv_bytes / (op.batch * op.kv_heads) > cm.shared_cap / 2) else 1
-    hbm = q_o + kv_bytes * rereads + (op.batch * op.heads * op.q_len * split * (op.head_dim + 2) * 4.0 * 2 if split > 1 else 0.0)
+    hbm = q_o + kv_bytes * rereads + (op.batch * op.heads * op.q_len * split * (op.vd + 2) * 4.0 * 2 if split > 1 else 0.0)
     vops = op.vector_ops()
     if op.kv_dtype and op.kv_dtype != op.dtype and not cm.fused_dequant:  # dequantize K/V as they stream
         vops += DEQUANT_OPS_PER_ELEMENT * kv_bytes / op.kv_el_bytes() * rereads

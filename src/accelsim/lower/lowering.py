@@ -358,7 +358,7 @@ class Lowerer:
         while done < kv_part - 1e-9:
             chunks.append(min(KV_CHUNK, kv_part - done))
             done += chunks[-1]
-        out_b = o.head_dim * (dt if split == 1 else 4.0)
+        out_b = o.vd * (dt if split == 1 else 4.0)
         ends, first = [], 0
         for c in range(self.cores):
             count = per + (1 if c < extra else 0)
@@ -392,10 +392,10 @@ class Lowerer:
                             q_of[i] = self.load(oid, c, ms[i] * o.head_dim * dt, [start])
                     q = [t for i in items for t in q_of[i]]
                     keys = sum(kvn for _, _, kvn in step)
-                    kvload = self.load(oid, c, 2 * keys * o.head_dim * o.kv_el_bytes(), [start])
+                    kvload = self.load(oid, c, keys * o.kv_width() * o.kv_el_bytes(), [start])
                     if kv_dq and kvload:
                         kvload = [b.task(BUSY, CAT_VECTOR, oid, kvload, resource=self.vector[c],
-                                         duration_s=self.vec_time(kv_dq * 2 * keys * o.head_dim, o.dtype))]
+                                         duration_s=self.vec_time(kv_dq * keys * o.kv_width(), o.dtype))]
                     mk = sum(m * kvn for _, m, kvn in step)
                     qk = b.task(BUSY, CAT_TENSOR, oid, q + kvload + [prev], resource=self.tensor[c],
                                 duration_s=sum(pass_cycles(m, kvn, o.head_dim, cm.R, cm.C, cm.count, cm.df, speed,
@@ -406,9 +406,9 @@ class Lowerer:
                     upd = b.task(BUSY, CAT_VECTOR, oid, [qk], resource=self.vector[c],
                                  duration_s=self.vec_time(vrate_ops * mk, o.dtype))
                     prev = b.task(BUSY, CAT_TENSOR, oid, [ex, upd], resource=self.tensor[c],
-                                  duration_s=sum(pass_cycles(m, o.head_dim, kvn, cm.R, cm.C, cm.count, cm.df, speed,
+                                  duration_s=sum(pass_cycles(m, o.vd, kvn, cm.R, cm.C, cm.count, cm.df, speed,
                                                              cm.overlap, cm.min_pass) / cm.f_tensor / eff for _, m, kvn in step),
-                                  flops=2.0 * mk * o.head_dim)
+                                  flops=2.0 * mk * o.vd)
                     # units whose stream ends in this step write their output
                     finished = [i for i in items if pos >= len(stream) or stream[pos][0] != i]
                     if finished:

@@ -234,6 +234,9 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
     d, hd = m.hidden_size, m.head_dim
     hq, kvl = m.num_attention_heads // tp, m.kv_heads_per_chip(tp)
     qkv_n = (hq + 2 * kvl) * hd
+    o_width = m.v_head_dim if m.is_mla else hd
+    if m.is_mla:
+        qkv_n = hq * (m.qk_nope_head_dim + m.qk_rope_head_dim) + m.kv_lora_rank + m.qk_rope_head_dim
     g = 2 if m.gated_mlp else 1
     f = m.intermediate_size // tp
     act = (m.activation + "_mul") if m.gated_mlp else m.activation
@@ -274,27 +277,11 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
         li = run.start
         p = f"L{li}."
         h = e(Norm(name=p + "norm_attn", layer=li, role="norm_attn", rows=T, cols=d, dtype=dt), x)
-        h = e(MatMul(name=p + "qkv_proj", layer=li, role="qkv_proj", m=T, n=qkv_n, k=d, b_shared=True, **mm), h)
-        if rope:
-            h = e(Elementwise(name=p + "rope", layer=li, role="rope", fn="rope",
-                              elements=T * (hq + kvl) * hd, dtype=dt), h)
-        deps = (h,)
-        if decoder:
-            deps = (h, e(KVCache(name=p + "kv_append", layer=li, role="kv_append", mode="append", batch=batch,
-                                 tokens=q_len, kv_heads=kvl, head_dim=hd, dtype=dt), h))
-        if flash:
-            h = e(FlashAttention(name=p + "attn", layer=li, role="attn", batch=batch, heads=hq, kv_heads=kvl,
-                                 q_len=q_len, kv_len=kv_len, head_dim=hd, causal=causal, dtype=dt,
-                                 window=m.sliding_window or 0), *deps)
+        if m.is_mla:
+            h = _mla_attention(e, m, p, li, h, batch, q_len, kv_len, hq, dt, decoder, causal)
         else:
-            bh = batch * hq
-            h = e(MatMul(name=p + "attn_score", layer=li, role="attn_score", batch=bh, m=q_len, n=kv_len,
-                         k=hd, **mm), *deps)
-            h = e(Softmax(name=p + "attn_softmax", layer=li, role="attn_softmax", rows=bh * q_len,
-                          cols=kv_len, dtype=dt), h)
-            h = e(MatMul(name=p + "attn_context", layer=li, role="attn_context", batch=bh, m=q_len, n=hd,
-                         k=kv_len, **mm), h)
-        h = e(MatMul(name=p + "out_proj", layer=li, role="out_proj", m=T, n=d, k=hq * hd, b_shared=True, **mm), h)
+            h = _attention(e, m, p, li, h, batch, q_len, kv_len, hq, kvl, qkv_n, dt, decoder, causal, flash, rope)
+        h = e(MatMul(name=p + "out_proj", layer=li, role="out_proj", m=T, n=d, k=hq * o_width, b_shared=True, **mm), h)
         if tp > 1:
             h = e(Collective(name=p + "allreduce_attn", layer=li, role="allreduce_attn", op="allreduce",
                              bytes_per_rank=ar_bytes, group=tp, dtype=dt), h)
@@ -338,7 +325,7 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
                  **mm), x)
 
     b = dtype_bytes(dt)
-    attn_live = T * (d + qkv_n + hq * hd) + (0 if flash else 2 * batch * hq * q_len * kv_len)
+    attn_live = T * (d + qkv_n + hq * o_width) + (0 if flash or m.is_mla else 2 * batch * hq * q_len * kv_len)
     mlp_live = T * (d + g * f + f)
     if m.is_moe:
         mlp_live = max(mlp_live, T * d + moe_slots * (g * fm + fm) + T * m.num_shared_experts * fm * (g + 1))
@@ -347,11 +334,83 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
         model=m.name, phase=phase, batch=batch, seq_len=seq_len if phase == "prefill" else 0,
         context_len=context_len, tp=tp, dtype=dt, tokens=T, params=params,
         weight_bytes_per_chip=per_chip * b,
-        kv_cache_bytes_per_chip=(2.0 * m.num_hidden_layers * kvl * hd * batch
+        kv_cache_bytes_per_chip=(m.kv_cache_bytes(batch, kv_len, dt) if m.is_mla else
+                                 2.0 * m.num_hidden_layers * kvl * hd * batch
                                  * min(kv_len, m.sliding_window or kv_len) * b) if decoder else 0.0,
         activation_bytes_per_chip=(T * d + max(attn_live, mlp_live)) * b,
         attention=attention)
     return e.graph(meta)
+
+
+def _attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len: int, kv_len: int, hq: int, kvl: int,
+               qkv_n: int, dt: str, decoder: bool, causal: bool, flash: bool, rope: bool) -> str:
+    """Standard (grouped-query) attention of one layer: the fused QKV projection, RoPE, the KV
+    append and the attention itself (fused, or as its score, softmax and context ops)."""
+    T, d, hd = batch * q_len, m.hidden_size, m.head_dim
+    mm = dict(dtype_a=dt, dtype_b=dt, dtype_out=dt)
+    h = e(MatMul(name=p + "qkv_proj", layer=li, role="qkv_proj", m=T, n=qkv_n, k=d, b_shared=True, **mm), h)
+    if rope:
+        h = e(Elementwise(name=p + "rope", layer=li, role="rope", fn="rope",
+                          elements=T * (hq + kvl) * hd, dtype=dt), h)
+    deps = (h,)
+    if decoder:
+        deps = (h, e(KVCache(name=p + "kv_append", layer=li, role="kv_append", mode="append", batch=batch,
+                             tokens=q_len, kv_heads=kvl, head_dim=hd, dtype=dt), h))
+    if flash:
+        h = e(FlashAttention(name=p + "attn", layer=li, role="attn", batch=batch, heads=hq, kv_heads=kvl,
+                             q_len=q_len, kv_len=kv_len, head_dim=hd, causal=causal, dtype=dt,
+                             window=m.sliding_window or 0), *deps)
+    else:
+        bh = batch * hq
+        h = e(MatMul(name=p + "attn_score", layer=li, role="attn_score", batch=bh, m=q_len, n=kv_len,
+                     k=hd, **mm), *deps)
+        h = e(Softmax(name=p + "attn_softmax", layer=li, role="attn_softmax", rows=bh * q_len,
+                      cols=kv_len, dtype=dt), h)
+        h = e(MatMul(name=p + "attn_context", layer=li, role="attn_context", batch=bh, m=q_len, n=hd,
+                     k=kv_len, **mm), h)
+    return h
+
+
+def _mla_attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len: int, kv_len: int, hq: int,
+                   dt: str, decoder: bool, causal: bool) -> str:
+    """Multi-head latent attention (DeepSeek-V2/V3) of one layer, as inference engines run it.
+    The query projection (through ``q_lora_rank`` when the model compresses queries) is fused
+    with the K/V down-projection to the latent and the shared rotary key (replicated over TP);
+    the latent is normalised, RoPE rotates the rotary parts, and the cache keeps the latent and
+    rotary key (``kv_lora_rank + qk_rope_head_dim`` per token, one vector for K and V). Prefill
+    decompresses the latent of every position into per-head keys and values and runs attention
+    with 192-wide queries / keys and 128-wide values; decode absorbs the key up-projection into
+    the query (a per-head GEMM onto the latent), attends over the cached latent itself (keys and
+    values one vector) and projects each head's result back to ``v_head_dim``."""
+    T, d = batch * q_len, m.hidden_size
+    r, rope, nope, vd = m.kv_lora_rank, m.qk_rope_head_dim, m.qk_nope_head_dim, m.v_head_dim
+    qk = nope + rope
+    mm = dict(dtype_a=dt, dtype_b=dt, dtype_out=dt)
+    if m.q_lora_rank:
+        h = e(MatMul(name=p + "qkv_proj", layer=li, role="qkv_proj", m=T, n=m.q_lora_rank + r + rope, k=d,
+                     b_shared=True, **mm), h)
+        qn = e(RMSNorm(name=p + "q_norm", layer=li, role="q_norm", rows=T, cols=m.q_lora_rank, dtype=dt), h)
+        q = e(MatMul(name=p + "q_up", layer=li, role="q_up", m=T, n=hq * qk, k=m.q_lora_rank, b_shared=True, **mm), qn)
+    else:
+        h = q = e(MatMul(name=p + "qkv_proj", layer=li, role="qkv_proj", m=T, n=hq * qk + r + rope, k=d,
+                         b_shared=True, **mm), h)
+    kv = e(RMSNorm(name=p + "kv_norm", layer=li, role="kv_norm", rows=T, cols=r, dtype=dt), h)
+    rot = e(Elementwise(name=p + "rope", layer=li, role="rope", fn="rope", elements=T * (hq + 1) * rope, dtype=dt),
+            *dict.fromkeys((q, h)))
+    deps = [rot]
+    if decoder:
+        deps.append(e(KVCache(name=p + "kv_append", layer=li, role="kv_append", mode="append", batch=batch,
+                              tokens=q_len, kv_heads=1, head_dim=r + rope, dtype=dt, kv_shared=True), kv, rot))
+    if q_len > 1:  # prefill: decompress every position's keys and values
+        up = e(MatMul(name=p + "kv_up", layer=li, role="kv_up", m=batch * kv_len, n=hq * (nope + vd), k=r,
+                      b_shared=True, **mm), kv, *deps)
+        return e(FlashAttention(name=p + "attn", layer=li, role="attn", batch=batch, heads=hq, kv_heads=hq,
+                                q_len=q_len, kv_len=kv_len, head_dim=qk, v_head_dim=vd, causal=causal, dtype=dt),
+                 up, *deps)
+    qa = e(MatMul(name=p + "q_absorb", layer=li, role="q_absorb", batch=hq, m=batch, n=r, k=nope, **mm), *deps)
+    a = e(FlashAttention(name=p + "attn", layer=li, role="attn", batch=batch, heads=hq, kv_heads=1, q_len=1,
+                         kv_len=kv_len, head_dim=r + rope, v_head_dim=r, kv_shared=True, dtype=dt), qa)
+    return e(MatMul(name=p + "v_up", layer=li, role="v_up", batch=hq, m=batch, n=vd, k=r, **mm), a)
 
 
 def _build_cnn(m: ModelConfig, batch: int, dt: str) -> WorkloadGraph:

@@ -38,7 +38,8 @@ _READ = {"hidden_size", "intermediate_size", "num_attention_heads", "num_key_val
          "layer_norm_epsilon", "tie_word_embeddings", "attention_bias", "qkv_bias", "mlp_bias", "sliding_window",
          "use_sliding_window", "num_experts", "num_experts_per_tok", "moe_intermediate_size", "num_shared_experts",
          "first_dense_layers", "image_size", "patch_size", "num_channels", "id2label", "label2id", "num_labels",
-         "model_type", "rope_theta", *_ALIASES}
+         "model_type", "rope_theta", "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+         "v_head_dim", *_ALIASES}
 """Config keys the import maps onto the ModelConfig."""
 _NO_COST = {"_name_or_path", "_comment", "architectures", "auto_map", "transformers_version", "torch_dtype",
             "bos_token_id", "eos_token_id", "pad_token_id", "initializer_range", "use_cache", "attention_dropout",
@@ -59,9 +60,8 @@ was saved in (the run's dtype decides). ``max_window_layers`` matters only with 
 def load_hf_config(path: str | Path) -> ModelConfig:
     """Map a Hugging Face ``config.json`` onto a ModelConfig; a missing required key is a
     WorkloadError naming the key and the file. A key that is neither mapped nor known to cost
-    nothing (``_NO_COST``) is listed in ``ModelConfig.unmodelled``, never dropped silently:
-    DeepSeek-V2/V3's multi-head latent attention (``kv_lora_rank`` ...), for one, is read as
-    standard attention with ``num_key_value_heads`` heads and reported."""
+    nothing (``_NO_COST``) is listed in ``ModelConfig.unmodelled``, never dropped silently.
+    DeepSeek-V2/V3's multi-head latent attention (``kv_lora_rank`` ...) is read."""
     from ..configio import read_text
 
     path = Path(path)
@@ -131,6 +131,9 @@ def load_hf_config(path: str | Path) -> ModelConfig:
         "position_embedding": ("learned" if (mt in _LEARNED_POS_TYPES or vision) and "rope_theta" not in cfg
                                else "rope"),
     }
+    if cfg.get("kv_lora_rank"):  # multi-head latent attention (DeepSeek-V2/V3)
+        data.update({k: cfg.get(k) or 0 for k in ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim",
+                                                    "qk_rope_head_dim", "v_head_dim")})
     window = cfg.get("sliding_window")
     if window and cfg.get("use_sliding_window", True) is not False:  # Qwen2 declares one but leaves it off
         data["sliding_window"] = window

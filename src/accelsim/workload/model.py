@@ -87,6 +87,19 @@ class ModelConfig(StrictModel):
     """Sliding-window attention span in tokens (Mistral-7B-v0.1: 4096): each token attends to at
     most this many, and the KV cache keeps at most this many per sequence (a rolling buffer);
     None = full attention."""
+    qk_rope_head_dim: int = Field(0, ge=0)
+    """Multi-head latent attention (MLA, DeepSeek-V2/V3): width of the rotary part of each query
+    head, and of the one rotary key all heads share (64)."""
+    qk_nope_head_dim: int = Field(0, ge=0)
+    """MLA: width of the non-rotary part of a query / key head (128)."""
+    v_head_dim: int = Field(0, ge=0)
+    """MLA: width of a value head (128)."""
+    q_lora_rank: int = Field(0, ge=0)
+    """MLA: width of the compressed query (0: queries are projected from the hidden state)."""
+    kv_lora_rank: int = Field(0, ge=0)
+    """MLA: width of the compressed K/V latent (512). The cache keeps, per token and layer, this
+    latent and the shared rotary key (``kv_lora_rank + qk_rope_head_dim`` elements) instead of
+    K and V per head; 0: standard attention."""
     position_embedding: Literal["rope", "learned", "none"] = "none"
     """rope: rotary (applied to q and k in every layer, no parameters); learned: a table of
     ``max_position_embeddings`` rows added to the token embeddings (GPT-3, ViT)."""
@@ -169,6 +182,22 @@ class ModelConfig(StrictModel):
         return (self.image_size // self.patch_size) ** 2 if self.patch_size else 0
 
     @property
+    def is_mla(self) -> bool:
+        """Multi-head latent attention (``kv_lora_rank`` > 0)."""
+        return self.kv_lora_rank > 0
+
+    def _mla_params(self, tp: int) -> int:
+        """One layer's attention weights on one chip under MLA: the query path (down-projection
+        and its norm, replicated, then the per-head up-projection; or one projection), the K/V
+        down-projection to the latent and the shared rotary key and its norm (replicated), the
+        latent's up-projection to per-head keys and values, the output projection."""
+        d, h = self.hidden_size, self.num_attention_heads // tp
+        qk, r = self.qk_nope_head_dim + self.qk_rope_head_dim, self.kv_lora_rank
+        q = (d * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * h * qk) if self.q_lora_rank else d * h * qk
+        kv = d * (r + self.qk_rope_head_dim) + r + r * h * (self.qk_nope_head_dim + self.v_head_dim)
+        return q + kv + h * self.v_head_dim * d
+
+    @property
     def q_width(self) -> int:
         """Width of all query heads: heads * head_dim."""
         return self.num_attention_heads * self.head_dim
@@ -202,6 +231,8 @@ class ModelConfig(StrictModel):
         attn = d * hq + 2 * d * hkv + hq * d
         if self.attention_bias or self.qkv_bias:
             attn += hq + 2 * hkv + (d if self.attention_bias else 0)
+        if self.is_mla:
+            attn = self._mla_params(tp)
         out["attention"] = L * attn
         out["norms"] = L * 2 * self._norm_params() + self._norm_params()
         n_moe = L - self.first_dense_layers if self.is_moe else 0
@@ -246,6 +277,9 @@ class ModelConfig(StrictModel):
         if self.family != "decoder":
             return 0.0
         kept = min(tokens, self.sliding_window) if self.sliding_window else tokens
+        if self.is_mla:  # one latent and the shared rotary key per token and layer
+            return (self.num_hidden_layers * (self.kv_lora_rank + self.qk_rope_head_dim) * batch * kept
+                    * dtype_bytes(dtype))
         return (2.0 * self.num_hidden_layers * self.num_key_value_heads * self.head_dim
                 * batch * kept * dtype_bytes(dtype))
 
@@ -359,7 +393,14 @@ def _widths(v: tuple[int, ...], d: dict) -> str | None:
     return r
 
 
+def _mla(v: int, d: dict) -> str | None:
+    if v > 0 and not all(d.get(k) for k in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")):
+        return "multi-head latent attention needs qk_nope_head_dim, qk_rope_head_dim and v_head_dim > 0"
+    return None
+
+
 _FIELD_CHECKS = {
+    "kv_lora_rank": _mla,
     "hidden_size": _positive_for(TRANSFORMER_FAMILIES),
     "intermediate_size": _positive_for(TRANSFORMER_FAMILIES),
     "num_attention_heads": _positive_for(TRANSFORMER_FAMILIES),

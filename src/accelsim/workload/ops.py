@@ -297,10 +297,13 @@ class KVCache(Op):
     kv_heads: int = 1
     head_dim: int = 1
     dtype: str = "bf16"
+    kv_shared: bool = False
+    """One vector per token and head instead of K and V (MLA's latent)."""
     kind: ClassVar[str] = "kv_cache"
 
     def bytes(self) -> float:
-        moved = 2.0 * self.batch * self.tokens * self.kv_heads * self.head_dim * nbytes(self.dtype)
+        moved = (1.0 if self.kv_shared else 2.0) * self.batch * self.tokens * self.kv_heads * self.head_dim * nbytes(
+            self.dtype)
         return 2.0 * moved if self.mode == "append" else moved  # append reads new K/V, writes cache
 
 
@@ -324,6 +327,12 @@ class FlashAttention(Op):
     """Sliding-window attention: each query sees at most this many keys (itself and the ones
     before it; Mistral's 4096); 0 = the whole context. The queries are the last ``q_len`` of
     the ``kv_len`` positions."""
+    v_head_dim: int = 0
+    """Width of a value head when it differs from the query / key head's ``head_dim`` (MLA:
+    192-wide queries and keys, 128-wide values; 0 = ``head_dim``)."""
+    kv_shared: bool = False
+    """Keys and values are one stored vector per position (MLA's absorbed decode: attention runs
+    over the cached latent, read once for both)."""
     kind: ClassVar[str] = "flash_attention"
     engine: ClassVar[str] = "tensor"
 
@@ -353,12 +362,21 @@ class FlashAttention(Op):
         the first query's window start."""
         return min(self.kv_len, self.window + self.q_len - 1) if self.window else self.kv_len
 
+    @property
+    def vd(self) -> int:
+        """Width of a value head."""
+        return self.v_head_dim or self.head_dim
+
+    def kv_width(self) -> int:
+        """Elements one K/V head stores per position: K and V, or one shared vector."""
+        return self.head_dim if self.kv_shared else self.head_dim + self.vd
+
     def flops(self) -> float:
-        return 4.0 * self.score_elements() * self.head_dim  # QK^T and PV
+        return 2.0 * self.score_elements() * (self.head_dim + self.vd)  # QK^T and PV
 
     def bytes(self) -> float:
-        q_and_o = 2.0 * self.batch * self.heads * self.q_len * self.head_dim
-        kv = 2.0 * self.batch * self.kv_heads * self.kv_read() * self.head_dim
+        q_and_o = self.batch * self.heads * self.q_len * (self.head_dim + self.vd)
+        kv = float(self.batch * self.kv_heads * self.kv_read() * self.kv_width())
         return nbytes(self.dtype) * q_and_o + self.kv_el_bytes() * kv
 
     def vector_ops(self) -> float:

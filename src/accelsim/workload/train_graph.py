@@ -104,6 +104,11 @@ class StageGraphs:
         self.s, self.sc = seq_len, seq_len // plan.cp
         self.T = plan.microbatch * self.sc
         self.Tsp = self.T // t if self.sp else self.T
+        if m.is_mla:
+            from ..errors import WorkloadError
+
+            raise WorkloadError(f"{m.name}: multi-head latent attention (kv_lora_rank) is modelled for inference "
+                                "(prefill, decode), not for training steps yet")
         self.d, self.hd = m.hidden_size, m.head_dim
         self.hq, self.kvl = m.num_attention_heads // t, m.kv_heads_per_chip(t)
         self.qkv_n = (self.hq + 2 * self.kvl) * self.hd
