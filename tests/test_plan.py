@@ -59,8 +59,22 @@ def test_architecture_review():
     assert res.exit_code == 0 and "HBM bandwidth x1.5" in res.output
 
 
+def test_minitron_width_pruning_by_hand():
+    from accelsim.codesign.plan import pruned
+    from accelsim.workload import load_model
+
+    w = pruned("llama-3.1-8b", "Minitron-Width").apply_model(load_model("llama-3.1-8b"))
+    assert (w.hidden_size, w.intermediate_size, w.head_dim, w.num_attention_heads, w.num_hidden_layers) == (
+        3072, 9216, 128, 32, 32)
+    # embeddings and LM head 2 x 128256 x 3072 = 788,004,864; per layer q and o 2 x 3072 x 4096,
+    # k and v 2 x 3072 x 1024, MLP 3 x 3072 x 9216, norms 6,144 = 116,398,080 x 32; final norm
+    # 3,072: 4,512,746,496 (Llama-3.1-Minitron-4B-Width's model card: 4.51 B)
+    assert w.params() == 4_512_746_496
+
+
 def test_production_cost_beside_each_plan_row():
-    df = plan("llama-3.1-8b", {"mmlu": -8.0, "gsm8k": -10.0}, ["h100-sxm-80gb"]).set_index("recipe")
+    df = plan("llama-3.1-8b", {"mmlu": -8.0, "gsm8k": -10.0}, ["h100-sxm-80gb"])
+    df = df.set_index(df["recipe"].where(df["recipe"] != "pruned-distilled", df["method"]))
     assert df.loc["bf16", "produce"] == "-" and df.loc["bf16", "produce_chip_hours"] == 0
     # PTQ: a forward pass of 128 x 2048 calibration tokens, 2 x 8.03e9 FLOPs a token, at the H100's
     # BF16 peak (989 TFLOP/s) times its achievable fraction (0.807): about 5.3 s, 0.00147 chip-hours
@@ -70,8 +84,10 @@ def test_production_cost_beside_each_plan_row():
     # Minitron depth pruning healed by distillation over 94 B tokens: per token a training step of
     # the 16-layer student (6 x 4.54e9 FLOPs) and the teacher's forward (2 x 8.03e9): ~1,430
     # chip-hours at the same rate; attention and the full-vocabulary logits add a little
-    pd_row = df.loc["pruned-distilled"]
+    pd_row = df.loc["Minitron-Depth"]
     hand = 94e9 * (6 * 4.54e9 + 2 * 8.03e9) / (989e12 * 0.807) / 3600
     assert "94 B tokens" in pd_row["produce"] and 1.0 < pd_row["produce_chip_hours"] / hand < 1.25
     # and the pruned model is served: half the layers decode faster than the BF16 model
     assert pd_row["tokens_per_s"] > df.loc["bf16", "tokens_per_s"]
+    # the width variant (4.5 B parameters, 32 layers) meets both targets on the evidence
+    assert df.loc["Minitron-Width", "status"] == "meets" and "94 B tokens" in df.loc["Minitron-Width", "produce"]

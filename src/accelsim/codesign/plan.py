@@ -31,22 +31,28 @@ random 2,048-token segments of C4, Frantar et al. 2022, arXiv:2210.17323); the m
 (GPTQ's per-layer Hessian inverses, AWQ's scale search) is not priced."""
 
 
-def pruned(model: str):
-    """The pruned-and-distilled candidate as accelsim builds it: Minitron's depth variant, half
-    the layers removed (the evidence pools it with the width variant, whose hidden-size pruning
-    accelsim does not model)."""
+MINITRON_WIDTH = {"hidden_fraction": 0.25, "mlp_fraction": 5 / 14}
+"""Llama-3.1-Minitron-4B-Width: hidden 4096 -> 3072, MLP 14336 -> 9216, heads and layers kept
+(its model card; arXiv:2408.11796)."""
+
+
+def pruned(model: str, method: str = "Minitron-Depth"):
+    """A pruned-and-distilled candidate as accelsim builds it: Minitron's width variant (hidden
+    and MLP widths cut, ``MINITRON_WIDTH``) for a method naming it, else the depth variant (half
+    the layers removed)."""
     from ..compress.recipes import Compression, Pruning
     from ..workload import load_model
 
+    if "width" in method.lower():
+        return Compression(name="minitron-width", prune=Pruning(**MINITRON_WIDTH))
     return Compression(name="minitron-depth-half", prune=Pruning(layers=load_model(model).num_hidden_layers // 2))
 
 
-def production(system, model: str, recipe: str) -> tuple[str, float]:
+def production(system, model: str, recipe: str, method: str = "") -> tuple[str, float]:
     """(what producing ``recipe`` from ``model`` takes, its chip-hours on ``system``): nothing for
     the BF16 baseline; the calibration forward passes of a post-training quantization; for a
-    pruned-and-distilled model, Minitron's depth pruning (half the layers) healed by distillation
-    from the unpruned model over ``HEAL_TOKENS`` (the width variant's cost is close: the teacher's
-    forward dominates)."""
+    pruned-and-distilled model, the method's pruning (``pruned``) healed by distillation from the
+    unpruned model over ``HEAL_TOKENS``."""
     from ..arch.presets import load_system
     from ..arch.spec import SystemSpec
     from .produce import importance_s, prune_heal_cost
@@ -55,7 +61,7 @@ def production(system, model: str, recipe: str) -> tuple[str, float]:
     if recipe in ("bf16", "fp16"):
         return "-", 0.0
     if recipe in PRODUCE:
-        c = prune_heal_cost(spec, model, pruned(model), HEAL_TOKENS, global_batch=256, seq_len=4096, teacher=model,
+        c = prune_heal_cost(spec, model, pruned(model, method), HEAL_TOKENS, global_batch=256, seq_len=4096, teacher=model,
                             dp=spec.num_chips)
         return f"pruning + distillation, {HEAL_TOKENS / 1e9:.0f} B tokens", c.chip_hours
     n, seq = PTQ_CALIBRATION
@@ -112,7 +118,7 @@ def plan(model: str, targets: dict[str, float], systems: list, evidence: pd.Data
         for c in cands.to_dict("records"):
             tag = ACCELSIM_TAG.get(c["recipe"], c["recipe"])
             pred = {"latency_s": math.nan, "tokens_per_s": math.nan, "energy_per_token_J": math.nan, "note": ""}
-            comp = pruned(model) if c["recipe"] in PRODUCE else (None if tag == "bf16" else tag)
+            comp = pruned(model, c["method"]) if c["recipe"] in PRODUCE else (None if tag == "bf16" else tag)
             try:
                 s = evaluate(system, model, phase="decode", batch=batch, context_len=context_len,
                              compression=comp).summary
@@ -120,10 +126,11 @@ def plan(model: str, targets: dict[str, float], systems: list, evidence: pd.Data
                             energy_per_token_J=s.get("energy_per_token_J", math.nan))
             except (AccelsimError, ValueError) as e:
                 pred["note"] = str(e).splitlines()[0]
-            key = c["recipe"] if c["recipe"] in PRODUCE or c["recipe"] in ("bf16", "fp16") else "ptq"
+            key = (c["recipe"], c["method"]) if c["recipe"] in PRODUCE else (
+                c["recipe"] if c["recipe"] in ("bf16", "fp16") else "ptq")
             if key not in made:
                 try:
-                    made[key] = production(system, model, c["recipe"])
+                    made[key] = production(system, model, c["recipe"], c["method"])
                 except (AccelsimError, ValueError) as e:
                     made[key] = (str(e).splitlines()[0], math.nan)
             pred["produce"], pred["produce_chip_hours"] = made[key]

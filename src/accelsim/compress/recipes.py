@@ -98,6 +98,9 @@ class Pruning(_Model):
     """Fraction of the MLP (and expert) width removed (the kept width rounds to 64)."""
     layers: int = Field(0, ge=0)
     """Whole transformer layers removed (the last ones; depth pruning)."""
+    hidden_fraction: float = Field(0.0, ge=0, lt=1)
+    """Fraction of the embedding / residual width removed (width pruning of the hidden size, as
+    Minitron does; the kept width rounds to 64, the head width stays)."""
 
 
 class Compression(_Model):
@@ -199,6 +202,8 @@ class Compression(_Model):
             upd["intermediate_size"] = max(64, int(round(m.intermediate_size * (1 - p.mlp_fraction) / 64)) * 64)
             if m.moe_intermediate_size:
                 upd["moe_intermediate_size"] = max(64, int(round(m.moe_intermediate_size * (1 - p.mlp_fraction) / 64)) * 64)
+        if p.hidden_fraction:
+            upd["hidden_size"] = max(64, int(round(m.hidden_size * (1 - p.hidden_fraction) / 64)) * 64)
         if p.layers:
             if p.layers >= m.num_hidden_layers:
                 raise WorkloadError(f"pruning {p.layers} layers leaves none of {m.num_hidden_layers}")
