@@ -96,3 +96,17 @@ def test_priors_fit_each_library_fraction():
     assert fit.kernels["triton"] == pytest.approx(0.9, rel=0.02)
     assert fit.chips["a100-sxm4-80gb"]["hbm_efficiency"] == pytest.approx(0.8, rel=0.02)
     assert "reduction_efficiency" not in fit.chips["a100-sxm4-80gb"]
+
+
+def test_validate_checks_kernel_library_files(tmp_path):
+    from click.testing import CliRunner
+
+    from accelsim.cli import main
+    from accelsim.stack.presets import kernels_dir
+
+    ok = CliRunner().invoke(main, ["validate", str(kernels_dir() / "aten.yaml")])
+    assert ok.exit_code == 0 and "kernel library aten" in ok.output
+    bad = tmp_path / "k.yaml"
+    bad.write_text("name: k\nreduction_efficiency: 1.5\n")
+    res = CliRunner().invoke(main, ["validate", str(bad)])
+    assert res.exit_code == 1 and "reduction_efficiency" in res.output and "k.yaml" in res.output

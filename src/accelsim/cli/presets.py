@@ -55,7 +55,8 @@ def presets(as_json):
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 def validate(files):
-    """Check system, stack or model YAML files; report every problem with its field path and file."""
+    """Check system, stack, kernel library or model YAML files; report every problem with its field
+    path and file."""
     from ..arch.presets import load_system
     from ..configio import load_yaml
     from ..stack import load_stack
@@ -71,6 +72,14 @@ def validate(files):
                            + (f", stack {s.stack}" if s.stack else ""))
                 if s.stack:
                     load_stack(s.stack)
+            elif "reduction_efficiency" in data:
+                from ..configio import validate as check
+                from ..stack.spec import KernelLibrary
+
+                data.setdefault("name", Path(f).stem)
+                lib = check(KernelLibrary, data, f)
+                click.echo(f"ok: {f}: kernel library {lib.name} (reductions at {lib.reduction_efficiency:.3g} "
+                           f"of the copy rate)")
             elif "collectives" in data or "runtime" in data or "base" in data:
                 st = load_stack(f)
                 click.echo(f"ok: {f}: stack {st.name} ({st.runtime.name}; {st.collectives.name})")
