@@ -160,5 +160,19 @@ def test_latent_attention_decodes_long_contexts_faster_than_plain_attention():
     # 1,152 bytes of cache per token and layer against 2 x 16 x 128 x 2 = 8,192
     assert mha["memory_bytes_per_chip"] > mla["memory_bytes_per_chip"] + 16 * 32768 * 27 * (8192 - 1152) * 0.99
     assert mla["latency_s"] < 0.6 * mha["latency_s"]
-    with pytest.raises(Exception, match="latent attention.*not for training"):
-        accelsim.evaluate_train("dgx-h100", m, 64, 4096, dp=8)
+
+
+def test_latent_attention_training_step_by_hand():
+    m = load_model(DEEPSEEK)
+    ops = accelsim.evaluate_train("dgx-h100", m, 64, 4096, dp=8, zero=2).ops
+    f = ops[ops["layer"] == 0].set_index("role")["flops"]
+    T = 4096  # one microbatch of one 4,096-token sequence per chip
+    # the fused projection: 16 query heads of 128 + 64, the 512-wide latent and the 64-wide rotary key
+    assert f["fwd.qkv_proj"] == 2 * T * (16 * 192 + 512 + 64) * 2048
+    # every position's latent decompressed into 16 keys (128, no rope) and values (128)
+    assert f["fwd.kv_up"] == 2 * T * 16 * 256 * 512
+    # causal attention: 16 x 4096 x 4097 / 2 query-key pairs, QK^T 192 wide and PV 128 wide
+    assert f["fwd.attn"] == 2 * (16 * T * (T + 1) / 2) * (192 + 128)
+    assert f["fwd.out_proj"] == 2 * T * 2048 * 16 * 128
+    # the backward runs the decompression's data and weight gradients
+    assert f["bwd.kv_up_dgrad"] == f["bwd.kv_up_wgrad"] == f["fwd.kv_up"]

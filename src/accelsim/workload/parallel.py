@@ -306,6 +306,8 @@ def layer_params(m: ModelConfig, layer: int, plan: ParallelPlan) -> tuple[int, i
     dense = d * hq + 2 * d * hkv + hq * d + 2 * m._norm_params()
     if m.attention_bias or m.qkv_bias:
         dense += hq + 2 * hkv + (d if m.attention_bias else 0)
+    if m.is_mla:
+        dense = m._mla_params(t) + 2 * m._norm_params()
     expert = 0
     if m.is_moe_layer(layer):
         fm = m.moe_intermediate_size

@@ -81,7 +81,7 @@ class _Emit:
 
 
 LINEAR_ROLES = frozenset({"qkv_proj", "k_proj", "out_proj", "mlp_up", "mlp_down", "moe_up", "moe_down", "shared_up",
-                          "shared_down"})
+                          "shared_down", "q_up", "kv_up"})
 """The linear layers whose GEMMs an FP8 recipe of scope "gemm" runs in FP8 (Transformer Engine's
 ``te.Linear``); attention, the router and the LM head stay in the activation dtype."""
 
@@ -104,14 +104,21 @@ class StageGraphs:
         self.s, self.sc = seq_len, seq_len // plan.cp
         self.T = plan.microbatch * self.sc
         self.Tsp = self.T // t if self.sp else self.T
-        if m.is_mla:
-            from ..errors import WorkloadError
-
-            raise WorkloadError(f"{m.name}: multi-head latent attention (kv_lora_rank) is modelled for inference "
-                                "(prefill, decode), not for training steps yet")
         self.d, self.hd = m.hidden_size, m.head_dim
         self.hq, self.kvl = m.num_attention_heads // t, m.kv_heads_per_chip(t)
         self.qkv_n = (self.hq + 2 * self.kvl) * self.hd
+        self.o_k = self.hq * self.hd  # the output projection's contraction
+        self.rope_el = (self.hq + self.kvl) * self.hd  # elements RoPE rotates per token
+        self.kv_tok = 2 * self.kvl * self.hd  # K/V elements per token a CP rank gathers
+        self.mla = m.is_mla
+        if self.mla:  # multi-head latent attention: see build._mla_attention
+            r, rope = m.kv_lora_rank, m.qk_rope_head_dim
+            self.qk, self.vd = m.qk_nope_head_dim + rope, m.v_head_dim
+            self.qkv_n = (m.q_lora_rank or self.hq * self.qk) + r + rope  # queries fused with the latent
+            self.o_k = self.hq * self.vd
+            self.rope_el = (self.hq + 1) * rope
+            self.kv_tok = r + rope
+            self.kv_up_n = self.hq * (m.qk_nope_head_dim + self.vd)
         self.g = 2 if m.gated_mlp else 1
         self.f = m.intermediate_size // t
         self.act = (m.activation + "_mul") if m.gated_mlp else m.activation
@@ -230,6 +237,10 @@ class StageGraphs:
     # --- forward ------------------------------------------------------------------------------
     def attention_fwd(self, e: _Emit, pre: str, ps: str, li: int, h: str) -> str:
         b = self.p.microbatch
+        if self.mla:  # decompressed keys and values, 192 / 128 wide (always fused)
+            return e(FlashAttention(name=pre + "attn", layer=li, role=f"{ps}.attn", batch=b, heads=self.hq,
+                                    kv_heads=self.hq, q_len=self.sc, kv_len=self.kv_len, head_dim=self.qk,
+                                    v_head_dim=self.vd, causal=True, dtype=self.dt), h)
         if self.flash:
             return e(FlashAttention(name=pre + "attn", layer=li, role=f"{ps}.attn", batch=b, heads=self.hq,
                                     kv_heads=self.kvl, q_len=self.sc, kv_len=self.kv_len, head_dim=self.hd,
@@ -250,12 +261,16 @@ class StageGraphs:
         h = self.norm(e, pre, f"{ps}.norm_attn", li, Tsp, x)
         h = self.tp_in(e, pre, "attn", li, h)
         h = self.mm(e, pre, f"{ps}.qkv_proj", li, T, self.qkv_n, d, h, *gathered)
-        if m.position_embedding == "rope":
-            h = self.ew(e, pre, f"{ps}.rope", li, "rope", T * (self.hq + self.kvl) * self.hd, h)
-        kv = 2 * self.p.microbatch * self.sc * self.kvl * self.hd * self.B
+        if self.mla:
+            h = self.mla_qkv_fwd(e, pre, ps, li, h)
+        elif m.position_embedding == "rope":
+            h = self.ew(e, pre, f"{ps}.rope", li, "rope", T * self.rope_el, h)
+        kv = self.p.microbatch * self.sc * self.kv_tok * self.B
         h = self.coll(e, pre, "cp_allgather_kv", "cp", "allgather", kv, self.p.cp, li, h)
+        if self.mla:  # every position's latent decompressed into per-head keys and values
+            h = self.mm(e, pre, f"{ps}.kv_up", li, self.p.microbatch * self.s, self.kv_up_n, m.kv_lora_rank, h)
         h = self.attention_fwd(e, pre, ps, li, h)
-        h = self.mm(e, pre, f"{ps}.out_proj", li, T, d, self.hq * self.hd, h)
+        h = self.mm(e, pre, f"{ps}.out_proj", li, T, d, self.o_k, h)
         h = self.tp_out(e, pre, "attn", li, h)
         r = self.ew(e, pre, f"{ps}.residual_attn", li, "add", Tsp * d, h, x)
         n2 = self.norm(e, pre, f"{ps}.norm_mlp", li, Tsp, r)
@@ -268,6 +283,19 @@ class StageGraphs:
             h = self.mm(e, pre, f"{ps}.mlp_down", li, T, d, self.f, h)
             outs = [self.tp_out(e, pre, "mlp", li, h)]
         return self.ew(e, pre, f"{ps}.residual_mlp", li, "add", Tsp * d, *outs, r)
+
+    def mla_qkv_fwd(self, e: _Emit, pre: str, ps: str, li: int, h: str) -> str:
+        """MLA after the fused projection: the compressed query's norm and up-projection, the
+        latent's norm, RoPE on the query heads and the one shared rotary key."""
+        m, T = self.m, self.T
+        q = h
+        if m.q_lora_rank:
+            q = e(RMSNorm(name=pre + "q_norm", layer=li, role=f"{ps}.q_norm", rows=T, cols=m.q_lora_rank,
+                          dtype=self.dt), h)
+            q = self.mm(e, pre, f"{ps}.q_up", li, T, self.hq * self.qk, m.q_lora_rank, q)
+        kv = e(RMSNorm(name=pre + "kv_norm", layer=li, role=f"{ps}.kv_norm", rows=T, cols=m.kv_lora_rank,
+                       dtype=self.dt), h)
+        return self.ew(e, pre, f"{ps}.rope", li, "rope", T * self.rope_el, *dict.fromkeys((q, kv)))
 
     def moe_fwd(self, e: _Emit, pre: str, ps: str, li: int, n2: str) -> list[str | None]:
         m, d, g = self.m, self.d, self.g
@@ -334,6 +362,11 @@ class StageGraphs:
     def attention_bwd(self, e: _Emit, pre: str, li: int, h: str | None) -> list[str]:
         """Attention backward; returns the ops producing dQ, dK and dV."""
         b = self.p.microbatch
+        if self.mla:
+            return [e(FlashAttention(name=pre + "attn", layer=li, role="bwd.attn", batch=b, heads=self.hq,
+                                     kv_heads=self.hq, q_len=self.sc, kv_len=self.kv_len,
+                                     head_dim=round(FLASH_BWD_FACTOR * self.qk),
+                                     v_head_dim=round(FLASH_BWD_FACTOR * self.vd), causal=True, dtype=self.dt), h)]
         if self.flash:
             return [e(FlashAttention(name=pre + "attn", layer=li, role="bwd.attn", batch=b, heads=self.hq,
                                      kv_heads=self.kvl, q_len=self.sc, kv_len=self.kv_len,
@@ -354,10 +387,11 @@ class StageGraphs:
         T, Tsp, d = self.T, self.Tsp, self.d
         pre, ps = f"L{li}.recompute.", "recompute"
         h = self.norm(e, pre, f"{ps}.norm_attn", li, Tsp, dy)
-        h = self.mm(e, pre, f"{ps}.k_proj", li, T, self.kvl * self.hd, d, h)
-        if self.m.position_embedding == "rope":
-            h = self.ew(e, pre, f"{ps}.rope", li, "rope", T * (self.hq + self.kvl) * self.hd, h)
-        h = self.mm(e, pre, f"{ps}.out_proj", li, T, d, self.hq * self.hd, h)
+        kv_n = self.m.kv_lora_rank + self.m.qk_rope_head_dim if self.mla else self.kvl * self.hd
+        h = self.mm(e, pre, f"{ps}.k_proj", li, T, kv_n, d, h)
+        if self.m.position_embedding == "rope" or self.mla:
+            h = self.ew(e, pre, f"{ps}.rope", li, "rope", T * self.rope_el, h)
+        h = self.mm(e, pre, f"{ps}.out_proj", li, T, d, self.o_k, h)
         h = self.ew(e, pre, f"{ps}.residual_attn", li, "add", Tsp * d, h)
         h = self.norm(e, pre, f"{ps}.norm_mlp", li, Tsp, h)
         if not self.m.is_moe_layer(li):
@@ -390,17 +424,22 @@ class StageGraphs:
         dr = self.ew(e, pre, "bwd.residual_mlp", li, "add", Tsp * d, h, start)
         # attention block
         h = self.tp_in(e, pre, "attn", li, dr)
-        h = self.linear_bwd(e, pre, li, "out_proj", T, d, self.hq * self.hd, h, wgrads=wg)
+        h = self.linear_bwd(e, pre, li, "out_proj", T, d, self.o_k, h, wgrads=wg)
         if self.p.recompute == "selective" and self.p.selective == "attention":
             h = self.attention_fwd(e, f"L{li}.recompute.", "recompute", li, h)
-        kv = 2 * self.p.microbatch * self.kvl * self.hd * self.B
+        kv = self.p.microbatch * self.kv_tok * self.B
         h = self.coll(e, pre, "cp_allgather_kv", "cp", "allgather", kv * self.sc, self.p.cp, li, h)
         grads = self.attention_bwd(e, pre, li, h)
+        if self.mla:  # back through the decompression of every position's latent
+            grads = [self.linear_bwd(e, pre, li, "kv_up", self.p.microbatch * self.s, self.kv_up_n,
+                                     m.kv_lora_rank, *grads, wgrads=wg)]
         if self.p.cp > 1:
             grads = [self.coll(e, pre, "cp_reducescatter_dkv", "cp", "reducescatter", kv * self.s, self.p.cp, li,
                                *grads)]
-        if m.position_embedding == "rope":
-            grads = [self.ew(e, pre, "bwd.rope", li, "rope", T * (self.hq + self.kvl) * self.hd, *grads)]
+        if m.position_embedding == "rope" or self.mla:
+            grads = [self.ew(e, pre, "bwd.rope", li, "rope", T * self.rope_el, *grads)]
+        if self.mla and m.q_lora_rank:
+            grads = [self.linear_bwd(e, pre, li, "q_up", T, self.hq * self.qk, m.q_lora_rank, *grads, wgrads=wg)]
         x = self.tp_in(e, pre, "attn_wgrad", li, grads[0])
         dx = self.linear_bwd(e, pre, li, "qkv_proj", T, self.qkv_n, d, *grads, x=x, wgrads=wg)
         h = self.tp_out(e, pre, "attn", li, dx)
