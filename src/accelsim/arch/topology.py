@@ -120,16 +120,18 @@ class Topology:
             return [(src, sw), (sw, dst)]
         if self.kind == "fully_connected" or not self.dims:
             return [(src, dst)]
-        node = self.node_of(src)
         cur = list(self.coords(src))
         goal = self.coords(dst)
         path: list[Link] = []
-        for i, d in enumerate(self.dims):
+        here, stride = src, 1
+        for i, d in enumerate(self.dims):  # dimension-ordered: walk each dim in turn
             step, count = self._dim_steps(cur[i], goal[i], d)
             for _ in range(count):
-                here = self.chip_at(node, cur)
-                cur[i] = (cur[i] + step) % d
-                path.append((here, self.chip_at(node, cur)))
+                nxt = (cur[i] + step) % d
+                there = here + (nxt - cur[i]) * stride
+                path.append((here, there))
+                here, cur[i] = there, nxt
+            stride *= d
         return path
 
     def route(self, src: int, dst: int) -> list[Link]:

@@ -120,6 +120,7 @@ def _summary(topo: Topology, steps: tuple[Step, ...]) -> tuple[tuple[_StepCost, 
     out = []
     sent: dict[int, float] = {}
     seen: dict[tuple, tuple] = {}  # steps alike (a ring's steps move the same chunks) profiled once
+    traits: dict = {}
     for st in steps:
         for src, _, frac in st.transfers:
             sent[src] = sent.get(src, 0.0) + frac * st.repeat
@@ -131,14 +132,17 @@ def _summary(topo: Topology, steps: tuple[Step, ...]) -> tuple[tuple[_StepCost, 
         for src, dst, frac in st.transfers:
             hu = ho = 0
             for link in topo.route(src, dst):
-                if topo.link_latency_units(link):
-                    if topo.link_class(link) == SCALE_OUT:
+                kind = traits.get(link)
+                if kind is None:  # (latency units, class) of each link, looked up once
+                    kind = traits[link] = (topo.link_latency_units(link), topo.link_class(link))
+                if kind[0]:
+                    if kind[1] == SCALE_OUT:
                         ho += 1
                     else:
                         hu += 1
                 prof = links.setdefault(link, {})
                 prof[(hu, ho)] = prof.get((hu, ho), 0.0) + frac
-        profiles = {(topo.link_class(link), tuple(sorted((hu, ho, f) for (hu, ho), f in prof.items())))
+        profiles = {(traits[link][1], tuple(sorted((hu, ho, f) for (hu, ho), f in prof.items())))
                     for link, prof in links.items()}
         seen[st.transfers] = tuple(sorted(profiles))
         out.append(_StepCost(st.repeat, seen[st.transfers]))
