@@ -262,3 +262,44 @@ def test_whatif_at_another_tp_degree():
     assert res.exit_code == 0 and "at TP 2" in res.output
     res = CliRunner().invoke(main, ["profile", "whatif", str(CPU), "--system", "dgx-h100", "--tp", "16"])
     assert res.exit_code != 0 and "needs 16 chips" in res.output and "Traceback" not in res.output
+
+
+def test_trace_rows_name_their_kernel_library(tmp_path):
+    """A LayerNorm launched as a Triton kernel and a softmax as an ATen one (Kineto-shaped,
+    written here): their rows carry the library, so each is predicted at its library's rate."""
+    from accelsim.profile.rows import kernel_library, measurement_rows
+    from accelsim.stack.presets import load_kernels
+
+    def op(name, eid, ts, dims):
+        return {"ph": "X", "cat": "cpu_op", "name": name, "pid": 1, "tid": 1, "ts": ts, "dur": 4.0,
+                "args": {"External id": eid, "Input Dims": dims, "Input type": ["float"]}}
+
+    def launch(eid, ts, corr):
+        return {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1, "ts": ts,
+                "dur": 2.0, "args": {"correlation": corr, "External id": eid}}
+
+    def kernel(name, ts, dur, corr):
+        return {"ph": "X", "cat": "kernel", "name": name, "pid": 0, "tid": 7, "ts": ts, "dur": dur,
+                "args": {"correlation": corr, "stream": 7}}
+
+    dims = [[8192, 8192], [8192], [8192], []]
+    ev = [{"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#1", "pid": 1, "tid": 1, "ts": 0, "dur": 2000},
+          op("aten::layer_norm", 1, 10, dims), launch(1, 11, 101),
+          kernel("triton_red_fused_native_layer_norm_0", 20, 400.0, 101),
+          op("aten::_softmax", 2, 30, [[8192, 8192], [], []]), launch(2, 31, 102),
+          kernel("void at::native::(anonymous namespace)::cunn_SoftMaxForward<4, float>", 500, 500.0, 102)]
+    path = tmp_path / "norms.json"
+    path.write_text(json.dumps({"traceEvents": ev}))
+    rows = measurement_rows(load_trace(path), "a100-sxm-80gb", "cuda-native").set_index("kind")
+    assert rows.loc["layernorm", "kernels"] == "triton" and rows.loc["softmax", "kernels"] == "aten"
+    assert kernel_library("sm90_xmma_gemm_bf16") is None
+    from accelsim.correlate.compare import correlate
+
+    res = correlate(rows.reset_index())
+    assert res.overall["predicted"] == 2
+    per = res.per_row.set_index("kind")
+    # both 8192 x 8192 fp32, 256 MiB each way: the ATen softmax is predicted slower by the ratio of
+    # the libraries' fractions (launch costs are < 1 %)
+    ratio = per.loc["softmax", "predicted_time_s"] / per.loc["layernorm", "predicted_time_s"]
+    assert ratio == pytest.approx(load_kernels("triton").reduction_efficiency
+                                  / load_kernels("aten").reduction_efficiency, rel=0.03)

@@ -3,7 +3,9 @@ schema (``shared/data/measurements/SCHEMA.md``), so ``correlate``, ``calibrate``
 work on a trace: GEMMs (m, n, k, batch folded into m for a shared weight), norms and softmax
 (rows, cols), binary elementwise ops (``add``, elements), activations (``gelu`` class,
 elements), copies and collectives (bytes per rank, ranks). Attention, reductions and
-unmatched work have no row kind in the schema and are left out (the profile report lists them)."""
+unmatched work have no row kind in the schema and are left out (the profile report lists them).
+A softmax or norm row of a GPU trace names its kernel library when the kernel's name tells it
+(``kernels`` column: ``triton_...`` kernels are Triton's, ``at::native`` ones ATen's)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,19 @@ from .trace import Trace
 
 ACTIVATIONS = ("silu", "gelu", "relu", "sigmoid", "tanh")
 BINARY = ("add", "sub", "mul", "div")
+REDUCTION_KINDS = ("softmax", "layernorm", "rmsnorm")
+KERNEL_LIBRARIES = (("triton_", "triton"), ("at::native", "aten"))
+"""Kernel-name prefixes / fragments that tell a GPU kernel's library: TorchInductor's and Liger's
+Triton kernels are named ``triton_...``; PyTorch's native CUDA / HIP kernels live in
+``at::native``."""
+
+
+def kernel_library(kernel: str) -> str | None:
+    """The kernel library (``stacks/kernels/`` name) a GPU kernel's name tells, else None."""
+    for fragment, lib in KERNEL_LIBRARIES:
+        if fragment in kernel:
+            return lib
+    return None
 
 
 def _row(name: str, o) -> dict | None:
@@ -52,6 +67,8 @@ def measurement_rows(trace: Trace, system: str, stack: str | None = None) -> pd.
         row = _row(str(r.op or r.name), r.accel_op)
         if row is None or row.get("dtype") not in ("fp32", "bf16", "fp16", "fp8"):
             continue
+        if row["kind"] in REDUCTION_KINDS and trace.kind != "cpu":
+            row["kernels"] = kernel_library(str(r.name))  # softmax / norms run at their library's rate
         rows.append({"id": f"{stem}:{i}:{r.op or r.name}", "system": system, "stack": stack,
                      "measured_time_s": float(r.dur_s), "source": trace.path,
                      "notes": f"{r.name} on {r.lane}", **row})
