@@ -220,15 +220,16 @@ def test_whatif_under_a_compression_recipe():
 def test_tp_reshard_follows_megatron_roles():
     from accelsim.errors import WorkloadError
     from accelsim.profile.tp import reshard
-    from accelsim.workload.ops import Elementwise, FlashAttention, MatMul, RMSNorm
+    from accelsim.workload.ops import Elementwise, FlashAttention, MatMul, RMSNorm, Softmax
 
     T, H, I = 2048, 4096, 14336  # Llama-3-8B shapes, one layer's forward and one weight gradient
     lin = lambda n, k, m=T: MatMul(m=m, n=n, k=k, b_shared=True)  # noqa: E731
     ops = [RMSNorm(rows=T, cols=H), lin(H, H), lin(1024, H), FlashAttention(batch=1, heads=32, kv_heads=8, q_len=T,
            kv_len=T, head_dim=128), lin(H, H), Elementwise(fn="add", elements=T * H), lin(I, H),
-           Elementwise(fn="mul", elements=T * I), lin(H, I), lin(H, T, m=I), None]
+           Elementwise(fn="mul", elements=T * I), lin(H, I), lin(H, T, m=I), None,
+           Softmax(rows=T, cols=128256), Softmax(rows=32 * T, cols=T)]
     new, ar = reshard(ops, tp=4)
-    assert new[0] == ops[0] and new[5] == ops[5] and new[-1] is None     # norm, residual add: whole
+    assert new[0] == ops[0] and new[5] == ops[5] and new[10] is None     # norm, residual add: whole
     assert (new[1].n, new[1].k) == (1024, H)                              # q_proj: column-parallel
     assert new[2].n == 256                                                # k_proj: column-parallel
     assert (new[3].heads, new[3].kv_heads) == (8, 2)                      # attention: by heads
@@ -236,6 +237,8 @@ def test_tp_reshard_follows_megatron_roles():
     assert new[6].n == I // 4 and new[7].elements == T * I // 4           # gate and the SiLU x mul
     assert (new[8].n, new[8].k) == (H, I // 4)                            # down_proj: row-parallel
     assert (new[9].m, new[9].n, new[9].k) == (I // 4, H, T)               # down_proj's weight gradient
+    assert (new[11].rows, new[11].cols) == (T, 128256 // 4)               # the loss: vocab-parallel
+    assert (new[12].rows, new[12].cols) == (8 * T, T)                     # attention probabilities: by heads
     # the two row-parallel GEMMs are followed by an all-reduce of their T x H bf16 output over 4 ranks
     assert [i for i, a in enumerate(ar) if a is not None] == [4, 8]
     assert ar[4].bytes_per_rank == T * H * 2 and ar[4].group == 4 and ar[4].op == "allreduce"

@@ -16,7 +16,8 @@ layer a GEMM belongs to, so the roles come from the shapes:
   is attention or a batched matmul (the output projection), else column-parallel (a query
   projection).
 - Batched matmuls (attention scores) and softmax rows scale with the heads; fused attention
-  splits its heads (KV heads too, kept at least one: replicated when fewer than the degree).
+  splits its heads (KV heads too, kept at least one: replicated when fewer than the degree); a
+  softmax with one row per token (the loss) splits its vocabulary columns instead.
 - Norms stay whole; an elementwise op over ``T`` x ``H`` or ``T`` elements stays whole, any
   other size (MLP intermediate, QKV) is split.
 - A traced collective keeps its bytes and runs over the new group (none at degree 1).
@@ -91,7 +92,10 @@ def reshard(ops: list, tp: int, traced_tp: int = 1, hidden: int | None = None) -
             kv = max(1, int(o.kv_heads * f)) if o.kv_heads * f < 1 else _scale(o.kv_heads, f, "attention KV heads")
             new = dataclasses.replace(o, heads=_scale(o.heads, f, "attention heads"), kv_heads=kv)
         elif isinstance(o, Softmax):
-            new = dataclasses.replace(o, rows=_scale(o.rows, f, "softmax rows (heads)"))
+            if o.rows == T:  # one row per token: the loss over the vocabulary, split vocab-parallel
+                new = dataclasses.replace(o, cols=_scale(o.cols, f, "the vocabulary (softmax columns)"))
+            else:  # attention probabilities: a row per (sequence, head, query)
+                new = dataclasses.replace(o, rows=_scale(o.rows, f, "softmax rows (heads)"))
         elif isinstance(o, Elementwise):
             if o.elements not in (T * H, T, H) and (o.elements * f).denominator == 1:
                 new = dataclasses.replace(o, elements=int(o.elements * f))
