@@ -90,18 +90,11 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     return results
 
 
-def unmodelled_note(cfg: ModelConfig) -> str | None:
-    """The warning for a model whose Hugging Face config declares keys accelsim does not model."""
-    if not cfg.unmodelled:
-        return None
-    return (f"{cfg.name}: its config declares {', '.join(cfg.unmodelled)}, which accelsim does not model; "
-            f"the prediction is of the model without them")
-
-
 def _note_unmodelled(warnings: list[str], cfg: ModelConfig) -> None:
-    note = unmodelled_note(cfg)
-    if note and note not in warnings:
-        warnings.append(note)
+    """Warn when the model's Hugging Face config declares keys accelsim does not model."""
+    if cfg.unmodelled:
+        warnings.append(f"{cfg.name}: its config declares {', '.join(cfg.unmodelled)}, which accelsim does not "
+                        f"model; the prediction is of the model without them")
 
 
 _REALIZED = IdentityCache(32)

@@ -73,11 +73,9 @@ def validate(files):
                 if s.stack:
                     load_stack(s.stack)
             elif "reduction_efficiency" in data:
-                from ..configio import validate as check
-                from ..stack.spec import KernelLibrary
+                from ..stack.presets import load_kernels
 
-                data.setdefault("name", Path(f).stem)
-                lib = check(KernelLibrary, data, f)
+                lib = load_kernels(f)
                 click.echo(f"ok: {f}: kernel library {lib.name} (reductions at {lib.reduction_efficiency:.3g} "
                            f"of the copy rate)")
             elif "collectives" in data or "runtime" in data or "base" in data:

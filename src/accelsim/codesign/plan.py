@@ -31,20 +31,16 @@ random 2,048-token segments of C4, Frantar et al. 2022, arXiv:2210.17323); the m
 (GPTQ's per-layer Hessian inverses, AWQ's scale search) is not priced."""
 
 
-MINITRON_WIDTH = {"hidden_fraction": 0.25, "mlp_fraction": 5 / 14}
-"""Llama-3.1-Minitron-4B-Width: hidden 4096 -> 3072, MLP 14336 -> 9216, heads and layers kept
-(its model card; arXiv:2408.11796)."""
-
-
 def pruned(model: str, method: str = "Minitron-Depth"):
-    """A pruned-and-distilled candidate as accelsim builds it: Minitron's width variant (hidden
-    and MLP widths cut, ``MINITRON_WIDTH``) for a method naming it, else the depth variant (half
-    the layers removed)."""
+    """A pruned-and-distilled candidate as accelsim builds it: Minitron's width variant
+    (``workloads/recipes/minitron-width.yaml``: hidden and MLP widths cut) for a method naming
+    it, else the depth variant (half of ``model``'s layers removed)."""
     from ..compress.recipes import Compression, Pruning
+    from ..configio import data_dir
     from ..workload import load_model
 
     if "width" in method.lower():
-        return Compression(name="minitron-width", prune=Pruning(**MINITRON_WIDTH))
+        return Compression.load(data_dir("workloads") / "recipes" / "minitron-width.yaml")
     return Compression(name="minitron-depth-half", prune=Pruning(layers=load_model(model).num_hidden_layers // 2))
 
 

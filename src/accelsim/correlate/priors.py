@@ -1,8 +1,7 @@
 """Priors from the measurement corpus: each chip's achievable fractions (tensor per dtype, HBM,
 shared level), each kernel library's reduction efficiency and each runtime's per-kernel cost,
-fitted jointly to the
-published kernel rows of ``workloads/measurements/parts/`` (``accelsim priors``). The collective
-libraries are fitted by ``library_fit``.
+fitted jointly to the published kernel rows of ``workloads/measurements/parts/`` (``accelsim
+priors``). The collective libraries are fitted by ``library_fit``.
 
 Deterministic and re-runnable: the same rows give the same values. Next to the in-sample error
 the report gives leave-one-chip-out error: a chip's rows predicted from its nearest sibling's
@@ -18,6 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..stack.spec import REDUCTION_KINDS
 from .schema import KERNEL_KINDS, MeasurementRow
 
 FRACTION_MIN = 0.05
@@ -32,7 +32,6 @@ def mean_ape(e: np.ndarray) -> float:
 
 
 HARDWARE_KINDS = KERNEL_KINDS
-REDUCTION_KINDS = ("softmax", "layernorm", "rmsnorm")
 SIBLINGS = {"a100-sxm4-80gb": "h100-sxm5-80gb", "h100-sxm5-80gb": "h200-sxm-141gb",
             "h200-sxm-141gb": "h100-sxm5-80gb", "mi300x": "h100-sxm5-80gb", "trainium1": "trainium2",
             "trainium2": "trainium1", "inferentia2": "trainium1", "tpu-v5e": "tpu-v5p", "tpu-v5p": "tpu-v5e",
@@ -215,8 +214,7 @@ def _declares_tensor_launch(stack: str) -> bool:
 
 def _groups(names, rows, data) -> list[dict]:
     """Connected groups of (chip, runtime, kernel library): chips measured under a common runtime or
-    kernel library, with their
-    parameter names and row indices, in a fixed order."""
+    kernel library, with their parameter names and row indices, in a fixed order."""
     parent: dict[str, str] = {}
 
     def find(a: str) -> str:
@@ -224,20 +222,22 @@ def _groups(names, rows, data) -> list[dict]:
             a = parent[a]
         return a
 
+    def union(a: str, b: str) -> None:
+        a, b = find(a), find(b)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
     for i in range(len(rows)):
-        a = find("chip:" + data.chip[i])
-        for b in (find("stack:" + (data.stack[i] or "")),) + ((find("kernels:" + data.kernels[i]),)
-                                                              if data.kernels[i] else ()):
-            a = find(a)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
+        union("chip:" + data.chip[i], "stack:" + (data.stack[i] or ""))
+        if data.kernels[i]:
+            union("chip:" + data.chip[i], "kernels:" + data.kernels[i])
     out: dict[str, dict] = {}
     for i in range(len(rows)):
         g = out.setdefault(find("chip:" + data.chip[i]), {"names": set(), "rows": []})
         g["rows"].append(i)
+    node = {"@launch": "stack:", "@tensor": "stack:", "@kernels": "kernels:"}  # what a parameter belongs to
     for c, f in names:
-        key = find({"@launch": "stack:", "@tensor": "stack:", "@kernels": "kernels:"}.get(c, "chip:" + c) + (
-            f if c.startswith("@") else ""))
+        key = find(node[c] + f if c in node else "chip:" + c)
         if key in out:
             out[key]["names"].add((c, f))
     return [out[k] for k in sorted(out)]

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..stack.spec import REDUCTION_KINDS
 from ..workload.ops import Collective, Elementwise, LayerNorm, MatMul, RMSNorm, Softmax
 from .match import match_work
 from .trace import Trace
 
 ACTIVATIONS = ("silu", "gelu", "relu", "sigmoid", "tanh")
 BINARY = ("add", "sub", "mul", "div")
-REDUCTION_KINDS = ("softmax", "layernorm", "rmsnorm")
 KERNEL_LIBRARIES = (("triton_", "triton"), ("at::native", "aten"))
 """Kernel-name prefixes / fragments that tell a GPU kernel's library: TorchInductor's and Liger's
 Triton kernels are named ``triton_...``; PyTorch's native CUDA / HIP kernels live in

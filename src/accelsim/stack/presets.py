@@ -129,19 +129,22 @@ def list_kernels() -> list[str]:
     return yaml_names(kernels_dir())
 
 
-def load_kernels(name: str) -> KernelLibrary:
-    """A validated kernel library by name (``stacks/kernels/NAME.yaml``); an unknown name
-    names the known ones."""
-    if name not in list_kernels():
-        raise ConfigError(f"unknown kernel library {name!r}; known: {', '.join(list_kernels())}")
-    path = kernels_dir() / f"{name}.yaml"
-    hit = _KERNELS.get(name)
+def load_kernels(name_or_path: str | Path) -> KernelLibrary:
+    """A validated kernel library by name (``stacks/kernels/NAME.yaml``) or from a YAML file; an
+    unknown name names the known ones, a bad file its field."""
+    if Path(name_or_path).suffix in (".yaml", ".yml"):
+        path = Path(name_or_path)
+    elif name_or_path in list_kernels():
+        path = kernels_dir() / f"{name_or_path}.yaml"
+    else:
+        raise ConfigError(f"unknown kernel library {name_or_path!r}; known: {', '.join(list_kernels())}")
+    hit = _KERNELS.get(path)
     if hit is not None and hit[1] == mtime_ns(path):
         return hit[0]
     data = load_yaml(path)
-    data.setdefault("name", name)
+    data.setdefault("name", path.stem)
     lib = validate(KernelLibrary, data, str(path))
-    _KERNELS[name] = (lib, mtime_ns(path))
+    _KERNELS[path] = (lib, mtime_ns(path))
     return lib
 
 
@@ -169,8 +172,8 @@ def _rewrite(path: Path, update) -> Path:
     return path
 
 
-_KERNELS: dict[str, tuple[KernelLibrary, int]] = {}
-"""name -> (kernel library, modification time of its file)."""
+_KERNELS: dict[Path, tuple[KernelLibrary, int]] = {}
+"""file -> (kernel library, its modification time)."""
 _CACHE: dict[tuple, tuple[Stack, tuple[tuple[Path, int], ...]]] = {}
 """(cwd, name or path, overrides) -> (stack, modification time of every file it was read from): an edited
 stack or base file reloads, an unchanged one costs a stat per file."""

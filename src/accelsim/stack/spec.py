@@ -165,6 +165,10 @@ class AttentionKernel(_Spec):
     keep 1."""
 
 
+REDUCTION_KINDS = ("softmax", "layernorm", "rmsnorm")
+"""Kernel kinds (measurement-schema names) that run at their kernel library's reduction rate."""
+
+
 class KernelLibrary(_Spec):
     """The library whose vector kernels (softmax, norms, elementwise) a stack runs: how close its
     row-wise reductions come to the streaming rate a copy reaches on the same chip. One row per
@@ -209,4 +213,4 @@ class Stack(_Spec):
     """Citation of every numeric field, keyed by its dotted path."""
 
 
-__all__ = ["AttentionKernel", "KernelLibrary", "Protocol", "CollectiveLibrary", "Runtime", "ServingEngine", "Stack", "TrainingFramework"]
+__all__ = ["AttentionKernel", "KernelLibrary", "REDUCTION_KINDS", "Protocol", "CollectiveLibrary", "Runtime", "ServingEngine", "Stack", "TrainingFramework"]

@@ -233,10 +233,8 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
     T = batch * q_len
     d, hd = m.hidden_size, m.head_dim
     hq, kvl = m.num_attention_heads // tp, m.kv_heads_per_chip(tp)
-    qkv_n = (hq + 2 * kvl) * hd
+    qkv_n = m.qkv_width(tp)
     o_width = m.v_head_dim if m.is_mla else hd
-    if m.is_mla:
-        qkv_n = hq * (m.qk_nope_head_dim + m.qk_rope_head_dim) + m.kv_lora_rank + m.qk_rope_head_dim
     g = 2 if m.gated_mlp else 1
     f = m.intermediate_size // tp
     act = (m.activation + "_mul") if m.gated_mlp else m.activation
@@ -278,7 +276,7 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
         p = f"L{li}."
         h = e(Norm(name=p + "norm_attn", layer=li, role="norm_attn", rows=T, cols=d, dtype=dt), x)
         if m.is_mla:
-            h = _mla_attention(e, m, p, li, h, batch, q_len, kv_len, hq, dt, decoder, causal)
+            h = _mla_attention(e, m, p, li, h, batch, q_len, kv_len, hq, qkv_n, dt, decoder, causal)
         else:
             h = _attention(e, m, p, li, h, batch, q_len, kv_len, hq, kvl, qkv_n, dt, decoder, causal, flash, rope)
         h = e(MatMul(name=p + "out_proj", layer=li, role="out_proj", m=T, n=d, k=hq * o_width, b_shared=True, **mm), h)
@@ -372,7 +370,7 @@ def _attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len: in
 
 
 def _mla_attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len: int, kv_len: int, hq: int,
-                   dt: str, decoder: bool, causal: bool) -> str:
+                   qkv_n: int, dt: str, decoder: bool, causal: bool) -> str:
     """Multi-head latent attention (DeepSeek-V2/V3) of one layer, as inference engines run it.
     The query projection (through ``q_lora_rank`` when the model compresses queries) is fused
     with the K/V down-projection to the latent and the shared rotary key (replicated over TP);
@@ -386,14 +384,10 @@ def _mla_attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len
     r, rope, nope, vd = m.kv_lora_rank, m.qk_rope_head_dim, m.qk_nope_head_dim, m.v_head_dim
     qk = nope + rope
     mm = dict(dtype_a=dt, dtype_b=dt, dtype_out=dt)
+    h = q = e(MatMul(name=p + "qkv_proj", layer=li, role="qkv_proj", m=T, n=qkv_n, k=d, b_shared=True, **mm), h)
     if m.q_lora_rank:
-        h = e(MatMul(name=p + "qkv_proj", layer=li, role="qkv_proj", m=T, n=m.q_lora_rank + r + rope, k=d,
-                     b_shared=True, **mm), h)
         qn = e(RMSNorm(name=p + "q_norm", layer=li, role="q_norm", rows=T, cols=m.q_lora_rank, dtype=dt), h)
         q = e(MatMul(name=p + "q_up", layer=li, role="q_up", m=T, n=hq * qk, k=m.q_lora_rank, b_shared=True, **mm), qn)
-    else:
-        h = q = e(MatMul(name=p + "qkv_proj", layer=li, role="qkv_proj", m=T, n=hq * qk + r + rope, k=d,
-                         b_shared=True, **mm), h)
     kv = e(RMSNorm(name=p + "kv_norm", layer=li, role="kv_norm", rows=T, cols=r, dtype=dt), h)
     rot = e(Elementwise(name=p + "rope", layer=li, role="rope", fn="rope", elements=T * (hq + 1) * rope, dtype=dt),
             *dict.fromkeys((q, h)))

@@ -186,16 +186,35 @@ class ModelConfig(StrictModel):
         """Multi-head latent attention (``kv_lora_rank`` > 0)."""
         return self.kv_lora_rank > 0
 
-    def _mla_params(self, tp: int) -> int:
-        """One layer's attention weights on one chip under MLA: the query path (down-projection
-        and its norm, replicated, then the per-head up-projection; or one projection), the K/V
-        down-projection to the latent and the shared rotary key and its norm (replicated), the
-        latent's up-projection to per-head keys and values, the output projection."""
-        d, h = self.hidden_size, self.num_attention_heads // tp
-        qk, r = self.qk_nope_head_dim + self.qk_rope_head_dim, self.kv_lora_rank
-        q = (d * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * h * qk) if self.q_lora_rank else d * h * qk
-        kv = d * (r + self.qk_rope_head_dim) + r + r * h * (self.qk_nope_head_dim + self.v_head_dim)
-        return q + kv + h * self.v_head_dim * d
+    def qkv_width(self, tp: int = 1) -> int:
+        """Output width of a layer's fused input projection on one of ``tp`` chips: q, k and v
+        of the heads it holds; under MLA the query (or its compressed form, ``q_lora_rank``)
+        with the K/V latent and the shared rotary key (replicated)."""
+        if self.is_mla:
+            q = self.q_lora_rank or self.num_attention_heads // tp * (self.qk_nope_head_dim + self.qk_rope_head_dim)
+            return q + self.kv_lora_rank + self.qk_rope_head_dim
+        return (self.num_attention_heads // tp + 2 * self.kv_heads_per_chip(tp)) * self.head_dim
+
+    def attention_params(self, tp: int = 1) -> int:
+        """One layer's attention weights (and biases) on one of ``tp`` chips. Standard: q and the
+        output projection split by ``tp``, k and v by KV head (replicated when fewer than ``tp``).
+        MLA: the query path (down-projection and its norm, replicated, then the per-head
+        up-projection; or one projection), the K/V down-projection to the latent and the shared
+        rotary key and its norm (replicated), the latent's up-projection to per-head keys and
+        values, the output projection."""
+        d = self.hidden_size
+        if self.is_mla:
+            h = self.num_attention_heads // tp
+            qk, r = self.qk_nope_head_dim + self.qk_rope_head_dim, self.kv_lora_rank
+            q = (d * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * h * qk) if self.q_lora_rank else d * h * qk
+            kv = d * (r + self.qk_rope_head_dim) + r + r * h * (self.qk_nope_head_dim + self.v_head_dim)
+            return q + kv + h * self.v_head_dim * d
+        hq = self.q_width // tp
+        hkv = self.kv_heads_per_chip(tp) * self.head_dim
+        attn = d * hq + 2 * d * hkv + hq * d
+        if self.attention_bias or self.qkv_bias:
+            attn += hq + 2 * hkv + (d if self.attention_bias else 0)
+        return attn
 
     @property
     def q_width(self) -> int:
@@ -222,18 +241,11 @@ class ModelConfig(StrictModel):
         MLP widths (``build`` checks)."""
         if self.family == "cnn":
             return _cnn_params(self) if tp == 1 else {}
-        d, hd = self.hidden_size, self.head_dim
-        hq = self.q_width // tp
-        hkv = self.kv_heads_per_chip(tp) * hd
+        d = self.hidden_size
         g = 3 if self.gated_mlp else 2
         out: dict[str, int] = {}
         L = self.num_hidden_layers
-        attn = d * hq + 2 * d * hkv + hq * d
-        if self.attention_bias or self.qkv_bias:
-            attn += hq + 2 * hkv + (d if self.attention_bias else 0)
-        if self.is_mla:
-            attn = self._mla_params(tp)
-        out["attention"] = L * attn
+        out["attention"] = L * self.attention_params(tp)
         out["norms"] = L * 2 * self._norm_params() + self._norm_params()
         n_moe = L - self.first_dense_layers if self.is_moe else 0
         f = self.intermediate_size // tp

@@ -299,15 +299,9 @@ def layer_params(m: ModelConfig, layer: int, plan: ParallelPlan) -> tuple[int, i
     Routed experts: ``E * width / tp`` with ``ep == 1``, ``E / ep`` whole experts otherwise.
     Agrees with ``ModelConfig.param_breakdown(tp)`` when ``pp == ep == 1``."""
     t = plan.tp_chips
-    d, hd = m.hidden_size, m.head_dim
-    hq = m.q_width // t
-    hkv = m.kv_heads_per_chip(t) * hd
+    d = m.hidden_size
     g = 3 if m.gated_mlp else 2
-    dense = d * hq + 2 * d * hkv + hq * d + 2 * m._norm_params()
-    if m.attention_bias or m.qkv_bias:
-        dense += hq + 2 * hkv + (d if m.attention_bias else 0)
-    if m.is_mla:
-        dense = m._mla_params(t) + 2 * m._norm_params()
+    dense = m.attention_params(t) + 2 * m._norm_params()
     expert = 0
     if m.is_moe_layer(layer):
         fm = m.moe_intermediate_size

@@ -106,7 +106,7 @@ class StageGraphs:
         self.Tsp = self.T // t if self.sp else self.T
         self.d, self.hd = m.hidden_size, m.head_dim
         self.hq, self.kvl = m.num_attention_heads // t, m.kv_heads_per_chip(t)
-        self.qkv_n = (self.hq + 2 * self.kvl) * self.hd
+        self.qkv_n = m.qkv_width(t)
         self.o_k = self.hq * self.hd  # the output projection's contraction
         self.rope_el = (self.hq + self.kvl) * self.hd  # elements RoPE rotates per token
         self.kv_tok = 2 * self.kvl * self.hd  # K/V elements per token a CP rank gathers
@@ -114,7 +114,6 @@ class StageGraphs:
         if self.mla:  # multi-head latent attention: see build._mla_attention
             r, rope = m.kv_lora_rank, m.qk_rope_head_dim
             self.qk, self.vd = m.qk_nope_head_dim + rope, m.v_head_dim
-            self.qkv_n = (m.q_lora_rank or self.hq * self.qk) + r + rope  # queries fused with the latent
             self.o_k = self.hq * self.vd
             self.rope_el = (self.hq + 1) * rope
             self.kv_tok = r + rope
