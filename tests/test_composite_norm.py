@@ -36,15 +36,36 @@ def test_composite_prediction_is_the_eight_kernels():
     fused = pr.predict(rows_of(validate_frame(_row(kernels="aten")))[0]).time_s
     comp = pr.predict(rows_of(validate_frame(_row(op="composite", kernels="aten")))[0]).time_s
     # large rows are bandwidth-bound: fused 4 B/element at the reduction rate; composite 36 B,
-    # of which the row mean's 4 B read at ATen's reduction rate and 32 B at the elementwise rate, so
-    # the ratio is (32 x reduction_efficiency + 4) / 4 (launch costs are ~1 %)
+    # of which the row mean's 4 B read at ATen's reduction rate, the two broadcast products' 12 B
+    # (scale 4+4, weight 2+2) at ATen's broadcast rate and 20 B at the elementwise rate, so the
+    # ratio is (20 red + 12 red / broadcast + 4) / 4 (launch costs are ~1 %)
     from accelsim.arch import load_system
 
     from accelsim.stack.presets import load_kernels
 
     red = load_system("a100-sxm-80gb").chip.achievable.reduction_efficiency * load_kernels("aten").reduction_efficiency
-    assert red < 0.9  # the ratio below then tells the reduction's rate from the elementwise one
-    assert comp / fused == pytest.approx((32 * red + 4) / 4, rel=0.03)
+    bc = load_kernels("aten").broadcast_efficiency
+    assert red < 0.9 and bc < 0.9  # the ratio below then tells the three rates apart
+    assert comp / fused == pytest.approx((20 * red + 12 * red / bc + 4) / 4, rel=0.03)
+
+
+def test_broadcast_products_run_at_the_library_broadcast_rate():
+    from accelsim.arch import load_system
+    from accelsim.cost.op_cost import ChipModel, op_cost
+    from accelsim.stack import load_stack
+    from accelsim.stack.presets import load_kernels
+    from accelsim.stack.realize import realize
+    from accelsim.workload.ops import Elementwise
+
+    plain = Elementwise(fn="copy", elements=1 << 26, dtype="fp32")
+    bcast = Elementwise(fn="copy", elements=1 << 26, dtype="fp32", broadcast=True)
+    s = load_system("a100-sxm-80gb")
+    for stack, frac in (("cuda-eager", load_kernels("aten").broadcast_efficiency), ("cuda-graphs", 1.0)):
+        cm = ChipModel(realize(s, load_stack(stack)))
+        assert op_cost(cm, bcast).memory_s / op_cost(cm, plain).memory_s == pytest.approx(1 / frac)
+    # the unfused norm's scale and weight products are the broadcast ones
+    assert [o.name for o in composite_rmsnorm(8, 8, "bf16") if getattr(o, "broadcast", False)] == [
+        "rmsnorm.scale", "rmsnorm.weight"]
 
 
 def test_composite_is_an_rmsnorm_row_only():

@@ -204,6 +204,10 @@ class Calibration(Spec):
     FlashAttention-3 (warpgroup MMA, softmax overlapped) about four fifths. Set by the stack's
     ``attention`` block in realistic mode (neither a hardware field nor a fitted overhead: 1
     otherwise)."""
+    broadcast_efficiency: float = Field(1.0, gt=0, le=1)
+    """Further fraction of the HBM rate that elementwise kernels with a broadcast operand reach
+    (``Elementwise.broadcast``). Set from the stack's kernel library in realistic mode (1
+    otherwise)."""
     stack: str | None = None
     """The software stack the overhead fields (``STACK_FIELDS``) were fitted under, as
     ``accelsim calibrate`` records it. In realistic mode under another stack they are dropped

@@ -38,15 +38,16 @@ def dropped_stack_costs(system: SystemSpec, stack: Stack | None) -> str | None:
 def _runtime(base: Calibration, stack: Stack, chip: str = "") -> Calibration:
     """``base`` plus the stack runtime's per-kernel and per-collective host costs (a
     program-dispatch runtime pays per call instead), its attention kernels' efficiency on
-    ``chip`` and its kernel library's reduction efficiency."""
+    ``chip`` and its kernel library's reduction and broadcast efficiencies."""
     att = stack.attention.efficiency.get(chip) if stack.attention is not None else None
     if att is not None:
         base = base.model_copy(update={"attention_efficiency": att})
     if stack.kernels is not None:
         from .presets import load_kernels
 
-        red = base.reduction_efficiency * load_kernels(stack.kernels).reduction_efficiency
-        base = base.model_copy(update={"reduction_efficiency": red})
+        lib = load_kernels(stack.kernels)
+        base = base.model_copy(update={"reduction_efficiency": base.reduction_efficiency * lib.reduction_efficiency,
+                                       "broadcast_efficiency": lib.broadcast_efficiency})
     if stack.runtime.dispatch != "kernel":
         return base
     rt = stack.runtime

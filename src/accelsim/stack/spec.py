@@ -184,6 +184,11 @@ class KernelLibrary(_Spec):
     reduction_efficiency: float = Field(1.0, gt=0, le=1)
     """Fraction of the chip's achievable HBM rate (``hbm_efficiency``: what a copy reaches) that
     this library's row-wise reduction kernels (softmax, LayerNorm, RMSNorm, a row mean) reach."""
+    broadcast_efficiency: float = Field(1.0, gt=0, le=1)
+    """Fraction of the copy rate that this library's elementwise kernels reach when an operand is
+    broadcast (a [rows, 1] or [cols] tensor against a [rows, cols] one, as an unfused RMSNorm's
+    scale and weight products are): ATen runs a non-contiguous elementwise op through its
+    unvectorized, offset-computing loop instead of the vectorized one."""
     sources: dict[str, str] = {}
     """Citation of every numeric field, keyed by its name."""
 

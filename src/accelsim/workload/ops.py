@@ -237,6 +237,9 @@ class Elementwise(Op):
     """Element type written (a cast: fp32 -> bf16); None: ``dtype``."""
     out_elements: int | None = None
     """Elements written when fewer than read (a reduction: one per row); None: ``elements``."""
+    broadcast: bool = False
+    """One operand is broadcast against the others (a per-row or per-column vector): eager
+    libraries run it off their vectorized path (``KernelLibrary.broadcast_efficiency``)."""
     kind: ClassVar[str] = "elementwise"
 
     def __post_init__(self) -> None:
@@ -259,7 +262,8 @@ def composite_rmsnorm(rows: int, cols: int, dtype: str, name: str = "rmsnorm") -
     """RMSNorm as PyTorch eager runs a reference module written op by op (Hugging Face's
     ``LlamaRMSNorm``): upcast to fp32, square, row mean, add eps, rsqrt, scale, downcast,
     multiply by the weight; eight kernels, each reading and writing HBM (36 bytes per bf16
-    element where a fused kernel moves 4)."""
+    element where a fused kernel moves 4). The scale (by the per-row rsqrt) and the weight
+    product have a broadcast operand."""
     n = rows * cols
     f32 = "fp32"
     return [Elementwise(name=f"{name}.upcast", role=name, fn="copy", elements=n, dtype=dtype, dtype_out=f32),
@@ -267,9 +271,10 @@ def composite_rmsnorm(rows: int, cols: int, dtype: str, name: str = "rmsnorm") -
             Elementwise(name=f"{name}.mean", role=name, fn="sum", elements=n, dtype=f32, out_elements=rows),
             Elementwise(name=f"{name}.eps", role=name, fn="add", elements=rows, dtype=f32),
             Elementwise(name=f"{name}.rsqrt", role=name, fn="rsqrt", elements=rows, dtype=f32),
-            Elementwise(name=f"{name}.scale", role=name, fn="copy", elements=n, dtype=f32),
+            Elementwise(name=f"{name}.scale", role=name, fn="copy", elements=n, dtype=f32,
+                        broadcast=True),
             Elementwise(name=f"{name}.downcast", role=name, fn="copy", elements=n, dtype=f32, dtype_out=dtype),
-            Elementwise(name=f"{name}.weight", role=name, fn="copy", elements=n, dtype=dtype)]
+            Elementwise(name=f"{name}.weight", role=name, fn="copy", elements=n, dtype=dtype, broadcast=True)]
 
 
 @dataclass(frozen=True, slots=True)
