@@ -196,6 +196,24 @@ def test_rows_run_under_their_stack():
     assert real["b"] == pytest.approx(collective_cost(s, "allreduce", 8, 8, library=rccl).time_s + host)
 
 
+def test_an_in_switch_reduction_pays_its_own_step_latency():
+    """dgx-h100 (NVSwitch with NVLink SHARP, 18 x 25 GB/s = 450 GB/s per GPU and direction): an
+    in-switch all-reduce is one step, T = call + step + n / (B f_switch); its step is the
+    library's in_switch_step_latency_s where set (NVLS: the switch's multicast round trips),
+    the bulk protocol's otherwise. A ring keeps the protocols' steps."""
+    s = load_system("dgx-h100")
+    B, n = 450e9, 256 * MiB
+    base = lib(algorithms=("in_switch", "ring")).model_copy(update={"in_switch_bandwidth_fraction": 0.9})
+    r = collective_cost(s, "allreduce", n, 8, library=base)
+    assert r.algorithm == "in_switch"
+    assert r.time_s == pytest.approx(10e-6 + 5e-6 + n / (B * 0.9), rel=1e-9)      # Simple's 5 us step
+    own = base.model_copy(update={"in_switch_step_latency_s": 30e-6})
+    assert collective_cost(s, "allreduce", n, 8, library=own).time_s == pytest.approx(
+        10e-6 + 30e-6 + n / (B * 0.9), rel=1e-9)
+    ring = collective_cost(s, "allreduce", n, 8, algorithm="ring", library=own)
+    assert ring.time_s == pytest.approx(10e-6 + 14 * (5e-6 + n / (8 * B * 0.8)), rel=1e-9)
+
+
 def test_the_prior_fit_recovers_a_known_library():
     """Rows made from NCCL's protocols with values set by hand (call 20 us, LL step 2 us, LL128
     step 30 us so it never wins, Simple step 6 us, 75 % of the link) over 8 B .. 8 GiB on
@@ -214,10 +232,11 @@ def test_the_prior_fit_recovers_a_known_library():
     fit = fit_library(rows, "cuda-native", holdout=False)
     assert fit.mape < 0.02
     assert fit.values["call_latency_s"] + 14 * fit.values["protocols.LL.step_latency_s"] == pytest.approx(48e-6, rel=0.02)
+    assert "protocols.LL.base_latency_s" not in fit.values  # one constant with the call's latency: not fitted
     fitted = load_stack("cuda-native").collectives.model_copy(update={  # what the rows determine:
         "call_latency_s": fit.values["call_latency_s"], "bandwidth_fraction": fit.values["bandwidth_fraction"],
-        "protocols": tuple(p.model_copy(update={"step_latency_s": fit.values[f"protocols.{p.name}.step_latency_s"]})
-                           for p in nccl.protocols)})
+        "protocols": tuple(p.model_copy(update={a: fit.values.get(f"protocols.{p.name}.{a}", getattr(p, a))
+                                                for a in ("step_latency_s", "base_latency_s")}) for p in nccl.protocols)})
     big = collective_cost(s, "allreduce", 4 * GiB, 8, library=fitted).busbw_Bps   # the bandwidth plateau
     assert big == pytest.approx(300e9 * 0.75, rel=0.02)                  # ring busbw = B x fraction
     assert "in_switch_bandwidth_fraction" not in fit.determined            # no switch reduction on A100

@@ -230,6 +230,9 @@ HARDWARE_FIELDS = ("tensor_efficiency", "tensor_dtype_efficiency", "vector_effic
 STACK_FIELDS = ("launch_overhead_s", "tensor_launch_overhead_s", "vector_launch_overhead_s", "collective_overhead_s")
 """Calibration fields that describe the software path: they hold only under the stack they
 were fitted under (``Calibration.stack``)."""
+STACK_SET_FIELDS = ("attention_efficiency", "broadcast_efficiency")
+"""Calibration fields that realistic mode sets from the stack's kernels (its attention kernels,
+its kernel library): neither fitted by ``accelsim calibrate`` nor written to a calibration file."""
 
 
 class Energy(Spec):

@@ -8,14 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..arch.spec import Calibration
+from ..arch.spec import STACK_SET_FIELDS, Calibration
 from ..errors import ConfigError
 
 
 def calibration_fields() -> tuple[str, ...]:
     """Names of the scalar calibration fields (``arch.spec.Calibration``) that ``calibrate``
-    fits (the per-dtype tensor table is set by ``accelsim priors`` or by hand)."""
-    return tuple(f for f in Calibration.model_fields if f not in ("tensor_dtype_efficiency", "stack"))
+    fits (the per-dtype tensor table is set by ``accelsim priors`` or by hand; the fields the
+    stack's kernels set, ``STACK_SET_FIELDS``, by realistic mode)."""
+    return tuple(f for f in Calibration.model_fields
+                 if f not in ("tensor_dtype_efficiency", "stack") + STACK_SET_FIELDS)
 
 
 def flat_calibration(cal: Calibration, fields: Iterable[str] | None = None) -> dict[str, Any]:

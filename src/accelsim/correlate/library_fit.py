@@ -5,8 +5,12 @@ Deterministic and re-runnable: the same rows give the same values. For each coll
 (a stack without ``base:``, shared by the stacks that extend it) the rows fitted are the
 collective rows whose stack (the row's ``stack`` column, else the system preset's default)
 resolves to that library. The fit is robust least squares (soft-L1) on log(predicted /
-measured) over: ``call_latency_s``, each protocol's ``step_latency_s``, ``bandwidth_fraction``,
-``in_switch_bandwidth_fraction``, ``scale_out_step_latency_s`` and
+measured) over: ``call_latency_s``, each protocol's ``step_latency_s``, the bulk protocol's
+``base_latency_s`` (its pipeline's fixed cost; a small protocol's is one constant with the call's
+latency, and a program-dispatch runtime's with its program cost, so those stay as written),
+``bandwidth_fraction``,
+``in_switch_bandwidth_fraction``, ``in_switch_step_latency_s`` (libraries with in-switch
+reductions), ``scale_out_step_latency_s`` and
 ``scale_out_bandwidth_fraction``. Protocol bandwidth fractions are facts of the protocol (LL
 half the rate, LL128 120/128) and stay fixed. A field no row constrains (e.g. the in-switch
 fraction of a library whose rows never run on a switch with in-network reduction) keeps its
@@ -81,9 +85,13 @@ class _Lib:
 
 
 def _fields(lib: _Lib) -> list[str]:
+    switch = not lib.lib.algorithms or "in_switch" in lib.lib.algorithms
     return ((["bandwidth_fraction"] if lib.program else ["call_latency_s", "bandwidth_fraction"])
             + ["in_switch_bandwidth_fraction", "scale_out_step_latency_s", "scale_out_bandwidth_fraction"]
+            + (["in_switch_step_latency_s"] if switch else [])
             + [f"protocols.{p.name}.step_latency_s" for p in lib.lib.protocols]
+            + ([] if lib.program else [f"protocols.{max(lib.lib.protocols, key=lambda p: p.bandwidth_fraction).name}"
+                                       ".base_latency_s"])
             + ([PROGRAM if lib.program else HOST] if lib.fit_host else []))
 
 
@@ -93,13 +101,15 @@ def _get(lib: _Lib, f: str) -> float:
     if f.startswith("protocols."):
         _, name, attr = f.split(".")
         return float(getattr(next(p for p in lib.lib.protocols if p.name == name), attr))
+    if f == "in_switch_step_latency_s" and lib.lib.in_switch_step_latency_s is None:
+        return max(lib.lib.protocols, key=lambda p: p.bandwidth_fraction).step_latency_s  # the bulk protocol's
     return float(getattr(lib.lib, f))
 
 
 def _with(lib: _Lib, values: dict[str, float]) -> _Lib:
     top = {f: v for f, v in values.items() if not f.startswith("protocols.") and f not in (HOST, PROGRAM)}
-    protos = tuple(p.model_copy(update={"step_latency_s": values.get(f"protocols.{p.name}.step_latency_s",
-                                                                      p.step_latency_s)}) for p in lib.lib.protocols)
+    protos = tuple(p.model_copy(update={a: values.get(f"protocols.{p.name}.{a}", getattr(p, a))
+                                        for a in ("step_latency_s", "base_latency_s")}) for p in lib.lib.protocols)
     host = values.get(PROGRAM if lib.program else HOST, lib.host)
     return _Lib(lib.lib.model_copy(update={**top, "protocols": protos}), host, lib.fit_host, lib.program)
 

@@ -162,6 +162,7 @@ class _Proto:
     bw_fraction: float
     step_latency_s: float
     max_bytes: float
+    base_latency_s: float = 0.0
 
 
 IDEAL = (_Proto("", 1.0, 0.0, math.inf),)
@@ -185,6 +186,7 @@ class _Net:
     algorithms: tuple[str, ...] = ()
     p2p_protocols: tuple[str, ...] = ()
     p2p_ll_max: float = math.inf
+    in_switch_latency_s: float | None = None
 
 
 def _net(system: SystemSpec, library: CollectiveLibrary | None = None) -> _Net:
@@ -196,7 +198,8 @@ def _net(system: SystemSpec, library: CollectiveLibrary | None = None) -> _Net:
                             f"known: {', '.join(ALGORITHMS)}")
     up, out = (library.bandwidth_fraction, library.scale_out_bandwidth_fraction) if library else (1.0, 1.0)
     protos = IDEAL if library is None else tuple(
-        _Proto(p.name, p.bandwidth_fraction, p.step_latency_s, math.inf if p.max_bytes is None else p.max_bytes)
+        _Proto(p.name, p.bandwidth_fraction, p.step_latency_s, math.inf if p.max_bytes is None else p.max_bytes,
+               p.base_latency_s)
         for p in library.protocols)
     return _Net(topology(system),
                 ic.link_bandwidth_Bps * ic.links_per_neighbour * eff * up if ic is not None else math.inf,
@@ -207,7 +210,8 @@ def _net(system: SystemSpec, library: CollectiveLibrary | None = None) -> _Net:
                 library.in_switch_bandwidth_fraction / up if library else 1.0,
                 tuple(library.algorithms) if library else (),
                 tuple(library.p2p_protocols) if library else (),
-                float(library.p2p_ll_max_bytes) if library and library.p2p_ll_max_bytes else math.inf)
+                float(library.p2p_ll_max_bytes) if library and library.p2p_ll_max_bytes else math.inf,
+                library.in_switch_step_latency_s if library else None)
 
 
 @lru_cache(maxsize=1024)
@@ -244,15 +248,16 @@ def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: f
     step ends when its last link drains: a link whose bytes W_j arrive after latencies e_j
     (route latency up to and including the link) finishes at max_k (e_k + sum_{e_j >= e_k} W_j /
     bandwidth); every step also pays the protocol's step latency (the library's scale-out step
-    latency when it crosses the scale-out network). Data moves at the protocol's fraction of
-    the link rate; an in-switch reduction at the library's in-switch fraction instead."""
+    latency when it crosses the scale-out network; an in-switch reduction's step, the library's
+    in-switch step latency where it sets one). Data moves at the protocol's fraction of the link
+    rate; an in-switch reduction at the library's in-switch fraction instead."""
     if kind == "broadcast" and algorithm == "ring":
         bw, lat, sent = _pipeline(net, group, n)
-        return bw / proto.bw_fraction, lat + (2 * len(group) - 2) * proto.step_latency_s, sent
+        return bw / proto.bw_fraction, lat + (2 * len(group) - 2) * proto.step_latency_s + proto.base_latency_s, sent
     costs, sent = _flat_summary(net.topo, kind, algorithm, group)
     frac = net.in_switch_fraction if algorithm == "in_switch" else proto.bw_fraction
     bws = (net.bw_up * frac, net.bw_out * frac)
-    bw = lat = 0.0
+    bw, lat = 0.0, proto.base_latency_s
     for c in costs:
         best = (0.0, 0.0)
         crosses = False
@@ -263,7 +268,10 @@ def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: f
                 t = (e, sum(f for e2, f in arr if e2 >= e) * n / bws[cls])
                 if t[0] + t[1] > best[0] + best[1]:
                     best = t
-        step = max(proto.step_latency_s, net.step_latency_out_s) if crosses else proto.step_latency_s
+        own = proto.step_latency_s
+        if algorithm == "in_switch" and net.in_switch_latency_s is not None:
+            own = net.in_switch_latency_s
+        step = max(own, net.step_latency_out_s) if crosses else own
         lat += c.repeat * (best[0] + step)
         bw += c.repeat * best[1]
     return bw, lat, sent * n
@@ -444,7 +452,7 @@ class LinkTerms:
     step_latency_out_s: float
     """The same in a step that crosses the scale-out network."""
     call_latency_s: float
-    """The library's per-call latency (0 without one)."""
+    """The library's per-call latency and its protocol's base latency (0 without one)."""
 
 
 def link_terms(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int, algorithm: str | None = None,
@@ -459,8 +467,11 @@ def link_terms(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
         name, proto_name = c[3], c[6]
         proto = next((x for x in net.protocols if x.name == proto_name.split("/")[0]), proto)
         frac = net.in_switch_fraction if name == "in_switch" else proto.bw_fraction
-    return LinkTerms(name, {SCALE_UP: net.bw_up * frac, SCALE_OUT: net.bw_out * frac}, proto.step_latency_s,
-                     max(proto.step_latency_s, net.step_latency_out_s), library.call_latency_s if library else 0.0)
+    step = net.in_switch_latency_s if name == "in_switch" and net.in_switch_latency_s is not None \
+        else proto.step_latency_s
+    return LinkTerms(name, {SCALE_UP: net.bw_up * frac, SCALE_OUT: net.bw_out * frac}, step,
+                     max(step, net.step_latency_out_s),
+                     library.call_latency_s + proto.base_latency_s if library else 0.0)
 
 
 def collective_plan(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,

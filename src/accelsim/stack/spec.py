@@ -40,6 +40,11 @@ class Protocol(_Spec):
     flag per 4 bytes of data; LL128: 120/128, one 8-byte flag per 128-byte line; Simple: 1)."""
     step_latency_s: Seconds = Field(ge=0)
     """Latency of one algorithm step over scale-up links (send, flag / fence, receive), seconds."""
+    base_latency_s: Seconds = Field(0.0, ge=0)
+    """Fixed cost of a call run under this protocol, beyond the library's ``call_latency_s``,
+    seconds: NCCL's own tuning model gives each (algorithm, protocol) a base latency besides its
+    per-hop one (ring: LL 6.6, LL128 14, Simple 8.4 us; NVIDIA/nccl src/graph/tuning.cc,
+    ``baseLat``), so LL128 costs more than LL on a small message and less per step."""
     max_bytes: Bytes | None = Field(None, gt=0)
     """Largest per-rank buffer the library runs this protocol for (None: any size)."""
 
@@ -60,6 +65,11 @@ class CollectiveLibrary(_Spec):
     """Latency of one algorithm step that crosses the scale-out network, seconds."""
     in_switch_bandwidth_fraction: float = Field(1.0, gt=0, le=1)
     """Fraction of the link bandwidth an in-switch (SHARP / NVLS) reduction reaches."""
+    in_switch_step_latency_s: Seconds | None = Field(None, ge=0)
+    """Latency of an in-switch (SHARP / NVLS) reduction's step, seconds: the switch's multicast
+    and reduction round trips, which a ring step over the same links does not pay (NCCL's own
+    tuning model puts NVLS at 23-25 us of hardware latency where a Simple ring hop over NVLink
+    is 3.4 us). None: the bulk protocol's ``step_latency_s``."""
     protocols: tuple[Protocol, ...] = Field(min_length=1)
     """Protocols the library chooses from; the fastest applicable one runs."""
     algorithms: tuple[str, ...] = ()
