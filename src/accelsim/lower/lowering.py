@@ -312,9 +312,12 @@ class Lowerer:
                     ends += self.store(oid, c, elems * bo, [ev])
         # the reduction of the split-K partials runs over all the cores (as a separate reduction
         # kernel does): each output tile's rows are cut into as many pieces as there are cores
-        # per output tile; a piece runs as soon as the tile's partials are written and takes the
-        # queue priority of its last partial, ahead of later tiles' loads
-        per_tile = max(1, self.cores // max(1, len(partials)))
+        # per output tile of the last wave (those reduced after the tensor passes end, which the
+        # closed form spreads over every core); a piece runs as soon as the tile's partials are
+        # written and takes the queue priority of its last partial, ahead of later tiles' loads
+        waves = max(1, -(-len(tiles) // self.cores))
+        last = max(1, round(len(partials) * (len(tiles) - (waves - 1) * self.cores) / len(tiles))) if tiles else 1
+        per_tile = max(1, self.cores // last)
         nxt = 0
         for (bi, i, j), parts in partials.items():
             m_i, n_j = min(mt, M - i * mt), min(nt, N - j * nt)
