@@ -20,7 +20,7 @@ MAPPING_RESIDUAL = 1.5e-2
 equal or faster but whose event-tier pipeline runs slower (a resident panel loaded during the
 first tile of its walk; split-K partials and operand streams sharing a core's load path; README,
 "Reliability"). This test's derandomised examples stay within this bound; wider random samples
-do not (600 random SRAM checks: 33 beyond 0.1 %, up to 3.2 %)."""
+do not (600 derandomised SRAM checks: 27 beyond 0.1 %, up to 3.6 %)."""
 
 SYSTEMS = ["trn2", "a100-sxm-80gb", "h100-sxm-80gb", "tpu-v5e", "mi300x", "edge-npu", "dgx-h100", "trn2-48xl"]
 KNOBS = {  # path -> factor range of "more"
