@@ -9,7 +9,8 @@ W_j reach it after latencies e_j (the route latency up to and including that lin
     t_link = max_k ( e_k + sum_{j: e_j >= e_k} W_j / bandwidth ),   t_step = max over links t_link
 
 (with one latency class this is ``route latency + bytes on the busiest link / bandwidth``) and
-a collective costs ``T = sum of its steps + o``. The event tier (``collective_schedule``)
+a collective costs ``T = sum of its steps + o`` (plus, under a library, its protocol's ``base_latency_s``
+once per call). The event tier (``collective_schedule``)
 simulates the same plans link by link; the two agree within 1% on rings, tori, meshes,
 switches and fully connected nodes (tests/test_collectives.py).
 
