@@ -239,3 +239,27 @@ def test_long_attention_streams_are_cut_into_bounded_steps():
         return int((np.array(s.op_roles)[s.op] == "attn").sum())
 
     assert attn_tasks(16384) <= 4.5 * attn_tasks(4096)
+
+
+def test_split_k_last_wave_reduction_spreads_over_the_cores():
+    """1024 x 6144 x 4096 on an H100 with 3.6x the SRAM maps to 128 x 256 tiles split 2 ways:
+    8 x 24 x 2 = 384 tiles in 3 waves over 132 cores, the last wave 384 - 2 x 132 = 120 tiles,
+    i.e. 60 output tiles reduced after the tensor passes end. Each output tile's reduction is
+    cut into 132 // 60 = 2 row pieces (192 x 2 = 384 pieces), so the last wave's reductions run
+    on every core, as the closed form charges them, not on the 60 cores one piece each would
+    use."""
+    from accelsim.cost.op_cost import ChipModel, gemm_mapping
+    from accelsim.lower.schedule import CAT_VECTOR
+
+    base = load_system("h100-sxm-80gb")
+    h100 = load_system("h100-sxm-80gb", [f"chip.core.sram.capacity_bytes={base.chip.core.sram.capacity_bytes * 3.6!r}"])
+    mm = MatMul(name="g", role="gemm", m=1024, n=6144, k=4096, b_shared=True)
+    f = gemm_mapping(ChipModel(h100), mm)
+    assert (f["tile_m"], f["tile_n"], f["split_k"], f["waves"]) == (128, 256, 2, 3)
+    g = WorkloadGraph(WorkloadMeta(model="gemm", phase="prefill", batch=1))
+    g.add(mm)
+    sched = lower(g, h100)
+    vec = [t for t in range(sched.num_tasks) if sched.category[t] == CAT_VECTOR]
+    pieces = vec[-192 * 2:]  # after the 384 tiles' epilogues
+    assert len(vec) == 384 + 192 * 2
+    assert len({int(sched.resource[t]) for t in pieces}) == 132
