@@ -242,12 +242,13 @@ def test_long_attention_streams_are_cut_into_bounded_steps():
 
 
 def test_split_k_last_wave_reduction_spreads_over_the_cores():
-    """1024 x 6144 x 4096 on an H100 with 3.6x the SRAM maps to 128 x 256 tiles split 2 ways:
-    8 x 24 x 2 = 384 tiles in 3 waves over 132 cores, the last wave 384 - 2 x 132 = 120 tiles,
-    i.e. 60 output tiles reduced after the tensor passes end. Each output tile's reduction is
-    cut into 132 // 60 = 2 row pieces (192 x 2 = 384 pieces), so the last wave's reductions run
-    on every core, as the closed form charges them, not on the 60 cores one piece each would
-    use."""
+    """1024 x 6144 x 4096 on an H100 with 3.6x the SRAM maps to 128 x 256 tiles split 2 ways
+    (A-resident order: tile t is row t // 48, K slice (t // 24) % 2, column t % 24): 384 tiles
+    dealt in contiguous blocks, 3 to each of cores 0-119 and 2 to the other 12, so 3 waves. The
+    last wave is tile 3c + 2 of cores 0-119, whose columns are 2, 5, .., 23 (8 of 24) in each of
+    the 8 rows: 64 output tiles reduced after the tensor passes end, each cut into 132 // 64 = 2
+    row pieces; the other 128 output tiles (reduced while later waves compute) into
+    max(1, 132 // 192) = 1. 128 + 128 pieces over all 132 cores, at most 2 on one."""
     from accelsim.cost.op_cost import ChipModel, gemm_mapping
     from accelsim.lower.schedule import CAT_VECTOR
 
@@ -255,11 +256,14 @@ def test_split_k_last_wave_reduction_spreads_over_the_cores():
     h100 = load_system("h100-sxm-80gb", [f"chip.core.sram.capacity_bytes={base.chip.core.sram.capacity_bytes * 3.6!r}"])
     mm = MatMul(name="g", role="gemm", m=1024, n=6144, k=4096, b_shared=True)
     f = gemm_mapping(ChipModel(h100), mm)
-    assert (f["tile_m"], f["tile_n"], f["split_k"], f["waves"]) == (128, 256, 2, 3)
+    assert (f["tile_m"], f["tile_n"], f["split_k"], f["waves"], f["order"]) == (128, 256, 2, 3, 1)
     g = WorkloadGraph(WorkloadMeta(model="gemm", phase="prefill", batch=1))
     g.add(mm)
     sched = lower(g, h100)
     vec = [t for t in range(sched.num_tasks) if sched.category[t] == CAT_VECTOR]
-    pieces = vec[-192 * 2:]  # after the 384 tiles' epilogues
-    assert len(vec) == 384 + 192 * 2
-    assert len({int(sched.resource[t]) for t in pieces}) == 132
+    assert len(vec) == 384 + 64 * 2 + 128  # epilogues, then the reduction pieces
+    pieces = vec[384:]
+    by_core = {}
+    for t in pieces:
+        by_core.setdefault(int(sched.resource[t]), []).append(t)
+    assert len(by_core) == 132 and max(len(v) for v in by_core.values()) <= 2

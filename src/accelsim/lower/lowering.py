@@ -312,18 +312,21 @@ class Lowerer:
                     ends += self.store(oid, c, elems * bo, [ev])
         # the reduction of the split-K partials runs over all the cores (as a separate reduction
         # kernel does): each output tile's rows are cut into as many pieces as there are cores
-        # per output tile of the last wave (those reduced after the tensor passes end, which the
-        # closed form spreads over every core); a piece runs as soon as the tile's partials are
-        # written and takes the queue priority of its last partial, ahead of later tiles' loads
+        # per output tile; the tiles of the last wave (a core's last tile, on the cores that run
+        # every wave), reduced after the tensor passes end, are cut by their own count, so that
+        # they too spread over every core as the closed form charges them. A piece runs as soon
+        # as the tile's partials are written and takes the queue priority of its last partial,
+        # ahead of later tiles' loads
         waves = max(1, -(-len(tiles) // self.cores))
-        last = max(1, round(len(partials) * (len(tiles) - (waves - 1) * self.cores) / len(tiles))) if tiles else 1
-        per_tile = max(1, self.cores // last)
+        late = {t[:3] for mine in mines if len(mine) == waves for t in mine[-1:]} if waves > 1 else set()
+        per_tile = max(1, self.cores // max(1, len(partials)))
+        per_late = max(1, self.cores // max(1, len(late)))
         nxt = 0
         for (bi, i, j), parts in partials.items():
             m_i, n_j = min(mt, M - i * mt), min(nt, N - j * nt)
             outs = [t for o, _ in parts for t in o]
             first_new = b.num_tasks
-            pieces = min(per_tile, m_i)
+            pieces = min(per_late if (bi, i, j) in late else per_tile, m_i)
             for q in range(pieces):
                 rows = m_i // pieces + (1 if q < m_i % pieces else 0)
                 c = nxt % self.cores
