@@ -195,25 +195,25 @@ def distill_cost(system, student, teacher, tokens: float, global_batch: int = 10
     cm = chip_model(res.system)
     kl = 2.0 * float(op_cost(cm, Softmax(rows=rows, cols=sm.vocab_size)).time_s)
     hid = float(hidden_loss_s(cm, student, teacher, rows)) if targets == "hidden" else 0.0
-    kl += hid
+    loss = kl + hid  # the losses run on the student's chips after its step
     t_s, t_J, t_chips = teacher_forward_s(teacher_system or res.system, teacher, global_batch, seq_len, stack)
     e = energy_table(res.system)
     if teacher_system is None:
-        step = s["step_time_s"] + kl + t_s
+        step = s["step_time_s"] + loss + t_s
         chips = s["chips"]
     else:
-        step = max(s["step_time_s"] + kl, t_s)
+        step = max(s["step_time_s"] + loss, t_s)
         chips = s["chips"] + t_chips
     tps = global_batch * seq_len
     steps = tokens / tps
-    kl_J = e.static_W * kl * s["chips"]
-    parts = {"student_step": s["step_time_s"], "kl_loss": kl - hid, "teacher_forward": t_s}
+    loss_J = e.static_W * loss * s["chips"]
+    parts = {"student_step": s["step_time_s"], "kl_loss": kl, "teacher_forward": t_s}
     if targets == "hidden":
         parts["hidden_state_loss"] = hid
     what = f"distillation from {load_model(teacher).name}" + (" (logits and hidden states)" if targets == "hidden" else "")
     return ProductionCost(what=what, system=s["system"], tokens=tokens,
                           tokens_per_step=tps, step_s=step, chips=chips, chip_hours=steps * step * chips / 3600.0,
-                          energy_J=steps * (s["energy_J"] + t_J + kl_J), parts_s=parts)
+                          energy_J=steps * (s["energy_J"] + t_J + loss_J), parts_s=parts)
 
 
 def importance_s(system, model, samples: int, seq_len: int, stack=None, tp: int = 1) -> tuple[float, float, int]:

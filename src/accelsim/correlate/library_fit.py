@@ -90,8 +90,7 @@ def _fields(lib: _Lib) -> list[str]:
             + ["in_switch_bandwidth_fraction", "scale_out_step_latency_s", "scale_out_bandwidth_fraction"]
             + (["in_switch_step_latency_s"] if switch else [])
             + [f"protocols.{p.name}.step_latency_s" for p in lib.lib.protocols]
-            + ([] if lib.program else [f"protocols.{max(lib.lib.protocols, key=lambda p: p.bandwidth_fraction).name}"
-                                       ".base_latency_s"])
+            + ([] if lib.program else [f"protocols.{lib.lib.bulk.name}.base_latency_s"])
             + ([PROGRAM if lib.program else HOST] if lib.fit_host else []))
 
 
@@ -102,7 +101,7 @@ def _get(lib: _Lib, f: str) -> float:
         _, name, attr = f.split(".")
         return float(getattr(next(p for p in lib.lib.protocols if p.name == name), attr))
     if f == "in_switch_step_latency_s" and lib.lib.in_switch_step_latency_s is None:
-        return max(lib.lib.protocols, key=lambda p: p.bandwidth_fraction).step_latency_s  # the bulk protocol's
+        return lib.lib.bulk.step_latency_s
     return float(getattr(lib.lib, f))
 
 

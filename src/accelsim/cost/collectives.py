@@ -187,7 +187,8 @@ class _Net:
     algorithms: tuple[str, ...] = ()
     p2p_protocols: tuple[str, ...] = ()
     p2p_ll_max: float = math.inf
-    in_switch_latency_s: float | None = None
+    in_switch_latency_s: float = 0.0
+    """Step latency of an in-switch reduction (the library's, else its bulk protocol's)."""
 
 
 def _net(system: SystemSpec, library: CollectiveLibrary | None = None) -> _Net:
@@ -212,7 +213,8 @@ def _net(system: SystemSpec, library: CollectiveLibrary | None = None) -> _Net:
                 tuple(library.algorithms) if library else (),
                 tuple(library.p2p_protocols) if library else (),
                 float(library.p2p_ll_max_bytes) if library and library.p2p_ll_max_bytes else math.inf,
-                library.in_switch_step_latency_s if library else None)
+                (library.bulk.step_latency_s if library.in_switch_step_latency_s is None
+                 else library.in_switch_step_latency_s) if library else 0.0)
 
 
 @lru_cache(maxsize=1024)
@@ -269,9 +271,7 @@ def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: f
                 t = (e, sum(f for e2, f in arr if e2 >= e) * n / bws[cls])
                 if t[0] + t[1] > best[0] + best[1]:
                     best = t
-        own = proto.step_latency_s
-        if algorithm == "in_switch" and net.in_switch_latency_s is not None:
-            own = net.in_switch_latency_s
+        own = net.in_switch_latency_s if algorithm == "in_switch" else proto.step_latency_s
         step = max(own, net.step_latency_out_s) if crosses else own
         lat += c.repeat * (best[0] + step)
         bw += c.repeat * best[1]
@@ -468,8 +468,7 @@ def link_terms(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
         name, proto_name = c[3], c[6]
         proto = next((x for x in net.protocols if x.name == proto_name.split("/")[0]), proto)
         frac = net.in_switch_fraction if name == "in_switch" else proto.bw_fraction
-    step = net.in_switch_latency_s if name == "in_switch" and net.in_switch_latency_s is not None \
-        else proto.step_latency_s
+    step = net.in_switch_latency_s if name == "in_switch" else proto.step_latency_s
     return LinkTerms(name, {SCALE_UP: net.bw_up * frac, SCALE_OUT: net.bw_out * frac}, step,
                      max(step, net.step_latency_out_s),
                      library.call_latency_s + proto.base_latency_s if library else 0.0)

@@ -318,7 +318,7 @@ class Lowerer:
         # as the tile's partials are written and takes the queue priority of its last partial,
         # ahead of later tiles' loads
         waves = max(1, -(-len(tiles) // self.cores))
-        late = {t[:3] for mine in mines if len(mine) == waves for t in mine[-1:]} if waves > 1 else set()
+        late = {t[:3] for mine in mines if len(mine) == waves for t in mine[-1:]} if partials and waves > 1 else set()
         per_tile = max(1, self.cores // max(1, len(partials)))
         per_late = max(1, self.cores // max(1, len(late)))
         nxt = 0

@@ -85,6 +85,12 @@ class CollectiveLibrary(_Spec):
     """Largest message to one peer a point-to-point transfer runs LL for (None: the protocol's own
     ``max_bytes``). NCCL: ``NCCL_P2P_LL_THRESHOLD``, 16384 bytes (per peer and channel)."""
 
+    @property
+    def bulk(self) -> Protocol:
+        """The protocol of the largest bandwidth fraction (NCCL's Simple): what an in-switch
+        reduction runs, and whose fixed cost per call (``base_latency_s``) is fitted."""
+        return max(self.protocols, key=lambda p: p.bandwidth_fraction)
+
     @model_validator(mode="after")
     def _unbounded_protocol(self) -> "CollectiveLibrary":
         if all(p.max_bytes is not None for p in self.protocols):

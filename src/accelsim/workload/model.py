@@ -45,8 +45,8 @@ class ModelConfig(StrictModel):
     """Hugging Face ``model_type`` (llama, mixtral, vit, ...), informational."""
     unmodelled: tuple[str, ...] = ()
     """Keys of the Hugging Face config this model was read from that accelsim does not model
-    (e.g. DeepSeek's multi-head latent attention, ``kv_lora_rank``): the prediction is of the
-    model without them, and ``accelsim run`` says so."""
+    (e.g. DeepSeek-V2's ``moe_layer_freq`` other than 1, MoE layers only every few layers): the
+    prediction is of the model without them, and ``accelsim run`` says so."""
 
     # --- transformer -----------------------------------------------------------------------
     hidden_size: int = Field(0, ge=0)
