@@ -1,17 +1,22 @@
 """Event-driven list scheduler for a Schedule, compiled with numba.
 
 Coarse events only: a task starting or ending, a transfer finishing its latency phase. At each
-event time the engine (1) moves every active transfer forward at its current rate, (2) completes
-the tasks that end now, in (priority, index) order, freeing resource servers and SRAM slots and
-releasing successors, (3) starts ready tasks resource by resource, each resource serving its
-queue strictly in (priority, index) order (an in-order queue: a head task waiting for an SRAM
-slot blocks the tasks behind it), and (4) re-divides each bandwidth server among its active
-transfers by max-min fairness (water-filling over the transfers' own caps). Ties are broken by
-(time, priority, index), so identical inputs give identical outputs. The transfers of a
-resource that has a bandwidth of its own (a core's DMA queues together) form one flow capped by
-it; flows are water-filled on their server (HBM); a flow's rate goes to its transfers in
-(priority, index) order (descriptors are served in order, so an early small copy is not slowed
-by later prefetches).
+event time the engine (1) completes the tasks that end now, in (priority, index) order, freeing
+resource servers and SRAM slots and releasing successors, (2) starts ready tasks resource by
+resource, each resource serving its queue strictly in (priority, index) order (an in-order
+queue: a head task waiting for an SRAM slot blocks the tasks behind it), and (3) re-divides the
+bandwidth of each server whose set of transfers changed by max-min fairness (water-filling over
+the transfers' own caps). Ties are broken by (time, priority, index), so identical inputs give
+identical outputs. The transfers of a resource that has a bandwidth of its own (a core's DMA
+queues together) form one flow capped by it; flows are water-filled on their server (HBM); a
+flow's rate goes to its transfers in (priority, index) order (descriptors are served in order,
+so an early small copy is not slowed by later prefetches).
+
+Rates are constant between re-divisions, so a transfer's remaining bytes and its end time are
+computed when its server's rates are re-divided, not at every event: each event costs the
+tasks it touches and the servers that changed, not every transfer in flight. A server's
+transfers are kept sorted by (class, flow, key), new ones merged in at the next re-division,
+so dividing its bandwidth needs no sort.
 
 ``run`` is the numba kernel; ``reference.run`` is an independently written pure-Python engine
 with the same semantics, used by the tests.
@@ -106,77 +111,73 @@ def _timer_pop(tt, ts, ti, n):
 
 
 @njit(cache=True)
-def _waterfill(caps, weights, bw):
-    """Max-min fair rates of flows with ``caps`` on a server of ``bw``: raise a common level;
-    a flow stops at its cap; a flow at rate r loads the server with ``weight * r``."""
-    n = caps.size
-    rates = np.empty(n)
+def _waterfill(caps, weights, nf, bw, rates, fixed):
+    """Max-min fair rates of the first ``nf`` flows with ``caps`` on a server of ``bw``: raise a
+    common level; a flow stops at its cap; a flow at rate r loads the server with
+    ``weight * r``. The level is found by rounds: every flow whose cap is under the level the
+    unfixed flows would share is fixed at its cap (which only raises that level), until none is.
+    Writes ``rates``; ``fixed`` is scratch."""
     wsum = 0.0
-    for j in range(n):
+    for j in range(nf):
         wsum += weights[j]
-    order = np.argsort(caps, kind="mergesort")
+        fixed[j] = False
     left = bw
     level = np.inf
-    for j in range(n):
-        c = caps[order[j]]
-        if wsum <= 0.0:
+    while wsum > 0.0:
+        level = left / wsum
+        changed = False
+        for j in range(nf):
+            if not fixed[j] and caps[j] <= level:
+                fixed[j] = True
+                left -= weights[j] * caps[j]
+                wsum -= weights[j]
+                changed = True
+        if not changed:
             break
-        if wsum * c <= left:
-            left -= weights[order[j]] * c
-            wsum -= weights[order[j]]
-        else:
-            level = left / wsum
-            break
-    for j in range(n):
+        level = np.inf
+    for j in range(nf):
         rates[j] = caps[j] if caps[j] < level else level
-    return rates
 
 
 @njit(cache=True)
-def _server_rates(active, n, resource, res_bw, cap, weight, keys, rate, dma_limited, bw, cls, res_used):
-    """Rates of the ``n`` transfers in ``active`` on one server. Transfers of a resource that
-    has a bandwidth of its own (a core's DMA queues) form one flow capped by it; flows are
-    water-filled on the server; a flow's rate goes to its transfers in key order.
+def _flow_of(x, resource, res_bw, R):
+    """Flow group of transfer ``x``: its resource when that has a bandwidth of its own (a
+    core's DMA queues), else a flow of its own (R + x)."""
+    r = resource[x]
+    return r if (r >= 0 and res_bw[r] > 0.0) else R + x
 
-    ``cls`` is each task's priority class (all equal: one max-min fair class). Classes are
-    served in ascending order: each water-fills what the earlier classes left of the server and
-    of its resources' bandwidth (``res_used``: scratch, zero on entry and on return)."""
+
+@njit(cache=True)
+def _server_rates(active, pk, n, h_task, res_bw, cap, weight, rate, dma_limited, bw, width, res_used,
+                  fcap, fw, fstart, frate, fixed):
+    """Rates of the ``n`` transfers (handles into ``h_task``, ``rate``, ``dma_limited``) in
+    ``active`` on one server, kept sorted by ``pk`` (class x
+    ``width`` + flow group) and then key. Transfers of a resource that has a bandwidth of its own
+    (a core's DMA queues) form one flow capped by it; flows are water-filled on the server; a
+    flow's rate goes to its transfers in key order.
+
+    Classes (``pk // width``; all equal: one max-min fair class) are served in ascending order:
+    each water-fills what the earlier classes left of the server and of its resources'
+    bandwidth (``res_used``: scratch, zero on entry and on return). ``fcap`` .. ``fixed`` are
+    scratch of at least ``n + 1`` entries."""
     if n == 0:
         return
-    group = np.empty(n, dtype=np.int64)
-    k = np.empty(n, dtype=np.int64)
-    c = np.empty(n, dtype=np.int64)
-    sort_key = np.empty(n, dtype=np.int64)
-    width = res_bw.size + n  # a resource's flow, or a transfer of its own (res_bw.size + j)
-    for j in range(n):
-        x = active[j]
-        r = resource[x]
-        group[j] = r if (r >= 0 and res_bw[r] > 0.0) else -1 - x
-        k[j] = keys[x]
-        c[j] = cls[x]
-        sort_key[j] = c[j] * width + (group[j] if group[j] >= 0 else res_bw.size + j)
-    o1 = np.argsort(k, kind="mergesort")
-    o2 = np.argsort(sort_key[o1], kind="mergesort")
-    order = o1[o2]
-    fstart = np.empty(n + 1, dtype=np.int64)
-    fcap = np.empty(n)
-    fw = np.empty(n)
     left_bw = bw
     j = 0
     while j < n:
-        # one class: its flows, water-filled on what is left
-        cj = c[order[j]]
+        # one class: its flows (runs of equal pk), water-filled on what is left
+        cj = pk[j] // width
         nf = 0
-        while j < n and c[order[j]] == cj:
-            g = group[order[j]]
-            fstart[nf] = j
-            total = 0.0
+        while j < n and pk[j] // width == cj:
             e = j
-            while e < n and group[order[e]] == g and c[order[e]] == cj:
-                total += cap[active[order[e]]]
+            total = 0.0
+            while e < n and pk[e] == pk[j]:
+                total += cap[h_task[active[e]]]
                 e += 1
-            lead = active[order[j]]
-            if g >= 0:
+            lead = h_task[active[j]]
+            g = pk[j] - cj * width
+            fstart[nf] = j
+            if g < res_bw.size:
                 fcap[nf] = max(0.0, min(res_bw[g] - res_used[g], total))
             else:
                 fcap[nf] = cap[lead]
@@ -184,25 +185,62 @@ def _server_rates(active, n, resource, res_bw, cap, weight, keys, rate, dma_limi
             nf += 1
             j = e
         fstart[nf] = j
-        frate = _waterfill(fcap[:nf], fw[:nf], max(0.0, left_bw))
+        _waterfill(fcap, fw, nf, max(0.0, left_bw), frate, fixed)
         for f in range(nf):
             left = frate[f]
             at_limit = frate[f] >= fcap[f]
-            lead = active[order[fstart[f]]]
-            g = resource[lead]
-            if g >= 0 and res_bw[g] > 0.0:
+            g = pk[fstart[f]] - cj * width
+            if g < res_bw.size:
                 res_used[g] += frate[f]
             left_bw -= fw[f] * frate[f]
             for q in range(fstart[f], fstart[f + 1]):
-                x = active[order[q]]
-                r = min(cap[x], left)
+                h = active[q]
+                c = cap[h_task[h]]
+                r = min(c, left)
                 left -= r
-                rate[x] = r
-                dma_limited[x] = at_limit or r >= cap[x]
+                rate[h] = r
+                dma_limited[h] = at_limit or r >= c
     for j in range(n):
-        r = resource[active[j]]
-        if r >= 0:
-            res_used[r] = 0.0
+        g = pk[j] % width
+        if g < res_bw.size:
+            res_used[g] = 0.0
+
+
+@njit(cache=True)
+def _before(pa, ka, pb, kb):
+    return pa < pb or (pa == pb and ka < kb)
+
+
+@njit(cache=True)
+def _merge_new(active, pk, kk, n_sorted, n, buf):
+    """Entries ``n_sorted`` .. ``n`` of (``active``, ``pk``, ``kk``) arrived since the list was
+    last sorted by (pk, kk): sort them (few: insertion sort) and merge them into the sorted
+    prefix (``buf``: scratch of 3 x n int64)."""
+    if n_sorted == n:
+        return
+    for i in range(n_sorted + 1, n):
+        x, p, k = active[i], pk[i], kk[i]
+        j = i
+        while j > n_sorted and _before(p, k, pk[j - 1], kk[j - 1]):
+            active[j], pk[j], kk[j] = active[j - 1], pk[j - 1], kk[j - 1]
+            j -= 1
+        active[j], pk[j], kk[j] = x, p, k
+    if n_sorted == 0:
+        return
+    i, j = 0, n_sorted
+    for o in range(n):
+        if j >= n or (i < n_sorted and _before(pk[i], kk[i], pk[j], kk[j])):
+            src = i
+            i += 1
+        else:
+            src = j
+            j += 1
+        buf[0, o] = active[src]
+        buf[1, o] = pk[src]
+        buf[2, o] = kk[src]
+    active[:n] = buf[0, :n]
+    pk[:n] = buf[1, :n]
+    kk[:n] = buf[2, :n]
 
 
 @njit(cache=True)
@@ -225,7 +263,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
         return start, end, ready, xstart, capped, lane, blocker, bkind
 
     # successors (CSR) and indegrees
-    indeg = np.zeros(T, dtype=np.int64)
+    indeg = np.zeros(T, dtype=np.int32)
     for t in range(T):
         indeg[t] = dep_ptr[t + 1] - dep_ptr[t]
     succ_ptr = np.zeros(T + 1, dtype=np.int64)
@@ -233,13 +271,15 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
         succ_ptr[dep_idx[e] + 1] += 1
     for t in range(T):
         succ_ptr[t + 1] += succ_ptr[t]
-    fill = succ_ptr[:-1].copy()
-    succ = np.empty(dep_idx.size, dtype=np.int64)
-    for t in range(T):
+    succ = np.empty(dep_idx.size, dtype=np.int32)
+    for t in range(T - 1, -1, -1):  # fill each list from its end, so it runs in task order
         for e in range(dep_ptr[t], dep_ptr[t + 1]):
             d = dep_idx[e]
-            succ[fill[d]] = t
-            fill[d] += 1
+            succ_ptr[d + 1] -= 1
+            succ[succ_ptr[d + 1]] = t
+    for t in range(T):  # succ_ptr[d + 1] now holds d's start
+        succ_ptr[t] = succ_ptr[t + 1]
+    succ_ptr[T] = dep_idx.size
 
     # per-resource ready heaps in one flat array
     keys = np.empty(T, dtype=np.int64)
@@ -260,29 +300,50 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
     slots = pool_slots.astype(np.int64).copy()
     last_pool_free = np.full(max(P, 1), -1, dtype=np.int64)
     last_pool_time = np.full(max(P, 1), -np.inf)
-    last_dep = np.full(T, -1, dtype=np.int64)
+    last_dep = np.full(T, -1, dtype=np.int32)
 
-    # timers: (time, seq) -> item = task * 2 + event type
-    tt = np.empty(2 * T + 1)
-    ts = np.empty(2 * T + 1, dtype=np.int64)
-    ti = np.empty(2 * T + 1, dtype=np.int64)
+    # timers: (time, seq) -> item = task * 2 + event type. A task on a resource has a timer only
+    # while it holds one of its servers; a task on none has one until it ends.
+    n_free = 0
+    for t in range(T):
+        if resource[t] < 0:
+            n_free += 1
+    tt = np.empty(lane_off[R] + n_free + 1)
+    ts = np.empty(tt.size, dtype=np.int64)
+    ti = np.empty(tt.size, dtype=np.int64)
     n_timers = 0
     seq = 0
 
-    # active transfers per server: a transfer is active only while it holds a resource server,
-    # so no server ever has more than sum(res_capacity) of them
+    # active transfers: a transfer is active only while it holds a resource server, so no more
+    # than sum(res_capacity) are active at once. Each has a handle (h) into small arrays: its
+    # task, bytes remaining at h_since, rate since then, whether its own DMA limits it, and the
+    # time it ends at that rate. Remaining bytes are brought up to date when its server's rates
+    # are re-divided (when a transfer joins or leaves it).
     act_width = min(T, lane_off[R]) if R > 0 else 0
+    h_task = np.empty(act_width, dtype=np.int64)
+    h_left = np.zeros(act_width)
+    h_since = np.zeros(act_width)
+    h_rate = np.zeros(act_width)
+    h_limited = np.zeros(act_width, dtype=np.bool_)
+    h_end = np.full(act_width, np.inf)
+    h_free = np.arange(act_width)[::-1].copy()  # a stack of free handles
+    n_free_h = act_width
+    srv_next = np.full(S, np.inf)  # earliest end of a transfer on each server
     active = np.empty((S, act_width), dtype=np.int64)
+    act_pk = np.empty((S, act_width), dtype=np.int64)  # sort key: class x width + flow group
+    act_k = np.empty((S, act_width), dtype=np.int64)  # then the task key
     n_active = np.zeros(S, dtype=np.int64)
+    n_sorted = np.zeros(S, dtype=np.int64)  # active[s, :n_sorted[s]] is sorted; the rest arrived since
+    merge_buf = np.empty((3, act_width), dtype=np.int64)
+    width = np.int64(R) + np.int64(T)
+    fcap = np.empty(act_width + 1)
+    fw = np.empty(act_width + 1)
+    frate = np.empty(act_width + 1)
+    fstart = np.empty(act_width + 1, dtype=np.int64)
+    fixed = np.empty(act_width + 1, dtype=np.bool_)
     dirty = np.zeros(S, dtype=np.bool_)
-    remaining = np.zeros(T)
-    rate = np.zeros(T)
-    dma_limited = np.zeros(T, dtype=np.bool_)
-    task_key = priority * np.int64(T) + np.arange(T)
-    no_class = np.zeros(T, dtype=np.int64)
-    op_class = op.astype(np.int64)
     res_used = np.zeros(max(R, 1))
-    done_buf = np.empty(T, dtype=np.int64)
+    done_buf = np.empty(T, dtype=np.int32)
 
     now = 0.0
     n_done = 0
@@ -332,42 +393,58 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
         # ---- bandwidth shares
         for s in range(S):
             if dirty[s]:
-                _server_rates(active[s], n_active[s], resource, res_bw, cap, weight, task_key, rate,
-                              dma_limited, srv_bw[s], op_class if srv_by_op[s] else no_class, res_used)
+                _merge_new(active[s], act_pk[s], act_k[s], n_sorted[s], n_active[s], merge_buf)
+                n_sorted[s] = n_active[s]
+                for j in range(n_active[s]):
+                    h = active[s, j]
+                    el = now - h_since[h]
+                    if el > 0.0:
+                        h_left[h] -= h_rate[h] * el
+                        if h_limited[h]:
+                            capped[h_task[h]] += el
+                    h_since[h] = now
+                _server_rates(active[s], act_pk[s], n_active[s], h_task, res_bw, cap, weight, h_rate, h_limited,
+                              srv_bw[s], width, res_used, fcap, fw, fstart, frate, fixed)
+                first = np.inf
+                for j in range(n_active[s]):
+                    h = active[s, j]
+                    h_end[h] = now + h_left[h] / h_rate[h] if h_rate[h] > 0.0 else np.inf
+                    first = min(first, h_end[h])
+                srv_next[s] = first
                 dirty[s] = False
         # ---- next event
         t_next = np.inf
         if n_timers > 0:
             t_next = tt[0]
         for s in range(S):
-            for j in range(n_active[s]):
-                x = active[s, j]
-                if rate[x] > 0.0:
-                    f = now + remaining[x] / rate[x]
-                    if f < t_next:
-                        t_next = f
+            t_next = min(t_next, srv_next[s])
         if t_next == np.inf:
             break  # nothing can progress (should not happen for a valid schedule)
-        dt = t_next - now
         n_fin = 0
         for s in range(S):
-            j = 0
-            while j < n_active[s]:
-                x = active[s, j]
-                f = now + remaining[x] / rate[x] if rate[x] > 0.0 else np.inf
-                if dma_limited[x]:
-                    capped[x] += dt
-                if f <= t_next:
-                    remaining[x] = 0.0
-                    done_buf[n_fin] = x
+            if srv_next[s] > t_next:
+                continue
+            kept = 0
+            kept_sorted = 0
+            for j in range(n_active[s]):
+                h = active[s, j]
+                if h_end[h] <= t_next:
+                    if h_limited[h]:
+                        capped[h_task[h]] += t_next - h_since[h]
+                    done_buf[n_fin] = h_task[h]
                     n_fin += 1
-                    n_active[s] -= 1
-                    active[s, j] = active[s, n_active[s]]
+                    h_free[n_free_h] = h
+                    n_free_h += 1
                     dirty[s] = True
-
                 else:
-                    remaining[x] -= rate[x] * dt
-                    j += 1
+                    active[s, kept] = h
+                    act_pk[s, kept] = act_pk[s, j]
+                    act_k[s, kept] = act_k[s, j]
+                    kept += 1
+                    if j < n_sorted[s]:
+                        kept_sorted += 1
+            n_active[s] = kept
+            n_sorted[s] = kept_sorted
         now = t_next
         while n_timers > 0 and tt[0] == now:
             item, n_timers = _timer_pop(tt, ts, ti, n_timers)
@@ -376,11 +453,20 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                 xstart[t] = now
                 if nbytes[t] > 0:
                     s = server[t]
-                    active[s, n_active[s]] = t
+                    pc = op[t] * width if srv_by_op[s] else 0
+                    n_free_h -= 1
+                    h = h_free[n_free_h]
+                    h_task[h] = t
+                    h_left[h] = nbytes[t]
+                    h_since[h] = now
+                    h_rate[h] = 0.0
+                    h_limited[h] = False
+                    j = n_active[s]
+                    active[s, j] = h
+                    act_pk[s, j] = pc + _flow_of(t, resource, res_bw, R)
+                    act_k[s, j] = priority[t] * mult + t
                     n_active[s] += 1
                     dirty[s] = True
-
-                    remaining[t] = nbytes[t]
                 else:
                     done_buf[n_fin] = t
                     n_fin += 1
