@@ -496,9 +496,7 @@ class _Template:
 
     def replay(self, b: ScheduleBuilder, oid: int, start: int, prev: int) -> list[int]:
         shift = b.num_tasks - self.t0
-        p_new = len(b.pools)
-        for name, slots, _ in self.pools:
-            b.pool(f"{name}.op{oid}", slots)
+        p_new = b.new_pools([(f"{name}.op{oid}", slots) for name, slots, _ in self.pools])
         p_shift = p_new - self.pools[0][2] if self.pools else 0
         c = dict(self.cols)
         idx = np.where(self.inside, self.idx + shift, np.where(self.idx == self.start, start, prev))

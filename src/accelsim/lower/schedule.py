@@ -138,6 +138,7 @@ TASK_COLUMNS = {"kind": np.int8, "resource": np.int32, "server": np.int32, "dura
                 "cap_Bps": float, "weight": float, "flops": float, "acquire": np.int32, "release": np.int32,
                 "priority": np.int64, "op": np.int32, "category": np.int8}
 """Per-task columns of a Schedule and their array types."""
+_PRIORITY = list(TASK_COLUMNS).index("priority")
 
 
 class ScheduleBuilder:
@@ -146,8 +147,8 @@ class ScheduleBuilder:
     lowered op replayed for an identical one) or ``build``; blocks stay arrays."""
 
     def __init__(self) -> None:
-        self.cols: dict[str, list] = {k: [] for k in TASK_COLUMNS}
-        self.deps: list[tuple[int, ...]] = []
+        self.rows: list[tuple] = []  # one tuple per task, in TASK_COLUMNS order
+        self.deps: list[list[int]] = []
         self._blocks: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
         self._base = 0
         self.res: list[tuple[str, str, int, int, float]] = []
@@ -176,6 +177,15 @@ class ScheduleBuilder:
             self.pools.append((name, max(1, int(slots))))
         return self._pool_index[name]
 
+    def new_pools(self, pools: list[tuple[str, int]]) -> int:
+        """Add pools (name, slots) whose names are new; returns the index of the first."""
+        p0 = len(self.pools)
+        self._pool_index.update((name, p0 + i) for i, (name, _) in enumerate(pools))
+        self.pools.extend((name, max(1, int(slots))) for name, slots in pools)
+        if len(self._pool_index) != len(self.pools):
+            raise ValueError("new_pools: a pool name is already taken")
+        return p0
+
     @property
     def num_tasks(self) -> int:
         return self._base + len(self.deps)
@@ -193,26 +203,16 @@ class ScheduleBuilder:
             from ..limits import check_tasks
 
             check_tasks(t)
-        c = self.cols
-        c["kind"].append(kind)
-        c["resource"].append(resource)
-        c["server"].append(server)
-        c["duration_s"].append(duration_s)
-        c["nbytes"].append(nbytes)
-        c["cap_Bps"].append(cap_Bps)
-        c["weight"].append(weight)
-        c["flops"].append(flops)
-        c["acquire"].append(acquire)
-        c["release"].append(release)
-        c["priority"].append(t if priority is None else priority)
-        c["op"].append(op)
-        c["category"].append(category)
-        self.deps.append(tuple(d for d in deps if d is not None and d >= 0))
+        self.rows.append((kind, resource, server, duration_s, nbytes, cap_Bps, weight, flops, acquire, release,
+                          t if priority is None else priority, op, category))
+        self.deps.append([d for d in deps if d is not None and d >= 0])
         return t
 
     def set_priority(self, t: int, priority: int) -> None:
         """Change the priority of task ``t`` (one added by ``task`` since the last block)."""
-        self.cols["priority"][t - self._base] = priority
+        i = t - self._base
+        row = self.rows[i]
+        self.rows[i] = row[:_PRIORITY] + (priority,) + row[_PRIORITY + 1:]
 
     def segment(self, t0: int, t1: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Tasks ``t0..t1-1`` (added by ``task`` since the last block) as arrays: (columns,
@@ -220,8 +220,7 @@ class ScheduleBuilder:
         i0, i1 = t0 - self._base, t1 - self._base
         if i0 < 0:
             raise ValueError("segment() reads tasks added since the last block only")
-        cols = {k: np.array(self.cols[k][i0:i1], dtype=dt) for k, dt in TASK_COLUMNS.items()}
-        return (cols, *_csr(self.deps[i0:i1]))
+        return (_columns(self.rows[i0:i1]), *_csr(self.deps[i0:i1]))
 
     def append_block(self, cols: dict[str, np.ndarray], dep_ptr: np.ndarray, dep_idx: np.ndarray) -> range:
         """Append tasks given as arrays (``segment``'s layout, task ids already final); returns
@@ -237,15 +236,29 @@ class ScheduleBuilder:
         return range(t0, t0 + n)
 
     def _flush(self) -> None:
+        """Close the tasks added one by one as a block of rows (turned into arrays by ``build``,
+        all such blocks at once: many are a task or two between two replayed ops)."""
         if self.deps:
-            cols = {k: np.array(v, dtype=TASK_COLUMNS[k]) for k, v in self.cols.items()}
-            self._blocks.append((cols, *_csr(self.deps)))
+            self._blocks.append((None, self.rows, self.deps))
             self._base += len(self.deps)
-            self.cols = {k: [] for k in TASK_COLUMNS}
+            self.rows = []
             self.deps = []
+
+    def _row_blocks_as_arrays(self) -> None:
+        raw = [i for i, blk in enumerate(self._blocks) if blk[0] is None]
+        if not raw:
+            return
+        cols = _columns([r for i in raw for r in self._blocks[i][1]])
+        ptr, idx = _csr([d for i in raw for d in self._blocks[i][2]])
+        a = 0
+        for i in raw:
+            b = a + len(self._blocks[i][2])
+            self._blocks[i] = ({k: v[a:b] for k, v in cols.items()}, ptr[a:b + 1] - ptr[a], idx[ptr[a]:ptr[b]])
+            a = b
 
     def build(self) -> Schedule:
         self._flush()
+        self._row_blocks_as_arrays()
         blocks = self._blocks or [({k: np.zeros(0, dtype=dt) for k, dt in TASK_COLUMNS.items()},
                                    np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32))]
         cols = {k: np.concatenate([b[0][k] for b in blocks]).astype(dt, copy=False) for k, dt in TASK_COLUMNS.items()}
@@ -268,7 +281,13 @@ class ScheduleBuilder:
             op_names=[o[0] for o in self.ops], op_roles=[o[1] for o in self.ops], op_kinds=[o[2] for o in self.ops])
 
 
-def _csr(deps: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
+def _columns(rows: list[tuple]) -> dict[str, np.ndarray]:
+    if not rows:
+        return {k: np.zeros(0, dtype=dt) for k, dt in TASK_COLUMNS.items()}
+    return {k: np.array(v, dtype=dt) for (k, dt), v in zip(TASK_COLUMNS.items(), zip(*rows))}
+
+
+def _csr(deps: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     counts = np.fromiter(map(len, deps), dtype=np.int64, count=len(deps))
     ptr = np.zeros(len(deps) + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])

@@ -74,7 +74,7 @@ def timeline_figure(result: "SimResult", max_tracks: int = 40, bins: int = 200, 
     if tracks and s.num_tasks:
         order = np.argsort(track_key)
         pos = order[np.searchsorted(track_key[order], key)]
-        np.add.at(busy, pos, result.end_s - result.start_s)
+        busy = np.bincount(pos, weights=result.end_s - result.start_s, minlength=len(tracks))
         used = np.zeros(len(tracks), dtype=bool)
         used[pos] = True
     else:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..lower.schedule import CATEGORY_NAMES, KIND_NAMES, XFER
-from ..sim.result import BLOCK_NAMES, SimResult
+from ..sim.result import BLOCK_NAMES, SimResult, group_min_max
 
 ENGINE, OPS, OVERHEAD = "engine", "ops", "overhead"
 
@@ -165,10 +165,7 @@ def group_spans(result: SimResult, tasks: np.ndarray, key: np.ndarray):
     """Group ``tasks`` by ``key`` (one int per task): (unique keys, each task's group, the
     first start and the last end of each group)."""
     keys, inv = np.unique(key, return_inverse=True)
-    start = np.full(keys.size, np.inf)
-    end = np.full(keys.size, -np.inf)
-    np.minimum.at(start, inv, result.start_s[tasks])
-    np.maximum.at(end, inv, result.end_s[tasks])
+    start, end = group_min_max(inv, keys.size, result.start_s[tasks], result.end_s[tasks])
     return keys, inv, start, end
 
 

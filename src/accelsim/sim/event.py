@@ -12,7 +12,7 @@ from ..lower.lowering import lower
 from ..lower.schedule import Schedule
 from ..workload.graph import WorkloadGraph
 from .engine import simulate_schedule
-from .result import SimResult
+from .result import SimResult, group_min_max
 
 CATEGORY_TO_BOUND = {"compute": "compute", "hbm": "memory", "dma": "memory", "sram": "memory",
                      "vector": "vector", "interconnect": "interconnect", "overhead": "overhead"}
@@ -34,12 +34,8 @@ class EventRun:
     def op_times(self) -> tuple[np.ndarray, np.ndarray]:
         """(first start, last end) of each op's tasks, indexed like schedule.op_names."""
         s, r = self.schedule, self.result
-        n = len(s.op_names)
-        first = np.full(n, np.inf)
-        last = np.zeros(n)
-        np.minimum.at(first, s.op, r.start_s)
-        np.maximum.at(last, s.op, r.end_s)
-        return first, last
+        first, last = group_min_max(s.op, len(s.op_names), r.start_s, r.end_s)
+        return first, np.maximum(last, 0.0)
 
 
 def simulate(graph: WorkloadGraph, system: SystemSpec, library=None) -> EventRun:

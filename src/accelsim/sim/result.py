@@ -9,6 +9,23 @@ import numpy as np
 from ..lower.schedule import Schedule
 
 BLOCK_NONE, BLOCK_DEP, BLOCK_RESOURCE, BLOCK_SLOT = range(4)
+
+
+def group_min_max(group: np.ndarray, n: int, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(min of ``lo``, max of ``hi``) over the items of each group ``0..n-1`` (+inf / -inf for
+    an empty group). ``group`` is each item's group; a run of items already in group order (a
+    schedule's tasks by op) is reduced without sorting."""
+    first, last = np.full(n, np.inf), np.full(n, -np.inf)
+    if group.size == 0:
+        return first, last
+    if np.any(group[1:] < group[:-1]):
+        order = np.argsort(group, kind="stable")
+        group, lo, hi = group[order], lo[order], hi[order]
+    cut = np.flatnonzero(np.diff(group)) + 1
+    heads = np.concatenate(([0], cut))
+    first[group[heads]] = np.minimum.reduceat(lo, heads)
+    last[group[heads]] = np.maximum.reduceat(hi, heads)
+    return first, last
 BLOCK_NAMES = ("none", "dependency", "resource", "sram_slot")
 
 
@@ -42,10 +59,8 @@ class SimResult:
     def busy_s(self) -> np.ndarray:
         """Busy seconds of each resource summed over its servers (per resource index)."""
         s = self.schedule
-        busy = np.zeros(len(s.res_names))
         has = s.resource >= 0
-        np.add.at(busy, s.resource[has], (self.end_s - self.start_s)[has])
-        return busy
+        return np.bincount(s.resource[has], weights=(self.end_s - self.start_s)[has], minlength=len(s.res_names))
 
     def utilization(self) -> dict[str, float]:
         """Busy fraction of each engine class (tensor, vector, scalar, dma, link) over the run,
