@@ -329,11 +329,22 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
     h_free = np.arange(act_width)[::-1].copy()  # a stack of free handles
     n_free_h = act_width
     srv_next = np.full(S, np.inf)  # earliest end of a transfer on each server
-    active = np.empty((S, act_width), dtype=np.int64)
-    act_pk = np.empty((S, act_width), dtype=np.int64)  # sort key: class x width + flow group
-    act_k = np.empty((S, act_width), dtype=np.int64)  # then the task key
+    # each server's transfers in a row of its own, as wide as the servers of the resources whose
+    # transfers use it (an upper bound: a resource switching servers is counted at each switch)
+    srv_off = np.zeros(S + 1, dtype=np.int64)
+    last_srv = np.full(max(R, 1), -1, dtype=np.int64)
+    for t in range(T):
+        r = resource[t]
+        if kind[t] == XFER and r >= 0 and server[t] != last_srv[r]:
+            last_srv[r] = server[t]
+            srv_off[server[t] + 1] += res_capacity[r]
+    for s in range(S):
+        srv_off[s + 1] = srv_off[s] + min(srv_off[s + 1], act_width)
+    active = np.empty(srv_off[S], dtype=np.int64)
+    act_pk = np.empty(srv_off[S], dtype=np.int64)  # sort key: class x width + flow group
+    act_k = np.empty(srv_off[S], dtype=np.int64)  # then the task key
     n_active = np.zeros(S, dtype=np.int64)
-    n_sorted = np.zeros(S, dtype=np.int64)  # active[s, :n_sorted[s]] is sorted; the rest arrived since
+    n_sorted = np.zeros(S, dtype=np.int64)  # a row's first n_sorted[s] are sorted; the rest arrived since
     merge_buf = np.empty((3, act_width), dtype=np.int64)
     width = np.int64(R) + np.int64(T)
     fcap = np.empty(act_width + 1)
@@ -393,21 +404,22 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
         # ---- bandwidth shares
         for s in range(S):
             if dirty[s]:
-                _merge_new(active[s], act_pk[s], act_k[s], n_sorted[s], n_active[s], merge_buf)
+                o, o1 = srv_off[s], srv_off[s + 1]
+                _merge_new(active[o:o1], act_pk[o:o1], act_k[o:o1], n_sorted[s], n_active[s], merge_buf)
                 n_sorted[s] = n_active[s]
                 for j in range(n_active[s]):
-                    h = active[s, j]
+                    h = active[o + j]
                     el = now - h_since[h]
                     if el > 0.0:
                         h_left[h] -= h_rate[h] * el
                         if h_limited[h]:
                             capped[h_task[h]] += el
                     h_since[h] = now
-                _server_rates(active[s], act_pk[s], n_active[s], h_task, res_bw, cap, weight, h_rate, h_limited,
+                _server_rates(active[o:o1], act_pk[o:o1], n_active[s], h_task, res_bw, cap, weight, h_rate, h_limited,
                               srv_bw[s], width, res_used, fcap, fw, fstart, frate, fixed)
                 first = np.inf
                 for j in range(n_active[s]):
-                    h = active[s, j]
+                    h = active[o + j]
                     h_end[h] = now + h_left[h] / h_rate[h] if h_rate[h] > 0.0 else np.inf
                     first = min(first, h_end[h])
                 srv_next[s] = first
@@ -426,8 +438,9 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                 continue
             kept = 0
             kept_sorted = 0
+            o = srv_off[s]
             for j in range(n_active[s]):
-                h = active[s, j]
+                h = active[o + j]
                 if h_end[h] <= t_next:
                     if h_limited[h]:
                         capped[h_task[h]] += t_next - h_since[h]
@@ -437,9 +450,9 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                     n_free_h += 1
                     dirty[s] = True
                 else:
-                    active[s, kept] = h
-                    act_pk[s, kept] = act_pk[s, j]
-                    act_k[s, kept] = act_k[s, j]
+                    active[o + kept] = h
+                    act_pk[o + kept] = act_pk[o + j]
+                    act_k[o + kept] = act_k[o + j]
                     kept += 1
                     if j < n_sorted[s]:
                         kept_sorted += 1
@@ -461,10 +474,10 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                     h_since[h] = now
                     h_rate[h] = 0.0
                     h_limited[h] = False
-                    j = n_active[s]
-                    active[s, j] = h
-                    act_pk[s, j] = pc + _flow_of(t, resource, res_bw, R)
-                    act_k[s, j] = priority[t] * mult + t
+                    j = srv_off[s] + n_active[s]
+                    active[j] = h
+                    act_pk[j] = pc + _flow_of(t, resource, res_bw, R)
+                    act_k[j] = priority[t] * mult + t
                     n_active[s] += 1
                     dirty[s] = True
                 else:
