@@ -42,8 +42,8 @@ from .schedule import CAT_LINK, CAT_OVERHEAD, DELAY, XFER, Schedule, ScheduleBui
 
 
 ENGINE_TABLE_ENTRIES = 20_000_000
-"""Bound on links x link servers (the event engine keeps one row of active transfers per
-bandwidth server, as wide as all servers together)."""
+"""Bound on the link servers of all links together (the event engine keeps a row of active
+transfers per bandwidth server, as wide as the servers of its link)."""
 
 
 def _link_name(u, v) -> str:
@@ -161,7 +161,7 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
 
     # servers per link: the most hop tasks one step puts on it, doubled (neighbouring steps may
     # overlap), at most the link's total; and at most what keeps the engine's table of active
-    # transfers (links x servers of all links) under ENGINE_TABLE_ENTRIES
+    # transfers (the servers of all links) under ENGINE_TABLE_ENTRIES
     per_step: dict = {}
     total: dict = {}
     for st in plan.steps:
@@ -172,7 +172,7 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
         for link, c in seen.items():
             per_step[link] = max(per_step.get(link, 0), c)
             total[link] = total.get(link, 0) + c * st.repeat
-    cap = max(4, ENGINE_TABLE_ENTRIES // max(1, len(per_step)) ** 2)
+    cap = max(4, ENGINE_TABLE_ENTRIES // max(1, len(per_step)))
     links = {}
     for link in per_step:
         u, v = link

@@ -365,6 +365,14 @@ class Lowerer:
             chunks.append(min(KV_CHUNK, kv_part - done))
             done += chunks[-1]
         out_b = o.vd * (dt if split == 1 else 4.0)
+        qk_s: dict[tuple, float] = {}  # seconds of one stream item's two passes, by (rows, keys)
+        pv_s: dict[tuple, float] = {}
+        for m in {min(mt, rows - qt * mt) for qt in range(q_tiles)}:
+            for kvn in set(chunks):
+                qk_s[m, kvn] = pass_cycles(m, kvn, o.head_dim, cm.R, cm.C, cm.count, cm.df, speed, cm.overlap,
+                                           cm.min_pass) / cm.f_tensor / eff
+                pv_s[m, kvn] = pass_cycles(m, o.vd, kvn, cm.R, cm.C, cm.count, cm.df, speed, cm.overlap,
+                                           cm.min_pass) / cm.f_tensor / eff
         ends, first = [], 0
         for c in range(self.cores):
             count = per + (1 if c < extra else 0)
@@ -404,16 +412,14 @@ class Lowerer:
                                          duration_s=self.vec_time(kv_dq * keys * o.kv_width(), o.dtype))]
                     mk = sum(m * kvn for _, m, kvn in step)
                     qk = b.task(BUSY, CAT_TENSOR, oid, q + kvload + [prev], resource=self.tensor[c],
-                                duration_s=sum(pass_cycles(m, kvn, o.head_dim, cm.R, cm.C, cm.count, cm.df, speed,
-                                                           cm.overlap, cm.min_pass) / cm.f_tensor / eff for _, m, kvn in step),
+                                duration_s=sum(qk_s[m, kvn] for _, m, kvn in step),
                                 flops=2.0 * mk * o.head_dim)
                     ex = b.task(BUSY, CAT_SCALAR, oid, [qk], resource=self.scalar[c],
                                 duration_s=sum(m * kvn / cm.trans_rate for _, m, kvn in step))
                     upd = b.task(BUSY, CAT_VECTOR, oid, [qk], resource=self.vector[c],
                                  duration_s=self.vec_time(vrate_ops * mk, o.dtype))
                     prev = b.task(BUSY, CAT_TENSOR, oid, [ex, upd], resource=self.tensor[c],
-                                  duration_s=sum(pass_cycles(m, o.vd, kvn, cm.R, cm.C, cm.count, cm.df, speed,
-                                                             cm.overlap, cm.min_pass) / cm.f_tensor / eff for _, m, kvn in step),
+                                  duration_s=sum(pv_s[m, kvn] for _, m, kvn in step),
                                   flops=2.0 * mk * o.vd)
                     # units whose stream ends in this step write their output
                     finished = [i for i in items if pos >= len(stream) or stream[pos][0] != i]
