@@ -149,7 +149,7 @@ def _flow_of(x, resource, res_bw, R):
 
 @njit(cache=True)
 def _server_rates(active, pk, n, h_task, res_bw, cap, weight, rate, dma_limited, bw, width, res_used,
-                  fcap, fw, fstart, frate, fixed):
+                  fcap, fw, fstart, frate, fixed, now, h_left, h_since, h_end, capped):
     """Rates of the ``n`` transfers (handles into ``h_task``, ``rate``, ``dma_limited``) in
     ``active`` on one server, kept sorted by ``pk`` (class x
     ``width`` + flow group) and then key. Transfers of a resource that has a bandwidth of its own
@@ -159,9 +159,14 @@ def _server_rates(active, pk, n, h_task, res_bw, cap, weight, rate, dma_limited,
     Classes (``pk // width``; all equal: one max-min fair class) are served in ascending order:
     each water-fills what the earlier classes left of the server and of its resources'
     bandwidth (``res_used``: scratch, zero on entry and on return). ``fcap`` .. ``fixed`` are
-    scratch of at least ``n + 1`` entries."""
+    scratch of at least ``n + 1`` entries.
+
+    A transfer whose rate or DMA limit changes is brought up to ``now`` (bytes left, seconds
+    limited by its DMA in ``capped``) and gets a new end time; the others keep theirs. Returns
+    the earliest end."""
+    first_end = np.inf
     if n == 0:
-        return
+        return first_end
     left_bw = bw
     j = 0
     while j < n:
@@ -198,12 +203,23 @@ def _server_rates(active, pk, n, h_task, res_bw, cap, weight, rate, dma_limited,
                 c = cap[h_task[h]]
                 r = min(c, left)
                 left -= r
-                rate[h] = r
-                dma_limited[h] = at_limit or r >= c
+                lim = at_limit or r >= c
+                if r != rate[h] or lim != dma_limited[h]:
+                    el = now - h_since[h]
+                    if el > 0.0:
+                        h_left[h] -= rate[h] * el
+                        if dma_limited[h]:
+                            capped[h_task[h]] += el
+                    h_since[h] = now
+                    rate[h] = r
+                    dma_limited[h] = lim
+                    h_end[h] = now + h_left[h] / r if r > 0.0 else np.inf
+                first_end = min(first_end, h_end[h])
     for j in range(n):
         g = pk[j] % width
         if g < res_bw.size:
             res_used[g] = 0.0
+    return first_end
 
 
 @njit(cache=True)
@@ -407,22 +423,9 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                 o, o1 = srv_off[s], srv_off[s + 1]
                 _merge_new(active[o:o1], act_pk[o:o1], act_k[o:o1], n_sorted[s], n_active[s], merge_buf)
                 n_sorted[s] = n_active[s]
-                for j in range(n_active[s]):
-                    h = active[o + j]
-                    el = now - h_since[h]
-                    if el > 0.0:
-                        h_left[h] -= h_rate[h] * el
-                        if h_limited[h]:
-                            capped[h_task[h]] += el
-                    h_since[h] = now
-                _server_rates(active[o:o1], act_pk[o:o1], n_active[s], h_task, res_bw, cap, weight, h_rate, h_limited,
-                              srv_bw[s], width, res_used, fcap, fw, fstart, frate, fixed)
-                first = np.inf
-                for j in range(n_active[s]):
-                    h = active[o + j]
-                    h_end[h] = now + h_left[h] / h_rate[h] if h_rate[h] > 0.0 else np.inf
-                    first = min(first, h_end[h])
-                srv_next[s] = first
+                srv_next[s] = _server_rates(active[o:o1], act_pk[o:o1], n_active[s], h_task, res_bw, cap, weight,
+                                            h_rate, h_limited, srv_bw[s], width, res_used, fcap, fw, fstart, frate,
+                                            fixed, now, h_left, h_since, h_end, capped)
                 dirty[s] = False
         # ---- next event
         t_next = np.inf
@@ -473,6 +476,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                     h_left[h] = nbytes[t]
                     h_since[h] = now
                     h_rate[h] = 0.0
+                    h_end[h] = np.inf
                     h_limited[h] = False
                     j = srv_off[s] + n_active[s]
                     active[j] = h
