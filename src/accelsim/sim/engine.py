@@ -148,11 +148,11 @@ def _flow_of(x, resource, res_bw, R):
 
 
 @njit(cache=True)
-def _server_rates(active, pk, n, h_task, res_bw, cap, weight, rate, dma_limited, bw, width, res_used,
-                  fcap, fw, fstart, frate, fixed, now, h_left, h_since, h_end, capped):
-    """Rates of the ``n`` transfers (handles into ``h_task``, ``rate``, ``dma_limited``) in
-    ``active`` on one server, kept sorted by ``pk`` (class x
-    ``width`` + flow group) and then key. Transfers of a resource that has a bandwidth of its own
+def _server_rates(active, pk, n, h_cap, h_weight, res_bw, rate, dma_limited, bw, width, res_used,
+                  fcap, fw, fstart, frate, fixed, now, h_left, h_since, h_end, h_capped):
+    """Rates of the ``n`` transfers in ``active`` (handles into the ``h_`` arrays, ``rate``
+    and ``dma_limited``) on one server, kept sorted by ``pk`` (class x ``width`` + flow group)
+    and then key. Transfers of a resource that has a bandwidth of its own
     (a core's DMA queues) form one flow capped by it; flows are water-filled on the server; a
     flow's rate goes to its transfers in key order.
 
@@ -162,7 +162,7 @@ def _server_rates(active, pk, n, h_task, res_bw, cap, weight, rate, dma_limited,
     scratch of at least ``n + 1`` entries.
 
     A transfer whose rate or DMA limit changes is brought up to ``now`` (bytes left, seconds
-    limited by its DMA in ``capped``) and gets a new end time; the others keep theirs. Returns
+    limited by its DMA in ``h_capped``) and gets a new end time; the others keep theirs. Returns
     the earliest end."""
     first_end = np.inf
     if n == 0:
@@ -177,16 +177,16 @@ def _server_rates(active, pk, n, h_task, res_bw, cap, weight, rate, dma_limited,
             e = j
             total = 0.0
             while e < n and pk[e] == pk[j]:
-                total += cap[h_task[active[e]]]
+                total += h_cap[active[e]]
                 e += 1
-            lead = h_task[active[j]]
+            lead = active[j]
             g = pk[j] - cj * width
             fstart[nf] = j
             if g < res_bw.size:
                 fcap[nf] = max(0.0, min(res_bw[g] - res_used[g], total))
             else:
-                fcap[nf] = cap[lead]
-            fw[nf] = weight[lead]
+                fcap[nf] = h_cap[lead]
+            fw[nf] = h_weight[lead]
             nf += 1
             j = e
         fstart[nf] = j
@@ -200,7 +200,7 @@ def _server_rates(active, pk, n, h_task, res_bw, cap, weight, rate, dma_limited,
             left_bw -= fw[f] * frate[f]
             for q in range(fstart[f], fstart[f + 1]):
                 h = active[q]
-                c = cap[h_task[h]]
+                c = h_cap[h]
                 r = min(c, left)
                 left -= r
                 lim = at_limit or r >= c
@@ -209,7 +209,7 @@ def _server_rates(active, pk, n, h_task, res_bw, cap, weight, rate, dma_limited,
                     if el > 0.0:
                         h_left[h] -= rate[h] * el
                         if dma_limited[h]:
-                            capped[h_task[h]] += el
+                            h_capped[h] += el
                     h_since[h] = now
                     rate[h] = r
                     dma_limited[h] = lim
@@ -337,6 +337,9 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
     # are re-divided (when a transfer joins or leaves it).
     act_width = min(T, lane_off[R]) if R > 0 else 0
     h_task = np.empty(act_width, dtype=np.int64)
+    h_cap = np.empty(act_width)  # the task's cap and weight, copied here (few, close together)
+    h_weight = np.empty(act_width)
+    h_capped = np.zeros(act_width)
     h_left = np.zeros(act_width)
     h_since = np.zeros(act_width)
     h_rate = np.zeros(act_width)
@@ -423,9 +426,9 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                 o, o1 = srv_off[s], srv_off[s + 1]
                 _merge_new(active[o:o1], act_pk[o:o1], act_k[o:o1], n_sorted[s], n_active[s], merge_buf)
                 n_sorted[s] = n_active[s]
-                srv_next[s] = _server_rates(active[o:o1], act_pk[o:o1], n_active[s], h_task, res_bw, cap, weight,
+                srv_next[s] = _server_rates(active[o:o1], act_pk[o:o1], n_active[s], h_cap, h_weight, res_bw,
                                             h_rate, h_limited, srv_bw[s], width, res_used, fcap, fw, fstart, frate,
-                                            fixed, now, h_left, h_since, h_end, capped)
+                                            fixed, now, h_left, h_since, h_end, h_capped)
                 dirty[s] = False
         # ---- next event
         t_next = np.inf
@@ -445,8 +448,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
             for j in range(n_active[s]):
                 h = active[o + j]
                 if h_end[h] <= t_next:
-                    if h_limited[h]:
-                        capped[h_task[h]] += t_next - h_since[h]
+                    capped[h_task[h]] = h_capped[h] + (t_next - h_since[h] if h_limited[h] else 0.0)
                     done_buf[n_fin] = h_task[h]
                     n_fin += 1
                     h_free[n_free_h] = h
@@ -473,6 +475,9 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                     n_free_h -= 1
                     h = h_free[n_free_h]
                     h_task[h] = t
+                    h_cap[h] = cap[t]
+                    h_weight[h] = weight[t]
+                    h_capped[h] = 0.0
                     h_left[h] = nbytes[t]
                     h_since[h] = now
                     h_rate[h] = 0.0
