@@ -146,6 +146,48 @@ class Lowerer:
     def store(self, op: int, core: int, nbytes: float, deps, hbm_fraction: float = 1.0) -> list[int]:
         return self.load(op, core, nbytes, deps, hbm_fraction, cat=CAT_DMA_OUT)
 
+    def k_steps(self, oid: int, c: int, steps: list[int], b_per_k: float, a_per_k: float, pass_per_k: float,
+                flops_per_k: float, prev_pass: int, weight_deps: list[int], start: int, pool: int,
+                w_a: float, w_b: float, dq_a: float, dq_b: float) -> int:
+        """A tile group's K steps on core ``c`` (``steps``: the K extent of each), added as rows
+        in one go: per step the weight (B) and activation (A) loads into an SRAM slot, the
+        dequantization of narrow operands on the vector engine, and the tensor pass that frees
+        the slot. Only a core's first weight load waits on ``weight_deps`` (it is prefetched);
+        the others wait on the op's ``start``. Returns the last pass."""
+        b = self.b
+        dma, hbm, vec, ten, lat, mc = self.dma[c], self.hbm, self.vector[c], self.tensor[c], self.dma_lat, self.cm.multicast
+        has_b, has_a = b_per_k > 0, a_per_k > 0
+        has_dq = (has_b and dq_b > 0) or (has_a and dq_a > 0)
+        rel = pool if (has_a or has_b) else -1
+        rows, deps = [], []
+        t = b.num_tasks
+        for kk in steps:
+            b_bytes, a_bytes = kk * b_per_k, kk * a_per_k
+            loads = []
+            if has_b:
+                rows.append((XFER, dma, hbm, lat, b_bytes / mc, np.inf, w_b, 0.0, pool, -1, t, oid, CAT_DMA_IN))
+                deps.append(list(weight_deps) if prev_pass < 0 else [start])
+                loads.append(t)
+                t += 1
+            if has_a:
+                rows.append((XFER, dma, hbm, lat, a_bytes / mc, np.inf, w_a, 0.0, -1 if has_b else pool, -1, t, oid,
+                             CAT_DMA_IN))
+                deps.append([start])
+                loads.append(t)
+                t += 1
+            if has_dq:
+                rows.append((BUSY, vec, -1, dq_b * b_bytes + dq_a * a_bytes, 0.0, np.inf, 1.0, 0.0, -1, -1, t, oid,
+                             CAT_VECTOR))
+                deps.append(loads)
+                loads = [t]
+                t += 1
+            rows.append((BUSY, ten, -1, pass_per_k * kk, 0.0, np.inf, 1.0, flops_per_k * kk, -1, rel, t, oid, CAT_TENSOR))
+            deps.append(loads + [prev_pass] if prev_pass >= 0 else loads)
+            prev_pass = t
+            t += 1
+        b.add_rows(rows, deps)
+        return prev_pass
+
     def vec_time(self, ops: float, dtype: str) -> float:
         return ops / (self.cm.vec_rate.get(dtype, self.cm.vec_rate_default))
 
@@ -279,6 +321,7 @@ class Lowerer:
                 k = k0
                 first_step = prev_pass < 0  # the core's first step is fine-grained: it fills the pipeline
                 last_group = gi == len(groups) - 1
+                steps = []
                 while k < k1:
                     kk = min(kf if first_step else kc, k1 - k)
                     if last_group and not first_step and k1 - k <= 2 * kc:
@@ -287,20 +330,10 @@ class Lowerer:
                         # with the SRAM cannot lengthen the drain)
                         kk = k1 - k if k1 - k <= kf else max(kf, min(kc, -(-(k1 - k) // 2)))
                     first_step = False
-                    b_bytes, a_bytes = kk * b_per_k, kk * a_per_k
-                    deps_in = []
-                    if b_bytes:  # only a core's first weight load is prefetched
-                        deps_in += self.load(oid, c, b_bytes / mc, weight_deps if prev_pass < 0 else [start], w_b,
-                                             acquire=pool)
-                    if a_bytes:
-                        deps_in += self.load(oid, c, a_bytes / mc, [start], w_a, acquire=pool if not b_bytes else -1)
-                    rel = pool if (a_bytes or b_bytes) else -1
-                    dq = dq_b * b_bytes + dq_a * a_bytes
-                    if dq > 0 and deps_in:
-                        deps_in = [b.task(BUSY, CAT_VECTOR, oid, deps_in, resource=self.vector[c], duration_s=dq)]
-                    prev_pass = b.task(BUSY, CAT_TENSOR, oid, deps_in + [prev_pass], resource=self.tensor[c],
-                                       duration_s=pass_per_k * kk, flops=flops_per_k * kk, release=rel)
+                    steps.append(kk)
                     k += kk
+                prev_pass = self.k_steps(oid, c, steps, b_per_k, a_per_k, pass_per_k, flops_per_k, prev_pass,
+                                         weight_deps, start, pool, w_a, w_b, dq_a, dq_b)
                 elems = sum(g[3] * g[4] for g in grp)
                 ev = b.task(BUSY, CAT_VECTOR, oid, [prev_pass], resource=self.vector[c],
                             duration_s=self.vec_time(elems, "fp32"))

@@ -208,6 +208,17 @@ class ScheduleBuilder:
         self.deps.append([d for d in deps if d is not None and d >= 0])
         return t
 
+    def add_rows(self, rows: list[tuple], deps: list[list[int]]) -> None:
+        """Add tasks as ready-made rows (``task``'s fields in TASK_COLUMNS order, priority
+        included) with their dependencies (task ids >= 0), in program order."""
+        t = self._base + len(self.deps)
+        if (t + len(rows)) >> 20 != t >> 20:  # crossing a 1 Mi tasks mark, as ``task`` checks
+            from ..limits import check_tasks
+
+            check_tasks(t + len(rows))
+        self.rows += rows
+        self.deps += deps
+
     def set_priority(self, t: int, priority: int) -> None:
         """Change the priority of task ``t`` (one added by ``task`` since the last block)."""
         i = t - self._base
