@@ -147,8 +147,8 @@ class ScheduleBuilder:
     lowered op replayed for an identical one) or ``build``; blocks stay arrays."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple] = []  # one tuple per task, in TASK_COLUMNS order
-        self.deps: list[list[int]] = []
+        self.cols: list[list] = [[] for _ in TASK_COLUMNS]  # one list per column, in TASK_COLUMNS order
+        self.deps: list[tuple[int, ...]] = []  # tuples: the garbage collector stops tracking them
         self._blocks: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
         self._base = 0
         self.res: list[tuple[str, str, int, int, float]] = []
@@ -203,9 +203,22 @@ class ScheduleBuilder:
             from ..limits import check_tasks
 
             check_tasks(t)
-        self.rows.append((kind, resource, server, duration_s, nbytes, cap_Bps, weight, flops, acquire, release,
-                          t if priority is None else priority, op, category))
-        self.deps.append([d for d in deps if d is not None and d >= 0])
+        (c_kind, c_res, c_srv, c_dur, c_bytes, c_cap, c_w, c_flops, c_acq, c_rel, c_prio, c_op,
+         c_cat) = self.cols
+        c_kind.append(kind)
+        c_res.append(resource)
+        c_srv.append(server)
+        c_dur.append(duration_s)
+        c_bytes.append(nbytes)
+        c_cap.append(cap_Bps)
+        c_w.append(weight)
+        c_flops.append(flops)
+        c_acq.append(acquire)
+        c_rel.append(release)
+        c_prio.append(t if priority is None else priority)
+        c_op.append(op)
+        c_cat.append(category)
+        self.deps.append(tuple([d for d in deps if d is not None and d >= 0]))
         return t
 
     def add_rows(self, rows: list[tuple], deps: list[list[int]]) -> None:
@@ -216,14 +229,14 @@ class ScheduleBuilder:
             from ..limits import check_tasks
 
             check_tasks(t + len(rows))
-        self.rows += rows
-        self.deps += deps
+        if rows:
+            for col, values in zip(self.cols, zip(*rows)):
+                col += values
+        self.deps += map(tuple, deps)
 
     def set_priority(self, t: int, priority: int) -> None:
         """Change the priority of task ``t`` (one added by ``task`` since the last block)."""
-        i = t - self._base
-        row = self.rows[i]
-        self.rows[i] = row[:_PRIORITY] + (priority,) + row[_PRIORITY + 1:]
+        self.cols[_PRIORITY][t - self._base] = priority
 
     def segment(self, t0: int, t1: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Tasks ``t0..t1-1`` (added by ``task`` since the last block) as arrays: (columns,
@@ -231,7 +244,7 @@ class ScheduleBuilder:
         i0, i1 = t0 - self._base, t1 - self._base
         if i0 < 0:
             raise ValueError("segment() reads tasks added since the last block only")
-        return (_columns(self.rows[i0:i1]), *_csr(self.deps[i0:i1]))
+        return (_columns([c[i0:i1] for c in self.cols]), *_csr(self.deps[i0:i1]))
 
     def append_block(self, cols: dict[str, np.ndarray], dep_ptr: np.ndarray, dep_idx: np.ndarray) -> range:
         """Append tasks given as arrays (``segment``'s layout, task ids already final); returns
@@ -250,16 +263,16 @@ class ScheduleBuilder:
         """Close the tasks added one by one as a block of rows (turned into arrays by ``build``,
         all such blocks at once: many are a task or two between two replayed ops)."""
         if self.deps:
-            self._blocks.append((None, self.rows, self.deps))
+            self._blocks.append((None, self.cols, self.deps))
             self._base += len(self.deps)
-            self.rows = []
+            self.cols = [[] for _ in TASK_COLUMNS]
             self.deps = []
 
     def _row_blocks_as_arrays(self) -> None:
         raw = [i for i, blk in enumerate(self._blocks) if blk[0] is None]
         if not raw:
             return
-        cols = _columns([r for i in raw for r in self._blocks[i][1]])
+        cols = _columns([[x for i in raw for x in self._blocks[i][1][j]] for j in range(len(TASK_COLUMNS))])
         ptr, idx = _csr([d for i in raw for d in self._blocks[i][2]])
         a = 0
         for i in raw:
@@ -292,10 +305,8 @@ class ScheduleBuilder:
             op_names=[o[0] for o in self.ops], op_roles=[o[1] for o in self.ops], op_kinds=[o[2] for o in self.ops])
 
 
-def _columns(rows: list[tuple]) -> dict[str, np.ndarray]:
-    if not rows:
-        return {k: np.zeros(0, dtype=dt) for k, dt in TASK_COLUMNS.items()}
-    return {k: np.array(v, dtype=dt) for (k, dt), v in zip(TASK_COLUMNS.items(), zip(*rows))}
+def _columns(cols: list[list]) -> dict[str, np.ndarray]:
+    return {k: np.array(v, dtype=dt) for (k, dt), v in zip(TASK_COLUMNS.items(), cols)}
 
 
 def _csr(deps: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
