@@ -278,6 +278,27 @@ def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: f
     return bw, lat, sent * n
 
 
+def _floor_s(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: float, proto: _Proto) -> float:
+    """A lower bound on ``_evaluate``'s bandwidth + latency seconds from the plan alone (no
+    routes): a step lasts at least as long as its largest transfer takes on the faster link
+    class, plus its own step latency. 0 where the cost is not a flat plan's."""
+    if kind == "broadcast" and algorithm == "ring":
+        return 0.0
+    frac = net.in_switch_fraction if algorithm == "in_switch" else proto.bw_fraction
+    rate = max(net.bw_up, net.bw_out) * frac
+    if rate <= 0:
+        return 0.0
+    own = net.in_switch_latency_s if algorithm == "in_switch" else proto.step_latency_s
+    return proto.base_latency_s + sum(r * (f * n / rate + own) for r, f in _plan_steps(net.topo, kind, algorithm, group))
+
+
+@lru_cache(maxsize=4096)
+def _plan_steps(topo: Topology, kind: str, algorithm: str, group: tuple[int, ...]) -> tuple[tuple[int, float], ...]:
+    """(repeat, largest transfer in units of bytes_per_rank) of each step of a flat plan."""
+    return tuple((st.repeat, max((f for _, _, f in st.transfers), default=0.0))
+                 for st in flat_plan(topo, kind, algorithm, group))
+
+
 # ------------------------------------------------------------------------------------------
 # Choice
 
@@ -394,6 +415,8 @@ def _cost(net: _Net, kind: str, n: float, group: tuple[int, ...], algorithm: str
         for proto in _protocols(net, kind, n, len(group)):
             if n > proto.max_bytes or (name == "in_switch" and proto.bw_fraction < top):
                 continue  # an in-switch reduction runs the bulk protocol (NCCL's NVLS uses Simple)
+            if best is not None and _floor_s(net, kind, name, group, n, proto) >= (best[0] + best[1]) * (1 - 1e-9):
+                continue  # cannot win: not worth routing its steps
             bw, lat, sent = _evaluate(net, kind, name, group, n, proto)
             cand = (bw, lat, sent, name, "", (), proto.name)
             if best is None or cand[0] + cand[1] < (best[0] + best[1]) * (1 - 1e-9):
