@@ -422,7 +422,34 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                 seq += 1
         # ---- bandwidth shares
         for s in range(S):
-            if dirty[s]:
+            if dirty[s] and n_active[s] == 1:  # one transfer (a link's usual load): its rate directly
+                o = srv_off[s]
+                n_sorted[s] = 1
+                h = active[o]
+                c = h_cap[h]
+                g = act_pk[o] % width
+                fc = max(0.0, min(res_bw[g], c)) if g < res_bw.size else c
+                level = np.inf
+                if h_weight[h] > 0.0:
+                    level = max(0.0, srv_bw[s]) / h_weight[h]
+                    if fc <= level:
+                        level = np.inf
+                f = fc if fc < level else level
+                r = min(c, f)
+                lim = f >= fc or r >= c
+                if r != h_rate[h] or lim != h_limited[h]:
+                    el = now - h_since[h]
+                    if el > 0.0:
+                        h_left[h] -= h_rate[h] * el
+                        if h_limited[h]:
+                            h_capped[h] += el
+                    h_since[h] = now
+                    h_rate[h] = r
+                    h_limited[h] = lim
+                    h_end[h] = now + h_left[h] / r if r > 0.0 else np.inf
+                srv_next[s] = h_end[h]
+                dirty[s] = False
+            elif dirty[s]:
                 o, o1 = srv_off[s], srv_off[s + 1]
                 _merge_new(active[o:o1], act_pk[o:o1], act_k[o:o1], n_sorted[s], n_active[s], merge_buf)
                 n_sorted[s] = n_active[s]
