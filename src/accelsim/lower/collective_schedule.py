@@ -38,6 +38,7 @@ from ..arch.spec import SystemSpec
 from ..cost.collectives import KINDS, collective_plan, link_terms
 from ..arch.topology import SCALE_OUT, topology
 from ..errors import WorkloadError
+from ..gcpause import gc_paused
 from .schedule import CAT_LINK, CAT_OVERHEAD, DELAY, XFER, Schedule, ScheduleBuilder
 
 
@@ -136,6 +137,7 @@ class _Lists:
         return _Lists(ptr, pool[np.repeat(src - ptr[:-1], counts) + np.arange(ptr[-1])])
 
 
+@gc_paused
 def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
                         algorithm: str | None = None, chips=None, builder: ScheduleBuilder | None = None,
                         deps=None, name: str | None = None, library=None) -> Schedule | list[int]:

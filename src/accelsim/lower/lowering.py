@@ -47,6 +47,7 @@ import numpy as np
 from ..arch.spec import SystemSpec
 from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
+from ..gcpause import gc_paused
 from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, compute_dtype, dequant_seconds, gemm_mapping,
                             gemm_speed)
 from ..cost.systolic import pass_cycles
@@ -548,6 +549,7 @@ class _Template:
         return np.where(self.ends == self.start, start, self.ends + shift).tolist()
 
 
+@gc_paused
 def lower(graph: WorkloadGraph, system: SystemSpec, library=None, replay: bool = True) -> Schedule:
     """Lower one chip's share of ``graph`` onto ``system``'s chip (collectives under ``library``,
     the stack's collective library; None: the ideal bound). ``replay=False`` lowers every op

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from ..arch.spec import SystemSpec
 from ..arch.topology import Placement, place
 from ..errors import WorkloadError
+from ..gcpause import gc_paused
 from ..lower.fabric import Fabric
 from ..lower.schedule import (BUSY, CAT_DMA_IN, CAT_OVERHEAD, CAT_TENSOR, CAT_VECTOR, ScheduleBuilder)
 from ..workload.ops import Collective
@@ -70,6 +71,7 @@ def _chunks(ops: list, v: int, backward: bool) -> list[list]:
     return out
 
 
+@gc_paused
 def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, private_links: bool = False
                          ) -> TrainEventRun:
     """Lower and run one training step op by op (``private_links``: every group on links of
