@@ -203,11 +203,13 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
         hbm_s = hbm / min(hbm_bw, path_bw)
         f = fill
         if split > 1:
-            # the last wave's split-K partials are reduced after they are written, over every
-            # core: read them back, write the output
-            last = (tiles - (waves - 1) * cores) / tiles
+            # an output tile's split-K partials are reduced once all are written; the tiles
+            # with a partial in the last wave (one per unit of it, at most every tile) are
+            # reduced after it, over every core: all their partials read back, the output written
+            outs = batch * nm * nn
+            late = min(tiles - (waves - 1) * cores, outs) / outs
             part_bw = min(shared_bw if part_shared else hbm_bw, cores * core_bw)
-            f += last * batch * M * N * (4.0 * split / part_bw + bo / min(hbm_bw, cores * core_bw))
+            f += late * batch * M * N * (4.0 * split / part_bw + bo / min(hbm_bw, cores * core_bw))
         vec = (dq_b * batch * K * N * nm + dq_a * batch * M * K * nn) / active
         row = cand[nc]
         row[0] = max(compute, vec, hbm_s, shared_s) + f
