@@ -149,7 +149,8 @@ def _flow_of(x, resource, res_bw, R):
 
 @njit(cache=True)
 def _server_rates(active, pk, n, h_cap, h_weight, res_bw, rate, dma_limited, bw, width, res_used,
-                  fcap, fw, fstart, frate, fixed, now, h_left, h_since, h_end, h_capped):
+                  fcap, fw, fstart, frate, fixed, now, h_left, h_since, h_end, h_capped, kk, h_task, srv,
+                  head_h, head_task, head_srv, head_pk, head_key):
     """Rates of the ``n`` transfers in ``active`` (handles into the ``h_`` arrays, ``rate``
     and ``dma_limited``) on one server, kept sorted by ``pk`` (class x ``width`` + flow group)
     and then key. Transfers of a resource that has a bandwidth of its own
@@ -163,7 +164,11 @@ def _server_rates(active, pk, n, h_cap, h_weight, res_bw, rate, dma_limited, bw,
 
     A transfer whose rate or DMA limit changes is brought up to ``now`` (bytes left, seconds
     limited by its DMA in ``h_capped``) and gets a new end time; the others keep theirs. Returns
-    the earliest end."""
+    the earliest end.
+
+    A resource's flow led by a transfer without a cap of its own takes the whole flow rate for
+    it, so a later transfer joining that flow changes no rate: ``head_*`` record such leads
+    (handle, task, server) per resource for ``run`` to skip the re-division."""
     first_end = np.inf
     if n == 0:
         return first_end
@@ -198,6 +203,16 @@ def _server_rates(active, pk, n, h_cap, h_weight, res_bw, rate, dma_limited, bw,
             if g < res_bw.size:
                 res_used[g] += frate[f]
             left_bw -= fw[f] * frate[f]
+            if g < res_bw.size:
+                lead = active[fstart[f]]
+                if h_cap[lead] == np.inf:
+                    head_h[g] = lead
+                    head_task[g] = h_task[lead]
+                    head_srv[g] = srv
+                    head_pk[g] = pk[fstart[f]]
+                    head_key[g] = kk[fstart[f]]
+                else:
+                    head_h[g] = -1
             for q in range(fstart[f], fstart[f + 1]):
                 h = active[q]
                 c = h_cap[h]
@@ -348,6 +363,13 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
     h_free = np.arange(act_width)[::-1].copy()  # a stack of free handles
     n_free_h = act_width
     srv_next = np.full(S, np.inf)  # earliest end of a transfer on each server
+    h_on = np.zeros(act_width, dtype=np.bool_)  # handle in use
+    # per resource: the uncapped transfer leading its flow at the last re-division (-1: none)
+    head_h = np.full(max(R, 1), -1, dtype=np.int64)
+    head_task = np.full(max(R, 1), -1, dtype=np.int64)
+    head_srv = np.full(max(R, 1), -1, dtype=np.int64)
+    head_pk = np.full(max(R, 1), -1, dtype=np.int64)
+    head_key = np.full(max(R, 1), -1, dtype=np.int64)
     # each server's transfers in a row of its own, as wide as the servers of the resources whose
     # transfers use it (an upper bound: a resource switching servers is counted at each switch)
     srv_off = np.zeros(S + 1, dtype=np.int64)
@@ -455,7 +477,8 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                 n_sorted[s] = n_active[s]
                 srv_next[s] = _server_rates(active[o:o1], act_pk[o:o1], n_active[s], h_cap, h_weight, res_bw,
                                             h_rate, h_limited, srv_bw[s], width, res_used, fcap, fw, fstart, frate,
-                                            fixed, now, h_left, h_since, h_end, h_capped)
+                                            fixed, now, h_left, h_since, h_end, h_capped, act_k[o:o1], h_task, s,
+                                            head_h, head_task, head_srv, head_pk, head_key)
                 dirty[s] = False
         # ---- next event
         t_next = np.inf
@@ -478,6 +501,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                     capped[h_task[h]] = h_capped[h] + (t_next - h_since[h] if h_limited[h] else 0.0)
                     done_buf[n_fin] = h_task[h]
                     n_fin += 1
+                    h_on[h] = False
                     h_free[n_free_h] = h
                     n_free_h += 1
                     dirty[s] = True
@@ -510,12 +534,20 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                     h_rate[h] = 0.0
                     h_end[h] = np.inf
                     h_limited[h] = False
+                    h_on[h] = True
                     j = srv_off[s] + n_active[s]
                     active[j] = h
-                    act_pk[j] = pc + _flow_of(t, resource, res_bw, R)
+                    g = _flow_of(t, resource, res_bw, R)
+                    act_pk[j] = pc + g
                     act_k[j] = priority[t] * mult + t
                     n_active[s] += 1
-                    dirty[s] = True
+                    lead = head_h[g] if g < R else -1
+                    if (not dirty[s] and lead >= 0 and h_on[lead] and h_task[lead] == head_task[g]
+                            and head_srv[g] == s and head_pk[g] == act_pk[j] and head_key[g] < act_k[j]):
+                        # behind an uncapped lead of its flow: rate 0, limited as the flow is
+                        h_limited[h] = h_limited[lead] or h_cap[h] <= 0.0
+                    else:
+                        dirty[s] = True
                 else:
                     done_buf[n_fin] = t
                     n_fin += 1

@@ -16,32 +16,38 @@ BUSY, XFER, DELAY = 0, 1, 2
 
 def _waterfill(caps: list[float], weights: list[float], bw: float) -> list[float]:
     """Raise every flow's rate together; a flow stops at its cap; the server's load is the sum
-    of weight x rate."""
+    of weight x rate. The level is found in rounds: the flows whose caps are under the level
+    the others would share are fixed at their caps, until none is."""
     wsum = 0.0
     for w in weights:
         wsum += w
-    order = sorted(range(len(caps)), key=lambda j: caps[j])  # stable, like mergesort
+    fixed = [False] * len(caps)
     left, level = bw, math.inf
-    for j in order:
-        if wsum <= 0.0:
+    while wsum > 0.0:
+        level = left / wsum
+        changed = False
+        for j, c in enumerate(caps):
+            if not fixed[j] and c <= level:
+                fixed[j] = True
+                left -= weights[j] * c
+                wsum -= weights[j]
+                changed = True
+        if not changed:
             break
-        if wsum * caps[j] <= left:
-            left -= weights[j] * caps[j]
-            wsum -= weights[j]
-        else:
-            level = left / wsum
-            break
+        level = math.inf
     return [c if c < level else level for c in caps]
 
 
 def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float,
-                 res_left: dict[int, float]) -> tuple[dict[int, tuple[float, bool]], float]:
-    """Rates of one priority class: a resource with its own bandwidth (what earlier classes
-    left of it, ``res_left``) makes its transfers one flow; flows are water-filled on ``bw``; a
-    flow's rate is handed out in key order. Returns the rates and the server bandwidth used."""
-    def group(x: int) -> int:
+                 res_used: dict[int, float]) -> tuple[dict[int, tuple[float, bool]], float]:
+    """Rates of one priority class: a resource with its own bandwidth (less what earlier classes
+    used of it, ``res_used``) makes its transfers one flow; flows are water-filled on ``bw``; a
+    flow's rate is handed out in key order. Returns the rates and what is left of ``bw``."""
+    n_res = len(s.res_capacity)
+
+    def group(x: int) -> int:  # a resource with a bandwidth of its own, else the transfer alone
         r = int(s.resource[x])
-        return r if r >= 0 and s.res_bandwidth_Bps[r] > 0 else -1 - x
+        return r if r >= 0 and s.res_bandwidth_Bps[r] > 0 else n_res + x
 
     ordered = sorted(transfers, key=lambda x: (group(x), key[x]))
     flows: list[list[int]] = []
@@ -54,28 +60,26 @@ def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float,
     for members in flows:
         lead = members[0]
         g = group(lead)
-        if g >= 0:
+        if g < n_res:
             total = 0.0
             for x in members:
                 total += float(s.cap_Bps[x])
-            own = res_left.get(g, float(s.res_bandwidth_Bps[g]))
-            caps.append(max(0.0, min(own, total)))
+            caps.append(max(0.0, min(float(s.res_bandwidth_Bps[g]) - res_used.get(g, 0.0), total)))
         else:
             caps.append(float(s.cap_Bps[lead]))
         weights.append(float(s.weight[lead]))
     out: dict[int, tuple[float, bool]] = {}
-    used = 0.0
     for members, fcap, fw, frate in zip(flows, caps, weights, _waterfill(caps, weights, max(0.0, bw))):
         g = group(members[0])
-        if g >= 0:
-            res_left[g] = res_left.get(g, float(s.res_bandwidth_Bps[g])) - frate
-        used += fw * frate
+        if g < n_res:
+            res_used[g] = res_used.get(g, 0.0) + frate
+        bw -= fw * frate
         left = frate
         for x in members:
             r = min(float(s.cap_Bps[x]), left)
             left -= r
             out[x] = (r, frate >= fcap or r >= s.cap_Bps[x])
-    return out, used
+    return out, bw
 
 
 def _server_rates(s: Schedule, srv: int, transfers: list[int], key: list[int]) -> dict[int, tuple[float, bool]]:
@@ -86,11 +90,10 @@ def _server_rates(s: Schedule, srv: int, transfers: list[int], key: list[int]) -
     if not s.srv_by_op[srv]:
         return _class_rates(s, transfers, key, bw, {})[0]
     out: dict[int, tuple[float, bool]] = {}
-    res_left: dict[int, float] = {}
+    res_used: dict[int, float] = {}
     for o in sorted({int(s.op[x]) for x in transfers}):
-        rates, used = _class_rates(s, [x for x in transfers if int(s.op[x]) == o], key, bw, res_left)
+        rates, bw = _class_rates(s, [x for x in transfers if int(s.op[x]) == o], key, bw, res_used)
         out.update(rates)
-        bw -= used
     return out
 
 
@@ -122,9 +125,13 @@ def run(s: Schedule) -> SimResult:
     timers: list[tuple[float, int, int, str]] = []
     seq = 0
     active: list[list[int]] = [[] for _ in range(S)]
-    rates: dict[int, float] = {}
-    remaining = [0.0] * T
+    # a transfer's bytes left as of ``since``, its rate and DMA limit since then, and its end at
+    # that rate: brought up to date only when its rate or limit changes
+    rates = [0.0] * T
     limited = [False] * T
+    left = [0.0] * T
+    since = [0.0] * T
+    ends = [math.inf] * T
     now = 0.0
 
     def make_ready(t: int, by: int) -> None:
@@ -170,33 +177,28 @@ def run(s: Schedule) -> SimResult:
                 seq += 1
         for srv in range(S):
             for x, (r, lim) in _server_rates(s, srv, active[srv], key).items():
-                rates[x] = r
-                limited[x] = lim
+                if r != rates[x] or lim != limited[x]:
+                    el = now - since[x]
+                    if el > 0.0:
+                        left[x] -= rates[x] * el
+                        if limited[x]:
+                            capped[x] += el
+                    since[x] = now
+                    rates[x], limited[x] = r, lim
+                    ends[x] = now + left[x] / r if r > 0.0 else math.inf
         t_next = timers[0][0] if timers else math.inf
         for srv in range(S):
             for x in active[srv]:
-                if rates[x] > 0.0:
-                    t_next = min(t_next, now + remaining[x] / rates[x])
+                t_next = min(t_next, ends[x])
         if t_next == math.inf:
             break
-        dt = t_next - now
         finished: list[int] = []
         for srv in range(S):
-            j = 0
-            while j < len(active[srv]):
-                x = active[srv][j]
-                f = now + remaining[x] / rates[x] if rates[x] > 0.0 else math.inf
+            for x in [x for x in active[srv] if ends[x] <= t_next]:
                 if limited[x]:
-                    capped[x] += dt
-                if f <= t_next:
-                    remaining[x] = 0.0
-                    finished.append(x)
-                    active[srv][j] = active[srv][-1]  # swap-remove, as the numba engine does
-                    active[srv].pop()
-
-                else:
-                    remaining[x] -= rates[x] * dt
-                    j += 1
+                    capped[x] += t_next - since[x]
+                finished.append(x)
+                active[srv].remove(x)
         now = t_next
         while timers and timers[0][0] == now:
             _, _, t, what = heapq.heappop(timers)
@@ -204,8 +206,7 @@ def run(s: Schedule) -> SimResult:
                 xstart[t] = now
                 if s.nbytes[t] > 0:
                     active[s.server[t]].append(t)
-
-                    remaining[t] = float(s.nbytes[t])
+                    left[t], since[t] = float(s.nbytes[t]), now
                     continue
             finished.append(t)
         for t in sorted(finished, key=lambda t: key[t]):
