@@ -27,6 +27,7 @@ ties between ready tasks (lower first), then the task index.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -309,9 +310,9 @@ def _columns(cols: list[list]) -> dict[str, np.ndarray]:
     return {k: np.array(v, dtype=dt) for (k, dt), v in zip(TASK_COLUMNS.items(), cols)}
 
 
-def _csr(deps: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+def _csr(deps: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
     counts = np.fromiter(map(len, deps), dtype=np.int64, count=len(deps))
     ptr = np.zeros(len(deps) + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
-    idx = np.fromiter((d for ds in deps for d in ds), dtype=np.int32, count=int(ptr[-1]))
+    idx = np.fromiter(chain.from_iterable(deps), dtype=np.int32, count=int(ptr[-1]))
     return ptr, idx
