@@ -248,7 +248,9 @@ def test_split_k_last_wave_reduction_spreads_over_the_cores():
     last wave is tile 3c + 2 of cores 0-119, whose columns are 2, 5, .., 23 (8 of 24) in each of
     the 8 rows: 64 output tiles reduced after the tensor passes end, each cut into 132 // 64 = 2
     row pieces; the other 128 output tiles (reduced while later waves compute) into
-    max(1, 132 // 192) = 1. 128 + 128 pieces over all 132 cores, at most 2 on one."""
+    max(1, 132 // 192) = 1. The late pieces go first to cores 120-131 (two tiles each, free
+    earliest), then 0, 1, ..; the others round robin from core 0: 128 + 128 pieces over all 132
+    cores, at most 2 on one, and each of cores 120-131 holds a late piece."""
     from accelsim.cost.op_cost import ChipModel, gemm_mapping
     from accelsim.lower.schedule import CAT_VECTOR
 
@@ -266,3 +268,10 @@ def test_split_k_last_wave_reduction_spreads_over_the_cores():
     for t in pieces:
         by_core.setdefault(int(sched.resource[t]), []).append(t)
     assert len(by_core) == 132 and max(len(v) for v in by_core.values()) <= 2
+    tile_of = {t: tuple(sched.deps(int(sched.deps(t)[0]))) for t in pieces}  # the partials it reads
+    per_tile = {}
+    for t in pieces:
+        per_tile.setdefault(tile_of[t], []).append(t)
+    core = {r: int(name[4:].split(".")[0]) for r, name in enumerate(sched.res_names) if name.startswith("core")}
+    late_cores = {core[int(sched.resource[t])] for ts in per_tile.values() if len(ts) == 2 for t in ts}
+    assert sum(len(ts) == 2 for ts in per_tile.values()) == 64 and set(range(120, 132)) <= late_cores

@@ -15,12 +15,12 @@ from accelsim.workload import load_model
 
 TOLERANCE = 1e-3
 assert TIME_TOLERANCE < TOLERANCE
-MAPPING_RESIDUAL = 1.5e-2
+MAPPING_RESIDUAL = 6e-3
 """Not yet 0.1 %: more SRAM or MACs can change a GEMM's tiling to one the closed form rates
 equal or faster but whose event-tier pipeline runs slower (a resident panel loaded during the
 first tile of its walk; operand streams filling a core's load path with two buffer slots;
-README, "Reliability"). This test's derandomised examples stay within this bound; wider random
-samples do not (200 derandomised SRAM / MAC checks, 2026-12-04: 7 beyond 0.1 %, up to 1.47 %)."""
+README, "Reliability"). 200 derandomised SRAM / MAC checks, 2026-12-04: 7 beyond 0.1 %, the
+worst +0.51 % (+7.0 % before the split-K tail and reduction placement changes that day)."""
 
 SYSTEMS = ["trn2", "a100-sxm-80gb", "h100-sxm-80gb", "tpu-v5e", "mi300x", "edge-npu", "dgx-h100", "trn2-48xl"]
 KNOBS = {  # path -> factor range of "more"

@@ -355,16 +355,24 @@ class Lowerer:
         late = {t[:3] for mine in mines if len(mine) == waves for t in mine[-1:]} if partials and waves > 1 else set()
         per_tile = max(1, self.cores // max(1, len(partials)))
         per_late = max(1, self.cores // max(1, len(late)))
-        nxt = 0
+        # the last wave's pieces go first to the cores that ran fewer tiles (free earliest, as a
+        # reduction kernel's blocks land on whichever cores are free), the others round robin
+        free_first = sorted(range(self.cores), key=lambda c: (len(mines[c]), c))
+        nxt = nxt_late = 0
         for (bi, i, j), parts in partials.items():
             m_i, n_j = min(mt, M - i * mt), min(nt, N - j * nt)
             outs = [t for o, _ in parts for t in o]
             first_new = b.num_tasks
-            pieces = min(per_late if (bi, i, j) in late else per_tile, m_i)
+            is_late = (bi, i, j) in late
+            pieces = min(per_late if is_late else per_tile, m_i)
             for q in range(pieces):
                 rows = m_i // pieces + (1 if q < m_i % pieces else 0)
-                c = nxt % self.cores
-                nxt += 1
+                if is_late:
+                    c = free_first[nxt_late % self.cores]
+                    nxt_late += 1
+                else:
+                    c = nxt % self.cores
+                    nxt += 1
                 reads = self.load(oid, c, len(parts) * rows * n_j * 4.0, outs, h_part)
                 add = b.task(BUSY, CAT_VECTOR, oid, reads, resource=self.vector[c],
                              duration_s=self.vec_time(len(parts) * rows * n_j, "fp32"))
