@@ -100,8 +100,8 @@ def _get(lib: _Lib, f: str) -> float:
     if f.startswith("protocols."):
         _, name, attr = f.split(".")
         return float(getattr(next(p for p in lib.lib.protocols if p.name == name), attr))
-    if f == "in_switch_step_latency_s" and lib.lib.in_switch_step_latency_s is None:
-        return lib.lib.bulk.step_latency_s
+    if f == "in_switch_step_latency_s":
+        return lib.lib.in_switch_step_s
     return float(getattr(lib.lib, f))
 
 

@@ -213,8 +213,7 @@ def _net(system: SystemSpec, library: CollectiveLibrary | None = None) -> _Net:
                 tuple(library.algorithms) if library else (),
                 tuple(library.p2p_protocols) if library else (),
                 float(library.p2p_ll_max_bytes) if library and library.p2p_ll_max_bytes else math.inf,
-                (library.bulk.step_latency_s if library.in_switch_step_latency_s is None
-                 else library.in_switch_step_latency_s) if library else 0.0)
+                library.in_switch_step_s if library else 0.0)
 
 
 @lru_cache(maxsize=1024)
@@ -258,7 +257,7 @@ def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: f
         bw, lat, sent = _pipeline(net, group, n)
         return bw / proto.bw_fraction, lat + (2 * len(group) - 2) * proto.step_latency_s + proto.base_latency_s, sent
     costs, sent = _flat_summary(net.topo, kind, algorithm, group)
-    frac = net.in_switch_fraction if algorithm == "in_switch" else proto.bw_fraction
+    frac, own = _rate_and_step(net, algorithm, proto)
     bws = (net.bw_up * frac, net.bw_out * frac)
     bw, lat = 0.0, proto.base_latency_s
     for c in costs:
@@ -271,11 +270,18 @@ def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: f
                 t = (e, sum(f for e2, f in arr if e2 >= e) * n / bws[cls])
                 if t[0] + t[1] > best[0] + best[1]:
                     best = t
-        own = net.in_switch_latency_s if algorithm == "in_switch" else proto.step_latency_s
         step = max(own, net.step_latency_out_s) if crosses else own
         lat += c.repeat * (best[0] + step)
         bw += c.repeat * best[1]
     return bw, lat, sent * n
+
+
+def _rate_and_step(net: _Net, algorithm: str, proto: _Proto) -> tuple[float, float]:
+    """(fraction of the link rate data moves at, latency of one step) of ``algorithm`` under
+    ``proto``: an in-switch reduction has the library's in-switch ones."""
+    if algorithm == "in_switch":
+        return net.in_switch_fraction, net.in_switch_latency_s
+    return proto.bw_fraction, proto.step_latency_s
 
 
 def _floor_s(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: float, proto: _Proto) -> float:
@@ -284,11 +290,10 @@ def _floor_s(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: fl
     class, plus its own step latency. 0 where the cost is not a flat plan's."""
     if kind == "broadcast" and algorithm == "ring":
         return 0.0
-    frac = net.in_switch_fraction if algorithm == "in_switch" else proto.bw_fraction
+    frac, own = _rate_and_step(net, algorithm, proto)
     rate = max(net.bw_up, net.bw_out) * frac
     if rate <= 0:
         return 0.0
-    own = net.in_switch_latency_s if algorithm == "in_switch" else proto.step_latency_s
     return proto.base_latency_s + sum(r * (f * n / rate + own) for r, f in _plan_steps(net.topo, kind, algorithm, group))
 
 
@@ -485,13 +490,12 @@ def link_terms(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
     collective: its first part's protocol, where the analytical tier lets each part pick)."""
     net = _net(system, library)
     n, p = float(bytes_per_rank), int(ranks)
-    name, proto, frac = algorithm or "none", IDEAL[0], 1.0
+    name, proto = algorithm or "none", IDEAL[0]
     if p > 1 and n > 0:
         c = _cost(net, kind, n, _group(system, p, chips), algorithm)
         name, proto_name = c[3], c[6]
         proto = next((x for x in net.protocols if x.name == proto_name.split("/")[0]), proto)
-        frac = net.in_switch_fraction if name == "in_switch" else proto.bw_fraction
-    step = net.in_switch_latency_s if name == "in_switch" else proto.step_latency_s
+    frac, step = _rate_and_step(net, name, proto)
     return LinkTerms(name, {SCALE_UP: net.bw_up * frac, SCALE_OUT: net.bw_out * frac}, step,
                      max(step, net.step_latency_out_s),
                      library.call_latency_s + proto.base_latency_s if library else 0.0)

@@ -4,13 +4,11 @@ on the event engine."""
 from __future__ import annotations
 
 from ..arch.spec import SystemSpec
-from ..gcpause import gc_paused
 from ..lower.collective_schedule import collective_schedule
 from .engine import simulate_schedule
 from .result import SimResult
 
 
-@gc_paused
 def simulate_collective(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
                         algorithm: str | None = None, chips=None, library=None) -> tuple[float, SimResult]:
     """(time in seconds, SimResult) of one collective in the event tier (under ``library``, the

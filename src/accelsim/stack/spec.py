@@ -91,6 +91,13 @@ class CollectiveLibrary(_Spec):
         reduction runs, and whose fixed cost per call (``base_latency_s``) is fitted."""
         return max(self.protocols, key=lambda p: p.bandwidth_fraction)
 
+    @property
+    def in_switch_step_s(self) -> float:
+        """The in-switch step latency in force: ``in_switch_step_latency_s``, else the bulk
+        protocol's step latency."""
+        s = self.in_switch_step_latency_s
+        return self.bulk.step_latency_s if s is None else s
+
     @model_validator(mode="after")
     def _unbounded_protocol(self) -> "CollectiveLibrary":
         if all(p.max_bytes is not None for p in self.protocols):
