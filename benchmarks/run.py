@@ -53,10 +53,15 @@ def emit(case: str, samples: list[float], **extra) -> None:
 
 def design_points(model, rounds: int) -> None:
     """``evaluate()`` through the public API on reused system and model objects, every call a
-    different design point; a fresh system object per round and kind (so no round starts with
-    the op costs of another): decode over batch sizes (new GEMM shapes each call), decode over
-    context lengths (the GEMMs repeat, attention is new), prefill over prompt lengths."""
-    kinds = {"decode_batch": lambda r, i: dict(phase="decode", batch=1 + i, context_len=2048 + r),
+    different design point: decode over batch sizes (new GEMM shapes each call: no batch size
+    repeats across rounds, so no GEMM mapping comes from an earlier round's cache), decode over
+    context lengths (the GEMMs repeat, attention is new), prefill over prompt lengths (all new).
+    The numba kernels are compiled before any timer starts (they would otherwise compile inside
+    the first round, once their plain-Python calls have taken their budget)."""
+    from accelsim.jit import compile_all
+
+    compile_all()
+    kinds = {"decode_batch": lambda r, i: dict(phase="decode", batch=1 + i + 32 * r, context_len=2048 + r),
              "decode_context": lambda r, i: dict(phase="decode", batch=8, context_len=1024 + 64 * i + r),
              "prefill_tokens": lambda r, i: dict(phase="prefill", batch=1, seq_len=512 + 64 * i + r)}
     for name, point in kinds.items():

@@ -70,3 +70,14 @@ def test_help_loads_no_heavy_library():
             "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[-2].strip() == ""  # the last line: the heavy modules loaded (none)
+
+
+def test_compile_all_compiles_every_registered_kernel():
+    code = ("import accelsim.cost.mapping as m\n"
+            "from accelsim.jit import KERNELS, compile_all\n"
+            "assert m.gemm_search in KERNELS and m.gemm_search._compiled is None\n"
+            "compile_all()\n"
+            "print(all(k._compiled is not None for k in KERNELS if k.python_budget_s is not None))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PATH": "", "ACCELSIM_JIT": "auto"}).stdout.split()
+    assert out == ["True"]

@@ -78,6 +78,25 @@ class Kernel:
         return self.compiled()(*args)
 
 
+KERNELS: list[Kernel] = []
+"""Every ``Kernel`` made by ``kernel``, in definition order."""
+
+
 def kernel(python_budget_s: float | None = 0.2) -> Callable[[Callable], Kernel]:
     """Decorator: ``@kernel()`` makes a ``Kernel`` (see the module docstring)."""
-    return lambda fn: Kernel(fn, python_budget_s)
+
+    def make(fn: Callable) -> Kernel:
+        k = Kernel(fn, python_budget_s)
+        KERNELS.append(k)
+        return k
+
+    return make
+
+
+def compile_all() -> None:
+    """Compile (or load from numba's cache) every kernel of the modules imported so far, so
+    that what follows runs compiled from its first call (benchmarks keep JIT warm-up out of
+    what they time)."""
+    for k in KERNELS:
+        if k.python_budget_s is not None:
+            k.compiled()
