@@ -56,7 +56,7 @@ from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
 from ..cost.mapping import K_CHUNK_MIN
 from ..cost.collectives import collective_time
 from .schedule import (BUSY, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD, CAT_SCALAR, CAT_TENSOR,
-                       CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder)
+                       CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder, Shift)
 
 VECTOR_CHUNK_BYTES = 512 * 1024
 """Largest input chunk a core's vector pipeline brings in per DMA."""
@@ -546,14 +546,7 @@ class _Template:
         shift = b.num_tasks - self.t0
         p_new = b.new_pools([(f"{name}.op{oid}", slots) for name, slots, _ in self.pools])
         p_shift = p_new - self.pools[0][2] if self.pools else 0
-        c = dict(self.cols)
-        idx = np.where(self.inside, self.idx + shift, np.where(self.idx == self.start, start, prev))
-        c["priority"] = self.cols["priority"] + shift
-        c["op"] = np.full_like(self.cols["op"], oid)
-        for k in ("acquire", "release"):
-            x = self.cols[k]
-            c[k] = np.where(x >= 0, x + p_shift, x).astype(x.dtype)
-        b.append_block(c, self.ptr, idx.astype(np.int32))
+        b.append_shifted(self.cols, self.ptr, self.idx, Shift(shift, self.inside, self.start, start, prev, oid, p_shift))
         return np.where(self.ends == self.start, start, self.ends + shift).tolist()
 
 

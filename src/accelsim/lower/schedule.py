@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -250,13 +251,24 @@ class ScheduleBuilder:
     def append_block(self, cols: dict[str, np.ndarray], dep_ptr: np.ndarray, dep_idx: np.ndarray) -> range:
         """Append tasks given as arrays (``segment``'s layout, task ids already final); returns
         their ids."""
+        return self._append((cols, dep_ptr, dep_idx, None))
+
+    def append_shifted(self, cols: dict[str, np.ndarray], dep_ptr: np.ndarray, dep_idx: np.ndarray,
+                       edit: "Shift") -> range:
+        """Append a copy of the tasks in ``cols`` / ``dep_ptr`` / ``dep_idx`` (``segment``'s
+        layout) edited by ``edit`` (task ids, priorities, op and SRAM pools moved; see
+        ``Shift``). The copy is made by ``build``, straight into the schedule's arrays: an op
+        replayed a thousand times keeps no copies of its own until then."""
+        return self._append((cols, dep_ptr, dep_idx, edit))
+
+    def _append(self, block: tuple) -> range:
         self._flush()
         t0 = self._base
-        n = len(dep_ptr) - 1
+        n = len(block[1]) - 1
         from ..limits import check_tasks
 
         check_tasks(t0 + n)
-        self._blocks.append((cols, dep_ptr, dep_idx))
+        self._blocks.append(block)
         self._base += n
         return range(t0, t0 + n)
 
@@ -264,7 +276,7 @@ class ScheduleBuilder:
         """Close the tasks added one by one as a block of rows (turned into arrays by ``build``,
         all such blocks at once: many are a task or two between two replayed ops)."""
         if self.deps:
-            self._blocks.append((None, self.cols, self.deps))
+            self._blocks.append((None, self.cols, self.deps, None))
             self._base += len(self.deps)
             self.cols = [[] for _ in TASK_COLUMNS]
             self.deps = []
@@ -278,20 +290,32 @@ class ScheduleBuilder:
         a = 0
         for i in raw:
             b = a + len(self._blocks[i][2])
-            self._blocks[i] = ({k: v[a:b] for k, v in cols.items()}, ptr[a:b + 1] - ptr[a], idx[ptr[a]:ptr[b]])
+            self._blocks[i] = ({k: v[a:b] for k, v in cols.items()}, ptr[a:b + 1] - ptr[a], idx[ptr[a]:ptr[b]], None)
             a = b
 
     def build(self) -> Schedule:
+        """The Schedule: every block copied (or, for ``append_shifted``, edited) once into
+        arrays of the final size."""
         self._flush()
         self._row_blocks_as_arrays()
-        blocks = self._blocks or [({k: np.zeros(0, dtype=dt) for k, dt in TASK_COLUMNS.items()},
-                                   np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32))]
-        cols = {k: np.concatenate([b[0][k] for b in blocks]).astype(dt, copy=False) for k, dt in TASK_COLUMNS.items()}
-        counts = np.concatenate([np.diff(b[1]) for b in blocks])
-        dep_ptr = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=dep_ptr[1:])
-        dep_idx = np.concatenate([b[2] for b in blocks]).astype(np.int32, copy=False)
-        self._blocks = [(cols, dep_ptr, dep_idx)]
+        blocks = self._blocks
+        n = sum(len(b[1]) - 1 for b in blocks)
+        cols = {k: np.empty(n, dtype=dt) for k, dt in TASK_COLUMNS.items()}
+        dep_ptr = np.zeros(n + 1, dtype=np.int64)
+        dep_idx = np.empty(sum(len(b[2]) for b in blocks), dtype=np.int32)
+        a = d = 0
+        for src, ptr, idx, edit in blocks:
+            b, e = a + len(ptr) - 1, d + len(idx)
+            np.subtract(ptr[1:], ptr[:-1], out=dep_ptr[a + 1:b + 1])
+            if edit is None:
+                for k, c in cols.items():
+                    c[a:b] = src[k]
+                dep_idx[d:e] = idx
+            else:
+                edit.apply(src, idx, {k: c[a:b] for k, c in cols.items()}, dep_idx[d:e])
+            a, d = b, e
+        np.cumsum(dep_ptr, out=dep_ptr)
+        self._blocks = [(cols, dep_ptr, dep_idx, None)]
         return Schedule(
             **cols, dep_ptr=dep_ptr, dep_idx=dep_idx,
             res_capacity=np.array([r[2] for r in self.res], dtype=np.int32),
@@ -304,6 +328,35 @@ class ScheduleBuilder:
             res_names=[r[0] for r in self.res], res_class=[r[1] for r in self.res],
             srv_names=[s[0] for s in self.srv], pool_names=[p[0] for p in self.pools],
             op_names=[o[0] for o in self.ops], op_roles=[o[1] for o in self.ops], op_kinds=[o[2] for o in self.ops])
+
+
+class Shift(NamedTuple):
+    """How ``append_shifted`` edits a copied block: task ids inside it (``inside``: per
+    dependency) move by ``tasks``, a dependency on ``old_start`` becomes ``start`` and any other
+    outside one ``prev``; priorities move by ``tasks``; every task belongs to op ``op``; SRAM
+    pool ids move by ``pools``."""
+
+    tasks: int
+    inside: np.ndarray
+    old_start: int
+    start: int
+    prev: int
+    op: int
+    pools: int
+
+    def apply(self, src: dict[str, np.ndarray], idx: np.ndarray, out: dict[str, np.ndarray],
+              out_idx: np.ndarray) -> None:
+        for k, c in out.items():
+            x = src[k]
+            if k == "priority":
+                np.add(x, self.tasks, out=c)
+            elif k == "op":
+                c[:] = self.op
+            elif k in ("acquire", "release"):
+                c[:] = np.where(x >= 0, x + self.pools, x)
+            else:
+                c[:] = x
+        out_idx[:] = np.where(self.inside, idx + self.tasks, np.where(idx == self.old_start, self.start, self.prev))
 
 
 def _columns(cols: list[list]) -> dict[str, np.ndarray]:
