@@ -25,7 +25,7 @@ from .systolic import systolic
 @click.option("--max-chips", type=click.IntRange(min=1), default=None,
               help="Largest system a run may build [65,536, or ACCELSIM_MAX_CHIPS].")
 @click.option("--max-tasks", type=click.IntRange(min=1), default=None,
-              help="Largest event-tier schedule, in tasks (about 120 B each) [50 M, or ACCELSIM_MAX_TASKS].")
+              help="Largest event-tier schedule, in tasks (about 200 B each at peak) [50 M, or ACCELSIM_MAX_TASKS].")
 def main(max_chips: int | None, max_tasks: int | None) -> None:
     """accelsim: cycle-approximate ML accelerator simulator and cost model."""
     from ..limits import set_limits

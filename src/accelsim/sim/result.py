@@ -59,8 +59,8 @@ class SimResult:
     def busy_s(self) -> np.ndarray:
         """Busy seconds of each resource summed over its servers (per resource index)."""
         s = self.schedule
-        has = s.resource >= 0
-        return np.bincount(s.resource[has], weights=(self.end_s - self.start_s)[has], minlength=len(s.res_names))
+        # tasks without a resource (-1) land in bin 0, dropped: no filtered copies of the columns
+        return np.bincount(s.resource + 1, weights=self.end_s - self.start_s, minlength=len(s.res_names) + 1)[1:]
 
     def utilization(self) -> dict[str, float]:
         """Busy fraction of each engine class (tensor, vector, scalar, dma, link) over the run,
