@@ -223,7 +223,7 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
             after = _Lists.concat(r_ptr, r_idx, s_ptr, s_idx)
             after = after.or_default(start_arr)
             dep_ptr, dep_idx = after.gather(hop_tr)
-            ids = b.append_block({**cols, "priority": np.full(H, k, dtype=np.int64)}, dep_ptr,
+            ids = b.append_block({**cols, "priority": np.full(H, k, dtype=np.int32)}, dep_ptr,
                                  dep_idx.astype(np.int32))
             hop_ids = np.arange(ids.start, ids.stop, dtype=np.int64)
             recv = recv.replaced(dst[hop_tr], hop_ids)

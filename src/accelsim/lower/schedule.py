@@ -110,6 +110,9 @@ class Schedule:
     def load(cls, path: str | Path) -> "Schedule":
         with np.load(path) as z:
             kw = {k: z[k] for k in ARRAY_FIELDS if k in z}
+            for k in ("priority", "dep_ptr"):  # 64-bit in files saved before 2026-12-04
+                if k in kw:
+                    kw[k] = kw[k].astype(np.int32)
             kw.setdefault("srv_by_op", np.zeros(len(kw["srv_bandwidth_Bps"]), dtype=np.int8))
             kw.update({k: [str(s) for s in z[k]] for k in LIST_FIELDS})
         return cls(**kw)
@@ -138,8 +141,9 @@ class Schedule:
 
 TASK_COLUMNS = {"kind": np.int8, "resource": np.int32, "server": np.int32, "duration_s": float, "nbytes": float,
                 "cap_Bps": float, "weight": float, "flops": float, "acquire": np.int32, "release": np.int32,
-                "priority": np.int64, "op": np.int32, "category": np.int8}
-"""Per-task columns of a Schedule and their array types."""
+                "priority": np.int32, "op": np.int32, "category": np.int8}
+"""Per-task columns of a Schedule and their array types (task ids, priorities and dependency
+offsets are 32-bit: ``build`` refuses a schedule of 2^31 tasks or dependencies)."""
 _PRIORITY = list(TASK_COLUMNS).index("priority")
 
 
@@ -300,13 +304,19 @@ class ScheduleBuilder:
         self._row_blocks_as_arrays()
         blocks = self._blocks
         n = sum(len(b[1]) - 1 for b in blocks)
+        n_deps = sum(len(b[2]) for b in blocks)
+        if max(n, n_deps) >= 2**31:
+            from ..errors import WorkloadError
+
+            raise WorkloadError(f"an event-tier schedule of {n:,} tasks and {n_deps:,} dependencies is past the "
+                                f"2^31 that its 32-bit task ids hold; use --fidelity analytical")
         cols = {k: np.empty(n, dtype=dt) for k, dt in TASK_COLUMNS.items()}
-        dep_ptr = np.zeros(n + 1, dtype=np.int64)
-        dep_idx = np.empty(sum(len(b[2]) for b in blocks), dtype=np.int32)
+        dep_ptr = np.zeros(n + 1, dtype=np.int32)
+        dep_idx = np.empty(n_deps, dtype=np.int32)
         a = d = 0
         for src, ptr, idx, edit in blocks:
             b, e = a + len(ptr) - 1, d + len(idx)
-            np.subtract(ptr[1:], ptr[:-1], out=dep_ptr[a + 1:b + 1])
+            np.subtract(ptr[1:], ptr[:-1], out=dep_ptr[a + 1:b + 1], casting="unsafe")
             if edit is None:
                 for k, c in cols.items():
                     c[a:b] = src[k]

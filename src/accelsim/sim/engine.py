@@ -132,7 +132,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
     indeg = np.zeros(T, dtype=np.int32)
     for t in range(T):
         indeg[t] = dep_ptr[t + 1] - dep_ptr[t]
-    succ_ptr = np.zeros(T + 1, dtype=np.int64)
+    succ_ptr = np.zeros(T + 1, dtype=np.int32)  # dependencies < 2^31 (ScheduleBuilder.build)
     for e in range(dep_idx.size):
         succ_ptr[dep_idx[e] + 1] += 1
     for t in range(T):
