@@ -19,8 +19,8 @@ MAPPING_RESIDUAL = 6e-3
 """Not yet 0.1 %: more SRAM or MACs can change a GEMM's tiling to one the closed form rates
 equal or faster but whose event-tier pipeline runs slower (a resident panel loaded during the
 first tile of its walk; operand streams filling a core's load path with two buffer slots;
-README, "Reliability"). 200 derandomised SRAM / MAC checks, 2026-12-04: 5 beyond 0.1 %, the
-worst +0.51 % (MACs; SRAM +0.34 %); 7 and +0.51 % (SRAM) before the event tier's K steps were
+README, "Reliability"). 200 derandomised SRAM / MAC checks, 2026-12-04: 4 beyond 0.1 %, the
+worst +0.51 % (MACs; SRAM +0.25 %); 7 and +0.51 % (SRAM) before the event tier's K steps were
 capped at ``STEP_BYTES``, +7.0 % before the split-K tail and reduction placement changes."""
 
 SYSTEMS = ["trn2", "a100-sxm-80gb", "h100-sxm-80gb", "tpu-v5e", "mi300x", "edge-npu", "dgx-h100", "trn2-48xl"]

@@ -42,11 +42,13 @@ SPLITS = np.array([1, 2, 4, 8, 16, 32], dtype=np.int64)
 """Candidate split-K factors."""
 K_CHUNK = 512
 """Largest K slice of an operand panel that one double-buffered load brings in at a time."""
-STEP_BYTES = 64 * 1024
+STEP_BYTES = 16 * 1024
 """Operand bytes one K step of a tile loads at most in the event tier (A slice + B slice),
-whatever the SRAM: a GEMM kernel's pipeline stage is a fixed tile (CUTLASS's 128x128x64 bf16
-stage moves 32 KiB), and a larger step only lengthens the pipeline's fill and drain, so a larger
-SRAM must not grow it. (The mapping search's ``k_chunk`` still sizes its SRAM slots.)"""
+whatever the SRAM: a GEMM kernel's pipeline stage is a fixed slice of its tile (16 KiB: a
+128 x 128 bf16 tile with a K depth of 32; GPU tensor-op kernels run several stages of a K depth
+of 32-64; modelling assumption), and a larger step only lengthens the pipeline's fill and drain,
+so a larger SRAM must not grow it. The mapping search's ``k_chunk`` still sizes the SRAM slots,
+and the event tier holds proportionally more of the smaller steps in them."""
 MAX_K_STEPS = 8
 """The event tier folds a tile's K loop into at most this many pipelined steps."""
 DMA_PIECE_BYTES = 64 * 1024
