@@ -163,6 +163,14 @@ def test_runs_beyond_the_resource_limits_are_refused_at_once_and_a_flag_raises_t
                 b.task(BUSY, CAT_TENSOR, op, (), resource=res, duration_s=1e-9)
     finally:
         limits.set_limits(tasks=old)
+    # whatever the flag, task ids are 32-bit
+    limits.set_limits(tasks=2**40)
+    try:
+        with pytest.raises(WorkloadError, match="2\\^31"):
+            limits.check_tasks(2**31)
+        limits.check_tasks(2**31 - 1)
+    finally:
+        limits.set_limits(tasks=old)
     import yaml
 
     from accelsim.workload import load_model

@@ -44,7 +44,11 @@ def check_chips(n: int, what: str) -> None:
 
 
 def check_tasks(n: int) -> None:
-    """Refuse an event schedule growing past the task limit (about ``TASK_BYTES`` each)."""
+    """Refuse an event schedule growing past the task limit (about ``TASK_BYTES`` each), and in
+    any case past the 2^31 tasks its 32-bit task ids hold."""
+    if n >= 2**31:
+        raise WorkloadError(f"the event-tier schedule passed {n:,} tasks, more than the 2^31 its 32-bit task ids "
+                            f"hold; use --fidelity analytical")
     if n > _limits["tasks"]:
         raise WorkloadError(f"the event-tier schedule passed {_limits['tasks']:,} tasks (about "
                             f"{n * TASK_BYTES / 2**30:.1f} GiB); use --fidelity analytical, or raise the limit with "
