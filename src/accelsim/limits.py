@@ -11,10 +11,11 @@ import os
 from .errors import WorkloadError
 
 TASK_BYTES = 200
-"""Approximate peak memory of one event-tier task: its schedule columns and dependencies (~84 B),
-the engine's results (~49 B) and working arrays (~34 B), and what lowering leaves behind; peak
-RSS above the process measured 170 B a task for a 32k-token prefill and 248 B for a 1,024-chip
-all-reduce, whose tasks have ~8 dependencies each (``benchmarks/scaling.py``, 2026-12-04)."""
+"""Approximate peak memory of one event-tier task: its schedule columns and dependencies (~76 B),
+the engine's results (~49 B) and working arrays (~26 B), and what lowering leaves behind; peak
+RSS above the process measured 158 B a task for a 32k-token prefill and 229-243 B for a
+1,024-chip all-reduce, whose tasks have ~8 dependencies each (``benchmarks/scaling.py``,
+2026-12-04)."""
 
 _limits = {"chips": int(os.environ.get("ACCELSIM_MAX_CHIPS", 65_536)),
            "tasks": int(os.environ.get("ACCELSIM_MAX_TASKS", 50_000_000))}

@@ -57,6 +57,16 @@ DMA_PIECE_BYTES = 64 * 1024
 K_CHUNK_MIN = 16
 """Smallest K slice worth a load (a GPU pipeline stage of 16-64, a Neuron 128-row slice)."""
 
+
+def event_k_chunk(kc: int, ks: int, tile_bytes_per_k: float) -> int:
+    """The K extent of the event tier's steps for a mapping's chunk ``kc`` over a K range of
+    ``ks``: halved while a step would load more than ``STEP_BYTES`` (``tile_bytes_per_k``: the
+    A and B slice bytes per unit of K), but still at most ``MAX_K_STEPS`` steps."""
+    while kc > K_CHUNK_MIN and kc * tile_bytes_per_k > STEP_BYTES:
+        kc //= 2
+    return max(kc, -(-ks // MAX_K_STEPS))
+
+
 TIME_TOLERANCE = 5e-4
 """Candidates within this fraction of the fastest count as equally fast; among them the
 least HBM traffic, then the least compute wins, as a kernel library prefers the tile that

@@ -54,7 +54,7 @@ from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, compute_dtype, d
 from ..cost.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
 from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
-from ..cost.mapping import K_CHUNK_MIN, MAX_K_STEPS, STEP_BYTES
+from ..cost.mapping import K_CHUNK_MIN, event_k_chunk
 from ..cost.collectives import collective_time
 from .schedule import (BUSY, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD, CAT_SCALAR, CAT_TENSOR,
                        CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder, Shift)
@@ -265,10 +265,7 @@ class Lowerer:
         kc, slots = int(f["k_chunk"]), int(f["slots"])  # the K pipeline the mapping assumed
         # a step moves at most STEP_BYTES, as a kernel's fixed pipeline stage does; the SRAM the
         # mapping gave its slots then holds proportionally more of the smaller steps
-        kc0 = kc
-        while kc > K_CHUNK_MIN and kc * (mt * ba + nt * bb) > STEP_BYTES:
-            kc //= 2
-        kc = max(kc, -(-ks // MAX_K_STEPS))
+        kc0, kc = kc, event_k_chunk(kc, ks, mt * ba + nt * bb)
         slots = max(slots, slots * kc0 // kc)
         kf = min(kc, max(K_CHUNK_MIN, cm.R))
         tiles = []

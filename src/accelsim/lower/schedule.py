@@ -143,7 +143,7 @@ TASK_COLUMNS = {"kind": np.int8, "resource": np.int32, "server": np.int32, "dura
                 "cap_Bps": float, "weight": float, "flops": float, "acquire": np.int32, "release": np.int32,
                 "priority": np.int32, "op": np.int32, "category": np.int8}
 """Per-task columns of a Schedule and their array types (task ids, priorities and dependency
-offsets are 32-bit: ``build`` refuses a schedule of 2^31 tasks or dependencies)."""
+offsets are 32-bit: ``limits.check_tasks`` refuses 2^31 tasks, ``build`` 2^31 dependencies)."""
 _PRIORITY = list(TASK_COLUMNS).index("priority")
 
 
@@ -155,7 +155,9 @@ class ScheduleBuilder:
     def __init__(self) -> None:
         self.cols: list[list] = [[] for _ in TASK_COLUMNS]  # one list per column, in TASK_COLUMNS order
         self.deps: list[tuple[int, ...]] = []  # tuples: the garbage collector stops tracking them
-        self._blocks: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
+        # blocks of tasks: (columns, dep_ptr, dep_idx, edit), columns and deps as arrays, or as
+        # the lists of ``task`` rows (columns None) until ``build``; edit: a ``Shift`` or None
+        self._blocks: list[tuple] = []
         self._base = 0
         self.res: list[tuple[str, str, int, int, float]] = []
         self.srv: list[tuple[str, float, int, bool]] = []
@@ -305,11 +307,11 @@ class ScheduleBuilder:
         blocks = self._blocks
         n = sum(len(b[1]) - 1 for b in blocks)
         n_deps = sum(len(b[2]) for b in blocks)
-        if max(n, n_deps) >= 2**31:
+        if n_deps >= 2**31:  # (tasks: limits.check_tasks refuses 2^31 as they are added)
             from ..errors import WorkloadError
 
-            raise WorkloadError(f"an event-tier schedule of {n:,} tasks and {n_deps:,} dependencies is past the "
-                                f"2^31 that its 32-bit task ids hold; use --fidelity analytical")
+            raise WorkloadError(f"an event-tier schedule of {n:,} tasks has {n_deps:,} dependencies, past the "
+                                f"2^31 its 32-bit offsets hold; use --fidelity analytical")
         cols = {k: np.empty(n, dtype=dt) for k, dt in TASK_COLUMNS.items()}
         dep_ptr = np.zeros(n + 1, dtype=np.int32)
         dep_idx = np.empty(n_deps, dtype=np.int32)

@@ -9,6 +9,7 @@ import numpy as np
 from ..lower.schedule import Schedule
 
 BLOCK_NONE, BLOCK_DEP, BLOCK_RESOURCE, BLOCK_SLOT = range(4)
+BLOCK_NAMES = ("none", "dependency", "resource", "sram_slot")
 
 
 def group_min_max(group: np.ndarray, n: int, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -26,7 +27,6 @@ def group_min_max(group: np.ndarray, n: int, lo: np.ndarray, hi: np.ndarray) -> 
     first[group[heads]] = np.minimum.reduceat(lo, heads)
     last[group[heads]] = np.maximum.reduceat(hi, heads)
     return first, last
-BLOCK_NAMES = ("none", "dependency", "resource", "sram_slot")
 
 
 @dataclass(frozen=True, eq=False)
