@@ -306,3 +306,49 @@ def test_trace_rows_name_their_kernel_library(tmp_path):
     ratio = per.loc["softmax", "predicted_time_s"] / per.loc["layernorm", "predicted_time_s"]
     assert ratio == pytest.approx(load_kernels("triton").reduction_efficiency
                                   / load_kernels("aten").reduction_efficiency, rel=0.03)
+
+
+# --------------------------------------------------------------------------------------------
+# real traces: Llama-3-8B eager steps on one H200 (benchmarks/silicon/trace_steps.py, PyTorch
+# 2.11 + CUDA 13: cuBLAS and cuDNN launch their kernels through the driver API)
+
+H200_DECODE = DATA / "h200_llama3_8b_decode_8x1024.json.gz"  # 2 decode steps, batch 8, context 1024
+H200_PREFILL = DATA / "h200_llama3_8b_prefill_1x512.json.gz"  # 1 prefill, 512 tokens
+
+
+def test_driver_api_launches_join_their_ops():
+    """nvjet GEMMs (cuLaunchKernelEx) belong to aten::mm; Llama-3-8B's projections at batch 8,
+    by hand from its config: QKV 8x6144x4096, out 8x4096x4096, gate/up 8x28672x4096, down
+    8x4096x14336, LM head 8x128256x4096 (the last token of each of the 8 sequences)."""
+    w = match_work(load_trace(H200_DECODE).work)
+    mm = w[w["op"] == "aten::mm"]
+    shapes = {(o.m, o.n, o.k) for o in mm["accel_op"] if o is not None}
+    assert shapes == {(8, 6144, 4096), (8, 4096, 4096), (8, 28672, 4096), (8, 4096, 14336), (8, 128256, 4096)}
+    assert mm["name"].str.startswith("nvjet").any()
+    device = w["dur_s"].sum()
+    assert w.loc[~w["matched"], "dur_s"].sum() / device < 0.05
+
+
+def test_cudnn_attention_is_attention_and_gathers_count_rows():
+    rep = profile_report(load_trace(H200_PREFILL), "h200-sxm-141gb", "cuda-eager")
+    ops = rep.ops
+    assert ops.loc["aten::_cudnn_attention_forward", "kind"] == "attention"  # not its workspace memset
+    w = match_work(load_trace(H200_DECODE).work)
+    emb = [o for o in w.loc[w["op"] == "aten::index_select", "accel_op"] if o is not None]
+    assert emb and all(o.elements == 8 * 4096 for o in emb)  # 8 token rows of the 128256 x 4096 table
+
+
+def test_trace_predictions_are_device_time_without_host_dispatch():
+    """A trace times host dispatch as gaps between kernels, so a kernel's prediction must not
+    carry the stack's per-call host cost (cuda-eager: ~13.5 us a kernel)."""
+    from accelsim.stack.presets import load_stack
+
+    rep = profile_report(load_trace(H200_DECODE), "h200-sxm-141gb", "cuda-eager")
+    w = rep.work
+    launch = load_stack("cuda-eager").runtime.kernel_launch_s
+    adds = w.loc[w["op"] == "aten::add", "predicted_s"]
+    assert len(adds) and (adds < launch).all()
+    head = w.loc[[getattr(o, "n", 0) == 128256 for o in w["accel_op"]], "predicted_s"]
+    # 1.05 GB of weights: between the 4.8 TB/s peak and half of it
+    assert ((head > 1.0528e9 / 4.8e12) & (head < 1.0528e9 / 2.4e12)).all()
+    assert rep.breakdown["launch_host_bound"] > 0.5 * rep.step_s  # eager decode is host-bound

@@ -28,7 +28,7 @@ from .timing import time_call
 #: measurement schema columns, in order (../shared/data/measurements/SCHEMA.md)
 COLUMNS = ["id", "kind", "system", "chips", "dtype", "m", "n", "k", "batch", "rows", "cols", "elements", "bytes",
            "ranks", "model", "op", "phase", "seq_len", "context_len", "tp", "pp", "dp", "compression",
-           "measured_time_s", "source", "notes"]
+           "stack", "measured_time_s", "source", "notes"]
 INT_COLUMNS = ["chips", "m", "n", "k", "batch", "rows", "cols", "elements", "bytes", "ranks", "seq_len",
                "context_len", "tp", "pp", "dp"]
 #: columns of the separate attention CSV (not a correlate kind)
@@ -97,6 +97,14 @@ def _driver() -> str:
     return "unknown"
 
 
+def eager_stack(device: str) -> str | None:
+    """The accelsim stack of PyTorch eager on ``device`` (None on a CPU: no CPU stack exists)."""
+    if device != "cuda":
+        return None
+    torch = require_torch()
+    return "rocm-eager" if getattr(torch.version, "hip", None) else "cuda-eager"
+
+
 def describe_device(device: str) -> dict[str, str]:
     torch = require_torch()
     if device == "cuda":
@@ -148,7 +156,7 @@ def make_plan(device: str, quick: bool) -> Plan:
                     copy_elements=(1 << 16, 1 << 20, 1 << 24), rowwise=((1024, 1024), (4096, 4096)),
                     elementwise=(1 << 16, 1 << 20, 1 << 24), allreduce_bytes=(),
                     attention=((1, 8, 512, 512, 64, True), (8, 8, 1, 2048, 64, False)), warmup=3, repeats=10)
-    return Plan(square=(512, 1024, 2048, 4096, 8192), skinny_m=(1, 8, 32, 128, 512),
+    return Plan(square=(512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192), skinny_m=(1, 8, 32, 128, 512, 2048, 8192),
                 skinny_nk=((4096, 4096), (14336, 4096), (4096, 14336)),
                 copy_elements=(1 << 16, 1 << 20, 1 << 24, 1 << 28),
                 rowwise=((32, 4096), (4096, 1024), (4096, 4096), (32768, 4096), (4096, 32768)),
@@ -235,6 +243,7 @@ def run_bench(device: str = "auto", quick: bool = False, system: str | None = No
     system_1 = system or preset_for(dev["name"]) or f"unknown-{device}"
     when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     source = f"accelsim bench {__version__}"
+    stack = eager_stack(device)
     torch.manual_seed(0)
 
     rows: list[dict[str, Any]] = []
@@ -242,7 +251,7 @@ def run_bench(device: str = "auto", quick: bool = False, system: str | None = No
     with torch.inference_mode():
         for fields, fn, note in _cases(torch, plan, device, tdtype):
             t = time_call(fn, device, plan.warmup, plan.repeats)
-            row = {"system": system_1, "chips": 1, "dtype": dtype, **fields, "measured_time_s": t.median_s,
+            row = {"system": system_1, "chips": 1, "dtype": dtype, **fields, "stack": stack, "measured_time_s": t.median_s,
                    "source": source, "notes": _notes(torch, dev, plan, when, f"{note}; {t.note()}")}
             if t.noisy:
                 noisy.append(f"{fields.get('id', fields.get('kind'))}: IQR {100 * t.spread:.0f} % of the median")
@@ -261,7 +270,7 @@ def run_bench(device: str = "auto", quick: bool = False, system: str | None = No
         system_n = system or preset_for(dev["name"], n_gpu) or f"unknown-{device}x{n_gpu}"
         for nbytes, t in times.items():
             row = {"id": f"allreduce-{nbytes}B-x{n_gpu}", "kind": "allreduce", "system": system_n, "chips": n_gpu,
-                   "dtype": dtype, "bytes": nbytes, "ranks": n_gpu, "measured_time_s": t, "source": source,
+                   "dtype": dtype, "bytes": nbytes, "ranks": n_gpu, "stack": stack, "measured_time_s": t, "source": source,
                    "notes": _notes(torch, dev, plan, when, "torch.distributed all_reduce (NCCL, sum), slowest rank's "
                                    f"median; {n_gpu} GPUs")}
             rows.append(row)

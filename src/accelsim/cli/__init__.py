@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from .bench import bench
+from .bench import bench, bench_model
 from .codesign import codesign_group
 from .collective import collective
 from .compress import formats_command, sqnr_command
@@ -33,7 +33,7 @@ def main(max_chips: int | None, max_tasks: int | None) -> None:
     set_limits(chips=max_chips, tasks=max_tasks)
 
 
-for _command in (run, systolic, presets, validate, collective, track, dashboard, bench, correlate, calibrate,
+for _command in (run, systolic, presets, validate, collective, track, dashboard, bench, bench_model, correlate, calibrate,
                  sweep_command, formats_command, sqnr_command, priors, schema, profile_group, codesign_group):
     main.add_command(_command)
 

@@ -50,3 +50,35 @@ def bench(device, quick, out_path, system, dtype, warmup, repeats, attention_pat
         click.echo(f"warning: no accelsim preset is known for this device, so rows are labelled system "
                    f"{unknown[0]!r}; pass --system NAME (a preset or YAML that models it) before correlating",
                    err=True)
+
+
+@click.command("bench-model")
+@click.argument("model")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="CSV to write (validation schema: whole steps, never fitted).")
+@click.option("--points", "points_text", default="prefill:1x512,decode:1x1024,decode:8x1024", show_default=True,
+              help="PHASE:BATCHxLEN, comma-separated: prefill BATCHxSEQ, decode BATCHxCONTEXT, train BATCHxSEQ.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--system", default=None, help="accelsim preset that models this device; default from the GPU name.")
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+              help="Default: bf16 on cuda, fp32 on cpu.")
+@click.option("--layers", type=click.IntRange(min=1), default=None,
+              help="Build only this many layers (a smoke test; the rows then name the model MODEL@NL).")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--graphs/--no-graphs", default=True, show_default=True,
+              help="Also replay each decode step as one captured CUDA graph (stack cuda-graphs).")
+@friendly
+def bench_model(model, out_path, points_text, device, system, dtype, layers, warmup, repeats, graphs):
+    """Time whole prefill, decode and training steps of MODEL (a plain-PyTorch decoder built from its
+    spec, random weights) on this machine and write them as validation rows for accelsim correlate."""
+    from ..bench import write_csv
+    from ..bench.model import parse_points, run_model_bench
+
+    def progress(row):
+        click.echo(f"  {row['id']:<48}{fmt(row['measured_time_s'], 's'):>12}", err=True)
+
+    rows = run_model_bench(model, parse_points(points_text), device=device, system=system, dtype=dtype,
+                           warmup=warmup, repeats=repeats, graphs=graphs, layers=layers, progress=progress)
+    write_csv(rows, out_path)
+    click.echo(f"wrote {len(rows)} rows to {out_path}; system {', '.join(sorted(rows['system'].unique()))}")

@@ -43,7 +43,12 @@ def _dtype(types) -> str:
 
 
 def _numel(dims) -> int:
-    return int(math.prod(dims)) if dims else 0
+    """Elements of one tensor's shape; a tensor list's shape (``aten::cat``) counts all of them."""
+    if not dims:
+        return 0
+    if any(isinstance(d, (list, tuple)) for d in dims):
+        return sum(_numel(d) for d in dims if isinstance(d, (list, tuple)))
+    return int(math.prod(d for d in dims if isinstance(d, (int, float))))
 
 
 def _gemm(op: str, dims: list, dt: str) -> Op | None:
@@ -106,6 +111,9 @@ def classify(name: str, op: str | None, dims, types, extra, cat: str) -> tuple[s
     if SOFTMAX.search(key):
         rows = _numel(dims[0][:-1]) if dims and dims[0] else 0
         return "softmax", Softmax(rows=int(rows), cols=int(dims[0][-1]), dtype=dt) if rows else None
+    if key in GATHERS:  # reads and writes the rows it picks, not the whole table
+        n = _gathered(key, dims or [])
+        return "elementwise", Elementwise(fn="add", elements=int(n), dtype=dt) if n else None
     if ELEMENTWISE.search(key) or key.endswith("_backward"):
         n = max((_numel(d) for d in (dims or []) if isinstance(d, list)), default=0)
         fn = "mul" if "mul" in key else "add"
@@ -115,13 +123,34 @@ def classify(name: str, op: str | None, dims, types, extra, cat: str) -> tuple[s
     return "other", None
 
 
+GATHERS = ("aten::index_select", "aten::embedding", "aten::gather", "aten::take")
+
+
+def _gathered(op: str, dims: list) -> int:
+    """Output elements of a gather: index_select(table, dim, index) and embedding(table, index)
+    copy one table row per index; gather / take write one element per index."""
+    shapes = [d for d in dims if isinstance(d, (list, tuple))]
+    if not shapes:
+        return 0
+    index = shapes[-1]
+    if op in ("aten::gather", "aten::take"):
+        return _numel(index)
+    table = shapes[0]
+    return _numel(index) * (_numel(table[1:]) if len(table) > 1 else 1)
+
+
+def _listed(v):
+    return v if isinstance(v, (list, tuple)) else None
+
+
 def match_work(work: pd.DataFrame) -> pd.DataFrame:
     """``work`` with ``kind``, ``matched`` (an accelsim op could be built) and ``accel_op``
     (the op, or None)."""
     out = work.copy()
     kinds, ops = [], []
     for r in work.itertuples(index=False):
-        k, o = classify(r.name, r.op if isinstance(r.op, str) else None, r.dims, r.dtypes,
+        # a kernel that no recorded CPU op launched has no shapes (NaN in the frame)
+        k, o = classify(r.name, r.op if isinstance(r.op, str) else None, _listed(r.dims), _listed(r.dtypes),
                         r.extra if isinstance(r.extra, dict) else None, r.cat)
         kinds.append(k)
         ops.append(o)

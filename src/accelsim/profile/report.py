@@ -87,6 +87,9 @@ def predict(work: pd.DataFrame, system, stack=None) -> tuple[pd.Series, pd.Serie
 
     spec = system if isinstance(system, SystemSpec) else load_system(system)
     st = resolve(stack, spec.stack, "realistic")
+    if st is not None:  # a trace times host dispatch as gaps between kernels: predict device time only
+        st = st.model_copy(update={"runtime": st.runtime.model_copy(
+            update={"kernel_launch_s": 0.0, "tensor_launch_s": 0.0, "collective_launch_s": 0.0})})
     cm = chip_model(realize(spec, st), st.collectives if st else None)
     times, bounds = [], []
     for o in work["accel_op"]:
@@ -105,6 +108,13 @@ def predict(work: pd.DataFrame, system, stack=None) -> tuple[pd.Series, pd.Serie
     return pd.Series(times, index=work.index), pd.Series(bounds, index=work.index, dtype=object)
 
 
+def _main_kind(kinds: pd.Series) -> str:
+    """An op's kind: that of its work other than copies and memsets (cuDNN attention clears a
+    workspace before its kernel), else the first."""
+    real = kinds[~kinds.isin(("copy", "other"))]
+    return str(real.mode().iloc[0] if len(real) else kinds.iloc[0])
+
+
 def profile_report(trace: Trace, system=None, stack=None) -> ProfileReport:
     """Match, predict (when ``system`` is given) and attribute the trace's step."""
     work = match_work(trace.work)
@@ -115,7 +125,7 @@ def profile_report(trace: Trace, system=None, stack=None) -> ProfileReport:
     key = work["op"].where(work["op"].notna(), work["name"])
     total = float(work["dur_s"].sum())
     ops = work.assign(key=key).groupby("key", sort=False).agg(
-        count=("dur_s", "size"), measured_s=("dur_s", "sum"), kind=("kind", "first"), matched=("matched", "all"),
+        count=("dur_s", "size"), measured_s=("dur_s", "sum"), kind=("kind", _main_kind), matched=("matched", "all"),
         predicted_s=("predicted_s", lambda p: p.sum(min_count=1)))
     ops["share"] = ops["measured_s"] / total if total > 0 else 0.0
     ops = ops.sort_values("measured_s", ascending=False)

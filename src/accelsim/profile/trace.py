@@ -203,7 +203,8 @@ def _gpu_work(ev: pd.DataFrame, device: pd.Series) -> pd.DataFrame:
     """Kernels / copies, each joined to its launch (``correlation``) and the launch to its CPU op
     (``External id``), by merges (columnar: a big trace's joins need no per-row Python)."""
     work = ev[device].drop(columns=["dims", "dtypes", "external_id"])
-    launches = ev.loc[(ev["cat"] == "cuda_runtime") & ev["correlation"].notna(),
+    # runtime launches (cudaLaunchKernel) and driver ones (cuLaunchKernelEx: cuBLAS, cuDNN on CUDA 12.x+)
+    launches = ev.loc[ev["cat"].isin(("cuda_runtime", "cuda_driver")) & ev["correlation"].notna(),
                       ["correlation", "external_id", "start_s"]].drop_duplicates("correlation")
     launches = launches.rename(columns={"start_s": "launch_s"})
     ops = ev.loc[(ev["cat"] == "cpu_op") & ev["external_id"].notna(),

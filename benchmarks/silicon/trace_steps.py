@@ -1,0 +1,59 @@
+"""Record PyTorch profiler traces (Kineto Chrome-trace JSON, gzipped) of whole eager steps of a
+model built by ``accelsim.bench.model``: decode steps and one prefill, for ``accelsim profile``.
+
+    python benchmarks/silicon/trace_steps.py llama-3-8b OUT_DIR [--decode 8x1024] [--prefill 1x512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from accelsim.bench.model import build_model, kv_cache
+from accelsim.workload.loaders import load_model
+
+
+def trace(model, cfg, batch: int, q: int, start: int, steps: int, path: Path) -> None:
+    caches = kv_cache(cfg, batch, start + q, "cuda", torch.bfloat16)
+    tokens = torch.randint(0, cfg["vocab_size"], (batch, q), device="cuda")
+    for _ in range(3):
+        model(tokens, caches, start).argmax(-1)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
+        for _ in range(steps):
+            model(tokens, caches, start).argmax(-1)
+        torch.cuda.synchronize()
+    raw = path.with_suffix("")
+    prof.export_chrome_trace(str(raw))
+    with open(raw, "rb") as src, gzip.open(path, "wb", compresslevel=9) as dst:
+        shutil.copyfileobj(src, dst)
+    raw.unlink()
+    print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--decode", default="8x1024")
+    ap.add_argument("--prefill", default="1x512")
+    ap.add_argument("--steps", type=int, default=2)
+    a = ap.parse_args()
+    cfg = load_model(a.model).model_dump()
+    torch.manual_seed(0)
+    model = build_model(cfg, "cuda", torch.bfloat16).eval()
+    a.out.mkdir(parents=True, exist_ok=True)
+    with torch.inference_mode():
+        b, ctx = (int(v) for v in a.decode.split("x"))
+        trace(model, cfg, b, 1, ctx, a.steps, a.out / f"{cfg['name']}_decode_{a.decode}.json.gz")
+        b, seq = (int(v) for v in a.prefill.split("x"))
+        trace(model, cfg, b, seq, 0, 1, a.out / f"{cfg['name']}_prefill_{a.prefill}.json.gz")
+
+
+if __name__ == "__main__":
+    main()
