@@ -22,8 +22,9 @@ SHIPPED = Path(__file__).parents[1] / "workloads/measurements/validation/a100_ll
 
 
 def test_columns_are_the_schema():
-    # the schema plus the optional stack column after compression (PyTorch eager: cuda-eager)
-    assert COLUMNS == SCHEMA_COLUMNS[:23] + ["stack"] + SCHEMA_COLUMNS[23:]
+    # the schema plus the optional stack column after compression (PyTorch eager: cuda-eager) and
+    # the cache column (every case re-runs on the same buffers: warm)
+    assert COLUMNS == SCHEMA_COLUMNS[:23] + ["stack", "cache"] + SCHEMA_COLUMNS[23:]
     if SHIPPED.exists():  # the project's copy adds the optional stack column after compression
         cols = list(pd.read_csv(SHIPPED, nrows=0).columns)
         assert cols == SCHEMA_COLUMNS[:23] + ["stack"] + SCHEMA_COLUMNS[23:]
@@ -60,6 +61,7 @@ def test_bench_cpu_quick(tmp_path):
     assert r.exit_code == 0, r.output
     df = pd.read_csv(out)
     assert list(df.columns) == COLUMNS and df["stack"].isna().all()  # no stack models a CPU
+    assert (df["cache"] == "warm").all()
     assert df["id"].is_unique and set(df["kind"]) <= SCHEMA_KINDS
     assert {"gemm", "copy", "softmax", "layernorm", "rmsnorm", "gelu", "silu_mul", "add"} <= set(df["kind"])
     assert (df["measured_time_s"] > 0).all() and df["measured_time_s"].notna().all()
@@ -115,3 +117,15 @@ def test_timing_records_spread_and_flags_noise():
     calm, busy = Timing(1e-3, 0.5e-4, 9), Timing(1e-3, 3e-4, 9)
     assert not calm.noisy and busy.noisy and "NOISY" in busy.note()
     assert busy.spread == 0.3
+
+
+def test_fp8_gemms_are_scaled_mm_with_bf16_output():
+    torch = pytest.importorskip("torch")
+    from accelsim.bench.runner import _fp8_gemms
+
+    (fields, fn, note), = list(_fp8_gemms(torch, [(16, 32, 64)], "cpu"))
+    assert fields == {"id": "gemm-fp8-16x32x64", "kind": "gemm", "m": 16, "n": 32, "k": 64}
+    out = fn()
+    assert out.dtype == torch.bfloat16 and tuple(out.shape) == (16, 32) and "_scaled_mm" in note
+    r = CliRunner().invoke(main, ["bench", "--device", "cpu", "--dtype", "fp8", "-o", "x.csv"])
+    assert r.exit_code != 0 and "CUDA" in r.output and "Traceback" not in r.output

@@ -99,10 +99,10 @@ def test_shipped_h200_rows_are_predicted():
 
     f = Path(__file__).resolve().parents[1] / "workloads/measurements/validation/h200_accelsim_bench.csv"
     rows = correlate([f]).per_row
-    assert len(rows) == 34 and not rows["skipped"].any()
+    assert len(rows) == 45 and not rows["skipped"].any()
     df = pd.read_csv(f)
     eager = df[(df["phase"] == "decode") & (df["stack"] == "cuda-eager")].set_index(["model", "batch", "context_len"])
-    graphs = df[(df["phase"] == "decode") & (df["stack"] == "cuda-graphs")].set_index(["model", "batch", "context_len"])
-    assert len(eager) == len(graphs) == 11
+    graphs = df[(df["phase"] == "decode") & (df["stack"] == "cuda-eager-graphs")].set_index(["model", "batch", "context_len"])
+    assert len(eager) == len(graphs) == 15
     # the graph replay is never slower than eager dispatch of the same step
     assert (graphs["measured_time_s"] <= eager.loc[graphs.index, "measured_time_s"]).all()

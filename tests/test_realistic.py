@@ -73,8 +73,12 @@ def test_presets_carry_their_priors():
     assert s.chip.achievable is not None and s.chip.achievable.tensor_efficiency < 1
     assert "chip.achievable" in s.sources and "achievable.yaml" in s.sources["chip.achievable"]
     # a chip with no rows of its own borrows from its nearest sibling and says so
-    h200 = table["h200-sxm-141gb"]
-    assert "tensor_efficiency" in h200["from_sibling"]
+    assert table["tpu-v5p"]["from_sibling"]["tensor_efficiency"] == "tpu-v5e"
+    # a chip on another's compute die shares its tensor fields (fitted on both chips' GEMMs)
+    h200, h100 = table["h200-sxm-141gb"], table["h100-sxm5-80gb"]
+    assert h200["same_die"]["tensor_efficiency"] == "h100-sxm5-80gb"
+    assert h200["achievable"]["tensor_efficiency"] == h100["achievable"]["tensor_efficiency"]
+    assert h200["achievable"]["hbm_efficiency"] != h100["achievable"]["hbm_efficiency"]
 
 
 def test_realistic_is_slower_than_ideal_and_stamped():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import PositiveInt, ConfigDict, Field, field_validator, model_validator
 
 from ..configio import StrictModel
 from ..units import Bytes, BytesPerSecond, Hertz, Seconds, SquareMeters, Watts
@@ -208,6 +208,13 @@ class Calibration(Spec):
     """Further fraction of the HBM rate that elementwise kernels with a broadcast operand reach
     (``Elementwise.broadcast``). Set from the stack's kernel library in realistic mode (1
     otherwise)."""
+    host_async: bool = False
+    """The launch overheads are host dispatch that overlaps the device's work on earlier ops
+    (the stack runtime's ``host_async``): a step pipelines them (``sim.analytical.pipeline``).
+    Set from the stack in realistic mode."""
+    launches: dict[str, PositiveInt] = Field(default_factory=dict)
+    """Kernels an op is issued as (the stack runtime's ``launches``), each paying the launch
+    overheads and the device's fixed per-kernel latency. Set from the stack in realistic mode."""
     stack: str | None = None
     """The software stack the overhead fields (``STACK_FIELDS``) were fitted under, as
     ``accelsim calibrate`` records it. In realistic mode under another stack they are dropped
@@ -230,7 +237,7 @@ HARDWARE_FIELDS = ("tensor_efficiency", "tensor_dtype_efficiency", "vector_effic
 STACK_FIELDS = ("launch_overhead_s", "tensor_launch_overhead_s", "vector_launch_overhead_s", "collective_overhead_s")
 """Calibration fields that describe the software path: they hold only under the stack they
 were fitted under (``Calibration.stack``)."""
-STACK_SET_FIELDS = ("attention_efficiency", "broadcast_efficiency")
+STACK_SET_FIELDS = ("attention_efficiency", "broadcast_efficiency", "host_async", "launches")
 """Calibration fields that realistic mode sets from the stack's kernels (its attention kernels,
 its kernel library): neither fitted by ``accelsim calibrate`` nor written to a calibration file."""
 

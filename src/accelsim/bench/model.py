@@ -6,7 +6,7 @@ timed as a serving engine or a training loop runs it.
   final norm over every token and the LM head on the last token only, then a greedy pick;
 - ``decode``: one token per sequence against a KV cache of ``context`` tokens, LM head and pick;
   timed under PyTorch eager (stack ``cuda-eager``) and replayed as one captured CUDA graph
-  (stack ``cuda-graphs``);
+  (stack ``cuda-eager-graphs``);
 - ``train``: forward, cross-entropy over every token, backward, and AdamW on fp32 master weights
   (bf16 weights and gradients, fp32 master, m and v: 16 B a parameter, as Megatron keeps them).
 
@@ -230,7 +230,7 @@ def run_points(cfg: dict[str, Any], points: Iterable[Point], device: str, dtype:
                 if t is not None and graphs and p.phase == "decode" and device == "cuda":
                     t = _fits(torch, p, lambda: time_call(graphed(fn), device, warmup, repeats))
                     if t is not None:
-                        yield p, stack_eager.replace("eager", "graphs"), t
+                        yield p, stack_eager.replace("eager", "eager-graphs"), t
                 del caches, fn
                 _free(torch, device)
         del model
@@ -304,8 +304,8 @@ def run_model_bench(model: str, points: Iterable[Point], device: str = "auto", s
     torch = require_torch()
     device = resolve_device(device)
     dtype = dtype or ("bf16" if device == "cuda" else "fp32")
-    if dtype not in DTYPES:
-        raise BenchError(f"--dtype {dtype}: use one of {', '.join(DTYPES)}")
+    if dtype not in DTYPES or dtype == "fp8":
+        raise BenchError(f"--dtype {dtype}: use one of fp32, bf16, fp16")
     tdtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     cfg = load_model(model).model_dump()
     name = cfg["name"] if layers is None else f"{cfg['name']}@{layers}L"

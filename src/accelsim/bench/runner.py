@@ -28,13 +28,15 @@ from .timing import time_call
 #: measurement schema columns, in order (../shared/data/measurements/SCHEMA.md)
 COLUMNS = ["id", "kind", "system", "chips", "dtype", "m", "n", "k", "batch", "rows", "cols", "elements", "bytes",
            "ranks", "model", "op", "phase", "seq_len", "context_len", "tp", "pp", "dp", "compression",
-           "stack", "measured_time_s", "source", "notes"]
+           "stack", "cache", "measured_time_s", "source", "notes"]
 INT_COLUMNS = ["chips", "m", "n", "k", "batch", "rows", "cols", "elements", "bytes", "ranks", "seq_len",
                "context_len", "tp", "pp", "dp"]
 #: columns of the separate attention CSV (not a correlate kind)
 ATTENTION_COLUMNS = ["id", "op", "system", "dtype", "batch", "heads", "q_len", "kv_len", "head_dim", "causal",
                      "measured_time_s", "source", "notes"]
-DTYPES = ("fp32", "bf16", "fp16")
+DTYPES = ("fp32", "bf16", "fp16", "fp8")
+FP8_MIN = 16
+"""``torch._scaled_mm`` needs every dimension a multiple of 16: fp8 runs GEMMs only, m >= 16."""
 
 
 class BenchError(AccelsimError, RuntimeError):
@@ -179,6 +181,9 @@ def _cases(torch, plan: Plan, device: str, tdtype) -> Iterator[tuple[dict[str, A
 
     gemms = [(s, s, s) for s in plan.square]
     gemms += [(m, n, k) for n, k in plan.skinny_nk for m in plan.skinny_m]
+    if tdtype == torch.float8_e4m3fn:
+        yield from _fp8_gemms(torch, [g for g in dict.fromkeys(gemms) if min(g) >= FP8_MIN], device)
+        return
     for m, n, k in dict.fromkeys(gemms):
         a, b = t(m, k), t(k, n)
         yield ({"id": f"gemm-{m}x{n}x{k}", "kind": "gemm", "m": m, "n": n, "k": k},
@@ -208,6 +213,18 @@ def _cases(torch, plan: Plan, device: str, tdtype) -> Iterator[tuple[dict[str, A
         yield ({"id": f"gelu-{e}", "kind": "gelu", "elements": e}, lambda x=x: F.gelu(x), "F.gelu (erf form)")
 
 
+def _fp8_gemms(torch, gemms, device):
+    """FP8 (e4m3) GEMMs as inference engines call them: ``torch._scaled_mm`` with per-tensor
+    scales, B column-major, bf16 output."""
+    one = torch.ones((), device=device)
+    for m, n, k in gemms:
+        a = torch.randn(m, k, device=device).to(torch.float8_e4m3fn)
+        b = torch.randn(n, k, device=device).to(torch.float8_e4m3fn).t()
+        yield ({"id": f"gemm-fp8-{m}x{n}x{k}", "kind": "gemm", "m": m, "n": n, "k": k},
+               lambda a=a, b=b: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16),
+               "torch._scaled_mm e4m3 x e4m3, per-tensor scales, bf16 output")
+
+
 def _notes(torch, dev: dict[str, str], plan: Plan, when: str, extra: str) -> str:
     parts = [f"torch {torch.__version__}", f"CUDA {dev['cuda']}", f"cuDNN {dev['cudnn']}", f"device {dev['name']}",
              f"driver {dev['driver']}"]
@@ -235,7 +252,10 @@ def run_bench(device: str = "auto", quick: bool = False, system: str | None = No
     dtype = dtype or ("bf16" if device == "cuda" else "fp32")
     if dtype not in DTYPES:
         raise BenchError(f"--dtype {dtype}: use one of {', '.join(DTYPES)}")
-    tdtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    if dtype == "fp8" and device != "cuda":
+        raise BenchError("--dtype fp8 needs a CUDA device (torch._scaled_mm); this run is on the cpu")
+    tdtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+              "fp8": getattr(torch, "float8_e4m3fn", None)}[dtype]
     plan = make_plan(device, quick)
     plan = Plan(**{**plan.__dict__, "warmup": plan.warmup if warmup is None else warmup,
                    "repeats": plan.repeats if repeats is None else repeats})
@@ -251,7 +271,8 @@ def run_bench(device: str = "auto", quick: bool = False, system: str | None = No
     with torch.inference_mode():
         for fields, fn, note in _cases(torch, plan, device, tdtype):
             t = time_call(fn, device, plan.warmup, plan.repeats)
-            row = {"system": system_1, "chips": 1, "dtype": dtype, **fields, "stack": stack, "measured_time_s": t.median_s,
+            row = {"system": system_1, "chips": 1, "dtype": dtype, **fields, "stack": stack, "cache": "warm",
+                   "measured_time_s": t.median_s,
                    "source": source, "notes": _notes(torch, dev, plan, when, f"{note}; {t.note()}")}
             if t.noisy:
                 noisy.append(f"{fields.get('id', fields.get('kind'))}: IQR {100 * t.spread:.0f} % of the median")

@@ -17,7 +17,8 @@ from .util import friendly
               help="Measurement CSV to write (correlate schema).")
 @click.option("--system", default=None,
               help="accelsim preset (or YAML) that models this device; default from the GPU name, else unknown-<device>.")
-@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default=None, help="Default: bf16 on cuda, fp32 on cpu.")
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16", "fp8"]), default=None,
+              help="Default: bf16 on cuda, fp32 on cpu. fp8: GEMMs only (torch._scaled_mm, CUDA).")
 @click.option("--warmup", type=click.IntRange(min=0), default=None, help="Warm-up calls per case.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed calls per case (the median is kept).")
 @click.option("--attention", "attention_path", type=click.Path(dir_okay=False), default=None,
@@ -67,7 +68,7 @@ def bench(device, quick, out_path, system, dtype, warmup, repeats, attention_pat
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--graphs/--no-graphs", default=True, show_default=True,
-              help="Also replay each decode step as one captured CUDA graph (stack cuda-graphs).")
+              help="Also replay each decode step as one captured CUDA graph (stack cuda-eager-graphs).")
 @friendly
 def bench_model(model, out_path, points_text, device, system, dtype, layers, warmup, repeats, graphs):
     """Time whole prefill, decode and training steps of MODEL (a plain-PyTorch decoder built from its

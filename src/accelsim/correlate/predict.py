@@ -57,6 +57,7 @@ from ..arch.spec import SystemSpec
 from ..errors import AccelsimError, ConfigError, MeasurementError
 from ..sim.analytical import cost_ops
 from ..cost.op_cost import ChipModel, OpCost
+from ..sim.analytical import sequence_time
 from ..workload.ops import Elementwise, LayerNorm, MatMul, Op, RMSNorm, Softmax
 from .calvalues import calibration_update
 from .schema import COLLECTIVE_KINDS, MeasurementRow
@@ -355,7 +356,7 @@ class Predictor:
         if fidelity == "event":
             return Prediction(sum(self._event_time(row.system, cal, o, chips) for o in ops), bound,
                               fidelity="event")
-        return Prediction(sum(c.time_s for c in costs), bound)
+        return Prediction(sequence_time(costs), bound)
 
     def _model(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
         cfg = self.model(row.model)
@@ -459,7 +460,7 @@ class Predictor:
             by = res.summary["time_by_bound_s"]
             return Prediction(res.summary["latency_s"], max(by, key=by.get), fidelity="event")  # step cost included
         costs = self.cost(system_name, chips, cal, graph.ops())
-        return Prediction(sum(c.time_s for c in costs) + engine_s, _dominant(costs))
+        return Prediction(sequence_time(costs) + engine_s, _dominant(costs))
 
     def _train(self, row: MeasurementRow, cfg, cal) -> Prediction:
         """One optimizer step under the row's plan; what the row leaves empty (sp, recompute,

@@ -38,6 +38,13 @@ SIBLINGS = {"a100-sxm4-80gb": "h100-sxm5-80gb", "h100-sxm5-80gb": "h200-sxm-141g
             "tpu-v4": "tpu-v5e"}
 """The nearest sibling of each chip: where a chip has no row for a field, its prior comes from
 here, and leaving a chip out predicts it from here."""
+SAME_DIE = {"h200-sxm-141gb": "h100-sxm5-80gb"}
+"""Chips built on another chip's compute die at its clocks: they share its tensor fields, fitted
+on both chips' GEMM rows (their memory fields stay their own). The H200 is the H100's GH100 die
+with HBM3e: its datasheet lists the H100 SXM's tensor peaks (arch_configs/h200-sxm-141gb.yaml,
+nv_h200), and both run at up to 1.98 GHz within 700 W. Fitted apart, the H200's own rows (a
+mid-size-GEMM sweep) left its tensor fraction at the bound, 1.0, against the H100's 0.81."""
+TENSOR_FIELDS = ("tensor_efficiency", "tensor_dtype_efficiency.fp8")
 GENERIC_FIELDS = ("tensor_efficiency", "hbm_efficiency")
 """Fields every chip gets: where neither the chip nor a sibling has rows, the median over the
 measured chips (a chip at its datasheet peak is the one thing known to be wrong)."""
@@ -134,6 +141,12 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                    and r.op != "composite"), key=lambda r: r.id)
     data = _KernelRows(rows)
     fields = _hw_fields(rows, data.chip)
+    for c, die in SAME_DIE.items():  # a die's tensor fields are one parameter, the die owner's
+        for f in TENSOR_FIELDS:
+            if f in fields.get(c, []):
+                fields[c].remove(f)
+                if f not in fields.setdefault(die, []):
+                    fields[die].append(f)
     stacks = sorted({s for s in data.stack if s})
     # a stack whose file declares a GEMM library call's host cost (an eager runtime, where the host
     # is on the timed path) and that is measured on GEMMs and on other kernels tells that cost
@@ -156,6 +169,9 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                 by[c][f] = float(v)
             else:
                 chips.setdefault(c, {})[f] = float(v)
+        for c, die in SAME_DIE.items():
+            if c in data.chip:
+                chips.setdefault(c, {}).update({f: v for f, v in chips.get(die, {}).items() if f in TENSOR_FIELDS})
         return chips, by["@launch"], by["@tensor"], by["@kernels"]
 
     every = list(range(len(rows)))
@@ -177,6 +193,7 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                             ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=2000)
         x[cols] = sol.x
     chips, launch, tensor, kernels = unpack(x)
+    chips = _identified(data, chips, launch, tensor, kernels)
     err = data.log_errors(chips, launch, tensor, kernels, every)
     by = {}
     for i, r in enumerate(rows):
@@ -204,6 +221,26 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
     return HardwareFit(chips, launch, tensor, kernels, count, in_sample, held)
 
 
+def _identified(data: "_KernelRows", chips: dict[str, dict[str, float]], launch, tensor, kernels
+                ) -> dict[str, dict[str, float]]:
+    """``chips`` without the fields none of their chip's rows respond to: a field whose term
+    never binds on those rows (a GPU whose large GEMMs the SRAM term bounds leaves
+    ``tensor_efficiency`` free, and the fit parks it at a bound) is not fitted, so the chip takes
+    it from its sibling like a field it has no rows for. Test: 10 % less of the field moves no
+    row's log error by 1e-4."""
+    base = data.log_errors(chips, launch, tensor, kernels, list(range(len(data.chip))))
+    out = {}
+    for c, fs in chips.items():
+        idx = [i for i, ch in enumerate(data.chip) if ch == c]
+        keep = {}
+        for f, v in fs.items():
+            trial = {**chips, c: {**fs, f: v * 0.9}}
+            if np.abs(data.log_errors(trial, launch, tensor, kernels, idx) - base[idx]).max() >= 1e-4:
+                keep[f] = v
+        out[c] = keep
+    return out
+
+
 def _declares_tensor_launch(stack: str) -> bool:
     """Whether ``stack``'s own file (not its base) sets ``runtime.tensor_launch_s`` on a runtime
     that dispatches kernels."""
@@ -227,6 +264,9 @@ def _groups(names, rows, data) -> list[dict]:
         if a != b:
             parent[max(a, b)] = min(a, b)
 
+    for c, die in SAME_DIE.items():  # a shared die's fields tie the two chips' rows
+        if c in data.chip and die in data.chip:
+            union("chip:" + c, "chip:" + die)
     for i in range(len(rows)):
         union("chip:" + data.chip[i], "stack:" + (data.stack[i] or ""))
         if data.kernels[i]:
@@ -280,7 +320,9 @@ def priors_table(fit: HardwareFit, all_chips: Iterable[str]) -> dict[str, dict]:
         dt = {k.split(".", 1)[1]: round(v, 4) for k, v in values.items() if k.startswith("tensor_dtype_efficiency.")}
         if dt:
             block["tensor_dtype_efficiency"] = dt
+        shared = {f: SAME_DIE[c] for f in own if f in TENSOR_FIELDS and c in SAME_DIE}
         out[c] = {"achievable": block, "fitted": sorted(own), "from_sibling": {f: s for f, (_, s) in borrowed.items()},
+                  **({"same_die": shared} if shared else {}),
                   "rows": fit.rows.get(c, {}),
                   "in_sample_mape": {k: round(v, 4) for k, v in fit.in_sample.get(c, {}).items()},
                   "leave_one_chip_out_mape": {k: round(v, 4) for k, v in fit.held_out.get(c, {}).items()}}

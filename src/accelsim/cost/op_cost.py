@@ -7,7 +7,7 @@ its bound is the term that set it (see ``BOUND_RULES``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..arch.spec import SystemSpec
 from ..compress.formats import DTYPE_BYTES
@@ -58,6 +58,10 @@ class OpCost:
     memory_level: str = "hbm"
     """The memory level that sets ``memory_s``: "hbm", or "shared" when traffic through the
     chip-shared SRAM (L2, operand re-reads) takes longer than HBM's."""
+    host_s: float = 0.0
+    """Of ``overhead_s``, the host's dispatch time under a runtime that dispatches ahead of the
+    device (``Calibration.host_async``, PyTorch eager): in a step it overlaps earlier ops' device
+    work (``sim.analytical.pipeline``); 0 otherwise."""
 
     @property
     def time_s(self) -> float:
@@ -120,6 +124,13 @@ class ChipModel:
         # fixed cost of a tensor-engine op (GEMM, convolution, attention) and of a vector op
         self.tensor_overhead = self.overhead + cal.tensor_launch_overhead_s
         self.vector_overhead = self.overhead + cal.vector_launch_overhead_s
+        # the stack's dispatch: kernels per op where a framework splits one (each paying the
+        # launch and the device's fixed latency), and whether the launches are host time
+        self.launches = dict(cal.launches)
+        self.host_async = cal.host_async
+        self.tensor_launch = cal.launch_overhead_s + cal.tensor_launch_overhead_s
+        self.vector_launch = cal.launch_overhead_s + cal.vector_launch_overhead_s
+        self.device_fixed = chip.hbm.latency_s + chip.dma.setup_latency_s
         self._mappings: dict[tuple, dict[str, float]] = {}
         self._dtypes: dict[tuple, tuple] = {}
         self._compute: dict[tuple, str] = {}
@@ -342,7 +353,26 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
 
 
 def op_cost(cm: ChipModel, op: Op) -> OpCost:
-    """Cost of any op on one chip of ``cm``'s system."""
+    """Cost of any op on one chip of ``cm``'s system, as the stack dispatches it: an op the
+    framework issues as several kernels (``ChipModel.launches``) pays each kernel's launch and
+    fixed device latency, and under a host-async runtime the launches are marked host time."""
+    c = _kernel_cost(cm, op)
+    if (cm.launches or cm.host_async) and not isinstance(op, Collective):
+        launch, one, extra = dispatch(cm, op)
+        c = replace(c, overhead_s=c.overhead_s + launch - one + extra, host_s=launch if cm.host_async else 0.0)
+    return c
+
+
+def dispatch(cm: ChipModel, op: Op) -> tuple[float, float, float]:
+    """(launch overheads of all the kernels ``op`` is issued as, of one of them, the fixed
+    device latency of its kernels beyond the first)."""
+    n = cm.launches.get(getattr(op, "fn", "")) or cm.launches.get(op.role) or 1
+    one = cm.tensor_launch if isinstance(op, (MatMul, Conv2D, FlashAttention)) else cm.vector_launch
+    return n * one, one, (n - 1) * cm.device_fixed
+
+
+def _kernel_cost(cm: ChipModel, op: Op) -> OpCost:
+    """Cost of ``op`` as one kernel on one chip."""
     if isinstance(op, MatMul):
         return gemm_cost(cm, op)
     if isinstance(op, Conv2D):

@@ -49,7 +49,7 @@ from ..arch.spec import SystemSpec
 from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
 from ..gcpause import gc_paused
-from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, compute_dtype, dequant_seconds, gemm_mapping,
+from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, compute_dtype, dequant_seconds, dispatch, gemm_mapping,
                             gemm_speed)
 from ..cost.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
@@ -129,6 +129,8 @@ class Lowerer:
                        "link": 0.0}
         self.f_vec = chip.engine_hz("vector")
         self.prev_start = -1
+        self.host = -1
+        """The last host-dispatch task (a host-async runtime), -1 before the first."""
 
     # ---------------------------------------------------------------- helpers
     def load(self, op: int, core: int, nbytes: float, deps, hbm_fraction: float = 1.0,
@@ -212,7 +214,19 @@ class Lowerer:
             oid = self.b.op(o.name, o.role, o.kind)
             names = preds_of.get(o.name, ())
             preds = [join_of[p] for p in names]
-            start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=self.launch[o.engine])
+            if self.cm.host_async and not isinstance(o, Collective):
+                # the host dispatches op after op without waiting for the device: a chain of
+                # its own that each op's start also waits on (sim.analytical.pipeline's model)
+                launch, _, extra = dispatch(self.cm, o)
+                host = self.b.task(DELAY, CAT_OVERHEAD, oid, [self.host] if self.host >= 0 else [],
+                                   duration_s=launch)
+                self.host = host
+                start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds + [host], duration_s=extra)
+            elif self.cm.launches and not isinstance(o, Collective):
+                launch, _, extra = dispatch(self.cm, o)
+                start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=launch + extra)
+            else:
+                start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=self.launch[o.engine])
             # prefetch behind the previous op only when that op feeds this one (so it starts
             # before this op can): a parallel branch's previous op may start later
             self.prev_start = last_start if last_name in names else -1

@@ -9,6 +9,8 @@ evaluates many design points on one system object costs each distinct op once.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..arch.spec import SystemSpec
@@ -73,15 +75,63 @@ def evaluate_slots(graph: WorkloadGraph, system: SystemSpec, library=None) -> di
         if r is None:
             c = op_cost(cm, op)
             r = rows[op] = ((c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s, c.time_s, c.hbm_bytes,
-                             c.link_bytes, op.flops(), op.bytes()), c.bound, c.mapping, c.memory_level)
+                             c.link_bytes, op.flops(), op.bytes(), c.host_s), c.bound, c.mapping, c.memory_level)
         out.append(r)
-    table = np.array([r[0] for r in out], dtype=float).reshape(len(out), len(COST_FIELDS) + 2)
-    arrays = {f: table[:, i] for i, f in enumerate(COST_FIELDS + ("flops", "bytes"))}
+    table = np.array([r[0] for r in out], dtype=float).reshape(len(out), len(COST_FIELDS) + 3)
+    arrays = {f: table[:, i] for i, f in enumerate(COST_FIELDS + ("flops", "bytes", "host_s"))}
     arrays["bound"] = np.array([r[1] for r in out], dtype=object)
     arrays["mapping"] = np.array([r[2] for r in out], dtype=object)
     arrays["memory_level"] = np.array([r[3] for r in out], dtype=object)
     arrays["count"] = counts
+    host = arrays["host_s"]
+    if host.any():  # the host dispatches ahead: each op holds the step for its device time + the wait
+        wait = pipeline(arrays["time_s"], host, counts, graph.slot_index())
+        arrays["overhead_s"] = arrays["overhead_s"] - host + wait
+        arrays["time_s"] = np.maximum.reduce([arrays[f] for f in COST_FIELDS[:4]]) + arrays["overhead_s"]
+        arrays["bound"] = np.array([OpCost(*(arrays[f][i] for f in COST_FIELDS[:5])).bound
+                                    for i in range(len(out))], dtype=object)
     return arrays
+
+
+def pipelined_slots(costs: list[OpCost], count, order: np.ndarray) -> tuple[list[float], list[str]]:
+    """Per stored op (``costs``, ``count`` instances each, ``order`` as in ``pipeline``): its
+    time and bound in a step whose host dispatch runs ahead (``evaluate_slots``'s figures)."""
+    t = np.array([c.time_s for c in costs])
+    h = np.array([c.host_s for c in costs])
+    wait = pipeline(t, h, np.asarray(count), order)
+    adjusted = [replace(c, overhead_s=c.overhead_s - c.host_s + w, host_s=0.0) for c, w in zip(costs, wait)]
+    return [c.time_s for c in adjusted], [c.bound for c in adjusted]
+
+
+def sequence_time(costs: list[OpCost]) -> float:
+    """Time of ops run one after another in this order: their sum, or, when the runtime's host
+    dispatch runs ahead of the device (``OpCost.host_s``), the pipelined time (``pipeline``)."""
+    if not any(c.host_s for c in costs):
+        return sum(c.time_s for c in costs)
+    t = np.array([c.time_s for c in costs])
+    h = np.array([c.host_s for c in costs])
+    n = len(costs)
+    return float((t - h).sum() + pipeline(t, h, np.ones(n), np.arange(n)).sum())
+
+
+def pipeline(time_s: np.ndarray, host_s: np.ndarray, count: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Host dispatch overlapped with device work, per stored op: the mean time the device waits
+    for the host before each instance of the op.
+
+    Arrays are per stored op (``time_s`` of the op alone, ``host_s`` the part of it that is the
+    host's dispatch, ``count`` its instances); ``order`` is the stored op of each op in program
+    order. The host dispatches op after op without waiting (``issued_i`` = the host times of ops
+    0..i); the device runs op i for ``d_i = time_s - host_s`` once it is done with op i-1 and op
+    i is issued: ``end_i = max(end_{i-1}, issued_i) + d_i``, whose closed form is
+    ``end_i = D_i + max_{j<=i}(issued_j - D_{j-1})`` with ``D`` the running sum of ``d``. The
+    step is ``end_n`` = the device's work plus its waits, so each op holds the step for its
+    ``d_i`` plus its wait ``max(0, issued_i - end_{i-1})``. One op alone costs ``host + d``."""
+    d = (time_s - host_s)[order]
+    issued = np.cumsum(host_s[order])
+    done = np.cumsum(d)
+    end = done + np.maximum.accumulate(issued - (done - d))
+    wait = np.maximum(0.0, issued - np.concatenate(([0.0], end[:-1])))
+    return np.bincount(order, weights=wait, minlength=len(time_s)) / np.maximum(count, 1)
 
 
 def evaluate_arrays(graph: WorkloadGraph, system: SystemSpec, library=None) -> dict[str, np.ndarray]:

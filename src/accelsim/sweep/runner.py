@@ -237,7 +237,7 @@ class Evaluator:
                               attention=wl.attention, mode=self.mode, stack=self.stack).summary
 
     def _analytical(self, spec: SystemSpec, skey: str, ckey: str, wl: WorkloadSpec, wkey: str) -> dict[str, Any]:
-        from ..sim.analytical import check_fits
+        from ..sim.analytical import check_fits, pipelined_slots
         from ..cost.op_cost import ChipModel, op_cost
 
         tp_chips = spec.chip.chips_for_tp(wl.tp)
@@ -261,13 +261,15 @@ class Evaluator:
             c = cache.get(key)
             if c is None:
                 oc = op_cost(cm, op)
-                c = cache[key] = (oc.time_s, oc.hbm_bytes, oc.bound)
+                c = cache[key] = (oc.time_s, oc.hbm_bytes, oc.bound, oc.host_s, oc)
             per_uniq.append(c)
         # per stored op, summed exactly as report.results.build_results sums them
         per = [per_uniq[j] for j in g.inv]
         step = self.step_cost + self.request_cost * g.meta.batch  # as report.results.build_results adds it
-        latency, by_bound_d, flops, hbm = step_totals([p[0] for p in per], g.count, [p[2] for p in per], g.flops,
-                                                      [p[1] for p in per], step)
+        times, bounds = [p[0] for p in per], [p[2] for p in per]
+        if any(p[3] for p in per):  # host dispatch ahead of the device, as sim.analytical.evaluate_slots
+            times, bounds = pipelined_slots([p[4] for p in per], g.count, g.graph.slot_index())
+        latency, by_bound_d, flops, hbm = step_totals(times, g.count, bounds, g.flops, [p[1] for p in per], step)
         meta = g.meta
         chip = spec.chip
         peak = chip.peak_flops(meta.dtype) or chip.peak_flops("bf16")

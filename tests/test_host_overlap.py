@@ -1,0 +1,89 @@
+"""Eager dispatch: the host enqueues kernels ahead of the device (stack runtime ``host_async``)
+and one op can be several kernels (``launches``). Expected values are hand-derived."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from accelsim.api import evaluate
+from accelsim.cost.op_cost import OpCost
+from accelsim.sim.analytical import pipeline, sequence_time
+from accelsim.stack.presets import load_stack
+
+
+def test_pipeline_closed_form_by_hand():
+    # host 5 us per op, device 1, 10, 1 us: ops issued at 5, 10, 15; the device runs op 0 at
+    # 5-6, op 1 at 10-20, op 2 at 20-21 -> 21 us (additive: 33; max of totals: 15)
+    t = np.array([6.0, 15.0, 6.0])
+    h = np.array([5.0, 5.0, 5.0])
+    wait = pipeline(t, h, np.ones(3), np.arange(3))
+    assert wait.tolist() == [5.0, 4.0, 0.0]  # idle before op 0 (5), before op 1 (10 - 6)
+    assert (t - h).sum() + wait.sum() == 21.0
+    costs = [OpCost(memory_s=d, overhead_s=5.0, host_s=5.0) for d in (1.0, 10.0, 1.0)]
+    assert sequence_time(costs) == 21.0
+    # one op alone: launch plus kernel, as its isolated timing
+    assert sequence_time(costs[:1]) == 6.0
+    # no host time: a plain sum
+    assert sequence_time([OpCost(memory_s=2.0, overhead_s=1.0)] * 3) == 9.0
+
+
+def test_pipeline_over_stored_ops_expands_their_order():
+    # stored ops a (x1), b (x3), program a b b b: host 2, device a 1, b 3 -> a at 2-3,
+    # b at 4-7, 7-10, 10-13 (issued 4, 6, 8: device-bound after the first) -> 13
+    t, h = np.array([3.0, 5.0]), np.array([2.0, 2.0])
+    wait = pipeline(t, h, np.array([1, 3]), np.array([0, 1, 1, 1]))
+    assert wait[0] == 2.0 and wait[1] == pytest.approx(1.0 / 3)  # one wait of 1 over 3 instances
+    assert 1.0 + 3 * 3.0 + 2.0 + 3 * wait[1] == pytest.approx(13.0)
+
+
+def test_eager_decode_is_host_bound_until_the_device_catches_up():
+    """Measured on one H200 (workloads/measurements/notes/h200_host_overlap.md): eager decode
+    13-15 ms at every batch 1..256 while the graph replay grew from 5.9 to 13.4 ms."""
+    lat = {b: evaluate("h200-sxm-141gb", "llama-3-8b", phase="decode", batch=b, context_len=1024,
+                       stack="cuda-eager").summary["latency_s"] for b in (1, 64, 512)}
+    graphs = {b: evaluate("h200-sxm-141gb", "llama-3-8b", phase="decode", batch=b, context_len=1024,
+                          stack="cuda-graphs").summary["latency_s"] for b in (1, 64, 512)}
+    assert lat[64] < 1.01 * lat[1]  # host-bound: flat
+    assert graphs[1] < 0.6 * lat[1]
+    assert lat[512] > 1.2 * lat[1] and lat[512] < graphs[512] + 0.2 * lat[1]  # device-bound: max, not sum
+
+
+def test_launches_multiply_the_eager_kernels():
+    from accelsim.arch.presets import load_system
+    from accelsim.cost.op_cost import ChipModel, op_cost
+    from accelsim.stack.realize import realize
+    from accelsim.workload.ops import Elementwise
+
+    st = load_stack("cuda-eager")
+    assert st.runtime.host_async and st.runtime.launches == {"rope": 10, "silu_mul": 2, "kv_append": 2}
+    cm = ChipModel(realize(load_system("h200-sxm-141gb"), st))
+    rope = op_cost(cm, Elementwise(name="r", role="rope", fn="rope", elements=4096, dtype="bf16"))
+    add = op_cost(cm, Elementwise(name="a", role="residual_attn", fn="add", elements=4096, dtype="bf16"))
+    assert add.host_s == st.runtime.kernel_launch_s  # one eager dispatch
+    assert rope.host_s == pytest.approx(10 * add.host_s)
+    # nine more kernels, each a launch and the device's fixed latency (HBM latency + DMA setup)
+    chip = load_system("h200-sxm-141gb").chip
+    fixed = chip.hbm.latency_s + chip.dma.setup_latency_s
+    assert rope.overhead_s - add.overhead_s == pytest.approx(9 * (add.host_s + fixed))
+    # under CUDA graphs the same op is one kernel and no host time
+    g = op_cost(ChipModel(realize(load_system("h200-sxm-141gb"), load_stack("cuda-graphs"))),
+                Elementwise(name="r", role="rope", fn="rope", elements=4096, dtype="bf16"))
+    assert g.host_s == 0.0
+
+
+def test_event_tier_and_sweep_agree_with_the_analytical_pipeline():
+    from accelsim.sweep import DesignSpace, sweep
+
+    a = evaluate("h200-sxm-141gb", "llama-3-8b", phase="decode", batch=8, context_len=512, stack="cuda-eager")
+    e = evaluate("h200-sxm-141gb", "llama-3-8b", phase="decode", batch=8, context_len=512, stack="cuda-eager",
+                 fidelity="event")
+    assert e.summary["latency_s"] == pytest.approx(a.summary["latency_s"], rel=0.05)
+    s = DesignSpace.load({"system": "h200-sxm-141gb",
+                          "workload": {"model": "llama-3-8b", "phase": "decode", "context_len": 512},
+                          "axes": {"workload.batch": [1, 8]}})
+    df = sweep(s, progress=False, workers=1, stack="cuda-eager")
+    for _, row in df.iterrows():
+        ref = evaluate("h200-sxm-141gb", "llama-3-8b", phase="decode", batch=int(row["workload.batch"]),
+                       context_len=512, stack="cuda-eager").summary
+        assert row["latency_s"] == ref["latency_s"]
