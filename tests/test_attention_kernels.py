@@ -85,3 +85,16 @@ def test_the_a100_flash_attention_2_value_follows_from_the_papers_maxima():
     assert load_stack("torchtitan-cuda").attention.efficiency["a100-sxm4-80gb"] == pytest.approx(
         np.sqrt(0.73 / best["fwd"] * 0.63 / best["bwd"]), abs=0.01)
     assert load_stack("vllm-cuda").attention.efficiency["a100-sxm4-80gb"] == pytest.approx(0.75)
+
+
+def test_eager_sdpa_carries_the_cudnn_fits():
+    """PyTorch SDPA runs cuDNN's fused kernel on Hopper (the H200 traces): cuda-eager carries the
+    cuDNN fit on the H100 (published rows) and on the H200 (accelsim's own row)."""
+    h200 = fit_attention_efficiency(load_attention_rows("workloads/measurements/kernels/attention_accelsim_h200.csv"))
+    h100 = fit_attention_efficiency(load_attention_rows(ROWS)).set_index("kernel").loc["cudnn", "efficiency"]
+    for name in ("cuda-eager", "cuda-eager-graphs"):
+        eff = load_stack(name).attention.efficiency
+        assert eff["h200-sxm-141gb"] == pytest.approx(h200["efficiency"].iloc[0], abs=0.011)
+        assert eff["h100-sxm5-80gb"] == pytest.approx(h100, abs=0.011)
+    # one row, 472 TFLOP/s causal 2k: the fit reproduces it
+    assert h200["mape_fit"].iloc[0] < 0.01 and h200["mape_at_1"].iloc[0] > 0.2

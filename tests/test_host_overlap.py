@@ -49,27 +49,38 @@ def test_eager_decode_is_host_bound_until_the_device_catches_up():
     assert lat[512] > 1.2 * lat[1] and lat[512] < graphs[512] + 0.2 * lat[1]  # device-bound: max, not sum
 
 
-def test_launches_multiply_the_eager_kernels():
+def test_eager_runs_rope_and_silu_mul_as_their_kernels():
     from accelsim.arch.presets import load_system
     from accelsim.cost.op_cost import ChipModel, op_cost
     from accelsim.stack.realize import realize
-    from accelsim.workload.ops import Elementwise
+    from accelsim.workload.ops import Elementwise, KVCache
 
     st = load_stack("cuda-eager")
-    assert st.runtime.host_async and st.runtime.launches == {"rope": 10, "silu_mul": 2, "kv_append": 2}
+    assert st.runtime.host_async and st.runtime.launches == {"kv_append": 2}
+    assert st.runtime.composite == ["rope", "silu_mul"]
     cm = ChipModel(realize(load_system("h200-sxm-141gb"), st))
-    rope = op_cost(cm, Elementwise(name="r", role="rope", fn="rope", elements=4096, dtype="bf16"))
-    add = op_cost(cm, Elementwise(name="a", role="residual_attn", fn="add", elements=4096, dtype="bf16"))
+    n = 1 << 20
+    rope = op_cost(cm, Elementwise(name="r", role="rope", fn="rope", elements=n, dtype="bf16"))
+    silu = op_cost(cm, Elementwise(name="s", role="mlp_act", fn="silu_mul", elements=n, dtype="bf16"))
+    add = op_cost(cm, Elementwise(name="a", role="residual_attn", fn="add", elements=n, dtype="bf16"))
     assert add.host_s == st.runtime.kernel_launch_s  # one eager dispatch
+    # RoPE: x*cos, neg, cat, *sin, add for q and for k: 10 kernels, 10 element passes
+    # (bf16: 2 + 1 + 2 + 2 + 3 = 10 elements of 2 bytes each per element of q and k)
     assert rope.host_s == pytest.approx(10 * add.host_s)
-    # nine more kernels, each a launch and the device's fixed latency (HBM latency + DMA setup)
+    assert rope.hbm_bytes == pytest.approx(10 * n * 2, rel=1e-6)
+    # act(gate) * up: SiLU (1 in, 1 out) then the product (2 in, 1 out): 5 passes, 2 kernels
+    assert silu.host_s == pytest.approx(2 * add.host_s) and silu.hbm_bytes == 5 * n * 2
+    # the KV write: key and value, two launches of one op
+    kv = op_cost(cm, KVCache(name="k", role="kv_append", mode="append", batch=8, tokens=1, kv_heads=8,
+                             head_dim=128, dtype="bf16"))
     chip = load_system("h200-sxm-141gb").chip
     fixed = chip.hbm.latency_s + chip.dma.setup_latency_s
-    assert rope.overhead_s - add.overhead_s == pytest.approx(9 * (add.host_s + fixed))
-    # under CUDA graphs the same op is one kernel and no host time
+    assert kv.host_s == pytest.approx(2 * st.runtime.kernel_launch_s)
+    assert kv.overhead_s == pytest.approx(2 * (st.runtime.kernel_launch_s + fixed), rel=1e-9)
+    # under a fused stack the same op is one kernel, no host time, 3 passes
     g = op_cost(ChipModel(realize(load_system("h200-sxm-141gb"), load_stack("cuda-graphs"))),
-                Elementwise(name="r", role="rope", fn="rope", elements=4096, dtype="bf16"))
-    assert g.host_s == 0.0
+                Elementwise(name="s", role="mlp_act", fn="silu_mul", elements=n, dtype="bf16"))
+    assert g.host_s == 0.0 and g.hbm_bytes == 3 * n * 2
 
 
 def test_event_tier_and_sweep_agree_with_the_analytical_pipeline():

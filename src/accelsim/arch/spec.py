@@ -215,6 +215,9 @@ class Calibration(Spec):
     launches: dict[str, PositiveInt] = Field(default_factory=dict)
     """Kernels an op is issued as (the stack runtime's ``launches``), each paying the launch
     overheads and the device's fixed per-kernel latency. Set from the stack in realistic mode."""
+    composite: list[str] = Field(default_factory=list)
+    """Elementwise functions run as several kernels (the stack runtime's ``composite``). Set
+    from the stack in realistic mode."""
     stack: str | None = None
     """The software stack the overhead fields (``STACK_FIELDS``) were fitted under, as
     ``accelsim calibrate`` records it. In realistic mode under another stack they are dropped
@@ -237,7 +240,7 @@ HARDWARE_FIELDS = ("tensor_efficiency", "tensor_dtype_efficiency", "vector_effic
 STACK_FIELDS = ("launch_overhead_s", "tensor_launch_overhead_s", "vector_launch_overhead_s", "collective_overhead_s")
 """Calibration fields that describe the software path: they hold only under the stack they
 were fitted under (``Calibration.stack``)."""
-STACK_SET_FIELDS = ("attention_efficiency", "broadcast_efficiency", "host_async", "launches")
+STACK_SET_FIELDS = ("attention_efficiency", "broadcast_efficiency", "host_async", "launches", "composite")
 """Calibration fields that realistic mode sets from the stack's kernels (its attention kernels,
 its kernel library): neither fitted by ``accelsim calibrate`` nor written to a calibration file."""
 

@@ -15,7 +15,7 @@ from ..errors import LoweringError
 from ..stack.spec import CollectiveLibrary
 from .collectives import collective_time
 from .mapping import RESULT_FIELDS, gemm_search
-from ..workload.ops import (Collective, Conv2D, FlashAttention, LayerNorm, MatMul, Op, RMSNorm, Softmax)
+from ..workload.ops import (Collective, Conv2D, Elementwise, FlashAttention, LayerNorm, MatMul, Op, RMSNorm, Softmax)
 from .systolic import pass_cycles
 
 DATAFLOW_CODE = {"ws": 0, "os": 1, "is": 2}
@@ -127,6 +127,7 @@ class ChipModel:
         # the stack's dispatch: kernels per op where a framework splits one (each paying the
         # launch and the device's fixed latency), and whether the launches are host time
         self.launches = dict(cal.launches)
+        self.composite = frozenset(cal.composite)
         self.host_async = cal.host_async
         self.tensor_launch = cal.launch_overhead_s + cal.tensor_launch_overhead_s
         self.vector_launch = cal.launch_overhead_s + cal.vector_launch_overhead_s
@@ -356,6 +357,13 @@ def op_cost(cm: ChipModel, op: Op) -> OpCost:
     """Cost of any op on one chip of ``cm``'s system, as the stack dispatches it: an op the
     framework issues as several kernels (``ChipModel.launches``) pays each kernel's launch and
     fixed device latency, and under a host-async runtime the launches are marked host time."""
+    if cm.composite and isinstance(op, Elementwise) and op.fn in cm.composite:
+        from ..workload.ops import COMPOSITES
+
+        parts = [op_cost(cm, k) for k in COMPOSITES[op.fn](op.elements, op.dtype, op.name or op.fn)]
+        return OpCost(memory_s=sum(max(c.compute_s, c.vector_s, c.memory_s) for c in parts),
+                      overhead_s=sum(c.overhead_s for c in parts), hbm_bytes=sum(c.hbm_bytes for c in parts),
+                      host_s=sum(c.host_s for c in parts), mapping=f"{len(parts)} eager kernels")
     c = _kernel_cost(cm, op)
     if (cm.launches or cm.host_async) and not isinstance(op, Collective):
         launch, one, extra = dispatch(cm, op)

@@ -53,7 +53,7 @@ from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, compute_dtype, d
                             gemm_speed)
 from ..cost.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
-from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
+from ..workload.ops import Collective, Conv2D, Elementwise, FlashAttention, MatMul, Op
 from ..cost.mapping import K_CHUNK_MIN, event_k_chunk
 from ..cost.collectives import collective_time
 from .schedule import (BUSY, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD, CAT_SCALAR, CAT_TENSOR,
@@ -214,34 +214,49 @@ class Lowerer:
             oid = self.b.op(o.name, o.role, o.kind)
             names = preds_of.get(o.name, ())
             preds = [join_of[p] for p in names]
-            if self.cm.host_async and not isinstance(o, Collective):
-                # the host dispatches op after op without waiting for the device: a chain of
-                # its own that each op's start also waits on (sim.analytical.pipeline's model)
-                launch, _, extra = dispatch(self.cm, o)
-                host = self.b.task(DELAY, CAT_OVERHEAD, oid, [self.host] if self.host >= 0 else [],
-                                   duration_s=launch)
-                self.host = host
-                start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds + [host], duration_s=extra)
-            elif self.cm.launches and not isinstance(o, Collective):
-                launch, _, extra = dispatch(self.cm, o)
-                start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=launch + extra)
-            else:
-                start = self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=self.launch[o.engine])
-            # prefetch behind the previous op only when that op feeds this one (so it starts
-            # before this op can): a parallel branch's previous op may start later
-            self.prev_start = last_start if last_name in names else -1
-            key = (o, self.prev_start >= 0)
-            tpl = templates.get(key) if self.replay else None
-            if tpl is not None:
-                ends = tpl.replay(self.b, oid, start, self.prev_start)
-            else:
-                t0, p0 = self.b.num_tasks, len(self.b.pools)
-                ends = self.lower_op(o, oid, start)
-                if key not in templates:
-                    templates[key] = _Template.record(self.b, t0, p0, oid, start, self.prev_start, ends)
-            join_of[o.name] = self.b.task(DELAY, CAT_OVERHEAD, oid, ends, duration_s=0.0)
-            last_start, last_name = start, o.name
+            fed = last_name in names
+            # an op the stack runs as several kernels (composite) is lowered kernel by kernel
+            for u in self.units(o):
+                start = self.dispatch_task(u, oid, preds)
+                # prefetch behind the previous op only when that op feeds this one (so it starts
+                # before this op can): a parallel branch's previous op may start later
+                self.prev_start = last_start if fed else -1
+                key = (u, self.prev_start >= 0)
+                tpl = templates.get(key) if self.replay else None
+                if tpl is not None:
+                    ends = tpl.replay(self.b, oid, start, self.prev_start)
+                else:
+                    t0, p0 = self.b.num_tasks, len(self.b.pools)
+                    ends = self.lower_op(u, oid, start)
+                    if key not in templates:
+                        templates[key] = _Template.record(self.b, t0, p0, oid, start, self.prev_start, ends)
+                preds = [self.b.task(DELAY, CAT_OVERHEAD, oid, ends, duration_s=0.0)]
+                last_start, fed = start, True
+            join_of[o.name] = preds[0]
+            last_name = o.name
         return self.b.build()
+
+    def units(self, o: Op) -> list[Op]:
+        """The kernels ``o`` runs as: its composite parts under a stack that runs it unfused."""
+        if self.cm.composite and isinstance(o, Elementwise) and o.fn in self.cm.composite:
+            from ..workload.ops import COMPOSITES
+
+            return COMPOSITES[o.fn](o.elements, o.dtype, o.name or o.fn)
+        return [o]
+
+    def dispatch_task(self, o: Op, oid: int, preds: list[int]) -> int:
+        """The task that starts ``o`` once ``preds`` are done: its launch delay, or under a
+        host-async runtime the host's dispatch, a chain of its own that ``o`` also waits on
+        (``sim.analytical.pipeline``'s model)."""
+        if self.cm.host_async and not isinstance(o, Collective):
+            launch, _, extra = dispatch(self.cm, o)
+            host = self.b.task(DELAY, CAT_OVERHEAD, oid, [self.host] if self.host >= 0 else [], duration_s=launch)
+            self.host = host
+            return self.b.task(DELAY, CAT_OVERHEAD, oid, preds + [host], duration_s=extra)
+        if self.cm.launches and not isinstance(o, Collective):
+            launch, _, extra = dispatch(self.cm, o)
+            return self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=launch + extra)
+        return self.b.task(DELAY, CAT_OVERHEAD, oid, preds, duration_s=self.launch[o.engine])
 
     def lower_op(self, o: Op, oid: int, start: int) -> list[int]:
         if isinstance(o, MatMul):

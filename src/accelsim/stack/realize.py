@@ -54,7 +54,8 @@ def _runtime(base: Calibration, stack: Stack, chip: str = "") -> Calibration:
     return base.model_copy(update={"launch_overhead_s": base.launch_overhead_s + rt.kernel_launch_s,
                                    "tensor_launch_overhead_s": base.tensor_launch_overhead_s + rt.tensor_launch_s,
                                    "collective_overhead_s": base.collective_overhead_s + rt.collective_launch_s,
-                                   "host_async": rt.host_async, "launches": dict(rt.launches)})
+                                   "host_async": rt.host_async, "launches": dict(rt.launches),
+                                   "composite": list(rt.composite)})
 
 
 def step_cost_s(stack: Stack | None, requests: int = 0) -> float:

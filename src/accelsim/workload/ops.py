@@ -277,6 +277,34 @@ def composite_rmsnorm(rows: int, cols: int, dtype: str, name: str = "rmsnorm") -
             Elementwise(name=f"{name}.weight", role=name, fn="copy", elements=n, dtype=dtype, broadcast=True)]
 
 
+def composite_rope(elements: int, dtype: str, name: str = "rope") -> list[Op]:
+    """RoPE as PyTorch eager runs Hugging Face's ``apply_rotary_pos_emb`` on ``elements`` (q and k
+    together): ``x * cos + rotate_half(x) * sin``, ``rotate_half`` a negation of the second half
+    and a concatenation: five kernels for q and five for k (split evenly here: the op carries
+    only their total), 10 element passes where a fused kernel makes 2 (plus its tables). The
+    products with cos and sin broadcast the tables over heads and batch."""
+    out: list[Op] = []
+    for t, n in (("q", elements - elements // 2), ("k", elements // 2)):  # q and k apart (an even split)
+        out += [Elementwise(name=f"{name}.{t}.cos", role=name, fn="copy", elements=n, dtype=dtype, broadcast=True),
+                Elementwise(name=f"{name}.{t}.neg", role=name, fn="copy", elements=n // 2, dtype=dtype),
+                Elementwise(name=f"{name}.{t}.cat", role=name, fn="copy", elements=n, dtype=dtype),
+                Elementwise(name=f"{name}.{t}.sin", role=name, fn="copy", elements=n, dtype=dtype, broadcast=True),
+                Elementwise(name=f"{name}.{t}.add", role=name, fn="add", elements=n, dtype=dtype)]
+    return out
+
+
+def composite_silu_mul(elements: int, dtype: str, name: str = "silu_mul") -> list[Op]:
+    """``act_fn(gate) * up`` as PyTorch eager runs it: SiLU into a temporary, then the product;
+    two kernels, 5 element passes where a fused kernel makes 3."""
+    return [Elementwise(name=f"{name}.silu", role=name, fn="silu", elements=elements, dtype=dtype),
+            Elementwise(name=f"{name}.mul", role=name, fn="mul", elements=elements, dtype=dtype)]
+
+
+COMPOSITES = {"rope": composite_rope, "silu_mul": composite_silu_mul}
+"""Elementwise functions a framework may run as several kernels (a stack runtime's
+``composite``): fn -> the kernels of one call, from (elements, dtype, name)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Embedding(Op):
     """Gather ``tokens`` rows of a [vocab, hidden] table."""
