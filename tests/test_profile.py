@@ -352,3 +352,42 @@ def test_trace_predictions_are_device_time_without_host_dispatch():
     # 1.05 GB of weights: between the 4.8 TB/s peak and half of it
     assert ((head > 1.0528e9 / 4.8e12) & (head < 1.0528e9 / 2.4e12)).all()
     assert rep.breakdown["launch_host_bound"] > 0.5 * rep.step_s  # eager decode is host-bound
+
+
+H200_TRAIN = DATA / "h200_gpt3_5b_train_1x2048.json.gz"  # gpt3-5b: forward, backward, AdamW on fp32 master
+
+
+def test_an_op_call_with_several_kernels_is_predicted_once():
+    """Split-K GEMMs launch a reduction after the GEMM, cuDNN's attention backward four kernels:
+    the op's prediction is spread over its kernels, so the kernels of one call sum to it."""
+    from accelsim.arch.presets import load_system
+    from accelsim.cost.op_cost import ChipModel, op_cost
+    from accelsim.profile.report import predict
+    from accelsim.stack.presets import load_stack
+    from accelsim.stack.realize import realize
+
+    w = match_work(load_trace(H200_DECODE).work)
+    pred, _ = predict(w, "h200-sxm-141gb", "cuda-eager")
+    mm = w[(w["op"] == "aten::mm") & w["matched"]]
+    calls = mm.groupby("external_id").size()
+    split = calls[calls == 2].index  # the split-K ones: GEMM + reduction
+    assert len(split) > 0
+    st = load_stack("cuda-eager")
+    device_only = st.model_copy(update={"runtime": st.runtime.model_copy(
+        update={"kernel_launch_s": 0.0, "tensor_launch_s": 0.0, "collective_launch_s": 0.0})})
+    cm = ChipModel(realize(load_system("h200-sxm-141gb"), device_only))
+    for eid in split[:5]:
+        rows = mm[mm["external_id"] == eid]
+        assert pred[rows.index].sum() == pytest.approx(op_cost(cm, rows["accel_op"].iloc[0]).time_s, rel=1e-9)
+
+
+def test_training_trace_matches_casts_and_attention_backward():
+    w = match_work(load_trace(H200_TRAIN).work)
+    # logits.float() before the loss: a bf16 -> fp32 copy of 2048 x 50257 (gpt3-5b's vocabulary)
+    casts = [o for o in w.loc[w["op"] == "aten::copy_", "accel_op"] if o is not None and o.elements == 2048 * 50257]
+    assert casts and casts[0].dtype == "bf16" and casts[0].dtype_out == "fp32"
+    # cuDNN's attention backward: the forward op at 2.5 x the head dim (the training graph's bwd.attn)
+    bwd = [o for o in w.loc[w["op"] == "aten::_cudnn_attention_backward", "accel_op"] if o is not None]
+    assert bwd and {(o.batch, o.heads, o.q_len, o.head_dim) for o in bwd} == {(1, 32, 2048, 320)}
+    # AdamW's fused kernels record no tensor-list shapes: left unmatched, said so
+    assert not w.loc[w["op"] == "aten::_fused_adamw_", "matched"].any()

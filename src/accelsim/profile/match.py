@@ -70,13 +70,20 @@ def _gemm(op: str, dims: list, dt: str) -> Op | None:
     return MatMul(m=int(m), n=int(n), k=int(k), batch=int(batch), b_shared=shared, dtype_a=dt, dtype_b=dt, dtype_out=dt)
 
 
-def _attention(dims: list, dt: str, name: str) -> Op | None:
+BWD_HEAD_DIM = 2.5
+"""A fused attention backward is costed as the forward op at 2.5 x the head dim (the training
+graph's ``bwd.attn`` and ``correlate.attention_fit``'s convention)."""
+
+
+def _attention(dims: list, dt: str, name: str, backward: bool = False) -> Op | None:
     if not dims or len(dims[0]) != 4:
         return None
     b, h, t, d = dims[0]
-    kv = dims[1] if len(dims) > 1 and len(dims[1]) == 4 else dims[0]
+    # the backward's first input is the output gradient (q's shape); K follows Q in both
+    i = 2 if backward else 1
+    kv = dims[i] if len(dims) > i and len(dims[i]) == 4 else dims[0]
     return FlashAttention(batch=int(b), heads=int(h), kv_heads=int(kv[1]), q_len=int(t), kv_len=int(kv[2]),
-                          head_dim=int(d), causal=True, dtype=dt)
+                          head_dim=round(BWD_HEAD_DIM * int(d)) if backward else int(d), causal=True, dtype=dt)
 
 
 def _collective(name: str, extra: dict | None, dt: str) -> Op | None:
@@ -102,7 +109,7 @@ def classify(name: str, op: str | None, dims, types, extra, cat: str) -> tuple[s
     if key in GEMM_OPS:
         return "matmul", _gemm(key, dims, dt)
     if ATTENTION.search(key) or ATTENTION.search(name):
-        return "attention", _attention(dims, dt, key) if "backward" not in key else None
+        return "attention", _attention(dims, dt, key, backward="backward" in key)
     if key in NORMS:
         rows = _numel(dims[0][:-1]) if dims and dims[0] else 0
         cols = dims[0][-1] if dims and dims[0] else 0
@@ -111,6 +118,10 @@ def classify(name: str, op: str | None, dims, types, extra, cat: str) -> tuple[s
     if SOFTMAX.search(key):
         rows = _numel(dims[0][:-1]) if dims and dims[0] else 0
         return "softmax", Softmax(rows=int(rows), cols=int(dims[0][-1]), dtype=dt) if rows else None
+    if key == "aten::copy_" and dims and isinstance(dims[0], list) and dims[0]:
+        # copy_(dst, src): a cast when the types differ (logits.float(), a gradient to fp32)
+        src, dst = (_dtype([types[1]]) if types and len(types) > 1 else dt), dt
+        return "elementwise", Elementwise(fn="copy", elements=_numel(dims[0]), dtype=src, dtype_out=dst)
     if key in GATHERS:  # reads and writes the rows it picks, not the whole table
         n = _gathered(key, dims or [])
         return "elementwise", Elementwise(fn="add", elements=int(n), dtype=dt) if n else None

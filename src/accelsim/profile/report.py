@@ -105,7 +105,17 @@ def predict(work: pd.DataFrame, system, stack=None) -> tuple[pd.Series, pd.Serie
             continue
         times.append(c.time_s)
         bounds.append(c.bound)
-    return pd.Series(times, index=work.index), pd.Series(bounds, index=work.index, dtype=object)
+    pred = pd.Series(times, index=work.index)
+    if "external_id" in work:
+        # one op call that launched several kernels (split-K's reduction, cuDNN's backward
+        # stages) is predicted once: its time is spread over those kernels as they measured
+        has = work["external_id"].notna() & pred.notna()
+        if has.any():
+            grp, dur = work.loc[has, "external_id"], work.loc[has, "dur_s"]
+            tot = dur.groupby(grp).transform("sum")
+            share = (dur / tot).where(tot > 0, 1.0 / dur.groupby(grp).transform("size"))
+            pred[has] = pred[has] * share
+    return pred, pd.Series(bounds, index=work.index, dtype=object)
 
 
 def _main_kind(kinds: pd.Series) -> str:
