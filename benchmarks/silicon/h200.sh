@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
-# One device call on a lent H200 (see benchmarks/silicon/README.md): kernel rows, whole-model
+# One device call on a lent H200 (benchmarks/silicon/README.md): kernel rows, whole-model
 # serving and training rows, and two profiler traces, all under $OUT.
-set -u
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  && export PYTHONPATH=/tmp/site:$PWD/src || exit 1
+source benchmarks/silicon/setup.sh
 A="python3 -m accelsim.cli"
-log() { echo "== $(date -u +%T) $*"; }
 {
 log start; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw,power.limit,temperature.gpu --format=csv
 log kernels;  timeout 170 $A bench --device cuda -o $OUT/h200_kernels.csv --attention $OUT/h200_attention.csv

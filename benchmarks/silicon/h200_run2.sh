@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # Second device call on a lent H200: host dispatch against device time for eager steps, FP8
 # GEMMs, and a model no row of the first call measured (Llama-2-13B), all under $OUT.
-set -u
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  && export PYTHONPATH=/tmp/site:$PWD/src || exit 1
+source benchmarks/silicon/setup.sh
 A="python3 -m accelsim.cli"
-log() { echo "== $(date -u +%T) $*"; }
 nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu --format=csv -lms 500 > $OUT/h200_clocks.csv &
 SMI=$!
 {

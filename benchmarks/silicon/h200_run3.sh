@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
 # Third device call on a lent H200: where a whole prefill's and a training step's device time
 # goes (profiler traces), and whether the clock holds over seconds of back-to-back prefill.
-set -u
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  && export PYTHONPATH=/tmp/site:$PWD/src || exit 1
-log() { echo "== $(date -u +%T) $*"; }
+source benchmarks/silicon/setup.sh
 nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,utilization.gpu --format=csv -lms 250 > $OUT/h200_clocks3.csv &
 SMI=$!
 {

@@ -2,11 +2,7 @@
 # Fourth device call on a lent H200: Hugging Face transformers' own Llama under eager PyTorch
 # (held-out whole steps: a second implementation of models accelsim's rows used) and per-kernel
 # launch and elementwise costs, all under $OUT.
-set -u
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  && export PYTHONPATH=/tmp/site:$PWD/src || exit 1
-log() { echo "== $(date -u +%T) $*"; }
+source benchmarks/silicon/setup.sh
 {
 log launch; timeout 60 python3 benchmarks/silicon/launch_costs.py $OUT/h200_launch_costs.json
 log hf-llama3; timeout 150 python3 benchmarks/silicon/hf_llama.py llama-3-8b $OUT/h200_hf_llama3_8b.csv \

@@ -19,6 +19,16 @@ from accelsim.bench.model import build_model, kv_cache
 from accelsim.workload.loaders import load_model
 
 
+def export(prof, path: Path) -> None:
+    """The profile as gzipped Chrome-trace JSON at ``path``."""
+    raw = path.with_suffix("")
+    prof.export_chrome_trace(str(raw))
+    with open(raw, "rb") as src, gzip.open(path, "wb", compresslevel=9) as dst:
+        shutil.copyfileobj(src, dst)
+    raw.unlink()
+    print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
+
+
 def trace(model, cfg, batch: int, q: int, start: int, steps: int, path: Path) -> None:
     caches = kv_cache(cfg, batch, start + q, "cuda", torch.bfloat16)
     tokens = torch.randint(0, cfg["vocab_size"], (batch, q), device="cuda")
@@ -29,12 +39,7 @@ def trace(model, cfg, batch: int, q: int, start: int, steps: int, path: Path) ->
         for _ in range(steps):
             model(tokens, caches, start).argmax(-1)
         torch.cuda.synchronize()
-    raw = path.with_suffix("")
-    prof.export_chrome_trace(str(raw))
-    with open(raw, "rb") as src, gzip.open(path, "wb", compresslevel=9) as dst:
-        shutil.copyfileobj(src, dst)
-    raw.unlink()
-    print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
+    export(prof, path)
 
 
 def trace_train(cfg, batch: int, seq: int, path: Path) -> None:
@@ -51,12 +56,7 @@ def trace_train(cfg, batch: int, seq: int, path: Path) -> None:
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
         step(tokens)
         torch.cuda.synchronize()
-    raw = path.with_suffix("")
-    prof.export_chrome_trace(str(raw))
-    with open(raw, "rb") as src, gzip.open(path, "wb", compresslevel=9) as dst:
-        shutil.copyfileobj(src, dst)
-    raw.unlink()
-    print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
+    export(prof, path)
 
 
 def sustained(model, cfg, batch: int, seq: int, seconds: float) -> None:

@@ -245,9 +245,8 @@ class Lowerer:
         return [o]
 
     def dispatch_task(self, o: Op, oid: int, preds: list[int]) -> int:
-        """The task that starts ``o`` once ``preds`` are done: its launch delay, or under a
-        host-async runtime the host's dispatch, a chain of its own that ``o`` also waits on
-        (``sim.analytical.pipeline``'s model)."""
+        """The task that starts ``o`` after ``preds``: its launch delay, or under a host-async
+        runtime a link of the host's dispatch chain too (``sim.analytical.pipeline``'s model)."""
         if self.cm.host_async and not isinstance(o, Collective):
             launch, _, extra = dispatch(self.cm, o)
             host = self.b.task(DELAY, CAT_OVERHEAD, oid, [self.host] if self.host >= 0 else [], duration_s=launch)
