@@ -391,3 +391,16 @@ def test_training_trace_matches_casts_and_attention_backward():
     assert bwd and {(o.batch, o.heads, o.q_len, o.head_dim) for o in bwd} == {(1, 32, 2048, 320)}
     # AdamW's fused kernels record no tensor-list shapes: left unmatched, said so
     assert not w.loc[w["op"] == "aten::_fused_adamw_", "matched"].any()
+
+
+def test_hugging_face_decode_is_host_bound_with_its_own_kernels():
+    """Hugging Face transformers' Llama-3-8B decode step (batch 1, context 1024) on an H200:
+    separate q / k / v projections (4096x4096, 4096x1024, 4096x1024 at m = 1), an eight-kernel
+    RMSNorm (its pow / mean / rsqrt), and most of the step spent with the device idle."""
+    t = load_trace(DATA / "h200_hf_llama3_8b_decode_1x1024.json.gz")
+    w = match_work(t.work)
+    shapes = {(o.m, o.n, o.k) for o in w.loc[w["op"] == "aten::mm", "accel_op"] if o is not None}
+    assert {(1, 4096, 4096), (1, 1024, 4096), (1, 14336, 4096), (1, 4096, 14336)} <= shapes
+    assert {"aten::pow", "aten::mean", "aten::rsqrt"} <= set(w["op"].dropna())
+    rep = profile_report(t, "h200-sxm-141gb", "cuda-eager")
+    assert rep.breakdown["launch_host_bound"] > 0.8 * rep.step_s

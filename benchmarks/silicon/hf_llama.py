@@ -40,6 +40,24 @@ def timed(fn, device: str, warmup: int, repeats: int) -> tuple[float, float]:
     return statistics.median(samples), (q[2] - q[0]) / statistics.median(samples)
 
 
+def trace_call(fn, path: str) -> None:
+    """One call of ``fn`` under the PyTorch profiler (CPU and CUDA), gzipped Chrome-trace JSON."""
+    import gzip
+    import os
+    import shutil
+
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
+        fn()
+        torch.cuda.synchronize()
+    raw = path[:-3]
+    prof.export_chrome_trace(raw)
+    with open(raw, "rb") as src, gzip.open(path, "wb", compresslevel=9) as dst:
+        shutil.copyfileobj(src, dst)
+    os.remove(raw)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -49,6 +67,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--trace", default=None, help="also write a gzipped profiler trace of one call per point here")
     a = ap.parse_args()
     spec = load_model(a.model).model_dump()
     dtype = torch.bfloat16 if a.device == "cuda" else torch.float32
@@ -90,6 +109,8 @@ def main() -> None:
             else:
                 continue
             t, iqr = timed(fn, a.device, a.warmup, a.repeats)
+            if a.trace:
+                trace_call(fn, f"{a.trace}/hf_{name}_{p.phase}_{p.batch}x{p.seq or p.context}.json.gz")
             print(f"{name} {p.phase} {p.batch}x{p.seq or p.context}: {1e3 * t:.2f} ms (IQR {100 * iqr:.1f} %)",
                   flush=True)
             row = {"id": f"hf-{name}-{p.phase}-b{p.batch}-{p.seq or p.context}", "kind": "model",
