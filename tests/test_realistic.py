@@ -183,3 +183,15 @@ def test_priors_always_report_leave_one_chip_out_errors():
     table = _json.loads(r.output)["hardware"]
     fitted = {c: e for c, e in table.items() if e["fitted"]}
     assert fitted and all(e["leave_one_chip_out_mape"] for e in fitted.values())
+
+
+def test_a_die_counts_once_in_the_median_of_measured_chips():
+    """A chip with no rows of any sibling takes the median over measured chips; the H100 and the
+    H200 share one die's tensor fields, which count once."""
+    import statistics
+
+    table = achievable_priors()
+    dies = ["a100-sxm4-80gb", "h100-sxm5-80gb", "mi300x", "tpu-v5e"]  # the chips with own GEMM rows, one per die
+    assert table["h200-sxm-141gb"]["same_die"]["tensor_efficiency"] == "h100-sxm5-80gb"
+    expected = statistics.median(table[c]["achievable"]["tensor_efficiency"] for c in dies)
+    assert table["trainium1"]["achievable"]["tensor_efficiency"] == pytest.approx(expected, abs=1e-4)

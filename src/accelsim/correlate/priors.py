@@ -206,7 +206,7 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
             others = {k: v for k, v in chips.items() if k != c}
             sib = _from_siblings(c, others)  # the chip's priors as if it had no rows (the same rule as
             for f in GENERIC_FIELDS:        # priors_table: siblings, else the median of the others)
-                vals = sorted(v[f] for v in others.values() if f in v)
+                vals = _measured(others, f)
                 if f not in sib and vals:
                     sib[f] = float(np.median(vals))
             for k, v in ks.items():
@@ -283,6 +283,13 @@ def _groups(names, rows, data) -> list[dict]:
     return [out[k] for k in sorted(out)]
 
 
+def _measured(chips: dict[str, dict[str, float]], field: str) -> list[float]:
+    """``field`` of every chip that has it, sorted; a die's tensor fields once (not again for a
+    chip on the same die)."""
+    return sorted(v[field] for c, v in chips.items()
+                  if field in v and not (c in SAME_DIE and field in TENSOR_FIELDS and SAME_DIE[c] in chips))
+
+
 def _from_siblings(chip: str, chips: dict[str, dict[str, float]]) -> dict[str, float]:
     """Fields for ``chip`` taken along its sibling chain from ``chips`` (the nearest first)."""
     out: dict[str, float] = {}
@@ -310,7 +317,7 @@ def priors_table(fit: HardwareFit, all_chips: Iterable[str]) -> dict[str, dict]:
             sib = SIBLINGS.get(sib)
         for f in GENERIC_FIELDS:  # no sibling measured it either: the median of the chips that were
             if f not in own and f not in borrowed:
-                measured = sorted(v[f] for v in fit.chips.values() if f in v)
+                measured = _measured(fit.chips, f)
                 if measured:
                     borrowed[f] = (float(np.median(measured)), "median of measured chips")
         values = {**own, **{f: v for f, (v, _) in borrowed.items()}}
