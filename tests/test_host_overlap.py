@@ -98,3 +98,38 @@ def test_event_tier_and_sweep_agree_with_the_analytical_pipeline():
         ref = evaluate("h200-sxm-141gb", "llama-3-8b", phase="decode", batch=int(row["workload.batch"]),
                        context_len=512, stack="cuda-eager").summary
         assert row["latency_s"] == ref["latency_s"]
+
+
+def test_a_misaligned_gemm_runs_at_the_fallback_rate():
+    """Hopper's fast GEMM kernels need 16-byte-aligned rows (K of A, N of the output): a
+    50,257-wide LM head (GPT-2/3's vocabulary, unpadded) ran cutlass_75 kernels at ~0.16 of the
+    aligned rate in the H200 trace. The compute term scales by 1/0.16; 50,256 (a multiple of 8)
+    does not; a chip without the requirement (A100 preset: none set) does not."""
+    from accelsim.arch.presets import load_system
+    from accelsim.cost.op_cost import ChipModel, aligned, op_cost
+    from accelsim.workload.ops import MatMul
+
+    cm = ChipModel(load_system("h200-sxm-141gb"))
+    mk = lambda n, k=4096: MatMul(name="lm", role="lm_head", m=4096, n=n, k=k, dtype_a="bf16", dtype_b="bf16",  # noqa: E731
+                                  dtype_out="bf16", b_shared=True)
+    assert not aligned(cm, mk(50257)) and aligned(cm, mk(50256)) and not aligned(cm, mk(4096, 50257))
+    slow, fast = op_cost(cm, mk(50257)), op_cost(cm, mk(50256))
+    assert slow.compute_s / fast.compute_s == pytest.approx(1 / 0.16 * 50257 / 50256, rel=0.02)
+    a100 = ChipModel(load_system("a100-sxm-80gb"))
+    assert aligned(a100, mk(50257))
+
+
+def test_megatron_pads_the_vocabulary_to_128_per_rank():
+    """gpt3-5b's 50,257 tokens under Megatron with TP 4: padded to a multiple of 128 x 4 = 512,
+    50,688, so each rank's LM head is 12,672 wide (aligned); unpadded it is 12,565."""
+    from accelsim.stack.presets import load_stack
+    from accelsim.workload.parallel import ParallelPlan
+    from accelsim.workload.train import build_train
+
+    assert load_stack("megatron-cuda").training.vocab_multiple == 128
+    widths = {}
+    for vm in (1, 128):
+        step = build_train("gpt3-5b", 4, 2048, plan=ParallelPlan(tp=4, vocab_multiple=vm))
+        head = [o for o in step.fwd[0].ops() if o.role == "fwd.lm_head"]
+        widths[vm] = head[0].n
+    assert widths == {1: 12565, 128: 12672}

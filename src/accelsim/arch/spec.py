@@ -67,6 +67,13 @@ class TensorEngine(Spec):
     sparsity_patterns: tuple[str, ...] = ()
     """N:M patterns the engine accelerates, e.g. ("2:4",). An N:M pattern runs at
     ``min(sparsity_speedup, M/N)`` times the dense rate; others run dense."""
+    alignment_bytes: int = Field(0, ge=0)
+    """Byte multiple a GEMM's stored rows need for the engine's fast kernels (the K of the A
+    operand and the N of the output, their leading dimensions): a GEMM whose K or N misses it
+    runs on the library's fallback kernels, at ``unaligned_efficiency`` of the tensor rate
+    (a vocabulary of 50,257 in a language-model head, unpadded). 0: no requirement."""
+    unaligned_efficiency: float = Field(1.0, gt=0, le=1)
+    """Fraction of the tensor rate a GEMM misaligned for ``alignment_bytes`` reaches."""
     fused_dequant: bool = False
     """Whether a weight stored narrower than the GEMM's compute type (W4A16, W8A16) is
     dequantized inside the tensor-engine datapath for free; False: the vector engine dequantizes

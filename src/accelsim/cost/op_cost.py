@@ -120,6 +120,7 @@ class ChipModel:
         self.sparse_speedup = t.sparsity_speedup
         self.sparse_patterns = tuple(t.sparsity_patterns)
         self.fused_dequant = t.fused_dequant
+        self.align, self.unaligned_eff = t.alignment_bytes, t.unaligned_efficiency
         self.overhead = cal.launch_overhead_s + chip.hbm.latency_s + chip.dma.setup_latency_s
         # fixed cost of a tensor-engine op (GEMM, convolution, attention) and of a vector op
         self.tensor_overhead = self.overhead + cal.tensor_launch_overhead_s
@@ -274,6 +275,8 @@ def gemm_mapping(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None)
         per = cm._dtypes[dt] = (gemm_speed(cm, mm), cm.tensor_eff(comp), *dequant_seconds(cm, mm),
                                 mm.b_el_bytes(), DTYPE_BYTES[mm.dtype_out])
     speed, teff, dq_b, dq_a, bb, bo = per
+    if not aligned(cm, mm):
+        teff *= cm.unaligned_eff
     r = gemm_search(float(mm.m), float(mm.n), float(mm.k), float(mm.batch), mm.b_shared, ba, bb, bo,
                     cm.R, cm.C, cm.count, cm.df, speed, cm.overlap, cm.min_pass, cm.f_tensor, teff, float(cm.cores),
                     cm.sram, cm.acc, cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues),
@@ -300,6 +303,13 @@ def gemm_cost(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) ->
     return OpCost(compute_s=f["compute_s"], vector_s=vec, memory_s=max(f["hbm_s"], f["shared_s"]),
                   overhead_s=cm.tensor_overhead + f["fill_s"], hbm_bytes=f["hbm_bytes"], mapping=mapping,
                   memory_level="shared" if f["shared_s"] > f["hbm_s"] else "hbm")
+
+
+def aligned(cm: ChipModel, mm: MatMul) -> bool:
+    """Whether ``mm``'s stored rows (K of A, N of the output) are multiples of the tensor
+    engine's ``alignment_bytes``, which its fast kernels need."""
+    a = cm.align
+    return not a or ((mm.k * DTYPE_BYTES[mm.dtype_a]) % a == 0 and (mm.n * DTYPE_BYTES[mm.dtype_out]) % a == 0)
 
 
 def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: float) -> OpCost:

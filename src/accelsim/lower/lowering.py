@@ -49,8 +49,8 @@ from ..arch.spec import SystemSpec
 from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
 from ..gcpause import gc_paused
-from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, compute_dtype, dequant_seconds, dispatch, gemm_mapping,
-                            gemm_speed)
+from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, aligned, compute_dtype, dequant_seconds, dispatch,
+                            gemm_mapping, gemm_speed)
 from ..cost.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
 from ..workload.ops import Collective, Conv2D, Elementwise, FlashAttention, MatMul, Op
@@ -285,7 +285,7 @@ class Lowerer:
         nm, nn = -(-M // mt), -(-N // nt)
         ks = -(-K // split)
         speed = gemm_speed(cm, mm)
-        teff = cm.tensor_eff(compute_dtype(cm, mm))
+        teff = cm.tensor_eff(compute_dtype(cm, mm)) * (1.0 if aligned(cm, mm) else cm.unaligned_eff)
         # dequantization of operands stored narrower than the compute type, on the vector
         # engine: vector seconds per loaded byte of B (A), spread over the K steps that load it
         dq_b, dq_a = dequant_seconds(cm, mm)  # per element; per loaded byte below

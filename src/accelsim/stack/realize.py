@@ -78,7 +78,8 @@ def plan_defaults(stack: Stack | None) -> dict:
     if fw is None:
         return {"sp": False, "recompute": "none", "zero": 0}
     return {"sp": fw.sequence_parallel, "recompute": fw.recompute, "zero": fw.zero, "selective": fw.selective,
-            "loss_grad_bytes_per_logit": fw.loss_grad_bytes_per_logit, "rmsnorm": fw.rmsnorm}
+            "loss_grad_bytes_per_logit": fw.loss_grad_bytes_per_logit, "rmsnorm": fw.rmsnorm,
+            "vocab_multiple": fw.vocab_multiple}
 
 
 def fp8_scope(stack: Stack | None) -> str:

@@ -176,6 +176,9 @@ class TrainingFramework(_Spec):
     (``ParallelPlan.loss_grad_bytes_per_logit``)."""
     rmsnorm: Literal["fused", "eager"] = "fused"
     """How its RMSNorm runs (``ParallelPlan.rmsnorm``)."""
+    vocab_multiple: int = Field(1, ge=1)
+    """The framework pads the vocabulary to a multiple of this times the TP degree
+    (``ParallelPlan.vocab_multiple``)."""
 
 
 class ServingEngine(_Spec):

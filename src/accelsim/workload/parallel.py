@@ -106,6 +106,10 @@ class ParallelPlan(StrictModel):
     XLA); ``eager``, the separate PyTorch ops of a module written op by op (upcast, square, mean,
     add eps, rsqrt, scale, downcast, weight: ``ops.composite_rmsnorm``), forward, recompute and
     once more in the backward (torchtitan without torch.compile)."""
+    vocab_multiple: int = Field(1, ge=1)
+    """The vocabulary is padded to a multiple of this times ``tp`` (Megatron-LM's
+    ``--make-vocab-size-divisible-by``, 128 by default), so every rank's share of the embedding
+    and the LM head is a multiple of it (and its GEMMs aligned); 1: as the model states it."""
     schedule: Literal["1f1b", "gpipe"] = "1f1b"
     """Pipeline schedule: 1F1B (PipeDream-Flush) or GPipe (all forwards, then all backwards)."""
     vpp: int = Field(1, ge=1)

@@ -126,7 +126,8 @@ class StageGraphs:
         # load-balanced causal CP: sc queries see (s + sc)/2 keys on average (exactly 1/cp of
         # the causal work; see FlashAttention.score_elements)
         self.kv_len = (self.s + self.sc) // 2 if plan.cp > 1 else self.s
-        self.Vt = -(-m.vocab_size // t)
+        vm = self.p.vocab_multiple
+        self.Vt = -(-m.vocab_size // (vm * t)) * vm  # a rank's share of the (padded) vocabulary
         if m.is_moe:
             E, k = m.num_experts, m.num_experts_per_tok
             cap = plan.moe_capacity_factor
