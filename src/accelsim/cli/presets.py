@@ -44,8 +44,9 @@ def presets(as_json):
                    f"{fmt(s['peak_bf16_flops_per_chip'], 'FLOP/s'):>14}{fmt(s['hbm_bytes_per_chip'], 'B', binary=True):>11}"
                    f"{fmt(s['hbm_bandwidth_Bps'], 'B/s'):>12}  {s['stack'] or '-'}")
     click.echo("stacks:")
+    w = max([16] + [len(st["name"]) + 2 for st in stacks])
     for st in stacks:
-        click.echo(f"  {st['name']:<16}{st['runtime']:<31}{st['collectives']}"
+        click.echo(f"  {st['name']:<{w}}{st['runtime']:<31}{st['collectives']}"
                    + (f"; {st['kernels']} kernels" if st["kernels"] else ""))
     click.echo("models:")
     for m in models:
