@@ -133,3 +133,23 @@ def test_megatron_pads_the_vocabulary_to_128_per_rank():
         head = [o for o in step.fwd[0].ops() if o.role == "fwd.lm_head"]
         widths[vm] = head[0].n
     assert widths == {1: 12565, 128: 12672}
+
+
+def test_a_timed_call_of_two_eager_kernels_synchronizes_once():
+    """An eager ``F.silu(g) * u`` row times one call of two kernels: the second costs the bare
+    dispatch (7.0 us measured), not a whole synchronized call. A one-kernel row is unchanged."""
+    import pandas as pd
+
+    from accelsim.correlate.predict import Predictor
+    from accelsim.correlate.schema import rows_of, validate_frame
+
+    base = {"kind": "silu_mul", "system": "h200-sxm-141gb", "dtype": "bf16", "rows": 32, "cols": 4096,
+            "stack": "cuda-eager", "measured_time_s": 2e-5, "source": "test"}
+    df = validate_frame(pd.DataFrame([{**base, "id": "s"}, {**base, "id": "a", "kind": "add"}]), "test")
+    silu, add = rows_of(df)
+    pr = Predictor()
+    one, two = pr.predict(add, "analytical").time_s, pr.predict(silu, "analytical").time_s
+    st = load_stack("cuda-eager").runtime
+    assert st.dispatch_s == 7.0e-6
+    # two kernels: the launch once, the bare dispatch once, two tiny device times (< 1 us each)
+    assert two - one == pytest.approx(st.dispatch_s, abs=1.5e-6)

@@ -262,11 +262,25 @@ class Predictor:
             cm = self._chips[(row.system, 0, cal)]  # the chip model self.cost just used
             costs = [warm_rerun(cm, op, c) for op, c in zip(ops, costs)]
         call = self._program_call(cal)  # a one-kernel row is one call of a compiled program
+        call -= self._one_timed_call(row, cal, ops)  # several kernels in one timed call
         bound = costs[0].bound if len(costs) == 1 else _dominant(costs)
         if fidelity == "event":
             return Prediction(sum(self._event_time(row.system, cal, op) for op in ops) + call, bound,
                               fidelity="event")
         return Prediction(sum(c.time_s for c in costs) + call, bound)
+
+    def _one_timed_call(self, row: MeasurementRow, cal, ops: list[Op]) -> float:
+        """What a kernel row's further kernels do not pay: one timed call synchronizes once, so
+        each kernel after the first costs the runtime's bare ``dispatch_s``, not the whole
+        per-call ``kernel_launch_s`` every op's cost includes (0 where the stack sets none)."""
+        st = self.stack_of(cal)
+        if st is None or st.runtime.dispatch_s is None:
+            return 0.0
+        from ..cost.op_cost import kernel_count
+
+        cm = self._chips[(row.system, 0, cal)]
+        extra = sum(kernel_count(cm, op) for op in ops) - 1
+        return extra * max(0.0, cm.vector_launch - st.runtime.dispatch_s)
 
     def _program_call(self, cal) -> float:
         """Per-call cost of a stack whose runtime dispatches whole programs (0 otherwise)."""

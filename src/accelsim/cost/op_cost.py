@@ -381,6 +381,15 @@ def op_cost(cm: ChipModel, op: Op) -> OpCost:
     return c
 
 
+def kernel_count(cm: ChipModel, op: Op) -> int:
+    """Kernels ``op`` is issued as under the chip model's stack (composite parts, launches)."""
+    if cm.composite and isinstance(op, Elementwise) and op.fn in cm.composite:
+        from ..workload.ops import COMPOSITES
+
+        return len(COMPOSITES[op.fn](op.elements, op.dtype, op.name or op.fn))
+    return cm.launches.get(getattr(op, "fn", "")) or cm.launches.get(op.role) or 1
+
+
 def dispatch(cm: ChipModel, op: Op) -> tuple[float, float, float]:
     """(launch overheads of all the kernels ``op`` is issued as, of one of them, the fixed
     device latency of its kernels beyond the first)."""

@@ -131,6 +131,11 @@ class Runtime(_Spec):
     ``call_latency_s``); a process driving several devices (nccl-tests ``-g 8``) pays it once
     per device, one process per device (PyTorch, ``mpirun -np 8 ... -g 1``) once. 0 under graph
     replay, which re-launches captured kernels without the host."""
+    dispatch_s: Seconds | None = Field(None, ge=0)
+    """Host cost of each further kernel inside one timed call (the second kernel of an eager
+    ``F.silu(g) * u`` row): the bare dispatch, without the call's synchronization and timer that
+    a one-kernel row's ``kernel_launch_s`` includes. Used for kernel rows timed call by call;
+    None: every kernel pays ``kernel_launch_s``."""
     host_async: bool = False
     """The per-kernel costs are host time that overlaps the device: the host (PyTorch eager's
     Python thread) enqueues kernels and runs ahead while the device works through earlier ones,
