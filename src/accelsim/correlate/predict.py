@@ -22,8 +22,7 @@ How each kind maps to a prediction (the decisions a validation engineer should k
   step at ``context_len``, ``train`` one optimizer step (``evaluate_train``: ``batch`` is the
   global batch, ``tp``/``pp``/``dp``, ``compression`` ``fsdp`` -> ZeRO-3, ``zero1`` / ``zero2``
   / ``zero3`` -> that stage), with flash attention (what serving and training stacks run).
-- ``tp`` counts NeuronCores on Trainium1 / Inferentia2 systems (two per chip), as the schema
-  says.
+- ``tp`` counts NeuronCores on Trainium1 / Inferentia2 systems (two per chip), as the schema says.
 
 Why unfused attention for layer rows: a ``layer`` / ``layer_op`` row is the schema's breakdown
 of a layer into separately launched ops (LLMCompass's GPT-3 rows are "sum of per-op measured
@@ -55,9 +54,8 @@ from typing import Any, Mapping
 from ..arch.presets import load_system
 from ..arch.spec import SystemSpec
 from ..errors import AccelsimError, ConfigError, MeasurementError
-from ..sim.analytical import cost_ops
-from ..cost.op_cost import ChipModel, OpCost
-from ..sim.analytical import sequence_time
+from ..sim.analytical import cost_ops, sequence_time
+from ..cost.op_cost import ChipModel, OpCost, one_call_saving
 from ..workload.ops import Elementwise, LayerNorm, MatMul, Op, RMSNorm, Softmax
 from .calvalues import calibration_update
 from .schema import COLLECTIVE_KINDS, MeasurementRow
@@ -270,17 +268,11 @@ class Predictor:
         return Prediction(sum(c.time_s for c in costs) + call, bound)
 
     def _one_timed_call(self, row: MeasurementRow, cal, ops: list[Op]) -> float:
-        """What a kernel row's further kernels do not pay: one timed call synchronizes once, so
-        each kernel after the first costs the runtime's bare ``dispatch_s``, not the whole
-        per-call ``kernel_launch_s`` every op's cost includes (0 where the stack sets none)."""
+        """What a kernel row's further kernels do not pay (``op_cost.one_call_saving``)."""
         st = self.stack_of(cal)
         if st is None or st.runtime.dispatch_s is None:
             return 0.0
-        from ..cost.op_cost import kernel_count
-
-        cm = self._chips[(row.system, 0, cal)]
-        extra = sum(kernel_count(cm, op) for op in ops) - 1
-        return extra * max(0.0, cm.vector_launch - st.runtime.dispatch_s)
+        return one_call_saving(self._chips[(row.system, 0, cal)], ops, st.runtime.dispatch_s)
 
     def _program_call(self, cal) -> float:
         """Per-call cost of a stack whose runtime dispatches whole programs (0 otherwise)."""

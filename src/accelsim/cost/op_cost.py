@@ -390,6 +390,13 @@ def kernel_count(cm: ChipModel, op: Op) -> int:
     return cm.launches.get(getattr(op, "fn", "")) or cm.launches.get(op.role) or 1
 
 
+def one_call_saving(cm: ChipModel, ops: list[Op], dispatch_s: float) -> float:
+    """What the kernels after the first of one timed call do not pay: the call synchronizes
+    once, so each further kernel costs the runtime's bare ``dispatch_s``, not the whole per-call
+    launch every op's cost includes."""
+    return (sum(kernel_count(cm, op) for op in ops) - 1) * max(0.0, cm.vector_launch - dispatch_s)
+
+
 def dispatch(cm: ChipModel, op: Op) -> tuple[float, float, float]:
     """(launch overheads of all the kernels ``op`` is issued as, of one of them, the fixed
     device latency of its kernels beyond the first)."""
