@@ -153,3 +153,18 @@ def test_a_timed_call_of_two_eager_kernels_synchronizes_once():
     assert st.dispatch_s == 7.0e-6
     # two kernels: the launch once, the bare dispatch once, two tiny device times (< 1 us each)
     assert two - one == pytest.approx(st.dispatch_s, abs=1.5e-6)
+
+
+def test_an_eager_training_step_hides_its_host_dispatch():
+    """A training step is device-bound: under an eager stack the host's dispatch runs ahead and
+    hides, so the step is about the sum of its host costs shorter than with them in series."""
+    from accelsim.api import evaluate_train
+
+    st = load_stack("cuda-eager")
+    serial = st.model_copy(update={"runtime": st.runtime.model_copy(update={"host_async": False})})
+    a = evaluate_train("h200-sxm-141gb", "gpt3-5b", 1, 2048, stack=st)
+    b = evaluate_train("h200-sxm-141gb", "gpt3-5b", 1, 2048, stack=serial)
+    ops = a.ops
+    host = ops.loc[~ops["kind"].isin(["collective"]), "overhead_s"].sum()  # every op's launch (and tiny latencies)
+    saved = b.summary["step_time_s"] - a.summary["step_time_s"]
+    assert 0.8 * host < saved <= host

@@ -17,6 +17,7 @@ from ..workload.parallel import ParallelPlan
 from ..workload.train import TrainStep
 from ..cost.op_cost import ChipModel, OpCost, op_cost
 from .pipeline import PipelineRun, StageTimes, simulate_pipeline
+from .analytical import sequence_time
 
 
 def system_for(system: SystemSpec, chips: int) -> SystemSpec:
@@ -104,6 +105,7 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
         for pass_name, graphs in (("fwd", [step.fwd[s]]), ("bwd", [step.bwd[s]]), ("opt", [step.optimizer[s]])):
             comp = comm = 0.0
             segments: list[list[float]] = []  # per layer in execution order: [stream seconds, ZeRO seconds]
+            stream: list = []  # the pass's compute ops in order: their host dispatch may run ahead
             for g in graphs:
                 for op in g.ops():
                     c = coster.cost(op, s)
@@ -118,9 +120,12 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
                     else:
                         comp += t
                         segments[-1][0] += t
+                        stream.append(c)
                     rows.append((s, pass_name, op.name, op.layer, op.role, op.kind, op.engine, op.flops(), op.bytes(),
                                  c.hbm_bytes, c.link_bytes, c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s,
                                  t, c.bound, c.mapping))
+            if any(c.host_s for c in stream):  # an eager host dispatches ahead of the device
+                comp -= sum(c.time_s for c in stream) - sequence_time(stream)
             sums[pass_name] = (comp, comm + zero_exposed_s(segments))
         sync = gather = 0.0
         for op in step.grad_sync[s]:
