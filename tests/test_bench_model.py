@@ -106,3 +106,19 @@ def test_shipped_h200_rows_are_predicted():
     assert len(eager) == len(graphs) == 15
     # the graph replay is never slower than eager dispatch of the same step
     assert (graphs["measured_time_s"] <= eager.loc[graphs.index, "measured_time_s"]).all()
+
+
+def test_models_it_cannot_build_are_refused_by_name():
+    for name in ("mixtral-8x7b", "resnet50", "deepseek-moe-16b"):
+        r = CliRunner().invoke(main, ["bench-model", name, "--device", "cpu", "-o", "x.csv", "--layers", "1"])
+        assert r.exit_code != 0 and name in r.output and "only dense decoder" in r.output
+        assert "Traceback" not in r.output
+
+
+def test_the_decoder_follows_the_spec_and_refuses_what_it_cannot_build():
+    # Qwen-style bias on q, k, v only; a GeGLU MLP runs GELU on the gate
+    cfg = {**LLAMA, "qkv_bias": True, "activation": "gelu"}
+    m = build_model(cfg, "cpu", torch.float32, layers=1)
+    assert m.blocks[0].qkv.bias is not None and m.blocks[0].o.bias is None
+    with pytest.raises(BenchError, match="sliding-window"):
+        build_model({**LLAMA, "sliding_window": 4096}, "cpu", torch.float32, layers=1)

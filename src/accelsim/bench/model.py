@@ -44,12 +44,15 @@ class Point:
 
 
 def _spec(cfg: dict[str, Any]) -> dict[str, Any]:
+    if cfg.get("sliding_window"):
+        raise BenchError(f"model {cfg.get('name')!r}: sliding-window attention is not built by the benchmark decoder")
+    if cfg.get("family", "decoder") != "decoder" or cfg.get("num_experts") or cfg.get("kv_lora_rank"):
+        raise BenchError(f"model {cfg.get('name')!r}: only dense decoder models with multi-head or grouped "
+                         "attention are benchmarked (no MoE, no latent attention, no vision or CNN models)")
     need = ["hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size"]
     missing = [k for k in need if not cfg.get(k)]
     if missing:
         raise BenchError(f"model {cfg.get('name', '?')!r}: missing {', '.join(missing)}")
-    if cfg.get("family", "decoder") != "decoder" or cfg.get("num_experts"):
-        raise BenchError(f"model {cfg.get('name')!r}: only dense decoder models are benchmarked")
     heads = cfg["num_attention_heads"]
     return {**cfg, "num_key_value_heads": cfg.get("num_key_value_heads") or heads,
             "head_dim": cfg.get("head_dim") or cfg["hidden_size"] // heads}
@@ -66,6 +69,7 @@ def build_model(cfg: dict[str, Any], device: str, dtype: Any, layers: int | None
                          c["num_key_value_heads"], c["head_dim"])
     gated, rope = bool(c.get("gated_mlp", True)), c.get("position_embedding", "rope") == "rope"
     kw = {"device": device, "dtype": dtype}
+    act = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}[c.get("activation") or "silu"]
 
     def norm():
         return nn.RMSNorm(h, eps=1e-5, **kw) if c.get("norm", "rmsnorm") == "rmsnorm" else nn.LayerNorm(h, **kw)
@@ -74,7 +78,7 @@ def build_model(cfg: dict[str, Any], device: str, dtype: Any, layers: int | None
         def __init__(self):
             super().__init__()
             self.n1, self.n2 = norm(), norm()
-            self.qkv = nn.Linear(h, (nh + 2 * nkv) * hd, bias=bool(c.get("attention_bias")), **kw)
+            self.qkv = nn.Linear(h, (nh + 2 * nkv) * hd, bias=bool(c.get("attention_bias") or c.get("qkv_bias")), **kw)
             self.o = nn.Linear(nh * hd, h, bias=bool(c.get("attention_bias")), **kw)
             self.up = nn.Linear(h, f * (2 if gated else 1), bias=bool(c.get("mlp_bias")), **kw)
             self.down = nn.Linear(f, h, bias=bool(c.get("mlp_bias")), **kw)
@@ -94,9 +98,9 @@ def build_model(cfg: dict[str, Any], device: str, dtype: Any, layers: int | None
             u = self.up(self.n2(x))
             if gated:
                 g, u = u.chunk(2, dim=-1)
-                u = F.silu(g) * u
+                u = act(g) * u
             else:
-                u = F.gelu(u, approximate="tanh" if c.get("activation") == "gelu_tanh" else "none")
+                u = act(u)
             return x + self.down(u)
 
     class Decoder(nn.Module):
