@@ -15,12 +15,11 @@ import statistics
 import time
 from datetime import datetime, timezone
 
-import pandas as pd
 import torch
 import transformers
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
-from accelsim.bench.model import MODEL_COLUMNS, parse_points
+from accelsim.bench.model import model_frame, parse_points
 from accelsim.workload.loaders import load_model
 
 
@@ -130,11 +129,7 @@ def main() -> None:
                 del cache
             if a.device == "cuda":
                 torch.cuda.empty_cache()
-    df = pd.DataFrame(rows, columns=MODEL_COLUMNS)
-    for c in ("chips", "batch", "input_len", "seq_len", "context_len", "tp", "pp", "dp", "microbatch",
-              "global_batch", "zero"):
-        df[c] = df[c].astype("Int64")
-    df.to_csv(a.out, index=False)
+    model_frame(rows).to_csv(a.out, index=False)
 
 
 if __name__ == "__main__":

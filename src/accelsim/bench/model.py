@@ -30,6 +30,8 @@ from .timing import Timing, time_call
 MODEL_COLUMNS = ["id", "kind", "system", "chips", "dtype", "model", "phase", "metric", "batch", "concurrency",
                  "input_len", "output_len", "seq_len", "context_len", "tp", "pp", "dp", "microbatch",
                  "global_batch", "recompute", "zero", "compression", "stack", "measured_time_s", "source", "notes"]
+MODEL_INT_COLUMNS = ("chips", "batch", "input_len", "seq_len", "context_len", "tp", "pp", "dp", "microbatch",
+                     "global_batch", "zero")
 
 
 @dataclass(frozen=True)
@@ -299,8 +301,6 @@ def run_model_bench(model: str, points: Iterable[Point], device: str = "auto", s
     """Time ``points`` of ``model`` (a name or YAML path) on this machine; returns the rows as a
     DataFrame in ``MODEL_COLUMNS`` (``layers`` shortens the model: the rows then name it
     ``<model>@<layers>L`` and are no validation rows)."""
-    import pandas as pd
-
     from ..version import __version__
     from ..workload.loaders import load_model
     from .runner import DTYPES, _notes, Plan, describe_device, make_plan, preset_for, resolve_device
@@ -339,12 +339,18 @@ def run_model_bench(model: str, points: Iterable[Point], device: str = "auto", s
         rows.append(row)
         if progress:
             progress(row)
+    return model_frame(rows)
+
+
+def model_frame(rows: list[dict[str, Any]]):
+    """Validation rows as a DataFrame in ``MODEL_COLUMNS``, counts as integers (no "128.0")."""
+    import pandas as pd
+
     df = pd.DataFrame(rows, columns=MODEL_COLUMNS)
-    for col in ("chips", "batch", "input_len", "seq_len", "context_len", "tp", "pp", "dp", "microbatch",
-                "global_batch", "zero"):
+    for col in MODEL_INT_COLUMNS:
         df[col] = df[col].astype("Int64")
     return df
 
 
-__all__ = ["MODEL_COLUMNS", "Point", "build_model", "kv_cache", "graphed", "train_step", "run_points",
-           "run_model_bench", "parse_points", "tokens_flops"]
+__all__ = ["MODEL_COLUMNS", "MODEL_INT_COLUMNS", "Point", "build_model", "kv_cache", "graphed", "train_step",
+           "run_points", "run_model_bench", "model_frame", "parse_points", "tokens_flops"]

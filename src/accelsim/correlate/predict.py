@@ -270,9 +270,9 @@ class Predictor:
     def _one_timed_call(self, row: MeasurementRow, cal, ops: list[Op]) -> float:
         """What a kernel row's further kernels do not pay (``op_cost.one_call_saving``)."""
         st = self.stack_of(cal)
-        if st is None or st.runtime.dispatch_s is None:
+        if st is None or st.runtime.further_kernel_s is None:
             return 0.0
-        return one_call_saving(self._chips[(row.system, 0, cal)], ops, st.runtime.dispatch_s)
+        return one_call_saving(self._chips[(row.system, 0, cal)], ops, st.runtime.further_kernel_s)
 
     def _program_call(self, cal) -> float:
         """Per-call cost of a stack whose runtime dispatches whole programs (0 otherwise)."""

@@ -367,13 +367,12 @@ def op_cost(cm: ChipModel, op: Op) -> OpCost:
     """Cost of any op on one chip of ``cm``'s system, as the stack dispatches it: an op the
     framework issues as several kernels (``ChipModel.launches``) pays each kernel's launch and
     fixed device latency, and under a host-async runtime the launches are marked host time."""
-    if cm.composite and isinstance(op, Elementwise) and op.fn in cm.composite:
-        from ..workload.ops import COMPOSITES
-
-        parts = [op_cost(cm, k) for k in COMPOSITES[op.fn](op.elements, op.dtype, op.name or op.fn)]
-        return OpCost(memory_s=sum(max(c.compute_s, c.vector_s, c.memory_s) for c in parts),
-                      overhead_s=sum(c.overhead_s for c in parts), hbm_bytes=sum(c.hbm_bytes for c in parts),
-                      host_s=sum(c.host_s for c in parts), mapping=f"{len(parts)} eager kernels")
+    parts = kernels(cm, op)
+    if len(parts) > 1:  # run as its kernels, one after another
+        costs = [op_cost(cm, k) for k in parts]
+        return OpCost(memory_s=sum(max(c.compute_s, c.vector_s, c.memory_s) for c in costs),
+                      overhead_s=sum(c.overhead_s for c in costs), hbm_bytes=sum(c.hbm_bytes for c in costs),
+                      host_s=sum(c.host_s for c in costs), mapping=f"{len(costs)} eager kernels")
     c = _kernel_cost(cm, op)
     if (cm.launches or cm.host_async) and not isinstance(op, Collective):
         launch, one, extra = dispatch(cm, op)
@@ -381,26 +380,37 @@ def op_cost(cm: ChipModel, op: Op) -> OpCost:
     return c
 
 
-def kernel_count(cm: ChipModel, op: Op) -> int:
-    """Kernels ``op`` is issued as under the chip model's stack (composite parts, launches)."""
+def kernels(cm: ChipModel, op: Op) -> list[Op]:
+    """The ops ``op`` runs as under the chip model's stack: its composite parts where the stack
+    computes it unfused (``Calibration.composite``), else itself."""
     if cm.composite and isinstance(op, Elementwise) and op.fn in cm.composite:
         from ..workload.ops import COMPOSITES
 
-        return len(COMPOSITES[op.fn](op.elements, op.dtype, op.name or op.fn))
+        return COMPOSITES[op.fn](op.elements, op.dtype, op.name or op.fn)
+    return [op]
+
+
+def _launch_count(cm: ChipModel, op: Op) -> int:
+    """Launches of one op (``Calibration.launches``: by elementwise function, else by role)."""
     return cm.launches.get(getattr(op, "fn", "")) or cm.launches.get(op.role) or 1
 
 
-def one_call_saving(cm: ChipModel, ops: list[Op], dispatch_s: float) -> float:
+def kernel_count(cm: ChipModel, op: Op) -> int:
+    """Kernels ``op`` is issued as under the chip model's stack (composite parts, launches)."""
+    return sum(_launch_count(cm, k) for k in kernels(cm, op))
+
+
+def one_call_saving(cm: ChipModel, ops: list[Op], further_kernel_s: float) -> float:
     """What the kernels after the first of one timed call do not pay: the call synchronizes
-    once, so each further kernel costs the runtime's bare ``dispatch_s``, not the whole per-call
-    launch every op's cost includes."""
-    return (sum(kernel_count(cm, op) for op in ops) - 1) * max(0.0, cm.vector_launch - dispatch_s)
+    once, so each further kernel costs the runtime's bare ``further_kernel_s``, not the whole
+    per-call launch every op's cost includes."""
+    return (sum(kernel_count(cm, op) for op in ops) - 1) * max(0.0, cm.vector_launch - further_kernel_s)
 
 
 def dispatch(cm: ChipModel, op: Op) -> tuple[float, float, float]:
     """(launch overheads of all the kernels ``op`` is issued as, of one of them, the fixed
     device latency of its kernels beyond the first)."""
-    n = cm.launches.get(getattr(op, "fn", "")) or cm.launches.get(op.role) or 1
+    n = _launch_count(cm, op)
     one = cm.tensor_launch if isinstance(op, (MatMul, Conv2D, FlashAttention)) else cm.vector_launch
     return n * one, one, (n - 1) * cm.device_fixed
 

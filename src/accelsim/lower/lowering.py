@@ -50,10 +50,10 @@ from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
 from ..gcpause import gc_paused
 from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, aligned, compute_dtype, dequant_seconds, dispatch,
-                            gemm_mapping, gemm_speed)
+                            gemm_mapping, gemm_speed, kernels)
 from ..cost.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
-from ..workload.ops import Collective, Conv2D, Elementwise, FlashAttention, MatMul, Op
+from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
 from ..cost.mapping import K_CHUNK_MIN, event_k_chunk
 from ..cost.collectives import collective_time
 from .schedule import (BUSY, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD, CAT_SCALAR, CAT_TENSOR,
@@ -216,7 +216,7 @@ class Lowerer:
             preds = [join_of[p] for p in names]
             fed = last_name in names
             # an op the stack runs as several kernels (composite) is lowered kernel by kernel
-            for u in self.units(o):
+            for u in kernels(self.cm, o):
                 start = self.dispatch_task(u, oid, preds)
                 # prefetch behind the previous op only when that op feeds this one (so it starts
                 # before this op can): a parallel branch's previous op may start later
@@ -235,14 +235,6 @@ class Lowerer:
             join_of[o.name] = preds[0]
             last_name = o.name
         return self.b.build()
-
-    def units(self, o: Op) -> list[Op]:
-        """The kernels ``o`` runs as: its composite parts under a stack that runs it unfused."""
-        if self.cm.composite and isinstance(o, Elementwise) and o.fn in self.cm.composite:
-            from ..workload.ops import COMPOSITES
-
-            return COMPOSITES[o.fn](o.elements, o.dtype, o.name or o.fn)
-        return [o]
 
     def dispatch_task(self, o: Op, oid: int, preds: list[int]) -> int:
         """The task that starts ``o`` after ``preds``: its launch delay, or under a host-async

@@ -83,35 +83,30 @@ def evaluate_slots(graph: WorkloadGraph, system: SystemSpec, library=None) -> di
     arrays["mapping"] = np.array([r[2] for r in out], dtype=object)
     arrays["memory_level"] = np.array([r[3] for r in out], dtype=object)
     arrays["count"] = counts
-    host = arrays["host_s"]
-    if host.any():  # the host dispatches ahead: each op holds the step for its device time + the wait
-        wait = pipeline(arrays["time_s"], host, counts, graph.slot_index())
-        arrays["overhead_s"] = arrays["overhead_s"] - host + wait
-        arrays["time_s"] = np.maximum.reduce([arrays[f] for f in COST_FIELDS[:4]]) + arrays["overhead_s"]
-        arrays["bound"] = np.array([OpCost(*(arrays[f][i] for f in COST_FIELDS[:5])).bound
-                                    for i in range(len(out))], dtype=object)
+    if arrays["host_s"].any():  # the host dispatches ahead: each op holds the step for its device time + wait
+        costs = pipelined_slots([OpCost(*(arrays[f][i] for f in COST_FIELDS[:5]), host_s=arrays["host_s"][i])
+                                 for i in range(len(out))], counts, graph.slot_index())
+        arrays["overhead_s"] = np.array([c.overhead_s for c in costs])
+        arrays["time_s"] = np.array([c.time_s for c in costs])
+        arrays["bound"] = np.array([c.bound for c in costs], dtype=object)
     return arrays
 
 
-def pipelined_slots(costs: list[OpCost], count, order: np.ndarray) -> tuple[list[float], list[str]]:
+def pipelined_slots(costs: list[OpCost], count, order: np.ndarray) -> list[OpCost]:
     """Per stored op (``costs``, ``count`` instances each, ``order`` as in ``pipeline``): its
-    time and bound in a step whose host dispatch runs ahead (``evaluate_slots``'s figures)."""
-    t = np.array([c.time_s for c in costs])
-    h = np.array([c.host_s for c in costs])
-    wait = pipeline(t, h, np.asarray(count), order)
-    adjusted = [replace(c, overhead_s=c.overhead_s - c.host_s + w, host_s=0.0) for c, w in zip(costs, wait)]
-    return [c.time_s for c in adjusted], [c.bound for c in adjusted]
+    cost in a step whose host dispatch runs ahead, the host time replaced by the mean time the
+    device waits for the host before it (so the step is the sum of time x count)."""
+    wait = pipeline(np.array([c.time_s for c in costs]), np.array([c.host_s for c in costs]), np.asarray(count),
+                    order)
+    return [replace(c, overhead_s=c.overhead_s - c.host_s + w, host_s=0.0) for c, w in zip(costs, wait)]
 
 
 def sequence_time(costs: list[OpCost]) -> float:
     """Time of ops run one after another in this order: their sum, or, when the runtime's host
     dispatch runs ahead of the device (``OpCost.host_s``), the pipelined time (``pipeline``)."""
-    if not any(c.host_s for c in costs):
-        return sum(c.time_s for c in costs)
-    t = np.array([c.time_s for c in costs])
-    h = np.array([c.host_s for c in costs])
-    n = len(costs)
-    return float((t - h).sum() + pipeline(t, h, np.ones(n), np.arange(n)).sum())
+    if any(c.host_s for c in costs):
+        costs = pipelined_slots(costs, np.ones(len(costs)), np.arange(len(costs)))
+    return sum(c.time_s for c in costs)
 
 
 def pipeline(time_s: np.ndarray, host_s: np.ndarray, count: np.ndarray, order: np.ndarray) -> np.ndarray:

@@ -131,7 +131,7 @@ class Runtime(_Spec):
     ``call_latency_s``); a process driving several devices (nccl-tests ``-g 8``) pays it once
     per device, one process per device (PyTorch, ``mpirun -np 8 ... -g 1``) once. 0 under graph
     replay, which re-launches captured kernels without the host."""
-    dispatch_s: Seconds | None = Field(None, ge=0)
+    further_kernel_s: Seconds | None = Field(None, ge=0)
     """Host cost of each further kernel inside one timed call (the second kernel of an eager
     ``F.silu(g) * u`` row): the bare dispatch, without the call's synchronization and timer that
     a one-kernel row's ``kernel_launch_s`` includes. Used for kernel rows timed call by call;

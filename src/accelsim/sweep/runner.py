@@ -268,7 +268,8 @@ class Evaluator:
         step = self.step_cost + self.request_cost * g.meta.batch  # as report.results.build_results adds it
         times, bounds = [p[0] for p in per], [p[2] for p in per]
         if any(p[3] for p in per):  # host dispatch ahead of the device, as sim.analytical.evaluate_slots
-            times, bounds = pipelined_slots([p[4] for p in per], g.count, g.graph.slot_index())
+            costs = pipelined_slots([p[4] for p in per], g.count, g.graph.slot_index())
+            times, bounds = [c.time_s for c in costs], [c.bound for c in costs]
         latency, by_bound_d, flops, hbm = step_totals(times, g.count, bounds, g.flops, [p[1] for p in per], step)
         meta = g.meta
         chip = spec.chip
