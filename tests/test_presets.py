@@ -18,8 +18,8 @@ GiB = 2**30
 UNIT_KINDS = ("bytes", "bandwidth", "frequency", "time", "power", "energy", "flops", "area")
 
 SINGLE_CHIPS = ["trn1", "inf2", "trn2", "tpu-v4", "tpu-v5e", "tpu-v5p", "a100-sxm-80gb",
-                "h100-sxm-80gb", "h200-sxm-141gb", "mi300x", "edge-npu"]
-SYSTEMS = ["a100x4-nvlink", "dgx-a100", "dgx-h100", "dgx-h200", "mi300x-8", "trn1-32xl",
+                "h100-sxm-80gb", "h200-sxm-141gb", "h100-gt-96gb", "mi300x", "edge-npu"]
+SYSTEMS = ["a100x4-nvlink", "dgx-a100", "dgx-h100", "dgx-h200", "grand-teton-h100", "mi300x-8", "trn1-32xl",
            "trn2-48xl", "inf2-48xl", "tpu-v4-64", "tpu-v5e-256"]
 REQUIRED = SINGLE_CHIPS + SYSTEMS
 ALL = list_presets()
@@ -226,6 +226,7 @@ HBM = [
     ("a100-sxm-80gb", 80 * GiB, 2.039e12, "A100 datasheet: 80GB, 2,039 GB/s"),
     ("h100-sxm-80gb", 80 * GiB, 3.35e12, "H100 SXM datasheet: 80GB, 3.35 TB/s"),
     ("h200-sxm-141gb", 141 * GiB, 4.8e12, "H200 product page: 141GB, 4.8 TB/s"),
+    ("h100-gt-96gb", 96 * GiB, 2.4e12, "torchtitan docs/performance.md: 96GB HBM2e, 2.4 TB/sec"),
     ("mi300x", 192 * GiB, 5.3e12, "ROCm: 192 GiB, 5.3 TB/s"),
     ("edge-npu", 8 * GiB, 51.2e9, "illustrative: LPDDR5-6400 x64"),
 ]
@@ -327,3 +328,30 @@ def test_edge_npu_is_marked_illustrative():
     assert "ILLUSTRATIVE" in spec.description
     assert "not a real product" in spec.description
     assert all("illustrative" in s.lower() or "derived" in s.lower() for s in spec.sources.values())
+
+
+def test_grand_teton_h100_peak_lies_between_h100_sxm_and_nvl():
+    """TorchTitan paper (arXiv 2410.06511): the 500 W Grand Teton H100's peak "should be between
+    SXM and NVL": H100 SXM 989.4 TFLOPS BF16 dense, H100 NVL 1,671 sparse = 835.5 dense (NVIDIA
+    H100 datasheet); the preset sits at their geometric mean, its FP8 peak twice that."""
+    gt = load_system("h100-gt-96gb").chip
+    bf16 = gt.peak_flops("bf16")
+    assert 835.5e12 < bf16 < 989.4e12
+    assert bf16 == pytest.approx((835.5e12 * 989.4e12) ** 0.5, rel=0.002)
+    assert gt.peak_flops("fp8") == pytest.approx(2 * bf16, rel=1e-9)
+    assert gt.die == "h100-sxm5-80gb" and gt.tdp_W == 500
+    board = load_system("grand-teton-h100")
+    assert board.num_chips == 8 and board.scale_out.nic_bandwidth_Bps == pytest.approx(400e9 / 8)
+
+
+def test_a_chip_on_another_chips_die_takes_its_attention_efficiency():
+    """A stack's attention efficiency is keyed by chip; a chip on the H100's die (H200, Grand
+    Teton H100) without its own entry runs the H100's kernels at the H100's fraction."""
+    from accelsim.stack.presets import load_stack
+    from accelsim.stack.realize import realize
+
+    st = load_stack("torchtitan-cuda")
+    assert "h100-gt-96gb-500w" not in st.attention.efficiency
+    gt = realize(load_system("grand-teton-h100"), st).chip.calibration
+    h100 = realize(load_system("dgx-h100"), st).chip.calibration
+    assert gt.attention_efficiency == h100.attention_efficiency == st.attention.efficiency["h100-sxm5-80gb"]

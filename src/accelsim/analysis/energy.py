@@ -93,7 +93,6 @@ NODE_VDD = {45: 0.9, 28: 0.9, 16: 0.8, 12: 0.8, 7: 0.75, 5: 0.7, 4: 0.7, 3: 0.7}
 CHIP_NODE_NM: dict[str, tuple[float, str]] = {
     "a100-sxm4-80gb": (7, "TSMC N7: NVIDIA A100 whitepaper (specs.yaml nv_a100_wp)"),
     "h100-sxm5-80gb": (5, "TSMC 4N (a 5 nm-class node): NVIDIA H100 whitepaper (specs.yaml nv_h100_wp)"),
-    "h200-sxm-141gb": (5, "same GH100 die as H100: TSMC 4N"),
     "mi300x": (5, "TSMC N5 compute dies (XCD): specs.yaml club386_mi300"),
     "tpu-v4": (7, "7 nm: TPU v4 paper (Jouppi et al., ISCA 2023; specs.yaml tpuv4_paper)"),
     "tpu-v5e": (5, "not published: assumed 5 nm (successor of the 7 nm TPU v4)"),
@@ -102,7 +101,7 @@ CHIP_NODE_NM: dict[str, tuple[float, str]] = {
     "inferentia2": (7, "not published by AWS: assumed 7 nm, same generation as Trainium1"),
     "trainium2": (5, "not published by AWS (specs.yaml: 'not published'): assumed 5 nm-class"),
 }
-"""Process node per chip (``ChipSpec.name``), nm, with the source or the assumption."""
+"""Process node per chip (``ChipSpec.name``, else its ``die``), nm, with the source or the assumption."""
 
 DEFAULT_NODE_BY_KIND = {"gpu": 5.0, "tpu": 5.0, "npu": 7.0}
 """Node assumed for a chip not in CHIP_NODE_NM, by ``ChipSpec.kind`` (an assumption)."""
@@ -114,7 +113,7 @@ def _c(key: str) -> Any:
 
 def process_node_nm(system: SystemSpec) -> float:
     chip = system.chip
-    hit = CHIP_NODE_NM.get(chip.name)
+    hit = CHIP_NODE_NM.get(chip.name) or CHIP_NODE_NM.get(chip.die or "")
     return float(hit[0]) if hit else DEFAULT_NODE_BY_KIND.get(chip.kind, 7.0)
 
 

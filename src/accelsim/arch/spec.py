@@ -303,7 +303,12 @@ class ChipSpec(Spec):
     energy: Energy = Energy()
     """Energy table."""
     tdp_W: Watts | None = Field(None, gt=0)
-    """Thermal design power, watts, if published."""
+    """Thermal design power (or the power limit the part runs at), watts, if published."""
+    die: str | None = None
+    """Name of the chip whose compute die this one is, where the two differ only in memory,
+    power limit or clocks (H200, the Grand Teton H100: the H100 SXM5's GH100): per-chip kernel
+    data keyed by chip name (a stack's attention efficiency, the process node) fall back to the
+    die's entry."""
     die_area_m2: SquareMeters | None = Field(None, gt=0)
     """Die area, square metres, if published."""
 

@@ -35,7 +35,7 @@ HARDWARE_KINDS = KERNEL_KINDS
 SIBLINGS = {"a100-sxm4-80gb": "h100-sxm5-80gb", "h100-sxm5-80gb": "h200-sxm-141gb",
             "h200-sxm-141gb": "h100-sxm5-80gb", "mi300x": "h100-sxm5-80gb", "trainium1": "trainium2",
             "trainium2": "trainium1", "inferentia2": "trainium1", "tpu-v5e": "tpu-v5p", "tpu-v5p": "tpu-v5e",
-            "tpu-v4": "tpu-v5e"}
+            "tpu-v4": "tpu-v5e", "h100-gt-96gb-500w": "h100-sxm5-80gb"}
 """The nearest sibling of each chip: where a chip has no row for a field, its prior comes from
 here, and leaving a chip out predicts it from here."""
 SAME_DIE = {"h200-sxm-141gb": "h100-sxm5-80gb"}

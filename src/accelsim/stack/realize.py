@@ -35,11 +35,13 @@ def dropped_stack_costs(system: SystemSpec, stack: Stack | None) -> str | None:
     return cal.stack
 
 
-def _runtime(base: Calibration, stack: Stack, chip: str = "") -> Calibration:
+def _runtime(base: Calibration, stack: Stack, chip: str = "", die: str | None = None) -> Calibration:
     """``base`` plus the stack runtime's per-kernel and per-collective host costs (a
     program-dispatch runtime pays per call instead), its attention kernels' efficiency on
-    ``chip`` and its kernel library's reduction and broadcast efficiencies."""
-    att = stack.attention.efficiency.get(chip) if stack.attention is not None else None
+    ``chip`` (else on its ``die``) and its kernel library's reduction and broadcast efficiencies."""
+    att = None
+    if stack.attention is not None:
+        att = stack.attention.efficiency.get(chip, stack.attention.efficiency.get(die or ""))
     if att is not None:
         base = base.model_copy(update={"attention_efficiency": att})
     if stack.kernels is not None:
@@ -103,9 +105,9 @@ def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
             return system
         hw = {f: getattr(chip.calibration, f) for f in HARDWARE_FIELDS}
         cal = Calibration(**hw) if stack is None else _runtime(
-            (chip.achievable or Calibration()).model_copy(update=hw), stack, chip.name)
+            (chip.achievable or Calibration()).model_copy(update=hw), stack, chip.name, chip.die)
     else:
-        cal = _runtime(chip.achievable or Calibration(), stack, chip.name)
+        cal = _runtime(chip.achievable or Calibration(), stack, chip.name, chip.die)
     if cal == chip.calibration:
         return system
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
