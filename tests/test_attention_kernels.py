@@ -1,6 +1,8 @@
 """Fused-attention kernels as stacks run them: the fraction of the modelled rate each kernel
 family reaches, fitted on published kernel measurements (FlashAttention-3 paper, H100)."""
 
+import dataclasses
+
 import pytest
 
 from accelsim.arch import load_system
@@ -98,3 +100,36 @@ def test_eager_sdpa_carries_the_cudnn_fits():
         assert eff["h100-sxm5-80gb"] == pytest.approx(h100, abs=0.011)
     # one row, 472 TFLOP/s causal 2k: the fit reproduces it
     assert h200["mape_fit"].iloc[0] < 0.01 and h200["mape_at_1"].iloc[0] > 0.2
+
+
+def _rate(system: str, seq: int, head_dim: int) -> float:
+    base = load_system(system)
+    cm = ChipModel(realize(base, resolve("cuda-native", base.stack, "realistic")))
+    batch = max(1, 16384 // seq)
+    op = FlashAttention(name="a", batch=batch, heads=16, kv_heads=16, q_len=seq, kv_len=seq, head_dim=head_dim,
+                        dtype="bf16")
+    return op.flops() / op_cost(cm, op).time_s
+
+
+@pytest.mark.parametrize("system", ["h100-sxm-80gb", "a100-sxm-80gb"])
+def test_long_context_attention_has_no_cache_cliff(system):
+    """Past the length where one head's K/V outgrow half the L2, the query tiles of a head that
+    run in one wave still stream the same K/V blocks together (the kernels order their grid
+    query tile first), so K/V come from HBM once per wave, not once per query tile: the rate at
+    128k (and for the 2.5x-wide backward) is the rate at 16k, where the published FlashAttention
+    measurements end, within 3 %. Per-tile rereads would halve it on an H100 (a cliff no
+    FlashAttention measurement shows)."""
+    for head_dim in (128, 320):
+        assert _rate(system, 131072, head_dim) == pytest.approx(_rate(system, 16384, head_dim), rel=0.03)
+
+
+def test_cores_without_a_shared_cache_reread_kv_per_query_tile():
+    """A NeuronCore has no chip-level cache to share K/V through: each query tile streams the
+    head's K/V from HBM itself, so HBM bytes grow with the query tiles."""
+    cm = ChipModel(load_system("trn1"))
+    assert cm.shared_cap == 0
+    one = FlashAttention(name="a", heads=8, kv_heads=8, q_len=128, kv_len=8192, head_dim=128, dtype="bf16")
+    many = dataclasses.replace(one, q_len=8 * 128)
+    kv = 8 * 8192 * 256 * 2
+    assert op_cost(cm, many).hbm_bytes - op_cost(cm, one).hbm_bytes == pytest.approx(
+        7 * kv + 8 * 7 * 128 * 256 * 2, rel=1e-9)

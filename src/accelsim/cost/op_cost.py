@@ -351,7 +351,16 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     b = DTYPE_BYTES[op.dtype]
     kv_bytes = float(op.batch * op.kv_heads * op.kv_read() * op.kv_width()) * op.kv_el_bytes()  # a window reads less
     q_o = op.batch * op.heads * op.q_len * (op.head_dim + op.vd) * b
-    rereads = q_tiles if (cm.shared_cap == 0 or kv_bytes / (op.batch * op.kv_heads) > cm.shared_cap / 2) else 1
+    # K/V rereads: a core without a shared cache streams its unit's K/V itself (once per query
+    # tile); with one, K/V that fit half of it are read from HBM once, and longer K/V once per
+    # wave a head's query tiles span: the kernels order their grid query tile first, so a
+    # wave's tiles of one head stream the same K/V blocks together and share them in the cache
+    if cm.shared_cap == 0:
+        rereads = q_tiles
+    elif kv_bytes / (op.batch * op.kv_heads) > cm.shared_cap / 2:
+        rereads = math.ceil(q_tiles / cm.cores)
+    else:
+        rereads = 1
     hbm = q_o + kv_bytes * rereads + (op.batch * op.heads * op.q_len * split * (op.vd + 2) * 4.0 * 2 if split > 1 else 0.0)
     vops = op.vector_ops()
     if op.kv_dtype and op.kv_dtype != op.dtype and not cm.fused_dequant:  # dequantize K/V as they stream
