@@ -27,11 +27,9 @@ How each kind maps to a prediction (the decisions a validation engineer should k
 Why unfused attention for layer rows: a ``layer`` / ``layer_op`` row is the schema's breakdown
 of a layer into separately launched ops (LLMCompass's GPT-3 rows are "sum of per-op measured
 latencies, ops run separately": Q K^T, softmax and A V are three kernels with the score matrix
-in HBM), so the layer is built with ``attention="unfused"`` and every op is costed on its own,
-then summed (no overlap between ops). A layer is built as a one-layer copy of the model
-(``ModelConfig.model_copy(update={"num_hidden_layers": ...})``); its learned-position table is
-widened to the row's context when needed (the table is outside the layer and does not change
-its cost). For an MoE model whose first layers are dense, the layer is the first MoE layer.
+in HBM), so every op is costed on its own, then summed. A layer is a one-layer copy of the
+model (its learned-position table widened to the row's context when needed: the table is
+outside the layer). For an MoE model whose first layers are dense, it is the first MoE layer.
 
 Rows whose ``compression`` names a recipe (``w8a16``, ``w4a16-g64``, ``w4a16-g64+sparse2:4``, a
 format name; see ``Compression.from_tag``) are predicted with that recipe applied by the builder
@@ -39,10 +37,8 @@ format name; see ``Compression.from_tag``) are predicted with that recipe applie
 tag, pipeline-parallel inference, a plan that does not fit the system, ...) comes back
 ``skipped`` with its reason; it is never dropped.
 
-Caching: systems, calibrated systems and their ``ChipModel`` (whose GEMM mapping cache then
-serves every row) are kept per (system, chips, calibration), graphs per (model, phase, shape,
-tp, dtype, attention), so a calibration fit that re-predicts the same rows hundreds of times
-only recosts ops.
+Caching: systems and their ``ChipModel`` per (system, chips, calibration), graphs per (model,
+phase, shape, tp, dtype, attention): a calibration fit re-predicting rows only recosts ops.
 """
 
 from __future__ import annotations
@@ -55,6 +51,7 @@ from ..arch.presets import load_system
 from ..arch.spec import SystemSpec
 from ..errors import AccelsimError, ConfigError, MeasurementError
 from ..sim.analytical import cost_ops, sequence_time
+from ..sim.queueing import closed_loop_ttft
 from ..cost.op_cost import ChipModel, OpCost, one_call_saving
 from ..workload.ops import Elementwise, LayerNorm, MatMul, Op, RMSNorm, Softmax
 from .calvalues import calibration_update
@@ -385,10 +382,8 @@ class Predictor:
             (row.input_len or 0) + (row.output_len or 0) // 2)
         from ..stack.realize import step_cost_s
 
-        stack = self.stack_of(cal)
-
         def engine(requests: int) -> float:  # per step: program execution, serving engine
-            return step_cost_s(stack, requests)
+            return step_cost_s(self.stack_of(cal), requests)
         metric = row.metric or {"prefill": "ttft", "decode": "tpot"}[row.phase]
         if row.batch is None and row.concurrency is not None:
             return self._continuous(row, cfg, fidelity, cal, metric, row.concurrency, prompt, ctx, engine)
@@ -403,8 +398,8 @@ class Predictor:
         pre = self._step(row, cfg, fidelity, cal, "prefill", batch, prompt, 0, engine(batch))
         if pre.skipped:
             return pre
-        out = row.output_len
-        return Prediction((pre.time_s + out * decode.time_s) / (batch * out), decode.bound, fidelity=decode.fidelity)
+        return Prediction((pre.time_s + row.output_len * decode.time_s) / (batch * row.output_len), decode.bound,
+                          fidelity=decode.fidelity)
 
     def _continuous(self, row: MeasurementRow, cfg, fidelity: str, cal, metric: str, conc: int, prompt: int | None,
                     ctx: int, engine) -> Prediction:
@@ -417,7 +412,8 @@ class Predictor:
         decode tokens' attention over their KV cache is added on top (a decode step at the mean
         context minus the same step at context 1). TPOT is one iteration; throughput is an
         iteration over ``conc`` tokens; a new request's TTFT is the iteration that prefills its
-        own prompt next to the other ``conc - 1`` requests' decode tokens."""
+        own prompt next to the other ``conc - 1`` requests' decode tokens, after the prompts queued
+        ahead of it (``sim.queueing``: the clients send a request when their last one ends)."""
         if not prompt or not row.output_len:
             return skipped("a continuous-batching row needs input_len and output_len (they set the prefill load "
                            "each iteration carries)")
@@ -434,9 +430,13 @@ class Predictor:
             return Prediction(mixed.time_s + max(0.0, full.time_s - bare.time_s), mixed.bound,
                               fidelity=mixed.fidelity)
 
-        if metric == "ttft":
-            return iteration(prompt, conc - 1)
         it = iteration(round((conc - 1) * prompt / row.output_len), conc)
+        if metric == "ttft":
+            first = iteration(prompt, conc - 1)
+            if first.skipped or it.skipped:
+                return first if first.skipped else it
+            return Prediction(closed_loop_ttft(first.time_s, it.time_s, conc, row.output_len), first.bound,
+                              fidelity=first.fidelity)
         if it.skipped or metric == "tpot":
             return it
         return Prediction(it.time_s / conc, it.bound, fidelity=it.fidelity)
