@@ -37,10 +37,12 @@ def presets(as_json):
     if as_json:
         click.echo(json.dumps({"systems": systems, "stacks": stacks, "models": models}, indent=2))
         return
-    click.echo(f"systems:\n  {'name':<16}{'chip':<24}{'chips':>6}  {'interconnect':<16}{'bf16/chip':>14}"
+    n = max([16] + [len(s["name"]) + 2 for s in systems])
+    c = max([24] + [len(s["chip"]) + 2 for s in systems])
+    click.echo(f"systems:\n  {'name':<{n}}{'chip':<{c}}{'chips':>6}  {'interconnect':<16}{'bf16/chip':>14}"
                f"{'HBM/chip':>11}{'HBM BW':>12}  stack")
     for s in systems:
-        click.echo(f"  {s['name']:<16}{s['chip']:<24}{s['num_chips']:>6}  {s['interconnect'] or '-':<16}"
+        click.echo(f"  {s['name']:<{n}}{s['chip']:<{c}}{s['num_chips']:>6}  {s['interconnect'] or '-':<16}"
                    f"{fmt(s['peak_bf16_flops_per_chip'], 'FLOP/s'):>14}{fmt(s['hbm_bytes_per_chip'], 'B', binary=True):>11}"
                    f"{fmt(s['hbm_bandwidth_Bps'], 'B/s'):>12}  {s['stack'] or '-'}")
     click.echo("stacks:")
