@@ -167,3 +167,36 @@ def test_event_fidelity_in_the_api_keeps_the_analytical_time():
     assert s["step_time_s"] == pytest.approx(s["analytical_step_time_s"], rel=0.05)
     assert s["tokens_per_s"] == pytest.approx(16 * 2048 / s["step_time_s"])
     assert sum(s["time_by_bound_s"].values()) == pytest.approx(s["step_time_s"], rel=1e-6)
+
+
+def test_collectives_overlapping_compute_hold_cores_in_both_tiers():
+    """An FSDP step on 8 H100s: NCCL's kernels hold ``compute_cores`` (24) of the 132 SMs while
+    they run, so each second of gather / reduce-scatter hidden behind compute costs 24/132 s more
+    compute (analytical: exactly that; event tier: the held time runs on the compute track, and
+    it grows by about as much). A library with engines of its own (0 cores held) costs none."""
+    from accelsim.sim.training import interference_s, zero_exposed_s
+
+    assert LIB.compute_cores == 24
+    assert interference_s(1.0, SPEC, LIB) == pytest.approx(24 / 132)
+    assert interference_s(1.0, SPEC, LIB.model_copy(update={"compute_cores": 0})) == 0.0
+    assert interference_s(1.0, SPEC, None) == 0.0
+    fsdp = build_train(SMALL, 8, 2048, ParallelPlan(dp=8, zero=3), dtype="bf16")
+    free = LIB.model_copy(update={"compute_cores": 0})
+    held, bare = simulate_train(SPEC, fsdp, LIB), simulate_train(SPEC, fsdp, free)
+    ops = bare.ops[bare.ops["pass"].isin(["fwd", "bwd"])]
+    hidden = 0.0
+    for _, g in ops.groupby("pass", sort=False):  # per pass: ZeRO time minus what is exposed
+        segs = []
+        for r in g.itertuples():
+            if not segs or segs[-1][2] != r.layer:
+                segs.append([0.0, 0.0, r.layer])
+            if r.role.startswith("dp."):
+                segs[-1][1] += r.time_s
+            else:
+                segs[-1][0] += r.time_s
+        hidden += sum(d for _, d, _ in segs) - zero_exposed_s(segs)
+    assert hidden > 0
+    extra = held.pipeline.step_time_s - bare.pipeline.step_time_s
+    assert extra == pytest.approx(hidden * fsdp.microbatches * 24 / 132, rel=0.02)
+    ev_extra = simulate_train_event(SPEC, fsdp, LIB).makespan_s - simulate_train_event(SPEC, fsdp, free).makespan_s
+    assert 0.5 * extra < ev_extra < 1.5 * extra

@@ -38,7 +38,7 @@ from .critical_path import critical_path
 from .event import EventRun
 from .engine import simulate_schedule
 from .pipeline import program_orders, walk
-from .training import _Coster, system_for
+from .training import _Coster, interference_s, system_for
 
 BOUND_CATEGORY = {"compute": CAT_TENSOR, "vector": CAT_VECTOR, "memory": CAT_DMA_IN, "overhead": CAT_OVERHEAD}
 
@@ -99,7 +99,7 @@ def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, priv
                 axis = o.role.split(".")[0] if "." in o.role else "tp"
                 if axis not in ("tp", "dp"):
                     raise WorkloadError(f"op {o.name}: {axis} collectives run in the analytical tier only")
-                out.append((o, True, axis, 0.0, 0))
+                out.append((o, True, axis, interference_s(c.time_s, system, library) if axis == "dp" else 0.0, 0))
             else:
                 out.append((o, False, "", c.time_s, BOUND_CATEGORY.get(c.bound, CAT_OVERHEAD)))
         return out
@@ -134,15 +134,20 @@ def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, priv
                 op = b.op(f"s{s}.{tag}.{o.name}", o.role, "collective")
                 now = [t for d in range(nd) for t in prev[d]]
                 if o.op == "allgather":  # prefetched: issued once the previous layer has started
-                    ends = [t for g in dp_groups[s]
-                            for t in fab.collective(op, o.op, o.bytes_per_rank, g, ahead + chain[o.op], prio[0])]
+                    issued = ahead + chain[o.op]
+                    ends = [t for g in dp_groups[s] for t in fab.collective(op, o.op, o.bytes_per_rank, g, issued, prio[0])]
                     ahead = now
                     prev = [p + ends for p in prev]  # the layer's compute waits for its weights
                 else:  # gradients reduce-scatter behind the compute
-                    ends = [t for g in dp_groups[s]
-                            for t in fab.collective(op, o.op, o.bytes_per_rank, g, now + chain.get(o.op, []), prio[0])]
+                    issued = now + chain.get(o.op, [])
+                    ends = [t for g in dp_groups[s] for t in fab.collective(op, o.op, o.bytes_per_rank, g, issued, prio[0])]
                     tail += ends
                 chain[o.op] = ends
+                if dur > 0:  # the cores the collective holds: compute beside it loses them (``interference_s``)
+                    held = b.op(f"s{s}.{tag}.{o.name}.held", o.role, "overhead")
+                    for d in range(nd):
+                        b.task(BUSY, CAT_OVERHEAD, held, issued,
+                               resource=compute[s][d], duration_s=dur, priority=prio[0])
         return [p + tail for p in prev]
 
     last: list[list[list[int]]] = [[[] for _ in range(nd)] for _ in range(p)]

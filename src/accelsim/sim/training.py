@@ -93,6 +93,15 @@ def zero_exposed_s(segments) -> float:
     return out
 
 
+def interference_s(hidden_s: float, system: SystemSpec, library=None) -> float:
+    """Compute time lost to collectives that run beside it: while an overlapped collective's
+    kernel holds ``library.compute_cores`` of the chip's cores, the compute beside it runs on
+    the rest, so ``hidden_s`` seconds of overlap cost ``hidden_s x held / cores`` more (0 for a
+    library with engines of its own)."""
+    held = library.compute_cores if library is not None else 0
+    return hidden_s * min(1.0, held / system.chip.num_cores) if held else 0.0
+
+
 def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRun:
     """Cost every stage's passes and run the pipeline schedule of one training step."""
     plan = step.plan
@@ -126,7 +135,9 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
                                  t, c.bound, c.mapping))
             if any(c.host_s for c in stream):  # an eager host dispatches ahead of the device
                 comp -= sum(c.time_s for c in stream) - sequence_time(stream)
-            sums[pass_name] = (comp, comm + zero_exposed_s(segments))
+            exposed = zero_exposed_s(segments)
+            comp += interference_s(sum(d for _, d, _ in segments) - exposed, system, library)
+            sums[pass_name] = (comp, comm + exposed)
         sync = gather = 0.0
         for op in step.grad_sync[s]:
             c = coster.cost(op, s)

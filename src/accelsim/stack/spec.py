@@ -84,6 +84,10 @@ class CollectiveLibrary(_Spec):
     p2p_ll_max_bytes: Bytes | None = Field(None, gt=0)
     """Largest message to one peer a point-to-point transfer runs LL for (None: the protocol's own
     ``max_bytes``). NCCL: ``NCCL_P2P_LL_THRESHOLD``, 16384 bytes (per peer and channel)."""
+    compute_cores: int = Field(0, ge=0)
+    """Compute cores (SMs, CUs) a collective's kernel holds while it runs, one thread block per
+    channel: compute that overlaps the collective runs on the others. 0: the library moves data
+    with engines of its own (Neuron collective cores, TPU ICI DMA) or its figure is not known."""
 
     @property
     def bulk(self) -> Protocol:
