@@ -48,3 +48,14 @@ def test_gradient_buckets_overlap_the_last_backward(sync, expected):
     # one bucket: nothing overlaps
     one = StageTimes(1.0, 0.0, 4.0, 0.0, grad_sync_s=sync, optimizer_s=1.0)
     assert simulate_pipeline([one], 1).step_time_s == pytest.approx(1.0 + 4.0 + sync + 1.0)
+
+
+def test_gradient_buckets_hold_cores_from_the_backward_beside_them():
+    # held fraction 0.2: a bucket's kernels take 0.2 of the compute while they run. Buckets of
+    # 0.5 s behind 1 s pieces: the first three each put 0.1 s into the backward that follows
+    # (the last runs after it, beside an idle compute): 6.5 s + 3 x 0.1
+    st = StageTimes(1.0, 0.0, 4.0, 0.0, grad_sync_s=2.0, optimizer_s=1.0, grad_buckets=4, held_fraction=0.2)
+    assert simulate_pipeline([st], 1).step_time_s == pytest.approx(1.0 + 4.0 + 0.5 + 1.0 + 3 * 0.2 * 0.5)
+    # link-bound buckets of 2 s: the held time fits where the compute waits for the link
+    bound = StageTimes(1.0, 0.0, 4.0, 0.0, grad_sync_s=8.0, optimizer_s=1.0, grad_buckets=4, held_fraction=0.2)
+    assert simulate_pipeline([bound], 1).step_time_s == pytest.approx(1.0 + 1.0 + 8.0 + 1.0)

@@ -71,9 +71,14 @@ def test_private_links_reproduce_the_stage_level_pipeline():
     """With no link shared, the op-by-op step runs every stage's ops back to back: its pipeline
     phase equals the analytical tier's (same op costs, same 1F1B order)."""
     step = build_train(SMALL, 16, 2048, ParallelPlan(tp=4, pp=2, dp=2, sp=True, zero=1), dtype="bf16")
+    free = LIB.model_copy(update={"compute_cores": 0})  # no cores held by the gradient buckets
+    assert simulate_train_event(SPEC, step, free, private_links=True).pipeline_time_s == pytest.approx(
+        simulate_train(SPEC, step, free).pipeline.pipeline_time_s, rel=1e-9)
+    # with NCCL's held cores the buckets' held time lands in the last backward at layer
+    # boundaries in one tier, between equal pieces in the other
     ana = simulate_train(SPEC, step, LIB).pipeline
     ev = simulate_train_event(SPEC, step, LIB, private_links=True)
-    assert ev.pipeline_time_s == pytest.approx(ana.pipeline_time_s, rel=1e-9)
+    assert ev.pipeline_time_s == pytest.approx(ana.pipeline_time_s, rel=0.01)
     # both tiers overlap gradient buckets with the last backward (the stage level in equal
     # pieces, the op level behind each layer's last op): they agree closely, and both end
     # before a step that reduced its gradients only after the last backward

@@ -22,7 +22,7 @@ import numpy as np
 
 from .critical_path import Attribution, critical_path
 from ..errors import WorkloadError
-from ..lower.schedule import BUSY, CAT_LINK, CAT_TENSOR, Schedule, ScheduleBuilder
+from ..lower.schedule import BUSY, CAT_LINK, CAT_OVERHEAD, CAT_TENSOR, Schedule, ScheduleBuilder
 from .engine import simulate_schedule
 from .result import SimResult
 
@@ -47,6 +47,9 @@ class StageTimes:
     FSDP); 1: after the last backward."""
     param_gather_s: float = 0.0
     """ZeRO's weight all-gather after the optimizer step."""
+    held_fraction: float = 0.0
+    """Share of the stage's compute a collective's kernels hold while they run (``training.
+    interference_s``): a gradient bucket reduced beside the last backward slows it by that much."""
 
 
 @dataclass
@@ -221,8 +224,12 @@ def _finish(b: ScheduleBuilder, stages: list[StageTimes], m: int, v: int, last: 
         st = stages[s]
         g = -1
         for piece in pieces[s] or [last[s]]:
-            g = b.task(BUSY, CAT_LINK, ops[(s, "grad_sync")], [piece, g], resource=dp_link[s],
-                       duration_s=st.grad_sync_s / max(1, len(pieces[s])), priority=priority)
+            bucket = st.grad_sync_s / max(1, len(pieces[s]))
+            if st.held_fraction and pieces[s]:  # the cores the bucket's kernels hold, off the backward left
+                b.task(BUSY, CAT_OVERHEAD, ops[(s, "grad_sync")], [piece, g], resource=compute[s],
+                       duration_s=bucket * st.held_fraction, priority=-1)  # held at once, before later compute
+            g = b.task(BUSY, CAT_LINK, ops[(s, "grad_sync")], [piece, g], resource=dp_link[s], duration_s=bucket,
+                       priority=priority)
         o = b.task(BUSY, CAT_TENSOR, ops[(s, "optimizer")], [g, last[s]], resource=compute[s],
                    duration_s=st.optimizer_s, priority=priority)
         if st.param_gather_s > 0:
@@ -231,7 +238,9 @@ def _finish(b: ScheduleBuilder, stages: list[StageTimes], m: int, v: int, last: 
     sched = b.build()
     res = simulate_schedule(sched)
     pipe_time = float(max(res.end_s[t] for t in pipe_end))
-    busy = sum(m * (st.fwd_compute_s + st.fwd_comm_s + st.bwd_compute_s + st.bwd_comm_s) for st in stages)
+    busy = sum(m * (st.fwd_compute_s + st.fwd_comm_s + st.bwd_compute_s + st.bwd_comm_s)  # + held beside the backward
+               + st.held_fraction * st.grad_sync_s * max(0, len(pieces[s]) - 1) / max(1, len(pieces[s]))
+               for s, st in enumerate(stages))
     bubble = 1.0 - busy / (p * pipe_time) if pipe_time > 0 else 0.0
     comm = max(m * (st.fwd_comm_s + st.bwd_comm_s) + 2 * m * v * st.p2p_s + st.grad_sync_s + st.param_gather_s
                for st in stages)

@@ -211,6 +211,11 @@ def _step_end(b, fab, coster, step, s, units, dp_groups, compute, last, layer_en
                 prio[0] += 1
                 op = b.op(f"s{s}.{o.name}.bucket{j}", o.role, "collective")
                 ready = [layer_end[(d, layers[j])] for d in range(nd)] if layers else chain
+                held = interference_s(coster.cost(o, s).time_s / nb, coster.system, coster.library)
+                if held > 0 and layers:  # the cores the bucket's kernels hold, off the backward left
+                    for d in range(nd):
+                        b.task(BUSY, CAT_OVERHEAD, op, ready + prev, resource=compute[s][d], duration_s=held,
+                               priority=-1)  # held at once, before the backward's later ops
                 prev = [t for g in dp_groups[s] for t in
                         fab.collective(op, o.op, o.bytes_per_rank / nb, g, ready + prev, prio[0])]
             chain = chain + prev

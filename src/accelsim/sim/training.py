@@ -154,7 +154,8 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
         stages.append(StageTimes(fwd_compute_s=sums["fwd"][0], fwd_comm_s=sums["fwd"][1],
                                  bwd_compute_s=sums["bwd"][0], bwd_comm_s=sums["bwd"][1], grad_sync_s=sync,
                                  param_gather_s=gather, grad_buckets=max(1, len(step.stage_layers[s])),
-                                 optimizer_s=sums["opt"][0] + sums["opt"][1], p2p_s=p2p))
+                                 optimizer_s=sums["opt"][0] + sums["opt"][1], p2p_s=p2p,
+                                 held_fraction=interference_s(1.0, system, library)))
     cols = ["stage", "pass", "name", "layer", "role", "kind", "engine", "flops", "bytes", "hbm_bytes", "link_bytes",
             "compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s", "bound", "mapping"]
     ops = pd.DataFrame(rows, columns=cols)
