@@ -243,10 +243,12 @@ def _identified(data: "_KernelRows", chips: dict[str, dict[str, float]], launch,
 
 def _declares_tensor_launch(stack: str) -> bool:
     """Whether ``stack``'s own file (not its base) sets ``runtime.tensor_launch_s`` on a runtime
-    that dispatches kernels."""
+    that dispatches kernels from a host on the timed path (``host_async``: eager PyTorch); a graph
+    replay's is 0 by definition (no library call on the host), whatever its rows."""
     from ..stack.presets import load_stack, own_runtime
 
-    return "tensor_launch_s" in own_runtime(stack) and load_stack(stack).runtime.dispatch == "kernel"
+    rt = load_stack(stack).runtime
+    return "tensor_launch_s" in own_runtime(stack) and rt.dispatch == "kernel" and rt.host_async
 
 
 def _groups(names, rows, data) -> list[dict]:
