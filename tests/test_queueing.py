@@ -29,6 +29,13 @@ def test_many_users_saturate_the_prefill():
     assert closed_loop_ttft(s, t, n, out) == pytest.approx(n * s - z, rel=0.01)
 
 
+def test_a_huge_load_is_answered_at_once_on_the_saturation_line():
+    # a row (or a hostile file) naming a billion clients: the recursion stops where the prefill
+    # saturates and each further client adds one prefill, R(n) = n S - Z
+    s, t, out, n = 0.1, 0.002, 51, 10**9
+    assert closed_loop_ttft(s, t, n, out) == pytest.approx(n * s - (out - 1) * t, rel=1e-9)
+
+
 def test_more_users_never_lower_ttft():
     times = [closed_loop_ttft(0.35, 0.03, n, 500) for n in range(1, 60)]
     assert all(b >= a for a, b in zip(times, times[1:]))

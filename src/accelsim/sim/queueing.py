@@ -27,10 +27,15 @@ def closed_loop_ttft(prefill_s: float, iteration_s: float, users: int, output_le
     think = max(0, output_len - 1) * iteration_s
     queue = 0.0
     resp = throughput = prefill_s
-    for n in range(1, users + 1):
+    n = 0
+    while n < users:
+        n += 1
         resp = prefill_s * (1.0 + queue)
         throughput = n / (resp + think) if resp + think > 0 else 0.0
         queue = throughput * resp
+        if throughput * prefill_s > 1.0 - 1e-12:  # saturated: each further user adds one prefill
+            resp += (users - n) * prefill_s
+            break
     idle = max(0.0, 1.0 - throughput * prefill_s) if users > 1 else 0.0
     return resp + idle * iteration_s / 2
 
