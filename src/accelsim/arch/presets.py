@@ -25,12 +25,12 @@ def list_presets() -> list[str]:
     return yaml_names(preset_dir())
 
 
-_INDEX: dict[tuple, list[tuple[str, str, int]]] = {}
+_INDEX: dict[tuple, list[tuple[str, str, int, str]]] = {}
 
 
-def preset_chips() -> list[tuple[str, str, int]]:
-    """(preset, chip name, chips) of every shipped system preset (read again only when the
-    preset folder changes)."""
+def _index() -> list[tuple[str, str, int, str]]:
+    """(preset, chip name, chips, the chip's ``die`` or "") of every shipped system preset (read
+    again only when the preset folder changes)."""
     key = (str(preset_dir()), tuple(list_presets()), mtime_ns(preset_dir()))
     hit = _INDEX.get(key)
     if hit is None:
@@ -38,8 +38,19 @@ def preset_chips() -> list[tuple[str, str, int]]:
         hit = _INDEX[key] = []
         for name in list_presets():
             raw, _ = load_raw(name)
-            hit.append((name, (raw.get("chip") or {}).get("name", ""), int(raw.get("num_chips", 1))))
+            chip = raw.get("chip") or {}
+            hit.append((name, chip.get("name", ""), int(raw.get("num_chips", 1)), chip.get("die") or ""))
     return hit
+
+
+def preset_chips() -> list[tuple[str, str, int]]:
+    """(preset, chip name, chips) of every shipped system preset."""
+    return [(p, c, n) for p, c, n, _ in _index()]
+
+
+def chip_dies() -> dict[str, str]:
+    """chip name -> the chip whose compute die it is (``ChipSpec.die``), over the shipped presets."""
+    return {c: d for _, c, _, d in _index() if d}
 
 
 def preset_path(name_or_path: str | Path) -> Path:

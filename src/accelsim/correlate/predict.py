@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Mapping
 
 from ..arch.presets import load_system
@@ -382,8 +383,7 @@ class Predictor:
             (row.input_len or 0) + (row.output_len or 0) // 2)
         from ..stack.realize import step_cost_s
 
-        def engine(requests: int) -> float:  # per step: program execution, serving engine
-            return step_cost_s(self.stack_of(cal), requests)
+        engine = partial(step_cost_s, self.stack_of(cal))  # per step: program execution, serving engine
         metric = row.metric or {"prefill": "ttft", "decode": "tpot"}[row.phase]
         if row.batch is None and row.concurrency is not None:
             return self._continuous(row, cfg, fidelity, cal, metric, row.concurrency, prompt, ctx, engine)

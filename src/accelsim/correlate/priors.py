@@ -35,15 +35,28 @@ HARDWARE_KINDS = KERNEL_KINDS
 SIBLINGS = {"a100-sxm4-80gb": "h100-sxm5-80gb", "h100-sxm5-80gb": "h200-sxm-141gb",
             "h200-sxm-141gb": "h100-sxm5-80gb", "mi300x": "h100-sxm5-80gb", "trainium1": "trainium2",
             "trainium2": "trainium1", "inferentia2": "trainium1", "tpu-v5e": "tpu-v5p", "tpu-v5p": "tpu-v5e",
-            "tpu-v4": "tpu-v5e", "h100-gt-96gb-500w": "h100-sxm5-80gb"}
+            "tpu-v4": "tpu-v5e"}
 """The nearest sibling of each chip: where a chip has no row for a field, its prior comes from
-here, and leaving a chip out predicts it from here."""
-SAME_DIE = {"h200-sxm-141gb": "h100-sxm5-80gb"}
-"""Chips built on another chip's compute die at its clocks: they share its tensor fields, fitted
-on both chips' GEMM rows (their memory fields stay their own). The H200 is the H100's GH100 die
-with HBM3e: its datasheet lists the H100 SXM's tensor peaks (arch_configs/h200-sxm-141gb.yaml,
-nv_h200), and both run at up to 1.98 GHz within 700 W. Fitted apart, the H200's own rows (a
-mid-size-GEMM sweep) left its tensor fraction at the bound, 1.0, against the H100's 0.81."""
+here (a chip not listed: the chip whose die it is, ``ChipSpec.die``), and leaving a chip out
+predicts it from here."""
+
+
+def same_die() -> dict[str, str]:
+    """Chips built on another chip's compute die (the presets' ``ChipSpec.die``): they share its
+    tensor fields, fitted on both chips' GEMM rows (their memory fields stay their own). The H200
+    is the H100's GH100 die with HBM3e: its datasheet lists the H100 SXM's tensor peaks
+    (arch_configs/h200-sxm-141gb.yaml, nv_h200). Fitted apart, the H200's own rows (a mid-size-GEMM
+    sweep) left its tensor fraction at the bound, 1.0, against the H100's 0.81."""
+    from ..arch.presets import chip_dies
+
+    return chip_dies()
+
+
+def _sibling(chip: str) -> str | None:
+    """The chip's nearest sibling: ``SIBLINGS``, else the chip whose die it is."""
+    return SIBLINGS.get(chip) or same_die().get(chip)
+
+
 TENSOR_FIELDS = ("tensor_efficiency", "tensor_dtype_efficiency.fp8")
 GENERIC_FIELDS = ("tensor_efficiency", "hbm_efficiency")
 """Fields every chip gets: where neither the chip nor a sibling has rows, the median over the
@@ -141,7 +154,8 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                    and r.op != "composite"), key=lambda r: r.id)
     data = _KernelRows(rows)
     fields = _hw_fields(rows, data.chip)
-    for c, die in SAME_DIE.items():  # a die's tensor fields are one parameter, the die owner's
+    dies = same_die()
+    for c, die in dies.items():  # a die's tensor fields are one parameter, the die owner's
         for f in TENSOR_FIELDS:
             if f in fields.get(c, []):
                 fields[c].remove(f)
@@ -169,7 +183,7 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                 by[c][f] = float(v)
             else:
                 chips.setdefault(c, {})[f] = float(v)
-        for c, die in SAME_DIE.items():
+        for c, die in dies.items():
             if c in data.chip:
                 chips.setdefault(c, {}).update({f: v for f, v in chips.get(die, {}).items() if f in TENSOR_FIELDS})
         return chips, by["@launch"], by["@tensor"], by["@kernels"]
@@ -266,7 +280,7 @@ def _groups(names, rows, data) -> list[dict]:
         if a != b:
             parent[max(a, b)] = min(a, b)
 
-    for c, die in SAME_DIE.items():  # a shared die's fields tie the two chips' rows
+    for c, die in same_die().items():  # a shared die's fields tie the two chips' rows
         if c in data.chip and die in data.chip:
             union("chip:" + c, "chip:" + die)
     for i in range(len(rows)):
@@ -288,35 +302,36 @@ def _groups(names, rows, data) -> list[dict]:
 def _measured(chips: dict[str, dict[str, float]], field: str) -> list[float]:
     """``field`` of every chip that has it, sorted; a die's tensor fields once (not again for a
     chip on the same die)."""
+    dies = same_die()
     return sorted(v[field] for c, v in chips.items()
-                  if field in v and not (c in SAME_DIE and field in TENSOR_FIELDS and SAME_DIE[c] in chips))
+                  if field in v and not (field in TENSOR_FIELDS and dies.get(c) in chips))
 
 
 def _from_siblings(chip: str, chips: dict[str, dict[str, float]]) -> dict[str, float]:
     """Fields for ``chip`` taken along its sibling chain from ``chips`` (the nearest first)."""
     out: dict[str, float] = {}
-    sib, seen = SIBLINGS.get(chip), {chip}
+    sib, seen = _sibling(chip), {chip}
     while sib is not None and sib not in seen:
         for f, v in chips.get(sib, {}).items():
             out.setdefault(f, v)
         seen.add(sib)
-        sib = SIBLINGS.get(sib)
+        sib = _sibling(sib)
     return out
 
 
 def priors_table(fit: HardwareFit, all_chips: Iterable[str]) -> dict[str, dict]:
     """Every chip's achievable block: its own fitted fields, the rest from its sibling (chain)."""
-    out = {}
+    out, dies = {}, same_die()
     for c in sorted(all_chips):
         own = dict(fit.chips.get(c, {}))
         borrowed = {}
-        sib, seen = SIBLINGS.get(c), {c}
+        sib, seen = _sibling(c), {c}
         while sib is not None and sib not in seen:
             for f, v in fit.chips.get(sib, {}).items():
                 if f not in own and f not in borrowed:
                     borrowed[f] = (v, sib)
             seen.add(sib)
-            sib = SIBLINGS.get(sib)
+            sib = _sibling(sib)
         for f in GENERIC_FIELDS:  # no sibling measured it either: the median of the chips that were
             if f not in own and f not in borrowed:
                 measured = _measured(fit.chips, f)
@@ -329,7 +344,7 @@ def priors_table(fit: HardwareFit, all_chips: Iterable[str]) -> dict[str, dict]:
         dt = {k.split(".", 1)[1]: round(v, 4) for k, v in values.items() if k.startswith("tensor_dtype_efficiency.")}
         if dt:
             block["tensor_dtype_efficiency"] = dt
-        shared = {f: SAME_DIE[c] for f in own if f in TENSOR_FIELDS and c in SAME_DIE}
+        shared = {f: dies[c] for f in own if f in TENSOR_FIELDS and c in dies}
         out[c] = {"achievable": block, "fitted": sorted(own), "from_sibling": {f: s for f, (_, s) in borrowed.items()},
                   **({"same_die": shared} if shared else {}),
                   "rows": fit.rows.get(c, {}),

@@ -206,13 +206,13 @@ def _step_end(b, fab, coster, step, s, units, dp_groups, compute, last, layer_en
     if reduce and nd > 1:
         for o in reduce:
             nb = max(1, len(layers))
+            held = interference_s(coster.cost(o, s).time_s / nb, coster.system, coster.library) if layers else 0.0
             prev: list[int] = []
             for j in range(nb):
                 prio[0] += 1
                 op = b.op(f"s{s}.{o.name}.bucket{j}", o.role, "collective")
                 ready = [layer_end[(d, layers[j])] for d in range(nd)] if layers else chain
-                held = interference_s(coster.cost(o, s).time_s / nb, coster.system, coster.library)
-                if held > 0 and layers:  # the cores the bucket's kernels hold, off the backward left
+                if held > 0:  # the cores the bucket's kernels hold, off the backward left
                     for d in range(nd):
                         b.task(BUSY, CAT_OVERHEAD, op, ready + prev, resource=compute[s][d], duration_s=held,
                                priority=-1)  # held at once, before the backward's later ops
