@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from accelsim.lower.schedule import BUSY, CAT_DMA_IN, CAT_TENSOR, DELAY, XFER, Schedule, ScheduleBuilder
+from accelsim.lower.schedule import BUSY, CAT_DMA_IN, CAT_TENSOR, CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder
 from accelsim.sim import reference
+from accelsim.sim.critical_path import critical_path
 from accelsim.sim.engine import simulate_schedule
 from accelsim.sim.result import BLOCK_DEP, BLOCK_RESOURCE, BLOCK_SLOT
 
@@ -102,6 +103,32 @@ def test_sram_slots_bound_run_ahead():
     assert r.start_s[l2] == pytest.approx(6.0)
     assert r.blocker[l2] == c1 and r.block_kind[l2] == BLOCK_SLOT
     assert r.makespan_s == pytest.approx(12.0)
+
+
+def test_a_task_queued_behind_a_slot_wait_is_blocked_by_the_slot_release():
+    # a two-lane DMA queue whose head waits for the SRAM slot holds back a task behind it
+    # (no slot needed) although a lane is free: both start when the compute frees the slot, and
+    # the critical path runs through that release without a gap (it had named the lane's last
+    # user, which ended 5 s earlier)
+    b = ScheduleBuilder()
+    q = b.resource("dma", "dma", capacity=2)
+    e = b.resource("e", "tensor")
+    hbm = b.bandwidth_server("hbm", 1.0)
+    pool = b.pool("sram", 1)
+    op = b.op("op", "op", "matmul")
+    l1 = b.task(XFER, CAT_DMA_IN, op, resource=q, server=hbm, nbytes=1.0, acquire=pool)
+    c1 = b.task(BUSY, CAT_TENSOR, op, [l1], resource=e, duration_s=5.0, release=pool)
+    l2 = b.task(XFER, CAT_DMA_IN, op, resource=q, server=hbm, nbytes=1.0, acquire=pool)
+    x = b.task(XFER, CAT_DMA_IN, op, resource=q, server=hbm, nbytes=1.0)
+    b.task(BUSY, CAT_VECTOR, op, [x], resource=b.resource("v", "vector"), duration_s=10.0)
+    b.task(BUSY, CAT_TENSOR, op, [l2, c1], resource=e, duration_s=1.0, release=pool)
+    r = simulate_schedule(b.build())
+    assert r.start_s[x] == pytest.approx(6.0) and r.start_s[l2] == pytest.approx(6.0)
+    assert r.blocker[x] == c1 and r.block_kind[x] == BLOCK_SLOT
+    assert r.makespan_s == pytest.approx(18.0)  # x and l2 share 1 B/s: both end at 8, then 10 s
+    att = critical_path(r)
+    assert sum(att.total_s.values()) == pytest.approx(r.makespan_s, rel=1e-12)
+    assert reference.run(b.build()).blocker[x] == c1
 
 
 def test_deadlock_is_reported():

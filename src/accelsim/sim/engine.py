@@ -249,6 +249,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
     while n_done < T:
         # ---- start what can start (resources in index order, queues in key order)
         for r in range(R):
+            hol = -1  # the slot release that let this round's queue head start (those behind it waited on it too)
             while free_lanes[r] > 0 and heap_size[r] > 0:
                 t = keys[heap_off[r]] % mult
                 p = acquire[t]
@@ -270,6 +271,11 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                 elif ready[t] < now:
                     if p >= 0 and last_pool_time[p] == now and last_res_time[r] < now:
                         blocker[t] = last_pool_free[p]
+                        bkind[t] = BLOCK_SLOT
+                        if hol < 0:
+                            hol = blocker[t]
+                    elif hol >= 0 and last_res_time[r] < now:
+                        blocker[t] = hol
                         bkind[t] = BLOCK_SLOT
                     else:
                         blocker[t] = last_res_free[r]

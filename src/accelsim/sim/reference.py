@@ -153,6 +153,7 @@ def run(s: Schedule) -> SimResult:
     done = 0
     while done < T:
         for r in range(R):
+            hol = -1  # the slot release that let this round's queue head start
             while queues[r] and free[r] > 0:
                 t = queues[r][0] % T
                 p = int(s.acquire[t])
@@ -170,6 +171,9 @@ def run(s: Schedule) -> SimResult:
                 elif ready[t] < now:
                     if p >= 0 and last_pool[p][1] == now and last_res[r][1] < now:
                         blocker[t], bkind[t] = last_pool[p][0], 3
+                        hol = blocker[t] if hol < 0 else hol
+                    elif hol >= 0 and last_res[r][1] < now:
+                        blocker[t], bkind[t] = hol, 3
                     else:
                         blocker[t], bkind[t] = last_res[r][0], 2
                 what = "lat" if s.kind[t] == XFER else "end"
