@@ -6,6 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from accelsim.errors import LoweringError, WorkloadError
 from accelsim.cost.collectives import collective_time
+from accelsim.cost import mapping
 from accelsim.cost.mapping import TIME_TOLERANCE, gemm_search
 from accelsim.cost.op_cost import ChipModel, op_cost
 from accelsim.workload.ops import Collective, MatMul, Softmax
@@ -197,6 +198,44 @@ def test_numba_search_equals_python_twin(shape, cores, sram):
     args = (float(m), float(n), float(k), 1.0, shared, 2.0, 2.0, 2.0, 128, 128, 4, 1, 1.0, True, 0.0,
             1.4e9, 1.0, float(cores), sram, 0.0, 40e6, 5e12, 2e12, 2e12 / cores, 4.0)
     np.testing.assert_array_equal(gemm_search.compiled()(*args), gemm_search.py_func(*args))
+
+
+def _exhaustive(M, N, K, batch, b_shared, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq, teff,
+                cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw, queues, multicast, dq_b, dq_a):
+    """Every candidate of every group costed (no pruning), each checked against both group
+    bounds; the winner by the documented rule: the fastest within TIME_TOLERANCE, then least
+    HBM traffic, least compute, earliest rank."""
+    comp = batch * M * K * ba + (1.0 if b_shared else batch) * K * N * bb + batch * M * N * bo
+    grp = mapping._groups.py_func(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq,
+                                  teff, cores, acc, shared_bw, hbm_bw, core_bw, comp)
+    cand = np.empty((3 * max(1, len(grp)), mapping.N_FIELDS + 1))
+    nc = 0
+    for gi in range(len(grp)):
+        n0 = nc
+        nc = mapping._orders.py_func(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, sram, acc,
+                                     shared_cap, shared_bw, hbm_bw, core_bw, queues, multicast, dq_b, dq_a)
+        second = mapping._path_bound.py_func(grp[gi], M, N, K, batch, 1.0 if b_shared else batch, ba, bb, bo, cores,
+                                             sram, acc, shared_bw, core_bw, multicast)
+        for t in cand[n0:nc, 0]:
+            assert grp[gi, 9] <= t * (1 + 1e-9) and second <= t * (1 + 1e-9)
+    if nc == 0:
+        return np.full(mapping.N_FIELDS, np.inf)
+    c = cand[:nc]
+    near = [i for i in range(nc) if c[i, 0] <= c[:, 0].min() * (1 + TIME_TOLERANCE)]
+    return c[min(near, key=lambda i: (c[i, 4], c[i, 1], c[i, -1])), :mapping.N_FIELDS]
+
+
+@settings(max_examples=60, deadline=None)
+@given(gemm, st.sampled_from([1, 4]), st.integers(1, 160), st.floats(2e5, 3e7), st.sampled_from([0.0, 4e7]),
+       st.sampled_from([1.0, 2.0]), st.sampled_from([1.0, 4.0]), st.sampled_from([0.0, 2e5]))
+def test_pruned_search_picks_what_costing_every_candidate_picks(shape, batch, cores, sram, shared, mc, queues, acc):
+    # the search skips groups by two lower bounds on their time; it must still pick exactly
+    # what costing every candidate would (and the bounds must be bounds)
+    m, n, k, b_shared = shape
+    args = (float(m), float(n), float(k), float(batch), b_shared, 2.0, 1.0, 2.0, 128, 128, 4, 0, 1.0, True, 0.0,
+            1.6e9, 0.8, float(cores), sram, acc, shared, 6e12 if shared else np.inf, 3e12, 4e12 / cores, queues,
+            mc if shared else 1.0, 0.0, 0.0)
+    np.testing.assert_array_equal(gemm_search.py_func(*args), _exhaustive(*args))
 
 
 def test_identical_inputs_identical_outputs(toy):

@@ -85,13 +85,29 @@ the vector engine's dequantization time."""
 N_FIELDS = len(RESULT_FIELDS)
 
 
+@kernel(None)
+def _loop_order(order, mt, nt, ks, nm, nn, a_bytes, b_bytes, ba, bb, kc_floor, acc_in_sram, cores_per_row,
+                cores_per_col):
+    """A loop order's smallest working set (the K slices double-buffered at the minimum chunk,
+    plus a resident panel) and its core-level operand traffic (A, B): order 0 loads both
+    panels per tile; order 1 keeps the A panel resident while a core walks a row of tiles
+    (a row's tiles spread over ``cores_per_row`` cores each load it), order 2 the B panel."""
+    if order == 0:
+        return 2.0 * (mt * kc_floor * ba + kc_floor * nt * bb) + acc_in_sram, a_bytes * nn, b_bytes * nm
+    if order == 1:
+        return (mt * ks * ba + 2.0 * kc_floor * nt * bb + acc_in_sram,
+                a_bytes * max(1.0, min(nn, math.ceil(cores_per_row))), b_bytes * nm)
+    return (ks * nt * bb + 2.0 * mt * kc_floor * ba + acc_in_sram, a_bytes * nn,
+            b_bytes * max(1.0, min(nm, math.ceil(cores_per_col))))
+
+
 @kernel()
 def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq, teff,
             cores, acc, shared_bw, hbm_bw, core_bw, compulsory):
     """The (tile, split) groups of the search in enumeration order, one row each: mt, nt,
     split, ks, tiles, waves, active, compute_s, fill_s, and a lower bound on the time of any
     loop order of the group (its compute or the compulsory HBM traffic at the bandwidth its
-    active cores can pull, plus its fill)."""
+    active cores can pull, plus its fill; ``_path_bound`` is a second)."""
     out = np.empty(((TILE_SIZES.size + 1) ** 2 * SPLITS.size, 10))
     ng = 0
     prev_mt = -1.0
@@ -139,6 +155,24 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
 
 
 @kernel()
+def _path_bound(g, M, N, K, batch, b_copies, ba, bb, bo, cores, sram, acc, shared_bw, core_bw, multicast):
+    """A second lower bound on the time of group row ``g``: the least core-level traffic of its
+    loop orders that fit (``_loop_order``) through the shared level at the bandwidth its active
+    cores can pull, plus its fill (infinite when no order fits)."""
+    mt, nt, split, ks, active = g[0], g[1], g[2], g[3], g[6]
+    nm, nn = math.ceil(M / mt), math.ceil(N / nt)
+    opnd = np.inf
+    for order in range(3):
+        need, traf_a, traf_b = _loop_order(order, mt, nt, ks, nm, nn, M * K * ba, K * N * bb, ba, bb,
+                                           min(ks, K_CHUNK_MIN), 0.0 if acc > 0 else mt * nt * 4.0,
+                                           cores / (batch * nm * split), cores / (batch * nn * split))
+        if need <= sram:
+            opnd = min(opnd, batch * traf_a + b_copies * traf_b)
+    path = opnd / multicast + batch * M * N * bo + (batch * M * N * 8.0 * split if split > 1 else 0.0)
+    return path / min(shared_bw, active * core_bw) + g[8]
+
+
+@kernel()
 def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, sram, acc, shared_cap,
             shared_bw, hbm_bw, core_bw, queues, multicast, dq_b, dq_a):
     """Append the fitting loop orders of group ``gi`` to ``cand`` (rows laid out as
@@ -158,21 +192,8 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
     rows = batch * nm * split
     cols = batch * nn * split
     for order in range(3):
-        # smallest working set: the K slices double-buffered at the minimum chunk
-        if order == 0:
-            need = 2.0 * (mt * kc_floor * ba + kc_floor * nt * bb) + acc_in_sram
-            traf_a = a_bytes * nn
-            traf_b = b_bytes * nm
-        elif order == 1:
-            need = mt * ks * ba + 2.0 * kc_floor * nt * bb + acc_in_sram
-            per_row = max(1.0, min(nn, math.ceil(cores / rows)))
-            traf_a = a_bytes * per_row
-            traf_b = b_bytes * nm
-        else:
-            need = ks * nt * bb + 2.0 * mt * kc_floor * ba + acc_in_sram
-            per_col = max(1.0, min(nm, math.ceil(cores / cols)))
-            traf_a = a_bytes * nn
-            traf_b = b_bytes * per_col
+        need, traf_a, traf_b = _loop_order(order, mt, nt, ks, nm, nn, a_bytes, b_bytes, ba, bb, kc_floor,
+                                           acc_in_sram, cores / rows, cores / cols)
         if need > sram:
             continue
         # the K pipeline: the chunk that fits twice in the SRAM left (but at most MAX_K_STEPS
@@ -264,8 +285,8 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
     The winner is the fastest candidate, ties (within ``TIME_TOLERANCE``) going to the least
     HBM traffic, then the least compute time, then the earliest in enumeration order (tile
     edges ascending, then splits, then loop orders). The group with the lowest time bound is
-    costed first, and a group whose bound exceeds the fastest time so far by more than the
-    tolerance is skipped: none of its candidates could win. ``dq_b`` / ``dq_a``: vector-engine
+    costed first, and a group whose bound (either of two) exceeds the fastest time so far by
+    more than the tolerance is skipped: none of its candidates could win. ``dq_b`` / ``dq_a``: vector-engine
     seconds to dequantize one element of B (A) each time a core stages it (B once per row of
     output tiles, A once per column; 0: no dequantization), spread over the active cores and
     bounding the time like the other engines."""
@@ -287,8 +308,12 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
     fastest = np.inf
     for i in range(nc):
         fastest = min(fastest, cand[i, 0])
+    b_copies = 1.0 if b_shared else batch
     for gi in range(ng):
         if gi == seed or grp[gi, 9] * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE):
+            continue
+        if (_path_bound(grp[gi], M, N, K, batch, b_copies, ba, bb, bo, cores, sram, acc, shared_bw, core_bw,
+                        multicast) * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE)):
             continue
         n0 = nc
         nc = _orders(grp, gi, cand, nc, *args)
