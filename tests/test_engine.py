@@ -87,10 +87,11 @@ def test_latency_phase_and_queue_bandwidth_in_order():
     assert r.capped_s == pytest.approx([2.0, 3.0])  # limited by the DMA, not the server
 
 
-def test_sram_slots_bound_run_ahead():
-    # 1 slot: the second load may not start before the first compute releases the slot
+def _one_slot(queues: int):
+    """A load into a one-slot SRAM pool, its 5 s compute (which frees the slot) and a second
+    load that needs the slot, on a DMA resource of ``queues`` lanes over a 1 B/s HBM."""
     b = ScheduleBuilder()
-    q = b.resource("dma", "dma", capacity=4)
+    q = b.resource("dma", "dma", capacity=queues)
     e = b.resource("e", "tensor")
     hbm = b.bandwidth_server("hbm", 1.0)
     pool = b.pool("sram", 1)
@@ -98,6 +99,12 @@ def test_sram_slots_bound_run_ahead():
     l1 = b.task(XFER, CAT_DMA_IN, op, resource=q, server=hbm, nbytes=1.0, acquire=pool)
     c1 = b.task(BUSY, CAT_TENSOR, op, [l1], resource=e, duration_s=5.0, release=pool)
     l2 = b.task(XFER, CAT_DMA_IN, op, resource=q, server=hbm, nbytes=1.0, acquire=pool)
+    return b, (q, e, hbm, pool, op), c1, l2
+
+
+def test_sram_slots_bound_run_ahead():
+    # 1 slot: the second load may not start before the first compute releases the slot
+    b, (q, e, hbm, pool, op), c1, l2 = _one_slot(4)
     b.task(BUSY, CAT_TENSOR, op, [l2, c1], resource=e, duration_s=5.0, release=pool)
     r = simulate_schedule(b.build())
     assert r.start_s[l2] == pytest.approx(6.0)
@@ -110,15 +117,7 @@ def test_a_task_queued_behind_a_slot_wait_is_blocked_by_the_slot_release():
     # (no slot needed) although a lane is free: both start when the compute frees the slot, and
     # the critical path runs through that release without a gap (it had named the lane's last
     # user, which ended 5 s earlier)
-    b = ScheduleBuilder()
-    q = b.resource("dma", "dma", capacity=2)
-    e = b.resource("e", "tensor")
-    hbm = b.bandwidth_server("hbm", 1.0)
-    pool = b.pool("sram", 1)
-    op = b.op("op", "op", "matmul")
-    l1 = b.task(XFER, CAT_DMA_IN, op, resource=q, server=hbm, nbytes=1.0, acquire=pool)
-    c1 = b.task(BUSY, CAT_TENSOR, op, [l1], resource=e, duration_s=5.0, release=pool)
-    l2 = b.task(XFER, CAT_DMA_IN, op, resource=q, server=hbm, nbytes=1.0, acquire=pool)
+    b, (q, e, hbm, pool, op), c1, l2 = _one_slot(2)
     x = b.task(XFER, CAT_DMA_IN, op, resource=q, server=hbm, nbytes=1.0)
     b.task(BUSY, CAT_VECTOR, op, [x], resource=b.resource("v", "vector"), duration_s=10.0)
     b.task(BUSY, CAT_TENSOR, op, [l2, c1], resource=e, duration_s=1.0, release=pool)
