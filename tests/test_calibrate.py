@@ -27,7 +27,8 @@ from accelsim.correlate.calibrate import (
     OVERHEAD_MAX_S,
     calibrate,
 )
-from accelsim.correlate.predict import Predictor, kernel_op
+from accelsim.correlate.predict import Predictor
+from accelsim.correlate.row_ops import kernel_op
 from accelsim.correlate.schema import COLLECTIVE_KINDS, rows_of
 from accelsim.errors import ConfigError, MeasurementError, MigrationWarning
 from accelsim.stack.presets import load_stack

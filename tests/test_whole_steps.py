@@ -196,6 +196,23 @@ def test_continuous_batching_reduces_to_the_static_step_at_one_request():
     assert r["c16"] > r["s16"]  # the same decode tokens plus 15 x 1024 / 256 = 60 prompt tokens per iteration
 
 
+def test_a_serving_row_whose_kv_cache_outgrows_the_hbm_is_skipped():
+    """Llama-3-8B in bf16 on one 80 GiB H100: weights 8.03e9 x 2 B = 14.96 GiB, KV cache
+    32 layers x 8 KV heads x 128 x 2 (K, V) x 2 B = 128 KiB a token. 64 sequences of
+    1024 + 7000 tokens hold 62.7 GiB of KV (77.7 GiB in all: fits); of 1024 + 8000 tokens
+    70.5 GiB (85.5 GiB: does not fit), whether batched statically or 64 requests in flight."""
+    base = {"kind": "model", "system": "h100-sxm-80gb", "model": "llama-3-8b", "dtype": "bf16", "phase": "decode",
+            "metric": "throughput", "input_len": 1024, "measured_time_s": 1e-3}
+    res = correlate(frame({"id": "fits", "batch": 64, "output_len": 7000, **base},
+                          {"id": "static", "batch": 64, "output_len": 8000, **base},
+                          {"id": "continuous", "concurrency": 64, "output_len": 8000, **base},
+                          {"id": "tpot", "batch": 64, "output_len": 8000, "context_len": 9000,
+                           **{**base, "metric": "tpot"}})).per_row.set_index("id")
+    assert not res.loc["fits", "skipped"] and res.loc["fits", "predicted_time_s"] > 0
+    for rid in ("static", "continuous", "tpot"):
+        assert res.loc[rid, "skipped"] and "does not fit" in res.loc[rid, "reason"] and "80 GiB" in res.loc[rid, "reason"]
+
+
 @pytest.mark.parametrize("p,m,v", [(4, 8, 1), (4, 8, 2), (4, 8, 4), (2, 6, 3)])
 def test_interleaved_pipeline_bubble_is_the_closed_form(p, m, v):
     """Equal stages, no communication: interleaved 1F1B finishes at (m + (p - 1) / v)(t_f + t_b)

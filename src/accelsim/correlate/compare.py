@@ -71,13 +71,14 @@ class CorrelationResult:
 
     def table(self) -> str:
         """The per-kind table and the overall line, as text."""
-        lines = [f"{'kind':<14}{'n':>4}{'MAPE':>9}{'median':>9}{'worst':>9}{'bias':>8}"]
+        # a space before every column, so that an error of millions of per cent stays readable
+        lines = [f"{'kind':<14}{'n':>4} {'MAPE':>8} {'median':>8} {'worst':>8} {'bias':>7}"]
         for r in self.by_kind.itertuples(index=False):
-            lines.append(f"{r.kind:<14}{int(r.n):>4}{_pct(r.mape):>9}{_pct(r.median_ape):>9}{_pct(r.max_ape):>9}"
-                         f"{r.bias:>8.3f}")
+            lines.append(f"{r.kind:<14}{int(r.n):>4} {_pct(r.mape):>8} {_pct(r.median_ape):>8} {_pct(r.max_ape):>8}"
+                         f" {r.bias:>7.3f}")
         o = self.overall
-        lines.append(f"{'all':<14}{o['predicted']:>4}{_pct(o['mape']):>9}{_pct(o['median_ape']):>9}"
-                     f"{_pct(o['max_ape']):>9}{o['bias']:>8.3f}")
+        lines.append(f"{'all':<14}{o['predicted']:>4} {_pct(o['mape']):>8} {_pct(o['median_ape']):>8}"
+                     f" {_pct(o['max_ape']):>8} {o['bias']:>7.3f}")
         return "\n".join(lines)
 
     def write(self, out_dir: str | Path) -> list[Path]:

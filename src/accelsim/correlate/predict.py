@@ -53,9 +53,11 @@ from ..arch.spec import SystemSpec
 from ..errors import AccelsimError, ConfigError, MeasurementError
 from ..sim.analytical import cost_ops, sequence_time
 from ..sim.queueing import closed_loop_ttft
+from ..units import fmt
 from ..cost.op_cost import ChipModel, OpCost, one_call_saving
-from ..workload.ops import Elementwise, LayerNorm, MatMul, Op, RMSNorm, Softmax
+from ..workload.ops import Op
 from .calvalues import calibration_update
+from .row_ops import _recipe_tag, _renamed, kernel_ops, recipe_of
 from .schema import COLLECTIVE_KINDS, MeasurementRow
 
 FIDELITIES = ("analytical", "event")
@@ -385,6 +387,11 @@ class Predictor:
 
         engine = partial(step_cost_s, self.stack_of(cal))  # per step: program execution, serving engine
         metric = row.metric or {"prefill": "ttft", "decode": "tpot"}[row.phase]
+        cont = row.batch is None  # continuous batching: up to every request's whole context
+        why = self._unfit(row, cfg, batch, ctx + 1 if metric == "tpot" and not cont else
+                          (prompt or 0) + ((row.output_len or 0) if cont or metric == "throughput" else 0))
+        if why:
+            return skipped(why)
         if row.batch is None and row.concurrency is not None:
             return self._continuous(row, cfg, fidelity, cal, metric, row.concurrency, prompt, ctx, engine)
         if metric == "ttft":
@@ -445,19 +452,7 @@ class Predictor:
               context_len: int, engine_s: float) -> Prediction:
         """One prefill or decode step of the row's model on its system."""
         system_name = row.system
-        tp = self._tp_chips(system_name, row.tp or 1)
-        key = ("model", row.model, phase, batch, seq_len, context_len, tp, row.dtype, _recipe_tag(row))
-        graph = self._graphs.get(key)
-        if graph is None:
-            from ..workload import build
-
-            from ..workload.model import tp_over_chips
-
-            # the Neuron stack pads heads to the TP degree (in NeuronCores)
-            cfg = tp_over_chips(cfg, row.tp or 1, self.base_system(system_name).chip.tp_ranks)[0]
-            graph = self._graphs[key] = build(cfg, phase, batch=batch, seq_len=seq_len, context_len=context_len,
-                                              tp=tp, dtype=row.dtype, attention="flash",
-                                              compression=recipe_of(_recipe_tag(row)))
+        graph, tp = self._graph(row, cfg, phase, batch, seq_len, context_len)
         chips = tp if tp > self.base_system(system_name).num_chips else 0
         if fidelity == "event":
             from ..api import evaluate
@@ -467,6 +462,30 @@ class Predictor:
             return Prediction(res.summary["latency_s"], max(by, key=by.get), fidelity="event")  # step cost included
         costs = self.cost(system_name, chips, cal, graph.ops())
         return Prediction(sequence_time(costs) + engine_s, _dominant(costs))
+
+    def _graph(self, row: MeasurementRow, cfg, phase: str, batch: int, seq_len: int, context_len: int):
+        """(graph of one step of the row's model, TP degree in chips), built once per shape."""
+        from ..workload import build
+        from ..workload.model import tp_over_chips
+
+        tp = self._tp_chips(row.system, row.tp or 1)
+        key = ("model", row.model, phase, batch, seq_len, context_len, tp, row.dtype, _recipe_tag(row))
+        if key not in self._graphs:  # the Neuron stack pads heads to the TP degree (in NeuronCores)
+            cfg = tp_over_chips(cfg, row.tp or 1, self.base_system(row.system).chip.tp_ranks)[0]
+            self._graphs[key] = build(cfg, phase, batch=batch, seq_len=seq_len, context_len=context_len, tp=tp,
+                                      dtype=row.dtype, attention="flash", compression=recipe_of(_recipe_tag(row)))
+        return self._graphs[key], tp
+
+    def _unfit(self, row: MeasurementRow, cfg, batch: int, tokens: int) -> str | None:
+        """Why the weights and the KV cache of ``batch`` sequences of ``tokens`` tokens do not fit
+        the HBM of the row's chips (None: they fit); a decoder's row only."""
+        if cfg.family != "decoder" or tokens < 2:
+            return None
+        m = self._graph(row, cfg, "decode", batch, 0, tokens - 1)[0].meta
+        need, cap = m.weight_bytes_per_chip + m.kv_cache_bytes_per_chip, self.base_system(row.system).chip.hbm.capacity_bytes
+        return None if need <= cap else (f"does not fit: weights {fmt(m.weight_bytes_per_chip, 'B', binary=True)} and "
+                                         f"the KV cache of {batch} x {tokens} tokens {fmt(m.kv_cache_bytes_per_chip, 'B', binary=True)}"
+                                         f" per chip exceed its {fmt(cap, 'B', binary=True)} of HBM")
 
     def _train(self, row: MeasurementRow, cfg, cal) -> Prediction:
         """One optimizer step under the row's plan; what the row leaves empty (sp, recompute,
@@ -517,66 +536,6 @@ def harness_time(device_s: float, host_s: float, timing: str | None) -> float:
     of the call in series (``timing`` None or "call"), or overlapped in a loop of back-to-back
     calls ("loop": the next call is enqueued while the devices run this one)."""
     return max(device_s, host_s) if timing == "loop" else device_s + host_s
-
-
-def kernel_ops(row: MeasurementRow) -> list[Op]:
-    """The kernels of a kernel row: its one op, or an ``op: composite`` norm's eager ops."""
-    if row.op == "composite":
-        from ..workload.ops import composite_rmsnorm
-
-        return composite_rmsnorm(row.rows, row.cols, row.dtype)
-    return [kernel_op(row)]
-
-
-def kernel_op(row: MeasurementRow) -> Op:
-    """The op of a single-kernel row (gemm, softmax, norms, elementwise)."""
-    k, dt = row.kind, row.dtype
-    if k == "gemm":
-        mm = MatMul(name="gemm", role="gemm", m=row.m, n=row.n, k=row.k, batch=row.batch or 1,
-                    dtype_a=dt, dtype_b=dt, dtype_out=dt, b_shared=True)
-        recipe = recipe_of(_recipe_tag(row))
-        if recipe is not None:  # a GEMM row with a recipe: B is the weight
-            import dataclasses
-
-            upd = {"emulate": True, "sparsity": recipe.sparsity}
-            if recipe.weights:
-                upd["dtype_b"] = recipe.weights
-            if recipe.activations:
-                upd["dtype_a"] = recipe.activations
-            mm = dataclasses.replace(mm, **upd)
-        return mm
-    if k in ("softmax", "layernorm", "rmsnorm"):
-        cls = {"softmax": Softmax, "layernorm": LayerNorm, "rmsnorm": RMSNorm}[k]
-        return cls(name=k, role=k, rows=row.rows, cols=row.cols, dtype=dt)
-    elements = row.elements if row.elements is not None else row.rows * row.cols
-    return Elementwise(name=k, role=k, fn=k, elements=elements, dtype=dt)
-
-
-def _recipe_tag(row: MeasurementRow) -> str:
-    """The row's compression tag ("" for none)."""
-    return (row.compression or "").strip().lower()
-
-
-_RECIPES: dict[str, Any] = {}
-
-
-def recipe_of(tag: str):
-    """The Compression recipe of a measurement tag (w8a16, w4a16-g64, w4a16-g64+sparse2:4, a
-    format name), or None for ""; a WorkloadError for a tag accelsim cannot read."""
-    if not tag:
-        return None
-    r = _RECIPES.get(tag)
-    if r is None:
-        from ..compress.recipes import Compression
-
-        r = _RECIPES[tag] = Compression.from_tag(tag)
-    return r
-
-
-def _renamed(op: Op) -> Op:
-    import dataclasses
-
-    return dataclasses.replace(op, name=op.kind)
 
 
 def _dominant(costs: list[OpCost]) -> str:
