@@ -76,6 +76,8 @@ def test_plan_derived_sizes():
     (dict(ep=16, dp=16), "mixtral-8x7b", 16, 128, "ep=16 does not divide num_experts=8"),
     (dict(cp=3), "llama-3-8b", 8, 128, "cp=3 needs seq_len divisible by 2*cp = 6"),
     (dict(pp=2, layers_per_stage=(10, 20)), "llama-3-8b", 8, 128, "sums to 30, but 'llama-3-8b' has 32 layers"),
+    # 32 layers over pp=3: stages of 11, 11 and 10 layers, so at most 10 model chunks each
+    (dict(pp=3, vpp=11), "llama-3-8b", 12, 128, "vpp=11 model chunks per stage, but a stage of 'llama-3-8b' has 10"),
     (dict(), "vit-b16", 8, 197, "training is modelled for decoder LMs"),
 ])
 def test_plan_checked_against_model(kw, model, batch, seq, message):
@@ -92,6 +94,7 @@ def test_plan_checked_against_model(kw, model, batch, seq, message):
     (dict(ep=2, tp=2), "needs sequence parallelism (sp=True)"),
     (dict(tp=12, cores_per_chip=8), "tp=12 cores does not fill whole chips of 8 cores"),
     (dict(pp=2, layers_per_stage=(3,)), "layers_per_stage has 1 entries but pp=2"),
+    (dict(vpp=2), "vpp=2 needs pp > 1"),
 ])
 def test_plan_validation_messages(kw, message):
     with pytest.raises(WorkloadError, match=re.escape(message)):

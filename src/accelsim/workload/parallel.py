@@ -162,6 +162,9 @@ class ParallelPlan(StrictModel):
             raise PydanticCustomError(
                 "plan", "ep={ep} with tp={tp} needs sequence parallelism (sp=True), as in Megatron-Core",
                 {"ep": self.ep, "tp": self.tp})
+        if self.vpp > 1 and self.pp == 1:
+            raise PydanticCustomError("plan", "vpp={vpp} needs pp > 1: model chunks interleave across pipeline "
+                                      "stages", {"vpp": self.vpp})
         if self.layers_per_stage:
             if len(self.layers_per_stage) != self.pp:
                 raise PydanticCustomError(
@@ -260,6 +263,10 @@ class ParallelPlan(StrictModel):
                                     f"{sum(self.layers_per_stage)}, but {name!r} has {L} layers")
         elif self.pp > L:
             raise WorkloadError(f"pp={self.pp} exceeds the {L} layers of {name!r}; every stage needs a layer")
+        fewest = min(len(r) for r in self.stage_layers(L))
+        if self.vpp > fewest:
+            raise WorkloadError(f"vpp={self.vpp} model chunks per stage, but a stage of {name!r} has {fewest} layers; "
+                                f"every chunk needs a layer (vpp <= {fewest})")
         per = self.dp * self.microbatch
         if global_batch % per:
             lo, hi = (global_batch // per) * per, (global_batch // per + 1) * per
