@@ -164,6 +164,13 @@ def simulate_pipeline(stages: list[StageTimes], microbatches: int, schedule: str
     p, m, v = len(stages), microbatches, chunks if len(stages) > 1 else 1
     if p < 1 or m < 1:
         raise WorkloadError(f"a pipeline needs at least one stage and one microbatch (got {p}, {m})")
+    from ..limits import PIPELINE_TASK_BYTES, check_tasks
+
+    # each pass is two tasks and a send (the last backward a task per gradient bucket), refused
+    # before anything is built when it would not fit
+    check_tasks(6 * p * m * v, PIPELINE_TASK_BYTES,
+                f"the pipeline schedule of {m:,} microbatches over {p} stage{'s' if p > 1 else ''}",
+                "fewer microbatches (a larger --microbatch or a smaller global batch)")
     orders = program_orders(p, m, v, schedule)
     b = ScheduleBuilder()
     compute = [b.resource(f"stage{s}.compute", "tensor", chip=s) for s in range(p)]
