@@ -57,9 +57,11 @@ def check_tasks(n: int, task_bytes: float = TASK_BYTES, what: str = "the event-t
     tasks of ``TASK_BYTES``), and in any case past the 2^31 tasks its 32-bit task ids hold;
     the message suggests ``instead``."""
     if n >= 2**31:
-        raise WorkloadError(f"{what} needs {n:,} tasks, more than the 2^31 its 32-bit task ids hold; use {instead}")
+        raise WorkloadError(f"{what} would need {n:,} tasks or more, past the 2^31 its 32-bit task ids hold; "
+                            f"use {instead}")
     if n * task_bytes / TASK_BYTES > _limits["tasks"]:
-        raise WorkloadError(f"{what} needs {n:,} tasks (about {n * task_bytes / 2**30:.1f} GiB), past the limit of "
+        raise WorkloadError(f"{what} would need {n:,} tasks or more (about {n * task_bytes / 2**30:.1f} GiB), past "
+                            f"the limit of "
                             f"{_limits['tasks']:,} event-tier tasks; use {instead}, or raise the limit with "
                             f"`accelsim --max-tasks N ...` (or ACCELSIM_MAX_TASKS)")
 

@@ -392,7 +392,7 @@ class Predictor:
                           (prompt or 0) + ((row.output_len or 0) if cont or metric == "throughput" else 0))
         if why:
             return skipped(why)
-        if row.batch is None and row.concurrency is not None:
+        if cont:  # (a row with neither was skipped above)
             return self._continuous(row, cfg, fidelity, cal, metric, row.concurrency, prompt, ctx, engine)
         if metric == "ttft":
             return self._step(row, cfg, fidelity, cal, "prefill", batch, prompt or 0, 0, engine(batch))
@@ -482,10 +482,12 @@ class Predictor:
         if cfg.family != "decoder" or tokens < 2:
             return None
         m = self._graph(row, cfg, "decode", batch, 0, tokens - 1)[0].meta
-        need, cap = m.weight_bytes_per_chip + m.kv_cache_bytes_per_chip, self.base_system(row.system).chip.hbm.capacity_bytes
-        return None if need <= cap else (f"does not fit: weights {fmt(m.weight_bytes_per_chip, 'B', binary=True)} and "
-                                         f"the KV cache of {batch} x {tokens} tokens {fmt(m.kv_cache_bytes_per_chip, 'B', binary=True)}"
-                                         f" per chip exceed its {fmt(cap, 'B', binary=True)} of HBM")
+        cap = self.base_system(row.system).chip.hbm.capacity_bytes
+        if m.weight_bytes_per_chip + m.kv_cache_bytes_per_chip <= cap:
+            return None
+        gib = partial(fmt, unit="B", binary=True)
+        return (f"does not fit: weights {gib(m.weight_bytes_per_chip)} and the KV cache of {batch} x {tokens} tokens "
+                f"{gib(m.kv_cache_bytes_per_chip)} per chip exceed its {gib(cap)} of HBM")
 
     def _train(self, row: MeasurementRow, cfg, cal) -> Prediction:
         """One optimizer step under the row's plan; what the row leaves empty (sp, recompute,

@@ -286,10 +286,10 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
     HBM traffic, then the least compute time, then the earliest in enumeration order (tile
     edges ascending, then splits, then loop orders). The group with the lowest time bound is
     costed first, and a group whose bound (either of two) exceeds the fastest time so far by
-    more than the tolerance is skipped: none of its candidates could win. ``dq_b`` / ``dq_a``: vector-engine
-    seconds to dequantize one element of B (A) each time a core stages it (B once per row of
-    output tiles, A once per column; 0: no dequantization), spread over the active cores and
-    bounding the time like the other engines."""
+    more than the tolerance is skipped: none of its candidates could win. ``dq_b`` / ``dq_a``:
+    vector-engine seconds to dequantize one element of B (A) each time a core stages it (B once
+    per row of output tiles, A once per column; 0: no dequantization), spread over the active
+    cores and bounding the time like the other engines."""
     compulsory = batch * M * K * ba + (1.0 if b_shared else batch) * K * N * bb + batch * M * N * bo
     grp = _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq, teff,
                   cores, acc, shared_bw, hbm_bw, core_bw, compulsory)
