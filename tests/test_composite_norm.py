@@ -35,21 +35,25 @@ def test_composite_prediction_is_the_eight_kernels():
     pr = Predictor()
     fused = pr.predict(rows_of(validate_frame(_row(kernels="aten")))[0]).time_s
     comp = pr.predict(rows_of(validate_frame(_row(op="composite", kernels="aten")))[0]).time_s
-    # large rows are bandwidth-bound: fused 4 B/element at the reduction rate; composite 36 B,
-    # of which the row mean's 4 B read at ATen's reduction rate, the two broadcast products' 12 B
-    # (scale 4+4, weight 2+2) at ATen's broadcast rate and 20 B at the elementwise rate, so the
-    # ratio is (20 red + 12 red / broadcast + 4) / 4 (launch costs are ~1 %)
+    # large rows are bandwidth- or loop-bound. Per element, at the copy rate C (the chip's
+    # achievable HBM rate), the reduction rate C x red and ATen's unvectorized loop rate E:
+    # fused 4 B at C x red; composite: upcast max(6 B / C, 1 / E), square 8 B / C, mean 4 B at
+    # C x red, scale max(8 B / C, 1 / E), downcast 6 B / C, weight max(4 B / C, 1 / E)
+    # (launch costs and the per-row eps / rsqrt are ~1 %)
     from accelsim.arch import load_system
 
     from accelsim.stack.presets import load_kernels
 
-    red = load_system("a100-sxm-80gb").chip.achievable.reduction_efficiency * load_kernels("aten").reduction_efficiency
-    bc = load_kernels("aten").broadcast_efficiency
-    assert red < 0.9 and bc < 0.9  # the ratio below then tells the three rates apart
-    assert comp / fused == pytest.approx((20 * red + 12 * red / bc + 4) / 4, rel=0.03)
+    chip = load_system("a100-sxm-80gb").chip
+    red = chip.achievable.reduction_efficiency * load_kernels("aten").reduction_efficiency
+    C = chip.hbm.bandwidth_Bps * chip.achievable.hbm_efficiency
+    E = chip.num_cores * chip.engine_hz("vector") * load_kernels("aten").unvectorized_elements_per_cycle
+    assert red < 0.9 and 1 / E > 6 / C  # the loop binds the upcast: the ratio tells the rates apart
+    per_el = max(6 / C, 1 / E) + 8 / C + 4 / (C * red) + max(8 / C, 1 / E) + 6 / C + max(4 / C, 1 / E)
+    assert comp / fused == pytest.approx(per_el / (4 / (C * red)), rel=0.03)
 
 
-def test_broadcast_products_run_at_the_library_broadcast_rate():
+def test_unvectorized_kernels_run_at_the_library_loop_rate():
     from accelsim.arch import load_system
     from accelsim.cost.op_cost import ChipModel, op_cost
     from accelsim.stack import load_stack
@@ -57,15 +61,20 @@ def test_broadcast_products_run_at_the_library_broadcast_rate():
     from accelsim.stack.realize import realize
     from accelsim.workload.ops import Elementwise
 
-    plain = Elementwise(fn="copy", elements=1 << 26, dtype="fp32")
-    bcast = Elementwise(fn="copy", elements=1 << 26, dtype="fp32", broadcast=True)
+    n = 1 << 26
+    plain = Elementwise(fn="copy", elements=n, dtype="bf16")
+    loop = Elementwise(fn="copy", elements=n, dtype="bf16", unvectorized=True)
     s = load_system("a100-sxm-80gb")
-    for stack, frac in (("cuda-eager", load_kernels("aten").broadcast_efficiency), ("cuda-graphs", 1.0)):
-        cm = ChipModel(realize(s, load_stack(stack)))
-        assert op_cost(cm, bcast).memory_s / op_cost(cm, plain).memory_s == pytest.approx(1 / frac)
-    # the unfused norm's scale and weight products are the broadcast ones
-    assert [o.name for o in composite_rmsnorm(8, 8, "bf16") if getattr(o, "broadcast", False)] == [
-        "rmsnorm.scale", "rmsnorm.weight"]
+    rate = s.chip.num_cores * s.chip.engine_hz("vector") * load_kernels("aten").unvectorized_elements_per_cycle
+    cm = ChipModel(realize(s, load_stack("cuda-eager")))
+    assert op_cost(cm, loop).vector_s == pytest.approx(n / rate)
+    assert op_cost(cm, loop).time_s > 1.5 * op_cost(cm, plain).time_s  # 4 B an element would stream faster
+    # a stack without ATen's loop (CUDA graphs over native kernels) streams it at the copy rate
+    cm = ChipModel(realize(s, load_stack("cuda-graphs")))
+    assert op_cost(cm, loop).time_s == pytest.approx(op_cost(cm, plain).time_s)
+    # the unfused norm's widening copy and its two broadcast products leave the vectorized loop
+    assert [o.name for o in composite_rmsnorm(8, 8, "bf16") if o.unvectorized] == [
+        "rmsnorm.upcast", "rmsnorm.scale", "rmsnorm.weight"]
 
 
 def test_composite_is_an_rmsnorm_row_only():

@@ -211,10 +211,11 @@ class Calibration(Spec):
     FlashAttention-3 (warpgroup MMA, softmax overlapped) about four fifths. Set by the stack's
     ``attention`` block in realistic mode (neither a hardware field nor a fitted overhead: 1
     otherwise)."""
-    broadcast_efficiency: float = Field(1.0, gt=0, le=1)
-    """Further fraction of the HBM rate that elementwise kernels with a broadcast operand reach
-    (``Elementwise.broadcast``). Set from the stack's kernel library in realistic mode (1
-    otherwise)."""
+    unvectorized_elements_per_cycle: float | None = Field(None, gt=0)
+    """Elements per core per vector-engine cycle of the kernel library's unvectorized
+    elementwise loop (``Elementwise.unvectorized``): such a kernel takes at least
+    ``elements / (cores x vector clock x this)``. Set from the stack's kernel library in
+    realistic mode (None otherwise: no bound)."""
     host_async: bool = False
     """The launch overheads are host dispatch that overlaps the device's work on earlier ops
     (the stack runtime's ``host_async``): a step pipelines them (``sim.analytical.pipeline``).
@@ -247,7 +248,7 @@ HARDWARE_FIELDS = ("tensor_efficiency", "tensor_dtype_efficiency", "vector_effic
 STACK_FIELDS = ("launch_overhead_s", "tensor_launch_overhead_s", "vector_launch_overhead_s", "collective_overhead_s")
 """Calibration fields that describe the software path: they hold only under the stack they
 were fitted under (``Calibration.stack``)."""
-STACK_SET_FIELDS = ("attention_efficiency", "broadcast_efficiency", "host_async", "launches", "composite")
+STACK_SET_FIELDS = ("attention_efficiency", "unvectorized_elements_per_cycle", "host_async", "launches", "composite")
 """Calibration fields that realistic mode sets from the stack's kernels (its attention kernels,
 its kernel library): neither fitted by ``accelsim calibrate`` nor written to a calibration file."""
 

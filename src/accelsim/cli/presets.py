@@ -75,12 +75,14 @@ def validate(files):
                            + (f", stack {s.stack}" if s.stack else ""))
                 if s.stack:
                     load_stack(s.stack)
-            elif "reduction_efficiency" in data or "broadcast_efficiency" in data:
+            elif "reduction_efficiency" in data or "unvectorized_elements_per_cycle" in data:
                 from ..stack.presets import load_kernels
 
                 lib = load_kernels(f)
-                click.echo(f"ok: {f}: kernel library {lib.name} (reductions at {lib.reduction_efficiency:.3g}, "
-                           f"broadcasts at {lib.broadcast_efficiency:.3g} of the copy rate)")
+                loop = (f", unvectorized loop {lib.unvectorized_elements_per_cycle:.3g} elements per core-cycle"
+                        if lib.unvectorized_elements_per_cycle else "")
+                click.echo(f"ok: {f}: kernel library {lib.name} (reductions at {lib.reduction_efficiency:.3g} "
+                           f"of the copy rate{loop})")
             elif "collectives" in data or "runtime" in data or "base" in data:
                 st = load_stack(f)
                 click.echo(f"ok: {f}: stack {st.name} ({st.runtime.name}; {st.collectives.name})")

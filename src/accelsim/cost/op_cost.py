@@ -105,7 +105,9 @@ class ChipModel:
         self.shared_bw = bw * cal.sram_efficiency
         self.hbm_bw = chip.hbm.bandwidth_Bps * cal.hbm_efficiency
         self.reduction_eff = cal.reduction_efficiency
-        self.broadcast_eff = cal.broadcast_efficiency
+        loop = cal.unvectorized_elements_per_cycle
+        self.unvec_rate = loop * chip.engine_hz("vector") if loop else 0.0
+        """Elements per second one core's unvectorized elementwise loop processes (0: unbounded)."""
         self.attn_eff = cal.attention_efficiency
         self.core_bw = chip.dma_bandwidth_Bps * cal.hbm_efficiency / self.cores
         self.queues = max(1, chip.dma.engines // self.cores)
@@ -321,8 +323,8 @@ def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: floa
     mem = hbm_bytes / min(cm.hbm_bw, active * cm.core_bw)
     if isinstance(op, (Softmax, LayerNorm, RMSNorm)) or getattr(op, "fn", "") == "sum":
         mem /= cm.reduction_eff  # row-wise reductions (a row mean too) stream at their own fraction
-    elif getattr(op, "broadcast", False):
-        mem /= cm.broadcast_eff  # an operand broadcast: the library's non-contiguous loop
+    if cm.unvec_rate and getattr(op, "unvectorized", False):
+        vec = max(vec, op.elements / (active * cm.unvec_rate))  # the library's offset-computing loop
     return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.vector_overhead,
                   hbm_bytes=hbm_bytes, mapping=f"{int(active)} cores")
 

@@ -527,9 +527,11 @@ class Lowerer:
                 if o.transcendentals() > 0:
                     work.append(b.task(BUSY, CAT_SCALAR, oid, ld, resource=self.scalar[c],
                                        duration_s=o.transcendentals() * frac / cm.trans_rate))
-                if o.vector_ops() > 0:
-                    work.append(b.task(BUSY, CAT_VECTOR, oid, ld, resource=self.vector[c],
-                                       duration_s=self.vec_time(o.vector_ops() * frac, dtype)))
+                vec_s = self.vec_time(o.vector_ops() * frac, dtype)
+                if cm.unvec_rate and getattr(o, "unvectorized", False):  # the library's offset-computing loop
+                    vec_s = max(vec_s, o.elements * frac / cm.unvec_rate)
+                if vec_s > 0:
+                    work.append(b.task(BUSY, CAT_VECTOR, oid, ld, resource=self.vector[c], duration_s=vec_s))
                 ends += self.store(oid, c, out_bytes * frac, work or ld)
         return ends
 

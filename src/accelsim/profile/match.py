@@ -27,6 +27,9 @@ SOFTMAX = re.compile(r"^aten::_?(log_)?softmax")
 ELEMENTWISE = re.compile(r"^aten::(add|sub|mul|div|pow|rsqrt|sqrt|exp|neg|silu|gelu|relu|sigmoid|tanh|mean|sum|"
                          r"where|masked_fill|cat|threshold|embedding|index|gather|scatter|clamp|max|min|"
                          r"native_dropout|dropout|abs|sign|reciprocal|log|argmax|topk|cumsum|tril|triu)", re.I)
+UNVECTORIZED = re.compile(r"at::native::elementwise_kernel<|unrolled_elementwise_kernel|CatArrayBatchedCopy")
+"""Kernels of ATen's unvectorized loops (a strided or broadcast operand, a widening cast) and its
+strided batched copy (``torch.cat``): the traced kernel name tells which path an op took."""
 GEMM_KERNEL = re.compile(r"gemm|cutlass|xmma|cublas|matmul|wgmma", re.I)
 NCCL = re.compile(r"nccl|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|broadcast|sendrecv", re.I)
 COLLECTIVE_KIND = (("reduce_?scatter", "reducescatter"), ("all_?gather", "allgather"), ("all_?reduce", "allreduce"),
@@ -121,14 +124,16 @@ def classify(name: str, op: str | None, dims, types, extra, cat: str) -> tuple[s
     if key == "aten::copy_" and dims and isinstance(dims[0], list) and dims[0]:
         # copy_(dst, src): a cast when the types differ (logits.float(), a gradient to fp32)
         src, dst = (_dtype([types[1]]) if types and len(types) > 1 else dt), dt
-        return "elementwise", Elementwise(fn="copy", elements=_numel(dims[0]), dtype=src, dtype_out=dst)
+        return "elementwise", Elementwise(fn="copy", elements=_numel(dims[0]), dtype=src, dtype_out=dst,
+                                          unvectorized=bool(UNVECTORIZED.search(name)))
     if key in GATHERS:  # reads and writes the rows it picks, not the whole table
         n = _gathered(key, dims or [])
         return "elementwise", Elementwise(fn="add", elements=int(n), dtype=dt) if n else None
     if ELEMENTWISE.search(key) or key.endswith("_backward"):
         n = max((_numel(d) for d in (dims or []) if isinstance(d, list)), default=0)
         fn = "mul" if "mul" in key else "add"
-        return "elementwise", Elementwise(fn=fn, elements=int(n), dtype=dt) if n else None
+        loop = bool(UNVECTORIZED.search(name))
+        return "elementwise", Elementwise(fn=fn, elements=int(n), dtype=dt, unvectorized=loop) if n else None
     if GEMM_KERNEL.search(name):
         return "matmul", None
     return "other", None

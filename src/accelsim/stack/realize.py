@@ -38,7 +38,7 @@ def dropped_stack_costs(system: SystemSpec, stack: Stack | None) -> str | None:
 def _runtime(base: Calibration, stack: Stack, chip: str = "", die: str | None = None) -> Calibration:
     """``base`` plus the stack runtime's per-kernel and per-collective host costs (a
     program-dispatch runtime pays per call instead), its attention kernels' efficiency on
-    ``chip`` (else on its ``die``) and its kernel library's reduction and broadcast efficiencies."""
+    ``chip`` (else on its ``die``) and its kernel library's reduction efficiency and unvectorized element rate."""
     att = None
     if stack.attention is not None:
         att = stack.attention.efficiency.get(chip, stack.attention.efficiency.get(die or ""))
@@ -49,7 +49,7 @@ def _runtime(base: Calibration, stack: Stack, chip: str = "", die: str | None = 
 
         lib = load_kernels(stack.kernels)
         base = base.model_copy(update={"reduction_efficiency": base.reduction_efficiency * lib.reduction_efficiency,
-                                       "broadcast_efficiency": lib.broadcast_efficiency})
+                                       "unvectorized_elements_per_cycle": lib.unvectorized_elements_per_cycle})
     if stack.runtime.dispatch != "kernel":
         return base
     rt = stack.runtime

@@ -234,11 +234,14 @@ class KernelLibrary(_Spec):
     reduction_efficiency: float = Field(1.0, gt=0, le=1)
     """Fraction of the chip's achievable HBM rate (``hbm_efficiency``: what a copy reaches) that
     this library's row-wise reduction kernels (softmax, LayerNorm, RMSNorm, a row mean) reach."""
-    broadcast_efficiency: float = Field(1.0, gt=0, le=1)
-    """Fraction of the copy rate that this library's elementwise kernels reach when an operand is
-    broadcast (a [rows, 1] or [cols] tensor against a [rows, cols] one, as an unfused RMSNorm's
-    scale and weight products are): ATen runs a non-contiguous elementwise op through its
-    unvectorized, offset-computing loop instead of the vectorized one."""
+    unvectorized_elements_per_cycle: float | None = Field(None, gt=0)
+    """Elements per core (SM) per vector-engine cycle that this library's unvectorized
+    elementwise loop processes (``Elementwise.unvectorized``: a broadcast or non-contiguous
+    operand, or a widening cast). ATen runs such a kernel through an offset-computing loop
+    (``elementwise_kernel`` / ``unrolled_elementwise_kernel``) whose index arithmetic and
+    scalar loads, not the memory, bound it: a fixed element rate whatever the element size or
+    the operand count. None: the library has no such loop (generated kernels vectorize
+    strided loads), so those kernels stream at the copy rate."""
     sources: dict[str, str] = {}
     """Citation of every numeric field, keyed by its name."""
 

@@ -237,9 +237,12 @@ class Elementwise(Op):
     """Element type written (a cast: fp32 -> bf16); None: ``dtype``."""
     out_elements: int | None = None
     """Elements written when fewer than read (a reduction: one per row); None: ``elements``."""
-    broadcast: bool = False
-    """One operand is broadcast against the others (a per-row or per-column vector): eager
-    libraries run it off their vectorized path (``KernelLibrary.broadcast_efficiency``)."""
+    unvectorized: bool = False
+    """The kernel leaves a library's vectorized loop: an operand is broadcast (a per-row or
+    per-column vector), or not contiguous (a transposed view, a slice of a fused projection),
+    or the op widens its element type (bf16 -> fp32). ATen then runs its offset-computing loop,
+    bound by an element rate rather than by bandwidth
+    (``KernelLibrary.unvectorized_elements_per_cycle``)."""
     kind: ClassVar[str] = "elementwise"
 
     def __post_init__(self) -> None:
@@ -262,34 +265,37 @@ def composite_rmsnorm(rows: int, cols: int, dtype: str, name: str = "rmsnorm") -
     """RMSNorm as PyTorch eager runs a reference module written op by op (Hugging Face's
     ``LlamaRMSNorm``): upcast to fp32, square, row mean, add eps, rsqrt, scale, downcast,
     multiply by the weight; eight kernels, each reading and writing HBM (36 bytes per bf16
-    element where a fused kernel moves 4). The scale (by the per-row rsqrt) and the weight
-    product have a broadcast operand."""
+    element where a fused kernel moves 4). The upcast widens bf16 to fp32 and the scale (by the
+    per-row rsqrt) and the weight product have a broadcast operand: those three leave ATen's
+    vectorized loop (its downcast to bf16 has a vectorized kernel of its own)."""
     n = rows * cols
     f32 = "fp32"
-    return [Elementwise(name=f"{name}.upcast", role=name, fn="copy", elements=n, dtype=dtype, dtype_out=f32),
+    return [Elementwise(name=f"{name}.upcast", role=name, fn="copy", elements=n, dtype=dtype, dtype_out=f32,
+                        unvectorized=True),
             Elementwise(name=f"{name}.square", role=name, fn="square", elements=n, dtype=f32),
             Elementwise(name=f"{name}.mean", role=name, fn="sum", elements=n, dtype=f32, out_elements=rows),
             Elementwise(name=f"{name}.eps", role=name, fn="add", elements=rows, dtype=f32),
             Elementwise(name=f"{name}.rsqrt", role=name, fn="rsqrt", elements=rows, dtype=f32),
             Elementwise(name=f"{name}.scale", role=name, fn="copy", elements=n, dtype=f32,
-                        broadcast=True),
+                        unvectorized=True),
             Elementwise(name=f"{name}.downcast", role=name, fn="copy", elements=n, dtype=f32, dtype_out=dtype),
-            Elementwise(name=f"{name}.weight", role=name, fn="copy", elements=n, dtype=dtype, broadcast=True)]
+            Elementwise(name=f"{name}.weight", role=name, fn="copy", elements=n, dtype=dtype, unvectorized=True)]
 
 
 def composite_rope(elements: int, dtype: str, name: str = "rope") -> list[Op]:
     """RoPE as PyTorch eager runs Hugging Face's ``apply_rotary_pos_emb`` on ``elements`` (q and k
     together): ``x * cos + rotate_half(x) * sin``, ``rotate_half`` a negation of the second half
     and a concatenation: five kernels for q and five for k (split evenly here: the op carries
-    only their total), 10 element passes where a fused kernel makes 2 (plus its tables). The
-    products with cos and sin broadcast the tables over heads and batch."""
+    only their total), 10 element passes where a fused kernel makes 2 (plus its tables). None
+    of the ten is vectorized: q and k are transposed views of the projection's output, the
+    products with cos and sin broadcast the tables over heads and batch, and the sum adds
+    tensors of two layouts (the product of a view keeps its strides, the concatenation is
+    contiguous); an H200 trace shows all ten in ATen's offset-computing loops."""
     out: list[Op] = []
     for t, n in (("q", elements - elements // 2), ("k", elements // 2)):  # q and k apart (an even split)
-        out += [Elementwise(name=f"{name}.{t}.cos", role=name, fn="copy", elements=n, dtype=dtype, broadcast=True),
-                Elementwise(name=f"{name}.{t}.neg", role=name, fn="copy", elements=n // 2, dtype=dtype),
-                Elementwise(name=f"{name}.{t}.cat", role=name, fn="copy", elements=n, dtype=dtype),
-                Elementwise(name=f"{name}.{t}.sin", role=name, fn="copy", elements=n, dtype=dtype, broadcast=True),
-                Elementwise(name=f"{name}.{t}.add", role=name, fn="add", elements=n, dtype=dtype)]
+        out += [Elementwise(name=f"{name}.{t}.{part}", role=name, fn=fn, elements=m, dtype=dtype, unvectorized=True)
+                for part, fn, m in (("cos", "copy", n), ("neg", "copy", n // 2), ("cat", "copy", n),
+                                    ("sin", "copy", n), ("add", "add", n))]
     return out
 
 
