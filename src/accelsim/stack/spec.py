@@ -185,6 +185,8 @@ class TrainingFramework(_Spec):
     (``ParallelPlan.loss_grad_bytes_per_logit``)."""
     rmsnorm: Literal["fused", "eager"] = "fused"
     """How its RMSNorm runs (``ParallelPlan.rmsnorm``)."""
+    master_casts: Literal["fused", "separate"] = "fused"
+    """How its optimizer step reaches the fp32 master weights (``ParallelPlan.master_casts``)."""
     vocab_multiple: int = Field(1, ge=1)
     """The framework pads the vocabulary to a multiple of this times the TP degree
     (``ParallelPlan.vocab_multiple``)."""

@@ -8,7 +8,9 @@ the gradient dtype, ``N`` = parameters the chip holds before ZeRO, see
 over their expert data-parallel group):
 
 - weights: ``B * N``, divided by the data-parallel group under ZeRO-3;
-- gradients: ``G * N``, divided under ZeRO-2 and 3;
+- gradients: ``G * N``, divided under ZeRO-2 and 3 (a loop that casts them to fp32 master
+  gradients, ``plan.master_casts == "separate"``: up to ``4 * N`` once the activations are
+  freed);
 - optimizer states: AdamW with mixed precision keeps an fp32 master copy and fp32 moments m
   and v, 12 bytes per parameter (8 when training in fp32: no master copy), divided under
   ZeRO-1, 2 and 3 (the ZeRO paper's K = 12);
@@ -167,12 +169,17 @@ def stage_memory(model: ModelConfig | str, global_batch: int, seq_len: int, plan
         act += live * 4.0 * logits
         transient = max(transient, plan.loss_grad_bytes_per_logit * logits)
     act += transient
+    grads = G * shard(2)
+    if plan.master_casts == "separate" and G < 4:
+        # fp32 master gradients replace these after the backward, once the activations are
+        # freed: the peak is the larger of the two moments
+        grads += max(0.0, (4 - G) * shard(2) - act)
     buffers = 0.0
     if plan.zero == 3 and len(layers):
         biggest = max(sum(layer_params(m, li, plan)) for li in layers)
         buffers = 2.0 * biggest * B
     return MemoryBreakdown(
-        weights_bytes=B * shard(3), gradients_bytes=G * shard(2), optimizer_bytes=opt * shard(1),
+        weights_bytes=B * shard(3), gradients_bytes=grads, optimizer_bytes=opt * shard(1),
         activations_bytes=act, buffers_bytes=buffers, phase="train", stage=stage, model=m,
         global_batch=global_batch, seq_len=seq_len, dtype=dtype, attention=attention, plan=plan)
 

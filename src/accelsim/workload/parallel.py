@@ -106,6 +106,15 @@ class ParallelPlan(StrictModel):
     XLA); ``eager``, the separate PyTorch ops of a module written op by op (upcast, square, mean,
     add eps, rsqrt, scale, downcast, weight: ``ops.composite_rmsnorm``), forward, recompute and
     once more in the backward (torchtitan without torch.compile)."""
+    master_casts: Literal["fused", "separate"] = "fused"
+    """How a mixed-precision step reaches its fp32 master weights: ``fused``, the optimizer
+    kernel reads the low-precision gradients and writes the model's copy of each weight itself
+    (Megatron-LM's distributed optimizer, Apex's fused Adam); ``separate``, the training loop
+    casts every gradient to an fp32 master gradient before the optimizer step (a widening copy,
+    ATen's unvectorized loop) and copies the updated master weights back into the model after
+    it, as a hand-written loop around ``torch.optim.AdamW`` on fp32 copies does
+    (``accelsim.bench.model.train_step``). The fp32 gradients then replace the low-precision
+    ones after the backward."""
     vocab_multiple: int = Field(1, ge=1)
     """The vocabulary is padded to a multiple of this times ``tp`` (Megatron-LM's
     ``--make-vocab-size-divisible-by``, 128 by default), so every rank's share of the embedding

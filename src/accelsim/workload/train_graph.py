@@ -506,7 +506,17 @@ class StageGraphs:
         e = _Emit()
         sharded = self.p.zero >= 1
         n = sum(p / grp if sharded else p for _, p, grp in self.zero_groups(dense, expert))
-        e(AdamW(name="opt.adamw", role="opt.adamw", elements=int(math.ceil(n)), dtype="fp32",
+        n = int(math.ceil(n))
+        if self.p.master_casts == "separate" and self.dt != "fp32":
+            # the loop's casts around an optimizer that steps fp32 tensors only
+            g = e(Elementwise(name="opt.grad_cast", role="opt.grad_cast", fn="copy", elements=n, dtype=self.gdt,
+                              dtype_out="fp32", unvectorized=True))
+            a = e(AdamW(name="opt.adamw", role="opt.adamw", elements=n, dtype="fp32", grad_dtype="fp32",
+                        param_dtype="fp32", master_weights=False), g)
+            e(Elementwise(name="opt.param_copy", role="opt.param_copy", fn="copy", elements=n, dtype="fp32",
+                          dtype_out=self.dt), a)
+            return e
+        e(AdamW(name="opt.adamw", role="opt.adamw", elements=n, dtype="fp32",
                 grad_dtype=self.gdt, param_dtype=self.dt, master_weights=self.dt != "fp32"))
         return e
 
