@@ -574,6 +574,7 @@ class _Template:
         tpl.cols, tpl.ptr, tpl.idx, tpl.inside = cols, ptr, idx, inside
         tpl.t0, tpl.start, tpl.prev, tpl.oid, tpl.ends = t0, start, prev, oid, e
         tpl.pools = [(name[: -len(f".op{oid}")], slots, p0) for name, slots in pools]
+        b.compact(t0, cols, ptr, idx)  # the op's rows as the template's arrays from now on
         return tpl
 
     def replay(self, b: ScheduleBuilder, oid: int, start: int, prev: int) -> list[int]:

@@ -19,6 +19,13 @@ a DMA transfer, a link transfer or a fixed delay. Kinds:
 slot to start and holds it; the task that releases frees one when it ends. This is how SRAM
 capacity bounds how far DMA runs ahead of compute.
 
+The per-task values ``duration_s``, ``nbytes``, ``cap_Bps``, ``weight`` and ``flops`` are stored
+once per distinct combination: ``cls_table`` holds the combinations (one row each, columns in
+``VALUE_COLUMNS`` order) and ``cls`` each task's row (8, 16 or 32 bits, by how many there are).
+A lowered model has a few hundred combinations over millions of tasks, so this takes 1-2 bytes
+a task where five float columns took 40. The five names are still attributes, materialized on
+each access; ``value`` and ``values`` read one task or a few.
+
 Dependencies are in CSR form: the predecessors of task ``t`` are
 ``dep_idx[dep_ptr[t]:dep_ptr[t + 1]]``. Tasks are stored in program order; ``priority`` breaks
 ties between ready tasks (lower first), then the task index.
@@ -40,9 +47,11 @@ KIND_NAMES = ("busy", "xfer", "delay")
 CAT_TENSOR, CAT_VECTOR, CAT_SCALAR, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD = range(7)
 CATEGORY_NAMES = ("tensor", "vector", "scalar", "dma_in", "dma_out", "link", "overhead")
 
-ARRAY_FIELDS = ("kind", "resource", "server", "duration_s", "nbytes", "cap_Bps", "weight", "flops", "acquire",
-                "release", "priority", "op", "category", "dep_ptr", "dep_idx", "res_capacity", "res_bandwidth_Bps",
-                "res_chip", "srv_bandwidth_Bps", "srv_chip", "srv_by_op", "pool_slots")
+ARRAY_FIELDS = ("kind", "resource", "server", "cls", "cls_table", "acquire", "release", "priority", "op",
+                "category", "dep_ptr", "dep_idx", "res_capacity", "res_bandwidth_Bps", "res_chip",
+                "srv_bandwidth_Bps", "srv_chip", "srv_by_op", "pool_slots")
+VALUE_COLUMNS = ("duration_s", "nbytes", "cap_Bps", "weight", "flops")
+"""The per-task values a Schedule keeps once per distinct combination (``cls_table``'s columns)."""
 LIST_FIELDS = ("res_names", "res_class", "srv_names", "pool_names", "op_names", "op_roles", "op_kinds")
 
 
@@ -54,11 +63,10 @@ class Schedule:
     kind: np.ndarray
     resource: np.ndarray
     server: np.ndarray
-    duration_s: np.ndarray
-    nbytes: np.ndarray
-    cap_Bps: np.ndarray
-    weight: np.ndarray
-    flops: np.ndarray
+    cls: np.ndarray
+    """Each task's row of ``cls_table`` (its duration, bytes, cap, weight and flops)."""
+    cls_table: np.ndarray
+    """The distinct (duration_s, nbytes, cap_Bps, weight, flops) of the tasks, one row each."""
     acquire: np.ndarray
     release: np.ndarray
     priority: np.ndarray
@@ -89,6 +97,24 @@ class Schedule:
     def num_tasks(self) -> int:
         return int(self.kind.size)
 
+    def values(self, name: str, tasks=None) -> np.ndarray:
+        """Column ``name`` (one of ``VALUE_COLUMNS``) of ``tasks`` (indices or a mask; None:
+        every task), as a new float array."""
+        j = VALUE_COLUMNS.index(name)
+        return self.cls_table[self.cls if tasks is None else self.cls[tasks], j]
+
+    def value(self, name: str, t: int) -> float:
+        """Column ``name`` of task ``t``."""
+        return float(self.cls_table[self.cls[t], VALUE_COLUMNS.index(name)])
+
+    duration_s = property(lambda self: self.values("duration_s"), doc="Seconds a task holds its server "
+                          "(XFER: its latency / issue part; DELAY: its wait), materialized.")
+    nbytes = property(lambda self: self.values("nbytes"), doc="Bytes a transfer moves, materialized.")
+    cap_Bps = property(lambda self: self.values("cap_Bps"), doc="A transfer's own rate cap, materialized.")
+    weight = property(lambda self: self.values("weight"), doc="Fraction of a transfer's bytes that load its "
+                      "server, materialized.")
+    flops = property(lambda self: self.values("flops"), doc="A tensor pass's flops, materialized.")
+
     def deps(self, t: int) -> np.ndarray:
         return self.dep_idx[self.dep_ptr[t]:self.dep_ptr[t + 1]]
 
@@ -97,7 +123,7 @@ class Schedule:
         cat = CATEGORY_NAMES[self.category[t]]
         op = self.op_names[self.op[t]] if self.op[t] >= 0 else "-"
         if self.kind[t] == XFER:
-            return f"{op} {cat} {self.nbytes[t] / 1024:.0f} KiB"
+            return f"{op} {cat} {self.value('nbytes', t) / 1024:.0f} KiB"
         return f"{op} {cat}"
 
     def save(self, path: str | Path) -> None:
@@ -114,6 +140,10 @@ class Schedule:
                 if k in kw:
                     kw[k] = kw[k].astype(np.int32)
             kw.setdefault("srv_by_op", np.zeros(len(kw["srv_bandwidth_Bps"]), dtype=np.int8))
+            if "cls" not in kw:  # files saved before 2026-12-04 hold the five value columns
+                rows: list = []
+                codes = _encode({k: z[k] for k in VALUE_COLUMNS}, {}, rows)
+                kw["cls"], kw["cls_table"] = _packed(codes, rows)
             kw.update({k: [str(s) for s in z[k]] for k in LIST_FIELDS})
         return cls(**kw)
 
@@ -126,13 +156,14 @@ class Schedule:
             where = self.res_names[r] if r >= 0 else "-"
             extra = ""
             if self.kind[t] == XFER:
-                extra = f" {self.nbytes[t]:.0f} B via {self.srv_names[self.server[t]]} (cap {self.cap_Bps[t] / 1e9:.1f} GB/s)"
+                extra = (f" {self.value('nbytes', t):.0f} B via {self.srv_names[self.server[t]]} "
+                         f"(cap {self.value('cap_Bps', t) / 1e9:.1f} GB/s)")
             if self.acquire[t] >= 0:
                 extra += f" acquire {self.pool_names[self.acquire[t]]}"
             if self.release[t] >= 0:
                 extra += f" release {self.pool_names[self.release[t]]}"
             deps = ",".join(str(d) for d in self.deps(t))
-            lines.append(f"{t:6d} {KIND_NAMES[self.kind[t]]:5} {where:<18} {self.duration_s[t] * 1e6:10.3f} us"
+            lines.append(f"{t:6d} {KIND_NAMES[self.kind[t]]:5} {where:<18} {self.value('duration_s', t) * 1e6:10.3f} us"
                          f"{extra}  <- [{deps}]  {self.task_name(t)}")
         if self.num_tasks > limit:
             lines.append(f"... {self.num_tasks - limit} more")
@@ -166,6 +197,8 @@ class ScheduleBuilder:
         self._res_index: dict[str, int] = {}
         self._srv_index: dict[str, int] = {}
         self._pool_index: dict[str, int] = {}
+        self._cls_index: dict[bytes, int] = {}  # a value combination's bytes -> its row of cls_table
+        self._cls_rows: list[np.ndarray] = []
 
     def resource(self, name: str, cls: str, capacity: int = 1, chip: int = 0, bandwidth_Bps: float = 0.0) -> int:
         if name not in self._res_index:
@@ -254,6 +287,18 @@ class ScheduleBuilder:
             raise ValueError("segment() reads tasks added since the last block only")
         return (_columns([c[i0:i1] for c in self.cols]), *_csr(self.deps[i0:i1]))
 
+    def compact(self, t0: int, cols: dict[str, np.ndarray], dep_ptr: np.ndarray, dep_idx: np.ndarray) -> None:
+        """Hold the tasks from ``t0`` on (the last ones added by ``task``) as the arrays
+        ``segment(t0, num_tasks)`` made of them, dropping their rows: a lowered op's Python
+        rows (~300 bytes a task) are freed as soon as its template exists."""
+        i0 = t0 - self._base
+        if i0 < 0 or len(self.deps) - i0 != len(dep_ptr) - 1:
+            raise ValueError("compact() takes the tasks from t0 to the last one added by task()")
+        for c in self.cols:
+            del c[i0:]
+        del self.deps[i0:]
+        self._append((cols, dep_ptr, dep_idx, None))
+
     def append_block(self, cols: dict[str, np.ndarray], dep_ptr: np.ndarray, dep_idx: np.ndarray) -> range:
         """Append tasks given as arrays (``segment``'s layout, task ids already final); returns
         their ids."""
@@ -292,6 +337,7 @@ class ScheduleBuilder:
         if not raw:
             return
         cols = _columns([[x for i in raw for x in self._blocks[i][1][j]] for j in range(len(TASK_COLUMNS))])
+        cols["cls"] = _encode(cols, self._cls_index, self._cls_rows)  # all row blocks in one go
         ptr, idx = _csr([d for i in raw for d in self._blocks[i][2]])
         a = 0
         for i in raw:
@@ -312,24 +358,46 @@ class ScheduleBuilder:
 
             raise WorkloadError(f"an event-tier schedule of {n:,} tasks has {n_deps:,} dependencies, past the "
                                 f"2^31 its 32-bit offsets hold; use --fidelity analytical")
-        cols = {k: np.empty(n, dtype=dt) for k, dt in TASK_COLUMNS.items()}
+        # each block's value combinations as rows of one table (a replayed op's block is the
+        # same arrays every time: encoded once)
+        codes: dict[int, np.ndarray] = {}
+        for src, _, _, _ in blocks:
+            if id(src) not in codes:
+                c = src.get("cls")
+                codes[id(src)] = c if c is not None else _encode(src, self._cls_index, self._cls_rows)
+        cls, table = _packed(None, self._cls_rows)
+        cols = {k: np.empty(n, dtype=dt) for k, dt in TASK_COLUMNS.items() if k not in VALUE_COLUMNS}
+        cols["cls"] = np.empty(n, dtype=cls.dtype)
         dep_ptr = np.zeros(n + 1, dtype=np.int32)
         dep_idx = np.empty(n_deps, dtype=np.int32)
         a = d = 0
         for src, ptr, idx, edit in blocks:
             b, e = a + len(ptr) - 1, d + len(idx)
             np.subtract(ptr[1:], ptr[:-1], out=dep_ptr[a + 1:b + 1], casting="unsafe")
+            cols["cls"][a:b] = codes[id(src)]
             if edit is None:
                 for k, c in cols.items():
-                    c[a:b] = src[k]
+                    if k != "cls":
+                        c[a:b] = src[k]
                 dep_idx[d:e] = idx
             else:
-                edit.apply(src, idx, {k: c[a:b] for k, c in cols.items()}, dep_idx[d:e])
+                edit.apply(src, idx, {k: c[a:b] for k, c in cols.items() if k != "cls"}, dep_idx[d:e])
             a, d = b, e
+        del codes
+        # the table in a canonical order (by value bytes), so the codes do not depend on the order
+        # in which blocks met their combinations (a replayed op and a fresh one agree)
+        order = sorted(range(len(table)), key=lambda i: table[i].tobytes())
+        if order != list(range(len(table))):
+            rank = np.empty(len(order), dtype=cols["cls"].dtype)
+            rank[order] = np.arange(len(order))
+            cols["cls"] = rank[cols["cls"]]
+            table = table[order]
+            self._cls_rows[:] = [self._cls_rows[i] for i in order]
+            self._cls_index.update({r.tobytes(): i for i, r in enumerate(self._cls_rows)})
         np.cumsum(dep_ptr, out=dep_ptr)
         self._blocks = [(cols, dep_ptr, dep_idx, None)]
         return Schedule(
-            **cols, dep_ptr=dep_ptr, dep_idx=dep_idx,
+            **cols, cls_table=table, dep_ptr=dep_ptr, dep_idx=dep_idx,
             res_capacity=np.array([r[2] for r in self.res], dtype=np.int32),
             res_chip=np.array([r[3] for r in self.res], dtype=np.int32),
             res_bandwidth_Bps=np.array([r[4] for r in self.res], dtype=float),
@@ -369,6 +437,34 @@ class Shift(NamedTuple):
             else:
                 c[:] = x
         out_idx[:] = np.where(self.inside, idx + self.tasks, np.where(idx == self.old_start, self.start, self.prev))
+
+
+def _encode(cols: dict[str, np.ndarray], index: dict[bytes, int], rows: list[np.ndarray]) -> np.ndarray:
+    """Each task's row of the value table (``VALUE_COLUMNS`` of ``cols``), adding the
+    combinations not yet in ``index`` / ``rows``; int32 codes. Combinations are told apart by
+    their bytes, so every value comes back bit for bit."""
+    m = np.stack([np.asarray(cols[k], dtype=float) for k in VALUE_COLUMNS], axis=1)
+    if not len(m):
+        return np.empty(0, dtype=np.int32)
+    v = np.ascontiguousarray(m).view(np.dtype((np.void, m.shape[1] * 8))).ravel()
+    uniq, first, inv = np.unique(v, return_index=True, return_inverse=True)
+    local = np.empty(uniq.size, dtype=np.int32)
+    for i, f in enumerate(first.tolist()):
+        key = uniq[i].tobytes()
+        c = index.get(key)
+        if c is None:
+            c = index[key] = len(rows)
+            rows.append(m[f].copy())
+        local[i] = c
+    return local[inv.ravel()]
+
+
+def _packed(codes: np.ndarray | None, rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(``codes`` in the narrowest unsigned type that holds ``len(rows)`` rows, the table); with
+    ``codes`` None, an empty array of that type."""
+    dt = np.uint8 if len(rows) <= 1 << 8 else np.uint16 if len(rows) <= 1 << 16 else np.int32
+    table = np.array(rows, dtype=float).reshape(len(rows), len(VALUE_COLUMNS))
+    return (np.empty(0, dtype=dt) if codes is None else codes.astype(dt)), table
 
 
 def _columns(cols: list[list]) -> dict[str, np.ndarray]:

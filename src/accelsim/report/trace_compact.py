@@ -47,8 +47,8 @@ def compact_trace(result: SimResult, system_name: str = "",
     dur = (result.end_s - result.start_s)[with_op]
     busy = np.bincount(ginv, dur, minlength=gkeys.size)
     ntask = np.bincount(ginv, minlength=gkeys.size)
-    nbytes = np.bincount(ginv, s.nbytes[with_op], minlength=gkeys.size)
-    flops = np.bincount(ginv, s.flops[with_op], minlength=gkeys.size)
+    nbytes = np.bincount(ginv, s.values("nbytes", with_op), minlength=gkeys.size)
+    flops = np.bincount(ginv, s.values("flops", with_op), minlength=gkeys.size)
     # servers used: distinct (resource, lane) pairs per group (resource-less tasks count as one)
     used = np.unique(np.stack([ginv.astype(np.int64), s.resource[with_op].astype(np.int64),
                                result.lane[with_op].astype(np.int64)]), axis=1)

@@ -35,34 +35,40 @@ BLOCK_NONE, BLOCK_DEP, BLOCK_RESOURCE, BLOCK_SLOT = 0, 1, 2, 3
 
 
 @njit(cache=True)
-def _heap_push(keys, off, size, key):
+def _before(a, b, priority):
+    """Task ``a`` goes before task ``b``: lower priority first, then the lower index."""
+    return priority[a] < priority[b] or (priority[a] == priority[b] and a < b)
+
+
+@njit(cache=True)
+def _heap_push(heap, off, size, t, priority):
     i = size
-    keys[off + i] = key
+    heap[off + i] = t
     while i > 0:
         p = (i - 1) // 2
-        if keys[off + p] <= keys[off + i]:
+        if not _before(heap[off + i], heap[off + p], priority):
             break
-        keys[off + p], keys[off + i] = keys[off + i], keys[off + p]
+        heap[off + p], heap[off + i] = heap[off + i], heap[off + p]
         i = p
     return size + 1
 
 
 @njit(cache=True)
-def _heap_pop(keys, off, size):
-    top = keys[off]
+def _heap_pop(heap, off, size, priority):
+    top = heap[off]
     size -= 1
-    keys[off] = keys[off + size]
+    heap[off] = heap[off + size]
     i = 0
     while True:
         left = 2 * i + 1
         if left >= size:
             break
         c = left
-        if left + 1 < size and keys[off + left + 1] < keys[off + left]:
+        if left + 1 < size and _before(heap[off + left + 1], heap[off + left], priority):
             c = left + 1
-        if keys[off + i] <= keys[off + c]:
+        if not _before(heap[off + c], heap[off + i], priority):
             break
-        keys[off + i], keys[off + c] = keys[off + c], keys[off + i]
+        heap[off + i], heap[off + c] = heap[off + c], heap[off + i]
         i = c
     return top, size
 
@@ -110,9 +116,14 @@ def _timer_pop(tt, ts, ti, n):
 
 
 @njit(cache=True)
-def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire, release,
-        dep_ptr, dep_idx, res_capacity, res_bw, srv_bw, pool_slots, op, srv_by_op):
-    """Simulate; returns (start, end, ready, xfer_start, capped, lane, blocker, block_kind)."""
+def run(kind, resource, server, cls, table, priority, acquire, release,
+        dep_ptr, dep_idx, res_capacity, res_bw, srv_bw, pool_slots, op, srv_by_op, lane, indeg):
+    """Simulate; returns (start, end, ready, xfer_delay, capped, lane, blocker, block_kind):
+    ``xfer_delay`` (a transfer's latency phase, from its start to its bandwidth phase) and
+    ``capped`` in float32, the rest of the times in float64. ``blocker`` holds each task's last
+    dependency from when it becomes ready until it starts (then what let it start). ``lane``
+    (filled with -1) and ``indeg`` (scratch) are the caller's: 16-bit where the capacities and
+    the dependency counts allow."""
     T = kind.size
     R = res_capacity.size
     S = srv_bw.size
@@ -120,16 +131,14 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
     start = np.full(T, np.nan)
     end = np.full(T, np.nan)
     ready = np.full(T, np.nan)
-    xstart = np.full(T, np.nan)
-    capped = np.zeros(T)
-    lane = np.full(T, -1, dtype=np.int32)
+    xdelay = np.zeros(T, dtype=np.float32)
+    capped = np.zeros(T, dtype=np.float32)
     blocker = np.full(T, -1, dtype=np.int32)
     bkind = np.zeros(T, dtype=np.int8)
     if T == 0:
-        return start, end, ready, xstart, capped, lane, blocker, bkind
+        return start, end, ready, xdelay, capped, lane, blocker, bkind
 
     # successors (CSR) and indegrees
-    indeg = np.zeros(T, dtype=np.int32)
     for t in range(T):
         indeg[t] = dep_ptr[t + 1] - dep_ptr[t]
     succ_ptr = np.zeros(T + 1, dtype=np.int32)  # dependencies < 2^31 (ScheduleBuilder.build)
@@ -148,7 +157,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
     succ_ptr[T] = dep_idx.size
 
     # per-resource ready heaps in one flat array
-    keys = np.empty(T, dtype=np.int64)
+    heap = np.empty(T, dtype=np.int32)  # per-resource heaps of ready task ids, (priority, id) order
     heap_off = np.zeros(R + 1, dtype=np.int64)
     for t in range(T):
         if resource[t] >= 0:
@@ -166,7 +175,6 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
     slots = pool_slots.astype(np.int64).copy()
     last_pool_free = np.full(max(P, 1), -1, dtype=np.int64)
     last_pool_time = np.full(max(P, 1), -np.inf)
-    last_dep = np.full(T, -1, dtype=np.int32)
 
     # timers: (time, seq) -> item = task * 2 + event type. A task on a resource has a timer only
     # while it holds one of its servers; a task on none has one until it ends.
@@ -230,7 +238,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
     fixed = np.empty(act_width + 1, dtype=np.bool_)
     dirty = np.zeros(S, dtype=np.bool_)
     res_used = np.zeros(max(R, 1))
-    done_buf = np.empty(T, dtype=np.int32)
+    done_buf = np.empty(min(T, 1024), dtype=np.int32)  # grows when more tasks end at one time
 
     now = 0.0
     n_done = 0
@@ -240,10 +248,10 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
             ready[t] = 0.0
             if resource[t] >= 0:
                 r = resource[t]
-                heap_size[r] = _heap_push(keys, heap_off[r], heap_size[r], priority[t] * mult + t)
+                heap_size[r] = _heap_push(heap, heap_off[r], heap_size[r], t, priority)
             else:
                 start[t] = 0.0
-                n_timers = _timer_push(tt, ts, ti, n_timers, duration[t], seq, t * 2 + EV_END)
+                n_timers = _timer_push(tt, ts, ti, n_timers, table[cls[t], 0], seq, t * 2 + EV_END)
                 seq += 1
 
     while n_done < T:
@@ -251,11 +259,11 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
         for r in range(R):
             hol = -1  # the slot release that let this round's queue head start (those behind it waited on it too)
             while free_lanes[r] > 0 and heap_size[r] > 0:
-                t = keys[heap_off[r]] % mult
+                t = heap[heap_off[r]]
                 p = acquire[t]
                 if p >= 0 and slots[p] == 0:
                     break
-                key, heap_size[r] = _heap_pop(keys, heap_off[r], heap_size[r])
+                t, heap_size[r] = _heap_pop(heap, heap_off[r], heap_size[r], priority)
                 if p >= 0:
                     slots[p] -= 1
                 k = 0
@@ -265,8 +273,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                 free_lanes[r] -= 1
                 lane[t] = k
                 start[t] = now
-                if ready[t] == now and last_dep[t] >= 0:
-                    blocker[t] = last_dep[t]
+                if ready[t] == now and blocker[t] >= 0:  # blocker: its last dependency, so far
                     bkind[t] = BLOCK_DEP
                 elif ready[t] < now:
                     if p >= 0 and last_pool_time[p] == now and last_res_time[r] < now:
@@ -281,7 +288,7 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                         blocker[t] = last_res_free[r]
                         bkind[t] = BLOCK_RESOURCE
                 evt = EV_LAT if kind[t] == XFER else EV_END
-                n_timers = _timer_push(tt, ts, ti, n_timers, now + duration[t], seq, t * 2 + evt)
+                n_timers = _timer_push(tt, ts, ti, n_timers, now + table[cls[t], 0], seq, t * 2 + evt)
                 seq += 1
         # ---- bandwidth shares
         for s in range(S):
@@ -334,6 +341,8 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                 h = active[o + j]
                 if h_end[h] <= t_next:
                     capped[h_task[h]] = h_capped[h] + (t_next - h_since[h] if h_limited[h] else 0.0)
+                    if n_fin == done_buf.size:
+                        done_buf = _grown(done_buf)
                     done_buf[n_fin] = h_task[h]
                     n_fin += 1
                     h_on[h] = False
@@ -354,17 +363,17 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
             item, n_timers = _timer_pop(tt, ts, ti, n_timers)
             t = item // 2
             if item % 2 == EV_LAT:
-                xstart[t] = now
-                if nbytes[t] > 0:
+                xdelay[t] = now - start[t]
+                if table[cls[t], 1] > 0:
                     s = server[t]
                     pc = op[t] * width if srv_by_op[s] else 0
                     n_free_h -= 1
                     h = h_free[n_free_h]
                     h_task[h] = t
-                    h_cap[h] = cap[t]
-                    h_weight[h] = weight[t]
+                    h_cap[h] = table[cls[t], 2]
+                    h_weight[h] = table[cls[t], 3]
                     h_capped[h] = 0.0
-                    h_left[h] = nbytes[t]
+                    h_left[h] = table[cls[t], 1]
                     h_since[h] = now
                     h_rate[h] = 0.0
                     h_end[h] = np.inf
@@ -384,9 +393,13 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                     else:
                         dirty[s] = True
                 else:
+                    if n_fin == done_buf.size:
+                        done_buf = _grown(done_buf)
                     done_buf[n_fin] = t
                     n_fin += 1
             else:
+                if n_fin == done_buf.size:
+                    done_buf = _grown(done_buf)
                 done_buf[n_fin] = t
                 n_fin += 1
         if n_fin == 0:
@@ -399,8 +412,6 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
         for j in np.argsort(fkeys, kind="mergesort"):
             t = fin[j]
             end[t] = now
-            if xstart[t] != xstart[t]:
-                xstart[t] = start[t]
             n_done += 1
             r = resource[t]
             if r >= 0:
@@ -418,28 +429,39 @@ def run(kind, resource, server, duration, nbytes, cap, weight, priority, acquire
                 indeg[u] -= 1
                 if indeg[u] == 0:
                     ready[u] = now
-                    last_dep[u] = t
+                    blocker[u] = t
                     if resource[u] >= 0:
                         ru = resource[u]
-                        heap_size[ru] = _heap_push(keys, heap_off[ru], heap_size[ru], priority[u] * mult + u)
+                        heap_size[ru] = _heap_push(heap, heap_off[ru], heap_size[ru], u, priority)
                     else:
                         start[u] = now
                         blocker[u] = t
                         bkind[u] = BLOCK_DEP
-                        n_timers = _timer_push(tt, ts, ti, n_timers, now + duration[u], seq, u * 2 + EV_END)
+                        n_timers = _timer_push(tt, ts, ti, n_timers, now + table[cls[u], 0], seq, u * 2 + EV_END)
                         seq += 1
-    return start, end, ready, xstart, capped, lane, blocker, bkind
+    return start, end, ready, xdelay, capped, lane, blocker, bkind
+
+
+@njit(cache=True)
+def _grown(buf):
+    out = np.empty(2 * buf.size, dtype=buf.dtype)
+    out[:buf.size] = buf
+    return out
 
 
 def simulate_schedule(schedule: Schedule) -> SimResult:
     """Run the numba engine on ``schedule``."""
     s = schedule
-    out = run(s.kind, s.resource, s.server, s.duration_s, s.nbytes, s.cap_Bps, s.weight, s.priority, s.acquire,
+    T = s.num_tasks
+    narrow = lambda n: np.int16 if n < 2**15 else np.int32  # noqa: E731
+    lanes = np.full(T, -1, dtype=narrow(int(s.res_capacity.max(initial=0))))
+    most_deps = int(np.diff(s.dep_ptr).max(initial=0)) if T else 0
+    out = run(s.kind, s.resource, s.server, s.cls, s.cls_table, s.priority, s.acquire,
               s.release, s.dep_ptr, s.dep_idx, s.res_capacity, s.res_bandwidth_Bps, s.srv_bandwidth_Bps, s.pool_slots,
-              s.op, s.srv_by_op)
-    start, end, ready, xstart, capped, lane, blocker, bkind = out
+              s.op, s.srv_by_op, lanes, np.empty(T, dtype=narrow(most_deps)))
+    start, end, ready, xdelay, capped, lane, blocker, bkind = out
     if s.num_tasks and np.isnan(end).any():
         stuck = int(np.flatnonzero(np.isnan(end))[0])
         raise RuntimeError(f"schedule deadlocked: task {stuck} ({s.task_name(stuck)}) never ran")
-    return SimResult(schedule=s, start_s=start, end_s=end, ready_s=ready, xfer_start_s=xstart,
+    return SimResult(schedule=s, start_s=start, end_s=end, ready_s=ready, xfer_delay_s=xdelay,
                      capped_s=capped, lane=lane, blocker=blocker, block_kind=bkind)

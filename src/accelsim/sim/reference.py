@@ -63,11 +63,11 @@ def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float,
         if g < n_res:
             total = 0.0
             for x in members:
-                total += float(s.cap_Bps[x])
+                total += s.value("cap_Bps", x)
             caps.append(max(0.0, min(float(s.res_bandwidth_Bps[g]) - res_used.get(g, 0.0), total)))
         else:
-            caps.append(float(s.cap_Bps[lead]))
-        weights.append(float(s.weight[lead]))
+            caps.append(s.value("cap_Bps", lead))
+        weights.append(s.value("weight", lead))
     out: dict[int, tuple[float, bool]] = {}
     for members, fcap, fw, frate in zip(flows, caps, weights, _waterfill(caps, weights, max(0.0, bw))):
         g = group(members[0])
@@ -76,9 +76,9 @@ def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float,
         bw -= fw * frate
         left = frate
         for x in members:
-            r = min(float(s.cap_Bps[x]), left)
+            r = min(s.value("cap_Bps", x), left)
             left -= r
-            out[x] = (r, frate >= fcap or r >= s.cap_Bps[x])
+            out[x] = (r, frate >= fcap or r >= s.value("cap_Bps", x))
     return out, bw
 
 
@@ -144,7 +144,7 @@ def run(s: Schedule) -> SimResult:
             start[t] = now
             if by >= 0:
                 blocker[t], bkind[t] = by, 1
-            heapq.heappush(timers, (now + float(s.duration_s[t]), seq, t, "end"))
+            heapq.heappush(timers, (now + s.value("duration_s", t), seq, t, "end"))
             seq += 1
 
     for t in range(T):
@@ -177,7 +177,7 @@ def run(s: Schedule) -> SimResult:
                     else:
                         blocker[t], bkind[t] = last_res[r][0], 2
                 what = "lat" if s.kind[t] == XFER else "end"
-                heapq.heappush(timers, (now + float(s.duration_s[t]), seq, t, what))
+                heapq.heappush(timers, (now + s.value("duration_s", t), seq, t, what))
                 seq += 1
         for srv in range(S):
             for x, (r, lim) in _server_rates(s, srv, active[srv], key).items():
@@ -208,9 +208,9 @@ def run(s: Schedule) -> SimResult:
             _, _, t, what = heapq.heappop(timers)
             if what == "lat":
                 xstart[t] = now
-                if s.nbytes[t] > 0:
+                if s.value("nbytes", t) > 0:
                     active[s.server[t]].append(t)
-                    left[t], since[t] = float(s.nbytes[t]), now
+                    left[t], since[t] = s.value("nbytes", t), now
                     continue
             finished.append(t)
         for t in sorted(finished, key=lambda t: key[t]):
@@ -232,6 +232,9 @@ def run(s: Schedule) -> SimResult:
                 if indeg[u] == 0:
                     make_ready(u, t)
     f = lambda x, dt=float: np.array(x, dtype=dt)  # noqa: E731
-    return SimResult(schedule=s, start_s=f(start), end_s=f(end), ready_s=f(ready), xfer_start_s=f(xstart),
-                     capped_s=f(capped), lane=f(lane, np.int32), blocker=f(blocker, np.int32),
+    # the transfer's latency phase and DMA-limited time as the numba engine keeps them (float32)
+    delay = [(x if x == x else s0) - s0 for x, s0 in zip(xstart, start)]
+    return SimResult(schedule=s, start_s=f(start), end_s=f(end), ready_s=f(ready),
+                     xfer_delay_s=f(delay, np.float32),
+                     capped_s=f(capped, np.float32), lane=f(lane, np.int32), blocker=f(blocker, np.int32),
                      block_kind=f(bkind, np.int8))

@@ -41,16 +41,26 @@ class SimResult:
     end_s: np.ndarray
     ready_s: np.ndarray
     """When all its dependencies had finished."""
-    xfer_start_s: np.ndarray
-    """Transfers: when the bandwidth phase began (after latency); other tasks: start."""
+    xfer_delay_s: np.ndarray
+    """Transfers: seconds from the start to the bandwidth phase (the latency part); other tasks:
+    0. float32 (a duration, not a time: ~7 significant digits of it)."""
     capped_s: np.ndarray
     """Transfers: seconds spent limited by their own DMA engines (the task's cap, or the
     bandwidth of its resource, e.g. the core's DMA queues) rather than by a fair share of the
-    server (HBM)."""
+    server (HBM). float32."""
     lane: np.ndarray
     """Which server of its resource the task used (0..capacity-1), -1 without a resource."""
     blocker: np.ndarray
     block_kind: np.ndarray
+
+    @property
+    def xfer_start_s(self) -> np.ndarray:
+        """Transfers: when the bandwidth phase began (after latency); other tasks: start
+        (materialized; ``xfer_start(t)`` for one task)."""
+        return self.start_s + self.xfer_delay_s
+
+    def xfer_start(self, t: int) -> float:
+        return float(self.start_s[t]) + float(self.xfer_delay_s[t])
 
     @property
     def makespan_s(self) -> float:
