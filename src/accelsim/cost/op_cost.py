@@ -130,7 +130,10 @@ class ChipModel:
         # the stack's dispatch: kernels per op where a framework splits one (each paying the
         # launch and the device's fixed latency), and whether the launches are host time
         self.launches = dict(cal.launches)
-        self.composite = frozenset(cal.composite)
+        from ..workload.ops import COMPOSITE_FN
+
+        self.composite = {COMPOSITE_FN[c]: c for c in cal.composite if c in COMPOSITE_FN}
+        """Elementwise function -> the composite the stack runs it as."""
         self.host_async = cal.host_async
         self.tensor_launch = cal.launch_overhead_s + cal.tensor_launch_overhead_s
         self.vector_launch = cal.launch_overhead_s + cal.vector_launch_overhead_s
@@ -397,7 +400,7 @@ def kernels(cm: ChipModel, op: Op) -> list[Op]:
     if cm.composite and isinstance(op, Elementwise) and op.fn in cm.composite:
         from ..workload.ops import COMPOSITES
 
-        return COMPOSITES[op.fn](op.elements, op.dtype, op.name or op.fn)
+        return COMPOSITES[cm.composite[op.fn]](op.elements, op.dtype, op.name or op.fn)
     return [op]
 
 

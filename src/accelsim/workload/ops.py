@@ -306,9 +306,28 @@ def composite_silu_mul(elements: int, dtype: str, name: str = "silu_mul") -> lis
             Elementwise(name=f"{name}.mul", role=name, fn="mul", elements=elements, dtype=dtype)]
 
 
-COMPOSITES = {"rope": composite_rope, "silu_mul": composite_silu_mul}
-"""Elementwise functions a framework may run as several kernels (a stack runtime's
-``composite``): fn -> the kernels of one call, from (elements, dtype, name)."""
+def composite_rope_complex(elements: int, dtype: str, name: str = "rope") -> list[Op]:
+    """RoPE as eager PyTorch runs Meta's reference ``apply_rotary_emb`` (torchtitan, llama
+    reference code): q and k each widened to fp32 (``.float()``: ATen's unvectorized loop),
+    viewed as complex and multiplied by the broadcast frequency table (unvectorized), viewed
+    back and cast to the activation type (``type_as``: a vectorized copy). Three kernels for q
+    and three for k, 20 bytes a bf16 element where a fused kernel moves 4."""
+    out: list[Op] = []
+    for t, n in (("q", elements - elements // 2), ("k", elements // 2)):
+        out += [Elementwise(name=f"{name}.{t}.upcast", role=name, fn="copy", elements=n, dtype=dtype,
+                            dtype_out="fp32", unvectorized=True),
+                Elementwise(name=f"{name}.{t}.cmul", role=name, fn="copy", elements=n, dtype="fp32",
+                            unvectorized=True),
+                Elementwise(name=f"{name}.{t}.downcast", role=name, fn="copy", elements=n, dtype="fp32",
+                            dtype_out=dtype)]
+    return out
+
+
+COMPOSITES = {"rope": composite_rope, "rope_complex": composite_rope_complex, "silu_mul": composite_silu_mul}
+"""How a framework may run an elementwise function as several kernels (a stack runtime's
+``composite``): name -> the kernels of one call, from (elements, dtype, name)."""
+COMPOSITE_FN = {"rope": "rope", "rope_complex": "rope", "silu_mul": "silu_mul"}
+"""The elementwise function each composite replaces."""
 
 
 @dataclass(frozen=True, slots=True)
