@@ -139,6 +139,7 @@ class ChipModel:
         self.vector_launch = cal.launch_overhead_s + cal.vector_launch_overhead_s
         self.device_fixed = chip.hbm.latency_s + chip.dma.setup_latency_s
         self._mappings: dict[tuple, dict[str, float]] = {}
+        self._collectives: dict[tuple, tuple[float, float, float, str]] = {}
         self._dtypes: dict[tuple, tuple] = {}
         self._compute: dict[tuple, str] = {}
         self.rows: dict = {}
@@ -148,6 +149,18 @@ class ChipModel:
     def tensor_eff(self, dtype: str) -> float:
         """Achievable fraction of the tensor peak for GEMMs computed in ``dtype``."""
         return self.teff * self.teff_dtype.get(dtype, 1.0)
+
+    def collective(self, op: Collective) -> tuple[float, float, float, str]:
+        """``collectives.collective_time`` of ``op`` on this chip model's system and library,
+        worked out once per (kind, bytes, ranks): a step's all-reduces of one size (after the
+        embedding, attention and MLP) cost one algorithm choice, not three."""
+        key = (op.op, float(op.bytes_per_rank), int(op.group))
+        hit = self._collectives.get(key)
+        if hit is None:
+            if len(self._collectives) > 20_000:
+                self._collectives.clear()
+            hit = self._collectives[key] = collective_time(self.system, op, self.library)
+        return hit
 
     def speedup(self, dtype: str) -> float:
         """Streaming-rate multiplier of ``dtype`` relative to one MAC per PE per cycle."""
@@ -440,7 +453,7 @@ def _kernel_cost(cm: ChipModel, op: Op) -> OpCost:
     if isinstance(op, FlashAttention):
         return flash_cost(cm, op)
     if isinstance(op, Collective):
-        link_s, overhead_s, link_bytes, algo = collective_time(cm.system, op, cm.library)
+        link_s, overhead_s, link_bytes, algo = cm.collective(op)
         local = op.bytes() / cm.hbm_bw
         return OpCost(link_s=link_s, memory_s=local, overhead_s=overhead_s, hbm_bytes=op.bytes(),
                       link_bytes=link_bytes, mapping=algo)

@@ -55,7 +55,6 @@ from ..cost.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
 from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
 from ..cost.mapping import K_CHUNK_MIN, event_k_chunk
-from ..cost.collectives import collective_time
 from .schedule import (BUSY, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD, CAT_SCALAR, CAT_TENSOR,
                        CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder, Shift)
 
@@ -536,7 +535,7 @@ class Lowerer:
         return ends
 
     def collective(self, o: Collective, oid: int, start: int) -> list[int]:
-        link_s, overhead_s, sent, _ = collective_time(self.system, o, self.library)
+        link_s, overhead_s, sent, _ = self.cm.collective(o)  # the chip model of this system and library
         if sent <= 0:
             return [start]
         cap = sent / link_s if link_s > 0 else math.inf
