@@ -109,6 +109,7 @@ class ChipModel:
         self.unvec_rate = loop * chip.engine_hz("vector") if loop else 0.0
         """Elements per second one core's unvectorized elementwise loop processes (0: unbounded)."""
         self.attn_eff = cal.attention_efficiency
+        self.attn_per_head = cal.attention_decode_per_query_head
         self.core_bw = chip.dma_bandwidth_Bps * cal.hbm_efficiency / self.cores
         self.queues = max(1, chip.dma.engines // self.cores)
         self.multicast = chip.core.load_multicast if self.shared_cap > 0 else 1
@@ -348,7 +349,11 @@ def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: floa
 def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     """Fused attention: one unit = one (sequence, KV head, query tile); query heads that share a
     KV head are packed into the tile's rows (GQA). K/V stream through the core once per unit;
-    when units cannot fill the cores, the KV length is split (flash-decoding)."""
+    when units cannot fill the cores, the KV length is split (flash-decoding). A stack whose
+    decode kernel works query head by query head (``Calibration.attention_decode_per_query_head``)
+    decodes as ``decode_per_head_cost`` does."""
+    if cm.attn_per_head and op.q_len == 1:
+        return decode_per_head_cost(cm, op)
     group = max(1, op.heads // op.kv_heads)
     rows = group * op.q_len
     mt = min(rows, 128)
@@ -388,6 +393,35 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     mem = hbm / min(cm.hbm_bw, active * cm.core_bw)
     return OpCost(compute_s=compute, vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.tensor_overhead,
                   hbm_bytes=hbm, mapping=f"{units} units x split {split}, {waves} wave(s)")
+
+
+def decode_per_head_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
+    """One-query attention as a kernel with one thread block per (sequence, query head) on the
+    vector units (TensorRT-LLM's masked multi-head attention before XQA): each block streams
+    its K/V head through its core's load path, so a GQA group's K/V crosses the load paths once
+    per query head (the chip-shared cache serves the repeats: HBM still reads it once when it
+    fits half of that cache, once per query head otherwise); q.k and p.v are two multiply-adds
+    per key and head dimension on the vector engine. Analytical tier only: the event tier still
+    lowers such a step as the packed kernel (so it runs faster there)."""
+    group = max(1, op.heads // op.kv_heads)
+    units = op.batch * op.heads
+    active = min(cm.cores, units)
+    b = DTYPE_BYTES[op.dtype]
+    kv_bytes = float(op.batch * op.kv_heads * op.kv_read() * op.kv_width()) * op.kv_el_bytes()
+    q_o = op.batch * op.heads * (op.head_dim + op.vd) * b
+    per_head = kv_bytes / (op.batch * op.kv_heads)
+    fits = cm.shared_cap > 0 and per_head <= cm.shared_cap / 2
+    hbm = q_o + kv_bytes * (1 if fits else group)
+    loads = q_o + kv_bytes * group
+    mem = max(hbm / min(cm.hbm_bw, active * cm.core_bw), loads / min(cm.shared_bw, active * cm.core_bw))
+    kv_keys = op.score_elements() / (op.batch * op.heads)
+    vops = units * kv_keys * (op.head_dim + op.vd) + op.vector_ops()  # a multiply-add per key and dimension
+    if op.kv_dtype and op.kv_dtype != op.dtype and not cm.fused_dequant:  # dequantized as each head loads it
+        vops += DEQUANT_OPS_PER_ELEMENT * kv_bytes / op.kv_el_bytes() * group
+    vec = vops / (active * cm.vec_rate.get("fp32", cm.vec_rate_default))
+    trans = op.transcendentals() / (active * cm.trans_rate)
+    return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.tensor_overhead, hbm_bytes=hbm,
+                  mapping=f"{units} blocks (one per query head), K/V loaded {group}x")
 
 
 def op_cost(cm: ChipModel, op: Op) -> OpCost:

@@ -44,6 +44,8 @@ def _runtime(base: Calibration, stack: Stack, chip: str = "", die: str | None = 
         att = stack.attention.efficiency.get(chip, stack.attention.efficiency.get(die or ""))
     if att is not None:
         base = base.model_copy(update={"attention_efficiency": att})
+    if stack.attention is not None and stack.attention.decode_per_query_head:
+        base = base.model_copy(update={"attention_decode_per_query_head": True})
     if stack.kernels is not None:
         from .presets import load_kernels
 

@@ -216,6 +216,11 @@ class AttentionKernel(_Spec):
     """Chip name -> fraction of the modelled fused-attention rate these kernels reach on it
     (fitted on published kernel measurements, ``correlate.attention_fit``); chips not named
     keep 1."""
+    decode_per_query_head: bool = False
+    """The decode (one-query) kernel runs one thread block per query head on the vector units,
+    as TensorRT-LLM's masked multi-head attention did before its XQA kernel (v0.8): the query
+    heads of a GQA / MQA group each load their shared K/V head through the core's load path,
+    instead of one tile packing the group's queries against one load on the tensor engine."""
 
 
 REDUCTION_KINDS = ("softmax", "layernorm", "rmsnorm")
