@@ -46,3 +46,20 @@ def test_legacy_rows_decode_as_measured():
     # the Llama-2-70B decode rows (GQA); they were 0.44, 0.71 and 0.74 of measured as XQA kernels
     for r in ("sv-049", "sv-052", "sv-053"):
         assert 0.8 <= ratio[r] <= 1.0, (r, ratio[r])
+
+
+def test_event_tier_lowers_the_per_head_kernel():
+    from accelsim.sim.event import simulate
+    from accelsim.workload.graph import WorkloadGraph, WorkloadMeta
+
+    op = FlashAttention(name="attn", batch=64, heads=64, kv_heads=8, q_len=1, kv_len=1024, head_dim=128,
+                        dtype="bf16")
+    times = {}
+    for stack in ("trtllm-legacy-cuda", "trtllm-cuda"):
+        spec = realize(load_system("h100-sxm-80gb"), load_stack(stack))
+        g = WorkloadGraph(WorkloadMeta(model="x", phase="decode", batch=64))
+        g.add(op)
+        times[stack] = (simulate(g, spec).makespan_s, op_cost(ChipModel(spec), op).time_s)
+    ev, an = times["trtllm-legacy-cuda"]
+    assert ev == pytest.approx(an, rel=0.25)  # the two tiers agree on the per-head kernel
+    assert ev > 2 * times["trtllm-cuda"][0]  # and both find it slower than the packed one

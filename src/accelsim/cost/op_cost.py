@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from ..arch.spec import SystemSpec
 from ..compress.formats import DTYPE_BYTES
@@ -351,7 +352,7 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     KV head are packed into the tile's rows (GQA). K/V stream through the core once per unit;
     when units cannot fill the cores, the KV length is split (flash-decoding). A stack whose
     decode kernel works query head by query head (``Calibration.attention_decode_per_query_head``)
-    decodes as ``decode_per_head_cost`` does."""
+    decodes as ``decode_per_head_cost`` does (both tiers)."""
     if cm.attn_per_head and op.q_len == 1:
         return decode_per_head_cost(cm, op)
     group = max(1, op.heads // op.kv_heads)
@@ -395,33 +396,51 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
                   hbm_bytes=hbm, mapping=f"{units} units x split {split}, {waves} wave(s)")
 
 
+class PerHeadDecode(NamedTuple):
+    """The traffic and work of a one-query attention kernel that runs one thread block per
+    (sequence, query head) (``decode_per_head_cost``), shared by both tiers."""
+
+    blocks: int
+    active: int
+    hbm_bytes: float
+    """Bytes from HBM: Q, O and K/V once when a K/V head fits half the chip-shared cache."""
+    load_bytes: float
+    """Bytes through the cores' load paths: K/V once per query head, plus Q and O."""
+    out_bytes: float
+    vector_ops: float
+    transcendentals: float
+
+
+def per_head_decode(cm: ChipModel, op: FlashAttention) -> PerHeadDecode:
+    group = max(1, op.heads // op.kv_heads)
+    blocks = op.batch * op.heads
+    b = DTYPE_BYTES[op.dtype]
+    kv_bytes = float(op.batch * op.kv_heads * op.kv_read() * op.kv_width()) * op.kv_el_bytes()
+    q_o = op.batch * op.heads * (op.head_dim + op.vd) * b
+    fits = cm.shared_cap > 0 and kv_bytes / (op.batch * op.kv_heads) <= cm.shared_cap / 2
+    kv_keys = op.score_elements() / blocks
+    vops = blocks * kv_keys * (op.head_dim + op.vd) + op.vector_ops()  # a multiply-add per key and dimension
+    if op.kv_dtype and op.kv_dtype != op.dtype and not cm.fused_dequant:  # dequantized as each head loads it
+        vops += DEQUANT_OPS_PER_ELEMENT * kv_bytes / op.kv_el_bytes() * group
+    return PerHeadDecode(blocks, min(cm.cores, blocks), q_o + kv_bytes * (1 if fits else group),
+                         q_o + kv_bytes * group, op.batch * op.heads * op.vd * b, vops, op.transcendentals())
+
+
 def decode_per_head_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     """One-query attention as a kernel with one thread block per (sequence, query head) on the
     vector units (TensorRT-LLM's masked multi-head attention before XQA): each block streams
     its K/V head through its core's load path, so a GQA group's K/V crosses the load paths once
     per query head (the chip-shared cache serves the repeats: HBM still reads it once when it
     fits half of that cache, once per query head otherwise); q.k and p.v are two multiply-adds
-    per key and head dimension on the vector engine. Analytical tier only: the event tier still
-    lowers such a step as the packed kernel (so it runs faster there)."""
+    per key and head dimension on the vector engine (``per_head_decode``)."""
+    d = per_head_decode(cm, op)
+    a = d.active
+    mem = max(d.hbm_bytes / min(cm.hbm_bw, a * cm.core_bw), d.load_bytes / min(cm.shared_bw, a * cm.core_bw))
+    vec = d.vector_ops / (a * cm.vec_rate.get("fp32", cm.vec_rate_default))
+    trans = d.transcendentals / (a * cm.trans_rate)
     group = max(1, op.heads // op.kv_heads)
-    units = op.batch * op.heads
-    active = min(cm.cores, units)
-    b = DTYPE_BYTES[op.dtype]
-    kv_bytes = float(op.batch * op.kv_heads * op.kv_read() * op.kv_width()) * op.kv_el_bytes()
-    q_o = op.batch * op.heads * (op.head_dim + op.vd) * b
-    per_head = kv_bytes / (op.batch * op.kv_heads)
-    fits = cm.shared_cap > 0 and per_head <= cm.shared_cap / 2
-    hbm = q_o + kv_bytes * (1 if fits else group)
-    loads = q_o + kv_bytes * group
-    mem = max(hbm / min(cm.hbm_bw, active * cm.core_bw), loads / min(cm.shared_bw, active * cm.core_bw))
-    kv_keys = op.score_elements() / (op.batch * op.heads)
-    vops = units * kv_keys * (op.head_dim + op.vd) + op.vector_ops()  # a multiply-add per key and dimension
-    if op.kv_dtype and op.kv_dtype != op.dtype and not cm.fused_dequant:  # dequantized as each head loads it
-        vops += DEQUANT_OPS_PER_ELEMENT * kv_bytes / op.kv_el_bytes() * group
-    vec = vops / (active * cm.vec_rate.get("fp32", cm.vec_rate_default))
-    trans = op.transcendentals() / (active * cm.trans_rate)
-    return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.tensor_overhead, hbm_bytes=hbm,
-                  mapping=f"{units} blocks (one per query head), K/V loaded {group}x")
+    return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.tensor_overhead, hbm_bytes=d.hbm_bytes,
+                  mapping=f"{d.blocks} blocks (one per query head), K/V loaded {group}x")
 
 
 def op_cost(cm: ChipModel, op: Op) -> OpCost:

@@ -50,7 +50,7 @@ from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
 from ..gcpause import gc_paused
 from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, aligned, compute_dtype, dequant_seconds, dispatch,
-                            gemm_mapping, gemm_speed, kernels)
+                            gemm_mapping, gemm_speed, kernels, per_head_decode)
 from ..cost.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
 from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
@@ -405,8 +405,32 @@ class Lowerer:
                 b.set_priority(t, max(outs))
         return ends
 
+    def per_head_decode(self, o: FlashAttention, oid: int, start: int) -> list[int]:
+        """One-query attention by a kernel with one thread block per query head
+        (``cost.op_cost.per_head_decode``): each core loads its blocks' K/V through its DMA path
+        (the chip-shared cache serving the repeats: only the HBM share weighs on HBM), works them
+        on its vector engine at the fp32 rate and stores their outputs, in pieces that overlap."""
+        cm, b = self.cm, self.b
+        d = per_head_decode(cm, o)
+        hbm_fraction = d.hbm_bytes / d.load_bytes if d.load_bytes else 1.0
+        rate = cm.vec_rate.get("fp32", cm.vec_rate_default)
+        per, extra = divmod(d.blocks, d.active)
+        ends: list[int] = []
+        for c in range(d.active):
+            share = (per + (1 if c < extra else 0)) / d.blocks
+            pieces = max(1, min(VECTOR_PIECES, math.ceil(d.load_bytes * share / VECTOR_PIECE_BYTES)))
+            for _ in range(pieces):
+                frac = share / pieces
+                ld = self.load(oid, c, d.load_bytes * frac, [start], hbm_fraction)
+                work = [b.task(BUSY, CAT_VECTOR, oid, ld, resource=self.vector[c],
+                               duration_s=max(d.vector_ops * frac / rate, d.transcendentals * frac / cm.trans_rate))]
+                ends += self.store(oid, c, d.out_bytes * frac, work)
+        return ends
+
     def flash(self, o: FlashAttention, oid: int, start: int) -> list[int]:
         cm, b = self.cm, self.b
+        if cm.attn_per_head and o.q_len == 1:
+            return self.per_head_decode(o, oid, start)
         dt = DTYPE_BYTES[o.dtype]
         group = max(1, o.heads // o.kv_heads)
         rows = group * o.q_len
