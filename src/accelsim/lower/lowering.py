@@ -56,7 +56,8 @@ from ..workload.graph import WorkloadGraph
 from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
 from ..cost.mapping import K_CHUNK_MIN, event_k_chunk
 from .schedule import (BUSY, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD, CAT_SCALAR, CAT_TENSOR,
-                       CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder, Shift)
+                       CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder)
+from .template import Template
 
 VECTOR_CHUNK_BYTES = 512 * 1024
 """Largest input chunk a core's vector pipeline brings in per DMA."""
@@ -205,7 +206,7 @@ class Lowerer:
 
         # an op equal to one lowered before (same shape and types, and alike in having a
         # previous op to prefetch behind) gets that op's tasks again as arrays, renumbered
-        templates: dict[tuple[Op, bool], _Template | None] = {}
+        templates: dict[tuple[Op, bool], Template | None] = {}
         last_start, last_name = -1, None
         # a progress bar where someone watches (a terminal or a notebook) a large graph lower
         for o in tqdm(ops, desc="event tier: lowering", unit="op", leave=False,
@@ -228,7 +229,7 @@ class Lowerer:
                     t0, p0 = self.b.num_tasks, len(self.b.pools)
                     ends = self.lower_op(u, oid, start)
                     if key not in templates:
-                        templates[key] = _Template.record(self.b, t0, p0, oid, start, self.prev_start, ends)
+                        templates[key] = Template.record(self.b, t0, p0, oid, start, self.prev_start, ends)
                 preds = [self.b.task(DELAY, CAT_OVERHEAD, oid, ends, duration_s=0.0)]
                 last_start, fed = start, True
             join_of[o.name] = preds[0]
@@ -565,47 +566,6 @@ class Lowerer:
         cap = sent / link_s if link_s > 0 else math.inf
         return [self.b.task(XFER, CAT_LINK, oid, [start], resource=self.link, server=self.link_srv,
                             duration_s=overhead_s, nbytes=sent, cap_Bps=cap)]
-
-
-class _Template:
-    """One op's tasks as arrays, to be appended again for an identical op: task ids inside the
-    op are shifted, its two outside anchors (its start task and the previous op's start, which
-    a weight prefetch waits on) are replaced, and its SRAM pools are created anew."""
-
-    __slots__ = ("cols", "ptr", "idx", "inside", "t0", "start", "prev", "pools", "oid", "ends")
-
-    @classmethod
-    def record(cls, b: ScheduleBuilder, t0: int, p0: int, oid: int, start: int, prev: int,
-               ends: list[int]) -> "_Template | None":
-        """The template of the tasks ``t0..`` just lowered for op ``oid``, or None when they
-        depend on anything but themselves and the two anchors (then the op is lowered again)."""
-        t1 = b.num_tasks
-        cols, ptr, idx = b.segment(t0, t1)
-        inside = (idx >= t0) & (idx < t1)
-        outside = idx[~inside]
-        e = np.asarray(ends, dtype=np.int64)
-        pools = b.pools[p0:]
-        acq, rel = cols["acquire"], cols["release"]
-        if (not np.all((outside == start) | (outside == prev))
-                or not np.all((cols["priority"] >= t0) & (cols["priority"] < t1))
-                or not np.all((cols["op"] == oid))
-                or not np.all((e == start) | ((e >= t0) & (e < t1)))
-                or not all(((x < 0) | (x >= p0)).all() for x in (acq, rel))
-                or not all(name.endswith(f".op{oid}") for name, _ in pools)):
-            return None
-        tpl = cls()
-        tpl.cols, tpl.ptr, tpl.idx, tpl.inside = cols, ptr, idx, inside
-        tpl.t0, tpl.start, tpl.prev, tpl.oid, tpl.ends = t0, start, prev, oid, e
-        tpl.pools = [(name[: -len(f".op{oid}")], slots, p0) for name, slots in pools]
-        b.compact(t0, cols, ptr, idx)  # the op's rows as the template's arrays from now on
-        return tpl
-
-    def replay(self, b: ScheduleBuilder, oid: int, start: int, prev: int) -> list[int]:
-        shift = b.num_tasks - self.t0
-        p_new = b.new_pools([(f"{name}.op{oid}", slots) for name, slots, _ in self.pools])
-        p_shift = p_new - self.pools[0][2] if self.pools else 0
-        b.append_shifted(self.cols, self.ptr, self.idx, Shift(shift, self.inside, self.start, start, prev, oid, p_shift))
-        return np.where(self.ends == self.start, start, self.ends + shift).tolist()
 
 
 @gc_paused
