@@ -52,9 +52,16 @@ def same_die() -> dict[str, str]:
     return chip_dies()
 
 
-def _sibling(chip: str) -> str | None:
-    """The chip's nearest sibling: ``SIBLINGS``, else the chip whose die it is."""
-    return SIBLINGS.get(chip) or same_die().get(chip)
+def _sibling_chain(chip: str) -> list[str]:
+    """The chip's siblings, nearest first: ``SIBLINGS``, else the chip whose die it is, and so on
+    (each chip once)."""
+    dies, out, seen = same_die(), [], {chip}
+    sib = SIBLINGS.get(chip) or dies.get(chip)
+    while sib is not None and sib not in seen:
+        out.append(sib)
+        seen.add(sib)
+        sib = SIBLINGS.get(sib) or dies.get(sib)
+    return out
 
 
 TENSOR_FIELDS = ("tensor_efficiency", "tensor_dtype_efficiency.fp8")
@@ -310,12 +317,9 @@ def _measured(chips: dict[str, dict[str, float]], field: str) -> list[float]:
 def _from_siblings(chip: str, chips: dict[str, dict[str, float]]) -> dict[str, float]:
     """Fields for ``chip`` taken along its sibling chain from ``chips`` (the nearest first)."""
     out: dict[str, float] = {}
-    sib, seen = _sibling(chip), {chip}
-    while sib is not None and sib not in seen:
+    for sib in _sibling_chain(chip):
         for f, v in chips.get(sib, {}).items():
             out.setdefault(f, v)
-        seen.add(sib)
-        sib = _sibling(sib)
     return out
 
 
@@ -325,13 +329,10 @@ def priors_table(fit: HardwareFit, all_chips: Iterable[str]) -> dict[str, dict]:
     for c in sorted(all_chips):
         own = dict(fit.chips.get(c, {}))
         borrowed = {}
-        sib, seen = _sibling(c), {c}
-        while sib is not None and sib not in seen:
+        for sib in _sibling_chain(c):
             for f, v in fit.chips.get(sib, {}).items():
                 if f not in own and f not in borrowed:
                     borrowed[f] = (v, sib)
-            seen.add(sib)
-            sib = _sibling(sib)
         for f in GENERIC_FIELDS:  # no sibling measured it either: the median of the chips that were
             if f not in own and f not in borrowed:
                 measured = _measured(fit.chips, f)

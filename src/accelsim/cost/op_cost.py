@@ -152,6 +152,13 @@ class ChipModel:
         """Achievable fraction of the tensor peak for GEMMs computed in ``dtype``."""
         return self.teff * self.teff_dtype.get(dtype, 1.0)
 
+    def loop_s(self, op: Op) -> float:
+        """Seconds one core's unvectorized elementwise loop takes over all of ``op``'s elements
+        (``Elementwise.unvectorized`` under a library with such a loop; 0 otherwise)."""
+        if self.unvec_rate and getattr(op, "unvectorized", False):
+            return op.elements / self.unvec_rate
+        return 0.0
+
     def collective(self, op: Collective) -> tuple[float, float, float, str]:
         """``collectives.collective_time`` of ``op`` on this chip model's system and library,
         worked out once per (kind, bytes, ranks): a step's all-reduces of one size (after the
@@ -341,8 +348,7 @@ def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: floa
     mem = hbm_bytes / min(cm.hbm_bw, active * cm.core_bw)
     if isinstance(op, (Softmax, LayerNorm, RMSNorm)) or getattr(op, "fn", "") == "sum":
         mem /= cm.reduction_eff  # row-wise reductions (a row mean too) stream at their own fraction
-    if cm.unvec_rate and getattr(op, "unvectorized", False):
-        vec = max(vec, op.elements / (active * cm.unvec_rate))  # the library's offset-computing loop
+    vec = max(vec, cm.loop_s(op) / active)  # the library's offset-computing loop, if it runs one
     return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.vector_overhead,
                   hbm_bytes=hbm_bytes, mapping=f"{int(active)} cores")
 
@@ -400,12 +406,14 @@ class PerHeadDecode(NamedTuple):
     """The traffic and work of a one-query attention kernel that runs one thread block per
     (sequence, query head) (``decode_per_head_cost``), shared by both tiers."""
 
+    group: int
+    """Query heads per K/V head: how often each K/V head is loaded."""
     blocks: int
     active: int
-    hbm_bytes: float
-    """Bytes from HBM: Q, O and K/V once when a K/V head fits half the chip-shared cache."""
-    load_bytes: float
-    """Bytes through the cores' load paths: K/V once per query head, plus Q and O."""
+    in_hbm_bytes: float
+    """Input bytes from HBM: Q, and K/V once when a K/V head fits half the chip-shared cache."""
+    in_load_bytes: float
+    """Input bytes through the cores' load paths: Q, and K/V once per query head."""
     out_bytes: float
     vector_ops: float
     transcendentals: float
@@ -416,14 +424,14 @@ def per_head_decode(cm: ChipModel, op: FlashAttention) -> PerHeadDecode:
     blocks = op.batch * op.heads
     b = DTYPE_BYTES[op.dtype]
     kv_bytes = float(op.batch * op.kv_heads * op.kv_read() * op.kv_width()) * op.kv_el_bytes()
-    q_o = op.batch * op.heads * (op.head_dim + op.vd) * b
+    q = blocks * op.head_dim * b
     fits = cm.shared_cap > 0 and kv_bytes / (op.batch * op.kv_heads) <= cm.shared_cap / 2
     kv_keys = op.score_elements() / blocks
     vops = blocks * kv_keys * (op.head_dim + op.vd) + op.vector_ops()  # a multiply-add per key and dimension
     if op.kv_dtype and op.kv_dtype != op.dtype and not cm.fused_dequant:  # dequantized as each head loads it
         vops += DEQUANT_OPS_PER_ELEMENT * kv_bytes / op.kv_el_bytes() * group
-    return PerHeadDecode(blocks, min(cm.cores, blocks), q_o + kv_bytes * (1 if fits else group),
-                         q_o + kv_bytes * group, op.batch * op.heads * op.vd * b, vops, op.transcendentals())
+    return PerHeadDecode(group, blocks, min(cm.cores, blocks), q + kv_bytes * (1 if fits else group),
+                         q + kv_bytes * group, blocks * op.vd * b, vops, op.transcendentals())
 
 
 def decode_per_head_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
@@ -435,12 +443,13 @@ def decode_per_head_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     per key and head dimension on the vector engine (``per_head_decode``)."""
     d = per_head_decode(cm, op)
     a = d.active
-    mem = max(d.hbm_bytes / min(cm.hbm_bw, a * cm.core_bw), d.load_bytes / min(cm.shared_bw, a * cm.core_bw))
+    hbm = d.in_hbm_bytes + d.out_bytes
+    mem = max(hbm / min(cm.hbm_bw, a * cm.core_bw),
+              (d.in_load_bytes + d.out_bytes) / min(cm.shared_bw, a * cm.core_bw))
     vec = d.vector_ops / (a * cm.vec_rate.get("fp32", cm.vec_rate_default))
     trans = d.transcendentals / (a * cm.trans_rate)
-    group = max(1, op.heads // op.kv_heads)
-    return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.tensor_overhead, hbm_bytes=d.hbm_bytes,
-                  mapping=f"{d.blocks} blocks (one per query head), K/V loaded {group}x")
+    return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.tensor_overhead, hbm_bytes=hbm,
+                  mapping=f"{d.blocks} blocks (one per query head), K/V loaded {d.group}x")
 
 
 def op_cost(cm: ChipModel, op: Op) -> OpCost:

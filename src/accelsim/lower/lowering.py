@@ -413,16 +413,16 @@ class Lowerer:
         on its vector engine at the fp32 rate and stores their outputs, in pieces that overlap."""
         cm, b = self.cm, self.b
         d = per_head_decode(cm, o)
-        hbm_fraction = d.hbm_bytes / d.load_bytes if d.load_bytes else 1.0
+        hbm_fraction = d.in_hbm_bytes / d.in_load_bytes if d.in_load_bytes else 1.0
         rate = cm.vec_rate.get("fp32", cm.vec_rate_default)
         per, extra = divmod(d.blocks, d.active)
         ends: list[int] = []
         for c in range(d.active):
             share = (per + (1 if c < extra else 0)) / d.blocks
-            pieces = max(1, min(VECTOR_PIECES, math.ceil(d.load_bytes * share / VECTOR_PIECE_BYTES)))
+            pieces = max(1, min(VECTOR_PIECES, math.ceil(d.in_load_bytes * share / VECTOR_PIECE_BYTES)))
             for _ in range(pieces):
                 frac = share / pieces
-                ld = self.load(oid, c, d.load_bytes * frac, [start], hbm_fraction)
+                ld = self.load(oid, c, d.in_load_bytes * frac, [start], hbm_fraction)
                 work = [b.task(BUSY, CAT_VECTOR, oid, ld, resource=self.vector[c],
                                duration_s=max(d.vector_ops * frac / rate, d.transcendentals * frac / cm.trans_rate))]
                 ends += self.store(oid, c, d.out_bytes * frac, work)
@@ -551,9 +551,7 @@ class Lowerer:
                 if o.transcendentals() > 0:
                     work.append(b.task(BUSY, CAT_SCALAR, oid, ld, resource=self.scalar[c],
                                        duration_s=o.transcendentals() * frac / cm.trans_rate))
-                vec_s = self.vec_time(o.vector_ops() * frac, dtype)
-                if cm.unvec_rate and getattr(o, "unvectorized", False):  # the library's offset-computing loop
-                    vec_s = max(vec_s, o.elements * frac / cm.unvec_rate)
+                vec_s = max(self.vec_time(o.vector_ops() * frac, dtype), cm.loop_s(o) * frac)
                 if vec_s > 0:
                     work.append(b.task(BUSY, CAT_VECTOR, oid, ld, resource=self.vector[c], duration_s=vec_s))
                 ends += self.store(oid, c, out_bytes * frac, work or ld)
