@@ -156,6 +156,32 @@ def test_tensor_rates_follow_the_array():
     assert off["peak_flops_per_chip"].tolist() == pytest.approx([2.048e12, 2.048e12])
 
 
+@pytest.mark.parametrize("preset", ["trn2", "dgx-h100", "tpu-v5e-256"])
+def test_a_point_revalidates_only_what_it_changes_and_gets_the_same_spec(preset):
+    """A point's spec is built by revalidating the models along its changed paths; it must
+    equal a validation of the whole system dict, field for field, and refuse what that refuses."""
+    from accelsim.arch.presets import load_raw
+    from accelsim.arch.spec import SystemSpec
+    from accelsim.configio import revalidate
+    from accelsim.sweep.space import system_dict
+    from pydantic import ValidationError
+
+    raw, _ = load_raw(preset)
+    base = SystemSpec.model_validate(raw)
+    for ov in ({"chip.hbm.bandwidth_Bps": "2 TB/s"}, {"chip.core.tensor.rows": 64, "chip.core.sram.capacity_bytes": 7e6},
+               {"chip.calibration.tensor_efficiency": 0.5, "num_chips": base.num_chips},
+               {"chip.energy.mac_pJ": {"bf16": 0.3}}):
+        data = system_dict(raw, ov)
+        new = revalidate(base, raw, data)
+        assert new.model_dump() == SystemSpec.model_validate(data).model_dump() != base.model_dump()
+    for bad in ({"chip.core.tensor.rows": 0}, {"chip.hbm.bandwidth_Bps": "-1 TB/s"}, {"chip.num_cores": -2}):
+        with pytest.raises(ValidationError):
+            SystemSpec.model_validate(system_dict(raw, bad))
+        with pytest.raises(ValidationError):
+            revalidate(base, raw, system_dict(raw, bad))
+    assert revalidate(base, raw, raw) is base
+
+
 def test_invalid_and_failing_points_are_recorded():
     s = space({"chip.core.tensor.rows": [32, 0],
                "chip.core.sram.capacity_bytes": ["4 MiB", "12 parsecs", 64],

@@ -82,6 +82,30 @@ class StrictModel(BaseModel):
         return strict_number(cls, info.field_name, v)
 
 
+def revalidate(instance: BaseModel, old: dict[str, Any], new: dict[str, Any]) -> BaseModel:
+    """``type(instance).model_validate(new)`` for a ``new`` mapping that shares its unchanged
+    sub-mappings (by identity) with ``old``, the mapping ``instance`` was validated from: the
+    sub-model of an unchanged sub-mapping is passed as it is (pydantic does not re-validate a
+    model instance), so only the mappings along a changed path are validated again, each
+    level's own validators included. A sweep point that sets one field revalidates a few
+    small models instead of the whole system."""
+    if new is old:
+        return instance
+    fields = type(instance).model_fields
+    data = {}
+    for k, v in new.items():
+        if k in fields and isinstance(v, dict) and isinstance(old, dict) and isinstance(old.get(k), dict):
+            sub = getattr(instance, k)
+            if isinstance(sub, BaseModel):
+                v = revalidate(sub, old[k], v)
+        data[k] = v
+    for k in fields.keys() - data.keys():  # a defaulted sub-model: as validated (not a deep copy of the default)
+        v = getattr(instance, k)
+        if isinstance(v, BaseModel):
+            data[k] = v
+    return type(instance).model_validate(data)
+
+
 def spreadsheet_safe(df):
     """A copy of ``df`` whose text cells cannot run as spreadsheet formulas: a cell starting with
     ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading apostrophe (OWASP CSV

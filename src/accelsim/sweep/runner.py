@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..arch.spec import SystemSpec
+from ..configio import revalidate
 from ..errors import AccelsimError, ConfigError, WorkloadError
 from ..report.results import step_totals
 from .derived import CostModel
@@ -133,7 +134,11 @@ class Evaluator:
         try:
             from ..stack.realize import realize
 
-            spec = SystemSpec.model_validate(system_dict(self.base, overrides, self.scale))
+            data = system_dict(self.base, overrides, self.scale)
+            try:  # only the models along the changed paths
+                spec = revalidate(self.base_spec, self.base, data)
+            except (ValidationError, ConfigError):  # the whole system again, for the error's full path
+                spec = SystemSpec.model_validate(data)
             extra = self.cost_model.costs(spec, self.base_spec)
             for p in self.spec_paths:
                 extra[p] = _spec_value(spec, p)
