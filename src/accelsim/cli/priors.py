@@ -71,7 +71,8 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
                                                 "determined": f.determined, "per_source": f.per_source} for f in fits],
                                "hardware": table if hw is not None else None,
                                "kernel_launch_s": hw.launch if hw is not None else None,
-                               "tensor_launch_s": hw.tensor_launch if hw is not None else None}, indent=2))
+                               "tensor_launch_s": hw.tensor_launch if hw is not None else None,
+                               "alone_kernel_s": hw.alone if hw is not None else None}, indent=2))
         return
     if hw is not None:
         click.echo("achievable priors (fitted on the chip's own rows; the rest from its nearest sibling):")
@@ -87,6 +88,9 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
         if hw.tensor_launch:
             click.echo("GEMM library call beyond it: " + ", ".join(f"{k} +{1e6 * v:.1f} us"
                                                                   for k, v in hw.tensor_launch.items()))
+        if hw.alone:
+            click.echo("a kernel timed alone (do_bench), in place of it: " + ", ".join(f"{k} {1e6 * v:.1f} us"
+                                                                                   for k, v in hw.alone.items()))
         if hw.kernels:
             click.echo("reductions (softmax, norms) per kernel library, fraction of the copy rate: "
                        + ", ".join(f"{k} {v:.3f}" for k, v in hw.kernels.items()))

@@ -54,7 +54,7 @@ from ..errors import AccelsimError, ConfigError, MeasurementError
 from ..sim.analytical import cost_ops, sequence_time
 from ..sim.queueing import closed_loop_ttft
 from ..units import fmt
-from ..cost.op_cost import ChipModel, OpCost, one_call_saving
+from ..cost.op_cost import ChipModel, OpCost, dispatch, one_call_saving
 from ..workload.ops import Op
 from .calvalues import calibration_update
 from .row_ops import _recipe_tag, _renamed, kernel_ops, recipe_of
@@ -134,6 +134,7 @@ class Predictor:
         fields = dict(key[2])
         stack = fields.pop(STACK_KEY, None)
         kernels = fields.pop(KERNELS_KEY, None)
+        fields.pop(ALONE_KEY, None)  # a harness cost (``_alone``), not the chip's
         if fields:  # an explicit calibration (a file, or a fit's trial point)
             upd = calibration_update(fields, s.chip.calibration.tensor_dtype_efficiency)
             new = s.chip.calibration.model_copy(update=upd)
@@ -261,6 +262,8 @@ class Predictor:
             costs = [warm_rerun(cm, op, c) for op, c in zip(ops, costs)]
         call = self._program_call(cal)  # a one-kernel row is one call of a compiled program
         call -= self._one_timed_call(row, cal, ops)  # several kernels in one timed call
+        if row.timing == "alone":
+            call += self._alone(row, cal, ops[0])
         bound = costs[0].bound if len(costs) == 1 else _dominant(costs)
         if fidelity == "event":
             return Prediction(sum(self._event_time(row.system, cal, op) for op in ops) + call, bound,
@@ -273,6 +276,19 @@ class Predictor:
         if st is None or st.runtime.further_kernel_s is None:
             return 0.0
         return one_call_saving(self._chips[(row.system, 0, cal)], ops, st.runtime.further_kernel_s)
+
+    def _alone(self, row: MeasurementRow, cal, op: Op) -> float:
+        """What a kernel timed alone on the device costs beyond its launch as the stack issues it
+        back to back: ``runtime.alone_kernel_s`` (a fit's trial value under ``ALONE_KEY``) in
+        place of the first kernel's launch (0 when the stack has none)."""
+        c = dict(cal)
+        alone = c.get(ALONE_KEY)
+        if alone is None:
+            st = self.stack_of(cal)
+            alone = st.runtime.alone_kernel_s if st is not None else None
+        if alone is None:
+            return 0.0
+        return alone - dispatch(self._chips[(row.system, 0, cal)], op)[1]
 
     def _program_call(self, cal) -> float:
         """Per-call cost of a stack whose runtime dispatches whole programs (0 otherwise)."""
@@ -552,6 +568,8 @@ STACK_KEY = "@stack"
 """Calibration-key entry that stands for "realistic mode under this stack" (no fitted values)."""
 KERNELS_KEY = "@kernels"
 """Calibration-key entry: the row's own kernel library (``MeasurementRow.kernels``) in place of its stack's."""
+ALONE_KEY = "@alone_kernel_s"
+"""Calibration-key entry: a fit's trial ``runtime.alone_kernel_s`` for rows timed alone."""
 
 
 def _cal_key(cal: Mapping[str, float] | tuple | None) -> tuple:

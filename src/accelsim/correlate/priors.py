@@ -18,6 +18,7 @@ from typing import Iterable
 import numpy as np
 
 from ..stack.spec import REDUCTION_KINDS
+from .predict import ALONE_KEY
 from .schema import KERNEL_KINDS, MeasurementRow
 
 FRACTION_MIN = 0.05
@@ -85,6 +86,8 @@ class HardwareFit:
     """stack -> ``runtime.tensor_launch_s`` (stacks with both GEMM and other kernel rows)."""
     kernels: dict[str, float]
     """kernel library -> ``reduction_efficiency`` (libraries with reduction rows)."""
+    alone: dict[str, float]
+    """stack -> ``runtime.alone_kernel_s`` (stacks with kernel rows timed alone)."""
     rows: dict[str, dict[str, int]]
     """chip -> kind -> rows."""
     in_sample: dict[str, dict[str, float]]
@@ -104,13 +107,16 @@ class _KernelRows:
         self.kernels = [_library(r, s) for r, s in zip(rows, self.stack)]
 
     def log_errors(self, chips: dict[str, dict[str, float]], launch: dict[str, float],
-                   tensor_launch: dict[str, float], kernels: dict[str, float], idx) -> np.ndarray:
+                   tensor_launch: dict[str, float], kernels: dict[str, float], idx,
+                   alone: dict[str, float] | None = None) -> np.ndarray:
         out = []
         for i in idx:
             r = self.rows[i]
             cal = dict(chips.get(self.chip[i], {}))
             cal["launch_overhead_s"] = launch.get(self.stack[i], 0.0)
             cal["tensor_launch_overhead_s"] = tensor_launch.get(self.stack[i], 0.0)
+            if r.timing == "alone" and alone and self.stack[i] in alone:
+                cal[ALONE_KEY] = alone[self.stack[i]]
             if self.kernels[i] in kernels:
                 cal["reduction_efficiency"] = kernels[self.kernels[i]]
             p = self.pr.predict(r, "analytical", cal)
@@ -175,16 +181,19 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
     kinds = {s: {r.kind == "gemm" for r, t in zip(rows, data.stack) if t == s} for s in stacks}
     split = [s for s in stacks if kinds[s] == {True, False} and _declares_tensor_launch(s)]
     libraries = sorted({k for k in data.kernels if k})
+    # a stack with rows timed alone (do_bench) and rows issued back to back tells the two apart
+    alone = sorted({s for r, s in zip(rows, data.stack) if s and r.timing == "alone"}
+                   & {s for r, s in zip(rows, data.stack) if s and r.timing != "alone"})
     names = ([(c, f) for c in sorted(fields) for f in fields[c]] + [("@launch", s) for s in stacks]
-             + [("@tensor", s) for s in split] + [("@kernels", k) for k in libraries])
-    timing = [c in ("@launch", "@tensor") for c, _ in names]
+             + [("@tensor", s) for s in split] + [("@kernels", k) for k in libraries] + [("@alone", s) for s in alone])
+    timing = [c in ("@launch", "@tensor", "@alone") for c, _ in names]
     lo = np.array([0.0 if t else FRACTION_MIN for t in timing])
     hi = np.array([LATENCY_MAX_S if t else 1.0 for t in timing])
     x0 = np.array([3e-6 if t else 0.7 for t in timing])
 
     def unpack(x):
         chips: dict[str, dict[str, float]] = {}
-        by = {"@launch": {}, "@tensor": {}, "@kernels": {}}
+        by = {"@launch": {}, "@tensor": {}, "@kernels": {}, "@alone": {}}
         for (c, f), v in zip(names, x):
             if c in by:
                 by[c][f] = float(v)
@@ -193,7 +202,7 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
         for c, die in dies.items():
             if c in data.chip:
                 chips.setdefault(c, {}).update({f: v for f, v in chips.get(die, {}).items() if f in TENSOR_FIELDS})
-        return chips, by["@launch"], by["@tensor"], by["@kernels"]
+        return chips, by["@launch"], by["@tensor"], by["@kernels"], by["@alone"]
 
     every = list(range(len(rows)))
     # chips that share no runtime share no parameter: each such group is fitted on its own, so
@@ -207,15 +216,16 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
         def res(xs, cols=cols, sub=sub):
             full = x.copy()
             full[cols] = xs
-            return data.log_errors(*unpack(full), sub)
+            ch, la, te, ke, al = unpack(full)
+            return data.log_errors(ch, la, te, ke, sub, al)
 
         sol = least_squares(res, x0[cols], bounds=(lo[cols], hi[cols]), loss="soft_l1", f_scale=0.1,
                             x_scale=np.where([timing[j] for j in cols], 1e-6, 0.1),
                             ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=2000)
         x[cols] = sol.x
-    chips, launch, tensor, kernels = unpack(x)
-    chips = _identified(data, chips, launch, tensor, kernels)
-    err = data.log_errors(chips, launch, tensor, kernels, every)
+    chips, launch, tensor, kernels, alone_s = unpack(x)
+    chips = _identified(data, chips, launch, tensor, kernels, alone_s)
+    err = data.log_errors(chips, launch, tensor, kernels, every, alone_s)
     by = {}
     for i, r in enumerate(rows):
         by.setdefault(data.chip[i], {}).setdefault(r.kind, []).append(i)
@@ -237,26 +247,26 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                 # a kernel library measured on this chip alone says nothing once the chip is left out
                 kern = {lib: x for lib, x in kernels.items()
                         if any(data.kernels[i] == lib and data.chip[i] != c for i in every)}
-                e = data.log_errors({**others, c: sib}, launch, tensor, kern, v)
+                e = data.log_errors({**others, c: sib}, launch, tensor, kern, v, alone_s)
                 held.setdefault(c, {})[k] = mean_ape(e)
-    return HardwareFit(chips, launch, tensor, kernels, count, in_sample, held)
+    return HardwareFit(chips, launch, tensor, kernels, alone_s, count, in_sample, held)
 
 
-def _identified(data: "_KernelRows", chips: dict[str, dict[str, float]], launch, tensor, kernels
+def _identified(data: "_KernelRows", chips: dict[str, dict[str, float]], launch, tensor, kernels, alone
                 ) -> dict[str, dict[str, float]]:
     """``chips`` without the fields none of their chip's rows respond to: a field whose term
     never binds on those rows (a GPU whose large GEMMs the SRAM term bounds leaves
     ``tensor_efficiency`` free, and the fit parks it at a bound) is not fitted, so the chip takes
     it from its sibling like a field it has no rows for. Test: 10 % less of the field moves no
     row's log error by 1e-4."""
-    base = data.log_errors(chips, launch, tensor, kernels, list(range(len(data.chip))))
+    base = data.log_errors(chips, launch, tensor, kernels, list(range(len(data.chip))), alone)
     out = {}
     for c, fs in chips.items():
         idx = [i for i, ch in enumerate(data.chip) if ch == c]
         keep = {}
         for f, v in fs.items():
             trial = {**chips, c: {**fs, f: v * 0.9}}
-            if np.abs(data.log_errors(trial, launch, tensor, kernels, idx) - base[idx]).max() >= 1e-4:
+            if np.abs(data.log_errors(trial, launch, tensor, kernels, idx, alone) - base[idx]).max() >= 1e-4:
                 keep[f] = v
         out[c] = keep
     return out
@@ -298,7 +308,7 @@ def _groups(names, rows, data) -> list[dict]:
     for i in range(len(rows)):
         g = out.setdefault(find("chip:" + data.chip[i]), {"names": set(), "rows": []})
         g["rows"].append(i)
-    node = {"@launch": "stack:", "@tensor": "stack:", "@kernels": "kernels:"}  # what a parameter belongs to
+    node = {"@launch": "stack:", "@tensor": "stack:", "@alone": "stack:", "@kernels": "kernels:"}  # what a parameter belongs to
     for c, f in names:
         key = find(node[c] + f if c in node else "chip:" + c)
         if key in out:
@@ -377,6 +387,11 @@ def write_hardware(fit: HardwareFit, corpus: str, preset_chips: Iterable[str]) -
     for lib, v in fit.kernels.items():
         paths.append(write_reduction(lib, v, f"accelsim priors: fitted with the chips' achievable fractions to the "
                                      f"softmax and norm rows of {corpus} run with this library's kernels"))
+    for st, v in fit.alone.items():
+        paths.append(write_kernel_launch(st, v, f"accelsim priors: fitted with the kernel launch to the kernel rows of "
+                                          f"{corpus} timed alone under this stack (do_bench: CUDA events around one "
+                                          f"call behind a cache flush) and those issued back to back",
+                                          "alone_kernel_s"))
     for st, v in fit.tensor_launch.items():
         paths.append(write_kernel_launch(st, v, f"accelsim priors: fitted with the kernel launch to the GEMM and the other "
                                           f"kernel rows of {corpus} measured under this stack (what a GEMM's library "

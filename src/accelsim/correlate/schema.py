@@ -117,12 +117,17 @@ class MeasurementRow(StrictModel):
     it: 1, the default; XLA's PjRt enqueues each device from that device's own execute thread:
     1). The runtime's per-call host enqueue (``runtime.collective_launch_s``) is paid once per
     such device."""
-    timing: Literal["loop", "call"] | None = None
-    """How the harness timed a collective row: ``loop``, many calls issued back to back and the
-    total divided by their count (nccl-tests, rccl-tests: one host clock around ``-n`` iterations
-    and one final synchronize), so the host's enqueue of the next call overlaps the devices'
-    work and a call costs the larger of the two; ``call`` (the default), each call timed to its
-    completion, the host enqueue and the device work in series."""
+    timing: Literal["loop", "call", "alone"] | None = None
+    """How the harness timed the row. A collective row: ``loop``, many calls issued back to back
+    and the total divided by their count (nccl-tests, rccl-tests: one host clock around ``-n``
+    iterations and one final synchronize), so the host's enqueue of the next call overlaps the
+    devices' work and a call costs the larger of the two; ``call`` (the default), each call
+    timed to its completion, the host enqueue and the device work in series. A kernel row:
+    ``alone``, one call timed on the device by CUDA events, queued behind other device work
+    (``triton.testing.do_bench`` zeroes a 256 MB buffer before each call), so the host's launch
+    is hidden but the kernel's start and the closing event have no earlier kernel to overlap
+    (the stack's ``runtime.alone_kernel_s`` in place of its ``kernel_launch_s``); unset, the
+    kernel as the row's stack issues it."""
     op: Literal[LAYER_OPS + ("composite",)] | None = None  # type: ignore[valid-type]
     """Layer op of a ``layer_op`` row; ``composite`` on an ``rmsnorm`` row: the norm ran as the
     separate eager ops of a reference module (several kernels), not as one fused kernel."""
@@ -234,8 +239,10 @@ class MeasurementRow(StrictModel):
                 and self.batch != self.global_batch:
             raise _ColumnError("global_batch", f"{self.global_batch} differs from batch={self.batch} "
                                                "(a train row's batch is the global batch)")
-        if self.timing is not None and self.kind not in COLLECTIVE_KINDS:
-            raise _ColumnError("timing", f"timing describes a collective row, not a {self.kind} row")
+        if self.timing in ("loop", "call") and self.kind not in COLLECTIVE_KINDS:
+            raise _ColumnError("timing", f"timing {self.timing} describes a collective row, not a {self.kind} row")
+        if self.timing == "alone" and self.kind not in KERNEL_KINDS:
+            raise _ColumnError("timing", f"timing alone describes a kernel row, not a {self.kind} row")
         if self.kernels is not None:
             from ..stack.presets import list_kernels
 

@@ -140,6 +140,12 @@ class Runtime(_Spec):
     ``F.silu(g) * u`` row): the bare dispatch, without the call's synchronization and timer that
     a one-kernel row's ``kernel_launch_s`` includes. Used for kernel rows timed call by call;
     None: every kernel pays ``kernel_launch_s``."""
+    alone_kernel_s: Seconds | None = Field(None, ge=0)
+    """Fixed cost of one kernel timed alone on the device (CUDA events around one call queued
+    behind other device work, as ``triton.testing.do_bench`` times it; a kernel row with
+    ``timing: alone``), in place of ``kernel_launch_s``: the host's launch is hidden, but the
+    kernel's start and the closing event have no earlier kernel to overlap. None: as
+    ``kernel_launch_s``. Never part of a model step, whose kernels run back to back."""
     host_async: bool = False
     """The per-kernel costs are host time that overlaps the device: the host (PyTorch eager's
     Python thread) enqueues kernels and runs ahead while the device works through earlier ones,
