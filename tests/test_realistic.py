@@ -195,3 +195,22 @@ def test_a_die_counts_once_in_the_median_of_measured_chips():
     assert table["h200-sxm-141gb"]["same_die"]["tensor_efficiency"] == "h100-sxm5-80gb"
     expected = statistics.median(table[c]["achievable"]["tensor_efficiency"] for c in dies)
     assert table["trainium1"]["achievable"]["tensor_efficiency"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_warm_row_informs_the_shared_level_only_when_its_footprint_fits():
+    """A warm re-run of buffers far beyond the chip's shared level (BabelStream's gigabytes on
+    an A100's 40 MB L2) is served by HBM, so it says nothing about ``sram_efficiency``; one that
+    fits half the level does."""
+    truth = with_cal(load_system("a100-sxm-80gb"), hbm_efficiency=0.8, launch_overhead_s=3e-6)
+    cm = ChipModel(truth)
+
+    def row(i, e, cache):
+        t = op_cost(cm, Elementwise(fn="copy", elements=e, dtype="fp32")).time_s
+        return MeasurementRow(id=f"r{i}", kind="copy", system="a100-sxm-80gb", elements=e, dtype="fp32",
+                              stack="cuda-native", cache=cache, measured_time_s=t)
+
+    cold = [row(i, e, "cold") for i, e in enumerate((2**16, 2**20, 2**24, 2**28))]
+    big = fit_hardware(cold + [row(9, 2**29, "warm")], holdout=False)  # 4 GiB moved: no L2 residency
+    assert "sram_efficiency" not in big.chips["a100-sxm4-80gb"]
+    small = fit_hardware(cold + [row(9, 2**20, "warm")], holdout=False)  # 8 MiB: inside half the L2
+    assert "sram_efficiency" in small.chips["a100-sxm4-80gb"]

@@ -16,7 +16,8 @@ from accelsim.correlate import correlate
 from accelsim.correlate.library_fit import fit_library
 from accelsim.correlate.schema import MeasurementRow
 from accelsim.cost.collectives import collective_cost
-from accelsim.errors import ConfigError, WorkloadError
+from accelsim.sim.collective import simulate_collective
+from accelsim.errors import ConfigError, MeasurementError, WorkloadError
 from accelsim.stack import CollectiveLibrary, Protocol, list_stacks, load_stack, resolve
 
 KiB, MiB, GiB = 2**10, 2**20, 2**30
@@ -117,6 +118,41 @@ def test_point_to_point_kinds_run_the_library_p2p_protocols():
     with pytest.raises(ValueError, match="p2p_protocols.*'LL256' is not one of the protocols"):
         three.model_copy(update={"p2p_protocols": ("LL256",)}).model_validate(
             {**three.model_dump(), "p2p_protocols": ("LL256",)})
+
+
+def test_point_to_point_kinds_pay_a_host_cost_per_operation():
+    """An all-to-all is p - 1 sends and p - 1 receives enqueued in one group, each a host-side
+    operation. dgx-a100 switch, direct plan, p = 8, 1 MiB to each peer under Simple:
+    T = call + base + step + (p-1) n / (p B f) + 2 (p-1) h; an all-gather pays no h."""
+    from accelsim.correlate.predict import Predictor
+
+    s = load_system("dgx-a100")
+    B, p, n = 300e9, 8, 8 * MiB
+    lib = CollectiveLibrary(name="test", call_latency_s=10e-6, bandwidth_fraction=0.8, algorithms=("ring",),
+                            p2p_protocols=("LL", "Simple"), p2p_ll_max_bytes=16 * KiB,
+                            protocols=(Protocol(name="LL", bandwidth_fraction=0.5, step_latency_s=1e-6),
+                                       Protocol(name="Simple", bandwidth_fraction=1.0, step_latency_s=8e-6,
+                                                base_latency_s=30e-6)))
+    host = lib.model_copy(update={"p2p_op_host_s": 0.5e-6})
+    a2a = collective_cost(s, "alltoall", n, p, library=lib)
+    assert a2a.protocol == "Simple"
+    assert a2a.time_s == pytest.approx(10e-6 + 30e-6 + 8e-6 + (p - 1) * n / (p * B * 0.8), rel=1e-9)
+    assert collective_cost(s, "alltoall", n, p, library=host).time_s == pytest.approx(a2a.time_s + 14 * 0.5e-6, rel=1e-9)
+    ag = collective_cost(s, "allgather", n, p, library=lib)
+    assert collective_cost(s, "allgather", n, p, library=host).time_s == pytest.approx(ag.time_s, rel=1e-12)
+    # the event tier pays the same
+    t, _ = simulate_collective(s, "alltoall", n, p, library=host)
+    assert t == pytest.approx(a2a.time_s + 14 * 0.5e-6, rel=0.02)
+    # a harness whose one thread drives 8 devices pays the host part once per device
+    st = load_stack("cuda-native")
+    h = st.runtime.collective_launch_s + 14 * st.collectives.p2p_op_host_s
+    assert st.collectives.p2p_op_host_s > 0
+    row = dict(id="x", kind="alltoall", system="dgx-a100", bytes=8.0, ranks=8, dtype="fp32", stack="cuda-native",
+               measured_time_s=1e-4)
+    pr = Predictor()
+    one = pr.predict(MeasurementRow(**row)).time_s
+    eight = pr.predict(MeasurementRow(**row, gpus_per_process=8)).time_s
+    assert eight - one == pytest.approx(7 * h, rel=1e-9)
 
 
 def test_ideal_mode_is_the_old_bound():
@@ -241,6 +277,33 @@ def test_the_prior_fit_recovers_a_known_library():
     assert big == pytest.approx(300e9 * 0.75, rel=0.02)                  # ring busbw = B x fraction
     assert "in_switch_bandwidth_fraction" not in fit.determined            # no switch reduction on A100
     assert math.isfinite(fit.bias) and fit.bias == pytest.approx(1.0, abs=0.02)
+
+
+def test_one_field_is_fitted_and_the_others_kept():
+    """All-to-all rows made with a known per-operation host cost (0.5 us), timed as nccl-tests
+    times them with one thread driving eight GPUs (a loop: the larger of device and 8 x host), are
+    fitted back with ``only``; every other field keeps the file's value."""
+    from accelsim.correlate.predict import harness_time
+    from accelsim.cost.collectives import p2p_host_s
+
+    st = load_stack("cuda-native")
+    true = st.collectives.model_copy(update={"p2p_op_host_s": 0.5e-6})
+    s = load_system("dgx-a100")
+    rows = []
+    for i, n in enumerate(8 * 4**k for k in range(12)):
+        t = collective_cost(s, "alltoall", n, 8, library=true).time_s
+        p2p = p2p_host_s("alltoall", 8, true)
+        rows.append(MeasurementRow(id=f"a{i}", kind="alltoall", system="dgx-a100", bytes=n, ranks=8, stack="cuda-native",
+                                   gpus_per_process=8, timing="loop", source=f"s{i % 2}",
+                                   measured_time_s=harness_time(t - p2p, 8 * (st.runtime.collective_launch_s + p2p),
+                                                                "loop")))
+    fit = fit_library(rows, "cuda-native", holdout=False, only=("p2p_op_host_s",))
+    assert fit.values["p2p_op_host_s"] == pytest.approx(0.5e-6, rel=0.02)
+    assert fit.determined == ["p2p_op_host_s"]
+    assert fit.values["call_latency_s"] == st.collectives.call_latency_s
+    assert fit.values["protocols.Simple.step_latency_s"] == st.collectives.bulk.step_latency_s
+    with pytest.raises(MeasurementError, match="'p2p_op_host' is not a fitted field"):
+        fit_library(rows, "cuda-native", holdout=False, only=("p2p_op_host",))
 
 
 def test_a_program_stack_pays_its_call_cost_once_per_collective_and_it_is_fitted_back(tmp_path):

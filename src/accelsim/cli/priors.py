@@ -17,10 +17,12 @@ from .util import friendly
               help="Fit every chip's achievable fractions and every runtime's kernel cost to the kernel rows.")
 @click.option("--collectives/--no-collectives", default=True, show_default=True,
               help="Fit every collective library to the collective rows.")
+@click.option("--field", "fields", multiple=True,
+              help="Fit only this collective-library field (repeatable, e.g. p2p_op_host_s); the others keep their values.")
 @click.option("--write", is_flag=True, help="Write the fitted values (and their sources) into the stack files.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @friendly
-def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
+def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collectives):
     """Fit each collective library (NCCL, RCCL, Neuron, ...) to the published collective rows of
     FILES (default: workloads/measurements/parts/*.csv) and report in-sample and
     leave-one-source-out error; --write stores the values in stacks/*.yaml."""
@@ -34,7 +36,7 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
         files = sorted(str(p) for p in parts.glob("*.csv"))
         if not files:
             raise MeasurementError(f"no FILES given and no {parts}/*.csv here (run from the repository)")
-    fits = derive(list(files), stacks or None, holdout=not no_holdout) if collectives else []
+    fits = derive(list(files), stacks or None, holdout=not no_holdout, only=fields) if collectives else []
     corpus = str(Path(files[0]).parent) if len({str(Path(f).parent) for f in files}) == 1 else "the given files"
     hw = None
     if hardware:
@@ -100,7 +102,8 @@ def priors(files, stacks, no_holdout, write, as_json, hardware, collectives):
                    f"(bias {f.bias:.2f}), leave-one-source-out {loso}")
         for k, v in f.values.items():
             shown = f"{1e6 * v:.2f} us" if k.endswith("_s") else f"{v:.3f}"
-            click.echo(f"  {k:<34}{shown:>12}" + ("" if k in f.determined else "   (no row constrains it: kept)"))
+            click.echo(f"  {k:<34}{shown:>12}" + ("" if k in f.determined else "   (not fitted: kept)"
+                                                     if f.only and k not in f.only else "   (no row constrains it: kept)"))
     for st, (c, before, after, n) in calls.items():
         click.echo(f"{st}: per-call cost {1e6 * c:.1f} us from {n} collective rows (MAPE {100 * before:.1f}% -> "
                    f"{100 * after:.1f}%)")

@@ -55,6 +55,8 @@ class LibraryFit:
     """Leave-one-source-out MAPE (None with a single source)."""
     per_source: dict[str, tuple[int, float, float | None]] = field(default_factory=dict)
     """source -> (rows, in-sample MAPE, held-out MAPE)."""
+    only: tuple[str, ...] = ()
+    """The fields fitted when not all were (the others kept their file values)."""
 
 
 HOST = "runtime.collective_launch_s"
@@ -90,7 +92,7 @@ def _fields(lib: _Lib) -> list[str]:
             + ["in_switch_bandwidth_fraction", "scale_out_step_latency_s", "scale_out_bandwidth_fraction"]
             + (["in_switch_step_latency_s"] if switch else [])
             + [f"protocols.{p.name}.step_latency_s" for p in lib.lib.protocols]
-            + ([] if lib.program else [f"protocols.{lib.lib.bulk.name}.base_latency_s"])
+            + ([] if lib.program else [f"protocols.{lib.lib.bulk.name}.base_latency_s", "p2p_op_host_s"])
             + ([PROGRAM if lib.program else HOST] if lib.fit_host else []))
 
 
@@ -141,14 +143,16 @@ class _Rows:
         return any(h is None for h in self.host) and len(times) > 1
 
     def log_errors(self, lib: _Lib, idx: Iterable[int]) -> np.ndarray:
-        from ..cost.collectives import collective_cost
+        from ..cost.collectives import collective_cost, p2p_host_s
         from .predict import harness_time
 
         out = []
         for i in idx:
             r, s = self.rows[i], self.systems[i]
             t = collective_cost(s, r.kind, float(r.bytes), int(r.ranks), library=lib.lib).time_s
-            t = harness_time(t, (lib.host if self.host[i] is None else self.host[i]) * self.devices[i], r.timing)
+            p2p = p2p_host_s(r.kind, int(r.ranks), lib.lib)  # in t already, as a model step pays it
+            host = (lib.host if self.host[i] is None else self.host[i]) + p2p
+            t = harness_time(t - p2p, host * self.devices[i], r.timing)
             out.append(math.log(t / r.measured_time_s))
         return np.array(out)
 
@@ -163,10 +167,10 @@ def _own_host(stack: str) -> float | None:
     return None if own is None else float(own)
 
 
-def _fit(data: _Rows, lib: _Lib, idx: list[int]) -> tuple[_Lib, list[str]]:
+def _fit(data: _Rows, lib: _Lib, idx: list[int], only: tuple[str, ...] = ()) -> tuple[_Lib, list[str]]:
     from scipy.optimize import differential_evolution, least_squares
 
-    names = _fields(lib)
+    names = [f for f in _fields(lib) if not only or f in only]  # ``only``: the rest keep the file's values
     # fractions are fitted as they are, latencies as log10(seconds) in [-9, log10(LATENCY_MAX_S)]
     frac = np.array([f.endswith("fraction") for f in names])
     lo = np.where(frac, FRACTION_MIN, -9.0)
@@ -231,8 +235,10 @@ def library_rows(rows: list[MeasurementRow], stack: str) -> list[MeasurementRow]
     return out
 
 
-def fit_library(rows: list[MeasurementRow], stack: str, holdout: bool = True) -> LibraryFit:
-    """Fit the collective library of base stack ``stack`` to ``rows`` (collective rows of it)."""
+def fit_library(rows: list[MeasurementRow], stack: str, holdout: bool = True, only: Iterable[str] = ()) -> LibraryFit:
+    """Fit the collective library of base stack ``stack`` to ``rows`` (collective rows of it);
+    ``only``: fit these fields, the others keep their file values (a new mechanism's field
+    fitted without moving the rest)."""
     from ..stack.presets import load_stack
 
     if not rows:
@@ -245,7 +251,12 @@ def fit_library(rows: list[MeasurementRow], stack: str, holdout: bool = True) ->
                    fit_host=True, program=True)
     else:
         lib = _Lib(st.collectives, st.runtime.collective_launch_s, fit_host=data.host_separable())
-    fitted, determined = _fit(data, lib, every)
+    only = tuple(only)
+    unknown = [f for f in only if f not in _fields(lib)]
+    if unknown:
+        raise MeasurementError(f"--field {unknown[0]!r} is not a fitted field of {stack}; "
+                               f"fitted fields: {', '.join(_fields(lib))}")
+    fitted, determined = _fit(data, lib, every, only)
     err = data.log_errors(fitted, every)
     sources = sorted({r.source or r.id for r in rows})
     per_source: dict[str, tuple[int, float, float | None]] = {}
@@ -255,17 +266,17 @@ def fit_library(rows: list[MeasurementRow], stack: str, holdout: bool = True) ->
         rest = [i for i in every if i not in idx]
         out = None
         if holdout and rest and len(sources) > 1:
-            lib_rest, _ = _fit(data, lib, rest)
+            lib_rest, _ = _fit(data, lib, rest, only)
             e = data.log_errors(lib_rest, idx)
             out = mean_ape(e)
             held += list(np.abs(np.exp(e) - 1.0))
         per_source[src] = (len(idx), mean_ape(err[idx]), out)
     values = {f: _get(fitted, f) for f in _fields(lib)}
     return LibraryFit(stack, values, determined, len(rows), sources, mean_ape(err), float(np.exp(err.mean())),
-                      float(np.mean(held)) if held else None, per_source)
+                      float(np.mean(held)) if held else None, per_source, only)
 
 
-def derive(paths, stacks: Iterable[str] | None = None, holdout: bool = True) -> list[LibraryFit]:
+def derive(paths, stacks: Iterable[str] | None = None, holdout: bool = True, only: Iterable[str] = ()) -> list[LibraryFit]:
     """Fit every base stack's collective library to the corpus files ``paths``."""
     from ..stack.presets import base_of, list_stacks
 
@@ -275,7 +286,7 @@ def derive(paths, stacks: Iterable[str] | None = None, holdout: bool = True) -> 
     for b in bases:
         sel = library_rows(rows, b)
         if sel:
-            out.append(fit_library(sel, b, holdout))
+            out.append(fit_library(sel, b, holdout, only))
     return out
 
 
@@ -311,7 +322,8 @@ def _set_fitted(data: dict, fit: LibraryFit, corpus: str) -> None:
             col[f] = v
         data.setdefault("sources", {})[f if f in (HOST, PROGRAM) else f"collectives.{f}"] = (
             f"accelsim priors: fitted to {fit.rows} collective rows of {corpus} "
-            f"({len(fit.sources)} sources; in-sample MAPE {100 * fit.mape:.1f}%, leave-one-source-out "
+            + ("(the library's other fields fixed; " if fit.only else "(")
+            + f"{len(fit.sources)} sources; in-sample MAPE {100 * fit.mape:.1f}%, leave-one-source-out "
             + (f"{100 * fit.loso_mape:.1f}%" if fit.loso_mape is not None else "n/a") + ")")
 
 

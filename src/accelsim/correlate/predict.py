@@ -350,8 +350,11 @@ class Predictor:
         pays the runtime's host enqueue for one device): the enqueue once per device the process
         drives, in series with the device work (``timing`` call) or, in a loop of back-to-back
         calls, overlapped with it (the larger of the two)."""
+        from ..cost.collectives import p2p_host_s
+
         st = self.stack_of(cal)
-        host1 = st.runtime.collective_launch_s if st is not None else 0.0
+        host1 = (st.runtime.collective_launch_s + p2p_host_s(row.kind, int(row.ranks), st.collectives)
+                 if st is not None else 0.0)
         return harness_time(t - host1, host1 * (row.gpus_per_process or 1), row.timing)
 
     def _tp_chips(self, system: str, tp: int) -> int:

@@ -136,16 +136,29 @@ def _library(row: MeasurementRow, stack: str | None) -> str | None:
     return load_stack(stack).kernels if stack else None
 
 
-def _hw_fields(rows: list[MeasurementRow], chips: list[str]) -> dict[str, list[str]]:
+def _cached(data: "_KernelRows", i: int) -> bool:
+    """Whether row ``i`` is a warm re-run whose footprint the chip's shared level serves in part
+    (``cost.cache.residency`` > 0): only such a row says anything about that level's rate."""
+    from ..cost.cache import residency
+    from .row_ops import kernel_ops
+
+    r = data.rows[i]
+    if r.cache != "warm":
+        return False
+    shared = data.pr.base_system(r.system).chip.shared_sram
+    return shared is not None and residency(sum(op.bytes() for op in kernel_ops(r)), shared.capacity_bytes) > 0
+
+
+def _hw_fields(rows: list[MeasurementRow], chips: list[str], cached: list[bool]) -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {}
-    for r, c in zip(rows, chips):
+    for r, c, hit in zip(rows, chips, cached):
         f = fields.setdefault(c, [])
         if r.kind == "gemm":
             name = "tensor_dtype_efficiency.fp8" if r.dtype == "fp8" else "tensor_efficiency"
             if name not in f:
                 f.append(name)
         else:
-            for name in ("hbm_efficiency",) + (("sram_efficiency",) if r.cache == "warm" else ()):
+            for name in ("hbm_efficiency",) + (("sram_efficiency",) if hit else ()):
                 if name not in f:
                     f.append(name)
     for c, f in fields.items():
@@ -166,7 +179,7 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
     rows = sorted((r for r in rows if r.kind in HARDWARE_KINDS and "one neuroncore" not in (r.notes or "").lower()
                    and r.op != "composite"), key=lambda r: r.id)
     data = _KernelRows(rows)
-    fields = _hw_fields(rows, data.chip)
+    fields = _hw_fields(rows, data.chip, [_cached(data, i) for i in range(len(rows))])
     dies = same_die()
     for c, die in dies.items():  # a die's tensor fields are one parameter, the die owner's
         for f in TENSOR_FIELDS:

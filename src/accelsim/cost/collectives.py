@@ -443,6 +443,15 @@ def _protocols(net: _Net, kind: str, n: float, p: int) -> tuple[_Proto, ...]:
                  and not (x.name == "LL" and per_peer > net.p2p_ll_max))
 
 
+def p2p_host_s(kind: str, ranks: int, library: CollectiveLibrary | None) -> float:
+    """Host cost of the point-to-point operations a grouped call enqueues on each device
+    (``CollectiveLibrary.p2p_op_host_s``): an all-to-all's ranks - 1 sends and ranks - 1
+    receives; 0 for any other kind."""
+    if library is None or kind != "alltoall":
+        return 0.0
+    return 2 * (ranks - 1) * library.p2p_op_host_s
+
+
 def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
                     algorithm: str | None = None, chips=None, library: CollectiveLibrary | None = None
                     ) -> CollectiveResult:
@@ -463,6 +472,7 @@ def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks:
     group = _group(system, p, chips)
     bw, lat, sent, name, detail, _, proto = _cost(_net(system, library), kind, n, group, algorithm)
     lat += system.chip.calibration.collective_overhead_s + (library.call_latency_s if library else 0.0)
+    lat += p2p_host_s(kind, p, library)
     t = bw + lat
     size = n * size_units(kind, p)
     algbw = size / t if t > 0 else math.inf
@@ -498,7 +508,7 @@ def link_terms(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
     frac, step = _rate_and_step(net, name, proto)
     return LinkTerms(name, {SCALE_UP: net.bw_up * frac, SCALE_OUT: net.bw_out * frac}, step,
                      max(step, net.step_latency_out_s),
-                     library.call_latency_s + proto.base_latency_s if library else 0.0)
+                     library.call_latency_s + proto.base_latency_s + p2p_host_s(kind, p, library) if library else 0.0)
 
 
 def collective_plan(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,

@@ -84,6 +84,11 @@ class CollectiveLibrary(_Spec):
     p2p_ll_max_bytes: Bytes | None = Field(None, gt=0)
     """Largest message to one peer a point-to-point transfer runs LL for (None: the protocol's own
     ``max_bytes``). NCCL: ``NCCL_P2P_LL_THRESHOLD``, 16384 bytes (per peer and channel)."""
+    p2p_op_host_s: Seconds = Field(0.0, ge=0)
+    """Host cost of enqueueing one point-to-point operation of a grouped call, per device: an
+    all-to-all over p ranks is p - 1 sends and p - 1 receives issued between a group start and
+    end (nccl-tests ``alltoall_perf``, PyTorch ``all_to_all_single``), each a host-side
+    operation beyond the call's own enqueue (``runtime.collective_launch_s``). Fitted."""
     compute_cores: int = Field(0, ge=0)
     """Compute cores (SMs, CUs) a collective's kernel holds while it runs, one thread block per
     channel: compute that overlaps the collective runs on the others. 0: the library moves data
