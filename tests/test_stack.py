@@ -399,3 +399,15 @@ def test_new_stack_blocks_are_checked_with_file_and_field(tmp_path):
     fw.write_text("name: fw\n" + base + "training: {name: f, rmsnorm: unfused}\n")
     with pytest.raises(ConfigError, match=r"fw\.yaml.*training\.rmsnorm"):
         load_stack(fw)
+
+
+def test_a_declared_program_cost_is_not_refitted():
+    """``accelsim priors`` fits the per-call cost of a program stack from its collective rows
+    (xla-gpu), but not one its file states by definition (neuron-device: device time, no
+    program execution in it), which would otherwise be overwritten with a 'fitted' source."""
+    from accelsim.correlate.library_fit import program_stacks_with_rows
+
+    rows = [MeasurementRow(id=f"{s}{i}", kind="allgather", system=sys_, bytes=4096.0, ranks=ranks, dtype="fp32",
+                           stack=s, measured_time_s=1e-5)
+            for i, (s, sys_, ranks) in enumerate([("xla-gpu", "dgx-h100", 8), ("neuron-device", "trn1-32xl", 16)])]
+    assert set(program_stacks_with_rows(rows)) == {"xla-gpu"}

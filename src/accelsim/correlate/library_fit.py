@@ -361,12 +361,27 @@ def program_stacks_with_rows(rows: list[MeasurementRow]) -> dict[str, list[Measu
     from ..stack.presets import base_of, list_stacks, load_stack
 
     # a base stack's own rows fitted its library (its call cost is the library's call latency)
-    program = {s for s in list_stacks() if load_stack(s).runtime.dispatch == "program" and base_of(s) != s}
+    # a stack whose file states its per-call cost as a definition (not a fit of this routine:
+    # ``neuron-device``, device time with no program execution in it) keeps it
+    program = {s for s in list_stacks() if load_stack(s).runtime.dispatch == "program" and base_of(s) != s
+               and _fitted_here(s)}
     out: dict[str, list[MeasurementRow]] = {}
     for r in rows:
         if r.kind in COLLECTIVE_KINDS and r.stack in program:
             out.setdefault(r.stack, []).append(r)
     return out
+
+
+def _fitted_here(stack: str) -> bool:
+    """Whether ``stack``'s own ``runtime.kernel_launch_s`` is absent or came from this fit (its
+    source says ``accelsim priors``), i.e. may be refitted."""
+    from ..configio import load_yaml
+    from ..stack.presets import own_runtime, stack_path
+
+    if "kernel_launch_s" not in own_runtime(stack):
+        return True
+    src = (load_yaml(stack_path(stack)).get("sources") or {}).get("runtime.kernel_launch_s", "")
+    return str(src).startswith("accelsim priors")
 
 
 def write_program_call(stack: str, value: float, n: int, before: float, after: float, corpus: str) -> Path:
