@@ -411,3 +411,12 @@ def test_a_declared_program_cost_is_not_refitted():
                            stack=s, measured_time_s=1e-5)
             for i, (s, sys_, ranks) in enumerate([("xla-gpu", "dgx-h100", 8), ("neuron-device", "trn1-32xl", 16)])]
     assert set(program_stacks_with_rows(rows)) == {"xla-gpu"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--no-collectives", "--field", "p2p_op_host_s"), "needs --collectives"),
+    (("--no-hardware", "--no-holdout", "--stack", "cuda-native", "--field", "bogus"), "'bogus' is not a fitted field"),
+])
+def test_cli_priors_field_errors(args, message):
+    r = CliRunner().invoke(main, ["priors", *args])
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output

@@ -36,6 +36,8 @@ def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collecti
         files = sorted(str(p) for p in parts.glob("*.csv"))
         if not files:
             raise MeasurementError(f"no FILES given and no {parts}/*.csv here (run from the repository)")
+    if fields and not collectives:
+        raise click.UsageError("--field names a collective-library field: it needs --collectives")
     fits = derive(list(files), stacks or None, holdout=not no_holdout, only=fields) if collectives else []
     corpus = str(Path(files[0]).parent) if len({str(Path(f).parent) for f in files}) == 1 else "the given files"
     hw = None
