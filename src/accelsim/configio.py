@@ -94,7 +94,7 @@ def revalidate(instance: BaseModel, old: dict[str, Any], new: dict[str, Any]) ->
     fields = type(instance).model_fields
     data = {}
     for k, v in new.items():
-        if k in fields and isinstance(v, dict) and isinstance(old, dict) and isinstance(old.get(k), dict):
+        if k in fields and isinstance(v, dict) and isinstance(old.get(k), dict):
             sub = getattr(instance, k)
             if isinstance(sub, BaseModel):
                 v = revalidate(sub, old[k], v)

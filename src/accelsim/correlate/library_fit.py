@@ -375,13 +375,11 @@ def program_stacks_with_rows(rows: list[MeasurementRow]) -> dict[str, list[Measu
 def _fitted_here(stack: str) -> bool:
     """Whether ``stack``'s own ``runtime.kernel_launch_s`` is absent or came from this fit (its
     source says ``accelsim priors``), i.e. may be refitted."""
-    from ..configio import load_yaml
-    from ..stack.presets import own_runtime, stack_path
+    from ..stack.presets import load_stack, own_runtime
 
     if "kernel_launch_s" not in own_runtime(stack):
         return True
-    src = (load_yaml(stack_path(stack)).get("sources") or {}).get("runtime.kernel_launch_s", "")
-    return str(src).startswith("accelsim priors")
+    return load_stack(stack).sources.get("runtime.kernel_launch_s", "").startswith("accelsim priors")
 
 
 def write_program_call(stack: str, value: float, n: int, before: float, after: float, corpus: str) -> Path:

@@ -96,6 +96,12 @@ class HardwareFit:
     """chip -> kind -> MAPE when the chip's priors come from its sibling only (leave one chip out)."""
 
 
+SOFT = ("@launch", "@tensor", "@kernels", "@alone")
+"""The software parameters of the hardware fit, each a mapping: stack -> ``runtime.kernel_launch_s``,
+stack -> ``runtime.tensor_launch_s``, kernel library -> ``reduction_efficiency``, stack ->
+``runtime.alone_kernel_s``."""
+
+
 class _KernelRows:
     def __init__(self, rows: list[MeasurementRow]):
         from .predict import Predictor
@@ -106,19 +112,21 @@ class _KernelRows:
         self.stack = [r.stack or self.pr.base_system(r.system).stack for r in rows]
         self.kernels = [_library(r, s) for r, s in zip(rows, self.stack)]
 
-    def log_errors(self, chips: dict[str, dict[str, float]], launch: dict[str, float],
-                   tensor_launch: dict[str, float], kernels: dict[str, float], idx,
-                   alone: dict[str, float] | None = None) -> np.ndarray:
+    def log_errors(self, chips: dict[str, dict[str, float]], soft: dict[str, dict[str, float]], idx) -> np.ndarray:
+        """log(predicted / measured) of rows ``idx`` under the chips' fields and the software
+        parameters ``soft`` (``SOFT``: per stack, its kernel launch, GEMM call and lone-kernel
+        cost; per kernel library, its reduction fraction)."""
         out = []
         for i in idx:
             r = self.rows[i]
+            st = self.stack[i]
             cal = dict(chips.get(self.chip[i], {}))
-            cal["launch_overhead_s"] = launch.get(self.stack[i], 0.0)
-            cal["tensor_launch_overhead_s"] = tensor_launch.get(self.stack[i], 0.0)
-            if r.timing == "alone" and alone and self.stack[i] in alone:
-                cal[ALONE_KEY] = alone[self.stack[i]]
-            if self.kernels[i] in kernels:
-                cal["reduction_efficiency"] = kernels[self.kernels[i]]
+            cal["launch_overhead_s"] = soft["@launch"].get(st, 0.0)
+            cal["tensor_launch_overhead_s"] = soft["@tensor"].get(st, 0.0)
+            if r.timing == "alone" and st in soft["@alone"]:
+                cal[ALONE_KEY] = soft["@alone"][st]
+            if self.kernels[i] in soft["@kernels"]:
+                cal["reduction_efficiency"] = soft["@kernels"][self.kernels[i]]
             p = self.pr.predict(r, "analytical", cal)
             out.append(math.log(p.time_s / r.measured_time_s) if not p.skipped and p.time_s > 0 else 0.0)
         return np.array(out)
@@ -199,23 +207,23 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                    & {s for r, s in zip(rows, data.stack) if s and r.timing != "alone"})
     names = ([(c, f) for c in sorted(fields) for f in fields[c]] + [("@launch", s) for s in stacks]
              + [("@tensor", s) for s in split] + [("@kernels", k) for k in libraries] + [("@alone", s) for s in alone])
-    timing = [c in ("@launch", "@tensor", "@alone") for c, _ in names]
+    timing = [c in SOFT and c != "@kernels" for c, _ in names]  # latencies (the rest are fractions)
     lo = np.array([0.0 if t else FRACTION_MIN for t in timing])
     hi = np.array([LATENCY_MAX_S if t else 1.0 for t in timing])
     x0 = np.array([3e-6 if t else 0.7 for t in timing])
 
     def unpack(x):
         chips: dict[str, dict[str, float]] = {}
-        by = {"@launch": {}, "@tensor": {}, "@kernels": {}, "@alone": {}}
+        soft: dict[str, dict[str, float]] = {k: {} for k in SOFT}
         for (c, f), v in zip(names, x):
-            if c in by:
-                by[c][f] = float(v)
+            if c in soft:
+                soft[c][f] = float(v)
             else:
                 chips.setdefault(c, {})[f] = float(v)
         for c, die in dies.items():
             if c in data.chip:
                 chips.setdefault(c, {}).update({f: v for f, v in chips.get(die, {}).items() if f in TENSOR_FIELDS})
-        return chips, by["@launch"], by["@tensor"], by["@kernels"], by["@alone"]
+        return chips, soft
 
     every = list(range(len(rows)))
     # chips that share no runtime share no parameter: each such group is fitted on its own, so
@@ -229,16 +237,15 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
         def res(xs, cols=cols, sub=sub):
             full = x.copy()
             full[cols] = xs
-            ch, la, te, ke, al = unpack(full)
-            return data.log_errors(ch, la, te, ke, sub, al)
+            return data.log_errors(*unpack(full), sub)
 
         sol = least_squares(res, x0[cols], bounds=(lo[cols], hi[cols]), loss="soft_l1", f_scale=0.1,
                             x_scale=np.where([timing[j] for j in cols], 1e-6, 0.1),
                             ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=2000)
         x[cols] = sol.x
-    chips, launch, tensor, kernels, alone_s = unpack(x)
-    chips = _identified(data, chips, launch, tensor, kernels, alone_s)
-    err = data.log_errors(chips, launch, tensor, kernels, every, alone_s)
+    chips, soft = unpack(x)
+    chips = _identified(data, chips, soft)
+    err = data.log_errors(chips, soft, every)
     by = {}
     for i, r in enumerate(rows):
         by.setdefault(data.chip[i], {}).setdefault(r.kind, []).append(i)
@@ -258,28 +265,29 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
                 if not all(f in sib for f in need):
                     continue  # no sibling has rows of this kind: nothing to hold out against
                 # a kernel library measured on this chip alone says nothing once the chip is left out
-                kern = {lib: x for lib, x in kernels.items()
+                kern = {lib: x for lib, x in soft["@kernels"].items()
                         if any(data.kernels[i] == lib and data.chip[i] != c for i in every)}
-                e = data.log_errors({**others, c: sib}, launch, tensor, kern, v, alone_s)
+                e = data.log_errors({**others, c: sib}, {**soft, "@kernels": kern}, v)
                 held.setdefault(c, {})[k] = mean_ape(e)
-    return HardwareFit(chips, launch, tensor, kernels, alone_s, count, in_sample, held)
+    return HardwareFit(chips, soft["@launch"], soft["@tensor"], soft["@kernels"], soft["@alone"], count, in_sample,
+                       held)
 
 
-def _identified(data: "_KernelRows", chips: dict[str, dict[str, float]], launch, tensor, kernels, alone
+def _identified(data: "_KernelRows", chips: dict[str, dict[str, float]], soft: dict[str, dict[str, float]]
                 ) -> dict[str, dict[str, float]]:
     """``chips`` without the fields none of their chip's rows respond to: a field whose term
     never binds on those rows (a GPU whose large GEMMs the SRAM term bounds leaves
     ``tensor_efficiency`` free, and the fit parks it at a bound) is not fitted, so the chip takes
     it from its sibling like a field it has no rows for. Test: 10 % less of the field moves no
     row's log error by 1e-4."""
-    base = data.log_errors(chips, launch, tensor, kernels, list(range(len(data.chip))), alone)
+    base = data.log_errors(chips, soft, list(range(len(data.chip))))
     out = {}
     for c, fs in chips.items():
         idx = [i for i, ch in enumerate(data.chip) if ch == c]
         keep = {}
         for f, v in fs.items():
             trial = {**chips, c: {**fs, f: v * 0.9}}
-            if np.abs(data.log_errors(trial, launch, tensor, kernels, idx, alone) - base[idx]).max() >= 1e-4:
+            if np.abs(data.log_errors(trial, soft, idx) - base[idx]).max() >= 1e-4:
                 keep[f] = v
         out[c] = keep
     return out
