@@ -66,6 +66,7 @@ from functools import lru_cache
 from ..arch.spec import SystemSpec
 from ..arch.topology import SCALE_OUT, SCALE_UP, Topology, box, by_node, topology
 from ..errors import WorkloadError
+from ..memo import IdentityCache
 from ..stack.spec import CollectiveLibrary
 from ..workload.ops import Collective
 from .collective_plans import Plan, Step, flat_plan, size_units, zip_steps
@@ -190,8 +191,22 @@ class _Net:
     in_switch_latency_s: float = 0.0
     """Step latency of an in-switch reduction (the library's, else its bulk protocol's)."""
 
+    def __post_init__(self):  # the costs' caches hash it on every lookup: hash the fields once
+        object.__setattr__(self, "_hash", hash(tuple(getattr(self, f) for f in self.__dataclass_fields__)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
+_NETS = IdentityCache(64)
+
 
 def _net(system: SystemSpec, library: CollectiveLibrary | None = None) -> _Net:
+    """The network of ``system`` under ``library`` (built once per pair of objects)."""
+    return _NETS.get((system, library), lambda: _make_net(system, library))
+
+
+def _make_net(system: SystemSpec, library: CollectiveLibrary | None) -> _Net:
     eff = system.chip.calibration.link_efficiency
     ic, so = system.interconnect, system.scale_out
     unknown = [a for a in (library.algorithms if library else ()) if a not in ALGORITHMS]
@@ -256,24 +271,38 @@ def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: f
     if kind == "broadcast" and algorithm == "ring":
         bw, lat, sent = _pipeline(net, group, n)
         return bw / proto.bw_fraction, lat + (2 * len(group) - 2) * proto.step_latency_s + proto.base_latency_s, sent
-    costs, sent = _flat_summary(net.topo, kind, algorithm, group)
+    steps, sent = _step_terms(net, kind, algorithm, group)
     frac, own = _rate_and_step(net, algorithm, proto)
     bws = (net.bw_up * frac, net.bw_out * frac)
     bw, lat = 0.0, proto.base_latency_s
-    for c in costs:
-        best = (0.0, 0.0)
-        crosses = False
-        for cls, prof in c.profiles:
-            crosses = crosses or cls == SCALE_OUT
-            arr = [(hu * net.lat_up + ho * net.lat_out, f) for hu, ho, f in prof]
-            for e, _ in arr:
-                t = (e, sum(f for e2, f in arr if e2 >= e) * n / bws[cls])
-                if t[0] + t[1] > best[0] + best[1]:
-                    best = t
+    for repeat, crosses, cands in steps:
+        be = bt = 0.0
+        for cls, e, f in cands:
+            t = f * n / bws[cls]
+            if e + t > be + bt:
+                be, bt = e, t
         step = max(own, net.step_latency_out_s) if crosses else own
-        lat += c.repeat * (best[0] + step)
-        bw += c.repeat * best[1]
+        lat += repeat * (be + step)
+        bw += repeat * bt
     return bw, lat, sent * n
+
+
+@lru_cache(maxsize=4096)
+def _step_terms(net: _Net, kind: str, algorithm: str, group: tuple[int, ...]
+                ) -> tuple[tuple[tuple[int, bool, tuple[tuple[int, float, float], ...]], ...], float]:
+    """The plan's steps as ``_evaluate`` prices them, whatever the size and protocol: per step
+    (repeat, whether it crosses the scale-out network, its candidate finishing terms (link
+    class, latency e_k in seconds, bytes arriving at or after e_k in units of bytes_per_rank)));
+    and the busiest sender's bytes in those units."""
+    costs, sent = _flat_summary(net.topo, kind, algorithm, group)
+    out = []
+    for c in costs:
+        cands = []
+        for cls, prof in c.profiles:
+            arr = [(hu * net.lat_up + ho * net.lat_out, f) for hu, ho, f in prof]
+            cands += [(cls, e, sum(f for e2, f in arr if e2 >= e)) for e, _ in arr]
+        out.append((c.repeat, any(cls == SCALE_OUT for cls, _ in c.profiles), tuple(cands)))
+    return tuple(out), sent
 
 
 def _rate_and_step(net: _Net, algorithm: str, proto: _Proto) -> tuple[float, float]:
@@ -294,14 +323,17 @@ def _floor_s(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: fl
     rate = max(net.bw_up, net.bw_out) * frac
     if rate <= 0:
         return 0.0
-    return proto.base_latency_s + sum(r * (f * n / rate + own) for r, f in _plan_steps(net.topo, kind, algorithm, group))
+    largest, steps = _plan_steps(net.topo, kind, algorithm, group)
+    return proto.base_latency_s + largest * n / rate + steps * own
 
 
 @lru_cache(maxsize=4096)
-def _plan_steps(topo: Topology, kind: str, algorithm: str, group: tuple[int, ...]) -> tuple[tuple[int, float], ...]:
-    """(repeat, largest transfer in units of bytes_per_rank) of each step of a flat plan."""
-    return tuple((st.repeat, max((f for _, _, f in st.transfers), default=0.0))
-                 for st in flat_plan(topo, kind, algorithm, group))
+def _plan_steps(topo: Topology, kind: str, algorithm: str, group: tuple[int, ...]) -> tuple[float, int]:
+    """Over the steps of a flat plan: the sum of each step's largest transfer (in units of
+    bytes_per_rank, times its repeat) and the number of steps (repeats included)."""
+    plan = flat_plan(topo, kind, algorithm, group)
+    return (sum(st.repeat * max((f for _, _, f in st.transfers), default=0.0) for st in plan),
+            sum(st.repeat for st in plan))
 
 
 # ------------------------------------------------------------------------------------------
