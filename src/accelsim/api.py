@@ -174,9 +174,9 @@ def add_event(results: Results, run, step_overhead_s: float = 0.0) -> None:
     span = run.makespan_s + step_overhead_s
     first, last = run.op_times()
     by_name = dict(zip(run.schedule.op_names, range(len(run.schedule.op_names))))
-    idx = [by_name[n] for n in results.ops["name"]]
-    results.ops["event_start_s"] = first[idx]
-    results.ops["event_end_s"] = last[idx]
+    idx = [by_name[o.name] for o in results.graph.ops()]  # the op table's rows, in program order
+    results.add_op_column("event_start_s", first[idx])
+    results.add_op_column("event_end_s", last[idx])
     attr = run.attribution
     by_bound = {b: 0.0 for b in s["time_by_bound_s"]}
     from .sim.event import CATEGORY_TO_BOUND

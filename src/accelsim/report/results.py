@@ -33,17 +33,29 @@ class Results:
         """The EventRun (schedule, engine result, attribution) when fidelity is "event"."""
         self.slot_columns = slot_columns
         """Op-table columns per stored op of ``graph.slots()``, expanded into ``ops`` on use."""
+        self.op_columns: dict[str, np.ndarray] = {}
+        """Op-table columns given per op (program order), joined to ``ops`` on use."""
         self._ops = ops
 
     @property
     def ops(self) -> pd.DataFrame:
         if self._ops is None:
             self._ops = _op_table(self.graph, self.slot_columns or {})
+            for k, v in self.op_columns.items():
+                self._ops[k] = v
         return self._ops
 
     @ops.setter
     def ops(self, df: pd.DataFrame) -> None:
         self._ops = df
+
+    def add_op_column(self, name: str, values: np.ndarray) -> None:
+        """Add an op-table column given per op in program order (kept until the table is built:
+        the event tier's columns do not make a run import pandas)."""
+        if self._ops is not None:
+            self._ops[name] = values
+        else:
+            self.op_columns[name] = values
 
     def add_column(self, name: str, values: np.ndarray) -> None:
         """Add an op-table column, given per stored op when the results have ``slot_columns``
