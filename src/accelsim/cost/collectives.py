@@ -191,11 +191,15 @@ class _Net:
     in_switch_latency_s: float = 0.0
     """Step latency of an in-switch reduction (the library's, else its bulk protocol's)."""
 
-    def __post_init__(self):  # the costs' caches hash it on every lookup: hash the fields once
-        object.__setattr__(self, "_hash", hash(tuple(getattr(self, f) for f in self.__dataclass_fields__)))
+    def __hash__(self) -> int:  # the costs' caches hash it on every lookup: hash the fields once
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash(tuple(getattr(self, f) for f in self.__dataclass_fields__))
+            object.__setattr__(self, "_hash", h)
+        return h
 
-    def __hash__(self) -> int:
-        return self._hash
+    def __getstate__(self) -> dict:  # string hashes differ between processes: never ship one
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
 
 _NETS = IdentityCache(64)
