@@ -47,6 +47,22 @@ ENGINE_TABLE_ENTRIES = 20_000_000
 transfers per bandwidth server, as wide as the servers of its link)."""
 
 
+JOIN_DEPS = 10
+"""A step's hops wait on one zero-time join task per sending rank (instead of each on the
+rank's whole list) when that saves more than this many dependency entries per join: a task
+costs about as much memory as ten entries (schedule and engine together)."""
+
+
+def _join_columns(count: int, op: int, priority: int) -> dict[str, np.ndarray]:
+    """``count`` zero-time tasks on no resource, each ending when its dependencies do."""
+    return {"kind": np.full(count, DELAY, dtype=np.int8), "resource": np.full(count, -1, dtype=np.int32),
+            "server": np.full(count, -1, dtype=np.int32), "duration_s": np.zeros(count), "nbytes": np.zeros(count),
+            "cap_Bps": np.full(count, np.inf), "weight": np.ones(count), "flops": np.zeros(count),
+            "acquire": np.full(count, -1, dtype=np.int32), "release": np.full(count, -1, dtype=np.int32),
+            "op": np.full(count, op, dtype=np.int32), "category": np.full(count, CAT_LINK, dtype=np.int8),
+            "priority": np.full(count, priority, dtype=np.int32)}
+
+
 def _link_name(u, v) -> str:
     def name(x):
         return f"chip{x}" if isinstance(x, int) else "/".join(str(p) for p in x)
@@ -208,6 +224,7 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
                                      h[:, 0].astype(np.int64), h[:, 1].astype(np.int32), h[:, 2].astype(np.int32),
                                      h[:, 3])
         src, dst, hop_tr, hop_res, hop_srv, hop_lat = shape
+        senders, hop_sender = np.unique(src[hop_tr], return_inverse=True)  # each hop's source rank
         frac = np.array([f for _, _, f in st.transfers], dtype=float)
         H = hop_tr.size
         hop_bytes = frac[hop_tr] * n
@@ -218,11 +235,19 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
                 "category": np.full(H, CAT_LINK, dtype=np.int8)}
         for _ in range(st.repeat):
             # a transfer waits for what its source last received and last sent (else the start)
-            r_ptr, r_idx = recv.gather(src)
-            s_ptr, s_idx = send.gather(src)
+            r_ptr, r_idx = recv.gather(senders)
+            s_ptr, s_idx = send.gather(senders)
             after = _Lists.concat(r_ptr, r_idx, s_ptr, s_idx)
             after = after.or_default(start_arr)
-            dep_ptr, dep_idx = after.gather(hop_tr)
+            per_sender = np.diff(after.ptr)
+            if int(per_sender[hop_sender].sum()) - H - int(after.idx.size) > JOIN_DEPS * senders.size:
+                # the hops of a sender share its list: one join task per sender holds it
+                joins = b.append_block(_join_columns(senders.size, op, k), after.ptr.astype(np.int32),
+                                       after.idx.astype(np.int32))
+                dep_ptr = np.arange(H + 1, dtype=np.int32)
+                dep_idx = (joins.start + hop_sender).astype(np.int32)
+            else:
+                dep_ptr, dep_idx = after.gather(hop_sender)
             ids = b.append_block({**cols, "priority": np.full(H, k, dtype=np.int32)}, dep_ptr,
                                  dep_idx.astype(np.int32))
             hop_ids = np.arange(ids.start, ids.stop, dtype=np.int64)
