@@ -5,7 +5,8 @@ How each kind maps to a prediction (the decisions a validation engineer should k
 
 - ``gemm``: one ``MatMul`` C[m,n] = A[m,k] B[k,n] with ``b_shared=True`` (B is a weight: a
   batched row multiplies ``batch`` activation matrices by one [k,n] matrix), operands and
-  output in ``dtype``.
+  output in ``dtype``; a ``layout: col`` row (a BLAS harness's column-major matrices) as the
+  row-major product it stores, C^T[n,m] = B^T[n,k] A^T[k,m].
 - ``softmax``, ``layernorm``, ``rmsnorm``: the row-wise op over [rows, cols].
 - ``gelu``, ``silu_mul``, ``add``, ``copy``: ``Elementwise`` over ``elements`` output elements
   (``rows*cols`` when only the shape is given).

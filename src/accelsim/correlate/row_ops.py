@@ -22,7 +22,8 @@ def kernel_op(row: MeasurementRow) -> Op:
     """The op of a single-kernel row (gemm, softmax, norms, elementwise)."""
     k, dt = row.kind, row.dtype
     if k == "gemm":
-        mm = MatMul(name="gemm", role="gemm", m=row.m, n=row.n, k=row.k, batch=row.batch or 1,
+        m, n = (row.n, row.m) if row.layout == "col" else (row.m, row.n)  # column-major: C^T = B^T A^T
+        mm = MatMul(name="gemm", role="gemm", m=m, n=n, k=row.k, batch=row.batch or 1,
                     dtype_a=dt, dtype_b=dt, dtype_out=dt, b_shared=True)
         recipe = recipe_of(_recipe_tag(row))
         if recipe is not None:  # a GEMM row with a recipe: B is the weight

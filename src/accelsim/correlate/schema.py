@@ -51,13 +51,13 @@ METRIC_PHASES = {"ttft": "prefill", "tpot": "decode", "throughput": "decode", "s
 COLUMNS = ("id", "kind", "system", "chips", "dtype", "m", "n", "k", "batch", "rows", "cols", "elements",
            "bytes", "ranks", "model", "op", "phase", "metric", "seq_len", "context_len", "input_len", "output_len",
            "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch", "global_batch", "recompute",
-           "zero", "compression", "stack", "kernels", "cache", "gpus_per_process", "timing", "measured_time_s", "source",
-           "notes")
+           "zero", "compression", "stack", "kernels", "cache", "layout", "gpus_per_process", "timing", "measured_time_s",
+           "source", "notes")
 """Columns of the schema, in file order."""
 REQUIRED_COLUMNS = ("id", "kind", "system", "measured_time_s")
 """Columns a file must have (every other column may be absent)."""
 STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "metric", "recompute", "compression", "stack",
-               "kernels", "cache", "timing", "source", "notes")
+               "kernels", "cache", "layout", "timing", "source", "notes")
 INT_COLUMNS = ("chips", "m", "n", "k", "batch", "rows", "cols", "elements", "ranks", "seq_len", "context_len",
                "input_len", "output_len", "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch",
                "global_batch", "zero", "gpus_per_process")
@@ -111,6 +111,13 @@ class MeasurementRow(StrictModel):
     """What the harness leaves in the chip's last-level cache before each timed call of a
     kernel row: ``warm`` (the same buffers re-run back to back: those that fit stay there) or
     ``cold`` (flushed, or first touch; the default)."""
+    layout: Literal["row", "col"] | None = None
+    """How a gemm row's harness stores its matrices: ``row`` (row-major, the default: C[m,n]
+    with n contiguous, as PyTorch, JAX and CUTLASS row-major kernels do) or ``col``
+    (column-major, the BLAS convention of cuBLAS(Lt) / hipBLASLt harnesses: C[m,n] with m
+    contiguous). A ``col`` row is predicted as the row-major product it stores, C^T[n,m] =
+    B^T[n,k] A^T[k,m]: which dimension of the output must meet the tensor engine's alignment
+    (``alignment_bytes``) depends on it."""
     gpus_per_process: int | None = Field(None, ge=1)
     """Devices one host thread enqueued a collective call on, one after another (nccl-tests
     ``-g 8``: 8; one process per device, as ``mpirun -np 8 ... -g 1`` or PyTorch / torchrun run
@@ -241,6 +248,11 @@ class MeasurementRow(StrictModel):
                                                "(a train row's batch is the global batch)")
         if self.timing in ("loop", "call") and self.kind not in COLLECTIVE_KINDS:
             raise _ColumnError("timing", f"timing {self.timing} describes a collective row, not a {self.kind} row")
+        if self.layout is not None and self.kind != "gemm":
+            raise _ColumnError("layout", f"a matrix layout describes a gemm row, not a {self.kind} row")
+        if self.layout == "col" and (self.batch or 1) > 1:
+            raise _ColumnError("layout", "a column-major row is predicted as its transpose, whose shared matrix "
+                                         "would be the other operand: give batched GEMMs row-major (layout row)")
         if self.timing == "alone" and self.kind not in KERNEL_KINDS:
             raise _ColumnError("timing", f"timing alone describes a kernel row, not a {self.kind} row")
         if self.kernels is not None:
