@@ -15,11 +15,15 @@ from .spec import Stack
 MODES = ("realistic", "ideal")
 
 
+_NO_CALIBRATION = Calibration()
+"""The default calibration, built once (compared against for every design point of a sweep)."""
+
+
 def calibration_kind(system: SystemSpec, stack: Stack | None) -> str:
     """What sets the chip's rates: "explicit" (a calibration in the spec, kept in every mode),
     "priors" (realistic mode: the achievable priors and the runtime's costs), "stack" (realistic
     mode on a chip without priors: the runtime's costs only), or "none" (ideal)."""
-    if system.chip.calibration != Calibration():
+    if system.chip.calibration != _NO_CALIBRATION:
         return "explicit"
     if stack is None:
         return "none"
