@@ -17,7 +17,9 @@ Decomposition:
 - **Steps.** A plan is a list of steps of concurrent transfers. A rank's sends in step k wait
   for everything it received in its last receiving step and for its own sends of its last
   sending step (a ring rank forwards a chunk once it has arrived, one chunk at a time), so ring
-  reduce-scatter / all-gather pipeline exactly as the algorithm does.
+  reduce-scatter / all-gather pipeline exactly as the algorithm does. Where a rank sends many
+  hops, they wait on one zero-time join task of that list (``JOIN_DEPS``): the same times, fewer
+  dependency entries.
 - **Overhead.** ``collective_overhead_s`` is one delay before the first step.
 - **Library.** Under a stack's collective library the algorithm and protocol are the ones the
   analytical tier picks (``collective_cost``); the call latency joins the first delay, links
