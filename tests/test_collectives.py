@@ -387,3 +387,17 @@ def test_event_agrees_with_analytical_under_a_library(preset, stack, ranks, kind
         c = collective_cost(s, kind, n, ranks, library=lib)
         t, _ = simulate_collective(s, kind, n, ranks, c.algorithm, library=lib)
         assert t == pytest.approx(c.time_s, rel=0.02), (c.algorithm, c.protocol, n)
+
+
+def test_join_tasks_keep_the_schedule_and_cut_its_dependencies(monkeypatch):
+    # a 2D-torus all-reduce: each rank sends several hops a step, all waiting on the same list
+    # (what it last received and sent); one zero-time join per rank holds that list instead
+    import accelsim.lower.collective_schedule as cs
+    from accelsim.sim.engine import simulate_schedule
+
+    torus = load_system("tpu-v5e-256", ["num_chips=64", "interconnect.dims=[8, 8]"])
+    joined = cs.collective_schedule(torus, "allreduce", 2**26, 64)
+    monkeypatch.setattr(cs, "JOIN_DEPS", 10**9)  # never worth a join: every hop lists them itself
+    plain = cs.collective_schedule(torus, "allreduce", 2**26, 64)
+    assert joined.num_tasks > plain.num_tasks and joined.dep_idx.size < 0.6 * plain.dep_idx.size
+    assert simulate_schedule(joined).makespan_s == simulate_schedule(plain).makespan_s
