@@ -251,7 +251,7 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
             else:
                 dep_ptr, dep_idx = after.gather(hop_sender)
             ids = b.append_block({**cols, "priority": np.full(H, k, dtype=np.int32)}, dep_ptr,
-                                 dep_idx.astype(np.int32))
+                                 dep_idx.astype(np.int32, copy=False))
             hop_ids = np.arange(ids.start, ids.stop, dtype=np.int64)
             recv = recv.replaced(dst[hop_tr], hop_ids)
             send = send.replaced(src[hop_tr], hop_ids)

@@ -257,7 +257,7 @@ def _task_slices(result: SimResult, lay: TrackLayout, tasks: np.ndarray) -> list
     ts = _us(result.start_s[tasks]).tolist()
     end = _us(result.end_s[tasks]).tolist()
     ready = _us(result.ready_s[tasks]).tolist()
-    xfer = _us(result.start_s[tasks] + result.xfer_delay_s[tasks]).tolist()
+    xfer = _us(result.xfer_start(tasks)).tolist()
     capped = _us(result.capped_s[tasks]).tolist()
     pid = lay.task_pid[tasks].tolist()
     tid = lay.task_tid[tasks].tolist()

@@ -60,7 +60,7 @@ def _segments(res: SimResult, t: int, slot_wait_from: float) -> list[tuple[str, 
     if cat == CAT_LINK:
         return [("interconnect", en - st)]
     if kind == XFER:
-        xs = res.xfer_start(t)
+        xs = float(res.xfer_start(t))
         data = en - xs
         data_cat = "dma" if res.capped_s[t] >= 0.5 * data else "hbm"
         return [("dma", xs - st), (data_cat, data)]

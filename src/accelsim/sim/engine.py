@@ -341,10 +341,7 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                 h = active[o + j]
                 if h_end[h] <= t_next:
                     capped[h_task[h]] = h_capped[h] + (t_next - h_since[h] if h_limited[h] else 0.0)
-                    if n_fin == done_buf.size:
-                        done_buf = _grown(done_buf)
-                    done_buf[n_fin] = h_task[h]
-                    n_fin += 1
+                    done_buf, n_fin = _pushed(done_buf, n_fin, h_task[h])
                     h_on[h] = False
                     h_free[n_free_h] = h
                     n_free_h += 1
@@ -393,15 +390,9 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                     else:
                         dirty[s] = True
                 else:
-                    if n_fin == done_buf.size:
-                        done_buf = _grown(done_buf)
-                    done_buf[n_fin] = t
-                    n_fin += 1
+                    done_buf, n_fin = _pushed(done_buf, n_fin, t)
             else:
-                if n_fin == done_buf.size:
-                    done_buf = _grown(done_buf)
-                done_buf[n_fin] = t
-                n_fin += 1
+                done_buf, n_fin = _pushed(done_buf, n_fin, t)
         if n_fin == 0:
             continue
         # ---- complete, in (priority, index) order
@@ -435,7 +426,6 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                         heap_size[ru] = _heap_push(heap, heap_off[ru], heap_size[ru], u, priority)
                     else:
                         start[u] = now
-                        blocker[u] = t
                         bkind[u] = BLOCK_DEP
                         n_timers = _timer_push(tt, ts, ti, n_timers, now + table[cls[u], 0], seq, u * 2 + EV_END)
                         seq += 1
@@ -443,10 +433,14 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
 
 
 @njit(cache=True)
-def _grown(buf):
-    out = np.empty(2 * buf.size, dtype=buf.dtype)
-    out[:buf.size] = buf
-    return out
+def _pushed(buf, n, t):
+    """``buf`` with ``t`` at position ``n`` (doubled first when full) and the new count."""
+    if n == buf.size:
+        out = np.empty(2 * buf.size, dtype=buf.dtype)
+        out[:buf.size] = buf
+        buf = out
+    buf[n] = t
+    return buf, n + 1
 
 
 def simulate_schedule(schedule: Schedule) -> SimResult:

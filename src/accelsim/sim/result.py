@@ -59,8 +59,9 @@ class SimResult:
         (materialized; ``xfer_start(t)`` for one task)."""
         return self.start_s + self.xfer_delay_s
 
-    def xfer_start(self, t: int) -> float:
-        return float(self.start_s[t]) + float(self.xfer_delay_s[t])
+    def xfer_start(self, t):
+        """``xfer_start_s`` of task ``t`` (an index, or an array of them)."""
+        return self.start_s[t] + self.xfer_delay_s[t]
 
     @property
     def makespan_s(self) -> float:

@@ -16,7 +16,7 @@ MODES = ("realistic", "ideal")
 
 
 _NO_CALIBRATION = Calibration()
-"""The default calibration, built once (compared against for every design point of a sweep)."""
+"""The default calibration, built once (compared against, and the base of a chip without priors, at every design point of a sweep)."""
 
 
 def calibration_kind(system: SystemSpec, stack: Stack | None) -> str:
@@ -112,9 +112,9 @@ def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
             return system
         hw = {f: getattr(chip.calibration, f) for f in HARDWARE_FIELDS}
         cal = Calibration(**hw) if stack is None else _runtime(
-            (chip.achievable or Calibration()).model_copy(update=hw), stack, chip.name, chip.die)
+            (chip.achievable or _NO_CALIBRATION).model_copy(update=hw), stack, chip.name, chip.die)
     else:
-        cal = _runtime(chip.achievable or Calibration(), stack, chip.name, chip.die)
+        cal = _runtime(chip.achievable or _NO_CALIBRATION, stack, chip.name, chip.die)
     if cal == chip.calibration:
         return system
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
