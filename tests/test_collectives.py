@@ -401,3 +401,38 @@ def test_join_tasks_keep_the_schedule_and_cut_its_dependencies(monkeypatch):
     plain = cs.collective_schedule(torus, "allreduce", 2**26, 64)
     assert joined.num_tasks > plain.num_tasks and joined.dep_idx.size < 0.6 * plain.dep_idx.size
     assert simulate_schedule(joined).makespan_s == simulate_schedule(plain).makespan_s
+
+
+def test_narrow_columns_run_as_the_wide_ones():
+    # a torus all-reduce's link indices, pools and step priorities fit 16 bits, so the schedule
+    # keeps them so; widened to 32 bits the engine gives the same times to the bit
+    import dataclasses
+
+    import numpy as np
+
+    from accelsim.lower.schedule import NARROW_COLUMNS
+
+    torus = load_system("tpu-v5e-256", ["num_chips=64", "interconnect.dims=[8, 8]"])
+    s = collective_schedule(torus, "allreduce", 2**26, 64)
+    assert all(getattr(s, k).dtype == np.int16 for k in NARROW_COLUMNS)
+    wide = dataclasses.replace(s, **{k: getattr(s, k).astype(np.int32) for k in NARROW_COLUMNS})
+    a, b = simulate_schedule(s), simulate_schedule(wide)
+    for f in ("start_s", "end_s", "wait_s", "xfer_delay_s", "blocker", "block_kind", "lane"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+    # ready times: the wait kept in float32 is a duration from the start, so the ready time
+    # of a task that waited is within float32 precision of that wait
+    assert np.all(a.ready_s <= a.start_s) and np.all(a.wait_s >= 0)
+
+
+def test_a_priority_past_16_bits_keeps_32():
+    import numpy as np
+
+    from accelsim.lower.schedule import NARROW_COLUMNS
+
+    b = ScheduleBuilder()
+    op = b.op("x", "x", "x")
+    b.task(DELAY, CAT_OVERHEAD, op, duration_s=1e-6)
+    b.task(DELAY, CAT_OVERHEAD, op, [0], duration_s=1e-6, priority=40_000)
+    s = b.build()
+    assert all(getattr(s, k).dtype == np.int32 for k in NARROW_COLUMNS)
+    assert simulate_schedule(s).makespan_s == pytest.approx(2e-6)

@@ -24,7 +24,7 @@ def make_result(sched, start, end, lane, ready=None) -> SimResult:
     start, end = np.asarray(start, float), np.asarray(end, float)
     T = start.size
     return SimResult(schedule=sched, start_s=start, end_s=end,
-                     ready_s=start.copy() if ready is None else np.asarray(ready, float),
+                     wait_s=np.zeros(T, np.float32) if ready is None else (start - np.asarray(ready, float)).astype(np.float32),
                      xfer_delay_s=np.zeros(T, np.float32), capped_s=np.zeros(T, np.float32), lane=np.asarray(lane, np.int64),
                      blocker=np.full(T, -1, np.int64), block_kind=np.full(T, BLOCK_NONE, np.int8))
 

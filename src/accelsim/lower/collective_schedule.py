@@ -34,6 +34,8 @@ Reduction arithmetic is not modelled (the analytical tier counts it as vector wo
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ..arch.spec import SystemSpec
@@ -55,14 +57,28 @@ rank's whole list) when that saves more than this many dependency entries per jo
 costs about as much memory as ten entries (schedule and engine together)."""
 
 
+def _same(value, dtype, count: int) -> np.ndarray:
+    """``count`` copies of ``value`` as a read-only view of one element (a block held until the
+    builder copies it keeps no column of constants)."""
+    return np.broadcast_to(np.asarray(value, dtype=dtype), (count,))
+
+
+@lru_cache(maxsize=64)
+def _one_each(count: int) -> np.ndarray:
+    """CSR offsets of ``count`` lists of one entry each (read-only, shared by the blocks that
+    use them)."""
+    a = np.arange(count + 1, dtype=np.int32)
+    a.flags.writeable = False
+    return a
+
+
 def _join_columns(count: int, op: int, priority: int) -> dict[str, np.ndarray]:
     """``count`` zero-time tasks on no resource, each ending when its dependencies do."""
-    return {"kind": np.full(count, DELAY, dtype=np.int8), "resource": np.full(count, -1, dtype=np.int32),
-            "server": np.full(count, -1, dtype=np.int32), "duration_s": np.zeros(count), "nbytes": np.zeros(count),
-            "cap_Bps": np.full(count, np.inf), "weight": np.ones(count), "flops": np.zeros(count),
-            "acquire": np.full(count, -1, dtype=np.int32), "release": np.full(count, -1, dtype=np.int32),
-            "op": np.full(count, op, dtype=np.int32), "category": np.full(count, CAT_LINK, dtype=np.int8),
-            "priority": np.full(count, priority, dtype=np.int32)}
+    cols = {"kind": (DELAY, np.int8), "resource": (-1, np.int32), "server": (-1, np.int32), "duration_s": (0.0, float),
+            "nbytes": (0.0, float), "cap_Bps": (np.inf, float), "weight": (1.0, float), "flops": (0.0, float),
+            "acquire": (-1, np.int32), "release": (-1, np.int32), "op": (op, np.int32),
+            "category": (CAT_LINK, np.int8), "priority": (priority, np.int32)}
+    return {k: _same(v, dt, count) for k, (v, dt) in cols.items()}
 
 
 def _link_name(u, v) -> str:
@@ -230,11 +246,11 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
         frac = np.array([f for _, _, f in st.transfers], dtype=float)
         H = hop_tr.size
         hop_bytes = frac[hop_tr] * n
-        cols = {"kind": np.full(H, XFER, dtype=np.int8), "resource": hop_res,
-                "server": hop_srv, "duration_s": hop_lat, "nbytes": hop_bytes, "cap_Bps": np.full(H, np.inf),
-                "weight": np.ones(H), "flops": np.zeros(H), "acquire": np.full(H, -1, dtype=np.int32),
-                "release": np.full(H, -1, dtype=np.int32), "op": np.full(H, op, dtype=np.int32),
-                "category": np.full(H, CAT_LINK, dtype=np.int8)}
+        cols = b.encode({"kind": _same(XFER, np.int8, H), "resource": hop_res, "server": hop_srv,
+                         "duration_s": hop_lat, "nbytes": hop_bytes, "cap_Bps": _same(np.inf, float, H),
+                         "weight": _same(1.0, float, H), "flops": _same(0.0, float, H),
+                         "acquire": _same(-1, np.int32, H), "release": _same(-1, np.int32, H),
+                         "op": _same(op, np.int32, H), "category": _same(CAT_LINK, np.int8, H)})
         for _ in range(st.repeat):
             # a transfer waits for what its source last received and last sent (else the start)
             r_ptr, r_idx = recv.gather(senders)
@@ -244,13 +260,13 @@ def collective_schedule(system: SystemSpec, kind: str, bytes_per_rank: float, ra
             per_sender = np.diff(after.ptr)
             if int(per_sender[hop_sender].sum()) - H - int(after.idx.size) > JOIN_DEPS * senders.size:
                 # the hops of a sender share its list: one join task per sender holds it
-                joins = b.append_block(_join_columns(senders.size, op, k), after.ptr.astype(np.int32),
+                joins = b.append_block(b.encode(_join_columns(senders.size, op, k)), after.ptr.astype(np.int32),
                                        after.idx.astype(np.int32))
-                dep_ptr = np.arange(H + 1, dtype=np.int32)
+                dep_ptr = _one_each(H)
                 dep_idx = (joins.start + hop_sender).astype(np.int32)
             else:
                 dep_ptr, dep_idx = after.gather(hop_sender)
-            ids = b.append_block({**cols, "priority": np.full(H, k, dtype=np.int32)}, dep_ptr,
+            ids = b.append_block({**cols, "priority": _same(k, np.int32, H)}, dep_ptr,
                                  dep_idx.astype(np.int32, copy=False))
             hop_ids = np.arange(ids.start, ids.stop, dtype=np.int64)
             recv = recv.replaced(dst[hop_tr], hop_ids)

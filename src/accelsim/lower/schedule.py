@@ -312,6 +312,14 @@ class ScheduleBuilder:
         replayed a thousand times keeps no copies of its own until then."""
         return self._append((cols, dep_ptr, dep_idx, edit))
 
+    def encode(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``cols`` with its ``VALUE_COLUMNS`` replaced by their rows of the value table
+        (``cls``): a block held until ``build`` then keeps a code a task where the five float
+        columns took 40 bytes."""
+        out = {k: v for k, v in cols.items() if k not in VALUE_COLUMNS}
+        out["cls"] = _encode(cols, self._cls_index, self._cls_rows)
+        return out
+
     def _append(self, block: tuple) -> range:
         self._flush()
         t0 = self._base
@@ -361,6 +369,7 @@ class ScheduleBuilder:
         # each block's value combinations as rows of one table (a replayed op's block is the
         # same arrays every time: encoded once)
         codes: dict[int, np.ndarray] = {}
+        last = {id(blk[0]): i for i, blk in enumerate(blocks)}  # a shared block's codes go after its last copy
         for src, _, _, _ in blocks:
             if id(src) not in codes:
                 c = src.get("cls")
@@ -371,7 +380,9 @@ class ScheduleBuilder:
         dep_ptr = np.zeros(n + 1, dtype=np.int32)
         dep_idx = np.empty(n_deps, dtype=np.int32)
         a = d = 0
-        for src, ptr, idx, edit in blocks:
+        self._blocks = []
+        for i, (src, ptr, idx, edit) in enumerate(blocks):
+            blocks[i] = None  # each block freed once copied (unless another still shares its arrays)
             b, e = a + len(ptr) - 1, d + len(idx)
             np.subtract(ptr[1:], ptr[:-1], out=dep_ptr[a + 1:b + 1], casting="unsafe")
             cols["cls"][a:b] = codes[id(src)]
@@ -382,8 +393,10 @@ class ScheduleBuilder:
                 dep_idx[d:e] = idx
             else:
                 edit.apply(src, idx, {k: c[a:b] for k, c in cols.items() if k != "cls"}, dep_idx[d:e])
+            if last[id(src)] == i:
+                del codes[id(src)]
             a, d = b, e
-        del codes
+        del codes, blocks
         # the table in a canonical order (by value bytes), so the codes do not depend on the order
         # in which blocks met their combinations (a replayed op and a fresh one agree)
         order = sorted(range(len(table)), key=lambda i: table[i].tobytes())
@@ -395,6 +408,7 @@ class ScheduleBuilder:
             self._cls_rows[:] = [self._cls_rows[i] for i in order]
             self._cls_index.update({r.tobytes(): i for i, r in enumerate(self._cls_rows)})
         np.cumsum(dep_ptr, out=dep_ptr)
+        _narrow(cols)
         self._blocks = [(cols, dep_ptr, dep_idx, None)]
         return Schedule(
             **cols, cls_table=table, dep_ptr=dep_ptr, dep_idx=dep_idx,
@@ -408,6 +422,21 @@ class ScheduleBuilder:
             res_names=[r[0] for r in self.res], res_class=[r[1] for r in self.res],
             srv_names=[s[0] for s in self.srv], pool_names=[p[0] for p in self.pools],
             op_names=[o[0] for o in self.ops], op_roles=[o[1] for o in self.ops], op_kinds=[o[2] for o in self.ops])
+
+
+NARROW_COLUMNS = ("resource", "server", "acquire", "release", "priority")
+"""Columns a schedule keeps in 16 bits when every one of them fits (a collective's link
+transfers: a few thousand links, one priority per step), else in 32."""
+
+
+def _narrow(cols: dict[str, np.ndarray]) -> None:
+    """Store ``NARROW_COLUMNS`` as int16 when all their values fit (the engine is compiled for
+    either width; one rule for the five keeps that to two variants)."""
+    lim = np.iinfo(np.int16)  # (below the top: ``resource + 1`` must not wrap)
+    if all(not c.size or (lim.min <= int(c.min()) and int(c.max()) < lim.max)
+           for c in (cols[k] for k in NARROW_COLUMNS)):
+        for k in NARROW_COLUMNS:
+            cols[k] = cols[k].astype(np.int16)
 
 
 class Shift(NamedTuple):

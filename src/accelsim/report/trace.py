@@ -256,7 +256,7 @@ def _task_slices(result: SimResult, lay: TrackLayout, tasks: np.ndarray) -> list
     s = result.schedule
     ts = _us(result.start_s[tasks]).tolist()
     end = _us(result.end_s[tasks]).tolist()
-    ready = _us(result.ready_s[tasks]).tolist()
+    ready = _us(result.ready(tasks)).tolist()
     xfer = _us(result.xfer_start(tasks)).tolist()
     capped = _us(result.capped_s[tasks]).tolist()
     pid = lay.task_pid[tasks].tolist()

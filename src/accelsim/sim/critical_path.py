@@ -99,7 +99,7 @@ def critical_path(res: SimResult) -> Attribution:
             if sec > 0:
                 total[cat] += sec
                 bucket[cat] = bucket.get(cat, 0.0) + sec
-        next_slot_ready = float(res.ready_s[t]) if res.block_kind[t] == BLOCK_SLOT else None
+        next_slot_ready = float(res.ready(t)) if res.block_kind[t] == BLOCK_SLOT else None
         t = int(res.blocker[t])
     return Attribution(total, by_role, np.array(path[::-1], dtype=np.int64))
 

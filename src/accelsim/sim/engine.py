@@ -118,9 +118,10 @@ def _timer_pop(tt, ts, ti, n):
 @njit(cache=True)
 def run(kind, resource, server, cls, table, priority, acquire, release,
         dep_ptr, dep_idx, res_capacity, res_bw, srv_bw, pool_slots, op, srv_by_op, lane, indeg):
-    """Simulate; returns (start, end, ready, xfer_delay, capped, lane, blocker, block_kind):
-    ``xfer_delay`` (a transfer's latency phase, from its start to its bandwidth phase) and
-    ``capped`` in float32, the rest of the times in float64. ``blocker`` holds each task's last
+    """Simulate; returns (start, end, wait, xfer_delay, capped, lane, blocker, block_kind):
+    ``wait`` (from ready to start), ``xfer_delay`` (a transfer's latency phase, from its start
+    to its bandwidth phase) and ``capped`` in float32, start and end in float64. A ready task's
+    ready time is held in ``start`` until it starts. ``blocker`` holds each task's last
     dependency from when it becomes ready until it starts (then what let it start). ``lane``
     (filled with -1) and ``indeg`` (scratch) are the caller's: 16-bit where the capacities and
     the dependency counts allow."""
@@ -130,13 +131,13 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
     P = pool_slots.size
     start = np.full(T, np.nan)
     end = np.full(T, np.nan)
-    ready = np.full(T, np.nan)
+    wait = np.zeros(T, dtype=np.float32)
     xdelay = np.zeros(T, dtype=np.float32)
     capped = np.zeros(T, dtype=np.float32)
     blocker = np.full(T, -1, dtype=np.int32)
     bkind = np.zeros(T, dtype=np.int8)
     if T == 0:
-        return start, end, ready, xdelay, capped, lane, blocker, bkind
+        return start, end, wait, xdelay, capped, lane, blocker, bkind
 
     # successors (CSR) and indegrees
     for t in range(T):
@@ -157,13 +158,13 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
     succ_ptr[T] = dep_idx.size
 
     # per-resource ready heaps in one flat array
-    heap = np.empty(T, dtype=np.int32)  # per-resource heaps of ready task ids, (priority, id) order
     heap_off = np.zeros(R + 1, dtype=np.int64)
     for t in range(T):
         if resource[t] >= 0:
             heap_off[resource[t] + 1] += 1
     for r in range(R):
         heap_off[r + 1] += heap_off[r]
+    heap = np.empty(heap_off[R], dtype=np.int32)  # per-resource heaps of ready task ids, (priority, id) order
     heap_size = np.zeros(R, dtype=np.int64)
     lane_off = np.zeros(R + 1, dtype=np.int64)
     for r in range(R):
@@ -245,7 +246,7 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
     mult = np.int64(T)
     for t in range(T):
         if indeg[t] == 0:
-            ready[t] = 0.0
+            start[t] = 0.0  # its ready time, until it starts
             if resource[t] >= 0:
                 r = resource[t]
                 heap_size[r] = _heap_push(heap, heap_off[r], heap_size[r], t, priority)
@@ -272,10 +273,12 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                 lane_busy[lane_off[r] + k] = True
                 free_lanes[r] -= 1
                 lane[t] = k
+                ready_t = start[t]
+                wait[t] = now - ready_t
                 start[t] = now
-                if ready[t] == now and blocker[t] >= 0:  # blocker: its last dependency, so far
+                if ready_t == now and blocker[t] >= 0:  # blocker: its last dependency, so far
                     bkind[t] = BLOCK_DEP
-                elif ready[t] < now:
+                elif ready_t < now:
                     if p >= 0 and last_pool_time[p] == now and last_res_time[r] < now:
                         blocker[t] = last_pool_free[p]
                         bkind[t] = BLOCK_SLOT
@@ -419,7 +422,7 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                 u = succ[e]
                 indeg[u] -= 1
                 if indeg[u] == 0:
-                    ready[u] = now
+                    start[u] = now  # its ready time (a task on no resource starts now)
                     blocker[u] = t
                     if resource[u] >= 0:
                         ru = resource[u]
@@ -429,7 +432,7 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                         bkind[u] = BLOCK_DEP
                         n_timers = _timer_push(tt, ts, ti, n_timers, now + table[cls[u], 0], seq, u * 2 + EV_END)
                         seq += 1
-    return start, end, ready, xdelay, capped, lane, blocker, bkind
+    return start, end, wait, xdelay, capped, lane, blocker, bkind
 
 
 @njit(cache=True)
@@ -443,19 +446,45 @@ def _pushed(buf, n, t):
     return buf, n + 1
 
 
+TRIM_TASKS = 100_000
+"""Schedules above this many tasks return the heap's free pages before the engine runs."""
+
+
+def _return_free_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere
+    nothing): lowering frees its blocks and Python objects in the middle of the heap, which the
+    allocator keeps, and the engine's arrays would otherwise come on top of them."""
+    global _TRIM
+    if _TRIM is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
+
+
 def simulate_schedule(schedule: Schedule) -> SimResult:
     """Run the numba engine on ``schedule``."""
     s = schedule
     T = s.num_tasks
+    if T > TRIM_TASKS:
+        _return_free_heap()
     narrow = lambda n: np.int16 if n < 2**15 else np.int32  # noqa: E731
     lanes = np.full(T, -1, dtype=narrow(int(s.res_capacity.max(initial=0))))
     most_deps = int(np.diff(s.dep_ptr).max(initial=0)) if T else 0
     out = run(s.kind, s.resource, s.server, s.cls, s.cls_table, s.priority, s.acquire,
               s.release, s.dep_ptr, s.dep_idx, s.res_capacity, s.res_bandwidth_Bps, s.srv_bandwidth_Bps, s.pool_slots,
               s.op, s.srv_by_op, lanes, np.empty(T, dtype=narrow(most_deps)))
-    start, end, ready, xdelay, capped, lane, blocker, bkind = out
+    start, end, wait, xdelay, capped, lane, blocker, bkind = out
     if s.num_tasks and np.isnan(end).any():
         stuck = int(np.flatnonzero(np.isnan(end))[0])
         raise RuntimeError(f"schedule deadlocked: task {stuck} ({s.task_name(stuck)}) never ran")
-    return SimResult(schedule=s, start_s=start, end_s=end, ready_s=ready, xfer_delay_s=xdelay,
+    return SimResult(schedule=s, start_s=start, end_s=end, wait_s=wait, xfer_delay_s=xdelay,
                      capped_s=capped, lane=lane, blocker=blocker, block_kind=bkind)

@@ -234,7 +234,7 @@ def run(s: Schedule) -> SimResult:
     f = lambda x, dt=float: np.array(x, dtype=dt)  # noqa: E731
     # the transfer's latency phase and DMA-limited time as the numba engine keeps them (float32)
     delay = [(x if x == x else s0) - s0 for x, s0 in zip(xstart, start)]
-    return SimResult(schedule=s, start_s=f(start), end_s=f(end), ready_s=f(ready),
+    return SimResult(schedule=s, start_s=f(start), end_s=f(end), wait_s=(f(start) - f(ready)).astype(np.float32),
                      xfer_delay_s=f(delay, np.float32),
                      capped_s=f(capped, np.float32), lane=f(lane, np.int32), blocker=f(blocker, np.int32),
                      block_kind=f(bkind, np.int8))

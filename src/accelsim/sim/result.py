@@ -39,8 +39,9 @@ class SimResult:
     start_s: np.ndarray
     """When the task began (for a transfer: when it took its DMA queue / port)."""
     end_s: np.ndarray
-    ready_s: np.ndarray
-    """When all its dependencies had finished."""
+    wait_s: np.ndarray
+    """Seconds from when all its dependencies had finished to its start (float32, as
+    ``xfer_delay_s``: a duration, ~7 significant digits of it); ``ready_s`` the time."""
     xfer_delay_s: np.ndarray
     """Transfers: seconds from the start to the bandwidth phase (the latency part); other tasks:
     0. float32 (a duration, not a time: ~7 significant digits of it)."""
@@ -52,6 +53,15 @@ class SimResult:
     """Which server of its resource the task used (0..capacity-1), -1 without a resource."""
     blocker: np.ndarray
     block_kind: np.ndarray
+
+    @property
+    def ready_s(self) -> np.ndarray:
+        """When all its dependencies had finished (materialized from ``wait_s``)."""
+        return self.start_s - self.wait_s
+
+    def ready(self, t):
+        """``ready_s`` of task ``t`` (an index, or an array of them)."""
+        return self.start_s[t] - self.wait_s[t]
 
     @property
     def xfer_start_s(self) -> np.ndarray:
