@@ -408,7 +408,7 @@ class ScheduleBuilder:
             self._cls_rows[:] = [self._cls_rows[i] for i in order]
             self._cls_index.update({r.tobytes(): i for i, r in enumerate(self._cls_rows)})
         np.cumsum(dep_ptr, out=dep_ptr)
-        _narrow(cols, max(len(self.res), len(self.srv), len(self.pools)))
+        _narrow(cols, max(len(self.res), len(self.srv), len(self.pools), len(self.ops)))
         self._blocks = [(cols, dep_ptr, dep_idx, None)]
         return Schedule(
             **cols, cls_table=table, dep_ptr=dep_ptr, dep_idx=dep_idx,
@@ -424,15 +424,15 @@ class ScheduleBuilder:
             op_names=[o[0] for o in self.ops], op_roles=[o[1] for o in self.ops], op_kinds=[o[2] for o in self.ops])
 
 
-NARROW_COLUMNS = ("resource", "server", "acquire", "release", "priority")
+NARROW_COLUMNS = ("resource", "server", "acquire", "release", "priority", "op")
 """Columns a schedule keeps in 16 bits when every one of them fits (a collective's link
-transfers: a few thousand links, one priority per step), else in 32."""
+transfers: a few thousand links, one priority per step, one op), else in 32."""
 
 
 def _narrow(cols: dict[str, np.ndarray], table_rows: int) -> None:
     """Store ``NARROW_COLUMNS`` as int16 when all their values fit, and so do the resource,
-    server and pool counts (``table_rows``, the largest), which readers mix with them (the
-    engine is compiled for either width; one rule for the five keeps that to two variants)."""
+    server, pool and op counts (``table_rows``, the largest), which readers mix with them (the
+    engine is compiled for either width; one rule for the six keeps that to two variants)."""
     lim = np.iinfo(np.int16)  # (below the top: ``resource + 1`` must not wrap)
     if table_rows < lim.max and all(not c.size or (lim.min <= int(c.min()) and int(c.max()) < lim.max)
                                     for c in (cols[k] for k in NARROW_COLUMNS)):
