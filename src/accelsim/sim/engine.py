@@ -22,6 +22,8 @@ with the same semantics, used by the tests.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numba import njit
 
@@ -428,7 +430,6 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                         ru = resource[u]
                         heap_size[ru] = _heap_push(heap, heap_off[ru], heap_size[ru], u, priority)
                     else:
-                        start[u] = now
                         bkind[u] = BLOCK_DEP
                         n_timers = _timer_push(tt, ts, ti, n_timers, now + table[cls[u], 0], seq, u * 2 + EV_END)
                         seq += 1
@@ -450,32 +451,26 @@ TRIM_TASKS = 100_000
 """Schedules above this many tasks return the heap's free pages before the engine runs."""
 
 
-def _return_free_heap() -> None:
-    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere
-    nothing): lowering frees its blocks and Python objects in the middle of the heap, which the
+@lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim`` (None elsewhere): hands the C heap's free pages back to the
+    system. Lowering frees its blocks and Python objects in the middle of the heap, which the
     allocator keeps, and the engine's arrays would otherwise come on top of them."""
-    global _TRIM
-    if _TRIM is None:
-        import ctypes
-        import ctypes.util
+    import ctypes
+    import ctypes.util
 
-        try:
-            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _TRIM = False
-    if _TRIM:
-        _TRIM(0)
-
-
-_TRIM = None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def simulate_schedule(schedule: Schedule) -> SimResult:
     """Run the numba engine on ``schedule``."""
     s = schedule
     T = s.num_tasks
-    if T > TRIM_TASKS:
-        _return_free_heap()
+    if T > TRIM_TASKS and _malloc_trim() is not None:
+        _malloc_trim()(0)
     narrow = lambda n: np.int16 if n < 2**15 else np.int32  # noqa: E731
     lanes = np.full(T, -1, dtype=narrow(int(s.res_capacity.max(initial=0))))
     most_deps = int(np.diff(s.dep_ptr).max(initial=0)) if T else 0
