@@ -3,6 +3,7 @@ that evaluates many design points on one system object realizes and models it on
 
 from __future__ import annotations
 
+from operator import is_
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
@@ -19,7 +20,7 @@ class IdentityCache:
     def get(self, objs: tuple, make: Callable[[], T]) -> T:
         key = tuple(map(id, objs))
         hit = self._d.get(key)
-        if hit is not None and all(a is b for a, b in zip(hit[0], objs)):
+        if hit is not None and all(map(is_, hit[0], objs)):
             return hit[1]
         value = make()
         if len(self._d) >= self.size:

@@ -208,21 +208,36 @@ def op_energy_terms(ops: list, system: SystemSpec, hbm_bytes, link_bytes,
 def _terms(ops: list, system: SystemSpec, hbm_bytes: list[float], link_bytes: list[float],
            e: Energy) -> dict[str, list[float]]:
     """``op_energy_terms`` as lists of floats (a few stored ops: plain floats beat numpy)."""
+    out: dict[str, list[float]] = {"mac": [], "vector": [], "sram": [], "hbm": [], "link": []}
+    mac, vec, sram, hbm, link = out.values()
+    parts, (p_sram, p_hbm, p_link) = _op_parts(ops, system, e)
+    for (m, v, base), h, lb in zip(parts, hbm_bytes, link_bytes):
+        mac.append(m)
+        vec.append(v)
+        sram.append(2.0 * max(base, h) * p_sram if base > 0 else 0.0)
+        hbm.append(h * p_hbm)
+        link.append(lb * p_link)
+    return out
+
+
+def _op_parts(ops: list, system: SystemSpec, e: Energy) -> tuple[list[tuple[float, float, float]],
+                                                                   tuple[float, float, float]]:
+    """Per op (MAC joules, vector joules, compulsory bytes: the SRAM floor; 0 for a collective),
+    cached per system and table across calls; with the SRAM, HBM and link joules per byte."""
     from ..cost.op_cost import compute_dtype, dequant_ops, gemm_mapping, sparse_factor
     from ..sim.analytical import chip_model
     from ..workload.ops import FlashAttention, MatMul
 
-    cm = chip_model(system)
     cache: dict = _OP_TERMS.get((system, e), dict)  # per system and table, kept across calls
     if len(cache) > 20_000:
         cache.clear()
-    out: dict[str, list[float]] = {"mac": [], "vector": [], "sram": [], "hbm": [], "link": []}
-    mac, vec, sram, hbm, link = out.values()
-    p_vec, p_sram = e.vector_op_pJ * 1e-12, e.sram_pJ_per_byte * 1e-12
-    p_hbm, p_link = (e.hbm_pJ_per_byte + e.shared_sram_pJ_per_byte) * 1e-12, e.link_pJ_per_byte * 1e-12
-    for o, h, lb in zip(ops, hbm_bytes, link_bytes):
+    p_vec = e.vector_op_pJ * 1e-12
+    out = []
+    cm = None
+    for o in ops:
         hit = cache.get(o)
         if hit is None:
+            cm = cm or chip_model(system)
             m_pJ = v_ops = 0.0
             if isinstance(o, MatMul):
                 comp = compute_dtype(cm, o)
@@ -239,12 +254,9 @@ def _terms(ops: list, system: SystemSpec, hbm_bytes: list[float], link_bytes: li
                 m_pJ = o.flops() / 2.0 * _mac_price(e.mac_pJ, getattr(o, "dtype", "bf16"))
             v_ops += o.vector_ops() + o.transcendentals()
             hit = cache[o] = (m_pJ * 1e-12, v_ops * p_vec, float(o.bytes()) if o.kind != "collective" else 0.0)
-        mac.append(hit[0])
-        vec.append(hit[1])
-        sram.append(2.0 * max(hit[2], h) * p_sram if hit[2] > 0 else 0.0)
-        hbm.append(h * p_hbm)
-        link.append(lb * p_link)
-    return out
+        out.append(hit)
+    return out, (e.sram_pJ_per_byte * 1e-12, (e.hbm_pJ_per_byte + e.shared_sram_pJ_per_byte) * 1e-12,
+                 e.link_pJ_per_byte * 1e-12)
 
 
 def energy_summary(terms: dict, latency_s: float, chips: int, tokens: float,
@@ -269,16 +281,40 @@ def add_energy(results) -> None:
     ``Results`` (``evaluate``)."""
     s = results.summary
     table = energy_table(results.system)
-    if results.slot_columns is not None:  # per stored op, weighted by the ops each stands for
-        ops, count = results.graph.slots()
-        cols = results.slot_columns
-    else:
-        ops, count, cols = results.graph.ops(), 1.0, results.ops
-    terms = _terms(ops, results.system, np.asarray(cols["hbm_bytes"], float).tolist(),
-                   np.asarray(cols["link_bytes"], float).tolist(), table)
-    results.add_column("energy_J", np.array([sum(x) for x in zip(*terms.values())], dtype=float))
-    tokens = s["tokens_per_s"] * s["latency_s"]
-    s.update(energy_summary(terms, s["latency_s"], s["chips"], tokens, table.static_W, repeat=count))
+    if results.slot_columns is None:
+        ops, cols = results.graph.ops(), results.ops
+        terms = _terms(ops, results.system, np.asarray(cols["hbm_bytes"], float).tolist(),
+                       np.asarray(cols["link_bytes"], float).tolist(), table)
+        results.add_column("energy_J", np.array([sum(x) for x in zip(*terms.values())], dtype=float))
+        tokens = s["tokens_per_s"] * s["latency_s"]
+        s.update(energy_summary(terms, s["latency_s"], s["chips"], tokens, table.static_W))
+        return
+    # per stored op, weighted by the ops each stands for: one pass, the same sums as
+    # ``_terms`` + ``energy_summary`` (each a running sum in stored-op order, to the last bit)
+    ops, count = results.graph.slots()
+    cols = results.slot_columns
+    parts, (p_sram, p_hbm, p_link) = _op_parts(ops, results.system, table)
+    per_op = []
+    tm = tv = ts = th = tl = 0
+    for (m, v, base), h, lb, c in zip(parts, np.asarray(cols["hbm_bytes"], float).tolist(),
+                                      np.asarray(cols["link_bytes"], float).tolist(),
+                                      count.tolist()):
+        sr = 2.0 * max(base, h) * p_sram if base > 0 else 0.0
+        hb, li = h * p_hbm, lb * p_link
+        per_op.append(m + v + sr + hb + li)
+        tm += m * c
+        tv += v * c
+        ts += sr * c
+        th += hb * c
+        tl += li * c
+    results.add_column("energy_J", np.array(per_op, dtype=float))
+    chips, latency = s["chips"], s["latency_s"]
+    br = {"mac": float(tm) * chips, "vector": float(tv) * chips, "sram": float(ts) * chips,
+          "hbm": float(th) * chips, "link": float(tl) * chips, "static": table.static_W * latency * chips}
+    total = float(sum(br.values()))
+    tokens = s["tokens_per_s"] * latency
+    s.update({"energy_J": total, "energy_per_token_J": total / tokens if tokens > 0 else 0.0,
+              "energy_breakdown_J": br})
 
 
 def describe_defaults(system: SystemSpec) -> dict[str, Any]:
