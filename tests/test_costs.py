@@ -242,3 +242,20 @@ def test_identical_inputs_identical_outputs(toy):
     op = MatMul(m=333, n=777, k=999)
     a, b = op_cost(ChipModel(toy), op), op_cost(ChipModel(toy), op)
     assert a == b
+
+
+def test_resident_panel_is_charged_to_the_first_tile_of_its_walk():
+    # One core walks a row of 4 output tiles (M=128, N=512, K=1024, bf16, tiles 128 x 128) with
+    # its A panel resident: the panel (128 x 1024 x 2 B = 256 KiB) arrives with the first tile's
+    # streamed bytes (B slice 1024 x 128 x 2 + output 128 x 128 x 2 = 288 KiB) at the core's
+    # 1 GB/s, while a pass takes 0.5 ms. By hand: the first tile max(0.5, 0.557056) ms, the three
+    # others max(0.5, 0.294912) ms: 2.057056 ms, above both the compute (2 ms) and the traffic
+    # at the core's rate (1,441,792 B: 1.441792 ms) that bounded it before.
+    M, N, K, mt, nt = 128.0, 512.0, 1024.0, 128.0, 128.0
+    grp = np.array([[mt, nt, 1.0, K, 4.0, 4.0, 1.0, 2e-3, 0.0, 0.0]])
+    cand = np.empty((3, mapping.N_FIELDS + 1))
+    nc = mapping._orders.py_func(grp, 0, cand, 0, M, N, K, 1.0, True, 2.0, 2.0, 2.0, 128.0, 1.0, float(2**20),
+                                 1e9, 0.0, np.inf, 1e12, 1e9, 1.0, 1.0, 0.0, 0.0)
+    rows = {int(r[9]): r for r in cand[:nc]}
+    assert rows[1][0] == pytest.approx(0.5e-3 * 3 + 557056 / 1e9, rel=1e-12)
+    assert rows[0][0] == pytest.approx((4 * 2**18 + 2**20 + 2**17) / 1e9, rel=1e-12)  # reload: no walk, traffic-bound

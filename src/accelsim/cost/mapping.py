@@ -17,6 +17,10 @@ rounding: the least HBM traffic, then the least compute time):
 - one pipeline fill and drain is added: the first K step's operands must arrive before the
   first pass and the last result must leave after the last pass, which penalises a few huge
   tiles on a small GEMM;
+- a resident panel is loaded while the first tile of its walk runs, so a core's time is at least
+  its walks' ``max(pass, (panel + streamed) / core rate) + (L - 1) max(pass, streamed / core
+  rate)`` (``L`` tiles a walk; the core rate its share of what its path traffic moves at): the
+  panel's traffic is not spread over the walk's other tiles, as the event tier runs it;
 - with load multicast (Hopper clusters) one operand load from the shared SRAM feeds several
   cores, dividing the operand traffic through the shared level and the cores' load paths (HBM
   traffic is unchanged: the shared SRAM would have served the repeat reads anyway);
@@ -250,6 +254,22 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
             full = (tiles - tail) / tiles
             tail_bw = tail * path_bw / active
             hbm_s = hbm * full / min(hbm_bw, path_bw) + hbm * (1.0 - full) / min(hbm_bw, tail_bw)
+        if order != 0:
+            # a resident panel is loaded while the first tile of its walk runs: that tile
+            # carries the panel's traffic, the walk's other tiles only their streamed operand
+            panel = (mt * ks * ba if order == 1 else ks * nt * bb) / multicast
+            panels = (batch * traf_a if order == 1 else b_copies * traf_b) / multicast
+            walks = min(waves, panels / panel / active)  # panel loads of the busiest core
+            per_tile = (path_traffic - panels) / tiles
+            # a core's share of the rate its path traffic moves at (HBM supplies hbm / path_traffic of it)
+            pbw = min(path_bw, shared_bw, hbm_bw * path_traffic / hbm if hbm > 0 else np.inf) / active
+            c = compute / waves
+            walk_s = (walks * max(c, (panel + per_tile) / pbw) + (waves - walks) * max(c, per_tile / pbw))
+            if walk_s > max(hbm_s, shared_s):  # charged to the level that binds
+                if hbm_s >= shared_s:
+                    hbm_s = walk_s
+                else:
+                    shared_s = walk_s
         f = fill
         if split > 1:
             # an output tile's split-K partials are reduced once all are written; the tiles
