@@ -220,10 +220,11 @@ def _terms(ops: list, system: SystemSpec, hbm_bytes: list[float], link_bytes: li
     return out
 
 
-def _op_parts(ops: list, system: SystemSpec, e: Energy) -> tuple[list[tuple[float, float, float]],
-                                                                   tuple[float, float, float]]:
+def _op_parts(ops: list, system: SystemSpec, e: Energy, flops=None, nbytes=None
+              ) -> tuple[list[tuple[float, float, float]], tuple[float, float, float]]:
     """Per op (MAC joules, vector joules, compulsory bytes: the SRAM floor; 0 for a collective),
-    cached per system and table across calls; with the SRAM, HBM and link joules per byte."""
+    cached per system and table across calls; with the SRAM, HBM and link joules per byte.
+    ``flops`` / ``nbytes``: the ops' ``flops()`` / ``bytes()`` when the caller has them."""
     from ..cost.op_cost import compute_dtype, dequant_ops, gemm_mapping, sparse_factor
     from ..sim.analytical import chip_model
     from ..workload.ops import FlashAttention, MatMul
@@ -234,14 +235,15 @@ def _op_parts(ops: list, system: SystemSpec, e: Energy) -> tuple[list[tuple[floa
     p_vec = e.vector_op_pJ * 1e-12
     out = []
     cm = None
-    for o in ops:
+    for i, o in enumerate(ops):
         hit = cache.get(o)
         if hit is None:
             cm = cm or chip_model(system)
+            fl = o.flops() if flops is None else flops[i]
             m_pJ = v_ops = 0.0
             if isinstance(o, MatMul):
                 comp = compute_dtype(cm, o)
-                m_pJ = o.flops() / 2.0 / sparse_factor(cm, o) * _mac_price(e.mac_pJ, comp)
+                m_pJ = fl / 2.0 / sparse_factor(cm, o) * _mac_price(e.mac_pJ, comp)
                 if (o.emulate or o.dtype_a != o.dtype_b) and not cm.fused_dequant:
                     try:
                         f = gemm_mapping(cm, o)
@@ -249,11 +251,12 @@ def _op_parts(ops: list, system: SystemSpec, e: Energy) -> tuple[list[tuple[floa
                     except Exception:  # noqa: BLE001 - a GEMM that does not map has no dequant estimate
                         pass
             elif isinstance(o, FlashAttention):
-                m_pJ = o.flops() / 2.0 * _mac_price(e.mac_pJ, o.dtype)
+                m_pJ = fl / 2.0 * _mac_price(e.mac_pJ, o.dtype)
             elif o.engine == "tensor":
-                m_pJ = o.flops() / 2.0 * _mac_price(e.mac_pJ, getattr(o, "dtype", "bf16"))
+                m_pJ = fl / 2.0 * _mac_price(e.mac_pJ, getattr(o, "dtype", "bf16"))
             v_ops += o.vector_ops() + o.transcendentals()
-            hit = cache[o] = (m_pJ * 1e-12, v_ops * p_vec, float(o.bytes()) if o.kind != "collective" else 0.0)
+            floor = 0.0 if o.kind == "collective" else float(o.bytes() if nbytes is None else nbytes[i])
+            hit = cache[o] = (m_pJ * 1e-12, v_ops * p_vec, floor)
         out.append(hit)
     return out, (e.sram_pJ_per_byte * 1e-12, (e.hbm_pJ_per_byte + e.shared_sram_pJ_per_byte) * 1e-12,
                  e.link_pJ_per_byte * 1e-12)
@@ -293,7 +296,8 @@ def add_energy(results) -> None:
     # ``_terms`` + ``energy_summary`` (each a running sum in stored-op order, to the last bit)
     ops, count = results.graph.slots()
     cols = results.slot_columns
-    parts, (p_sram, p_hbm, p_link) = _op_parts(ops, results.system, table)
+    parts, (p_sram, p_hbm, p_link) = _op_parts(ops, results.system, table, cols["flops"].tolist(),
+                                               cols["bytes"].tolist())
     per_op = []
     tm = tv = ts = th = tl = 0
     for (m, v, base), h, lb, c in zip(parts, np.asarray(cols["hbm_bytes"], float).tolist(),
