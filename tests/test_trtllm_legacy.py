@@ -67,3 +67,18 @@ def test_event_tier_lowers_the_per_head_kernel():
     ev, an = times["trtllm-legacy-cuda"]
     assert ev == pytest.approx(an, rel=0.25)  # the two tiers agree on the per-head kernel
     assert ev > 2 * times["trtllm-cuda"][0]  # and both find it slower than the packed one
+
+
+def test_tensorrt_engine_rows_run_without_cuda_graphs():
+    # TensorRT-LLM's C++ benchmarks run the TensorRT engine without CUDA graphs unless asked
+    # (gptSessionBenchmark --enable_cuda_graph; gptManagerBenchmark cuda_graph_mode, default false):
+    # every kernel and NCCL call pays the C++ enqueue cost of cuda-native, not graph replay's
+    native, graphs = load_stack("cuda-native").runtime, load_stack("cuda-graphs").runtime
+    for name in ("trtllm-engine-cuda", "trtllm-legacy-cuda"):
+        rt = load_stack(name).runtime
+        assert rt.kernel_launch_s == native.kernel_launch_s > graphs.kernel_launch_s
+        assert rt.collective_launch_s == native.collective_launch_s > graphs.collective_launch_s == 0
+    assert load_stack("trtllm-cuda").runtime.kernel_launch_s == graphs.kernel_launch_s
+    df = load_measurements(SERVE)
+    amd = df[df["notes"].str.contains("TensorRT-LLM 0.16.0, emulated static batching", na=False)]
+    assert len(amd) == 7 and set(amd["stack"]) == {"trtllm-engine"}
