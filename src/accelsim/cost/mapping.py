@@ -25,11 +25,10 @@ rounding: the least HBM traffic, then the least compute time):
   cores, dividing the operand traffic through the shared level and the cores' load paths (HBM
   traffic is unchanged: the shared SRAM would have served the repeat reads anyway);
 - HBM time uses the bandwidth the active cores can pull (``min(HBM, active cores x per-core
-  DMA share)``), so a small GEMM that occupies few cores cannot reach peak bandwidth; likewise the
-  HBM traffic of a partial last wave moves at what that wave's cores can pull, not spread over
-  cores that have finished (the event tier runs the tail so; operand re-reads from the
-  chip-shared level keep the whole chip's rate: charging their tail the same way made the NVIDIA
-  GEMM rows of ``parts/`` worse, e.g. the H200 file 12.1 % -> 13.3 % MAPE).
+  DMA share)``), so a small GEMM that occupies few cores cannot reach peak bandwidth. (A partial
+  last wave's traffic is spread over every core, although the event tier runs it on that wave's
+  cores alone: charging it at those cores' rate was tried on 2026-12-05 and made the
+  monotonicity samples worse, README "Reliability".)
 
 ``gemm_search`` is a ``jit.Kernel``: plain Python for its first calls in a process, then
 compiled with numba; ``gemm_search.py_func`` is its pure-Python twin.
@@ -247,13 +246,6 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
         path_traffic = (core_traffic - batch * o_bytes - partials) / multicast + batch * o_bytes + partials
         shared_s = path_traffic / min(shared_bw, path_bw)
         hbm_s = hbm / min(hbm_bw, path_bw)
-        tail = tiles - (waves - 1.0) * cores  # units of the last wave
-        if tail < active:
-            # a partial last wave: its HBM traffic moves at what its own cores can pull (the full
-            # waves' at the chip's rate), so a few-unit tail is not spread over idle cores
-            full = (tiles - tail) / tiles
-            tail_bw = tail * path_bw / active
-            hbm_s = hbm * full / min(hbm_bw, path_bw) + hbm * (1.0 - full) / min(hbm_bw, tail_bw)
         if order != 0:
             # a resident panel is loaded while the first tile of its walk runs: that tile
             # carries the panel's traffic, the walk's other tiles only their streamed operand
