@@ -273,7 +273,12 @@ def energy_summary(terms: dict, latency_s: float, chips: int, tokens: float,
         r = np.asarray(repeat, float).tolist()
         br = {k: float(sum(a * b for a, b in zip(np.asarray(v, float).tolist() if not isinstance(v, list) else v, r)))
               * chips for k, v in terms.items()}
-    br["static"] = static_W * latency_s * chips
+    return _summary(br, static_W * latency_s * chips, tokens)
+
+
+def _summary(dynamic: dict[str, float], static_J: float, tokens: float) -> dict[str, Any]:
+    """The summary entries from the dynamic joules by component (all chips) and the static ones."""
+    br = {**dynamic, "static": static_J}
     total = float(sum(br.values()))
     return {"energy_J": total, "energy_per_token_J": total / tokens if tokens > 0 else 0.0,
             "energy_breakdown_J": br}
@@ -313,12 +318,8 @@ def add_energy(results) -> None:
         tl += li * c
     results.add_column("energy_J", np.array(per_op, dtype=float))
     chips, latency = s["chips"], s["latency_s"]
-    br = {"mac": float(tm) * chips, "vector": float(tv) * chips, "sram": float(ts) * chips,
-          "hbm": float(th) * chips, "link": float(tl) * chips, "static": table.static_W * latency * chips}
-    total = float(sum(br.values()))
-    tokens = s["tokens_per_s"] * latency
-    s.update({"energy_J": total, "energy_per_token_J": total / tokens if tokens > 0 else 0.0,
-              "energy_breakdown_J": br})
+    dynamic = {k: float(v) * chips for k, v in zip(("mac", "vector", "sram", "hbm", "link"), (tm, tv, ts, th, tl))}
+    s.update(_summary(dynamic, table.static_W * latency * chips, s["tokens_per_s"] * latency))
 
 
 def describe_defaults(system: SystemSpec) -> dict[str, Any]:

@@ -16,7 +16,8 @@ MODES = ("realistic", "ideal")
 
 
 _NO_CALIBRATION = Calibration()
-"""The default calibration, built once (compared against, and the base of a chip without priors, at every design point of a sweep)."""
+"""The default calibration, built once (compared against, and the base of a chip without priors,
+at every design point of a sweep)."""
 
 
 def calibration_kind(system: SystemSpec, stack: Stack | None) -> str:
