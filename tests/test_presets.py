@@ -20,7 +20,7 @@ UNIT_KINDS = ("bytes", "bandwidth", "frequency", "time", "power", "energy", "flo
 SINGLE_CHIPS = ["trn1", "inf2", "trn2", "tpu-v4", "tpu-v5e", "tpu-v5p", "a100-sxm-80gb",
                 "h100-sxm-80gb", "h200-sxm-141gb", "h100-gt-96gb", "mi300x", "edge-npu"]
 SYSTEMS = ["a100x4-nvlink", "dgx-a100", "dgx-h100", "dgx-h200", "grand-teton-h100", "mi300x-8", "trn1-32xl",
-           "trn2-48xl", "inf2-48xl", "tpu-v4-64", "tpu-v5e-256"]
+           "trn2-48xl", "inf2-48xl", "tpu-v4-64", "tpu-v5e-256", "tpu-v5p-512"]
 REQUIRED = SINGLE_CHIPS + SYSTEMS
 ALL = list_presets()
 
@@ -279,6 +279,7 @@ SYSTEM_TABLE = [
     ("inf2-48xl", "inf2", 12, "ring", (12,), 192 * GiB, False),        # 192 GiB/s per chip
     ("tpu-v4-64", "tpu-v4", 64, "torus3d", (4, 4, 4), 270e9, False),   # 6 x 45 GB/s
     ("tpu-v5e-256", "tpu-v5e", 256, "torus2d", (16, 16), 200e9, False),  # 4 x 50 GB/s
+    ("tpu-v5p-512", "tpu-v5p", 512, "torus3d", (8, 8, 8), 600e9, False),  # 6 x 100 GB/s
 ]
 
 
