@@ -3,9 +3,11 @@ where it applies, the event tier).
 
 How each kind maps to a prediction (the decisions a validation engineer should know):
 
-- ``gemm``: one ``MatMul`` C[m,n] = A[m,k] B[k,n] with ``b_shared=True`` (B is a weight: a
-  batched row multiplies ``batch`` activation matrices by one [k,n] matrix), operands and
-  output in ``dtype``; a ``layout: col`` row (a BLAS harness's column-major matrices) as the
+- ``gemm``: one ``MatMul`` C[m,n] = A[m,k] B[k,n], operands and output in ``dtype``; a batched
+  row (``batch`` > 1) multiplies ``batch`` pairs of matrices, each with its own B, as a batched
+  GEMM benchmark runs it (``torch.bmm``, a strided-batched BLAS call, XLA's ``dot`` with batch
+  dimensions, a grouped MoE GEMM; ``b_shared=False``), while a row with a compression recipe
+  multiplies by one compressed weight (``b_shared=True``); a ``layout: col`` row (a BLAS harness's column-major matrices) as the
   row-major product it stores, C^T[n,m] = B^T[n,k] A^T[k,m].
 - ``softmax``, ``layernorm``, ``rmsnorm``: the row-wise op over [rows, cols].
 - ``gelu``, ``silu_mul``, ``add``, ``copy``: ``Elementwise`` over ``elements`` output elements

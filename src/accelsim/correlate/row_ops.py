@@ -23,13 +23,14 @@ def kernel_op(row: MeasurementRow) -> Op:
     k, dt = row.kind, row.dtype
     if k == "gemm":
         m, n = (row.n, row.m) if row.layout == "col" else (row.m, row.n)  # column-major: C^T = B^T A^T
-        mm = MatMul(name="gemm", role="gemm", m=m, n=n, k=row.k, batch=row.batch or 1,
-                    dtype_a=dt, dtype_b=dt, dtype_out=dt, b_shared=True)
+        batch = row.batch or 1  # a batched GEMM multiplies ``batch`` pairs of matrices (bmm)
+        mm = MatMul(name="gemm", role="gemm", m=m, n=n, k=row.k, batch=batch,
+                    dtype_a=dt, dtype_b=dt, dtype_out=dt, b_shared=batch == 1)
         recipe = recipe_of(_recipe_tag(row))
         if recipe is not None:  # a GEMM row with a recipe: B is the weight
             import dataclasses
 
-            upd = {"emulate": True, "sparsity": recipe.sparsity}
+            upd = {"emulate": True, "sparsity": recipe.sparsity, "b_shared": True}
             if recipe.weights:
                 upd["dtype_b"] = recipe.weights
             if recipe.activations:

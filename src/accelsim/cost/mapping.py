@@ -174,7 +174,7 @@ def _path_bound(g, M, N, K, batch, b_copies, ba, bb, bo, cores, sram, acc, share
                                            min(ks, K_CHUNK_MIN), 0.0 if acc > 0 else mt * nt * 4.0,
                                            cores / (batch * nm * split), cores / (batch * nn * split))
         if need <= sram:
-            opnd = min(opnd, batch * traf_a + b_copies * traf_b)
+            opnd = min(opnd, batch * (traf_a + traf_b))
     path = opnd / multicast + batch * M * N * bo + (batch * M * N * 8.0 * split if split > 1 else 0.0)
     return path / min(shared_bw, active * core_bw) + g[8]
 
@@ -221,10 +221,10 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
             pieces += min(queues, max(1.0, math.ceil(kc * nt * bb / DMA_PIECE_BYTES)))
         in_flight = min(queues, slots * pieces)
         path_bw = active * core_bw * in_flight / queues
-        core_traffic = batch * traf_a + b_copies * traf_b + batch * o_bytes + partials
+        core_traffic = batch * (traf_a + traf_b + o_bytes) + partials
         hbm = core_traffic
         hbm_a = batch * traf_a
-        hbm_b = b_copies * traf_b
+        hbm_b = batch * traf_b
         # split-K partials are reduced wave by wave: when one wave's partials fit in half the
         # chip-shared SRAM they are written and read back there (a serial or in-cache
         # reduction), never reaching HBM
@@ -250,7 +250,7 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
             # a resident panel is loaded while the first tile of its walk runs: that tile
             # carries the panel's traffic, the walk's other tiles only their streamed operand
             panel = (mt * ks * ba if order == 1 else ks * nt * bb) / multicast
-            panels = (batch * traf_a if order == 1 else b_copies * traf_b) / multicast
+            panels = batch * (traf_a if order == 1 else traf_b) / multicast
             walks = min(waves, panels / panel / active)  # panel loads of the busiest core
             per_tile = (path_traffic - panels) / tiles
             # a core's share of the rate its path traffic moves at (HBM supplies hbm / path_traffic of it)
