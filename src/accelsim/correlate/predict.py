@@ -7,8 +7,8 @@ How each kind maps to a prediction (the decisions a validation engineer should k
   row (``batch`` > 1) multiplies ``batch`` pairs of matrices, each with its own B, as a batched
   GEMM benchmark runs it (``torch.bmm``, a strided-batched BLAS call, XLA's ``dot`` with batch
   dimensions, a grouped MoE GEMM; ``b_shared=False``), while a row with a compression recipe
-  multiplies by one compressed weight (``b_shared=True``); a ``layout: col`` row (a BLAS harness's column-major matrices) as the
-  row-major product it stores, C^T[n,m] = B^T[n,k] A^T[k,m].
+  multiplies by one compressed weight (``b_shared=True``); a ``layout: col`` row (a BLAS
+  harness's column-major matrices) as the row-major product it stores, C^T[n,m] = B^T[n,k] A^T[k,m].
 - ``softmax``, ``layernorm``, ``rmsnorm``: the row-wise op over [rows, cols].
 - ``gelu``, ``silu_mul``, ``add``, ``copy``: ``Elementwise`` over ``elements`` output elements
   (``rows*cols`` when only the shape is given).

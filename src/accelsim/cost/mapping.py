@@ -162,7 +162,7 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
 
 
 @kernel()
-def _path_bound(g, M, N, K, batch, b_copies, ba, bb, bo, cores, sram, acc, shared_bw, core_bw, multicast):
+def _path_bound(g, M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core_bw, multicast):
     """A second lower bound on the time of group row ``g``: the least core-level traffic of its
     loop orders that fit (``_loop_order``) through the shared level at the bandwidth its active
     cores can pull, plus its fill (infinite when no order fits)."""
@@ -331,11 +331,10 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
     fastest = np.inf
     for i in range(nc):
         fastest = min(fastest, cand[i, 0])
-    b_copies = 1.0 if b_shared else batch
     for gi in range(ng):
         if gi == seed or grp[gi, 9] * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE):
             continue
-        if (_path_bound(grp[gi], M, N, K, batch, b_copies, ba, bb, bo, cores, sram, acc, shared_bw, core_bw,
+        if (_path_bound(grp[gi], M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core_bw,
                         multicast) * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE)):
             continue
         n0 = nc
