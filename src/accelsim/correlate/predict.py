@@ -269,7 +269,8 @@ class Predictor:
             call += self._alone(row, cal, ops[0])
         bound = costs[0].bound if len(costs) == 1 else _dominant(costs)
         if fidelity == "event":
-            return Prediction(sum(self._event_time(row.system, cal, op) for op in ops) + call, bound,
+            warm = row.cache == "warm"
+            return Prediction(sum(self._event_time(row.system, cal, op, warm=warm) for op in ops) + call, bound,
                               fidelity="event")
         return Prediction(sum(c.time_s for c in costs) + call, bound)
 
@@ -539,19 +540,20 @@ class Predictor:
         return Prediction(s["step_time_s"], max(by, key=by.get) if by else "", fidelity="analytical", mfu=s["mfu"],
                           memory_fraction=s["memory_bytes_per_chip"] / s["hbm_capacity_bytes"])
 
-    def _event_time(self, system_name: str, cal, op: Op, chips: int = 0) -> float:
-        """Event-tier time of ``op`` run on its own (one op graph)."""
+    def _event_time(self, system_name: str, cal, op: Op, chips: int = 0, warm: bool = False) -> float:
+        """Event-tier time of ``op`` run on its own (one op graph); ``warm``: re-run on buffers the
+        chip-shared level holds, as the analytical tier's ``cost.cache.warm_rerun``."""
         from ..sim.event import simulate
         from ..workload.graph import WorkloadGraph, WorkloadMeta
 
-        key = ("op", system_name, chips, _cal_key(cal), op)
+        key = ("op", system_name, chips, _cal_key(cal), op, warm)
         t = self._event.get(key)
         if t is None:
             group = getattr(op, "group", 1) if op.kind == "collective" else 1
             meta = WorkloadMeta(model="kernel", phase="prefill", batch=1, tp=group, dtype=getattr(op, "dtype", "bf16"))
             named = op if op.name else _renamed(op)
             g = WorkloadGraph.from_ordered(meta, [named], [])
-            t = self._event[key] = simulate(g, self.system(system_name, chips, cal)).makespan_s
+            t = self._event[key] = simulate(g, self.system(system_name, chips, cal), warm=warm).makespan_s
         return t
 
 

@@ -339,6 +339,12 @@ def aligned(cm: ChipModel, mm: MatMul) -> bool:
     return not a or ((mm.k * DTYPE_BYTES[mm.dtype_a]) % a == 0 and (mm.n * DTYPE_BYTES[mm.dtype_out]) % a == 0)
 
 
+def reduction_op(op: Op) -> bool:
+    """A row-wise reduction (softmax, a norm, a row sum), which streams memory at the kernel
+    library's ``reduction_efficiency``."""
+    return isinstance(op, (Softmax, LayerNorm, RMSNorm)) or getattr(op, "fn", "") == "sum"
+
+
 def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: float) -> OpCost:
     """Cost of vector/scalar work spread over ``min(cores, units)`` cores."""
     active = max(1.0, min(cm.cores, units))
@@ -346,7 +352,7 @@ def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: floa
     vec = op.vector_ops() / (active * vrate)
     trans = op.transcendentals() / (active * cm.trans_rate)
     mem = hbm_bytes / min(cm.hbm_bw, active * cm.core_bw)
-    if isinstance(op, (Softmax, LayerNorm, RMSNorm)) or getattr(op, "fn", "") == "sum":
+    if reduction_op(op):
         mem /= cm.reduction_eff  # row-wise reductions (a row mean too) stream at their own fraction
     vec = max(vec, cm.loop_s(op) / active)  # the library's offset-computing loop, if it runs one
     return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.vector_overhead,

@@ -53,10 +53,11 @@ from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
 from ..gcpause import gc_paused
 from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, aligned, compute_dtype, dequant_seconds, dispatch,
-                            gemm_mapping, gemm_speed, kernels, per_head_decode)
+                            gemm_mapping, gemm_speed, kernels, per_head_decode, reduction_op)
 from ..cost.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
 from ..workload.ops import Collective, Conv2D, FlashAttention, MatMul, Op
+from ..cost.cache import residency
 from ..cost.mapping import K_CHUNK_MIN, event_k_chunk
 from .schedule import (BUSY, CAT_DMA_IN, CAT_DMA_OUT, CAT_LINK, CAT_OVERHEAD, CAT_SCALAR, CAT_TENSOR,
                        CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder)
@@ -101,10 +102,15 @@ def _taper(n: int, mid: int = MAX_KV_STEPS) -> list[int]:
 class Lowerer:
     """Holds the chip's resources while ops are lowered one by one."""
 
-    def __init__(self, system: SystemSpec, library=None, replay: bool = True):
+    def __init__(self, system: SystemSpec, library=None, replay: bool = True, warm: bool = False):
         self.system = system
         self.replay = replay
         """Give an op equal to one lowered before that op's tasks again (False: lower each op)."""
+        self.warm = warm
+        """Each op is a warm re-run (``cost.cache``): the chip-shared level holds the part of its
+        traffic ``cost.cache.residency`` gives, which then loads HBM no more."""
+        self.hbm_scale = 1.0
+        """Share of the op being lowered's transfers that still reaches HBM (warm runs)."""
         self.library = library
         """The stack's collective library (None: the ideal bound), as in the analytical tier."""
         self.cm = cm = ChipModel(system, library)
@@ -146,8 +152,8 @@ class Lowerer:
         out: list[int] = []
         if nbytes <= 0:
             return out
-        out.append(self.b.task(XFER, cat, op, deps, resource=self.dma[core], server=self.hbm,
-                               duration_s=self.dma_lat, nbytes=nbytes, weight=hbm_fraction, acquire=acquire))
+        out.append(self.b.task(XFER, cat, op, deps, resource=self.dma[core], server=self.hbm, duration_s=self.dma_lat,
+                               nbytes=nbytes, weight=hbm_fraction * self.hbm_scale, acquire=acquire))
         return out
 
     def store(self, op: int, core: int, nbytes: float, deps, hbm_fraction: float = 1.0) -> list[int]:
@@ -244,6 +250,7 @@ class Lowerer:
                     ends = tpl.replay(self.b, oid, start, self.prev_start)
                 else:
                     t0, p0 = self.b.num_tasks, len(self.b.pools)
+                    self.hbm_scale = 1.0 - residency(u.bytes(), self.cm.shared_cap) if self.warm else 1.0
                     ends = self.lower_op(u, oid, start)
                     if key not in templates:
                         templates[key] = Template.record(self.b, t0, p0, oid, start, self.prev_start, ends)
@@ -339,8 +346,8 @@ class Lowerer:
             first += count
         # with a chip-shared SRAM each operand's loads carry the operand's HBM bytes of the
         # mapping (the rest of what they move hits the shared SRAM)
-        w_a = f["a_hbm_bytes"] * mc / moved_a if cm.shared_cap > 0 and moved_a > 0 else 1.0
-        w_b = f["b_hbm_bytes"] * mc / moved_b if cm.shared_cap > 0 and moved_b > 0 else 1.0
+        w_a = (f["a_hbm_bytes"] * mc / moved_a if cm.shared_cap > 0 and moved_a > 0 else 1.0) * self.hbm_scale
+        w_b = (f["b_hbm_bytes"] * mc / moved_b if cm.shared_cap > 0 and moved_b > 0 else 1.0) * self.hbm_scale
         for c, mine in enumerate(mines):
             pool = b.pool(f"core{c}.sram.op{oid}", slots)
             prev_pass = -1
@@ -554,6 +561,9 @@ class Lowerer:
         total_bytes = o.bytes()
         in_bytes, out_bytes = total_bytes / 2, total_bytes / 2
         dtype = getattr(o, "dtype", "bf16")
+        # a row-wise reduction streams HBM at the kernel library's reduction_efficiency, as the
+        # closed form charges it (``op_cost.vector_cost``): each of its bytes weighs 1 / that on HBM
+        w = 1.0 / cm.reduction_eff if reduction_op(o) else 1.0
         ends = []
         per, extra = divmod(rows, active)
         for c in range(active):
@@ -563,7 +573,7 @@ class Lowerer:
                          min(VECTOR_PIECES, math.ceil(core_in / VECTOR_PIECE_BYTES)))
             for _ in range(pieces):
                 frac = share / pieces
-                ld = self.load(oid, c, in_bytes * frac, [start])
+                ld = self.load(oid, c, in_bytes * frac, [start], w)
                 work = []
                 if o.transcendentals() > 0:
                     work.append(b.task(BUSY, CAT_SCALAR, oid, ld, resource=self.scalar[c],
@@ -571,7 +581,7 @@ class Lowerer:
                 vec_s = max(self.vec_time(o.vector_ops() * frac, dtype), cm.loop_s(o) * frac)
                 if vec_s > 0:
                     work.append(b.task(BUSY, CAT_VECTOR, oid, ld, resource=self.vector[c], duration_s=vec_s))
-                ends += self.store(oid, c, out_bytes * frac, work or ld)
+                ends += self.store(oid, c, out_bytes * frac, work or ld, w)
         return ends
 
     def collective(self, o: Collective, oid: int, start: int) -> list[int]:
@@ -584,10 +594,11 @@ class Lowerer:
 
 
 @gc_paused
-def lower(graph: WorkloadGraph, system: SystemSpec, library=None, replay: bool = True) -> Schedule:
+def lower(graph: WorkloadGraph, system: SystemSpec, library=None, replay: bool = True, warm: bool = False) -> Schedule:
     """Lower one chip's share of ``graph`` onto ``system``'s chip (collectives under ``library``,
     the stack's collective library; None: the ideal bound). ``replay=False`` lowers every op
-    afresh instead of repeating an identical op's tasks (the same schedule, slower)."""
+    afresh instead of repeating an identical op's tasks (the same schedule, slower). ``warm``:
+    each op re-runs on buffers its previous run left in the chip-shared level (``cost.cache``)."""
     if graph.meta.tp > system.num_chips:
         raise LoweringError(f"--tp {graph.meta.tp} needs {graph.meta.tp} chips; {system.name} has {system.num_chips}")
-    return Lowerer(system, library, replay).lower_graph(graph)
+    return Lowerer(system, library, replay, warm).lower_graph(graph)

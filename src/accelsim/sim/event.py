@@ -38,9 +38,10 @@ class EventRun:
         return first, np.maximum(last, 0.0)
 
 
-def simulate(graph: WorkloadGraph, system: SystemSpec, library=None) -> EventRun:
+def simulate(graph: WorkloadGraph, system: SystemSpec, library=None, warm: bool = False) -> EventRun:
     """Lower ``graph`` to one chip of ``system`` and simulate it event by event (collectives
-    under ``library``, the stack's collective library; None: the ideal bound)."""
-    schedule = lower(graph, system, library)
+    under ``library``, the stack's collective library; None: the ideal bound; ``warm``: each op
+    a re-run on buffers the chip-shared level still holds, ``cost.cache``)."""
+    schedule = lower(graph, system, library, warm=warm)
     result = simulate_schedule(schedule)
     return EventRun(schedule=schedule, result=result, attribution=critical_path(result))
