@@ -166,11 +166,10 @@ class Lowerer:
         in one go: per step the weight (B) and activation (A) loads into an SRAM slot, the
         dequantization of narrow operands on the vector engine, and the tensor pass that frees
         the slot. Only a core's first weight load waits on ``weight_deps`` (it is prefetched);
-        the others wait on the op's ``start``, and after the first step a step's two loads are
-        one transfer: issued apart, a core's in-order DMA flow would serve its HBM-paced weight
-        chunk first and its cache-served activation chunk after it, and cores that run alike
-        would leave HBM idle together (a decode GEMM ran 13-30 % slower than its HBM time on
-        GPUs). Returns the last pass."""
+        the others wait on the op's ``start``; after the first step a step's two loads are one
+        transfer (issued apart, each core's in-order DMA flow moved the HBM-paced weight chunk,
+        then the cached activation chunk, and cores alike left HBM idle together). Returns the
+        last pass."""
         b = self.b
         dma, hbm, vec, ten, lat, mc = self.dma[c], self.hbm, self.vector[c], self.tensor[c], self.dma_lat, self.cm.multicast
         has_b, has_a = b_per_k > 0, a_per_k > 0
@@ -182,9 +181,7 @@ class Lowerer:
             b_bytes, a_bytes = kk * b_per_k, kk * a_per_k
             loads = []
             merged = has_b and has_a and prev_pass >= 0
-            if merged:
-                # a step's two operand loads are issued together and the pass waits for both (one
-                # pipeline stage): one transfer, each operand's bytes at its own HBM fraction
+            if merged:  # one pipeline stage: each operand's bytes at its own HBM fraction
                 both = b_bytes + a_bytes
                 rows.append((XFER, dma, hbm, lat, both / mc, np.inf, (w_b * b_bytes + w_a * a_bytes) / both, 0.0,
                              pool, -1, t, oid, CAT_DMA_IN))
@@ -561,8 +558,7 @@ class Lowerer:
         total_bytes = o.bytes()
         in_bytes, out_bytes = total_bytes / 2, total_bytes / 2
         dtype = getattr(o, "dtype", "bf16")
-        # a row-wise reduction streams HBM at the kernel library's reduction_efficiency, as the
-        # closed form charges it (``op_cost.vector_cost``): each of its bytes weighs 1 / that on HBM
+        # a row-wise reduction streams HBM at the library's reduction_efficiency (``vector_cost``)
         w = 1.0 / cm.reduction_eff if reduction_op(o) else 1.0
         ends = []
         per, extra = divmod(rows, active)
