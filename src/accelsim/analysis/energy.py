@@ -209,15 +209,20 @@ def _terms(ops: list, system: SystemSpec, hbm_bytes: list[float], link_bytes: li
            e: Energy) -> dict[str, list[float]]:
     """``op_energy_terms`` as lists of floats (a few stored ops: plain floats beat numpy)."""
     out: dict[str, list[float]] = {"mac": [], "vector": [], "sram": [], "hbm": [], "link": []}
-    mac, vec, sram, hbm, link = out.values()
-    parts, (p_sram, p_hbm, p_link) = _op_parts(ops, system, e)
-    for (m, v, base), h, lb in zip(parts, hbm_bytes, link_bytes):
-        mac.append(m)
-        vec.append(v)
-        sram.append(2.0 * max(base, h) * p_sram if base > 0 else 0.0)
-        hbm.append(h * p_hbm)
-        link.append(lb * p_link)
+    lists = tuple(out.values())
+    for row in _rows(*_op_parts(ops, system, e), hbm_bytes, link_bytes):
+        for dst, x in zip(lists, row):
+            dst.append(x)
     return out
+
+
+def _rows(parts, prices, hbm_bytes, link_bytes):
+    """Per op, its (mac, vector, sram, hbm, link) joules from ``_op_parts``' output and the
+    op's HBM and link bytes: the SRAM moves the larger of its compulsory and HBM bytes in and
+    out (none for a collective)."""
+    p_sram, p_hbm, p_link = prices
+    for (m, v, base), h, lb in zip(parts, hbm_bytes, link_bytes):
+        yield m, v, (2.0 * max(base, h) * p_sram if base > 0 else 0.0), h * p_hbm, lb * p_link
 
 
 def _op_parts(ops: list, system: SystemSpec, e: Energy, flops=None, nbytes=None
@@ -301,15 +306,11 @@ def add_energy(results) -> None:
     # ``_terms`` + ``energy_summary`` (each a running sum in stored-op order, to the last bit)
     ops, count = results.graph.slots()
     cols = results.slot_columns
-    parts, (p_sram, p_hbm, p_link) = _op_parts(ops, results.system, table, cols["flops"].tolist(),
-                                               cols["bytes"].tolist())
+    rows = _rows(*_op_parts(ops, results.system, table, cols["flops"].tolist(), cols["bytes"].tolist()),
+                 np.asarray(cols["hbm_bytes"], float).tolist(), np.asarray(cols["link_bytes"], float).tolist())
     per_op = []
     tm = tv = ts = th = tl = 0
-    for (m, v, base), h, lb, c in zip(parts, np.asarray(cols["hbm_bytes"], float).tolist(),
-                                      np.asarray(cols["link_bytes"], float).tolist(),
-                                      count.tolist()):
-        sr = 2.0 * max(base, h) * p_sram if base > 0 else 0.0
-        hb, li = h * p_hbm, lb * p_link
+    for (m, v, sr, hb, li), c in zip(rows, count.tolist()):
         per_op.append(m + v + sr + hb + li)
         tm += m * c
         tv += v * c

@@ -146,9 +146,11 @@ class Lowerer:
              acquire: int = -1, cat: int = CAT_DMA_IN) -> list[int]:
         """DMA of ``nbytes`` into ``core``: one transfer on one of the core's DMA queues, sharing
         the core's DMA bandwidth with its other transfers in flight (a lone large copy gets all
-        of it, as if its descriptors were spread over every queue) and HBM with everyone. With a chip-shared cache, ``hbm_fraction`` of the
-        bytes come from HBM (the transfer's weight on the HBM server) and the rest from the
-        cache, whose bandwidth the per-queue cap already divides among the queues."""
+        of it, as if its descriptors were spread over every queue) and HBM with everyone.
+        ``hbm_fraction`` is the transfer's weight on the HBM server: with a chip-shared cache the
+        share of its bytes that come from HBM (the rest from the cache, whose bandwidth the
+        per-queue cap already divides); above 1 for a transfer that streams HBM slower than its
+        rate (a row-wise reduction); times ``hbm_scale`` in a warm run."""
         out: list[int] = []
         if nbytes <= 0:
             return out

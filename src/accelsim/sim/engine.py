@@ -469,8 +469,9 @@ def simulate_schedule(schedule: Schedule) -> SimResult:
     """Run the numba engine on ``schedule``."""
     s = schedule
     T = s.num_tasks
-    if T > TRIM_TASKS and _malloc_trim() is not None:
-        _malloc_trim()(0)
+    trim = _malloc_trim() if T > TRIM_TASKS else None
+    if trim is not None:
+        trim(0)
     narrow = lambda n: np.int16 if n < 2**15 else np.int32  # noqa: E731
     lanes = np.full(T, -1, dtype=narrow(int(s.res_capacity.max(initial=0))))
     most_deps = int(np.diff(s.dep_ptr).max(initial=0)) if T else 0
