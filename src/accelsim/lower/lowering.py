@@ -107,8 +107,7 @@ class Lowerer:
         self.replay = replay
         """Give an op equal to one lowered before that op's tasks again (False: lower each op)."""
         self.warm = warm
-        """Each op is a warm re-run (``cost.cache``): the chip-shared level holds the part of its
-        traffic ``cost.cache.residency`` gives, which then loads HBM no more."""
+        """Each op is a warm re-run: the chip-shared level holds ``cost.cache.residency`` of it."""
         self.hbm_scale = 1.0
         """Share of the op being lowered's transfers that still reaches HBM (warm runs)."""
         self.library = library
@@ -147,10 +146,9 @@ class Lowerer:
         """DMA of ``nbytes`` into ``core``: one transfer on one of the core's DMA queues, sharing
         the core's DMA bandwidth with its other transfers in flight (a lone large copy gets all
         of it, as if its descriptors were spread over every queue) and HBM with everyone.
-        ``hbm_fraction`` is the transfer's weight on the HBM server: with a chip-shared cache the
-        share of its bytes that come from HBM (the rest from the cache, whose bandwidth the
-        per-queue cap already divides); above 1 for a transfer that streams HBM slower than its
-        rate (a row-wise reduction); times ``hbm_scale`` in a warm run."""
+        ``hbm_fraction``, its weight on the HBM server: with a chip-shared cache the share of its
+        bytes from HBM (the rest from the cache); above 1 for a row-wise reduction; times
+        ``hbm_scale`` in a warm run."""
         out: list[int] = []
         if nbytes <= 0:
             return out
