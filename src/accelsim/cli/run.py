@@ -32,6 +32,9 @@ from .util import friendly, write_or_print_json
               help="ZeRO stage (train; 3 = FSDP) [the stack's training framework's default, else 0].")
 @click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default=None,
               help="Activation recomputation (train) [the stack's training framework's default, else none].")
+@click.option("--selective", type=click.Choice(["attention", "op", "qkv_proj", "context_offload"]), default=None,
+              help="What --recompute selective keeps (train): attention (Megatron-LM: all but the attention core), "
+                   "op (torchtitan), qkv_proj or context_offload (MaxText remat policies) [the stack's default].")
 @click.option("--schedule", type=click.Choice(["1f1b", "gpipe"]), default="1f1b", show_default=True, help="Pipeline schedule (train).")
 @click.option("--vpp", type=click.IntRange(min=1), default=1, show_default=True,
               help="Model chunks per pipeline stage: > 1 runs interleaved 1F1B (train).")
@@ -80,8 +83,8 @@ from .util import friendly, write_or_print_json
               help="Training tokens of --qat / --distill-from.")
 @friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
-        schedule, vpp, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides, calibration, fidelity,
-        trace_path, trace_window, trace_detail, timeline_path, as_json, out, top, stack_name, ideal,
+        selective, schedule, vpp, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides,
+        calibration, fidelity, trace_path, trace_window, trace_detail, timeline_path, as_json, out, top, stack_name, ideal,
         force_calibration, qat, teacher, teacher_system, distill_targets, prune_recipe, tokens):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
@@ -108,14 +111,17 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         if phase != "train":
             raise click.UsageError("--qat, --distill-from and --prune price training runs: add --phase train")
         return _run_produce(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
-                            microbatch=microbatch, zero=zero, recompute=recompute, schedule=schedule, vpp=vpp),
-                            qat, teacher, teacher_system, tokens, stack_name, as_json, distill_targets, prune_recipe)
+                            microbatch=microbatch, zero=zero, recompute=recompute, selective=selective,
+                            schedule=schedule, vpp=vpp), qat, teacher, teacher_system, tokens, stack_name, as_json,
+                            distill_targets, prune_recipe)
     if phase == "train":
         return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
-                          microbatch=microbatch, zero=zero, recompute=recompute, schedule=schedule, vpp=vpp), chips, dtype,
+                          microbatch=microbatch, zero=zero, recompute=recompute, selective=selective,
+                          schedule=schedule, vpp=vpp), chips, dtype,
                           attention, overrides, as_json, out, top, compression, mode, stack_name, outputs)
-    if any(v != 1 for v in (pp, dp, ep, cp, vpp)) or zero or chips or sp or recompute:
-        raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--sp/--zero/--recompute/--chips apply to --phase train")
+    if any(v != 1 for v in (pp, dp, ep, cp, vpp)) or zero or chips or sp or recompute or selective:
+        raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--sp/--zero/--recompute/--selective/--chips apply to "
+                               "--phase train")
     res = evaluate(system, model, phase=phase, batch=batch, seq_len=seq_len, context_len=context_len,
                    tp=tp, dtype=dtype, attention=attention, overrides=overrides, fidelity=fidelity,
                    compression=compression, mode=mode, stack=stack_name)
@@ -253,7 +259,8 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     s = res.summary
     click.echo(f"{s['model']} train step on {s['system']} ({s['chips']} x {s['chip']}; tp={s['tp']} pp={s['pp']} "
                f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{' sp' if s['sp'] else ''}, zero {s['zero']}, "
-               f"recompute {s['recompute']}, {s['schedule']}{' x' + str(s['vpp']) + ' interleaved' if s.get('vpp', 1) > 1 else ''}; global batch {s['batch']} x {s['seq_len']} tokens, "
+               f"recompute {s['recompute']}{' (' + s['selective'] + ')' if s.get('selective') else ''}, "
+               f"{s['schedule']}{' x' + str(s['vpp']) + ' interleaved' if s.get('vpp', 1) > 1 else ''}; global batch {s['batch']} x {s['seq_len']} tokens, "
                f"{s['microbatches']} microbatches of {s['microbatch']})")
     click.echo(f"  mode          {_mode_line(s)}")
     for w in res.warnings:  # before the figures they qualify
@@ -271,7 +278,9 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     click.echo(f"  comm          {fmt(s['comm_exposed_s'], 's')} exposed, {fmt(s['comm_hidden_s'], 's')} hidden")
     click.echo(f"  memory/chip   {fmt(s['memory_bytes_per_chip'], 'B', binary=True)} of "
                f"{fmt(s['hbm_capacity_bytes'], 'B', binary=True)}: " + ", ".join(
-                   f"{k} {fmt(v, 'B', binary=True)}" for k, v in s["memory_breakdown_bytes"].items() if v > 0))
+                   f"{k} {fmt(v, 'B', binary=True)}" for k, v in s["memory_breakdown_bytes"].items() if v > 0)
+               + (f"; {fmt(s['host_offload_bytes_per_chip'], 'B', binary=True)} offloaded to host memory"
+                  if s.get("host_offload_bytes_per_chip") else ""))
     click.echo(f"critical path: {s['bottleneck']}")
     for b, t in sorted(s["time_by_bound_s"].items(), key=lambda kv: -kv[1]):
         if t > 0:

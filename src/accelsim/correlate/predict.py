@@ -513,8 +513,8 @@ class Predictor:
                 f"{gib(m.kv_cache_bytes_per_chip)} per chip exceed its {gib(cap)} of HBM")
 
     def _train(self, row: MeasurementRow, cfg, cal) -> Prediction:
-        """One optimizer step under the row's plan; what the row leaves empty (sp, recompute,
-        ZeRO) comes from its stack's training framework."""
+        """One optimizer step under the row's plan; what the row leaves empty (sp, recompute and
+        what selective recomputation keeps, ZeRO) comes from its stack's training framework."""
         from ..api import evaluate_train
         from ..workload.parallel import ParallelPlan
 
@@ -526,7 +526,8 @@ class Predictor:
         if dp is None:  # the chips the rest of the plan leaves
             per = max(1, tp // cores) * pp * cp
             dp = row.chips // per if row.chips and row.chips % per == 0 else 1
-        given = {"sp": None if row.sp is None else bool(row.sp), "recompute": row.recompute, "zero": row.zero}
+        given = {"sp": None if row.sp is None else bool(row.sp), "recompute": row.recompute, "zero": row.zero,
+                 "selective": row.selective}
         plan = ParallelPlan(tp=tp, pp=pp, dp=dp, cp=cp, ep=row.ep or 1, microbatch=row.microbatch or 1,
                             vpp=row.vpp or 1, cores_per_chip=cores,
                             **{**plan_defaults(self.stack_of(cal)), **{k: v for k, v in given.items() if v is not None}})

@@ -51,13 +51,13 @@ METRIC_PHASES = {"ttft": "prefill", "tpot": "decode", "throughput": "decode", "s
 COLUMNS = ("id", "kind", "system", "chips", "dtype", "m", "n", "k", "batch", "rows", "cols", "elements",
            "bytes", "ranks", "model", "op", "phase", "metric", "seq_len", "context_len", "input_len", "output_len",
            "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch", "global_batch", "recompute",
-           "zero", "compression", "stack", "kernels", "cache", "layout", "gpus_per_process", "timing", "measured_time_s",
-           "source", "notes")
+           "selective", "zero", "compression", "stack", "kernels", "cache", "layout", "gpus_per_process", "timing",
+           "measured_time_s", "source", "notes")
 """Columns of the schema, in file order."""
 REQUIRED_COLUMNS = ("id", "kind", "system", "measured_time_s")
 """Columns a file must have (every other column may be absent)."""
-STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "metric", "recompute", "compression", "stack",
-               "kernels", "cache", "layout", "timing", "source", "notes")
+STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "metric", "recompute", "selective",
+               "compression", "stack", "kernels", "cache", "layout", "timing", "source", "notes")
 INT_COLUMNS = ("chips", "m", "n", "k", "batch", "rows", "cols", "elements", "ranks", "seq_len", "context_len",
                "input_len", "output_len", "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch",
                "global_batch", "zero", "gpus_per_process")
@@ -170,6 +170,9 @@ class MeasurementRow(StrictModel):
     """Sequences per optimizer step (a train row's ``batch`` when that is empty)."""
     recompute: Literal["none", "selective", "full"] | None = None
     """Activation recomputation; empty: the stack's default."""
+    selective: Literal["attention", "op", "qkv_proj", "context_offload"] | None = None
+    """What selective recomputation keeps (``ParallelPlan.selective``, e.g. a MaxText remat
+    policy); empty: the stack's default."""
     zero: int | None = Field(None, ge=0, le=3)
     """ZeRO stage of the optimizer state (1: distributed optimizer, 3: FSDP full shard)."""
     compression: str | None = None

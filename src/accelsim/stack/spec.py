@@ -189,9 +189,13 @@ class TrainingFramework(_Spec):
     """Activation recomputation by default."""
     zero: Literal[0, 1, 2, 3] = 0
     """ZeRO stage by default (1: distributed optimizer; 3: FSDP full shard)."""
-    selective: Literal["attention", "op"] = "attention"
+    selective: Literal["attention", "op", "qkv_proj", "context_offload"] = "attention"
     """What selective recomputation keeps (``ParallelPlan.selective``): ``attention`` (Megatron-LM:
-    all but the attention core) or ``op`` (torchtitan's op-level selective checkpointing)."""
+    all but the attention core), ``op`` (torchtitan's op-level selective checkpointing),
+    ``qkv_proj`` or ``context_offload`` (MaxText remat policies)."""
+    recompute_scope: Literal["layer", "needed"] = "layer"
+    """What a recomputed layer reruns (``ParallelPlan.recompute_scope``): ``layer`` (PyTorch
+    activation checkpointing) or ``needed`` (JAX rematerialization)."""
     loss_grad_bytes_per_logit: float = Field(0.0, ge=0)
     """Bytes per logit the loss's backward holds beside the kept softmax
     (``ParallelPlan.loss_grad_bytes_per_logit``)."""

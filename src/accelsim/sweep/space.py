@@ -223,6 +223,10 @@ class WorkloadSpec(StrictModel):
     """ZeRO stage (train)."""
     recompute: Literal["none", "selective", "full"] = "none"
     """Activation recomputation (train)."""
+    selective: Literal["attention", "op", "qkv_proj", "context_offload"] = "attention"
+    """What selective recomputation keeps (train, ``ParallelPlan.selective``)."""
+    recompute_scope: Literal["layer", "needed"] = "layer"
+    """What a recomputed layer reruns (train, ``ParallelPlan.recompute_scope``)."""
     schedule: Literal["1f1b", "gpipe"] = "1f1b"
     """Pipeline schedule (train)."""
     cores_per_chip: int = Field(1, ge=1)
@@ -231,7 +235,8 @@ class WorkloadSpec(StrictModel):
     def plan_fields(self) -> dict[str, Any]:
         return dict(tp=self.tp, pp=self.pp, dp=self.dp, ep=self.ep, cp=self.cp, sp=self.sp,
                     microbatch=self.microbatch, zero=self.zero, recompute=self.recompute,
-                    schedule=self.schedule, cores_per_chip=self.cores_per_chip)
+                    selective=self.selective, recompute_scope=self.recompute_scope, schedule=self.schedule,
+                    cores_per_chip=self.cores_per_chip)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,20 +19,23 @@ over their expert data-parallel group):
   sequence on the chip (``seq_len / cp``), ``b`` the microbatch, ``h`` the hidden size, ``a``
   the heads, ``t`` the TP degree (chips), and 2-byte activations (scaled by ``B / 2``):
 
-  ========================  ===========================================
-  no recompute, no sp       ``s*b*h*(10 + 24/t + 5*a*s/(h*t))``
-  no recompute, sp          ``s*b*h/t*(34 + 5*a*s/h)``
-  flash or selective        the ``5*a*s/h`` attention term dropped
-  full recompute            ``2*s*b*h`` (``/t`` with sp): the layer input only
-  ========================  ===========================================
+  ===========================  ===========================================
+  no recompute, no sp          ``s*b*h*(10 + 24/t + 5*a*s/(h*t))``
+  no recompute, sp             ``s*b*h/t*(34 + 5*a*s/h)``
+  flash or selective           the ``5*a*s/h`` attention term dropped
+  full recompute               ``2*s*b*h`` (``/t`` with sp): the layer input only
+  MaxText ``qkv_proj``         the layer input and ``2*s*b*q`` (``q``: q / k / v width per chip)
+  MaxText ``context_offload``  the layer input (the attention output in host memory)
+  ===========================  ===========================================
 
   (with context parallelism the attention term is ``5*a*s_local*seq_len*b/t``: local queries
   times all keys). Op-level selective recompute (``plan.selective == "op"``, torchtitan) keeps
   ``s*b*h*(8 + 2r + 2i)`` on one chip (r = kv heads / heads, i = MLP width / h: the layer
   input, q, v, the attention output, the MLP gate and down outputs), with TP and sp
   ``s*b*h*((10 + 2r + 2i)/t + 2)`` (the two reduce-scatter outputs kept too, the down
-  projection's output before its reduction whole). Full recompute also needs one layer's
-  activations while that layer is recomputed (the working set, added once). The constants are the paper's GPT layer (4h MLP,
+  projection's output before its reduction whole). Full recompute (and MaxText's policies, which
+  recompute a layer from its input too) also needs one layer's activations while that layer is
+  recomputed (the working set, added once). The constants are the paper's GPT layer (4h MLP,
   dropout masks included), used as they are for SwiGLU, GQA and MoE layers: an approximation,
   conservative for models without dropout. A stage keeps the activations of every microbatch
   it has started and not finished: under 1F1B ``min(pp - stage, microbatches)`` (so ``pp`` on
@@ -76,6 +79,9 @@ class MemoryBreakdown:
     kv_cache_bytes: float = 0.0
     buffers_bytes: float = 0.0
     """Communication buffers: ZeRO-3's gathered weights of two layers."""
+    host_bytes: float = 0.0
+    """Activations offloaded to host memory (``ParallelPlan.selective == "context_offload"``);
+    not part of the chip's total."""
     phase: str = "train"
     stage: int = 0
     """Pipeline stage described (training: the one with the largest total)."""
@@ -108,8 +114,11 @@ def activation_bytes_per_layer(model: ModelConfig, seq_len: int, plan: ParallelP
     b, h, a = plan.microbatch, model.hidden_size, model.num_attention_heads
     base = float(sl) * b * h
     scale = dtype_bytes(dtype) / 2.0
-    if rc == "full":
+    if rc == "full" or (rc == "selective" and plan.selective == "context_offload"):
         return 2.0 * base / (t if sp else 1) * scale
+    if rc == "selective" and plan.selective == "qkv_proj":
+        # the layer input and the q / k / v projections (split over t), 2 bytes per element
+        return (2.0 / (t if sp else 1) + 2.0 * model.qkv_width(t) / h) * base * scale
     if rc == "selective" and plan.selective == "op":
         # kept, 2 bytes per element: the layer input, q, v, the attention output, the MLP gate
         # and down outputs (every other matmul output) and, with sp, the two reduce-scatter
@@ -162,7 +171,9 @@ def stage_memory(model: ModelConfig | str, global_batch: int, seq_len: int, plan
     # transients, never at the same time: one layer's activations while it is recomputed (full
     # recompute), the loss's backward beside the kept softmax (last stage)
     transient = 0.0
-    if plan.recompute == "full":
+    whole = plan.recompute == "full" or (plan.recompute == "selective" and
+                                         plan.selective in ("qkv_proj", "context_offload"))
+    if whole:  # layers recomputed from their input
         transient = activation_bytes_per_layer(m, seq_len, plan, dtype, attention, recompute="none")
     if stage == plan.pp - 1:
         logits = (seq_len // plan.cp) * plan.microbatch * -(-m.vocab_size // plan.tp_chips)
@@ -178,9 +189,12 @@ def stage_memory(model: ModelConfig | str, global_batch: int, seq_len: int, plan
     if plan.zero == 3 and len(layers):
         biggest = max(sum(layer_params(m, li, plan)) for li in layers)
         buffers = 2.0 * biggest * B
+    host = 0.0
+    if plan.recompute == "selective" and plan.selective == "context_offload":  # each layer's attention output
+        host = len(layers) * live * (seq_len // plan.cp) * plan.microbatch * m.hidden_size / plan.tp_chips * B
     return MemoryBreakdown(
         weights_bytes=B * shard(3), gradients_bytes=grads, optimizer_bytes=opt * shard(1),
-        activations_bytes=act, buffers_bytes=buffers, phase="train", stage=stage, model=m,
+        activations_bytes=act, buffers_bytes=buffers, host_bytes=host, phase="train", stage=stage, model=m,
         global_batch=global_batch, seq_len=seq_len, dtype=dtype, attention=attention, plan=plan)
 
 

@@ -91,11 +91,21 @@ class ParallelPlan(StrictModel):
     recompute: Literal["none", "selective", "full"] = "none"
     """Activation recomputation: selective recomputes the attention core in the backward pass
     (Korthikanti et al. 2022); full recomputes each layer's forward from its input."""
-    selective: Literal["attention", "op"] = "attention"
+    selective: Literal["attention", "op", "qkv_proj", "context_offload"] = "attention"
     """What ``recompute="selective"`` keeps: ``attention``, everything but the attention core
     (Megatron-LM); ``op``, PyTorch's op-level selective checkpointing as torchtitan runs it: of
     each layer, only its input, the attention output and every other matmul output (q, v, the
-    MLP gate and down projections) are kept, the rest is recomputed before the backward."""
+    MLP gate and down projections) are kept, the rest is recomputed before the backward;
+    ``qkv_proj``, MaxText's ``remat_policy=save_qkv_proj``: the layer input and the q / k / v
+    projections are kept, the rest is recomputed; ``context_offload``, MaxText's
+    ``remat_policy=custom`` with ``context=offload``: the layer input is kept on the chip and the
+    attention output (the context) in host memory, the rest is recomputed. Recomputation then
+    covers what the backward consumes (``recompute_scope``)."""
+    recompute_scope: Literal["layer", "needed"] = "layer"
+    """What a recomputed layer reruns: ``layer``, its whole checkpointed forward (PyTorch
+    activation checkpointing reruns the checkpointed function: Megatron-LM, torchtitan, NxD);
+    ``needed``, only the ops whose outputs the backward consumes (JAX rematerialization: the MLP
+    down projection, whose output only feeds the residual add, is not rerun)."""
     loss_grad_bytes_per_logit: float = Field(0.0, ge=0)
     """Bytes per logit (of one microbatch, per chip) that the loss's backward holds beside the
     kept fp32 softmax: 8 when the cross-entropy runs on an fp32 copy of the logits in eager

@@ -40,7 +40,10 @@ Backward, layer by layer in reverse:
   recomputed (``recompute.attn``) before its backward, or with ``plan.selective == "op"``
   (torchtitan) what op-level checkpointing did not keep: norms, RoPE, the k, output and MLP up
   projections, the activation and the residual adds (``op_recompute``; its TP collectives
-  are not repeated).
+  are not repeated); with MaxText's ``qkv_proj`` / ``context_offload`` the layer's forward
+  without the q / k / v projections, or without the attention core (its output reloaded from
+  host memory). Under ``plan.recompute_scope == "needed"`` (JAX) a recomputed dense layer
+  stops after the MLP activation: the down projection's output only feeds the residual add.
 """
 
 from __future__ import annotations
@@ -251,25 +254,30 @@ class StageGraphs:
                       cols=self.s, dtype=self.dt), h)
         return self.mm(e, pre, f"{ps}.attn_context", li, self.sc, self.hd, self.s, h, batch=bh, shared=False)
 
-    def layer_fwd(self, e: _Emit, li: int, x: str | None, ps: str = "fwd", gathered: list[str] | None = None) -> str:
+    def layer_fwd(self, e: _Emit, li: int, x: str | None, ps: str = "fwd", gathered: list[str] | None = None,
+                  skip: frozenset[str] = frozenset()) -> str:
         """One layer's forward (``ps`` = "fwd", or "recompute" inside the backward, where the
-        weights were ``gathered`` already)."""
+        weights were ``gathered`` already); a recomputation ``skip``s what was kept
+        (``recompute_skips``): "qkv_proj", "attention" (the core, its output reloaded) or
+        "mlp_down" (a dense MLP's down projection, its reduction and the residual add)."""
         m, T, Tsp, d = self.m, self.T, self.Tsp, self.d
         pre = f"L{li}.{ps}."
         if gathered is None:
             gathered = self.zero_gather(e, pre, li, *layer_params(m, li, self.p), x)
         h = self.norm(e, pre, f"{ps}.norm_attn", li, Tsp, x)
         h = self.tp_in(e, pre, "attn", li, h)
-        h = self.mm(e, pre, f"{ps}.qkv_proj", li, T, self.qkv_n, d, h, *gathered)
+        if "qkv_proj" not in skip:
+            h = self.mm(e, pre, f"{ps}.qkv_proj", li, T, self.qkv_n, d, h, *gathered)
         if self.mla:
             h = self.mla_qkv_fwd(e, pre, ps, li, h)
         elif m.position_embedding == "rope":
             h = self.ew(e, pre, f"{ps}.rope", li, "rope", T * self.rope_el, h)
-        kv = self.p.microbatch * self.sc * self.kv_tok * self.B
-        h = self.coll(e, pre, "cp_allgather_kv", "cp", "allgather", kv, self.p.cp, li, h)
-        if self.mla:  # every position's latent decompressed into per-head keys and values
-            h = self.mm(e, pre, f"{ps}.kv_up", li, self.p.microbatch * self.s, self.kv_up_n, m.kv_lora_rank, h)
-        h = self.attention_fwd(e, pre, ps, li, h)
+        if "attention" not in skip:
+            kv = self.p.microbatch * self.sc * self.kv_tok * self.B
+            h = self.coll(e, pre, "cp_allgather_kv", "cp", "allgather", kv, self.p.cp, li, h)
+            if self.mla:  # every position's latent decompressed into per-head keys and values
+                h = self.mm(e, pre, f"{ps}.kv_up", li, self.p.microbatch * self.s, self.kv_up_n, m.kv_lora_rank, h)
+            h = self.attention_fwd(e, pre, ps, li, h)
         h = self.mm(e, pre, f"{ps}.out_proj", li, T, d, self.o_k, h)
         h = self.tp_out(e, pre, "attn", li, h)
         r = self.ew(e, pre, f"{ps}.residual_attn", li, "add", Tsp * d, h, x)
@@ -280,6 +288,8 @@ class StageGraphs:
             h = self.tp_in(e, pre, "mlp", li, n2)
             h = self.mm(e, pre, f"{ps}.mlp_up", li, T, self.g * self.f, d, h)
             h = self.ew(e, pre, f"{ps}.mlp_act", li, self.act, T * self.f, h)
+            if "mlp_down" in skip:
+                return h
             h = self.mm(e, pre, f"{ps}.mlp_down", li, T, d, self.f, h)
             outs = [self.tp_out(e, pre, "mlp", li, h)]
         return self.ew(e, pre, f"{ps}.residual_mlp", li, "add", Tsp * d, *outs, r)
@@ -399,14 +409,30 @@ class StageGraphs:
             h = self.ew(e, pre, f"{ps}.mlp_act", li, self.act, T * self.f, h)
         return self.ew(e, pre, f"{ps}.residual_mlp", li, "add", Tsp * d, h)
 
+    def recompute_skips(self) -> frozenset[str] | None:
+        """What a layer recomputed from its input before its backward leaves out (None: the plan
+        does not recompute layers so): with full recompute nothing, with MaxText's selective
+        policies what they keep (the q / k / v projections, or the attention output reloaded
+        from host memory), and under ``recompute_scope == "needed"`` the dense MLP's down
+        projection too, whose output no backward op reads."""
+        p = self.p
+        if p.recompute == "full":
+            skip: set[str] = set()
+        elif p.recompute == "selective" and p.selective in ("qkv_proj", "context_offload"):
+            skip = {"qkv_proj" if p.selective == "qkv_proj" else "attention"}
+        else:
+            return None
+        return frozenset(skip | ({"mlp_down"} if p.recompute_scope == "needed" else set()))
+
     def layer_bwd(self, e: _Emit, li: int, dy: str | None) -> str:
         m, T, Tsp, d = self.m, self.T, self.Tsp, self.d
         pre = f"L{li}.bwd."
         dense, expert = layer_params(m, li, self.p)
         gathered = self.zero_gather(e, pre, li, dense, expert, dy)
         start = dy
-        if self.p.recompute == "full":
-            start = self.layer_fwd(e, li, dy, "recompute", gathered)
+        skip = self.recompute_skips()
+        if skip is not None:
+            start = self.layer_fwd(e, li, dy, "recompute", gathered, skip)
         elif self.p.recompute == "selective" and self.p.selective == "op":
             start = self.op_recompute(e, li, dy)
         wg: list[str] = []

@@ -1,0 +1,95 @@
+"""JAX rematerialisation and MaxText's named remat policies: what a recomputed layer reruns and
+what it keeps, in FLOPs and bytes derived by hand from the layer's shapes (not from the code)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from accelsim.cli import main
+from accelsim.correlate.schema import load_measurements
+from accelsim.errors import MeasurementError
+from accelsim.stack.presets import resolve
+from accelsim.stack.realize import plan_defaults
+from accelsim.workload import load_model
+from accelsim.workload.memory import activation_bytes_per_layer, train_memory
+from accelsim.workload.parallel import ParallelPlan
+from accelsim.workload.train import build_train
+
+L8 = load_model("llama-3-8b")  # d 4096, 32 heads of 128, 8 kv heads, MLP 14336 (gated)
+T, D, F, KV = 4096, 4096, 14336, 8 * 128
+
+
+def _recomputed(plan: ParallelPlan) -> dict:
+    step = build_train(L8, 8, 4096, plan.model_copy(update={"dp": 8, "microbatch": 1}), dtype="bf16")
+    return {o.role: o for o in step.bwd[0].ops() if o.role.startswith("recompute.") and o.layer == 0}
+
+
+def test_jax_recomputes_only_what_the_backward_reads():
+    torch = _recomputed(ParallelPlan(recompute="full"))
+    jax = _recomputed(ParallelPlan(recompute="full", recompute_scope="needed"))
+    # PyTorch reruns the layer's whole forward, the down projection (T x d x f) included
+    assert torch["recompute.mlp_down"].flops() == pytest.approx(2 * T * D * F)
+    assert "recompute.residual_mlp" in torch
+    # JAX stops after the activation: the down projection's output only feeds the residual add
+    assert set(torch) - set(jax) == {"recompute.mlp_down", "recompute.residual_mlp"}
+    assert sum(o.flops() for o in torch.values()) - sum(o.flops() for o in jax.values()) == \
+        pytest.approx(2 * T * D * F)
+
+
+def test_maxtext_policies_keep_qkv_or_the_attention_output():
+    qkv = _recomputed(ParallelPlan(recompute="selective", selective="qkv_proj", recompute_scope="needed"))
+    ctx = _recomputed(ParallelPlan(recompute="selective", selective="context_offload", recompute_scope="needed"))
+    # save_qkv_proj: no q / k / v projection, the attention core and the rest up to the activation rerun
+    assert "recompute.qkv_proj" not in qkv and "recompute.attn" in qkv and "recompute.mlp_down" not in qkv
+    assert qkv["recompute.out_proj"].flops() == pytest.approx(2 * T * D * D)
+    assert qkv["recompute.mlp_up"].flops() == pytest.approx(2 * T * 2 * F * D)
+    # context offloaded: the projections rerun (q, k, v: d + 2 kv wide), the attention core does not
+    assert ctx["recompute.qkv_proj"].flops() == pytest.approx(2 * T * (D + 2 * KV) * D)
+    assert "recompute.attn" not in ctx and "recompute.mlp_down" not in ctx
+
+
+def test_maxtext_policy_memory_by_hand():
+    s, b, h = 8192, 2, 4096
+    qkv = ParallelPlan(dp=8, microbatch=b, recompute="selective", selective="qkv_proj")
+    # layer input 2 + q, k, v (4096 + 2 x 1024 wide: 1.5 h) x 2 bytes = 5 bytes per s*b*h
+    assert activation_bytes_per_layer(L8, s, qkv) == pytest.approx(5 * s * b * h)
+    tp2 = qkv.model_copy(update={"tp": 2, "dp": 4})
+    # under TP the projections split: (2048 + 2 x 512) / 4096 = 0.75 h, the input whole without sp
+    assert activation_bytes_per_layer(L8, s, tp2) == pytest.approx((2 + 1.5) * s * b * h)
+    off = ParallelPlan(dp=8, microbatch=b, recompute="selective", selective="context_offload")
+    assert activation_bytes_per_layer(L8, s, off) == pytest.approx(2 * s * b * h)  # the layer input only
+    mem = train_memory(L8, 16, s, off)
+    # the attention output of every layer (s x b x h, 2 bytes) in host memory, not on the chip
+    assert mem.host_bytes == pytest.approx(32 * s * b * h * 2)
+    full = train_memory(L8, 16, s, ParallelPlan(dp=8, microbatch=b, recompute="full"))
+    assert mem.total_bytes == pytest.approx(full.total_bytes) and full.host_bytes == 0
+
+
+def test_maxtext_stacks_run_jax_rematerialisation():
+    cuda = plan_defaults(resolve("maxtext-cuda", None, "realistic"))
+    assert (cuda["recompute"], cuda["selective"], cuda["recompute_scope"]) == ("selective", "qkv_proj", "needed")
+    assert plan_defaults(resolve("maxtext-tpu", None, "realistic"))["recompute_scope"] == "needed"
+    assert plan_defaults(resolve("megatron-cuda", None, "realistic"))["recompute_scope"] == "layer"
+
+
+def test_cli_selective_flag_and_host_bytes():
+    r = CliRunner().invoke(main, ["run", "dgx-h100", "llama-3-8b", "--phase", "train", "--batch", "16",
+                                  "--seq", "4096", "--dp", "8", "--microbatch", "2", "--zero", "3",
+                                  "--recompute", "selective", "--selective", "context_offload", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    assert s["selective"] == "context_offload"
+    assert s["host_offload_bytes_per_chip"] == pytest.approx(32 * 4096 * 2 * 4096 * 2)
+    bad = CliRunner().invoke(main, ["run", "dgx-h100", "llama-3-8b", "--selective", "op"])
+    assert bad.exit_code != 0 and "--phase train" in bad.output
+
+
+def test_selective_column(tmp_path):
+    p = tmp_path / "rows.csv"
+    head = "id,kind,system,dtype,model,phase,seq_len,dp,global_batch,recompute,selective,measured_time_s\n"
+    p.write_text(head + "a,model,dgx-h100,bf16,llama-3-8b,train,4096,8,16,selective,qkv_proj,1.0\n")
+    assert load_measurements(p)["selective"].iloc[0] == "qkv_proj"
+    p.write_text(head + "a,model,dgx-h100,bf16,llama-3-8b,train,4096,8,16,selective,some,1.0\n")
+    with pytest.raises(MeasurementError, match="column selective"):
+        load_measurements(p)
