@@ -278,7 +278,7 @@ class StageGraphs:
             if self.mla:  # every position's latent decompressed into per-head keys and values
                 h = self.mm(e, pre, f"{ps}.kv_up", li, self.p.microbatch * self.s, self.kv_up_n, m.kv_lora_rank, h)
             h = self.attention_fwd(e, pre, ps, li, h)
-        h = self.mm(e, pre, f"{ps}.out_proj", li, T, d, self.o_k, h)
+        h = self.mm(e, pre, f"{ps}.out_proj", li, T, d, self.o_k, h, *(gathered if "qkv_proj" in skip else ()))
         h = self.tp_out(e, pre, "attn", li, h)
         r = self.ew(e, pre, f"{ps}.residual_attn", li, "add", Tsp * d, h, x)
         n2 = self.norm(e, pre, f"{ps}.norm_mlp", li, Tsp, r)
