@@ -232,7 +232,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     if fp8_scope is None:
         fp8_scope = scope_of(st)
     step = build_train(cfg, global_batch, seq_len, plan, dtype=dtype, attention=attention, compression=compression,
-                       fp8_scope=fp8_scope)
+                       fp8_scope=fp8_scope, fp8_transposes=spec.chip.core.tensor.fp8_tn_only)
     run = simulate_train(spec, step, st.collectives if st else None)
     sysx, pipe = run.system, run.pipeline
     span = pipe.step_time_s

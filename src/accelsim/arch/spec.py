@@ -78,6 +78,12 @@ class TensorEngine(Spec):
     """Whether a weight stored narrower than the GEMM's compute type (W4A16, W8A16) is
     dequantized inside the tensor-engine datapath for free; False: the vector engine dequantizes
     every weight element it stages (see ``accelsim.cost.op_cost.dequant_ops``)."""
+    fp8_tn_only: bool = False
+    """Whether FP8 GEMMs take their operands in one layout only (cuBLASLt on Hopper: A
+    transposed, B not, the "TN" format), so that a training step casts each FP8 activation
+    operand (the input of a forward GEMM, the gradient of a data-gradient GEMM, both read again
+    transposed by the weight gradient) to both layouts in one pass: bf16 read once, FP8 written
+    twice (Transformer Engine's cast-transpose). False: one FP8 copy serves every GEMM."""
 
     @field_validator("macs_per_cycle")
     @classmethod

@@ -137,12 +137,15 @@ def model_flops(m: ModelConfig, tokens: int, seq_len: int) -> float:
 
 
 def build_train(model: ModelConfig | str, global_batch: int, seq_len: int, plan: ParallelPlan | None = None,
-                dtype: str = "bf16", attention: str = "flash", compression=None, fp8_scope: str = "all") -> TrainStep:
+                dtype: str = "bf16", attention: str = "flash", compression=None, fp8_scope: str = "all",
+                fp8_transposes: bool = False) -> TrainStep:
     """The training step of ``model`` on ``global_batch`` sequences of ``seq_len`` tokens under
     ``plan`` (default: one chip). Raises WorkloadError for an invalid plan, batch or dtype.
     ``fp8_scope`` ("all" or "gemm") says what an fp8 step runs in fp8: every op, or only the
     linear layers' GEMMs (with a cast of each activation operand; activations, weights and the
-    rest in bf16, as FP8 training recipes run).
+    rest in bf16, as FP8 training recipes run); ``fp8_transposes``: each cast writes the operand in
+    both layouts, as a chip whose FP8 GEMMs take one layout only needs
+    (``TensorEngine.fp8_tn_only``).
     ``compression`` (see ``compress.recipes``) prunes the model and sets the GEMM formats of
     the forward and backward graphs (e.g. FP8 training: weights and activations fp8)."""
     from ..compress.recipes import as_compression
@@ -160,7 +163,7 @@ def build_train(model: ModelConfig | str, global_batch: int, seq_len: int, plan:
     if fp8_scope not in ("all", "gemm"):
         raise WorkloadError(f"fp8_scope must be 'all' or 'gemm', got {fp8_scope!r}")
     plan.check(m, global_batch, seq_len)
-    c = StageGraphs(m, plan, seq_len, dtype, attention, fp8_scope)
+    c = StageGraphs(m, plan, seq_len, dtype, attention, fp8_scope, fp8_transposes)
     layers = plan.stage_layers(m.num_hidden_layers)
     mb = plan.grad_accumulation(global_batch)
     fwd, bwd, opt, sync = [], [], [], []

@@ -93,9 +93,11 @@ class StageGraphs:
     """Shapes of one chip's share of one microbatch, and the emitters of each part."""
 
     def __init__(self, m: ModelConfig, plan: ParallelPlan, seq_len: int, dt: str, attention: str,
-                 fp8_scope: str = "all"):
+                 fp8_scope: str = "all", fp8_transposes: bool = False):
         # fp8 with scope "gemm": the linear layers' GEMMs take fp8 operands (each activation
-        # operand cast from bf16 first), everything else is bf16
+        # operand cast from bf16 first, to both layouts with ``fp8_transposes``), everything
+        # else is bf16
+        self.fp8_copies = 2 if fp8_transposes else 1
         self.mdt = dt
         if dt == "fp8" and fp8_scope == "gemm":
             dt = "bf16"
@@ -175,7 +177,8 @@ class StageGraphs:
             dt = self.mdt
             if not local.endswith("_wgrad"):  # wgrad reuses the casts of fwd (X) and dgrad (dY)
                 deps = (e(Elementwise(name=pre + local + "_cast", layer=layer, role=role + "_cast", fn="copy",
-                                      elements=batch * m * k, dtype=self.dt, dtype_out=dt), *deps),)
+                                      elements=batch * m * k, dtype=self.dt, dtype_out=dt,
+                                      out_elements=self.fp8_copies * batch * m * k), *deps),)
         return e(MatMul(name=pre + local, layer=layer, role=role, m=m, n=n, k=k, batch=batch,
                         dtype_a=dt, dtype_b=dt, dtype_out=out or self.dt, b_shared=shared), *deps)
 

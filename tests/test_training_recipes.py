@@ -1,5 +1,7 @@
-"""JAX rematerialisation and MaxText's named remat policies: what a recomputed layer reruns and
-what it keeps, in FLOPs and bytes derived by hand from the layer's shapes (not from the code)."""
+"""Training steps as frameworks and chips run them: JAX rematerialisation and MaxText's named
+remat policies (what a recomputed layer reruns and what it keeps), and FP8 casts on a chip whose
+FP8 GEMMs take one operand layout; FLOPs and bytes derived by hand from the layer's shapes (not
+from the code)."""
 
 import json
 
@@ -93,3 +95,25 @@ def test_selective_column(tmp_path):
     p.write_text(head + "a,model,dgx-h100,bf16,llama-3-8b,train,4096,8,16,selective,some,1.0\n")
     with pytest.raises(MeasurementError, match="column selective"):
         load_measurements(p)
+
+
+def test_fp8_casts_write_both_layouts_on_a_tn_only_chip():
+    # FP8 GEMMs on Hopper take one layout only: each activation cast writes the operand and its
+    # transpose (bf16 read once: 2 bytes, fp8 written twice: 2 x 1 byte)
+    plan = ParallelPlan(dp=8, microbatch=1)
+    one = build_train(L8, 8, 4096, plan, dtype="fp8", fp8_scope="gemm")
+    two = build_train(L8, 8, 4096, plan, dtype="fp8", fp8_scope="gemm", fp8_transposes=True)
+    c1 = {o.role: o for o in one.fwd[0].ops() if o.role.endswith("_cast") and o.layer == 0}
+    c2 = {o.role: o for o in two.fwd[0].ops() if o.role.endswith("_cast") and o.layer == 0}
+    x = T * D  # the input of the q / k / v projection: 4096 tokens x 4096
+    assert c1["fwd.qkv_proj_cast"].bytes() == pytest.approx(3 * x)
+    assert c2["fwd.qkv_proj_cast"].bytes() == pytest.approx(4 * x)
+    from accelsim.arch import load_system
+
+    assert load_system("dgx-h100").chip.core.tensor.fp8_tn_only
+    assert not load_system("mi300x").chip.core.tensor.fp8_tn_only
+    from accelsim.api import evaluate_train
+
+    ops = evaluate_train("dgx-h100", L8, 8, 4096, plan=plan, dtype="fp8").ops
+    cast = ops[(ops["role"] == "fwd.qkv_proj_cast") & (ops["layer"] == 0)]
+    assert float(cast["hbm_bytes"].iloc[0]) == pytest.approx(4 * x)
