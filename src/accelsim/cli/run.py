@@ -84,8 +84,8 @@ from .util import friendly, write_or_print_json
 @friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
         selective, schedule, vpp, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides,
-        calibration, fidelity, trace_path, trace_window, trace_detail, timeline_path, as_json, out, top, stack_name, ideal,
-        force_calibration, qat, teacher, teacher_system, distill_targets, prune_recipe, tokens):
+        calibration, fidelity, trace_path, trace_window, trace_detail, timeline_path, as_json, out, top, stack_name,
+        ideal, force_calibration, qat, teacher, teacher_system, distill_targets, prune_recipe, tokens):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
     from ..api import evaluate
@@ -260,7 +260,8 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     click.echo(f"{s['model']} train step on {s['system']} ({s['chips']} x {s['chip']}; tp={s['tp']} pp={s['pp']} "
                f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{' sp' if s['sp'] else ''}, zero {s['zero']}, "
                f"recompute {s['recompute']}{' (' + s['selective'] + ')' if s.get('selective') else ''}, "
-               f"{s['schedule']}{' x' + str(s['vpp']) + ' interleaved' if s.get('vpp', 1) > 1 else ''}; global batch {s['batch']} x {s['seq_len']} tokens, "
+               f"{s['schedule']}{' x' + str(s['vpp']) + ' interleaved' if s.get('vpp', 1) > 1 else ''}; "
+               f"global batch {s['batch']} x {s['seq_len']} tokens, "
                f"{s['microbatches']} microbatches of {s['microbatch']})")
     click.echo(f"  mode          {_mode_line(s)}")
     for w in res.warnings:  # before the figures they qualify
