@@ -83,6 +83,13 @@ def test_cli_selective_flag_and_host_bytes():
     s = json.loads(r.output)
     assert s["selective"] == "context_offload"
     assert s["host_offload_bytes_per_chip"] == pytest.approx(32 * 4096 * 2 * 4096 * 2)
+    from typing import get_args
+
+    from accelsim.cli.run import run
+    from accelsim.workload.parallel import Selective
+
+    # the CLI keeps its own list (no model import at start-up): it must be the plan's
+    assert tuple(next(p for p in run.params if p.name == "selective").type.choices) == get_args(Selective)
     bad = CliRunner().invoke(main, ["run", "dgx-h100", "llama-3-8b", "--selective", "op"])
     assert bad.exit_code != 0 and "--phase train" in bad.output
 

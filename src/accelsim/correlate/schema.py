@@ -29,6 +29,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 
 from ..errors import ConfigError, MeasurementError
 from ..configio import MAX_TABLE_BYTES, StrictModel, check_regular_file
+from ..workload.parallel import Selective
 
 KERNEL_KINDS = ("gemm", "softmax", "layernorm", "rmsnorm", "gelu", "silu_mul", "add", "copy")
 """Single-kernel rows."""
@@ -170,7 +171,7 @@ class MeasurementRow(StrictModel):
     """Sequences per optimizer step (a train row's ``batch`` when that is empty)."""
     recompute: Literal["none", "selective", "full"] | None = None
     """Activation recomputation; empty: the stack's default."""
-    selective: Literal["attention", "op", "qkv_proj", "context_offload"] | None = None
+    selective: Selective | None = None
     """What selective recomputation keeps (``ParallelPlan.selective``, e.g. a MaxText remat
     policy); empty: the stack's default."""
     zero: int | None = Field(None, ge=0, le=3)

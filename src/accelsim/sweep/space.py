@@ -33,6 +33,7 @@ from ..arch.spec import SystemSpec
 from ..configio import StrictModel, load_yaml, validate
 from ..errors import ConfigError
 from ..units import parse
+from ..workload.parallel import RecomputeScope, Selective
 from .derived import CostModel
 
 SAMPLING = ("grid", "zip", "random", "lhs")
@@ -223,9 +224,9 @@ class WorkloadSpec(StrictModel):
     """ZeRO stage (train)."""
     recompute: Literal["none", "selective", "full"] = "none"
     """Activation recomputation (train)."""
-    selective: Literal["attention", "op", "qkv_proj", "context_offload"] = "attention"
+    selective: Selective = "attention"
     """What selective recomputation keeps (train, ``ParallelPlan.selective``)."""
-    recompute_scope: Literal["layer", "needed"] = "layer"
+    recompute_scope: RecomputeScope = "layer"
     """What a recomputed layer reruns (train, ``ParallelPlan.recompute_scope``)."""
     schedule: Literal["1f1b", "gpipe"] = "1f1b"
     """Pipeline schedule (train)."""

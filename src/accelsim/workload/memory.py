@@ -171,9 +171,7 @@ def stage_memory(model: ModelConfig | str, global_batch: int, seq_len: int, plan
     # transients, never at the same time: one layer's activations while it is recomputed (full
     # recompute), the loss's backward beside the kept softmax (last stage)
     transient = 0.0
-    whole = plan.recompute == "full" or (plan.recompute == "selective" and
-                                         plan.selective in ("qkv_proj", "context_offload"))
-    if whole:  # layers recomputed from their input
+    if plan.recomputes_layers:
         transient = activation_bytes_per_layer(m, seq_len, plan, dtype, attention, recompute="none")
     if stage == plan.pp - 1:
         logits = (seq_len // plan.cp) * plan.microbatch * -(-m.vocab_size // plan.tp_chips)

@@ -59,6 +59,14 @@ from ..errors import WorkloadError
 from .model import ModelConfig
 
 
+Selective = Literal["attention", "op", "qkv_proj", "context_offload"]
+"""What selective recomputation keeps (``ParallelPlan.selective``)."""
+RecomputeScope = Literal["layer", "needed"]
+"""What a recomputed layer reruns (``ParallelPlan.recompute_scope``)."""
+WHOLE_LAYER_POLICIES = ("qkv_proj", "context_offload")
+"""Selective flavours that recompute each layer from its input (MaxText's named policies)."""
+
+
 class ParallelPlan(StrictModel):
     """How one training step is parallelised. Immutable; invalid values raise WorkloadError.
 
@@ -91,7 +99,7 @@ class ParallelPlan(StrictModel):
     recompute: Literal["none", "selective", "full"] = "none"
     """Activation recomputation: selective recomputes the attention core in the backward pass
     (Korthikanti et al. 2022); full recomputes each layer's forward from its input."""
-    selective: Literal["attention", "op", "qkv_proj", "context_offload"] = "attention"
+    selective: Selective = "attention"
     """What ``recompute="selective"`` keeps: ``attention``, everything but the attention core
     (Megatron-LM); ``op``, PyTorch's op-level selective checkpointing as torchtitan runs it: of
     each layer, only its input, the attention output and every other matmul output (q, v, the
@@ -101,7 +109,7 @@ class ParallelPlan(StrictModel):
     ``remat_policy=custom`` with ``context=offload``: the layer input is kept on the chip and the
     attention output (the context) in host memory, the rest is recomputed. Recomputation then
     covers what the backward consumes (``recompute_scope``)."""
-    recompute_scope: Literal["layer", "needed"] = "layer"
+    recompute_scope: RecomputeScope = "layer"
     """What a recomputed layer reruns: ``layer``, its whole checkpointed forward (PyTorch
     activation checkpointing reruns the checkpointed function: Megatron-LM, torchtitan, NxD);
     ``needed``, only the ops whose outputs the backward consumes (JAX rematerialization: the MLP
@@ -240,6 +248,13 @@ class ParallelPlan(StrictModel):
             out.append(range(start, start + n))
             start += n
         return tuple(out)
+
+    @property
+    def recomputes_layers(self) -> bool:
+        """Each layer is recomputed from its input before its backward: full recompute, or one of
+        MaxText's policies (``WHOLE_LAYER_POLICIES``), which leave out only what they keep."""
+        return self.recompute == "full" or (self.recompute == "selective" and
+                                            self.selective in WHOLE_LAYER_POLICIES)
 
     def describe(self) -> str:
         """A short label, e.g. ``tp=8 pp=2 dp=4 sp zero=1 (64 chips)``."""

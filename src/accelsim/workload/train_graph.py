@@ -419,12 +419,9 @@ class StageGraphs:
         from host memory), and under ``recompute_scope == "needed"`` the dense MLP's down
         projection too, whose output no backward op reads."""
         p = self.p
-        if p.recompute == "full":
-            skip: set[str] = set()
-        elif p.recompute == "selective" and p.selective in ("qkv_proj", "context_offload"):
-            skip = {"qkv_proj" if p.selective == "qkv_proj" else "attention"}
-        else:
+        if not p.recomputes_layers:
             return None
+        skip = {"qkv_proj" if p.selective == "qkv_proj" else "attention"} if p.recompute == "selective" else set()
         return frozenset(skip | ({"mlp_down"} if p.recompute_scope == "needed" else set()))
 
     def layer_bwd(self, e: _Emit, li: int, dy: str | None) -> str:
