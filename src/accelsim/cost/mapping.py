@@ -14,6 +14,9 @@ rounding: the least HBM traffic, then the least compute time):
   order 2 keeps the B panel resident while it walks a column;
 - a chip-shared SRAM (GPU L2, TPU CMEM) lets the tiles of one wave share panels, and holds a
   whole operand that fits in half of it, so HBM traffic can be far below core traffic;
+- a split-K GEMM's partials are reduced after its last wave, over every core (each output
+  tile's partials come from cores that reach it at different points of their runs, so the
+  reduction is a tail, as a parallel split-K kernel's separate reduction pass is);
 - one pipeline fill and drain is added: the first K step's operands must arrive before the
   first pass and the last result must leave after the last pass, which penalises a few huge
   tiles on a small GEMM;
@@ -264,13 +267,13 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
                     shared_s = walk_s
         f = fill
         if split > 1:
-            # an output tile's split-K partials are reduced once all are written; the tiles
-            # with a partial in the last wave (one per unit of it, at most every tile) are
-            # reduced after it, over every core: all their partials read back, the output written
-            outs = batch * nm * nn
-            late = min(tiles - (waves - 1) * cores, outs) / outs
+            # the split-K partials are reduced after the tensor passes, over every core: each
+            # core walks tiles of one K range, so an output tile's last partial lands late in
+            # some core's run and the reduction follows the last wave (as a parallel split-K
+            # kernel's separate reduction kernel does: CUTLASS GemmSplitKParallel, then
+            # reduction::kernel::ReduceSplitK): all partials read back, the outputs written
             part_bw = min(shared_bw if part_shared else hbm_bw, cores * core_bw)
-            f += late * batch * M * N * (4.0 * split / part_bw + bo / min(hbm_bw, cores * core_bw))
+            f += batch * M * N * (4.0 * split / part_bw + bo / min(hbm_bw, cores * core_bw))
         vec = (dq_b * batch * K * N * nm + dq_a * batch * M * K * nn) / active
         row = cand[nc]
         row[0] = max(compute, vec, hbm_s, shared_s) + f
