@@ -217,6 +217,10 @@ class Calibration(Spec):
     FlashAttention-3 (warpgroup MMA, softmax overlapped) about four fifths. Set by the stack's
     ``attention`` block in realistic mode (neither a hardware field nor a fitted overhead: 1
     otherwise)."""
+    attention_backward_efficiency: float | None = Field(None, gt=0, le=1)
+    """The same fraction for the backward pass's kernels (``FlashAttention.backward``), where the
+    stack's attention block gives it apart (published figures put backward kernels further from
+    the modelled rate than forward ones). None: ``attention_efficiency``. Set from the stack."""
     attention_decode_per_query_head: bool = False
     """The stack's decode attention kernel loads K/V once per query head on the vector units
     (``AttentionKernel.decode_per_query_head``). Set from the stack in realistic mode."""
@@ -257,7 +261,8 @@ HARDWARE_FIELDS = ("tensor_efficiency", "tensor_dtype_efficiency", "vector_effic
 STACK_FIELDS = ("launch_overhead_s", "tensor_launch_overhead_s", "vector_launch_overhead_s", "collective_overhead_s")
 """Calibration fields that describe the software path: they hold only under the stack they
 were fitted under (``Calibration.stack``)."""
-STACK_SET_FIELDS = ("attention_efficiency", "attention_decode_per_query_head", "unvectorized_elements_per_cycle", "host_async", "launches", "composite")
+STACK_SET_FIELDS = ("attention_efficiency", "attention_backward_efficiency", "attention_decode_per_query_head",
+                    "unvectorized_elements_per_cycle", "host_async", "launches", "composite")
 """Calibration fields that realistic mode sets from the stack's kernels (its attention kernels,
 its kernel library): neither fitted by ``accelsim calibrate`` nor written to a calibration file."""
 

@@ -66,7 +66,7 @@ def _op(r) -> FlashAttention:
     d = int(r.head_dim) if r.direction == "fwd" else round(BWD_FACTOR * int(r.head_dim))
     return FlashAttention(name="attn", role=f"{r.direction}.attn", batch=int(r.batch), heads=int(r.heads),
                           kv_heads=int(r.heads), q_len=int(r.seq_len), kv_len=int(r.seq_len), head_dim=d,
-                          causal=bool(r.causal), dtype=r.dtype)
+                          causal=bool(r.causal), dtype=r.dtype, backward=r.direction == "bwd")
 
 
 def model_times(rows: pd.DataFrame, efficiency: float = 1.0) -> np.ndarray:
@@ -89,11 +89,13 @@ def model_times(rows: pd.DataFrame, efficiency: float = 1.0) -> np.ndarray:
     return out
 
 
-def fit_attention_efficiency(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (kernel, system): the fitted efficiency, the rows, and the MAPE and bias of the
-    modelled times at 1 and at the fit."""
+def fit_attention_efficiency(rows: pd.DataFrame, by_direction: bool = False) -> pd.DataFrame:
+    """Per (kernel, system), or per (kernel, system, direction) with ``by_direction`` (a
+    stack's ``efficiency`` and ``backward_efficiency``): the fitted efficiency, the rows, and
+    the MAPE and bias of the modelled times at 1 and at the fit."""
     recs = []
-    for (kernel, system), g in rows.groupby(["kernel", "system"]):
+    keys = ["kernel", "system"] + (["direction"] if by_direction else [])
+    for key, g in rows.groupby(keys):
         meas = g["measured_time_s"].to_numpy()
 
         def loss(e: float) -> float:
@@ -101,7 +103,7 @@ def fit_attention_efficiency(rows: pd.DataFrame) -> pd.DataFrame:
 
         best = minimize_scalar(loss, bounds=(0.05, 1.0), method="bounded", options={"xatol": 1e-3})
         e = float(best.x)
-        recs.append({"kernel": kernel, "system": system, "n": len(g), "efficiency": round(e, 2),
+        recs.append({**dict(zip(keys, key)), "n": len(g), "efficiency": round(e, 2),
                      **{f"{k}_{tag}": v for tag, t in (("at_1", model_times(g, 1.0)), ("fit", model_times(g, e)))
                         for k, v in (("mape", float(np.mean(np.abs(t / meas - 1)))),
                                      ("bias", float(math.exp(np.mean(np.log(t / meas))))))}})

@@ -110,6 +110,7 @@ class ChipModel:
         self.unvec_rate = loop * chip.engine_hz("vector") if loop else 0.0
         """Elements per second one core's unvectorized elementwise loop processes (0: unbounded)."""
         self.attn_eff = cal.attention_efficiency
+        self.attn_bwd_eff = cal.attention_backward_efficiency or cal.attention_efficiency
         self.attn_per_head = cal.attention_decode_per_query_head
         self.core_bw = chip.dma_bandwidth_Bps * cal.hbm_efficiency / self.cores
         self.queues = max(1, chip.dma.engines // self.cores)
@@ -382,7 +383,7 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
            + pass_cycles(mt, op.vd, kv_chunk, cm.R, cm.C, cm.count, cm.df, dt, cm.overlap, cm.min_pass))
     work = units * split
     waves = math.ceil(work / cm.cores)
-    compute = waves * cyc / cm.f_tensor / (cm.tensor_eff(op.dtype) * cm.attn_eff)
+    compute = waves * cyc / cm.f_tensor / (cm.tensor_eff(op.dtype) * (cm.attn_bwd_eff if op.backward else cm.attn_eff))
     active = min(cm.cores, work)
     b = DTYPE_BYTES[op.dtype]
     kv_bytes = float(op.batch * op.kv_heads * op.kv_read() * op.kv_width()) * op.kv_el_bytes()  # a window reads less

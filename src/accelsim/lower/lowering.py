@@ -470,7 +470,7 @@ class Lowerer:
         vrate_ops = o.vector_ops() / o.score_elements() if o.score_elements() else 0.0
         work = [(u, s) for u in units for s in range(split)]
         per, extra = divmod(len(work), self.cores)
-        eff = cm.tensor_eff(o.dtype) * cm.attn_eff
+        eff = cm.tensor_eff(o.dtype) * (cm.attn_bwd_eff if o.backward else cm.attn_eff)
         chunks = []  # one unit's K/V stream, KV_CHUNK keys at a time
         done = 0.0
         while done < kv_part - 1e-9:

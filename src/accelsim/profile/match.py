@@ -86,7 +86,8 @@ def _attention(dims: list, dt: str, name: str, backward: bool = False) -> Op | N
     i = 2 if backward else 1
     kv = dims[i] if len(dims) > i and len(dims[i]) == 4 else dims[0]
     return FlashAttention(batch=int(b), heads=int(h), kv_heads=int(kv[1]), q_len=int(t), kv_len=int(kv[2]),
-                          head_dim=round(BWD_HEAD_DIM * int(d)) if backward else int(d), causal=True, dtype=dt)
+                          head_dim=round(BWD_HEAD_DIM * int(d)) if backward else int(d), causal=True, dtype=dt,
+                          backward=backward)
 
 
 def _collective(name: str, extra: dict | None, dt: str) -> Op | None:

@@ -49,6 +49,11 @@ def _runtime(base: Calibration, stack: Stack, chip: str = "", die: str | None = 
         att = stack.attention.efficiency.get(chip, stack.attention.efficiency.get(die or ""))
     if att is not None:
         base = base.model_copy(update={"attention_efficiency": att})
+    bwd = None
+    if stack.attention is not None:
+        bwd = stack.attention.backward_efficiency.get(chip, stack.attention.backward_efficiency.get(die or ""))
+    if bwd is not None:
+        base = base.model_copy(update={"attention_backward_efficiency": bwd})
     if stack.attention is not None and stack.attention.decode_per_query_head:
         base = base.model_copy(update={"attention_decode_per_query_head": True})
     if stack.kernels is not None:

@@ -230,7 +230,10 @@ class AttentionKernel(_Spec):
     efficiency: dict[str, Annotated[float, Field(gt=0, le=1)]] = {}
     """Chip name -> fraction of the modelled fused-attention rate these kernels reach on it
     (fitted on published kernel measurements, ``correlate.attention_fit``); chips not named
-    keep 1."""
+    keep 1. With ``backward_efficiency``, the forward kernels' fraction."""
+    backward_efficiency: dict[str, Annotated[float, Field(gt=0, le=1)]] = {}
+    """Chip name -> the fraction the backward kernels (dQ, dK, dV) reach, fitted apart on the
+    backward rows; chips not named use ``efficiency``."""
     decode_per_query_head: bool = False
     """The decode (one-query) kernel runs one thread block per query head on the vector units,
     as TensorRT-LLM's masked multi-head attention did before its XQA kernel (v0.8): the query

@@ -391,6 +391,9 @@ class FlashAttention(Op):
     kv_shared: bool = False
     """Keys and values are one stored vector per position (MLA's absorbed decode: attention runs
     over the cached latent, read once for both)."""
+    backward: bool = False
+    """The backward pass's kernels (dQ, dK, dV), costed as the forward at 2.5x the head dim:
+    they run at the stack's backward efficiency (``Calibration.attention_backward_efficiency``)."""
     kind: ClassVar[str] = "flash_attention"
     engine: ClassVar[str] = "tensor"
 

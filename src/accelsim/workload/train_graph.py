@@ -379,12 +379,13 @@ class StageGraphs:
             return [e(FlashAttention(name=pre + "attn", layer=li, role="bwd.attn", batch=b, heads=self.hq,
                                      kv_heads=self.hq, q_len=self.sc, kv_len=self.kv_len,
                                      head_dim=round(FLASH_BWD_FACTOR * self.qk),
-                                     v_head_dim=round(FLASH_BWD_FACTOR * self.vd), causal=True, dtype=self.dt), h)]
+                                     v_head_dim=round(FLASH_BWD_FACTOR * self.vd), causal=True, dtype=self.dt,
+                                     backward=True), h)]
         if self.flash:
             return [e(FlashAttention(name=pre + "attn", layer=li, role="bwd.attn", batch=b, heads=self.hq,
                                      kv_heads=self.kvl, q_len=self.sc, kv_len=self.kv_len,
                                      head_dim=round(FLASH_BWD_FACTOR * self.hd), causal=True, dtype=self.dt,
-                                     window=self.m.sliding_window or 0), h)]
+                                     window=self.m.sliding_window or 0, backward=True), h)]
         bh, sc, s, hd = b * self.hq, self.sc, self.s, self.hd
         dp = self.mm(e, pre, "bwd.attn_dprobs", li, sc, s, hd, h, batch=bh, shared=False)     # dP = dO V^T
         dv = self.mm(e, pre, "bwd.attn_dv", li, s, hd, sc, h, batch=bh, shared=False)         # dV = P^T dO
