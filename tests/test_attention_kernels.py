@@ -176,3 +176,21 @@ def test_a_training_steps_backward_attention_runs_at_the_backward_efficiency():
         "cuda-native", None, "realistic")))
     ratio = {r: op_cost(tt, o).compute_s / op_cost(plain, o).compute_s for r, o in attn.items()}
     assert ratio["fwd.attn"] == pytest.approx(1 / 0.43) and ratio["bwd.attn"] == pytest.approx(1 / 0.40)
+
+
+def test_causal_attention_without_a_shared_cache_streams_the_keys_each_query_tile_sees():
+    """On a chip without a chip-shared cache (Trainium2) every query tile streams its K/V from
+    HBM itself; a causal tile sees only the keys up to its queries, about half of them on
+    average, as the event tier streams them. By hand, Llama-3-8B-like prefill of 8,192 tokens:
+    8 K/V heads x 256 query tiles (4 query heads x 32 positions per 128-row tile) x 4,096.5
+    visible keys on average x (128 + 128) x 2 bytes, plus Q and O once."""
+    cm = ChipModel(realize(load_system("trn2"), None))
+    assert cm.shared_cap == 0
+    s = 8192
+    op = FlashAttention(name="a", batch=1, heads=32, kv_heads=8, q_len=s, kv_len=s, head_dim=128, causal=True,
+                        dtype="bf16")
+    kv = 8 * 256 * (s + 1) / 2 * 256 * 2
+    q_o = 32 * s * 256 * 2
+    assert op_cost(cm, op).hbm_bytes == pytest.approx(q_o + kv)
+    full = dataclasses.replace(op, causal=False)  # every tile sees every key
+    assert op_cost(cm, full).hbm_bytes == pytest.approx(q_o + 8 * 256 * s * 256 * 2)

@@ -392,8 +392,8 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     # tile); with one, K/V that fit half of it are read from HBM once, and longer K/V once per
     # wave a head's query tiles span: the kernels order their grid query tile first, so a
     # wave's tiles of one head stream the same K/V blocks together and share them in the cache
-    if cm.shared_cap == 0:
-        rereads = q_tiles
+    if cm.shared_cap == 0:  # each query tile streams the keys it sees (about half of them when causal)
+        rereads = q_tiles * kv_eff / op.kv_read()
     elif kv_bytes / (op.batch * op.kv_heads) > cm.shared_cap / 2:
         rereads = math.ceil(q_tiles / cm.cores)
     else:
