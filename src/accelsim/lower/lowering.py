@@ -479,12 +479,18 @@ class Lowerer:
         out_b = o.vd * (dt if split == 1 else 4.0)
         qk_s: dict[tuple, float] = {}  # seconds of one stream item's two passes, by (rows, keys)
         pv_s: dict[tuple, float] = {}
+        # a unit's passes over its whole K/V stream, as the closed form counts them (the array's
+        # fill and drain once: consecutive chunks' passes pipeline on it), shared out over the
+        # chunks in proportion to their keys, as a GEMM's K steps share its passes
+        kv_n = math.ceil(kv_part) if chunks else 1
         for m in {min(mt, rows - qt * mt) for qt in range(q_tiles)}:
+            qk = pass_cycles(m, kv_n, o.head_dim, cm.R, cm.C, cm.count, cm.df, speed, cm.overlap,
+                             cm.min_pass) / cm.f_tensor / eff
+            pv = pass_cycles(m, o.vd, kv_n, cm.R, cm.C, cm.count, cm.df, speed, cm.overlap,
+                             cm.min_pass) / cm.f_tensor / eff
             for kvn in set(chunks):
-                qk_s[m, kvn] = pass_cycles(m, kvn, o.head_dim, cm.R, cm.C, cm.count, cm.df, speed, cm.overlap,
-                                           cm.min_pass) / cm.f_tensor / eff
-                pv_s[m, kvn] = pass_cycles(m, o.vd, kvn, cm.R, cm.C, cm.count, cm.df, speed, cm.overlap,
-                                           cm.min_pass) / cm.f_tensor / eff
+                qk_s[m, kvn] = qk * kvn / kv_part
+                pv_s[m, kvn] = pv * kvn / kv_part
         ends, first = [], 0
         for c in range(self.cores):
             count = per + (1 if c < extra else 0)
