@@ -64,6 +64,27 @@ def test_prefill_attention_agrees_with_analytical_on_systolic_arrays(system, seq
     assert run.makespan_s == pytest.approx(evaluate_arrays(g, spec)["time_s"][0], rel=0.05)
 
 
+@pytest.mark.parametrize("system", ["a100-sxm-80gb", "mi300x", "h100-sxm-80gb"])
+def test_attention_kv_rereads_hit_the_shared_cache_in_both_tiers(system):
+    # each query tile streams the K/V it sees through its core's load path; with a chip-shared
+    # cache holding a head's K/V, HBM supplies them once (the closed form's HBM bytes) and the
+    # cache serves the other tiles. The event tier's K/V loads counted every byte against HBM:
+    # an A100 8k causal prefill ran 1.35x the closed form and an MI300X one 1.41x (realistic
+    # mode), now 1.02x and 1.03x (here, ideal mode: 1.02x and 1.06x).
+    from accelsim.workload.ops import FlashAttention
+
+    spec = load_system(system)
+    g = WorkloadGraph(WorkloadMeta(model="attn", phase="prefill", batch=1, seq_len=8192))
+    g.add(FlashAttention(name="attn", role="attn", batch=1, heads=32, kv_heads=8, q_len=8192, kv_len=8192,
+                         head_dim=128, causal=True, dtype="bf16"))
+    a = evaluate_arrays(g, spec)
+    s = lower(g, spec)
+    moves = (s.kind == XFER) & ((s.category == 3) | (s.category == 4))  # Q and K/V in, O out
+    assert (s.nbytes[moves] * s.weight[moves]).sum() == pytest.approx(a["hbm_bytes"][0], rel=0.01)
+    if system != "h100-sxm-80gb":  # the H100's SMs each pull their K/V through a 42 GB/s share of the L2: 1.37x
+        assert simulate(g, spec).makespan_s == pytest.approx(a["time_s"][0], rel=0.08)
+
+
 @pytest.mark.parametrize("system", ["mi300x", "h100-sxm-80gb", "a100-sxm-80gb", "h200-sxm-141gb"])
 def test_hbm_bound_decode_gemm_agrees_with_analytical(system):
     # a decode GEMM (8 x 4096 x 4096) only streams its weights: HBM-bound, its operands staged

@@ -360,6 +360,21 @@ def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: floa
                   hbm_bytes=hbm_bytes, mapping=f"{int(active)} cores")
 
 
+def flash_kv_reads(cm: ChipModel, op: FlashAttention, q_tiles: int, kv_eff: float) -> tuple[float, float]:
+    """(bytes of the op's K/V, times HBM reads them) for a fused attention of ``q_tiles`` query
+    tiles per K/V head that see ``kv_eff`` keys on average (both tiers). A core without a shared
+    cache streams each unit's K/V itself (once per query tile, the keys it sees: about half of
+    them when causal); with one, K/V that fit half of it are read from HBM once, and longer K/V
+    once per wave a head's query tiles span: the kernels order their grid query tile first, so
+    a wave's tiles of one head stream the same K/V blocks together and share them in the cache."""
+    kv_bytes = float(op.batch * op.kv_heads * op.kv_read() * op.kv_width()) * op.kv_el_bytes()  # a window reads less
+    if cm.shared_cap == 0:
+        return kv_bytes, q_tiles * kv_eff / op.kv_read()
+    if kv_bytes / (op.batch * op.kv_heads) > cm.shared_cap / 2:
+        return kv_bytes, float(math.ceil(q_tiles / cm.cores))
+    return kv_bytes, 1.0
+
+
 def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     """Fused attention: one unit = one (sequence, KV head, query tile); query heads that share a
     KV head are packed into the tile's rows (GQA). K/V stream through the core once per unit;
@@ -386,18 +401,8 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     compute = waves * cyc / cm.f_tensor / (cm.tensor_eff(op.dtype) * (cm.attn_bwd_eff if op.backward else cm.attn_eff))
     active = min(cm.cores, work)
     b = DTYPE_BYTES[op.dtype]
-    kv_bytes = float(op.batch * op.kv_heads * op.kv_read() * op.kv_width()) * op.kv_el_bytes()  # a window reads less
+    kv_bytes, rereads = flash_kv_reads(cm, op, q_tiles, kv_eff)
     q_o = op.batch * op.heads * op.q_len * (op.head_dim + op.vd) * b
-    # K/V rereads: a core without a shared cache streams its unit's K/V itself (once per query
-    # tile); with one, K/V that fit half of it are read from HBM once, and longer K/V once per
-    # wave a head's query tiles span: the kernels order their grid query tile first, so a
-    # wave's tiles of one head stream the same K/V blocks together and share them in the cache
-    if cm.shared_cap == 0:  # each query tile streams the keys it sees (about half of them when causal)
-        rereads = q_tiles * kv_eff / op.kv_read()
-    elif kv_bytes / (op.batch * op.kv_heads) > cm.shared_cap / 2:
-        rereads = math.ceil(q_tiles / cm.cores)
-    else:
-        rereads = 1
     hbm = q_o + kv_bytes * rereads + (op.batch * op.heads * op.q_len * split * (op.vd + 2) * 4.0 * 2 if split > 1 else 0.0)
     vops = op.vector_ops()
     if op.kv_dtype and op.kv_dtype != op.dtype and not cm.fused_dequant:  # dequantize K/V as they stream

@@ -53,6 +53,7 @@ from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
 from ..gcpause import gc_paused
 from ..cost.op_cost import (DEQUANT_OPS_PER_ELEMENT, ChipModel, aligned, compute_dtype, dequant_seconds, dispatch,
+                            flash_kv_reads,
                             gemm_mapping, gemm_speed, kernels, per_head_decode, reduction_op)
 from ..cost.systolic import pass_cycles
 from ..workload.graph import WorkloadGraph
@@ -477,6 +478,11 @@ class Lowerer:
             chunks.append(min(KV_CHUNK, kv_part - done))
             done += chunks[-1]
         out_b = o.vd * (dt if split == 1 else 4.0)
+        # the units stream their K/V through their cores' load paths; HBM supplies what the
+        # closed form reads from it (once with a chip-shared cache holding them), the cache the rest
+        kv_bytes, rereads = flash_kv_reads(cm, o, q_tiles, kv_eff)
+        streamed = len(work) * kv_part * o.kv_width() * o.kv_el_bytes()
+        kv_hbm = min(1.0, kv_bytes * rereads / streamed) if streamed > 0 else 1.0
         qk_s: dict[tuple, float] = {}  # seconds of one stream item's two passes, by (rows, keys)
         pv_s: dict[tuple, float] = {}
         # a unit's passes over its whole K/V stream, as the closed form counts them (the array's
@@ -534,7 +540,7 @@ class Lowerer:
                             q_of[i] = self.load(oid, c, ms[i] * o.head_dim * dt, [start])
                     q = [t for i in items for t in q_of[i]]
                     keys = sum(st_keys[a:pos])
-                    kvload = self.load(oid, c, keys * o.kv_width() * o.kv_el_bytes(), [start])
+                    kvload = self.load(oid, c, keys * o.kv_width() * o.kv_el_bytes(), [start], kv_hbm)
                     if kv_dq and kvload:
                         kvload = [b.task(BUSY, CAT_VECTOR, oid, kvload, resource=self.vector[c],
                                          duration_s=self.vec_time(kv_dq * keys * o.kv_width(), o.dtype))]
