@@ -42,18 +42,15 @@ def dropped_stack_costs(system: SystemSpec, stack: Stack | None) -> str | None:
 
 def _runtime(base: Calibration, stack: Stack, chip: str = "", die: str | None = None) -> Calibration:
     """``base`` plus the stack runtime's per-kernel and per-collective host costs (a
-    program-dispatch runtime pays per call instead), its attention kernels' efficiency on
-    ``chip`` (else on its ``die``) and its kernel library's reduction efficiency and unvectorized element rate."""
-    att = None
+    program-dispatch runtime pays per call instead), its attention kernels' efficiency (forward,
+    and backward where given) on ``chip`` (else on its ``die``) and its kernel library's reduction
+    efficiency and unvectorized element rate."""
     if stack.attention is not None:
-        att = stack.attention.efficiency.get(chip, stack.attention.efficiency.get(die or ""))
-    if att is not None:
-        base = base.model_copy(update={"attention_efficiency": att})
-    bwd = None
-    if stack.attention is not None:
-        bwd = stack.attention.backward_efficiency.get(chip, stack.attention.backward_efficiency.get(die or ""))
-    if bwd is not None:
-        base = base.model_copy(update={"attention_backward_efficiency": bwd})
+        for field, per_chip in (("attention_efficiency", stack.attention.efficiency),
+                                ("attention_backward_efficiency", stack.attention.backward_efficiency)):
+            value = per_chip.get(chip, per_chip.get(die or ""))
+            if value is not None:
+                base = base.model_copy(update={field: value})
     if stack.attention is not None and stack.attention.decode_per_query_head:
         base = base.model_copy(update={"attention_decode_per_query_head": True})
     if stack.kernels is not None:
