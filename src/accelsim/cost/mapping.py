@@ -6,6 +6,12 @@ order, keeps the candidates whose working set fits one core's SRAM (operands dou
 fp32 accumulators in the accumulator buffer or in SRAM), and returns the fastest (within
 rounding: the least HBM traffic, then the least compute time):
 
+- a tile narrower than the output columns the core's arrays compute in one pass (C x count, or
+  the whole dimension) costs a full pass (the idle columns included) for fewer outputs; its one
+  gain is more tiles to spread a small GEMM over the cores, so it is a candidate only while its
+  tiles do not fill them (beyond, it only adds tiles, each with its own loads, stores and
+  split-K partials, for a finer last wave; the event tier ran such mappings, e.g. 16 x 8 tiles
+  over 249 waves, up to 30 % slower than the closed form rated them);
 - tiles are spread over the cores; ``waves = ceil(tiles / cores)`` (wave quantization: a GPU
   with 108 SMs running 109 tiles pays two waves), each wave costs one tile's ``pass_cycles``
   (systolic folds and fill/drain, tile quantization included);
@@ -133,6 +139,15 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
                 continue
             prev_nt = nt
             if acc > 0 and mt * nt * 4.0 > acc:
+                continue
+            # a tile narrower than the output columns the core's arrays compute in one pass
+            # (C x count, or the whole dimension) costs a full pass for fewer outputs: it serves
+            # to spread a small GEMM over more cores, so it is a candidate only while its tiles
+            # do not fill the cores (or when the accumulator cannot hold a full-width tile)
+            w = min(N if df != 2 else M, C * count)
+            narrow = ((nt < w and (acc == 0 or mt * w * 4.0 <= acc)) if df != 2
+                      else (mt < w and (acc == 0 or w * nt * 4.0 <= acc)))
+            if narrow and batch * math.ceil(M / mt) * math.ceil(N / nt) >= cores:
                 continue
             nm = math.ceil(M / mt)
             nn = math.ceil(N / nt)
