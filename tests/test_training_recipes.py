@@ -124,3 +124,21 @@ def test_fp8_casts_write_both_layouts_on_a_tn_only_chip():
     ops = evaluate_train("dgx-h100", L8, 8, 4096, plan=plan, dtype="fp8").ops
     cast = ops[(ops["role"] == "fwd.qkv_proj_cast") & (ops["layer"] == 0)]
     assert float(cast["hbm_bytes"].iloc[0]) == pytest.approx(4 * x)
+
+
+def test_an_eager_fp32_loss_runs_its_kernels_over_every_logit():
+    """``loss: eager_fp32`` (torchtitan, accelsim's own bench loop: ``cross_entropy(logits.float())``):
+    forward, the widening copy (2 + 4 bytes a logit) and log-softmax in fp32 (4 + 4); backward,
+    nll_loss's zero-filled gradient (4), the log-softmax backward (4 + 4 read, 4 written) and the
+    narrowing copy (4 + 2): 14 and 22 bytes a logit, against the fused loss's 4 (a bf16 softmax
+    pass) and 6 (a bf16 gradient pass: two reads, one write)."""
+    from accelsim.workload.parallel import ParallelPlan
+    from accelsim.workload.train import build_train
+
+    logits = 4 * 2048 * 128256  # one microbatch of 4 x 2048 tokens over Llama-3's vocabulary
+    for loss, fwd, bwd in (("fused", 4, 6), ("eager_fp32", 14, 22)):
+        step = build_train("llama-3-8b", 4, 2048, ParallelPlan(microbatch=4, loss=loss))
+        by = {p: sum(o.bytes() for o in g.ops() if o.role == f"{p}.loss")
+              for p, g in (("fwd", step.fwd[0]), ("bwd", step.bwd[0]))}
+        assert by == {"fwd": fwd * logits, "bwd": bwd * logits}, loss
+    assert ParallelPlan().loss == "fused"

@@ -201,6 +201,8 @@ class TrainingFramework(_Spec):
     (``ParallelPlan.loss_grad_bytes_per_logit``)."""
     rmsnorm: Literal["fused", "eager"] = "fused"
     """How its RMSNorm runs (``ParallelPlan.rmsnorm``)."""
+    loss: Literal["fused", "eager_fp32"] = "fused"
+    """How its cross-entropy loss runs (``ParallelPlan.loss``)."""
     master_casts: Literal["fused", "separate"] = "fused"
     """How its optimizer step reaches the fp32 master weights (``ParallelPlan.master_casts``)."""
     vocab_multiple: int = Field(1, ge=1)

@@ -222,6 +222,7 @@ ELEMENTWISE = {
     "square": (1, 1.0, 0.0),
     "mul": (2, 1.0, 0.0),
     "copy": (1, 0.0, 0.0),
+    "fill": (0, 0.0, 0.0),      # writes a constant (zeros_like): no input
     "rope": (1, 3.0, 0.0),      # x*cos + rotate(x)*sin with cached tables (tables stream too)
 }
 

@@ -119,6 +119,13 @@ class ParallelPlan(StrictModel):
     kept fp32 softmax: 8 when the cross-entropy runs on an fp32 copy of the logits in eager
     PyTorch (the gradient of the log-softmax output and of its input), 0 when the gradient is
     computed in place (Megatron-LM's vocab-parallel cross-entropy)."""
+    loss: Literal["fused", "eager_fp32"] = "fused"
+    """How the cross-entropy loss runs: ``fused``, one softmax pass forward and one gradient
+    pass backward in the training dtype (Megatron-LM's vocab-parallel cross-entropy, fused
+    kernels); ``eager_fp32``, PyTorch eager ``cross_entropy(logits.float())``: the widening copy,
+    log-softmax in fp32, the zero-filled gradient of nll_loss, the log-softmax backward in fp32
+    and the narrowing copy of the gradient, each a kernel over every logit (14 bytes a logit
+    forward, 22 backward, against 4 and 6)."""
     rmsnorm: Literal["fused", "eager"] = "fused"
     """How RMSNorm runs: ``fused``, one kernel per pass (Transformer Engine, Apex, torch.compile,
     XLA); ``eager``, the separate PyTorch ops of a module written op by op (upcast, square, mean,

@@ -190,6 +190,28 @@ class StageGraphs:
         return e(Elementwise(name=pre + role.split(".", 1)[1], layer=layer, role=role, fn=fn,
                              elements=int(math.ceil(elements)), dtype=self.dt), *deps)
 
+    def loss_fwd(self, e: _Emit, x: str | None) -> str:
+        """The loss's forward over the chip's logits: one softmax pass in the training dtype, or
+        (``loss: eager_fp32``) the widening copy of the logits, then log-softmax in fp32."""
+        n = self.T * self.Vt
+        if self.p.loss == "eager_fp32":
+            x = e(Elementwise(name="fwd.loss_upcast", role="fwd.loss", fn="copy", elements=n, dtype=self.dt,
+                              dtype_out="fp32", unvectorized=True), x)
+        dt = "fp32" if self.p.loss == "eager_fp32" else self.dt
+        return e(Softmax(name="fwd.loss", role="fwd.loss", rows=self.T, cols=self.Vt, dtype=dt), x)
+
+    def loss_bwd(self, e: _Emit, *deps: str | None) -> str:
+        """The loss's backward: one gradient pass in the training dtype (reads the kept softmax
+        and the labels' gradient, writes the logits' gradient), or (``eager_fp32``) nll_loss's
+        zero-filled gradient, the log-softmax backward in fp32 and the narrowing copy."""
+        n = self.T * self.Vt
+        if self.p.loss != "eager_fp32":
+            return self.ew(e, "bwd.", "bwd.loss", -1, "mul", n, *deps)
+        g = e(Elementwise(name="bwd.loss_fill", role="bwd.loss", fn="fill", elements=n, dtype="fp32"), *deps)
+        g = e(Elementwise(name="bwd.loss", role="bwd.loss", fn="mul", elements=n, dtype="fp32"), g)
+        return e(Elementwise(name="bwd.loss_downcast", role="bwd.loss", fn="copy", elements=n, dtype="fp32",
+                             dtype_out=self.dt), g)
+
     def coll(self, e: _Emit, pre: str, local: str, group_name: str, op: str, nbytes: float, group: int,
              layer: int, *deps: str | None, dtype: str | None = None) -> str | None:
         """A collective, or nothing (returns the first dep) when the group has one rank."""
@@ -355,7 +377,7 @@ class StageGraphs:
             x = self.norm(e, "fwd.", "fwd.final_norm", -1, self.Tsp, x)
             x = self.tp_in(e, "fwd.", "head", -1, x)
             x = self.mm(e, "fwd.", "fwd.lm_head", -1, self.T, self.Vt, d, x, *ag)
-            x = e(Softmax(name="fwd.loss", role="fwd.loss", rows=self.T, cols=self.Vt, dtype=self.dt), x)
+            x = self.loss_fwd(e, x)
             self.coll(e, "fwd.", "tp_allreduce_loss", "tp", "allreduce", 3 * self.T * 4.0, self.t, -1, x,
                       dtype="fp32")
         return e
@@ -511,7 +533,7 @@ class StageGraphs:
         if stage == self.p.pp - 1:
             head = m._norm_params() + self.Vt * d
             ag = self.zero_gather(e, "bwd.", -1, head, 0, tag="_head")
-            h = self.ew(e, "bwd.", "bwd.loss", -1, "mul", T * self.Vt, *ag)
+            h = self.loss_bwd(e, *ag)
             x = self.tp_in(e, "bwd.", "head_wgrad", -1, h)
             wg: list[str] = []
             h = self.linear_bwd(e, "bwd.", -1, "lm_head", T, self.Vt, d, h, x, wgrads=wg)
