@@ -286,7 +286,7 @@ def test_parallel_branch_does_not_deadlock(system):
 
 
 def test_long_attention_streams_are_cut_into_bounded_steps():
-    from accelsim.lower.lowering import MAX_KV_STEPS, _taper
+    from accelsim.lower.attention import MAX_KV_STEPS, _taper
     from accelsim.workload import build, load_model
 
     for n in (1, 5, MAX_KV_STEPS, MAX_KV_STEPS + 1, 100, 4096, 65536):

@@ -67,6 +67,9 @@ so a larger SRAM must not grow it. The mapping search's ``k_chunk`` still sizes 
 and the event tier holds proportionally more of the smaller steps in them."""
 MAX_K_STEPS = 8
 """The event tier folds a tile's K loop into at most this many pipelined steps."""
+MAX_TILE_GROUPS = 8
+"""The event tier runs a core's tiles of a GEMM (and its units of a fused attention) in at most
+this many groups (consecutive tiles are merged beyond it)."""
 DMA_PIECE_BYTES = 64 * 1024
 """A transfer is cut into descriptors of at least this size, spread over a core's DMA queues
 (as a DMA compiler splits a large copy over engines)."""
@@ -147,10 +150,10 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
             w = min(N if df != 2 else M, C * count)
             narrow = ((nt < w and (acc == 0 or mt * w * 4.0 <= acc)) if df != 2
                       else (mt < w and (acc == 0 or w * nt * 4.0 <= acc)))
-            if narrow and batch * math.ceil(M / mt) * math.ceil(N / nt) >= cores:
-                continue
             nm = math.ceil(M / mt)
             nn = math.ceil(N / nt)
+            if narrow and batch * nm * nn >= cores:
+                continue
             for si in range(SPLITS.size):
                 split = SPLITS[si]
                 if split > 1 and K / split < min(R, K):

@@ -153,6 +153,11 @@ class ChipModel:
         """Achievable fraction of the tensor peak for GEMMs computed in ``dtype``."""
         return self.teff * self.teff_dtype.get(dtype, 1.0)
 
+    def attention_eff(self, op: FlashAttention) -> float:
+        """Fraction of the modelled rate the stack's attention kernels reach on ``op``: its
+        backward kernels' where the stack gives one (both tiers)."""
+        return self.attn_bwd_eff if op.backward else self.attn_eff
+
     def loop_s(self, op: Op) -> float:
         """Seconds one core's unvectorized elementwise loop takes over all of ``op``'s elements
         (``Elementwise.unvectorized`` under a library with such a loop; 0 otherwise)."""
@@ -398,7 +403,7 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
            + pass_cycles(mt, op.vd, kv_chunk, cm.R, cm.C, cm.count, cm.df, dt, cm.overlap, cm.min_pass))
     work = units * split
     waves = math.ceil(work / cm.cores)
-    compute = waves * cyc / cm.f_tensor / (cm.tensor_eff(op.dtype) * (cm.attn_bwd_eff if op.backward else cm.attn_eff))
+    compute = waves * cyc / cm.f_tensor / (cm.tensor_eff(op.dtype) * cm.attention_eff(op))
     active = min(cm.cores, work)
     b = DTYPE_BYTES[op.dtype]
     kv_bytes, rereads = flash_kv_reads(cm, op, q_tiles, kv_eff)

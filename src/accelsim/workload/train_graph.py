@@ -193,12 +193,11 @@ class StageGraphs:
     def loss_fwd(self, e: _Emit, x: str | None) -> str:
         """The loss's forward over the chip's logits: one softmax pass in the training dtype, or
         (``loss: eager_fp32``) the widening copy of the logits, then log-softmax in fp32."""
-        n = self.T * self.Vt
-        if self.p.loss == "eager_fp32":
-            x = e(Elementwise(name="fwd.loss_upcast", role="fwd.loss", fn="copy", elements=n, dtype=self.dt,
-                              dtype_out="fp32", unvectorized=True), x)
-        dt = "fp32" if self.p.loss == "eager_fp32" else self.dt
-        return e(Softmax(name="fwd.loss", role="fwd.loss", rows=self.T, cols=self.Vt, dtype=dt), x)
+        if self.p.loss != "eager_fp32":
+            return e(Softmax(name="fwd.loss", role="fwd.loss", rows=self.T, cols=self.Vt, dtype=self.dt), x)
+        x = e(Elementwise(name="fwd.loss_upcast", role="fwd.loss", fn="copy", elements=self.T * self.Vt,
+                          dtype=self.dt, dtype_out="fp32", unvectorized=True), x)
+        return e(Softmax(name="fwd.loss", role="fwd.loss", rows=self.T, cols=self.Vt, dtype="fp32"), x)
 
     def loss_bwd(self, e: _Emit, *deps: str | None) -> str:
         """The loss's backward: one gradient pass in the training dtype (reads the kept softmax
