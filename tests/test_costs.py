@@ -259,3 +259,18 @@ def test_resident_panel_is_charged_to_the_first_tile_of_its_walk():
     rows = {int(r[9]): r for r in cand[:nc]}
     assert rows[1][0] == pytest.approx(0.5e-3 * 3 + 557056 / 1e9, rel=1e-12)
     assert rows[0][0] == pytest.approx((4 * 2**18 + 2**20 + 2**17) / 1e9, rel=1e-12)  # reload: no walk, traffic-bound
+
+
+def test_split_k_drain_stores_the_fp32_partial():
+    # The pipeline drain of a tiling is its last tile's result leaving after the last pass; under
+    # split-K that result is the tile's fp32 partial (4 B an element), stored before the
+    # reduction. 128 x 128 x 4096 in bf16 on 4 cores with a 100 GB/s load path each and 1 TB/s
+    # of HBM: a 128 x 128 tile whose first K step is one array height (128) of A and B,
+    # 2 * 128 * 128 * 2 B = 65,536 B; split 1: 1 tile, one core at min(100 GB/s, 1 TB/s) and a
+    # bf16 result of 32,768 B -> 98,304 B / 1e11 = 0.98304 us; split 2: 2 tiles on 2 cores,
+    # an fp32 partial of 65,536 B -> 131,072 B / 1e11 = 1.31072 us.
+    rows = mapping._groups.py_func(128.0, 128.0, 4096.0, 1.0, 2.0, 2.0, 2.0, 128.0, 128.0, 1.0, 0.0, 1.0, False,
+                                   0.0, 1e9, 1.0, 4.0, 0.0, 1e12, 1e12, 1e11, 0.0)
+    fill = {int(r[2]): r[8] for r in rows if r[0] == 128 and r[1] == 128}
+    assert fill[1] == pytest.approx(0.98304e-6)
+    assert fill[2] == pytest.approx(1.31072e-6)

@@ -306,7 +306,7 @@ def test_long_attention_streams_are_cut_into_bounded_steps():
 
 
 def test_split_k_last_wave_reduction_spreads_over_the_cores():
-    """1024 x 6144 x 8192 on an H100 maps to 128 x 256 tiles split 2 ways (both operands
+    """1024 x 6144 x 16384 on an H100 maps to 128 x 256 tiles split 2 ways (both operands
     streamed; tile t is row t // 48, K slice (t // 24) % 2, column t % 24): 384 tiles
     dealt in contiguous blocks, 3 to each of cores 0-119 and 2 to the other 12, so 3 waves. The
     last wave is tile 3c + 2 of cores 0-119, whose columns are 2, 5, .., 23 (8 of 24) in each of
@@ -319,7 +319,7 @@ def test_split_k_last_wave_reduction_spreads_over_the_cores():
     from accelsim.lower.schedule import CAT_VECTOR
 
     h100 = load_system("h100-sxm-80gb")
-    mm = MatMul(name="g", role="gemm", m=1024, n=6144, k=8192, b_shared=True)
+    mm = MatMul(name="g", role="gemm", m=1024, n=6144, k=16384, b_shared=True)
     f = gemm_mapping(ChipModel(h100), mm)
     assert (f["tile_m"], f["tile_n"], f["split_k"], f["waves"], f["order"]) == (128, 256, 2, 3, 0)
     g = WorkloadGraph(WorkloadMeta(model="gemm", phase="prefill", batch=1))

@@ -15,7 +15,7 @@ from accelsim.workload import load_model
 
 TOLERANCE = 1e-3
 assert TIME_TOLERANCE < TOLERANCE
-MAPPING_RESIDUAL = 6e-3
+MAPPING_RESIDUAL = 2e-3
 """Not yet 0.1 %: more SRAM or MACs can change a GEMM's tiling to one the closed form rates
 equal or faster but whose event-tier pipeline runs slower (a resident panel loaded during the
 first tile of its walk; operand streams filling a core's load path with two buffer slots;
@@ -30,7 +30,9 @@ halves and leaves a 20-tile last wave) once a GEMM step's two operand loads beca
 (2026-12-05); 3 / 4 / 7, worst +1.57 % (a half-full last wave), once split-K reductions were charged
 after the last wave in the closed form (seventh session); 1 / 0 / 1 (and 0 / 2 / 1 / 0 with seeds
 13-16), worst +0.82 %, once tiles narrower than the arrays' pass width were kept for GEMMs whose
-full-width tiles do not fill the cores. The 24 derandomised examples
+full-width tiles do not fill the cores; 1 / 0 / 1 / 0 / 2 / 0 / 0 / 0 (derandomised, seeds 11-17: 4 of 1,600),
+worst +0.17 %, once a split-K tile's pipeline drain stored its fp32 partial (eighth session). The 24
+derandomised examples
 below pass at 0.1 % for every knob; the residual is kept for other samples (another hypothesis
 version draws other points)."""
 
@@ -136,3 +138,13 @@ def test_more_sram_with_a_resident_panel():
     before = _latency("trn2-48xl", base, m, kw, "event")
     after = _latency("trn2-48xl", base + [f"chip.core.sram.capacity_bytes={sram * 1.5!r}"], m, kw, "event")
     assert after <= before * (1 + TOLERANCE)
+
+
+def test_more_sram_with_split_k_partials():
+    # h100-sxm-80gb with 1.94x the HBM bandwidth, gpt3-5b prefill of 8 x 64 tokens: with 1.94x
+    # the SRAM its mlp_down (512 x 4096 x 16384) moved from 128 x 256 tiles split 2 ways to
+    # 256 x 256 tiles split 4 ways, rated 1.5 % faster in closed form (its drain stored the
+    # tile's result at 2 B an element) and run 3.5 % slower in the event tier, which stores the
+    # fp32 partial first (+0.82 % on the step); with the partial in the drain it stays split 2
+    check("h100-sxm-80gb", "chip.core.sram.capacity_bytes", 1.94, {"chip.hbm.bandwidth_Bps": 1.9375568664690577},
+          "gpt3-5b", "prefill", 8, 64, 1)

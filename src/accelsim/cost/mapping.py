@@ -24,8 +24,8 @@ rounding: the least HBM traffic, then the least compute time):
   tile's partials come from cores that reach it at different points of their runs, so the
   reduction is a tail, as a parallel split-K kernel's separate reduction pass is);
 - one pipeline fill and drain is added: the first K step's operands must arrive before the
-  first pass and the last result must leave after the last pass, which penalises a few huge
-  tiles on a small GEMM;
+  first pass and the last result must leave after the last pass (under split-K the tile's fp32
+  partial, which the reduction then reads), which penalises a few huge tiles on a small GEMM;
 - a resident panel is loaded while the first tile of its walk runs, so a core's time is at least
   its walks' ``max(pass, (panel + streamed) / core rate) + (L - 1) max(pass, streamed / core
   rate)`` (``L`` tiles a walk; the core rate its share of what its path traffic moves at): the
@@ -164,9 +164,11 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
                 active = min(cores, tiles)
                 compute = waves * pass_cycles(mt, nt, ks, R, C, count, df, speedup, overlap, min_pass) / freq / teff
                 # pipeline fill and drain: the first K step's operands arrive before the first
-                # pass can start; the last tile's result leaves after the last pass
+                # pass can start; the last tile's result leaves after the last pass (under
+                # split-K that result is the tile's fp32 partial, stored before the reduction)
                 kf = min(ks, max(K_CHUNK_MIN, R))
-                fill = (mt * kf * ba + kf * nt * bb + mt * nt * bo) / min(core_bw, hbm_bw / active)
+                out_el = 4.0 if split > 1 else bo
+                fill = (mt * kf * ba + kf * nt * bb + mt * nt * out_el) / min(core_bw, hbm_bw / active)
                 row = out[ng]
                 row[0] = mt
                 row[1] = nt
