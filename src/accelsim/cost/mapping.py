@@ -129,6 +129,8 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
     active cores can pull, plus its fill; ``_path_bound`` is a second)."""
     out = np.empty(((TILE_SIZES.size + 1) ** 2 * SPLITS.size, 10))
     ng = 0
+    # the output columns (rows when input-stationary) the core's arrays compute in one pass
+    w = min(N if df != 2 else M, C * count)
     prev_mt = -1.0
     for mi in range(TILE_SIZES.size + 1):
         mt = M if mi == TILE_SIZES.size else min(M, TILE_SIZES[mi])
@@ -147,7 +149,6 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
             # (C x count, or the whole dimension) costs a full pass for fewer outputs: it serves
             # to spread a small GEMM over more cores, so it is a candidate only while its tiles
             # do not fill the cores (or when the accumulator cannot hold a full-width tile)
-            w = min(N if df != 2 else M, C * count)
             narrow = ((nt < w and (acc == 0 or mt * w * 4.0 <= acc)) if df != 2
                       else (mt < w and (acc == 0 or w * nt * 4.0 <= acc)))
             nm = math.ceil(M / mt)
