@@ -356,3 +356,75 @@ def test_a_chip_on_another_chips_die_takes_its_attention_efficiency():
     gt = realize(load_system("grand-teton-h100"), st).chip.calibration
     h100 = realize(load_system("dgx-h100"), st).chip.calibration
     assert gt.attention_efficiency == h100.attention_efficiency == st.attention.efficiency["h100-sxm5-80gb"]
+
+
+# --------------------------------------------------------------------------------------------
+# A shipped preset named in every call is read once, and again only when a file changes.
+
+def _copy_presets(tmp_path, monkeypatch):
+    """The trn1 and trn1-32xl presets and the priors in a folder of their own, which the loader
+    takes for the shipped one."""
+    import shutil
+
+    from accelsim.arch import presets
+
+    src = presets.preset_dir()
+    (tmp_path / "priors").mkdir()
+    for name in ("trn1.yaml", "trn1-32xl.yaml", presets.PRIORS):
+        shutil.copy(src / name, tmp_path / name)
+    monkeypatch.setattr(presets, "preset_dir", lambda: tmp_path)
+    return tmp_path
+
+
+def _rewrite(path, old: str, new: str) -> None:
+    """Replace ``old`` in the file and move its modification time a second on, so no file system
+    clock granularity can hide the change."""
+    import os
+
+    text = path.read_text()
+    assert old in text
+    st = os.stat(path)
+    path.write_text(text.replace(old, new))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+
+def test_a_preset_named_again_is_the_same_object_until_its_file_changes(tmp_path, monkeypatch):
+    folder = _copy_presets(tmp_path, monkeypatch)
+    first = load_system("trn1-32xl")
+    assert load_system("trn1-32xl") is first  # the chip model and op costs kept for it apply
+    other = load_system("trn1-32xl", ["chip.hbm.bandwidth_Bps=1 TB/s"])
+    assert other is not first and other.chip.hbm.bandwidth_Bps == 1e12 != first.chip.hbm.bandwidth_Bps
+    assert load_system("trn1-32xl", ["chip.hbm.bandwidth_Bps=1 TB/s"]) is other
+    # the system file, the chip preset it names and the priors are each watched
+    _rewrite(folder / "trn1-32xl.yaml", "description:", "description: edited;")
+    edited = load_system("trn1-32xl")
+    assert edited is not first and edited.description.startswith("edited;")
+    _rewrite(folder / "trn1.yaml", "frequency_Hz: 2.8 GHz", "frequency_Hz: 1.4 GHz")
+    slower = load_system("trn1-32xl")
+    assert slower.chip.frequency_Hz == 1.4e9 and first.chip.frequency_Hz == 2.8e9
+    _rewrite(folder / "priors" / "achievable.yaml", "trainium1:\n    achievable:\n",
+             "trainium1:\n    achievable:\n      sram_efficiency: 0.5\n")
+    assert load_system("trn1-32xl").chip.achievable.sram_efficiency == 0.5
+
+
+def test_a_path_or_a_calibration_is_read_every_time(tmp_path):
+    import shutil
+
+    from accelsim.arch import presets
+
+    path = tmp_path / "mine.yaml"
+    shutil.copy(presets.preset_dir() / "trn1.yaml", path)
+    assert load_system(path) is not load_system(path)  # a user's file may change between calls
+
+
+def test_a_model_preset_named_again_is_the_same_object_until_its_file_changes(tmp_path, monkeypatch):
+    import shutil
+
+    from accelsim.workload import load_model, loaders
+
+    shutil.copy(loaders.preset_dir() / "tiny.yaml", tmp_path / "tiny.yaml")
+    monkeypatch.setattr(loaders, "preset_dir", lambda: tmp_path)
+    first = load_model("tiny")
+    assert load_model("tiny") is first
+    _rewrite(tmp_path / "tiny.yaml", "num_hidden_layers: 2", "num_hidden_layers: 3")
+    assert load_model("tiny").num_hidden_layers == 3 and first.num_hidden_layers == 2

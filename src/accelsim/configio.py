@@ -298,6 +298,16 @@ same files thousands of times a second)."""
 _STAMPS: dict[str, tuple[float, int]] = {}
 
 
+def file_stamp(path: str | Path) -> tuple[int, int]:
+    """(modification time in ns, size) of ``path``, looked up now; (-1, -1) when it does not exist.
+    For caches that must see a file rewritten within ``RECHECK_S`` (a preset's validated object)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return -1, -1
+    return st.st_mtime_ns, st.st_size
+
+
 def mtime_ns(path: str | Path) -> int:
     """``path``'s modification time (ns; -1 when it does not exist), looked up again only after
     ``RECHECK_S``."""

@@ -7,10 +7,11 @@ count and the interconnect.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..configio import apply_overrides, data_dir, find_preset, load_yaml, mtime_ns, validate, yaml_names
+from ..configio import apply_overrides, data_dir, file_stamp, find_preset, load_yaml, mtime_ns, validate, yaml_names
 from ..errors import ConfigError
 from .spec import SystemSpec
 
@@ -67,10 +68,11 @@ _PRIORS_CACHE: dict[tuple, dict] = {}
 
 def achievable_priors() -> dict[str, dict[str, Any]]:
     """chip name -> its entry in ``arch_configs/priors/achievable.yaml`` (empty without the file;
-    read once per version of the file)."""
+    read once per version of the file: its modification time and size, looked up on each call,
+    as ``load_system``'s cache of presets does)."""
     path = preset_dir() / PRIORS
-    stamp = mtime_ns(path)
-    if stamp < 0:
+    stamp = file_stamp(path)
+    if stamp[0] < 0:
         return {}
     key = (str(path), stamp)
     hit = _PRIORS_CACHE.get(key)
@@ -114,22 +116,37 @@ def _with_priors(data: dict[str, Any]) -> dict[str, Any]:
 
 def load_raw(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
     """The preset as a plain mapping with its chip reference resolved, and its origin (file)."""
+    data, origin, _ = _load_raw(name_or_path, _seen)
+    return data, origin
+
+
+def _load_raw(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], str, tuple[Path, ...]]:
+    """``load_raw`` with the files it read (the preset, the presets its chip comes from)."""
     path = preset_path(name_or_path)
     origin = str(path)
     data = load_yaml(path)
+    files: tuple[Path, ...] = (path,)
     data.setdefault("name", path.stem)
     chip = data.get("chip")
     if isinstance(chip, str):
         if chip in _seen or chip == path.stem:
             raise ConfigError(f"{origin}: chip: circular reference to preset {chip!r}")
-        base, _ = load_raw(chip, _seen + (path.stem,))
+        base, _, more = _load_raw(chip, _seen + (path.stem,))
+        files += more
         if "chip" not in base or not isinstance(base["chip"], dict):
             raise ConfigError(f"{origin}: chip: preset {chip!r} has no inline chip")
         data["chip"] = base["chip"]
         sources = {k: v for k, v in base.get("sources", {}).items() if k.startswith("chip")}
         sources.update(data.get("sources") or {})
         data["sources"] = sources
-    return _with_priors(data), origin
+    return _with_priors(data), origin, files
+
+
+_SYSTEMS: dict[tuple, tuple[SystemSpec, tuple[tuple[Path, tuple[int, int]], ...]]] = {}
+"""Validated shipped presets by (preset folder, name, overrides), with the files read (the
+preset, the presets its chip comes from, the priors) and their modification times and sizes: a
+notebook that names a preset in every call gets the same frozen object back, and with it the
+chip model and op costs kept for that object, until one of those files changes."""
 
 
 def load_system(name_or_path: str | Path, overrides: Iterable[str] = (),
@@ -139,9 +156,18 @@ def load_system(name_or_path: str | Path, overrides: Iterable[str] = (),
     of ``chip.calibration`` fields), and validate. Errors name the field path and the file. A
     calibration file that names the chip it was fitted on (``chip:``, as ``accelsim calibrate``
     writes it) is refused for another chip unless ``force_calibration``: a fit on one chip says
-    nothing about another."""
-    data, origin = load_raw(name_or_path)
+    nothing about another. A shipped preset named again (same overrides, no calibration) is the
+    same frozen object until one of its files changes (``_SYSTEMS``)."""
     overrides = list(overrides)
+    # a shipped preset named in every call of a notebook loop is read and validated once
+    key = None
+    if (calibration is None and isinstance(name_or_path, str) and name_or_path in list_presets()
+            and not os.path.exists(name_or_path)):  # a file of that name here is read as a path
+        key = (str(preset_dir()), name_or_path, tuple(overrides))
+        hit = _SYSTEMS.get(key)
+        if hit is not None and all(file_stamp(p) == t for p, t in hit[1]):
+            return hit[0]
+    data, origin, files = _load_raw(name_or_path)
     if calibration is not None:
         from .calfile import parse
 
@@ -158,7 +184,13 @@ def load_system(name_or_path: str | Path, overrides: Iterable[str] = (),
     if overrides:
         data = apply_overrides(data, overrides)
         origin += " (with --set " + ", ".join(overrides) + ")"
-    return validate(SystemSpec, data, origin)
+    spec = validate(SystemSpec, data, origin)
+    if key is not None:
+        if len(_SYSTEMS) > 128:
+            _SYSTEMS.clear()
+        _SYSTEMS[key] = (spec, tuple((p, file_stamp(p)) for p in files + (preset_dir() / PRIORS,)))
+    return spec
+
 
 
 def validate_file(path: str | Path) -> SystemSpec:
