@@ -428,3 +428,27 @@ def test_a_model_preset_named_again_is_the_same_object_until_its_file_changes(tm
     assert load_model("tiny") is first
     _rewrite(tmp_path / "tiny.yaml", "num_hidden_layers: 2", "num_hidden_layers: 3")
     assert load_model("tiny").num_hidden_layers == 3 and first.num_hidden_layers == 2
+
+
+def test_overrides_apply_to_a_system_object_too():
+    """evaluate(spec, overrides=...) edits the spec it is given (it once dropped them silently
+    for a SystemSpec); the edited object is kept per (object, overrides), and a bad value is
+    refused naming the field."""
+    from accelsim.api import evaluate, evaluate_train, system_with
+    from accelsim.errors import ConfigError
+
+    spec = load_system("h100-sxm-80gb")
+    slow = ["chip.hbm.bandwidth_Bps=1 TB/s"]
+    edited = system_with(spec, slow)
+    assert edited.chip.hbm.bandwidth_Bps == 1e12 and spec.chip.hbm.bandwidth_Bps == 3.35e12
+    assert system_with(spec, slow) is edited and system_with(spec) is spec
+    kw = dict(phase="decode", batch=8, context_len=2048)
+    base = evaluate(spec, "llama-3-8b", **kw).summary["latency_s"]
+    by_object = evaluate(spec, "llama-3-8b", overrides=slow, **kw).summary["latency_s"]
+    assert by_object == evaluate("h100-sxm-80gb", "llama-3-8b", overrides=slow, **kw).summary["latency_s"]
+    # a memory-bound decode step at 1 / 3.35 of the bandwidth: well over twice as long
+    assert by_object > 2.5 * base
+    t = evaluate_train(spec, "tiny", 8, 256, overrides=slow).summary["step_time_s"]
+    assert t == evaluate_train("h100-sxm-80gb", "tiny", 8, 256, overrides=slow).summary["step_time_s"]
+    with pytest.raises(ConfigError, match="chip.hbm.bandwidth_Bps"):
+        system_with(spec, ["chip.hbm.bandwidth_Bps=-1 TB/s"])

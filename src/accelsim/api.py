@@ -45,7 +45,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     """
     if fidelity not in FIDELITIES:
         raise WorkloadError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
-    spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
+    spec = system_with(system, overrides)
     st = _stack(spec, stack, mode)
     preset = spec
     cal_kind, spec = _REALIZED.get((spec, st), lambda: (calibration_kind(preset, st), realize(preset, st)))
@@ -95,6 +95,30 @@ def _note_unmodelled(warnings: list[str], cfg: ModelConfig) -> None:
     if cfg.unmodelled:
         warnings.append(f"{cfg.name}: its config declares {', '.join(cfg.unmodelled)}, which accelsim does not "
                         f"model; the prediction is of the model without them")
+
+
+_OVERRIDDEN = IdentityCache(32)
+
+
+def system_with(system: str | Path | SystemSpec, overrides: Iterable[str] = ()) -> SystemSpec:
+    """``system`` (a preset name, a YAML path or a SystemSpec) with ``path=value`` overrides
+    applied and validated; errors name the field. A SystemSpec with the same overrides again gives
+    the same object back, so what was cached for it (chip model, op costs) applies."""
+    overrides = tuple(overrides)
+    if not isinstance(system, SystemSpec):
+        return load_system(system, overrides)
+    if not overrides:
+        return system
+    per = _OVERRIDDEN.get((system,), dict)
+    hit = per.get(overrides)
+    if hit is None:
+        from .configio import apply_overrides, validate
+
+        origin = f"system {system.name!r} (with --set {', '.join(overrides)})"
+        if len(per) >= 64:
+            per.clear()
+        hit = per[overrides] = validate(SystemSpec, apply_overrides(system.model_dump(), overrides), origin)
+    return hit
 
 
 _REALIZED = IdentityCache(32)
@@ -220,7 +244,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     from .workload.parallel import ParallelPlan
     from .workload.train import build_train
 
-    spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
+    spec = system_with(system, overrides)
     st = _stack(spec, stack, mode)
     cal_kind = calibration_kind(spec, st)
     preset, spec = spec, realize(spec, st)

@@ -233,16 +233,14 @@ def _run_produce(system, model, batch, seq_len, plan_fields, qat, teacher, teach
 
 def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attention, overrides, as_json, out, top,
                compression=None, mode="realistic", stack=None, outputs=None):
-    from ..api import evaluate_train
-    from ..arch.presets import load_system
-    from ..arch.spec import SystemSpec
+    from ..api import evaluate_train, system_with
     from ..errors import WorkloadError
     from ..workload.parallel import ParallelPlan
 
     from ..stack.presets import resolve
     from ..stack.realize import plan_defaults
 
-    spec = system if isinstance(system, SystemSpec) else load_system(system, overrides)
+    spec = system_with(system, overrides)
     if spec.chip.tp_ranks > 1:
         plan_fields["cores_per_chip"] = spec.chip.tp_ranks  # Neuron: --tp counts NeuronCores
     given = {k: v for k, v in plan_fields.items() if v is not None}  # the rest: what the framework runs
