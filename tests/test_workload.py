@@ -427,3 +427,18 @@ def test_decode_cost_monotone_in_context(batch, ctx, extra):
     assert b.flops() > a.flops() and b.bytes() > a.bytes()
     assert b.meta.kv_cache_bytes_per_chip > a.meta.kv_cache_bytes_per_chip
     assert all(isinstance(o, MatMul) == (o.kind == "matmul") for o in a.ops())
+
+
+def test_a_prebuilt_graph_refuses_arguments_it_would_ignore():
+    """A WorkloadGraph carries its own shape: evaluate() refuses a batch, a length or a dtype
+    given beside it (they were silently ignored) and accepts the graph's own phase."""
+    from accelsim.api import evaluate
+
+    g = build(load_model("tiny"), "prefill", batch=2, seq_len=64)
+    t = evaluate("h100-sxm-80gb", g).summary["latency_s"]
+    assert evaluate("h100-sxm-80gb", g, phase="prefill").summary["latency_s"] == t
+    for kw in ({"batch": 8}, {"seq_len": 128}, {"context_len": 10}, {"tp": 2}, {"dtype": "fp8"},
+               {"compression": "w4a16-g128"}, {"phase": "decode", "batch": 3}):
+        with pytest.raises(WorkloadError, match="prebuilt WorkloadGraph") as e:
+            evaluate("h100-sxm-80gb", g, **kw)
+        assert all(f"{k}=" in str(e.value) for k in kw if k != "phase")

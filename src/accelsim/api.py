@@ -56,6 +56,15 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
 
         spec = system_for(spec, -(-tp // spec.chips_per_node) * spec.chips_per_node)
     if isinstance(model, WorkloadGraph):
+        args = (("phase", phase, "decode"), ("batch", batch, 1), ("seq_len", seq_len, None),
+                ("context_len", context_len, None), ("tp", tp, 1), ("dtype", dtype, "bf16"),
+                ("attention", attention, "flash"), ("compression", compression, None))
+        given = ", ".join(f"{k}={v!r}" for k, v, default in args
+                          if v != default and not (k == "phase" and v == model.meta.phase))
+        if given:
+            raise WorkloadError(f"model is a prebuilt WorkloadGraph, which carries its own phase, batch, lengths, "
+                                f"tp, dtype, attention and compression; {given} would be ignored: build the graph "
+                                f"with them (accelsim.workload.build) or pass the model instead")
         graph = model
     else:
         if phase not in PHASES:
