@@ -72,6 +72,9 @@ def test_mode_resolution():
     assert resolve(None, "") is None
     with pytest.raises(ConfigError, match="mode"):
         resolve(None, "cuda-eager", "optimistic")
+    # a stack in ideal mode is refused, as the CLI refuses --ideal with --stack (it was dropped silently)
+    with pytest.raises(ConfigError, match="'vllm' given in ideal mode"):
+        resolve("vllm", "cuda-eager", "ideal")
 
 
 def test_ring_allreduce_closed_form_with_latency_floor_and_protocols():

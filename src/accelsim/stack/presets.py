@@ -66,6 +66,10 @@ def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | N
     if mode not in ("realistic", "ideal"):
         raise ConfigError(f"mode must be 'realistic' or 'ideal', got {mode!r}")
     if mode == "ideal":
+        if stack not in (None, ""):
+            name = stack.name if isinstance(stack, Stack) else stack
+            raise ConfigError(f"stack {name!r} given in ideal mode, which has no software stack (peak rates, no "
+                              f"software costs): pass mode='realistic' to run under it, or no stack")
         return None
     chosen = stack if stack not in (None, "") else default
     return load_stack(for_platform(chosen, default)) if chosen else None
