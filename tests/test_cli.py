@@ -116,3 +116,24 @@ def test_capacity_message_names_the_fix():
     assert out["fits_in_hbm"] is False and out["warnings"]
     # llama-3-70b bf16 weights alone are 141.1e9 B > 96 GiB (103.1e9 B)
     assert out["weight_bytes_per_chip"] == pytest.approx(2 * 70_553_706_496, rel=0.01)
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--phase", "decode", "--microbatch", "4"), "apply to --phase train"),
+    (("--phase", "decode", "--microbatch", "1"), "apply to --phase train"),  # given, even at its default
+    (("--phase", "prefill", "--schedule", "gpipe"), "apply to --phase train"),
+    (("--phase", "decode", "--pp", "2"), "apply to --phase train"),
+    (("--phase", "decode", "--seq", "100"), "a decode step reads --context"),
+    (("--phase", "train", "--batch", "8", "--context", "5"), "a training step reads --seq"),
+])
+def test_run_refuses_options_its_phase_would_ignore(args, says):
+    """An option the phase does not read is a usage error naming it, not silently dropped."""
+    r = CliRunner().invoke(main, ["run", "dgx-h100", "tiny", *args])
+    assert r.exit_code == 2 and says in r.output, r.output
+
+
+def test_run_takes_the_options_its_phase_reads():
+    for args in (("--phase", "prefill", "--seq", "100", "--context", "50"), ("--phase", "decode", "--context", "9"),
+                 ("--phase", "train", "--batch", "8", "--seq", "64", "--microbatch", "2", "--schedule", "gpipe")):
+        r = CliRunner().invoke(main, ["run", "dgx-h100", "tiny", *args])
+        assert r.exit_code == 0, r.output

@@ -114,14 +114,21 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
                             microbatch=microbatch, zero=zero, recompute=recompute, selective=selective,
                             schedule=schedule, vpp=vpp), qat, teacher, teacher_system, tokens, stack_name, as_json,
                             distill_targets, prune_recipe)
+    if phase == "train" and context_len is not None:
+        raise click.UsageError("--context is a decode step's cached tokens; a training step reads --seq")
     if phase == "train":
         return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
                           microbatch=microbatch, zero=zero, recompute=recompute, selective=selective,
                           schedule=schedule, vpp=vpp), chips, dtype,
                           attention, overrides, as_json, out, top, compression, mode, stack_name, outputs)
-    if any(v != 1 for v in (pp, dp, ep, cp, vpp)) or zero or chips or sp or recompute or selective:
-        raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--sp/--zero/--recompute/--selective/--chips apply to "
-                               "--phase train")
+    given = click.get_current_context().get_parameter_source
+    if (any(v != 1 for v in (pp, dp, ep, cp, vpp)) or zero or chips or sp or recompute or selective
+            or any(given(p) == click.core.ParameterSource.COMMANDLINE for p in ("microbatch", "schedule"))):
+        raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--sp/--zero/--recompute/--selective/--chips/--microbatch/"
+                               "--schedule apply to --phase train")
+    if phase == "decode" and seq_len is not None:
+        raise click.UsageError("--seq is a prefill's prompt length; a decode step reads --context (tokens already "
+                               "cached)")
     res = evaluate(system, model, phase=phase, batch=batch, seq_len=seq_len, context_len=context_len,
                    tp=tp, dtype=dtype, attention=attention, overrides=overrides, fidelity=fidelity,
                    compression=compression, mode=mode, stack=stack_name)
