@@ -84,3 +84,14 @@ def test_inference_tp_beyond_one_node_scales_out():
 
     s = evaluate("dgx-h100", "llama-3-70b", phase="decode", batch=8, tp=16).summary
     assert s["system"] != "dgx-h100" and s["tp"] == 16
+
+
+def test_a_plan_and_plan_fields_together_are_refused():
+    """evaluate_train(plan=..., dp=4) ran the plan and dropped dp silently."""
+    from accelsim.api import evaluate_train
+    from accelsim.errors import WorkloadError
+    from accelsim.workload.parallel import ParallelPlan
+
+    with pytest.raises(WorkloadError, match="dp would be ignored"):
+        evaluate_train("dgx-h100", "tiny", 8, 64, plan=ParallelPlan(tp=2), dp=4)
+    assert evaluate_train("dgx-h100", "tiny", 8, 64, plan=ParallelPlan(tp=2, dp=4)).summary["chips"] == 8

@@ -262,6 +262,9 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
 
     if plan is None:
         plan = ParallelPlan(**{**plan_defaults(st), **plan_fields})
+    elif plan_fields:
+        raise WorkloadError(f"give a ParallelPlan or its fields, not both: {', '.join(sorted(plan_fields))} "
+                            f"would be ignored beside plan= (ParallelPlan.model_copy(update=...) edits a plan)")
     if fp8_scope is None:
         fp8_scope = scope_of(st)
     step = build_train(cfg, global_batch, seq_len, plan, dtype=dtype, attention=attention, compression=compression,
