@@ -410,6 +410,11 @@ def test_cli_sweep_prints_and_errors(tmp_path):
     assert r.exit_code == 2 and "error:" in r.output and "sampling" in r.output
     r = CliRunner().invoke(main, ["sweep", str(SWEEPS / "tiny.yaml"), "--resume"])
     assert r.exit_code == 2 and "--resume needs" in r.output
+    r = CliRunner().invoke(main, ["sweep", str(SWEEPS / "tiny.yaml"), "--overwrite"])
+    assert r.exit_code == 2 and "--overwrite needs" in r.output
+    for flag in ("resume", "overwrite"):  # the API refuses them without out= too (they were dropped silently)
+        with pytest.raises(ConfigError, match=f"{flag}=True needs out="):
+            sweep(SWEEPS / "tiny.yaml", progress=False, **{flag: True})
     r = CliRunner().invoke(main, ["sweep", str(SWEEPS / "tiny.yaml"), "--rank", "speed"])
     assert r.exit_code == 2 and "not a result column" in r.output
 

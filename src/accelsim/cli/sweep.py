@@ -64,8 +64,8 @@ def sweep_command(spec, out, workers, dask_address, resume, overwrite, fidelity,
     from ..sweep.runner import METRICS, sweep
     from ..sweep.space import DesignSpace
 
-    if resume and not out:
-        raise click.UsageError("--resume needs -o/--out")
+    if (resume or overwrite) and not out:
+        raise click.UsageError(f"{'--resume' if resume else '--overwrite'} needs -o/--out")
     if ideal and stack_name:
         raise click.UsageError("--ideal and --stack exclude each other")
     col, ascending = _rank(rank)

@@ -411,6 +411,8 @@ def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", 
         raise ConfigError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
     if out is not None:
         require_pyarrow()
+    elif resume or overwrite:
+        raise ConfigError(f"{'resume' if resume else 'overwrite'}=True needs out= (the parquet file it refers to)")
     ctx = context(space, fidelity, mode, stack)
     points = space.points()
     by_hash = {p.hash: p for p in points}
