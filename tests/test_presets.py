@@ -452,3 +452,53 @@ def test_overrides_apply_to_a_system_object_too():
     assert t == evaluate_train("h100-sxm-80gb", "tiny", 8, 256, overrides=slow).summary["step_time_s"]
     with pytest.raises(ConfigError, match="chip.hbm.bandwidth_Bps"):
         system_with(spec, ["chip.hbm.bandwidth_Bps=-1 TB/s"])
+
+
+def _leaves(d, prefix=""):
+    for k, v in d.items():
+        if k == "sources":
+            continue
+        p = f"{prefix}{k}"
+        if isinstance(v, dict):
+            yield from _leaves(v, p + ".")
+        else:
+            yield p, v
+
+
+@pytest.mark.parametrize("name", ["dgx-h100", "trn2-48xl", "tpu-v5e-256", "mi300x", "edge-npu"])
+def test_overrides_on_a_cached_preset_give_the_system_a_fresh_load_gives(name):
+    """load_system(name, overrides) edits the cached preset (only the models along the changed
+    paths validated again); it must give the system validating the preset's mapping with the
+    overrides gives, and refuse what that refuses with the same message: every numeric field
+    x1.5 and x-1, a few structural edits and typos."""
+    from accelsim.arch.spec import SystemSpec
+    from accelsim.configio import apply_overrides, validate
+    from accelsim.errors import ConfigError
+
+    raw, origin = load_raw(name)
+    parsed = load_system(name).model_dump()
+    edits = []
+    for path, _ in _leaves(raw):  # the preset's own fields, as numbers once parsed ("3.35 TB/s" too)
+        v = parsed
+        for k in path.split("."):
+            v = v.get(k) if isinstance(v, dict) else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            edits += [[f"{path}={v * 1.5!r}"], [f"{path}={-v!r}"]]
+    assert len(edits) >= 40
+    import copy
+
+    before = copy.deepcopy(raw)
+    edits += [["chip.hbm.bandwidth_Bps=1 TB/s", "chip.core.sram.capacity_bytes=8 MiB"],
+              ["chip.core.tensor.dataflow=os"], ["chip.core.tensr.rows=4"], ["num_chips=3"],
+              ["chip.calibration.tensor_efficiency=0.5"], ["chip.hbm=7"], ["chip.hbm.bandwidth_Bps=fast"]]
+    for ov in edits:
+        try:
+            want = validate(SystemSpec, apply_overrides(raw, ov), f"{origin} (with --set {', '.join(ov)})")
+        except ConfigError as e:
+            with pytest.raises(ConfigError) as got:
+                load_system(name, ov)
+            assert str(got.value) == str(e), ov
+        else:
+            assert load_system(name, ov).model_dump() == want.model_dump(), ov
+    # overrides copy the mappings along their paths and share the rest: the input is never changed
+    assert raw == before and load_system(name).model_dump() == parsed

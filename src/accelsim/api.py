@@ -121,12 +121,12 @@ def system_with(system: str | Path | SystemSpec, overrides: Iterable[str] = ()) 
     per = _OVERRIDDEN.get((system,), dict)
     hit = per.get(overrides)
     if hit is None:
-        from .configio import apply_overrides, validate
+        from .arch.presets import with_overrides
 
-        origin = f"system {system.name!r} (with --set {', '.join(overrides)})"
         if len(per) >= 64:
             per.clear()
-        hit = per[overrides] = validate(SystemSpec, apply_overrides(system.model_dump(), overrides), origin)
+        hit = per[overrides] = with_overrides(system, overrides, f"system {system.name!r} (with --set "
+                                                                  f"{', '.join(overrides)})")
     return hit
 
 

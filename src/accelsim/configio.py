@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import difflib
 import re
 import os
@@ -243,8 +242,10 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], origin: str 
     """Apply ``path=value`` overrides (value parsed as YAML: numbers, strings, lists) to a copy.
 
     The path must name an existing mapping key chain except for the last key, which may be new
-    (validation then rejects it if the schema does not know it)."""
-    out = copy.deepcopy(data)
+    (validation then rejects it if the schema does not know it). Only the mappings along each
+    path are copied; the rest is shared with ``data`` (validation never mutates its input, and
+    ``revalidate`` then validates only the changed mappings)."""
+    out = dict(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"{origin} {item!r}: expected path=value, e.g. chip.hbm.bandwidth_Bps='3 TB/s'")
@@ -267,6 +268,8 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], origin: str 
                     nxt = node[k] = {}
                 else:
                     raise ConfigError(f"{origin} {path}: {'.'.join(keys[: i + 1])} is not a mapping")
+            else:
+                nxt = node[k] = dict(nxt)  # copied along the path (an earlier override may have copied it already)
             node = nxt
         node[keys[-1]] = value
     return out

@@ -11,7 +11,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..configio import apply_overrides, data_dir, file_stamp, find_preset, load_yaml, mtime_ns, validate, yaml_names
+from ..configio import (apply_overrides, data_dir, file_stamp, find_preset, load_yaml, mtime_ns, revalidate, validate,
+                        yaml_names)
+from ..memo import IdentityCache
 from ..errors import ConfigError
 from .spec import SystemSpec
 
@@ -159,7 +161,8 @@ def load_system(name_or_path: str | Path, overrides: Iterable[str] = (),
     nothing about another. A shipped preset named again (same overrides, no calibration) is the
     same frozen object until one of its files changes (``_SYSTEMS``)."""
     overrides = list(overrides)
-    # a shipped preset named in every call of a notebook loop is read and validated once
+    # a shipped preset named in every call of a notebook loop is read and validated once, and
+    # with overrides edits that object (only the models along the changed paths validated again)
     key = None
     if (calibration is None and isinstance(name_or_path, str) and name_or_path in list_presets()
             and not os.path.exists(name_or_path)):  # a file of that name here is read as a path
@@ -167,6 +170,14 @@ def load_system(name_or_path: str | Path, overrides: Iterable[str] = (),
         hit = _SYSTEMS.get(key)
         if hit is not None and all(file_stamp(p) == t for p, t in hit[1]):
             return hit[0]
+        if overrides:
+            base = load_system(name_or_path)
+            stamps = _SYSTEMS[key[:2] + ((),)][1]  # the base's files
+            spec = with_overrides(base, overrides, f"{preset_path(name_or_path)} (with --set {', '.join(overrides)})")
+            if len(_SYSTEMS) > 128:
+                _SYSTEMS.clear()
+            _SYSTEMS[key] = (spec, stamps)
+            return spec
     data, origin, files = _load_raw(name_or_path)
     if calibration is not None:
         from .calfile import parse
@@ -191,6 +202,25 @@ def load_system(name_or_path: str | Path, overrides: Iterable[str] = (),
         _SYSTEMS[key] = (spec, tuple((p, file_stamp(p)) for p in files + (preset_dir() / PRIORS,)))
     return spec
 
+
+
+_DUMPS = IdentityCache(64)
+"""Each system's ``model_dump()``, the mapping ``with_overrides`` edits (shared, never mutated)."""
+
+
+def with_overrides(spec: SystemSpec, overrides: Iterable[str], origin: str) -> SystemSpec:
+    """``spec`` with ``path=value`` overrides applied: the same system as validating the preset's
+    mapping with them, but only the models along the changed paths are validated again
+    (``configio.revalidate``). A value the models refuse is reported by validating the whole
+    mapping, so the error names the field and ``origin``."""
+    from pydantic import ValidationError
+
+    dump = _DUMPS.get((spec,), spec.model_dump)
+    data = apply_overrides(dump, overrides)
+    try:
+        return revalidate(spec, dump, data)
+    except (ValidationError, ValueError):
+        return validate(SystemSpec, data, origin)
 
 
 def validate_file(path: str | Path) -> SystemSpec:
