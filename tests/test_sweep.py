@@ -526,3 +526,16 @@ def test_heatmap_ticks_in_engineering_units_and_title_says_phase_and_metric():
     assert "2 ms" in [t.get_text() for t in ax.texts]
     fig = pareto_plot(df, "latency_s", "chip.hbm.bandwidth_Bps", senses=("min", "min"))
     assert fig.axes[0].get_xlabel() == "latency (s), lower is better"
+
+
+def test_a_misspelt_system_axis_is_refused_when_the_space_loads():
+    """Every point of a sweep over a misspelt field was invalid (and the run exited 0); the space
+    now refuses the path when it loads, naming the axis and the close match."""
+    base = {"name": "t", "system": "trn2", "workload": {"model": "tiny", "phase": "decode"}}
+    with pytest.raises(ConfigError, match=r"axis 'chip.hbm.bandwith_Bps'.*unknown field.*Did you mean bandwidth_Bps"):
+        DesignSpace.load({**base, "axes": {"chip.hbm.bandwith_Bps": ["1 TB/s", "2 TB/s"]}})
+    with pytest.raises(ConfigError, match=r"bundle axis 'v': chip.core.sram.capacity_bytes is not a mapping"):
+        DesignSpace.load({**base, "axes": {"v": [{"chip.core.sram.capacity_bytes.x": 1}]}})
+    ok = DesignSpace.load({**base, "axes": {"chip.core.tensor.macs_per_cycle.bf16": [1024.0],
+                                            "chip.calibration.tensor_efficiency": [0.5]}})
+    assert len(ok.points()) == 1

@@ -227,6 +227,41 @@ def validation_problems(err: ValidationError) -> list[str]:
     return lines
 
 
+def path_problem(model: type[BaseModel], path: str) -> str | None:
+    """Why dotted ``path`` names no field of ``model`` (None when it does): an unknown key, with
+    the close matches, or a key below a field that is not a mapping. A key below a mapping-typed
+    field (``macs_per_cycle.bf16``) is a mapping key and passes; its value is validated later."""
+    keys = path.split(".")
+    node: Any = model
+    for i, k in enumerate(keys):
+        here = ".".join(keys[:i]) or "(top level)"
+        if not (isinstance(node, type) and issubclass(node, BaseModel)):
+            if typing.get_origin(node) in (dict, typing.Mapping) or node is dict:
+                return None  # the rest is a key of a mapping field
+            return f"{here} is not a mapping"
+        field = node.model_fields.get(k)
+        if field is None:
+            return f"{'.'.join(keys[:i + 1])}: unknown field (misspelt?){suggest(k, node.model_fields)}"
+        node = _unwrap(field.annotation)
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model or mapping type a field holds (``X | None``, ``Optional[X]``, ``Annotated[X,
+    ...]`` unwrapped to ``X``); anything else as it is."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
 def validate(model: type[BaseModel], data: dict[str, Any], origin: str,
              error: type[AccelsimError] = ConfigError) -> Any:
     """Validate ``data`` as ``model``; every problem is reported with its path and ``origin``."""

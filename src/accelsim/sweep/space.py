@@ -30,7 +30,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from ..arch.presets import load_raw
 from ..arch.spec import SystemSpec
-from ..configio import StrictModel, load_yaml, validate
+from ..configio import StrictModel, load_yaml, path_problem, validate
 from ..errors import ConfigError
 from ..units import parse
 from ..workload.parallel import RecomputeScope, Selective
@@ -314,6 +314,7 @@ class DesignSpace(BaseModel):
             if name.startswith(WORKLOAD_PREFIX) and name[len(WORKLOAD_PREFIX):] not in WorkloadSpec.model_fields:
                 known = ", ".join(WorkloadSpec.model_fields)
                 raise ValueError(f"axis {name!r}: unknown workload field; known: {known}")
+            _check_system_path(f"axis {name!r}", name)
             return [name]
         if isinstance(values, Range) or not all(isinstance(v, dict) for v in values):
             raise ValueError(f"axis {name!r} is not a path into the system ({', '.join(SYSTEM_ROOTS)}) or "
@@ -325,6 +326,7 @@ class DesignSpace(BaseModel):
                     continue
                 if not self.is_path(p):
                     raise ValueError(f"bundle axis {name!r}: {p!r} is not a path into the system or workload.*")
+                _check_system_path(f"bundle axis {name!r}", p)
                 if p not in paths:
                     paths.append(p)
         return paths
@@ -487,6 +489,15 @@ def point_hash(context: str | dict[str, Any], overrides: dict[str, Any]) -> str:
     across runs, machines, processes and axis order."""
     ctx = context if isinstance(context, str) else canonical_json(context)
     return hashlib.sha256(f"{ctx}|{canonical_json(overrides)}".encode()).hexdigest()[:32]
+
+
+def _check_system_path(what: str, path: str) -> None:
+    """Refuse a system path that names no field of the system schema (a misspelt axis would
+    otherwise make every point of the sweep invalid)."""
+    if not path.startswith(WORKLOAD_PREFIX):
+        problem = path_problem(SystemSpec, path)
+        if problem:
+            raise ValueError(f"{what}: {problem}")
 
 
 # --- building a point's system dict ----------------------------------------------------------
