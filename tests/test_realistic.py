@@ -214,3 +214,69 @@ def test_a_warm_row_informs_the_shared_level_only_when_its_footprint_fits():
     assert "sram_efficiency" not in big.chips["a100-sxm4-80gb"]
     small = fit_hardware(cold + [row(9, 2**20, "warm")], holdout=False)  # 8 MiB: inside half the L2
     assert "sram_efficiency" in small.chips["a100-sxm4-80gb"]
+
+
+def _shipped_fit(chip_changes=None, launch_changes=None):
+    """A HardwareFit holding exactly the shipped priors and kernel costs (each chip's whole
+    achievable block as its own fields), with the given changes (chip -> {field: value}, stack ->
+    kernel launch seconds)."""
+    from accelsim.correlate.priors import HardwareFit, _flat
+    from accelsim.stack.presets import load_kernels, own_runtime
+
+    chips = {c: _flat(e["achievable"]) for c, e in achievable_priors().items() if e.get("achievable")}
+    launch = {st: own_runtime(st)["kernel_launch_s"] for st in ("cuda-native", "cuda-graphs")}
+    for c, upd in (chip_changes or {}).items():
+        chips[c].update(upd)
+    launch.update(launch_changes or {})
+    return HardwareFit(chips, launch, {}, {"aten": load_kernels("aten").reduction_efficiency}, {}, {}, {}, {}), chips
+
+
+def test_drift_lists_exactly_the_shipped_values_a_fit_moves():
+    from accelsim.correlate.priors import drift
+
+    fit, chips = _shipped_fit()
+    assert drift(fit, chips) == []
+    fit, chips = _shipped_fit({"h100-sxm5-80gb": {"hbm_efficiency": 0.9}}, {"cuda-native": 6.1e-6})
+    shipped = achievable_priors()["h100-sxm5-80gb"]["achievable"]["hbm_efficiency"]
+    want = [("h100-sxm5-80gb", "hbm_efficiency", shipped, 0.9)]
+    got = drift(fit, chips)
+    assert got[0] == want[0] and len(got) == 2
+    assert got[1][:2] == ("cuda-native", "runtime.kernel_launch_s") and got[1][3] == 6.1e-6
+    assert drift(fit, chips, tolerance=1.0) == []  # within 100 %: nothing
+
+
+def test_priors_check_exits_1_on_drift_and_0_without(monkeypatch):
+    """``accelsim priors --check`` fails when a fit of the rows would move a shipped prior."""
+    import accelsim.correlate.priors as pr
+
+    root = Path(__file__).resolve().parents[1]
+    small = str(root / "workloads" / "measurements" / "parts" / "nvidia_accelsim_h200.csv")
+    r = CliRunner().invoke(main, ["priors", small, "--no-collectives", "--no-holdout", "--check"])
+    assert r.exit_code == 1 and "shipped values that differ from this fit" in r.output
+    monkeypatch.setattr(pr, "drift", lambda *a, **k: [])
+    r = CliRunner().invoke(main, ["priors", small, "--no-collectives", "--no-holdout", "--check"])
+    assert r.exit_code == 0 and "are this fit's" in r.output
+    r = CliRunner().invoke(main, ["priors", small, "--check", "--write"])
+    assert r.exit_code == 2 and "--check" in r.output
+
+
+def test_a_die_owner_measured_only_through_another_chip_on_it_is_fitted():
+    """The H200's tensor fields are the H100 die's (``same_die``): rows made on an H200 alone at
+    tensor 0.75 fit the die owner's field back to 0.75 (it was left at the fit's starting point,
+    0.7, when the owner had no rows of its own, and the identification test then failed on an
+    empty row set)."""
+    truth = with_cal(load_system("h200-sxm-141gb"), tensor_efficiency=0.75, hbm_efficiency=0.8,
+                     launch_overhead_s=5e-6)
+    cm = ChipModel(truth)
+    rows = []
+    for i, n in enumerate((2048, 4096, 8192)):
+        t = op_cost(cm, MatMul(m=n, n=n, k=n, dtype_a="bf16", dtype_b="bf16", dtype_out="bf16", b_shared=True)).time_s
+        rows.append(MeasurementRow(id=f"g{i}", kind="gemm", system="h200-sxm-141gb", m=n, n=n, k=n, dtype="bf16",
+                                   stack="cuda-native", measured_time_s=t))
+    for i, e in enumerate((2**20, 2**24, 2**28)):
+        t = op_cost(cm, Elementwise(fn="copy", elements=e, dtype="fp32")).time_s
+        rows.append(MeasurementRow(id=f"c{i}", kind="copy", system="h200-sxm-141gb", elements=e, dtype="fp32",
+                                   stack="cuda-native", measured_time_s=t))
+    fit = fit_hardware(rows, holdout=False)
+    assert fit.chips["h100-sxm5-80gb"]["tensor_efficiency"] == pytest.approx(0.75, rel=0.03)
+    assert fit.chips["h200-sxm-141gb"]["hbm_efficiency"] == pytest.approx(0.8, rel=0.03)

@@ -20,9 +20,14 @@ from .util import friendly
 @click.option("--field", "fields", multiple=True,
               help="Fit only this collective-library field (repeatable, e.g. p2p_op_host_s); the others keep their values.")
 @click.option("--write", is_flag=True, help="Write the fitted values (and their sources) into the stack files.")
+@click.option("--check", is_flag=True,
+              help="Exit 1 when a shipped hardware prior or kernel cost differs from the fit by more than --tolerance "
+                   "(the shipped files are not what a fit of these rows gives).")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=1e-3, show_default=True,
+              help="Relative difference --check allows between a shipped value and the fitted one.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @friendly
-def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collectives):
+def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collectives, check, tolerance):
     """Fit each collective library (NCCL, RCCL, Neuron, ...) to the published collective rows of
     FILES (default: workloads/measurements/parts/*.csv) and report in-sample and
     leave-one-source-out error; --write stores the values in stacks/*.yaml."""
@@ -38,6 +43,9 @@ def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collecti
             raise MeasurementError(f"no FILES given and no {parts}/*.csv here (run from the repository)")
     if fields and not collectives:
         raise click.UsageError("--field names a collective-library field: it needs --collectives")
+    if check and (write or not hardware):
+        raise click.UsageError("--check compares the shipped hardware priors with a fit: it needs --hardware and "
+                               "no --write")
     fits = derive(list(files), stacks or None, holdout=not no_holdout, only=fields) if collectives else []
     corpus = str(Path(files[0]).parent) if len({str(Path(f).parent) for f in files}) == 1 else "the given files"
     hw = None
@@ -51,6 +59,9 @@ def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collecti
         # chips of presets that name a stack (an illustrative chip with no stack gets no priors)
         chips = sorted({raw["chip"]["name"] for p in list_presets() for raw in [load_raw(p)[0]] if raw.get("stack")})
         table = priors_table(hw, chips)
+        from ..correlate.priors import drift
+
+        drifted = drift(hw, chips, tolerance) if not write else []
     written = []
     if write:  # the libraries first: a program stack's per-call cost is fitted on top of its library
         for f in fits:
@@ -76,7 +87,11 @@ def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collecti
                                "hardware": table if hw is not None else None,
                                "kernel_launch_s": hw.launch if hw is not None else None,
                                "tensor_launch_s": hw.tensor_launch if hw is not None else None,
-                               "alone_kernel_s": hw.alone if hw is not None else None}, indent=2))
+                               "alone_kernel_s": hw.alone if hw is not None else None,
+                               "drift": ([{"where": w, "field": f, "shipped": a if a == a else None,
+                                           "fitted": b if b == b else None} for w, f, a, b in drifted]
+                                         if hw is not None else None)}, indent=2))
+        _exit_on_drift(check, hw, drifted)
         return
     if hw is not None:
         click.echo("achievable priors (fitted on the chip's own rows; the rest from its nearest sibling):")
@@ -98,6 +113,14 @@ def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collecti
         if hw.kernels:
             click.echo("reductions (softmax, norms) per kernel library, fraction of the copy rate: "
                        + ", ".join(f"{k} {v:.3f}" for k, v in hw.kernels.items()))
+        if drifted:
+            click.echo(f"shipped values that differ from this fit by more than {100 * tolerance:g} % "
+                       f"(accelsim priors --write would replace them):")
+            for w, f, a, b in drifted:
+                rel = f" ({100 * (b / a - 1):+.1f} %)" if a and a == a and b == b else ""
+                click.echo(f"  {w:<22}{f:<30}shipped {a:.4g}, fit {b:.4g}{rel}")
+        elif not write:
+            click.echo(f"the shipped hardware priors and kernel costs are this fit's (within {100 * tolerance:g} %)")
     for f in fits:
         loso = "n/a" if f.loso_mape is None else f"{100 * f.loso_mape:.1f}%"
         click.echo(f"{f.stack}: {f.rows} rows from {len(f.sources)} sources, MAPE {100 * f.mape:.1f}% "
@@ -111,3 +134,10 @@ def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collecti
                    f"{100 * after:.1f}%)")
     if written:
         click.echo("wrote " + ", ".join(str(p) for p in written))
+    _exit_on_drift(check, hw, drifted if hw is not None else [])
+
+
+def _exit_on_drift(check: bool, hw, drifted: list) -> None:
+    """``--check``: exit 1 when the shipped priors are not the fit's."""
+    if check and hw is not None and drifted:
+        raise SystemExit(1)

@@ -281,13 +281,18 @@ def _identified(data: "_KernelRows", chips: dict[str, dict[str, float]], soft: d
     it from its sibling like a field it has no rows for. Test: 10 % less of the field moves no
     row's log error by 1e-4."""
     base = data.log_errors(chips, soft, list(range(len(data.chip))))
+    dies = same_die()
     out = {}
     for c, fs in chips.items():
-        idx = [i for i, ch in enumerate(data.chip) if ch == c]
+        # its rows, and those of the chips on its die (a die owner measured only through another
+        # chip on it, as the H100 through H200 rows, holds the tensor fields those rows fit)
+        idx = [i for i, ch in enumerate(data.chip) if ch == c or dies.get(ch) == c]
         keep = {}
         for f, v in fs.items():
             trial = {**chips, c: {**fs, f: v * 0.9}}
-            if np.abs(data.log_errors(trial, soft, idx) - base[idx]).max() >= 1e-4:
+            if f in TENSOR_FIELDS:  # the die's field moves on every chip of the die
+                trial.update({ch: {**chips[ch], f: v * 0.9} for ch in chips if dies.get(ch) == c and f in chips[ch]})
+            if idx and np.abs(data.log_errors(trial, soft, idx) - base[idx]).max() >= 1e-4:
                 keep[f] = v
         out[c] = keep
     return out
@@ -318,8 +323,8 @@ def _groups(names, rows, data) -> list[dict]:
         if a != b:
             parent[max(a, b)] = min(a, b)
 
-    for c, die in same_die().items():  # a shared die's fields tie the two chips' rows
-        if c in data.chip and die in data.chip:
+    for c, die in same_die().items():  # a shared die's fields (held by its owner) tie the two chips' rows
+        if c in data.chip:
             union("chip:" + c, "chip:" + die)
     for i in range(len(rows)):
         union("chip:" + data.chip[i], "stack:" + (data.stack[i] or ""))
@@ -385,6 +390,48 @@ def priors_table(fit: HardwareFit, all_chips: Iterable[str]) -> dict[str, dict]:
     return out
 
 
+def _flat(block: dict) -> dict[str, float]:
+    """An achievable block with ``tensor_dtype_efficiency`` spelled out per dtype."""
+    out = {k: float(v) for k, v in block.items() if k != "tensor_dtype_efficiency"}
+    out.update({f"tensor_dtype_efficiency.{d}": float(v) for d, v in (block.get("tensor_dtype_efficiency") or {}).items()})
+    return out
+
+
+def drift(fit: HardwareFit, preset_chips: Iterable[str], tolerance: float = 1e-3) -> list[tuple[str, str, float, float]]:
+    """Where the shipped priors differ from ``fit`` by more than ``tolerance`` (relative):
+    ``(chip, stack or kernel library, field, shipped, fitted)`` as ``(where, field, shipped,
+    fitted)``; a shipped value with no fitted one (or the reverse) counts as ``nan``. The shipped
+    ones are ``arch_configs/priors/achievable.yaml`` and the fitted fields of the stack and
+    kernel-library files (what ``write_hardware`` writes); rounding on writing stays inside the
+    default tolerance."""
+    from ..arch.presets import achievable_priors
+    from ..stack.presets import load_kernels, own_runtime
+
+    def differs(a: float, b: float) -> bool:
+        return not (math.isfinite(a) and math.isfinite(b)) or abs(a - b) > tolerance * max(abs(a), abs(b), 1e-12)
+
+    out = []
+    shipped = achievable_priors()
+    for chip, entry in priors_table(fit, preset_chips).items():
+        new = _flat(entry["achievable"])
+        old = _flat((shipped.get(chip) or {}).get("achievable") or {})
+        for f in sorted(new.keys() | old.keys()):
+            a, b = old.get(f, math.nan), new.get(f, math.nan)
+            if differs(a, b):
+                out.append((chip, f, a, b))
+    for field, fitted in (("runtime.kernel_launch_s", fit.launch), ("runtime.tensor_launch_s", fit.tensor_launch),
+                          ("runtime.alone_kernel_s", fit.alone)):
+        for st, b in sorted(fitted.items()):
+            a = float(own_runtime(st).get(field.split(".", 1)[1], math.nan))
+            if differs(a, b) and not (a == 0.0 and b < 1e-9):  # a bound written as 0
+                out.append((st, field, a, b))
+    for lib, b in sorted(fit.kernels.items()):
+        a = float(load_kernels(lib).reduction_efficiency)
+        if differs(a, b):
+            out.append((lib, "reduction_efficiency", a, b))
+    return out
+
+
 def write_hardware(fit: HardwareFit, corpus: str, preset_chips: Iterable[str]) -> list[Path]:
     """Write arch_configs/priors/achievable.yaml and each fitted stack's ``runtime.kernel_launch_s``."""
     import yaml
@@ -443,5 +490,6 @@ def write_kernel_launch(stack: str, value: float, source: str, field: str = "ker
     return rewrite_stack(stack, update)
 
 
-__all__ = ["FRACTION_MIN", "LATENCY_MAX_S", "HardwareFit", "fit_hardware", "mean_ape", "priors_table", "write_hardware",
+__all__ = ["FRACTION_MIN", "LATENCY_MAX_S", "HardwareFit", "drift", "fit_hardware", "mean_ape", "priors_table",
+           "write_hardware",
            "write_kernel_launch", "SIBLINGS"]
