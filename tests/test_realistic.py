@@ -280,3 +280,17 @@ def test_a_die_owner_measured_only_through_another_chip_on_it_is_fitted():
     fit = fit_hardware(rows, holdout=False)
     assert fit.chips["h100-sxm5-80gb"]["tensor_efficiency"] == pytest.approx(0.75, rel=0.03)
     assert fit.chips["h200-sxm-141gb"]["hbm_efficiency"] == pytest.approx(0.8, rel=0.03)
+
+
+def test_priors_refuse_a_corpus_without_kernel_rows(tmp_path):
+    """With no kernel row the hardware fit has nothing to fit: it is refused (an empty fit reported
+    the shipped priors as its own, and --write would have emptied the priors file)."""
+    root = Path(__file__).resolve().parents[1]
+    src = root / "workloads" / "measurements" / "parts" / "nvidia_accelsim_h200.csv"
+    empty = tmp_path / "empty.csv"
+    empty.write_text(src.read_text().splitlines()[0] + "\n")
+    for extra in ([], ["--write"], ["--check"]):
+        r = CliRunner().invoke(main, ["priors", str(empty), "--no-collectives", *extra])
+        assert r.exit_code == 2 and "no kernel rows" in r.output and "Traceback" not in r.output, r.output
+    r = CliRunner().invoke(main, ["priors", str(empty), "--no-hardware"])
+    assert r.exit_code == 0 and "no collective library fitted" in r.output

@@ -55,7 +55,10 @@ def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collecti
         from ..correlate.schema import load_measurements, rows_of
 
         # the leave-one-chip-out errors take seconds and the printed error bands read them: always
-        hw = fit_hardware(rows_of(load_measurements(list(files))), holdout=True)
+        try:
+            hw = fit_hardware(rows_of(load_measurements(list(files))), holdout=True)
+        except MeasurementError as e:
+            raise MeasurementError(f"{e}; --no-hardware fits the collective libraries alone") from None
         # chips of presets that name a stack (an illustrative chip with no stack gets no priors)
         chips = sorted({raw["chip"]["name"] for p in list_presets() for raw in [load_raw(p)[0]] if raw.get("stack")})
         table = priors_table(hw, chips)
@@ -121,6 +124,9 @@ def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collecti
                 click.echo(f"  {w:<22}{f:<30}shipped {a:.4g}, fit {b:.4g}{rel}")
         elif not write:
             click.echo(f"the shipped hardware priors and kernel costs are this fit's (within {100 * tolerance:g} %)")
+    if collectives and not fits:
+        click.echo("no collective rows a library is fitted on in FILES (each library fits the rows measured under its "
+                   "own stack): no collective library fitted")
     for f in fits:
         loso = "n/a" if f.loso_mape is None else f"{100 * f.loso_mape:.1f}%"
         click.echo(f"{f.stack}: {f.rows} rows from {len(f.sources)} sources, MAPE {100 * f.mape:.1f}% "

@@ -186,6 +186,11 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
     # rates come from one-kernel rows
     rows = sorted((r for r in rows if r.kind in HARDWARE_KINDS and "one neuroncore" not in (r.notes or "").lower()
                    and r.op != "composite"), key=lambda r: r.id)
+    if not rows:
+        from ..errors import MeasurementError
+
+        raise MeasurementError(f"no kernel rows ({', '.join(sorted(HARDWARE_KINDS))}) to fit the chips' achievable "
+                               f"fractions on (a kernel measured on one NeuronCore or a composite row does not count)")
     data = _KernelRows(rows)
     fields = _hw_fields(rows, data.chip, [_cached(data, i) for i in range(len(rows))])
     dies = same_die()
@@ -412,8 +417,9 @@ def drift(fit: HardwareFit, preset_chips: Iterable[str], tolerance: float = 1e-3
 
     out = []
     shipped = achievable_priors()
-    for chip, entry in priors_table(fit, preset_chips).items():
-        new = _flat(entry["achievable"])
+    table = priors_table(fit, preset_chips)
+    for chip in sorted(set(table) | {c for c in preset_chips if (shipped.get(c) or {}).get("achievable")}):
+        new = _flat(table.get(chip, {}).get("achievable") or {})
         old = _flat((shipped.get(chip) or {}).get("achievable") or {})
         for f in sorted(new.keys() | old.keys()):
             a, b = old.get(f, math.nan), new.get(f, math.nan)
