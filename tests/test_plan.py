@@ -91,3 +91,22 @@ def test_production_cost_beside_each_plan_row():
     assert pd_row["tokens_per_s"] > df.loc["bf16", "tokens_per_s"]
     # the width variant (4.5 B parameters, 32 layers) meets both targets on the evidence
     assert df.loc["Minitron-Width", "status"] == "meets" and "94 B tokens" in df.loc["Minitron-Width", "produce"]
+
+
+def test_a_plan_refuses_what_it_could_only_annotate_row_by_row():
+    """An unknown model or system, a model without evidence and a misspelt target task are refused
+    at once (they filled every row of the table with the same error, or "no evidence")."""
+    import pytest
+
+    from accelsim.errors import AccelsimError
+
+    for kw, says in ((dict(model="nope"), "unknown model 'nope'"),
+                     (dict(systems=["nosys"]), "unknown system preset 'nosys'"),
+                     (dict(model="tiny"), "no accuracy evidence for model 'tiny'"),
+                     (dict(targets={"mmlu_": -1.0}), "target task 'mmlu_' has no row in the evidence")):
+        args = {**dict(model="llama-3-8b", targets={"mmlu": -1.0}, systems=["trn2"]), **kw}
+        with pytest.raises(AccelsimError, match=says):
+            plan(args["model"], args["targets"], args["systems"])
+    r = CliRunner().invoke(main, ["codesign", "plan", "--model", "llama-3-8b", "--target", "mmlu_=-1",
+                                  "--systems", "trn2"])
+    assert r.exit_code != 0 and "Did you mean mmlu" in r.output and "Traceback" not in r.output

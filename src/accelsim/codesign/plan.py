@@ -73,7 +73,20 @@ def candidates(model: str, targets: dict[str, float], evidence: pd.DataFrame | N
                allow_proxy: bool = False) -> pd.DataFrame:
     """One row per (recipe, method) of ``model``'s evidence: its change per target task and
     whether it meets the plan (``status``: meets / misses TASK / no evidence for TASK / proxy)."""
+    from ..configio import suggest
+    from ..errors import WorkloadError
+    from ..workload import load_model
+
+    load_model(model)  # an unknown model is refused here, not once per row of the table
     ev = with_deltas(published() if evidence is None else evidence)
+    if not (ev["model"] == model).any():
+        raise WorkloadError(f"no accuracy evidence for model {model!r}; the evidence covers: "
+                            f"{', '.join(sorted(ev['model'].unique()))}")
+    tasks = set(ev["task"])
+    for t in targets:
+        if t not in tasks:
+            raise WorkloadError(f"target task {t!r} has no row in the evidence (any model).{suggest(t, tasks)} "
+                                f"Its tasks: {', '.join(sorted(tasks))}")
     ev = ev[ev["model"] == model]
     rows = [{"recipe": "bf16", "method": "baseline", "status": "meets", **{t: 0.0 for t in targets}}]
     for (recipe, method), g in ev[~ev["recipe"].isin(["bf16", "fp16"])].groupby(["recipe", "method"], sort=False):
@@ -107,7 +120,12 @@ def plan(model: str, targets: dict[str, float], systems: list, evidence: pd.Data
     from ..api import evaluate
     from ..errors import AccelsimError
 
+    from ..arch.presets import load_system
+
     cands = candidates(model, targets, evidence, allow_proxy)
+    for system in systems:  # an unknown system is refused here, not once per row of the table
+        if isinstance(system, str):
+            load_system(system)
     out = []
     for system in systems:
         made: dict[str, tuple[str, float]] = {}
