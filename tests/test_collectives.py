@@ -436,3 +436,17 @@ def test_a_priority_past_16_bits_keeps_32():
     s = b.build()
     assert all(getattr(s, k).dtype == np.int32 for k in NARROW_COLUMNS)
     assert simulate_schedule(s).makespan_s == pytest.approx(2e-6)
+
+
+def test_a_negative_or_infinite_size_is_refused():
+    """--bytes -5 printed a -0.00488 KiB all-reduce taking 0 s; sizes below zero, NaN or infinite
+    and fewer than one rank are refused (0 bytes is a no-op that costs nothing)."""
+    from accelsim.errors import WorkloadError
+
+    s = load_system("dgx-h100")
+    for n, p in ((-5.0, 8), (float("nan"), 8), (float("inf"), 8), (1024.0, 0)):
+        with pytest.raises(WorkloadError, match="bytes per rank must be|ranks must be"):
+            collective_cost(s, "allreduce", n, p)
+    assert collective_cost(s, "allreduce", 0.0, 8).time_s == 0.0
+    r = CliRunner().invoke(main, ["collective", "allreduce", "--system", "dgx-h100", "--ranks", "8", "--bytes", "-5"])
+    assert r.exit_code != 0 and "bytes per rank must be" in r.output

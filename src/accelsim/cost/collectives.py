@@ -498,6 +498,10 @@ def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks:
     if kind not in KINDS:
         raise WorkloadError(f"unknown collective {kind!r}; known: {', '.join(KINDS)}")
     n, p = float(bytes_per_rank), int(ranks)
+    if not (math.isfinite(n) and n >= 0):
+        raise WorkloadError(f"{kind}: bytes per rank must be a finite number >= 0, got {bytes_per_rank!r}")
+    if p < 1:
+        raise WorkloadError(f"{kind}: ranks must be >= 1, got {ranks!r}")
     if kind == "sendrecv" and p != 2:
         raise WorkloadError(f"sendrecv needs 2 ranks, got {p}")
     from ..limits import check_chips
