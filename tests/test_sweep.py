@@ -539,3 +539,12 @@ def test_a_misspelt_system_axis_is_refused_when_the_space_loads():
     ok = DesignSpace.load({**base, "axes": {"chip.core.tensor.macs_per_cycle.bf16": [1024.0],
                                             "chip.calibration.tensor_efficiency": [0.5]}})
     assert len(ok.points()) == 1
+
+
+def test_a_decode_point_of_zero_cached_tokens_is_invalid_not_the_default():
+    """workload.context_len 0 on a decode point ran as 2048 (0 read as "not given")."""
+    df = sweep({"name": "c", "system": "trn2", "workload": {"model": "tiny", "batch": 2, "phase": "decode"},
+                "axes": {"workload.context_len": [0, 64]}}, progress=False, workers=1)
+    bad = df[df["workload.context_len"] == 0].iloc[0]
+    assert bad["status"] == "invalid" and "context_len >= 1" in bad["error"]
+    assert (df[df["workload.context_len"] == 64]["status"] == "ok").all()

@@ -442,3 +442,17 @@ def test_a_prebuilt_graph_refuses_arguments_it_would_ignore():
         with pytest.raises(WorkloadError, match="prebuilt WorkloadGraph") as e:
             evaluate("h100-sxm-80gb", g, **kw)
         assert all(f"{k}=" in str(e.value) for k in kw if k != "phase")
+
+
+def test_evaluate_refuses_zero_lengths_booleans_and_a_tp_below_one():
+    """A prefill of 0 tokens and a decode of 0 cached tokens ran as the default 2048 (0 read as
+    "not given"); tp 0 or -2 ran as 1 and batch=True as 1. All are refused, naming the argument."""
+    from accelsim.api import evaluate
+
+    for kw, says in ((dict(phase="prefill", seq_len=0), "prefill needs seq_len >= 1"),
+                     (dict(phase="decode", context_len=0), "decode needs context_len >= 1"),
+                     (dict(tp=0), "tp must be positive"), (dict(tp=-2), "tp must be positive"),
+                     (dict(tp=2.0), "tp must be an integer"), (dict(batch=True), "batch must be an integer")):
+        with pytest.raises(WorkloadError, match=says):
+            evaluate("dgx-h100", "tiny", **kw)
+    assert evaluate("dgx-h100", "tiny", phase="prefill").summary["seq_len"] == 2048  # None: the default

@@ -49,7 +49,9 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     st = _stack(spec, stack, mode)
     preset = spec
     cal_kind, spec = _REALIZED.get((spec, st), lambda: (calibration_kind(preset, st), realize(preset, st)))
-    ranks, padding = tp, ""
+    from .configio import whole_number
+
+    ranks, padding = whole_number("tp", tp), ""
     tp = spec.chip.chips_for_tp(ranks)  # Neuron: tp counts NeuronCores
     if tp > spec.num_chips and spec.scale_out is not None:
         from .sim.training import system_for
@@ -74,8 +76,8 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
         cfg, _, padding = tp_over_chips(model if isinstance(model, ModelConfig) else load_model(model), ranks,
                                         spec.chip.tp_ranks)
         graph = build(cfg, phase, batch=batch,
-                      seq_len=(seq_len or 2048) if phase == "prefill" else (seq_len or 0),
-                      context_len=(context_len or 2048) if phase == "decode" else (context_len or 0),
+                      seq_len=_given(seq_len, 2048 if phase == "prefill" else 0),
+                      context_len=_given(context_len, 2048 if phase == "decode" else 0),
                       tp=tp, dtype=dtype, attention=attention, compression=compression)
     from .stack.realize import step_cost_s
 
@@ -97,6 +99,12 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     if not isinstance(model, WorkloadGraph):
         _note_unmodelled(results.warnings, cfg)
     return results
+
+
+def _given(value, default):
+    """``value``, or ``default`` when it is None (0 is a value: a prefill of 0 tokens is refused,
+    not run as the default 2048)."""
+    return default if value is None else value
 
 
 def _note_unmodelled(warnings: list[str], cfg: ModelConfig) -> None:

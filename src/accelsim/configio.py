@@ -227,6 +227,25 @@ def validation_problems(err: ValidationError) -> list[str]:
     return lines
 
 
+def whole_number(name: str, value: Any, low: int = 1, error: type[AccelsimError] | None = None) -> int:
+    """``value`` as an int of at least ``low``; anything else (a float, a string, a boolean) is
+    ``error`` (default WorkloadError) naming ``name``."""
+    import operator
+
+    from .errors import WorkloadError
+
+    error = error or WorkloadError
+    if isinstance(value, bool):
+        raise error(f"{name} must be an integer, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise error(f"{name} must be an integer, got {value!r}") from None
+    if v < low:
+        raise error(f"{name} must be {'positive' if low == 1 else f'>= {low}'}, got {v}")
+    return v
+
+
 def path_problem(model: type[BaseModel], path: str) -> str | None:
     """Why dotted ``path`` names no field of ``model`` (None when it does): an unknown key, with
     the close matches, or a key below a field that is not a mapping. A key below a mapping-typed

@@ -188,8 +188,9 @@ class Evaluator:
             cfg, chips, _ = tp_over_chips(self.model(wl), wl.tp, ranks_per_chip)
             g = self.graphs[key] = _Graph(build(
                 cfg, wl.phase, batch=wl.batch,
-                seq_len=(wl.seq_len or 2048) if prefill else (wl.seq_len or 0),
-                context_len=(wl.context_len or 2048) if wl.phase == "decode" else (wl.context_len or 0),
+                seq_len=(wl.seq_len or 2048) if prefill else (wl.seq_len or 0),  # >= 1 when given
+                context_len=(2048 if wl.context_len is None else wl.context_len) if wl.phase == "decode"
+                else (wl.context_len or 0),  # a decode of 0 cached tokens is refused, not run at 2048
                 tp=chips, dtype=wl.dtype, attention=wl.attention))
         return g
 

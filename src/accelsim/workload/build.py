@@ -45,10 +45,9 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any
 
-from ..configio import suggest
+from ..configio import suggest, whole_number
 from ..errors import WorkloadError
 from ..memo import IdentityCache
 from .graph import Block, WorkloadGraph, WorkloadMeta
@@ -114,10 +113,10 @@ def build(model: ModelConfig | str, phase: str, batch: int, seq_len: int = 0, co
         raise WorkloadError(f"unknown attention {attention!r}.{suggest(str(attention), ATTENTION)}"
                             f" Known: {', '.join(ATTENTION)}")
     dtype_bytes(dtype)
-    batch = _count("batch", batch, 1)
-    tp = _count("tp", tp, 1)
-    seq_len = _count("seq_len", seq_len, 0)
-    context_len = _count("context_len", context_len, 0)
+    batch = whole_number("batch", batch, 1)
+    tp = whole_number("tp", tp, 1)
+    seq_len = whole_number("seq_len", seq_len, 0)
+    context_len = whole_number("context_len", context_len, 0)
     if phase == "decode" and model.family != "decoder":
         raise WorkloadError(f"phase 'decode' needs a KV cache, but {model.name!r} is a {model.family} "
                             f"model that processes its whole input in one forward pass; use phase='prefill'")
@@ -144,16 +143,6 @@ def build(model: ModelConfig | str, phase: str, batch: int, seq_len: int = 0, co
         raise WorkloadError(f"{kv_len} tokens exceed max_position_embeddings="
                             f"{model.max_position_embeddings} of {model.name!r} (learned positions)")
     return _build_transformer(model, phase, batch, seq_len, context_len, kv_len, tp, dtype, attention)
-
-
-def _count(name: str, value: Any, low: int) -> int:
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise WorkloadError(f"{name} must be an integer, got {value!r}") from None
-    if v < low:
-        raise WorkloadError(f"{name} must be {'positive' if low == 1 else '>= 0'}, got {v}")
-    return v
 
 
 def check_heads(m: ModelConfig, degree: int, what: str = "tp") -> None:

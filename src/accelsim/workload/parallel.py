@@ -47,14 +47,13 @@ Conventions (the ones Megatron-LM / Megatron-Core use unless said otherwise):
 
 from __future__ import annotations
 
-import operator
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from pydantic_core import PydanticCustomError
 
-from ..configio import StrictModel, validation_problems
+from ..configio import StrictModel, validation_problems, whole_number
 from ..errors import WorkloadError
 from .model import ModelConfig
 
@@ -279,8 +278,8 @@ class ParallelPlan(StrictModel):
         of ``seq_len`` tokens; the message says what to change."""
         m = model
         name = m.name
-        global_batch = _count("global_batch", global_batch)
-        seq_len = _count("seq_len", seq_len)
+        global_batch = whole_number("global_batch", global_batch)
+        seq_len = whole_number("seq_len", seq_len)
         if m.family != "decoder":
             raise WorkloadError(f"training is modelled for decoder LMs; {name!r} is a {m.family} model")
         from .build import check_heads
@@ -330,16 +329,6 @@ class ParallelPlan(StrictModel):
         if m.position_embedding == "learned" and seq_len > m.max_position_embeddings:
             raise WorkloadError(f"seq_len={seq_len} exceeds max_position_embeddings="
                                 f"{m.max_position_embeddings} of {name!r} (learned positions)")
-
-
-def _count(name: str, value: Any) -> int:
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise WorkloadError(f"{name} must be an integer, got {value!r}") from None
-    if v < 1:
-        raise WorkloadError(f"{name} must be positive, got {v}")
-    return v
 
 
 # --- parameters each chip holds ------------------------------------------------------------
