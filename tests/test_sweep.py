@@ -548,3 +548,15 @@ def test_a_decode_point_of_zero_cached_tokens_is_invalid_not_the_default():
     bad = df[df["workload.context_len"] == 0].iloc[0]
     assert bad["status"] == "invalid" and "context_len >= 1" in bad["error"]
     assert (df[df["workload.context_len"] == 64]["status"] == "ok").all()
+
+
+def test_a_batch_size_or_worker_count_below_one_is_refused():
+    """batch_size=-3 returned the first 64 of 300 points and dropped the rest silently (the batches
+    were cut with a negative step); workers=-1 or True ran as the default."""
+    space = {"name": "b", "system": "trn2", "workload": {"model": "tiny", "batch": 2, "phase": "decode"},
+             "axes": {"chip.hbm.bandwidth_Bps": {"low": "1 TB/s", "high": "2 TB/s", "num": 300}}}
+    for kw in (dict(batch_size=-3, workers=1), dict(batch_size=0, workers=1), dict(workers=-1), dict(workers=0),
+               dict(workers=True)):
+        with pytest.raises(ConfigError, match="batch_size must be|workers must be"):
+            sweep(space, progress=False, **kw)
+    assert len(sweep(space, progress=False, batch_size=7, workers=1)) == 300

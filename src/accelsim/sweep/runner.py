@@ -410,6 +410,11 @@ def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", 
     space = DesignSpace.load(space)
     if fidelity not in FIDELITIES:
         raise ConfigError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
+    from ..configio import whole_number
+
+    for name, value in (("workers", workers), ("batch_size", batch_size)):
+        if value is not None:  # a batch size below one lost every point after the first ones
+            whole_number(name, value, 1, ConfigError)
     if out is not None:
         require_pyarrow()
     elif resume or overwrite:
