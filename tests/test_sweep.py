@@ -560,3 +560,23 @@ def test_a_batch_size_or_worker_count_below_one_is_refused():
         with pytest.raises(ConfigError, match="batch_size must be|workers must be"):
             sweep(space, progress=False, **kw)
     assert len(sweep(space, progress=False, batch_size=7, workers=1)) == 300
+
+
+def test_analysis_names_a_missing_column_or_an_off_grid_baseline():
+    """pareto / sensitivity / one_at_a_time raised a bare KeyError for a misspelt column, and a
+    baseline off the grid (or naming no axis) gave an empty table without a word."""
+    space = {"name": "a", "system": "trn2", "workload": {"model": "tiny", "batch": 2, "phase": "decode"},
+             "axes": {"chip.hbm.bandwidth_Bps": ["1 TB/s", "2 TB/s", "3 TB/s"], "chip.core.sram.capacity_bytes": ["8 MiB", "16 MiB"]}}
+    df = sweep(space, progress=False, workers=1)
+    with pytest.raises(ConfigError, match="objective 'latncy_s' is not a column.*Did you mean latency_s"):
+        pareto(df, {"latncy_s": "min"})
+    with pytest.raises(ConfigError, match="metric 'speed' is not a column"):
+        sensitivity(df, "speed")
+    with pytest.raises(ConfigError, match="bins must be positive"):
+        sensitivity(df, "latency_s", bins=0)
+    with pytest.raises(ConfigError, match="baseline names 'chip.hbm'"):
+        one_at_a_time(df, "latency_s", baseline={"chip.hbm": 1})
+    with pytest.raises(ConfigError, match="not a value of that axis"):
+        one_at_a_time(df, "latency_s", baseline={"chip.hbm.bandwidth_Bps": 123.0})
+    at = one_at_a_time(df, "latency_s", baseline={"chip.hbm.bandwidth_Bps": 2e12})
+    assert len(at) == 5 and at["baseline"].sum() == 2  # 3 bandwidths + 2 SRAM sizes, the baseline in each line

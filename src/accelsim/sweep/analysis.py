@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from ..configio import suggest, whole_number
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from .space import DesignSpace
 
@@ -70,6 +73,13 @@ def eligible(df: pd.DataFrame) -> np.ndarray:
     return mask
 
 
+def _columns(df: pd.DataFrame, names: Iterable[str], what: str) -> None:
+    """Refuse a name that is not a column of ``df`` (a bare KeyError before), with the close matches."""
+    for n in names:
+        if n not in df.columns:
+            raise ConfigError(f"{what} {n!r} is not a column of the sweep result.{suggest(str(n), map(str, df.columns))}")
+
+
 def _objectives(objectives: Mapping[str, str] | Iterable[str]) -> list[tuple[str, str]]:
     if isinstance(objectives, Mapping):
         items = list(objectives.items())
@@ -111,6 +121,7 @@ def pareto_front(df: pd.DataFrame, objectives: Mapping[str, str] | Iterable[str]
     "max"}, or column names, "-name" meaning maximize). Rows that are not ``eligible`` or have
     a NaN objective are never on the front."""
     items = _objectives(objectives)
+    _columns(df, [c for c, _ in items], "objective")
     vals = np.column_stack([pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float) * (1.0 if s == "min" else -1.0)
                             for c, s in items]) if len(df) else np.empty((0, len(items)))
     mask = eligible(df) & np.all(np.isfinite(vals), axis=1)
@@ -156,6 +167,9 @@ def sensitivity(df: pd.DataFrame, metric: str, axes: Iterable[str] | None = None
     them. ``log=True`` decomposes log10(metric) (for metrics spanning decades). Axes that are
     constant over the eligible rows are left out."""
     axes = list(axes) if axes is not None else axis_columns(df)
+    _columns(df, [metric], "metric")
+    _columns(df, axes, "axis")
+    bins = whole_number("bins", bins, 1, ConfigError)
     d = df[eligible(df)]
     y = pd.to_numeric(d[metric], errors="coerce")
     keep = np.isfinite(y.to_numpy(dtype=float)) & ((y > 0).to_numpy() if log else True)
@@ -186,8 +200,16 @@ def one_at_a_time(df: pd.DataFrame, metric: str, baseline: Mapping[str, Any] | N
     metric / metric at the baseline - 1. Long format: axis, value, metric, delta. Axes without
     such a line (random / LHS samples) are left out: use ``sensitivity`` for those."""
     axes = list(axes) if axes is not None else axis_columns(df)
+    _columns(df, [metric], "metric")
+    _columns(df, axes, "axis")
     d = df[eligible(df)]
     base = dict(baseline or {})
+    for a, v in base.items():  # a baseline off the grid selected no line and gave an empty table
+        if a not in axes:
+            raise ConfigError(f"baseline names {a!r}, which is not one of the axes: {', '.join(axes)}")
+        if not (d[a] == v).any():
+            values = ", ".join(map(str, sorted(d[a].dropna().unique(), key=_sort_key)))
+            raise ConfigError(f"baseline {a}={v!r} is not a value of that axis in the eligible rows: {values}")
     for a in axes:
         if a not in base:
             vals = sorted(d[a].dropna().unique(), key=_sort_key)
