@@ -442,6 +442,8 @@ def test_a_prebuilt_graph_refuses_arguments_it_would_ignore():
         with pytest.raises(WorkloadError, match="prebuilt WorkloadGraph") as e:
             evaluate("h100-sxm-80gb", g, **kw)
         assert all(f"{k}=" in str(e.value) for k in kw if k != "phase")
+    with pytest.raises(WorkloadError, match="tp=2"):  # 2 NeuronCores on one Trainium2 chip: still a tp given
+        evaluate("trn2", g, tp=2)
 
 
 def test_evaluate_refuses_zero_lengths_booleans_and_a_tp_below_one():

@@ -9,6 +9,7 @@ import numpy as np
 
 from .arch.presets import load_system
 from .arch.spec import SystemSpec
+from .configio import whole_number
 from .errors import WorkloadError
 from .memo import IdentityCache
 from .report.results import Results, build_results
@@ -49,8 +50,6 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     st = _stack(spec, stack, mode)
     preset = spec
     cal_kind, spec = _REALIZED.get((spec, st), lambda: (calibration_kind(preset, st), realize(preset, st)))
-    from .configio import whole_number
-
     ranks, padding = whole_number("tp", tp), ""
     tp = spec.chip.chips_for_tp(ranks)  # Neuron: tp counts NeuronCores
     if tp > spec.num_chips and spec.scale_out is not None:
@@ -59,7 +58,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
         spec = system_for(spec, -(-tp // spec.chips_per_node) * spec.chips_per_node)
     if isinstance(model, WorkloadGraph):
         args = (("phase", phase, "decode"), ("batch", batch, 1), ("seq_len", seq_len, None),
-                ("context_len", context_len, None), ("tp", tp, 1), ("dtype", dtype, "bf16"),
+                ("context_len", context_len, None), ("tp", ranks, 1), ("dtype", dtype, "bf16"),
                 ("attention", attention, "flash"), ("compression", compression, None))
         given = ", ".join(f"{k}={v!r}" for k, v, default in args
                           if v != default and not (k == "phase" and v == model.meta.phase))

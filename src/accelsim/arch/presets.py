@@ -203,7 +203,6 @@ def load_system(name_or_path: str | Path, overrides: Iterable[str] = (),
     return spec
 
 
-
 _DUMPS = IdentityCache(64)
 """Each system's ``model_dump()``, the mapping ``with_overrides`` edits (shared, never mutated)."""
 
