@@ -95,3 +95,20 @@ def test_a_plan_and_plan_fields_together_are_refused():
     with pytest.raises(WorkloadError, match="dp would be ignored"):
         evaluate_train("dgx-h100", "tiny", 8, 64, plan=ParallelPlan(tp=2), dp=4)
     assert evaluate_train("dgx-h100", "tiny", 8, 64, plan=ParallelPlan(tp=2, dp=4)).summary["chips"] == 8
+
+
+def test_selective_without_selective_recomputation_is_refused():
+    """--selective op under a step that recomputes nothing was dropped silently; under a framework
+    whose default is selective recomputation (torchtitan) it applies."""
+    from accelsim.errors import WorkloadError
+
+    with pytest.raises(WorkloadError, match="add recompute='selective'"):
+        evaluate_train("dgx-h100", "tiny", 8, 64, selective="op")
+    s = evaluate_train("dgx-h100", "tiny", 8, 64, recompute="selective", selective="op").summary
+    assert s["recompute"] == "selective" and s["selective"] == "op"
+    r = CliRunner().invoke(main, ["run", "dgx-h100", "tiny", "--phase", "train", "--batch", "8", "--seq", "64",
+                                  "--selective", "op"])
+    assert r.exit_code == 2 and "add --recompute selective" in r.output
+    r = CliRunner().invoke(main, ["run", "grand-teton-h100", "tiny", "--phase", "train", "--batch", "16", "--seq",
+                                  "64", "--dp", "8", "--stack", "torchtitan", "--selective", "op"])
+    assert r.exit_code == 0 and "recompute selective (op)" in r.output

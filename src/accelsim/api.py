@@ -269,6 +269,9 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
 
     if plan is None:
         plan = ParallelPlan(**{**plan_defaults(st), **plan_fields})
+        if plan_fields.get("selective") is not None and plan.recompute != "selective":
+            raise WorkloadError(f"selective={plan_fields['selective']!r} says what selective recomputation keeps, but "
+                                f"the step recomputes {plan.recompute!r}: add recompute='selective'")
     elif plan_fields:
         raise WorkloadError(f"give a ParallelPlan or its fields, not both: {', '.join(sorted(plan_fields))} "
                             f"would be ignored beside plan= (ParallelPlan.model_copy(update=...) edits a plan)")

@@ -252,6 +252,9 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
         plan_fields["cores_per_chip"] = spec.chip.tp_ranks  # Neuron: --tp counts NeuronCores
     given = {k: v for k, v in plan_fields.items() if v is not None}  # the rest: what the framework runs
     plan = ParallelPlan(**{**plan_defaults(resolve(stack, spec.stack, mode)), **given})
+    if "selective" in given and plan.recompute != "selective":
+        raise click.UsageError(f"--selective says what selective recomputation keeps, but the step recomputes "
+                               f"{plan.recompute!r}: add --recompute selective")
     if chips is not None and chips != plan.chips:
         raise WorkloadError(f"--chips {chips} does not match the plan: tp x pp x dp x cp = "
                             f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")
