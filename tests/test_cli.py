@@ -137,3 +137,18 @@ def test_run_takes_the_options_its_phase_reads():
                  ("--phase", "train", "--batch", "8", "--seq", "64", "--microbatch", "2", "--schedule", "gpipe")):
         r = CliRunner().invoke(main, ["run", "dgx-h100", "tiny", *args])
         assert r.exit_code == 0, r.output
+
+
+def test_results_refuse_a_negative_top_and_a_file_for_a_folder(tmp_path):
+    """top_ops(-1) returned every op but the last (pandas' head(-1)); write() onto a file raised a
+    bare FileExistsError."""
+    from accelsim.api import evaluate
+
+    r = evaluate("dgx-h100", "tiny")
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        r.top_ops(-1)
+    assert len(r.top_ops(3)) == 3 and len(r.top_ops(0)) == 0
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(FileExistsError, match="exists and is not a folder"):
+        r.write(f)

@@ -107,7 +107,10 @@ class Results:
                 f"<table><tr>{card}</tr></table>{table}</div>")
 
     def top_ops(self, n: int = 10, by_role: bool = True) -> pd.DataFrame:
-        """The ops (or, with ``by_role``, the op roles summed over layers) taking most time."""
+        """The ``n`` ops (or, with ``by_role``, the op roles summed over layers) taking most time."""
+        from ..configio import whole_number
+
+        n = whole_number("n", n, 0, ValueError)  # pandas' head(-1) is "all but the last"
         df = self.ops
         if by_role:
             g = df.groupby("role", sort=False).agg(count=("name", "size"), time_s=("time_s", "sum"),
@@ -142,6 +145,8 @@ class Results:
         from .plots import roofline_figure
 
         out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise FileExistsError(f"{out}: exists and is not a folder; the results are written as files into a folder")
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "ops.csv", out / "summary.json", out / "roofline.png", out / "summary.md"]
         from ..configio import spreadsheet_safe
