@@ -106,21 +106,26 @@ def test_cli_run_names_stack_mode_and_band():
     assert bad.exit_code == 2 and "exclude" in bad.output
 
 
-def test_hardware_fit_recovers_known_fractions():
-    """Rows made on an A100 with tensor 0.7, HBM 0.8 and a 5 us kernel cost (set by hand) are
-    fitted back to those values."""
-    truth = with_cal(load_system("a100-sxm-80gb"), tensor_efficiency=0.7, hbm_efficiency=0.8, launch_overhead_s=5e-6)
-    cm = ChipModel(truth)
+def _made_rows(system: str, tensor: float, gemm_sizes) -> list[MeasurementRow]:
+    """GEMM and copy rows timed by the model itself on ``system`` at tensor ``tensor``, HBM 0.8 and
+    a 5 us kernel cost (set by hand), under cuda-native: a fit must give those values back."""
+    cm = ChipModel(with_cal(load_system(system), tensor_efficiency=tensor, hbm_efficiency=0.8, launch_overhead_s=5e-6))
     rows = []
-    for i, n in enumerate((1024, 2048, 4096, 8192)):
+    for i, n in enumerate(gemm_sizes):
         t = op_cost(cm, MatMul(m=n, n=n, k=n, dtype_a="bf16", dtype_b="bf16", dtype_out="bf16", b_shared=True)).time_s
-        rows.append(MeasurementRow(id=f"g{i}", kind="gemm", system="a100-sxm-80gb", m=n, n=n, k=n, dtype="bf16",
+        rows.append(MeasurementRow(id=f"g{i}", kind="gemm", system=system, m=n, n=n, k=n, dtype="bf16",
                                    stack="cuda-native", measured_time_s=t))
     for i, e in enumerate((2**20, 2**24, 2**28)):
         t = op_cost(cm, Elementwise(fn="copy", elements=e, dtype="fp32")).time_s
-        rows.append(MeasurementRow(id=f"c{i}", kind="copy", system="a100-sxm-80gb", elements=e, dtype="fp32",
+        rows.append(MeasurementRow(id=f"c{i}", kind="copy", system=system, elements=e, dtype="fp32",
                                    stack="cuda-native", measured_time_s=t))
-    fit = fit_hardware(rows, holdout=False)
+    return rows
+
+
+def test_hardware_fit_recovers_known_fractions():
+    """Rows made on an A100 with tensor 0.7, HBM 0.8 and a 5 us kernel cost (set by hand) are
+    fitted back to those values."""
+    fit = fit_hardware(_made_rows("a100-sxm-80gb", 0.7, (1024, 2048, 4096, 8192)), holdout=False)
     got = fit.chips["a100-sxm4-80gb"]
     assert got["tensor_efficiency"] == pytest.approx(0.7, rel=0.03)
     assert got["hbm_efficiency"] == pytest.approx(0.8, rel=0.03)
@@ -265,19 +270,7 @@ def test_a_die_owner_measured_only_through_another_chip_on_it_is_fitted():
     tensor 0.75 fit the die owner's field back to 0.75 (it was left at the fit's starting point,
     0.7, when the owner had no rows of its own, and the identification test then failed on an
     empty row set)."""
-    truth = with_cal(load_system("h200-sxm-141gb"), tensor_efficiency=0.75, hbm_efficiency=0.8,
-                     launch_overhead_s=5e-6)
-    cm = ChipModel(truth)
-    rows = []
-    for i, n in enumerate((2048, 4096, 8192)):
-        t = op_cost(cm, MatMul(m=n, n=n, k=n, dtype_a="bf16", dtype_b="bf16", dtype_out="bf16", b_shared=True)).time_s
-        rows.append(MeasurementRow(id=f"g{i}", kind="gemm", system="h200-sxm-141gb", m=n, n=n, k=n, dtype="bf16",
-                                   stack="cuda-native", measured_time_s=t))
-    for i, e in enumerate((2**20, 2**24, 2**28)):
-        t = op_cost(cm, Elementwise(fn="copy", elements=e, dtype="fp32")).time_s
-        rows.append(MeasurementRow(id=f"c{i}", kind="copy", system="h200-sxm-141gb", elements=e, dtype="fp32",
-                                   stack="cuda-native", measured_time_s=t))
-    fit = fit_hardware(rows, holdout=False)
+    fit = fit_hardware(_made_rows("h200-sxm-141gb", 0.75, (2048, 4096, 8192)), holdout=False)
     assert fit.chips["h100-sxm5-80gb"]["tensor_efficiency"] == pytest.approx(0.75, rel=0.03)
     assert fit.chips["h200-sxm-141gb"]["hbm_efficiency"] == pytest.approx(0.8, rel=0.03)
 
