@@ -404,3 +404,22 @@ def test_hugging_face_decode_is_host_bound_with_its_own_kernels():
     assert {"aten::pow", "aten::mean", "aten::rsqrt"} <= set(w["op"].dropna())
     rep = profile_report(t, "h200-sxm-141gb", "cuda-eager")
     assert rep.breakdown["launch_host_bound"] > 0.8 * rep.step_s
+
+
+def test_options_that_need_another_are_refused_without_it():
+    """A stack without a system (report) and --hidden / --traced-tp without --tp (whatif) were
+    dropped silently."""
+    from accelsim.errors import WorkloadError
+    from accelsim.profile.replay import whatif
+
+    trace = load_trace(DATA / "gpu_device_bound.json")
+    with pytest.raises(WorkloadError, match="give the system too"):
+        profile_report(trace, stack="cuda-eager")
+    for kw in (dict(hidden=4096), dict(traced_tp=2)):
+        with pytest.raises(WorkloadError, match="give tp"):
+            whatif(trace, "h100-sxm-80gb", **kw)
+    t = str(DATA / "gpu_device_bound.json")
+    r = CliRunner().invoke(main, ["profile", "report", t, "--stack", "cuda-eager"])
+    assert r.exit_code == 2 and "needs --system" in r.output
+    r = CliRunner().invoke(main, ["profile", "whatif", t, "--system", "h100-sxm-80gb", "--traced-tp", "2"])
+    assert r.exit_code == 2 and "they need --tp" in r.output

@@ -29,6 +29,8 @@ def report(trace, system, stack, as_json, plot, top):
     from ..profile.report import profile_report
     from ..profile.trace import load_trace
 
+    if stack and not system:
+        raise click.UsageError("--stack is the stack of the predictions: it needs --system")
     rep = profile_report(load_trace(trace), system, stack)
     if plot:
         rep.figure().savefig(plot, dpi=120, bbox_inches="tight")
@@ -83,6 +85,9 @@ def whatif_command(trace, system, stack, compression, tp, traced_tp, hidden, as_
     from ..profile.trace import load_trace
     from ..units import fmt
 
+    given = click.get_current_context().get_parameter_source
+    if tp is None and (hidden is not None or given("traced_tp") == click.core.ParameterSource.COMMANDLINE):
+        raise click.UsageError("--hidden and --traced-tp describe the re-sharding to --tp: they need --tp")
     base, new, table = whatif(load_trace(trace), system, stack, compression, tp, traced_tp, hidden)
     if as_json:
         click.echo(json.dumps({"trace": trace, "system": system, "tp": tp, "measured_step_s": base.measured_s,

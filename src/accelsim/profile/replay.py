@@ -147,9 +147,12 @@ def whatif(trace: Trace, system, stack=None, compression=None, tp: int | None = 
     Compression: see ``compressed``; at TP degree ``tp`` for a trace recorded at ``traced_tp``:
     see ``profile.tp``, each row-parallel GEMM followed by its all-reduce), everything else its
     measured duration."""
+    from ..errors import WorkloadError
     from .match import match_work
     from .report import predict
 
+    if tp is None and (hidden is not None or traced_tp != 1):
+        raise WorkloadError("hidden and traced_tp describe the re-sharding to tp: give tp (they were ignored without it)")
     work = match_work(trace.work)
     if compression is not None:
         from ..compress.recipes import as_compression

@@ -127,6 +127,10 @@ def _main_kind(kinds: pd.Series) -> str:
 
 def profile_report(trace: Trace, system=None, stack=None) -> ProfileReport:
     """Match, predict (when ``system`` is given) and attribute the trace's step."""
+    if stack is not None and system is None:
+        from ..errors import WorkloadError
+
+        raise WorkloadError("a stack is the stack of the predictions: give the system too (it was ignored without it)")
     work = match_work(trace.work)
     if system is not None:
         work["predicted_s"], work["bound"] = predict(work, system, stack)
