@@ -407,3 +407,12 @@ def test_kinds_cover_the_schema():
         text = schema.read_text()
         for k in KINDS:
             assert f"`{k}`" in text
+
+
+def test_cli_system_is_for_profiler_traces_only():
+    """--system with measurement files (which name their systems) was dropped silently."""
+    from accelsim.cli import main
+
+    f = str(Path(__file__).resolve().parents[1] / "workloads" / "measurements" / "parts" / "nvidia_accelsim_h200.csv")
+    r = CliRunner().invoke(main, ["correlate", f, "--system", "h100-sxm-80gb"])
+    assert r.exit_code == 2 and "--system names the system of profiler traces" in r.output

@@ -14,6 +14,9 @@ def _rows(files, system_name, stack_name):
     """(measurement files, or the rows of profiler traces as a DataFrame; whether they were traces)."""
     traces = [f for f in files if f.endswith((".json", ".json.gz"))]
     if not traces:
+        if system_name is not None:  # measurement rows name their system: it was dropped silently
+            raise click.UsageError("--system names the system of profiler traces (.json / .json.gz); measurement "
+                                   "rows name their own in the system column")
         return list(files), False
     import pandas as pd
 
