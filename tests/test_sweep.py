@@ -412,6 +412,8 @@ def test_cli_sweep_prints_and_errors(tmp_path):
     assert r.exit_code == 2 and "--resume needs" in r.output
     r = CliRunner().invoke(main, ["sweep", str(SWEEPS / "tiny.yaml"), "--overwrite"])
     assert r.exit_code == 2 and "--overwrite needs" in r.output
+    r = CliRunner().invoke(main, ["sweep", str(SWEEPS / "tiny.yaml"), "--dask", "tcp://127.0.0.1:1", "--workers", "2"])
+    assert r.exit_code == 2 and "runs on its own workers" in r.output  # --workers was dropped silently
     for flag in ("resume", "overwrite"):  # the API refuses them without out= too (they were dropped silently)
         with pytest.raises(ConfigError, match=f"{flag}=True needs out="):
             sweep(SWEEPS / "tiny.yaml", progress=False, **{flag: True})

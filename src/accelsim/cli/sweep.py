@@ -68,6 +68,9 @@ def sweep_command(spec, out, workers, dask_address, resume, overwrite, fidelity,
         raise click.UsageError(f"{'--resume' if resume else '--overwrite'} needs -o/--out")
     if ideal and stack_name:
         raise click.UsageError("--ideal and --stack exclude each other")
+    if dask_address and dask_address != "local" and workers is not None:
+        raise click.UsageError("--workers sizes the local process pool or --dask local; a Dask scheduler at an "
+                               "address runs on its own workers")
     col, ascending = _rank(rank)
     space = DesignSpace.from_yaml(spec)
     known = {*METRICS, *space.axes, *(p for a, v in space.axes.items() for p in space._axis_paths(a, v)),
