@@ -14,9 +14,6 @@ def _rows(files, system_name, stack_name):
     """(measurement files, or the rows of profiler traces as a DataFrame; whether they were traces)."""
     traces = [f for f in files if f.endswith((".json", ".json.gz"))]
     if not traces:
-        if system_name is not None:  # measurement rows name their system: it was dropped silently
-            raise click.UsageError("--system names the system of profiler traces (.json / .json.gz); measurement "
-                                   "rows name their own in the system column")
         return list(files), False
     import pandas as pd
 
@@ -59,6 +56,10 @@ def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name, mar
     mode = "ideal" if ideal else "realistic"
     if ideal and stack_name:
         raise click.UsageError("--ideal and --stack exclude each other")
+    if system_name is not None and not any(f.endswith((".json", ".json.gz")) for f in files):
+        # measurement rows name their own system: it was dropped silently
+        raise click.UsageError("--system names the system of profiler traces (.json / .json.gz); measurement rows "
+                               "name their own in the system column")
     data, traces = _rows(files, system_name, stack_name)
     res = run_correlation(data, fidelity=fidelity, calibration=calibration, mode=mode, stack=stack_name)
     if markdown_path:
