@@ -112,3 +112,16 @@ def test_selective_without_selective_recomputation_is_refused():
     r = CliRunner().invoke(main, ["run", "grand-teton-h100", "tiny", "--phase", "train", "--batch", "16", "--seq",
                                   "64", "--dp", "8", "--stack", "torchtitan", "--selective", "op"])
     assert r.exit_code == 0 and "recompute selective (op)" in r.output
+
+
+def test_zero3_collectives_beside_the_compute_count_as_hidden():
+    """An FSDP step's weight gathers and gradient reduce-scatters run beside the compute; the
+    summary reported their exposed part and "0 s hidden". Exposed + hidden is every collective
+    of the passes (per microbatch, from the step's own op table) plus the step's gradient sync."""
+    r = evaluate_train("dgx-a100", "llama-3-8b", 64, 1024, dp=64, zero=3, stack="torchtitan-cuda")
+    s, ops = r.summary, r.ops
+    passes = ops[(ops["kind"] == "collective") & ops["pass"].isin(["fwd", "bwd"])]["time_s"].sum()
+    sync = ops[ops["pass"] == "grad_sync"]["time_s"].sum()
+    total = s["microbatches"] * passes + sync
+    assert s["comm_hidden_s"] > 0.5 * total
+    assert s["comm_exposed_s"] + s["comm_hidden_s"] == pytest.approx(total, rel=1e-9)

@@ -50,6 +50,9 @@ class StageTimes:
     held_fraction: float = 0.0
     """Share of the stage's compute a collective's kernels hold while they run (``training.
     interference_s``): a gradient bucket reduced beside the last backward slows it by that much."""
+    zero_hidden_s: float = 0.0
+    """ZeRO-3 / FSDP weight gathers and gradient reduce-scatters of one microbatch's passes that
+    run beside the compute (not on the timeline: only their exposed part is in ``*_comm_s``)."""
 
 
 @dataclass
@@ -249,8 +252,8 @@ def _finish(b: ScheduleBuilder, stages: list[StageTimes], m: int, v: int, last: 
                + st.held_fraction * st.grad_sync_s * max(0, len(pieces[s]) - 1) / max(1, len(pieces[s]))
                for s, st in enumerate(stages))
     bubble = 1.0 - busy / (p * pipe_time) if pipe_time > 0 else 0.0
-    comm = max(m * (st.fwd_comm_s + st.bwd_comm_s) + 2 * m * v * st.p2p_s + st.grad_sync_s + st.param_gather_s
-               for st in stages)
+    comm = max(m * (st.fwd_comm_s + st.bwd_comm_s + st.zero_hidden_s) + 2 * m * v * st.p2p_s + st.grad_sync_s
+               + st.param_gather_s for st in stages)
     return PipelineRun(schedule=sched, result=res, attribution=critical_path(res), step_time_s=res.makespan_s,
                        pipeline_time_s=pipe_time, bubble_fraction=float(np.clip(bubble, 0.0, 1.0)),
                        comm_total_s=comm)

@@ -110,7 +110,7 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
     coster = _Coster(system, placement, plan, library)
     rows, stages = [], []
     for s in range(plan.pp):
-        sums = {}
+        sums, hidden = {}, {}
         for pass_name, graphs in (("fwd", [step.fwd[s]]), ("bwd", [step.bwd[s]]), ("opt", [step.optimizer[s]])):
             comp = comm = 0.0
             segments: list[list[float]] = []  # per layer in execution order: [stream seconds, ZeRO seconds]
@@ -136,7 +136,8 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
             if any(c.host_s for c in stream):  # an eager host dispatches ahead of the device
                 comp -= sum(c.time_s for c in stream) - sequence_time(stream)
             exposed = zero_exposed_s(segments)
-            comp += interference_s(sum(d for _, d, _ in segments) - exposed, system, library)
+            hidden[pass_name] = sum(d for _, d, _ in segments) - exposed
+            comp += interference_s(hidden[pass_name], system, library)
             sums[pass_name] = (comp, comm + exposed)
         sync = gather = 0.0
         for op in step.grad_sync[s]:
@@ -155,7 +156,8 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
                                  bwd_compute_s=sums["bwd"][0], bwd_comm_s=sums["bwd"][1], grad_sync_s=sync,
                                  param_gather_s=gather, grad_buckets=max(1, len(step.stage_layers[s])),
                                  optimizer_s=sums["opt"][0] + sums["opt"][1], p2p_s=p2p,
-                                 held_fraction=interference_s(1.0, system, library)))
+                                 held_fraction=interference_s(1.0, system, library),
+                                 zero_hidden_s=hidden["fwd"] + hidden["bwd"]))
     cols = ["stage", "pass", "name", "layer", "role", "kind", "engine", "flops", "bytes", "hbm_bytes", "link_bytes",
             "compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s", "bound", "mapping"]
     ops = pd.DataFrame(rows, columns=cols)
