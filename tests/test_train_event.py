@@ -205,3 +205,15 @@ def test_collectives_overlapping_compute_hold_cores_in_both_tiers():
     assert extra == pytest.approx(hidden * fsdp.microbatches * 24 / 132, rel=0.02)
     ev_extra = simulate_train_event(SPEC, fsdp, LIB).makespan_s - simulate_train_event(SPEC, fsdp, free).makespan_s
     assert 0.5 * extra < ev_extra < 1.5 * extra
+
+
+def test_a_single_chip_step_runs_in_the_event_tier():
+    """On a one-chip system (no links) the event tier failed before it started ("a collective over 2
+    chips needs a system with at least 2 chips"): it sized its link rates with a two-chip
+    all-reduce. With nothing to communicate it runs the analytical tier's step."""
+    from accelsim.api import evaluate_train
+
+    for system in ("trn2", "h100-sxm-80gb"):
+        a = evaluate_train(system, "tiny", 16, 256).summary["step_time_s"]
+        e = evaluate_train(system, "tiny", 16, 256, fidelity="event").summary["step_time_s"]
+        assert e == pytest.approx(a, rel=1e-9)

@@ -34,8 +34,8 @@ class Fabric:
     def __init__(self, builder: ScheduleBuilder, system: SystemSpec, library=None, private: bool = False):
         self.b, self.system, self.library, self.private = builder, system, library, private
         self.topo = topology(system)
-        self.raw = link_terms(system, "allreduce", 1.0, 2).bandwidth_Bps
-        """Link class -> a link's full rate (no protocol or library derating)."""
+        self.raw = link_terms(system, "allreduce", 1.0, 2).bandwidth_Bps if system.num_chips > 1 else {}
+        """Link class -> a link's full rate (no protocol or library derating); none on one chip."""
         self.links: dict[tuple, tuple[int, int]] = {}
         self.plans: dict[tuple, tuple[float, list[tuple[tuple, float, float]]]] = {}
 
