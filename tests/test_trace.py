@@ -471,3 +471,15 @@ def test_memory_level_comes_from_the_cost_model():
         c = op_cost(cm, mm)
         f = __import__("accelsim.cost.op_cost", fromlist=["gemm_mapping"]).gemm_mapping(cm, mm)
         assert c.memory_level == ("shared" if f["shared_s"] > f["hbm_s"] else "hbm")
+
+
+def test_a_window_outside_the_run_is_refused(small, tmp_path):
+    """A trace window after the run's end wrote a trace holding only its metadata."""
+    from accelsim.errors import ConfigError
+
+    end = small.makespan_s
+    for detail in ("compact", "full"):
+        with pytest.raises(ConfigError, match="lies outside the run"):
+            write_trace(small, tmp_path / f"{detail}.json", detail=detail, window_s=(2 * end + 1.0, 3 * end + 2.0))
+        write_trace(small, tmp_path / f"{detail}_in.json", detail=detail, window_s=(0.0, end / 2))
+        assert check_trace_file(tmp_path / f"{detail}_in.json") == []

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..lower.schedule import CATEGORY_NAMES, KIND_NAMES, XFER
 from ..sim.result import BLOCK_NAMES, SimResult, group_min_max
 
@@ -357,6 +358,9 @@ def chrome_trace(result: SimResult, system_name: str = "", max_tasks: int | None
         lo, hi = float(window_s[0]), float(window_s[1])
         if not hi > lo:
             raise ValueError(f"trace window end must be after its start (got {window_s})")
+        if lo > result.makespan_s or hi < 0:
+            raise ConfigError(f"trace window {lo:.6g}:{hi:.6g} s lies outside the run (0 to {result.makespan_s:.6g} s): "
+                             f"the trace would hold nothing")
         keep = (result.start_s[tasks] <= hi) & (result.end_s[tasks] >= lo)
         truncated = truncated or not keep.all()
         tasks = tasks[keep]

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..sim.result import SimResult
 from .trace import (ENGINE_CLASSES as CLASSES, Process, Slice, Track, _num, _task_chips, _us, chrome_trace,
                     group_spans, op_flows, op_spans, partition_intervals)
@@ -59,6 +60,9 @@ def compact_trace(result: SimResult, system_name: str = "",
     lo, hi = (-np.inf, np.inf) if window_s is None else (float(window_s[0]), float(window_s[1]))
     if window_s is not None and not hi > lo:
         raise ValueError(f"trace window end must be after its start (got {window_s})")
+    if window_s is not None and (lo > result.makespan_s or hi < 0):
+        raise ConfigError(f"trace window {lo:.6g}:{hi:.6g} s lies outside the run (0 to {result.makespan_s:.6g} s): "
+                         f"the trace would hold nothing")
     keep_op = (op_start <= hi) & (op_end >= lo)
     keep_g = (g_start <= hi) & (g_end >= lo)
 
