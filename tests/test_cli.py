@@ -152,3 +152,23 @@ def test_results_refuse_a_negative_top_and_a_file_for_a_folder(tmp_path):
     f.write_text("x")
     with pytest.raises(FileExistsError, match="exists and is not a folder"):
         r.write(f)
+
+
+def test_validate_knows_sweeps_recipes_tables_and_hf_configs(tmp_path):
+    """`accelsim validate` read a sweep space or a compression recipe as a model ("family: required
+    field is missing"), a measurement CSV as YAML; each kind is recognised now, and a YAML of no
+    known kind is named as such."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cases = {"workloads/sweeps/tiny.yaml": "sweep space tiny-edge, 24 points",
+             "workloads/recipes/w4a16-g128.yaml": "compression recipe w4a16-g128",
+             "workloads/measurements/parts/nvidia_accelsim_h200.csv": "90 measurement rows",
+             "tests/data/hf/llama-3-8b/config.json": "(Hugging Face config)"}
+    for f, says in cases.items():
+        r = run("validate", str(root / f))
+        assert r.exit_code == 0 and says in r.output, r.output
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("colour: blue\n")
+    r = run("validate", str(odd))
+    assert r.exit_code == 1 and "not a system, stack, kernel library, model, sweep space or compression" in r.output

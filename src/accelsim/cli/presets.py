@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import AccelsimError
+from ..errors import AccelsimError, ConfigError
 from ..units import fmt
 from .util import friendly
 
@@ -55,11 +55,18 @@ def presets(as_json):
         click.echo(f"  {m['name']:<16}{fmt(m['params'], ''):>10} params")
 
 
+RECIPE_KEYS = {"weights", "activations", "kv_cache", "sparsity", "keep_first", "keep_last", "quantize_head", "prune"}
+"""Keys that mark a compression recipe (``compress.recipes.Compression``)."""
+MODEL_KEYS = {"hidden_size", "family", "model_type", "num_hidden_layers"}
+"""Keys that mark a model file."""
+
+
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 def validate(files):
-    """Check system, stack, kernel library or model YAML files; report every problem with its field
-    path and file."""
+    """Check system, stack, kernel library, model (YAML or Hugging Face config.json), sweep space
+    or compression recipe files, and measurement tables (CSV / parquet); report every problem
+    with its field path and file."""
     from ..arch.presets import load_system
     from ..configio import load_yaml
     from ..stack import load_stack
@@ -68,8 +75,29 @@ def validate(files):
     bad = 0
     for f in files:
         try:
+            if Path(f).suffix in (".csv", ".parquet"):
+                from ..correlate.schema import load_measurements
+
+                rows = load_measurements([f])
+                kinds = ", ".join(f"{k} {n}" for k, n in rows["kind"].value_counts().items())
+                click.echo(f"ok: {f}: {len(rows)} measurement rows ({kinds or 'none'})")
+                continue
+            if Path(f).suffix == ".json":
+                m = load_model(f)
+                click.echo(f"ok: {f}: model {m.name}, {m.params() / 1e9:.2f} B params (Hugging Face config)")
+                continue
             data = load_yaml(Path(f))
-            if "chip" in data or "interconnect" in data or "num_chips" in data:
+            if "axes" in data or "sampling" in data:
+                from ..sweep.space import DesignSpace
+
+                space = DesignSpace.from_yaml(f)
+                click.echo(f"ok: {f}: sweep space {space.name}, {len(space.points())} points")
+            elif RECIPE_KEYS & data.keys() and not MODEL_KEYS & data.keys():
+                from ..compress.recipes import Compression
+
+                r = Compression.load(f)
+                click.echo(f"ok: {f}: compression recipe {r.name or Path(f).stem}")
+            elif "chip" in data or "interconnect" in data or "num_chips" in data:
                 s = load_system(f)
                 click.echo(f"ok: {f}: system {s.name}, {s.num_chips} x {s.chip.name}"
                            + (f", stack {s.stack}" if s.stack else ""))
@@ -86,9 +114,13 @@ def validate(files):
             elif "collectives" in data or "runtime" in data or "base" in data:
                 st = load_stack(f)
                 click.echo(f"ok: {f}: stack {st.name} ({st.runtime.name}; {st.collectives.name})")
-            else:
+            elif MODEL_KEYS & data.keys():
                 m = load_model(f)
                 click.echo(f"ok: {f}: model {m.name}, {m.params() / 1e9:.2f} B params")
+            else:
+                top = ", ".join(map(str, data)) or "empty"
+                raise ConfigError(f"{f}: not a system, stack, kernel library, model, sweep space or compression "
+                                  f"recipe: it has none of their keys (top level: {top})")
         except AccelsimError as e:
             bad += 1
             click.echo(f"error: {e}", err=True)
