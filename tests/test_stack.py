@@ -68,7 +68,12 @@ def test_bad_stacks_are_refused_with_file_and_field(tmp_path):
 def test_mode_resolution():
     assert resolve(None, "cuda-eager", "ideal") is None
     assert resolve(None, "cuda-eager").name == "cuda-eager"
-    assert resolve("neuron", "cuda-eager").name == "neuron"
+    assert resolve("megatron-cuda", "cuda-eager").name == "megatron-cuda"  # the stack given wins
+    assert resolve("vllm", "rocm-graphs").name == "vllm-rocm"  # a framework name on the system's platform
+    # a stack of another platform is refused, naming the ones that run there (a Neuron stack on a CUDA system
+    # was accepted, and its runtime and collective library priced a chip they never run on)
+    with pytest.raises(ConfigError, match="'neuron' runs on neuron, but this system's chip runs cuda stacks"):
+        resolve("neuron", "cuda-eager")
     assert resolve(None, "") is None
     with pytest.raises(ConfigError, match="mode"):
         resolve(None, "cuda-eager", "optimistic")

@@ -72,7 +72,17 @@ def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | N
                               f"software costs): pass mode='realistic' to run under it, or no stack")
         return None
     chosen = stack if stack not in (None, "") else default
-    return load_stack(for_platform(chosen, default)) if chosen else None
+    if not chosen:
+        return None
+    name = for_platform(chosen, default)
+    st = load_stack(name)
+    if default and name is not default and not isinstance(name, Stack):
+        runs, needs = platform_of(name), platform_of(default)
+        if runs != needs:  # a CUDA stack on a Trainium chip priced nothing it would run
+            raise ConfigError(f"stack {st.name!r} runs on {runs}, but this system's chip runs {needs} stacks (its "
+                              f"default: {default}); pick one of: "
+                              f"{', '.join(x for x in list_stacks() if platform_of(x) == needs)}")
+    return st
 
 
 def platform_of(stack: str) -> str:
