@@ -85,11 +85,24 @@ def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | N
     return st
 
 
+_PLATFORMS: dict[tuple, tuple[str, tuple[tuple[Path, int], ...]]] = {}
+
+
 def platform_of(stack: str) -> str:
     """The platform a stack runs on: the first word of its root stack's name (cuda-native ->
-    cuda, rocm-native -> rocm, neuron -> neuron), the second for XLA (xla-tpu -> tpu)."""
-    root = base_of(stack).split("-")
-    return root[1] if root[0] == "xla" and len(root) > 1 else root[0]
+    cuda, rocm-native -> rocm, neuron -> neuron), the second for XLA (xla-tpu -> tpu). Kept per
+    stack until one of its files changes (``resolve`` asks on every evaluation that names a stack)."""
+    key = (os.getcwd(), str(stack))
+    hit = _PLATFORMS.get(key)
+    if hit is not None and all(mtime_ns(p) == t for p, t in hit[1]):
+        return hit[0]
+    files = _load_chain(stack)[1]
+    root = files[-1].stem.split("-")
+    out = root[1] if root[0] == "xla" and len(root) > 1 else root[0]
+    if len(_PLATFORMS) > 64:
+        _PLATFORMS.clear()
+    _PLATFORMS[key] = (out, tuple((p, mtime_ns(p)) for p in files))
+    return out
 
 
 def for_platform(name, default: str = ""):
