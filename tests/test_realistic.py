@@ -287,3 +287,15 @@ def test_priors_refuse_a_corpus_without_kernel_rows(tmp_path):
         assert r.exit_code == 2 and "no kernel rows" in r.output and "Traceback" not in r.output, r.output
     r = CliRunner().invoke(main, ["priors", str(empty), "--no-hardware"])
     assert r.exit_code == 0 and "no collective library fitted" in r.output
+
+
+def test_priors_json_without_the_hardware_fit(tmp_path):
+    """--json --no-hardware raised an UnboundLocalError (the drift list existed only with the
+    hardware fit)."""
+    root = Path(__file__).resolve().parents[1]
+    lines = (root / "workloads" / "measurements" / "parts" / "neuron_docs.csv").read_text().splitlines()
+    f = tmp_path / "few.csv"
+    f.write_text("\n".join(lines[:6]) + "\n")  # the header and five all-gather rows: a quick fit
+    r = CliRunner().invoke(main, ["priors", str(f), "--json", "--no-hardware", "--no-holdout"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["drift"] is None

@@ -48,7 +48,7 @@ def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collecti
                                "no --write")
     fits = derive(list(files), stacks or None, holdout=not no_holdout, only=fields) if collectives else []
     corpus = str(Path(files[0]).parent) if len({str(Path(f).parent) for f in files}) == 1 else "the given files"
-    hw = None
+    hw, drifted = None, []
     if hardware:
         from ..arch.presets import list_presets, load_raw
         from ..correlate.priors import fit_hardware, priors_table, write_hardware
@@ -140,7 +140,7 @@ def priors(files, stacks, no_holdout, fields, write, as_json, hardware, collecti
                    f"{100 * after:.1f}%)")
     if written:
         click.echo("wrote " + ", ".join(str(p) for p in written))
-    _exit_on_drift(check, hw, drifted if hw is not None else [])
+    _exit_on_drift(check, hw, drifted)
 
 
 def _exit_on_drift(check: bool, hw, drifted: list) -> None:

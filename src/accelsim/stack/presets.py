@@ -76,7 +76,7 @@ def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | N
         return None
     name = for_platform(chosen, default)
     st = load_stack(name)
-    if default and name is not default and not isinstance(name, Stack):
+    if default and not isinstance(name, Stack) and name != default:
         runs, needs = platform_of(name), platform_of(default)
         if runs != needs:  # a CUDA stack on a Trainium chip priced nothing it would run
             raise ConfigError(f"stack {st.name!r} runs on {runs}, but this system's chip runs {needs} stacks (its "
