@@ -203,8 +203,9 @@ def test_numba_search_equals_python_twin(shape, cores, sram):
 def _exhaustive(M, N, K, batch, b_shared, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq, teff,
                 cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw, queues, multicast, dq_b, dq_a):
     """Every candidate of every group costed (no pruning), each checked against both group
-    bounds; the winner by the documented rule: the fastest within TIME_TOLERANCE, then least
-    HBM traffic, least compute, earliest rank."""
+    bounds; the winner by the documented rule: when the fastest (the earliest of them) is
+    memory-bound, the candidates within TIME_TOLERANCE of it, else those as fast as it; of
+    them the least HBM traffic, least compute, earliest rank."""
     comp = batch * M * K * ba + (1.0 if b_shared else batch) * K * N * bb + batch * M * N * bo
     grp = mapping._groups.py_func(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq,
                                   teff, cores, acc, shared_bw, hbm_bw, core_bw, comp)
@@ -221,7 +222,11 @@ def _exhaustive(M, N, K, batch, b_shared, ba, bb, bo, R, C, count, df, speedup, 
     if nc == 0:
         return np.full(mapping.N_FIELDS, np.inf)
     c = cand[:nc]
-    near = [i for i in range(nc) if c[i, 0] <= c[:, 0].min() * (1 + TIME_TOLERANCE)]
+    fastest = c[:, 0].min()
+    f = min((i for i in range(nc) if c[i, 0] == fastest), key=lambda i: c[i, -1])
+    path = c[f, 11] * core_bw * c[f, 15] / queues
+    memory_bound = max(c[f, 4] / min(hbm_bw, path), c[f, 5] / min(shared_bw, path)) >= c[f, 1] * (1 - 1e-9)
+    near = [i for i in range(nc) if c[i, 0] <= fastest * (1 + (TIME_TOLERANCE if memory_bound else 0.0))]
     return c[min(near, key=lambda i: (c[i, 4], c[i, 1], c[i, -1])), :mapping.N_FIELDS]
 
 

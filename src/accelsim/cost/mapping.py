@@ -373,14 +373,17 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
             fastest = min(fastest, cand[i, 0])
     # the band is for memory-bound near-ties (their times are the same memory floor and differ in
     # fill only): when the fastest candidate's compute exceeds its memory time, the fastest wins
-    band = 0.0
+    # (the fastest candidate earliest in enumeration order, whichever order they were costed in)
+    first = -1
     for i in range(nc):
-        if cand[i, 0] == fastest:
-            path = cand[i, 11] * core_bw * cand[i, 15] / queues
-            mem = max(cand[i, 4] / min(hbm_bw, path), cand[i, 5] / min(shared_bw, path))
-            if mem >= cand[i, 1] * (1.0 - 1e-9):
-                band = TIME_TOLERANCE
-            break
+        if cand[i, 0] == fastest and (first < 0 or cand[i, N_FIELDS] < cand[first, N_FIELDS]):
+            first = i
+    band = 0.0
+    if first >= 0:
+        path = cand[first, 11] * core_bw * cand[first, 15] / queues
+        mem = max(cand[first, 4] / min(hbm_bw, path), cand[first, 5] / min(shared_bw, path))
+        if mem >= cand[first, 1] * (1.0 - 1e-9):
+            band = TIME_TOLERANCE
     pick = -1
     for i in range(nc):
         if cand[i, 0] <= fastest * (1.0 + band):
