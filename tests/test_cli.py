@@ -172,3 +172,17 @@ def test_validate_knows_sweeps_recipes_tables_and_hf_configs(tmp_path):
     odd.write_text("colour: blue\n")
     r = run("validate", str(odd))
     assert r.exit_code == 1 and "not a system, stack, kernel library, model, sweep space or compression" in r.output
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--teacher-system", "dgx-a100"), "--teacher-system is where the --distill-from teacher runs"),
+    (("--qat", "w4a8", "--teacher-system", "dgx-a100"), "--teacher-system is where the --distill-from teacher runs"),
+    (("--distill-targets", "hidden"), "--distill-targets says what --distill-from matches"),
+    (("--tokens", "1e9"), "--tokens is the length of a --qat, --distill-from or --prune run"),
+])
+def test_production_options_without_their_run_are_refused(args, says):
+    """--teacher-system, --distill-targets and --tokens without the run they describe printed a
+    plain training step (they were dropped silently)."""
+    r = CliRunner().invoke(main, ["run", "dgx-h100", "tiny", "--phase", "train", "--batch", "16", "--seq", "64",
+                                  "--dp", "8", *args])
+    assert r.exit_code == 2 and says in r.output, r.output

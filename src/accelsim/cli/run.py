@@ -107,6 +107,13 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     if calibration is not None:
         system = load_system(system, overrides, calibration=calibration, force_calibration=force_calibration)
         overrides = ()
+    source = click.get_current_context().get_parameter_source
+    if teacher_system and not teacher:
+        raise click.UsageError("--teacher-system is where the --distill-from teacher runs: add --distill-from")
+    if source("distill_targets") == click.core.ParameterSource.COMMANDLINE and not teacher:
+        raise click.UsageError("--distill-targets says what --distill-from matches: add --distill-from")
+    if source("tokens") == click.core.ParameterSource.COMMANDLINE and not (qat or teacher or prune_recipe):
+        raise click.UsageError("--tokens is the length of a --qat, --distill-from or --prune run: add one")
     if qat or teacher or prune_recipe:
         if phase != "train":
             raise click.UsageError("--qat, --distill-from and --prune price training runs: add --phase train")
