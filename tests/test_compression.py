@@ -172,3 +172,18 @@ def test_cli_formats_sqnr_and_run_flags():
     assert out.exit_code == 0, out.output
     out = r.invoke(main, ["run", "trn2", "tiny", "--weights", "fp5"])
     assert out.exit_code == 2 and "fp5" in out.output
+
+
+def test_sqnr_refuses_options_that_would_change_nothing(tmp_path):
+    """--group on formats that are not bare integer ones, and the synthetic tensor's shape options
+    beside --npy, were dropped silently."""
+    import numpy as np
+
+    r = CliRunner()
+    out = r.invoke(main, ["sqnr", "--format", "fp8", "--group", "128"])
+    assert out.exit_code == 2 and "--group sets the group of a bare integer format" in out.output
+    f = tmp_path / "t.npy"
+    np.save(f, np.random.default_rng(0).standard_normal((16, 64)))
+    out = r.invoke(main, ["sqnr", "--format", "int8", "--npy", str(f), "--rows", "8"])
+    assert out.exit_code == 2 and "--rows shape the synthetic tensor, which --npy replaces" in out.output
+    assert r.invoke(main, ["sqnr", "--format", "int8", "--npy", str(f), "--seed", "3"]).exit_code == 0

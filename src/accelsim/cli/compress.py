@@ -69,10 +69,20 @@ def sqnr_command(fmt_names, group, outliers, outlier_scale, rows, cols, npy, see
     from ..compress.formats import fake_quant, get_format
     from ..compress.sqnr import gemm_sqnr, sqnr_db, synthetic_tensor
 
+    source = click.get_current_context().get_parameter_source
+    shape = [f"--{n.replace('_', '-')}" for n in ("rows", "cols", "outliers", "outlier_scale")
+             if source(n) == click.core.ParameterSource.COMMANDLINE]
+    if npy and shape:
+        raise click.UsageError(f"{', '.join(shape)} shape the synthetic tensor, which --npy replaces")
+    bare = [n.lower().startswith("int") and "-g" not in n for n in fmt_names]
+    if group and not any(bare):
+        raise click.UsageError(f"--group sets the group of a bare integer format (int4, int8); "
+                               f"{', '.join(fmt_names)} {'has' if len(fmt_names) == 1 else 'have'} a grouping of "
+                               f"{'its' if len(fmt_names) == 1 else 'their'} own (or none)")
     x = np.load(npy).astype(np.float64) if npy else synthetic_tensor(rows, cols, outliers, outlier_scale, seed)
     out = []
-    for name in fmt_names:
-        if group and name.lower().startswith("int") and "-g" not in name:
+    for name, is_bare in zip(fmt_names, bare):
+        if group and is_bare:
             name = f"{name}-g{group}"
         f = get_format(name)
         row = {"format": f.name, "bits_per_element": f.bits_per_element, "tensor_sqnr_db": sqnr_db(x, fake_quant(x, f)),
