@@ -178,6 +178,9 @@ def test_sqnr_refuses_options_that_would_change_nothing(tmp_path):
     """--group on formats that are not bare integer ones, and the synthetic tensor's shape options
     beside --npy, were dropped silently."""
     import numpy as np
+    from click.testing import CliRunner
+
+    from accelsim.cli import main
 
     r = CliRunner()
     out = r.invoke(main, ["sqnr", "--format", "fp8", "--group", "128"])
