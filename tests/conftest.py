@@ -5,9 +5,21 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from accelsim.arch.spec import SystemSpec
+
+# Property tests draw the same examples on every run (CI and local alike), so a red run is a
+# change, never a draw: "derandomized" (the default) fixes hypothesis' seed and keeps no example
+# database. HYPOTHESIS_PROFILE=explore draws fresh examples each run (and remembers failures in
+# .hypothesis/) for looking beyond the fixed sample; a failure it finds is replayed with the
+# seed it prints (pytest --hypothesis-seed=N).
+settings.register_profile("derandomized", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "derandomized"))
 
 BASE_CHIP: dict[str, Any] = {
     "name": "toy",
