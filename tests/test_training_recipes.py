@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from accelsim.cli import main
 from accelsim.correlate.schema import load_measurements
 from accelsim.errors import MeasurementError
-from accelsim.stack.presets import resolve
+from accelsim.stack.presets import load_stack, resolve
 from accelsim.stack.realize import plan_defaults
 from accelsim.workload import load_model
 from accelsim.workload.memory import activation_bytes_per_layer, train_memory
@@ -142,3 +142,24 @@ def test_an_eager_fp32_loss_runs_its_kernels_over_every_logit():
               for p, g in (("fwd", step.fwd[0]), ("bwd", step.bwd[0]))}
         assert by == {"fwd": fwd * logits, "bwd": bwd * logits}, loss
     assert ParallelPlan().loss == "fused"
+
+
+def test_fsdp_reduces_gradients_in_the_reduce_dtype():
+    """FSDP2 under MixedPrecisionPolicy(reduce_dtype=fp32) (torchtitan's default) reduce-scatters
+    fp32 gradients of bf16 parameters. By hand, Llama-3-8B's layer 0 on 8 ranks: its weights are
+    4096 x (4096 + 2 x 1024) (q, k, v) + 4096 x 4096 (o) + 3 x 4096 x 14336 (gate, up, down) =
+    218,103,808 parameters plus two 4096-wide norms = 218,112,000; a reduce-scatter's input is
+    the layer's whole gradient: 4 B each in fp32 (872,448,000 B), 2 B in bf16."""
+    m = load_model("llama-3-8b").model_copy(update={"num_hidden_layers": 2})
+
+    def layer0_rs(**kw):
+        step = build_train(m, 8, 512, ParallelPlan(dp=8, zero=3, **kw))
+        rs = [o for o in step.bwd[0].ops() if o.role == "dp.reducescatter" and o.layer == 0]
+        assert len(rs) == 1
+        return rs[0]
+
+    fp32, plain = layer0_rs(reduce_dtype="fp32"), layer0_rs()
+    assert fp32.bytes_per_rank == 218_112_000 * 4 and fp32.dtype == "fp32"
+    assert plain.bytes_per_rank == 218_112_000 * 2 and plain.dtype == "bf16"
+    assert plan_defaults(load_stack("torchtitan-compile-cuda"))["reduce_dtype"] == "fp32"
+    assert plan_defaults(load_stack("megatron-cuda"))["reduce_dtype"] is None

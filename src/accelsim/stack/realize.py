@@ -84,15 +84,15 @@ def step_cost_s(stack: Stack | None, requests: int = 0) -> float:
 def plan_defaults(stack: Stack | None) -> dict:
     """The training-plan fields a framework sets when the plan leaves them open (sequence
     parallelism, recomputation, what selective recomputation keeps and what a recomputed layer
-    reruns, ZeRO stage, the loss's kernels and backward memory, its RMSNorm, vocabulary padding and
-    master-weight casts): its ``training`` block, else all off."""
+    reruns, ZeRO stage, the loss's kernels and backward memory, its RMSNorm, vocabulary padding,
+    master-weight casts and gradient-reduction dtype): its ``training`` block, else all off."""
     fw = stack.training if stack is not None else None
     if fw is None:
         return {"sp": False, "recompute": "none", "zero": 0}
     return {"sp": fw.sequence_parallel, "recompute": fw.recompute, "zero": fw.zero, "selective": fw.selective,
             "recompute_scope": fw.recompute_scope, "loss_grad_bytes_per_logit": fw.loss_grad_bytes_per_logit,
             "rmsnorm": fw.rmsnorm, "loss": fw.loss, "vocab_multiple": fw.vocab_multiple,
-            "master_casts": fw.master_casts}
+            "master_casts": fw.master_casts, "reduce_dtype": fw.reduce_dtype}
 
 
 def fp8_scope(stack: Stack | None) -> str:

@@ -205,6 +205,9 @@ class TrainingFramework(_Spec):
     """How its cross-entropy loss runs (``ParallelPlan.loss``)."""
     master_casts: Literal["fused", "separate"] = "fused"
     """How its optimizer step reaches the fp32 master weights (``ParallelPlan.master_casts``)."""
+    reduce_dtype: Literal["bf16", "fp16", "fp32"] | None = None
+    """Dtype of its data-parallel gradient reduction (``ParallelPlan.reduce_dtype``); None: the
+    gradients' own."""
     vocab_multiple: int = Field(1, ge=1)
     """The framework pads the vocabulary to a multiple of this times the TP degree
     (``ParallelPlan.vocab_multiple``)."""

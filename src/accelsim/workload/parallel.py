@@ -164,6 +164,11 @@ class ParallelPlan(StrictModel):
     """Dtype of gradients (weight-gradient GEMM outputs, accumulation buffers and the
     data-parallel reduction). None: the training dtype (the ZeRO paper's 2 bytes per parameter
     under mixed precision); fp32 is Megatron's ``accumulate_allreduce_grads_in_fp32``."""
+    reduce_dtype: Literal["bf16", "fp16", "fp32"] | None = None
+    """Dtype the data-parallel gradient reduction runs in (the all-reduce, or the ZeRO / FSDP
+    reduce-scatter): gradients are cast to it in the collective's copy into its send buffer, as
+    FSDP2's ``MixedPrecisionPolicy(reduce_dtype=...)`` does (torchtitan reduces in fp32 with bf16
+    parameters). None: the gradient dtype (``grad_dtype``)."""
 
     def __init__(self, **data: Any) -> None:
         try:

@@ -104,6 +104,8 @@ class StageGraphs:
         self.m, self.p, self.dt = m, plan, dt
         self.gdt = plan.grad_dtype or dt
         self.B, self.GB = dtype_bytes(dt), dtype_bytes(self.gdt)
+        self.rdt = plan.reduce_dtype or self.gdt  # the data-parallel reduction's dtype
+        self.RB = dtype_bytes(self.rdt)
         self.t = t = plan.tp_chips
         self.sp = plan.sp and t > 1
         self.s, self.sc = seq_len, seq_len // plan.cp
@@ -258,8 +260,8 @@ class StageGraphs:
         if self.p.zero < 2:
             return
         for sfx, n, grp in self.zero_groups(dense, expert):
-            self.coll(e, pre, "dp_reducescatter" + tag + sfx, "dp", "reducescatter", n * self.GB, grp, li, *deps,
-                      dtype=self.gdt)
+            self.coll(e, pre, "dp_reducescatter" + tag + sfx, "dp", "reducescatter", n * self.RB, grp, li, *deps,
+                      dtype=self.rdt)
 
     # --- forward ------------------------------------------------------------------------------
     def attention_fwd(self, e: _Emit, pre: str, ps: str, li: int, h: str) -> str:
@@ -577,10 +579,10 @@ class StageGraphs:
             kw = dict(layer=-1, group=grp)
             if z == 0:
                 out.append(Collective(name="dp.allreduce" + sfx, role="dp.allreduce", op="allreduce",
-                                      bytes_per_rank=n * self.GB, dtype=self.gdt, **kw))
+                                      bytes_per_rank=n * self.RB, dtype=self.rdt, **kw))
             if z == 1:
                 out.append(Collective(name="dp.reducescatter" + sfx, role="dp.reducescatter", op="reducescatter",
-                                      bytes_per_rank=n * self.GB, dtype=self.gdt, **kw))
+                                      bytes_per_rank=n * self.RB, dtype=self.rdt, **kw))
             if z in (1, 2):
                 out.append(Collective(name="dp.allgather" + sfx, role="dp.allgather", op="allgather",
                                       bytes_per_rank=n * self.B / grp, dtype=self.dt, **kw))
