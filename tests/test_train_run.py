@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from accelsim.api import evaluate_train
+from accelsim.workload.parallel import ParallelPlan
 from accelsim.cli import main
 
 
@@ -60,7 +61,8 @@ def test_analytical_training_steps_are_fast():
 
 def test_zero_and_recompute_trade_memory_for_time():
     base = evaluate_train("dgx-h100", "llama-3-70b", 128, 4096, tp=4, pp=4, dp=4).summary
-    z3 = evaluate_train("dgx-h100", "llama-3-70b", 128, 4096, tp=4, pp=4, dp=4, zero=3).summary
+    z3 = evaluate_train("dgx-h100", "llama-3-70b", 128, 4096, tp=4, pp=4, dp=4, zero=3,
+                        zero3_pipeline="microbatch").summary
     rc = evaluate_train("dgx-h100", "llama-3-70b", 128, 4096, tp=4, pp=4, dp=4, recompute="full").summary
     assert z3["memory_bytes_per_chip"] < base["memory_bytes_per_chip"]
     assert z3["step_time_s"] > base["step_time_s"]  # per-layer all-gathers and reduce-scatters
@@ -127,3 +129,28 @@ def test_zero3_collectives_beside_the_compute_count_as_hidden():
     total = s["microbatches"] * passes + sync
     assert s["comm_hidden_s"] > 0.5 * total
     assert s["comm_exposed_s"] + s["comm_hidden_s"] == pytest.approx(total, rel=1e-9)
+
+
+def test_zero3_under_pipelining_gathers_and_reduces_once_a_step():
+    """Under PyTorch's pipeline schedules FSDP reduce-scatters only in a stage's last backward
+    and (torchtitan's default under pipelining) keeps the gathered weights through the step: no
+    collectives in the passes, one gradient reduce-scatter and one weight gather per stage, and
+    the memory of unsharded weights and gradients (the latter in the reduction's dtype)."""
+    from accelsim.workload.train import build_train
+
+    kw = dict(tp=4, pp=4, dp=4, zero=3)
+    step = build_train("llama-3-70b", 128, 4096, ParallelPlan(**kw, reduce_dtype="fp32"))
+    for s in range(4):
+        in_passes = [o for g in (step.fwd[s], step.bwd[s]) for o in g.ops() if o.role.startswith("dp.")]
+        assert in_passes == []
+        sync = {o.op: o for o in step.grad_sync[s]}
+        assert set(sync) == {"reducescatter", "allgather"}
+        # the whole stage's gradients in fp32, its weights' shards in bf16
+        assert sync["reducescatter"].bytes_per_rank == pytest.approx(2.0 * 4 * sync["allgather"].bytes_per_rank)
+    once = evaluate_train("dgx-h100", "llama-3-70b", 128, 4096, **kw, reduce_dtype="fp32").summary
+    each = evaluate_train("dgx-h100", "llama-3-70b", 128, 4096, **kw, zero3_pipeline="microbatch").summary
+    mb, me = once["memory_breakdown_bytes"], each["memory_breakdown_bytes"]
+    assert mb["weights"] == pytest.approx(4 * me["weights"])  # unsharded over the 4 data-parallel ranks
+    assert mb["gradients"] == pytest.approx(2 * mb["weights"])  # fp32 against bf16 weights
+    assert mb["buffers"] == 0 and me["buffers"] > 0
+    assert once["step_time_s"] < each["step_time_s"]

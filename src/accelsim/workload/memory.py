@@ -44,7 +44,9 @@ over their expert data-parallel group):
   backward ``plan.loss_grad_bytes_per_logit`` more per logit of one microbatch (a transient:
   the larger of it and the full-recompute working set is added).
 - buffers: under ZeRO-3 the gathered (unsharded) weights of two layers, the one computing and
-  the one prefetched;
+  the one prefetched; under pipelining with ``plan.zero3_pipeline == "step"`` none, the stage's
+  weights being gathered for the whole step (``B * N``) and its gradients accumulated unsharded
+  in the reduction's dtype (``R * N``, ``plan.reduce_dtype``) until the last backward;
 - KV cache: none in training.
 """
 
@@ -184,14 +186,20 @@ def stage_memory(model: ModelConfig | str, global_batch: int, seq_len: int, plan
         # freed: the peak is the larger of the two moments
         grads += max(0.0, (4 - G) * shard(2) - act)
     buffers = 0.0
-    if plan.zero == 3 and len(layers):
+    weights = B * shard(3)
+    if plan.zero == 3 and plan.pp > 1 and plan.zero3_pipeline == "step":
+        # the stage's weights stay gathered through the step and its gradients accumulate
+        # unsharded, in the reduction's dtype, until the last backward reduce-scatters them
+        weights = B * (dense + expert)
+        grads = max(grads, dtype_bytes(plan.reduce_dtype or plan.grad_dtype or dtype) * (dense + expert))
+    elif plan.zero == 3 and len(layers):
         biggest = max(sum(layer_params(m, li, plan)) for li in layers)
         buffers = 2.0 * biggest * B
     host = 0.0
     if plan.recompute == "selective" and plan.selective == "context_offload":  # each layer's attention output
         host = len(layers) * live * (seq_len // plan.cp) * plan.microbatch * m.hidden_size / plan.tp_chips * B
     return MemoryBreakdown(
-        weights_bytes=B * shard(3), gradients_bytes=grads, optimizer_bytes=opt * shard(1),
+        weights_bytes=weights, gradients_bytes=grads, optimizer_bytes=opt * shard(1),
         activations_bytes=act, buffers_bytes=buffers, host_bytes=host, phase="train", stage=stage, model=m,
         global_batch=global_batch, seq_len=seq_len, dtype=dtype, attention=attention, plan=plan)
 

@@ -95,6 +95,15 @@ class ParallelPlan(StrictModel):
     """Sequences per microbatch (per data-parallel replica)."""
     zero: Literal[0, 1, 2, 3] = 0
     """ZeRO stage: 0 none, 1 optimizer states sharded, 2 + gradients, 3 (FSDP) + weights."""
+    zero3_pipeline: Literal["step", "microbatch"] = "step"
+    """How ZeRO-3 / FSDP runs under pipeline parallelism (``pp > 1``): ``step``, a stage gathers
+    its weights once and keeps them through every microbatch, accumulates its gradients unsharded
+    and reduce-scatters them once, during the last backward (PyTorch's pipeline schedules turn the
+    gradient sync off for all but a stage's last backward, ``PipelineStage.backward_maybe_with_nosync``,
+    and torchtitan keeps the gathered weights under pipelining, ``reshard_after_forward`` False by
+    its default policy): the collectives of ZeRO-1 / 2's step, the memory of unsharded weights and
+    gradients; ``microbatch``, gathered and reduce-scattered in every microbatch's passes, as
+    without pipelining."""
     recompute: Literal["none", "selective", "full"] = "none"
     """Activation recomputation: selective recomputes the attention core in the backward pass
     (Korthikanti et al. 2022); full recomputes each layer's forward from its input."""

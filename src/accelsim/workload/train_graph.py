@@ -105,6 +105,9 @@ class StageGraphs:
         self.gdt = plan.grad_dtype or dt
         self.B, self.GB = dtype_bytes(dt), dtype_bytes(self.gdt)
         self.rdt = plan.reduce_dtype or self.gdt  # the data-parallel reduction's dtype
+        # ZeRO-3 under pipelining, once a step (ParallelPlan.zero3_pipeline): no collectives in the
+        # passes, the step's gradient reduce-scatter and weight gather as ZeRO-1 / 2 run them
+        self.zero_once = plan.zero == 3 and plan.pp > 1 and plan.zero3_pipeline == "step"
         self.RB = dtype_bytes(self.rdt)
         self.t = t = plan.tp_chips
         self.sp = plan.sp and t > 1
@@ -245,7 +248,7 @@ class StageGraphs:
     def zero_gather(self, e: _Emit, pre: str, li: int, dense: float, expert: float, *deps: str | None,
                     tag: str = "") -> list[str]:
         """ZeRO-3: all-gather the weights (one shard per rank) before they are used."""
-        if self.p.zero != 3:
+        if self.p.zero != 3 or self.zero_once:
             return []
         out = []
         for sfx, n, grp in self.zero_groups(dense, expert):
@@ -257,7 +260,7 @@ class StageGraphs:
     def zero_scatter(self, e: _Emit, pre: str, li: int, dense: float, expert: float, *deps: str | None,
                      tag: str = "") -> None:
         """ZeRO-2/3: reduce-scatter the gradients once computed."""
-        if self.p.zero < 2:
+        if self.p.zero < 2 or self.zero_once:
             return
         for sfx, n, grp in self.zero_groups(dense, expert):
             self.coll(e, pre, "dp_reducescatter" + tag + sfx, "dp", "reducescatter", n * self.RB, grp, li, *deps,
@@ -580,10 +583,10 @@ class StageGraphs:
             if z == 0:
                 out.append(Collective(name="dp.allreduce" + sfx, role="dp.allreduce", op="allreduce",
                                       bytes_per_rank=n * self.RB, dtype=self.rdt, **kw))
-            if z == 1:
+            if z == 1 or self.zero_once:
                 out.append(Collective(name="dp.reducescatter" + sfx, role="dp.reducescatter", op="reducescatter",
                                       bytes_per_rank=n * self.RB, dtype=self.rdt, **kw))
-            if z in (1, 2):
+            if z in (1, 2) or self.zero_once:
                 out.append(Collective(name="dp.allgather" + sfx, role="dp.allgather", op="allgather",
                                       bytes_per_rank=n * self.B / grp, dtype=self.dt, **kw))
         if self.m.tied_embeddings and self.p.pp > 1 and stage in (0, self.p.pp - 1):
