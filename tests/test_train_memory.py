@@ -89,7 +89,7 @@ def test_published_peak_memory_of_torchtitan_llama3_8b_runs():
     assert (abs(small - 1) <= 0.20).all(), small.to_dict()
     # the 405B 3D rows (FSDP under pipelining: weights gathered and gradients unsharded for the
     # whole step) were 0.22-0.25 of the published peak while FSDP resharded every microbatch
-    assert (ratio[["mem-010", "mem-011"]] > 0.5).all(), ratio.to_dict()
+    assert (ratio[["mem-010", "mem-011"]] > 0.7).all(), ratio.to_dict()
 
 
 def test_eager_rmsnorm_runs_its_separate_ops_forward_and_backward():
