@@ -10,22 +10,31 @@ collected on its next run."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 F = TypeVar("F", bound=Callable)
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """The cyclic collector paused inside the block and restored as it was after it (nested
+    blocks are fine)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def gc_paused(fn: F) -> F:
     """Decorator: run ``fn`` with the cyclic collector paused (nested calls are fine)."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        was = gc.isenabled()
-        gc.disable()
-        try:
+        with paused():
             return fn(*args, **kwargs)
-        finally:
-            if was:
-                gc.enable()
     return run  # type: ignore[return-value]
