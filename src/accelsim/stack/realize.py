@@ -92,7 +92,8 @@ def plan_defaults(stack: Stack | None) -> dict:
     return {"sp": fw.sequence_parallel, "recompute": fw.recompute, "zero": fw.zero, "selective": fw.selective,
             "recompute_scope": fw.recompute_scope, "loss_grad_bytes_per_logit": fw.loss_grad_bytes_per_logit,
             "rmsnorm": fw.rmsnorm, "loss": fw.loss, "vocab_multiple": fw.vocab_multiple,
-            "master_casts": fw.master_casts, "reduce_dtype": fw.reduce_dtype}
+            "master_casts": fw.master_casts, "reduce_dtype": fw.reduce_dtype,
+            "zero3_copies": fw.zero3_copies}
 
 
 def fp8_scope(stack: Stack | None) -> str:

@@ -208,6 +208,9 @@ class TrainingFramework(_Spec):
     reduce_dtype: Literal["bf16", "fp16", "fp32"] | None = None
     """Dtype of its data-parallel gradient reduction (``ParallelPlan.reduce_dtype``); None: the
     gradients' own."""
+    zero3_copies: bool = False
+    """Its ZeRO-3 copies each weight gather into the parameters on the compute stream (FSDP2,
+    ``ParallelPlan.zero3_copies``)."""
     vocab_multiple: int = Field(1, ge=1)
     """The framework pads the vocabulary to a multiple of this times the TP degree
     (``ParallelPlan.vocab_multiple``)."""

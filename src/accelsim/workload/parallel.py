@@ -95,6 +95,13 @@ class ParallelPlan(StrictModel):
     """Sequences per microbatch (per data-parallel replica)."""
     zero: Literal[0, 1, 2, 3] = 0
     """ZeRO stage: 0 none, 1 optimizer states sharded, 2 + gradients, 3 (FSDP) + weights."""
+    zero3_copies: bool = False
+    """ZeRO-3 as FSDP2 runs it (per-parameter sharding): each weight gather lands in one flat
+    buffer that is then copied into the layer's parameter tensors on the compute stream, before
+    the layer can run (``foreach_all_gather_copy_out``: the unsharded weights read and written
+    once more). False: the gathered buffer is the parameters (FSDP1's flat parameters, DeepSpeed
+    ZeRO-3). (FSDP2's copy of the gradients into the reduce-scatter's input runs on the
+    reduce-scatter's own stream, beside the compute, and is not modelled.)"""
     zero3_pipeline: Literal["step", "microbatch"] = "step"
     """How ZeRO-3 / FSDP runs under pipeline parallelism (``pp > 1``): ``step``, a stage gathers
     its weights once and keeps them through every microbatch, accumulates its gradients unsharded

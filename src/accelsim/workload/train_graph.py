@@ -254,6 +254,10 @@ class StageGraphs:
         for sfx, n, grp in self.zero_groups(dense, expert):
             c = self.coll(e, pre, "dp_allgather" + tag + sfx, "dp", "allgather", n * self.B / grp, grp, li, *deps)
             if c and c not in deps:
+                if self.p.zero3_copies:  # FSDP2: the gathered buffer copied into the parameters
+                    ps = pre.rstrip(".").rsplit(".", 1)[-1]  # the pass ("L0.fwd." -> "fwd")
+                    c = e(Elementwise(name=pre + "zero_copy_out" + tag + sfx, layer=li, role=ps + ".zero_copy_out",
+                                      fn="copy", elements=int(n), dtype=self.dt), c)
                 out.append(c)
         return out
 
