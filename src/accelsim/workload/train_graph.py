@@ -105,10 +105,8 @@ class StageGraphs:
         self.gdt = plan.grad_dtype or dt
         self.B, self.GB = dtype_bytes(dt), dtype_bytes(self.gdt)
         self.rdt = plan.reduce_dtype or self.gdt  # the data-parallel reduction's dtype
-        # ZeRO-3 under pipelining, once a step (ParallelPlan.zero3_pipeline): no collectives in the
-        # passes, the step's gradient reduce-scatter and weight gather as ZeRO-1 / 2 run them
-        self.zero_once = plan.zero == 3 and plan.pp > 1 and plan.zero3_pipeline == "step"
         self.RB = dtype_bytes(self.rdt)
+        self.zero_once = plan.zero == 3 and plan.pp > 1 and plan.zero3_pipeline == "step"  # ZeRO-1's collectives
         self.t = t = plan.tp_chips
         self.sp = plan.sp and t > 1
         self.s, self.sc = seq_len, seq_len // plan.cp
@@ -255,9 +253,9 @@ class StageGraphs:
             c = self.coll(e, pre, "dp_allgather" + tag + sfx, "dp", "allgather", n * self.B / grp, grp, li, *deps)
             if c and c not in deps:
                 if self.p.zero3_copies:  # FSDP2: the gathered buffer copied into the parameters
-                    ps = pre.rstrip(".").rsplit(".", 1)[-1]  # the pass ("L0.fwd." -> "fwd")
-                    c = e(Elementwise(name=pre + "zero_copy_out" + tag + sfx, layer=li, role=ps + ".zero_copy_out",
-                                      fn="copy", elements=int(n), dtype=self.dt), c)
+                    role = pre.rstrip(".").rsplit(".", 1)[-1] + ".zero_copy_out"  # "L0.fwd." -> "fwd.zero_copy_out"
+                    c = e(Elementwise(name=pre + "zero_copy_out" + tag + sfx, layer=li, role=role, fn="copy",
+                                      elements=int(n), dtype=self.dt), c)
                 out.append(c)
         return out
 
