@@ -195,3 +195,25 @@ def test_sweep_spaces_refuse_booleans_and_nan_for_numbers():
         DesignSpace.load({**base, "axes": {"chip.hbm.bandwidth_Bps": {"low": True, "high": 2, "num": 3}}})
     with pytest.raises(ConfigError, match="finite"):
         DesignSpace.load({**base, "axes": {"chip.hbm.bandwidth_Bps": {"low": float("nan"), "high": 2, "num": 3}}})
+
+
+def test_a_boolean_field_takes_only_a_boolean(tmp_path):
+    """pydantic reads the strings "yes" or "off" and the numbers 1 or 0 as booleans; a spec, stack
+    or plan field that is a switch takes true or false only, and the error names the field."""
+    from accelsim.api import evaluate_train, load_system
+
+    from pathlib import Path
+
+    src = (Path(__file__).parents[1] / "arch_configs" / "edge-npu.yaml").read_text()
+    assert "preload_overlap: true" in src
+    for bad in ("1", '"off"', "0.0"):  # (YAML's own yes / no are booleans)
+        p = tmp_path / f"npu_{bad.strip(chr(34))}.yaml"
+        p.write_text(src.replace("preload_overlap: true", f"preload_overlap: {bad}"))
+        with pytest.raises(ConfigError, match="preload_overlap.*expected true or false"):
+            load_system(p)
+    for bad in ("yes", 1):
+        with pytest.raises(WorkloadError, match="sp: .*expected true or false"):
+            evaluate_train("dgx-h100", "tiny", 8, 64, tp=2, dp=4, sp=bad)
+    assert evaluate_train("dgx-h100", "tiny", 8, 64, tp=2, dp=4, sp=False).summary["step_time_s"] > 0
+    r = CliRunner().invoke(main, ["run", "edge-npu", "tiny", "--set", "chip.core.tensor.preload_overlap=false"])
+    assert r.exit_code == 0, r.output

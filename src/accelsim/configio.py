@@ -29,17 +29,18 @@ MAX_YAML_DEPTH = 64
 
 
 def _number_type(annotation) -> type | None:
-    """int or float when a field's annotation is (an optional / annotated) int or float."""
+    """int or float when a field's annotation is (an optional / annotated) int or float; bool
+    when it is (an optional / annotated) bool."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _number_type(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(annotation)
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if bool in args:
-            return None
-        kinds = {_number_type(a) for a in args if a is not type(None)} - {None}
+            return bool if args == [bool] else None
+        kinds = {_number_type(a) for a in args} - {None}
         return float if float in kinds else (int if int in kinds else None)
-    return annotation if annotation in (int, float) else None
+    return annotation if annotation in (int, float, bool) else None
 
 
 MAX_EXACT_INT = 2**53
@@ -53,16 +54,24 @@ sweeps validate thousands of systems a second)."""
 
 
 def strict_number(model: type[BaseModel], name: str, value: Any) -> Any:
-    """Refuse a boolean given for a number field (YAML ``true`` would otherwise read as 1) and
-    an integer beyond ``MAX_EXACT_INT``."""
-    if value.__class__ is not bool and value.__class__ is not int:  # floats, strings, containers
+    """Refuse a boolean given for a number field (YAML ``true`` would otherwise read as 1), an
+    integer beyond ``MAX_EXACT_INT``, and anything but a boolean for a boolean field (pydantic
+    would read ``"yes"``, ``"off"`` or ``1`` as one)."""
+    cls = value.__class__
+    if cls is not bool and cls is not int and cls is not str and cls is not float:  # containers, None
         return value
     key = (model, name)
     if key not in _KINDS:
         field = model.model_fields.get(name)
         _KINDS[key] = _number_type(field.annotation) if field is not None else None
     kind = _KINDS[key]
-    if isinstance(value, bool) and kind is not None:
+    if kind is bool:
+        if cls is not bool:
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if cls is str or cls is float:
+        return value
+    if cls is bool and kind is not None:
         raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
     if kind is int and isinstance(value, int) and abs(value) > MAX_EXACT_INT:
         raise ValueError(f"{value} is beyond the largest integer accelsim computes with exactly (2^53)")
