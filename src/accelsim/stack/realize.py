@@ -85,7 +85,8 @@ def plan_defaults(stack: Stack | None) -> dict:
     """The training-plan fields a framework sets when the plan leaves them open (sequence
     parallelism, recomputation, what selective recomputation keeps and what a recomputed layer
     reruns, ZeRO stage, the loss's kernels and backward memory, its RMSNorm, vocabulary padding,
-    master-weight casts and gradient-reduction dtype): its ``training`` block, else all off."""
+    master-weight casts, gradient-reduction dtype and FSDP2 copy-out): its ``training`` block, else
+    all off."""
     fw = stack.training if stack is not None else None
     if fw is None:
         return {"sp": False, "recompute": "none", "zero": 0}
