@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import operator
 import re
 import os
 import stat
@@ -14,7 +15,7 @@ from typing import Any, Iterable
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
-from .errors import AccelsimError, ConfigError
+from .errors import AccelsimError, ConfigError, WorkloadError
 
 
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -239,10 +240,6 @@ def validation_problems(err: ValidationError) -> list[str]:
 def whole_number(name: str, value: Any, low: int = 1, error: type[AccelsimError] | None = None) -> int:
     """``value`` as an int of at least ``low``; anything else (a float, a string, a boolean) is
     ``error`` (default WorkloadError) naming ``name``."""
-    import operator
-
-    from .errors import WorkloadError
-
     error = error or WorkloadError
     if isinstance(value, bool):
         raise error(f"{name} must be an integer, got {value!r}")

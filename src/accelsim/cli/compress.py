@@ -8,7 +8,7 @@ import json
 import click
 
 from ..errors import WorkloadError
-from .util import friendly
+from .util import friendly, on_command_line
 
 
 def recipe_from_options(recipe, weights, activations, kv_cache, sparsity):
@@ -69,9 +69,7 @@ def sqnr_command(fmt_names, group, outliers, outlier_scale, rows, cols, npy, see
     from ..compress.formats import fake_quant, get_format
     from ..compress.sqnr import gemm_sqnr, sqnr_db, synthetic_tensor
 
-    source = click.get_current_context().get_parameter_source
-    shape = [f"--{n.replace('_', '-')}" for n in ("rows", "cols", "outliers", "outlier_scale")
-             if source(n) == click.core.ParameterSource.COMMANDLINE]
+    shape = [f"--{n.replace('_', '-')}" for n in on_command_line("rows", "cols", "outliers", "outlier_scale")]
     if npy and shape:
         raise click.UsageError(f"{', '.join(shape)} shape the synthetic tensor, which --npy replaces")
     bare = [n.lower().startswith("int") and "-g" not in n for n in fmt_names]

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .util import friendly
+from .util import friendly, on_command_line
 
 
 @click.group("profile")
@@ -85,8 +85,7 @@ def whatif_command(trace, system, stack, compression, tp, traced_tp, hidden, as_
     from ..profile.trace import load_trace
     from ..units import fmt
 
-    given = click.get_current_context().get_parameter_source
-    if tp is None and (hidden is not None or given("traced_tp") == click.core.ParameterSource.COMMANDLINE):
+    if tp is None and (hidden is not None or on_command_line("traced_tp")):
         raise click.UsageError("--hidden and --traced-tp describe the re-sharding to --tp: they need --tp")
     base, new, table = whatif(load_trace(trace), system, stack, compression, tp, traced_tp, hidden)
     if as_json:

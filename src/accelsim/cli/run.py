@@ -8,7 +8,7 @@ import json
 import click
 
 from ..units import fmt
-from .util import friendly, write_or_print_json
+from .util import friendly, on_command_line, write_or_print_json
 
 
 @click.command()
@@ -107,12 +107,11 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     if calibration is not None:
         system = load_system(system, overrides, calibration=calibration, force_calibration=force_calibration)
         overrides = ()
-    source = click.get_current_context().get_parameter_source
     if teacher_system and not teacher:
         raise click.UsageError("--teacher-system is where the --distill-from teacher runs: add --distill-from")
-    if source("distill_targets") == click.core.ParameterSource.COMMANDLINE and not teacher:
+    if on_command_line("distill_targets") and not teacher:
         raise click.UsageError("--distill-targets says what --distill-from matches: add --distill-from")
-    if source("tokens") == click.core.ParameterSource.COMMANDLINE and not (qat or teacher or prune_recipe):
+    if on_command_line("tokens") and not (qat or teacher or prune_recipe):
         raise click.UsageError("--tokens is the length of a --qat, --distill-from or --prune run: add one")
     if qat or teacher or prune_recipe:
         if phase != "train":
@@ -128,9 +127,8 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
                           microbatch=microbatch, zero=zero, recompute=recompute, selective=selective,
                           schedule=schedule, vpp=vpp), chips, dtype,
                           attention, overrides, as_json, out, top, compression, mode, stack_name, outputs)
-    given = click.get_current_context().get_parameter_source
     if (any(v != 1 for v in (pp, dp, ep, cp, vpp)) or zero or chips or sp or recompute or selective
-            or any(given(p) == click.core.ParameterSource.COMMANDLINE for p in ("microbatch", "schedule"))):
+            or on_command_line("microbatch", "schedule")):
         raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--sp/--zero/--recompute/--selective/--chips/--microbatch/"
                                "--schedule apply to --phase train")
     if phase == "decode" and seq_len is not None:

@@ -1,4 +1,5 @@
-"""Shared pieces of the command-line modules: the error wrapper and the --out / --json helper."""
+"""Shared pieces of the command-line modules: the error wrapper, the --out / --json helper and
+which options the command line gave."""
 
 from __future__ import annotations
 
@@ -32,3 +33,10 @@ def write_or_print_json(res, out, as_json) -> bool:
     if as_json:
         click.echo(res.to_json())
     return as_json
+
+
+def on_command_line(*params: str) -> list[str]:
+    """Those of ``params`` (click parameter names) that the command line gave, as opposed to
+    their defaults: an option whose default is a real value (``--traced-tp 1``) is still "given"."""
+    source = click.get_current_context().get_parameter_source
+    return [p for p in params if source(p) == click.core.ParameterSource.COMMANDLINE]

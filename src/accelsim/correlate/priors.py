@@ -497,5 +497,4 @@ def write_kernel_launch(stack: str, value: float, source: str, field: str = "ker
 
 
 __all__ = ["FRACTION_MIN", "LATENCY_MAX_S", "HardwareFit", "drift", "fit_hardware", "mean_ape", "priors_table",
-           "write_hardware",
-           "write_kernel_launch", "SIBLINGS"]
+           "write_hardware", "write_kernel_launch", "SIBLINGS"]

@@ -58,7 +58,6 @@ _MODELS: dict[tuple[str, str], tuple[ModelConfig, tuple[int, int]]] = {}
 a preset named in every call gets the same frozen object back until its file changes."""
 
 
-
 def _load_yaml_model(path: Path) -> ModelConfig:
     data = load_yaml(path, error=WorkloadError)
     data.setdefault("name", path.stem)
