@@ -51,8 +51,9 @@ class StageTimes:
     """Share of the stage's compute a collective's kernels hold while they run (``training.
     interference_s``): a gradient bucket reduced beside the last backward slows it by that much."""
     zero_hidden_s: float = 0.0
-    """ZeRO-3 / FSDP weight gathers and gradient reduce-scatters of one microbatch's passes that
-    run beside the compute (not on the timeline: only their exposed part is in ``*_comm_s``)."""
+    """ZeRO-3 / FSDP weight gathers and gradient reduce-scatters of one microbatch's passes, and
+    collectives run beside a named op (``Collective.hidden_by``), that run beside the compute
+    (not on the timeline: only their exposed part is in ``*_comm_s``)."""
 
 
 @dataclass

@@ -70,6 +70,8 @@ class _Coster:
         if c is None:
             if axis == "pp":
                 chips = (self.placement.chip(pp=0), self.placement.chip(pp=self.plan.pp - 1))
+            elif op.op == "sendrecv" and axis in self.placement.groups:  # two neighbours of the group
+                chips = self.placement.group_of(axis, self.placement.chip(pp=stage))[:2]
             else:
                 chips = self.group(axis, op.group, stage)
             r = collective_cost(self.system, op.op, op.bytes_per_rank, op.group,
@@ -112,17 +114,21 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
     for s in range(plan.pp):
         sums, hidden = {}, {}
         for pass_name, graphs in (("fwd", [step.fwd[s]]), ("bwd", [step.bwd[s]]), ("opt", [step.optimizer[s]])):
-            comp = comm = 0.0
+            comp = comm = beside = 0.0
             segments: list[list[float]] = []  # per layer in execution order: [stream seconds, ZeRO seconds]
             stream: list = []  # the pass's compute ops in order: their host dispatch may run ahead
+            times: dict[str, float] = {}
+            later: list[tuple[float, str, list[float]]] = []  # collectives run beside a named op
             for g in graphs:
                 for op in g.ops():
                     c = coster.cost(op, s)
-                    t = c.time_s
+                    t = times[op.name] = c.time_s
                     if not segments or segments[-1][2] != op.layer:
                         segments.append([0.0, 0.0, op.layer])
                     if isinstance(op, Collective) and op.role.startswith("dp."):
                         segments[-1][1] += t
+                    elif isinstance(op, Collective) and op.hidden_by:
+                        later.append((t, op.hidden_by, segments[-1]))
                     elif isinstance(op, Collective):
                         comm += t
                         segments[-1][0] += t
@@ -133,10 +139,13 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
                     rows.append((s, pass_name, op.name, op.layer, op.role, op.kind, op.engine, op.flops(), op.bytes(),
                                  c.hbm_bytes, c.link_bytes, c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s,
                                  t, c.bound, c.mapping))
+            for t, by, seg in later:  # only what outlasts the op it runs beside is on the path
+                over = max(0.0, t - times.get(by, 0.0))
+                comm, seg[0], beside = comm + over, seg[0] + over, beside + t - over
             if any(c.host_s for c in stream):  # an eager host dispatches ahead of the device
                 comp -= sum(c.time_s for c in stream) - sequence_time(stream)
             exposed = zero_exposed_s(segments)
-            hidden[pass_name] = sum(d for _, d, _ in segments) - exposed
+            hidden[pass_name] = sum(d for _, d, _ in segments) - exposed + beside
             comp += interference_s(hidden[pass_name], system, library)
             sums[pass_name] = (comp, comm + exposed)
         sync = gather = 0.0

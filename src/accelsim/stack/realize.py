@@ -85,8 +85,8 @@ def plan_defaults(stack: Stack | None) -> dict:
     """The training-plan fields a framework sets when the plan leaves them open (sequence
     parallelism, recomputation, what selective recomputation keeps and what a recomputed layer
     reruns, ZeRO stage, the loss's kernels and backward memory, its RMSNorm, vocabulary padding,
-    master-weight casts, gradient-reduction dtype and FSDP2 copy-out): its ``training`` block, else
-    all off."""
+    master-weight casts, gradient-reduction dtype, FSDP2 copy-out and context-parallel
+    attention): its ``training`` block, else all off."""
     fw = stack.training if stack is not None else None
     if fw is None:
         return {"sp": False, "recompute": "none", "zero": 0}
@@ -94,7 +94,7 @@ def plan_defaults(stack: Stack | None) -> dict:
             "recompute_scope": fw.recompute_scope, "loss_grad_bytes_per_logit": fw.loss_grad_bytes_per_logit,
             "rmsnorm": fw.rmsnorm, "loss": fw.loss, "vocab_multiple": fw.vocab_multiple,
             "master_casts": fw.master_casts, "reduce_dtype": fw.reduce_dtype,
-            "zero3_copies": fw.zero3_copies}
+            "zero3_copies": fw.zero3_copies, "cp_attention": fw.context_parallel}
 
 
 def fp8_scope(stack: Stack | None) -> str:

@@ -366,6 +366,12 @@ class KVCache(Op):
         return 2.0 * moved if self.mode == "append" else moved  # append reads new K/V, writes cache
 
 
+FLASH_BWD_FACTOR = 2.5
+"""Flash attention backward FLOPs over forward: 5 score-sized GEMMs (recompute ``QK^T``,
+``dP = dO V^T``, ``dV = P^T dO``, ``dQ = dS K``, ``dK = dS^T Q``) against 2 (FlashAttention-2);
+on 128-wide systolic arrays the 320-wide pass of a 128-wide head costs about 3x a forward."""
+
+
 @dataclass(frozen=True, slots=True)
 class FlashAttention(Op):
     """Fused attention (flash-style): Q tile resident, K/V streamed, online softmax; the
@@ -451,16 +457,20 @@ class FlashAttention(Op):
 @dataclass(frozen=True, slots=True)
 class Collective(Op):
     """A collective over ``group`` chips. ``bytes_per_rank`` is the buffer each rank
-    contributes (all-reduce, reduce-scatter input, all-gather output / group, all-to-all)."""
+    contributes (all-reduce, reduce-scatter input, all-gather output / group, all-to-all; a
+    send / receive between two ring neighbours, each sending it)."""
 
     op: str = "allreduce"
     bytes_per_rank: float = 0.0
     group: int = 1
     dtype: str = "bf16"
+    hidden_by: str = ""
+    """Name of the op of the same pass it runs beside (issued before it, waited for after it):
+    the analytical training tier charges only what exceeds that op's time; "": on the path."""
     kind: ClassVar[str] = "collective"
     engine: ClassVar[str] = "link"
 
-    OPS: ClassVar[tuple[str, ...]] = ("allreduce", "allgather", "reducescatter", "alltoall")
+    OPS: ClassVar[tuple[str, ...]] = ("allreduce", "allgather", "reducescatter", "alltoall", "sendrecv")
 
     def __post_init__(self) -> None:
         if self.op not in self.OPS:

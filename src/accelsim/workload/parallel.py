@@ -88,6 +88,13 @@ class ParallelPlan(StrictModel):
     stage (it adds no chips)."""
     cp: int = Field(1, ge=1)
     """Context-parallel degree: each rank holds ``seq_len / cp`` tokens of every sequence."""
+    cp_attention: Literal["fused", "ring_sdpa"] = "fused"
+    """How context-parallel attention runs (``cp > 1``): ``fused``, one attention kernel over the
+    gathered keys and values of the KV heads, the gradients of K / V reduce-scattered back;
+    ``ring_sdpa``, PyTorch's ring attention (``torch.distributed.tensor.experimental.
+    context_parallel``, which torchtitan applies): the K / V of the query heads gathered, one SDPA
+    call per ring step merged in fp32, the backward's K / V gradients passed around the ring in
+    fp32 (``workload/cp_ring.py``)."""
     sp: bool = False
     """Megatron sequence parallelism: TP all-reduces become reduce-scatter + all-gather and
     norms / residual adds are split over the TP ranks (no effect with ``tp_chips == 1``)."""

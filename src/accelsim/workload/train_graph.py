@@ -17,13 +17,8 @@ Backward, layer by layer in reverse:
 - every weight GEMM ``Y[m,n] = X[m,k] W[k,n]`` becomes an activation-gradient GEMM
   ``dX = dY W^T`` (``*_dgrad``: m x k x n) and a weight-gradient GEMM ``dW = X^T dY``
   (``*_wgrad``: k x n x m, output in the gradient dtype): 2x the forward FLOPs;
-- flash attention backward is one fused pass costed as a flash forward with 2.5x the head
-  width: 5 score-sized GEMMs (recompute ``QK^T``, ``dP = dO V^T``, ``dV = P^T dO``,
-  ``dQ = dS K``, ``dK = dS^T Q``) against 2 in the forward (FlashAttention-2). Its bytes
-  come out 2.5x the forward's where the real pass moves 2x (Q, K, V, O, dO in; dQ, dK, dV
-  out), and on 128-wide systolic arrays the 320-wide pass of a 128-wide head costs about 3x
-  a forward. Unfused attention backward is
-  four batched GEMMs (``dprobs``, ``dv``, ``dq``, ``dk``) and the softmax backward;
+- flash attention backward is a flash forward with 2.5x the head width (``ops.FLASH_BWD_FACTOR``;
+  2.5x its bytes where the real pass moves 2x); unfused, four batched GEMMs and the softmax's;
 - norm backward is an elementwise pass reading x and dy and writing dx (``mul`` over the
   tokens x hidden); an activation's backward is the same function over ``(2i+1)/(i+1)`` times
   its elements (``i`` inputs: reads inputs and dy, writes one gradient per input), so bytes
@@ -33,8 +28,8 @@ Backward, layer by layer in reverse:
   all-reduce of dX in backward; with sp a forward all-gather becomes a reduce-scatter and vice
   versa, and the input of each column-parallel GEMM is all-gathered again for its weight
   gradient (Korthikanti et al. keep only the sharded input). CP: K/V are all-gathered again
-  and dK/dV reduce-scattered. EP: one all-to-all for the combine's gradient, one for the
-  dispatch's;
+  and dK/dV reduce-scattered (``cp_attention="ring_sdpa"``: ``cp_ring``). EP: one all-to-all
+  for the combine's gradient, one for the dispatch's;
 - recompute="full": before a layer's backward its forward is recomputed (roles
   ``recompute.*``, TP/CP/EP collectives included); "selective": the attention core is
   recomputed (``recompute.attn``) before its backward, or with ``plan.selective == "op"``
@@ -54,14 +49,11 @@ import math
 from .build import active_experts
 from .graph import WorkloadGraph, WorkloadMeta
 from .model import ModelConfig, dtype_bytes
-from .ops import (AdamW, Collective, ELEMENTWISE, Elementwise, Embedding, FlashAttention, LayerNorm, MatMul,
-                  RMSNorm, Softmax, composite_rmsnorm)
+from . import cp_ring
+from .ops import (AdamW, Collective, ELEMENTWISE, Elementwise, Embedding, FLASH_BWD_FACTOR, FlashAttention,
+                  LayerNorm, MatMul, RMSNorm, Softmax, composite_rmsnorm)
 from .parallel import ParallelPlan, embedding_params, head_params, layer_params
 from ..errors import WorkloadError
-
-FLASH_BWD_FACTOR = 2.5
-"""Flash attention backward FLOPs over forward (5 score-sized GEMMs against 2)."""
-
 
 class _Emit:
     """Ops and edges in program order (each op after its dependencies)."""
@@ -131,6 +123,7 @@ class StageGraphs:
         self.act = (m.activation + "_mul") if m.gated_mlp else m.activation
         self.Norm = RMSNorm if m.norm == "rmsnorm" else LayerNorm
         self.flash = attention == "flash"
+        self.ring = plan.cp > 1 and plan.cp_attention == "ring_sdpa" and self.flash and not self.mla
         # load-balanced causal CP: sc queries see (s + sc)/2 keys on average (exactly 1/cp of
         # the causal work; see FlashAttention.score_elements)
         self.kv_len = (self.s + self.sc) // 2 if plan.cp > 1 else self.s
@@ -303,7 +296,9 @@ class StageGraphs:
             h = self.mla_qkv_fwd(e, pre, ps, li, h)
         elif m.position_embedding == "rope":
             h = self.ew(e, pre, f"{ps}.rope", li, "rope", T * self.rope_el, h)
-        if "attention" not in skip:
+        if "attention" not in skip and self.ring:
+            h = cp_ring.forward(self, e, pre, ps, li, h)
+        elif "attention" not in skip:
             kv = self.p.microbatch * self.sc * self.kv_tok * self.B
             h = self.coll(e, pre, "cp_allgather_kv", "cp", "allgather", kv, self.p.cp, li, h)
             if self.mla:  # every position's latent decompressed into per-head keys and values
@@ -481,14 +476,18 @@ class StageGraphs:
         h = self.tp_in(e, pre, "attn", li, dr)
         h = self.linear_bwd(e, pre, li, "out_proj", T, d, self.o_k, h, wgrads=wg)
         if self.p.recompute == "selective" and self.p.selective == "attention":
-            h = self.attention_fwd(e, f"L{li}.recompute.", "recompute", li, h)
+            h = (cp_ring.forward(self, e, f"L{li}.recompute.", "recompute", li, h) if self.ring
+                 else self.attention_fwd(e, f"L{li}.recompute.", "recompute", li, h))
         kv = self.p.microbatch * self.kv_tok * self.B
-        h = self.coll(e, pre, "cp_allgather_kv", "cp", "allgather", kv * self.sc, self.p.cp, li, h)
-        grads = self.attention_bwd(e, pre, li, h)
+        if self.ring:
+            grads = cp_ring.backward(self, e, pre, li, h)
+        else:
+            h = self.coll(e, pre, "cp_allgather_kv", "cp", "allgather", kv * self.sc, self.p.cp, li, h)
+            grads = self.attention_bwd(e, pre, li, h)
         if self.mla:  # back through the decompression of every position's latent
             grads = [self.linear_bwd(e, pre, li, "kv_up", self.p.microbatch * self.s, self.kv_up_n,
                                      m.kv_lora_rank, *grads, wgrads=wg)]
-        if self.p.cp > 1:
+        if self.p.cp > 1 and not self.ring:
             grads = [self.coll(e, pre, "cp_reducescatter_dkv", "cp", "reducescatter", kv * self.s, self.p.cp, li,
                                *grads)]
         if m.position_embedding == "rope" or self.mla:

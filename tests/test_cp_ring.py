@@ -1,0 +1,81 @@
+"""Context parallelism as PyTorch's ring attention runs it (``cp_attention="ring_sdpa"``,
+torchtitan's default): the ops of one layer and the overlap rule of the gathers and exchanges.
+
+Expected shapes and bytes are hand-derived for Llama-3-8B (32 query heads of 128, 8 KV heads),
+cp 4 over 4,096 tokens: ``sc = 1,024`` tokens a rank, ``n = 1,024 x 32 x 128 = 4,194,304``
+output elements."""
+
+import pytest
+
+from accelsim.arch import load_system
+from accelsim.sim.training import simulate_train
+from accelsim.stack.presets import load_stack
+from accelsim.stack.realize import plan_defaults
+from accelsim.workload import Collective, FlashAttention, ParallelPlan, build_train
+
+N = 1024 * 32 * 128
+
+
+def _layer0(step, pass_idx):
+    g = (step.fwd, step.bwd)[pass_idx][0]
+    return [o for o in g.ops() if o.layer == 0]
+
+
+def _ring(**kw):
+    return build_train("llama-3-8b", 1, 4096, ParallelPlan(cp=4, cp_attention="ring_sdpa", **kw))
+
+
+def test_ring_forward_runs_one_sdpa_call_per_step_over_the_query_heads_kv():
+    fwd = _layer0(_ring(), 0)
+    attn = [o for o in fwd if isinstance(o, FlashAttention)]
+    assert [(o.q_len, o.kv_len, o.causal) for o in attn] == [(1024, 1024, True)] + [(1024, 512, False)] * 3
+    assert all(o.heads == o.kv_heads == 32 for o in attn)  # K / V expanded to the query heads (repeat_kv)
+    # one rank's share of the causal work: 4096^2 / 2 / 4 query-key pairs a head (the diagonal block's
+    # own diagonal aside)
+    assert sum(o.score_elements() for o in attn) == pytest.approx(32 * 4096 ** 2 / 8, rel=2e-3)
+    gather = [o for o in fwd if isinstance(o, Collective)]
+    assert [(o.role, o.op, o.group, o.hidden_by) for o in gather] == [("cp.allgather", "allgather", 4, "L0.fwd.attn")]
+    assert gather[0].bytes_per_rank == 1024 * 2 * 32 * 128 * 2  # this rank's K and V, bf16
+    merges = [o for o in fwd if o.role == "fwd.attn_merge_diff"]
+    assert len(merges) == 3 and all(o.elements == N and o.dtype == "fp32" for o in merges)
+
+
+def test_ring_backward_passes_fp32_kv_gradients_to_the_neighbour_after_every_step():
+    bwd = _layer0(_ring(), 1)
+    sends = [o for o in bwd if isinstance(o, Collective) and o.op == "sendrecv"]
+    assert len(sends) == 4 and all(o.bytes_per_rank == 2 * N * 4 and o.group == 2 for o in sends)
+    # each exchange runs beside the next step's SDPA backward; the last one is waited for
+    assert [o.hidden_by for o in sends] == ["L0.bwd.attn_ring1", "L0.bwd.attn_ring2", "L0.bwd.attn_ring3", ""]
+    assert not [o for o in bwd if o.role == "cp.reducescatter"]
+    attn = [o for o in bwd if isinstance(o, FlashAttention)]
+    assert len(attn) == 4 and all(o.backward for o in attn)
+
+
+def test_fused_context_parallelism_is_unchanged_by_default():
+    step = build_train("llama-3-8b", 1, 4096, ParallelPlan(cp=4))
+    attn = [o for o in _layer0(step, 0) if isinstance(o, FlashAttention)]
+    assert [(o.q_len, o.kv_len, o.kv_heads) for o in attn] == [(1024, (4096 + 1024) // 2, 8)]
+    assert [o.role for o in _layer0(step, 1) if isinstance(o, Collective)] == ["cp.allgather", "cp.reducescatter"]
+
+
+def test_a_collective_beside_an_op_is_charged_only_what_outlasts_it():
+    system = load_system("dgx-h100")
+    step = _ring()
+    run = simulate_train(system, step)
+    ops = run.ops.set_index(["pass", "name"])["time_s"]
+    fwd = sum(max(0.0, ops["fwd", f"L{i}.fwd.cp_allgather_kv"] - ops["fwd", f"L{i}.fwd.attn"]) for i in range(32))
+    assert run.stage_times[0].fwd_comm_s == pytest.approx(fwd, rel=1e-9)
+    bwd = 0.0
+    for i in range(32):
+        bwd += max(0.0, ops["bwd", f"L{i}.bwd.cp_allgather_kv"] - ops["bwd", f"L{i}.bwd.attn"])
+        for r in range(3):
+            bwd += max(0.0, ops["bwd", f"L{i}.bwd.r{r}.cp_sendrecv_dkv"] - ops["bwd", f"L{i}.bwd.attn_ring{r + 1}"])
+        bwd += ops["bwd", f"L{i}.bwd.r3.cp_sendrecv_dkv"]
+    assert run.stage_times[0].bwd_comm_s == pytest.approx(bwd, rel=1e-9)
+    assert bwd > 0 and run.stage_times[0].zero_hidden_s > 0
+
+
+def test_torchtitan_runs_ring_attention_and_megatron_its_fused_context_parallelism():
+    assert plan_defaults(load_stack("torchtitan-cuda"))["cp_attention"] == "ring_sdpa"
+    assert plan_defaults(load_stack("torchtitan-compile-cuda"))["cp_attention"] == "ring_sdpa"
+    assert plan_defaults(load_stack("megatron-cuda"))["cp_attention"] == "fused"
