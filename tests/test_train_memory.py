@@ -46,6 +46,24 @@ def test_loss_backward_transient_is_counted_once_and_not_beside_the_recompute_wo
     assert with_loss - no_loss == pytest.approx(max(working, loss) - working)
 
 
+def test_vocabulary_tiling_keeps_no_logits_and_holds_one_tile_at_a_time():
+    """MaxText's num_vocab_tiling: no fp32 logits kept (4 bytes a logit, one microbatch in
+    flight), the loss's backward holds one tile's fp32 logits and their gradient, 4 + 8 bytes a
+    logit over a quarter of them, against 8 bytes over all of them untiled."""
+    s, V = 1024, L8.vocab_size
+    base = dict(microbatch=1, loss_grad_bytes_per_logit=8)
+    whole = train_memory(L8, 1, s, ParallelPlan(**base)).activations_bytes
+    tiled = train_memory(L8, 1, s, ParallelPlan(**base, vocab_tiles=4)).activations_bytes
+    logits = s * V
+    assert whole - tiled == pytest.approx(4 * logits + 8 * logits - (4 + 8) * logits / 4)
+    # the backward computes each tile's logits again: one more LM-head GEMM, none untiled
+    def heads(tiles):
+        step = build_train(L8, 1, s, ParallelPlan(vocab_tiles=tiles))
+        return [(o.m, o.n, o.k) for o in step.bwd[0].ops() if o.role == "recompute.lm_head"]
+
+    assert heads(4) == [(s, V, 4096)] and heads(1) == []
+
+
 def test_op_level_recompute_reruns_k_out_and_up_projections():
     plan = ParallelPlan(dp=8, zero=3, recompute="selective", selective="op", microbatch=1)
     step = build_train(L8, 8, 4096, plan, dtype="bf16")
@@ -73,7 +91,8 @@ def _predicted_over_measured() -> pd.Series:
     for _, r in df.iterrows():
         kw = {**plan_defaults(st), "tp": int(r.tp), "pp": int(r.pp), "dp": int(r.dp), "cp": int(r.cp),
               "zero": int(r.zero), "recompute": r.recompute,
-              "microbatch": int(r.microbatch) if r.microbatch == r.microbatch else 1}
+              "microbatch": int(r.microbatch) if r.microbatch == r.microbatch else 1,
+              "vpp": int(r.vpp) if r.vpp == r.vpp else 1}
         m = train_memory(load_model(r.model), int(r.global_batch), int(r.seq_len), ParallelPlan(**kw))
         out[r.id] = m.total_bytes / r.peak_memory_bytes
     return pd.Series(out)

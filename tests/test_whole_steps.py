@@ -66,6 +66,13 @@ def test_training_and_serving_columns_are_checked():
     with pytest.raises(MeasurementError, match="column recompute"):
         load_frame(frame({"id": "r", "phase": "train", "seq_len": 128, "global_batch": 8, "recompute": "most",
                           **base}))
+    with pytest.raises(MeasurementError, match="column vocab_tiles"):
+        load_frame(frame({"id": "v", "phase": "train", "seq_len": 128, "global_batch": 8, "vocab_tiles": 0,
+                          **base}))
+    # a training row's vocabulary tiles reach its plan: the loss's logits are not kept
+    row = {"id": "v", "phase": "train", "seq_len": 2048, "global_batch": 8, "tp": 1, "dp": 8, "chips": 8, **base}
+    whole, tiled = (correlate(frame({**row, "vocab_tiles": v})).per_row.loc[0, "predicted_time_s"] for v in (1, 4))
+    assert tiled > whole  # and each tile's logits are computed again in the backward
     # a throughput row without its lengths loads, and is skipped with the reason
     res = correlate(frame({"id": "o", "phase": "decode", "metric": "throughput", "batch": 1, **base}))
     assert "input_len and output_len" in res.per_row.loc[0, "reason"]

@@ -38,6 +38,8 @@ from .util import friendly, on_command_line, write_or_print_json
 @click.option("--schedule", type=click.Choice(["1f1b", "gpipe"]), default="1f1b", show_default=True, help="Pipeline schedule (train).")
 @click.option("--vpp", type=click.IntRange(min=1), default=1, show_default=True,
               help="Model chunks per pipeline stage: > 1 runs interleaved 1F1B (train).")
+@click.option("--vocab-tiles", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Tiles the loss runs over, none of their logits kept (MaxText num_vocab_tiling; train).")
 @click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8", "fp32"]), default="bf16", show_default=True)
 @click.option("--attention", type=click.Choice(["flash", "unfused"]), default="flash", show_default=True)
 @click.option("--weights", default=None, metavar="FORMAT", help="Weight format (accelsim formats), e.g. int4-g128, fp8, mxfp4.")
@@ -83,7 +85,7 @@ from .util import friendly, on_command_line, write_or_print_json
               help="Training tokens of --qat / --distill-from.")
 @friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
-        selective, schedule, vpp, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides,
+        selective, schedule, vpp, vocab_tiles, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides,
         calibration, fidelity, trace_path, trace_window, trace_detail, timeline_path, as_json, out, top, stack_name,
         ideal, force_calibration, qat, teacher, teacher_system, distill_targets, prune_recipe, tokens):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
@@ -118,19 +120,19 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
             raise click.UsageError("--qat, --distill-from and --prune price training runs: add --phase train")
         return _run_produce(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
                             microbatch=microbatch, zero=zero, recompute=recompute, selective=selective,
-                            schedule=schedule, vpp=vpp), qat, teacher, teacher_system, tokens, stack_name, as_json,
+                            schedule=schedule, vpp=vpp, vocab_tiles=vocab_tiles), qat, teacher, teacher_system, tokens, stack_name, as_json,
                             distill_targets, prune_recipe)
     if phase == "train" and context_len is not None:
         raise click.UsageError("--context is a decode step's cached tokens; a training step reads --seq")
     if phase == "train":
         return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
                           microbatch=microbatch, zero=zero, recompute=recompute, selective=selective,
-                          schedule=schedule, vpp=vpp), chips, dtype,
+                          schedule=schedule, vpp=vpp, vocab_tiles=vocab_tiles), chips, dtype,
                           attention, overrides, as_json, out, top, compression, mode, stack_name, outputs)
-    if (any(v != 1 for v in (pp, dp, ep, cp, vpp)) or zero or chips or sp or recompute or selective
+    if (any(v != 1 for v in (pp, dp, ep, cp, vpp, vocab_tiles)) or zero or chips or sp or recompute or selective
             or on_command_line("microbatch", "schedule")):
-        raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--sp/--zero/--recompute/--selective/--chips/--microbatch/"
-                               "--schedule apply to --phase train")
+        raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--vocab-tiles/--sp/--zero/--recompute/--selective/--chips/"
+                               "--microbatch/--schedule apply to --phase train")
     if phase == "decode" and seq_len is not None:
         raise click.UsageError("--seq is a prefill's prompt length; a decode step reads --context (tokens already "
                                "cached)")

@@ -529,7 +529,7 @@ class Predictor:
         given = {"sp": None if row.sp is None else bool(row.sp), "recompute": row.recompute, "zero": row.zero,
                  "selective": row.selective}
         plan = ParallelPlan(tp=tp, pp=pp, dp=dp, cp=cp, ep=row.ep or 1, microbatch=row.microbatch or 1,
-                            vpp=row.vpp or 1, cores_per_chip=cores,
+                            vpp=row.vpp or 1, vocab_tiles=row.vocab_tiles or 1, cores_per_chip=cores,
                             **{**plan_defaults(self.stack_of(cal)), **{k: v for k, v in given.items() if v is not None}})
         if row.chips is not None and row.chips != plan.chips:
             return skipped(f"chips={row.chips} does not match tp x pp x dp x cp = {plan.chips} chips")

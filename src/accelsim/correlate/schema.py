@@ -52,8 +52,8 @@ METRIC_PHASES = {"ttft": "prefill", "tpot": "decode", "throughput": "decode", "s
 COLUMNS = ("id", "kind", "system", "chips", "dtype", "m", "n", "k", "batch", "rows", "cols", "elements",
            "bytes", "ranks", "model", "op", "phase", "metric", "seq_len", "context_len", "input_len", "output_len",
            "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch", "global_batch", "recompute",
-           "selective", "zero", "compression", "stack", "kernels", "cache", "layout", "gpus_per_process", "timing",
-           "measured_time_s", "source", "notes")
+           "selective", "vocab_tiles", "zero", "compression", "stack", "kernels", "cache", "layout", "gpus_per_process",
+           "timing", "measured_time_s", "source", "notes")
 """Columns of the schema, in file order."""
 REQUIRED_COLUMNS = ("id", "kind", "system", "measured_time_s")
 """Columns a file must have (every other column may be absent)."""
@@ -61,7 +61,7 @@ STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "metric"
                "compression", "stack", "kernels", "cache", "layout", "timing", "source", "notes")
 INT_COLUMNS = ("chips", "m", "n", "k", "batch", "rows", "cols", "elements", "ranks", "seq_len", "context_len",
                "input_len", "output_len", "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch",
-               "global_batch", "zero", "gpus_per_process")
+               "global_batch", "vocab_tiles", "zero", "gpus_per_process")
 
 NEEDS: dict[str, tuple[str, ...]] = {
     "gemm": ("m", "n", "k", "dtype"),
@@ -174,6 +174,9 @@ class MeasurementRow(StrictModel):
     selective: Selective | None = None
     """What selective recomputation keeps (``ParallelPlan.selective``, e.g. a MaxText remat
     policy); empty: the stack's default."""
+    vocab_tiles: int | None = Field(None, ge=1)
+    """Tiles the loss runs over (``ParallelPlan.vocab_tiles``, MaxText's ``num_vocab_tiling``);
+    empty: 1."""
     zero: int | None = Field(None, ge=0, le=3)
     """ZeRO stage of the optimizer state (1: distributed optimizer, 3: FSDP full shard)."""
     compression: str | None = None

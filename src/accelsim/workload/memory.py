@@ -177,8 +177,11 @@ def stage_memory(model: ModelConfig | str, global_batch: int, seq_len: int, plan
         transient = activation_bytes_per_layer(m, seq_len, plan, dtype, attention, recompute="none")
     if stage == plan.pp - 1:
         logits = (seq_len // plan.cp) * plan.microbatch * -(-m.vocab_size // plan.tp_chips)
-        act += live * 4.0 * logits
-        transient = max(transient, plan.loss_grad_bytes_per_logit * logits)
+        if plan.vocab_tiles > 1:  # one tile's fp32 logits and their gradient, never kept
+            transient = max(transient, (4.0 + plan.loss_grad_bytes_per_logit) * logits / plan.vocab_tiles)
+        else:
+            act += live * 4.0 * logits
+            transient = max(transient, plan.loss_grad_bytes_per_logit * logits)
     act += transient
     grads = G * shard(2)
     if plan.master_casts == "separate" and G < 4:

@@ -166,6 +166,11 @@ class ParallelPlan(StrictModel):
     """The vocabulary is padded to a multiple of this times ``tp`` (Megatron-LM's
     ``--make-vocab-size-divisible-by``, 128 by default), so every rank's share of the embedding
     and the LM head is a multiple of it (and its GEMMs aligned); 1: as the model states it."""
+    vocab_tiles: int = Field(1, ge=1)
+    """The loss runs over this many tiles of the last stage's tokens (MaxText's
+    ``num_vocab_tiling``): each tile's logits, loss and gradients are computed in turn and its
+    logits computed again in the backward, so no logits are kept between the passes and the peak
+    holds one tile's (fp32, with its gradient). 1: the whole microbatch's logits at once."""
     schedule: Literal["1f1b", "gpipe"] = "1f1b"
     """Pipeline schedule: 1F1B (PipeDream-Flush) or GPipe (all forwards, then all backwards)."""
     vpp: int = Field(1, ge=1)

@@ -27,9 +27,8 @@ Backward, layer by layer in reverse:
   row-parallel GEMM has an identity backward, the identity before a column-parallel GEMM an
   all-reduce of dX in backward; with sp a forward all-gather becomes a reduce-scatter and vice
   versa, and the input of each column-parallel GEMM is all-gathered again for its weight
-  gradient (Korthikanti et al. keep only the sharded input). CP: K/V are all-gathered again
-  and dK/dV reduce-scattered (``cp_attention="ring_sdpa"``: ``cp_ring``). EP: one all-to-all
-  for the combine's gradient, one for the dispatch's;
+  gradient (Korthikanti et al.). CP: K/V are all-gathered again and dK/dV reduce-scattered
+  (``cp_attention="ring_sdpa"``: ``cp_ring``). EP: one all-to-all per direction;
 - recompute="full": before a layer's backward its forward is recomputed (roles
   ``recompute.*``, TP/CP/EP collectives included); "selective": the attention core is
   recomputed (``recompute.attn``) before its backward, or with ``plan.selective == "op"``
@@ -538,6 +537,8 @@ class StageGraphs:
         if stage == self.p.pp - 1:
             head = m._norm_params() + self.Vt * d
             ag = self.zero_gather(e, "bwd.", -1, head, 0, tag="_head")
+            if self.p.vocab_tiles > 1:  # each tile's logits computed again for its gradient
+                ag = [self.mm(e, "bwd.", "recompute.lm_head", -1, T, self.Vt, d, *ag)]
             h = self.loss_bwd(e, *ag)
             x = self.tp_in(e, "bwd.", "head_wgrad", -1, h)
             wg: list[str] = []
