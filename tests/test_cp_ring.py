@@ -79,3 +79,16 @@ def test_torchtitan_runs_ring_attention_and_megatron_its_fused_context_paralleli
     assert plan_defaults(load_stack("torchtitan-cuda"))["cp_attention"] == "ring_sdpa"
     assert plan_defaults(load_stack("torchtitan-compile-cuda"))["cp_attention"] == "ring_sdpa"
     assert plan_defaults(load_stack("megatron-cuda"))["cp_attention"] == "fused"
+
+
+def test_ring_backward_holds_the_gathered_kv_fp32_accumulators_and_exchange_buffers():
+    """Beside a layer's recompute working set: the gathered K / V of the 32 query heads over all
+    4,096 tokens in bf16 (2 x 4096 x 4096 x 2 bytes), dQ / dK / dV in fp32 (3 x 4 n), the fp32
+    K / V gradients sent and received (2 x 2 n x 4) and one step's bf16 gradients (2 n x 2)."""
+    from accelsim.workload.memory import train_memory
+
+    def stage0(mode):
+        plan = ParallelPlan(cp=4, pp=2, cp_attention=mode, recompute="full", microbatch=1)
+        return train_memory("llama-3-8b", 2, 4096, plan, stage=0).activations_bytes
+
+    assert stage0("ring_sdpa") - stage0("fused") == 2 * 4096 * 4096 * 2 + 12 * N + 16 * N + 4 * N

@@ -91,3 +91,16 @@ def backward(b: Any, e: Any, pre: str, li: int, h: str | None) -> list[str]:
     dq = _ew(b, e, pre, "bwd.attn_grad_downcast_q", li, "copy", n, dq, dtype_out=b.dt)
     dkv = _ew(b, e, pre, "bwd.attn_grad_downcast_kv", li, "copy", 2 * n, dkv, dtype_out=b.dt)
     return [dq, dkv]
+
+
+def backward_bytes(m: Any, seq_len: int, plan: Any, dtype_bytes: float) -> float:
+    """Bytes one chip holds for a layer's ring attention backward beside what the layer keeps:
+    the gathered K / V of every query head (the whole sequence), the fp32 dQ / dK / dV
+    accumulators, the fp32 K / V gradients being sent and received, and one step's SDPA
+    gradients (``n`` = the rank's query elements, ``microbatch x seq_len / cp x heads x head dim``
+    on its TP share of the heads)."""
+    hq, hd = m.num_attention_heads // plan.tp_chips, m.head_dim
+    n = plan.microbatch * (seq_len // plan.cp) * hq * hd
+    gathered = plan.microbatch * seq_len * 2 * hq * hd * dtype_bytes
+    return gathered + 3 * n * 4 + 2 * (2 * n * 4) + 2 * n * dtype_bytes
+

@@ -37,7 +37,8 @@ over their expert data-parallel group):
   recompute a layer from its input too) also needs one layer's activations while that layer is
   recomputed (the working set, added once). The constants are the paper's GPT layer (4h MLP,
   dropout masks included), used as they are for SwiGLU, GQA and MoE layers: an approximation,
-  conservative for models without dropout. A stage keeps the activations of every microbatch
+  conservative for models without dropout. PyTorch's ring attention (``cp_attention="ring_sdpa"``)
+  adds its backward's buffers to that working set (``cp_ring.backward_bytes``). A stage keeps the activations of every microbatch
   it has started and not finished: under 1F1B ``min(pp - stage, microbatches)`` (so ``pp`` on
   stage 0), under GPipe all ``microbatches``. The last stage also keeps the fp32 logits of the
   cross-entropy, ``4*s*b*vocab/t`` bytes per microbatch in flight, and while the loss runs
@@ -55,6 +56,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import cp_ring
 from ..errors import WorkloadError
 from ..units import fmt
 from .graph import WorkloadGraph, WorkloadMeta
@@ -175,6 +177,8 @@ def stage_memory(model: ModelConfig | str, global_batch: int, seq_len: int, plan
     transient = 0.0
     if plan.recomputes_layers:
         transient = activation_bytes_per_layer(m, seq_len, plan, dtype, attention, recompute="none")
+    if plan.cp > 1 and plan.cp_attention == "ring_sdpa" and attention == "flash" and not m.is_mla:
+        transient += cp_ring.backward_bytes(m, seq_len, plan, dtype_bytes(dtype))  # beside the layer's
     if stage == plan.pp - 1:
         logits = (seq_len // plan.cp) * plan.microbatch * -(-m.vocab_size // plan.tp_chips)
         if plan.vocab_tiles > 1:  # one tile's fp32 logits and their gradient, never kept
