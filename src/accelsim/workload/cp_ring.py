@@ -30,6 +30,13 @@ from typing import Any
 from .ops import FLASH_BWD_FACTOR, Collective, Elementwise, FlashAttention
 
 
+def applies(m: Any, plan: Any, attention: str) -> bool:
+    """Whether ``plan``'s context parallelism runs as the ring (flash attention over the whole
+    context: a latent (MLA) or sliding-window model keeps the fused model)."""
+    return (plan.cp > 1 and plan.cp_attention == "ring_sdpa" and attention == "flash" and not m.is_mla
+            and not m.sliding_window)
+
+
 def _ew(b: Any, e: Any, pre: str, role: str, li: int, fn: str, n: float, *deps, dtype: str = "fp32",
         dtype_out: str | None = None) -> str:
     return e(Elementwise(name=pre + role.split(".", 1)[1], layer=li, role=role, fn=fn, elements=int(n),

@@ -38,9 +38,9 @@ over their expert data-parallel group):
   recomputed (the working set, added once). The constants are the paper's GPT layer (4h MLP,
   dropout masks included), used as they are for SwiGLU, GQA and MoE layers: an approximation,
   conservative for models without dropout. PyTorch's ring attention (``cp_attention="ring_sdpa"``)
-  adds its backward's buffers to that working set (``cp_ring.backward_bytes``). A stage keeps the activations of every microbatch
-  it has started and not finished: under 1F1B ``min(pp - stage, microbatches)`` (so ``pp`` on
-  stage 0), under GPipe all ``microbatches``. The last stage also keeps the fp32 logits of the
+  adds its backward's buffers to that working set (``cp_ring.backward_bytes``). A stage keeps the
+  activations of every microbatch it has started and not finished: under 1F1B
+  ``min(pp - stage, microbatches)`` (so ``pp`` on stage 0), under GPipe all ``microbatches``. The last stage also keeps the fp32 logits of the
   cross-entropy, ``4*s*b*vocab/t`` bytes per microbatch in flight, and while the loss runs
   backward ``plan.loss_grad_bytes_per_logit`` more per logit of one microbatch (a transient:
   the larger of it and the full-recompute working set is added).
@@ -177,7 +177,7 @@ def stage_memory(model: ModelConfig | str, global_batch: int, seq_len: int, plan
     transient = 0.0
     if plan.recomputes_layers:
         transient = activation_bytes_per_layer(m, seq_len, plan, dtype, attention, recompute="none")
-    if plan.cp > 1 and plan.cp_attention == "ring_sdpa" and attention == "flash" and not m.is_mla:
+    if cp_ring.applies(m, plan, attention):
         transient += cp_ring.backward_bytes(m, seq_len, plan, dtype_bytes(dtype))  # beside the layer's
     if stage == plan.pp - 1:
         logits = (seq_len // plan.cp) * plan.microbatch * -(-m.vocab_size // plan.tp_chips)

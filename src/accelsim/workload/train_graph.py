@@ -122,7 +122,7 @@ class StageGraphs:
         self.act = (m.activation + "_mul") if m.gated_mlp else m.activation
         self.Norm = RMSNorm if m.norm == "rmsnorm" else LayerNorm
         self.flash = attention == "flash"
-        self.ring = plan.cp > 1 and plan.cp_attention == "ring_sdpa" and self.flash and not self.mla
+        self.ring = cp_ring.applies(m, plan, attention)
         # load-balanced causal CP: sc queries see (s + sc)/2 keys on average (exactly 1/cp of
         # the causal work; see FlashAttention.score_elements)
         self.kv_len = (self.s + self.sc) // 2 if plan.cp > 1 else self.s
