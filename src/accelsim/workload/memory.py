@@ -40,8 +40,8 @@ over their expert data-parallel group):
   conservative for models without dropout. PyTorch's ring attention (``cp_attention="ring_sdpa"``)
   adds its backward's buffers to that working set (``cp_ring.backward_bytes``). A stage keeps the
   activations of every microbatch it has started and not finished: under 1F1B
-  ``min(pp - stage, microbatches)`` (so ``pp`` on stage 0), under GPipe all ``microbatches``. The last stage also keeps the fp32 logits of the
-  cross-entropy, ``4*s*b*vocab/t`` bytes per microbatch in flight, and while the loss runs
+  ``min(pp - stage, microbatches)`` (so ``pp`` on stage 0), under GPipe all ``microbatches``.
+  The last stage also keeps the fp32 logits of the cross-entropy, ``4*s*b*vocab/t`` bytes per microbatch in flight, and while the loss runs
   backward ``plan.loss_grad_bytes_per_logit`` more per logit of one microbatch (a transient:
   the larger of it and the full-recompute working set is added).
 - buffers: under ZeRO-3 the gathered (unsharded) weights of two layers, the one computing and
