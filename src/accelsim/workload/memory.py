@@ -41,9 +41,11 @@ over their expert data-parallel group):
   adds its backward's buffers to that working set (``cp_ring.backward_bytes``). A stage keeps the
   activations of every microbatch it has started and not finished: under 1F1B
   ``min(pp - stage, microbatches)`` (so ``pp`` on stage 0), under GPipe all ``microbatches``.
-  The last stage also keeps the fp32 logits of the cross-entropy, ``4*s*b*vocab/t`` bytes per microbatch in flight, and while the loss runs
-  backward ``plan.loss_grad_bytes_per_logit`` more per logit of one microbatch (a transient:
-  the larger of it and the full-recompute working set is added).
+  The last stage also keeps the fp32 logits of the cross-entropy, ``4*s*b*vocab/t`` bytes per
+  microbatch in flight, and while the loss runs backward ``plan.loss_grad_bytes_per_logit`` more
+  per logit of one microbatch (a transient: the larger of it and the full-recompute working set is
+  added); with ``plan.vocab_tiles`` (MaxText's vocabulary tiling) no logits are kept and the
+  transient is one tile's, ``(4 + loss_grad_bytes_per_logit)`` per logit of ``1 / vocab_tiles``.
 - buffers: under ZeRO-3 the gathered (unsharded) weights of two layers, the one computing and
   the one prefetched; under pipelining with ``plan.zero3_pipeline == "step"`` none, the stage's
   weights being gathered for the whole step (``B * N``) and its gradients accumulated unsharded
