@@ -37,7 +37,7 @@ def applies(m: Any, plan: Any, attention: str) -> bool:
             and not m.sliding_window)
 
 
-def _ew(b: Any, e: Any, pre: str, role: str, li: int, fn: str, n: float, *deps, dtype: str = "fp32",
+def _ew(e: Any, pre: str, role: str, li: int, fn: str, n: float, *deps, dtype: str = "fp32",
         dtype_out: str | None = None) -> str:
     return e(Elementwise(name=pre + role.split(".", 1)[1], layer=li, role=role, fn=fn, elements=int(n),
                          dtype=dtype, dtype_out=dtype_out), *deps)
@@ -64,39 +64,39 @@ def forward(b: Any, e: Any, pre: str, ps: str, li: int, h: str | None) -> str:
     lse = n / b.hd
     gather = _kv_gather(b, e, pre, li, pre + "attn", h)
     first = _attn(b, e, pre, f"{ps}.attn", li, 0, h)
-    out = _ew(b, e, pre, f"{ps}.attn_merge_upcast", li, "copy", n, first, dtype=b.dt, dtype_out="fp32")
+    out = _ew(e, pre, f"{ps}.attn_merge_upcast", li, "copy", n, first, dtype=b.dt, dtype_out="fp32")
     for i in range(1, b.p.cp):
         blk = _attn(b, e, pre, f"{ps}.attn", li, i, gather)
-        up = _ew(b, e, pre + f"r{i}.", f"{ps}.attn_merge_upcast", li, "copy", n, blk, dtype=b.dt, dtype_out="fp32")
-        sig = _ew(b, e, pre + f"r{i}.", f"{ps}.attn_merge_lse", li, "add", 3 * lse, up)  # sigmoid(blse - lse)
-        diff = _ew(b, e, pre + f"r{i}.", f"{ps}.attn_merge_diff", li, "add", n, up, out)
+        up = _ew(e, pre + f"r{i}.", f"{ps}.attn_merge_upcast", li, "copy", n, blk, dtype=b.dt, dtype_out="fp32")
+        sig = _ew(e, pre + f"r{i}.", f"{ps}.attn_merge_lse", li, "add", 3 * lse, up)  # sigmoid(blse - lse)
+        diff = _ew(e, pre + f"r{i}.", f"{ps}.attn_merge_diff", li, "add", n, up, out)
         # times the per-row sigmoid (broadcast: one full operand read)
-        prod = _ew(b, e, pre + f"r{i}.", f"{ps}.attn_merge_scale", li, "copy", n, diff, sig)
-        out = _ew(b, e, pre + f"r{i}.", f"{ps}.attn_merge", li, "add", n, prod, sig)
-    return _ew(b, e, pre, f"{ps}.attn_merge_downcast", li, "copy", n, out, dtype_out=b.dt)
+        prod = _ew(e, pre + f"r{i}.", f"{ps}.attn_merge_scale", li, "copy", n, diff, sig)
+        out = _ew(e, pre + f"r{i}.", f"{ps}.attn_merge", li, "add", n, prod, sig)
+    return _ew(e, pre, f"{ps}.attn_merge_downcast", li, "copy", n, out, dtype_out=b.dt)
 
 
 def backward(b: Any, e: Any, pre: str, li: int, h: str | None) -> list[str]:
     """One layer's ring attention backward; returns the ops producing dQ and dK / dV."""
     n = b.p.microbatch * b.sc * b.hq * b.hd  # elements of Q, and of K and V (query heads)
     gather = _kv_gather(b, e, pre, li, pre + "attn", h)
-    acc = _ew(b, e, pre, "bwd.attn_grad_zero", li, "fill", 3 * n, h)
+    acc = _ew(e, pre, "bwd.attn_grad_zero", li, "fill", 3 * n, h)
     dq = dkv = acc
     for i in range(b.p.cp):
         blk = _attn(b, e, pre, "bwd.attn", li, i, h if i == 0 else gather, backward=True)
         p = pre + f"r{i}."
-        dq = _ew(b, e, p, "bwd.attn_grad_acc_q", li, "add", n, blk, dq)
+        dq = _ew(e, p, "bwd.attn_grad_acc_q", li, "add", n, blk, dq)
         if i == 0:
-            dkv = _ew(b, e, p, "bwd.attn_grad_acc_kv", li, "add", 2 * n, blk, dkv)
+            dkv = _ew(e, p, "bwd.attn_grad_acc_kv", li, "add", 2 * n, blk, dkv)
         else:  # the first half of each (chunk[0] += new), then the halves concatenated again
-            dkv = _ew(b, e, p, "bwd.attn_grad_acc_kv", li, "add", n, blk, dkv)
-            dkv = _ew(b, e, p, "bwd.attn_grad_cat_kv", li, "copy", 2 * n, dkv)
-        dkv = _ew(b, e, p, "bwd.attn_grad_pack_kv", li, "copy", 2 * n, dkv)  # torch.cat for the send
+            dkv = _ew(e, p, "bwd.attn_grad_acc_kv", li, "add", n, blk, dkv)
+            dkv = _ew(e, p, "bwd.attn_grad_cat_kv", li, "copy", 2 * n, dkv)
+        dkv = _ew(e, p, "bwd.attn_grad_pack_kv", li, "copy", 2 * n, dkv)  # torch.cat for the send
         nxt = pre + f"attn_ring{i + 1}" if i + 1 < b.p.cp else ""
         dkv = e(Collective(name=p + "cp_sendrecv_dkv", layer=li, role="cp.sendrecv", op="sendrecv",
                            bytes_per_rank=2 * n * 4, group=2, dtype="fp32", hidden_by=nxt), dkv)
-    dq = _ew(b, e, pre, "bwd.attn_grad_downcast_q", li, "copy", n, dq, dtype_out=b.dt)
-    dkv = _ew(b, e, pre, "bwd.attn_grad_downcast_kv", li, "copy", 2 * n, dkv, dtype_out=b.dt)
+    dq = _ew(e, pre, "bwd.attn_grad_downcast_q", li, "copy", n, dq, dtype_out=b.dt)
+    dkv = _ew(e, pre, "bwd.attn_grad_downcast_kv", li, "copy", 2 * n, dkv, dtype_out=b.dt)
     return [dq, dkv]
 
 
