@@ -92,3 +92,19 @@ def test_ring_backward_holds_the_gathered_kv_fp32_accumulators_and_exchange_buff
         return train_memory("llama-3-8b", 2, 4096, plan, stage=0).activations_bytes
 
     assert stage0("ring_sdpa") - stage0("fused") == 2 * 4096 * 4096 * 2 + 12 * N + 16 * N + 4 * N
+
+
+def test_a_training_run_says_how_its_context_parallelism_runs():
+    from click.testing import CliRunner
+
+    from accelsim.api import evaluate_train
+    from accelsim.cli import main
+
+    def summary(stack):
+        return evaluate_train("dgx-h100", "llama-3-8b", 2, 4096, cp=4, dp=2, stack=stack).summary
+
+    assert summary("torchtitan")["cp_attention"] == "ring_sdpa"
+    assert summary("megatron")["cp_attention"] == "fused"
+    out = CliRunner().invoke(main, ["run", "dgx-h100", "llama-3-8b", "--phase", "train", "--seq", "4096", "--cp", "4",
+                                    "--dp", "2", "--batch", "2", "--stack", "torchtitan"]).output
+    assert "cp=4 (ring attention)" in out

@@ -16,6 +16,7 @@ from .report.results import Results, build_results
 from .sim.analytical import evaluate_slots
 from .stack.realize import calibration_kind, dropped_stack_costs, realize
 from .workload import ModelConfig, WorkloadGraph, build, load_model
+from .workload import cp_ring
 
 PHASES = ("prefill", "decode")
 FIDELITIES = ("analytical", "event")
@@ -317,7 +318,8 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
         "system": sysx.name, "chip": sysx.chip.name, "model": cfg.name, "phase": "train",
         "batch": global_batch, "seq_len": seq_len, "context_len": 0,
         "tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep, "cp": plan.cp, "sp": plan.sp,
-        "zero": plan.zero, "recompute": plan.recompute,
+        "cp_attention": ("ring_sdpa" if cp_ring.applies(cfg, plan, attention) else "fused") if plan.cp > 1 else None,
+        "vocab_tiles": plan.vocab_tiles, "zero": plan.zero, "recompute": plan.recompute,
         "selective": plan.selective if plan.recompute == "selective" else None,
         "recompute_scope": plan.recompute_scope, "schedule": plan.schedule, "vpp": plan.vpp,
         "microbatch": plan.microbatch, "microbatches": step.microbatches, "chips": plan.chips,

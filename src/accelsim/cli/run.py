@@ -272,8 +272,9 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     if write_or_print_json(res, out, as_json):
         return
     s = res.summary
+    ring = " (ring attention)" if s.get("cp_attention") == "ring_sdpa" else ""
     click.echo(f"{s['model']} train step on {s['system']} ({s['chips']} x {s['chip']}; tp={s['tp']} pp={s['pp']} "
-               f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{' sp' if s['sp'] else ''}, zero {s['zero']}, "
+               f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{ring}{' sp' if s['sp'] else ''}, zero {s['zero']}, "
                f"recompute {s['recompute']}{' (' + s['selective'] + ')' if s.get('selective') else ''}, "
                f"{s['schedule']}{' x' + str(s['vpp']) + ' interleaved' if s.get('vpp', 1) > 1 else ''}; "
                f"global batch {s['batch']} x {s['seq_len']} tokens, "
