@@ -85,9 +85,9 @@ from .util import friendly, on_command_line, write_or_print_json
               help="Training tokens of --qat / --distill-from.")
 @friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
-        selective, schedule, vpp, vocab_tiles, dtype, attention, weights, activations, kv_cache, sparsity, recipe, overrides,
-        calibration, fidelity, trace_path, trace_window, trace_detail, timeline_path, as_json, out, top, stack_name,
-        ideal, force_calibration, qat, teacher, teacher_system, distill_targets, prune_recipe, tokens):
+        selective, schedule, vpp, vocab_tiles, dtype, attention, weights, activations, kv_cache, sparsity, recipe,
+        overrides, calibration, fidelity, trace_path, trace_window, trace_detail, timeline_path, as_json, out, top,
+        stack_name, ideal, force_calibration, qat, teacher, teacher_system, distill_targets, prune_recipe, tokens):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
     from ..api import evaluate
@@ -115,20 +115,18 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         raise click.UsageError("--distill-targets says what --distill-from matches: add --distill-from")
     if on_command_line("tokens") and not (qat or teacher or prune_recipe):
         raise click.UsageError("--tokens is the length of a --qat, --distill-from or --prune run: add one")
+    plan_fields = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, microbatch=microbatch, zero=zero, recompute=recompute,
+                       selective=selective, schedule=schedule, vpp=vpp, vocab_tiles=vocab_tiles)
     if qat or teacher or prune_recipe:
         if phase != "train":
             raise click.UsageError("--qat, --distill-from and --prune price training runs: add --phase train")
-        return _run_produce(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
-                            microbatch=microbatch, zero=zero, recompute=recompute, selective=selective,
-                            schedule=schedule, vpp=vpp, vocab_tiles=vocab_tiles), qat, teacher, teacher_system, tokens, stack_name, as_json,
-                            distill_targets, prune_recipe)
+        return _run_produce(system, model, batch, seq_len or 2048, plan_fields, qat, teacher, teacher_system, tokens,
+                            stack_name, as_json, distill_targets, prune_recipe)
     if phase == "train" and context_len is not None:
         raise click.UsageError("--context is a decode step's cached tokens; a training step reads --seq")
     if phase == "train":
-        return _run_train(system, model, batch, seq_len or 2048, dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp,
-                          microbatch=microbatch, zero=zero, recompute=recompute, selective=selective,
-                          schedule=schedule, vpp=vpp, vocab_tiles=vocab_tiles), chips, dtype,
-                          attention, overrides, as_json, out, top, compression, mode, stack_name, outputs)
+        return _run_train(system, model, batch, seq_len or 2048, plan_fields, chips, dtype, attention, overrides,
+                          as_json, out, top, compression, mode, stack_name, outputs)
     if (any(v != 1 for v in (pp, dp, ep, cp, vpp, vocab_tiles)) or zero or chips or sp or recompute or selective
             or on_command_line("microbatch", "schedule")):
         raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--vocab-tiles/--sp/--zero/--recompute/--selective/--chips/"

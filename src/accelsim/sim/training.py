@@ -140,7 +140,7 @@ def simulate_train(system: SystemSpec, step: TrainStep, library=None) -> TrainRu
                                  c.hbm_bytes, c.link_bytes, c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s,
                                  t, c.bound, c.mapping))
             for t, by, seg in later:  # only what outlasts the op it runs beside is on the path
-                over = max(0.0, t - times.get(by, 0.0))
+                over = max(0.0, t - times[by])
                 comm, seg[0], beside = comm + over, seg[0] + over, beside + t - over
             if any(c.host_s for c in stream):  # an eager host dispatches ahead of the device
                 comp -= sum(c.time_s for c in stream) - sequence_time(stream)
