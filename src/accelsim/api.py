@@ -14,7 +14,7 @@ from .errors import WorkloadError
 from .memo import IdentityCache
 from .report.results import Results, build_results
 from .sim.analytical import evaluate_slots
-from .stack.realize import calibration_kind, dropped_stack_costs, realize
+from .stack.realize import calibration_kind, dropped_stack_costs, read_context, realize
 from .workload import ModelConfig, WorkloadGraph, build, load_model
 from .workload import cp_ring
 
@@ -75,10 +75,12 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
 
         cfg, _, padding = tp_over_chips(model if isinstance(model, ModelConfig) else load_model(model), ranks,
                                         spec.chip.tp_ranks)
+        context_len = read = _given(context_len, 2048 if phase == "decode" else 0)
+        if phase == "decode" and whole_number("context_len", context_len, 0) >= 1:
+            read = read_context(st, context_len)  # an engine with decode buckets reads the bucket
         graph = build(cfg, phase, batch=batch,
                       seq_len=_given(seq_len, 2048 if phase == "prefill" else 0),
-                      context_len=_given(context_len, 2048 if phase == "decode" else 0),
-                      tp=tp, dtype=dtype, attention=attention, compression=compression)
+                      context_len=read, tp=tp, dtype=dtype, attention=attention, compression=compression)
     from .stack.realize import step_cost_s
 
     step_s = step_cost_s(st, graph.meta.batch)
@@ -93,6 +95,8 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     _stamp(results, st, cal_kind, preset)
     if ranks != tp:
         results.summary["tp_ranks"] = ranks
+    if not isinstance(model, WorkloadGraph) and read != context_len:  # the engine's decode program is longer
+        results.summary.update(context_len=context_len, decode_bucket_tokens=read + 1)
     if padding:
         results.summary["padding"] = padding
         results.summary.setdefault("warnings", []).append(padding)

@@ -150,6 +150,10 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         click.echo(f"warning: {w}", err=True)
     if s.get("padding"):
         click.echo(f"  padding       {s['padding']}")
+    if s.get("decode_bucket_tokens"):
+        b = s["decode_bucket_tokens"]
+        click.echo(f"  bucket        decode program of {b:,} positions (the engine's smallest bucket that holds "
+                   f"{s['context_len'] + 1:,}): attention reads {b - 1:,} cached tokens")
     if compression is not None:
         click.echo(f"  compression   {compression.describe()}")
     band = s.get("expected_error")

@@ -396,7 +396,8 @@ class Predictor:
     def _serve(self, row: MeasurementRow, cfg, fidelity: str, cal) -> Prediction:
         """A serving row: TTFT (one prefill step), TPOT (one decode step) or throughput
         (seconds per generated token over the batch: one prefill and ``output_len`` decode
-        steps at the mean context). Every step pays the serving engine's per-step cost. A row
+        steps at the mean context; under an engine with decode buckets, at the mean of the steps'
+        buckets, ``stack.realize.decode_context``). Every step pays the serving engine's per-step cost. A row
         with ``concurrency`` and no ``batch`` is continuous batching: see ``_continuous``."""
         if (row.pp or 1) > 1:
             return skipped("pipeline-parallel inference is not modelled (pp > 1 in a prefill / decode row)")
@@ -406,11 +407,17 @@ class Predictor:
         prompt = row.seq_len or row.input_len
         ctx = row.context_len if row.context_len is not None else (
             (row.input_len or 0) + (row.output_len or 0) // 2)
-        from ..stack.realize import step_cost_s
+        from ..stack.realize import decode_buckets, decode_context, step_cost_s
 
         engine = partial(step_cost_s, self.stack_of(cal))  # per step: program execution, serving engine
         metric = row.metric or {"prefill": "ttft", "decode": "tpot"}[row.phase]
         cont = row.batch is None  # continuous batching: up to every request's whole context
+        read = ctx  # the context the decode steps' attention reads: with decode buckets, the steps' buckets
+        if decode_buckets(self.stack_of(cal)) and not cont:
+            span = row.context_len is None and row.input_len is not None and row.output_len
+            read = round(decode_context(self.stack_of(cal), row.input_len, row.output_len,
+                                        row.input_len + row.output_len) if span else
+                         decode_context(self.stack_of(cal), ctx))
         why = self._unfit(row, cfg, batch, ctx + 1 if metric == "tpot" and not cont else
                           (prompt or 0) + ((row.output_len or 0) if cont or metric == "throughput" else 0))
         if why:
@@ -422,7 +429,7 @@ class Predictor:
         if metric == "throughput" and not (prompt and row.output_len):
             return skipped("a throughput row needs input_len and output_len (its prefill and every decode step "
                            "are part of the time)")
-        decode = self._step(row, cfg, fidelity, cal, "decode", batch, 0, ctx, engine(batch))
+        decode = self._step(row, cfg, fidelity, cal, "decode", batch, 0, read, engine(batch))
         if metric == "tpot" or decode.skipped:
             return decode
         pre = self._step(row, cfg, fidelity, cal, "prefill", batch, prompt, 0, engine(batch))

@@ -81,6 +81,53 @@ def step_cost_s(stack: Stack | None, requests: int = 0) -> float:
     return program + (sv.step_overhead_s + sv.request_overhead_s * requests if sv is not None else 0.0)
 
 
+def bucket_tokens(tokens: int, smallest: int, largest: int | None = None) -> int:
+    """The length of the program an engine that compiles one per bucket runs for ``tokens``
+    positions: ``smallest`` doubled until it holds them, or ``largest`` (the engine's longest
+    program, its maximum sequence length) where that comes first (transformers-neuronx
+    ``utils.power_of_two_bucket_sizes`` and ``bucket.find``). ``smallest`` 0: ``tokens``."""
+    if smallest <= 0 or tokens <= 0:
+        return tokens
+    b = smallest
+    while b < tokens:
+        b *= 2
+    return largest if largest is not None and tokens <= largest < b else b
+
+
+def decode_buckets(stack: Stack | None) -> int:
+    """The smallest decode bucket of ``stack``'s serving engine (0: it reads each sequence's own
+    context)."""
+    sv = stack.serving if stack is not None else None
+    return sv.decode_bucket_tokens if sv is not None else 0
+
+
+def read_context(stack: Stack | None, context_len: int) -> int:
+    """The cached tokens one decode step's attention reads after ``context_len`` cached tokens
+    under ``stack``: its bucket less the new token's position where the engine compiles decode
+    buckets, else ``context_len``."""
+    smallest = decode_buckets(stack)
+    return bucket_tokens(context_len + 1, smallest) - 1 if smallest else context_len
+
+
+def decode_context(stack: Stack | None, context_len: int, steps: int = 1, largest: int | None = None) -> float:
+    """The cached tokens a decode step's attention reads under ``stack``, averaged over ``steps``
+    steps starting from ``context_len`` cached tokens: the mean context, or where the engine
+    compiles decode buckets the mean of each step's bucket less the new token (a decode cost is
+    affine in the context its attention reads, so the step at this context is the mean step).
+    ``largest``: the engine's longest bucket (its maximum sequence length)."""
+    smallest = decode_buckets(stack)
+    if not smallest:
+        return context_len + (steps - 1) / 2.0
+    total, n = 0.0, context_len + 1  # the positions of the steps' new tokens: n .. n + steps - 1
+    last = context_len + steps
+    while n <= last:
+        b = bucket_tokens(n, smallest, largest)
+        upto = min(last, max(b, n))  # the steps this bucket's program runs
+        total += (upto - n + 1) * b
+        n = upto + 1
+    return total / steps - 1.0
+
+
 def plan_defaults(stack: Stack | None) -> dict:
     """The training-plan fields a framework sets when the plan leaves them open (sequence
     parallelism, recomputation, what selective recomputation keeps and what a recomputed layer

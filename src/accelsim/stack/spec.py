@@ -230,6 +230,13 @@ class ServingEngine(_Spec):
     """Further host time per step for each request (sequence) in the step that the device waits
     for: an engine that schedules, prepares inputs and processes outputs request by request in
     Python between steps pays it once per running request."""
+    decode_bucket_tokens: int = Field(0, ge=0, le=1 << 30)
+    """Smallest context length the engine compiles a decode program for; each further bucket
+    doubles it. An engine that compiles fixed shapes runs each decode step with the program of
+    the smallest bucket that holds the cached tokens and the new one, and that program's
+    attention reads and scores the bucket's whole length, the positions past the sequence masked
+    out (transformers-neuronx: one token-generation program per power-of-two bucket from 128).
+    0: the attention reads each sequence's own context."""
 
 
 class AttentionKernel(_Spec):

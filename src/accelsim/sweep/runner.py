@@ -184,13 +184,16 @@ class Evaluator:
 
             if len(self.graphs) >= 64:
                 self.graphs.clear()
+            from ..stack.realize import read_context
+
             prefill = wl.phase == "prefill"
             cfg, chips, _ = tp_over_chips(self.model(wl), wl.tp, ranks_per_chip)
+            context = (2048 if wl.context_len is None else wl.context_len) if wl.phase == "decode" else (
+                wl.context_len or 0)  # a decode of 0 cached tokens is refused, not run at 2048
             g = self.graphs[key] = _Graph(build(
                 cfg, wl.phase, batch=wl.batch,
                 seq_len=(wl.seq_len or 2048) if prefill else (wl.seq_len or 0),  # >= 1 when given
-                context_len=(2048 if wl.context_len is None else wl.context_len) if wl.phase == "decode"
-                else (wl.context_len or 0),  # a decode of 0 cached tokens is refused, not run at 2048
+                context_len=read_context(self.stack, context) if wl.phase == "decode" and context >= 1 else context,
                 tp=chips, dtype=wl.dtype, attention=wl.attention))
         return g
 
