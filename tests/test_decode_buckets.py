@@ -80,3 +80,12 @@ def test_a_sweep_reads_the_bucket_as_evaluate_does():
     ref = evaluate("trn1-32xl", load_model("tiny"), phase="decode", context_len=200, tp=2,
                    stack="transformers-neuronx")
     assert lat[200] == pytest.approx(ref.summary["latency_s"], rel=1e-12)
+
+
+def test_no_bucket_is_longer_than_the_model_s_context_window():
+    from accelsim.workload import load_model
+
+    short = load_model("tiny").model_copy(update={"max_position_embeddings": 300})
+    r = evaluate("trn1-32xl", short, phase="decode", context_len=280, tp=2, stack="transformers-neuronx")
+    assert r.summary["decode_bucket_tokens"] == 300  # 512 would hold 281, but the window ends at 300
+    assert read_context(load_stack("transformers-neuronx"), 280, 300) == 299

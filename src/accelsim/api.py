@@ -77,7 +77,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
                                         spec.chip.tp_ranks)
         context_len = read = _given(context_len, 2048 if phase == "decode" else 0)
         if phase == "decode" and whole_number("context_len", context_len, 0) >= 1:
-            read = read_context(st, context_len)  # an engine with decode buckets reads the bucket
+            read = read_context(st, context_len, cfg.max_position_embeddings)  # a decode bucket's whole length
         graph = build(cfg, phase, batch=batch,
                       seq_len=_given(seq_len, 2048 if phase == "prefill" else 0),
                       context_len=read, tp=tp, dtype=dtype, attention=attention, compression=compression)

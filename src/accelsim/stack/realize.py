@@ -101,12 +101,13 @@ def decode_buckets(stack: Stack | None) -> int:
     return sv.decode_bucket_tokens if sv is not None else 0
 
 
-def read_context(stack: Stack | None, context_len: int) -> int:
+def read_context(stack: Stack | None, context_len: int, largest: int | None = None) -> int:
     """The cached tokens one decode step's attention reads after ``context_len`` cached tokens
     under ``stack``: its bucket less the new token's position where the engine compiles decode
-    buckets, else ``context_len``."""
+    buckets, else ``context_len``. ``largest``: the engine's longest bucket (the model's context
+    window: no program is longer)."""
     smallest = decode_buckets(stack)
-    return bucket_tokens(context_len + 1, smallest) - 1 if smallest else context_len
+    return bucket_tokens(context_len + 1, smallest, largest) - 1 if smallest else context_len
 
 
 def decode_context(stack: Stack | None, context_len: int, steps: int = 1, largest: int | None = None) -> float:

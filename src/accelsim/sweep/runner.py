@@ -193,7 +193,8 @@ class Evaluator:
             g = self.graphs[key] = _Graph(build(
                 cfg, wl.phase, batch=wl.batch,
                 seq_len=(wl.seq_len or 2048) if prefill else (wl.seq_len or 0),  # >= 1 when given
-                context_len=read_context(self.stack, context) if wl.phase == "decode" and context >= 1 else context,
+                context_len=(read_context(self.stack, context, cfg.max_position_embeddings)
+                             if wl.phase == "decode" and context >= 1 else context),
                 tp=chips, dtype=wl.dtype, attention=wl.attention))
         return g
 
