@@ -416,3 +416,40 @@ def test_cli_system_is_for_profiler_traces_only():
     f = str(Path(__file__).resolve().parents[1] / "workloads" / "measurements" / "parts" / "nvidia_accelsim_h200.csv")
     r = CliRunner().invoke(main, ["correlate", f, "--system", "h100-sxm-80gb"])
     assert r.exit_code == 2 and "--system names the system of profiler traces" in r.output
+
+
+def test_breakdown_by_a_column_by_hand():
+    """``breakdown`` groups the predicted rows by a measurement column: per group n, MAPE, the
+    geometric-mean bias and the share within 15 % (figures derived by hand below), groups with
+    the most rows beyond 15 % first, rows without a value as "-", skipped rows left out."""
+    from accelsim.correlate.compare import breakdown, breakdown_table
+
+    per_row = pd.DataFrame({"id": ["a", "b", "c", "d", "e"], "skipped": [False, False, False, False, True],
+                            "predicted_time_s": [1.1, 0.7, 1.0, 2.0, np.nan],
+                            "measured_time_s": [1.0, 1.0, 1.0, 1.0, 1.0]})
+    per_row["ape"] = (per_row["predicted_time_s"] - 1.0).abs()
+    frame = pd.DataFrame({"id": ["a", "b", "c", "d", "e"], "stack": ["x", "x", None, "y", "x"],
+                          "origin": ["p/one.csv:2", "p/one.csv:3", "q/two.csv:2", "q/two.csv:3", "q/two.csv:4"]})
+    t = breakdown(per_row, frame, "stack").set_index("group")
+    assert list(t.index) == ["x", "y", "-"]  # x and y each one row beyond 15 %; x first by name
+    assert t.loc["x", "n"] == 2 and t.loc["x", "mape"] == pytest.approx(0.2)  # |1.1 - 1| and |0.7 - 1|
+    assert t.loc["x", "bias"] == pytest.approx((1.1 * 0.7) ** 0.5) and t.loc["x", "within_15"] == 0.5
+    assert t.loc["y", "within_15"] == 0.0 and t.loc["-", "within_15"] == 1.0
+    files = breakdown(per_row, frame, "file").set_index("group")
+    assert files.loc["one.csv", "n"] == 2 and files.loc["two.csv", "n"] == 2  # e is skipped
+    assert "within 15 %" in breakdown_table(t.reset_index(), "stack")
+    with pytest.raises(MeasurementError, match="cannot group by"):
+        breakdown(per_row, frame, "colour")
+
+
+def test_cli_breaks_the_error_down_by_file():
+    r = CliRunner().invoke(main, ["correlate", *map(str, A100), "--by", "file"])
+    assert r.exit_code == 0, r.output
+    assert "within 15 %" in r.output and "a100_llmcompass.csv" in r.output and "a100_llmcompass_gpt3.csv" in r.output
+    r = CliRunner().invoke(main, ["correlate", str(A100_PARTS), "--by", "system", "--json"])
+    assert r.exit_code == 0, r.output
+    groups = json.loads(r.output)["by"]["system"]
+    assert {g["group"] for g in groups} == {"a100-sxm-80gb", "a100x4-nvlink"}  # kernels, collectives
+    assert sum(g["n"] for g in groups) == json.loads(r.output)["predicted"]
+    r = CliRunner().invoke(main, ["correlate", str(A100_PARTS), "--by", "colour"])
+    assert r.exit_code == 2 and "colour" in r.output

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..correlate.compare import GROUPS
 from ..units import fmt
 from .util import friendly, write_or_print_json
 
@@ -46,8 +47,11 @@ def _rows(files, system_name, stack_name):
               help="Also write every row (measured, predicted, error, training MFU) as a markdown table here.")
 @click.option("--system", "system_name", default=None,
               help="For profiler traces (.json / .json.gz): the system they ran on (a trace names no preset).")
+@click.option("--by", "group_by", type=click.Choice(list(GROUPS)), default=None,
+              help="Also break the error down by this column (file: the file a row came from), the groups with the "
+                   "most rows beyond 15 % first, with each group's share within 15 %.")
 @friendly
-def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name, markdown_path, system_name):
+def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name, markdown_path, system_name, group_by):
     """Predict every measured row of FILES (CSV in the measurement schema, or PyTorch profiler
     traces with --system: each matched op instance is a row) and report the error: MAPE, median
     and worst APE and bias (geometric mean of predicted / measured) per kind."""
@@ -62,19 +66,32 @@ def correlate(files, fidelity, calibration, as_json, out, ideal, stack_name, mar
                                "name their own in the system column")
     data, traces = _rows(files, system_name, stack_name)
     res = run_correlation(data, fidelity=fidelity, calibration=calibration, mode=mode, stack=stack_name)
+    frame = None
+    if markdown_path or group_by:
+        from ..correlate import load_measurements
+
+        frame = data if traces else load_measurements(list(files))
     if markdown_path:
         from pathlib import Path
 
-        from ..correlate import load_measurements
         from ..correlate.compare import rows_markdown
 
-        Path(markdown_path).write_text(rows_markdown(res.per_row, data if traces else load_measurements(list(files))))
+        Path(markdown_path).write_text(rows_markdown(res.per_row, frame))
+    if group_by:
+        from ..correlate.compare import breakdown
+
+        res.groups[group_by] = breakdown(res.per_row, frame, group_by)
     if write_or_print_json(res, out, as_json):
         return
     o = res.overall
     cal = f"calibrated by {calibration}" if calibration else "uncalibrated"
     click.echo(f"{o['rows']} rows: {o['predicted']} predicted, {o['skipped']} skipped ({fidelity}, {mode}, {cal})")
     click.echo(res.table())
+    if group_by:
+        from ..correlate.compare import breakdown_table
+
+        click.echo("")
+        click.echo(breakdown_table(res.groups[group_by], group_by))
     for s in res.skipped:
         click.echo(f"skipped {s['id']}: {s['reason']}")
     if out:

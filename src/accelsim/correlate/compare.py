@@ -46,11 +46,13 @@ class CorrelationResult:
     """rows, predicted, skipped, mape, median_ape, max_ape, bias, fidelity, calibrated."""
     skipped: list[dict[str, str]] = field(default_factory=list)
     """{id, reason} of every row that could not be predicted."""
+    groups: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Column -> ``breakdown`` of the rows by it, for those asked for (``accelsim correlate --by``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able figures: the overall numbers, ``skipped`` (a count) with
         ``skipped_rows`` ({id, reason}), ``by_kind`` (kind -> {n, mape, median_ape, max_ape,
-        bias}) and ``per_row`` (list of {id, kind, system, predicted_time_s, measured_time_s,
+        bias}), ``by`` (column -> the ``breakdown`` records, when asked for) and ``per_row`` (list of {id, kind, system, predicted_time_s, measured_time_s,
         ape, error, bound, skipped, reason})."""
         per_row = []
         for r in self.per_row.itertuples(index=False):
@@ -63,6 +65,9 @@ class CorrelationResult:
                    for r in self.by_kind.itertuples(index=False)}
         out = {k: (_num(v) if isinstance(v, float) else v) for k, v in self.overall.items()}
         out.update(skipped_rows=list(self.skipped), by_kind=by_kind, per_row=per_row)
+        if self.groups:
+            out["by"] = {col: [{k: (_num(v) if isinstance(v, float) else v) for k, v in rec.items()}
+                               for rec in table.to_dict("records")] for col, table in self.groups.items()}
         return out
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -148,6 +153,48 @@ def _stats(g: pd.DataFrame) -> dict[str, Any]:
     ratio = (g["predicted_time_s"] / g["measured_time_s"]).to_numpy(float)
     return {"n": n, "mape": float(ape.mean()), "median_ape": float(np.median(ape)), "max_ape": float(ape.max()),
             "bias": float(np.exp(np.log(ratio).mean()))}
+
+
+GROUPS = ("kind", "system", "model", "phase", "stack", "metric", "dtype", "file")
+"""What ``breakdown`` groups rows by: a measurement column, or ``file`` (the file a row came from)."""
+BREAKDOWN_COLUMNS = ("group", "n", "mape", "median_ape", "max_ape", "bias", "within_15")
+
+
+def breakdown(per_row: pd.DataFrame, frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Error figures of the predicted rows grouped by ``by`` (one of ``GROUPS``), the groups with
+    the most rows beyond 15 % first: n, mape, median_ape, max_ape, bias and ``within_15``, the
+    share of the group's rows within 15 % of the measurement. ``frame``: the measurement rows
+    (``load_measurements``) the per-row table came from; rows that leave the column empty (a
+    row without a stack runs its system's default) form the group "-"."""
+    if by not in GROUPS:
+        raise MeasurementError(f"cannot group by {by!r}; use one of {', '.join(GROUPS)}")
+    ok = per_row[~per_row["skipped"]]
+    info = frame.set_index("id")
+    column = "origin" if by == "file" else by
+    if column not in info.columns:  # e.g. rows made from a profiler trace: no file
+        labels = pd.Series("", index=info.index)
+    elif by == "file":
+        labels = info["origin"].astype(str).str.rsplit(":", n=1).str[0].map(lambda f: Path(f).name)
+    else:
+        labels = info[by]
+    keys = [("-" if pd.isna(v) or v == "" else str(v)) for v in labels.reindex(ok["id"]).tolist()]
+    recs = []
+    for group, g in ok.groupby(pd.Series(keys, index=ok.index), sort=True):
+        recs.append({"group": group, **_stats(g), "within_15": float((g["ape"] <= 0.15).mean())})
+    out = pd.DataFrame.from_records(recs, columns=list(BREAKDOWN_COLUMNS))
+    misses = out["n"] * (1 - out["within_15"])
+    return out.assign(_m=misses).sort_values(["_m", "group"], ascending=[False, True], kind="stable").drop(
+        columns="_m").reset_index(drop=True)
+
+
+def breakdown_table(table: pd.DataFrame, by: str) -> str:
+    """``breakdown``'s figures as text, one line a group."""
+    width = max([len(by)] + [len(str(g)) for g in table["group"]]) + 2
+    lines = [f"{by:<{width}}{'n':>4} {'MAPE':>8} {'median':>8} {'worst':>8} {'bias':>7} {'within 15 %':>12}"]
+    for r in table.itertuples(index=False):
+        lines.append(f"{r.group:<{width}}{int(r.n):>4} {_pct(r.mape):>8} {_pct(r.median_ape):>8} {_pct(r.max_ape):>8}"
+                     f" {r.bias:>7.3f} {_pct(r.within_15):>12}")
+    return "\n".join(lines)
 
 
 def predict_frame(df: pd.DataFrame, fidelity: str = "analytical", calibration: Mapping[str, float] | None = None,
