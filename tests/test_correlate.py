@@ -443,6 +443,10 @@ def test_breakdown_by_a_column_by_hand():
 
 
 def test_cli_breaks_the_error_down_by_file():
+    from accelsim.cli.correlate import BY
+    from accelsim.correlate.compare import GROUPS
+
+    assert BY == GROUPS
     r = CliRunner().invoke(main, ["correlate", *map(str, A100), "--by", "file"])
     assert r.exit_code == 0, r.output
     assert "within 15 %" in r.output and "a100_llmcompass.csv" in r.output and "a100_llmcompass_gpt3.csv" in r.output

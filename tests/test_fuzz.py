@@ -1,10 +1,11 @@
-"""Fuzzing the inputs (issue 13, item 5): hostile values in system YAML files, CLI overrides,
-measurement CSVs and Hugging Face configs must end in a clean refusal (an accelsim error
+"""Fuzzing the inputs (issue 13, item 5): hostile values in system and stack YAML files, CLI
+overrides, measurement CSVs and Hugging Face configs must end in a clean refusal (an accelsim error
 naming the file and field, or a non-zero exit with one message and no traceback) or a valid
 result, never an exception of another kind. A fixed, derandomised profile keeps CI time small;
 the counts are printed (``pytest tests/test_fuzz.py -s``) for the record."""
 
 import json
+from pathlib import Path
 import math
 
 import pytest
@@ -147,6 +148,33 @@ def test_hugging_face_config_values(tmp_path, key, value):
     except (TypeError, ValueError):
         return
     _load_or_refuse("Hugging Face config values", load_hf_config, f)
+
+
+STACK = {**yaml.safe_load((Path(__file__).resolve().parents[1] / "stacks" / "cuda-native.yaml").read_text()),
+         "name": "fuzzed", "serving": {"name": "engine", "step_overhead_s": 1e-4, "request_overhead_s": 1e-4,
+                                       "decode_bucket_tokens": 128},
+         "training": {"name": "framework", "recompute": "selective", "zero": 1, "vocab_multiple": 128}}
+STACK.pop("sources", None)
+STACK_PATHS = sorted(_leaves(STACK))
+
+
+@settings(**PROFILE)
+@given(path=st.sampled_from(STACK_PATHS), value=HOSTILE)
+def test_stack_yaml_fields(tmp_path, path, value):
+    """A software stack file with one hostile value (the runtime, collective library, serving
+    engine and training framework blocks): refused naming the file, or every number finite."""
+    from accelsim.stack.presets import load_stack
+
+    raw = json.loads(json.dumps(STACK))
+    _set(raw, path, value)
+    f = tmp_path / "stack.yaml"
+    try:
+        f.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    except (yaml.YAMLError, ValueError):
+        return
+    stack = _load_or_refuse("stack YAML fields", load_stack, f)
+    if stack is not None:
+        assert all(math.isfinite(x) for x in _numbers(stack.model_dump()))
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -428,3 +428,16 @@ def test_a_declared_program_cost_is_not_refitted():
 def test_cli_priors_field_errors(args, message):
     r = CliRunner().invoke(main, ["priors", *args])
     assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+
+
+def test_a_rewritten_stack_file_is_read_again_at_once(tmp_path):
+    """A user's stack file rewritten in place (same size, within one tick of the file system's
+    clock, as a program writing variants to one path does) is read again, not served from the
+    cache; the fuzz suite found load_stack handing back the first file's stack."""
+    from accelsim.stack.presets import load_stack
+
+    f = tmp_path / "mine.yaml"
+    for bucket in (128, 256, 512):  # the same number of bytes each time
+        f.write_text(f"name: mine\nbase: neuron\nserving: {{name: x, decode_bucket_tokens: {bucket}}}\n")
+        assert load_stack(f).serving.decode_bucket_tokens == bucket
+        assert load_stack(str(f)).serving.decode_bucket_tokens == bucket

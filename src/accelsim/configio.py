@@ -371,6 +371,21 @@ def file_stamp(path: str | Path) -> tuple[int, int]:
     return st.st_mtime_ns, st.st_size
 
 
+def content_stamp(path: str | Path) -> tuple[int, int, str]:
+    """(modification time in ns, size, sha1 of the bytes) of ``path``, read now; (-1, -1, "") when
+    it cannot be read. For caches of a user's file, which a program may rewrite within one tick of
+    the file system's clock (so that time and size alone may not change)."""
+    import hashlib
+
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as fh:
+            digest = hashlib.sha1(fh.read(MAX_CONFIG_BYTES + 1)).hexdigest()
+    except OSError:
+        return -1, -1, ""
+    return st.st_mtime_ns, st.st_size, digest
+
+
 def mtime_ns(path: str | Path) -> int:
     """``path``'s modification time (ns; -1 when it does not exist), looked up again only after
     ``RECHECK_S``."""

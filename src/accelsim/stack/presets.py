@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..configio import apply_overrides, data_dir, find_preset, load_yaml, mtime_ns, validate, yaml_names
+from ..configio import apply_overrides, content_stamp, data_dir, find_preset, load_yaml, mtime_ns, validate, yaml_names
 from ..errors import ConfigError
 from .spec import KernelLibrary, Stack
 
@@ -85,7 +85,35 @@ def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | N
     return st
 
 
-_PLATFORMS: dict[tuple, tuple[str, tuple[tuple[Path, int], ...]]] = {}
+_SHIPPED: dict[Path, frozenset[Path]] = {}
+
+
+def _shipped_dirs() -> frozenset[Path]:
+    """The folders of the shipped stacks and kernel libraries, as given and resolved (the package's
+    data folder may be a link to the repository's ``stacks/``)."""
+    root = stack_dir()
+    hit = _SHIPPED.get(root)
+    if hit is None:
+        hit = _SHIPPED[root] = frozenset({root, root.resolve(), kernels_dir(), kernels_dir().resolve()})
+    return hit
+
+
+def _stamps(files) -> tuple:
+    """What a cache entry read from ``files`` is checked against (``_fresh``): a shipped file's
+    modification time (looked up at most once a second, ``configio.RECHECK_S``); a user's file's
+    time, size and content digest, read now (a program may rewrite it within one tick of the file
+    system's clock)."""
+    dirs = _shipped_dirs()
+    flags = [(p, p.parent in dirs) for p in files]
+    return tuple((p, shipped, mtime_ns(p) if shipped else content_stamp(p)) for p, shipped in flags)
+
+
+def _fresh(stamps: tuple) -> bool:
+    """Whether every file of a cache entry (``_stamps``) is unchanged."""
+    return all((mtime_ns(p) if shipped else content_stamp(p)) == t for p, shipped, t in stamps)
+
+
+_PLATFORMS: dict[tuple, tuple[str, tuple]] = {}
 
 
 def platform_of(stack: str) -> str:
@@ -94,14 +122,14 @@ def platform_of(stack: str) -> str:
     stack until one of its files changes (``resolve`` asks on every evaluation that names a stack)."""
     key = (os.getcwd(), str(stack))
     hit = _PLATFORMS.get(key)
-    if hit is not None and all(mtime_ns(p) == t for p, t in hit[1]):
+    if hit is not None and _fresh(hit[1]):
         return hit[0]
     files = _load_chain(stack)[1]
     root = files[-1].stem.split("-")
     out = root[1] if root[0] == "xla" and len(root) > 1 else root[0]
     if len(_PLATFORMS) > 64:
         _PLATFORMS.clear()
-    _PLATFORMS[key] = (out, tuple((p, mtime_ns(p)) for p in files))
+    _PLATFORMS[key] = (out, _stamps(files))
     return out
 
 
@@ -128,7 +156,7 @@ def load_stack(name_or_path: str | Path | Stack, overrides=()) -> Stack:
         return name_or_path
     key = (os.getcwd(), str(name_or_path), tuple(overrides))  # a relative path means the same file only here
     hit = _CACHE.get(key)
-    if hit is not None and all(mtime_ns(p) == t for p, t in hit[1]):
+    if hit is not None and _fresh(hit[1]):
         return hit[0]
     path = stack_path(name_or_path)
     data, files = _load_chain(path)
@@ -142,7 +170,7 @@ def load_stack(name_or_path: str | Path | Stack, overrides=()) -> Stack:
             raise ConfigError(f"{path}: kernels: {e}") from None
     if len(_CACHE) > 64:
         _CACHE.clear()
-    _CACHE[key] = (stack, tuple((p, mtime_ns(p)) for p in files))
+    _CACHE[key] = (stack, _stamps(files))
     return stack
 
 
@@ -166,12 +194,12 @@ def load_kernels(name_or_path: str | Path) -> KernelLibrary:
     else:
         raise ConfigError(f"unknown kernel library {name_or_path!r}; known: {', '.join(list_kernels())}")
     hit = _KERNELS.get(path)
-    if hit is not None and hit[1] == mtime_ns(path):
+    if hit is not None and _fresh(hit[1]):
         return hit[0]
     data = load_yaml(path)
     data.setdefault("name", path.stem)
     lib = validate(KernelLibrary, data, str(path))
-    _KERNELS[path] = (lib, mtime_ns(path))
+    _KERNELS[path] = (lib, _stamps((path,)))
     return lib
 
 
@@ -199,8 +227,8 @@ def _rewrite(path: Path, update) -> Path:
     return path
 
 
-_KERNELS: dict[Path, tuple[KernelLibrary, int]] = {}
+_KERNELS: dict[Path, tuple[KernelLibrary, tuple]] = {}
 """file -> (kernel library, its modification time)."""
-_CACHE: dict[tuple, tuple[Stack, tuple[tuple[Path, int], ...]]] = {}
+_CACHE: dict[tuple, tuple[Stack, tuple]] = {}
 """(cwd, name or path, overrides) -> (stack, modification time of every file it was read from): an edited
 stack or base file reloads, an unchanged one costs a stat per file."""
