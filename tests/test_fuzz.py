@@ -1,5 +1,6 @@
-"""Fuzzing the inputs (issue 13, item 5): hostile values in system and stack YAML files, CLI
-overrides, measurement CSVs and Hugging Face configs must end in a clean refusal (an accelsim error
+"""Fuzzing the inputs (issue 13, item 5): hostile values in system, stack, model, compression
+recipe, sweep space and calibration YAML files, CLI overrides, measurement CSVs and Hugging Face
+configs must end in a clean refusal (an accelsim error
 naming the file and field, or a non-zero exit with one message and no traceback) or a valid
 result, never an exception of another kind. A fixed, derandomised profile keeps CI time small;
 the counts are printed (``pytest tests/test_fuzz.py -s``) for the record."""
@@ -175,6 +176,69 @@ def test_stack_yaml_fields(tmp_path, path, value):
     stack = _load_or_refuse("stack YAML fields", load_stack, f)
     if stack is not None:
         assert all(math.isfinite(x) for x in _numbers(stack.model_dump()))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = yaml.safe_load((ROOT / "workloads" / "tiny.yaml").read_text())
+RECIPE = yaml.safe_load((ROOT / "workloads" / "recipes" / "w4a8-mxfp4-2of4.yaml").read_text())
+SPACE = yaml.safe_load((ROOT / "workloads" / "sweeps" / "tiny.yaml").read_text())
+CALIBRATION = {"chip": "trainium2", "format": 2, "stack": "neuron",
+               "hardware": {"hbm_efficiency": 0.8, "tensor_efficiency": 0.9, "vector_efficiency": 1.0},
+               "stack_costs": {"launch_overhead_s": 1e-6, "collective_overhead_s": 2e-6}}
+
+
+def _fuzz_file(tmp_path, kind: str, doc: dict, path, value, load, name: str = "f.yaml"):
+    """Write ``doc`` with one hostile value at ``path`` and load it: refused naming the file, or
+    accepted (returned) with every number it holds finite."""
+    raw = json.loads(json.dumps(doc))
+    _set(raw, path, value)
+    f = tmp_path / name
+    try:
+        f.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    except (yaml.YAMLError, ValueError):
+        return None
+    got = _load_or_refuse(kind, load, f)
+    if got is not None and hasattr(got, "model_dump"):
+        assert all(math.isfinite(x) for x in _numbers(got.model_dump()))
+    return got
+
+
+@settings(**PROFILE)
+@given(path=st.sampled_from(sorted(_leaves(MODEL))), value=HOSTILE)
+def test_model_yaml_fields(tmp_path, path, value):
+    from accelsim.workload import load_model
+
+    _fuzz_file(tmp_path, "model YAML fields", MODEL, path, value, load_model)
+
+
+@settings(**PROFILE)
+@given(path=st.sampled_from(sorted(_leaves(RECIPE))), value=HOSTILE)
+def test_compression_recipe_fields(tmp_path, path, value):
+    from accelsim.compress.recipes import Compression
+
+    _fuzz_file(tmp_path, "compression recipe fields", RECIPE, path, value, Compression.load)
+
+
+@settings(**PROFILE)
+@given(path=st.sampled_from(sorted(_leaves(SPACE))), value=HOSTILE)
+def test_sweep_space_fields(tmp_path, path, value):
+    from accelsim.sweep import DesignSpace
+
+    space = _fuzz_file(tmp_path, "sweep space fields", SPACE, path, value, DesignSpace.load)
+    if space is not None:  # accepted: its points enumerate or are refused, naming the space
+        try:
+            space.points()
+        except AccelsimError:
+            pass
+
+
+@settings(**PROFILE)
+@given(path=st.sampled_from(sorted(_leaves(CALIBRATION))), value=HOSTILE)
+def test_calibration_file_fields(tmp_path, path, value):
+    def load(f):
+        return load_system("trn2", calibration=f)
+
+    _fuzz_file(tmp_path, "calibration file fields", CALIBRATION, path, value, load)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -606,3 +606,16 @@ def test_a_sweep_pauses_the_cyclic_collector_and_restores_it():
         sweep(sp, workers=0, progress=False)
     assert gc.isenabled()
     assert gc.collect() < 200  # what 40 evaluations left unreachable
+
+
+def test_a_bound_that_is_not_a_finite_number_is_refused(tmp_path):
+    """A NaN bound compares false with every value, so the constraint would silently drop out
+    (the fuzz suite found `max: {power_W: .nan}` accepted): refused at load, naming the field."""
+    from accelsim.errors import ConfigError
+
+    for bad in (".nan", ".inf", '"nan"', "true"):
+        f = tmp_path / "s.yaml"
+        f.write_text(f"name: x\nsystem: edge-npu\nworkload: {{model: tiny}}\naxes:\n  workload.batch: [1, 2]\n"
+                     f"constraints:\n  max: {{power_W: {bad}}}\n")
+        with pytest.raises(ConfigError, match=r"s\.yaml.*constraints\.max\.power_W"):
+            DesignSpace.load(f)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ..arch.presets import load_raw
@@ -145,7 +145,7 @@ METRIC_UNITS = {"memory_bytes_per_chip": ("bytes", 1.0), "hbm_capacity_bytes": (
 """Metric columns whose bounds may be unit strings: (unit kind, SI -> column unit)."""
 
 
-class Constraints(BaseModel):
+class Constraints(StrictModel):
     """Declarative filters. Keys are metric columns (``latency_s``, ``memory_bytes_per_chip``,
     ``area_mm2``, ``power_W``, ...), ``workload.*`` fields or dotted paths into the validated
     system spec (``chip.tdp_W``, ``num_chips``); values are numbers or unit strings. A point
@@ -153,9 +153,9 @@ class Constraints(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max: dict[str, float | str] = {}
-    """Upper bounds (inclusive)."""
-    min: dict[str, float | str] = {}
+    max: dict[str, StrictInt | StrictFloat | str] = {}
+    """Upper bounds (inclusive): finite numbers or unit strings (``true`` is not a number)."""
+    min: dict[str, StrictInt | StrictFloat | str] = {}
     """Lower bounds (inclusive)."""
     fits: bool = False
     """Require the workload to fit in HBM (``fits`` column)."""
@@ -177,8 +177,15 @@ class Constraints(BaseModel):
                         x = float(x)
                     except ValueError:
                         raise ConfigError(f"constraints.{sense}.{key}: cannot read {v!r} as a number") from None
+                if isinstance(x, bool) or not math.isfinite(float(x)):  # NaN never compares: the bound would drop out
+                    raise ConfigError(f"constraints.{sense}.{key}: a bound must be a finite number, got {v!r}")
                 out.append((key, sense, float(x)))
         return out
+
+    @model_validator(mode="after")
+    def _readable(self) -> "Constraints":
+        self.bounds()  # a bound that is not a finite number is refused when the space is loaded
+        return self
 
     def spec_paths(self) -> list[str]:
         """Keys that are paths into the system spec (recorded by the workers)."""
