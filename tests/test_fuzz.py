@@ -1,6 +1,6 @@
 """Fuzzing the inputs (issue 13, item 5): hostile values in system, stack, model, compression
-recipe, sweep space and calibration YAML files, CLI overrides, measurement CSVs and Hugging Face
-configs must end in a clean refusal (an accelsim error
+recipe, sweep space and calibration YAML files, CLI overrides, measurement CSVs (kernel rows, and
+whole training and serving rows predicted) and Hugging Face configs must end in a clean refusal (an accelsim error
 naming the file and field, or a non-zero exit with one message and no traceback) or a valid
 result, never an exception of another kind. A fixed, derandomised profile keeps CI time small;
 the counts are printed (``pytest tests/test_fuzz.py -s``) for the record."""
@@ -239,6 +239,39 @@ def test_calibration_file_fields(tmp_path, path, value):
         return load_system("trn2", calibration=f)
 
     _fuzz_file(tmp_path, "calibration file fields", CALIBRATION, path, value, load)
+
+
+STEP_ROWS = {
+    "train": {"id": "t1", "kind": "model", "system": "dgx-h100", "chips": "8", "dtype": "bf16", "model": "tiny",
+              "phase": "train", "seq_len": "512", "tp": "1", "pp": "1", "dp": "8", "cp": "1", "microbatch": "2",
+              "global_batch": "16", "recompute": "selective", "zero": "3", "stack": "torchtitan",
+              "measured_time_s": "0.01", "source": "me"},
+    "serve": {"id": "s1", "kind": "model", "system": "trn1-32xl", "chips": "1", "dtype": "bf16", "model": "tiny",
+              "phase": "decode", "metric": "tpot", "batch": "4", "input_len": "128", "output_len": "256", "tp": "2",
+              "stack": "transformers-neuronx", "measured_time_s": "0.001", "source": "me"}}
+
+
+@settings(**{**PROFILE, "max_examples": 40})
+@given(which=st.sampled_from(sorted(STEP_ROWS)), data=st.data(), value=HOSTILE)
+def test_training_and_serving_rows_predicted_or_refused(tmp_path, which, data, value):
+    """A whole-step row (training or serving columns) with one hostile cell, through
+    ``correlate``: refused naming the file, or predicted (a finite time) or skipped with a reason."""
+    import csv
+
+    from accelsim.correlate import correlate
+
+    row = dict(STEP_ROWS[which])
+    col = data.draw(st.sampled_from(sorted(row)))
+    row[col] = str(value).replace("\n", " ").replace("\r", " ")
+    f = tmp_path / "steps.csv"
+    with f.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(list(row))
+        w.writerow(list(row.values()))
+    res = _load_or_refuse("training / serving rows", correlate, f)
+    if res is not None:
+        r = res.per_row.iloc[0]
+        assert (bool(r["skipped"]) and r["reason"]) or math.isfinite(r["predicted_time_s"]), (col, value, r.to_dict())
 
 
 @pytest.fixture(scope="module", autouse=True)
