@@ -1,6 +1,7 @@
 """Fuzzing the inputs (issue 13, item 5): hostile values in system, stack, model, compression
 recipe, sweep space and calibration YAML files, CLI overrides, measurement CSVs (kernel rows, and
-whole training and serving rows predicted) and Hugging Face configs must end in a clean refusal (an accelsim error
+whole training and serving rows predicted), profiler traces and Hugging Face configs must end in a
+clean refusal (an accelsim error
 naming the file and field, or a non-zero exit with one message and no traceback) or a valid
 result, never an exception of another kind. A fixed, derandomised profile keeps CI time small;
 the counts are printed (``pytest tests/test_fuzz.py -s``) for the record."""
@@ -272,6 +273,37 @@ def test_training_and_serving_rows_predicted_or_refused(tmp_path, which, data, v
     if res is not None:
         r = res.per_row.iloc[0]
         assert (bool(r["skipped"]) and r["reason"]) or math.isfinite(r["predicted_time_s"]), (col, value, r.to_dict())
+
+
+TRACE = json.loads((ROOT / "tests" / "data" / "profiles" / "gpu_device_bound.json").read_text())
+TRACE_FIELDS = sorted({(i, k) for i, ev in enumerate(TRACE["traceEvents"]) for k in ev if k != "args"}
+                      | {(i, "args", k) for i, ev in enumerate(TRACE["traceEvents"]) for k in ev.get("args", {})})
+
+
+@settings(**{**PROFILE, "max_examples": 40})
+@given(field=st.sampled_from(TRACE_FIELDS), value=HOSTILE, command=st.sampled_from(["report", "whatif", "correlate"]))
+def test_profiler_trace_fields(tmp_path, field, value, command):
+    """A PyTorch profiler trace with one hostile event field, through ``profile report`` /
+    ``profile whatif`` / ``correlate``: a result, or one message and a non-zero exit, never a
+    traceback."""
+    trace = json.loads(json.dumps(TRACE))
+    target = trace["traceEvents"][field[0]]
+    if field[1] == "args":
+        target["args"][field[2]] = value
+    else:
+        target[field[1]] = value
+    f = tmp_path / "trace.json"
+    try:
+        f.write_text(json.dumps(trace, allow_nan=True))
+    except (TypeError, ValueError):
+        return
+    args = {"report": ["profile", "report", str(f), "--system", "h100-sxm-80gb"],
+            "whatif": ["profile", "whatif", str(f), "--system", "h100-sxm-80gb"],
+            "correlate": ["correlate", str(f), "--system", "h100-sxm-80gb"]}[command]
+    r = CliRunner().invoke(main, args)
+    assert "Traceback" not in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), (field, value, command, repr(r.exception))
+    _count("profiler trace fields", r.exit_code != 0)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -423,3 +423,46 @@ def test_options_that_need_another_are_refused_without_it():
     assert r.exit_code == 2 and "needs --system" in r.output
     r = CliRunner().invoke(main, ["profile", "whatif", t, "--system", "h100-sxm-80gb", "--traced-tp", "2"])
     assert r.exit_code == 2 and "they need --tp" in r.output
+
+
+def test_garbled_event_times_and_shapes(tmp_path):
+    """A trace whose event time is NaN or negative is refused naming the file and the event (a
+    NaN duration had left `profile whatif`'s replay running forever); an op whose recorded shape
+    or group size is not a size (a NaN, a string, a negative or fractional dimension) stays
+    unmatched, of its kind, instead of being priced at a made-up shape or crashing."""
+    from accelsim.profile.match import classify
+
+    base = json.loads(DEVICE_BOUND.read_text())
+    for value in ("nan", -1.0, True):
+        t = json.loads(json.dumps(base))
+        t["traceEvents"][13]["dur"] = value
+        f = tmp_path / "t.json"
+        f.write_text(json.dumps(t))
+        with pytest.raises(ConfigError, match=r"t\.json.*ncclDevKernel.*dur"):
+            load_trace(f)
+    for dims in ([[8192, "nan"], [4096, 4096]], [[8192, -4096], [4096, 4096]], [[8192, 4096.5], [4096, 4096]]):
+        assert classify("aten::mm", "aten::mm", dims, ["c10::BFloat16"] * 2, None, "cpu_op") == ("matmul", None)
+    good = classify("aten::mm", "aten::mm", [[8192, 4096], [4096, 4096]], ["c10::BFloat16"] * 2, None, "cpu_op")
+    assert good[0] == "matmul" and (good[1].m, good[1].n, good[1].k) == (8192, 4096, 4096)
+    for group in ("nan", -8, 8.5, [8]):
+        extra = {"Collective name": "allreduce", "In msg nelems": 1024, "Group size": group, "dtype": "BFloat16"}
+        assert classify("record_param_comms", "nccl:all_reduce", None, None, extra, "cpu_op")[1] is None
+    extra = {"Collective name": -1, "In msg nelems": 1024, "Group size": 8, "dtype": "BFloat16"}
+    classify("ncclDevKernel_AllReduce", None, None, None, extra, "kernel")  # a number where a name belongs
+
+
+def test_the_engine_refuses_a_schedule_that_would_never_end():
+    import numpy as np
+
+    from accelsim.errors import LoweringError
+    from accelsim.lower.schedule import CAT_OVERHEAD, DELAY, ScheduleBuilder
+    from accelsim.sim.engine import simulate_schedule
+
+    b = ScheduleBuilder()
+    op = b.op("x", "x", "delay")
+    b.task(DELAY, CAT_OVERHEAD, op, [], duration_s=float("nan"))
+    with pytest.raises(LoweringError, match="never end"):
+        simulate_schedule(b.build())
+    ok = ScheduleBuilder()
+    ok.task(DELAY, CAT_OVERHEAD, ok.op("x", "x", "delay"), [], duration_s=1e-6)
+    assert np.isclose(simulate_schedule(ok.build()).makespan_s, 1e-6)

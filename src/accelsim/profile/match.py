@@ -15,6 +15,7 @@ import re
 
 import pandas as pd
 
+from ..configio import MAX_EXACT_INT
 from ..workload.ops import Collective, Elementwise, FlashAttention, LayerNorm, MatMul, Op, RMSNorm, Softmax
 
 GEMM_OPS = {"aten::mm": (0, 1, None), "aten::addmm": (1, 2, None), "aten::bmm": (0, 1, None),
@@ -45,13 +46,26 @@ def _dtype(types) -> str:
     return "bf16"
 
 
+class _Garbled(ValueError):
+    """A trace value where a size (a dimension, an element count, a group size) belongs that is
+    not one: the op is left unmatched rather than priced at a made-up shape."""
+
+
+def _size(v) -> int:
+    """``v`` as a size: a whole, finite number from 0 to 2^53 (``configio.MAX_EXACT_INT``)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or v != int(v) \
+            or v > MAX_EXACT_INT:
+        raise _Garbled(f"not a size: {v!r}")
+    return int(v)
+
+
 def _numel(dims) -> int:
     """Elements of one tensor's shape; a tensor list's shape (``aten::cat``) counts all of them."""
     if not dims:
         return 0
     if any(isinstance(d, (list, tuple)) for d in dims):
         return sum(_numel(d) for d in dims if isinstance(d, (list, tuple)))
-    return int(math.prod(d for d in dims if isinstance(d, (int, float))))
+    return _size(math.prod(_size(d) for d in dims))
 
 
 def _gemm(op: str, dims: list, dt: str) -> Op | None:
@@ -70,7 +84,8 @@ def _gemm(op: str, dims: list, dt: str) -> Op | None:
     else:
         return None
     shared = len(b) == 2
-    return MatMul(m=int(m), n=int(n), k=int(k), batch=int(batch), b_shared=shared, dtype_a=dt, dtype_b=dt, dtype_out=dt)
+    return MatMul(m=_size(m), n=_size(n), k=_size(k), batch=_size(batch), b_shared=shared, dtype_a=dt, dtype_b=dt,
+                  dtype_out=dt)
 
 
 BWD_HEAD_DIM = 2.5
@@ -85,17 +100,20 @@ def _attention(dims: list, dt: str, name: str, backward: bool = False) -> Op | N
     # the backward's first input is the output gradient (q's shape); K follows Q in both
     i = 2 if backward else 1
     kv = dims[i] if len(dims) > i and len(dims[i]) == 4 else dims[0]
-    return FlashAttention(batch=int(b), heads=int(h), kv_heads=int(kv[1]), q_len=int(t), kv_len=int(kv[2]),
-                          head_dim=round(BWD_HEAD_DIM * int(d)) if backward else int(d), causal=True, dtype=dt,
+    return FlashAttention(batch=_size(b), heads=_size(h), kv_heads=_size(kv[1]), q_len=_size(t), kv_len=_size(kv[2]),
+                          head_dim=round(BWD_HEAD_DIM * _size(d)) if backward else _size(d), causal=True, dtype=dt,
                           backward=backward)
 
 
 def _collective(name: str, extra: dict | None, dt: str) -> Op | None:
     extra = extra or {}
-    what = (extra.get("Collective name") or name).lower()
+    what = str(extra.get("Collective name") or name).lower()
     kind = next((k for pat, k in COLLECTIVE_KIND if re.search(pat, what)), None)
     n, group = extra.get("In msg nelems"), extra.get("Group size")
-    if kind is None or not n or not group or int(group) < 2:
+    if kind is None or not n or not group:
+        return None
+    n, group = _size(n), _size(group)
+    if n == 0 or group < 2:
         return None
     el = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}.get(_dtype([extra.get("dtype")]) if extra.get(
         "dtype") else dt, 2)
@@ -103,7 +121,15 @@ def _collective(name: str, extra: dict | None, dt: str) -> Op | None:
 
 
 def classify(name: str, op: str | None, dims, types, extra, cat: str) -> tuple[str, Op | None]:
-    """(kind, accelsim op or None) of one unit of measured work."""
+    """(kind, accelsim op or None) of one unit of measured work; an op whose shapes or sizes the
+    trace garbled (a NaN, a string, a negative or fractional dimension) is of its kind, unmatched."""
+    try:
+        return _classify(name, op, dims, types, extra, cat)
+    except (_Garbled, TypeError, IndexError, AttributeError):
+        return _classify(name, op, None, types, None, cat)[0], None
+
+
+def _classify(name: str, op: str | None, dims, types, extra, cat: str) -> tuple[str, Op | None]:
     dt = _dtype(types)
     key = op or name
     if cat in ("gpu_memcpy", "gpu_memset"):
@@ -118,10 +144,10 @@ def classify(name: str, op: str | None, dims, types, extra, cat: str) -> tuple[s
         rows = _numel(dims[0][:-1]) if dims and dims[0] else 0
         cols = dims[0][-1] if dims and dims[0] else 0
         cls = RMSNorm if NORMS[key] == "rmsnorm" else LayerNorm
-        return "norm", cls(rows=int(rows), cols=int(cols), dtype=dt) if rows and cols else None
+        return "norm", cls(rows=_size(rows), cols=_size(cols), dtype=dt) if rows and cols else None
     if SOFTMAX.search(key):
         rows = _numel(dims[0][:-1]) if dims and dims[0] else 0
-        return "softmax", Softmax(rows=int(rows), cols=int(dims[0][-1]), dtype=dt) if rows else None
+        return "softmax", Softmax(rows=_size(rows), cols=_size(dims[0][-1]), dtype=dt) if rows else None
     if key == "aten::copy_" and dims and isinstance(dims[0], list) and dims[0]:
         # copy_(dst, src): a cast when the types differ (logits.float(), a gradient to fp32)
         src, dst = (_dtype([types[1]]) if types and len(types) > 1 else dt), dt
@@ -129,12 +155,12 @@ def classify(name: str, op: str | None, dims, types, extra, cat: str) -> tuple[s
                                           unvectorized=bool(UNVECTORIZED.search(name)))
     if key in GATHERS:  # reads and writes the rows it picks, not the whole table
         n = _gathered(key, dims or [])
-        return "elementwise", Elementwise(fn="add", elements=int(n), dtype=dt) if n else None
+        return "elementwise", Elementwise(fn="add", elements=_size(n), dtype=dt) if n else None
     if ELEMENTWISE.search(key) or key.endswith("_backward"):
         n = max((_numel(d) for d in (dims or []) if isinstance(d, list)), default=0)
         fn = "mul" if "mul" in key else "add"
         loop = bool(UNVECTORIZED.search(name))
-        return "elementwise", Elementwise(fn=fn, elements=int(n), dtype=dt, unvectorized=loop) if n else None
+        return "elementwise", Elementwise(fn=fn, elements=_size(n), dtype=dt, unvectorized=loop) if n else None
     if GEMM_KERNEL.search(name):
         return "matmul", None
     return "other", None

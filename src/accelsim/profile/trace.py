@@ -19,6 +19,7 @@ format), so it is not read; a Neuron trace converted to Chrome-trace JSON is.
 from __future__ import annotations
 
 import gzip
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -106,6 +107,16 @@ def _stream_events(path: Path) -> Iterator[dict]:
         yield from ijson.items(f, "item" if head[:1] == b"[" else "traceEvents.item", use_float=True)
 
 
+def _time(ev: dict, key: str) -> float:
+    """An event's ``ts`` or ``dur`` (microseconds): a finite number, a duration not negative (a
+    NaN or a string there would leave the step's timeline, and a replay of it, without an end)."""
+    v = ev.get(key, 0.0)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (key == "dur" and v < 0):
+        raise ValueError(f"event {str(ev.get('name', ''))[:80]!r} has {key} {v!r}, not a finite number of "
+                         f"microseconds{' >= 0' if key == 'dur' else ''}")
+    return float(v)
+
+
 class _Columns:
     """Compact columns of the kept events: numbers in typed arrays, names and shapes as codes
     into tables of the distinct values (a 500 MB trace has few distinct names and shapes)."""
@@ -134,8 +145,8 @@ class _Columns:
     def add(self, ev: dict) -> None:
         args = ev.get("args") or {}
         c = self.cols
-        c["ts"].append(float(ev["ts"]))
-        c["dur"].append(float(ev.get("dur", 0.0)))
+        c["ts"].append(_time(ev, "ts"))
+        c["dur"].append(_time(ev, "dur"))
         for k, v in (("pid", ev.get("pid")), ("tid", ev.get("tid")), ("correlation", args.get("correlation")),
                      ("external_id", args.get("External id")), ("stream", args.get("stream"))):
             c[k].append(int(v) if isinstance(v, (int, float)) else -1)

@@ -27,6 +27,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from ..errors import LoweringError
 from ..lower.schedule import Schedule
 from .result import SimResult
 from .sharing import flow_of, merge_new, rebased, server_rates
@@ -469,6 +470,9 @@ def simulate_schedule(schedule: Schedule) -> SimResult:
     """Run the numba engine on ``schedule``."""
     s = schedule
     T = s.num_tasks
+    if s.cls_table.size and (np.isnan(s.cls_table).any() or (s.cls_table[:, 0] < 0).any()):
+        raise LoweringError("schedule has a task with a NaN value or a negative duration (it would never end); "
+                            "its inputs carry a non-finite time or size")
     trim = _malloc_trim() if T > TRIM_TASKS else None
     if trim is not None:
         trim(0)
