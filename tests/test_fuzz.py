@@ -1,7 +1,7 @@
 """Fuzzing the inputs (issue 13, item 5): hostile values in system, stack, model, compression
 recipe, sweep space and calibration YAML files, CLI overrides, measurement CSVs (kernel rows, and
-whole training and serving rows predicted), profiler traces and Hugging Face configs must end in a
-clean refusal (an accelsim error
+whole training and serving rows predicted), profiler traces, `run` / `collective` options and
+Hugging Face configs must end in a clean refusal (an accelsim error
 naming the file and field, or a non-zero exit with one message and no traceback) or a valid
 result, never an exception of another kind. A fixed, derandomised profile keeps CI time small;
 the counts are printed (``pytest tests/test_fuzz.py -s``) for the record."""
@@ -86,8 +86,17 @@ def test_system_yaml_fields(tmp_path, path, value):
     except (yaml.YAMLError, ValueError):
         return
     spec = _load_or_refuse("system YAML fields", load_system, f)
-    if spec is not None:  # accepted: every number it holds is finite
+    if spec is not None:  # accepted: every number it holds is finite, and a step on it is finite or refused
         assert all(math.isfinite(x) for x in _numbers(spec.model_dump()))
+        from accelsim.api import evaluate
+
+        for phase in ("decode", "prefill"):
+            try:
+                r = evaluate(spec, "tiny", phase=phase, batch=2, seq_len=64, context_len=64)
+            except AccelsimError:
+                continue
+            assert math.isfinite(r.summary["latency_s"]) and r.summary["latency_s"] > 0, (path, value)
+            assert math.isfinite(r.summary["energy_J"]) and r.summary["energy_J"] >= 0, (path, value)
 
 
 def _numbers(d):
@@ -175,8 +184,16 @@ def test_stack_yaml_fields(tmp_path, path, value):
     except (yaml.YAMLError, ValueError):
         return
     stack = _load_or_refuse("stack YAML fields", load_stack, f)
-    if stack is not None:
+    if stack is not None:  # accepted: finite numbers, and a step under it finite or refused
         assert all(math.isfinite(x) for x in _numbers(stack.model_dump()))
+        from accelsim.api import evaluate
+
+        for phase in ("decode", "prefill"):
+            try:
+                r = evaluate("dgx-h100", "tiny", phase=phase, batch=2, seq_len=64, context_len=64, tp=2, stack=stack)
+            except AccelsimError:
+                continue
+            assert math.isfinite(r.summary["latency_s"]) and r.summary["latency_s"] > 0, (path, value)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -304,6 +321,53 @@ def test_profiler_trace_fields(tmp_path, field, value, command):
     assert "Traceback" not in r.output
     assert r.exception is None or isinstance(r.exception, SystemExit), (field, value, command, repr(r.exception))
     _count("profiler trace fields", r.exit_code != 0)
+
+
+RUN_OPTIONS = ["--batch", "--seq", "--context", "--tp", "--pp", "--dp", "--ep", "--cp", "--microbatch", "--vpp",
+               "--chips", "--zero", "--vocab-tiles", "--dtype", "--weights", "--activations", "--kv", "--sparsity",
+               "--recipe", "--stack", "--phase", "--selective", "--recompute", "--attention", "--fidelity"]
+
+
+def _cli_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value) if not isinstance(value, float) else repr(value)
+
+
+PLAUSIBLE = st.one_of(HOSTILE, st.integers(min_value=0, max_value=4096),
+                     st.sampled_from(["fp8", "bf16", "int4-g128", "mxfp4", "2:4", "selective", "full", "op", "event",
+                                      "prefill", "decode", "train", "megatron", "vllm", "neuron", "w4a16-g128"]))
+"""Hostile values and values an option may take, so that accepted runs are exercised too."""
+
+
+@settings(**{**PROFILE, "max_examples": 40})
+@given(option=st.sampled_from(RUN_OPTIONS), value=PLAUSIBLE, train=st.booleans())
+def test_run_options(option, value, train):
+    """``accelsim run`` with one hostile option value (a training or an inference step): a result
+    without NaN, or one message and a non-zero exit, never a traceback."""
+    text = _cli_text(value)
+    args = ["run", "trn2", "tiny", option, text] + (["--phase", "train", "--batch", "8", "--seq", "64"]
+                                                      if train and option not in ("--phase", "--batch", "--seq") else [])
+    r = CliRunner().invoke(main, args)
+    assert "Traceback" not in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), (option, text, train, repr(r.exception))
+    if r.exit_code == 0:
+        assert "nan " not in r.output.lower() and " nan" not in r.output.lower(), (option, text, r.output)
+    _count("run options", r.exit_code != 0)
+
+
+@settings(**{**PROFILE, "max_examples": 40})
+@given(option=st.sampled_from(["--bytes", "--ranks", "--sweep", "--algorithm", "--stack", "--set"]),
+       value=st.one_of(PLAUSIBLE, st.sampled_from(["8B:16GiB", "1KiB:1GiB", "ring", "direct", "in_switch", "tree",
+                                                    "cuda-native", "64 KiB", "1e9"])),
+       kind=st.sampled_from(["allreduce", "allgather", "alltoall", "sendrecv"]))
+def test_collective_options(option, value, kind):
+    """``accelsim collective`` with one hostile option value."""
+    text = _cli_text(value)
+    args = ["collective", kind, "--system", "dgx-h100", "--ranks", "2" if kind == "sendrecv" else "8",
+            "--bytes", "1 MiB", option, text]
+    r = CliRunner().invoke(main, args)
+    assert "Traceback" not in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), (option, text, kind, repr(r.exception))
+    _count("collective options", r.exit_code != 0)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -108,11 +108,28 @@ def _validator(kind: str):
                            json_schema_input_type=Union[float, text])
 
 
+MAX_LATENCY_S = 3600.0
+"""Largest value a ``Seconds`` field (a latency or a per-call, per-step or per-kernel overhead) takes:
+an hour, far beyond any such cost, and far enough below the float range that a step's sums of them
+stay finite (a latency of 1e308 s made a step's time infinite)."""
+
+
+def _within_an_hour(x):
+    if isinstance(x, float) and x > MAX_LATENCY_S:
+        raise ValueError(f"{x!r} s is beyond an hour ({MAX_LATENCY_S:g} s), not a latency or an overhead")
+    return x
+
+
 def __getattr__(name: str):
     kind = _TYPES.get(name)
     if kind is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    t = Annotated[float, _validator(kind)]
+    if kind == "time":
+        from pydantic import AfterValidator
+
+        t = Annotated[float, _validator(kind), AfterValidator(_within_an_hour)]
+    else:
+        t = Annotated[float, _validator(kind)]
     globals()[name] = t
     return t
 
