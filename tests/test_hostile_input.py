@@ -217,3 +217,15 @@ def test_a_boolean_field_takes_only_a_boolean(tmp_path):
     assert evaluate_train("dgx-h100", "tiny", 8, 64, tp=2, dp=4, sp=False).summary["step_time_s"] > 0
     r = CliRunner().invoke(main, ["run", "edge-npu", "tiny", "--set", "chip.core.tensor.preload_overlap=false"])
     assert r.exit_code == 0, r.output
+
+
+def test_a_latency_stops_at_an_hour():
+    """A latency of 1e308 s loaded and made every step infinite: a Seconds field (a latency or an
+    overhead) refuses a value beyond an hour, naming the field; a millisecond is fine."""
+    from accelsim.arch import load_system
+    from accelsim.errors import ConfigError
+
+    for bad in ("1e308", "7200", "3601 s"):
+        with pytest.raises(ConfigError, match="chip.dma.setup_latency_s"):
+            load_system("trn2", [f"chip.dma.setup_latency_s={bad}"])
+    assert load_system("trn2", ["chip.dma.setup_latency_s=1 ms"]).chip.dma.setup_latency_s == pytest.approx(1e-3)
