@@ -78,25 +78,23 @@ def _set(d, path, value):
 @settings(**PROFILE)
 @given(path=st.sampled_from(PATHS), value=HOSTILE)
 def test_system_yaml_fields(tmp_path, path, value):
-    raw = json.loads(json.dumps(RAW))
-    _set(raw, path, value)
-    f = tmp_path / "sys.yaml"
-    try:
-        f.write_text(yaml.safe_dump(raw, allow_unicode=True))
-    except (yaml.YAMLError, ValueError):
-        return
-    spec = _load_or_refuse("system YAML fields", load_system, f)
-    if spec is not None:  # accepted: every number it holds is finite, and a step on it is finite or refused
-        assert all(math.isfinite(x) for x in _numbers(spec.model_dump()))
-        from accelsim.api import evaluate
+    spec = _fuzz_file(tmp_path, "system YAML fields", RAW, path, value, load_system, "sys.yaml")
+    if spec is not None:  # accepted: a step on it is finite or refused
+        _steps_are_finite(spec, where=(path, value))
 
-        for phase in ("decode", "prefill"):
-            try:
-                r = evaluate(spec, "tiny", phase=phase, batch=2, seq_len=64, context_len=64)
-            except AccelsimError:
-                continue
-            assert math.isfinite(r.summary["latency_s"]) and r.summary["latency_s"] > 0, (path, value)
-            assert math.isfinite(r.summary["energy_J"]) and r.summary["energy_J"] >= 0, (path, value)
+
+def _steps_are_finite(system, stack=None, tp: int = 1, where=()) -> None:
+    """A decode and a prefill of the tiny model on ``system`` under ``stack``: refused (an
+    accelsim error), or a finite, positive latency and a finite energy."""
+    from accelsim.api import evaluate
+
+    for phase in ("decode", "prefill"):
+        try:
+            r = evaluate(system, "tiny", phase=phase, batch=2, seq_len=64, context_len=64, tp=tp, stack=stack)
+        except AccelsimError:
+            continue
+        assert math.isfinite(r.summary["latency_s"]) and r.summary["latency_s"] > 0, where
+        assert math.isfinite(r.summary["energy_J"]) and r.summary["energy_J"] >= 0, where
 
 
 def _numbers(d):
@@ -173,27 +171,13 @@ STACK_PATHS = sorted(_leaves(STACK))
 @given(path=st.sampled_from(STACK_PATHS), value=HOSTILE)
 def test_stack_yaml_fields(tmp_path, path, value):
     """A software stack file with one hostile value (the runtime, collective library, serving
-    engine and training framework blocks): refused naming the file, or every number finite."""
+    engine and training framework blocks): refused naming the file, or every number finite and a
+    step under it finite or refused."""
     from accelsim.stack.presets import load_stack
 
-    raw = json.loads(json.dumps(STACK))
-    _set(raw, path, value)
-    f = tmp_path / "stack.yaml"
-    try:
-        f.write_text(yaml.safe_dump(raw, allow_unicode=True))
-    except (yaml.YAMLError, ValueError):
-        return
-    stack = _load_or_refuse("stack YAML fields", load_stack, f)
-    if stack is not None:  # accepted: finite numbers, and a step under it finite or refused
-        assert all(math.isfinite(x) for x in _numbers(stack.model_dump()))
-        from accelsim.api import evaluate
-
-        for phase in ("decode", "prefill"):
-            try:
-                r = evaluate("dgx-h100", "tiny", phase=phase, batch=2, seq_len=64, context_len=64, tp=2, stack=stack)
-            except AccelsimError:
-                continue
-            assert math.isfinite(r.summary["latency_s"]) and r.summary["latency_s"] > 0, (path, value)
+    stack = _fuzz_file(tmp_path, "stack YAML fields", STACK, path, value, load_stack, "stack.yaml")
+    if stack is not None:
+        _steps_are_finite("dgx-h100", stack, tp=2, where=(path, value))
 
 
 ROOT = Path(__file__).resolve().parents[1]
