@@ -83,18 +83,25 @@ def test_system_yaml_fields(tmp_path, path, value):
         _steps_are_finite(spec, where=(path, value))
 
 
-def _steps_are_finite(system, stack=None, tp: int = 1, where=()) -> None:
-    """A decode and a prefill of the tiny model on ``system`` under ``stack``: refused (an
-    accelsim error), or a finite, positive latency and a finite energy."""
-    from accelsim.api import evaluate
+def _steps_are_finite(system, stack=None, tp: int = 1, where=(), model="tiny", compression=None) -> None:
+    """A decode, a prefill and a training step of ``model`` on ``system`` under ``stack``: refused
+    (an accelsim error), or a finite, positive time and a finite energy."""
+    from accelsim.api import evaluate, evaluate_train
+    from accelsim.workload.parallel import ParallelPlan
 
-    for phase in ("decode", "prefill"):
+    for phase in ("decode", "prefill", "train"):
         try:
-            r = evaluate(system, "tiny", phase=phase, batch=2, seq_len=64, context_len=64, tp=tp, stack=stack)
+            if phase == "train":
+                r = evaluate_train(system, model, 4, 64, plan=ParallelPlan(tp=tp), stack=stack, compression=compression)
+                t = r.summary["step_time_s"]
+            else:
+                r = evaluate(system, model, phase=phase, batch=2, seq_len=64, context_len=64, tp=tp, stack=stack,
+                             compression=compression)
+                t = r.summary["latency_s"]
         except AccelsimError:
             continue
-        assert math.isfinite(r.summary["latency_s"]) and r.summary["latency_s"] > 0, where
-        assert math.isfinite(r.summary["energy_J"]) and r.summary["energy_J"] >= 0, where
+        assert math.isfinite(t) and t > 0, (phase, where)
+        assert math.isfinite(r.summary["energy_J"]) and r.summary["energy_J"] >= 0, (phase, where)
 
 
 def _numbers(d):
@@ -156,7 +163,9 @@ def test_hugging_face_config_values(tmp_path, key, value):
         f.write_text(json.dumps(cfg, allow_nan=True))
     except (TypeError, ValueError):
         return
-    _load_or_refuse("Hugging Face config values", load_hf_config, f)
+    cfg = _load_or_refuse("Hugging Face config values", load_hf_config, f)
+    if cfg is not None:  # accepted: steps of it finite or refused
+        _steps_are_finite("trn2", model=cfg, where=(key, value))
 
 
 STACK = {**yaml.safe_load((Path(__file__).resolve().parents[1] / "stacks" / "cuda-native.yaml").read_text()),
@@ -210,7 +219,9 @@ def _fuzz_file(tmp_path, kind: str, doc: dict, path, value, load, name: str = "f
 def test_model_yaml_fields(tmp_path, path, value):
     from accelsim.workload import load_model
 
-    _fuzz_file(tmp_path, "model YAML fields", MODEL, path, value, load_model)
+    cfg = _fuzz_file(tmp_path, "model YAML fields", MODEL, path, value, load_model)
+    if cfg is not None:
+        _steps_are_finite("trn2", model=cfg, where=(path, value))
 
 
 @settings(**PROFILE)
@@ -218,7 +229,9 @@ def test_model_yaml_fields(tmp_path, path, value):
 def test_compression_recipe_fields(tmp_path, path, value):
     from accelsim.compress.recipes import Compression
 
-    _fuzz_file(tmp_path, "compression recipe fields", RECIPE, path, value, Compression.load)
+    recipe = _fuzz_file(tmp_path, "compression recipe fields", RECIPE, path, value, Compression.load)
+    if recipe is not None:
+        _steps_are_finite("trn2", model="llama-3-8b", compression=recipe, where=(path, value))
 
 
 @settings(**PROFILE)

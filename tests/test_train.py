@@ -407,3 +407,22 @@ def test_tied_embeddings_and_fp32_training():
     g32 = build_train(m, 4, 32, ParallelPlan(dp=2, grad_dtype="fp32"))
     assert g32.grad_sync[0][0].bytes_per_rank == 4 * m.params()
     assert all(o.dtype_out == "fp32" for o in g32.bwd[0].ops() if o.role.endswith("_wgrad"))
+
+
+def test_fit_message_search_is_bounded_for_deep_models():
+    """A 100,000-layer model (the largest a model file may declare) once made ``fit_message``
+    try 100,000 pipeline depths: each knob now tries its 16 nearest values, then doubles."""
+    from accelsim.workload.memory import _candidates
+
+    deep = load_model("tiny").model_copy(update={"num_hidden_layers": 100_000})
+    plan = ParallelPlan(microbatch=64, zero=3, recompute="full")
+    pps = [c["pp"] for _, c in _candidates(plan, deep) if "pp" in c]
+    assert pps[:16] == list(range(2, 18)) and pps[-1] == 100_000
+    assert len(pps) == 16 + 12 + 1  # then 33, 65, ..., 65537 (12 doublings) and the last
+    assert all(b - 1 >= 2 * (a - 1) for a, b in zip(pps[16:], pps[17:-1]))
+    mbs = [c["microbatch"] for _, c in _candidates(plan, deep) if "microbatch" in c]
+    assert mbs[:16] == list(range(63, 47, -1)) and mbs[-1] == 1 and len(mbs) < 20
+    mem = train_memory(deep, 64, 64, plan)
+    msg = fit_message(mem, mem.total_bytes / 40, plan)
+    got = re.search(r"Smallest change that fits: (\S+)", msg).group(1)
+    assert got.startswith("pp=") and train_memory(deep, 64, 64, _apply(plan, got)).total_bytes <= mem.total_bytes / 40

@@ -56,7 +56,7 @@ over their expert data-parallel group):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from . import cp_ring
 from ..errors import WorkloadError
@@ -240,21 +240,40 @@ def _gib(x: float) -> str:
     return fmt(x, "B", binary=True)
 
 
+NEAREST = 16
+"""How many neighbouring values of a knob ``fit_message`` tries one by one before it doubles."""
+MAX_TP = 65_536
+"""The largest tensor-parallel degree ``fit_message`` proposes."""
+
+
+def _thin(values: Iterable[int], start: int) -> list[int]:
+    """The first ``NEAREST`` of ``values`` (ordered nearest ``start`` first), then each value
+    at least twice as far from ``start`` as the last kept, and the last: a knob of 100,000
+    layers costs a few dozen tries, not 100,000."""
+    values = list(values)
+    if len(values) <= NEAREST:
+        return values
+    out = values[:NEAREST]
+    for v in values[NEAREST:-1]:
+        if abs(v - start) >= 2 * abs(out[-1] - start):
+            out.append(v)
+    return out + [values[-1]]
+
+
 def _candidates(plan: ParallelPlan, model: ModelConfig) -> list[tuple[str, dict[str, Any]]]:
-    """Single changes to try, in order: ZeRO level up, full recompute, tp up, pp up, smaller
-    microbatch (each knob from the nearest value outward)."""
+    """Single changes to try, in order: ZeRO level up, full recompute, tp up (divisors of the
+    heads), pp up, smaller microbatch; each knob from the nearest value outward (``_thin``)."""
     out: list[tuple[str, dict[str, Any]]] = []
     for z in range(plan.zero + 1, 4):
         out.append((f"zero={z}", {"zero": z}))
     if plan.recompute != "full":
         out.append(("recompute=full", {"recompute": "full"}))
     heads = model.num_attention_heads
-    for tp in range(plan.tp + 1, heads + 1):
-        if heads % tp == 0:
-            out.append((f"tp={tp}", {"tp": tp}))
-    for pp in range(plan.pp + 1, model.num_hidden_layers + 1):
+    for tp in _thin([t for t in range(plan.tp + 1, min(heads, MAX_TP) + 1) if heads % t == 0], plan.tp):
+        out.append((f"tp={tp}", {"tp": tp}))
+    for pp in _thin(range(plan.pp + 1, model.num_hidden_layers + 1), plan.pp):
         out.append((f"pp={pp}", {"pp": pp, "layers_per_stage": ()}))
-    for mb in range(plan.microbatch - 1, 0, -1):
+    for mb in _thin(range(plan.microbatch - 1, 0, -1), plan.microbatch):
         out.append((f"microbatch={mb}", {"microbatch": mb}))
     return out
 
