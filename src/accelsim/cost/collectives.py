@@ -190,6 +190,10 @@ class _Net:
     p2p_ll_max: float = math.inf
     in_switch_latency_s: float = 0.0
     """Step latency of an in-switch reduction (the library's, else its bulk protocol's)."""
+    p2p_channels: int = 0
+    p2p_per_peer: int = 0
+    p2p_step: float = 0.0
+    """The library's point-to-point channels, channels per peer and step bytes (0: not given)."""
 
     def __hash__(self) -> int:  # the costs' caches hash it on every lookup: hash the fields once
         h = self.__dict__.get("_hash")
@@ -232,7 +236,9 @@ def _make_net(system: SystemSpec, library: CollectiveLibrary | None) -> _Net:
                 tuple(library.algorithms) if library else (),
                 tuple(library.p2p_protocols) if library else (),
                 float(library.p2p_ll_max_bytes) if library and library.p2p_ll_max_bytes else math.inf,
-                library.in_switch_step_s if library else 0.0)
+                library.in_switch_step_s if library else 0.0,
+                library.p2p_channels if library else 0, library.p2p_channels_per_peer if library else 0,
+                float(library.p2p_step_bytes or 0.0) if library else 0.0)
 
 
 @lru_cache(maxsize=1024)
@@ -278,7 +284,7 @@ def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: f
     steps, sent = _step_terms(net, kind, algorithm, group)
     frac, own = _rate_and_step(net, algorithm, proto)
     bws = (net.bw_up * frac, net.bw_out * frac)
-    bw, lat = 0.0, proto.base_latency_s
+    bw, lat = 0.0, proto.base_latency_s * p2p_fill(net, kind, n, group)
     for repeat, crosses, cands in steps:
         be = bt = 0.0
         for cls, e, f in cands:
@@ -309,6 +315,26 @@ def _step_terms(net: _Net, kind: str, algorithm: str, group: tuple[int, ...]
     return tuple(out), sent
 
 
+def p2p_fill(net: _Net, kind: str, n: float, group: tuple[int, ...]) -> float:
+    """The fraction of its bulk protocol's base latency (the pipeline's fill) a point-to-point
+    transfer pays: one part's share of a pipeline step. NCCL splits each peer's message over
+    ``c`` channels, ``c`` the library's channels per peer halved until ``c * ranks`` fits its
+    point-to-point channels, in parts of ``max(step / 8, message / c)`` bytes (a message under
+    an eighth of a step is one part); a part under a step fills that fraction of it
+    (NVIDIA/nccl ``scheduleP2pTasksToPlan``: ``minSize = stepSize / 8``). 1 for other kinds, for
+    a library that gives no channels, and across nodes (the network's chunking is not
+    modelled)."""
+    if kind not in P2P_KINDS or not net.p2p_step or len({net.topo.node_of(c) for c in group}) > 1:
+        return 1.0
+    p = len(group)
+    per_peer = n / p if kind == "alltoall" else n
+    c = net.p2p_per_peer
+    while c * p > net.p2p_channels and c > 1:
+        c //= 2
+    part = min(per_peer, max(net.p2p_step / 8, per_peer / c))
+    return min(1.0, part / net.p2p_step)
+
+
 def _rate_and_step(net: _Net, algorithm: str, proto: _Proto) -> tuple[float, float]:
     """(fraction of the link rate data moves at, latency of one step) of ``algorithm`` under
     ``proto``: an in-switch reduction has the library's in-switch ones."""
@@ -328,7 +354,7 @@ def _floor_s(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: fl
     if rate <= 0:
         return 0.0
     largest, steps = _plan_steps(net.topo, kind, algorithm, group)
-    return proto.base_latency_s + largest * n / rate + steps * own
+    return proto.base_latency_s * p2p_fill(net, kind, n, group) + largest * n / rate + steps * own
 
 
 @lru_cache(maxsize=4096)
@@ -540,15 +566,18 @@ def link_terms(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
     collective: its first part's protocol, where the analytical tier lets each part pick)."""
     net = _net(system, library)
     n, p = float(bytes_per_rank), int(ranks)
-    name, proto = algorithm or "none", IDEAL[0]
+    name, proto, fill = algorithm or "none", IDEAL[0], 1.0
     if p > 1 and n > 0:
-        c = _cost(net, kind, n, _group(system, p, chips), algorithm)
+        group = _group(system, p, chips)
+        fill = p2p_fill(net, kind, n, group)
+        c = _cost(net, kind, n, group, algorithm)
         name, proto_name = c[3], c[6]
         proto = next((x for x in net.protocols if x.name == proto_name.split("/")[0]), proto)
     frac, step = _rate_and_step(net, name, proto)
     return LinkTerms(name, {SCALE_UP: net.bw_up * frac, SCALE_OUT: net.bw_out * frac}, step,
                      max(step, net.step_latency_out_s),
-                     library.call_latency_s + proto.base_latency_s + p2p_host_s(kind, p, library) if library else 0.0)
+                     library.call_latency_s + proto.base_latency_s * fill + p2p_host_s(kind, p, library) if library
+                     else 0.0)
 
 
 def collective_plan(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,

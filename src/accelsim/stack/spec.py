@@ -89,6 +89,19 @@ class CollectiveLibrary(_Spec):
     all-to-all over p ranks is p - 1 sends and p - 1 receives issued between a group start and
     end (nccl-tests ``alltoall_perf``, PyTorch ``all_to_all_single``), each a host-side
     operation beyond the call's own enqueue (``runtime.collective_launch_s``). Fitted."""
+    p2p_channels: int = Field(0, ge=0)
+    """Channels the library's point-to-point kernels spread over (NCCL: the "p2p channels" of its
+    init log, ``comm->p2pnChannels``). 0: a point-to-point transfer pays its protocol's
+    ``base_latency_s`` in full, whatever its size."""
+    p2p_channels_per_peer: int = Field(0, ge=0)
+    """Channels one peer's transfer may use (NCCL: ``comm->p2pnChannelsPerPeer``). An all-to-all
+    over p ranks splits each peer's message over the largest power of two of them, halved from
+    this, whose p-fold fits ``p2p_channels``, into parts of at least an eighth of a step
+    (NVIDIA/nccl ``scheduleP2pTasksToPlan`` / ``addP2pToPlan``)."""
+    p2p_step_bytes: Bytes | None = Field(None, gt=0)
+    """Bytes of one pipeline step of a point-to-point transfer between chips of one node (NCCL:
+    ``NCCL_P2P_NVL_CHUNKSIZE``). A part smaller than a step fills the bulk protocol's pipeline
+    for that fraction of its ``base_latency_s`` (None: the whole base latency)."""
     compute_cores: int = Field(0, ge=0)
     """Compute cores (SMs, CUs) a collective's kernel holds while it runs, one thread block per
     channel: compute that overlaps the collective runs on the others. 0: the library moves data
@@ -119,6 +132,15 @@ class CollectiveLibrary(_Spec):
             raise ValueError("p2p_protocols: at least one of them must have no max_bytes (large messages need one)")
         if len(set(names)) != len(names):
             raise ValueError(f"protocols: duplicate protocol names in {names}")
+        p2p = {"p2p_channels": self.p2p_channels, "p2p_channels_per_peer": self.p2p_channels_per_peer,
+               "p2p_step_bytes": self.p2p_step_bytes or 0}
+        if any(p2p.values()) and not all(p2p.values()):
+            missing = next(k for k, v in p2p.items() if not v)
+            raise ValueError(f"{missing}: p2p_channels, p2p_channels_per_peer and p2p_step_bytes go together "
+                             f"(set all three, or none)")
+        if self.p2p_channels_per_peer > self.p2p_channels:
+            raise ValueError(f"p2p_channels_per_peer: {self.p2p_channels_per_peer} is more than p2p_channels "
+                             f"({self.p2p_channels})")
         return self
 
 
