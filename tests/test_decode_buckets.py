@@ -39,7 +39,8 @@ def test_mean_bucket_of_a_generation_by_hand():
 def test_a_decode_step_reads_its_bucket_and_says_so():
     kw = dict(phase="decode", batch=2, tp=2)
     a = evaluate("trn1-32xl", "tiny", context_len=200, stack="transformers-neuronx", **kw)
-    b = evaluate("trn1-32xl", "tiny", context_len=255, stack="neuron", **kw)  # the same runtime, no buckets
+    # the same runtime and attention (transformers-neuronx's unfused HLO attention), no buckets
+    b = evaluate("trn1-32xl", "tiny", context_len=255, stack="neuron", attention="unfused_grouped", **kw)
     assert a.summary["latency_s"] == pytest.approx(b.summary["latency_s"], rel=1e-12)
     assert a.summary["context_len"] == 200 and a.summary["decode_bucket_tokens"] == 256
     assert "decode_bucket_tokens" not in b.summary
@@ -47,11 +48,14 @@ def test_a_decode_step_reads_its_bucket_and_says_so():
         evaluate("trn1-32xl", "tiny", context_len=0, stack="transformers-neuronx", **kw)
 
 
-def test_a_tpot_row_runs_the_mean_bucket_of_its_generation():
+def test_a_tpot_row_runs_the_mean_bucket_of_its_generation(tmp_path):
     base = {"kind": "model", "system": "trn1-32xl", "model": "tiny", "dtype": "bf16", "batch": 8, "tp": 2,
             "phase": "decode", "measured_time_s": 1e-3}
+    plain = tmp_path / "neuron-hlo-attention.yaml"  # transformers-neuronx's attention, without its buckets
+    plain.write_text("name: neuron-hlo-attention\nbase: neuron\ndescription: test\n"
+                     "attention:\n  name: HLO attention\n  fused: false\n")
     rows = [{"id": "tpot", "metric": "tpot", "input_len": 128, "output_len": 8064, "stack": "transformers-neuronx"},
-            {"id": "at", "context_len": 5546, "stack": "neuron"},  # round(5,545.67): the hand-derived mean above
+            {"id": "at", "context_len": 5546, "stack": str(plain)},  # round(5,545.67): the hand-derived mean above
             {"id": "plain", "metric": "tpot", "input_len": 128, "output_len": 8064, "stack": "neuron"},
             {"id": "mean", "context_len": 128 + 8064 // 2, "stack": "neuron"}]
     df = pd.DataFrame([{c: {**base, **r}.get(c) for c in COLUMNS} for r in rows])

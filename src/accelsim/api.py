@@ -14,7 +14,7 @@ from .errors import WorkloadError
 from .memo import IdentityCache
 from .report.results import Results, build_results
 from .sim.analytical import evaluate_slots
-from .stack.realize import calibration_kind, dropped_stack_costs, read_context, realize
+from .stack.realize import attention_of, calibration_kind, dropped_stack_costs, read_context, realize
 from .workload import ModelConfig, WorkloadGraph, build, load_model
 from .workload import cp_ring
 
@@ -25,7 +25,7 @@ FIDELITIES = ("analytical", "event")
 def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | WorkloadGraph,
              phase: str = "decode", batch: int = 1, seq_len: int | None = None,
              context_len: int | None = None, tp: int = 1, dtype: str = "bf16",
-             attention: str = "flash", overrides: Iterable[str] = (),
+             attention: str | None = None, overrides: Iterable[str] = (),
              fidelity: str = "analytical", compression=None, mode: str = "realistic", stack=None) -> Results:
     """Predict one step of ``model`` in ``phase`` on ``system``.
 
@@ -36,7 +36,10 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     ``system`` and ``model`` may be preset names, YAML paths (a model may also be a Hugging Face
     ``config.json``) or already-loaded objects; ``model`` may be a prebuilt WorkloadGraph.
     ``seq_len`` is the prompt length (prefill, default 2048); ``context_len`` the tokens already
-    cached (decode, default 2048). ``overrides`` are ``path=value`` edits of the system spec.
+    cached (decode, default 2048). ``attention``: "flash", "unfused" (eager: K / V repeated to
+    the query heads) or "unfused_grouped"; default: the stack's (``stack.realize.attention_of``:
+    flash unless its engine runs attention unfused). ``overrides`` are ``path=value`` edits of
+    the system spec.
     ``compression`` is a recipe (``compress.recipes.Compression``, a tag such as
     "w4a16-g128" or a YAML path) applied by the builder.
 
@@ -60,7 +63,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     if isinstance(model, WorkloadGraph):
         args = (("phase", phase, "decode"), ("batch", batch, 1), ("seq_len", seq_len, None),
                 ("context_len", context_len, None), ("tp", ranks, 1), ("dtype", dtype, "bf16"),
-                ("attention", attention, "flash"), ("compression", compression, None))
+                ("attention", attention, None), ("compression", compression, None))
         given = ", ".join(f"{k}={v!r}" for k, v, default in args
                           if v != default and not (k == "phase" and v == model.meta.phase))
         if given:
@@ -80,7 +83,8 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
             read = read_context(st, context_len, cfg.max_position_embeddings)  # a decode bucket's whole length
         graph = build(cfg, phase, batch=batch,
                       seq_len=_given(seq_len, 2048 if phase == "prefill" else 0),
-                      context_len=read, tp=tp, dtype=dtype, attention=attention, compression=compression)
+                      context_len=read, tp=tp, dtype=dtype, attention=attention_of(st, attention),
+                      compression=compression)
     from .stack.realize import step_cost_s
 
     step_s = step_cost_s(st, graph.meta.batch)

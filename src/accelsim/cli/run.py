@@ -41,7 +41,10 @@ from .util import friendly, on_command_line, write_or_print_json
 @click.option("--vocab-tiles", type=click.IntRange(min=1), default=1, show_default=True,
               help="Tiles the loss runs over, none of their logits kept (MaxText num_vocab_tiling; train).")
 @click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8", "fp32"]), default="bf16", show_default=True)
-@click.option("--attention", type=click.Choice(["flash", "unfused"]), default="flash", show_default=True)
+@click.option("--attention", type=click.Choice(["flash", "unfused", "unfused_grouped"]), default=None,
+              help="Attention implementation: flash (fused), unfused (eager: K / V repeated to the query heads) or "
+                   "unfused_grouped (scores in HBM, K / V read once per KV head) [the stack's: flash, or unfused_grouped "
+                   "where its engine has no fused attention]")
 @click.option("--weights", default=None, metavar="FORMAT", help="Weight format (accelsim formats), e.g. int4-g128, fp8, mxfp4.")
 @click.option("--activations", default=None, metavar="FORMAT", help="Activation format of the weight GEMMs, e.g. fp8.")
 @click.option("--kv", "kv_cache", default=None, metavar="FORMAT", help="KV-cache format, e.g. fp8.")
@@ -268,7 +271,7 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
         raise WorkloadError(f"--chips {chips} does not match the plan: tp x pp x dp x cp = "
                             f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")
     outputs = outputs or dict(fidelity="analytical", trace_path=None, window=None, timeline_path=None)
-    res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention,
+    res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention or "flash",
                          compression=compression, mode=mode, stack=stack, fidelity=outputs["fidelity"])
     _write_outputs(res, outputs)
     if write_or_print_json(res, out, as_json):

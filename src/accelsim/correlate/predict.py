@@ -482,7 +482,9 @@ class Predictor:
               context_len: int, engine_s: float) -> Prediction:
         """One prefill or decode step of the row's model on its system."""
         system_name = row.system
-        graph, tp = self._graph(row, cfg, phase, batch, seq_len, context_len)
+        from ..stack.realize import attention_of
+
+        graph, tp = self._graph(row, cfg, phase, batch, seq_len, context_len, attention_of(self.stack_of(cal)))
         chips = tp if tp > self.base_system(system_name).num_chips else 0
         if fidelity == "event":
             from ..api import evaluate
@@ -493,17 +495,19 @@ class Predictor:
         costs = self.cost(system_name, chips, cal, graph.ops())
         return Prediction(sequence_time(costs) + engine_s, _dominant(costs))
 
-    def _graph(self, row: MeasurementRow, cfg, phase: str, batch: int, seq_len: int, context_len: int):
-        """(graph of one step of the row's model, TP degree in chips), built once per shape."""
+    def _graph(self, row: MeasurementRow, cfg, phase: str, batch: int, seq_len: int, context_len: int,
+               attention: str = "flash"):
+        """(graph of one step of the row's model, TP degree in chips), built once per shape, with the
+        attention its stack runs (``stack.realize.attention_of``)."""
         from ..workload import build
         from ..workload.model import tp_over_chips
 
         tp = self._tp_chips(row.system, row.tp or 1)
-        key = ("model", row.model, phase, batch, seq_len, context_len, tp, row.dtype, _recipe_tag(row))
+        key = ("model", row.model, phase, batch, seq_len, context_len, tp, row.dtype, _recipe_tag(row), attention)
         if key not in self._graphs:  # the Neuron stack pads heads to the TP degree (in NeuronCores)
             cfg = tp_over_chips(cfg, row.tp or 1, self.base_system(row.system).chip.tp_ranks)[0]
             self._graphs[key] = build(cfg, phase, batch=batch, seq_len=seq_len, context_len=context_len, tp=tp,
-                                      dtype=row.dtype, attention="flash", compression=recipe_of(_recipe_tag(row)))
+                                      dtype=row.dtype, attention=attention, compression=recipe_of(_recipe_tag(row)))
         return self._graphs[key], tp
 
     def _unfit(self, row: MeasurementRow, cfg, batch: int, tokens: int) -> str | None:

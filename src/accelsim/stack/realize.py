@@ -81,6 +81,16 @@ def step_cost_s(stack: Stack | None, requests: int = 0) -> float:
     return program + (sv.step_overhead_s + sv.request_overhead_s * requests if sv is not None else 0.0)
 
 
+def attention_of(stack: Stack | None, asked: str | None = None) -> str:
+    """The attention an inference graph runs under ``stack``: ``asked`` when given, else
+    ``"unfused_grouped"`` where the stack's attention is not fused (``AttentionKernel.fused``),
+    else ``"flash"``."""
+    if asked is not None:
+        return asked
+    kernel = stack.attention if stack is not None else None
+    return "unfused_grouped" if kernel is not None and not kernel.fused else "flash"
+
+
 def bucket_tokens(tokens: int, smallest: int, largest: int | None = None) -> int:
     """The length of the program an engine that compiles one per bucket runs for ``tokens``
     positions: ``smallest`` doubled until it holds them, or ``largest`` (the engine's longest
@@ -174,4 +184,4 @@ def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
 
 
-__all__ = ["MODES", "calibration_kind", "dropped_stack_costs", "fp8_scope", "plan_defaults", "realize", "step_cost_s"]
+__all__ = ["MODES", "attention_of", "calibration_kind", "dropped_stack_costs", "fp8_scope", "plan_defaults", "realize", "step_cost_s"]

@@ -273,6 +273,12 @@ class AttentionKernel(_Spec):
     backward_efficiency: dict[str, Annotated[float, Field(gt=0, le=1)]] = {}
     """Chip name -> the fraction the backward kernels (dQ, dK, dV) reach, fitted apart on the
     backward rows; chips not named use ``efficiency``."""
+    fused: bool = True
+    """False: the engine runs attention as a score product, a softmax and a context product
+    with the score matrix in HBM (no fused kernel), each KV head's keys and values read once for
+    its group of query heads, as a graph compiler runs a grouped-query einsum (transformers-neuronx
+    before 0.11, whose release notes add a "compiler optimized flash attention kernel"). Inference
+    graphs built under the stack then use ``attention="unfused_grouped"``."""
     decode_per_query_head: bool = False
     """The decode (one-query) kernel runs one thread block per query head on the vector units,
     as TensorRT-LLM's masked multi-head attention did before its XQA kernel (v0.8): the query

@@ -184,7 +184,7 @@ class Evaluator:
 
             if len(self.graphs) >= 64:
                 self.graphs.clear()
-            from ..stack.realize import read_context
+            from ..stack.realize import attention_of, read_context
 
             prefill = wl.phase == "prefill"
             cfg, chips, _ = tp_over_chips(self.model(wl), wl.tp, ranks_per_chip)
@@ -195,7 +195,7 @@ class Evaluator:
                 seq_len=(wl.seq_len or 2048) if prefill else (wl.seq_len or 0),  # >= 1 when given
                 context_len=(read_context(self.stack, context, cfg.max_position_embeddings)
                              if wl.phase == "decode" and context >= 1 else context),
-                tp=chips, dtype=wl.dtype, attention=wl.attention))
+                tp=chips, dtype=wl.dtype, attention=attention_of(self.stack, wl.attention)))
         return g
 
     # -- evaluation --
@@ -244,7 +244,7 @@ class Evaluator:
             fields["cores_per_chip"] = spec.chip.tp_ranks
         plan = ParallelPlan(**fields)
         return evaluate_train(spec, self.model(wl), wl.batch, wl.seq_len or 2048, plan=plan, dtype=wl.dtype,
-                              attention=wl.attention, mode=self.mode, stack=self.stack).summary
+                              attention=wl.attention or "flash", mode=self.mode, stack=self.stack).summary
 
     def _analytical(self, spec: SystemSpec, skey: str, ckey: str, wl: WorkloadSpec, wkey: str) -> dict[str, Any]:
         from ..sim.analytical import check_fits, pipelined_slots

@@ -211,8 +211,9 @@ class WorkloadSpec(StrictModel):
     """Tensor-parallel degree."""
     dtype: str = "bf16"
     """Number format of weights and activations."""
-    attention: Literal["flash", "unfused"] = "flash"
-    """Attention implementation."""
+    attention: Literal["flash", "unfused", "unfused_grouped"] | None = None
+    """Attention implementation (default: the stack's, ``stack.realize.attention_of``; training
+    runs flash or unfused)."""
     layers: int | None = Field(None, ge=1)
     """Override the model's ``num_hidden_layers`` (1 = a one-layer graph, the cheapest proxy)."""
     pp: int = Field(1, ge=1)

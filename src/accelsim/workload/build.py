@@ -57,7 +57,7 @@ from .ops import (Collective, Conv2D, Elementwise, Embedding, FlashAttention, KV
                   MatMul, RMSNorm, Softmax)
 
 PHASES = ("prefill", "decode")
-ATTENTION = ("flash", "unfused")
+ATTENTION = ("flash", "unfused", "unfused_grouped")
 
 LAYER_ROLES = ("norm_attn", "qkv_proj", "rope", "kv_append", "attn", "attn_score", "attn_softmax",
                "attn_context", "out_proj", "allreduce_attn", "residual_attn", "norm_mlp", "mlp_up",
@@ -229,6 +229,7 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
     act = (m.activation + "_mul") if m.gated_mlp else m.activation
     Norm = RMSNorm if m.norm == "rmsnorm" else LayerNorm
     flash = attention == "flash"
+    grouped = attention == "unfused_grouped"
     causal = decoder and q_len > 1
     ar_bytes = T * d * dtype_bytes(dt)
     rope = m.position_embedding == "rope"
@@ -267,7 +268,8 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
         if m.is_mla:
             h = _mla_attention(e, m, p, li, h, batch, q_len, kv_len, hq, qkv_n, dt, decoder, causal)
         else:
-            h = _attention(e, m, p, li, h, batch, q_len, kv_len, hq, kvl, qkv_n, dt, decoder, causal, flash, rope)
+            h = _attention(e, m, p, li, h, batch, q_len, kv_len, hq, kvl, qkv_n, dt, decoder, causal, flash, rope,
+                               grouped)
         h = e(MatMul(name=p + "out_proj", layer=li, role="out_proj", m=T, n=d, k=hq * o_width, b_shared=True, **mm), h)
         if tp > 1:
             h = e(Collective(name=p + "allreduce_attn", layer=li, role="allreduce_attn", op="allreduce",
@@ -330,9 +332,11 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
 
 
 def _attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len: int, kv_len: int, hq: int, kvl: int,
-               qkv_n: int, dt: str, decoder: bool, causal: bool, flash: bool, rope: bool) -> str:
+               qkv_n: int, dt: str, decoder: bool, causal: bool, flash: bool, rope: bool, grouped: bool = False) -> str:
     """Standard (grouped-query) attention of one layer: the fused QKV projection, RoPE, the KV
-    append and the attention itself (fused, or as its score, softmax and context ops)."""
+    append and the attention itself (fused, or as its score, softmax and context ops; ``grouped``:
+    each KV head's keys and values read once for its group of query heads, the group's queries
+    stacked as rows of one product, as a graph compiler runs a grouped-query einsum)."""
     T, d, hd = batch * q_len, m.hidden_size, m.head_dim
     mm = dict(dtype_a=dt, dtype_b=dt, dtype_out=dt)
     h = e(MatMul(name=p + "qkv_proj", layer=li, role="qkv_proj", m=T, n=qkv_n, k=d, b_shared=True, **mm), h)
@@ -349,11 +353,12 @@ def _attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len: in
                              window=m.sliding_window or 0), *deps)
     else:
         bh = batch * hq
-        h = e(MatMul(name=p + "attn_score", layer=li, role="attn_score", batch=bh, m=q_len, n=kv_len,
+        g = max(1, hq // max(1, kvl)) if grouped else 1  # query heads sharing one K / V read
+        h = e(MatMul(name=p + "attn_score", layer=li, role="attn_score", batch=bh // g, m=q_len * g, n=kv_len,
                      k=hd, **mm), *deps)
         h = e(Softmax(name=p + "attn_softmax", layer=li, role="attn_softmax", rows=bh * q_len,
                       cols=kv_len, dtype=dt), h)
-        h = e(MatMul(name=p + "attn_context", layer=li, role="attn_context", batch=bh, m=q_len, n=hd,
+        h = e(MatMul(name=p + "attn_context", layer=li, role="attn_context", batch=bh // g, m=q_len * g, n=hd,
                      k=kv_len, **mm), h)
     return h
 
