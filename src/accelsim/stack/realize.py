@@ -184,4 +184,5 @@ def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
 
 
-__all__ = ["MODES", "attention_of", "calibration_kind", "dropped_stack_costs", "fp8_scope", "plan_defaults", "realize", "step_cost_s"]
+__all__ = ["MODES", "attention_of", "calibration_kind", "dropped_stack_costs", "fp8_scope", "plan_defaults", "realize",
+           "step_cost_s"]

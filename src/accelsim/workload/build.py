@@ -269,7 +269,7 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
             h = _mla_attention(e, m, p, li, h, batch, q_len, kv_len, hq, qkv_n, dt, decoder, causal)
         else:
             h = _attention(e, m, p, li, h, batch, q_len, kv_len, hq, kvl, qkv_n, dt, decoder, causal, flash, rope,
-                               grouped)
+                           grouped)
         h = e(MatMul(name=p + "out_proj", layer=li, role="out_proj", m=T, n=d, k=hq * o_width, b_shared=True, **mm), h)
         if tp > 1:
             h = e(Collective(name=p + "allreduce_attn", layer=li, role="allreduce_attn", op="allreduce",
@@ -332,7 +332,8 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
 
 
 def _attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len: int, kv_len: int, hq: int, kvl: int,
-               qkv_n: int, dt: str, decoder: bool, causal: bool, flash: bool, rope: bool, grouped: bool = False) -> str:
+               qkv_n: int, dt: str, decoder: bool, causal: bool, flash: bool, rope: bool,
+               grouped: bool = False) -> str:
     """Standard (grouped-query) attention of one layer: the fused QKV projection, RoPE, the KV
     append and the attention itself (fused, or as its score, softmax and context ops; ``grouped``:
     each KV head's keys and values read once for its group of query heads, the group's queries
@@ -353,7 +354,7 @@ def _attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len: in
                              window=m.sliding_window or 0), *deps)
     else:
         bh = batch * hq
-        g = max(1, hq // max(1, kvl)) if grouped else 1  # query heads sharing one K / V read
+        g = hq // kvl if grouped and 0 < kvl <= hq and hq % kvl == 0 else 1  # query heads sharing one K / V read
         h = e(MatMul(name=p + "attn_score", layer=li, role="attn_score", batch=bh // g, m=q_len * g, n=kv_len,
                      k=hd, **mm), *deps)
         h = e(Softmax(name=p + "attn_softmax", layer=li, role="attn_softmax", rows=bh * q_len,
