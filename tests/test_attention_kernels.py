@@ -94,7 +94,8 @@ def test_the_a100_flash_attention_2_value_follows_from_the_papers_maxima():
     import numpy as np
     import pandas as pd
 
-    from accelsim.correlate.attention_fit import BWD_FACTOR, model_times
+    from accelsim.correlate.attention_fit import model_times
+    from accelsim.workload.ops import FLASH_BWD_FACTOR as BWD_FACTOR
 
     rows = [dict(id=f"r{i}", system="a100-sxm-80gb", kernel="flash-attention-2", direction=d, causal=c,
                  batch=16384 // s, heads=2048 // h, seq_len=s, head_dim=h, dtype="fp16", tflops=1.0, source="")

@@ -9,7 +9,8 @@ import pytest
 
 from accelsim.arch import load_system
 from accelsim.arch.topology import scale_out_system
-from accelsim.cost.collectives import _net, collective_cost, link_terms, p2p_fill
+from accelsim.cost.collective_net import net_of, p2p_fill
+from accelsim.cost.collectives import collective_cost, link_terms
 from accelsim.errors import AccelsimError
 from accelsim.stack.presets import load_stack
 from accelsim.stack.spec import CollectiveLibrary
@@ -38,24 +39,24 @@ def h100():
 ])
 def test_fill_of_an_alltoall_by_hand(h100, ranks, per_peer, fill):
     system, lib = h100
-    net = _net(system, lib)
+    net = net_of(system, lib)
     assert p2p_fill(net, "alltoall", per_peer * ranks, tuple(range(ranks))) == pytest.approx(fill)
 
 
 def test_other_kinds_and_other_libraries_pay_the_whole_base(h100):
     system, lib = h100
     group = tuple(range(8))
-    assert p2p_fill(_net(system, lib), "allreduce", 256 * KiB, group) == 1.0
+    assert p2p_fill(net_of(system, lib), "allreduce", 256 * KiB, group) == 1.0
     bare = lib.model_copy(update={"p2p_channels": 0, "p2p_channels_per_peer": 0, "p2p_step_bytes": None})
-    assert p2p_fill(_net(system, bare), "alltoall", 256 * KiB, group) == 1.0
+    assert p2p_fill(net_of(system, bare), "alltoall", 256 * KiB, group) == 1.0
     # a send / receive is one peer's message: 256 KiB over 16 channels -> 64 KiB parts
-    assert p2p_fill(_net(system, lib), "sendrecv", 256 * KiB, (0, 1)) == pytest.approx(64 / 512)
+    assert p2p_fill(net_of(system, lib), "sendrecv", 256 * KiB, (0, 1)) == pytest.approx(64 / 512)
 
 
 def test_across_nodes_the_base_stays_whole(h100):
     system, lib = h100
     big = scale_out_system(system, 16)
-    assert p2p_fill(_net(big, lib), "alltoall", 256 * KiB, tuple(range(16))) == 1.0
+    assert p2p_fill(net_of(big, lib), "alltoall", 256 * KiB, tuple(range(16))) == 1.0
 
 
 def test_the_cost_drops_by_the_unfilled_base(h100):

@@ -24,12 +24,10 @@ from scipy.optimize import minimize_scalar
 
 from ..arch.presets import load_system
 from ..errors import MeasurementError
-from ..workload.ops import FlashAttention
+from ..workload.ops import FLASH_BWD_FACTOR, FlashAttention
 
 COLUMNS = ("id", "system", "kernel", "direction", "causal", "batch", "heads", "seq_len", "head_dim", "dtype",
            "tflops", "source")
-BWD_FACTOR = 2.5
-"""Backward FLOPs over forward (the papers' convention and the training graph's op)."""
 
 
 def load_attention_rows(path: str | Path) -> pd.DataFrame:
@@ -57,13 +55,13 @@ def load_attention_rows(path: str | Path) -> pd.DataFrame:
     if df["causal"].isna().any():
         raise MeasurementError(f"{path}: causal must be true or false")
     fwd = 4.0 * df["batch"] * df["heads"] * df["seq_len"] ** 2 * df["head_dim"] / np.where(df["causal"], 2.0, 1.0)
-    df["flops"] = np.where(df["direction"] == "bwd", BWD_FACTOR * fwd, fwd)
+    df["flops"] = np.where(df["direction"] == "bwd", FLASH_BWD_FACTOR * fwd, fwd)
     df["measured_time_s"] = df["flops"] / (df["tflops"] * 1e12)
     return df
 
 
 def _op(r) -> FlashAttention:
-    d = int(r.head_dim) if r.direction == "fwd" else round(BWD_FACTOR * int(r.head_dim))
+    d = int(r.head_dim) if r.direction == "fwd" else round(FLASH_BWD_FACTOR * int(r.head_dim))
     return FlashAttention(name="attn", role=f"{r.direction}.attn", batch=int(r.batch), heads=int(r.heads),
                           kv_heads=int(r.heads), q_len=int(r.seq_len), kv_len=int(r.seq_len), head_dim=d,
                           causal=bool(r.causal), dtype=r.dtype, backward=r.direction == "bwd")

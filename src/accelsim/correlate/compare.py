@@ -52,8 +52,8 @@ class CorrelationResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able figures: the overall numbers, ``skipped`` (a count) with
         ``skipped_rows`` ({id, reason}), ``by_kind`` (kind -> {n, mape, median_ape, max_ape,
-        bias}), ``by`` (column -> the ``breakdown`` records, when asked for) and ``per_row`` (list of {id, kind, system, predicted_time_s, measured_time_s,
-        ape, error, bound, skipped, reason})."""
+        bias}), ``by`` (column -> the ``breakdown`` records, when asked for) and ``per_row`` (list of
+        {id, kind, system, predicted_time_s, measured_time_s, ape, error, bound, skipped, reason})."""
         per_row = []
         for r in self.per_row.itertuples(index=False):
             per_row.append({"id": r.id, "kind": r.kind, "system": r.system,

@@ -12,6 +12,10 @@ from functools import lru_cache
 from ..arch.topology import Topology, box, node_orders, ring_orders, snake
 from ..errors import WorkloadError
 
+ALGORITHMS = ("in_switch", "hierarchical", "multidim_ring", "bidirectional_ring", "ring", "direct",
+              "halving_doubling", "recursive_doubling", "tree")
+"""Algorithm names, in tie-break preference order."""
+
 
 @dataclass(frozen=True)
 class Step:

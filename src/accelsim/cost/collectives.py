@@ -55,6 +55,9 @@ algorithm and the smallest wins; ties (within 1e-9 relative) go to the earlier n
 ``ALGORITHMS``. ``direct`` is a candidate for all-reduce / reduce-scatter / all-gather only
 on a switch, fully connected node or a group of at most 16 chips; `halving_doubling` and
 `recursive_doubling` need a power-of-two group. Groups larger than the system are refused.
+
+The network as the costs read it (calibrated rates, the library's protocols and fractions, its
+point-to-point rules) is ``cost.collective_net``; the plans are ``cost.collective_plans``.
 """
 
 from __future__ import annotations
@@ -66,15 +69,13 @@ from functools import lru_cache
 from ..arch.spec import SystemSpec
 from ..arch.topology import SCALE_OUT, SCALE_UP, Topology, box, by_node, topology
 from ..errors import WorkloadError
-from ..memo import IdentityCache
 from ..stack.spec import CollectiveLibrary
 from ..workload.ops import Collective
-from .collective_plans import Plan, Step, flat_plan, size_units, zip_steps
+from .collective_net import (IDEAL, P2P_KINDS, Net, Proto, net_of, p2p_fill, p2p_host_s, protocols_for,
+                             rate_and_step)
+from .collective_plans import ALGORITHMS, Plan, Step, flat_plan, size_units, zip_steps
 
 KINDS = ("allreduce", "allgather", "reducescatter", "alltoall", "broadcast", "sendrecv")
-ALGORITHMS = ("in_switch", "hierarchical", "multidim_ring", "bidirectional_ring", "ring", "direct",
-              "halving_doubling", "recursive_doubling", "tree")
-"""Algorithm names, in tie-break preference order."""
 BUSBW_FACTOR = {"allreduce": lambda p: 2 * (p - 1) / p, "allgather": lambda p: (p - 1) / p,
                 "reducescatter": lambda p: (p - 1) / p, "alltoall": lambda p: (p - 1) / p,
                 "broadcast": lambda p: 1.0, "sendrecv": lambda p: 1.0}
@@ -156,91 +157,6 @@ def _flat_summary(topo: Topology, kind: str, algorithm: str, group: tuple[int, .
     return _summary(topo, flat_plan(topo, kind, algorithm, group))
 
 
-@dataclass(frozen=True)
-class _Proto:
-    """A protocol as the cost needs it (``IDEAL``: no library, peak rates, no step latency)."""
-
-    name: str
-    bw_fraction: float
-    step_latency_s: float
-    max_bytes: float
-    base_latency_s: float = 0.0
-
-
-IDEAL = (_Proto("", 1.0, 0.0, math.inf),)
-
-
-@dataclass(frozen=True)
-class _Net:
-    """What costs depend on: the structure, the calibrated rates, SHARP, the name (messages),
-    and the collective library's protocols and fractions (``IDEAL`` without one)."""
-
-    topo: Topology
-    bw_up: float
-    bw_out: float
-    lat_up: float
-    lat_out: float
-    sharp: bool
-    name: str
-    protocols: tuple[_Proto, ...] = IDEAL
-    step_latency_out_s: float = 0.0
-    in_switch_fraction: float = 1.0
-    algorithms: tuple[str, ...] = ()
-    p2p_protocols: tuple[str, ...] = ()
-    p2p_ll_max: float = math.inf
-    in_switch_latency_s: float = 0.0
-    """Step latency of an in-switch reduction (the library's, else its bulk protocol's)."""
-    p2p_channels: int = 0
-    p2p_per_peer: int = 0
-    p2p_step: float = 0.0
-    """The library's point-to-point channels, channels per peer and step bytes (0: not given)."""
-
-    def __hash__(self) -> int:  # the costs' caches hash it on every lookup: hash the fields once
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = hash(tuple(getattr(self, f) for f in self.__dataclass_fields__))
-            object.__setattr__(self, "_hash", h)
-        return h
-
-    def __getstate__(self) -> dict:  # string hashes differ between processes: never ship one
-        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
-
-
-_NETS = IdentityCache(64)
-
-
-def _net(system: SystemSpec, library: CollectiveLibrary | None = None) -> _Net:
-    """The network of ``system`` under ``library`` (built once per pair of objects)."""
-    return _NETS.get((system, library), lambda: _make_net(system, library))
-
-
-def _make_net(system: SystemSpec, library: CollectiveLibrary | None) -> _Net:
-    eff = system.chip.calibration.link_efficiency
-    ic, so = system.interconnect, system.scale_out
-    unknown = [a for a in (library.algorithms if library else ()) if a not in ALGORITHMS]
-    if unknown:
-        raise WorkloadError(f"collective library {library.name!r}: algorithms: unknown {unknown[0]!r}; "
-                            f"known: {', '.join(ALGORITHMS)}")
-    up, out = (library.bandwidth_fraction, library.scale_out_bandwidth_fraction) if library else (1.0, 1.0)
-    protos = IDEAL if library is None else tuple(
-        _Proto(p.name, p.bandwidth_fraction, p.step_latency_s, math.inf if p.max_bytes is None else p.max_bytes,
-               p.base_latency_s)
-        for p in library.protocols)
-    return _Net(topology(system),
-                ic.link_bandwidth_Bps * ic.links_per_neighbour * eff * up if ic is not None else math.inf,
-                so.nic_bandwidth_Bps * eff * out if so is not None else math.inf,
-                ic.link_latency_s if ic is not None else 0.0, so.nic_latency_s if so is not None else 0.0,
-                bool(ic is not None and ic.in_switch_reduction), system.name, protos,
-                library.scale_out_step_latency_s if library else 0.0,
-                library.in_switch_bandwidth_fraction / up if library else 1.0,
-                tuple(library.algorithms) if library else (),
-                tuple(library.p2p_protocols) if library else (),
-                float(library.p2p_ll_max_bytes) if library and library.p2p_ll_max_bytes else math.inf,
-                library.in_switch_step_s if library else 0.0,
-                library.p2p_channels if library else 0, library.p2p_channels_per_peer if library else 0,
-                float(library.p2p_step_bytes or 0.0) if library else 0.0)
-
-
 @lru_cache(maxsize=1024)
 def _chain(topo: Topology, group: tuple[int, ...]) -> tuple[tuple[tuple[int, int], tuple[int, int]], ...]:
     """Edges of the broadcast chain: (links of each class on the route, latency hops per class)."""
@@ -256,7 +172,7 @@ def _chain(topo: Topology, group: tuple[int, ...]) -> tuple[tuple[tuple[int, int
     return tuple(out)
 
 
-def _pipeline(net: _Net, group: tuple[int, ...], n: float) -> tuple[float, float, float]:
+def _pipeline(net: Net, group: tuple[int, ...], n: float) -> tuple[float, float, float]:
     """Pipelined chain broadcast in p chunks: a flow shop, sum of the stage times plus
     (chunks - 1) times the slowest stage (stage = chunk / route bottleneck + route latency)."""
     chunk = n / len(group)
@@ -269,8 +185,8 @@ def _pipeline(net: _Net, group: tuple[int, ...], n: float) -> tuple[float, float
     return (sum(s[0] for s in stages) + extra * slow[0], sum(s[1] for s in stages) + extra * slow[1], n)
 
 
-def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: float,
-              proto: _Proto = IDEAL[0]) -> tuple[float, float, float]:
+def _evaluate(net: Net, kind: str, algorithm: str, group: tuple[int, ...], n: float,
+              proto: Proto = IDEAL[0]) -> tuple[float, float, float]:
     """(bandwidth seconds, latency seconds, bytes sent by the busiest chip) under ``proto``. A
     step ends when its last link drains: a link whose bytes W_j arrive after latencies e_j
     (route latency up to and including the link) finishes at max_k (e_k + sum_{e_j >= e_k} W_j /
@@ -282,7 +198,7 @@ def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: f
         bw, lat, sent = _pipeline(net, group, n)
         return bw / proto.bw_fraction, lat + (2 * len(group) - 2) * proto.step_latency_s + proto.base_latency_s, sent
     steps, sent = _step_terms(net, kind, algorithm, group)
-    frac, own = _rate_and_step(net, algorithm, proto)
+    frac, own = rate_and_step(net, algorithm, proto)
     bws = (net.bw_up * frac, net.bw_out * frac)
     bw, lat = 0.0, proto.base_latency_s * p2p_fill(net, kind, n, group)
     for repeat, crosses, cands in steps:
@@ -298,7 +214,7 @@ def _evaluate(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: f
 
 
 @lru_cache(maxsize=4096)
-def _step_terms(net: _Net, kind: str, algorithm: str, group: tuple[int, ...]
+def _step_terms(net: Net, kind: str, algorithm: str, group: tuple[int, ...]
                 ) -> tuple[tuple[tuple[int, bool, tuple[tuple[int, float, float], ...]], ...], float]:
     """The plan's steps as ``_evaluate`` prices them, whatever the size and protocol: per step
     (repeat, whether it crosses the scale-out network, its candidate finishing terms (link
@@ -315,41 +231,13 @@ def _step_terms(net: _Net, kind: str, algorithm: str, group: tuple[int, ...]
     return tuple(out), sent
 
 
-def p2p_fill(net: _Net, kind: str, n: float, group: tuple[int, ...]) -> float:
-    """The fraction of its bulk protocol's base latency (the pipeline's fill) a point-to-point
-    transfer pays: one part's share of a pipeline step. NCCL splits each peer's message over
-    ``c`` channels, ``c`` the library's channels per peer halved until ``c * ranks`` fits its
-    point-to-point channels, in parts of ``max(step / 8, message / c)`` bytes (a message under
-    an eighth of a step is one part); a part under a step fills that fraction of it
-    (NVIDIA/nccl ``scheduleP2pTasksToPlan``: ``minSize = stepSize / 8``). 1 for other kinds, for
-    a library that gives no channels, and across nodes (the network's chunking is not
-    modelled)."""
-    if kind not in P2P_KINDS or not net.p2p_step or len({net.topo.node_of(c) for c in group}) > 1:
-        return 1.0
-    p = len(group)
-    per_peer = n / p if kind == "alltoall" else n
-    c = net.p2p_per_peer
-    while c * p > net.p2p_channels and c > 1:
-        c //= 2
-    part = min(per_peer, max(net.p2p_step / 8, per_peer / c))
-    return min(1.0, part / net.p2p_step)
-
-
-def _rate_and_step(net: _Net, algorithm: str, proto: _Proto) -> tuple[float, float]:
-    """(fraction of the link rate data moves at, latency of one step) of ``algorithm`` under
-    ``proto``: an in-switch reduction has the library's in-switch ones."""
-    if algorithm == "in_switch":
-        return net.in_switch_fraction, net.in_switch_latency_s
-    return proto.bw_fraction, proto.step_latency_s
-
-
-def _floor_s(net: _Net, kind: str, algorithm: str, group: tuple[int, ...], n: float, proto: _Proto) -> float:
+def _floor_s(net: Net, kind: str, algorithm: str, group: tuple[int, ...], n: float, proto: Proto) -> float:
     """A lower bound on ``_evaluate``'s bandwidth + latency seconds from the plan alone (no
     routes): a step lasts at least as long as its largest transfer takes on the faster link
     class, plus its own step latency. 0 where the cost is not a flat plan's."""
     if kind == "broadcast" and algorithm == "ring":
         return 0.0
-    frac, own = _rate_and_step(net, algorithm, proto)
+    frac, own = rate_and_step(net, algorithm, proto)
     rate = max(net.bw_up, net.bw_out) * frac
     if rate <= 0:
         return 0.0
@@ -381,11 +269,11 @@ def _levels(topo: Topology, group: tuple[int, ...]) -> tuple[list[tuple[int, ...
 
 def applicable(system: SystemSpec, kind: str, group: tuple[int, ...]) -> list[str]:
     """Algorithms that can run ``kind`` on ``group`` (chip ids), in preference order."""
-    return list(_applicable(_net(system), kind, tuple(group)))
+    return list(_applicable(net_of(system), kind, tuple(group)))
 
 
 @lru_cache(maxsize=4096)
-def _applicable(net: _Net, kind: str, group: tuple[int, ...]) -> tuple[str, ...]:
+def _applicable(net: Net, kind: str, group: tuple[int, ...]) -> tuple[str, ...]:
     topo = net.topo
     p = len(group)
     single = len({topo.node_of(c) for c in group}) == 1
@@ -440,7 +328,7 @@ def _hier_parts(kind: str, m: int, k: int) -> list[tuple[str, str, float]]:
 
 
 @lru_cache(maxsize=8192)
-def _cost(net: _Net, kind: str, n: float, group: tuple[int, ...], algorithm: str | None
+def _cost(net: Net, kind: str, n: float, group: tuple[int, ...], algorithm: str | None
           ) -> tuple[float, float, float, str, str, tuple, str]:
     """(bandwidth s, latency s, sent bytes, algorithm, detail, hierarchical parts, protocol)
     without the per-call costs; cached."""
@@ -479,7 +367,7 @@ def _cost(net: _Net, kind: str, n: float, group: tuple[int, ...], algorithm: str
                 best = cand
             continue
         top = max(p.bw_fraction for p in net.protocols)
-        for proto in _protocols(net, kind, n, len(group)):
+        for proto in protocols_for(net, kind, n, len(group)):
             if n > proto.max_bytes or (name == "in_switch" and proto.bw_fraction < top):
                 continue  # an in-switch reduction runs the bulk protocol (NCCL's NVLS uses Simple)
             if best is not None and _floor_s(net, kind, name, group, n, proto) >= (best[0] + best[1]) * (1 - 1e-9):
@@ -489,29 +377,6 @@ def _cost(net: _Net, kind: str, n: float, group: tuple[int, ...], algorithm: str
             if best is None or cand[0] + cand[1] < (best[0] + best[1]) * (1 - 1e-9):
                 best = cand
     return best
-
-
-P2P_KINDS = ("alltoall", "sendrecv")
-"""Kinds a library runs as grouped point-to-point sends and receives."""
-
-
-def _protocols(net: _Net, kind: str, n: float, p: int) -> tuple[_Proto, ...]:
-    """The protocols ``kind`` may run under: for a point-to-point kind, the library's
-    ``p2p_protocols``, LL only while the message to one peer is within ``p2p_ll_max_bytes``."""
-    if kind not in P2P_KINDS or not net.p2p_protocols:
-        return net.protocols
-    per_peer = n / p if kind == "alltoall" else n
-    return tuple(x for x in net.protocols if x.name in net.p2p_protocols
-                 and not (x.name == "LL" and per_peer > net.p2p_ll_max))
-
-
-def p2p_host_s(kind: str, ranks: int, library: CollectiveLibrary | None) -> float:
-    """Host cost of the point-to-point operations a grouped call enqueues on each device
-    (``CollectiveLibrary.p2p_op_host_s``): an all-to-all's ranks - 1 sends and ranks - 1
-    receives; 0 for any other kind."""
-    if library is None or kind != "alltoall":
-        return 0.0
-    return 2 * (ranks - 1) * library.p2p_op_host_s
 
 
 def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
@@ -536,7 +401,7 @@ def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks:
     if p <= 1 or n <= 0:
         return CollectiveResult(kind, "none", p, n, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     group = _group(system, p, chips)
-    bw, lat, sent, name, detail, _, proto = _cost(_net(system, library), kind, n, group, algorithm)
+    bw, lat, sent, name, detail, _, proto = _cost(net_of(system, library), kind, n, group, algorithm)
     lat += system.chip.calibration.collective_overhead_s + (library.call_latency_s if library else 0.0)
     lat += p2p_host_s(kind, p, library)
     t = bw + lat
@@ -564,7 +429,7 @@ def link_terms(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
                chips=None, library: CollectiveLibrary | None = None) -> LinkTerms:
     """The algorithm, per-link rates and step latencies ``collective_cost`` uses (a hierarchical
     collective: its first part's protocol, where the analytical tier lets each part pick)."""
-    net = _net(system, library)
+    net = net_of(system, library)
     n, p = float(bytes_per_rank), int(ranks)
     name, proto, fill = algorithm or "none", IDEAL[0], 1.0
     if p > 1 and n > 0:
@@ -573,7 +438,7 @@ def link_terms(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
         c = _cost(net, kind, n, group, algorithm)
         name, proto_name = c[3], c[6]
         proto = next((x for x in net.protocols if x.name == proto_name.split("/")[0]), proto)
-    frac, step = _rate_and_step(net, name, proto)
+    frac, step = rate_and_step(net, name, proto)
     return LinkTerms(name, {SCALE_UP: net.bw_up * frac, SCALE_OUT: net.bw_out * frac}, step,
                      max(step, net.step_latency_out_s),
                      library.call_latency_s + proto.base_latency_s * fill + p2p_host_s(kind, p, library) if library
@@ -590,7 +455,7 @@ def collective_plan(system: SystemSpec, kind: str, bytes_per_rank: float, ranks:
         return Plan("none", ())
     group = _group(system, p, chips)
     topo = topology(system)
-    _, _, _, name, detail, subs, _ = _cost(_net(system, library), kind, n, group, algorithm)
+    _, _, _, name, detail, subs, _ = _cost(net_of(system, library), kind, n, group, algorithm)
     if name != "hierarchical":
         return Plan(name, flat_plan(topo, kind, name, group), detail)
     intra, rails = _levels(topo, group)
@@ -612,3 +477,7 @@ def collective_time(system: SystemSpec, op: Collective, library: CollectiveLibra
     ``op`` over chips 0..group-1 (the analytical tier's view of a Collective op)."""
     r = collective_cost(system, op.op, op.bytes_per_rank, op.group, library=library)
     return r.bandwidth_s, r.latency_s, r.bytes_sent_per_chip, r.algorithm
+
+
+__all__ = ["KINDS", "ALGORITHMS", "BUSBW_FACTOR", "CollectiveResult", "LinkTerms", "P2P_KINDS", "applicable",
+           "collective_cost", "collective_plan", "collective_time", "link_terms", "p2p_host_s"]

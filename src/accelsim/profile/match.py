@@ -16,7 +16,8 @@ import re
 import pandas as pd
 
 from ..configio import MAX_EXACT_INT
-from ..workload.ops import Collective, Elementwise, FlashAttention, LayerNorm, MatMul, Op, RMSNorm, Softmax
+from ..workload.ops import (FLASH_BWD_FACTOR, Collective, Elementwise, FlashAttention, LayerNorm, MatMul, Op, RMSNorm,
+                            Softmax)
 
 GEMM_OPS = {"aten::mm": (0, 1, None), "aten::addmm": (1, 2, None), "aten::bmm": (0, 1, None),
             "aten::baddbmm": (1, 2, None), "aten::matmul": (0, 1, None), "aten::linear": (0, 1, "t")}
@@ -88,9 +89,6 @@ def _gemm(op: str, dims: list, dt: str) -> Op | None:
                   dtype_out=dt)
 
 
-BWD_HEAD_DIM = 2.5
-"""A fused attention backward is costed as the forward op at 2.5 x the head dim (the training
-graph's ``bwd.attn`` and ``correlate.attention_fit``'s convention)."""
 
 
 def _attention(dims: list, dt: str, name: str, backward: bool = False) -> Op | None:
@@ -101,7 +99,7 @@ def _attention(dims: list, dt: str, name: str, backward: bool = False) -> Op | N
     i = 2 if backward else 1
     kv = dims[i] if len(dims) > i and len(dims[i]) == 4 else dims[0]
     return FlashAttention(batch=_size(b), heads=_size(h), kv_heads=_size(kv[1]), q_len=_size(t), kv_len=_size(kv[2]),
-                          head_dim=round(BWD_HEAD_DIM * _size(d)) if backward else _size(d), causal=True, dtype=dt,
+                          head_dim=round(FLASH_BWD_FACTOR * _size(d)) if backward else _size(d), causal=True, dtype=dt,
                           backward=backward)
 
 

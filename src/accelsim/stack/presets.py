@@ -228,7 +228,7 @@ def _rewrite(path: Path, update) -> Path:
 
 
 _KERNELS: dict[Path, tuple[KernelLibrary, tuple]] = {}
-"""file -> (kernel library, its modification time)."""
+"""file -> (kernel library, its file's stamp, ``_stamps``)."""
 _CACHE: dict[tuple, tuple[Stack, tuple]] = {}
-"""(cwd, name or path, overrides) -> (stack, modification time of every file it was read from): an edited
-stack or base file reloads, an unchanged one costs a stat per file."""
+"""(cwd, name or path, overrides) -> (stack, the stamps of every file it was read from, ``_stamps``): an
+edited stack or base file reloads; an unchanged shipped one costs a stat per file, a user's one a read."""
