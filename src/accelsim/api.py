@@ -12,8 +12,8 @@ from .arch.spec import SystemSpec
 from .configio import whole_number
 from .errors import WorkloadError
 from .memo import IdentityCache
-from .report.results import Results, build_results
-from .sim.analytical import evaluate_slots
+from .report.results import Results, build_results, summarize
+from .sim.analytical import check_tp_fits, chip_model, evaluate_slots
 from .stack.realize import attention_of, calibration_kind, dropped_stack_costs, read_context, realize
 from .workload import ModelConfig, WorkloadGraph, build, load_model
 from .workload import cp_ring
@@ -50,6 +50,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     """
     if fidelity not in FIDELITIES:
         raise WorkloadError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
+    results = None
     spec = system_with(system, overrides)
     st = _stack(spec, stack, mode)
     preset = spec
@@ -81,21 +82,25 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
         context_len = read = _given(context_len, 2048 if phase == "decode" else 0)
         if phase == "decode" and whole_number("context_len", context_len, 0) >= 1:
             read = read_context(st, context_len, cfg.max_position_embeddings)  # a decode bucket's whole length
-        graph = build(cfg, phase, batch=batch,
-                      seq_len=_given(seq_len, 2048 if phase == "prefill" else 0),
-                      context_len=read, tp=tp, dtype=dtype, attention=attention_of(st, attention),
-                      compression=compression)
-    from .stack.realize import step_cost_s
+        shape = dict(batch=batch, seq_len=_given(seq_len, 2048 if phase == "prefill" else 0), context_len=read, tp=tp,
+                     dtype=dtype, attention=attention_of(st, attention))
+        results = None
+        if fidelity == "analytical" and compression is None:
+            results = _fast(spec, st, cfg, phase, shape)
+        if results is None:
+            graph = build(cfg, phase, compression=compression, **shape)
+    if results is None:
+        from .stack.realize import step_cost_s
 
-    step_s = step_cost_s(st, graph.meta.batch)
-    results = build_results(graph, spec, evaluate_slots(graph, spec, st.collectives if st else None), step_s)
-    if fidelity == "event":
-        from .sim.event import simulate as simulate_graph
+        step_s = step_cost_s(st, graph.meta.batch)
+        results = build_results(graph, spec, evaluate_slots(graph, spec, st.collectives if st else None), step_s)
+        if fidelity == "event":
+            from .sim.event import simulate as simulate_graph
 
-        add_event(results, simulate_graph(graph, spec, st.collectives if st else None), step_s)
-    from .analysis.energy import add_energy
+            add_event(results, simulate_graph(graph, spec, st.collectives if st else None), step_s)
+        from .analysis.energy import add_energy
 
-    add_energy(results)
+        add_energy(results)
     _stamp(results, st, cal_kind, preset)
     if ranks != tp:
         results.summary["tp_ranks"] = ranks
@@ -106,6 +111,33 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
         results.summary.setdefault("warnings", []).append(padding)
     if not isinstance(model, WorkloadGraph):
         _note_unmodelled(results.warnings, cfg)
+    return results
+
+
+def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict) -> Results | None:
+    """The analytical results of a dense transformer phase by the fast path (``sim.fast``: the
+    same numbers as building the graph and costing its ops, the graph built when asked for), or
+    None where the fast path does not cover the model or the stack."""
+    from .sim import fast
+    from .workload import rows
+
+    if not rows.covers(cfg):
+        return None
+    cm = chip_model(spec, st.collectives if st else None)
+    if not fast.covers(cm):
+        return None
+    from .analysis.energy import add_slot_energy, energy_table, row_parts
+    from .stack.realize import step_cost_s
+
+    op_rows, meta = rows.phase_rows(cfg, phase, shape["batch"], shape["seq_len"], shape["context_len"], shape["tp"],
+                                    shape["dtype"], shape["attention"])
+    check_tp_fits(meta.tp, spec)
+    arrays, energy_in = fast.evaluate_rows(cm, op_rows, shape["dtype"])
+    summary, cols = summarize(meta, spec, arrays, arrays["count"], step_cost_s(st, meta.batch))
+    results = Results(system=spec, graph=lambda: build(cfg, phase, **shape), summary=summary,
+                      warnings=summary["warnings"], slot_columns=cols)
+    table = energy_table(spec)
+    add_slot_energy(results, row_parts(table, energy_in), arrays["count"], table)
     return results
 
 

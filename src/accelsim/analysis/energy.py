@@ -263,8 +263,27 @@ def _op_parts(ops: list, system: SystemSpec, e: Energy, flops=None, nbytes=None
             floor = 0.0 if o.kind == "collective" else float(o.bytes() if nbytes is None else nbytes[i])
             hit = cache[o] = (m_pJ * 1e-12, v_ops * p_vec, floor)
         out.append(hit)
-    return out, (e.sram_pJ_per_byte * 1e-12, (e.hbm_pJ_per_byte + e.shared_sram_pJ_per_byte) * 1e-12,
-                 e.link_pJ_per_byte * 1e-12)
+    return out, prices(e)
+
+
+def prices(e: Energy) -> tuple[float, float, float]:
+    """Joules per byte of the SRAM, of HBM (with the chip-shared SRAM it passes) and of links."""
+    return (e.sram_pJ_per_byte * 1e-12, (e.hbm_pJ_per_byte + e.shared_sram_pJ_per_byte) * 1e-12,
+            e.link_pJ_per_byte * 1e-12)
+
+
+def row_parts(e: Energy, inputs: list[tuple[float, str, float, float]]) -> list[tuple[float, float, float]]:
+    """``_op_parts``' (MAC joules, vector joules, compulsory bytes) per op from its energy inputs
+    (flops priced as MACs, their element type, vector operations, compulsory bytes), as the
+    fast path gives them (``sim.fast.evaluate_rows``)."""
+    p_vec = e.vector_op_pJ * 1e-12
+    return [(mac_joules(e, fl, dtype) if fl else 0.0, v * p_vec, floor) for fl, dtype, v, floor in inputs]
+
+
+def mac_joules(e: Energy, flops: float, dtype: str, sparse: float = 1.0) -> float:
+    """Joules of a tensor op's multiply-accumulates (``flops`` / 2 at the MAC price of ``dtype``,
+    divided by a sparsity speed-up), as ``_op_parts`` prices them."""
+    return flops / 2.0 / sparse * _mac_price(e.mac_pJ, dtype) * 1e-12
 
 
 def energy_summary(terms: dict, latency_s: float, chips: int, tokens: float,
@@ -306,8 +325,17 @@ def add_energy(results) -> None:
     # ``_terms`` + ``energy_summary`` (each a running sum in stored-op order, to the last bit)
     ops, count = results.graph.slots()
     cols = results.slot_columns
-    rows = _rows(*_op_parts(ops, results.system, table, cols["flops"].tolist(), cols["bytes"].tolist()),
-                 np.asarray(cols["hbm_bytes"], float).tolist(), np.asarray(cols["link_bytes"], float).tolist())
+    add_slot_energy(results, _op_parts(ops, results.system, table, cols["flops"].tolist(), cols["bytes"].tolist())[0],
+                    count, table)
+
+
+def add_slot_energy(results, parts: list[tuple[float, float, float]], count, table: Energy) -> None:
+    """``add_energy`` for results with per-stored-op columns, from each stored op's (MAC
+    joules, vector joules, compulsory bytes) (``_op_parts``) and its multiplicity ``count``."""
+    s = results.summary
+    cols = results.slot_columns
+    rows = _rows(parts, prices(table), np.asarray(cols["hbm_bytes"], float).tolist(),
+                 np.asarray(cols["link_bytes"], float).tolist())
     per_op = []
     tm = tv = ts = th = tl = 0
     for (m, v, sr, hb, li), c in zip(rows, count.tolist()):

@@ -70,15 +70,24 @@ class OpCost:
 
     @property
     def bound(self) -> str:
-        terms = {"compute_s": self.compute_s, "vector_s": self.vector_s,
-                 "memory_s": self.memory_s, "link_s": self.link_s}
-        top = max(terms.values())
-        if self.overhead_s > top:
-            return "overhead"
-        for label, key in BOUND_RULES:
-            if terms[key] == top:
-                return label
+        return bound_label(self.compute_s, self.vector_s, self.memory_s, self.link_s, self.overhead_s)
+
+
+def bound_label(compute_s: float, vector_s: float, memory_s: float, link_s: float, overhead_s: float) -> str:
+    """The bound of an op with these time terms (``BOUND_RULES``: the largest term, ties to the
+    earlier rule; "overhead" when the fixed cost exceeds every term)."""
+    top = max(compute_s, vector_s, memory_s, link_s)
+    if overhead_s > top:
         return "overhead"
+    if link_s == top:
+        return "interconnect"
+    if compute_s == top:
+        return "compute"
+    if memory_s == top:
+        return "memory"
+    if vector_s == top:
+        return "vector"
+    return "overhead"
 
 
 class ChipModel:
@@ -146,6 +155,8 @@ class ChipModel:
         self._dtypes: dict[tuple, tuple] = {}
         self._compute: dict[tuple, str] = {}
         self.rows: dict = {}
+        self.fast: dict = {}
+        """Cost rows of the fast path's op rows (``sim.fast``), kept across evaluations."""
         """Op costs on this chip model as the analytical tier tabulates them, kept across
         evaluations (``sim.analytical.evaluate_slots``)."""
 
@@ -301,35 +312,50 @@ def gemm_mapping(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None)
     hit = cm._mappings.get(key)
     if hit is not None:
         return hit
+    r = search(cm, dtype_terms(cm, mm), mm.m, mm.n, mm.k, mm.batch, mm.b_shared, ba, aligned(cm, mm),
+               mm.name or "matmul")
+    if len(cm._mappings) > 20_000:
+        cm._mappings.clear()
+    f = cm._mappings[key] = dict(zip(RESULT_FIELDS, r))
+    return f
+
+
+def dtype_terms(cm: ChipModel, mm: MatMul) -> tuple[float, float, float, float, float, float]:
+    """What a GEMM's search takes from its element types alone (speed, tensor efficiency,
+    dequantization seconds of B and A, B's and the output's bytes per element), once per chip
+    model and types."""
     dt = (mm.dtype_a, mm.dtype_b, mm.dtype_out, mm.sparsity, mm.emulate)
     per = cm._dtypes.get(dt)
-    if per is None:  # what depends on the element types only, once per chip model
+    if per is None:
         comp = compute_dtype(cm, mm)
         per = cm._dtypes[dt] = (gemm_speed(cm, mm), cm.tensor_eff(comp), *dequant_seconds(cm, mm),
                                 mm.b_el_bytes(), DTYPE_BYTES[mm.dtype_out])
+    return per
+
+
+def search(cm: ChipModel, per: tuple, m: int, n: int, k: int, batch: int, b_shared: bool, ba: float,
+           is_aligned: bool, name: str):
+    """The mapping search's winner (an array laid out as ``RESULT_FIELDS``) for an m x n x k
+    GEMM (``batch`` copies) with the element-type terms ``per`` (``dtype_terms``); refused with
+    a LoweringError naming ``name`` when no tile fits the core's SRAM."""
     speed, teff, dq_b, dq_a, bb, bo = per
-    if not aligned(cm, mm):
+    if not is_aligned:
         teff *= cm.unaligned_eff
-    r = gemm_search(float(mm.m), float(mm.n), float(mm.k), float(mm.batch), mm.b_shared, ba, bb, bo,
+    r = gemm_search(float(m), float(n), float(k), float(batch), b_shared, ba, bb, bo,
                     cm.R, cm.C, cm.count, cm.df, speed, cm.overlap, cm.min_pass, cm.f_tensor, teff, float(cm.cores),
                     cm.sram, cm.acc, cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues),
                     float(cm.multicast), dq_b, dq_a)
-    if len(cm._mappings) > 20_000:
-        cm._mappings.clear()
     if not math.isfinite(r[0]):
-        raise LoweringError(f"{mm.name or 'matmul'} ({mm.m}x{mm.n}x{mm.k}): no tile fits the "
+        raise LoweringError(f"{name} ({m}x{n}x{k}): no tile fits the "
                             f"{cm.sram:.0f}-byte core SRAM of {cm.system.chip.name}")
-    f = cm._mappings[key] = dict(zip(RESULT_FIELDS, r))
-    return f
+    return r
 
 
 def gemm_cost(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) -> OpCost:
     """Cost of a (batched) GEMM from the mapping search, plus the vector engine's
     dequantization of operands stored narrower than the compute type (``dequant_ops``)."""
     f = gemm_mapping(cm, mm, a_bytes_per_el)
-    mapping = (f"tile {int(f['tile_m'])}x{int(f['tile_n'])}, split-K {int(f['split_k'])}, "
-               f"order {('reload', 'A-resident', 'B-resident')[int(f['order'])]}, "
-               f"{int(f['waves'])} wave(s) on {int(f['active_cores'])} cores")
+    mapping = gemm_mapping_text(f["tile_m"], f["tile_n"], f["split_k"], f["order"], f["waves"], f["active_cores"])
     vec = f["vector_s"]  # the search's dequantization time (``dequant_seconds`` per staged element)
     if vec > 0:
         mapping += f", dequant {dequant_ops(cm, mm, f['tile_m'], f['tile_n']):.3g} vector ops"
@@ -338,11 +364,24 @@ def gemm_cost(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) ->
                   memory_level="shared" if f["shared_s"] > f["hbm_s"] else "hbm")
 
 
+def gemm_mapping_text(tile_m: float, tile_n: float, split_k: float, order: float, waves: float,
+                      active_cores: float) -> str:
+    """A GEMM mapping for people: tile, split-K, loop order, waves on cores."""
+    return (f"tile {int(tile_m)}x{int(tile_n)}, split-K {int(split_k)}, "
+            f"order {('reload', 'A-resident', 'B-resident')[int(order)]}, "
+            f"{int(waves)} wave(s) on {int(active_cores)} cores")
+
+
 def aligned(cm: ChipModel, mm: MatMul) -> bool:
     """Whether ``mm``'s stored rows (K of A, N of the output) are multiples of the tensor
     engine's ``alignment_bytes``, which its fast kernels need."""
+    return aligned_dims(cm, mm.k, mm.n, DTYPE_BYTES[mm.dtype_a], DTYPE_BYTES[mm.dtype_out])
+
+
+def aligned_dims(cm: ChipModel, k: int, n: int, a_el: float, out_el: float) -> bool:
+    """``aligned`` for a GEMM of inner dimension ``k`` and ``n`` output columns."""
     a = cm.align
-    return not a or ((mm.k * DTYPE_BYTES[mm.dtype_a]) % a == 0 and (mm.n * DTYPE_BYTES[mm.dtype_out]) % a == 0)
+    return not a or ((k * a_el) % a == 0 and (n * out_el) % a == 0)
 
 
 def reduction_op(op: Op) -> bool:
@@ -353,16 +392,26 @@ def reduction_op(op: Op) -> bool:
 
 def vector_cost(cm: ChipModel, op: Op, units: float, dtype: str, hbm_bytes: float) -> OpCost:
     """Cost of vector/scalar work spread over ``min(cores, units)`` cores."""
+    vec, mem, active = vector_terms(cm, units, dtype, op.vector_ops(), op.transcendentals(), hbm_bytes,
+                                    reduction_op(op), cm.loop_s(op))
+    return OpCost(vector_s=vec, memory_s=mem, overhead_s=cm.vector_overhead,
+                  hbm_bytes=hbm_bytes, mapping=f"{int(active)} cores")
+
+
+def vector_terms(cm: ChipModel, units: float, dtype: str, vector_ops: float, transcendentals: float,
+                 hbm_bytes: float, reduction: bool, loop_s: float) -> tuple[float, float, float]:
+    """(vector seconds, memory seconds, active cores) of vector / scalar work spread over
+    ``min(cores, units)`` cores: ``reduction`` streams memory at the library's reduction
+    fraction, ``loop_s`` is its unvectorized loop's time on one core (``ChipModel.loop_s``)."""
     active = max(1.0, min(cm.cores, units))
     vrate = cm.vec_rate.get(dtype, cm.vec_rate_default)
-    vec = op.vector_ops() / (active * vrate)
-    trans = op.transcendentals() / (active * cm.trans_rate)
+    vec = vector_ops / (active * vrate)
+    trans = transcendentals / (active * cm.trans_rate)
     mem = hbm_bytes / min(cm.hbm_bw, active * cm.core_bw)
-    if reduction_op(op):
+    if reduction:
         mem /= cm.reduction_eff  # row-wise reductions (a row mean too) stream at their own fraction
-    vec = max(vec, cm.loop_s(op) / active)  # the library's offset-computing loop, if it runs one
-    return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.vector_overhead,
-                  hbm_bytes=hbm_bytes, mapping=f"{int(active)} cores")
+    vec = max(vec, loop_s / active)  # the library's offset-computing loop, if it runs one
+    return max(vec, trans), mem, active
 
 
 def flash_kv_reads(cm: ChipModel, op: FlashAttention, q_tiles: int, kv_eff: float) -> tuple[float, float]:

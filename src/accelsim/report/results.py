@@ -26,7 +26,7 @@ class Results:
                  summary: dict[str, Any] | None = None, warnings: list[str] | None = None, event: Any = None,
                  slot_columns: dict[str, np.ndarray] | None = None):
         self.system = system
-        self.graph = graph
+        self._graph = graph
         self.summary = summary if summary is not None else {}
         self.warnings = warnings if warnings is not None else []
         self.event = event
@@ -36,6 +36,18 @@ class Results:
         self.op_columns: dict[str, np.ndarray] = {}
         """Op-table columns given per op (program order), joined to ``ops`` on use."""
         self._ops = ops
+
+    @property
+    def graph(self) -> WorkloadGraph:
+        """The evaluated graph (a callable given for it is called on first use: the fast
+        analytical path builds the graph only when asked for it)."""
+        if callable(self._graph) and not isinstance(self._graph, WorkloadGraph):
+            self._graph = self._graph()
+        return self._graph
+
+    @graph.setter
+    def graph(self, graph: WorkloadGraph) -> None:
+        self._graph = graph
 
     @property
     def ops(self) -> pd.DataFrame:
@@ -218,6 +230,8 @@ def _op_table(graph: WorkloadGraph, cols: dict[str, np.ndarray]) -> pd.DataFrame
         elif k == "utilization":  # holds the peak rate until the table is built
             f, t = cols["flops"], cols["time_s"]
             v = np.divide(f, t * v, out=np.zeros(len(f)), where=t > 0)
+        elif k == "mapping":  # the fast path keeps a GEMM's mapping as numbers until asked for
+            v = np.array([m if isinstance(m, str) else str(m) for m in v], dtype=object)
         df[k] = v[index]
     return df
 
@@ -249,12 +263,19 @@ def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np
     else:  # one entry per op in program order: a flat view of the graph
         graph = WorkloadGraph.from_blocks(graph.meta, [Block(tuple(graph.ops()), tuple(graph.edges()))])
         ops, count = graph.ops(), np.ones(len(graph), dtype=np.int64)
-    meta = graph.meta
-    if "flops" in arrays:
-        flops, nbytes = arrays["flops"], arrays["bytes"]
-    else:
+    if "flops" not in arrays:
         fb = np.array([(o.flops(), o.bytes()) for o in ops], dtype=float).reshape(len(ops), 2)
-        flops, nbytes = fb[:, 0], fb[:, 1]
+        arrays = {**arrays, "flops": fb[:, 0], "bytes": fb[:, 1]}
+    summary, cols = summarize(graph.meta, system, arrays, count, step_overhead_s)
+    return Results(system=system, graph=graph, summary=summary, warnings=summary["warnings"], slot_columns=cols)
+
+
+def summarize(meta, system: SystemSpec, arrays: dict[str, np.ndarray], count: np.ndarray,
+              step_overhead_s: float = 0.0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(summary, op-table columns per stored op) of a step from its stored ops' ``arrays`` (as
+    ``sim.analytical.evaluate_slots`` gives them, with ``flops`` and ``bytes``), their
+    multiplicities ``count`` and the graph's ``meta`` (``build_results``)."""
+    flops, nbytes = arrays["flops"], arrays["bytes"]
     hbm = arrays["hbm_bytes"]
     time_s = arrays["time_s"]
     peak = system.chip.peak_flops(meta.dtype) or system.chip.peak_flops("bf16")
@@ -304,4 +325,4 @@ def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np
         "fidelity": "analytical",
         "warnings": warnings,
     }
-    return Results(system=system, graph=graph, summary=summary, warnings=warnings, slot_columns=cols)
+    return summary, cols

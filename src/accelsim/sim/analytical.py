@@ -51,11 +51,16 @@ def cost_ops(ops: list[Op], system: SystemSpec | ChipModel, cache: dict[Op, OpCo
 
 def check_fits(graph: WorkloadGraph, system: SystemSpec) -> None:
     """Refuse a graph whose parallel group needs more chips than the system has."""
-    if graph.meta.tp > system.num_chips:
+    check_tp_fits(graph.meta.tp, system)
+
+
+def check_tp_fits(chips: int, system: SystemSpec) -> None:
+    """Refuse a tensor-parallel group of ``chips`` chips on a system with fewer."""
+    if chips > system.num_chips:
         ranks = system.chip.tp_ranks
-        tp = (f"--tp {graph.meta.tp * ranks} ({ranks} NeuronCores per {system.chip.name} chip)" if ranks > 1
-              else f"--tp {graph.meta.tp}")
-        raise WorkloadError(f"{tp} needs {graph.meta.tp} chips but {system.name} "
+        tp = (f"--tp {chips * ranks} ({ranks} NeuronCores per {system.chip.name} chip)" if ranks > 1
+              else f"--tp {chips}")
+        raise WorkloadError(f"{tp} needs {chips} chips but {system.name} "
                             f"has {system.num_chips}; pick a system with more chips or a smaller --tp")
 
 

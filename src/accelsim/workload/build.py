@@ -107,6 +107,19 @@ def build(model: ModelConfig | str, phase: str, batch: int, seq_len: int = 0, co
         graph = build(model, phase, batch, seq_len, context_len, tp, dtype, attention)
         layers = model.num_hidden_layers if model.family != "cnn" else len(graph.ops())
         return apply_compression(comp, graph, layers)
+    if model.family == "cnn":
+        batch = checked_args(model, phase, batch, seq_len, context_len, tp, dtype, attention)[0]
+        return _build_cnn(model, batch, dtype)
+    batch, seq_len, context_len, kv_len, tp = checked_args(model, phase, batch, seq_len, context_len, tp, dtype,
+                                                           attention)
+    return _build_transformer(model, phase, batch, seq_len, context_len, kv_len, tp, dtype, attention)
+
+
+def checked_args(model: ModelConfig, phase: str, batch: int, seq_len: int, context_len: int, tp: int, dtype: str,
+                 attention: str) -> tuple[int, int, int, int, int]:
+    """``build``'s arguments checked for ``model`` (WorkloadError naming the one that is wrong)
+    and made whole: (batch, seq_len, context_len, kv_len, tp); a vision model's seq_len is its
+    patch count plus the class token."""
     if phase not in PHASES:
         raise WorkloadError(f"unknown phase {phase!r}.{suggest(str(phase), PHASES)} Known: {', '.join(PHASES)}")
     if attention not in ATTENTION:
@@ -123,7 +136,7 @@ def build(model: ModelConfig | str, phase: str, batch: int, seq_len: int = 0, co
     if model.family == "cnn":
         if tp != 1:
             raise WorkloadError(f"tensor parallelism is not modelled for CNNs ({model.name!r}); use tp=1")
-        return _build_cnn(model, batch, dtype)
+        return batch, seq_len, context_len, 0, tp
     _check_tp(model, tp)
     if model.is_vision:
         expected = model.num_patches + 1
@@ -142,7 +155,7 @@ def build(model: ModelConfig | str, phase: str, batch: int, seq_len: int = 0, co
     if model.position_embedding == "learned" and kv_len > model.max_position_embeddings:
         raise WorkloadError(f"{kv_len} tokens exceed max_position_embeddings="
                             f"{model.max_position_embeddings} of {model.name!r} (learned positions)")
-    return _build_transformer(model, phase, batch, seq_len, context_len, kv_len, tp, dtype, attention)
+    return batch, seq_len, context_len, kv_len, tp
 
 
 def check_heads(m: ModelConfig, degree: int, what: str = "tp") -> None:
@@ -313,13 +326,31 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
         e(MatMul(name="classifier", role="classifier", m=batch, n=-(-m.num_classes // tp), k=d, b_shared=True,
                  **mm), x)
 
+    moe_live = T * d + moe_slots * (g * fm + fm) + T * m.num_shared_experts * fm * (g + 1) if m.is_moe else 0
+    return e.graph(phase_meta(m, phase, batch, seq_len, context_len, kv_len, tp, dt, attention, moe_live))
+
+
+def phase_meta(m: ModelConfig, phase: str, batch: int, seq_len: int, context_len: int, kv_len: int, tp: int,
+               dt: str, attention: str, moe_live: int = 0) -> WorkloadMeta:
+    """What a transformer phase graph represents (``WorkloadMeta``): its tokens, parameters and
+    the bytes one chip holds (weights, K/V cache, the peak live activations of a layer);
+    ``moe_live``: a MoE layer's live activations."""
+    decoder = m.family == "decoder"
+    q_len = seq_len if phase == "prefill" else 1
+    T = batch * q_len
+    d, hd = m.hidden_size, m.head_dim
+    hq, kvl = m.num_attention_heads // tp, m.kv_heads_per_chip(tp)
+    o_width = m.v_head_dim if m.is_mla else hd
+    g = 2 if m.gated_mlp else 1
+    f = m.intermediate_size // tp
     b = dtype_bytes(dt)
-    attn_live = T * (d + qkv_n + hq * o_width) + (0 if flash or m.is_mla else 2 * batch * hq * q_len * kv_len)
+    attn_live = (T * (d + m.qkv_width(tp) + hq * o_width)
+                 + (0 if attention == "flash" or m.is_mla else 2 * batch * hq * q_len * kv_len))
     mlp_live = T * (d + g * f + f)
     if m.is_moe:
-        mlp_live = max(mlp_live, T * d + moe_slots * (g * fm + fm) + T * m.num_shared_experts * fm * (g + 1))
+        mlp_live = max(mlp_live, moe_live)
     params, per_chip = _param_counts(m, tp)
-    meta = WorkloadMeta(
+    return WorkloadMeta(
         model=m.name, phase=phase, batch=batch, seq_len=seq_len if phase == "prefill" else 0,
         context_len=context_len, tp=tp, dtype=dt, tokens=T, params=params,
         weight_bytes_per_chip=per_chip * b,
@@ -328,7 +359,6 @@ def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, con
                                  * min(kv_len, m.sliding_window or kv_len) * b) if decoder else 0.0,
         activation_bytes_per_chip=(T * d + max(attn_live, mlp_live)) * b,
         attention=attention)
-    return e.graph(meta)
 
 
 def _attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len: int, kv_len: int, hq: int, kvl: int,

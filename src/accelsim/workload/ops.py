@@ -81,7 +81,7 @@ class MatMul(Op):
 
     def flops(self) -> float:
         """Dense (model) FLOPs; structured sparsity changes the time, not the FLOPs."""
-        return 2.0 * self.batch * self.m * self.n * self.k
+        return matmul_flops(self.m, self.n, self.k, self.batch)
 
     def a_bytes(self) -> float:
         return self.batch * self.m * self.k * nbytes(self.dtype_a)
@@ -105,7 +105,19 @@ class MatMul(Op):
         return self.batch * self.m * self.n * nbytes(self.dtype_out)
 
     def bytes(self) -> float:
-        return self.a_bytes() + self.b_bytes() + self.out_bytes()
+        return matmul_bytes(self.m, self.n, self.k, self.batch, self.b_shared, nbytes(self.dtype_a), self.b_el_bytes(),
+                            nbytes(self.dtype_out))
+
+
+def matmul_flops(m: int, n: int, k: int, batch: int) -> float:
+    """FLOPs of ``batch`` m x n x k GEMMs (``MatMul.flops``)."""
+    return 2.0 * batch * m * n * k
+
+
+def matmul_bytes(m: int, n: int, k: int, batch: int, b_shared: bool, a_el: float, b_el: float, out_el: float) -> float:
+    """Compulsory bytes of ``batch`` m x n x k GEMMs: A, B (once when shared) and the output,
+    at the given bytes per element (``MatMul.bytes``)."""
+    return batch * m * k * a_el + (1 if b_shared else batch) * k * n * b_el + batch * m * n * out_el
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +173,25 @@ class Softmax(Op):
     kind: ClassVar[str] = "softmax"
 
     def bytes(self) -> float:
-        return 2.0 * self.rows * self.cols * nbytes(self.dtype)
+        return row_op_terms("softmax", self.rows, self.cols, nbytes(self.dtype))[0]
 
     def vector_ops(self) -> float:
-        return 4.0 * self.rows * self.cols  # max, subtract, sum, multiply by 1/sum
+        return row_op_terms("softmax", self.rows, self.cols, 1.0)[1]
 
     def transcendentals(self) -> float:
-        return float(self.rows * self.cols)  # exp
+        return row_op_terms("softmax", self.rows, self.cols, 1.0)[2]
+
+
+def row_op_terms(kind: str, rows: int, cols: int, el_bytes: float) -> tuple[float, float, float]:
+    """(bytes, vector ops, transcendentals) of a row-wise op over [rows, cols] at ``el_bytes``
+    per element: softmax (max, subtract, sum, scale; an exp each), layernorm (sum, subtract,
+    square, sum, multiply, scale, shift; an rsqrt a row, its scale and shift read) or rmsnorm
+    (square, sum, multiply, scale; an rsqrt a row, its scale read)."""
+    if kind == "softmax":
+        return 2.0 * rows * cols * el_bytes, 4.0 * rows * cols, float(rows * cols)
+    if kind == "layernorm":
+        return 2.0 * rows * cols * el_bytes + 2.0 * cols * el_bytes, 7.0 * rows * cols, float(rows)
+    return 2.0 * rows * cols * el_bytes + cols * el_bytes, 4.0 * rows * cols, float(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,13 +204,13 @@ class LayerNorm(Op):
     kind: ClassVar[str] = "layernorm"
 
     def bytes(self) -> float:
-        return 2.0 * self.rows * self.cols * nbytes(self.dtype) + 2.0 * self.cols * nbytes(self.dtype)
+        return row_op_terms("layernorm", self.rows, self.cols, nbytes(self.dtype))[0]
 
     def vector_ops(self) -> float:
-        return 7.0 * self.rows * self.cols  # sum, subtract, square, sum, multiply, scale, shift
+        return row_op_terms("layernorm", self.rows, self.cols, 1.0)[1]
 
     def transcendentals(self) -> float:
-        return float(self.rows)  # rsqrt per row
+        return row_op_terms("layernorm", self.rows, self.cols, 1.0)[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,13 +223,13 @@ class RMSNorm(Op):
     kind: ClassVar[str] = "rmsnorm"
 
     def bytes(self) -> float:
-        return 2.0 * self.rows * self.cols * nbytes(self.dtype) + self.cols * nbytes(self.dtype)
+        return row_op_terms("rmsnorm", self.rows, self.cols, nbytes(self.dtype))[0]
 
     def vector_ops(self) -> float:
-        return 4.0 * self.rows * self.cols  # square, sum, multiply, scale
+        return row_op_terms("rmsnorm", self.rows, self.cols, 1.0)[1]
 
     def transcendentals(self) -> float:
-        return float(self.rows)
+        return row_op_terms("rmsnorm", self.rows, self.cols, 1.0)[2]
 
 
 # fn -> (inputs read per output element, vector ops per element, transcendentals per element)
@@ -251,9 +275,8 @@ class Elementwise(Op):
             raise ValueError(f"unknown elementwise fn {self.fn!r}; known: {sorted(ELEMENTWISE)}")
 
     def bytes(self) -> float:
-        inputs = ELEMENTWISE[self.fn][0] + (1 if self.fn == "rope" else 0)
         out = self.elements if self.out_elements is None else self.out_elements
-        return inputs * self.elements * nbytes(self.dtype) + out * nbytes(self.dtype_out or self.dtype)
+        return elementwise_bytes(self.fn, self.elements, out, nbytes(self.dtype), nbytes(self.dtype_out or self.dtype))
 
     def vector_ops(self) -> float:
         return ELEMENTWISE[self.fn][1] * self.elements
@@ -324,6 +347,13 @@ def composite_rope_complex(elements: int, dtype: str, name: str = "rope") -> lis
     return out
 
 
+def elementwise_bytes(fn: str, elements: int, out_elements: int, in_el: float, out_el: float) -> float:
+    """Bytes an elementwise ``fn`` moves: its inputs (RoPE streams its tables too) and its
+    output (``Elementwise.bytes``)."""
+    inputs = ELEMENTWISE[fn][0] + (1 if fn == "rope" else 0)
+    return inputs * elements * in_el + out_elements * out_el
+
+
 COMPOSITES = {"rope": composite_rope, "rope_complex": composite_rope_complex, "silu_mul": composite_silu_mul}
 """How a framework may run an elementwise function as several kernels (a stack runtime's
 ``composite``): name -> the kernels of one call, from (elements, dtype, name)."""
@@ -342,7 +372,12 @@ class Embedding(Op):
     kind: ClassVar[str] = "embedding"
 
     def bytes(self) -> float:
-        return 2.0 * self.tokens * self.hidden * nbytes(self.dtype) + 4.0 * self.tokens
+        return embedding_bytes(self.tokens, self.hidden, nbytes(self.dtype))
+
+
+def embedding_bytes(tokens: int, hidden: int, el_bytes: float) -> float:
+    """An embedding gather's bytes: the rows read and written, and the int32 token ids."""
+    return 2.0 * tokens * hidden * el_bytes + 4.0 * tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,9 +396,15 @@ class KVCache(Op):
     kind: ClassVar[str] = "kv_cache"
 
     def bytes(self) -> float:
-        moved = (1.0 if self.kv_shared else 2.0) * self.batch * self.tokens * self.kv_heads * self.head_dim * nbytes(
-            self.dtype)
-        return 2.0 * moved if self.mode == "append" else moved  # append reads new K/V, writes cache
+        return kv_cache_bytes(self.mode, self.batch, self.tokens, self.kv_heads, self.head_dim, nbytes(self.dtype),
+                              self.kv_shared)
+
+
+def kv_cache_bytes(mode: str, batch: int, tokens: int, kv_heads: int, head_dim: int, el_bytes: float,
+                   kv_shared: bool = False) -> float:
+    """Bytes a K/V cache ``mode`` ("append": the new K/V read and written; "read") moves."""
+    moved = (1.0 if kv_shared else 2.0) * batch * tokens * kv_heads * head_dim * el_bytes
+    return 2.0 * moved if mode == "append" else moved
 
 
 FLASH_BWD_FACTOR = 2.5

@@ -1,0 +1,143 @@
+"""The analytical tier's fast path: the cost table of a dense transformer phase from its op
+rows (``workload.rows``), without op objects, a graph or a second pass for energy.
+
+The costs are the op cost functions' (``cost.op_cost``: the mapping search, ``vector_terms``,
+``flash_cost`` through ``op_cost``, the collective library's time through
+``ChipModel.collective``), so ``evaluate_rows`` gives what ``evaluate_slots`` gives for the
+graph ``build`` makes of the same arguments, to the last bit (``tests/test_fast_path.py``); each
+distinct row is costed once per chip model (``ChipModel.fast``). Stacks whose runtime splits
+ops into several kernels or launches them from the host ahead of the device
+(``Calibration.composite``, ``launches``, ``host_async``) are left to ``evaluate_slots``
+(``covers``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..compress.formats import DTYPE_BYTES
+from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, bound_label, dtype_terms,
+                            gemm_mapping_text, op_cost, search, vector_terms)
+from ..workload.ops import (ELEMENTWISE, Collective, MatMul, elementwise_bytes, embedding_bytes, kv_cache_bytes,
+                            matmul_bytes, matmul_flops, row_op_terms)
+from .analytical import COST_FIELDS, MAX_CACHED_COSTS
+
+NUMERIC = COST_FIELDS + ("flops", "bytes", "host_s")
+"""The numeric columns of ``evaluate_rows``' output, in the order its cost rows hold them."""
+
+
+def covers(cm: ChipModel) -> bool:
+    """Whether the fast path costs ops as ``op_cost`` does under ``cm``'s stack: one kernel per
+    op, launched in order (no composite ops, extra launches or host-side dispatch)."""
+    return not (cm.composite or cm.launches or cm.host_async)
+
+
+class GemmMapping:
+    """A GEMM's mapping as numbers, rendered as ``gemm_cost``'s text when the op table asks."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: tuple[float, ...]):
+        self.fields = fields
+
+    def __str__(self) -> str:
+        return gemm_mapping_text(*self.fields)
+
+
+def evaluate_rows(cm: ChipModel, rows: list[tuple], dt: str) -> tuple[dict[str, np.ndarray], list[tuple]]:
+    """Per row (``workload.rows``): the arrays ``evaluate_slots`` gives (``COST_FIELDS``,
+    ``flops``, ``bytes``, ``host_s``, ``bound``, ``mapping``, ``memory_level``, ``count``), and
+    each row's energy inputs (flops priced as MACs, their element type, vector operations,
+    compulsory bytes: ``analysis.energy.row_parts``)."""
+    cache = cm.fast
+    if len(cache) > MAX_CACHED_COSTS:
+        cache.clear()
+    out = []
+    for r in rows:
+        key = (r[0], r[2], dt, *r[4:])
+        c = cache.get(key)
+        if c is None:
+            c = cache[key] = _cost(cm, r, dt)
+        out.append(c)
+    table = np.array([c[0] for c in out], dtype=float)
+    arrays = {f: table[:, i] for i, f in enumerate(NUMERIC)}
+    arrays["bound"] = np.array([c[1] for c in out], dtype=object)
+    arrays["mapping"] = np.array([c[2] for c in out], dtype=object)
+    arrays["memory_level"] = np.array([c[3] for c in out], dtype=object)
+    arrays["count"] = np.array([r[3] for r in rows], dtype=np.int64)
+    return arrays, [c[4] for c in out]
+
+
+def _row(compute: float, vector: float, memory: float, link: float, overhead: float, hbm: float, link_bytes: float,
+         flops: float, nbytes: float, mapping, level: str, energy: tuple) -> tuple:
+    """A cost row: the numbers (``NUMERIC``), bound, mapping, memory level, energy inputs."""
+    time_s = max(compute, vector, memory, link) + overhead
+    return ((compute, vector, memory, link, overhead, time_s, hbm, link_bytes, flops, nbytes, 0.0),
+            bound_label(compute, vector, memory, link, overhead), mapping, level, energy)
+
+
+def _cost(cm: ChipModel, r: tuple, dt: str) -> tuple:
+    kind = r[0]
+    if kind == "mm":
+        return _gemm(cm, r, dt)
+    if kind == "flash":
+        op = r[4]
+        c = op_cost(cm, op)
+        fl = op.flops()
+        return _row(c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s, c.hbm_bytes, c.link_bytes, fl,
+                    op.bytes(), c.mapping, c.memory_level,
+                    (fl, op.dtype, op.vector_ops() + op.transcendentals(), op.bytes()))
+    if kind == "coll":
+        op, nbytes, group = r[4], r[5], r[6]
+        hit = cm._collectives.get((op, float(nbytes), int(group)))
+        if hit is None:
+            hit = cm.collective(Collective(name=r[1], role=r[2], op=op, bytes_per_rank=nbytes, group=group, dtype=dt))
+        link_s, overhead_s, link_bytes, algo = hit
+        local = 2.0 * nbytes  # ``Collective.bytes``: the buffer read and the result written
+        vops = nbytes / DTYPE_BYTES[dt] * (group - 1) / group if op in ("allreduce", "reducescatter") and group > 1 \
+            else 0.0
+        return _row(0.0, 0.0, local / cm.hbm_bw, link_s, overhead_s, local, link_bytes, 0.0, local, algo, "hbm",
+                    (0.0, dt, vops + 0.0, 0.0))
+    el = DTYPE_BYTES[dt]
+    if kind in ("norm", "softmax"):
+        nbytes, vops, trans = row_op_terms(r[4], r[5], r[6], el)
+        units, reduction = r[5], True
+    elif kind == "ew":
+        fn, n = r[4], r[5]
+        nbytes = elementwise_bytes(fn, n, n, el, el)
+        _, per_vop, per_trans = ELEMENTWISE[fn]
+        vops, trans = per_vop * n, per_trans * n
+        units, reduction = math.ceil(n / (cm.lanes * VECTOR_CHUNK_PER_LANE)), fn == "sum"
+    elif kind == "embed":
+        nbytes, vops, trans, units, reduction = embedding_bytes(r[4], r[5], el), 0.0, 0.0, 1 * r[4], False
+    else:  # "kv": a K/V cache append
+        nbytes = kv_cache_bytes("append", r[4], r[5], r[6], r[7], el)
+        vops, trans, units, reduction = 0.0, 0.0, r[4] * r[5], False
+    vec, mem, active = vector_terms(cm, float(units), dt, vops, trans, nbytes, reduction, 0.0)
+    return _row(0.0, vec, mem, 0.0, cm.vector_overhead, nbytes, 0.0, 0.0, nbytes, f"{int(active)} cores", "hbm",
+                (0.0, dt, vops + trans, nbytes))
+
+
+def _gemm(cm: ChipModel, r: tuple, dt: str) -> tuple:
+    """``gemm_cost`` of a GEMM row whose operands and output are all ``dt``."""
+    m, n, k, batch, b_shared = r[4], r[5], r[6], r[7], r[8]
+    per = cm._dtypes.get((dt, dt, dt, "", False))
+    if per is None:
+        per = dtype_terms(cm, MatMul(dtype_a=dt, dtype_b=dt, dtype_out=dt))
+    el = DTYPE_BYTES[dt]
+    f = search(cm, per, m, n, k, batch, b_shared, el, aligned_dims(cm, k, n, el, el), r[1]).tolist()
+    hbm_s, shared_s = f[2], f[3]
+    fl = matmul_flops(m, n, k, batch)
+    nbytes = matmul_bytes(m, n, k, batch, b_shared, el, per[4], per[5])
+    return _row(f[1], f[19], max(hbm_s, shared_s), 0.0, cm.tensor_overhead + f[12], f[4], 0.0, fl, nbytes,
+                GemmMapping((f[6], f[7], f[8], f[9], f[10], f[11])), "shared" if shared_s > hbm_s else "hbm",
+                (fl, _compute(cm, dt), 0.0, nbytes))
+
+
+def _compute(cm: ChipModel, dt: str) -> str:
+    from ..cost.op_cost import compute_dtype
+
+    hit = cm._compute.get((dt, dt, False))
+    return hit if hit is not None else compute_dtype(cm, MatMul(dtype_a=dt, dtype_b=dt, dtype_out=dt))

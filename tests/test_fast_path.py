@@ -1,0 +1,107 @@
+"""The analytical fast path (``workload.rows`` + ``sim.fast``) gives what building the graph and
+costing its ops gives, to the last bit: summaries, op tables, energy, warnings, errors."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import accelsim.api as api
+from accelsim.api import evaluate
+from accelsim.errors import AccelsimError
+from accelsim.report.results import Results
+from accelsim.workload import load_model
+
+L8 = load_model("llama-3-8b")
+VIT = load_model("vit-b16")
+MODELS = {
+    "llama-3-8b": L8, "llama-2-13b": load_model("llama-2-13b"), "gpt3-5b": load_model("gpt3-5b"),
+    "tiny": load_model("tiny"),
+    "sliding-window": L8.model_copy(update={"sliding_window": 300, "name": "sliding-window"}),
+    "encoder": VIT.model_copy(update={"patch_size": 0, "image_size": 0, "name": "encoder",
+                                      "max_position_embeddings": 8192, "num_classes": 10}),
+    "encoder-headless": VIT.model_copy(update={"patch_size": 0, "image_size": 0, "name": "encoder-headless",
+                                               "max_position_embeddings": 8192, "num_classes": 0}),
+}
+SYSTEMS = {  # system: (tensor-parallel degrees, stacks besides its own, element types)
+    "dgx-h100": ((1, 2, 4, 8), ("vllm-cuda", "cuda-native", "trtllm-legacy-cuda"), ("bf16", "fp16", "fp8")),
+    "a100-sxm-80gb": ((1,), ("vllm-cuda", "cuda-native"), ("bf16", "fp16")),
+    "mi300x-8": ((1, 2, 8), ("vllm-rocm",), ("bf16", "fp8")),
+    "trn2-48xl": ((1, 2, 4, 8), ("nxd-inference", "transformers-neuronx"), ("bf16",)),
+    "inf2-48xl": ((2, 4, 8), ("transformers-neuronx",), ("bf16",)),
+    "tpu-v5e": ((1,), ("jetstream-tpu",), ("bf16",)),
+    "edge-npu": ((1,), (), ("bf16", "int8")),
+}
+
+
+def _points(n: int, seed: int):
+    rnd = random.Random(seed)
+    for _ in range(n):
+        system = rnd.choice(list(SYSTEMS))
+        tps, stacks, dtypes = SYSTEMS[system]
+        phase = rnd.choice(["prefill", "decode"])
+        kw = dict(phase=phase, batch=rnd.choice([1, 3, 8]), tp=rnd.choice(tps), dtype=rnd.choice(dtypes),
+                  attention=rnd.choice([None, "flash", "unfused", "unfused_grouped"]))
+        kw["seq_len" if phase == "prefill" else "context_len"] = rnd.choice([17, 128, 1000, 5000])
+        mode = rnd.choice(["realistic", "realistic", "ideal"])
+        kw.update(mode=mode, stack=None if mode == "ideal" else rnd.choice((None,) + stacks))
+        yield system, rnd.choice(list(MODELS)), kw
+
+
+def _both(system, model, kw, monkeypatch):
+    out = []
+    for fast in (True, False):
+        with monkeypatch.context() as m:
+            if not fast:
+                m.setattr(api, "_fast", lambda *a, **k: None)
+            try:
+                r = evaluate(system, MODELS.get(model, model), **kw)
+                out.append((r.summary, r.ops.astype(str).values.tolist(), r.warnings,
+                            [o.name for o in r.graph.ops()]))
+            except AccelsimError as e:
+                out.append((type(e).__name__, str(e)))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fast_path_gives_what_the_graph_gives(seed, monkeypatch):
+    ok = 0
+    for system, model, kw in _points(25, seed):
+        fast, slow = _both(system, model, kw, monkeypatch)
+        assert fast == slow, (system, model, kw)
+        ok += len(fast) == 4
+    assert ok >= 15  # most points evaluate (the rest are refused alike: a tp that splits no heads, fp8 on an A100)
+
+
+def test_fast_path_is_taken_and_builds_the_graph_only_when_asked(monkeypatch):
+    calls = []
+    real = api._fast
+    monkeypatch.setattr(api, "_fast", lambda *a, **k: calls.append(1) or real(*a, **k))
+    r = evaluate("dgx-h100", "llama-3-70b", phase="decode", batch=8, context_len=2048, tp=8)
+    assert calls and isinstance(r, Results)
+    assert callable(r._graph)  # not built yet
+    assert r.graph.meta.batch == 8 and len(r.graph.ops()) == r.summary["num_ops"]
+    assert r.ops["mapping"].map(type).eq(str).all()  # GEMM mappings rendered as text in the table
+
+
+@pytest.mark.parametrize("case", [
+    dict(system="dgx-h100", model="mixtral-8x7b", kw=dict(phase="decode", tp=2)),  # experts: the graph path
+    dict(system="dgx-h100", model="llama-3-8b", kw=dict(phase="decode", stack="cuda-eager")),  # composite ops
+    dict(system="dgx-h100", model="llama-3-8b", kw=dict(phase="decode", compression="w4a16-g128")),
+])
+def test_what_the_fast_path_does_not_cover_gives_the_same(case, monkeypatch):
+    fast, slow = _both(case["system"], case["model"], case["kw"], monkeypatch)
+    assert fast == slow and len(fast) == 4
+
+
+@pytest.mark.parametrize("kw", [
+    dict(phase="decode", tp=3),                      # splits no heads
+    dict(phase="decode", tp=2),                      # more chips than the system has
+    dict(phase="decode", dtype="fp8"),               # no FP8 rate on an A100
+    dict(phase="prefill", seq_len=0),
+    dict(phase="sideways"),
+])
+def test_refusals_are_the_same(kw, monkeypatch):
+    fast, slow = _both("a100-sxm-80gb", "llama-3-8b", kw, monkeypatch)
+    assert fast == slow and len(fast) == 2
