@@ -12,8 +12,12 @@ from .arch.spec import SystemSpec
 from .configio import whole_number
 from .errors import WorkloadError
 from .memo import IdentityCache
-from .report.results import Results, build_results, summarize
+from .analysis.energy import energy_entries, energy_table, row_pricer
+from .report.results import Results, build_results, peak_flops, step_summary, step_totals
+from .sim import fast
 from .sim.analytical import check_tp_fits, chip_model, evaluate_slots
+from .stack.realize import step_cost_s
+from .workload import rows
 from .stack.realize import attention_of, calibration_kind, dropped_stack_costs, read_context, realize
 from .workload import ModelConfig, WorkloadGraph, build, load_model
 from .workload import cp_ring
@@ -90,8 +94,6 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
         if results is None:
             graph = build(cfg, phase, compression=compression, **shape)
     if results is None:
-        from .stack.realize import step_cost_s
-
         step_s = step_cost_s(st, graph.meta.batch)
         results = build_results(graph, spec, evaluate_slots(graph, spec, st.collectives if st else None), step_s)
         if fidelity == "event":
@@ -116,29 +118,35 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
 
 def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict) -> Results | None:
     """The analytical results of a dense transformer phase by the fast path (``sim.fast``: the
-    same numbers as building the graph and costing its ops, the graph built when asked for), or
-    None where the fast path does not cover the model or the stack."""
-    from .sim import fast
-    from .workload import rows
-
+    same numbers as building the graph and costing its ops, the graph and the op-table columns
+    built when asked for), or None where the fast path does not cover the model or the stack."""
     if not rows.covers(cfg):
         return None
     cm = chip_model(spec, st.collectives if st else None)
     if not fast.covers(cm):
         return None
-    from .analysis.energy import add_slot_energy, energy_table, row_parts
-    from .stack.realize import step_cost_s
-
     op_rows, meta = rows.phase_rows(cfg, phase, shape["batch"], shape["seq_len"], shape["context_len"], shape["tp"],
                                     shape["dtype"], shape["attention"])
     check_tp_fits(meta.tp, spec)
-    arrays, energy_in = fast.evaluate_rows(cm, op_rows, shape["dtype"])
-    summary, cols = summarize(meta, spec, arrays, arrays["count"], step_cost_s(st, meta.batch))
-    results = Results(system=spec, graph=lambda: build(cfg, phase, **shape), summary=summary,
-                      warnings=summary["warnings"], slot_columns=cols)
     table = energy_table(spec)
-    add_slot_energy(results, row_parts(table, energy_in), arrays["count"], table)
-    return results
+    costs = fast.evaluate_rows(cm, op_rows, shape["dtype"], row_pricer(table))
+    count = [r[3] for r in op_rows]
+    nums = [c[0] for c in costs]
+    totals = step_totals([x[5] for x in nums], count, [c[1] for c in costs], [x[8] for x in nums],
+                         [x[6] for x in nums], step_cost_s(st, meta.batch))
+    peak = peak_flops(spec, meta.dtype)
+    summary = step_summary(meta, spec, *totals, sum(count), peak)
+    tm = tv = ts = th = tl = 0
+    for c, n in zip(costs, count):
+        m, v, sr, hb, li = c[4]
+        tm += m * n
+        tv += v * n
+        ts += sr * n
+        th += hb * n
+        tl += li * n
+    summary.update(energy_entries(table, (tm, tv, ts, th, tl), summary))
+    return Results(system=spec, graph=lambda: build(cfg, phase, **shape), summary=summary,
+                   warnings=summary["warnings"], slot_columns=lambda: fast.columns(costs, count, peak))
 
 
 def _given(value, default):

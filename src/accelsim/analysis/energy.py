@@ -272,14 +272,6 @@ def prices(e: Energy) -> tuple[float, float, float]:
             e.link_pJ_per_byte * 1e-12)
 
 
-def row_parts(e: Energy, inputs: list[tuple[float, str, float, float]]) -> list[tuple[float, float, float]]:
-    """``_op_parts``' (MAC joules, vector joules, compulsory bytes) per op from its energy inputs
-    (flops priced as MACs, their element type, vector operations, compulsory bytes), as the
-    fast path gives them (``sim.fast.evaluate_rows``)."""
-    p_vec = e.vector_op_pJ * 1e-12
-    return [(mac_joules(e, fl, dtype) if fl else 0.0, v * p_vec, floor) for fl, dtype, v, floor in inputs]
-
-
 def mac_joules(e: Energy, flops: float, dtype: str, sparse: float = 1.0) -> float:
     """Joules of a tensor op's multiply-accumulates (``flops`` / 2 at the MAC price of ``dtype``,
     divided by a sparsity speed-up), as ``_op_parts`` prices them."""
@@ -346,9 +338,37 @@ def add_slot_energy(results, parts: list[tuple[float, float, float]], count, tab
         th += hb * c
         tl += li * c
     results.add_column("energy_J", np.array(per_op, dtype=float))
-    chips, latency = s["chips"], s["latency_s"]
-    dynamic = {k: float(v) * chips for k, v in zip(("mac", "vector", "sram", "hbm", "link"), (tm, tv, ts, th, tl))}
-    s.update(_summary(dynamic, table.static_W * latency * chips, s["tokens_per_s"] * latency))
+    s.update(energy_entries(table, (tm, tv, ts, th, tl), s))
+
+
+def energy_entries(table: Energy, sums, summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary's energy entries from one chip's step joules by component (mac, vector,
+    sram, hbm, link: each op's weighted by its multiplicity, summed in stored-op order) and the
+    summary's chips, latency and token rate."""
+    chips, latency = summary["chips"], summary["latency_s"]
+    dynamic = {k: float(v) * chips for k, v in zip(("mac", "vector", "sram", "hbm", "link"), sums)}
+    return _summary(dynamic, table.static_W * latency * chips, summary["tokens_per_s"] * latency)
+
+
+_PRICERS = IdentityCache(32)
+
+
+def row_pricer(e: Energy):
+    """A function of an op's energy inputs (flops priced as MACs, their element type, vector
+    operations, compulsory bytes), HBM bytes and link bytes -> its (mac, vector, sram, hbm, link)
+    joules, as ``_op_parts`` and ``_rows`` price them; one per table."""
+    return _PRICERS.get((e,), lambda: _pricer(e))
+
+
+def _pricer(e: Energy):
+    p_vec = e.vector_op_pJ * 1e-12
+    p_sram, p_hbm, p_link = prices(e)
+
+    def price(inputs: tuple[float, str, float, float], hbm: float, link: float) -> tuple[float, ...]:
+        fl, dtype, v, base = inputs
+        return ((mac_joules(e, fl, dtype) if fl else 0.0), v * p_vec,
+                (2.0 * max(base, hbm) * p_sram if base > 0 else 0.0), hbm * p_hbm, link * p_link)
+    return price
 
 
 def describe_defaults(system: SystemSpec) -> dict[str, Any]:

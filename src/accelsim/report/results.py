@@ -31,11 +31,18 @@ class Results:
         self.warnings = warnings if warnings is not None else []
         self.event = event
         """The EventRun (schedule, engine result, attribution) when fidelity is "event"."""
-        self.slot_columns = slot_columns
-        """Op-table columns per stored op of ``graph.slots()``, expanded into ``ops`` on use."""
+        self._slot_columns = slot_columns
         self.op_columns: dict[str, np.ndarray] = {}
         """Op-table columns given per op (program order), joined to ``ops`` on use."""
         self._ops = ops
+
+    @property
+    def slot_columns(self) -> dict[str, Any] | None:
+        """Op-table columns per stored op of ``graph.slots()``, expanded into ``ops`` on use (a
+        callable given for them is called on first use)."""
+        if callable(self._slot_columns):
+            self._slot_columns = self._slot_columns()
+        return self._slot_columns
 
     @property
     def graph(self) -> WorkloadGraph:
@@ -231,7 +238,9 @@ def _op_table(graph: WorkloadGraph, cols: dict[str, np.ndarray]) -> pd.DataFrame
             f, t = cols["flops"], cols["time_s"]
             v = np.divide(f, t * v, out=np.zeros(len(f)), where=t > 0)
         elif k == "mapping":  # the fast path keeps a GEMM's mapping as numbers until asked for
-            v = np.array([m if isinstance(m, str) else str(m) for m in v], dtype=object)
+            from ..cost.op_cost import gemm_mapping_text
+
+            v = np.array([m if isinstance(m, str) else gemm_mapping_text(*m) for m in v], dtype=object)
         df[k] = v[index]
     return df
 
@@ -275,11 +284,8 @@ def summarize(meta, system: SystemSpec, arrays: dict[str, np.ndarray], count: np
     """(summary, op-table columns per stored op) of a step from its stored ops' ``arrays`` (as
     ``sim.analytical.evaluate_slots`` gives them, with ``flops`` and ``bytes``), their
     multiplicities ``count`` and the graph's ``meta`` (``build_results``)."""
-    flops, nbytes = arrays["flops"], arrays["bytes"]
-    hbm = arrays["hbm_bytes"]
-    time_s = arrays["time_s"]
-    peak = system.chip.peak_flops(meta.dtype) or system.chip.peak_flops("bf16")
-    cols = {"flops": flops, "bytes": nbytes}
+    peak = peak_flops(system, meta.dtype)
+    cols = {"flops": arrays["flops"], "bytes": arrays["bytes"]}
     for k in OP_COLUMNS:
         cols[k] = arrays[k]
     cols["intensity"] = None  # worked out with the op table (``_op_table``)
@@ -288,9 +294,19 @@ def summarize(meta, system: SystemSpec, arrays: dict[str, np.ndarray], count: np
     cols["mapping"] = arrays["mapping"]
     if "memory_level" in arrays:
         cols["memory_level"] = arrays["memory_level"]
+    totals = step_totals(arrays["time_s"].tolist(), count.tolist(), arrays["bound"].tolist(), arrays["flops"].tolist(),
+                         arrays["hbm_bytes"].tolist(), step_overhead_s)
+    return step_summary(meta, system, *totals, int(count.sum()), peak), cols
 
-    latency, by_bound, total_flops, total_hbm = step_totals(
-        time_s.tolist(), count.tolist(), arrays["bound"].tolist(), flops.tolist(), hbm.tolist(), step_overhead_s)
+
+def peak_flops(system: SystemSpec, dtype: str) -> float:
+    """The chip's dense peak in ``dtype`` (bf16's when it has none), as MFU divides by it."""
+    return system.chip.peak_flops(dtype) or system.chip.peak_flops("bf16")
+
+
+def step_summary(meta, system: SystemSpec, latency: float, by_bound: dict[str, float], total_flops: float,
+                 total_hbm: float, num_ops: int, peak: float) -> dict[str, Any]:
+    """A step's summary from its totals (``step_totals``), op count and the MFU's ``peak``."""
     chips = meta.tp
     mem = meta.weight_bytes_per_chip + meta.kv_cache_bytes_per_chip + meta.activation_bytes_per_chip
     cap = system.chip.hbm.capacity_bytes
@@ -304,7 +320,7 @@ def summarize(meta, system: SystemSpec, arrays: dict[str, np.ndarray], count: np
             f"{fmt(cap, 'B', binary=True)} of HBM: it does not fit. The smallest change that fits: "
             f"--tp {need} on a system with at least {need} chips{_systems_with(system, need)}, "
             f"or a smaller batch / context.")
-    summary = {
+    return {
         "system": system.name, "chip": system.chip.name, "model": meta.model, "phase": meta.phase,
         "batch": meta.batch, "seq_len": meta.seq_len, "context_len": meta.context_len, "tp": meta.tp,
         "chips": chips, "dtype": meta.dtype, "attention": meta.attention,
@@ -321,8 +337,7 @@ def summarize(meta, system: SystemSpec, arrays: dict[str, np.ndarray], count: np
         "hbm_capacity_bytes": cap,
         "fits_in_hbm": mem <= cap,
         "time_by_bound_s": by_bound,
-        "num_ops": int(count.sum()),
+        "num_ops": num_ops,
         "fidelity": "analytical",
         "warnings": warnings,
     }
-    return summary, cols

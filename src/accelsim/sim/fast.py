@@ -18,8 +18,8 @@ import math
 import numpy as np
 
 from ..compress.formats import DTYPE_BYTES
-from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, bound_label, dtype_terms,
-                            gemm_mapping_text, op_cost, search, vector_terms)
+from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, bound_label, dtype_terms, op_cost,
+                            search, vector_terms)
 from ..workload.ops import (ELEMENTWISE, Collective, MatMul, elementwise_bytes, embedding_bytes, kv_cache_bytes,
                             matmul_bytes, matmul_flops, row_op_terms)
 from .analytical import COST_FIELDS, MAX_CACHED_COSTS
@@ -34,40 +34,43 @@ def covers(cm: ChipModel) -> bool:
     return not (cm.composite or cm.launches or cm.host_async)
 
 
-class GemmMapping:
-    """A GEMM's mapping as numbers, rendered as ``gemm_cost``'s text when the op table asks."""
-
-    __slots__ = ("fields",)
-
-    def __init__(self, fields: tuple[float, ...]):
-        self.fields = fields
-
-    def __str__(self) -> str:
-        return gemm_mapping_text(*self.fields)
-
-
-def evaluate_rows(cm: ChipModel, rows: list[tuple], dt: str) -> tuple[dict[str, np.ndarray], list[tuple]]:
-    """Per row (``workload.rows``): the arrays ``evaluate_slots`` gives (``COST_FIELDS``,
-    ``flops``, ``bytes``, ``host_s``, ``bound``, ``mapping``, ``memory_level``, ``count``), and
-    each row's energy inputs (flops priced as MACs, their element type, vector operations,
-    compulsory bytes: ``analysis.energy.row_parts``)."""
-    cache = cm.fast
-    if len(cache) > MAX_CACHED_COSTS:
+def evaluate_rows(cm: ChipModel, rows: list[tuple], dt: str, price) -> list[tuple]:
+    """The cost row of each op row (``workload.rows``): ``(numbers, bound, mapping, memory
+    level, joules, total joules)`` with the numbers of ``NUMERIC`` (what ``evaluate_slots``
+    gives for the op), the joules (mac, vector, sram, hbm, link) of ``price`` (a function of
+    the op's energy inputs, HBM and link bytes: ``analysis.energy.row_pricer``) and their sum. A
+    GEMM's mapping is the tuple of ``gemm_mapping_text``'s arguments (the op table renders it):
+    the rows, kept per chip model and pricer across calls, hold only numbers and strings, which
+    the cyclic collector stops tracking."""
+    cache = cm.fast.get(price)
+    if cache is None:
+        cache = cm.fast[price] = {}
+    elif len(cache) > MAX_CACHED_COSTS:
         cache.clear()
     out = []
     for r in rows:
-        key = (r[0], r[2], dt, *r[4:])
+        key = (r[0], r[2], dt, *(r[4].key() if r[0] == "flash" else r[4:]))
         c = cache.get(key)
         if c is None:
-            c = cache[key] = _cost(cm, r, dt)
+            nums, bound, mapping, level, inputs = _cost(cm, r, dt)
+            joules = price(inputs, nums[6], nums[7])
+            c = cache[key] = (nums, bound, mapping, level, joules, sum(joules[1:], joules[0]))
         out.append(c)
-    table = np.array([c[0] for c in out], dtype=float)
-    arrays = {f: table[:, i] for i, f in enumerate(NUMERIC)}
-    arrays["bound"] = np.array([c[1] for c in out], dtype=object)
-    arrays["mapping"] = np.array([c[2] for c in out], dtype=object)
-    arrays["memory_level"] = np.array([c[3] for c in out], dtype=object)
-    arrays["count"] = np.array([r[3] for r in rows], dtype=np.int64)
-    return arrays, [c[4] for c in out]
+    return out
+
+
+def columns(costs: list[tuple], count: list[int], peak: float) -> dict[str, np.ndarray]:
+    """The op-table columns per stored op (``report.results.summarize``'s, with ``energy_J``)
+    of ``evaluate_rows``' cost rows."""
+    table = np.array([c[0] for c in costs], dtype=float)
+    at = {f: table[:, i] for i, f in enumerate(NUMERIC)}
+    cols = {f: at[f] for f in ("flops", "bytes", "hbm_bytes", "link_bytes", "compute_s", "vector_s", "memory_s",
+                               "link_s", "overhead_s", "time_s")}
+    cols.update(intensity=None, bound=np.array([c[1] for c in costs], dtype=object), utilization=peak,
+                mapping=np.array([c[2] for c in costs], dtype=object),
+                memory_level=np.array([c[3] for c in costs], dtype=object),
+                energy_J=np.array([c[5] for c in costs], dtype=float))
+    return cols
 
 
 def _row(compute: float, vector: float, memory: float, link: float, overhead: float, hbm: float, link_bytes: float,
@@ -132,7 +135,7 @@ def _gemm(cm: ChipModel, r: tuple, dt: str) -> tuple:
     fl = matmul_flops(m, n, k, batch)
     nbytes = matmul_bytes(m, n, k, batch, b_shared, el, per[4], per[5])
     return _row(f[1], f[19], max(hbm_s, shared_s), 0.0, cm.tensor_overhead + f[12], f[4], 0.0, fl, nbytes,
-                GemmMapping((f[6], f[7], f[8], f[9], f[10], f[11])), "shared" if shared_s > hbm_s else "hbm",
+                (f[6], f[7], f[8], f[9], f[10], f[11]), "shared" if shared_s > hbm_s else "hbm",
                 (fl, _compute(cm, dt), 0.0, nbytes))
 
 

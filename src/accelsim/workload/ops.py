@@ -445,6 +445,11 @@ class FlashAttention(Op):
     kind: ClassVar[str] = "flash_attention"
     engine: ClassVar[str] = "tensor"
 
+    def key(self) -> tuple:
+        """The fields that make two attentions equal (all but the labels), as a tuple."""
+        return (self.batch, self.heads, self.kv_heads, self.q_len, self.kv_len, self.head_dim, self.causal, self.dtype,
+                self.kv_dtype, self.window, self.v_head_dim, self.kv_shared, self.backward)
+
     def kv_el_bytes(self) -> float:
         return nbytes(self.kv_dtype or self.dtype)
 
