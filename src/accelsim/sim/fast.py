@@ -18,8 +18,8 @@ import math
 import numpy as np
 
 from ..compress.formats import DTYPE_BYTES
-from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, bound_label, dtype_terms, op_cost,
-                            search, vector_terms)
+from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, bound_label, compute_dtype, dtype_terms,
+                            op_cost, search, vector_terms)
 from ..workload.ops import (ELEMENTWISE, Collective, MatMul, elementwise_bytes, embedding_bytes, kv_cache_bytes,
                             matmul_bytes, matmul_flops, row_op_terms)
 from .analytical import COST_FIELDS, MAX_CACHED_COSTS
@@ -49,14 +49,25 @@ def evaluate_rows(cm: ChipModel, rows: list[tuple], dt: str, price) -> list[tupl
         cache.clear()
     out = []
     for r in rows:
-        key = (r[0], r[2], dt, *(r[4].key() if r[0] == "flash" else r[4:]))
+        key = row_key(r, dt)
         c = cache.get(key)
         if c is None:
-            nums, bound, mapping, level, inputs = _cost(cm, r, dt)
-            joules = price(inputs, nums[6], nums[7])
-            c = cache[key] = (nums, bound, mapping, level, joules, sum(joules[1:], joules[0]))
+            c = cache[key] = cost_row(cm, r, dt, price)
         out.append(c)
     return out
+
+
+def row_key(r: tuple, dt: str) -> tuple:
+    """What makes two rows cost the same: their kind, element type and shape (not their name or
+    role: the stacks the fast path covers dispatch every op alike)."""
+    return (r[0], dt, *(r[4].key() if r[0] == "flash" else r[4:]))
+
+
+def cost_row(cm: ChipModel, r: tuple, dt: str, price) -> tuple:
+    """One row's cost row (see ``evaluate_rows``), not cached."""
+    nums, bound, mapping, level, inputs = _cost(cm, r, dt)
+    joules = price(inputs, nums[6], nums[7])
+    return nums, bound, mapping, level, joules, sum(joules[1:], joules[0])
 
 
 def columns(costs: list[tuple], count: list[int], peak: float) -> dict[str, np.ndarray]:
@@ -140,7 +151,5 @@ def _gemm(cm: ChipModel, r: tuple, dt: str) -> tuple:
 
 
 def _compute(cm: ChipModel, dt: str) -> str:
-    from ..cost.op_cost import compute_dtype
-
     hit = cm._compute.get((dt, dt, False))
     return hit if hit is not None else compute_dtype(cm, MatMul(dtype_a=dt, dtype_b=dt, dtype_out=dt))

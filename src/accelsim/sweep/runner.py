@@ -81,6 +81,32 @@ class _Graph:
         self.flops = [o.flops() for o in ops]
 
 
+class _Rows:
+    """A workload the analytical fast path covers (``workload.rows``): its stored ops as rows,
+    costed without op objects (``sim.fast``); its graph (for the event tier, or a chip whose
+    stack the fast path does not cover) built on first use."""
+
+    __slots__ = ("rows", "meta", "count", "_make", "_graph")
+
+    def __init__(self, rows: list[tuple], meta, make):
+        self.rows, self.meta, self._make, self._graph = rows, meta, make, None
+        self.count = [r[3] for r in rows]
+
+    @property
+    def graph(self):
+        return self.as_graph().graph
+
+    def as_graph(self) -> _Graph:
+        if self._graph is None:
+            self._graph = _Graph(self._make())
+        return self._graph
+
+
+def _no_energy(inputs, hbm: float, link: float) -> tuple[float, ...]:
+    """A pricer for ``sim.fast.evaluate_rows`` where no energy is wanted (a sweep row has none)."""
+    return (0.0, 0.0, 0.0, 0.0, 0.0)
+
+
 class _Invalid:
     """A cached validation failure."""
 
@@ -186,16 +212,22 @@ class Evaluator:
                 self.graphs.clear()
             from ..stack.realize import attention_of, read_context
 
+            from ..workload import rows
+
             prefill = wl.phase == "prefill"
             cfg, chips, _ = tp_over_chips(self.model(wl), wl.tp, ranks_per_chip)
             context = (2048 if wl.context_len is None else wl.context_len) if wl.phase == "decode" else (
                 wl.context_len or 0)  # a decode of 0 cached tokens is refused, not run at 2048
-            g = self.graphs[key] = _Graph(build(
-                cfg, wl.phase, batch=wl.batch,
-                seq_len=(wl.seq_len or 2048) if prefill else (wl.seq_len or 0),  # >= 1 when given
-                context_len=(read_context(self.stack, context, cfg.max_position_embeddings)
-                             if wl.phase == "decode" and context >= 1 else context),
-                tp=chips, dtype=wl.dtype, attention=attention_of(self.stack, wl.attention)))
+            shape = dict(batch=wl.batch, seq_len=(wl.seq_len or 2048) if prefill else (wl.seq_len or 0),  # >= 1 given
+                         context_len=(read_context(self.stack, context, cfg.max_position_embeddings)
+                                      if wl.phase == "decode" and context >= 1 else context),
+                         tp=chips, dtype=wl.dtype, attention=attention_of(self.stack, wl.attention))
+            if rows.covers(cfg):
+                r, meta = rows.phase_rows(cfg, wl.phase, **shape)
+                g = _Rows(r, meta, lambda: build(cfg, wl.phase, **shape))
+            else:
+                g = _Graph(build(cfg, wl.phase, **shape))
+            self.graphs[key] = g
         return g
 
     # -- evaluation --
@@ -247,7 +279,8 @@ class Evaluator:
                               attention=wl.attention or "flash", mode=self.mode, stack=self.stack).summary
 
     def _analytical(self, spec: SystemSpec, skey: str, ckey: str, wl: WorkloadSpec, wkey: str) -> dict[str, Any]:
-        from ..sim.analytical import check_fits, pipelined_slots
+        from ..sim import fast
+        from ..sim.analytical import check_tp_fits, pipelined_slots
         from ..cost.op_cost import ChipModel, op_cost
 
         tp_chips = spec.chip.chips_for_tp(wl.tp)
@@ -258,13 +291,28 @@ class Evaluator:
             skey = f"{skey}|x{chips}"
             spec = system_for(spec, chips)
         g = self.graph(wl, wkey, spec.chip.tp_ranks)
-        check_fits(g.graph, spec)
+        check_tp_fits(g.meta.tp, spec)
         cm = self.chip_models.get(skey)
         if cm is None:
             cm = self.chip_models[skey] = ChipModel(spec, self.stack.collectives if self.stack else None)
         if len(self.op_costs) > self.MAX_CACHE:
             self.op_costs.clear()
         cache = self.op_costs
+        step = self.step_cost + self.request_cost * g.meta.batch  # as report.results.build_results adds it
+        if isinstance(g, _Rows) and fast.covers(cm):  # the fast path's rows, each costed once per chip variant
+            nums, bounds = [], []
+            for r in g.rows:
+                key = (skey if r[0] == "coll" else ckey, fast.row_key(r, g.meta.dtype))
+                c = cache.get(key)
+                if c is None:
+                    c = cache[key] = fast.cost_row(cm, r, g.meta.dtype, _no_energy)
+                nums.append(c[0])
+                bounds.append(c[1])
+            latency, by_bound_d, flops, hbm = step_totals([x[5] for x in nums], g.count, bounds,
+                                                          [x[8] for x in nums], [x[6] for x in nums], step)
+            return self._light_row(spec, g.meta, latency, by_bound_d, flops, hbm)
+        if isinstance(g, _Rows):
+            g = g.as_graph()
         per_uniq = []
         for j, op in enumerate(g.uniq):
             key = (skey if g.is_coll[j] else ckey, op)
@@ -275,13 +323,16 @@ class Evaluator:
             per_uniq.append(c)
         # per stored op, summed exactly as report.results.build_results sums them
         per = [per_uniq[j] for j in g.inv]
-        step = self.step_cost + self.request_cost * g.meta.batch  # as report.results.build_results adds it
         times, bounds = [p[0] for p in per], [p[2] for p in per]
         if any(p[3] for p in per):  # host dispatch ahead of the device, as sim.analytical.evaluate_slots
             costs = pipelined_slots([p[4] for p in per], g.count, g.graph.slot_index())
             times, bounds = [c.time_s for c in costs], [c.bound for c in costs]
         latency, by_bound_d, flops, hbm = step_totals(times, g.count, bounds, g.flops, [p[1] for p in per], step)
-        meta = g.meta
+        return self._light_row(spec, g.meta, latency, by_bound_d, flops, hbm)
+
+    def _light_row(self, spec: SystemSpec, meta, latency: float, by_bound_d: dict[str, float], flops: float,
+                   hbm: float) -> dict[str, Any]:
+        """A point's row from its step totals (``report.results.step_totals``)."""
         chip = spec.chip
         peak = chip.peak_flops(meta.dtype) or chip.peak_flops("bf16")
         mem = meta.weight_bytes_per_chip + meta.kv_cache_bytes_per_chip + meta.activation_bytes_per_chip

@@ -32,10 +32,11 @@ def covers(m: ModelConfig) -> bool:
             and not (m.is_moe or m.is_mla or m.patch_size))
 
 
-def phase_rows(m: ModelConfig, phase: str, batch: int, seq_len: int, context_len: int, tp: int, dt: str,
+def phase_rows(m: ModelConfig, phase: str, batch: int, seq_len: int, context_len: int, tp: int, dtype: str,
                attention: str) -> tuple[list[tuple], WorkloadMeta]:
     """The stored ops of ``build(m, phase, ...)`` as rows (see the module docstring) and the
     graph's meta; the arguments are checked as ``build`` checks them (``covers(m)`` must hold)."""
+    dt = dtype
     batch, seq_len, context_len, kv_len, tp = checked_args(m, phase, batch, seq_len, context_len, tp, dt, attention)
     decoder = m.family == "decoder"
     q_len = seq_len if phase == "prefill" else 1
