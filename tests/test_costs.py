@@ -243,6 +243,45 @@ def test_pruned_search_picks_what_costing_every_candidate_picks(shape, batch, co
     np.testing.assert_array_equal(gemm_search.py_func(*args), _exhaustive(*args))
 
 
+hints = st.tuples(st.sampled_from([8.0, 16.0, 64.0, 128.0, 300.0, 4096.0]), st.sampled_from([8.0, 32.0, 128.0, 1000.0]),
+                  st.sampled_from([1.0, 2.0, 4.0, 32.0]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(gemm, st.sampled_from([1, 4]), st.integers(1, 160), st.floats(2e5, 3e7), st.sampled_from([0.0, 4e7]), hints)
+def test_a_hint_changes_which_groups_are_costed_not_the_winner(shape, batch, cores, sram, shared, hint):
+    # the search also costs the group nearest a hinted tiling first (a similar search's winner):
+    # whatever the hint, it picks what costing every candidate picks
+    m, n, k, b_shared = shape
+    args = (float(m), float(n), float(k), float(batch), b_shared, 2.0, 1.0, 2.0, 128, 128, 4, 0, 1.0, True, 0.0,
+            1.6e9, 0.8, float(cores), sram, 0.0, shared, 6e12 if shared else np.inf, 3e12, 4e12 / cores, 4.0,
+            1.0, 0.0, 0.0)
+    np.testing.assert_array_equal(gemm_search.py_func(*args, *hint), _exhaustive(*args))
+    np.testing.assert_array_equal(gemm_search.compiled()(*args, *hint), gemm_search.py_func(*args))
+
+
+@settings(max_examples=80, deadline=None)
+@given(gemm, st.sampled_from([1, 3]), st.sampled_from([0, 1, 2]), st.booleans(), st.sampled_from([0.25, 1.0, 2.0]),
+       st.sampled_from([0.0, 64.0]), st.sampled_from([(16, 16, 1), (128, 128, 4), (128, 64, 2)]))
+def test_group_rows_price_each_tile_as_pass_cycles_does(shape, batch, df, overlap, speedup, min_pass, array):
+    # _groups works a pass out from pieces of its split, its M tile and its N tile: each row's
+    # compute must be waves x pass_cycles(tile) / frequency / efficiency, as for a lone tile
+    from accelsim.cost.systolic import pass_cycles
+
+    m, n, k, _ = shape
+    R, C, count = array
+    freq, teff = 1.3e9, 0.7
+    grp = mapping._groups.py_func(float(m), float(n), float(k), float(batch), 2.0, 2.0, 2.0, R, C, count, df, speedup,
+                                  overlap, min_pass, freq, teff, 64.0, 0.0, 5e12, 3e12, 5e10, 1e9)
+    assert len(grp)
+    for mt, nt, split, ks, tiles, waves, *_ in grp:
+        assert ks == -(-k // int(split))
+        assert grp[0, 7] >= 0
+        expect = waves * pass_cycles.py_func(mt, nt, int(ks), R, C, count, df, speedup, overlap, min_pass) / freq / teff
+        row = grp[(grp[:, 0] == mt) & (grp[:, 1] == nt) & (grp[:, 2] == split)][0]
+        assert row[7] == expect
+
+
 def test_identical_inputs_identical_outputs(toy):
     op = MatMul(m=333, n=777, k=999)
     a, b = op_cost(ChipModel(toy), op), op_cost(ChipModel(toy), op)

@@ -50,7 +50,7 @@ import math
 import numpy as np
 from ..jit import kernel
 
-from .systolic import pass_cycles
+from .systolic import col_folds, pass_fill, pass_time
 
 TILE_SIZES = np.array([8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096], dtype=np.int64)
 """Candidate tile edges (clamped to the GEMM's own extent)."""
@@ -137,12 +137,31 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
     ng = 0
     # the output columns (rows when input-stationary) the core's arrays compute in one pass
     w = min(N if df != 2 else M, C * count)
+    # what a group's pass (``pass_cycles``) and fill take from its split alone, its M tile alone
+    # and its N tile alone, worked out once each rather than per group
+    ns = 0
+    ks_of = np.empty(SPLITS.size)
+    k_folds = np.empty(SPLITS.size)
+    kf_of = np.empty(SPLITS.size)
+    for si in range(SPLITS.size):
+        split = SPLITS[si]
+        if split > 1 and K / split < min(R, K):
+            break
+        ks = math.ceil(K / split)
+        ks_of[si] = ks
+        k_folds[si] = math.ceil(ks / R)
+        kf_of[si] = min(ks, max(K_CHUNK_MIN, R))
+        ns += 1
+    fill_c = pass_fill(df, R, C)
     prev_mt = -1.0
     for mi in range(TILE_SIZES.size + 1):
         mt = M if mi == TILE_SIZES.size else min(M, TILE_SIZES[mi])
         if mt == prev_mt:  # a clamped tile edge seen already: the same candidates again
             continue
         prev_mt = mt
+        m_per_fold = max(mt / speedup, min_pass)
+        m_row_folds = math.ceil(mt / R)
+        m_col_folds = col_folds(mt, C, count)
         prev_nt = -1.0
         for ni in range(TILE_SIZES.size + 1):
             nt = N if ni == TILE_SIZES.size else min(N, TILE_SIZES[ni])
@@ -161,19 +180,26 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
             nn = math.ceil(N / nt)
             if narrow and batch * nm * nn >= cores:
                 continue
-            for si in range(SPLITS.size):
+            n_col_folds = col_folds(nt, C, count)
+            n_per_fold = max(nt / speedup, min_pass)
+            for si in range(ns):
                 split = SPLITS[si]
-                if split > 1 and K / split < min(R, K):
-                    break
-                ks = math.ceil(K / split)
+                ks = ks_of[si]
+                # the tile's pass, as ``pass_cycles(mt, nt, ks, ...)`` computes it
+                if df == 0:
+                    p = pass_time(k_folds[si] * n_col_folds, m_per_fold, fill_c, overlap)
+                elif df == 1:
+                    p = pass_time(m_row_folds * n_col_folds, max(ks / speedup, min_pass), fill_c, overlap)
+                else:
+                    p = pass_time(k_folds[si] * m_col_folds, n_per_fold, fill_c, overlap)
                 tiles = batch * nm * nn * split
                 waves = math.ceil(tiles / cores)
                 active = min(cores, tiles)
-                compute = waves * pass_cycles(mt, nt, ks, R, C, count, df, speedup, overlap, min_pass) / freq / teff
+                compute = waves * p / freq / teff
                 # pipeline fill and drain: the first K step's operands arrive before the first
                 # pass can start; the last tile's result leaves after the last pass (under
                 # split-K that result is the tile's fp32 partial, stored before the reduction)
-                kf = min(ks, max(K_CHUNK_MIN, R))
+                kf = kf_of[si]
                 out_el = 4.0 if split > 1 else bo
                 fill = (mt * kf * ba + kf * nt * bb + mt * nt * out_el) / min(core_bw, hbm_bw / active)
                 row = out[ng]
@@ -332,7 +358,7 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
 def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                 R, C, count, df, speedup, overlap, min_pass, freq, teff,
                 cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw, queues, multicast=1.0,
-                dq_b=0.0, dq_a=0.0):
+                dq_b=0.0, dq_a=0.0, hint_m=0.0, hint_n=0.0, hint_split=0.0):
     """Best mapping of one GEMM; returns an array laid out as ``RESULT_FIELDS``.
 
     The winner is the fastest candidate, ties (within ``TIME_TOLERANCE``) going to the least
@@ -342,7 +368,13 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
     more than the tolerance is skipped: none of its candidates could win. ``dq_b`` / ``dq_a``:
     vector-engine seconds to dequantize one element of B (A) each time a core stages it (B once
     per row of output tiles, A once per column; 0: no dequantization), spread over the active
-    cores and bounding the time like the other engines."""
+    cores and bounding the time like the other engines.
+
+    ``hint_m`` / ``hint_n`` / ``hint_split``: a tiling that won a similar search (the same GEMM
+    at another M, or on another chip; 0: none). The group of that split nearest to it is costed
+    first too, so the fastest time so far starts near the winner's and more groups are skipped.
+    The winner is the same whatever the hint: a skipped group's bound exceeds a time some
+    candidate reaches, so none of its candidates is within the tolerance of the fastest."""
     compulsory = batch * M * K * ba + (1.0 if b_shared else batch) * K * N * bb + batch * M * N * bo
     grp = _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq, teff,
                   cores, acc, shared_bw, hbm_bw, core_bw, compulsory)
@@ -357,12 +389,27 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
             seed = gi
     args = (M, N, K, batch, b_shared, ba, bb, bo, R, cores, sram, acc, shared_cap, shared_bw, hbm_bw,
             core_bw, queues, multicast, dq_b, dq_a)
-    nc = _orders(grp, seed, cand, 0, *args)
+    hinted = -1
+    if hint_m > 0.0 and hint_n > 0.0:
+        hm, hn = min(M, hint_m), min(N, hint_n)
+        near = np.inf
+        for gi in range(ng):
+            if grp[gi, 2] == hint_split:
+                d = abs(grp[gi, 0] - hm) / hm + abs(grp[gi, 1] - hn) / hn
+                if d < near:
+                    near = d
+                    hinted = gi
+                    if d == 0.0:
+                        break
+    nc = 0
+    if hinted >= 0 and hinted != seed:
+        nc = _orders(grp, hinted, cand, nc, *args)
+    nc = _orders(grp, seed, cand, nc, *args)
     fastest = np.inf
     for i in range(nc):
         fastest = min(fastest, cand[i, 0])
     for gi in range(ng):
-        if gi == seed or grp[gi, 9] * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE):
+        if gi == seed or gi == hinted or grp[gi, 9] * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE):
             continue
         if (_path_bound(grp[gi], M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core_bw,
                         multicast) * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE)):

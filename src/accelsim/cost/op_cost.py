@@ -18,6 +18,8 @@ from .collectives import collective_time
 from .mapping import RESULT_FIELDS, gemm_search
 from ..workload.ops import (Collective, Conv2D, Elementwise, FlashAttention, LayerNorm, MatMul, Op, RMSNorm, Softmax)
 from .systolic import pass_cycles
+from .dtypes import (DEQUANT_OPS_PER_ELEMENT, RATE_BITS, UPCAST, compute_dtype, dequant_ops, dequant_per_element,  # noqa: F401
+                     dequant_seconds, gemm_speed, n_over_m, rate_dtype, sparse_factor)
 
 DATAFLOW_CODE = {"ws": 0, "os": 1, "is": 2}
 VECTOR_CHUNK_PER_LANE = 16
@@ -196,113 +198,6 @@ class ChipModel:
         return self.macs[dtype] / (self.R * self.C * self.count)
 
 
-RATE_BITS = {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "fp6": 6, "int4": 4, "fp4": 4}
-"""Width of each tensor-engine element type, to pick a mixed-operand GEMM's wider operand."""
-UPCAST = {"fp4": ("fp6", "fp8", "bf16", "fp16"), "fp6": ("fp8", "bf16", "fp16"), "fp8": ("bf16", "fp16"),
-          "int4": ("int8", "bf16", "fp16"), "int8": ("bf16", "fp16"), "fp16": ("bf16", "fp32"),
-          "bf16": ("fp16", "fp32"), "tf32": ("fp32",)}
-"""Where an emulated (dequantized) element type goes when the tensor engine lacks it: the
-nearest wider type it runs, in this order."""
-DEQUANT_OPS_PER_ELEMENT = 2.0
-"""Vector ops to dequantize one staged element (convert to the compute type, multiply by its
-scale); +1 with a zero point (subtract), +1 per group / block (load and convert its scale)."""
-
-
-def rate_dtype(dtype: str) -> str:
-    """The element type whose ``macs_per_cycle`` entry prices ``dtype`` (mxfp4 -> fp4, ...)."""
-    from ..compress.formats import get_format
-
-    try:
-        return get_format(dtype).compute
-    except ValueError:
-        return dtype
-
-
-def _tensor_dtype(*dtypes: str) -> str:
-    """The element type a mixed-operand GEMM computes in: the wider operand's (the first on a
-    tie)."""
-    rates = [rate_dtype(d) for d in dtypes]
-    return max(rates, key=lambda d: RATE_BITS.get(d, 16))
-
-
-def compute_dtype(cm: ChipModel, mm: MatMul) -> str:
-    """The type ``mm`` runs in on ``cm``'s tensor engine: the wider operand's element type;
-    with ``mm.emulate``, upcast along ``UPCAST`` to the first type the engine runs."""
-    key = (mm.dtype_a, mm.dtype_b, mm.emulate)
-    hit = cm._compute.get(key)
-    if hit is None:
-        hit = cm._compute[key] = _compute_dtype(cm, mm)
-    return hit
-
-
-def _compute_dtype(cm: ChipModel, mm: MatMul) -> str:
-    d = _tensor_dtype(mm.dtype_a, mm.dtype_b)
-    if d in cm.macs or not mm.emulate:
-        return d
-    for up in UPCAST.get(d, ()):
-        if up in cm.macs:
-            return up
-    return d
-
-
-def sparse_factor(cm: ChipModel, mm: MatMul) -> float:
-    """Tensor-engine speed-up of ``mm``'s N:M sparsity: ``min(sparsity_speedup, M/N)`` when the
-    engine lists the pattern, else 1 (the weight is stored compressed but computed dense)."""
-    if not mm.sparsity or mm.sparsity not in cm.sparse_patterns:
-        return 1.0
-    n, m = (int(v) for v in mm.sparsity.split(":"))
-    return min(cm.sparse_speedup, m / n)
-
-
-def gemm_speed(cm: ChipModel, mm: MatMul) -> float:
-    """Streaming-rate multiplier of ``mm``: its compute type's rate times the sparsity factor."""
-    return cm.speedup(compute_dtype(cm, mm)) * sparse_factor(cm, mm)
-
-
-def dequant_per_element(dtype: str, compute: str) -> float:
-    """Vector ops to dequantize one element stored as ``dtype`` for a GEMM computing in
-    ``compute`` (0 when ``dtype``'s element type is the compute type or wider)."""
-    from ..compress.formats import get_format
-
-    f = get_format(dtype)
-    if f.compute == compute or RATE_BITS.get(f.compute, 16) >= RATE_BITS.get(compute, 16):
-        return 0.0
-    return DEQUANT_OPS_PER_ELEMENT + (1.0 if f.zero_point else 0.0) + (1.0 / f.block if f.block else 0.0)
-
-
-def dequant_ops(cm: ChipModel, mm: MatMul, tile_m: float, tile_n: float) -> float:
-    """Vector ops spent dequantizing operands stored in a format other than the compute type
-    (0 when the chip fuses dequantization into the GEMM). Each staging of an operand tile into
-    a core is dequantized again: B once per row of output tiles (``ceil(m / tile_m)``), A once
-    per column (``ceil(n / tile_n)``)."""
-    if cm.fused_dequant:
-        return 0.0
-    comp = compute_dtype(cm, mm)
-    pb, pa = dequant_per_element(mm.dtype_b, comp), dequant_per_element(mm.dtype_a, comp)
-    b_elems = mm.batch * mm.k * mm.n * n_over_m(mm.sparsity)
-    return (pb * b_elems * math.ceil(mm.m / max(tile_m, 1.0))
-            + pa * mm.batch * mm.m * mm.k * math.ceil(mm.n / max(tile_n, 1.0)))
-
-
-def dequant_seconds(cm: ChipModel, mm: MatMul) -> tuple[float, float]:
-    """Vector-engine seconds to dequantize one stored element of B and of A into the compute
-    type, each time a core stages it (0, 0 without dequantization or when the chip fuses it)."""
-    if not (mm.emulate or mm.dtype_a != mm.dtype_b) or cm.fused_dequant:
-        return 0.0, 0.0
-    comp = compute_dtype(cm, mm)
-    vr = cm.vec_rate.get(comp, cm.vec_rate_default)
-    return (dequant_per_element(mm.dtype_b, comp) * n_over_m(mm.sparsity) / vr,
-            dequant_per_element(mm.dtype_a, comp) / vr)
-
-
-def n_over_m(pattern: str) -> float:
-    """Kept fraction of an N:M pattern (1 for dense)."""
-    if not pattern:
-        return 1.0
-    n, m = (int(v) for v in pattern.split(":"))
-    return n / m
-
-
 def gemm_mapping(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) -> dict[str, float]:
     """The mapping search's winner for ``mm`` (fields of ``RESULT_FIELDS``), cached per chip
     model by op shape and dtypes, so a 32-layer model searches each distinct GEMM once. B's
@@ -341,14 +236,25 @@ def search(cm: ChipModel, per: tuple, m: int, n: int, k: int, batch: int, b_shar
     speed, teff, dq_b, dq_a, bb, bo = per
     if not is_aligned:
         teff *= cm.unaligned_eff
+    key = (n, k, batch, b_shared)
+    hint = _HINTS.get(key, (0.0, 0.0, 0.0))
     r = gemm_search(float(m), float(n), float(k), float(batch), b_shared, ba, bb, bo,
                     cm.R, cm.C, cm.count, cm.df, speed, cm.overlap, cm.min_pass, cm.f_tensor, teff, float(cm.cores),
                     cm.sram, cm.acc, cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues),
-                    float(cm.multicast), dq_b, dq_a)
+                    float(cm.multicast), dq_b, dq_a, *hint)
     if not math.isfinite(r[0]):
         raise LoweringError(f"{name} ({m}x{n}x{k}): no tile fits the "
                             f"{cm.sram:.0f}-byte core SRAM of {cm.system.chip.name}")
+    if len(_HINTS) > 4096:
+        _HINTS.clear()
+    _HINTS[key] = (r[6], r[7], r[8])
     return r
+
+
+_HINTS: dict[tuple, tuple[float, float, float]] = {}
+"""The last winning tiling (tile M, tile N, split) per GEMM of the same N, K, batch and sharing,
+handed to the next search as where to start (``gemm_search``'s hint: the winner does not depend
+on it, only how many groups the search costs)."""
 
 
 def gemm_cost(cm: ChipModel, mm: MatMul, a_bytes_per_el: float | None = None) -> OpCost:

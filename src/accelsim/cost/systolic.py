@@ -69,21 +69,37 @@ def pass_cycles(M: float, N: float, K: float, R: int, C: int, count: int, df: in
     per cycle (e.g. 2 for fp8 on Trainium2, 0.25 for fp32)."""
     if df == 0:
         fr = math.ceil(K / R)
-        fc = math.ceil(math.ceil(N / count) / C)
+        fc = col_folds(N, C, count)
         stream = M
-        fill = 2 * R + C - 2
     elif df == 1:
         fr = math.ceil(M / R)
-        fc = math.ceil(math.ceil(N / count) / C)
+        fc = col_folds(N, C, count)
         stream = K
-        fill = R + C - 2
     else:
         fr = math.ceil(K / R)
-        fc = math.ceil(math.ceil(M / count) / C)
+        fc = col_folds(M, C, count)
         stream = N
-        fill = 2 * R + C - 2
-    per_fold = max(stream / speedup, min_pass)
-    folds = fr * fc
+    return pass_time(fr * fc, max(stream / speedup, min_pass), pass_fill(df, R, C), overlap)
+
+
+@kernel(python_budget_s=None)
+def col_folds(x: float, C: int, count: int) -> int:
+    """Folds of ``x`` output columns (rows when input-stationary) split over ``count`` arrays
+    of C columns (``pass_cycles``)."""
+    return math.ceil(math.ceil(x / count) / C)
+
+
+@kernel(python_budget_s=None)
+def pass_fill(df: int, R: int, C: int) -> int:
+    """A pass's fill and drain cycles (``pass_cycles``): R + C - 2 output-stationary, else
+    2R + C - 2."""
+    return R + C - 2 if df == 1 else 2 * R + C - 2
+
+
+@kernel(python_budget_s=None)
+def pass_time(folds: float, per_fold: float, fill: float, overlap: bool) -> float:
+    """A pass of ``folds`` folds of ``per_fold`` cycles each: the fill and drain paid once when the
+    next fold's stationary operand loads while the current one streams, else per fold."""
     if overlap:
         return folds * per_fold + fill
     return folds * (per_fold + fill)
