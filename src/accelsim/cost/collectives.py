@@ -69,6 +69,7 @@ from functools import lru_cache
 from ..arch.spec import SystemSpec
 from ..arch.topology import SCALE_OUT, SCALE_UP, Topology, box, by_node, topology
 from ..errors import WorkloadError
+from ..limits import check_chips
 from ..stack.spec import CollectiveLibrary
 from ..workload.ops import Collective
 from .collective_net import (IDEAL, P2P_KINDS, Net, Proto, net_of, p2p_fill, p2p_host_s, protocols_for,
@@ -237,12 +238,24 @@ def _floor_s(net: Net, kind: str, algorithm: str, group: tuple[int, ...], n: flo
     class, plus its own step latency. 0 where the cost is not a flat plan's."""
     if kind == "broadcast" and algorithm == "ring":
         return 0.0
+    base, largest, rate, steps_s = _floor_terms(net, kind, algorithm, group, proto)
+    if rate <= 0:
+        return 0.0
+    return base * p2p_fill(net, kind, n, group) + largest * n / rate + steps_s
+
+
+@lru_cache(maxsize=8192)
+def _floor_terms(net: Net, kind: str, algorithm: str, group: tuple[int, ...], proto: Proto
+                 ) -> tuple[float, float, float, float]:
+    """``_floor_s``' terms that do not depend on the size: the protocol's base latency, the plan's
+    largest transfers (units of bytes_per_rank), the faster link class's rate and the steps'
+    own latencies."""
     frac, own = rate_and_step(net, algorithm, proto)
     rate = max(net.bw_up, net.bw_out) * frac
     if rate <= 0:
-        return 0.0
+        return 0.0, 0.0, rate, 0.0
     largest, steps = _plan_steps(net.topo, kind, algorithm, group)
-    return proto.base_latency_s * p2p_fill(net, kind, n, group) + largest * n / rate + steps * own
+    return proto.base_latency_s, largest, rate, steps * own
 
 
 @lru_cache(maxsize=4096)
@@ -327,11 +340,10 @@ def _hier_parts(kind: str, m: int, k: int) -> list[tuple[str, str, float]]:
     return [("inter", "allgather", 1.0), ("intra", "allgather", float(k))]
 
 
-@lru_cache(maxsize=8192)
-def _cost(net: Net, kind: str, n: float, group: tuple[int, ...], algorithm: str | None
-          ) -> tuple[float, float, float, str, str, tuple, str]:
-    """(bandwidth s, latency s, sent bytes, algorithm, detail, hierarchical parts, protocol)
-    without the per-call costs; cached."""
+@lru_cache(maxsize=4096)
+def _candidates(net: Net, kind: str, group: tuple[int, ...], algorithm: str | None) -> tuple[str, ...]:
+    """The algorithms ``_cost`` prices for ``kind`` over ``group`` (``algorithm`` alone when
+    given, checked), in preference order; worked out once per network, kind and group."""
     topo = net.topo
     names = _applicable(net, kind, group)
     if algorithm is not None:
@@ -340,15 +352,26 @@ def _cost(net: Net, kind: str, n: float, group: tuple[int, ...], algorithm: str 
         if algorithm not in names:
             raise WorkloadError(f"algorithm {algorithm!r} does not apply to {kind} over {len(group)} chips of "
                                 f"{net.name}; applicable: {', '.join(names)}")
-        names = (algorithm,)
-    elif len(group) > DIRECT_MAX_RANKS and not (topo.kind in ("switch", "fully_connected") and
-                                                 len({topo.node_of(c) for c in group}) == 1):
+        return (algorithm,)
+    if len(group) > DIRECT_MAX_RANKS and not (topo.kind in ("switch", "fully_connected") and
+                                               len({topo.node_of(c) for c in group}) == 1):
         names = tuple(a for a in names if a != "direct" or kind in ("alltoall", "broadcast", "sendrecv"))
-    if algorithm is None and net.algorithms:
+    if net.algorithms:
         # on a fully connected node a library's rings run as several channels over all the links
         # (NCCL builds one ring per channel), which the ``direct`` plan's bandwidth models
         allowed = set(net.algorithms) | ({"direct"} if topo.kind == "fully_connected" else set())
         names = tuple(a for a in names if a in allowed) or names
+    return names
+
+
+@lru_cache(maxsize=8192)
+def _cost(net: Net, kind: str, n: float, group: tuple[int, ...], algorithm: str | None
+          ) -> tuple[float, float, float, str, str, tuple, str]:
+    """(bandwidth s, latency s, sent bytes, algorithm, detail, hierarchical parts, protocol)
+    without the per-call costs; cached."""
+    topo = net.topo
+    names = _candidates(net, kind, group, algorithm)
+    top = max((p.bw_fraction for p in net.protocols), default=0.0)
     best = None
     for name in names:
         if name == "hierarchical":
@@ -366,7 +389,6 @@ def _cost(net: Net, kind: str, n: float, group: tuple[int, ...], algorithm: str 
             if best is None or cand[0] + cand[1] < (best[0] + best[1]) * (1 - 1e-9):
                 best = cand
             continue
-        top = max(p.bw_fraction for p in net.protocols)
         for proto in protocols_for(net, kind, n, len(group)):
             if n > proto.max_bytes or (name == "in_switch" and proto.bw_fraction < top):
                 continue  # an in-switch reduction runs the bulk protocol (NCCL's NVLS uses Simple)
@@ -395,8 +417,6 @@ def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks:
         raise WorkloadError(f"{kind}: ranks must be >= 1, got {ranks!r}")
     if kind == "sendrecv" and p != 2:
         raise WorkloadError(f"sendrecv needs 2 ranks, got {p}")
-    from ..limits import check_chips
-
     check_chips(p, f"{kind} over {p:,} ranks")
     if p <= 1 or n <= 0:
         return CollectiveResult(kind, "none", p, n, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
