@@ -42,14 +42,14 @@ def evaluate_rows(cm: ChipModel, rows: list[tuple], dt: str, price) -> list[tupl
     GEMM's mapping is the tuple of ``gemm_mapping_text``'s arguments (the op table renders it):
     the rows, kept per chip model and pricer across calls, hold only numbers and strings, which
     the cyclic collector stops tracking."""
-    cache = cm.fast.get(price)
+    cache = cm.fast.get((price, dt))
     if cache is None:
-        cache = cm.fast[price] = {}
+        cache = cm.fast[(price, dt)] = {}
     elif len(cache) > MAX_CACHED_COSTS:
         cache.clear()
     out = []
     for r in rows:
-        key = row_key(r, dt)
+        key = (r[0], r[4].key() if r[0] == "flash" else r[4:])
         c = cache.get(key)
         if c is None:
             c = cache[key] = cost_row(cm, r, dt, price)
@@ -60,7 +60,7 @@ def evaluate_rows(cm: ChipModel, rows: list[tuple], dt: str, price) -> list[tupl
 def row_key(r: tuple, dt: str) -> tuple:
     """What makes two rows cost the same: their kind, element type and shape (not their name or
     role: the stacks the fast path covers dispatch every op alike)."""
-    return (r[0], dt, *(r[4].key() if r[0] == "flash" else r[4:]))
+    return (r[0], dt, r[4].key() if r[0] == "flash" else r[4:])
 
 
 def cost_row(cm: ChipModel, r: tuple, dt: str, price) -> tuple:
@@ -99,10 +99,9 @@ def _cost(cm: ChipModel, r: tuple, dt: str) -> tuple:
     if kind == "flash":
         op = r[4]
         c = op_cost(cm, op)
-        fl = op.flops()
+        fl, nbytes = op.flops(), op.bytes()
         return _row(c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s, c.hbm_bytes, c.link_bytes, fl,
-                    op.bytes(), c.mapping, c.memory_level,
-                    (fl, op.dtype, op.vector_ops() + op.transcendentals(), op.bytes()))
+                    nbytes, c.mapping, c.memory_level, (fl, op.dtype, op.vector_ops() + op.transcendentals(), nbytes))
     if kind == "coll":
         op, nbytes, group = r[4], r[5], r[6]
         hit = cm._collectives.get((op, float(nbytes), int(group)))
