@@ -85,6 +85,14 @@ def test_fast_path_is_taken_and_builds_the_graph_only_when_asked(monkeypatch):
     assert r.ops["mapping"].map(type).eq(str).all()  # GEMM mappings rendered as text in the table
 
 
+def test_fast_results_pickle_before_their_graph_is_built():
+    import pickle
+
+    r = evaluate("dgx-h100", "llama-3-8b", phase="prefill", batch=2, seq_len=300, tp=2)
+    back = pickle.loads(pickle.dumps(r))
+    assert back.summary == r.summary and back.ops.equals(r.ops) and len(back.graph.ops()) == r.summary["num_ops"]
+
+
 @pytest.mark.parametrize("case", [
     dict(system="dgx-h100", model="mixtral-8x7b", kw=dict(phase="decode", tp=2)),  # experts: the graph path
     dict(system="dgx-h100", model="llama-3-8b", kw=dict(phase="decode", stack="cuda-eager")),  # composite ops

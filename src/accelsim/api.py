@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Iterable
 
@@ -145,8 +146,8 @@ def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict) -> Re
         th += hb * n
         tl += li * n
     summary.update(energy_entries(table, (tm, tv, ts, th, tl), summary))
-    return Results(system=spec, graph=lambda: build(cfg, phase, **shape), summary=summary,
-                   warnings=summary["warnings"], slot_columns=lambda: fast.columns(costs, count, peak))
+    return Results(system=spec, graph=partial(build, cfg, phase, **shape), summary=summary,
+                   warnings=summary["warnings"], slot_columns=partial(fast.columns, costs, count, peak))
 
 
 def _given(value, default):

@@ -23,6 +23,7 @@ import math
 import os
 import time
 from collections.abc import Iterable
+from functools import partial
 from concurrent.futures import Executor, FIRST_COMPLETED, wait
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,7 @@ class Evaluator:
                          tp=chips, dtype=wl.dtype, attention=attention_of(self.stack, wl.attention))
             if rows.covers(cfg):
                 r, meta = rows.phase_rows(cfg, wl.phase, **shape)
-                g = _Rows(r, meta, lambda: build(cfg, wl.phase, **shape))
+                g = _Rows(r, meta, partial(build, cfg, wl.phase, **shape))
             else:
                 g = _Graph(build(cfg, wl.phase, **shape))
             self.graphs[key] = g
