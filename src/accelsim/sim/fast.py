@@ -5,7 +5,7 @@ The costs are the op cost functions' (``cost.op_cost``: the mapping search, ``ve
 ``flash_cost`` through ``op_cost``, the collective library's time through
 ``ChipModel.collective``), so ``evaluate_rows`` gives what ``evaluate_slots`` gives for the
 graph ``build`` makes of the same arguments, to the last bit (``tests/test_fast_path.py``); each
-distinct row is costed once per chip model (``ChipModel.fast``). Stacks whose runtime splits
+distinct row is costed once per chip model, pricer and element type (``ChipModel.fast``). Stacks whose runtime splits
 ops into several kernels or launches them from the host ahead of the device
 (``Calibration.composite``, ``launches``, ``host_async``) are left to ``evaluate_slots``
 (``covers``).
@@ -49,7 +49,7 @@ def evaluate_rows(cm: ChipModel, rows: list[tuple], dt: str, price) -> list[tupl
         cache.clear()
     out = []
     for r in rows:
-        key = (r[0], r[4].key() if r[0] == "flash" else r[4:])
+        key = shape_key(r)
         c = cache.get(key)
         if c is None:
             c = cache[key] = cost_row(cm, r, dt, price)
@@ -57,10 +57,10 @@ def evaluate_rows(cm: ChipModel, rows: list[tuple], dt: str, price) -> list[tupl
     return out
 
 
-def row_key(r: tuple, dt: str) -> tuple:
-    """What makes two rows cost the same: their kind, element type and shape (not their name or
-    role: the stacks the fast path covers dispatch every op alike)."""
-    return (r[0], dt, r[4].key() if r[0] == "flash" else r[4:])
+def shape_key(r: tuple) -> tuple:
+    """What makes two rows of one element type cost the same: their kind and shape (not their
+    name or role: the stacks the fast path covers dispatch every op alike)."""
+    return r[0], (r[4].key() if r[0] == "flash" else r[4:])
 
 
 def cost_row(cm: ChipModel, r: tuple, dt: str, price) -> tuple:

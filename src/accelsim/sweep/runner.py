@@ -303,7 +303,7 @@ class Evaluator:
         if isinstance(g, _Rows) and fast.covers(cm):  # the fast path's rows, each costed once per chip variant
             nums, bounds = [], []
             for r in g.rows:
-                key = (skey if r[0] == "coll" else ckey, fast.row_key(r, g.meta.dtype))
+                key = (skey if r[0] == "coll" else ckey, g.meta.dtype, fast.shape_key(r))
                 c = cache.get(key)
                 if c is None:
                     c = cache[key] = fast.cost_row(cm, r, g.meta.dtype, _no_energy)
