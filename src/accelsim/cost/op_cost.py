@@ -157,6 +157,10 @@ class ChipModel:
         self._dtypes: dict[tuple, tuple] = {}
         self._compute: dict[tuple, str] = {}
         self.rows: dict = {}
+        self.search_consts = ((self.R, self.C, self.count, self.df),
+                              (float(self.cores), self.sram, self.acc, self.shared_cap, self.shared_bw, self.hbm_bw,
+                               self.core_bw, float(self.queues), float(self.multicast)))
+        """The mapping search's arguments that are the chip's alone (``search``)."""
         self.fast: dict = {}
         """Cost rows of the fast path's op rows (``sim.fast``), kept across evaluations."""
         """Op costs on this chip model as the analytical tier tabulates them, kept across
@@ -238,10 +242,9 @@ def search(cm: ChipModel, per: tuple, m: int, n: int, k: int, batch: int, b_shar
         teff *= cm.unaligned_eff
     key = (n, k, batch, b_shared)
     hint = _HINTS.get(key, (0.0, 0.0, 0.0))
-    r = gemm_search(float(m), float(n), float(k), float(batch), b_shared, ba, bb, bo,
-                    cm.R, cm.C, cm.count, cm.df, speed, cm.overlap, cm.min_pass, cm.f_tensor, teff, float(cm.cores),
-                    cm.sram, cm.acc, cm.shared_cap, cm.shared_bw, cm.hbm_bw, cm.core_bw, float(cm.queues),
-                    float(cm.multicast), dq_b, dq_a, *hint)
+    array, core = cm.search_consts
+    r = gemm_search(float(m), float(n), float(k), float(batch), b_shared, ba, bb, bo, *array, speed, cm.overlap,
+                    cm.min_pass, cm.f_tensor, teff, *core, dq_b, dq_a, *hint)
     if not math.isfinite(r[0]):
         raise LoweringError(f"{name} ({m}x{n}x{k}): no tile fits the "
                             f"{cm.sram:.0f}-byte core SRAM of {cm.system.chip.name}")
