@@ -19,6 +19,7 @@ from .sim import fast
 from .sim.analytical import check_tp_fits, chip_model, evaluate_slots
 from .stack.realize import step_cost_s
 from .workload import rows
+from .workload.model import tp_over_chips
 from .stack.realize import attention_of, calibration_kind, dropped_stack_costs, read_context, realize
 from .workload import ModelConfig, WorkloadGraph, build, load_model
 from .workload import cp_ring
@@ -80,8 +81,6 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     else:
         if phase not in PHASES:
             raise WorkloadError(f"unknown phase {phase!r}; use one of {', '.join(PHASES)}")
-        from .workload.model import tp_over_chips
-
         cfg, _, padding = tp_over_chips(model if isinstance(model, ModelConfig) else load_model(model), ranks,
                                         spec.chip.tp_ranks)
         context_len = read = _given(context_len, 2048 if phase == "decode" else 0)

@@ -14,7 +14,7 @@ from ..arch.spec import SystemSpec
 from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
 from ..stack.spec import CollectiveLibrary
-from .collectives import collective_time
+from .collectives import collective_cost
 from .mapping import RESULT_FIELDS, gemm_search
 from ..workload.ops import (Collective, Conv2D, Elementwise, FlashAttention, LayerNorm, MatMul, Op, RMSNorm, Softmax)
 from .systolic import pass_cycles
@@ -186,12 +186,17 @@ class ChipModel:
         """``collectives.collective_time`` of ``op`` on this chip model's system and library,
         worked out once per (kind, bytes, ranks): a step's all-reduces of one size (after the
         embedding, attention and MLP) cost one algorithm choice, not three."""
-        key = (op.op, float(op.bytes_per_rank), int(op.group))
+        return self.collective_terms(op.op, op.bytes_per_rank, op.group)
+
+    def collective_terms(self, kind: str, bytes_per_rank: float, group: int) -> tuple[float, float, float, str]:
+        """``collective`` of a ``kind`` collective of ``bytes_per_rank`` over ``group`` chips."""
+        key = (kind, float(bytes_per_rank), int(group))
         hit = self._collectives.get(key)
         if hit is None:
             if len(self._collectives) > 20_000:
                 self._collectives.clear()
-            hit = self._collectives[key] = collective_time(self.system, op, self.library)
+            r = collective_cost(self.system, kind, bytes_per_rank, group, library=self.library)
+            hit = self._collectives[key] = (r.bandwidth_s, r.latency_s, r.bytes_sent_per_chip, r.algorithm)
         return hit
 
     def speedup(self, dtype: str) -> float:

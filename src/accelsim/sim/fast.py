@@ -20,7 +20,7 @@ import numpy as np
 from ..compress.formats import DTYPE_BYTES
 from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, bound_label, compute_dtype, dtype_terms,
                             op_cost, search, vector_terms)
-from ..workload.ops import (ELEMENTWISE, Collective, MatMul, elementwise_bytes, embedding_bytes, kv_cache_bytes,
+from ..workload.ops import (ELEMENTWISE, MatMul, elementwise_bytes, embedding_bytes, kv_cache_bytes,
                             matmul_bytes, matmul_flops, row_op_terms)
 from .analytical import COST_FIELDS, MAX_CACHED_COSTS
 
@@ -104,10 +104,7 @@ def _cost(cm: ChipModel, r: tuple, dt: str) -> tuple:
                     nbytes, c.mapping, c.memory_level, (fl, op.dtype, op.vector_ops() + op.transcendentals(), nbytes))
     if kind == "coll":
         op, nbytes, group = r[4], r[5], r[6]
-        hit = cm._collectives.get((op, float(nbytes), int(group)))
-        if hit is None:
-            hit = cm.collective(Collective(name=r[1], role=r[2], op=op, bytes_per_rank=nbytes, group=group, dtype=dt))
-        link_s, overhead_s, link_bytes, algo = hit
+        link_s, overhead_s, link_bytes, algo = cm.collective_terms(op, nbytes, group)
         local = 2.0 * nbytes  # ``Collective.bytes``: the buffer read and the result written
         vops = nbytes / DTYPE_BYTES[dt] * (group - 1) / group if op in ("allreduce", "reducescatter") and group > 1 \
             else 0.0
