@@ -28,7 +28,6 @@ from concurrent.futures import Executor, FIRST_COMPLETED, wait
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
@@ -36,14 +35,13 @@ from ..arch.spec import SystemSpec
 from ..configio import revalidate
 from ..errors import AccelsimError, ConfigError, WorkloadError
 from ..gcpause import paused
-from ..report.results import step_totals
+from .costing import BOUNDS, OpGraph, OpRows, step_row, summary_row
 from .derived import CostModel
 from .space import WORKLOAD_PREFIX, DesignSpace, Point, WorkloadSpec, canonical_json, resolve_ref, system_dict
 from .executor import MAX_RETRIES, Pool, die_with_parent
 from .store import Store, require_pyarrow
 
 FIDELITIES = ("analytical", "event")
-BOUNDS = ("compute", "memory", "vector", "interconnect", "overhead")
 METRICS = ("latency_s", "tokens_per_s", "mfu", "memory_bytes_per_chip", "hbm_capacity_bytes", "fits",
            "hbm_bandwidth_utilization", "chips", "peak_flops_per_chip",
            *(f"share_{b}" for b in BOUNDS), "bound", "bubble_fraction", "area_mm2", "power_W", "tokens_per_J")
@@ -58,56 +56,6 @@ EVALUATIONS = 0
 
 
 # --- worker side -----------------------------------------------------------------------------
-class _Graph:
-    """A workload graph with its distinct ops, for costing each op once."""
-
-    __slots__ = ("graph", "meta", "uniq", "inv", "is_coll", "count", "flops")
-
-    def __init__(self, graph):
-        from ..workload.ops import Collective
-
-        ops, count = graph.slots()  # stored ops (a run of identical layers once) and multiplicities
-        index: dict = {}
-        inv = []
-        uniq = []
-        for o in ops:
-            j = index.get(o)
-            if j is None:
-                j = index[o] = len(uniq)
-                uniq.append(o)
-            inv.append(j)
-        self.graph, self.meta, self.uniq, self.inv = graph, graph.meta, uniq, inv
-        self.count = count.tolist()
-        self.is_coll = [isinstance(o, Collective) for o in uniq]
-        self.flops = [o.flops() for o in ops]
-
-
-class _Rows:
-    """A workload the analytical fast path covers (``workload.rows``): its stored ops as rows,
-    costed without op objects (``sim.fast``); its graph (for the event tier, or a chip whose
-    stack the fast path does not cover) built on first use."""
-
-    __slots__ = ("rows", "meta", "count", "_make", "_graph")
-
-    def __init__(self, rows: list[tuple], meta, make):
-        self.rows, self.meta, self._make, self._graph = rows, meta, make, None
-        self.count = [r[3] for r in rows]
-
-    @property
-    def graph(self):
-        return self.as_graph().graph
-
-    def as_graph(self) -> _Graph:
-        if self._graph is None:
-            self._graph = _Graph(self._make())
-        return self._graph
-
-
-def _no_energy(inputs, hbm: float, link: float) -> tuple[float, ...]:
-    """A pricer for ``sim.fast.evaluate_rows`` where no energy is wanted (a sweep row has none)."""
-    return (0.0, 0.0, 0.0, 0.0, 0.0)
-
-
 class _Invalid:
     """A cached validation failure."""
 
@@ -146,7 +94,7 @@ class Evaluator:
         self.specs: dict[str, Any] = {}
         self.chip_models: dict[str, Any] = {}
         self.op_costs: dict[tuple, tuple[float, float, int]] = {}
-        self.graphs: dict[str, _Graph] = {}
+        self.graphs: dict[str, OpGraph | OpRows] = {}
         self.models: dict[tuple, Any] = {}
         self.workloads: dict[str, Any] = {}
 
@@ -200,7 +148,7 @@ class Evaluator:
             self.models[key] = cfg
         return cfg
 
-    def graph(self, wl: WorkloadSpec, key: str, ranks_per_chip: int = 1) -> _Graph:
+    def graph(self, wl: WorkloadSpec, key: str, ranks_per_chip: int = 1) -> OpGraph | OpRows:
         """The workload's graph; on chips whose tensor-parallel rank is a core (AWS Neuron)
         ``tp`` counts cores, as ``api.evaluate`` reads it."""
         key = f"{key}|r{ranks_per_chip}"
@@ -225,9 +173,9 @@ class Evaluator:
                          tp=chips, dtype=wl.dtype, attention=attention_of(self.stack, wl.attention))
             if rows.covers(cfg):
                 r, meta = rows.phase_rows(cfg, wl.phase, **shape)
-                g = _Rows(r, meta, partial(build, cfg, wl.phase, **shape))
+                g = OpRows(r, meta, partial(build, cfg, wl.phase, **shape))
             else:
-                g = _Graph(build(cfg, wl.phase, **shape))
+                g = OpGraph(build(cfg, wl.phase, **shape))
             self.graphs[key] = g
         return g
 
@@ -248,11 +196,11 @@ class Evaluator:
             return {**extra, **_failed(wl)}
         try:
             if wl.phase == "train":
-                row = self._summary_row(self._train(spec, wl), spec, wl)
+                row = summary_row(self._train(spec, wl), spec, wl)
             elif self.fidelity == "event":
                 from ..api import evaluate
 
-                row = self._summary_row(evaluate(spec, self.graph(wl, wkey).graph, fidelity="event", mode=self.mode,
+                row = summary_row(evaluate(spec, self.graph(wl, wkey).graph, fidelity="event", mode=self.mode,
                                                  stack=self.stack).summary, spec, wl)
             else:
                 ckey = canonical_json({p: v for p, v in sys_ov.items() if p.startswith("chip")})
@@ -280,9 +228,8 @@ class Evaluator:
                               attention=wl.attention or "flash", mode=self.mode, stack=self.stack).summary
 
     def _analytical(self, spec: SystemSpec, skey: str, ckey: str, wl: WorkloadSpec, wkey: str) -> dict[str, Any]:
-        from ..sim import fast
-        from ..sim.analytical import check_tp_fits, pipelined_slots
-        from ..cost.op_cost import ChipModel, op_cost
+        from ..sim.analytical import check_tp_fits
+        from ..cost.op_cost import ChipModel
 
         tp_chips = spec.chip.chips_for_tp(wl.tp)
         if tp_chips > spec.num_chips and spec.scale_out is not None:
@@ -298,74 +245,8 @@ class Evaluator:
             cm = self.chip_models[skey] = ChipModel(spec, self.stack.collectives if self.stack else None)
         if len(self.op_costs) > self.MAX_CACHE:
             self.op_costs.clear()
-        cache = self.op_costs
         step = self.step_cost + self.request_cost * g.meta.batch  # as report.results.build_results adds it
-        if isinstance(g, _Rows) and fast.covers(cm):  # the fast path's rows, each costed once per chip variant
-            nums, bounds = [], []
-            for r in g.rows:
-                key = (skey if r[0] == "coll" else ckey, g.meta.dtype, fast.shape_key(r))
-                c = cache.get(key)
-                if c is None:
-                    c = cache[key] = fast.cost_row(cm, r, g.meta.dtype, _no_energy)
-                nums.append(c[0])
-                bounds.append(c[1])
-            latency, by_bound_d, flops, hbm = step_totals([x[5] for x in nums], g.count, bounds,
-                                                          [x[8] for x in nums], [x[6] for x in nums], step)
-            return self._light_row(spec, g.meta, latency, by_bound_d, flops, hbm)
-        if isinstance(g, _Rows):
-            g = g.as_graph()
-        per_uniq = []
-        for j, op in enumerate(g.uniq):
-            key = (skey if g.is_coll[j] else ckey, op)
-            c = cache.get(key)
-            if c is None:
-                oc = op_cost(cm, op)
-                c = cache[key] = (oc.time_s, oc.hbm_bytes, oc.bound, oc.host_s, oc)
-            per_uniq.append(c)
-        # per stored op, summed exactly as report.results.build_results sums them
-        per = [per_uniq[j] for j in g.inv]
-        times, bounds = [p[0] for p in per], [p[2] for p in per]
-        if any(p[3] for p in per):  # host dispatch ahead of the device, as sim.analytical.evaluate_slots
-            costs = pipelined_slots([p[4] for p in per], g.count, g.graph.slot_index())
-            times, bounds = [c.time_s for c in costs], [c.bound for c in costs]
-        latency, by_bound_d, flops, hbm = step_totals(times, g.count, bounds, g.flops, [p[1] for p in per], step)
-        return self._light_row(spec, g.meta, latency, by_bound_d, flops, hbm)
-
-    def _light_row(self, spec: SystemSpec, meta, latency: float, by_bound_d: dict[str, float], flops: float,
-                   hbm: float) -> dict[str, Any]:
-        """A point's row from its step totals (``report.results.step_totals``)."""
-        chip = spec.chip
-        peak = chip.peak_flops(meta.dtype) or chip.peak_flops("bf16")
-        mem = meta.weight_bytes_per_chip + meta.kv_cache_bytes_per_chip + meta.activation_bytes_per_chip
-        cap = chip.hbm.capacity_bytes
-        row = {
-            "latency_s": latency,
-            "tokens_per_s": meta.tokens / latency if latency > 0 else 0.0,
-            "mfu": flops / (latency * peak) if latency > 0 and peak > 0 else 0.0,
-            "memory_bytes_per_chip": mem, "hbm_capacity_bytes": cap, "fits": bool(mem <= cap),
-            "hbm_bandwidth_utilization": hbm / (latency * chip.hbm.bandwidth_Bps) if latency > 0 else 0.0,
-            "chips": meta.tp, "peak_flops_per_chip": peak, "bubble_fraction": math.nan,
-        }
-        by_bound = [by_bound_d[b] for b in BOUNDS]
-        for b, t in zip(BOUNDS, by_bound):
-            row[f"share_{b}"] = t / latency if latency > 0 else math.nan
-        row["bound"] = BOUNDS[int(np.argmax(by_bound))] if latency > 0 else None
-        return row
-
-    def _summary_row(self, s: dict[str, Any], spec: SystemSpec, wl: WorkloadSpec) -> dict[str, Any]:
-        lat = s["latency_s"]
-        tb = s["time_by_bound_s"]
-        total = sum(tb.values())
-        peak = spec.chip.peak_flops(wl.dtype) or spec.chip.peak_flops("bf16")
-        row = {"latency_s": lat, "tokens_per_s": s["tokens_per_s"], "mfu": s["mfu"],
-               "memory_bytes_per_chip": s["memory_bytes_per_chip"], "hbm_capacity_bytes": s["hbm_capacity_bytes"],
-               "fits": bool(s["fits_in_hbm"]), "hbm_bandwidth_utilization": s["hbm_bandwidth_utilization"],
-               "chips": s["chips"], "peak_flops_per_chip": peak,
-               "bubble_fraction": s.get("bubble_fraction", math.nan)}
-        for b in BOUNDS:
-            row[f"share_{b}"] = tb.get(b, 0.0) / lat if lat > 0 else math.nan
-        row["bound"] = max(BOUNDS, key=lambda b: tb.get(b, 0.0)) if total > 0 else None
-        return row
+        return step_row(spec, g, cm, self.op_costs, skey, ckey, step)
 
 
 def _spec_value(spec: SystemSpec, path: str) -> Any:
