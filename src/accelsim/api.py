@@ -13,16 +13,13 @@ from .arch.spec import SystemSpec
 from .configio import whole_number
 from .errors import WorkloadError
 from .memo import IdentityCache
-from .analysis.energy import energy_entries, energy_table, row_pricer
-from .report.results import Results, build_results, peak_flops, step_summary, step_totals
+from .analysis.energy import energy_entries, energy_table, joule_sums, row_pricer
+from .report.results import Results, build_results, peak_flops, step_summary
 from .sim import fast
 from .sim.analytical import check_tp_fits, chip_model, evaluate_slots
-from .stack.realize import step_cost_s
-from .workload import rows
+from .stack.realize import attention_of, calibration_kind, dropped_stack_costs, read_context, realize, step_cost_s
+from .workload import ModelConfig, WorkloadGraph, build, cp_ring, load_model, rows
 from .workload.model import tp_over_chips
-from .stack.realize import attention_of, calibration_kind, dropped_stack_costs, read_context, realize
-from .workload import ModelConfig, WorkloadGraph, build, load_model
-from .workload import cp_ring
 
 PHASES = ("prefill", "decode")
 FIDELITIES = ("analytical", "event")
@@ -88,7 +85,6 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
             read = read_context(st, context_len, cfg.max_position_embeddings)  # a decode bucket's whole length
         shape = dict(batch=batch, seq_len=_given(seq_len, 2048 if phase == "prefill" else 0), context_len=read, tp=tp,
                      dtype=dtype, attention=attention_of(st, attention))
-        results = None
         if fidelity == "analytical" and compression is None:
             results = _fast(spec, st, cfg, phase, shape)
         if results is None:
@@ -131,20 +127,9 @@ def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict) -> Re
     table = energy_table(spec)
     costs = fast.evaluate_rows(cm, op_rows, shape["dtype"], row_pricer(table))
     count = [r[3] for r in op_rows]
-    nums = [c[0] for c in costs]
-    totals = step_totals([x[5] for x in nums], count, [c[1] for c in costs], [x[8] for x in nums],
-                         [x[6] for x in nums], step_cost_s(st, meta.batch))
     peak = peak_flops(spec, meta.dtype)
-    summary = step_summary(meta, spec, *totals, sum(count), peak)
-    tm = tv = ts = th = tl = 0
-    for c, n in zip(costs, count):
-        m, v, sr, hb, li = c[4]
-        tm += m * n
-        tv += v * n
-        ts += sr * n
-        th += hb * n
-        tl += li * n
-    summary.update(energy_entries(table, (tm, tv, ts, th, tl), summary))
+    summary = step_summary(meta, spec, *fast.totals(costs, count, step_cost_s(st, meta.batch)), sum(count), peak)
+    summary.update(energy_entries(table, joule_sums([c[4] for c in costs], count), summary))
     return Results(system=spec, graph=partial(build, cfg, phase, **shape), summary=summary,
                    warnings=summary["warnings"], slot_columns=partial(fast.columns, costs, count, peak))
 

@@ -245,10 +245,10 @@ def _op_parts(ops: list, system: SystemSpec, e: Energy, flops=None, nbytes=None
         if hit is None:
             cm = cm or chip_model(system)
             fl = o.flops() if flops is None else flops[i]
-            m_pJ = v_ops = 0.0
+            m_J = v_ops = 0.0
             if isinstance(o, MatMul):
                 comp = compute_dtype(cm, o)
-                m_pJ = fl / 2.0 / sparse_factor(cm, o) * _mac_price(e.mac_pJ, comp)
+                m_J = mac_joules(e, fl, comp, sparse_factor(cm, o))
                 if (o.emulate or o.dtype_a != o.dtype_b) and not cm.fused_dequant:
                     try:
                         f = gemm_mapping(cm, o)
@@ -256,12 +256,12 @@ def _op_parts(ops: list, system: SystemSpec, e: Energy, flops=None, nbytes=None
                     except Exception:  # noqa: BLE001 - a GEMM that does not map has no dequant estimate
                         pass
             elif isinstance(o, FlashAttention):
-                m_pJ = fl / 2.0 * _mac_price(e.mac_pJ, o.dtype)
+                m_J = mac_joules(e, fl, o.dtype)
             elif o.engine == "tensor":
-                m_pJ = fl / 2.0 * _mac_price(e.mac_pJ, getattr(o, "dtype", "bf16"))
+                m_J = mac_joules(e, fl, getattr(o, "dtype", "bf16"))
             v_ops += o.vector_ops() + o.transcendentals()
             floor = 0.0 if o.kind == "collective" else float(o.bytes() if nbytes is None else nbytes[i])
-            hit = cache[o] = (m_pJ * 1e-12, v_ops * p_vec, floor)
+            hit = cache[o] = (m_J, v_ops * p_vec, floor)
         out.append(hit)
     return out, prices(e)
 
@@ -328,17 +328,22 @@ def add_slot_energy(results, parts: list[tuple[float, float, float]], count, tab
     cols = results.slot_columns
     rows = _rows(parts, prices(table), np.asarray(cols["hbm_bytes"], float).tolist(),
                  np.asarray(cols["link_bytes"], float).tolist())
-    per_op = []
+    rows = list(rows)
+    results.add_column("energy_J", np.array([m + v + sr + hb + li for m, v, sr, hb, li in rows], dtype=float))
+    s.update(energy_entries(table, joule_sums(rows, count.tolist()), s))
+
+
+def joule_sums(rows, count) -> tuple[float, float, float, float, float]:
+    """One chip's step joules by component (mac, vector, sram, hbm, link) from each stored op's
+    (``_rows``, ``row_pricer``) and its multiplicity, summed in stored-op order."""
     tm = tv = ts = th = tl = 0
-    for (m, v, sr, hb, li), c in zip(rows, count.tolist()):
-        per_op.append(m + v + sr + hb + li)
+    for (m, v, sr, hb, li), c in zip(rows, count):
         tm += m * c
         tv += v * c
         ts += sr * c
         th += hb * c
         tl += li * c
-    results.add_column("energy_J", np.array(per_op, dtype=float))
-    s.update(energy_entries(table, (tm, tv, ts, th, tl), s))
+    return tm, tv, ts, th, tl
 
 
 def energy_entries(table: Energy, sums, summary: dict[str, Any]) -> dict[str, Any]:

@@ -78,17 +78,13 @@ class OpCost:
 def bound_label(compute_s: float, vector_s: float, memory_s: float, link_s: float, overhead_s: float) -> str:
     """The bound of an op with these time terms (``BOUND_RULES``: the largest term, ties to the
     earlier rule; "overhead" when the fixed cost exceeds every term)."""
+    terms = {"compute_s": compute_s, "vector_s": vector_s, "memory_s": memory_s, "link_s": link_s}
     top = max(compute_s, vector_s, memory_s, link_s)
     if overhead_s > top:
         return "overhead"
-    if link_s == top:
-        return "interconnect"
-    if compute_s == top:
-        return "compute"
-    if memory_s == top:
-        return "memory"
-    if vector_s == top:
-        return "vector"
+    for label, key in BOUND_RULES:
+        if terms[key] == top:
+            return label
     return "overhead"
 
 

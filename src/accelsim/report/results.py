@@ -10,12 +10,12 @@ import numpy as np
 
 from ..arch.spec import SystemSpec
 from ..units import fmt
+from ..sim.analytical import BOUNDS, step_totals  # noqa: F401 (both part of this module's interface)
 from ..workload.graph import Block, WorkloadGraph
 
 if TYPE_CHECKING:
     import pandas as pd
 
-BOUNDS = ("compute", "memory", "vector", "interconnect", "overhead")
 
 
 class Results:
@@ -48,7 +48,7 @@ class Results:
     def graph(self) -> WorkloadGraph:
         """The evaluated graph (a callable given for it is called on first use: the fast
         analytical path builds the graph only when asked for it)."""
-        if callable(self._graph) and not isinstance(self._graph, WorkloadGraph):
+        if callable(self._graph):
             self._graph = self._graph()
         return self._graph
 
@@ -243,22 +243,6 @@ def _op_table(graph: WorkloadGraph, cols: dict[str, np.ndarray]) -> pd.DataFrame
             v = np.array([m if isinstance(m, str) else gemm_mapping_text(*m) for m in v], dtype=object)
         df[k] = v[index]
     return df
-
-
-def step_totals(time_s: list, count: list, bound: list, flops: list, hbm: list, step_overhead_s: float = 0.0
-                ) -> tuple[float, dict[str, float], float, float]:
-    """(latency, time by bound, FLOPs, HBM bytes) of a step from its stored ops' figures and
-    multiplicities, in stored-op order (the sweep runner sums the same way, to the last bit).
-    A handful of stored ops: plain floats beat numpy calls here."""
-    by_bound = dict.fromkeys(BOUNDS, 0.0)
-    latency = total_flops = total_hbm = 0.0
-    for t, c, b, f, h in zip(time_s, count, bound, flops, hbm):
-        latency += t * c
-        by_bound[b] += t * c
-        total_flops += f * c
-        total_hbm += h * c
-    by_bound["overhead"] += step_overhead_s
-    return latency + step_overhead_s, by_bound, total_flops, total_hbm
 
 
 def build_results(graph: WorkloadGraph, system: SystemSpec, arrays: dict[str, np.ndarray],

@@ -22,6 +22,8 @@ from ..cost.op_cost import ChipModel, OpCost, op_cost
 
 COST_FIELDS = ("compute_s", "vector_s", "memory_s", "link_s", "overhead_s", "time_s",
                "hbm_bytes", "link_bytes")
+BOUNDS = ("compute", "memory", "vector", "interconnect", "overhead")
+"""The bound labels of ops and of a step's time (``cost.op_cost.BOUND_RULES``, and "overhead")."""
 MAX_CACHED_COSTS = 20_000
 """A chip model's op-cost cache is emptied when it holds this many ops."""
 _CHIP_MODELS = IdentityCache(32)
@@ -141,3 +143,19 @@ def evaluate_arrays(graph: WorkloadGraph, system: SystemSpec, library=None) -> d
     s = evaluate_slots(graph, system, library)
     index = graph.slot_index()
     return {k: s[k][index] for k in COST_FIELDS + ("bound", "mapping", "memory_level")}
+
+
+def step_totals(time_s: list, count: list, bound: list, flops: list, hbm: list, step_overhead_s: float = 0.0
+                ) -> tuple[float, dict[str, float], float, float]:
+    """(latency, time by bound, FLOPs, HBM bytes) of a step from its stored ops' figures and
+    multiplicities, in stored-op order (the sweep runner sums the same way, to the last bit).
+    A handful of stored ops: plain floats beat numpy calls here."""
+    by_bound = dict.fromkeys(BOUNDS, 0.0)
+    latency = total_flops = total_hbm = 0.0
+    for t, c, b, f, h in zip(time_s, count, bound, flops, hbm):
+        latency += t * c
+        by_bound[b] += t * c
+        total_flops += f * c
+        total_hbm += h * c
+    by_bound["overhead"] += step_overhead_s
+    return latency + step_overhead_s, by_bound, total_flops, total_hbm

@@ -22,7 +22,7 @@ from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, boun
                             op_cost, search, vector_terms)
 from ..workload.ops import (ELEMENTWISE, MatMul, elementwise_bytes, embedding_bytes, kv_cache_bytes,
                             matmul_bytes, matmul_flops, row_op_terms)
-from .analytical import COST_FIELDS, MAX_CACHED_COSTS
+from .analytical import COST_FIELDS, MAX_CACHED_COSTS, step_totals
 
 NUMERIC = COST_FIELDS + ("flops", "bytes", "host_s")
 """The numeric columns of ``evaluate_rows``' output, in the order its cost rows hold them."""
@@ -68,6 +68,14 @@ def cost_row(cm: ChipModel, r: tuple, dt: str, price) -> tuple:
     nums, bound, mapping, level, inputs = _cost(cm, r, dt)
     joules = price(inputs, nums[6], nums[7])
     return nums, bound, mapping, level, joules, sum(joules[1:], joules[0])
+
+
+def totals(costs: list[tuple], count: list[int], step_overhead_s: float = 0.0) -> tuple:
+    """(latency, time by bound, FLOPs, HBM bytes) of a step of ``evaluate_rows``' cost rows, each
+    standing for ``count`` ops (``report.results.step_totals``)."""
+    nums = [c[0] for c in costs]
+    return step_totals([x[5] for x in nums], count, [c[1] for c in costs], [x[8] for x in nums], [x[6] for x in nums],
+                       step_overhead_s)
 
 
 def columns(costs: list[tuple], count: list[int], peak: float) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..arch.spec import SystemSpec
-from ..report.results import BOUNDS, step_totals
+from ..sim.analytical import BOUNDS, step_totals
 
 
 class OpGraph:
@@ -74,17 +74,14 @@ def step_row(spec: SystemSpec, g: OpGraph | OpRows, cm, cache: dict, skey: str, 
     from ..sim.analytical import pipelined_slots
 
     if isinstance(g, OpRows) and fast.covers(cm):  # the fast path's rows, each costed once per chip variant
-        nums, bounds = [], []
+        costs = []
         for r in g.rows:
             key = (skey if r[0] == "coll" else ckey, g.meta.dtype, fast.shape_key(r))
             c = cache.get(key)
             if c is None:
                 c = cache[key] = fast.cost_row(cm, r, g.meta.dtype, _no_energy)
-            nums.append(c[0])
-            bounds.append(c[1])
-        latency, by_bound_d, flops, hbm = step_totals([x[5] for x in nums], g.count, bounds,
-                                                      [x[8] for x in nums], [x[6] for x in nums], step)
-        return light_row(spec, g.meta, latency, by_bound_d, flops, hbm)
+            costs.append(c)
+        return light_row(spec, g.meta, *fast.totals(costs, g.count, step))
     if isinstance(g, OpRows):
         g = g.as_graph()
     per_uniq = []

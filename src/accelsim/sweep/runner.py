@@ -160,7 +160,6 @@ class Evaluator:
             if len(self.graphs) >= 64:
                 self.graphs.clear()
             from ..stack.realize import attention_of, read_context
-
             from ..workload import rows
 
             prefill = wl.phase == "prefill"
