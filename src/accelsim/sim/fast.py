@@ -141,9 +141,8 @@ def _cost(cm: ChipModel, r: tuple, dt: str) -> tuple:
 def _gemm(cm: ChipModel, r: tuple, dt: str) -> tuple:
     """``gemm_cost`` of a GEMM row whose operands and output are all ``dt``."""
     m, n, k, batch, b_shared = r[4], r[5], r[6], r[7], r[8]
-    per = cm._dtypes.get((dt, dt, dt, "", False))
-    if per is None:
-        per = dtype_terms(cm, MatMul(dtype_a=dt, dtype_b=dt, dtype_out=dt))
+    proto = _proto(dt)
+    per = dtype_terms(cm, proto)
     el = DTYPE_BYTES[dt]
     f = search(cm, per, m, n, k, batch, b_shared, el, aligned_dims(cm, k, n, el, el), r[1]).tolist()
     hbm_s, shared_s = f[2], f[3]
@@ -151,9 +150,16 @@ def _gemm(cm: ChipModel, r: tuple, dt: str) -> tuple:
     nbytes = matmul_bytes(m, n, k, batch, b_shared, el, per[4], per[5])
     return _row(f[1], f[19], max(hbm_s, shared_s), 0.0, cm.tensor_overhead + f[12], f[4], 0.0, fl, nbytes,
                 (f[6], f[7], f[8], f[9], f[10], f[11]), "shared" if shared_s > hbm_s else "hbm",
-                (fl, _compute(cm, dt), 0.0, nbytes))
+                (fl, compute_dtype(cm, proto), 0.0, nbytes))
 
 
-def _compute(cm: ChipModel, dt: str) -> str:
-    hit = cm._compute.get((dt, dt, False))
-    return hit if hit is not None else compute_dtype(cm, MatMul(dtype_a=dt, dtype_b=dt, dtype_out=dt))
+_PROTOS: dict[str, MatMul] = {}
+
+
+def _proto(dt: str) -> MatMul:
+    """A GEMM of element type ``dt`` (operands and output), for what depends on the types alone
+    (``dtype_terms``, ``compute_dtype``, each cached per chip model)."""
+    hit = _PROTOS.get(dt)
+    if hit is None:
+        hit = _PROTOS[dt] = MatMul(dtype_a=dt, dtype_b=dt, dtype_out=dt)
+    return hit
