@@ -13,10 +13,11 @@ from .arch.spec import SystemSpec
 from .configio import whole_number
 from .errors import WorkloadError
 from .memo import IdentityCache
-from .analysis.energy import energy_entries, energy_table, joule_sums, row_pricer
+from .analysis.energy import energy_entries, energy_table, row_pricer
 from .report.results import Results, build_results, peak_flops, step_summary
 from .sim import fast
 from .sim.analytical import check_tp_fits, chip_model, evaluate_slots
+from .stack.presets import resolve
 from .stack.realize import attention_of, calibration_kind, dropped_stack_costs, read_context, realize, step_cost_s
 from .workload import ModelConfig, WorkloadGraph, build, cp_ring, load_model, rows
 from .workload.model import tp_over_chips
@@ -128,8 +129,9 @@ def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict) -> Re
     costs = fast.evaluate_rows(cm, op_rows, shape["dtype"], row_pricer(table))
     count = [r[3] for r in op_rows]
     peak = peak_flops(spec, meta.dtype)
-    summary = step_summary(meta, spec, *fast.totals(costs, count, step_cost_s(st, meta.batch)), sum(count), peak)
-    summary.update(energy_entries(table, joule_sums([c[4] for c in costs], count), summary))
+    step, joules = fast.totals(costs, count, step_cost_s(st, meta.batch))
+    summary = step_summary(meta, spec, *step, sum(count), peak)
+    summary.update(energy_entries(table, joules, summary))
     return Results(system=spec, graph=partial(build, cfg, phase, **shape), summary=summary,
                    warnings=summary["warnings"], slot_columns=partial(fast.columns, costs, count, peak))
 
@@ -176,8 +178,6 @@ _REALIZED = IdentityCache(32)
 
 
 def _stack(spec: SystemSpec, stack, mode: str):
-    from .stack.presets import resolve
-
     return resolve(stack, spec.stack, mode)
 
 

@@ -420,14 +420,37 @@ def collective_cost(system: SystemSpec, kind: str, bytes_per_rank: float, ranks:
     check_chips(p, f"{kind} over {p:,} ranks")
     if p <= 1 or n <= 0:
         return CollectiveResult(kind, "none", p, n, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    group = _group(system, p, chips)
-    bw, lat, sent, name, detail, _, proto = _cost(net_of(system, library), kind, n, group, algorithm)
-    lat += system.chip.calibration.collective_overhead_s + (library.call_latency_s if library else 0.0)
-    lat += p2p_host_s(kind, p, library)
+    bw, lat, sent, name, detail, proto = _terms(system, kind, n, p, algorithm, chips, library)
     t = bw + lat
     size = n * size_units(kind, p)
     algbw = size / t if t > 0 else math.inf
     return CollectiveResult(kind, name, p, n, t, bw, lat, sent, algbw * BUSBW_FACTOR[kind](p), algbw, detail, proto)
+
+
+def collective_terms(system: SystemSpec, kind: str, bytes_per_rank: float, ranks: int,
+                     library: CollectiveLibrary | None = None) -> tuple[float, float, float, str]:
+    """(bandwidth seconds, latency seconds, bytes sent per chip, algorithm) of ``collective_cost``
+    over chips 0..ranks-1, without its result record (the analytical tier's ops need no more)."""
+    n, p = float(bytes_per_rank), int(ranks)
+    if kind not in KINDS or not (math.isfinite(n) and n >= 0) or p < 1 or (kind == "sendrecv" and p != 2):
+        r = collective_cost(system, kind, bytes_per_rank, ranks, library=library)  # its message
+        return r.bandwidth_s, r.latency_s, r.bytes_sent_per_chip, r.algorithm
+    check_chips(p, f"{kind} over {p:,} ranks")
+    if p <= 1 or n <= 0:
+        return 0.0, 0.0, 0.0, "none"
+    bw, lat, sent, name, _, _ = _terms(system, kind, n, p, None, None, library)
+    return bw, lat, sent, name
+
+
+def _terms(system: SystemSpec, kind: str, n: float, p: int, algorithm: str | None, chips,
+           library: CollectiveLibrary | None) -> tuple[float, float, float, str, str, str]:
+    """``collective_cost``'s (bandwidth s, latency s, sent bytes, algorithm, detail, protocol) of
+    ``n`` bytes per rank over ``p`` > 1 ranks, the per-call costs included."""
+    bw, lat, sent, name, detail, _, proto = _cost(net_of(system, library), kind, n, _group(system, p, chips),
+                                                  algorithm)
+    lat += system.chip.calibration.collective_overhead_s + (library.call_latency_s if library else 0.0)
+    lat += p2p_host_s(kind, p, library)
+    return bw, lat, sent, name, detail, proto
 
 
 @dataclass(frozen=True)
@@ -500,4 +523,4 @@ def collective_time(system: SystemSpec, op: Collective, library: CollectiveLibra
 
 
 __all__ = ["KINDS", "ALGORITHMS", "BUSBW_FACTOR", "CollectiveResult", "LinkTerms", "P2P_KINDS", "applicable",
-           "collective_cost", "collective_plan", "collective_time", "link_terms", "p2p_host_s"]
+           "collective_cost", "collective_plan", "collective_terms", "collective_time", "link_terms", "p2p_host_s"]

@@ -14,7 +14,7 @@ from ..arch.spec import SystemSpec
 from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
 from ..stack.spec import CollectiveLibrary
-from .collectives import collective_cost
+from .collectives import collective_terms
 from .mapping import RESULT_FIELDS, gemm_search
 from ..workload.ops import (Collective, Conv2D, Elementwise, FlashAttention, LayerNorm, MatMul, Op, RMSNorm, Softmax)
 from .systolic import pass_cycles
@@ -78,14 +78,18 @@ class OpCost:
 def bound_label(compute_s: float, vector_s: float, memory_s: float, link_s: float, overhead_s: float) -> str:
     """The bound of an op with these time terms (``BOUND_RULES``: the largest term, ties to the
     earlier rule; "overhead" when the fixed cost exceeds every term)."""
-    terms = {"compute_s": compute_s, "vector_s": vector_s, "memory_s": memory_s, "link_s": link_s}
-    top = max(compute_s, vector_s, memory_s, link_s)
+    terms = (compute_s, vector_s, memory_s, link_s)
+    top = max(terms)
     if overhead_s > top:
         return "overhead"
-    for label, key in BOUND_RULES:
-        if terms[key] == top:
+    for label, at in _RULE_AT:
+        if terms[at] == top:
             return label
     return "overhead"
+
+
+_RULE_AT = tuple((label, ("compute_s", "vector_s", "memory_s", "link_s").index(key)) for label, key in BOUND_RULES)
+"""``BOUND_RULES`` with each rule's term as its place in ``bound_label``'s arguments."""
 
 
 class ChipModel:
@@ -158,7 +162,8 @@ class ChipModel:
                                self.core_bw, float(self.queues), float(self.multicast)))
         """The mapping search's arguments that are the chip's alone (``search``)."""
         self.fast: dict = {}
-        """Cost rows of the fast path's op rows (``sim.fast``), kept across evaluations."""
+        """The fast path's cost rows per (pricer, element type) and its GEMM terms per element type
+        (``sim.fast``), kept across evaluations."""
         """Op costs on this chip model as the analytical tier tabulates them, kept across
         evaluations (``sim.analytical.evaluate_slots``)."""
 
@@ -191,8 +196,7 @@ class ChipModel:
         if hit is None:
             if len(self._collectives) > 20_000:
                 self._collectives.clear()
-            r = collective_cost(self.system, kind, bytes_per_rank, group, library=self.library)
-            hit = self._collectives[key] = (r.bandwidth_s, r.latency_s, r.bytes_sent_per_chip, r.algorithm)
+            hit = self._collectives[key] = collective_terms(self.system, kind, bytes_per_rank, group, self.library)
         return hit
 
     def speedup(self, dtype: str) -> float:

@@ -22,7 +22,7 @@ from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, boun
                             op_cost, search, vector_terms)
 from ..workload.ops import (ELEMENTWISE, MatMul, elementwise_bytes, embedding_bytes, kv_cache_bytes,
                             matmul_bytes, matmul_flops, row_op_terms)
-from .analytical import COST_FIELDS, MAX_CACHED_COSTS, step_totals
+from .analytical import BOUNDS, COST_FIELDS, MAX_CACHED_COSTS
 
 NUMERIC = COST_FIELDS + ("flops", "bytes", "host_s")
 """The numeric columns of ``evaluate_rows``' output, in the order its cost rows hold them."""
@@ -72,10 +72,25 @@ def cost_row(cm: ChipModel, r: tuple, dt: str, price) -> tuple:
 
 def totals(costs: list[tuple], count: list[int], step_overhead_s: float = 0.0) -> tuple:
     """(latency, time by bound, FLOPs, HBM bytes) of a step of ``evaluate_rows``' cost rows, each
-    standing for ``count`` ops (``report.results.step_totals``)."""
-    nums = [c[0] for c in costs]
-    return step_totals([x[5] for x in nums], count, [c[1] for c in costs], [x[8] for x in nums], [x[6] for x in nums],
-                       step_overhead_s)
+    standing for ``count`` ops, and the step's joules by component (mac, vector, sram, hbm,
+    link), in one pass: the sums ``sim.analytical.step_totals`` and ``analysis.energy.joule_sums``
+    make, in the same order to the last bit (``tests/test_fast_path.py``)."""
+    by_bound = dict.fromkeys(BOUNDS, 0.0)
+    latency = total_flops = total_hbm = 0.0
+    tm = tv = ts = th = tl = 0
+    for (nums, bound, _, _, (m, v, sr, hb, li), _), c in zip(costs, count):
+        t = nums[5] * c
+        latency += t
+        by_bound[bound] += t
+        total_flops += nums[8] * c
+        total_hbm += nums[6] * c
+        tm += m * c
+        tv += v * c
+        ts += sr * c
+        th += hb * c
+        tl += li * c
+    by_bound["overhead"] += step_overhead_s
+    return (latency + step_overhead_s, by_bound, total_flops, total_hbm), (tm, tv, ts, th, tl)
 
 
 def columns(costs: list[tuple], count: list[int], peak: float) -> dict[str, np.ndarray]:
@@ -141,16 +156,18 @@ def _cost(cm: ChipModel, r: tuple, dt: str) -> tuple:
 def _gemm(cm: ChipModel, r: tuple, dt: str) -> tuple:
     """``gemm_cost`` of a GEMM row whose operands and output are all ``dt``."""
     m, n, k, batch, b_shared = r[4], r[5], r[6], r[7], r[8]
-    proto = _proto(dt)
-    per = dtype_terms(cm, proto)
-    el = DTYPE_BYTES[dt]
+    terms = cm.fast.get(dt)
+    if terms is None:  # what depends on the element type alone, once per chip model
+        proto = _proto(dt)
+        terms = cm.fast[dt] = (dtype_terms(cm, proto), compute_dtype(cm, proto), DTYPE_BYTES[dt])
+    per, comp, el = terms
     f = search(cm, per, m, n, k, batch, b_shared, el, aligned_dims(cm, k, n, el, el), r[1]).tolist()
     hbm_s, shared_s = f[2], f[3]
     fl = matmul_flops(m, n, k, batch)
     nbytes = matmul_bytes(m, n, k, batch, b_shared, el, per[4], per[5])
     return _row(f[1], f[19], max(hbm_s, shared_s), 0.0, cm.tensor_overhead + f[12], f[4], 0.0, fl, nbytes,
                 (f[6], f[7], f[8], f[9], f[10], f[11]), "shared" if shared_s > hbm_s else "hbm",
-                (fl, compute_dtype(cm, proto), 0.0, nbytes))
+                (fl, comp, 0.0, nbytes))
 
 
 _PROTOS: dict[str, MatMul] = {}

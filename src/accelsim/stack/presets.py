@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
-from ..configio import apply_overrides, content_stamp, data_dir, find_preset, load_yaml, mtime_ns, validate, yaml_names
+from ..configio import (RECHECK_S, apply_overrides, content_stamp, data_dir, find_preset, load_yaml, mtime_ns, validate,
+                        yaml_names)
 from ..errors import ConfigError
 from .spec import KernelLibrary, Stack
 
@@ -74,6 +76,31 @@ def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | N
     chosen = stack if stack not in (None, "") else default
     if not chosen:
         return None
+    if not isinstance(chosen, str):
+        return _resolve(chosen, default)
+    key = (os.getcwd(), chosen, default)
+    hit = _RESOLVED.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[1] < RECHECK_S:
+        return hit[0]
+    st = _resolve(chosen, default)
+    if len(_RESOLVED) > 64:
+        _RESOLVED.clear()
+    name = for_platform(chosen, default)
+    files = _load_chain(name)[1] + (_load_chain(default)[1] if default and name != default else ())
+    if all(p.parent in _shipped_dirs() for p in files):  # their times are looked up once a second anyway
+        _RESOLVED[key] = (st, now)
+    return st
+
+
+_RESOLVED: dict[tuple, tuple[Stack, float]] = {}
+"""``resolve``'s answer per (working folder, stack name, system default) when every file it read
+is a shipped one, kept for ``RECHECK_S`` (as long as ``mtime_ns`` keeps those files' times: a
+notebook's loop of evaluations does not resolve the same name again on every call); a user's
+stack file is checked on every call, as ``load_stack`` does."""
+
+
+def _resolve(chosen, default: str) -> Stack:
     name = for_platform(chosen, default)
     st = load_stack(name)
     if default and not isinstance(name, Stack) and name != default:

@@ -81,7 +81,7 @@ def step_row(spec: SystemSpec, g: OpGraph | OpRows, cm, cache: dict, skey: str, 
             if c is None:
                 c = cache[key] = fast.cost_row(cm, r, g.meta.dtype, _no_energy)
             costs.append(c)
-        return light_row(spec, g.meta, *fast.totals(costs, g.count, step))
+        return light_row(spec, g.meta, *fast.totals(costs, g.count, step)[0])
     if isinstance(g, OpRows):
         g = g.as_graph()
     per_uniq = []
