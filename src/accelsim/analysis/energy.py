@@ -360,7 +360,7 @@ _PRICERS = IdentityCache(32)
 
 def row_pricer(e: Energy):
     """A function of an op's energy inputs (flops priced as MACs, their element type, vector
-    operations, compulsory bytes), HBM bytes and link bytes -> its (mac, vector, sram, hbm, link)
+    operations, compulsory bytes), HBM bytes and link bytes (six numbers) -> its (mac, vector, sram, hbm, link)
     joules, as ``_op_parts`` and ``_rows`` price them; one per table."""
     return _PRICERS.get((e,), lambda: _pricer(e))
 
@@ -369,8 +369,7 @@ def _pricer(e: Energy):
     p_vec = e.vector_op_pJ * 1e-12
     p_sram, p_hbm, p_link = prices(e)
 
-    def price(inputs: tuple[float, str, float, float], hbm: float, link: float) -> tuple[float, ...]:
-        fl, dtype, v, base = inputs
+    def price(fl: float, dtype: str, v: float, base: float, hbm: float, link: float) -> tuple[float, ...]:
         return ((mac_joules(e, fl, dtype) if fl else 0.0), v * p_vec,
                 (2.0 * max(base, hbm) * p_sram if base > 0 else 0.0), hbm * p_hbm, link * p_link)
     return price

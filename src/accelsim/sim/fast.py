@@ -2,7 +2,7 @@
 rows (``workload.rows``), without op objects, a graph or a second pass for energy.
 
 The costs are the op cost functions' (``cost.op_cost``: the mapping search, ``vector_terms``,
-``flash_cost`` through ``op_cost``, the collective library's time through
+``flash_cost`` (what ``op_cost`` runs for one), the collective library's time through
 ``ChipModel.collective``), so ``evaluate_rows`` gives what ``evaluate_slots`` gives for the
 graph ``build`` makes of the same arguments, to the last bit (``tests/test_fast_path.py``); each
 distinct row is costed once per chip model, pricer and element type (``ChipModel.fast``). Stacks whose runtime splits
@@ -19,7 +19,7 @@ import numpy as np
 
 from ..compress.formats import DTYPE_BYTES
 from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, bound_label, compute_dtype, dtype_terms,
-                            op_cost, search, vector_terms)
+                            flash_cost, search, vector_terms)
 from ..workload.ops import (ELEMENTWISE, MatMul, elementwise_bytes, embedding_bytes, kv_cache_bytes,
                             matmul_bytes, matmul_flops, row_op_terms)
 from .analytical import BOUNDS, COST_FIELDS, MAX_CACHED_COSTS
@@ -65,9 +65,41 @@ def shape_key(r: tuple) -> tuple:
 
 def cost_row(cm: ChipModel, r: tuple, dt: str, price) -> tuple:
     """One row's cost row (see ``evaluate_rows``), not cached."""
-    nums, bound, mapping, level, inputs = _cost(cm, r, dt)
-    joules = price(inputs, nums[6], nums[7])
-    return nums, bound, mapping, level, joules, sum(joules[1:], joules[0])
+    kind = r[0]
+    if kind == "mm":
+        return _gemm(cm, r, dt, price)
+    if kind == "flash":
+        op = r[4]
+        c = flash_cost(cm, op)  # ``op_cost`` of a fused attention under the stacks ``covers`` admits
+        fl, nbytes = op.flops(), op.bytes()
+        return _row(price, c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s, c.hbm_bytes, c.link_bytes, fl,
+                    nbytes, c.mapping, c.memory_level, fl, op.dtype, op.vector_ops() + op.transcendentals(), nbytes)
+    if kind == "coll":
+        op, nbytes, group = r[4], r[5], r[6]
+        link_s, overhead_s, link_bytes, algo = cm.collective_terms(op, nbytes, group)
+        local = 2.0 * nbytes  # ``Collective.bytes``: the buffer read and the result written
+        vops = nbytes / DTYPE_BYTES[dt] * (group - 1) / group if op in ("allreduce", "reducescatter") and group > 1 \
+            else 0.0
+        return _row(price, 0.0, 0.0, local / cm.hbm_bw, link_s, overhead_s, local, link_bytes, 0.0, local, algo, "hbm",
+                    0.0, dt, vops + 0.0, 0.0)
+    el = DTYPE_BYTES[dt]
+    if kind == "ew":
+        fn, n = r[4], r[5]
+        nbytes = elementwise_bytes(fn, n, n, el, el)
+        _, per_vop, per_trans = ELEMENTWISE[fn]
+        vops, trans = per_vop * n, per_trans * n
+        units, reduction = math.ceil(n / (cm.lanes * VECTOR_CHUNK_PER_LANE)), fn == "sum"
+    elif kind == "norm" or kind == "softmax":
+        nbytes, vops, trans = row_op_terms(r[4], r[5], r[6], el)
+        units, reduction = r[5], True
+    elif kind == "embed":
+        nbytes, vops, trans, units, reduction = embedding_bytes(r[4], r[5], el), 0.0, 0.0, 1 * r[4], False
+    else:  # "kv": a K/V cache append
+        nbytes = kv_cache_bytes("append", r[4], r[5], r[6], r[7], el)
+        vops, trans, units, reduction = 0.0, 0.0, r[4] * r[5], False
+    vec, mem, active = vector_terms(cm, float(units), dt, vops, trans, nbytes, reduction, 0.0)
+    return _row(price, 0.0, vec, mem, 0.0, cm.vector_overhead, nbytes, 0.0, 0.0, nbytes, f"{int(active)} cores", "hbm",
+                0.0, dt, vops + trans, nbytes)
 
 
 def totals(costs: list[tuple], count: list[int], step_overhead_s: float = 0.0) -> tuple:
@@ -107,53 +139,19 @@ def columns(costs: list[tuple], count: list[int], peak: float) -> dict[str, np.n
     return cols
 
 
-def _row(compute: float, vector: float, memory: float, link: float, overhead: float, hbm: float, link_bytes: float,
-         flops: float, nbytes: float, mapping, level: str, energy: tuple) -> tuple:
-    """A cost row: the numbers (``NUMERIC``), bound, mapping, memory level, energy inputs."""
-    time_s = max(compute, vector, memory, link) + overhead
-    return ((compute, vector, memory, link, overhead, time_s, hbm, link_bytes, flops, nbytes, 0.0),
-            bound_label(compute, vector, memory, link, overhead), mapping, level, energy)
+def _row(price, compute: float, vector: float, memory: float, link: float, overhead: float, hbm: float,
+         link_bytes: float, flops: float, nbytes: float, mapping, level: str, mac_flops: float, dtype: str,
+         vector_ops: float, base: float) -> tuple:
+    """A cost row: the numbers (``NUMERIC``), bound, mapping, memory level, the joules ``price``
+    gives for the op's energy inputs (flops priced as MACs, their type, vector operations,
+    compulsory bytes) and its HBM and link bytes, and their sum (in that order)."""
+    j = price(mac_flops, dtype, vector_ops, base, hbm, link_bytes)
+    return ((compute, vector, memory, link, overhead, max(compute, vector, memory, link) + overhead, hbm, link_bytes,
+             flops, nbytes, 0.0),
+            bound_label(compute, vector, memory, link, overhead), mapping, level, j, j[0] + j[1] + j[2] + j[3] + j[4])
 
 
-def _cost(cm: ChipModel, r: tuple, dt: str) -> tuple:
-    kind = r[0]
-    if kind == "mm":
-        return _gemm(cm, r, dt)
-    if kind == "flash":
-        op = r[4]
-        c = op_cost(cm, op)
-        fl, nbytes = op.flops(), op.bytes()
-        return _row(c.compute_s, c.vector_s, c.memory_s, c.link_s, c.overhead_s, c.hbm_bytes, c.link_bytes, fl,
-                    nbytes, c.mapping, c.memory_level, (fl, op.dtype, op.vector_ops() + op.transcendentals(), nbytes))
-    if kind == "coll":
-        op, nbytes, group = r[4], r[5], r[6]
-        link_s, overhead_s, link_bytes, algo = cm.collective_terms(op, nbytes, group)
-        local = 2.0 * nbytes  # ``Collective.bytes``: the buffer read and the result written
-        vops = nbytes / DTYPE_BYTES[dt] * (group - 1) / group if op in ("allreduce", "reducescatter") and group > 1 \
-            else 0.0
-        return _row(0.0, 0.0, local / cm.hbm_bw, link_s, overhead_s, local, link_bytes, 0.0, local, algo, "hbm",
-                    (0.0, dt, vops + 0.0, 0.0))
-    el = DTYPE_BYTES[dt]
-    if kind in ("norm", "softmax"):
-        nbytes, vops, trans = row_op_terms(r[4], r[5], r[6], el)
-        units, reduction = r[5], True
-    elif kind == "ew":
-        fn, n = r[4], r[5]
-        nbytes = elementwise_bytes(fn, n, n, el, el)
-        _, per_vop, per_trans = ELEMENTWISE[fn]
-        vops, trans = per_vop * n, per_trans * n
-        units, reduction = math.ceil(n / (cm.lanes * VECTOR_CHUNK_PER_LANE)), fn == "sum"
-    elif kind == "embed":
-        nbytes, vops, trans, units, reduction = embedding_bytes(r[4], r[5], el), 0.0, 0.0, 1 * r[4], False
-    else:  # "kv": a K/V cache append
-        nbytes = kv_cache_bytes("append", r[4], r[5], r[6], r[7], el)
-        vops, trans, units, reduction = 0.0, 0.0, r[4] * r[5], False
-    vec, mem, active = vector_terms(cm, float(units), dt, vops, trans, nbytes, reduction, 0.0)
-    return _row(0.0, vec, mem, 0.0, cm.vector_overhead, nbytes, 0.0, 0.0, nbytes, f"{int(active)} cores", "hbm",
-                (0.0, dt, vops + trans, nbytes))
-
-
-def _gemm(cm: ChipModel, r: tuple, dt: str) -> tuple:
+def _gemm(cm: ChipModel, r: tuple, dt: str, price) -> tuple:
     """``gemm_cost`` of a GEMM row whose operands and output are all ``dt``."""
     m, n, k, batch, b_shared = r[4], r[5], r[6], r[7], r[8]
     terms = cm.fast.get(dt)
@@ -165,9 +163,9 @@ def _gemm(cm: ChipModel, r: tuple, dt: str) -> tuple:
     hbm_s, shared_s = f[2], f[3]
     fl = matmul_flops(m, n, k, batch)
     nbytes = matmul_bytes(m, n, k, batch, b_shared, el, per[4], per[5])
-    return _row(f[1], f[19], max(hbm_s, shared_s), 0.0, cm.tensor_overhead + f[12], f[4], 0.0, fl, nbytes,
+    return _row(price, f[1], f[19], max(hbm_s, shared_s), 0.0, cm.tensor_overhead + f[12], f[4], 0.0, fl, nbytes,
                 (f[6], f[7], f[8], f[9], f[10], f[11]), "shared" if shared_s > hbm_s else "hbm",
-                (fl, comp, 0.0, nbytes))
+                fl, comp, 0.0, nbytes)
 
 
 _PROTOS: dict[str, MatMul] = {}

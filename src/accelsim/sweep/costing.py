@@ -60,7 +60,7 @@ class OpRows:
         return self._graph
 
 
-def _no_energy(inputs, hbm: float, link: float) -> tuple[float, ...]:
+def _no_energy(flops, dtype, vector_ops, base, hbm, link) -> tuple[float, ...]:
     """A pricer for ``sim.fast.evaluate_rows`` where no energy is wanted (a sweep row has none)."""
     return (0.0, 0.0, 0.0, 0.0, 0.0)
 
