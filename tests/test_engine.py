@@ -240,3 +240,35 @@ def test_property_tests_draw_a_fixed_sample_by_default():
     if os.environ.get("HYPOTHESIS_PROFILE", "derandomized") == "derandomized":
         assert hsettings.default.derandomize and hsettings.default.database is None
     assert hsettings.get_profile("explore").derandomize is False
+
+
+def test_property_draws_do_not_depend_on_the_source_under_test(tmp_path, monkeypatch):
+    """The fixed sample stays fixed when a module with new literals is imported (hypothesis
+    would otherwise mix the constants of loaded local modules into its draws: a change to
+    accelsim's source, or another import order under xdist, drew other examples)."""
+    import importlib
+    import os
+
+    from hypothesis import given, seed as hseed, settings as hsettings, strategies as hst
+
+    if os.environ.get("HYPOTHESIS_PROFILE", "derandomized") != "derandomized":
+        return
+
+    def sample() -> list[int]:
+        out: list[int] = []
+
+        @hsettings(max_examples=300, database=None, derandomize=False)
+        @given(hst.integers(0, 10**12))
+        def draw(x):
+            out.append(x)
+
+        hseed(7)(draw)()
+        return out
+
+    before = sample()
+    (tmp_path / "fresh_literals.py").write_text("".join(f"X{i} = {987_654_000_000 + i}\n" for i in range(50)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("fresh_literals")
+    after = sample()
+    assert after == before
+    assert not any(987_654_000_000 <= x < 987_654_000_050 for x in after)
