@@ -6,6 +6,7 @@ less compute, which stays inside it."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from accelsim.api import evaluate
@@ -36,7 +37,11 @@ worst +0.17 %, once a split-K tile's pipeline drain stored its fp32 partial (eig
 memory-bound near-ties only (ninth session: four Trainium2 retilings inside the band gone). The 24
 derandomised examples
 below pass at 0.1 % for every knob; the residual is kept for other samples (another hypothesis
-version draws other points)."""
+version draws other points). Those counts were drawn with hypothesis mixing literals of accelsim's
+source into its draws, which ``conftest.without_local_constants`` now keeps out: on the sample that
+no longer moves with the source (fifteenth session), 7 of 2,400 beyond 0.1 %, worst +4.8 % (an A100 at
+half its HBM bandwidth whose GPT-3 5B prefill GEMMs leave a 20-tile last wave with 1.5x the MACs;
+README, "Reliability"): the residual does not cover that case, which the CI sample does not draw."""
 
 SYSTEMS = ["trn2", "a100-sxm-80gb", "h100-sxm-80gb", "tpu-v5e", "mi300x", "edge-npu", "dgx-h100", "trn2-48xl"]
 KNOBS = {  # path -> factor range of "more"
@@ -170,3 +175,13 @@ def test_more_sram_with_a_compute_bound_near_tie():
     assert tiles[0] == tiles[1] and tiles[0].startswith("tile 512x512")
     before, after = (_latency("trn2-48xl", o, m, kw, "event") for o in (base, more))
     assert after <= before * (1 + 1e-9)
+
+
+@pytest.mark.xfail(strict=True, reason="known: the event tier streams a partial last wave through its own cores' "
+                   "load paths, the closed form at the whole GEMM's rate (README, 'Reliability')")
+def test_a100_half_hbm_prefill_with_more_macs_known_slower():
+    """The worst case of the stable monotone sample (fifteenth session): an A100 at half its HBM
+    bandwidth, GPT-3 5B prefill, 1.5x the MACs: +4.8 % in the event tier. Strict, so the day it
+    holds the marker has to go."""
+    check("a100-sxm-80gb", "chip.core.tensor.macs_per_cycle.bf16", 1.5, {"chip.hbm.bandwidth_Bps": 0.5},
+          "gpt3-5b", "prefill", 4, 64, 1)
