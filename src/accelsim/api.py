@@ -119,21 +119,34 @@ def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict) -> Re
     built when asked for), or None where the fast path does not cover the model or the stack."""
     if not rows.covers(cfg):
         return None
-    cm = chip_model(spec, st.collectives if st else None)
-    if not fast.covers(cm):
+    cm, table, price, peaks = _FAST.get((spec, st), lambda: _fast_terms(spec, st))
+    if cm is None:
         return None
     op_rows, meta = rows.phase_rows(cfg, phase, shape["batch"], shape["seq_len"], shape["context_len"], shape["tp"],
                                     shape["dtype"], shape["attention"])
     check_tp_fits(meta.tp, spec)
-    table = energy_table(spec)
-    costs = fast.evaluate_rows(cm, op_rows, shape["dtype"], row_pricer(table))
+    costs = fast.evaluate_rows(cm, op_rows, shape["dtype"], price)
     count = [r[3] for r in op_rows]
-    peak = peak_flops(spec, meta.dtype)
+    peak = peaks.get(meta.dtype)
+    if peak is None:
+        peak = peaks[meta.dtype] = peak_flops(spec, meta.dtype)
     step, joules = fast.totals(costs, count, step_cost_s(st, meta.batch))
     summary = step_summary(meta, spec, *step, sum(count), peak)
     summary.update(energy_entries(table, joules, summary))
     return Results(system=spec, graph=partial(build, cfg, phase, **shape), summary=summary,
                    warnings=summary["warnings"], slot_columns=partial(fast.columns, costs, count, peak))
+
+
+_FAST = IdentityCache(32)
+"""``_fast_terms`` per (system, stack) object pair: both are frozen."""
+
+
+def _fast_terms(spec: SystemSpec, st) -> tuple:
+    """What the fast path takes from the system and stack alone: the chip model (None where the
+    fast path does not cover the stack), the energy table, its pricer and the peaks by dtype."""
+    cm = chip_model(spec, st.collectives if st else None)
+    table = energy_table(spec)
+    return (cm if fast.covers(cm) else None), table, row_pricer(table), {}
 
 
 def _given(value, default):
