@@ -441,3 +441,36 @@ def test_a_rewritten_stack_file_is_read_again_at_once(tmp_path):
         f.write_text(f"name: mine\nbase: neuron\nserving: {{name: x, decode_bucket_tokens: {bucket}}}\n")
         assert load_stack(f).serving.decode_bucket_tokens == bucket
         assert load_stack(str(f)).serving.decode_bucket_tokens == bucket
+
+
+def test_a_resolved_stack_name_is_kept_until_its_file_changes(tmp_path, monkeypatch):
+    """``resolve`` keeps a shipped stack's answer per name, and loads it again once the file (or
+    the stacks' folder) changes, as soon as ``load_stack`` would see it: an edited stack is never
+    served stale past the file-time check."""
+    import os
+    import shutil
+
+    from accelsim import configio
+    from accelsim.stack import presets
+
+    folder = tmp_path / "stacks"
+    shutil.copytree(presets.stack_dir(), folder)
+    monkeypatch.setattr(presets, "stack_dir", lambda: folder)
+    monkeypatch.setattr(presets, "kernels_dir", lambda: folder / "kernels")
+    for cache in ("_RESOLVED", "_CACHE", "_PLATFORMS"):  # what earlier tests kept of the shipped folder
+        monkeypatch.setattr(presets, cache, {})
+    first = resolve(None, "cuda-native")
+    assert resolve(None, "cuda-native") is first  # kept: no second load
+    path = folder / "cuda-native.yaml"
+    path.write_text(path.read_text().replace("collectives by NCCL", "collectives by NCCL (edited)"))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert resolve(None, "cuda-native") is first  # within the once-a-second time check, as load_stack
+    monkeypatch.setattr(configio, "_STAMPS", {})  # the second has passed
+    again = resolve(None, "cuda-native")
+    assert again is not first and "(edited)" in again.description
+    user = tmp_path / "cuda-mine.yaml"  # a CUDA stack by its name, as platform_of reads it
+    user.write_text(path.read_text())
+    assert "(edited)" in resolve(str(user), "cuda-native").description
+    user.write_text(path.read_text().replace("(edited)", "(mine)"))  # rewritten within the same second
+    assert "(mine)" in resolve(str(user), "cuda-native").description  # a user's file: checked on every call
+    assert not any(str(user) in k for k in presets._RESOLVED)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
-from ..configio import (RECHECK_S, apply_overrides, content_stamp, data_dir, find_preset, load_yaml, mtime_ns, validate,
-                        yaml_names)
+from ..configio import apply_overrides, content_stamp, data_dir, find_preset, load_yaml, mtime_ns, validate, yaml_names
 from ..errors import ConfigError
 from .spec import KernelLibrary, Stack
 
@@ -80,24 +78,25 @@ def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | N
         return _resolve(chosen, default)
     key = (os.getcwd(), chosen, default)
     hit = _RESOLVED.get(key)
-    now = time.monotonic()
-    if hit is not None and now - hit[1] < RECHECK_S:
+    if hit is not None and _fresh(hit[1]):
         return hit[0]
     st = _resolve(chosen, default)
     if len(_RESOLVED) > 64:
         _RESOLVED.clear()
     name = for_platform(chosen, default)
     files = _load_chain(name)[1] + (_load_chain(default)[1] if default and name != default else ())
-    if all(p.parent in _shipped_dirs() for p in files):  # their times are looked up once a second anyway
-        _RESOLVED[key] = (st, now)
+    if all(p.parent in _shipped_dirs() for p in files):
+        folder = stack_dir()  # its listing: a stack added there may become the name's match
+        _RESOLVED[key] = (st, _stamps(files) + ((folder, True, mtime_ns(folder)),))
     return st
 
 
-_RESOLVED: dict[tuple, tuple[Stack, float]] = {}
+_RESOLVED: dict[tuple, tuple[Stack, tuple]] = {}
 """``resolve``'s answer per (working folder, stack name, system default) when every file it read
-is a shipped one, kept for ``RECHECK_S`` (as long as ``mtime_ns`` keeps those files' times: a
-notebook's loop of evaluations does not resolve the same name again on every call); a user's
-stack file is checked on every call, as ``load_stack`` does."""
+is a shipped one, with the times of those files and of the stacks' folder (``_stamps``: looked up
+at most once a second, as ``load_stack`` checks them), so a notebook's loop of evaluations does
+not list the stacks and load the same name again on every call; an edit is seen as soon as
+before. A user's stack file is checked on every call, as ``load_stack`` does."""
 
 
 def _resolve(chosen, default: str) -> Stack:
