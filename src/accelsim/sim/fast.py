@@ -102,13 +102,23 @@ def cost_row(cm: ChipModel, r: tuple, dt: str, price) -> tuple:
                 0.0, dt, vops + trans, nbytes)
 
 
-def totals(costs: list[tuple], count: list[int], step_overhead_s: float = 0.0) -> tuple:
+def totals(costs: list[tuple], count: list[int], step_overhead_s: float = 0.0, joules: bool = True) -> tuple:
     """(latency, time by bound, FLOPs, HBM bytes) of a step of ``evaluate_rows``' cost rows, each
     standing for ``count`` ops, and the step's joules by component (mac, vector, sram, hbm,
     link), in one pass: the sums ``sim.analytical.step_totals`` and ``analysis.energy.joule_sums``
-    make, in the same order to the last bit (``tests/test_fast_path.py``)."""
+    make, in the same order to the last bit (``tests/test_fast_path.py``). ``joules=False``
+    (a sweep row has no energy): the step's sums alone, and None for the joules."""
     by_bound = dict.fromkeys(BOUNDS, 0.0)
     latency = total_flops = total_hbm = 0.0
+    if not joules:
+        for (nums, bound, *_), c in zip(costs, count):
+            t = nums[5] * c
+            latency += t
+            by_bound[bound] += t
+            total_flops += nums[8] * c
+            total_hbm += nums[6] * c
+        by_bound["overhead"] += step_overhead_s
+        return (latency + step_overhead_s, by_bound, total_flops, total_hbm), None
     tm = tv = ts = th = tl = 0
     for (nums, bound, _, _, (m, v, sr, hb, li), _), c in zip(costs, count):
         t = nums[5] * c

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from ..arch.spec import SystemSpec
-from ..sim.analytical import BOUNDS, step_totals
+from ..cost.op_cost import op_cost
+from ..sim import fast
+from ..sim.analytical import BOUNDS, pipelined_slots, step_totals
 
 
 class OpGraph:
@@ -69,10 +69,6 @@ def step_row(spec: SystemSpec, g: OpGraph | OpRows, cm, cache: dict, skey: str, 
              ) -> dict[str, Any]:
     """A point's row: ``g``'s ops costed on chip model ``cm`` (each once per chip variant ``ckey``
     in ``cache``, collectives once per system variant ``skey``), plus the stack's ``step`` cost."""
-    from ..cost.op_cost import op_cost
-    from ..sim import fast
-    from ..sim.analytical import pipelined_slots
-
     if isinstance(g, OpRows) and fast.covers(cm):  # the fast path's rows, each costed once per chip variant
         costs = []
         for r in g.rows:
@@ -81,7 +77,7 @@ def step_row(spec: SystemSpec, g: OpGraph | OpRows, cm, cache: dict, skey: str, 
             if c is None:
                 c = cache[key] = fast.cost_row(cm, r, g.meta.dtype, _no_energy)
             costs.append(c)
-        return light_row(spec, g.meta, *fast.totals(costs, g.count, step)[0])
+        return light_row(spec, g.meta, *fast.totals(costs, g.count, step, joules=False)[0])
     if isinstance(g, OpRows):
         g = g.as_graph()
     per_uniq = []
@@ -102,6 +98,9 @@ def step_row(spec: SystemSpec, g: OpGraph | OpRows, cm, cache: dict, skey: str, 
     return light_row(spec, g.meta, latency, by_bound_d, flops, hbm)
 
 
+_SHARE_KEYS = tuple(f"share_{b}" for b in BOUNDS)
+
+
 def light_row(spec: SystemSpec, meta, latency: float, by_bound_d: dict[str, float], flops: float,
               hbm: float) -> dict[str, Any]:
     """A point's row from its step totals (``report.results.step_totals``)."""
@@ -118,9 +117,9 @@ def light_row(spec: SystemSpec, meta, latency: float, by_bound_d: dict[str, floa
         "chips": meta.tp, "peak_flops_per_chip": peak, "bubble_fraction": math.nan,
     }
     by_bound = [by_bound_d[b] for b in BOUNDS]
-    for b, t in zip(BOUNDS, by_bound):
-        row[f"share_{b}"] = t / latency if latency > 0 else math.nan
-    row["bound"] = BOUNDS[int(np.argmax(by_bound))] if latency > 0 else None
+    for key, t in zip(_SHARE_KEYS, by_bound):
+        row[key] = t / latency if latency > 0 else math.nan
+    row["bound"] = BOUNDS[max(range(len(by_bound)), key=by_bound.__getitem__)] if latency > 0 else None  # the first
     return row
 
 

@@ -33,6 +33,8 @@ from pydantic import ValidationError
 
 from ..arch.spec import SystemSpec
 from ..configio import revalidate
+from ..cost.op_cost import ChipModel
+from ..sim.analytical import check_tp_fits
 from ..errors import AccelsimError, ConfigError, WorkloadError
 from ..gcpause import paused
 from .costing import BOUNDS, OpGraph, OpRows, step_row, summary_row
@@ -227,9 +229,6 @@ class Evaluator:
                               attention=wl.attention or "flash", mode=self.mode, stack=self.stack).summary
 
     def _analytical(self, spec: SystemSpec, skey: str, ckey: str, wl: WorkloadSpec, wkey: str) -> dict[str, Any]:
-        from ..sim.analytical import check_tp_fits
-        from ..cost.op_cost import ChipModel
-
         tp_chips = spec.chip.chips_for_tp(wl.tp)
         if tp_chips > spec.num_chips and spec.scale_out is not None:
             from ..sim.training import system_for

@@ -69,8 +69,12 @@ def normalize_value(path: str, value: Any) -> Any:
 
 
 def canonical_json(obj: Any) -> str:
-    """Deterministic JSON (sorted keys, no spaces) used for hashes and cache keys."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+    """Deterministic JSON (sorted keys, no spaces) used for hashes and cache keys (what
+    ``json.dumps(obj, sort_keys=True, separators=(",", ":"), default=...)`` gives, with one
+    encoder for every call: a sweep asks for several a point)."""
+    if obj.__class__ is dict and not obj:
+        return "{}"
+    return _CANONICAL.encode(obj)
 
 
 def _json_default(x: Any) -> Any:
@@ -81,6 +85,9 @@ def _json_default(x: Any) -> Any:
     if isinstance(x, (tuple, set)):
         return list(x)
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_json_default)
 
 
 class Range(StrictModel):
