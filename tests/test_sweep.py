@@ -180,6 +180,13 @@ def test_a_point_revalidates_only_what_it_changes_and_gets_the_same_spec(preset)
         with pytest.raises(ValidationError):
             revalidate(base, raw, system_dict(raw, bad))
     assert revalidate(base, raw, raw) is base
+    # models that check each field alone are copied with their new sub-models, not validated again;
+    # a model with a cross-field check (SystemSpec's network, TensorEngine's rates) always is
+    from accelsim.arch.spec import ChipSpec, Core, TensorEngine
+    from accelsim.configio import _checks_fields_alone
+
+    assert _checks_fields_alone(ChipSpec) and _checks_fields_alone(Core)
+    assert not _checks_fields_alone(SystemSpec) and not _checks_fields_alone(TensorEngine)
 
 
 def test_invalid_and_failing_points_are_recorded():

@@ -100,19 +100,48 @@ def revalidate(instance: BaseModel, old: dict[str, Any], new: dict[str, Any]) ->
     small models instead of the whole system."""
     if new is old:
         return instance
-    fields = type(instance).model_fields
+    cls = type(instance)
+    fields = cls.model_fields
     data = {}
+    children = {}  # sub-models validated again, by field
+    own = new.keys() != old.keys()  # whether a field of this model itself changed
     for k, v in new.items():
         if k in fields and isinstance(v, dict) and isinstance(old.get(k), dict):
             sub = getattr(instance, k)
             if isinstance(sub, BaseModel):
                 v = revalidate(sub, old[k], v)
+                if v is not sub:
+                    children[k] = v
+                data[k] = v
+                continue
+        if v is not old.get(k):
+            own = True
         data[k] = v
+    if not own and _checks_fields_alone(cls):
+        # only sub-models changed, and this model checks nothing across its fields: validating it
+        # again would re-read its unchanged fields and take the new sub-models as they are
+        return instance.model_copy(update=children)
     for k in fields.keys() - data.keys():  # a defaulted sub-model: as validated (not a deep copy of the default)
         v = getattr(instance, k)
         if isinstance(v, BaseModel):
             data[k] = v
-    return type(instance).model_validate(data)
+    return cls.model_validate(data)
+
+
+_FIELDS_ALONE: dict[type, bool] = {}
+
+
+def _checks_fields_alone(cls: type[BaseModel]) -> bool:
+    """Whether ``cls`` validates each field on its own: no model validator, no field validator
+    but ``StrictModel``'s per-field number check, no post-init hook."""
+    hit = _FIELDS_ALONE.get(cls)
+    if hit is None:
+        d = cls.__pydantic_decorators__
+        hit = _FIELDS_ALONE[cls] = (not d.model_validators and not d.root_validators
+                                    and all(v.info.fields == ("*",) and v.cls_var_name == "_strict_numbers"
+                                            for v in d.field_validators.values())
+                                    and cls.model_post_init is BaseModel.model_post_init)
+    return hit
 
 
 def spreadsheet_safe(df):
