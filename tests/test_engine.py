@@ -165,7 +165,8 @@ def schedules(draw):
     dmas = [b.resource(f"dma{i}", "dma", capacity=draw(st.integers(1, 3)),
                        bandwidth_Bps=draw(st.sampled_from([0.0, 5.0, 20.0]))) for i in range(n_res)]
     engines = [b.resource(f"eng{i}", "tensor", capacity=draw(st.integers(1, 2))) for i in range(n_res)]
-    servers = [b.bandwidth_server(f"srv{i}", draw(st.sampled_from([3.0, 10.0, 50.0])), by_op=draw(st.booleans()))
+    servers = [b.bandwidth_server(f"srv{i}", draw(st.sampled_from([3.0, 10.0, 50.0])), by_op=draw(st.booleans()),
+                                  path_Bps=draw(st.sampled_from([np.inf, 6.0, 25.0])))
                for i in range(draw(st.integers(1, 2)))]
     pools = [b.pool(f"pool{i}", draw(st.integers(1, 3))) for i in range(draw(st.integers(0, 2)))]
     ops = [b.op(f"op{i}", "op", "x") for i in range(draw(st.integers(1, 3)))]

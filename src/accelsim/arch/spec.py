@@ -173,6 +173,11 @@ class Dma(Spec):
     """Bandwidth of one engine in bytes/s."""
     setup_latency_s: Seconds = Field(0.0, ge=0)
     """Fixed cost to issue one DMA (descriptor generation, doorbell), seconds."""
+    core_peak_Bps: BytesPerSecond | None = Field(None, gt=0)
+    """The most one core's queues move together while other cores leave the chip's load paths
+    idle (a GPU SM whose peers have finished, in a GEMM's partial last wave). None: a core's
+    even share, ``engines x bandwidth_per_engine_Bps / num_cores``, always. Every core loading
+    at once still shares the engines' aggregate bandwidth evenly."""
 
 
 class Calibration(Spec):

@@ -33,11 +33,10 @@ rounding: the least HBM traffic, then the least compute time):
 - with load multicast (Hopper clusters) one operand load from the shared SRAM feeds several
   cores, dividing the operand traffic through the shared level and the cores' load paths (HBM
   traffic is unchanged: the shared SRAM would have served the repeat reads anyway);
-- HBM time uses the bandwidth the active cores can pull (``min(HBM, active cores x per-core
-  DMA share)``), so a small GEMM that occupies few cores cannot reach peak bandwidth. (A partial
-  last wave's traffic is spread over every core, although the event tier runs it on that wave's
-  cores alone: charging it at those cores' rate was tried on 2026-12-05 and made the
-  monotonicity samples worse, README "Reliability".)
+- HBM time uses the bandwidth the active cores can pull (``min(HBM, load_path_bw(active))``: each
+  core up to its load path's peak, all of them no more than every core's even share), so a
+  small GEMM that occupies few cores cannot reach peak bandwidth; a partial last wave's share of
+  the traffic moves at what that wave's cores pull, as the event tier runs it on them alone.
 
 ``gemm_search`` is a ``jit.Kernel``: plain Python for its first calls in a process, then
 compiled with numba; ``gemm_search.py_func`` is its pure-Python twin.
@@ -75,6 +74,14 @@ DMA_PIECE_BYTES = 64 * 1024
 (as a DMA compiler splits a large copy over engines)."""
 K_CHUNK_MIN = 16
 """Smallest K slice worth a load (a GPU pipeline stage of 16-64, a Neuron 128-row slice)."""
+
+
+@kernel()
+def load_path_bw(n, cores, core_bw, core_peak):
+    """What the load paths of ``n`` of the ``cores`` cores move together: each at most
+    ``core_peak`` (its own path's limit; 0: its even share ``core_bw``), all together at most
+    the ``cores x core_bw`` the chip's load paths move when every core loads."""
+    return min(n * max(core_bw, core_peak), cores * core_bw)
 
 
 def event_k_chunk(kc: int, ks: int, tile_bytes_per_k: float) -> int:
@@ -128,7 +135,7 @@ def _loop_order(order, mt, nt, ks, nm, nn, a_bytes, b_bytes, ba, bb, kc_floor, a
 
 @kernel()
 def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq, teff,
-            cores, acc, shared_bw, hbm_bw, core_bw, compulsory):
+            cores, acc, shared_bw, hbm_bw, core_bw, compulsory, core_peak=0.0):
     """The (tile, split) groups of the search in enumeration order, one row each: mt, nt,
     split, ks, tiles, waves, active, compute_s, fill_s, and a lower bound on the time of any
     loop order of the group (its compute or the compulsory HBM traffic at the bandwidth its
@@ -201,7 +208,8 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
                 # split-K that result is the tile's fp32 partial, stored before the reduction)
                 kf = kf_of[si]
                 out_el = 4.0 if split > 1 else bo
-                fill = (mt * kf * ba + kf * nt * bb + mt * nt * out_el) / min(core_bw, hbm_bw / active)
+                fill = ((mt * kf * ba + kf * nt * bb + mt * nt * out_el)
+                        / min(load_path_bw(active, cores, core_bw, core_peak) / active, hbm_bw / active))
                 row = out[ng]
                 row[0] = mt
                 row[1] = nt
@@ -212,13 +220,13 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
                 row[6] = active
                 row[7] = compute
                 row[8] = fill
-                row[9] = max(compute, compulsory / min(hbm_bw, active * core_bw)) + fill
+                row[9] = max(compute, compulsory / min(hbm_bw, load_path_bw(active, cores, core_bw, core_peak))) + fill
                 ng += 1
     return out[:ng]
 
 
 @kernel()
-def _path_bound(g, M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core_bw, multicast):
+def _path_bound(g, M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core_bw, multicast, core_peak=0.0):
     """A second lower bound on the time of group row ``g``: the least core-level traffic of its
     loop orders that fit (``_loop_order``) through the shared level at the bandwidth its active
     cores can pull, plus its fill (infinite when no order fits)."""
@@ -232,12 +240,12 @@ def _path_bound(g, M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core
         if need <= sram:
             opnd = min(opnd, batch * (traf_a + traf_b))
     path = opnd / multicast + batch * M * N * bo + (batch * M * N * 8.0 * split if split > 1 else 0.0)
-    return path / min(shared_bw, active * core_bw) + g[8]
+    return path / min(shared_bw, load_path_bw(active, cores, core_bw, core_peak)) + g[8]
 
 
 @kernel()
 def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, sram, acc, shared_cap,
-            shared_bw, hbm_bw, core_bw, queues, multicast, dq_b, dq_a):
+            shared_bw, hbm_bw, core_bw, queues, multicast, dq_b, dq_a, core_peak=0.0):
     """Append the fitting loop orders of group ``gi`` to ``cand`` (rows laid out as
     ``RESULT_FIELDS`` plus the candidate's enumeration rank); returns the new count."""
     g = grp[gi]
@@ -276,7 +284,7 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
         if order != 2:
             pieces += min(queues, max(1.0, math.ceil(kc * nt * bb / DMA_PIECE_BYTES)))
         in_flight = min(queues, slots * pieces)
-        path_bw = active * core_bw * in_flight / queues
+        path_bw = load_path_bw(active, cores, core_bw, core_peak) * in_flight / queues
         core_traffic = batch * (traf_a + traf_b + o_bytes) + partials
         hbm = core_traffic
         hbm_a = batch * traf_a
@@ -302,6 +310,14 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
         path_traffic = (core_traffic - batch * o_bytes - partials) / multicast + batch * o_bytes + partials
         shared_s = path_traffic / min(shared_bw, path_bw)
         hbm_s = hbm / min(hbm_bw, path_bw)
+        last = tiles - (waves - 1) * active  # tiles of the last wave
+        if last < active:
+            # a partial last wave runs on its own cores: its share of the traffic moves at what
+            # their load paths pull, not at the whole chip's rate
+            f_last = last / tiles
+            last_bw = load_path_bw(last, cores, core_bw, core_peak) * in_flight / queues
+            shared_s = path_traffic * ((1.0 - f_last) / min(shared_bw, path_bw) + f_last / min(shared_bw, last_bw))
+            hbm_s = hbm * ((1.0 - f_last) / min(hbm_bw, path_bw) + f_last / min(hbm_bw, last_bw))
         if order != 0:
             # a resident panel is loaded while the first tile of its walk runs: that tile
             # carries the panel's traffic, the walk's other tiles only their streamed operand
@@ -358,7 +374,7 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
 def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
                 R, C, count, df, speedup, overlap, min_pass, freq, teff,
                 cores, sram, acc, shared_cap, shared_bw, hbm_bw, core_bw, queues, multicast=1.0,
-                dq_b=0.0, dq_a=0.0, hint_m=0.0, hint_n=0.0, hint_split=0.0):
+                dq_b=0.0, dq_a=0.0, hint_m=0.0, hint_n=0.0, hint_split=0.0, core_peak=0.0):
     """Best mapping of one GEMM; returns an array laid out as ``RESULT_FIELDS``.
 
     The winner is the fastest candidate, ties (within ``TIME_TOLERANCE``) going to the least
@@ -377,7 +393,7 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
     candidate reaches, so none of its candidates is within the tolerance of the fastest."""
     compulsory = batch * M * K * ba + (1.0 if b_shared else batch) * K * N * bb + batch * M * N * bo
     grp = _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq, teff,
-                  cores, acc, shared_bw, hbm_bw, core_bw, compulsory)
+                  cores, acc, shared_bw, hbm_bw, core_bw, compulsory, core_peak)
     best = np.full(N_FIELDS, np.inf)
     ng = grp.shape[0]
     if ng == 0:
@@ -388,7 +404,7 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
         if grp[gi, 9] < grp[seed, 9]:
             seed = gi
     args = (M, N, K, batch, b_shared, ba, bb, bo, R, cores, sram, acc, shared_cap, shared_bw, hbm_bw,
-            core_bw, queues, multicast, dq_b, dq_a)
+            core_bw, queues, multicast, dq_b, dq_a, core_peak)
     hinted = -1
     if hint_m > 0.0 and hint_n > 0.0:
         hm, hn = min(M, hint_m), min(N, hint_n)
@@ -412,7 +428,7 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
         if gi == seed or gi == hinted or grp[gi, 9] * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE):
             continue
         if (_path_bound(grp[gi], M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core_bw,
-                        multicast) * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE)):
+                        multicast, core_peak) * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE)):
             continue
         n0 = nc
         nc = _orders(grp, gi, cand, nc, *args)
@@ -427,7 +443,7 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
             first = i
     band = 0.0
     if first >= 0:
-        path = cand[first, 11] * core_bw * cand[first, 15] / queues
+        path = load_path_bw(cand[first, 11], cores, core_bw, core_peak) * cand[first, 15] / queues
         mem = max(cand[first, 4] / min(hbm_bw, path), cand[first, 5] / min(shared_bw, path))
         if mem >= cand[first, 1] * (1.0 - 1e-9):
             band = TIME_TOLERANCE

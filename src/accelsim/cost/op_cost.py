@@ -124,6 +124,10 @@ class ChipModel:
         self.attn_bwd_eff = cal.attention_backward_efficiency or cal.attention_efficiency
         self.attn_per_head = cal.attention_decode_per_query_head
         self.core_bw = chip.dma_bandwidth_Bps * cal.hbm_efficiency / self.cores
+        peak = chip.dma.core_peak_Bps
+        self.core_peak = max(self.core_bw, peak * cal.hbm_efficiency) if peak else self.core_bw
+        """What one core's load path pulls while the others idle (``Dma.core_peak_Bps``), at
+        least its even share ``core_bw``."""
         self.queues = max(1, chip.dma.engines // self.cores)
         self.multicast = chip.core.load_multicast if self.shared_cap > 0 else 1
         self.vec_rate = {d: r * chip.engine_hz("vector") * cal.vector_efficiency
@@ -166,6 +170,10 @@ class ChipModel:
         (``sim.fast``), kept across evaluations."""
         """Op costs on this chip model as the analytical tier tabulates them, kept across
         evaluations (``sim.analytical.evaluate_slots``)."""
+
+    def load_path(self, active: float) -> float:
+        """What the load paths of ``active`` cores move together (``mapping.load_path_bw``)."""
+        return min(active * self.core_peak, self.cores * self.core_bw)
 
     def tensor_eff(self, dtype: str) -> float:
         """Achievable fraction of the tensor peak for GEMMs computed in ``dtype``."""
@@ -249,7 +257,7 @@ def search(cm: ChipModel, per: tuple, m: int, n: int, k: int, batch: int, b_shar
     hint = _HINTS.get(key, (0.0, 0.0, 0.0))
     array, core = cm.search_consts
     r = gemm_search(float(m), float(n), float(k), float(batch), b_shared, ba, bb, bo, *array, speed, cm.overlap,
-                    cm.min_pass, cm.f_tensor, teff, *core, dq_b, dq_a, *hint)
+                    cm.min_pass, cm.f_tensor, teff, *core, dq_b, dq_a, *hint, cm.core_peak)
     if not math.isfinite(r[0]):
         raise LoweringError(f"{name} ({m}x{n}x{k}): no tile fits the "
                             f"{cm.sram:.0f}-byte core SRAM of {cm.system.chip.name}")
@@ -321,7 +329,7 @@ def vector_terms(cm: ChipModel, units: float, dtype: str, vector_ops: float, tra
     vrate = cm.vec_rate.get(dtype, cm.vec_rate_default)
     vec = vector_ops / (active * vrate)
     trans = transcendentals / (active * cm.trans_rate)
-    mem = hbm_bytes / min(cm.hbm_bw, active * cm.core_bw)
+    mem = hbm_bytes / min(cm.hbm_bw, cm.load_path(active))
     if reduction:
         mem /= cm.reduction_eff  # row-wise reductions (a row mean too) stream at their own fraction
     vec = max(vec, loop_s / active)  # the library's offset-computing loop, if it runs one
@@ -377,7 +385,7 @@ def flash_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
         vops += DEQUANT_OPS_PER_ELEMENT * kv_bytes / op.kv_el_bytes() * rereads
     vec = vops / (active * cm.vec_rate.get(op.dtype, cm.vec_rate_default))
     trans = op.transcendentals() / (active * cm.trans_rate)
-    mem = hbm / min(cm.hbm_bw, active * cm.core_bw)
+    mem = hbm / min(cm.hbm_bw, cm.load_path(active))
     return OpCost(compute_s=compute, vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.tensor_overhead,
                   hbm_bytes=hbm, mapping=f"{units} units x split {split}, {waves} wave(s)")
 
@@ -424,8 +432,8 @@ def decode_per_head_cost(cm: ChipModel, op: FlashAttention) -> OpCost:
     d = per_head_decode(cm, op)
     a = d.active
     hbm = d.in_hbm_bytes + d.out_bytes
-    mem = max(hbm / min(cm.hbm_bw, a * cm.core_bw),
-              (d.in_load_bytes + d.out_bytes) / min(cm.shared_bw, a * cm.core_bw))
+    mem = max(hbm / min(cm.hbm_bw, cm.load_path(a)),
+              (d.in_load_bytes + d.out_bytes) / min(cm.shared_bw, cm.load_path(a)))
     vec = d.vector_ops / (a * cm.vec_rate.get("fp32", cm.vec_rate_default))
     trans = d.transcendentals / (a * cm.trans_rate)
     return OpCost(vector_s=max(vec, trans), memory_s=mem, overhead_s=cm.tensor_overhead, hbm_bytes=hbm,

@@ -88,10 +88,14 @@ class Lowerer(AttentionLowering):
         self.vector = [b.resource(f"core{c}.vector", "vector") for c in range(cores)]
         self.scalar = [b.resource(f"core{c}.scalar", "scalar") for c in range(cores)]
         core_dma_bw = queues * chip.dma.bandwidth_per_engine_Bps * chip.calibration.hbm_efficiency
-        self.dma = [b.resource(f"core{c}.dma", "dma", capacity=queues, bandwidth_Bps=core_dma_bw)
-                    for c in range(cores)]
+        # a core's queues pull up to its load path's peak while other cores leave the chip's load
+        # paths idle; all together no more than every core's even share (``Dma.core_peak_Bps``)
+        peaked = chip.dma.core_peak_Bps is not None and cm.core_peak > core_dma_bw
+        self.dma = [b.resource(f"core{c}.dma", "dma", capacity=queues,
+                               bandwidth_Bps=cm.core_peak if peaked else core_dma_bw) for c in range(cores)]
         self.link = b.resource("link", "link")
-        self.hbm = b.bandwidth_server("hbm", cm.hbm_bw, by_op=True)
+        self.hbm = b.bandwidth_server("hbm", cm.hbm_bw, by_op=True,
+                                      path_Bps=cores * core_dma_bw if peaked else np.inf)
         ic = system.interconnect
         link_bw = ic.chip_bandwidth_Bps(system.chips_per_node) * chip.calibration.link_efficiency if ic else 1.0
         self.link_srv = b.bandwidth_server("link", link_bw)

@@ -49,7 +49,7 @@ CATEGORY_NAMES = ("tensor", "vector", "scalar", "dma_in", "dma_out", "link", "ov
 
 ARRAY_FIELDS = ("kind", "resource", "server", "cls", "cls_table", "acquire", "release", "priority", "op",
                 "category", "dep_ptr", "dep_idx", "res_capacity", "res_bandwidth_Bps", "res_chip",
-                "srv_bandwidth_Bps", "srv_chip", "srv_by_op", "pool_slots")
+                "srv_bandwidth_Bps", "srv_chip", "srv_by_op", "srv_path_Bps", "pool_slots")
 VALUE_COLUMNS = ("duration_s", "nbytes", "cap_Bps", "weight", "flops")
 """The per-task values a Schedule keeps once per distinct combination (``cls_table``'s columns)."""
 LIST_FIELDS = ("res_names", "res_class", "srv_names", "pool_names", "op_names", "op_roles", "op_kinds")
@@ -83,6 +83,11 @@ class Schedule:
     srv_by_op: np.ndarray
     """1: the server serves ops in program order (an earlier op's transfers are water-filled
     first, a later op's prefetch gets what they leave); 0: one max-min fair class."""
+    srv_path_Bps: np.ndarray
+    """What the transfers of resources with a bandwidth of their own (the cores' load paths)
+    move together on the server, whatever their own bandwidths add up to (inf: no such bound):
+    a core's load path may pull more than its even share of the chip's load paths only while
+    others leave them idle."""
     pool_slots: np.ndarray
     res_names: list[str] = field(default_factory=list)
     res_class: list[str] = field(default_factory=list)
@@ -140,6 +145,7 @@ class Schedule:
                 if k in kw:
                     kw[k] = kw[k].astype(np.int32)
             kw.setdefault("srv_by_op", np.zeros(len(kw["srv_bandwidth_Bps"]), dtype=np.int8))
+            kw.setdefault("srv_path_Bps", np.full(len(kw["srv_bandwidth_Bps"]), np.inf))
             if "cls" not in kw:  # files saved before 2026-12-04 hold the five value columns
                 rows: list = []
                 codes = _encode({k: z[k] for k in VALUE_COLUMNS}, {}, rows)
@@ -191,7 +197,7 @@ class ScheduleBuilder:
         self._blocks: list[tuple] = []
         self._base = 0
         self.res: list[tuple[str, str, int, int, float]] = []
-        self.srv: list[tuple[str, float, int, bool]] = []
+        self.srv: list[tuple[str, float, int, bool, float]] = []
         self.pools: list[tuple[str, int]] = []
         self.ops: list[tuple[str, str, str]] = []
         self._res_index: dict[str, int] = {}
@@ -206,10 +212,11 @@ class ScheduleBuilder:
             self.res.append((name, cls, max(1, int(capacity)), chip, float(bandwidth_Bps)))
         return self._res_index[name]
 
-    def bandwidth_server(self, name: str, bandwidth_Bps: float, chip: int = 0, by_op: bool = False) -> int:
+    def bandwidth_server(self, name: str, bandwidth_Bps: float, chip: int = 0, by_op: bool = False,
+                         path_Bps: float = np.inf) -> int:
         if name not in self._srv_index:
             self._srv_index[name] = len(self.srv)
-            self.srv.append((name, float(bandwidth_Bps), chip, by_op))
+            self.srv.append((name, float(bandwidth_Bps), chip, by_op, float(path_Bps)))
         return self._srv_index[name]
 
     def pool(self, name: str, slots: int) -> int:
@@ -418,6 +425,7 @@ class ScheduleBuilder:
             srv_bandwidth_Bps=np.array([s[1] for s in self.srv], dtype=float),
             srv_chip=np.array([s[2] for s in self.srv], dtype=np.int32),
             srv_by_op=np.array([s[3] for s in self.srv], dtype=np.int8),
+            srv_path_Bps=np.array([s[4] for s in self.srv], dtype=float),
             pool_slots=np.array([p[1] for p in self.pools], dtype=np.int32),
             res_names=[r[0] for r in self.res], res_class=[r[1] for r in self.res],
             srv_names=[s[0] for s in self.srv], pool_names=[p[0] for p in self.pools],

@@ -120,7 +120,7 @@ def _timer_pop(tt, ts, ti, n):
 
 @njit(cache=True)
 def run(kind, resource, server, cls, table, priority, acquire, release,
-        dep_ptr, dep_idx, res_capacity, res_bw, srv_bw, pool_slots, op, srv_by_op, lane, indeg):
+        dep_ptr, dep_idx, res_capacity, res_bw, srv_bw, pool_slots, op, srv_by_op, lane, indeg, srv_path):
     """Simulate; returns (start, end, wait, xfer_delay, capped, lane, blocker, block_kind):
     ``wait`` (from ready to start), ``xfer_delay`` (a transfer's latency phase, from its start
     to its bandwidth phase) and ``capped`` in float32, start and end in float64. A ready task's
@@ -240,6 +240,8 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
     frate = np.empty(act_width + 1)
     fstart = np.empty(act_width + 1, dtype=np.int64)
     fixed = np.empty(act_width + 1, dtype=np.bool_)
+    scratch = np.empty((3, act_width + 1))
+    path_lim = np.empty(act_width + 1, dtype=np.bool_)
     dirty = np.zeros(S, dtype=np.bool_)
     res_used = np.zeros(max(R, 1))
     done_buf = np.empty(min(T, 1024), dtype=np.int32)  # grows when more tasks end at one time
@@ -304,7 +306,7 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                 h = active[o]
                 c = h_cap[h]
                 g = act_pk[o] % width
-                fc = max(0.0, min(res_bw[g], c)) if g < res_bw.size else c
+                fc = max(0.0, min(res_bw[g], c, srv_path[s])) if g < res_bw.size else c
                 level = np.inf
                 if h_weight[h] > 0.0:
                     level = max(0.0, srv_bw[s]) / h_weight[h]
@@ -326,7 +328,8 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                 srv_next[s] = server_rates(active[o:o1], act_pk[o:o1], n_active[s], h_cap, h_weight, res_bw,
                                             h_rate, h_limited, srv_bw[s], width, res_used, fcap, fw, fstart, frate,
                                             fixed, now, h_left, h_since, h_end, h_capped, act_k[o:o1], h_task, s,
-                                            head_h, head_task, head_srv, head_pk, head_key)
+                                            head_h, head_task, head_srv, head_pk, head_key, srv_path[s], scratch,
+                                            path_lim)
                 dirty[s] = False
         # ---- next event
         t_next = np.inf
@@ -481,7 +484,7 @@ def simulate_schedule(schedule: Schedule) -> SimResult:
     most_deps = int(np.diff(s.dep_ptr).max(initial=0)) if T else 0
     out = run(s.kind, s.resource, s.server, s.cls, s.cls_table, s.priority, s.acquire,
               s.release, s.dep_ptr, s.dep_idx, s.res_capacity, s.res_bandwidth_Bps, s.srv_bandwidth_Bps, s.pool_slots,
-              s.op, s.srv_by_op, lanes, np.empty(T, dtype=narrow(most_deps)))
+              s.op, s.srv_by_op, lanes, np.empty(T, dtype=narrow(most_deps)), s.srv_path_Bps)
     start, end, wait, xdelay, capped, lane, blocker, bkind = out
     if s.num_tasks and np.isnan(end).any():
         stuck = int(np.flatnonzero(np.isnan(end))[0])

@@ -38,11 +38,14 @@ def _waterfill(caps: list[float], weights: list[float], bw: float) -> list[float
     return [c if c < level else level for c in caps]
 
 
-def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float,
-                 res_used: dict[int, float]) -> tuple[dict[int, tuple[float, bool]], float]:
+def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float, res_used: dict[int, float],
+                 path: float = math.inf) -> tuple[dict[int, tuple[float, bool]], float, float]:
     """Rates of one priority class: a resource with its own bandwidth (less what earlier classes
-    used of it, ``res_used``) makes its transfers one flow; flows are water-filled on ``bw``; a
-    flow's rate is handed out in key order. Returns the rates and what is left of ``bw``."""
+    used of it, ``res_used``) makes its transfers one flow; flows are water-filled on ``bw``;
+    the resources' flows together take at most ``path`` (water-filled again on it, each capped
+    at its first rate, when they would take more: held so, a flow counts as DMA-limited); a
+    flow's rate is handed out in key order. Returns the rates and what is left of ``bw`` and of
+    ``path``."""
     n_res = len(s.res_capacity)
 
     def group(x: int) -> int:  # a resource with a bandwidth of its own, else the transfer alone
@@ -69,30 +72,38 @@ def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float,
             caps.append(s.value("cap_Bps", lead))
         weights.append(s.value("weight", lead))
     out: dict[int, tuple[float, bool]] = {}
-    for members, fcap, fw, frate in zip(flows, caps, weights, _waterfill(caps, weights, max(0.0, bw))):
+    rates = _waterfill(caps, weights, max(0.0, bw))
+    held = [False] * len(flows)
+    own = [i for i, members in enumerate(flows) if group(members[0]) < n_res]
+    if sum(rates[i] for i in own) > path:
+        for i, r in zip(own, _waterfill([rates[i] for i in own], [1.0] * len(own), max(0.0, path))):
+            if r < rates[i]:
+                rates[i], held[i] = r, True
+    for members, fcap, fw, frate, h in zip(flows, caps, weights, rates, held):
         g = group(members[0])
         if g < n_res:
             res_used[g] = res_used.get(g, 0.0) + frate
+            path -= frate
         bw -= fw * frate
         left = frate
         for x in members:
             r = min(s.value("cap_Bps", x), left)
             left -= r
-            out[x] = (r, frate >= fcap or r >= s.value("cap_Bps", x))
-    return out, bw
+            out[x] = (r, frate >= fcap or h or r >= s.value("cap_Bps", x))
+    return out, bw, path
 
 
 def _server_rates(s: Schedule, srv: int, transfers: list[int], key: list[int]) -> dict[int, tuple[float, bool]]:
     """(rate, limited by its own DMA) of each transfer on server ``srv``. A server that serves
     ops in program order gives each op's transfers, earliest op first, what the earlier ops
     left (of the server and of each DMA resource); otherwise all transfers form one class."""
-    bw = float(s.srv_bandwidth_Bps[srv])
+    bw, path = float(s.srv_bandwidth_Bps[srv]), float(s.srv_path_Bps[srv])
     if not s.srv_by_op[srv]:
-        return _class_rates(s, transfers, key, bw, {})[0]
+        return _class_rates(s, transfers, key, bw, {}, path)[0]
     out: dict[int, tuple[float, bool]] = {}
     res_used: dict[int, float] = {}
     for o in sorted({int(s.op[x]) for x in transfers}):
-        rates, bw = _class_rates(s, [x for x in transfers if int(s.op[x]) == o], key, bw, res_used)
+        rates, bw, path = _class_rates(s, [x for x in transfers if int(s.op[x]) == o], key, bw, res_used, path)
         out.update(rates)
     return out
 

@@ -67,12 +67,16 @@ def rebased(left, since, rate, limited, capped, now, new_rate):
 @njit(cache=True)
 def server_rates(active, pk, n, h_cap, h_weight, res_bw, rate, dma_limited, bw, width, res_used,
                   fcap, fw, fstart, frate, fixed, now, h_left, h_since, h_end, h_capped, kk, h_task, srv,
-                  head_h, head_task, head_srv, head_pk, head_key):
+                  head_h, head_task, head_srv, head_pk, head_key, path_bw, scratch, path_lim):
     """Rates of the ``n`` transfers in ``active`` (handles into the ``h_`` arrays, ``rate``
     and ``dma_limited``) on one server, kept sorted by ``pk`` (class x ``width`` + flow group)
     and then key. Transfers of a resource that has a bandwidth of its own
     (a core's DMA queues) form one flow capped by it; flows are water-filled on the server; a
-    flow's rate goes to its transfers in key order.
+    flow's rate goes to its transfers in key order. The flows of such resources together move
+    at most ``path_bw`` (inf: no bound), max-min fairly among them, each at most what the server
+    gave it (what they give back of the server is not handed on; a flow held by this bound
+    counts as limited by its DMA). ``scratch`` (3 x ``n + 1``) and ``path_lim`` (``n + 1``) are
+    scratch.
 
     Classes (``pk // width``; all equal: one max-min fair class) are served in ascending order:
     each water-fills what the earlier classes left of the server and of its resources'
@@ -90,6 +94,7 @@ def server_rates(active, pk, n, h_cap, h_weight, res_bw, rate, dma_limited, bw, 
     if n == 0:
         return first_end
     left_bw = bw
+    left_path = path_bw
     j = 0
     while j < n:
         # one class: its flows (runs of equal pk), water-filled on what is left
@@ -113,12 +118,35 @@ def server_rates(active, pk, n, h_cap, h_weight, res_bw, rate, dma_limited, bw, 
             j = e
         fstart[nf] = j
         waterfill(fcap, fw, nf, max(0.0, left_bw), frate, fixed)
+        bounded = left_path < np.inf
+        if bounded:
+            # the cores' flows share what is left of the load paths
+            for f in range(nf):
+                path_lim[f] = False
+            m = 0
+            tot = 0.0
+            for f in range(nf):
+                if pk[fstart[f]] - cj * width < res_bw.size:
+                    scratch[0, m] = frate[f]
+                    scratch[1, m] = 1.0
+                    tot += frate[f]
+                    m += 1
+            if tot > left_path:
+                waterfill(scratch[0], scratch[1], m, max(0.0, left_path), scratch[2], fixed)
+                m = 0
+                for f in range(nf):
+                    if pk[fstart[f]] - cj * width < res_bw.size:
+                        if scratch[2, m] < frate[f]:
+                            frate[f] = scratch[2, m]
+                            path_lim[f] = True
+                        m += 1
         for f in range(nf):
             left = frate[f]
-            at_limit = frate[f] >= fcap[f]
+            at_limit = frate[f] >= fcap[f] or (bounded and path_lim[f])
             g = pk[fstart[f]] - cj * width
             if g < res_bw.size:
                 res_used[g] += frate[f]
+                left_path -= frate[f]
             left_bw -= fw[f] * frate[f]
             if g < res_bw.size:
                 lead = active[fstart[f]]
