@@ -106,3 +106,19 @@ def test_a_chip_without_a_peak_keeps_the_even_share():
 def test_a_peak_must_be_a_positive_bandwidth():
     with pytest.raises(ConfigError, match="core_peak_Bps"):
         system_with("a100-sxm-80gb", ["chip.dma.core_peak_Bps=-5 GB/s"])
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1 GB/s", "3 parsecs", "1e999", "true", "1 B/s", "1e30 B/s"])
+def test_a_hostile_peak_is_refused_or_gives_finite_steps(value):
+    # refused by name, or (a positive finite rate: under the even share it is the share, above the
+    # paths' total the total binds) finite decode latencies in both tiers
+    try:
+        spec = system_with("a100-sxm-80gb", [f"chip.dma.core_peak_Bps={value}"])
+    except ConfigError as e:
+        assert "core_peak_Bps" in str(e)
+        return
+    from accelsim.api import evaluate
+
+    for fidelity in ("analytical", "event"):
+        t = evaluate(spec, "tiny", phase="decode", batch=2, context_len=64, fidelity=fidelity).summary["latency_s"]
+        assert math.isfinite(t) and t > 0
