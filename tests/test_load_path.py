@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from accelsim.api import system_with
 from accelsim.cost import mapping
@@ -18,6 +19,8 @@ from accelsim.lower.lowering import Lowerer
 from accelsim.lower.schedule import CAT_DMA_IN, XFER, ScheduleBuilder
 from accelsim.sim import reference
 from accelsim.sim.engine import simulate_schedule
+
+import test_monotone as tm
 
 
 def test_load_path_of_some_cores():
@@ -122,3 +125,25 @@ def test_a_hostile_peak_is_refused_or_gives_finite_steps(value):
     for fidelity in ("analytical", "event"):
         t = evaluate(spec, "tiny", phase="decode", batch=2, context_len=64, fidelity=fidelity).summary["latency_s"]
         assert math.isfinite(t) and t > 0
+
+
+GPUS = ["a100-sxm-80gb", "h100-sxm-80gb", "h200-sxm-141gb", "dgx-h100"]
+
+
+@st.composite
+def peak_points(draw):
+    system = draw(st.sampled_from(GPUS))
+    base = {p: draw(st.floats(*r)) for p, r in tm.BASE.items() if draw(st.booleans())}
+    return dict(system=system, knob="chip.dma.core_peak_Bps", factor=draw(st.floats(1.2, 4.0)), base=base,
+                model=draw(st.sampled_from(["llama-3-8b", "gpt3-5b", "tiny"])),
+                phase=draw(st.sampled_from(["prefill", "decode"])), batch=draw(st.sampled_from([1, 2, 4, 8])),
+                tokens=draw(st.sampled_from([64, 128, 256, 512])),
+                tp=draw(st.sampled_from([2, 4])) if system == "dgx-h100" else 1)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(peak_points())
+def test_a_faster_load_path_is_never_slower(p):
+    # more hardware (a core's load path peak) is never slower, in both tiers (issue 13's property)
+    tm.check(**p, fidelity="event")
+    tm.check(**p, fidelity="analytical")
