@@ -8,9 +8,11 @@ queue: a head task waiting for an SRAM slot blocks the tasks behind it), and (3)
 bandwidth of each server whose set of transfers changed by max-min fairness (water-filling over
 the transfers' own caps). Ties are broken by (time, priority, index), so identical inputs give
 identical outputs. The transfers of a resource that has a bandwidth of its own (a core's DMA
-queues together) form one flow capped by it; flows are water-filled on their server (HBM); a
-flow's rate goes to its transfers in (priority, index) order (descriptors are served in order,
-so an early small copy is not slowed by later prefetches).
+queues together) form one flow capped by it; flows are water-filled on their server (HBM), and
+the cores' flows together take at most the server's load-path bound (``srv_path_Bps``: a core
+may pull up to its own path's peak while others idle, never more than every core's even share
+all together); a flow's rate goes to its transfers in (priority, index) order (descriptors are
+served in order, so an early small copy is not slowed by later prefetches).
 
 Rates are constant between re-divisions, so a transfer's remaining bytes and its end time are
 computed when its server's rates are re-divided, not at every event (``sharing``): each event
@@ -127,7 +129,8 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
     ready time is held in ``start`` until it starts. ``blocker`` holds each task's last
     dependency from when it becomes ready until it starts (then what let it start). ``lane``
     (filled with -1) and ``indeg`` (scratch) are the caller's: 16-bit where the capacities and
-    the dependency counts allow."""
+    the dependency counts allow. ``srv_path``: each server's bound on its cores' flows together (inf:
+    none)."""
     T = kind.size
     R = res_capacity.size
     S = srv_bw.size
