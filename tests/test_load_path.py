@@ -147,3 +147,19 @@ def test_a_faster_load_path_is_never_slower(p):
     # more hardware (a core's load path peak) is never slower, in both tiers (issue 13's property)
     tm.check(**p, fidelity="event")
     tm.check(**p, fidelity="analytical")
+
+
+def test_a_saved_schedule_keeps_its_path_bound_and_an_older_file_has_none(tmp_path):
+    from accelsim.lower.schedule import Schedule
+
+    s = _two_cores(4e9)
+    s.save(tmp_path / "s.npz")
+    assert Schedule.load(tmp_path / "s.npz").srv_path_Bps.tolist() == [4e9]
+    # a file written before the bound existed: its servers have none
+    with np.load(tmp_path / "s.npz") as z:
+        old = {k: z[k] for k in z.files if k != "srv_path_Bps"}
+    np.savez_compressed(tmp_path / "old.npz", **old)
+    t = Schedule.load(tmp_path / "old.npz")
+    assert math.isinf(t.srv_path_Bps[0])
+    r = simulate_schedule(t)  # each core at its own 3 GB/s
+    assert r.end_s[1] == pytest.approx(2.0 / 3.0) and r.end_s[0] == pytest.approx(2.0)
