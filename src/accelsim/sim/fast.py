@@ -110,15 +110,6 @@ def totals(costs: list[tuple], count: list[int], step_overhead_s: float = 0.0, j
     (a sweep row has no energy): the step's sums alone, and None for the joules."""
     by_bound = dict.fromkeys(BOUNDS, 0.0)
     latency = total_flops = total_hbm = 0.0
-    if not joules:
-        for (nums, bound, *_), c in zip(costs, count):
-            t = nums[5] * c
-            latency += t
-            by_bound[bound] += t
-            total_flops += nums[8] * c
-            total_hbm += nums[6] * c
-        by_bound["overhead"] += step_overhead_s
-        return (latency + step_overhead_s, by_bound, total_flops, total_hbm), None
     tm = tv = ts = th = tl = 0
     for (nums, bound, _, _, (m, v, sr, hb, li), _), c in zip(costs, count):
         t = nums[5] * c
@@ -132,7 +123,7 @@ def totals(costs: list[tuple], count: list[int], step_overhead_s: float = 0.0, j
         th += hb * c
         tl += li * c
     by_bound["overhead"] += step_overhead_s
-    return (latency + step_overhead_s, by_bound, total_flops, total_hbm), (tm, tv, ts, th, tl)
+    return (latency + step_overhead_s, by_bound, total_flops, total_hbm), ((tm, tv, ts, th, tl) if joules else None)
 
 
 def columns(costs: list[tuple], count: list[int], peak: float) -> dict[str, np.ndarray]:

@@ -75,15 +75,14 @@ def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | N
     if not chosen:
         return None
     if not isinstance(chosen, str):
-        return _resolve(chosen, default)
+        return _resolve(chosen, default)[0]
     key = (os.getcwd(), chosen, default)
     hit = _RESOLVED.get(key)
     if hit is not None and _fresh(hit[1]):
         return hit[0]
-    st = _resolve(chosen, default)
+    st, name = _resolve(chosen, default)
     if len(_RESOLVED) > 64:
         _RESOLVED.clear()
-    name = for_platform(chosen, default)
     files = _load_chain(name)[1] + (_load_chain(default)[1] if default and name != default else ())
     if all(p.parent in _shipped_dirs() for p in files):
         folder = stack_dir()  # its listing: a stack added there may become the name's match
@@ -99,7 +98,9 @@ not list the stacks and load the same name again on every call; an edit is seen 
 before. A user's stack file is checked on every call, as ``load_stack`` does."""
 
 
-def _resolve(chosen, default: str) -> Stack:
+def _resolve(chosen, default: str) -> tuple[Stack, str | Stack]:
+    """The stack ``chosen`` names on a system whose default is ``default``, and the name it
+    resolved to (``for_platform``)."""
     name = for_platform(chosen, default)
     st = load_stack(name)
     if default and not isinstance(name, Stack) and name != default:
@@ -108,7 +109,7 @@ def _resolve(chosen, default: str) -> Stack:
             raise ConfigError(f"stack {st.name!r} runs on {runs}, but this system's chip runs {needs} stacks (its "
                               f"default: {default}); pick one of: "
                               f"{', '.join(x for x in list_stacks() if platform_of(x) == needs)}")
-    return st
+    return st, name
 
 
 _SHIPPED: dict[Path, frozenset[Path]] = {}
