@@ -296,13 +296,47 @@ def test_resident_panel_is_charged_to_the_first_tile_of_its_walk():
     # others max(0.5, 0.294912) ms: 2.057056 ms, above both the compute (2 ms) and the traffic
     # at the core's rate (1,441,792 B: 1.441792 ms) that bounded it before.
     M, N, K, mt, nt = 128.0, 512.0, 1024.0, 128.0, 128.0
-    grp = np.array([[mt, nt, 1.0, K, 4.0, 4.0, 1.0, 2e-3, 0.0, 0.0]])
+    grp = np.array([[mt, nt, 1.0, K, 4.0, 4.0, 1.0, 2e-3, 0.0, 0.0, 0.0]])
     cand = np.empty((3, mapping.N_FIELDS + 1))
     nc = mapping._orders.py_func(grp, 0, cand, 0, M, N, K, 1.0, True, 2.0, 2.0, 2.0, 128.0, 1.0, float(2**20),
                                  1e9, 0.0, np.inf, 1e12, 1e9, 1.0, 1.0, 0.0, 0.0)
     rows = {int(r[9]): r for r in cand[:nc]}
     assert rows[1][0] == pytest.approx(0.5e-3 * 3 + 557056 / 1e9, rel=1e-12)
     assert rows[0][0] == pytest.approx((4 * 2**18 + 2**20 + 2**17) / 1e9, rel=1e-12)  # reload: no walk, traffic-bound
+
+
+def _one_core_search(hbm_Bps):
+    # 128 x 128 x 4096 bf16 (B shared) on one core of a 128 x 128 array at 1 GHz, 16 MiB of SRAM,
+    # one DMA queue, the core's path and HBM both at ``hbm_Bps``
+    r = gemm_search(128.0, 128.0, 4096.0, 1.0, True, 2.0, 2.0, 2.0, 128, 128, 1, 0, 1.0, False, 0.0, 1e9, 1.0,
+                    1.0, float(2**24), 0.0, 0.0, np.inf, hbm_Bps, hbm_Bps, 1.0)
+    return dict(zip(mapping.RESULT_FIELDS, r))
+
+
+def test_a_memory_bound_gemm_ends_with_its_last_pass_and_store():
+    # At 1 GB/s the GEMM moves A (1 MiB), B (1 MiB) and its output (32 KiB): 2,129,920 B, 2.12992
+    # ms, far above its compute. Its first load is part of that stream; what follows the last
+    # load is the last fine K step's pass (one array height of K, 128 of 4096, of a tile's
+    # pass) and the last tile's store (tile_m x tile_n x 2 B at 1 GB/s). The first step's load
+    # (a tile's A and B slices of K 128) is not added again.
+    f = _one_core_search(1e9)
+    assert f["hbm_s"] == pytest.approx(2129920 / 1e9, rel=1e-12)
+    assert f["compute_s"] < 0.2 * f["hbm_s"]
+    tile_pass = f["compute_s"] / f["waves"]  # one core: a wave is one tile
+    tail = tile_pass * 128 / 4096 + f["tile_m"] * f["tile_n"] * 2 / 1e9
+    assert f["time_s"] == pytest.approx(f["hbm_s"] + tail, rel=1e-12)
+    first_load = (f["tile_m"] * 128 * 2 + 128 * f["tile_n"] * 2) / 1e9
+    assert f["time_s"] < f["hbm_s"] + first_load
+
+
+def test_a_compute_bound_gemm_waits_for_its_first_load():
+    # With 1 PB/s the same GEMM is compute-bound: its first K step (the tile's A and B slices
+    # of one array height of K) arrives before the first pass, its last result leaves after
+    # the last pass
+    f = _one_core_search(1e15)
+    assert f["compute_s"] > f["hbm_s"]
+    fill = (f["tile_m"] * 128 * 2 + 128 * f["tile_n"] * 2 + f["tile_m"] * f["tile_n"] * 2) / 1e15
+    assert f["time_s"] == pytest.approx(f["compute_s"] + fill, rel=1e-12)
 
 
 def test_split_k_drain_stores_the_fp32_partial():

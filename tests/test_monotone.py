@@ -104,6 +104,25 @@ def test_more_sram_does_not_grow_the_event_tiers_k_steps():
     assert after <= before * (1 + TOLERANCE)
 
 
+def test_more_macs_on_an_edge_npu_tiny_decode():
+    # edge-npu with 1.77x its DRAM bandwidth, a one-layer tiny decode (batch 4, context 256):
+    # with 1.77x the MACs the qkv projection (4 x 128 x 64) moved from 4 x 64 tiles (memory-bound)
+    # to 4 x 32 ones (compute equal to loads), which the closed form rated 0.2 % faster because
+    # it charged the memory-bound tiling its first load on top of its memory time; the event
+    # tier ran the new tiling 14 % slower and the step 0.5 % slower. A memory-bound tiling's
+    # tail is its last pass and store, and the step is no longer slower.
+    m = load_model("tiny").model_copy(update={"num_hidden_layers": 1})
+    raw = load_system("edge-npu").model_dump()
+    hbm = float(_get(raw, "chip.hbm.bandwidth_Bps")) * 1.7651642866759696
+    macs = float(_get(raw, "chip.core.tensor.macs_per_cycle.bf16"))
+    kw = {"phase": "decode", "batch": 4, "context_len": 256}
+    base = [f"chip.hbm.bandwidth_Bps={hbm!r}"]
+    before = _latency("edge-npu", base, m, kw, "event")
+    for f in (1.77, 3.22):
+        after = _latency("edge-npu", base + [f"chip.core.tensor.macs_per_cycle.bf16={macs * f!r}"], m, kw, "event")
+        assert after <= before * (1 + TOLERANCE), f
+
+
 def test_issue_repro_more_hbm_bandwidth():
     # the repro of issue 13: Llama-3-8B prefill of 512 tokens on an A100, event tier, went from
     # 40.2 to 62.8 ms when HBM bandwidth was raised to 3.57 TB/s

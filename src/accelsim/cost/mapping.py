@@ -23,9 +23,12 @@ rounding: the least HBM traffic, then the least compute time):
 - a split-K GEMM's partials are reduced after its last wave, over every core (each output
   tile's partials come from cores that reach it at different points of their runs, so the
   reduction is a tail, as a parallel split-K kernel's separate reduction pass is);
-- one pipeline fill and drain is added: the first K step's operands must arrive before the
-  first pass and the last result must leave after the last pass (under split-K the tile's fp32
-  partial, which the reduction then reads), which penalises a few huge tiles on a small GEMM;
+- the pipeline's fill and drain by what bounds it: compute-bound, the first K step's operands
+  must arrive before the first pass and the last result must leave after the last pass (under
+  split-K the tile's fp32 partial, which the reduction then reads), which penalises a few huge
+  tiles on a small GEMM; memory-bound, the first load is part of the memory stream and what
+  follows the last load is the last (fine) K step's pass and the last store (never more than
+  the compute-bound fill): ``max(compute + fill, memory + tail)``;
 - a resident panel is loaded while the first tile of its walk runs, so a core's time is at least
   its walks' ``max(pass, (panel + streamed) / core rate) + (L - 1) max(pass, streamed / core
   rate)`` (``L`` tiles a walk; the core rate its share of what its path traffic moves at): the
@@ -137,10 +140,11 @@ def _loop_order(order, mt, nt, ks, nm, nn, a_bytes, b_bytes, ba, bb, kc_floor, a
 def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_pass, freq, teff,
             cores, acc, shared_bw, hbm_bw, core_bw, compulsory, core_peak=0.0):
     """The (tile, split) groups of the search in enumeration order, one row each: mt, nt,
-    split, ks, tiles, waves, active, compute_s, fill_s, and a lower bound on the time of any
-    loop order of the group (its compute or the compulsory HBM traffic at the bandwidth its
-    active cores can pull, plus its fill; ``_path_bound`` is a second)."""
-    out = np.empty(((TILE_SIZES.size + 1) ** 2 * SPLITS.size, 10))
+    split, ks, tiles, waves, active, compute_s, fill_s, a lower bound on the time of any loop
+    order of the group (its compute plus its fill, or the compulsory HBM traffic at the bandwidth
+    its active cores can pull plus its tail; ``_path_bound`` is a second), and the tail (what a
+    memory-bound tile runs after its last load: the last fine K step's pass and its store)."""
+    out = np.empty(((TILE_SIZES.size + 1) ** 2 * SPLITS.size, 11))
     ng = 0
     # the output columns (rows when input-stationary) the core's arrays compute in one pass
     w = min(N if df != 2 else M, C * count)
@@ -208,8 +212,11 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
                 # split-K that result is the tile's fp32 partial, stored before the reduction)
                 kf = kf_of[si]
                 out_el = 4.0 if split > 1 else bo
-                fill = ((mt * kf * ba + kf * nt * bb + mt * nt * out_el)
-                        / min(load_path_bw(active, cores, core_bw, core_peak) / active, hbm_bw / active))
+                rate = min(load_path_bw(active, cores, core_bw, core_peak) / active, hbm_bw / active)
+                fill = (mt * kf * ba + kf * nt * bb + mt * nt * out_el) / rate
+                # a memory-bound pipeline's first load is in its memory time: after its last
+                # load come the last (fine) K step's pass and the last store
+                tail = min(fill, p / freq / teff * kf / ks + mt * nt * out_el / rate)
                 row = out[ng]
                 row[0] = mt
                 row[1] = nt
@@ -220,7 +227,9 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
                 row[6] = active
                 row[7] = compute
                 row[8] = fill
-                row[9] = max(compute, compulsory / min(hbm_bw, load_path_bw(active, cores, core_bw, core_peak))) + fill
+                row[9] = max(compute + fill,
+                             compulsory / min(hbm_bw, load_path_bw(active, cores, core_bw, core_peak)) + tail)
+                row[10] = tail
                 ng += 1
     return out[:ng]
 
@@ -229,7 +238,7 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
 def _path_bound(g, M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core_bw, multicast, core_peak=0.0):
     """A second lower bound on the time of group row ``g``: the least core-level traffic of its
     loop orders that fit (``_loop_order``) through the shared level at the bandwidth its active
-    cores can pull, plus its fill (infinite when no order fits)."""
+    cores can pull, plus its tail (infinite when no order fits)."""
     mt, nt, split, ks, active = g[0], g[1], g[2], g[3], g[6]
     nm, nn = math.ceil(M / mt), math.ceil(N / nt)
     opnd = np.inf
@@ -240,7 +249,7 @@ def _path_bound(g, M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core
         if need <= sram:
             opnd = min(opnd, batch * (traf_a + traf_b))
     path = opnd / multicast + batch * M * N * bo + (batch * M * N * 8.0 * split if split > 1 else 0.0)
-    return path / min(shared_bw, load_path_bw(active, cores, core_bw, core_peak)) + g[8]
+    return path / min(shared_bw, load_path_bw(active, cores, core_bw, core_peak)) + g[10]
 
 
 @kernel()
@@ -345,7 +354,9 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
             f += batch * M * N * (4.0 * split / part_bw + bo / min(hbm_bw, cores * core_bw))
         vec = (dq_b * batch * K * N * nm + dq_a * batch * M * K * nn) / active
         row = cand[nc]
-        row[0] = max(compute, vec, hbm_s, shared_s) + f
+        # a compute-bound pipeline waits for its first load and ends with its last store; a
+        # memory-bound one's first load is in its memory time, its tail the last pass and store
+        row[0] = max(max(compute, vec) + fill, max(hbm_s, shared_s) + g[10]) + (f - fill)
         row[1] = compute
         row[2] = hbm_s
         row[3] = shared_s
@@ -357,7 +368,7 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
         row[9] = order
         row[10] = waves
         row[11] = active
-        row[12] = f
+        row[12] = row[0] - max(compute, vec, hbm_s, shared_s)  # the fill and drain the pipeline exposes
         row[13] = kc
         row[14] = slots
         row[15] = in_flight
