@@ -446,7 +446,7 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
         for i in range(n0, nc):
             fastest = min(fastest, cand[i, 0])
     # the band is for memory-bound near-ties (their times are the same memory floor and differ in
-    # fill only): when the fastest candidate's compute exceeds its memory time, the fastest wins
+    # their tail only): when the fastest candidate's compute exceeds its memory time, the fastest wins
     # (the fastest candidate earliest in enumeration order, whichever order they were costed in)
     first = -1
     for i in range(nc):
