@@ -154,6 +154,7 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
     ks_of = np.empty(SPLITS.size)
     k_folds = np.empty(SPLITS.size)
     kf_of = np.empty(SPLITS.size)
+    kf_frac = np.empty(SPLITS.size)
     for si in range(SPLITS.size):
         split = SPLITS[si]
         if split > 1 and K / split < min(R, K):
@@ -162,7 +163,9 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
         ks_of[si] = ks
         k_folds[si] = math.ceil(ks / R)
         kf_of[si] = min(ks, max(K_CHUNK_MIN, R))
+        kf_frac[si] = kf_of[si] / ks
         ns += 1
+    s_per_cycle = 1.0 / (freq * teff)  # seconds per pass cycle
     fill_c = pass_fill(df, R, C)
     prev_mt = -1.0
     for mi in range(TILE_SIZES.size + 1):
@@ -211,12 +214,13 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
                 # pass can start; the last tile's result leaves after the last pass (under
                 # split-K that result is the tile's fp32 partial, stored before the reduction)
                 kf = kf_of[si]
-                out_el = 4.0 if split > 1 else bo
-                rate = min(load_path_bw(active, cores, core_bw, core_peak) / active, hbm_bw / active)
-                fill = (mt * kf * ba + kf * nt * bb + mt * nt * out_el) / rate
+                out_b = mt * nt * (4.0 if split > 1 else bo)
+                path = load_path_bw(active, cores, core_bw, core_peak)
+                rate = min(path / active, hbm_bw / active)  # a core's share
+                fill = (mt * kf * ba + kf * nt * bb + out_b) / rate
                 # a memory-bound pipeline's first load is in its memory time: after its last
                 # load come the last (fine) K step's pass and the last store
-                tail = min(fill, p / freq / teff * kf / ks + mt * nt * out_el / rate)
+                tail = min(fill, p * s_per_cycle * kf_frac[si] + out_b / rate)
                 row = out[ng]
                 row[0] = mt
                 row[1] = nt
@@ -227,8 +231,7 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
                 row[6] = active
                 row[7] = compute
                 row[8] = fill
-                row[9] = max(compute + fill,
-                             compulsory / min(hbm_bw, load_path_bw(active, cores, core_bw, core_peak)) + tail)
+                row[9] = max(compute + fill, compulsory / min(hbm_bw, path) + tail)
                 row[10] = tail
                 ng += 1
     return out[:ng]
