@@ -116,7 +116,8 @@ RESULT_FIELDS = ("time_s", "compute_s", "hbm_s", "shared_s", "hbm_bytes", "core_
 """``a_hbm_bytes`` / ``b_hbm_bytes``: each operand's HBM traffic (the rest of its core-level
 loads hit the chip-shared SRAM), which the event tier spreads over that operand's DMAs;
 ``partials_shared``: 1 when the split-K partials stay in the chip-shared SRAM; ``vector_s``:
-the vector engine's dequantization time."""
+the vector engine's dequantization time; ``fill_s``: what the pipeline's fill and drain add to
+the busiest of compute and memory (``time_s`` less that), split-K reduction tail included."""
 N_FIELDS = len(RESULT_FIELDS)
 
 
@@ -359,7 +360,8 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
         row = cand[nc]
         # a compute-bound pipeline waits for its first load and ends with its last store; a
         # memory-bound one's first load is in its memory time, its tail the last pass and store
-        row[0] = max(max(compute, vec) + fill, max(hbm_s, shared_s) + g[10]) + (f - fill)
+        busy, mem = max(compute, vec), max(hbm_s, shared_s)
+        row[0] = max(busy + fill, mem + g[10]) + (f - fill)
         row[1] = compute
         row[2] = hbm_s
         row[3] = shared_s
@@ -371,7 +373,7 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
         row[9] = order
         row[10] = waves
         row[11] = active
-        row[12] = row[0] - max(compute, vec, hbm_s, shared_s)  # the fill and drain the pipeline exposes
+        row[12] = row[0] - max(busy, mem)  # the fill and drain the pipeline exposes
         row[13] = kc
         row[14] = slots
         row[15] = in_flight
