@@ -113,3 +113,61 @@ def test_what_the_fast_path_does_not_cover_gives_the_same(case, monkeypatch):
 def test_refusals_are_the_same(kw, monkeypatch):
     fast, slow = _both("a100-sxm-80gb", "llama-3-8b", kw, monkeypatch)
     assert fast == slow and len(fast) == 2
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_phase_table_holds_the_rows_of_phase_rows(seed):
+    """The point kernel's table (shapes as multiples of a point's variables) gives, at a point,
+    the rows ``phase_rows`` builds for it: every kind, name, count and shape."""
+    from accelsim.workload import rows as R
+    from accelsim.workload.build import checked_args
+
+    seen = 0
+    for system, model, kw in _points(40, seed):
+        cfg = MODELS[model]
+        attention = kw["attention"] or "flash"
+        try:
+            b, s, c, kv, tp = checked_args(cfg, kw["phase"], kw["batch"], kw.get("seq_len", 0),
+                                           kw.get("context_len", 0), kw["tp"], kw["dtype"], attention)
+        except AccelsimError:
+            continue
+        want, _ = R.phase_rows(cfg, kw["phase"], b, s, c, tp, kw["dtype"], attention)
+        t = R.phase_table(cfg, kw["phase"], tp, kw["dtype"], attention)
+        q = s if kw["phase"] == "prefill" else 1
+        var = (1, b * q, b, q, kv)
+        assert len(t.rows) == len(want) and t.ops == sum(r[3] for r in want)
+        for i, (r, w) in enumerate(zip(t.rows, want)):
+            assert r[:4] == w[:4]
+            vals = [cf * var[v] for cf, v in r[5]]
+            if i in t.given:
+                assert R.given_row(cfg, r, b, q, kv, tp, kw["dtype"]) == w
+            elif r[0] == "mm":
+                assert (*vals[:4], bool(vals[4])) == w[4:]
+            elif r[0] in ("ew", "norm", "softmax"):
+                assert (r[4], *vals[:1 if r[0] == "ew" else 2]) == w[4:]
+            else:  # an embedding gather, a K/V append
+                assert tuple(vals[:len(w) - 4]) == w[4:]
+        seen += 1
+    assert seen >= 25
+
+
+def test_point_kernel_compiled_gives_its_python_twin_to_the_bit(monkeypatch):
+    """``rowkernel.cost_rows`` compiled and as plain Python give the same rows and sums."""
+    from accelsim.sim import fast as F
+
+    kernel, checked = F.cost_rows, []
+
+    def both(*args):
+        twin = [a.copy() if hasattr(a, "copy") else a for a in args]
+        kernel.compiled()(*args)
+        kernel.py_func(*twin)
+        assert args[-2].tobytes() == twin[-2].tobytes() and args[-1].tobytes() == twin[-1].tobytes()
+        checked.append(1)
+
+    monkeypatch.setattr(F, "cost_rows", both)
+    for system, model, kw in _points(12, 6):
+        try:
+            evaluate(system, MODELS[model], **kw)
+        except AccelsimError:
+            pass
+    assert len(checked) >= 6

@@ -13,13 +13,14 @@ from .arch.spec import SystemSpec
 from .configio import whole_number
 from .errors import WorkloadError
 from .memo import IdentityCache
-from .analysis.energy import energy_entries, energy_table, row_pricer
+from .analysis.energy import energy_entries, energy_table, price_terms, row_pricer
 from .report.results import Results, build_results, peak_flops, step_summary
 from .sim import fast
-from .sim.analytical import check_tp_fits, chip_model, evaluate_slots
+from .sim.analytical import BOUNDS, check_tp_fits, chip_model, evaluate_slots
 from .stack.presets import resolve
 from .stack.realize import attention_of, calibration_kind, dropped_stack_costs, read_context, realize, step_cost_s
 from .workload import ModelConfig, WorkloadGraph, build, cp_ring, load_model, rows
+from .workload.build import checked_args, phase_meta
 from .workload.model import tp_over_chips
 
 PHASES = ("prefill", "decode")
@@ -119,22 +120,25 @@ def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict) -> Re
     built when asked for), or None where the fast path does not cover the model or the stack."""
     if not rows.covers(cfg):
         return None
-    cm, table, price, peaks = _FAST.get((spec, st), lambda: _fast_terms(spec, st))
+    cm, table, price, peaks, terms = _FAST.get((spec, st), lambda: _fast_terms(spec, st))
     if cm is None:
         return None
-    op_rows, meta = rows.phase_rows(cfg, phase, shape["batch"], shape["seq_len"], shape["context_len"], shape["tp"],
-                                    shape["dtype"], shape["attention"])
-    check_tp_fits(meta.tp, spec)
-    costs = fast.evaluate_rows(cm, op_rows, shape["dtype"], price)
-    count = [r[3] for r in op_rows]
+    dt, attention = shape["dtype"], shape["attention"]
+    batch, seq_len, context_len, kv_len, tp = checked_args(cfg, phase, shape["batch"], shape["seq_len"],
+                                                           shape["context_len"], shape["tp"], dt, attention)
+    check_tp_fits(tp, spec)
+    t = rows.phase_table(cfg, phase, tp, dt, attention)
+    q_len = seq_len if phase == "prefill" else 1
+    out, sums, pre, given = fast.evaluate_point(cm, cfg, t, (1, batch * q_len, batch, q_len, kv_len), tp, dt, price,
+                                                terms, step_cost_s(st, batch))
+    meta = phase_meta(cfg, phase, batch, seq_len, context_len, kv_len, tp, dt, attention)
     peak = peaks.get(meta.dtype)
     if peak is None:
         peak = peaks[meta.dtype] = peak_flops(spec, meta.dtype)
-    step, joules = fast.totals(costs, count, step_cost_s(st, meta.batch))
-    summary = step_summary(meta, spec, *step, sum(count), peak)
-    summary.update(energy_entries(table, joules, summary))
+    summary = step_summary(meta, spec, sums[0], dict(zip(BOUNDS, sums[1:6])), sums[6], sums[7], t.ops, peak)
+    summary.update(energy_entries(table, sums[8:13], summary))
     return Results(system=spec, graph=partial(build, cfg, phase, **shape), summary=summary,
-                   warnings=summary["warnings"], slot_columns=partial(fast.columns, costs, count, peak))
+                   warnings=summary["warnings"], slot_columns=partial(fast.point_columns, t, out, pre, given, peak))
 
 
 _FAST = IdentityCache(32)
@@ -143,10 +147,11 @@ _FAST = IdentityCache(32)
 
 def _fast_terms(spec: SystemSpec, st) -> tuple:
     """What the fast path takes from the system and stack alone: the chip model (None where the
-    fast path does not cover the stack), the energy table, its pricer and the peaks by dtype."""
+    fast path does not cover the stack), the energy table, its pricer, the peaks by dtype and
+    the table's prices by element type."""
     cm = chip_model(spec, st.collectives if st else None)
     table = energy_table(spec)
-    return (cm if fast.covers(cm) else None), table, row_pricer(table), {}
+    return (cm if fast.covers(cm) else None), table, row_pricer(table), {}, partial(price_terms, table)
 
 
 def _given(value, default):

@@ -365,6 +365,12 @@ def row_pricer(e: Energy):
     return _PRICERS.get((e,), lambda: _pricer(e))
 
 
+def price_terms(e: Energy, dtype: str) -> tuple[float, float, float, float, float]:
+    """Joules per MAC of ``dtype``, per vector operation and per byte of SRAM, HBM and link, as
+    ``row_pricer``'s function prices them (``sim.fast.evaluate_point``)."""
+    return (_mac_price(e.mac_pJ, dtype), e.vector_op_pJ * 1e-12, *prices(e))
+
+
 def _pricer(e: Energy):
     p_vec = e.vector_op_pJ * 1e-12
     p_sram, p_hbm, p_link = prices(e)

@@ -9,6 +9,11 @@ distinct row is costed once per chip model, pricer and element type (``ChipModel
 ops into several kernels or launches them from the host ahead of the device
 (``Calibration.composite``, ``launches``, ``host_async``) are left to ``evaluate_slots``
 (``covers``).
+
+The public API costs a point with ``evaluate_point``: the phase's rows as a table of shapes
+(``workload.rows.phase_table``) priced, costed and summed in one compiled call
+(``sim.rowkernel.cost_rows``), the GEMMs' mapping searches, fused attention and collectives run
+before it; ``evaluate_rows`` and ``totals`` (the sweep's path) give the same numbers row by row.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, boun
                             flash_cost, search, vector_terms)
 from ..workload.ops import (ELEMENTWISE, MatMul, elementwise_bytes, embedding_bytes, kv_cache_bytes,
                             matmul_bytes, matmul_flops, row_op_terms)
+from ..workload.rows import BATCH, KV, Q, PhaseTable, given_row
 from .analytical import BOUNDS, COST_FIELDS, MAX_CACHED_COSTS
+from .rowkernel import OUT_FIELDS, cost_rows
 
 NUMERIC = COST_FIELDS + ("flops", "bytes", "host_s")
 """The numeric columns of ``evaluate_rows``' output, in the order its cost rows hold them."""
@@ -155,11 +162,7 @@ def _row(price, compute: float, vector: float, memory: float, link: float, overh
 def _gemm(cm: ChipModel, r: tuple, dt: str, price) -> tuple:
     """``gemm_cost`` of a GEMM row whose operands and output are all ``dt``."""
     m, n, k, batch, b_shared = r[4], r[5], r[6], r[7], r[8]
-    terms = cm.fast.get(dt)
-    if terms is None:  # what depends on the element type alone, once per chip model
-        proto = _proto(dt)
-        terms = cm.fast[dt] = (dtype_terms(cm, proto), compute_dtype(cm, proto), DTYPE_BYTES[dt])
-    per, comp, el = terms
+    per, comp, el = _terms(cm, dt)
     f = search(cm, per, m, n, k, batch, b_shared, el, aligned_dims(cm, k, n, el, el), r[1]).tolist()
     hbm_s, shared_s = f[2], f[3]
     fl = matmul_flops(m, n, k, batch)
@@ -179,3 +182,93 @@ def _proto(dt: str) -> MatMul:
     if hit is None:
         hit = _PROTOS[dt] = MatMul(dtype_a=dt, dtype_b=dt, dtype_out=dt)
     return hit
+
+
+def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: int, dt: str, price, price_terms,
+                   step_s: float) -> tuple[np.ndarray, list[float], np.ndarray, dict[int, tuple]]:
+    """The cost of each row of ``t`` (``workload.rows.phase_table`` of model ``m``) at the point
+    ``var`` (``workload.rows.VARS``) and the step's sums, in one compiled call
+    (``sim.rowkernel.cost_rows``): what ``evaluate_rows`` and ``totals`` give for the point's
+    ``phase_rows``, to the last bit. GEMMs are mapped (each shape once per chip model, element
+    type and pricer) and fused attention and collectives costed (``cost_row``, kept as
+    ``evaluate_rows`` keeps them) before the call. Returns the kernel's rows
+    (``rowkernel.OUT_FIELDS``), the sums (latency, time by bound, FLOPs, HBM bytes, joules by
+    component), the GEMMs' search fields and the Python rows' (mapping, memory level)."""
+    n = len(t.rows)
+    pre = np.zeros((n, OUT_FIELDS))
+    searched = cm.fast.get(("mm", dt))
+    if searched is None or len(searched) > MAX_CACHED_COSTS:
+        searched = cm.fast[("mm", dt)] = {}
+    for i in t.mm:
+        (mc, mv), (nc, nv), (kc, kv), (bc, bv), (shared, _) = t.rows[i][5]
+        key = (mc * var[mv], nc * var[nv], kc * var[kv], bc * var[bv], shared)
+        f = searched.get(key)
+        if f is None:
+            f = searched[key] = _search(cm, dt, *key, t.rows[i][1])
+        pre[i] = f
+    given = {}
+    if t.given:
+        costs = cm.fast.get(("given", price, dt))
+        if costs is None or len(costs) > MAX_CACHED_COSTS:
+            costs = cm.fast[("given", price, dt)] = {}
+        batch, q_len, kv_len = var[BATCH], var[Q], var[KV]
+        for i in t.given:
+            r = given_row(m, t.rows[i], batch, q_len, kv_len, tp, dt)
+            key = shape_key(r)
+            c = costs.get(key)
+            if c is None:
+                nums, bound, mapping, level, j, total = cost_row(cm, r, dt, price)
+                c = costs[key] = (np.array(nums + j + (total, BOUNDS.index(bound), 0.0, 0.0)), mapping, level)
+            pre[i] = c[0]
+            given[i] = c[1:]
+    consts = cm.fast.get(("consts", price, dt))
+    if consts is None:
+        consts = cm.fast[("consts", price, dt)] = _consts(cm, dt, price_terms)
+    out, sums = np.empty((n, OUT_FIELDS)), np.empty(13)
+    cost_rows(t.kind, t.coef, t.sel, np.array(var, np.int64), t.par, pre, t.count, consts, step_s, out, sums)
+    return out, sums.tolist(), pre, given
+
+
+def point_columns(t: PhaseTable, out: np.ndarray, pre: np.ndarray, given: dict, peak: float) -> dict[str, np.ndarray]:
+    """``columns`` of ``evaluate_point``'s rows."""
+    mapping, level = [], []
+    for i, r in enumerate(t.rows):
+        if i in given:
+            mapping.append(given[i][0])
+            level.append(given[i][1])
+        elif r[0] == "mm":
+            mapping.append(tuple(pre[i, 6:12].tolist()))
+            level.append("shared" if out[i, 19] else "hbm")
+        else:
+            mapping.append(f"{int(out[i, 18])} cores")
+            level.append("hbm")
+    at = {f: out[:, i].copy() for i, f in enumerate(NUMERIC)}
+    cols = {f: at[f] for f in ("flops", "bytes", "hbm_bytes", "link_bytes", "compute_s", "vector_s", "memory_s",
+                               "link_s", "overhead_s", "time_s")}
+    cols.update(intensity=None, bound=np.array([BOUNDS[int(b)] for b in out[:, 17]], dtype=object), utilization=peak,
+                mapping=np.array(mapping + [None], dtype=object)[:-1], memory_level=np.array(level, dtype=object),
+                energy_J=out[:, 16].copy())
+    return cols
+
+
+def _search(cm: ChipModel, dt: str, m: int, n: int, k: int, batch: int, shared: int, name: str) -> np.ndarray:
+    """The mapping search's winner for a GEMM row whose operands and output are all ``dt``."""
+    per, _, el = _terms(cm, dt)
+    return search(cm, per, m, n, k, batch, bool(shared), el, aligned_dims(cm, k, n, el, el), name)
+
+
+def _terms(cm: ChipModel, dt: str) -> tuple:
+    """What a GEMM of element type ``dt`` takes from its types alone, once per chip model."""
+    terms = cm.fast.get(dt)
+    if terms is None:
+        proto = _proto(dt)
+        terms = cm.fast[dt] = (dtype_terms(cm, proto), compute_dtype(cm, proto), DTYPE_BYTES[dt])
+    return terms
+
+
+def _consts(cm: ChipModel, dt: str, price_terms) -> np.ndarray:
+    """``rowkernel.CONSTS`` for rows of element type ``dt`` (see ``evaluate_point``)."""
+    per, comp, el = _terms(cm, dt)
+    return np.array([float(cm.cores), cm.hbm_bw, cm.core_peak, cm.core_bw, cm.vec_rate.get(dt, cm.vec_rate_default),
+                     cm.trans_rate, cm.reduction_eff, cm.vector_overhead, cm.tensor_overhead,
+                     float(cm.lanes * VECTOR_CHUNK_PER_LANE), el, per[4], per[5], *price_terms(comp)])

@@ -16,14 +16,24 @@ same ops). A row is ``(kind, name, role, count, *shape)``:
 - ``("flash", name, role, count, op)``: a ``FlashAttention`` (the op itself: its costs are the
   op cost functions');
 - ``("coll", name, role, count, op, bytes_per_rank, group)``: a ``Collective``.
+
+``phase_table`` holds the same rows whatever the point (batch, lengths): each integer field as a
+multiple of one of the point's variables (``VARS``), as arrays the public API's fast path costs in
+one compiled call (``sim.fast.evaluate_point``); ``tests/test_fast_path.py`` holds it equal to
+``phase_rows`` at random points.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
+
+from ..memo import IdentityCache
 from .build import checked_args, phase_meta
 from .graph import WorkloadMeta
 from .model import ModelConfig, dtype_bytes
-from .ops import FlashAttention
+from .ops import ELEMENTWISE, FlashAttention
 
 
 def covers(m: ModelConfig) -> bool:
@@ -47,7 +57,7 @@ def phase_rows(m: ModelConfig, phase: str, batch: int, seq_len: int, context_len
     f = m.intermediate_size // tp
     act = (m.activation + "_mul") if m.gated_mlp else m.activation
     norm = "rmsnorm" if m.norm == "rmsnorm" else "layernorm"
-    ar_bytes = T * d * dtype_bytes(dt)
+    ar_bytes = allreduce_bytes(m, T, dt)
     L = m.num_hidden_layers
     rows: list[tuple] = [("embed", "embed", "embed", 1, T, d, -(-m.vocab_size // tp))]
     if tp > 1:
@@ -61,10 +71,7 @@ def phase_rows(m: ModelConfig, phase: str, batch: int, seq_len: int, context_len
     if decoder:
         rows.append(("kv", "L0.kv_append", "kv_append", L, batch, q_len, kvl, hd))
     if attention == "flash":
-        op = FlashAttention(name="L0.attn", layer=0, role="attn", batch=batch, heads=hq, kv_heads=kvl, q_len=q_len,
-                            kv_len=kv_len, head_dim=hd, causal=decoder and q_len > 1, dtype=dt,
-                            window=m.sliding_window or 0)
-        rows.append(("flash", "L0.attn", "attn", L, op))
+        rows.append(("flash", "L0.attn", "attn", L, flash_op(m, batch, q_len, kv_len, tp, dt)))
     else:
         bh = batch * hq
         gq = hq // kvl if attention == "unfused_grouped" and 0 < kvl <= hq and hq % kvl == 0 else 1
@@ -88,3 +95,139 @@ def phase_rows(m: ModelConfig, phase: str, batch: int, seq_len: int, context_len
     elif m.num_classes:
         rows.append(("mm", "classifier", "classifier", 1, batch, -(-m.num_classes // tp), d, 1, True))
     return rows, phase_meta(m, phase, batch, seq_len, context_len, kv_len, tp, dt, attention)
+
+
+def flash_op(m: ModelConfig, batch: int, q_len: int, kv_len: int, tp: int, dt: str) -> FlashAttention:
+    """The fused attention of a layer of ``m`` (``phase_rows``' "L0.attn")."""
+    return FlashAttention(name="L0.attn", layer=0, role="attn", batch=batch, heads=m.num_attention_heads // tp,
+                          kv_heads=m.kv_heads_per_chip(tp), q_len=q_len, kv_len=kv_len, head_dim=m.head_dim,
+                          causal=m.family == "decoder" and q_len > 1, dtype=dt, window=m.sliding_window or 0)
+
+
+def allreduce_bytes(m: ModelConfig, tokens: int, dt: str) -> float:
+    """Bytes per rank of a tensor-parallel all-reduce of ``tokens`` hidden states."""
+    return tokens * m.hidden_size * dtype_bytes(dt)
+
+
+def given_row(m: ModelConfig, r: tuple, batch: int, q_len: int, kv_len: int, tp: int, dt: str) -> tuple:
+    """``phase_rows``' row for ``PhaseTable`` row ``r`` costed in Python (fused attention, a
+    collective) at a point."""
+    kind, name, role, count, extra = r[:5]
+    if kind == "coll":
+        return kind, name, role, count, extra, allreduce_bytes(m, batch * q_len, dt), tp
+    return kind, name, role, count, flash_op(m, batch, q_len, kv_len, tp, dt)
+
+
+VARS = ("one", "tokens", "batch", "q_len", "kv_len")
+"""A point's variables, by place: what ``phase_table``'s integer fields multiply."""
+ONE, TOK, BATCH, Q, KV = range(5)
+MM, EW, ROWWISE, EMBED, KV_APPEND, GIVEN = range(6)
+"""``PhaseTable`` row kinds: a GEMM, an elementwise op, a norm or softmax, an embedding gather, a
+K/V cache append, and a row costed in Python (fused attention, a collective)."""
+SOFTMAX, LAYERNORM, RMSNORM = range(3)
+"""A row-wise op's code (its third field)."""
+
+
+class PhaseTable(NamedTuple):
+    """A phase's rows whatever its batch and lengths (``phase_table``): row ``i``'s integer
+    fields are ``coef[i, j] * vars[sel[i, j]]`` (``VARS``), its kind a ``sim.rowkernel`` code;
+    ``rows`` names each row (kind, name, role, count), holds what is not a number (an
+    elementwise function, a norm, a collective) and its fields as (coef, var) pairs."""
+
+    rows: tuple[tuple, ...]
+    kind: np.ndarray
+    coef: np.ndarray
+    sel: np.ndarray
+    par: np.ndarray
+    count: np.ndarray
+    mm: tuple[int, ...]
+    """Places of the GEMM rows."""
+    given: tuple[int, ...]
+    """Places of the rows costed in Python (fused attention, collectives)."""
+    ops: int
+    """The stored ops the rows stand for (their counts' sum)."""
+
+
+def phase_table(m: ModelConfig, phase: str, tp: int, dtype: str, attention: str) -> PhaseTable:
+    """``phase_rows``' rows with their shapes as multiples of the point's variables, for
+    arguments ``checked_args`` has made whole; built once per model object and arguments."""
+    return _TABLES.get((m,), dict).get((phase, tp, dtype, attention)) or _table(m, phase, tp, dtype, attention)
+
+
+_TABLES = IdentityCache(32)
+
+
+def _table(m: ModelConfig, phase: str, tp: int, dt: str, attention: str) -> PhaseTable:
+    decoder = m.family == "decoder"
+    d, hd = m.hidden_size, m.head_dim
+    hq, kvl = m.num_attention_heads // tp, m.kv_heads_per_chip(tp)
+    g = 2 if m.gated_mlp else 1
+    f = m.intermediate_size // tp
+    act = (m.activation + "_mul") if m.gated_mlp else m.activation
+    norm = "rmsnorm" if m.norm == "rmsnorm" else "layernorm"
+    L = m.num_hidden_layers
+    out: list[tuple] = []  # (kind, name, role, count, code, fields (an int, or (coef, var)), par, extra)
+
+    def mm(name, role, count, mv, n, k, bv, shared):
+        out.append(("mm", name, role, count, MM, (mv, n, k, bv, int(shared)), (0.0, 0.0), None))
+
+    def ew(name, role, count, fn, elements):
+        inputs, per_vop, per_trans = ELEMENTWISE[fn]
+        out.append(("ew", name, role, count, EW, (elements, inputs + (1 if fn == "rope" else 0), int(fn == "sum")),
+                    (per_vop, per_trans), fn))
+
+    def rowwise(kind, name, role, count, fn, rows, cols):
+        code = {"softmax": SOFTMAX, "layernorm": LAYERNORM, "rmsnorm": RMSNORM}[fn]
+        out.append((kind, name, role, count, ROWWISE, (rows, cols, code), (0.0, 0.0), fn))
+
+    def given(kind, name, role, count, extra):
+        out.append((kind, name, role, count, GIVEN, (), (0.0, 0.0), extra))
+
+    out.append(("embed", "embed", "embed", 1, EMBED, ((1, TOK), d, -(-m.vocab_size // tp)), (0.0, 0.0), None))
+    if tp > 1:
+        given("coll", "allreduce_embed", "allreduce_embed", 1, "allreduce")
+    if m.position_embedding == "learned":
+        ew("pos_embed", "pos_embed", 1, "add", (d, TOK))
+    rowwise("norm", "L0.norm_attn", "norm_attn", L, norm, (1, TOK), d)
+    mm("L0.qkv_proj", "qkv_proj", L, (1, TOK), m.qkv_width(tp), d, 1, True)
+    if m.position_embedding == "rope":
+        ew("L0.rope", "rope", L, "rope", ((hq + kvl) * hd, TOK))
+    if decoder:
+        out.append(("kv", "L0.kv_append", "kv_append", L, KV_APPEND, ((1, BATCH), (1, Q), kvl, hd), (0.0, 0.0), None))
+    if attention == "flash":
+        given("flash", "L0.attn", "attn", L, None)
+    else:
+        gq = hq // kvl if attention == "unfused_grouped" and 0 < kvl <= hq and hq % kvl == 0 else 1
+        mm("L0.attn_score", "attn_score", L, (gq, Q), (1, KV), hd, (hq // gq, BATCH), False)
+        rowwise("softmax", "L0.attn_softmax", "attn_softmax", L, "softmax", (hq, TOK), (1, KV))
+        mm("L0.attn_context", "attn_context", L, (gq, Q), hd, (1, KV), (hq // gq, BATCH), False)
+    mm("L0.out_proj", "out_proj", L, (1, TOK), d, hq * hd, 1, True)
+    if tp > 1:
+        given("coll", "L0.allreduce_attn", "allreduce_attn", L, "allreduce")
+    ew("L0.residual_attn", "residual_attn", L, "add", (d, TOK))
+    rowwise("norm", "L0.norm_mlp", "norm_mlp", L, norm, (1, TOK), d)
+    mm("L0.mlp_up", "mlp_up", L, (1, TOK), g * f, d, 1, True)
+    ew("L0.mlp_act", "mlp_act", L, act, (f, TOK))
+    mm("L0.mlp_down", "mlp_down", L, (1, TOK), d, f, 1, True)
+    if tp > 1:
+        given("coll", "L0.allreduce_mlp", "allreduce_mlp", L, "allreduce")
+    ew("L0.residual_mlp", "residual_mlp", L, "add", (d, TOK))
+    rowwise("norm", "final_norm", "final_norm", 1, norm, (1, TOK), d)
+    if decoder:
+        mm("lm_head", "lm_head", 1, (1, BATCH), -(-m.vocab_size // tp), d, 1, True)
+    elif m.num_classes:
+        mm("classifier", "classifier", 1, (1, BATCH), -(-m.num_classes // tp), d, 1, True)
+    n = len(out)
+    coef, sel = np.zeros((n, 5), np.int64), np.zeros((n, 5), np.int64)
+    for i, r in enumerate(out):
+        for j, fld in enumerate(r[5]):
+            c, v = fld if isinstance(fld, tuple) else (fld, ONE)
+            coef[i, j], sel[i, j] = c, v
+    t = PhaseTable(rows=tuple((r[0], r[1], r[2], r[3], r[7], tuple(x if isinstance(x, tuple) else (x, ONE)
+                                                                     for x in r[5])) for r in out),
+                   kind=np.array([r[4] for r in out], np.int64), coef=coef, sel=sel,
+                   par=np.array([r[6] for r in out], float), count=np.array([r[3] for r in out], np.int64),
+                   mm=tuple(i for i, r in enumerate(out) if r[0] == "mm"),
+                   given=tuple(i for i, r in enumerate(out) if r[4] == GIVEN), ops=sum(r[3] for r in out))
+    _TABLES.get((m,), dict)[(phase, tp, dt, attention)] = t
+    return t

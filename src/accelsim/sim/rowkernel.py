@@ -1,0 +1,155 @@
+"""The fast path's per-point kernel: a phase's op rows as arrays, costed, priced and summed in
+one compiled call (``sim.fast.evaluate_point``).
+
+A row's cost is what ``sim.fast.cost_row`` gives for it, to the last bit (the same operations
+in the same order; ``tests/test_fast_path.py``): a GEMM from its mapping search's winner (the
+search runs before, its fields handed in), a vector op (elementwise, a norm or softmax, an
+embedding gather, a K/V append) from its shape, and a row costed in Python (fused attention, a
+collective) copied in. The step's sums follow in stored-row order, as ``sim.fast.totals`` adds
+them.
+
+``cost_rows`` is a ``jit.Kernel``: plain Python for its first calls in a process, then compiled;
+``cost_rows.py_func`` is its pure-Python twin.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..jit import kernel
+from ..workload.rows import EMBED, EW, GIVEN, LAYERNORM, MM, ROWWISE, SOFTMAX
+
+BOUND_CODES = ("compute", "memory", "vector", "interconnect", "overhead")
+"""Bound labels by code (``sim.analytical.BOUNDS``' order)."""
+OUT_FIELDS = 20
+"""Columns of ``out``: the 11 numbers of ``sim.fast.NUMERIC``, the 5 joules (mac, vector, sram,
+HBM, link), their sum, the bound code, the active cores of a vector op and 1 where a GEMM's
+memory time is the chip-shared level's."""
+CONSTS = ("cores", "hbm_bw", "core_peak", "core_bw", "vec_rate", "trans_rate", "reduction_eff", "vector_overhead",
+          "tensor_overhead", "chunk", "el", "b_el", "out_el", "p_mac", "p_vec", "p_sram", "p_hbm", "p_link")
+"""``consts``, in order: the chip model's numbers for the rows' element type (``chunk``: lanes x
+elements per lane a vector op's unit covers), the energy prices (per MAC of the GEMMs' compute
+type, per vector operation, per byte of SRAM, HBM and link)."""
+
+
+@kernel(None)
+def bound_code(compute, vector, memory, link, overhead):
+    """``cost.op_cost.bound_label`` as a code of ``BOUND_CODES``: the largest term, ties to the
+    earlier rule (interconnect, compute, memory, vector); overhead when it exceeds them all."""
+    top = max(compute, vector, memory, link)
+    if overhead > top:
+        return 4
+    if link == top:
+        return 3
+    if compute == top:
+        return 0
+    if memory == top:
+        return 1
+    if vector == top:
+        return 2
+    return 4
+
+
+@kernel()
+def cost_rows(kind, coef, sel, var, par, pre, count, consts, step_s, out, sums):
+    """Cost the rows into ``out`` (``OUT_FIELDS`` per row) and their step's sums into ``sums``:
+    latency, the time by bound (``BOUND_CODES``' five), FLOPs, HBM bytes and the joules by
+    component (5), each row weighted by its ``count``, the step's fixed cost ``step_s`` added.
+
+    A row's integer fields are ``coef[i, j] * var[sel[i, j]]`` (``var``: the point's variables,
+    ``workload.rows.VARS``), and with ``par`` (numbers) they are, per kind: a GEMM (m, n, k, batch, B shared), its
+    search's fields (``cost.mapping.RESULT_FIELDS``) in ``pre``; an elementwise op (elements,
+    inputs, 1 for a reduction) and (vector ops, transcendentals per element); a row-wise op
+    (rows, cols, ``SOFTMAX`` / ``LAYERNORM`` / ``RMSNORM``); an embedding (tokens, hidden); a
+    K/V append (batch, tokens, K/V heads, head dim); a given row its ``out`` row in ``pre``."""
+    cores, hbm_bw, core_peak, core_bw, vrate, trate, red_eff, v_over, t_over, chunk = consts[:10]
+    el, b_el, out_el, p_mac, p_vec, p_sram, p_hbm, p_link = consts[10:18]
+    shp = np.empty_like(coef)
+    for i in range(coef.shape[0]):
+        for j in range(coef.shape[1]):
+            shp[i, j] = coef[i, j] * var[sel[i, j]]
+    for i in range(kind.shape[0]):
+        o = out[i]
+        k = kind[i]
+        if k == GIVEN:
+            for j in range(OUT_FIELDS):
+                o[j] = pre[i, j]
+            continue
+        if k == MM:
+            f = pre[i]
+            m, n, kk, batch, shared = shp[i, 0], shp[i, 1], shp[i, 2], shp[i, 3], shp[i, 4]
+            fl = 2.0 * batch * m * n * kk
+            nbytes = batch * m * kk * el + (1 if shared else batch) * kk * n * b_el + batch * m * n * out_el
+            compute, vector, memory, over, hbm = f[1], f[19], max(f[2], f[3]), t_over + f[12], f[4]
+            o[0], o[1], o[2], o[3], o[4] = compute, vector, memory, 0.0, over
+            o[5] = max(compute, vector, memory, 0.0) + over
+            o[6], o[7], o[8], o[9], o[10] = hbm, 0.0, fl, nbytes, 0.0
+            o[11] = fl / 2.0 / 1.0 * p_mac * 1e-12 if fl else 0.0
+            o[12] = 0.0 * p_vec
+            o[13] = 2.0 * max(nbytes, hbm) * p_sram if nbytes > 0 else 0.0
+            o[14] = hbm * p_hbm
+            o[15] = 0.0 * p_link
+            o[17] = bound_code(compute, vector, memory, 0.0, over)
+            o[18] = 0.0
+            o[19] = 1.0 if f[3] > f[2] else 0.0
+        else:
+            reduction = True
+            if k == EW:
+                n = shp[i, 0]
+                nbytes = shp[i, 1] * n * el + n * el
+                vops, trans = par[i, 0] * n, par[i, 1] * n
+                units = float(math.ceil(n / chunk))
+                reduction = shp[i, 2] == 1
+            elif k == ROWWISE:
+                rows, cols, code = shp[i, 0], shp[i, 1], shp[i, 2]
+                if code == SOFTMAX:
+                    nbytes, vops, trans = 2.0 * rows * cols * el, 4.0 * rows * cols, float(rows * cols)
+                elif code == LAYERNORM:
+                    nbytes, vops, trans = 2.0 * rows * cols * el + 2.0 * cols * el, 7.0 * rows * cols, float(rows)
+                else:
+                    nbytes, vops, trans = 2.0 * rows * cols * el + cols * el, 4.0 * rows * cols, float(rows)
+                units = float(rows)
+            elif k == EMBED:
+                nbytes = 2.0 * shp[i, 0] * shp[i, 1] * el + 4.0 * shp[i, 0]
+                vops, trans, units, reduction = 0.0, 0.0, float(shp[i, 0]), False
+            else:  # a K/V append
+                nbytes = 2.0 * (2.0 * shp[i, 0] * shp[i, 1] * shp[i, 2] * shp[i, 3] * el)
+                vops, trans, units, reduction = 0.0, 0.0, float(shp[i, 0] * shp[i, 1]), False
+            # ``cost.op_cost.vector_terms`` (no unvectorized loop: the fast path's stacks run none)
+            active = max(1.0, min(cores, units))
+            vec = vops / (active * vrate)
+            tr = trans / (active * trate)
+            mem = nbytes / min(hbm_bw, min(active * core_peak, cores * core_bw))
+            if reduction:
+                mem /= red_eff
+            vec = max(vec, 0.0 / active)
+            vector = max(vec, tr)
+            o[0], o[1], o[2], o[3], o[4] = 0.0, vector, mem, 0.0, v_over
+            o[5] = max(0.0, vector, mem, 0.0) + v_over
+            o[6], o[7], o[8], o[9], o[10] = nbytes, 0.0, 0.0, nbytes, 0.0
+            v = vops + trans
+            o[11] = 0.0
+            o[12] = v * p_vec
+            o[13] = 2.0 * max(nbytes, nbytes) * p_sram if nbytes > 0 else 0.0
+            o[14] = nbytes * p_hbm
+            o[15] = 0.0 * p_link
+            o[17] = bound_code(0.0, vector, mem, 0.0, v_over)
+            o[18] = active
+            o[19] = 0.0
+        o[16] = o[11] + o[12] + o[13] + o[14] + o[15]
+    for j in range(13):
+        sums[j] = 0.0
+    for i in range(kind.shape[0]):
+        o = out[i]
+        c = count[i]
+        t = o[5] * c
+        sums[0] += t
+        sums[1 + int(o[17])] += t
+        sums[6] += o[8] * c
+        sums[7] += o[6] * c
+        for j in range(5):
+            sums[8 + j] += o[11 + j] * c
+    sums[5] += step_s
+    sums[0] += step_s
