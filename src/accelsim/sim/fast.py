@@ -212,9 +212,17 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
         if costs is None or len(costs) > MAX_CACHED_COSTS:
             costs = cm.fast[("given", price, dt)] = {}
         batch, q_len, kv_len = var[BATCH], var[Q], var[KV]
+        colls = {}  # a point's collectives of one kind move the same bytes: their key worked out once
         for i in t.given:
-            r = given_row(m, t.rows[i], batch, q_len, kv_len, tp, dt)
-            key = shape_key(r)
+            tr = t.rows[i]
+            if tr[0] == "coll":
+                r, key = None, colls.get(tr[4])
+                if key is None:
+                    r = given_row(m, tr, batch, q_len, kv_len, tp, dt)
+                    key = colls[tr[4]] = shape_key(r)
+            else:
+                r = given_row(m, tr, batch, q_len, kv_len, tp, dt)
+                key = shape_key(r)
             c = costs.get(key)
             if c is None:
                 nums, bound, mapping, level, j, total = cost_row(cm, r, dt, price)
