@@ -51,12 +51,7 @@ def phase_rows(m: ModelConfig, phase: str, batch: int, seq_len: int, context_len
     decoder = m.family == "decoder"
     q_len = seq_len if phase == "prefill" else 1
     T = batch * q_len
-    d, hd = m.hidden_size, m.head_dim
-    hq, kvl = m.num_attention_heads // tp, m.kv_heads_per_chip(tp)
-    g = 2 if m.gated_mlp else 1
-    f = m.intermediate_size // tp
-    act = (m.activation + "_mul") if m.gated_mlp else m.activation
-    norm = "rmsnorm" if m.norm == "rmsnorm" else "layernorm"
+    d, hd, hq, kvl, g, f, act, norm = _dims(m, tp)
     ar_bytes = allreduce_bytes(m, T, dt)
     L = m.num_hidden_layers
     rows: list[tuple] = [("embed", "embed", "embed", 1, T, d, -(-m.vocab_size // tp))]
@@ -95,6 +90,14 @@ def phase_rows(m: ModelConfig, phase: str, batch: int, seq_len: int, context_len
     elif m.num_classes:
         rows.append(("mm", "classifier", "classifier", 1, batch, -(-m.num_classes // tp), d, 1, True))
     return rows, phase_meta(m, phase, batch, seq_len, context_len, kv_len, tp, dt, attention)
+
+
+def _dims(m: ModelConfig, tp: int) -> tuple:
+    """What a layer's rows take from the model under ``tp``: hidden size, head dim, query and K/V
+    heads per chip, gate factor, MLP width per chip, activation and norm."""
+    return (m.hidden_size, m.head_dim, m.num_attention_heads // tp, m.kv_heads_per_chip(tp), 2 if m.gated_mlp else 1,
+            m.intermediate_size // tp, (m.activation + "_mul") if m.gated_mlp else m.activation,
+            "rmsnorm" if m.norm == "rmsnorm" else "layernorm")
 
 
 def flash_op(m: ModelConfig, batch: int, q_len: int, kv_len: int, tp: int, dt: str) -> FlashAttention:
@@ -159,12 +162,7 @@ _TABLES = IdentityCache(32)
 
 def _table(m: ModelConfig, phase: str, tp: int, dt: str, attention: str) -> PhaseTable:
     decoder = m.family == "decoder"
-    d, hd = m.hidden_size, m.head_dim
-    hq, kvl = m.num_attention_heads // tp, m.kv_heads_per_chip(tp)
-    g = 2 if m.gated_mlp else 1
-    f = m.intermediate_size // tp
-    act = (m.activation + "_mul") if m.gated_mlp else m.activation
-    norm = "rmsnorm" if m.norm == "rmsnorm" else "layernorm"
+    d, hd, hq, kvl, g, f, act, norm = _dims(m, tp)
     L = m.num_hidden_layers
     out: list[tuple] = []  # (kind, name, role, count, code, fields (an int, or (coef, var)), par, extra)
 
