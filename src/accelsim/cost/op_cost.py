@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+import numpy as np
+
 from ..arch.spec import SystemSpec
 from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
@@ -254,17 +256,40 @@ def search(cm: ChipModel, per: tuple, m: int, n: int, k: int, batch: int, b_shar
     if not is_aligned:
         teff *= cm.unaligned_eff
     key = (n, k, batch, b_shared)
-    hint = _HINTS.get(key, (0.0, 0.0, 0.0))
+    hint = search_hint(key)
     array, core = cm.search_consts
     r = gemm_search(float(m), float(n), float(k), float(batch), b_shared, ba, bb, bo, *array, speed, cm.overlap,
                     cm.min_pass, cm.f_tensor, teff, *core, dq_b, dq_a, *hint, cm.core_peak)
     if not math.isfinite(r[0]):
-        raise LoweringError(f"{name} ({m}x{n}x{k}): no tile fits the "
-                            f"{cm.sram:.0f}-byte core SRAM of {cm.system.chip.name}")
+        raise no_tile(cm, name, m, n, k)
+    remember_hint(key, r)
+    return r
+
+
+def no_tile(cm: ChipModel, name: str, m: int, n: int, k: int) -> LoweringError:
+    """The refusal of a GEMM no tile of which fits the core's SRAM."""
+    return LoweringError(f"{name} ({m}x{n}x{k}): no tile fits the {cm.sram:.0f}-byte core SRAM of "
+                         f"{cm.system.chip.name}")
+
+
+def search_hint(key: tuple) -> tuple[float, float, float]:
+    """The last winning tiling for GEMMs of ``key`` (N, K, batch, B shared), or zeros."""
+    return _HINTS.get(key, (0.0, 0.0, 0.0))
+
+
+def remember_hint(key: tuple, r) -> None:
+    """Keep winner ``r``'s tiling as the hint for the next search of ``key``."""
     if len(_HINTS) > 4096:
         _HINTS.clear()
     _HINTS[key] = (r[6], r[7], r[8])
-    return r
+
+
+def search_terms(cm: ChipModel, per: tuple) -> np.ndarray:
+    """What ``search`` hands the mapping search for a GEMM with element-type terms ``per``
+    besides its shape and hint, as numbers (``sim.rowkernel.SEARCH``)."""
+    speed, teff, dq_b, dq_a, bb, bo = per
+    return np.array([*cm.search_consts[0], speed, float(cm.overlap), cm.min_pass, cm.f_tensor, teff, float(cm.align),
+                     cm.unaligned_eff, *cm.search_consts[1], dq_b, dq_a, cm.core_peak, bb, bo], dtype=float)
 
 
 _HINTS: dict[tuple, tuple[float, float, float]] = {}

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..compress.formats import DTYPE_BYTES
 from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, bound_label, compute_dtype, dtype_terms,
+                            no_tile, remember_hint, search_hint, search_terms,
                             flash_cost, search, vector_terms)
 from ..workload.ops import (ELEMENTWISE, MatMul, elementwise_bytes, embedding_bytes, kv_cache_bytes,
                             matmul_bytes, matmul_flops, row_op_terms)
@@ -196,16 +197,23 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
     component), the GEMMs' search fields and the Python rows' (mapping, memory level)."""
     n = len(t.rows)
     pre = np.zeros((n, OUT_FIELDS))
+    todo = np.zeros(n, np.bool_)
     searched = cm.fast.get(("mm", dt))
     if searched is None or len(searched) > MAX_CACHED_COSTS:
         searched = cm.fast[("mm", dt)] = {}
+    keys = []
+    if t.mm:
+        _terms(cm, dt)  # an element type the tensor engine does not run is refused here
     for i in t.mm:
         (mc, mv), (nc, nv), (kc, kv), (bc, bv), (shared, _) = t.rows[i][5]
         key = (mc * var[mv], nc * var[nv], kc * var[kv], bc * var[bv], shared)
         f = searched.get(key)
-        if f is None:
-            f = searched[key] = _search(cm, dt, *key, t.rows[i][1])
-        pre[i] = f
+        if f is None:  # searched in the compiled call, from the last winner of its N, K, batch
+            todo[i] = True
+            keys.append((i, key))
+            pre[i, :3] = search_hint(key[1:4] + (bool(shared),))
+        else:
+            pre[i] = f
     given = {}
     if t.given:
         costs = cm.fast.get(("given", price, dt))
@@ -231,9 +239,16 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
             given[i] = c[1:]
     consts = cm.fast.get(("consts", price, dt))
     if consts is None:
-        consts = cm.fast[("consts", price, dt)] = _consts(cm, dt, price_terms)
+        consts = cm.fast[("consts", price, dt)] = (_consts(cm, dt, price_terms), search_terms(cm, _terms(cm, dt)[0]))
     out, sums = np.empty((n, OUT_FIELDS)), np.empty(13)
-    cost_rows(t.kind, t.coef, t.sel, np.array(var, np.int64), t.par, pre, t.count, consts, step_s, out, sums)
+    cost_rows(t.kind, t.coef, t.sel, np.array(var, np.int64), t.par, pre, todo, t.count, consts[0], consts[1], step_s,
+              out, sums)
+    for i, key in keys:
+        f = pre[i]
+        if not math.isfinite(f[0]):
+            raise no_tile(cm, t.rows[i][1], *key[:3])
+        searched[key] = f.copy()
+        remember_hint(key[1:4] + (bool(key[4]),), f)
     return out, sums.tolist(), pre, given
 
 
@@ -257,12 +272,6 @@ def point_columns(t: PhaseTable, out: np.ndarray, pre: np.ndarray, given: dict, 
                 mapping=np.array(mapping + [None], dtype=object)[:-1], memory_level=np.array(level, dtype=object),
                 energy_J=out[:, 16].copy())
     return cols
-
-
-def _search(cm: ChipModel, dt: str, m: int, n: int, k: int, batch: int, shared: int, name: str) -> np.ndarray:
-    """The mapping search's winner for a GEMM row whose operands and output are all ``dt``."""
-    per, _, el = _terms(cm, dt)
-    return search(cm, per, m, n, k, batch, bool(shared), el, aligned_dims(cm, k, n, el, el), name)
 
 
 def _terms(cm: ChipModel, dt: str) -> tuple:

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..cost.mapping import gemm_search
 from ..jit import kernel
 from ..workload.rows import EMBED, EW, GIVEN, LAYERNORM, MM, ROWWISE, SOFTMAX
 
@@ -32,6 +33,26 @@ CONSTS = ("cores", "hbm_bw", "core_peak", "core_bw", "vec_rate", "trans_rate", "
 """``consts``, in order: the chip model's numbers for the rows' element type (``chunk``: lanes x
 elements per lane a vector op's unit covers), the energy prices (per MAC of the GEMMs' compute
 type, per vector operation, per byte of SRAM, HBM and link)."""
+
+
+SEARCH = ("R", "C", "count", "df", "speed", "overlap", "min_pass", "f_tensor", "teff", "align", "unaligned_eff",
+          "cores", "sram", "acc", "shared_cap", "shared_bw", "hbm_bw", "core_bw", "queues", "multicast", "dq_b", "dq_a",
+          "core_peak", "b_el", "out_el")
+"""``cost_rows``' ``search``, in order: what ``cost.op_cost.search`` hands the mapping search for a
+GEMM of the rows' element type on the chip (``sim.fast.search_terms``)."""
+
+
+@kernel(None)
+def _search(m, n, k, batch, shared, el, s, hint_m, hint_n, hint_split):
+    """``cost.op_cost.search`` of an m x n x k GEMM with operands and output of ``el`` bytes per
+    element (the tensor rate's misaligned fraction where ``aligned_dims`` says so)."""
+    teff = s[8]
+    a = s[9]
+    if not (a == 0 or ((k * el) % a == 0 and (n * el) % a == 0)):
+        teff *= s[10]
+    return gemm_search(m, n, k, batch, shared, el, s[23], s[24], int(s[0]), int(s[1]), int(s[2]), int(s[3]), s[4],
+                       s[5] != 0, s[6], s[7], teff, s[11], s[12], s[13], s[14], s[15], s[16], s[17], s[18], s[19],
+                       s[20], s[21], hint_m, hint_n, hint_split, s[22])
 
 
 @kernel(None)
@@ -53,7 +74,7 @@ def bound_code(compute, vector, memory, link, overhead):
 
 
 @kernel()
-def cost_rows(kind, coef, sel, var, par, pre, count, consts, step_s, out, sums):
+def cost_rows(kind, coef, sel, var, par, pre, todo, count, consts, search, step_s, out, sums):
     """Cost the rows into ``out`` (``OUT_FIELDS`` per row) and their step's sums into ``sums``:
     latency, the time by bound (``BOUND_CODES``' five), FLOPs, HBM bytes and the joules by
     component (5), each row weighted by its ``count``, the step's fixed cost ``step_s`` added.
@@ -63,7 +84,10 @@ def cost_rows(kind, coef, sel, var, par, pre, count, consts, step_s, out, sums):
     search's fields (``cost.mapping.RESULT_FIELDS``) in ``pre``; an elementwise op (elements,
     inputs, 1 for a reduction) and (vector ops, transcendentals per element); a row-wise op
     (rows, cols, ``SOFTMAX`` / ``LAYERNORM`` / ``RMSNORM``); an embedding (tokens, hidden); a
-    K/V append (batch, tokens, K/V heads, head dim); a given row its ``out`` row in ``pre``."""
+    K/V append (batch, tokens, K/V heads, head dim); a given row its ``out`` row in ``pre``.
+    A GEMM row with ``todo[i]`` runs its mapping search here (``cost.mapping.gemm_search``, with
+    the chip's and element types' terms ``search``, laid out as ``SEARCH``, and the hint tiling in
+    ``pre[i, :3]``), its winner written to ``pre[i]`` (an infinite time: no tile fits)."""
     cores, hbm_bw, core_peak, core_bw, vrate, trate, red_eff, v_over, t_over, chunk = consts[:10]
     el, b_el, out_el, p_mac, p_vec, p_sram, p_hbm, p_link = consts[10:18]
     shp = np.empty_like(coef)
@@ -80,6 +104,10 @@ def cost_rows(kind, coef, sel, var, par, pre, count, consts, step_s, out, sums):
         if k == MM:
             f = pre[i]
             m, n, kk, batch, shared = shp[i, 0], shp[i, 1], shp[i, 2], shp[i, 3], shp[i, 4]
+            if todo[i]:
+                r = _search(float(m), float(n), float(kk), float(batch), shared != 0, el, search, f[0], f[1], f[2])
+                for j in range(r.shape[0]):
+                    f[j] = r[j]
             fl = 2.0 * batch * m * n * kk
             nbytes = batch * m * kk * el + (1 if shared else batch) * kk * n * b_el + batch * m * n * out_el
             compute, vector, memory, over, hbm = f[1], f[19], max(f[2], f[3]), t_over + f[12], f[4]
