@@ -23,12 +23,12 @@ import math
 import numpy as np
 
 from ..compress.formats import DTYPE_BYTES
+from ..cost.mapping import N_FIELDS
 from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, bound_label, compute_dtype, dtype_terms,
-                            no_tile, remember_hint, search_hint, search_terms,
-                            flash_cost, search, vector_terms)
+                            flash_cost, no_tile, remember_hint, search, search_hint, search_terms, vector_terms)
 from ..workload.ops import (ELEMENTWISE, MatMul, elementwise_bytes, embedding_bytes, kv_cache_bytes,
                             matmul_bytes, matmul_flops, row_op_terms)
-from ..workload.rows import BATCH, KV, Q, PhaseTable, given_row
+from ..workload.rows import BATCH, GIVEN, KV, Q, PhaseTable, given_row
 from .analytical import BOUNDS, COST_FIELDS, MAX_CACHED_COSTS
 from .rowkernel import OUT_FIELDS, cost_rows
 
@@ -213,15 +213,19 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
             keys.append((i, key))
             pre[i, :3] = search_hint(key[1:4] + (bool(shared),))
         else:
-            pre[i] = f
+            pre[i, :N_FIELDS] = f
     given = {}
-    if t.given:
+    kind = t.kind
+    if t.flash and cm.attn_per_head and var[Q] == 1:  # a per-query-head decode kernel: costed in Python
+        kind = kind.copy()
+        kind[list(t.flash)] = GIVEN
+    if kind is not t.kind or t.given:
         costs = cm.fast.get(("given", price, dt))
         if costs is None or len(costs) > MAX_CACHED_COSTS:
             costs = cm.fast[("given", price, dt)] = {}
         batch, q_len, kv_len = var[BATCH], var[Q], var[KV]
         colls = {}  # a point's collectives of one kind move the same bytes: their key worked out once
-        for i in t.given:
+        for i in (t.given + t.flash if kind is not t.kind else t.given):
             tr = t.rows[i]
             if tr[0] == "coll":
                 r, key = None, colls.get(tr[4])
@@ -234,22 +238,32 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
             c = costs.get(key)
             if c is None:
                 nums, bound, mapping, level, j, total = cost_row(cm, r, dt, price)
-                c = costs[key] = (np.array(nums + j + (total, BOUNDS.index(bound), 0.0, 0.0)), mapping, level)
+                c = costs[key] = (np.array(nums + j + (total, BOUNDS.index(bound)) + (0.0,) * (OUT_FIELDS - 18)),
+                                  mapping, level)
             pre[i] = c[0]
             given[i] = c[1:]
     consts = cm.fast.get(("consts", price, dt))
     if consts is None:
         consts = cm.fast[("consts", price, dt)] = (_consts(cm, dt, price_terms), search_terms(cm, _terms(cm, dt)[0]))
+    flash = _NO_FLASH
+    if t.flash:
+        flash = cm.fast.get(("flash", price, dt))
+        if flash is None:  # refused as ``flash_cost`` refuses an element type the tensor engine does not run
+            flash = cm.fast[("flash", price, dt)] = np.array([cm.speedup(dt), cm.tensor_eff(dt) * cm.attn_eff,
+                                                              price_terms(dt)[0]])
     out, sums = np.empty((n, OUT_FIELDS)), np.empty(13)
-    cost_rows(t.kind, t.coef, t.sel, np.array(var, np.int64), t.par, pre, todo, t.count, consts[0], consts[1], step_s,
-              out, sums)
+    cost_rows(kind, t.coef, t.sel, np.array(var, np.int64), t.par, pre, todo, t.count, consts[0], consts[1], flash,
+              step_s, out, sums)
     for i, key in keys:
         f = pre[i]
         if not math.isfinite(f[0]):
             raise no_tile(cm, t.rows[i][1], *key[:3])
-        searched[key] = f.copy()
+        searched[key] = f[:N_FIELDS].copy()
         remember_hint(key[1:4] + (bool(key[4]),), f)
     return out, sums.tolist(), pre, given
+
+
+_NO_FLASH = np.zeros(3)
 
 
 def point_columns(t: PhaseTable, out: np.ndarray, pre: np.ndarray, given: dict, peak: float) -> dict[str, np.ndarray]:
@@ -262,6 +276,9 @@ def point_columns(t: PhaseTable, out: np.ndarray, pre: np.ndarray, given: dict, 
         elif r[0] == "mm":
             mapping.append(tuple(pre[i, 6:12].tolist()))
             level.append("shared" if out[i, 19] else "hbm")
+        elif r[0] == "flash":
+            mapping.append(f"{int(out[i, 20])} units x split {int(out[i, 21])}, {int(out[i, 22])} wave(s)")
+            level.append("hbm")
         else:
             mapping.append(f"{int(out[i, 18])} cores")
             level.append("hbm")

@@ -20,14 +20,18 @@ import numpy as np
 
 from ..cost.mapping import gemm_search
 from ..jit import kernel
-from ..workload.rows import EMBED, EW, GIVEN, LAYERNORM, MM, ROWWISE, SOFTMAX
+from ..cost.systolic import pass_cycles
+from ..workload.rows import EMBED, EW, FLASH, GIVEN, LAYERNORM, MM, ROWWISE, SOFTMAX
 
 BOUND_CODES = ("compute", "memory", "vector", "interconnect", "overhead")
 """Bound labels by code (``sim.analytical.BOUNDS``' order)."""
-OUT_FIELDS = 20
+OUT_FIELDS = 23
 """Columns of ``out``: the 11 numbers of ``sim.fast.NUMERIC``, the 5 joules (mac, vector, sram,
-HBM, link), their sum, the bound code, the active cores of a vector op and 1 where a GEMM's
-memory time is the chip-shared level's."""
+HBM, link), their sum, the bound code, the active cores of a vector op, 1 where a GEMM's
+memory time is the chip-shared level's, and a fused attention's units, K/V split and waves."""
+FLASH_TERMS = ("speedup", "eff", "p_mac")
+"""``cost_rows``' ``flash``: the tensor engine's streaming speed-up in the rows' element type, its
+achievable fraction times the stack's attention efficiency, and the joules per MAC of it."""
 CONSTS = ("cores", "hbm_bw", "core_peak", "core_bw", "vec_rate", "trans_rate", "reduction_eff", "vector_overhead",
           "tensor_overhead", "chunk", "el", "b_el", "out_el", "p_mac", "p_vec", "p_sram", "p_hbm", "p_link")
 """``consts``, in order: the chip model's numbers for the rows' element type (``chunk``: lanes x
@@ -56,6 +60,79 @@ def _search(m, n, k, batch, shared, el, s, hint_m, hint_n, hint_split):
 
 
 @kernel(None)
+def score_elements(batch, heads, q, kv, w, causal):
+    """Query-key pairs a fused attention computes (``workload.ops.FlashAttention.score_elements``)."""
+    full = float(batch * heads * q * kv)
+    if w and (causal or q == 1):
+        lo = max(1, kv - q + 1)
+        below = max(0, min(kv, w) - lo + 1)
+        visible = below * (2 * lo + below - 1) / 2 + (q - below) * w
+        return full * visible / (q * kv)
+    if w:
+        return full * min(kv, w) / kv
+    if causal and q > 1:
+        visible = q * (kv - q) + q * (q + 1) / 2 if kv >= q else q * (q + 1) / 2
+        return full * visible / (q * kv)
+    return full
+
+
+@kernel(None)
+def _flash(f, c, s, fl, o):
+    """``cost.op_cost.flash_cost`` of the fused attention of fields ``f`` (K / V in the rows'
+    element type, values as wide as keys, forward) into ``o``, priced as ``sim.fast.cost_row``
+    prices it; ``c``: ``CONSTS``, ``s``: ``SEARCH``, ``fl``: ``FLASH_TERMS``."""
+    batch, heads, kvh, q, kv, hd, w = f[0], f[1], f[2], f[3], f[4], f[5], f[6]
+    causal = f[7] != 0 and q > 1
+    cores, hbm_bw, core_peak, core_bw, vrate, trate, el = c[0], c[1], c[2], c[3], c[4], c[5], c[10]
+    kv_read = min(kv, w + q - 1) if w else kv
+    se = score_elements(batch, heads, q, kv, w, causal)
+    group = max(1, heads // kvh)
+    rows = group * q
+    mt = min(rows, 128)
+    q_tiles = math.ceil(rows / mt)
+    units = batch * kvh * q_tiles
+    split = 1
+    if units < cores:
+        split = max(1, min(math.ceil(cores / units), math.ceil(kv_read / 128)))
+    kv_eff = se / (batch * heads * q)
+    kv_chunk = math.ceil(kv_eff / split)
+    R, C, count, df, overlap, min_pass = int(s[0]), int(s[1]), int(s[2]), int(s[3]), s[5] != 0, s[6]
+    cyc = (pass_cycles(float(mt), float(kv_chunk), float(hd), R, C, count, df, fl[0], overlap, min_pass)
+           + pass_cycles(float(mt), float(hd), float(kv_chunk), R, C, count, df, fl[0], overlap, min_pass))
+    work = units * split
+    waves = math.ceil(work / cores)
+    compute = waves * cyc / s[7] / fl[1]
+    active = min(cores, float(work))
+    kv_bytes = float(batch * kvh * kv_read * (hd + hd)) * el
+    shared_cap = s[14]
+    if shared_cap == 0:
+        rereads = q_tiles * kv_eff / kv_read
+    elif kv_bytes / (batch * kvh) > shared_cap / 2:
+        rereads = float(math.ceil(q_tiles / cores))
+    else:
+        rereads = 1.0
+    q_o = batch * heads * q * (hd + hd) * el
+    hbm = q_o + kv_bytes * rereads + (batch * heads * q * split * (hd + 2) * 4.0 * 2 if split > 1 else 0.0)
+    vops = 5.0 * se
+    vec = vops / (active * vrate)
+    trans = se / (active * trate)
+    mem = hbm / min(hbm_bw, min(active * core_peak, cores * core_bw))
+    vector, over = max(vec, trans), c[8]
+    fl_ = 2.0 * se * (hd + hd)
+    nbytes = el * (batch * heads * q * (hd + hd)) + el * float(batch * kvh * kv_read * (hd + hd))
+    o[0], o[1], o[2], o[3], o[4] = compute, vector, mem, 0.0, over
+    o[5] = max(compute, vector, mem, 0.0) + over
+    o[6], o[7], o[8], o[9], o[10] = hbm, 0.0, fl_, nbytes, 0.0
+    o[11] = fl_ / 2.0 / 1.0 * fl[2] * 1e-12 if fl_ else 0.0
+    o[12] = (vops + se) * c[14]
+    o[13] = 2.0 * max(nbytes, hbm) * c[15] if nbytes > 0 else 0.0
+    o[14] = hbm * c[16]
+    o[15] = 0.0 * c[17]
+    o[17] = bound_code(compute, vector, mem, 0.0, over)
+    o[18], o[19], o[20], o[21], o[22] = active, 0.0, units, split, waves
+
+
+@kernel(None)
 def bound_code(compute, vector, memory, link, overhead):
     """``cost.op_cost.bound_label`` as a code of ``BOUND_CODES``: the largest term, ties to the
     earlier rule (interconnect, compute, memory, vector); overhead when it exceeds them all."""
@@ -74,7 +151,7 @@ def bound_code(compute, vector, memory, link, overhead):
 
 
 @kernel()
-def cost_rows(kind, coef, sel, var, par, pre, todo, count, consts, search, step_s, out, sums):
+def cost_rows(kind, coef, sel, var, par, pre, todo, count, consts, search, flash, step_s, out, sums):
     """Cost the rows into ``out`` (``OUT_FIELDS`` per row) and their step's sums into ``sums``:
     latency, the time by bound (``BOUND_CODES``' five), FLOPs, HBM bytes and the joules by
     component (5), each row weighted by its ``count``, the step's fixed cost ``step_s`` added.
@@ -87,7 +164,9 @@ def cost_rows(kind, coef, sel, var, par, pre, todo, count, consts, search, step_
     K/V append (batch, tokens, K/V heads, head dim); a given row its ``out`` row in ``pre``.
     A GEMM row with ``todo[i]`` runs its mapping search here (``cost.mapping.gemm_search``, with
     the chip's and element types' terms ``search``, laid out as ``SEARCH``, and the hint tiling in
-    ``pre[i, :3]``), its winner written to ``pre[i]`` (an infinite time: no tile fits)."""
+    ``pre[i, :3]``), its winner written to ``pre[i]`` (an infinite time: no tile fits). A fused
+    attention (batch, heads, K/V heads, query length, K/V length, head dim, window, 1 for a
+    decoder) is ``cost.op_cost.flash_cost`` with the terms ``flash`` (``FLASH_TERMS``)."""
     cores, hbm_bw, core_peak, core_bw, vrate, trate, red_eff, v_over, t_over, chunk = consts[:10]
     el, b_el, out_el, p_mac, p_vec, p_sram, p_hbm, p_link = consts[10:18]
     shp = np.empty_like(coef)
@@ -122,6 +201,8 @@ def cost_rows(kind, coef, sel, var, par, pre, todo, count, consts, search, step_
             o[17] = bound_code(compute, vector, memory, 0.0, over)
             o[18] = 0.0
             o[19] = 1.0 if f[3] > f[2] else 0.0
+        elif k == FLASH:
+            _flash(shp[i], consts, search, flash, o)
         else:
             reduction = True
             if k == EW:

@@ -113,8 +113,8 @@ def allreduce_bytes(m: ModelConfig, tokens: int, dt: str) -> float:
 
 
 def given_row(m: ModelConfig, r: tuple, batch: int, q_len: int, kv_len: int, tp: int, dt: str) -> tuple:
-    """``phase_rows``' row for ``PhaseTable`` row ``r`` costed in Python (fused attention, a
-    collective) at a point."""
+    """``phase_rows``' row for ``PhaseTable`` row ``r`` of a collective or a fused attention at a
+    point (what ``sim.fast.cost_row`` costs)."""
     kind, name, role, count, extra = r[:5]
     if kind == "coll":
         return kind, name, role, count, extra, allreduce_bytes(m, batch * q_len, dt), tp
@@ -124,9 +124,11 @@ def given_row(m: ModelConfig, r: tuple, batch: int, q_len: int, kv_len: int, tp:
 VARS = ("one", "tokens", "batch", "q_len", "kv_len")
 """A point's variables, by place: what ``phase_table``'s integer fields multiply."""
 ONE, TOK, BATCH, Q, KV = range(5)
-MM, EW, ROWWISE, EMBED, KV_APPEND, GIVEN = range(6)
+MM, EW, ROWWISE, EMBED, KV_APPEND, GIVEN, FLASH = range(7)
 """``PhaseTable`` row kinds: a GEMM, an elementwise op, a norm or softmax, an embedding gather, a
-K/V cache append, and a row costed in Python (fused attention, a collective)."""
+K/V cache append, a row costed in Python (a collective) and a fused attention."""
+FIELDS = 8
+"""Integer fields a ``PhaseTable`` row may have."""
 SOFTMAX, LAYERNORM, RMSNORM = range(3)
 """A row-wise op's code (its third field)."""
 
@@ -146,7 +148,9 @@ class PhaseTable(NamedTuple):
     mm: tuple[int, ...]
     """Places of the GEMM rows."""
     given: tuple[int, ...]
-    """Places of the rows costed in Python (fused attention, collectives)."""
+    """Places of the rows costed in Python (collectives)."""
+    flash: tuple[int, ...]
+    """Places of the fused attentions."""
     ops: int
     """The stored ops the rows stand for (their counts' sum)."""
 
@@ -193,7 +197,8 @@ def _table(m: ModelConfig, phase: str, tp: int, dt: str, attention: str) -> Phas
     if decoder:
         out.append(("kv", "L0.kv_append", "kv_append", L, KV_APPEND, ((1, BATCH), (1, Q), kvl, hd), (0.0, 0.0), None))
     if attention == "flash":
-        given("flash", "L0.attn", "attn", L, None)
+        out.append(("flash", "L0.attn", "attn", L, FLASH, ((1, BATCH), hq, kvl, (1, Q), (1, KV), hd,
+                                                          m.sliding_window or 0, int(decoder)), (0.0, 0.0), None))
     else:
         gq = hq // kvl if attention == "unfused_grouped" and 0 < kvl <= hq and hq % kvl == 0 else 1
         mm("L0.attn_score", "attn_score", L, (gq, Q), (1, KV), hd, (hq // gq, BATCH), False)
@@ -216,7 +221,7 @@ def _table(m: ModelConfig, phase: str, tp: int, dt: str, attention: str) -> Phas
     elif m.num_classes:
         mm("classifier", "classifier", 1, (1, BATCH), -(-m.num_classes // tp), d, 1, True)
     n = len(out)
-    coef, sel = np.zeros((n, 5), np.int64), np.zeros((n, 5), np.int64)
+    coef, sel = np.zeros((n, FIELDS), np.int64), np.zeros((n, FIELDS), np.int64)
     for i, r in enumerate(out):
         for j, fld in enumerate(r[5]):
             c, v = fld if isinstance(fld, tuple) else (fld, ONE)
@@ -226,6 +231,7 @@ def _table(m: ModelConfig, phase: str, tp: int, dt: str, attention: str) -> Phas
                    kind=np.array([r[4] for r in out], np.int64), coef=coef, sel=sel,
                    par=np.array([r[6] for r in out], float), count=np.array([r[3] for r in out], np.int64),
                    mm=tuple(i for i, r in enumerate(out) if r[0] == "mm"),
-                   given=tuple(i for i, r in enumerate(out) if r[4] == GIVEN), ops=sum(r[3] for r in out))
+                   given=tuple(i for i, r in enumerate(out) if r[4] == GIVEN),
+                   flash=tuple(i for i, r in enumerate(out) if r[4] == FLASH), ops=sum(r[3] for r in out))
     _TABLES.get((m,), dict)[(phase, tp, dt, attention)] = t
     return t
