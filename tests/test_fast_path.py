@@ -100,6 +100,8 @@ def test_fast_results_pickle_before_their_graph_is_built():
     # a decode kernel per query head: the fast path costs that attention in Python
     dict(system="dgx-h100", model="llama-3-8b", kw=dict(phase="decode", stack="trtllm-legacy-cuda", tp=2)),
     dict(system="dgx-h100", model="llama-3-8b", kw=dict(phase="prefill", stack="trtllm-legacy-cuda", seq_len=333)),
+    # tensor parallelism over two nodes: a hierarchical all-reduce, chosen in Python
+    dict(system="dgx-h100", model="llama-3-70b", kw=dict(phase="decode", batch=8, tp=16)),
 ])
 def test_what_the_fast_path_does_not_cover_gives_the_same(case, monkeypatch):
     fast, slow = _both(case["system"], case["model"], case["kw"], monkeypatch)
@@ -142,7 +144,7 @@ def test_phase_table_holds_the_rows_of_phase_rows(seed):
         for i, (r, w) in enumerate(zip(t.rows, want)):
             assert r[:4] == w[:4]
             vals = [cf * var[v] for cf, v in r[5]]
-            if i in t.given or i in t.flash:
+            if i in t.coll or i in t.flash:
                 assert R.given_row(cfg, r, b, q, kv, tp, kw["dtype"]) == w
             elif r[0] == "mm":
                 assert (*vals[:4], bool(vals[4])) == w[4:]

@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from ..compress.formats import DTYPE_BYTES
+from ..cost.collective_table import CAND, CollectiveTable, collective_table
 from ..cost.mapping import N_FIELDS
 from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, aligned_dims, bound_label, compute_dtype, dtype_terms,
                             flash_cost, no_tile, remember_hint, search, search_hint, search_terms, vector_terms)
@@ -186,7 +187,7 @@ def _proto(dt: str) -> MatMul:
 
 
 def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: int, dt: str, price, price_terms,
-                   step_s: float) -> tuple[np.ndarray, list[float], np.ndarray, dict[int, tuple]]:
+                   step_s: float) -> tuple[np.ndarray, list[float], np.ndarray, dict[int, tuple], tuple[str, ...]]:
     """The cost of each row of ``t`` (``workload.rows.phase_table`` of model ``m``) at the point
     ``var`` (``workload.rows.VARS``) and the step's sums, in one compiled call
     (``sim.rowkernel.cost_rows``): what ``evaluate_rows`` and ``totals`` give for the point's
@@ -194,7 +195,8 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
     type and pricer) and fused attention and collectives costed (``cost_row``, kept as
     ``evaluate_rows`` keeps them) before the call. Returns the kernel's rows
     (``rowkernel.OUT_FIELDS``), the sums (latency, time by bound, FLOPs, HBM bytes, joules by
-    component), the GEMMs' search fields and the Python rows' (mapping, memory level)."""
+    component), the GEMMs' search fields, the Python rows' (mapping, memory level) and the
+    collective table's algorithm names."""
     n = len(t.rows)
     pre = np.zeros((n, OUT_FIELDS))
     todo = np.zeros(n, np.bool_)
@@ -214,18 +216,23 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
             pre[i, :3] = search_hint(key[1:4] + (bool(shared),))
         else:
             pre[i, :N_FIELDS] = f
-    given = {}
-    kind = t.kind
+    given, kind, python, table = {}, t.kind, (), _NO_TABLE
     if t.flash and cm.attn_per_head and var[Q] == 1:  # a per-query-head decode kernel: costed in Python
+        python += t.flash
+    if t.coll:
+        table = collective_table(cm.system, t.rows[t.coll[0]][4], tp, cm.library)
+        if table is None:  # a choice that is not a flat plan's on one node: costed in Python
+            python += t.coll
+            table = _NO_TABLE
+    if python:
         kind = kind.copy()
-        kind[list(t.flash)] = GIVEN
-    if kind is not t.kind or t.given:
+        kind[list(python)] = GIVEN
         costs = cm.fast.get(("given", price, dt))
         if costs is None or len(costs) > MAX_CACHED_COSTS:
             costs = cm.fast[("given", price, dt)] = {}
         batch, q_len, kv_len = var[BATCH], var[Q], var[KV]
         colls = {}  # a point's collectives of one kind move the same bytes: their key worked out once
-        for i in (t.given + t.flash if kind is not t.kind else t.given):
+        for i in python:
             tr = t.rows[i]
             if tr[0] == "coll":
                 r, key = None, colls.get(tr[4])
@@ -253,21 +260,23 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
                                                               price_terms(dt)[0]])
     out, sums = np.empty((n, OUT_FIELDS)), np.empty(13)
     cost_rows(kind, t.coef, t.sel, np.array(var, np.int64), t.par, pre, todo, t.count, consts[0], consts[1], flash,
-              step_s, out, sums)
+              table.cand, table.step, table.term, table.overhead_s, step_s, out, sums)
     for i, key in keys:
         f = pre[i]
         if not math.isfinite(f[0]):
             raise no_tile(cm, t.rows[i][1], *key[:3])
         searched[key] = f[:N_FIELDS].copy()
         remember_hint(key[1:4] + (bool(key[4]),), f)
-    return out, sums.tolist(), pre, given
+    return out, sums.tolist(), pre, given, table.names
 
 
 _NO_FLASH = np.zeros(3)
+_NO_TABLE = CollectiveTable((), np.zeros((0, len(CAND))), np.zeros((0, 4)), np.zeros((0, 3)), 0.0)
 
 
-def point_columns(t: PhaseTable, out: np.ndarray, pre: np.ndarray, given: dict, peak: float) -> dict[str, np.ndarray]:
-    """``columns`` of ``evaluate_point``'s rows."""
+def point_columns(t: PhaseTable, out: np.ndarray, pre: np.ndarray, given: dict, names: tuple[str, ...],
+                  peak: float) -> dict[str, np.ndarray]:
+    """``columns`` of ``evaluate_point``'s rows (``names``: its collective table's algorithms)."""
     mapping, level = [], []
     for i, r in enumerate(t.rows):
         if i in given:
@@ -276,6 +285,9 @@ def point_columns(t: PhaseTable, out: np.ndarray, pre: np.ndarray, given: dict, 
         elif r[0] == "mm":
             mapping.append(tuple(pre[i, 6:12].tolist()))
             level.append("shared" if out[i, 19] else "hbm")
+        elif r[0] == "coll":
+            mapping.append(names[int(out[i, 20])])
+            level.append("hbm")
         elif r[0] == "flash":
             mapping.append(f"{int(out[i, 20])} units x split {int(out[i, 21])}, {int(out[i, 22])} wave(s)")
             level.append("hbm")

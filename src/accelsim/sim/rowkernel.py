@@ -18,10 +18,11 @@ import math
 
 import numpy as np
 
+from ..cost.collective_table import table_terms
 from ..cost.mapping import gemm_search
 from ..jit import kernel
 from ..cost.systolic import pass_cycles
-from ..workload.rows import EMBED, EW, FLASH, GIVEN, LAYERNORM, MM, ROWWISE, SOFTMAX
+from ..workload.rows import COLL, EMBED, EW, FLASH, GIVEN, LAYERNORM, MM, ROWWISE, SOFTMAX
 
 BOUND_CODES = ("compute", "memory", "vector", "interconnect", "overhead")
 """Bound labels by code (``sim.analytical.BOUNDS``' order)."""
@@ -133,6 +134,29 @@ def _flash(f, c, s, fl, o):
 
 
 @kernel(None)
+def _coll(f, el_bytes, c, cand, step, term, coll_s, o):
+    """``sim.fast.cost_row`` of a collective of ``f[0]`` elements of ``el_bytes`` bytes per rank
+    over ``f[1]`` ranks (``f[2]``: a reduction) into ``o``; ``c``: ``CONSTS``."""
+    n, group = f[0] * el_bytes, f[1]
+    r = np.empty(4)
+    table_terms(cand, step, term, coll_s, n, r)
+    link_s, over, sent = r[0], r[1], r[2]
+    local = 2.0 * n
+    vops = n / c[10] * (group - 1) / group if f[2] != 0 and group > 1 else 0.0
+    mem = local / c[1]
+    o[0], o[1], o[2], o[3], o[4] = 0.0, 0.0, mem, link_s, over
+    o[5] = max(0.0, 0.0, mem, link_s) + over
+    o[6], o[7], o[8], o[9], o[10] = local, sent, 0.0, local, 0.0
+    o[11] = 0.0
+    o[12] = (vops + 0.0) * c[14]
+    o[13] = 0.0
+    o[14] = local * c[16]
+    o[15] = sent * c[17]
+    o[17] = bound_code(0.0, 0.0, mem, link_s, over)
+    o[18], o[19], o[20], o[21], o[22] = 0.0, 0.0, r[3], 0.0, 0.0
+
+
+@kernel(None)
 def bound_code(compute, vector, memory, link, overhead):
     """``cost.op_cost.bound_label`` as a code of ``BOUND_CODES``: the largest term, ties to the
     earlier rule (interconnect, compute, memory, vector); overhead when it exceeds them all."""
@@ -151,7 +175,8 @@ def bound_code(compute, vector, memory, link, overhead):
 
 
 @kernel()
-def cost_rows(kind, coef, sel, var, par, pre, todo, count, consts, search, flash, step_s, out, sums):
+def cost_rows(kind, coef, sel, var, par, pre, todo, count, consts, search, flash, cand, step, term, coll_s, step_s, out,
+              sums):
     """Cost the rows into ``out`` (``OUT_FIELDS`` per row) and their step's sums into ``sums``:
     latency, the time by bound (``BOUND_CODES``' five), FLOPs, HBM bytes and the joules by
     component (5), each row weighted by its ``count``, the step's fixed cost ``step_s`` added.
@@ -166,7 +191,10 @@ def cost_rows(kind, coef, sel, var, par, pre, todo, count, consts, search, flash
     the chip's and element types' terms ``search``, laid out as ``SEARCH``, and the hint tiling in
     ``pre[i, :3]``), its winner written to ``pre[i]`` (an infinite time: no tile fits). A fused
     attention (batch, heads, K/V heads, query length, K/V length, head dim, window, 1 for a
-    decoder) is ``cost.op_cost.flash_cost`` with the terms ``flash`` (``FLASH_TERMS``)."""
+    decoder) is ``cost.op_cost.flash_cost`` with the terms ``flash`` (``FLASH_TERMS``). A
+    collective (elements, ranks, 1 for a reduction; its bytes per element in ``par``) is priced by
+    ``cost.collective_table.table_terms`` from the table ``cand``, ``step``, ``term``, ``coll_s``,
+    the winning algorithm's place in its names in ``out[i, 20]``."""
     cores, hbm_bw, core_peak, core_bw, vrate, trate, red_eff, v_over, t_over, chunk = consts[:10]
     el, b_el, out_el, p_mac, p_vec, p_sram, p_hbm, p_link = consts[10:18]
     shp = np.empty_like(coef)
@@ -203,6 +231,8 @@ def cost_rows(kind, coef, sel, var, par, pre, todo, count, consts, search, flash
             o[19] = 1.0 if f[3] > f[2] else 0.0
         elif k == FLASH:
             _flash(shp[i], consts, search, flash, o)
+        elif k == COLL:
+            _coll(shp[i], par[i, 0], consts, cand, step, term, coll_s, o)
         else:
             reduction = True
             if k == EW:

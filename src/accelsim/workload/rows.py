@@ -124,9 +124,9 @@ def given_row(m: ModelConfig, r: tuple, batch: int, q_len: int, kv_len: int, tp:
 VARS = ("one", "tokens", "batch", "q_len", "kv_len")
 """A point's variables, by place: what ``phase_table``'s integer fields multiply."""
 ONE, TOK, BATCH, Q, KV = range(5)
-MM, EW, ROWWISE, EMBED, KV_APPEND, GIVEN, FLASH = range(7)
+MM, EW, ROWWISE, EMBED, KV_APPEND, GIVEN, FLASH, COLL = range(8)
 """``PhaseTable`` row kinds: a GEMM, an elementwise op, a norm or softmax, an embedding gather, a
-K/V cache append, a row costed in Python (a collective) and a fused attention."""
+K/V cache append, a row costed in Python, a fused attention and a collective."""
 FIELDS = 8
 """Integer fields a ``PhaseTable`` row may have."""
 SOFTMAX, LAYERNORM, RMSNORM = range(3)
@@ -147,8 +147,8 @@ class PhaseTable(NamedTuple):
     count: np.ndarray
     mm: tuple[int, ...]
     """Places of the GEMM rows."""
-    given: tuple[int, ...]
-    """Places of the rows costed in Python (collectives)."""
+    coll: tuple[int, ...]
+    """Places of the collectives (one kind over the tp ranks)."""
     flash: tuple[int, ...]
     """Places of the fused attentions."""
     ops: int
@@ -182,12 +182,13 @@ def _table(m: ModelConfig, phase: str, tp: int, dt: str, attention: str) -> Phas
         code = {"softmax": SOFTMAX, "layernorm": LAYERNORM, "rmsnorm": RMSNORM}[fn]
         out.append((kind, name, role, count, ROWWISE, (rows, cols, code), (0.0, 0.0), fn))
 
-    def given(kind, name, role, count, extra):
-        out.append((kind, name, role, count, GIVEN, (), (0.0, 0.0), extra))
+    def coll(name, role, count, op):  # ``allreduce_bytes`` per rank over the tp ranks
+        out.append(("coll", name, role, count, COLL, ((d, TOK), tp, int(op in ("allreduce", "reducescatter"))),
+                    (dtype_bytes(dt), 0.0), op))
 
     out.append(("embed", "embed", "embed", 1, EMBED, ((1, TOK), d, -(-m.vocab_size // tp)), (0.0, 0.0), None))
     if tp > 1:
-        given("coll", "allreduce_embed", "allreduce_embed", 1, "allreduce")
+        coll("allreduce_embed", "allreduce_embed", 1, "allreduce")
     if m.position_embedding == "learned":
         ew("pos_embed", "pos_embed", 1, "add", (d, TOK))
     rowwise("norm", "L0.norm_attn", "norm_attn", L, norm, (1, TOK), d)
@@ -206,14 +207,14 @@ def _table(m: ModelConfig, phase: str, tp: int, dt: str, attention: str) -> Phas
         mm("L0.attn_context", "attn_context", L, (gq, Q), hd, (1, KV), (hq // gq, BATCH), False)
     mm("L0.out_proj", "out_proj", L, (1, TOK), d, hq * hd, 1, True)
     if tp > 1:
-        given("coll", "L0.allreduce_attn", "allreduce_attn", L, "allreduce")
+        coll("L0.allreduce_attn", "allreduce_attn", L, "allreduce")
     ew("L0.residual_attn", "residual_attn", L, "add", (d, TOK))
     rowwise("norm", "L0.norm_mlp", "norm_mlp", L, norm, (1, TOK), d)
     mm("L0.mlp_up", "mlp_up", L, (1, TOK), g * f, d, 1, True)
     ew("L0.mlp_act", "mlp_act", L, act, (f, TOK))
     mm("L0.mlp_down", "mlp_down", L, (1, TOK), d, f, 1, True)
     if tp > 1:
-        given("coll", "L0.allreduce_mlp", "allreduce_mlp", L, "allreduce")
+        coll("L0.allreduce_mlp", "allreduce_mlp", L, "allreduce")
     ew("L0.residual_mlp", "residual_mlp", L, "add", (d, TOK))
     rowwise("norm", "final_norm", "final_norm", 1, norm, (1, TOK), d)
     if decoder:
@@ -231,7 +232,7 @@ def _table(m: ModelConfig, phase: str, tp: int, dt: str, attention: str) -> Phas
                    kind=np.array([r[4] for r in out], np.int64), coef=coef, sel=sel,
                    par=np.array([r[6] for r in out], float), count=np.array([r[3] for r in out], np.int64),
                    mm=tuple(i for i, r in enumerate(out) if r[0] == "mm"),
-                   given=tuple(i for i, r in enumerate(out) if r[4] == GIVEN),
+                   coll=tuple(i for i, r in enumerate(out) if r[4] == COLL),
                    flash=tuple(i for i, r in enumerate(out) if r[4] == FLASH), ops=sum(r[3] for r in out))
     _TABLES.get((m,), dict)[(phase, tp, dt, attention)] = t
     return t
