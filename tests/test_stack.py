@@ -465,7 +465,10 @@ def test_a_resolved_stack_name_is_kept_until_its_file_changes(tmp_path, monkeypa
     path.write_text(path.read_text().replace("collectives by NCCL", "collectives by NCCL (edited)"))
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     assert resolve(None, "cuda-native") is first  # within the once-a-second time check, as load_stack
-    monkeypatch.setattr(configio, "_STAMPS", {})  # the second has passed
+    import time
+
+    later = time.monotonic() + 2 * configio.RECHECK_S
+    monkeypatch.setattr(time, "monotonic", lambda: later)  # the second has passed
     again = resolve(None, "cuda-native")
     assert again is not first and "(edited)" in again.description
     user = tmp_path / "cuda-mine.yaml"  # a CUDA stack by its name, as platform_of reads it

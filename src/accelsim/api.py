@@ -232,11 +232,14 @@ def _stamp(results: Results, st, calibration: str, preset: SystemSpec) -> None:
     per = _STAMPS.get((preset, st, results.system), dict)
     hit = per.get((calibration, kind))
     if hit is None:
-        hit = per[(calibration, kind)] = _stamp_fields(results.system, st, calibration, preset, kind)
-    fields, warning = hit
+        fields, warning = _stamp_fields(results.system, st, calibration, preset, kind)
+        hit = per[(calibration, kind)] = (fields, tuple(k for k, v in fields.items() if isinstance(v, dict)), warning)
+    fields, nested, warning = hit
     if warning:
         results.warnings.append(warning)
-    s.update({k: dict(v) if isinstance(v, dict) else v for k, v in fields.items()})
+    s.update(fields)
+    for k in nested:  # each summary its own copy (in place: the keys keep their order)
+        s[k] = dict(fields[k])
 
 
 def _stamp_fields(system: SystemSpec, st, calibration: str, preset: SystemSpec, kind: str) -> tuple[dict, str]:

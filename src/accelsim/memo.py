@@ -18,10 +18,17 @@ class IdentityCache:
         self._d: dict[tuple[int, ...], tuple[tuple, object]] = {}
 
     def get(self, objs: tuple, make: Callable[[], T]) -> T:
-        key = tuple(map(id, objs))
-        hit = self._d.get(key)
-        if hit is not None and all(map(is_, hit[0], objs)):
-            return hit[1]
+        if len(objs) == 2:  # most callers key on a pair: compared without building iterators
+            a, b = objs
+            key = (id(a), id(b))
+            hit = self._d.get(key)
+            if hit is not None and hit[0][0] is a and hit[0][1] is b:
+                return hit[1]
+        else:
+            key = tuple(map(id, objs))
+            hit = self._d.get(key)
+            if hit is not None and all(map(is_, hit[0], objs)):
+                return hit[1]
         value = make()
         if len(self._d) >= self.size:
             self._d.clear()

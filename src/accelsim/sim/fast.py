@@ -197,77 +197,98 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
     (``rowkernel.OUT_FIELDS``), the sums (latency, time by bound, FLOPs, HBM bytes, joules by
     component), the GEMMs' search fields, the Python rows' (mapping, memory level) and the
     collective table's algorithm names."""
+    ps = cm.fast.get((price, dt, "point"))
+    if ps is None:
+        ps = cm.fast[(price, dt, "point")] = _PointState()
     n = len(t.rows)
     pre = np.zeros((n, OUT_FIELDS))
     todo = np.zeros(n, np.bool_)
-    searched = cm.fast.get(("mm", dt))
-    if searched is None or len(searched) > MAX_CACHED_COSTS:
-        searched = cm.fast[("mm", dt)] = {}
-    keys = []
-    if t.mm:
-        _terms(cm, dt)  # an element type the tensor engine does not run is refused here
-    for i in t.mm:
-        (mc, mv), (nc, nv), (kc, kv), (bc, bv), (shared, _) = t.rows[i][5]
+    searched, keys = ps.searched, []
+    if len(searched) > MAX_CACHED_COSTS:
+        searched.clear()
+    if ps.consts is None:  # an element type the tensor engine does not run is refused here
+        per = _terms(cm, dt)[0]
+        ps.consts, ps.search = _consts(cm, dt, price_terms), search_terms(cm, per)
+    for i, mc, mv, nc, nv, kc, kv, bc, bv, shared, _ in t.mm_fields:
         key = (mc * var[mv], nc * var[nv], kc * var[kv], bc * var[bv], shared)
         f = searched.get(key)
         if f is None:  # searched in the compiled call, from the last winner of its N, K, batch
             todo[i] = True
             keys.append((i, key))
-            pre[i, :3] = search_hint(key[1:4] + (bool(shared),))
+            pre[i, :3] = search_hint(key[1:4] + (shared == 1,))
         else:
             pre[i, :N_FIELDS] = f
     given, kind, python, table = {}, t.kind, (), _NO_TABLE
     if t.flash and cm.attn_per_head and var[Q] == 1:  # a per-query-head decode kernel: costed in Python
         python += t.flash
     if t.coll:
-        table = collective_table(cm.system, t.rows[t.coll[0]][4], tp, cm.library)
+        op = t.rows[t.coll[0]][4]
+        table = ps.tables.get((op, tp), _NO_TABLE)
+        if table is _NO_TABLE:
+            table = ps.tables[(op, tp)] = collective_table(cm.system, op, tp, cm.library)
         if table is None:  # a choice that is not a flat plan's on one node: costed in Python
             python += t.coll
             table = _NO_TABLE
     if python:
         kind = kind.copy()
         kind[list(python)] = GIVEN
-        costs = cm.fast.get(("given", price, dt))
-        if costs is None or len(costs) > MAX_CACHED_COSTS:
-            costs = cm.fast[("given", price, dt)] = {}
-        batch, q_len, kv_len = var[BATCH], var[Q], var[KV]
-        colls = {}  # a point's collectives of one kind move the same bytes: their key worked out once
-        for i in python:
-            tr = t.rows[i]
-            if tr[0] == "coll":
-                r, key = None, colls.get(tr[4])
-                if key is None:
-                    r = given_row(m, tr, batch, q_len, kv_len, tp, dt)
-                    key = colls[tr[4]] = shape_key(r)
-            else:
-                r = given_row(m, tr, batch, q_len, kv_len, tp, dt)
-                key = shape_key(r)
-            c = costs.get(key)
-            if c is None:
-                nums, bound, mapping, level, j, total = cost_row(cm, r, dt, price)
-                c = costs[key] = (np.array(nums + j + (total, BOUNDS.index(bound)) + (0.0,) * (OUT_FIELDS - 18)),
-                                  mapping, level)
-            pre[i] = c[0]
-            given[i] = c[1:]
-    consts = cm.fast.get(("consts", price, dt))
-    if consts is None:
-        consts = cm.fast[("consts", price, dt)] = (_consts(cm, dt, price_terms), search_terms(cm, _terms(cm, dt)[0]))
+        _python_rows(cm, m, t, python, var, tp, dt, price, ps.given, pre, given)
     flash = _NO_FLASH
     if t.flash:
-        flash = cm.fast.get(("flash", price, dt))
-        if flash is None:  # refused as ``flash_cost`` refuses an element type the tensor engine does not run
-            flash = cm.fast[("flash", price, dt)] = np.array([cm.speedup(dt), cm.tensor_eff(dt) * cm.attn_eff,
-                                                              price_terms(dt)[0]])
+        if ps.flash is None:  # refused as ``flash_cost`` refuses an element type the tensor engine does not run
+            ps.flash = np.array([cm.speedup(dt), cm.tensor_eff(dt) * cm.attn_eff, price_terms(dt)[0]])
+        flash = ps.flash
     out, sums = np.empty((n, OUT_FIELDS)), np.empty(13)
-    cost_rows(kind, t.coef, t.sel, np.array(var, np.int64), t.par, pre, todo, t.count, consts[0], consts[1], flash,
+    cost_rows(kind, t.coef, t.sel, np.array(var, np.int64), t.par, pre, todo, t.count, ps.consts, ps.search, flash,
               table.cand, table.step, table.term, table.overhead_s, step_s, out, sums)
     for i, key in keys:
         f = pre[i]
         if not math.isfinite(f[0]):
             raise no_tile(cm, t.rows[i][1], *key[:3])
         searched[key] = f[:N_FIELDS].copy()
-        remember_hint(key[1:4] + (bool(key[4]),), f)
+        remember_hint(key[1:4] + (key[4] == 1,), f)
     return out, sums.tolist(), pre, given, table.names
+
+
+class _PointState:
+    """What ``evaluate_point`` keeps per chip model, pricer and element type: the GEMMs' search
+    winners by shape, the Python rows' costs by shape, the kernel's constants and the collective
+    tables by (kind, ranks)."""
+
+    __slots__ = ("searched", "given", "consts", "search", "flash", "tables")
+
+    def __init__(self):
+        self.searched: dict[tuple, np.ndarray] = {}
+        self.given: dict[tuple, tuple] = {}
+        self.consts = self.search = self.flash = None
+        self.tables: dict[tuple, CollectiveTable | None] = {}
+
+
+def _python_rows(cm: ChipModel, m, t: PhaseTable, places: tuple[int, ...], var: tuple[int, ...], tp: int, dt: str,
+                 price, costs: dict, pre: np.ndarray, given: dict) -> None:
+    """Cost the rows at ``places`` in Python (``cost_row``, kept per shape in ``costs``) into
+    ``pre``, their (mapping, memory level) into ``given``."""
+    if len(costs) > MAX_CACHED_COSTS:
+        costs.clear()
+    batch, q_len, kv_len = var[BATCH], var[Q], var[KV]
+    colls = {}  # a point's collectives of one kind move the same bytes: their key worked out once
+    for i in places:
+        tr = t.rows[i]
+        if tr[0] == "coll":
+            r, key = None, colls.get(tr[4])
+            if key is None:
+                r = given_row(m, tr, batch, q_len, kv_len, tp, dt)
+                key = colls[tr[4]] = shape_key(r)
+        else:
+            r = given_row(m, tr, batch, q_len, kv_len, tp, dt)
+            key = shape_key(r)
+        c = costs.get(key)
+        if c is None:
+            nums, bound, mapping, level, j, total = cost_row(cm, r, dt, price)
+            c = costs[key] = (np.array(nums + j + (total, BOUNDS.index(bound)) + (0.0,) * (OUT_FIELDS - 18)),
+                              mapping, level)
+        pre[i] = c[0]
+        given[i] = c[1:]
 
 
 _NO_FLASH = np.zeros(3)

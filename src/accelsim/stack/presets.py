@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
-from ..configio import apply_overrides, content_stamp, data_dir, find_preset, load_yaml, mtime_ns, validate, yaml_names
+from ..configio import (RECHECK_S, apply_overrides, content_stamp, data_dir, find_preset, load_yaml, mtime_ns, validate,
+                        yaml_names)
 from ..errors import ConfigError
 from .spec import KernelLibrary, Stack
 
@@ -78,22 +80,27 @@ def resolve(stack=None, default: str = "", mode: str = "realistic") -> Stack | N
         return _resolve(chosen, default)[0]
     key = (os.getcwd(), chosen, default)
     hit = _RESOLVED.get(key)
-    if hit is not None and _fresh(hit[1]):
-        return hit[0]
+    if hit is not None:
+        now = time.monotonic()
+        if now - hit[2][0] < RECHECK_S:  # its shipped files' times are looked up at most once a second
+            return hit[0]
+        if _fresh(hit[1]):
+            hit[2][0] = now
+            return hit[0]
     st, name = _resolve(chosen, default)
     if len(_RESOLVED) > 64:
         _RESOLVED.clear()
     files = _load_chain(name)[1] + (_load_chain(default)[1] if default and name != default else ())
     if all(p.parent in _shipped_dirs() for p in files):
         folder = stack_dir()  # its listing: a stack added there may become the name's match
-        _RESOLVED[key] = (st, _stamps(files) + ((folder, True, mtime_ns(folder)),))
+        _RESOLVED[key] = (st, _stamps(files) + ((folder, True, mtime_ns(folder)),), [time.monotonic()])
     return st
 
 
-_RESOLVED: dict[tuple, tuple[Stack, tuple]] = {}
+_RESOLVED: dict[tuple, tuple[Stack, tuple, list[float]]] = {}
 """``resolve``'s answer per (working folder, stack name, system default) when every file it read
-is a shipped one, with the times of those files and of the stacks' folder (``_stamps``: looked up
-at most once a second, as ``load_stack`` checks them), so a notebook's loop of evaluations does
+is a shipped one, with the times of those files and of the stacks' folder (``_stamps``: checked
+at most once a second, as ``load_stack`` checks them, and when they were last checked), so a notebook's loop of evaluations does
 not list the stacks and load the same name again on every call; an edit is seen as soon as
 before. A user's stack file is checked on every call, as ``load_stack`` does."""
 

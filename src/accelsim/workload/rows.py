@@ -145,8 +145,8 @@ class PhaseTable(NamedTuple):
     sel: np.ndarray
     par: np.ndarray
     count: np.ndarray
-    mm: tuple[int, ...]
-    """Places of the GEMM rows."""
+    mm_fields: tuple[tuple[int, ...], ...]
+    """Per GEMM row: its place and its fields' (coef, var) pairs, flat."""
     coll: tuple[int, ...]
     """Places of the collectives (one kind over the tp ranks)."""
     flash: tuple[int, ...]
@@ -231,7 +231,8 @@ def _table(m: ModelConfig, phase: str, tp: int, dt: str, attention: str) -> Phas
                                                                      for x in r[5])) for r in out),
                    kind=np.array([r[4] for r in out], np.int64), coef=coef, sel=sel,
                    par=np.array([r[6] for r in out], float), count=np.array([r[3] for r in out], np.int64),
-                   mm=tuple(i for i, r in enumerate(out) if r[0] == "mm"),
+                   mm_fields=tuple((i,) + tuple(x for c, v in zip(coef[i, :5].tolist(), sel[i, :5].tolist())
+                                                for x in (c, v)) for i, r in enumerate(out) if r[0] == "mm"),
                    coll=tuple(i for i, r in enumerate(out) if r[4] == COLL),
                    flash=tuple(i for i, r in enumerate(out) if r[4] == FLASH), ops=sum(r[3] for r in out))
     _TABLES.get((m,), dict)[(phase, tp, dt, attention)] = t
