@@ -168,6 +168,9 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
         ns += 1
     s_per_cycle = 1.0 / (freq * teff)  # seconds per pass cycle
     fill_c = pass_fill(df, R, C)
+    # what depends on the active cores alone (the load path, a core's share, the compulsory
+    # traffic's time), worked out again only when they change (large GEMMs: all cores, always)
+    last_active, path, rate, floor_s = -1.0, 0.0, 0.0, 0.0
     prev_mt = -1.0
     for mi in range(TILE_SIZES.size + 1):
         mt = M if mi == TILE_SIZES.size else min(M, TILE_SIZES[mi])
@@ -216,8 +219,11 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
                 # split-K that result is the tile's fp32 partial, stored before the reduction)
                 kf = kf_of[si]
                 out_b = mt * nt * (4.0 if split > 1 else bo)
-                path = load_path_bw(active, cores, core_bw, core_peak)
-                rate = min(path / active, hbm_bw / active)  # a core's share
+                if active != last_active:
+                    last_active = active
+                    path = load_path_bw(active, cores, core_bw, core_peak)
+                    rate = min(path / active, hbm_bw / active)  # a core's share
+                    floor_s = compulsory / min(hbm_bw, path)
                 fill = (mt * kf * ba + kf * nt * bb + out_b) / rate
                 # a memory-bound pipeline's first load is in its memory time: after its last
                 # load come the last (fine) K step's pass and the last store
@@ -232,7 +238,7 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
                 row[6] = active
                 row[7] = compute
                 row[8] = fill
-                row[9] = max(compute + fill, compulsory / min(hbm_bw, path) + tail)
+                row[9] = max(compute + fill, floor_s + tail)
                 row[10] = tail
                 ng += 1
     return out[:ng]
