@@ -37,7 +37,10 @@ def accelsim_rows(round_: int, points: int) -> list[dict]:
     """accelsim's rows for one round, in the same shape as peers.py's JSON lines."""
     from accelsim import __version__, evaluate
     from accelsim.arch import load_system
+    from accelsim.jit import compile_all
     from accelsim.workload import load_model
+
+    compile_all()  # the numba kernels compiled (or loaded from their cache) before any timer starts
 
     def make(cfg):
         # A fresh system object per case and round: accelsim keeps op costs per system object,

@@ -121,37 +121,47 @@ def test_refusals_are_the_same(kw, monkeypatch):
 
 
 @pytest.mark.parametrize("seed", [4, 5])
-def test_phase_table_holds_the_rows_of_phase_rows(seed):
-    """The point kernel's table (shapes as multiples of a point's variables) gives, at a point,
-    the rows ``phase_rows`` builds for it: every kind, name, count and shape."""
+def test_phase_table_holds_the_graphs_stored_ops(seed):
+    """The fast path's table (shapes as multiples of a point's variables) gives, at a point, the
+    stored ops ``build`` makes for it: every name, count, element type and shape."""
+    from accelsim.workload import build
     from accelsim.workload import rows as R
     from accelsim.workload.build import checked_args
 
     seen = 0
     for system, model, kw in _points(40, seed):
-        cfg = MODELS[model]
+        cfg, dt, phase = MODELS[model], kw["dtype"], kw["phase"]
         attention = kw["attention"] or "flash"
         try:
-            b, s, c, kv, tp = checked_args(cfg, kw["phase"], kw["batch"], kw.get("seq_len", 0),
-                                           kw.get("context_len", 0), kw["tp"], kw["dtype"], attention)
+            b, s, c, kv, tp = checked_args(cfg, phase, kw["batch"], kw.get("seq_len", 0), kw.get("context_len", 0),
+                                           kw["tp"], dt, attention)
         except AccelsimError:
             continue
-        want, _ = R.phase_rows(cfg, kw["phase"], b, s, c, tp, kw["dtype"], attention)
-        t = R.phase_table(cfg, kw["phase"], tp, kw["dtype"], attention)
-        q = s if kw["phase"] == "prefill" else 1
+        ops, count = build(cfg, phase, batch=b, seq_len=s, context_len=c, tp=tp, dtype=dt, attention=attention).slots()
+        t = R.phase_table(cfg, phase, tp, dt, attention)
+        q = s if phase == "prefill" else 1
         var = (1, b * q, b, q, kv)
-        assert len(t.rows) == len(want) and t.ops == sum(r[3] for r in want)
-        for i, (r, w) in enumerate(zip(t.rows, want)):
-            assert r[:4] == w[:4]
-            vals = [cf * var[v] for cf, v in r[5]]
+        assert [r[1] for r in t.rows] == [o.name for o in ops] and t.count.tolist() == count.tolist()
+        assert t.ops == int(count.sum())
+        for i, (r, op) in enumerate(zip(t.rows, ops)):
+            f = [cf * var[v] for cf, v in r[5]]
             if i in t.coll or i in t.flash:
-                assert R.given_row(cfg, r, b, q, kv, tp, kw["dtype"]) == w
+                w = R.given_row(cfg, r, b, q, kv, tp, dt)
+                assert (w[4:] == (op.op, op.bytes_per_rank, op.group) if r[0] == "coll" else w[4] == op)
+                assert op.dtype == dt
             elif r[0] == "mm":
-                assert (*vals[:4], bool(vals[4])) == w[4:]
-            elif r[0] in ("ew", "norm", "softmax"):
-                assert (r[4], *vals[:1 if r[0] == "ew" else 2]) == w[4:]
-            else:  # an embedding gather, a K/V append
-                assert tuple(vals[:len(w) - 4]) == w[4:]
+                assert (op.m, op.n, op.k, op.batch, op.b_shared) == (*f[:4], bool(f[4]))
+                assert op.dtype_a == op.dtype_b == op.dtype_out == dt and not (op.sparsity or op.emulate)
+            elif r[0] == "ew":
+                assert (op.fn, op.elements, op.out_elements or op.elements) == (r[4], f[0], f[0]) and op.dtype == dt
+                assert (op.dtype_out or dt) == dt and not op.unvectorized
+            elif r[0] in ("norm", "softmax"):
+                assert (op.kind, op.rows, op.cols, op.dtype) == (r[4], f[0], f[1], dt)
+            elif r[0] == "embed":
+                assert (op.tokens, op.hidden, op.vocab, op.dtype) == (*f[:3], dt)
+            else:  # a K/V append
+                assert (op.mode, op.batch, op.tokens, op.kv_heads, op.head_dim, op.dtype, op.kv_shared) == \
+                    ("append", *f[:4], dt, False)
         seen += 1
     assert seen >= 25
 

@@ -1,7 +1,7 @@
 """How a sweep point's row is priced in the analytical tier (``runner.Evaluator``): a workload
 as its graph's distinct ops (``OpGraph``) or, where the fast path covers it, as op rows
-(``OpRows``, ``sim.fast``), each op costed once per chip variant (collectives once per system
-variant) and summed exactly as ``report.results`` sums a step (``step_row``); and a point's row
+(``OpRows``, ``sim.fast``: a table costed in one compiled call), each op costed once per chip variant
+(collectives once per system variant) and summed exactly as ``report.results`` sums a step (``step_row``); and a point's row
 from a summary (``summary_row``, the training and event tiers)."""
 
 from __future__ import annotations
@@ -40,15 +40,16 @@ class OpGraph:
 
 
 class OpRows:
-    """A workload the analytical fast path covers (``workload.rows``): its stored ops as rows,
-    costed without op objects (``sim.fast``); its graph (for the event tier, or a chip whose
-    stack the fast path does not cover) built on first use."""
+    """A workload the analytical fast path covers (``workload.rows``): its phase's rows as a table
+    (``phase_table``) and the point's variables, costed in one compiled call (``sim.fast``); its
+    graph (for the event tier, or a chip whose stack the fast path does not cover) built on first
+    use."""
 
-    __slots__ = ("rows", "meta", "count", "_make", "_graph")
+    __slots__ = ("cfg", "table", "var", "tp", "meta", "_make", "_graph")
 
-    def __init__(self, rows: list[tuple], meta, make):
-        self.rows, self.meta, self._make, self._graph = rows, meta, make, None
-        self.count = [r[3] for r in rows]
+    def __init__(self, cfg, table, var: tuple[int, ...], tp: int, meta, make):
+        self.cfg, self.table, self.var, self.tp, self.meta = cfg, table, var, tp, meta
+        self._make, self._graph = make, None
 
     @property
     def graph(self):
@@ -61,7 +62,12 @@ class OpRows:
 
 
 def _no_energy(flops, dtype, vector_ops, base, hbm, link) -> tuple[float, ...]:
-    """A pricer for ``sim.fast.evaluate_rows`` where no energy is wanted (a sweep row has none)."""
+    """A pricer for ``sim.fast.cost_row`` where no energy is wanted (a sweep row has none)."""
+    return (0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _no_prices(dtype: str) -> tuple[float, ...]:
+    """``analysis.energy.price_terms`` where no energy is wanted."""
     return (0.0, 0.0, 0.0, 0.0, 0.0)
 
 
@@ -69,15 +75,17 @@ def step_row(spec: SystemSpec, g: OpGraph | OpRows, cm, cache: dict, skey: str, 
              ) -> dict[str, Any]:
     """A point's row: ``g``'s ops costed on chip model ``cm`` (each once per chip variant ``ckey``
     in ``cache``, collectives once per system variant ``skey``), plus the stack's ``step`` cost."""
-    if isinstance(g, OpRows) and fast.covers(cm):  # the fast path's rows, each costed once per chip variant
-        costs = []
-        for r in g.rows:
-            key = (skey if r[0] == "coll" else ckey, g.meta.dtype, fast.shape_key(r))
-            c = cache.get(key)
-            if c is None:
-                c = cache[key] = fast.cost_row(cm, r, g.meta.dtype, _no_energy)
-            costs.append(c)
-        return light_row(spec, g.meta, *fast.totals(costs, g.count, step, joules=False)[0])
+    if isinstance(g, OpRows) and fast.covers(cm):  # the fast path's table, each shape mapped once per chip variant
+        dt = g.meta.dtype
+        ps = cache.get(("point", ckey, dt))
+        if ps is None:
+            ps = cache[("point", ckey, dt)] = fast.PointState()
+        tables = cache.get(("tables", skey))  # collectives once per system variant
+        if tables is None:
+            tables = cache[("tables", skey)] = {}
+        sums = fast.evaluate_point(cm, g.cfg, g.table, g.var, g.tp, dt, _no_energy, _no_prices, step, ps, tables,
+                                   skey)[1]
+        return light_row(spec, g.meta, sums[0], dict(zip(BOUNDS, sums[1:6])), sums[6], sums[7])
     if isinstance(g, OpRows):
         g = g.as_graph()
     per_uniq = []

@@ -163,6 +163,7 @@ class Evaluator:
                 self.graphs.clear()
             from ..stack.realize import attention_of, read_context
             from ..workload import rows
+            from ..workload.build import checked_args, phase_meta
 
             prefill = wl.phase == "prefill"
             cfg, chips, _ = tp_over_chips(self.model(wl), wl.tp, ranks_per_chip)
@@ -173,8 +174,13 @@ class Evaluator:
                                       if wl.phase == "decode" and context >= 1 else context),
                          tp=chips, dtype=wl.dtype, attention=attention_of(self.stack, wl.attention))
             if rows.covers(cfg):
-                r, meta = rows.phase_rows(cfg, wl.phase, **shape)
-                g = OpRows(r, meta, partial(build, cfg, wl.phase, **shape))
+                dt, attention = shape["dtype"], shape["attention"]
+                b, s, c, kv, tp = checked_args(cfg, wl.phase, shape["batch"], shape["seq_len"], shape["context_len"],
+                                               shape["tp"], dt, attention)
+                q = s if prefill else 1
+                g = OpRows(cfg, rows.phase_table(cfg, wl.phase, tp, dt, attention), (1, b * q, b, q, kv), tp,
+                           phase_meta(cfg, wl.phase, b, s, c, kv, tp, dt, attention),
+                           partial(build, cfg, wl.phase, **shape))
             else:
                 g = OpGraph(build(cfg, wl.phase, **shape))
             self.graphs[key] = g

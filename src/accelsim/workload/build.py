@@ -229,9 +229,9 @@ def _param_counts(m: ModelConfig, tp: int) -> tuple[int, int]:
 
 def _build_transformer(m: ModelConfig, phase: str, batch: int, seq_len: int, context_len: int,
                        kv_len: int, tp: int, dt: str, attention: str) -> WorkloadGraph:
-    # ``workload/rows.py`` restates the dense branch of this function as op rows (``phase_rows``) and as
-    # a table of shapes per point variable (``phase_table``) for the analytical fast path;
-    # ``tests/test_fast_path.py`` holds the three equal, so a change here goes there too.
+    # ``workload/rows.py`` restates the dense branch of this function as a table of shapes per point
+    # variable (``phase_table``) for the analytical fast path; ``tests/test_fast_path.py`` holds the
+    # two equal, so a change here goes there too.
     e = _Emit()
     decoder = m.family == "decoder"
     q_len = seq_len if phase == "prefill" else 1
