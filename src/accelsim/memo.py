@@ -18,11 +18,17 @@ class IdentityCache:
         self._d: dict[tuple[int, ...], tuple[tuple, object]] = {}
 
     def get(self, objs: tuple, make: Callable[[], T]) -> T:
-        if len(objs) == 2:  # most callers key on a pair: compared without building iterators
+        n = len(objs)
+        if n == 2:  # most callers key on one object or a pair: compared without building iterators
             a, b = objs
             key = (id(a), id(b))
             hit = self._d.get(key)
             if hit is not None and hit[0][0] is a and hit[0][1] is b:
+                return hit[1]
+        elif n == 1:
+            key = (id(objs[0]),)
+            hit = self._d.get(key)
+            if hit is not None and hit[0][0] is objs[0]:
                 return hit[1]
         else:
             key = tuple(map(id, objs))
