@@ -243,8 +243,6 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
     frate = np.empty(act_width + 1)
     fstart = np.empty(act_width + 1, dtype=np.int64)
     fixed = np.empty(act_width + 1, dtype=np.bool_)
-    scratch = np.empty((3, act_width + 1))
-    path_lim = np.empty(act_width + 1, dtype=np.bool_)
     dirty = np.zeros(S, dtype=np.bool_)
     res_used = np.zeros(max(R, 1))
     done_buf = np.empty(min(T, 1024), dtype=np.int32)  # grows when more tasks end at one time
@@ -331,8 +329,7 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                 srv_next[s] = server_rates(active[o:o1], act_pk[o:o1], n_active[s], h_cap, h_weight, res_bw,
                                             h_rate, h_limited, srv_bw[s], width, res_used, fcap, fw, fstart, frate,
                                             fixed, now, h_left, h_since, h_end, h_capped, act_k[o:o1], h_task, s,
-                                            head_h, head_task, head_srv, head_pk, head_key, srv_path[s], scratch,
-                                            path_lim)
+                                            head_h, head_task, head_srv, head_pk, head_key, srv_path[s])
                 dirty[s] = False
         # ---- next event
         t_next = np.inf

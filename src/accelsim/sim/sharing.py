@@ -67,7 +67,7 @@ def rebased(left, since, rate, limited, capped, now, new_rate):
 @njit(cache=True)
 def server_rates(active, pk, n, h_cap, h_weight, res_bw, rate, dma_limited, bw, width, res_used,
                   fcap, fw, fstart, frate, fixed, now, h_left, h_since, h_end, h_capped, kk, h_task, srv,
-                  head_h, head_task, head_srv, head_pk, head_key, path_bw, scratch, path_lim):
+                  head_h, head_task, head_srv, head_pk, head_key, path_bw):
     """Rates of the ``n`` transfers in ``active`` (handles into the ``h_`` arrays, ``rate``
     and ``dma_limited``) on one server, kept sorted by ``pk`` (class x ``width`` + flow group)
     and then key. Transfers of a resource that has a bandwidth of its own
@@ -75,8 +75,8 @@ def server_rates(active, pk, n, h_cap, h_weight, res_bw, rate, dma_limited, bw, 
     flow's rate goes to its transfers in key order. The flows of such resources together move
     at most ``path_bw`` (inf: no bound), max-min fairly among them, each at most what the server
     gave it (what they give back of the server is not handed on; a flow held by this bound
-    counts as limited by its DMA). ``scratch`` (3 x ``n + 1``) and ``path_lim`` (``n + 1``) are
-    scratch.
+    counts as limited by its DMA; its scratch is made only on a server that has the bound: most
+    have none, and the engine's call stays as short as before the bound existed).
 
     Classes (``pk // width``; all equal: one max-min fair class) are served in ascending order:
     each water-fills what the earlier classes left of the server and of its resources'
@@ -95,6 +95,12 @@ def server_rates(active, pk, n, h_cap, h_weight, res_bw, rate, dma_limited, bw, 
         return first_end
     left_bw = bw
     left_path = path_bw
+    if path_bw < np.inf:
+        scratch = np.empty((3, n + 1))
+        path_lim = np.empty(n + 1, dtype=np.bool_)
+    else:
+        scratch = np.empty((3, 0))
+        path_lim = np.empty(0, dtype=np.bool_)
     j = 0
     while j < n:
         # one class: its flows (runs of equal pk), water-filled on what is left
