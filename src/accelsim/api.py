@@ -138,7 +138,8 @@ def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict) -> Re
     summary = step_summary(meta, spec, sums[0], dict(zip(BOUNDS, sums[1:6])), sums[6], sums[7], t.ops, peak)
     summary.update(energy_entries(table, sums[8:13], summary))
     return Results(system=spec, graph=partial(build, cfg, phase, **shape), summary=summary,
-                   warnings=summary["warnings"], slot_columns=partial(fast.point_columns, t, out, pre, given, names, peak))
+                   warnings=summary["warnings"], slot_columns=partial(fast.point_columns, t, out, pre, given, names,
+                                                                      peak))
 
 
 _FAST = IdentityCache(32)

@@ -1,15 +1,17 @@
-"""The fast path's per-point kernel: a phase's op rows as arrays, costed, priced and summed in
-one compiled call (``sim.fast.evaluate_point``).
+"""The fast path's per-point kernel: a phase's table of rows (``workload.rows.phase_table``)
+costed, priced and summed in one compiled call (``sim.fast.evaluate_point``).
 
-A row's cost is what ``sim.fast.cost_row`` gives for it, to the last bit (the same operations
-in the same order; ``tests/test_fast_path.py``): a GEMM from its mapping search's winner (the
-search runs before, its fields handed in), a vector op (elementwise, a norm or softmax, an
-embedding gather, a K/V append) from its shape, and a row costed in Python (fused attention, a
-collective) copied in. The step's sums follow in stored-row order, as ``sim.fast.totals`` adds
-them.
+A row's cost is what the op cost functions give for the op (``cost.op_cost``: ``gemm_cost``,
+``vector_cost``, ``flash_cost``, a collective's ``collective_terms``), priced as
+``analysis.energy`` prices it, to the last bit: the same operations in the same order
+(``tests/test_fast_path.py`` holds the result to the graph path's). A GEMM shape not seen before
+is mapped here (``cost.mapping.gemm_search``, its winner handed back for the caller to keep); a
+row the kernel does not cover (a per-query-head decode kernel, a hierarchical collective) is
+costed in Python before the call (``sim.fast.cost_row``) and copied in. The step's sums follow in
+stored-row order, as ``sim.analytical.step_totals`` and ``analysis.energy`` add them.
 
 ``cost_rows`` is a ``jit.Kernel``: plain Python for its first calls in a process, then compiled;
-``cost_rows.py_func`` is its pure-Python twin.
+``cost_rows.py_func`` is its pure-Python twin (``tests/test_fast_path.py`` holds the two equal).
 """
 
 from __future__ import annotations
@@ -20,12 +22,10 @@ import numpy as np
 
 from ..cost.collective_table import table_terms
 from ..cost.mapping import gemm_search
-from ..jit import kernel
 from ..cost.systolic import pass_cycles
+from ..jit import kernel
 from ..workload.rows import COLL, EMBED, EW, FLASH, GIVEN, LAYERNORM, MM, ROWWISE, SOFTMAX
 
-BOUND_CODES = ("compute", "memory", "vector", "interconnect", "overhead")
-"""Bound labels by code (``sim.analytical.BOUNDS``' order)."""
 OUT_FIELDS = 23
 """Columns of ``out``: the 11 numbers of ``sim.fast.NUMERIC``, the 5 joules (mac, vector, sram,
 HBM, link), their sum, the bound code, the active cores of a vector op, 1 where a GEMM's
@@ -158,8 +158,9 @@ def _coll(f, el_bytes, c, cand, step, term, coll_s, o):
 
 @kernel(None)
 def bound_code(compute, vector, memory, link, overhead):
-    """``cost.op_cost.bound_label`` as a code of ``BOUND_CODES``: the largest term, ties to the
-    earlier rule (interconnect, compute, memory, vector); overhead when it exceeds them all."""
+    """``cost.op_cost.bound_label`` as its place in ``sim.analytical.BOUNDS``: the largest term,
+    ties to the earlier rule (interconnect, compute, memory, vector); overhead when it exceeds
+    them all."""
     top = max(compute, vector, memory, link)
     if overhead > top:
         return 4
@@ -178,12 +179,12 @@ def bound_code(compute, vector, memory, link, overhead):
 def cost_rows(kind, coef, sel, var, par, pre, todo, count, consts, search, flash, cand, step, term, coll_s, step_s, out,
               sums):
     """Cost the rows into ``out`` (``OUT_FIELDS`` per row) and their step's sums into ``sums``:
-    latency, the time by bound (``BOUND_CODES``' five), FLOPs, HBM bytes and the joules by
+    latency, the time by bound (``sim.analytical.BOUNDS``' five), FLOPs, HBM bytes and the joules by
     component (5), each row weighted by its ``count``, the step's fixed cost ``step_s`` added.
 
     A row's integer fields are ``coef[i, j] * var[sel[i, j]]`` (``var``: the point's variables,
-    ``workload.rows.VARS``), and with ``par`` (numbers) they are, per kind: a GEMM (m, n, k, batch, B shared), its
-    search's fields (``cost.mapping.RESULT_FIELDS``) in ``pre``; an elementwise op (elements,
+    ``workload.rows.VARS``), and with ``par`` (numbers) they are, per kind: a GEMM (m, n, k,
+    batch, B shared), its search's fields (``cost.mapping.RESULT_FIELDS``) in ``pre``; an elementwise op (elements,
     inputs, 1 for a reduction) and (vector ops, transcendentals per element); a row-wise op
     (rows, cols, ``SOFTMAX`` / ``LAYERNORM`` / ``RMSNORM``); an embedding (tokens, hidden); a
     K/V append (batch, tokens, K/V heads, head dim); a given row its ``out`` row in ``pre``.

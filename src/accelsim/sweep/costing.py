@@ -1,8 +1,9 @@
 """How a sweep point's row is priced in the analytical tier (``runner.Evaluator``): a workload
-as its graph's distinct ops (``OpGraph``) or, where the fast path covers it, as op rows
-(``OpRows``, ``sim.fast``: a table costed in one compiled call), each op costed once per chip variant
-(collectives once per system variant) and summed exactly as ``report.results`` sums a step (``step_row``); and a point's row
-from a summary (``summary_row``, the training and event tiers)."""
+as its graph's distinct ops (``OpGraph``) or, where the fast path covers it, as a table of rows
+(``OpRows``, ``sim.fast``: costed in one compiled call), each op costed once per chip variant
+(collectives once per system variant) and summed exactly as ``report.results`` sums a step
+(``step_row``); and a point's row from a summary (``summary_row``, the training and event
+tiers)."""
 
 from __future__ import annotations
 
