@@ -129,7 +129,7 @@ def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict) -> Re
     check_tp_fits(tp, spec)
     t = rows.phase_table(cfg, phase, tp, dt, attention)
     q_len = seq_len if phase == "prefill" else 1
-    out, sums, pre, given, names = fast.evaluate_point(cm, cfg, t, (1, batch * q_len, batch, q_len, kv_len), tp, dt,
+    out, sums, kept, given, names = fast.evaluate_point(cm, cfg, t, (1, batch * q_len, batch, q_len, kv_len), tp, dt,
                                                        price, terms, step_cost_s(st, batch))
     meta = phase_meta(cfg, phase, batch, seq_len, context_len, kv_len, tp, dt, attention)
     peak = peaks.get(meta.dtype)
@@ -138,7 +138,7 @@ def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict) -> Re
     summary = step_summary(meta, spec, sums[0], dict(zip(BOUNDS, sums[1:6])), sums[6], sums[7], t.ops, peak)
     summary.update(energy_entries(table, sums[8:13], summary))
     return Results(system=spec, graph=partial(build, cfg, phase, **shape), summary=summary,
-                   warnings=summary["warnings"], slot_columns=partial(fast.point_columns, t, out, pre, given, names,
+                   warnings=summary["warnings"], slot_columns=partial(fast.point_columns, t, out, kept, given, names,
                                                                       peak))
 
 

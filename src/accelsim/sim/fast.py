@@ -114,24 +114,23 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
     if tables is None:
         tables = ps.tables
     n = len(t.rows)
-    pre = np.zeros((n, OUT_FIELDS))
     todo = np.zeros(n, np.bool_)
-    searched, keys = ps.searched, []
-    if len(searched) > MAX_CACHED_COSTS:
-        searched.clear()
+    src = t.no_source.copy()  # a GEMM row's place in the kept winners (``PointState.store``)
+    if len(ps.index) > MAX_CACHED_COSTS:
+        ps.clear_store()
     if ps.consts is None:  # an element type the tensor engine does not run is refused here
         per = _terms(cm, dt)[0]
         ps.consts, ps.search = _consts(cm, dt, price_terms), search_terms(cm, per)
+    index, new = ps.index, []
     for i, mc, mv, nc, nv, kc, kv, bc, bv, shared, _ in t.mm_fields:
         key = (mc * var[mv], nc * var[nv], kc * var[kv], bc * var[bv], shared)
-        f = searched.get(key)
-        if f is None:  # searched in the compiled call, from the last winner of its N, K, batch
+        j = index.get(key)
+        if j is None:  # searched in the compiled call, from the last winner of its N, K, batch
+            j = ps.new_row(key, search_hint(key[1:4] + (shared == 1,)))
             todo[i] = True
-            keys.append((i, key))
-            pre[i, :3] = search_hint(key[1:4] + (shared == 1,))
-        else:
-            pre[i, :N_FIELDS] = f
-    given, kind, python, table = {}, t.kind, (), _NO_TABLE
+            new.append((i, key, j))
+        src[i] = j
+    given, kind, python, table, pre = {}, t.kind, (), _NO_TABLE, _NO_PRE
     if t.flash and cm.attn_per_head and var[Q] == 1:  # a per-query-head decode kernel: costed in Python
         python += t.flash
     if t.coll:
@@ -145,36 +144,52 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
     if python:
         kind = kind.copy()
         kind[list(python)] = GIVEN
+        pre = np.zeros((n, OUT_FIELDS))
         _python_rows(cm, m, t, python, var, tp, dt, price, ps.given, pre, given, system_tag)
     flash = _NO_FLASH
     if t.flash:
         if ps.flash is None:  # refused as ``flash_cost`` refuses an element type the tensor engine does not run
             ps.flash = np.array([cm.speedup(dt), cm.tensor_eff(dt) * cm.attn_eff, price_terms(dt)[0]])
         flash = ps.flash
-    out, sums = np.empty((n, OUT_FIELDS)), np.empty(13)
-    cost_rows(kind, t.coef, t.sel, np.array(var, np.int64), t.par, pre, todo, t.count, ps.consts, ps.search, flash,
-              table.cand, table.step, table.term, table.overhead_s, step_s, out, sums)
-    for i, key in keys:
-        f = pre[i]
+    out, sums, store = np.empty((n, OUT_FIELDS)), np.empty(13), ps.store
+    cost_rows(kind, t.coef, t.sel, np.array(var, np.int64), t.par, pre, store, src, todo, t.count, ps.consts,
+              ps.search, flash, table.cand, table.step, table.term, table.overhead_s, step_s, out, sums)
+    for i, key, j in new:
+        f = store[j]
         if not math.isfinite(f[0]):
+            del index[key]
             raise no_tile(cm, t.rows[i][1], *key[:3])
-        searched[key] = f[:N_FIELDS].copy()
         remember_hint(key[1:4] + (key[4] == 1,), f)
-    return out, sums.tolist(), pre, given, table.names
+    return out, sums.tolist(), (store, src, pre), given, table.names
 
 
 class PointState:
     """What ``evaluate_point`` keeps per chip model, pricer and element type: the GEMMs' search
-    winners by shape, the Python rows' costs by shape, the kernel's constants and the collective
-    tables by (kind, ranks)."""
+    winners (rows of ``store``, laid out as ``cost.mapping.RESULT_FIELDS``, by shape in
+    ``index``; a row once written is never rewritten, so a result's op table may keep reading
+    it), the Python rows' costs by shape, the kernel's constants and the collective tables by
+    (kind, ranks)."""
 
-    __slots__ = ("searched", "given", "consts", "search", "flash", "tables")
+    __slots__ = ("store", "index", "given", "consts", "search", "flash", "tables")
 
     def __init__(self):
-        self.searched: dict[tuple, np.ndarray] = {}
+        self.clear_store()
         self.given: dict[tuple, tuple] = {}
         self.consts = self.search = self.flash = None
         self.tables: dict[tuple, CollectiveTable | None] = {}
+
+    def clear_store(self) -> None:
+        self.store = np.zeros((64, N_FIELDS))
+        self.index: dict[tuple, int] = {}
+
+    def new_row(self, key: tuple, hint: tuple[float, float, float]) -> int:
+        """A store row for ``key``'s winner, its first three fields the search's hint."""
+        j = len(self.index)
+        if j == self.store.shape[0]:  # a larger store; the old one stays as it is for whoever reads it
+            self.store = np.concatenate([self.store, np.zeros_like(self.store)])
+        self.store[j, :3] = hint
+        self.index[key] = j
+        return j
 
 
 def _python_rows(cm: ChipModel, m, t: PhaseTable, places: tuple[int, ...], var: tuple[int, ...], tp: int, dt: str,
@@ -205,10 +220,11 @@ def _python_rows(cm: ChipModel, m, t: PhaseTable, places: tuple[int, ...], var: 
 
 
 _NO_FLASH = np.zeros(3)
+_NO_PRE = np.zeros((0, OUT_FIELDS))
 _NO_TABLE = CollectiveTable((), np.zeros((0, len(CAND))), np.zeros((0, 4)), np.zeros((0, 3)), 0.0)
 
 
-def point_columns(t: PhaseTable, out: np.ndarray, pre: np.ndarray, given: dict, names: tuple[str, ...],
+def point_columns(t: PhaseTable, out: np.ndarray, rows: tuple, given: dict, names: tuple[str, ...],
                   peak: float) -> dict[str, np.ndarray]:
     """``columns`` of ``evaluate_point``'s rows (``names``: its collective table's algorithms)."""
     mapping, level = [], []
@@ -217,7 +233,7 @@ def point_columns(t: PhaseTable, out: np.ndarray, pre: np.ndarray, given: dict, 
             mapping.append(given[i][0])
             level.append(given[i][1])
         elif r[0] == "mm":
-            mapping.append(tuple(pre[i, 6:12].tolist()))
+            mapping.append(tuple(rows[0][rows[1][i], 6:12].tolist()))
             level.append("shared" if out[i, 19] else "hbm")
         elif r[0] == "coll":
             mapping.append(names[int(out[i, 20])])

@@ -176,21 +176,23 @@ def bound_code(compute, vector, memory, link, overhead):
 
 
 @kernel()
-def cost_rows(kind, coef, sel, var, par, pre, todo, count, consts, search, flash, cand, step, term, coll_s, step_s, out,
-              sums):
+def cost_rows(kind, coef, sel, var, par, pre, store, src, todo, count, consts, search, flash, cand, step, term, coll_s,
+              step_s, out, sums):
     """Cost the rows into ``out`` (``OUT_FIELDS`` per row) and their step's sums into ``sums``:
     latency, the time by bound (``sim.analytical.BOUNDS``' five), FLOPs, HBM bytes and the joules by
     component (5), each row weighted by its ``count``, the step's fixed cost ``step_s`` added.
 
     A row's integer fields are ``coef[i, j] * var[sel[i, j]]`` (``var``: the point's variables,
     ``workload.rows.VARS``), and with ``par`` (numbers) they are, per kind: a GEMM (m, n, k,
-    batch, B shared), its search's fields (``cost.mapping.RESULT_FIELDS``) in ``pre``; an elementwise op (elements,
+    batch, B shared), its search's fields (``cost.mapping.RESULT_FIELDS``) in row ``src[i]`` of
+    ``store``; an elementwise op (elements,
     inputs, 1 for a reduction) and (vector ops, transcendentals per element); a row-wise op
     (rows, cols, ``SOFTMAX`` / ``LAYERNORM`` / ``RMSNORM``); an embedding (tokens, hidden); a
     K/V append (batch, tokens, K/V heads, head dim); a given row its ``out`` row in ``pre``.
     A GEMM row with ``todo[i]`` runs its mapping search here (``cost.mapping.gemm_search``, with
     the chip's and element types' terms ``search``, laid out as ``SEARCH``, and the hint tiling in
-    ``pre[i, :3]``), its winner written to ``pre[i]`` (an infinite time: no tile fits). A fused
+    the first three fields of its store row), its winner written to that row (an infinite time: no
+    tile fits). A fused
     attention (batch, heads, K/V heads, query length, K/V length, head dim, window, 1 for a
     decoder) is ``cost.op_cost.flash_cost`` with the terms ``flash`` (``FLASH_TERMS``). A
     collective (elements, ranks, 1 for a reduction; its bytes per element in ``par``) is priced by
@@ -210,7 +212,7 @@ def cost_rows(kind, coef, sel, var, par, pre, todo, count, consts, search, flash
                 o[j] = pre[i, j]
             continue
         if k == MM:
-            f = pre[i]
+            f = store[src[i]]
             m, n, kk, batch, shared = shp[i, 0], shp[i, 1], shp[i, 2], shp[i, 3], shp[i, 4]
             if todo[i]:
                 r = _search(float(m), float(n), float(kk), float(batch), shared != 0, el, search, f[0], f[1], f[2])

@@ -96,6 +96,8 @@ class PhaseTable(NamedTuple):
     """Places of the fused attentions."""
     ops: int
     """The stored ops the rows stand for (their counts' sum)."""
+    no_source: np.ndarray
+    """-1 per row (``sim.fast.evaluate_point`` copies it for its GEMM rows' store places)."""
 
 
 def phase_table(m: ModelConfig, phase: str, tp: int, dtype: str, attention: str) -> PhaseTable:
@@ -177,6 +179,7 @@ def _table(m: ModelConfig, phase: str, tp: int, dt: str, attention: str) -> Phas
                    mm_fields=tuple((i,) + tuple(x for c, v in zip(coef[i, :5].tolist(), sel[i, :5].tolist())
                                                 for x in (c, v)) for i, r in enumerate(out) if r[0] == "mm"),
                    coll=tuple(i for i, r in enumerate(out) if r[4] == COLL),
-                   flash=tuple(i for i, r in enumerate(out) if r[4] == FLASH), ops=sum(r[3] for r in out))
+                   flash=tuple(i for i, r in enumerate(out) if r[4] == FLASH), ops=sum(r[3] for r in out),
+                   no_source=np.full(n, -1, np.int64))
     _TABLES.get((m,), dict)[(phase, tp, dt, attention)] = t
     return t
