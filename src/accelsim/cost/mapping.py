@@ -479,3 +479,28 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
     if pick < 0:
         return best
     return cand[pick, :N_FIELDS].copy()
+
+
+SEARCH = ("R", "C", "count", "df", "speed", "overlap", "min_pass", "f_tensor", "teff", "align", "unaligned_eff",
+          "cores", "sram", "acc", "shared_cap", "shared_bw", "hbm_bw", "core_bw", "queues", "multicast", "dq_b", "dq_a",
+          "core_peak", "b_el", "out_el")
+"""``search_with``'s ``s``, in order: what the mapping search takes from the chip and from a GEMM's
+element types besides its shape and hint (``cost.op_cost.search_terms``)."""
+
+
+@kernel(None)
+def dims_aligned(k, n, a_el, out_el, align):
+    """Whether a GEMM's stored rows (K of A at ``a_el`` bytes, N of the output at ``out_el``) are
+    multiples of the tensor engine's ``align`` bytes (0: no such rule), as its fast kernels need."""
+    return align == 0 or ((k * a_el) % align == 0 and (n * out_el) % align == 0)
+
+
+@kernel(None)
+def search_with(m, n, k, batch, b_shared, ba, s, is_aligned, hint_m, hint_n, hint_split):
+    """``gemm_search`` of an m x n x k GEMM (``batch`` copies, A at ``ba`` bytes per element) with
+    the chip's and element types' terms ``s`` (``SEARCH``): the tensor rate's misaligned fraction
+    applies unless ``is_aligned``."""
+    teff = s[8] if is_aligned else s[8] * s[10]
+    return gemm_search(m, n, k, batch, b_shared, ba, s[23], s[24], int(s[0]), int(s[1]), int(s[2]), int(s[3]), s[4],
+                       s[5] != 0, s[6], s[7], teff, s[11], s[12], s[13], s[14], s[15], s[16], s[17], s[18], s[19],
+                       s[20], s[21], hint_m, hint_n, hint_split, s[22])

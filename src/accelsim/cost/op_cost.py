@@ -17,7 +17,7 @@ from ..compress.formats import DTYPE_BYTES
 from ..errors import LoweringError
 from ..stack.spec import CollectiveLibrary
 from .collectives import collective_terms
-from .mapping import RESULT_FIELDS, gemm_search
+from .mapping import RESULT_FIELDS, dims_aligned, search_with
 from ..workload.ops import (Collective, Conv2D, Elementwise, FlashAttention, LayerNorm, MatMul, Op, RMSNorm, Softmax)
 from .systolic import pass_cycles
 from .dtypes import (DEQUANT_OPS_PER_ELEMENT, RATE_BITS, UPCAST, compute_dtype, dequant_ops, dequant_per_element,  # noqa: F401
@@ -161,6 +161,7 @@ class ChipModel:
         self._mappings: dict[tuple, dict[str, float]] = {}
         self._collectives: dict[tuple, tuple[float, float, float, str]] = {}
         self._dtypes: dict[tuple, tuple] = {}
+        self._search_terms: dict[tuple, np.ndarray] = {}
         self._compute: dict[tuple, str] = {}
         self.rows: dict = {}
         self.search_consts = ((self.R, self.C, self.count, self.df),
@@ -252,14 +253,9 @@ def search(cm: ChipModel, per: tuple, m: int, n: int, k: int, batch: int, b_shar
     """The mapping search's winner (an array laid out as ``RESULT_FIELDS``) for an m x n x k
     GEMM (``batch`` copies) with the element-type terms ``per`` (``dtype_terms``); refused with
     a LoweringError naming ``name`` when no tile fits the core's SRAM."""
-    speed, teff, dq_b, dq_a, bb, bo = per
-    if not is_aligned:
-        teff *= cm.unaligned_eff
     key = (n, k, batch, b_shared)
-    hint = search_hint(key)
-    array, core = cm.search_consts
-    r = gemm_search(float(m), float(n), float(k), float(batch), b_shared, ba, bb, bo, *array, speed, cm.overlap,
-                    cm.min_pass, cm.f_tensor, teff, *core, dq_b, dq_a, *hint, cm.core_peak)
+    r = search_with(float(m), float(n), float(k), float(batch), b_shared, ba, search_terms(cm, per), is_aligned,
+                    *search_hint(key))
     if not math.isfinite(r[0]):
         raise no_tile(cm, name, m, n, k)
     remember_hint(key, r)
@@ -285,11 +281,16 @@ def remember_hint(key: tuple, r) -> None:
 
 
 def search_terms(cm: ChipModel, per: tuple) -> np.ndarray:
-    """What ``search`` hands the mapping search for a GEMM with element-type terms ``per``
-    besides its shape and hint, as numbers (``sim.rowkernel.SEARCH``)."""
-    speed, teff, dq_b, dq_a, bb, bo = per
-    return np.array([*cm.search_consts[0], speed, float(cm.overlap), cm.min_pass, cm.f_tensor, teff, float(cm.align),
-                     cm.unaligned_eff, *cm.search_consts[1], dq_b, dq_a, cm.core_peak, bb, bo], dtype=float)
+    """What the mapping search takes from the chip and from a GEMM's element-type terms ``per``
+    (``dtype_terms``) besides its shape and hint, as numbers (``mapping.SEARCH``); once per chip
+    model and terms."""
+    s = cm._search_terms.get(per)
+    if s is None:
+        speed, teff, dq_b, dq_a, bb, bo = per
+        s = cm._search_terms[per] = np.array(
+            [*cm.search_consts[0], speed, float(cm.overlap), cm.min_pass, cm.f_tensor, teff, float(cm.align),
+             cm.unaligned_eff, *cm.search_consts[1], dq_b, dq_a, cm.core_peak, bb, bo], dtype=float)
+    return s
 
 
 _HINTS: dict[tuple, tuple[float, float, float]] = {}
@@ -327,8 +328,7 @@ def aligned(cm: ChipModel, mm: MatMul) -> bool:
 
 def aligned_dims(cm: ChipModel, k: int, n: int, a_el: float, out_el: float) -> bool:
     """``aligned`` for a GEMM of inner dimension ``k`` and ``n`` output columns."""
-    a = cm.align
-    return not a or ((k * a_el) % a == 0 and (n * out_el) % a == 0)
+    return dims_aligned(k, n, a_el, out_el, cm.align)
 
 
 def reduction_op(op: Op) -> bool:

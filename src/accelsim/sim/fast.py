@@ -115,7 +115,7 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
         tables = ps.tables
     n = len(t.rows)
     todo = np.zeros(n, np.bool_)
-    src = t.no_source.copy()  # a GEMM row's place in the kept winners (``PointState.store``)
+    src = np.full(n, -1, np.int64)  # a GEMM row's place in the kept winners (``PointState.store``)
     if len(ps.index) > MAX_CACHED_COSTS:
         ps.clear_store()
     if ps.consts is None:  # an element type the tensor engine does not run is refused here

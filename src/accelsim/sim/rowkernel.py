@@ -21,9 +21,10 @@ import math
 import numpy as np
 
 from ..cost.collective_table import table_terms
-from ..cost.mapping import gemm_search
+from ..cost.mapping import dims_aligned, search_with
 from ..cost.systolic import pass_cycles
 from ..jit import kernel
+from ..workload.ops import score_elements
 from ..workload.rows import COLL, EMBED, EW, FLASH, GIVEN, LAYERNORM, MM, ROWWISE, SOFTMAX
 
 OUT_FIELDS = 23
@@ -40,48 +41,11 @@ elements per lane a vector op's unit covers), the energy prices (per MAC of the 
 type, per vector operation, per byte of SRAM, HBM and link)."""
 
 
-SEARCH = ("R", "C", "count", "df", "speed", "overlap", "min_pass", "f_tensor", "teff", "align", "unaligned_eff",
-          "cores", "sram", "acc", "shared_cap", "shared_bw", "hbm_bw", "core_bw", "queues", "multicast", "dq_b", "dq_a",
-          "core_peak", "b_el", "out_el")
-"""``cost_rows``' ``search``, in order: what ``cost.op_cost.search`` hands the mapping search for a
-GEMM of the rows' element type on the chip (``sim.fast.search_terms``)."""
-
-
-@kernel(None)
-def _search(m, n, k, batch, shared, el, s, hint_m, hint_n, hint_split):
-    """``cost.op_cost.search`` of an m x n x k GEMM with operands and output of ``el`` bytes per
-    element (the tensor rate's misaligned fraction where ``aligned_dims`` says so)."""
-    teff = s[8]
-    a = s[9]
-    if not (a == 0 or ((k * el) % a == 0 and (n * el) % a == 0)):
-        teff *= s[10]
-    return gemm_search(m, n, k, batch, shared, el, s[23], s[24], int(s[0]), int(s[1]), int(s[2]), int(s[3]), s[4],
-                       s[5] != 0, s[6], s[7], teff, s[11], s[12], s[13], s[14], s[15], s[16], s[17], s[18], s[19],
-                       s[20], s[21], hint_m, hint_n, hint_split, s[22])
-
-
-@kernel(None)
-def score_elements(batch, heads, q, kv, w, causal):
-    """Query-key pairs a fused attention computes (``workload.ops.FlashAttention.score_elements``)."""
-    full = float(batch * heads * q * kv)
-    if w and (causal or q == 1):
-        lo = max(1, kv - q + 1)
-        below = max(0, min(kv, w) - lo + 1)
-        visible = below * (2 * lo + below - 1) / 2 + (q - below) * w
-        return full * visible / (q * kv)
-    if w:
-        return full * min(kv, w) / kv
-    if causal and q > 1:
-        visible = q * (kv - q) + q * (q + 1) / 2 if kv >= q else q * (q + 1) / 2
-        return full * visible / (q * kv)
-    return full
-
-
 @kernel(None)
 def _flash(f, c, s, fl, o):
     """``cost.op_cost.flash_cost`` of the fused attention of fields ``f`` (K / V in the rows'
     element type, values as wide as keys, forward) into ``o``, priced as ``sim.fast.cost_row``
-    prices it; ``c``: ``CONSTS``, ``s``: ``SEARCH``, ``fl``: ``FLASH_TERMS``."""
+    prices it; ``c``: ``CONSTS``, ``s``: ``cost.mapping.SEARCH``, ``fl``: ``FLASH_TERMS``."""
     batch, heads, kvh, q, kv, hd, w = f[0], f[1], f[2], f[3], f[4], f[5], f[6]
     causal = f[7] != 0 and q > 1
     cores, hbm_bw, core_peak, core_bw, vrate, trate, el = c[0], c[1], c[2], c[3], c[4], c[5], c[10]
@@ -189,9 +153,9 @@ def cost_rows(kind, coef, sel, var, par, pre, store, src, todo, count, consts, s
     inputs, 1 for a reduction) and (vector ops, transcendentals per element); a row-wise op
     (rows, cols, ``SOFTMAX`` / ``LAYERNORM`` / ``RMSNORM``); an embedding (tokens, hidden); a
     K/V append (batch, tokens, K/V heads, head dim); a given row its ``out`` row in ``pre``.
-    A GEMM row with ``todo[i]`` runs its mapping search here (``cost.mapping.gemm_search``, with
-    the chip's and element types' terms ``search``, laid out as ``SEARCH``, and the hint tiling in
-    the first three fields of its store row), its winner written to that row (an infinite time: no
+    A GEMM row with ``todo[i]`` runs its mapping search here (``cost.mapping.search_with``, with
+    the chip's and element types' terms ``search``, laid out as ``cost.mapping.SEARCH``, and the
+    hint tiling in the first three fields of its store row), its winner written to that row (an infinite time: no
     tile fits). A fused
     attention (batch, heads, K/V heads, query length, K/V length, head dim, window, 1 for a
     decoder) is ``cost.op_cost.flash_cost`` with the terms ``flash`` (``FLASH_TERMS``). A
@@ -215,7 +179,8 @@ def cost_rows(kind, coef, sel, var, par, pre, store, src, todo, count, consts, s
             f = store[src[i]]
             m, n, kk, batch, shared = shp[i, 0], shp[i, 1], shp[i, 2], shp[i, 3], shp[i, 4]
             if todo[i]:
-                r = _search(float(m), float(n), float(kk), float(batch), shared != 0, el, search, f[0], f[1], f[2])
+                r = search_with(float(m), float(n), float(kk), float(batch), shared != 0, el, search,
+                                dims_aligned(float(kk), float(n), el, el, search[9]), f[0], f[1], f[2])
                 for j in range(r.shape[0]):
                     f[j] = r[j]
             fl = 2.0 * batch * m * n * kk

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..compress.formats import DTYPE_BYTES
+from ..jit import kernel
 
 
 def nbytes(dtype: str) -> float:
@@ -413,6 +414,26 @@ FLASH_BWD_FACTOR = 2.5
 on 128-wide systolic arrays the 320-wide pass of a 128-wide head costs about 3x a forward."""
 
 
+@kernel(None)
+def score_elements(batch, heads, q, kv, w, causal):
+    """Query-key pairs a fused attention of ``batch`` x ``heads`` query heads computes for ``q``
+    queries over ``kv`` positions (about half for a causal square block; with a window ``w``, the
+    query at position n sees min(n, w) keys); also compiled into the fast path's kernel."""
+    full = float(batch * heads * q * kv)
+    if w and (causal or q == 1):
+        # sum over the queries' positions n = kv - q + 1 .. kv of min(n, w)
+        lo = max(1, kv - q + 1)
+        below = max(0, min(kv, w) - lo + 1)  # positions n <= w see n keys, the rest w
+        visible = below * (2 * lo + below - 1) / 2 + (q - below) * w
+        return full * visible / (q * kv)
+    if w:
+        return full * min(kv, w) / kv
+    if causal and q > 1:
+        visible = q * (kv - q) + q * (q + 1) / 2 if kv >= q else q * (q + 1) / 2
+        return full * visible / (q * kv)
+    return full
+
+
 @dataclass(frozen=True, slots=True)
 class FlashAttention(Op):
     """Fused attention (flash-style): Q tile resident, K/V streamed, online softmax; the
@@ -454,22 +475,8 @@ class FlashAttention(Op):
         return nbytes(self.kv_dtype or self.dtype)
 
     def score_elements(self) -> float:
-        """Query-key pairs actually computed (about half for a causal square block; with a
-        window, the query at position n sees min(n, window) keys)."""
-        full = float(self.batch * self.heads * self.q_len * self.kv_len)
-        q, kv, w = self.q_len, self.kv_len, self.window
-        if w and (self.causal or q == 1):
-            # sum over the queries' positions n = kv - q + 1 .. kv of min(n, w)
-            lo = max(1, kv - q + 1)
-            below = max(0, min(kv, w) - lo + 1)  # positions n <= w see n keys, the rest w
-            visible = below * (2 * lo + below - 1) / 2 + (q - below) * w
-            return full * visible / (q * kv)
-        if w:
-            return full * min(kv, w) / kv
-        if self.causal and q > 1:
-            visible = q * (kv - q) + q * (q + 1) / 2 if kv >= q else q * (q + 1) / 2
-            return full * visible / (q * kv)
-        return full
+        """Query-key pairs actually computed (``score_elements``)."""
+        return score_elements(self.batch, self.heads, self.q_len, self.kv_len, self.window, self.causal)
 
     def kv_read(self) -> int:
         """K/V positions read: the whole context, or the window of the last query back to

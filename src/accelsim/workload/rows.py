@@ -35,14 +35,6 @@ def covers(m: ModelConfig) -> bool:
             and not (m.is_moe or m.is_mla or m.patch_size))
 
 
-def _dims(m: ModelConfig, tp: int) -> tuple:
-    """What a layer's rows take from the model under ``tp``: hidden size, head dim, query and K/V
-    heads per chip, gate factor, MLP width per chip, activation and norm."""
-    return (m.hidden_size, m.head_dim, m.num_attention_heads // tp, m.kv_heads_per_chip(tp), 2 if m.gated_mlp else 1,
-            m.intermediate_size // tp, (m.activation + "_mul") if m.gated_mlp else m.activation,
-            "rmsnorm" if m.norm == "rmsnorm" else "layernorm")
-
-
 def flash_op(m: ModelConfig, batch: int, q_len: int, kv_len: int, tp: int, dt: str) -> FlashAttention:
     """The fused attention of a layer of ``m`` ("L0.attn")."""
     return FlashAttention(name="L0.attn", layer=0, role="attn", batch=batch, heads=m.num_attention_heads // tp,
@@ -96,8 +88,6 @@ class PhaseTable(NamedTuple):
     """Places of the fused attentions."""
     ops: int
     """The stored ops the rows stand for (their counts' sum)."""
-    no_source: np.ndarray
-    """-1 per row (``sim.fast.evaluate_point`` copies it for its GEMM rows' store places)."""
 
 
 def phase_table(m: ModelConfig, phase: str, tp: int, dtype: str, attention: str) -> PhaseTable:
@@ -111,7 +101,12 @@ _TABLES = IdentityCache(32)
 
 def _table(m: ModelConfig, phase: str, tp: int, dt: str, attention: str) -> PhaseTable:
     decoder = m.family == "decoder"
-    d, hd, hq, kvl, g, f, act, norm = _dims(m, tp)
+    d, hd = m.hidden_size, m.head_dim
+    hq, kvl = m.num_attention_heads // tp, m.kv_heads_per_chip(tp)
+    g = 2 if m.gated_mlp else 1
+    f = m.intermediate_size // tp
+    act = (m.activation + "_mul") if m.gated_mlp else m.activation
+    norm = "rmsnorm" if m.norm == "rmsnorm" else "layernorm"
     L = m.num_hidden_layers
     out: list[tuple] = []  # (kind, name, role, count, code, fields (an int, or (coef, var)), par, extra)
 
@@ -179,7 +174,6 @@ def _table(m: ModelConfig, phase: str, tp: int, dt: str, attention: str) -> Phas
                    mm_fields=tuple((i,) + tuple(x for c, v in zip(coef[i, :5].tolist(), sel[i, :5].tolist())
                                                 for x in (c, v)) for i, r in enumerate(out) if r[0] == "mm"),
                    coll=tuple(i for i, r in enumerate(out) if r[4] == COLL),
-                   flash=tuple(i for i, r in enumerate(out) if r[4] == FLASH), ops=sum(r[3] for r in out),
-                   no_source=np.full(n, -1, np.int64))
+                   flash=tuple(i for i, r in enumerate(out) if r[4] == FLASH), ops=sum(r[3] for r in out))
     _TABLES.get((m,), dict)[(phase, tp, dt, attention)] = t
     return t
