@@ -32,20 +32,21 @@ from numba import njit
 from ..errors import LoweringError
 from ..lower.schedule import Schedule
 from .result import SimResult
-from .sharing import flow_of, merge_new, rebased, server_rates
+from .sharing import (ACT_H, ACT_KEY, ACT_PK, CAP, CAPPED, END, HEAD_H, HEAD_KEY, HEAD_PK, HEAD_SRV, HEAD_TASK, LEFT,
+                      RATE, RES_BW, SINCE, WEIGHT, flow_of, merge_new, rebased, server_rates)
 
 BUSY, XFER, DELAY = 0, 1, 2
 EV_END, EV_LAT = 0, 1
 BLOCK_NONE, BLOCK_DEP, BLOCK_RESOURCE, BLOCK_SLOT = 0, 1, 2, 3
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _before(a, b, priority):
     """Task ``a`` goes before task ``b``: lower priority first, then the lower index."""
     return priority[a] < priority[b] or (priority[a] == priority[b] and a < b)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _heap_push(heap, off, size, t, priority):
     i = size
     heap[off + i] = t
@@ -58,7 +59,7 @@ def _heap_push(heap, off, size, t, priority):
     return size + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _heap_pop(heap, off, size, priority):
     top = heap[off]
     size -= 1
@@ -78,7 +79,7 @@ def _heap_pop(heap, off, size, priority):
     return top, size
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _timer_push(tt, ts, ti, n, time, seq, item):
     i = n
     tt[i] = time
@@ -95,7 +96,7 @@ def _timer_push(tt, ts, ti, n, time, seq, item):
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _timer_pop(tt, ts, ti, n):
     item = ti[0]
     n -= 1
@@ -202,24 +203,27 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
     # are re-divided (when a transfer joins or leaves it).
     act_width = min(T, lane_off[R]) if R > 0 else 0
     h_task = np.empty(act_width, dtype=np.int64)
-    h_cap = np.empty(act_width)  # the task's cap and weight, copied here (few, close together)
-    h_weight = np.empty(act_width)
-    h_capped = np.zeros(act_width)
-    h_left = np.zeros(act_width)
-    h_since = np.zeros(act_width)
-    h_rate = np.zeros(act_width)
+    hf = np.zeros((7, act_width))  # rows sharing.CAP .. CAPPED; the names below are its rows
+    h_cap = hf[CAP]  # the task's cap and weight, copied here (few, close together)
+    h_weight = hf[WEIGHT]
+    h_capped = hf[CAPPED]
+    h_left = hf[LEFT]
+    h_since = hf[SINCE]
+    h_rate = hf[RATE]
     h_limited = np.zeros(act_width, dtype=np.bool_)
-    h_end = np.full(act_width, np.inf)
+    h_end = hf[END]
+    h_end[:] = np.inf
     h_free = np.arange(act_width)[::-1].copy()  # a stack of free handles
     n_free_h = act_width
     srv_next = np.full(S, np.inf)  # earliest end of a transfer on each server
     h_on = np.zeros(act_width, dtype=np.bool_)  # handle in use
     # per resource: the uncapped transfer leading its flow at the last re-division (-1: none)
-    head_h = np.full(max(R, 1), -1, dtype=np.int64)
-    head_task = np.full(max(R, 1), -1, dtype=np.int64)
-    head_srv = np.full(max(R, 1), -1, dtype=np.int64)
-    head_pk = np.full(max(R, 1), -1, dtype=np.int64)
-    head_key = np.full(max(R, 1), -1, dtype=np.int64)
+    head = np.full((5, max(R, 1)), -1, dtype=np.int64)  # rows sharing.HEAD_H .. HEAD_KEY
+    head_h = head[HEAD_H]
+    head_task = head[HEAD_TASK]
+    head_srv = head[HEAD_SRV]
+    head_pk = head[HEAD_PK]
+    head_key = head[HEAD_KEY]
     # each server's transfers in a row of its own, as wide as the servers of the resources whose
     # transfers use it (an upper bound: a resource switching servers is counted at each switch)
     srv_off = np.zeros(S + 1, dtype=np.int64)
@@ -231,21 +235,23 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
             srv_off[server[t] + 1] += res_capacity[r]
     for s in range(S):
         srv_off[s + 1] = srv_off[s] + min(srv_off[s + 1], act_width)
-    active = np.empty(srv_off[S], dtype=np.int64)
-    act_pk = np.empty(srv_off[S], dtype=np.int64)  # sort key: class x width + flow group
-    act_k = np.empty(srv_off[S], dtype=np.int64)  # then the task key
+    act = np.empty((3, srv_off[S]), dtype=np.int64)  # rows sharing.ACT_H .. ACT_KEY
+    active = act[ACT_H]
+    act_pk = act[ACT_PK]  # sort key: class x width + flow group
+    act_k = act[ACT_KEY]  # then the task key
     n_active = np.zeros(S, dtype=np.int64)
     n_sorted = np.zeros(S, dtype=np.int64)  # a row's first n_sorted[s] are sorted; the rest arrived since
     merge_buf = np.empty((3, act_width), dtype=np.int64)
     width = np.int64(R) + np.int64(T)
-    fcap = np.empty(act_width + 1)
-    fw = np.empty(act_width + 1)
-    frate = np.empty(act_width + 1)
+    fs = np.empty((6, act_width + 1))  # scratch of the re-division
     fstart = np.empty(act_width + 1, dtype=np.int64)
     fixed = np.empty(act_width + 1, dtype=np.bool_)
+    path_lim = np.empty(act_width + 1, dtype=np.bool_)
     dirty = np.zeros(S, dtype=np.bool_)
-    res_used = np.zeros(max(R, 1))
-    done_buf = np.empty(min(T, 1024), dtype=np.int32)  # grows when more tasks end at one time
+    res = np.zeros((2, R))  # rows sharing.RES_BW, RES_USED
+    res[RES_BW] = res_bw
+    # what ends at one time: timers (at most tt.size) and transfers in flight (at most act_width)
+    done_buf = np.empty(tt.size + act_width, dtype=np.int32)
 
     now = 0.0
     n_done = 0
@@ -323,13 +329,11 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                 srv_next[s] = h_end[h]
                 dirty[s] = False
             elif dirty[s]:
-                o, o1 = srv_off[s], srv_off[s + 1]
-                merge_new(active[o:o1], act_pk[o:o1], act_k[o:o1], n_sorted[s], n_active[s], merge_buf)
+                o = srv_off[s]
+                merge_new(act, o, n_sorted[s], n_active[s], merge_buf)
                 n_sorted[s] = n_active[s]
-                srv_next[s] = server_rates(active[o:o1], act_pk[o:o1], n_active[s], h_cap, h_weight, res_bw,
-                                            h_rate, h_limited, srv_bw[s], width, res_used, fcap, fw, fstart, frate,
-                                            fixed, now, h_left, h_since, h_end, h_capped, act_k[o:o1], h_task, s,
-                                            head_h, head_task, head_srv, head_pk, head_key, srv_path[s])
+                srv_next[s] = server_rates(act, o, n_active[s], hf, h_task, h_limited, head, res, fs, fstart,
+                                            fixed, path_lim, srv_bw[s], width, now, s, srv_path[s])
                 dirty[s] = False
         # ---- next event
         t_next = np.inf
@@ -350,7 +354,8 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                 h = active[o + j]
                 if h_end[h] <= t_next:
                     capped[h_task[h]] = h_capped[h] + (t_next - h_since[h] if h_limited[h] else 0.0)
-                    done_buf, n_fin = _pushed(done_buf, n_fin, h_task[h])
+                    done_buf[n_fin] = h_task[h]
+                    n_fin += 1
                     h_on[h] = False
                     h_free[n_free_h] = h
                     n_free_h += 1
@@ -399,9 +404,11 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                     else:
                         dirty[s] = True
                 else:
-                    done_buf, n_fin = _pushed(done_buf, n_fin, t)
+                    done_buf[n_fin] = t
+                    n_fin += 1
             else:
-                done_buf, n_fin = _pushed(done_buf, n_fin, t)
+                done_buf[n_fin] = t
+                n_fin += 1
         if n_fin == 0:
             continue
         # ---- complete, in (priority, index) order
@@ -438,17 +445,6 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                         n_timers = _timer_push(tt, ts, ti, n_timers, now + table[cls[u], 0], seq, u * 2 + EV_END)
                         seq += 1
     return start, end, wait, xdelay, capped, lane, blocker, bkind
-
-
-@njit(cache=True)
-def _pushed(buf, n, t):
-    """``buf`` with ``t`` at position ``n`` (doubled first when full) and the new count."""
-    if n == buf.size:
-        out = np.empty(2 * buf.size, dtype=buf.dtype)
-        out[:buf.size] = buf
-        buf = out
-    buf[n] = t
-    return buf, n + 1
 
 
 TRIM_TASKS = 100_000
