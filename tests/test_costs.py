@@ -215,7 +215,7 @@ def _exhaustive(M, N, K, batch, b_shared, ba, bb, bo, R, C, count, df, speedup, 
         n0 = nc
         nc = mapping._orders.py_func(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, sram, acc,
                                      shared_cap, shared_bw, hbm_bw, core_bw, queues, multicast, dq_b, dq_a)
-        second = mapping._path_bound.py_func(grp[gi], M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw,
+        second = mapping._path_bound.py_func(grp, gi, M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw,
                                              core_bw, multicast)
         for t in cand[n0:nc, 0]:
             assert grp[gi, 9] <= t * (1 + 1e-9) and second <= t * (1 + 1e-9)

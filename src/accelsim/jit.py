@@ -36,9 +36,10 @@ class Kernel:
     compiled only for the compiled kernels that call it, e.g. a small scalar helper whose numba
     dispatch would cost more than its body)."""
 
-    def __init__(self, fn: Callable, python_budget_s: float | None):
+    def __init__(self, fn: Callable, python_budget_s: float | None, nrt: bool = True):
         self.py_func = fn
         self.python_budget_s = python_budget_s
+        self.nrt = nrt
         self.calls = 0
         self.python_s = 0.0
         self._compiled: Any = None
@@ -60,7 +61,7 @@ class Kernel:
                     g[name] = g[name].compiled()
             twin = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
             twin.__qualname__, twin.__module__, twin.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
-            self._compiled = njit(cache=True)(twin)
+            self._compiled = njit(cache=True, _nrt=self.nrt)(twin)
         return self._compiled
 
     def __call__(self, *args):
@@ -82,11 +83,14 @@ KERNELS: list[Kernel] = []
 """Every ``Kernel`` made by ``kernel``, in definition order."""
 
 
-def kernel(python_budget_s: float | None = 0.2) -> Callable[[Callable], Kernel]:
-    """Decorator: ``@kernel()`` makes a ``Kernel`` (see the module docstring)."""
+def kernel(python_budget_s: float | None = 0.2, nrt: bool = True) -> Callable[[Callable], Kernel]:
+    """Decorator: ``@kernel()`` makes a ``Kernel`` (see the module docstring). ``nrt=False``
+    compiles it without numba's reference counting (``numba.njit(_nrt=False)``), for a hot helper
+    that takes arrays and never makes or returns one: numba otherwise takes and drops a reference
+    to each array a call passes and each row view it makes, two atomic operations apiece."""
 
     def make(fn: Callable) -> Kernel:
-        k = Kernel(fn, python_budget_s)
+        k = Kernel(fn, python_budget_s, nrt)
         KERNELS.append(k)
         return k
 

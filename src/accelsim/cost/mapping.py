@@ -228,28 +228,27 @@ def _groups(M, N, K, batch, ba, bb, bo, R, C, count, df, speedup, overlap, min_p
                 # a memory-bound pipeline's first load is in its memory time: after its last
                 # load come the last (fine) K step's pass and the last store
                 tail = min(fill, p * s_per_cycle * kf_frac[si] + out_b / rate)
-                row = out[ng]
-                row[0] = mt
-                row[1] = nt
-                row[2] = split
-                row[3] = ks
-                row[4] = tiles
-                row[5] = waves
-                row[6] = active
-                row[7] = compute
-                row[8] = fill
-                row[9] = max(compute + fill, floor_s + tail)
-                row[10] = tail
+                out[ng, 0] = mt
+                out[ng, 1] = nt
+                out[ng, 2] = split
+                out[ng, 3] = ks
+                out[ng, 4] = tiles
+                out[ng, 5] = waves
+                out[ng, 6] = active
+                out[ng, 7] = compute
+                out[ng, 8] = fill
+                out[ng, 9] = max(compute + fill, floor_s + tail)
+                out[ng, 10] = tail
                 ng += 1
     return out[:ng]
 
 
-@kernel()
-def _path_bound(g, M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core_bw, multicast, core_peak=0.0):
-    """A second lower bound on the time of group row ``g``: the least core-level traffic of its
-    loop orders that fit (``_loop_order``) through the shared level at the bandwidth its active
-    cores can pull, plus its tail (infinite when no order fits)."""
-    mt, nt, split, ks, active = g[0], g[1], g[2], g[3], g[6]
+@kernel(nrt=False)
+def _path_bound(grp, gi, M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core_bw, multicast, core_peak=0.0):
+    """A second lower bound on the time of group ``gi`` (a row of ``grp``): the least core-level
+    traffic of its loop orders that fit (``_loop_order``) through the shared level at the
+    bandwidth its active cores can pull, plus its tail (infinite when no order fits)."""
+    mt, nt, split, ks, active = grp[gi, 0], grp[gi, 1], grp[gi, 2], grp[gi, 3], grp[gi, 6]
     nm, nn = math.ceil(M / mt), math.ceil(N / nt)
     opnd = np.inf
     for order in range(3):
@@ -259,17 +258,16 @@ def _path_bound(g, M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core
         if need <= sram:
             opnd = min(opnd, batch * (traf_a + traf_b))
     path = opnd / multicast + batch * M * N * bo + (batch * M * N * 8.0 * split if split > 1 else 0.0)
-    return path / min(shared_bw, load_path_bw(active, cores, core_bw, core_peak)) + g[10]
+    return path / min(shared_bw, load_path_bw(active, cores, core_bw, core_peak)) + grp[gi, 10]
 
 
-@kernel()
+@kernel(nrt=False)
 def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, sram, acc, shared_cap,
             shared_bw, hbm_bw, core_bw, queues, multicast, dq_b, dq_a, core_peak=0.0):
     """Append the fitting loop orders of group ``gi`` to ``cand`` (rows laid out as
     ``RESULT_FIELDS`` plus the candidate's enumeration rank); returns the new count."""
-    g = grp[gi]
-    mt, nt, split, ks = g[0], g[1], g[2], g[3]
-    tiles, waves, active, compute, fill = g[4], g[5], g[6], g[7], g[8]
+    mt, nt, split, ks = grp[gi, 0], grp[gi, 1], grp[gi, 2], grp[gi, 3]
+    tiles, waves, active, compute, fill = grp[gi, 4], grp[gi, 5], grp[gi, 6], grp[gi, 7], grp[gi, 8]
     nm = math.ceil(M / mt)
     nn = math.ceil(N / nt)
     a_bytes = M * K * ba
@@ -363,31 +361,31 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
             part_bw = min(shared_bw if part_shared else hbm_bw, cores * core_bw)
             f += batch * M * N * (4.0 * split / part_bw + bo / min(hbm_bw, cores * core_bw))
         vec = (dq_b * batch * K * N * nm + dq_a * batch * M * K * nn) / active
-        row = cand[nc]
         # a compute-bound pipeline waits for its first load and ends with its last store; a
         # memory-bound one's first load is in its memory time, its tail the last pass and store
         busy, mem = max(compute, vec), max(hbm_s, shared_s)
-        row[0] = max(busy + fill, mem + g[10]) + (f - fill)
-        row[1] = compute
-        row[2] = hbm_s
-        row[3] = shared_s
-        row[4] = hbm
-        row[5] = core_traffic
-        row[6] = mt
-        row[7] = nt
-        row[8] = split
-        row[9] = order
-        row[10] = waves
-        row[11] = active
-        row[12] = row[0] - max(busy, mem)  # the fill and drain the pipeline exposes
-        row[13] = kc
-        row[14] = slots
-        row[15] = in_flight
-        row[16] = hbm_a
-        row[17] = hbm_b
-        row[18] = 1.0 if part_shared else 0.0
-        row[19] = vec
-        row[N_FIELDS] = gi * 3 + order
+        t = max(busy + fill, mem + grp[gi, 10]) + (f - fill)
+        cand[nc, 0] = t
+        cand[nc, 1] = compute
+        cand[nc, 2] = hbm_s
+        cand[nc, 3] = shared_s
+        cand[nc, 4] = hbm
+        cand[nc, 5] = core_traffic
+        cand[nc, 6] = mt
+        cand[nc, 7] = nt
+        cand[nc, 8] = split
+        cand[nc, 9] = order
+        cand[nc, 10] = waves
+        cand[nc, 11] = active
+        cand[nc, 12] = t - max(busy, mem)  # the fill and drain the pipeline exposes
+        cand[nc, 13] = kc
+        cand[nc, 14] = slots
+        cand[nc, 15] = in_flight
+        cand[nc, 16] = hbm_a
+        cand[nc, 17] = hbm_b
+        cand[nc, 18] = 1.0 if part_shared else 0.0
+        cand[nc, 19] = vec
+        cand[nc, N_FIELDS] = gi * 3 + order
         nc += 1
     return nc
 
@@ -449,7 +447,7 @@ def gemm_search(M, N, K, batch, b_shared, ba, bb, bo,
     for gi in range(ng):
         if gi == seed or gi == hinted or grp[gi, 9] * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE):
             continue
-        if (_path_bound(grp[gi], M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core_bw,
+        if (_path_bound(grp, gi, M, N, K, batch, ba, bb, bo, cores, sram, acc, shared_bw, core_bw,
                         multicast, core_peak) * (1.0 - 1e-12) > fastest * (1.0 + TIME_TOLERANCE)):
             continue
         n0 = nc
