@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import operator
 import re
@@ -245,11 +246,23 @@ def parse_yaml(text: str, origin: str, error: type[AccelsimError] = ConfigError)
 
 def load_yaml(path: Path, error: type[AccelsimError] = ConfigError) -> dict[str, Any]:
     """Read a YAML mapping from a regular file (see ``read_text`` and ``parse_yaml`` for the
-    limits); a syntax error names the file, line and column."""
-    data = parse_yaml(read_text(path, error), str(path), error)
-    if not isinstance(data, dict):
-        raise error(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
+    limits); a syntax error names the file, line and column. A text read before is not parsed
+    again (PyYAML's pure-Python loader takes ~15 ms for a system preset, which every sweep reads):
+    the caller gets a copy of the mapping it gave."""
+    text = read_text(path, error)
+    hit = _PARSED.get(text)
+    if hit is None:
+        hit = parse_yaml(text, str(path), error)
+        if not isinstance(hit, dict):
+            raise error(f"{path}: expected a mapping at the top level, got {type(hit).__name__}")
+        if len(_PARSED) >= 64:
+            _PARSED.clear()
+        _PARSED[text] = hit
+    return copy.deepcopy(hit)
+
+
+_PARSED: dict[str, dict[str, Any]] = {}
+"""Mappings ``load_yaml`` parsed, by the file's text."""
 
 
 def validation_problems(err: ValidationError) -> list[str]:

@@ -35,6 +35,10 @@ from ..arch.spec import SystemSpec
 from ..configio import revalidate
 from ..cost.op_cost import ChipModel
 from ..sim.analytical import check_tp_fits
+from ..stack.realize import attention_of, read_context
+from ..workload import build, rows
+from ..workload.build import checked_args, phase_meta
+from ..workload.model import tp_over_chips
 from ..errors import AccelsimError, ConfigError, WorkloadError
 from ..gcpause import paused
 from .costing import BOUNDS, OpGraph, OpRows, step_row, summary_row
@@ -75,7 +79,9 @@ class Evaluator:
     def __init__(self, ctx: dict[str, Any]):
         self.base = ctx["base"]
         self.base_spec = SystemSpec.model_validate(self.base)
-        self.workload = ctx["workload"]
+        # the base workload as the fields that differ from their defaults: a point's workload is
+        # validated from it and the point's overrides, and each field given runs the strict-number check
+        self.workload = WorkloadSpec.model_validate(ctx["workload"]).model_dump(exclude_defaults=True)
         self.fidelity = ctx["fidelity"]
         self.scale = ctx["scale_tensor_rates"]
         self.cost_model = CostModel.model_validate(ctx["cost_model"])
@@ -156,15 +162,8 @@ class Evaluator:
         key = f"{key}|r{ranks_per_chip}"
         g = self.graphs.get(key)
         if g is None:
-            from ..workload import build
-            from ..workload.model import tp_over_chips
-
             if len(self.graphs) >= 64:
                 self.graphs.clear()
-            from ..stack.realize import attention_of, read_context
-            from ..workload import rows
-            from ..workload.build import checked_args, phase_meta
-
             prefill = wl.phase == "prefill"
             cfg, chips, _ = tp_over_chips(self.model(wl), wl.tp, ranks_per_chip)
             context = (2048 if wl.context_len is None else wl.context_len) if wl.phase == "decode" else (

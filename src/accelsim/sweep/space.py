@@ -448,7 +448,7 @@ class DesignSpace(BaseModel):
             u = self._unit_samples(len(names))
             samplers = [self._sampler(n) for n in names]
             combos = [[f(float(x)) for f, x in zip(samplers, row)] for row in u.tolist()]
-        context = canonical_json(self.context_key())
+        prefix = hashlib.sha256(f"{canonical_json(self.context_key())}|".encode())  # ``point_hash``'s, hashed once
         out = []
         for i, combo in enumerate(combos):
             overrides: dict[str, Any] = {}
@@ -459,8 +459,9 @@ class DesignSpace(BaseModel):
                 if not self.is_path(name):
                     for p, v in ov.items():
                         columns[p] = _column(v)
-            out.append(Point(index=i, overrides=overrides, columns=columns,
-                             hash=point_hash(context, overrides)))
+            h = prefix.copy()
+            h.update(canonical_json(overrides).encode())
+            out.append(Point(index=i, overrides=overrides, columns=columns, hash=h.hexdigest()[:32]))
         return out
 
     def _unit_samples(self, d: int) -> np.ndarray:

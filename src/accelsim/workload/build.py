@@ -338,30 +338,43 @@ def phase_meta(m: ModelConfig, phase: str, batch: int, seq_len: int, context_len
     """What a transformer phase graph represents (``WorkloadMeta``): its tokens, parameters and
     the bytes one chip holds (weights, K/V cache, the peak live activations of a layer);
     ``moe_live``: a MoE layer's live activations."""
-    decoder = m.family == "decoder"
+    decoder, d, hq, o_width, g, f, b, qkv_w, mla, moe, params, per_chip, kv_per_token = _meta_terms(m, tp, dt)
     q_len = seq_len if phase == "prefill" else 1
     T = batch * q_len
-    d, hd = m.hidden_size, m.head_dim
-    hq, kvl = m.num_attention_heads // tp, m.kv_heads_per_chip(tp)
-    o_width = m.v_head_dim if m.is_mla else hd
-    g = 2 if m.gated_mlp else 1
-    f = m.intermediate_size // tp
-    b = dtype_bytes(dt)
-    attn_live = (T * (d + m.qkv_width(tp) + hq * o_width)
-                 + (0 if attention == "flash" or m.is_mla else 2 * batch * hq * q_len * kv_len))
+    attn_live = (T * (d + qkv_w + hq * o_width)
+                 + (0 if attention == "flash" or mla else 2 * batch * hq * q_len * kv_len))
     mlp_live = T * (d + g * f + f)
-    if m.is_moe:
+    if moe:
         mlp_live = max(mlp_live, moe_live)
-    params, per_chip = _param_counts(m, tp)
+    if not decoder:
+        kv = 0.0
+    elif mla:
+        kv = m.kv_cache_bytes(batch, kv_len, dt)
+    else:
+        kv = kv_per_token * batch * min(kv_len, m.sliding_window or kv_len) * b
     return WorkloadMeta(
         model=m.name, phase=phase, batch=batch, seq_len=seq_len if phase == "prefill" else 0,
         context_len=context_len, tp=tp, dtype=dt, tokens=T, params=params,
-        weight_bytes_per_chip=per_chip * b,
-        kv_cache_bytes_per_chip=(m.kv_cache_bytes(batch, kv_len, dt) if m.is_mla else
-                                 2.0 * m.num_hidden_layers * kvl * hd * batch
-                                 * min(kv_len, m.sliding_window or kv_len) * b) if decoder else 0.0,
+        weight_bytes_per_chip=per_chip * b, kv_cache_bytes_per_chip=kv,
         activation_bytes_per_chip=(T * d + max(attn_live, mlp_live)) * b,
         attention=attention)
+
+
+_META = IdentityCache(64)
+
+
+def _meta_terms(m: ModelConfig, tp: int, dt: str) -> tuple:
+    """What ``phase_meta`` takes from the model, ``tp`` and ``dt`` alone, once per model object."""
+    per = _META.get((m,), dict)
+    hit = per.get((tp, dt))
+    if hit is None:
+        params, per_chip = _param_counts(m, tp)
+        hq = m.num_attention_heads // tp
+        hit = per[(tp, dt)] = (
+            m.family == "decoder", m.hidden_size, hq, m.v_head_dim if m.is_mla else m.head_dim,
+            2 if m.gated_mlp else 1, m.intermediate_size // tp, dtype_bytes(dt), m.qkv_width(tp), m.is_mla, m.is_moe,
+            params, per_chip, 2.0 * m.num_hidden_layers * m.kv_heads_per_chip(tp) * m.head_dim)
+    return hit
 
 
 def _attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len: int, kv_len: int, hq: int, kvl: int,
