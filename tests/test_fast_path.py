@@ -186,3 +186,35 @@ def test_point_kernel_compiled_gives_its_python_twin_to_the_bit(monkeypatch):
         except AccelsimError:
             pass
     assert len(checked) >= 6
+
+
+def test_a_refused_gemm_leaves_no_winner_behind(monkeypatch):
+    """A GEMM no tile of which fits is refused at every point that has it, and the point state
+    keeps no shape or hint that leads to a refused search's row (nor two shapes to one row)."""
+    import math
+
+    from accelsim.arch import load_system
+    from accelsim.errors import LoweringError
+    from accelsim.sim import fast as F
+
+    made = []
+
+    class Recorded(F.PointState):
+        __slots__ = ()
+
+        def __init__(self):
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(F, "PointState", Recorded)
+    tiny = load_system("dgx-h100", ["chip.core.sram.capacity_bytes=64"])
+    for batch in (4, 5, 4):
+        with pytest.raises(LoweringError, match=r"L0\.qkv_proj \(\d+x6144x4096\): no tile fits the 64-byte"):
+            evaluate(tiny, MODELS["llama-3-8b"], phase="decode", batch=batch)
+    ok = load_system("dgx-h100")
+    evaluate(ok, MODELS["llama-3-8b"], phase="decode", batch=4)
+    assert made
+    for ps in made:
+        rows = list(ps.index.values())
+        assert len(set(rows)) == len(rows) and all(j < ps.used for j in rows)
+        assert all(math.isfinite(ps.store[j, 0]) for j in rows + list(ps.hints.values()))

@@ -22,11 +22,11 @@ from ..compress.formats import DTYPE_BYTES
 from ..cost.collective_table import CAND, CollectiveTable, collective_table
 from ..cost.mapping import N_FIELDS
 from ..cost.op_cost import (VECTOR_CHUNK_PER_LANE, ChipModel, bound_label, compute_dtype, dtype_terms, flash_cost,
-                            no_tile, remember_hint, search_hint, search_terms)
+                            no_tile, search_terms)
 from ..workload.ops import MatMul
 from ..workload.rows import BATCH, GIVEN, KV, Q, PhaseTable, given_row
 from .analytical import BOUNDS, COST_FIELDS, MAX_CACHED_COSTS
-from .rowkernel import OUT_FIELDS, cost_rows
+from .rowkernel import NO_HINT, NOT_NEW, OUT_FIELDS, cost_rows
 
 NUMERIC = COST_FIELDS + ("flops", "bytes", "host_s")
 """The numeric columns of a cost row, in the order ``evaluate_point``'s rows hold them."""
@@ -114,21 +114,22 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
     if tables is None:
         tables = ps.tables
     n = len(t.rows)
-    todo = np.zeros(n, np.bool_)
+    todo = np.full(n, NOT_NEW, np.int64)  # a new GEMM's hint: the store row of its last winner
     src = np.full(n, -1, np.int64)  # a GEMM row's place in the kept winners (``PointState.store``)
-    if len(ps.index) > MAX_CACHED_COSTS:
+    if ps.used > MAX_CACHED_COSTS:
         ps.clear_store()
     if ps.consts is None:  # an element type the tensor engine does not run is refused here
         per = _terms(cm, dt)[0]
         ps.consts, ps.search = _consts(cm, dt, price_terms), search_terms(cm, per)
-    index, new = ps.index, []
+    index, hints = ps.index, ps.hints
+    first = ps.used  # new winners go to the store rows from here on
     for i, mc, mv, nc, nv, kc, kv, bc, bv, shared, _ in t.mm_fields:
         key = (mc * var[mv], nc * var[nv], kc * var[kv], bc * var[bv], shared)
         j = index.get(key)
         if j is None:  # searched in the compiled call, from the last winner of its N, K, batch
-            j = ps.new_row(key, search_hint(key[1:4] + (shared == 1,)))
-            todo[i] = True
-            new.append((i, key, j))
+            j = ps.new_row(key)
+            todo[i] = hints.get(key[1:], NO_HINT)
+            hints[key[1:]] = j
         src[i] = j
     given, kind, python, table, pre = {}, t.kind, (), _NO_TABLE, _NO_PRE
     if t.flash and cm.attn_per_head and var[Q] == 1:  # a per-query-head decode kernel: costed in Python
@@ -154,13 +155,21 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
     out, sums, store = np.empty((n, OUT_FIELDS)), np.empty(13), ps.store
     cost_rows(kind, t.coef, t.sel, np.array(var, np.int64), t.par, pre, store, src, todo, t.count, ps.consts,
               ps.search, flash, table.cand, table.step, table.term, table.overhead_s, step_s, out, sums)
-    for i, key, j in new:
-        f = store[j]
-        if not math.isfinite(f[0]):
-            del index[key]
-            raise no_tile(cm, t.rows[i][1], *key[:3])
-        remember_hint(key[1:4] + (key[4] == 1,), f)
+    if ps.used > first and not np.isfinite(store[first:ps.used, 0]).all():
+        _refuse(cm, t, ps, src, first)
     return out, sums.tolist(), (store, src, pre), given, table.names
+
+
+def _refuse(cm: ChipModel, t: PhaseTable, ps: PointState, src: np.ndarray, first: int):
+    """Refuse the first GEMM row whose search (into a store row from ``first`` on) found no tile
+    that fits, forgetting every such row (its shape and any hint to it)."""
+    bad = {j for j in range(first, ps.used) if not math.isfinite(ps.store[j, 0])}
+    keys = {j: key for key, j in ps.index.items() if j in bad}
+    for key in keys.values():
+        del ps.index[key]
+    ps.hints = {k: j for k, j in ps.hints.items() if j not in bad}
+    i = next(i for i in range(len(t.rows)) if src[i] in bad)
+    raise no_tile(cm, t.rows[i][1], *keys[int(src[i])][:3])
 
 
 class PointState:
@@ -170,7 +179,7 @@ class PointState:
     it), the Python rows' costs by shape, the kernel's constants and the collective tables by
     (kind, ranks)."""
 
-    __slots__ = ("store", "index", "given", "consts", "search", "flash", "tables")
+    __slots__ = ("store", "used", "index", "hints", "given", "consts", "search", "flash", "tables")
 
     def __init__(self):
         self.clear_store()
@@ -180,14 +189,20 @@ class PointState:
 
     def clear_store(self) -> None:
         self.store = np.zeros((64, N_FIELDS))
+        self.used = 0
+        """Store rows written (a shape refused is forgotten, its row is not reused)."""
         self.index: dict[tuple, int] = {}
+        self.hints: dict[tuple, int] = {}
+        """The store row of the last winner per GEMM (N, K, batch, B shared): the next search of
+        that GEMM at another M starts from its tiling (``gemm_search``'s hint: the winner does
+        not depend on it, only how many groups the search costs)."""
 
-    def new_row(self, key: tuple, hint: tuple[float, float, float]) -> int:
-        """A store row for ``key``'s winner, its first three fields the search's hint."""
-        j = len(self.index)
+    def new_row(self, key: tuple) -> int:
+        """A store row for ``key``'s winner."""
+        j = self.used
+        self.used += 1
         if j == self.store.shape[0]:  # a larger store; the old one stays as it is for whoever reads it
             self.store = np.concatenate([self.store, np.zeros_like(self.store)])
-        self.store[j, :3] = hint
         self.index[key] = j
         return j
 

@@ -31,6 +31,8 @@ OUT_FIELDS = 23
 """Columns of ``out``: the 11 numbers of ``sim.fast.NUMERIC``, the 5 joules (mac, vector, sram,
 HBM, link), their sum, the bound code, the active cores of a vector op, 1 where a GEMM's
 memory time is the chip-shared level's, and a fused attention's units, K/V split and waves."""
+NOT_NEW, NO_HINT = -2, -1
+"""``todo`` of a GEMM row whose winner is in the store already, and of a new one without a hint."""
 FLASH_TERMS = ("speedup", "eff", "p_mac")
 """``cost_rows``' ``flash``: the tensor engine's streaming speed-up in the rows' element type, its
 achievable fraction times the stack's attention efficiency, and the joules per MAC of it."""
@@ -153,10 +155,11 @@ def cost_rows(kind, coef, sel, var, par, pre, store, src, todo, count, consts, s
     inputs, 1 for a reduction) and (vector ops, transcendentals per element); a row-wise op
     (rows, cols, ``SOFTMAX`` / ``LAYERNORM`` / ``RMSNORM``); an embedding (tokens, hidden); a
     K/V append (batch, tokens, K/V heads, head dim); a given row its ``out`` row in ``pre``.
-    A GEMM row with ``todo[i]`` runs its mapping search here (``cost.mapping.search_with``, with
-    the chip's and element types' terms ``search``, laid out as ``cost.mapping.SEARCH``, and the
-    hint tiling in the first three fields of its store row), its winner written to that row (an infinite time: no
-    tile fits). A fused
+    A GEMM row whose ``todo[i]`` is not ``NOT_NEW`` runs its mapping search here
+    (``cost.mapping.search_with``, with the chip's and element types' terms ``search``, laid out
+    as ``cost.mapping.SEARCH``, and as its hint the tiling of store row ``todo[i]``, a winner
+    written before it; ``NO_HINT``: none), its winner written to its store row (an infinite
+    time: no tile fits). A fused
     attention (batch, heads, K/V heads, query length, K/V length, head dim, window, 1 for a
     decoder) is ``cost.op_cost.flash_cost`` with the terms ``flash`` (``FLASH_TERMS``). A
     collective (elements, ranks, 1 for a reduction; its bytes per element in ``par``) is priced by
@@ -178,9 +181,11 @@ def cost_rows(kind, coef, sel, var, par, pre, store, src, todo, count, consts, s
         if k == MM:
             f = store[src[i]]
             m, n, kk, batch, shared = shp[i, 0], shp[i, 1], shp[i, 2], shp[i, 3], shp[i, 4]
-            if todo[i]:
+            h = todo[i]
+            if h != NOT_NEW:
+                hm, hn, hs = (store[h, 6], store[h, 7], store[h, 8]) if h >= 0 else (0.0, 0.0, 0.0)
                 r = search_with(float(m), float(n), float(kk), float(batch), shared != 0, el, search,
-                                dims_aligned(float(kk), float(n), el, el, search[9]), f[0], f[1], f[2])
+                                dims_aligned(float(kk), float(n), el, el, search[9]), hm, hn, hs)
                 for j in range(r.shape[0]):
                     f[j] = r[j]
             fl = 2.0 * batch * m * n * kk
