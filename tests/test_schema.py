@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
+from pydantic import BaseModel, Field
 
 from accelsim.cli import main
 
@@ -46,6 +47,46 @@ def test_schema_descriptions_come_from_the_field_docstrings():
     assert "bandwidth" in hbm["description"].lower()
     assert any(alt.get("type") == "string" for alt in hbm["anyOf"])  # "2.9 TB/s" is allowed
     assert any(alt.get("type") == "string" for alt in s["properties"]["chip"]["anyOf"])  # chip: h100-sxm-80gb
+
+
+class _Inner(BaseModel):
+    depth: int = 1
+    """How deep."""
+
+
+class _Base(BaseModel):
+    width: int = 1
+    """The base's width."""
+    height: int = 2
+    """The base's height."""
+    given: int = Field(3, description="said in Field")
+    """not this"""
+
+
+class _Child(_Base):
+    height: int = 4
+    """The child's height."""
+    inner: list[_Inner] | None = None
+    """Inner parts."""
+    plain: int = 0
+
+
+def test_field_docstrings_are_read_when_a_schema_is_asked_for():
+    """``fielddocs.describe``: a field's description is the string under it in its own class
+    (a subclass's for a field it declares again, the base's otherwise), a ``Field`` description
+    stays, a model inside a field is described too, and validation is unchanged."""
+    from accelsim.fielddocs import describe
+
+    before = _Child(width=5, inner=[{"depth": 2}])
+    assert _Child.model_fields["width"].description is None  # nothing read at import
+    describe(_Child)
+    props = _Child.model_json_schema()["properties"]
+    assert props["width"]["description"] == "The base's width."
+    assert props["height"]["description"] == "The child's height."
+    assert props["given"]["description"] == "said in Field"
+    assert "description" not in props["plain"]
+    assert _Inner.model_json_schema()["properties"]["depth"]["description"] == "How deep."
+    assert _Child(width=5, inner=[{"depth": 2}]) == before
 
 
 def test_schema_refuses_what_the_loaders_refuse():

@@ -24,9 +24,10 @@ Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp6", "f
 
 
 class Spec(StrictModel):
-    """Base of all spec models: frozen, strict about unknown fields, docstrings as descriptions."""
+    """Base of all spec models: frozen, strict about unknown fields; field docstrings become the
+    descriptions of the schema (``fielddocs.describe``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
+    model_config = ConfigDict(frozen=True, extra="forbid",
                               validate_default=True)
 
 

@@ -33,7 +33,11 @@ def _model(kind: str):
 
 def input_schema(kind: str) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a ``kind`` file (one of ``KINDS``)."""
-    schema = _model(kind).model_json_schema(mode="validation")
+    from ..fielddocs import describe
+
+    model = _model(kind)
+    describe(model)
+    schema = model.model_json_schema(mode="validation")
     if kind == "system":
         chip = schema["properties"]["chip"]
         schema["properties"]["chip"] = {

@@ -68,7 +68,7 @@ def _check_format(v: str | None) -> str | None:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class LayerOverride(_Model):

@@ -83,7 +83,7 @@ measured at is unknown)."""
 class MeasurementRow(StrictModel):
     """One measured case (see SCHEMA.md). Empty cells are None."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(min_length=1)
     """Unique row id."""

@@ -27,7 +27,7 @@ from ..units import Bytes, Seconds
 
 
 class _Spec(StrictModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
 class Protocol(_Spec):

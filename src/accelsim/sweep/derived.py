@@ -42,7 +42,7 @@ MiB = 2.0**20
 class CostModel(BaseModel):
     """Coefficients of the first-order area / power model (see the module docstring)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     area_overhead: float = Field(0.35, ge=0)
     """Uncore area (control, NoC, DMA engines, I/O) as a fraction of the modelled blocks."""

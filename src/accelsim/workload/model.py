@@ -31,7 +31,7 @@ TRANSFORMER_FAMILIES = ("decoder", "encoder")
 class ModelConfig(StrictModel):
     """The architecture of one model. Sizes are of the whole (unsharded) model."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
+    model_config = ConfigDict(frozen=True, extra="forbid",
                               validate_default=True)
 
     name: str

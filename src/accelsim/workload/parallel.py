@@ -73,7 +73,7 @@ class ParallelPlan(StrictModel):
     seq_len)`` checks it against a model and a batch (``build_train`` and ``train_memory``
     call it)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
+    model_config = ConfigDict(frozen=True, extra="forbid",
                               validate_default=True)
 
     tp: int = Field(1, ge=1)
