@@ -19,7 +19,7 @@ class IdentityCache:
 
     def get(self, objs: tuple, make: Callable[[], T]) -> T:
         n = len(objs)
-        if n == 2:  # most callers key on one object or a pair: compared without building iterators
+        if n == 2:  # most callers key on one to three objects: compared without building iterators
             a, b = objs
             key = (id(a), id(b))
             hit = self._d.get(key)
@@ -29,6 +29,12 @@ class IdentityCache:
             key = (id(objs[0]),)
             hit = self._d.get(key)
             if hit is not None and hit[0][0] is objs[0]:
+                return hit[1]
+        elif n == 3:
+            a, b, c = objs
+            key = (id(a), id(b), id(c))
+            hit = self._d.get(key)
+            if hit is not None and hit[0][0] is a and hit[0][1] is b and hit[0][2] is c:
                 return hit[1]
         else:
             key = tuple(map(id, objs))

@@ -351,7 +351,9 @@ def energy_entries(table: Energy, sums, summary: dict[str, Any]) -> dict[str, An
     sram, hbm, link: each op's weighted by its multiplicity, summed in stored-op order) and the
     summary's chips, latency and token rate."""
     chips, latency = summary["chips"], summary["latency_s"]
-    dynamic = {k: float(v) * chips for k, v in zip(("mac", "vector", "sram", "hbm", "link"), sums)}
+    mac, vector, sram, hbm, link = sums
+    dynamic = {"mac": float(mac) * chips, "vector": float(vector) * chips, "sram": float(sram) * chips,
+               "hbm": float(hbm) * chips, "link": float(link) * chips}
     return _summary(dynamic, table.static_W * latency * chips, summary["tokens_per_s"] * latency)
 
 

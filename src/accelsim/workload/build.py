@@ -168,6 +168,9 @@ def check_heads(m: ModelConfig, degree: int, what: str = "tp") -> None:
 
 
 def _check_tp(m: ModelConfig, tp: int) -> None:
+    ok = _TP_OK.get((m,), set)
+    if tp in ok:  # checked for this model object before (it is frozen)
+        return
     check_heads(m, tp)
     widths = [("intermediate_size", m.intermediate_size)]
     if m.is_moe:
@@ -175,6 +178,7 @@ def _check_tp(m: ModelConfig, tp: int) -> None:
     for field, w in widths:
         if w % tp:
             raise WorkloadError(f"tp={tp} does not divide {field}={w} of {m.name!r}")
+    ok.add(tp)
 
 
 class _Emit:
@@ -216,6 +220,8 @@ def active_experts(num_experts: int, top_k: int, tokens: int) -> int:
 
 
 _PARAMS = IdentityCache(64)
+_TP_OK = IdentityCache(64)
+"""The tp degrees ``_check_tp`` has passed, per model object."""
 
 
 def _param_counts(m: ModelConfig, tp: int) -> tuple[int, int]:
