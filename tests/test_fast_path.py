@@ -218,3 +218,28 @@ def test_a_refused_gemm_leaves_no_winner_behind(monkeypatch):
         rows = list(ps.index.values())
         assert len(set(rows)) == len(rows) and all(j < ps.used for j in rows)
         assert all(math.isfinite(ps.store[j, 0]) for j in rows + list(ps.hints.values()))
+
+
+def test_a_loop_over_one_system_and_model_object_gives_what_fresh_objects_give():
+    """``evaluate`` keeps what it works out from the system, stack, model, phase, tp and
+    attention per object (``api._Setup``) and the fast path's terms per element type once a point
+    has passed: valid and refused points in any order give, on the same objects, what a fresh
+    model object gives (every point's arguments are still checked)."""
+    from accelsim.arch import load_system
+
+    system, m = load_system("dgx-h100"), MODELS["llama-3-8b"]
+    points = [dict(phase="decode", batch=4), dict(phase="decode", batch=0), dict(phase="decode", batch=4,
+              attention="bogus"), dict(phase="decode", batch=5, dtype="fp8"), dict(phase="decode", batch=6),
+              dict(phase="prefill", seq_len=100, tp=2), dict(phase="prefill", seq_len=100, tp=3),
+              dict(phase="decode", batch=4, dtype=["bf16"]), dict(phase="decode", batch=4, tp=2.0),
+              dict(phase="decode", batch=7, dtype="fp16")]
+
+    def run(model, kw):
+        try:
+            r = evaluate(system, model, **kw)
+            return r.summary, r.ops.astype(str).values.tolist()
+        except AccelsimError as e:
+            return type(e).__name__, str(e)
+
+    for kw in points * 2:
+        assert run(m, kw) == run(m.model_copy(), kw), kw

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
@@ -56,16 +56,20 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     if fidelity not in FIDELITIES:
         raise WorkloadError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
     results = None
-    spec = system_with(system, overrides)
-    st = _stack(spec, stack, mode)
-    preset = spec
-    cal_kind, spec = _REALIZED.get((spec, st), lambda: (calibration_kind(preset, st), realize(preset, st)))
-    ranks, padding = whole_number("tp", tp), ""
-    tp = spec.chip.chips_for_tp(ranks)  # Neuron: tp counts NeuronCores
-    if tp > spec.num_chips and spec.scale_out is not None:
-        from .sim.training import system_for
-
-        spec = system_for(spec, -(-tp // spec.chips_per_node) * spec.chips_per_node)
+    preset = system_with(system, overrides)
+    st = _stack(preset, stack, mode)
+    if isinstance(model, ModelConfig) and type(tp) is int and type(phase) is str and (attention is None
+                                                                                    or type(attention) is str):
+        per = _SETUPS.get((preset, st, model), dict)  # a notebook's loop over one system and model object
+        setup = per.get((phase, tp, attention))
+        if setup is None:
+            setup = _setup(preset, st, model, phase, tp, attention)
+            if len(per) >= 64:
+                per.clear()
+            per[(phase, tp, attention)] = setup
+    else:
+        setup = _setup(preset, st, model, phase, tp, attention)
+    cal_kind, spec, ranks, tp, cfg, padding = setup[:6]
     if isinstance(model, WorkloadGraph):
         args = (("phase", phase, "decode"), ("batch", batch, 1), ("seq_len", seq_len, None),
                 ("context_len", context_len, None), ("tp", ranks, 1), ("dtype", dtype, "bf16"),
@@ -78,17 +82,13 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
                                 f"with them (accelsim.workload.build) or pass the model instead")
         graph = model
     else:
-        if phase not in PHASES:
-            raise WorkloadError(f"unknown phase {phase!r}; use one of {', '.join(PHASES)}")
-        cfg, _, padding = tp_over_chips(model if isinstance(model, ModelConfig) else load_model(model), ranks,
-                                        spec.chip.tp_ranks)
         context_len = read = _given(context_len, 2048 if phase == "decode" else 0)
         if phase == "decode" and whole_number("context_len", context_len, 0) >= 1:
             read = read_context(st, context_len, cfg.max_position_embeddings)  # a decode bucket's whole length
         shape = dict(batch=batch, seq_len=_given(seq_len, 2048 if phase == "prefill" else 0), context_len=read, tp=tp,
-                     dtype=dtype, attention=attention_of(st, attention))
+                     dtype=dtype, attention=setup.attention)
         if fidelity == "analytical" and compression is None:
-            results = _fast(spec, st, cfg, phase, shape)
+            results = _fast(spec, st, cfg, phase, shape, setup.fast)
         if results is None:
             graph = build(cfg, phase, compression=compression, **shape)
     if results is None:
@@ -114,27 +114,39 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     return results
 
 
-def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict) -> Results | None:
+def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict, memo: dict | None = None
+          ) -> Results | None:
     """The analytical results of a dense transformer phase by the fast path (``sim.fast``: the
     same numbers as building the graph and costing its ops, the graph and the op-table columns
-    built when asked for), or None where the fast path does not cover the model or the stack."""
-    if not rows.covers(cfg):
-        return None
-    cm, table, price, peaks, terms = _FAST.get((spec, st), lambda: _fast_terms(spec, st))
-    if cm is None:
-        return None
+    built when asked for), or None where the fast path does not cover the model or the stack.
+    ``memo``: what one ``_Setup`` keeps per element type once a point has passed (the chip
+    model's terms, the phase's table and the peak; every point's arguments are checked still)."""
     dt, attention = shape["dtype"], shape["attention"]
+    if type(dt) is not str:  # refused below (checked_args); kept nowhere
+        memo = None
+    hit = memo.get(dt) if memo is not None else None
+    if hit is None:
+        if not rows.covers(cfg):
+            return None
+        cm, table, price, peaks, terms = _FAST.get((spec, st), lambda: _fast_terms(spec, st))
+        if cm is None:
+            return None
+    else:
+        cm, table, price, terms, t, peak = hit
     batch, seq_len, context_len, kv_len, tp = checked_args(cfg, phase, shape["batch"], shape["seq_len"],
                                                            shape["context_len"], shape["tp"], dt, attention)
-    check_tp_fits(tp, spec)
-    t = rows.phase_table(cfg, phase, tp, dt, attention)
+    if hit is None:
+        check_tp_fits(tp, spec)
+        t = rows.phase_table(cfg, phase, tp, dt, attention)
+        peak = peaks.get(dt)
+        if peak is None:
+            peak = peaks[dt] = peak_flops(spec, dt)
     q_len = seq_len if phase == "prefill" else 1
     out, sums, kept, given, names = fast.evaluate_point(cm, cfg, t, (1, batch * q_len, batch, q_len, kv_len), tp, dt,
                                                        price, terms, step_cost_s(st, batch))
+    if hit is None and memo is not None:
+        memo[dt] = (cm, table, price, terms, t, peak)
     meta = phase_meta(cfg, phase, batch, seq_len, context_len, kv_len, tp, dt, attention)
-    peak = peaks.get(meta.dtype)
-    if peak is None:
-        peak = peaks[meta.dtype] = peak_flops(spec, meta.dtype)
     summary = step_summary(meta, spec, sums[0], dict(zip(BOUNDS, sums[1:6])), sums[6], sums[7], t.ops, peak)
     summary.update(energy_entries(table, sums[8:13], summary))
     return Results(system=spec, graph=partial(build, cfg, phase, **shape), summary=summary,
@@ -144,6 +156,42 @@ def _fast(spec: SystemSpec, st, cfg: ModelConfig, phase: str, shape: dict) -> Re
 
 _FAST = IdentityCache(32)
 """``_fast_terms`` per (system, stack) object pair: both are frozen."""
+
+
+class _Setup(NamedTuple):
+    """What ``evaluate`` works out from its system, stack, model, phase, tp and attention before
+    the point's numbers: kept per (system, stack, model) objects and those arguments."""
+
+    cal_kind: str
+    spec: SystemSpec
+    ranks: int
+    tp: int
+    cfg: ModelConfig | None
+    padding: str
+    attention: str | None
+    fast: dict
+    """``_fast``'s terms per element type, once a point of it has passed."""
+
+
+def _setup(preset: SystemSpec, st, model, phase: str, tp, attention) -> _Setup:
+    cal_kind, spec = _REALIZED.get((preset, st), lambda: (calibration_kind(preset, st), realize(preset, st)))
+    ranks = whole_number("tp", tp)
+    chips = spec.chip.chips_for_tp(ranks)  # Neuron: tp counts NeuronCores
+    if chips > spec.num_chips and spec.scale_out is not None:
+        from .sim.training import system_for
+
+        spec = system_for(spec, -(-chips // spec.chips_per_node) * spec.chips_per_node)
+    if isinstance(model, WorkloadGraph):
+        return _Setup(cal_kind, spec, ranks, chips, None, "", None, {})
+    if phase not in PHASES:
+        raise WorkloadError(f"unknown phase {phase!r}; use one of {', '.join(PHASES)}")
+    cfg, _, padding = tp_over_chips(model if isinstance(model, ModelConfig) else load_model(model), ranks,
+                                    spec.chip.tp_ranks)
+    return _Setup(cal_kind, spec, ranks, chips, cfg, padding, attention_of(st, attention), {})
+
+
+_SETUPS = IdentityCache(32)
+"""``_Setup`` per (system, stack, model) objects, then per (phase, tp, attention)."""
 
 
 def _fast_terms(spec: SystemSpec, st) -> tuple:

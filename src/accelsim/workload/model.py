@@ -441,7 +441,7 @@ def dtype_bytes(dtype: str) -> float:
     """Bytes per element; an unknown dtype is a WorkloadError with suggestions."""
     try:
         return DTYPE_BYTES[dtype]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable value (a list)
         raise WorkloadError(f"unknown dtype {dtype!r}.{suggest(str(dtype), DTYPE_BYTES)} "
                             f"Known: {', '.join(DTYPE_BYTES)}") from None
 
