@@ -128,8 +128,9 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
         j = index.get(key)
         if j is None:  # searched in the compiled call, from the last winner of its N, K, batch
             j = ps.new_row(key)
-            todo[i] = hints.get(key[1:], NO_HINT)
-            hints[key[1:]] = j
+            same = key[1:]  # N, K, batch, sharing: the GEMM at another M
+            todo[i] = hints.get(same, NO_HINT)
+            hints[same] = j
         src[i] = j
     given, kind, python, table, pre = {}, t.kind, (), _NO_TABLE, _NO_PRE
     if t.flash and cm.attn_per_head and var[Q] == 1:  # a per-query-head decode kernel: costed in Python
@@ -155,9 +156,11 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
     out, sums, store = np.empty((n, OUT_FIELDS)), np.empty(13), ps.store
     cost_rows(kind, t.coef, t.sel, np.array(var, np.int64), t.par, pre, store, src, todo, t.count, ps.consts,
               ps.search, flash, table.cand, table.step, table.term, table.overhead_s, step_s, out, sums)
-    if ps.used > first and not np.isfinite(store[first:ps.used, 0]).all():
+    sums = sums.tolist()
+    # a refused search leaves its row's time infinite, and with it the step's
+    if ps.used > first and not math.isfinite(sums[0]) and not np.isfinite(store[first:ps.used, 0]).all():
         _refuse(cm, t, ps, src, first)
-    return out, sums.tolist(), (store, src, pre), given, table.names
+    return out, sums, (store, src, pre), given, table.names
 
 
 def _refuse(cm: ChipModel, t: PhaseTable, ps: PointState, src: np.ndarray, first: int):
