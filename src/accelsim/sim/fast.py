@@ -114,8 +114,10 @@ def evaluate_point(cm: ChipModel, m, t: PhaseTable, var: tuple[int, ...], tp: in
     if tables is None:
         tables = ps.tables
     n = len(t.rows)
-    todo = np.full(n, NOT_NEW, np.int64)  # a new GEMM's hint: the store row of its last winner
-    src = np.full(n, -1, np.int64)  # a GEMM row's place in the kept winners (``PointState.store``)
+    todo = np.empty(n, np.int64)  # a new GEMM's hint: the store row of its last winner
+    todo.fill(NOT_NEW)
+    src = np.empty(n, np.int64)  # a GEMM row's place in the kept winners (``PointState.store``)
+    src.fill(-1)
     if ps.used > MAX_CACHED_COSTS:
         ps.clear_store()
     if ps.consts is None:  # an element type the tensor engine does not run is refused here
