@@ -255,10 +255,12 @@ def search(cm: ChipModel, per: tuple, m: int, n: int, k: int, batch: int, b_shar
     a LoweringError naming ``name`` when no tile fits the core's SRAM."""
     key = (n, k, batch, b_shared)
     r = search_with(float(m), float(n), float(k), float(batch), b_shared, ba, search_terms(cm, per), is_aligned,
-                    *search_hint(key))
+                    *_HINTS.get(key, (0.0, 0.0, 0.0)))
     if not math.isfinite(r[0]):
         raise no_tile(cm, name, m, n, k)
-    remember_hint(key, r)
+    if len(_HINTS) > 4096:
+        _HINTS.clear()
+    _HINTS[key] = (r[6], r[7], r[8])
     return r
 
 
@@ -266,18 +268,6 @@ def no_tile(cm: ChipModel, name: str, m: int, n: int, k: int) -> LoweringError:
     """The refusal of a GEMM no tile of which fits the core's SRAM."""
     return LoweringError(f"{name} ({m}x{n}x{k}): no tile fits the {cm.sram:.0f}-byte core SRAM of "
                          f"{cm.system.chip.name}")
-
-
-def search_hint(key: tuple) -> tuple[float, float, float]:
-    """The last winning tiling for GEMMs of ``key`` (N, K, batch, B shared), or zeros."""
-    return _HINTS.get(key, (0.0, 0.0, 0.0))
-
-
-def remember_hint(key: tuple, r) -> None:
-    """Keep winner ``r``'s tiling as the hint for the next search of ``key``."""
-    if len(_HINTS) > 4096:
-        _HINTS.clear()
-    _HINTS[key] = (r[6], r[7], r[8])
 
 
 def search_terms(cm: ChipModel, per: tuple) -> np.ndarray:

@@ -264,9 +264,8 @@ def point_columns(t: PhaseTable, out: np.ndarray, rows: tuple, given: dict, name
         else:
             mapping.append(f"{int(out[i, 18])} cores")
             level.append("hbm")
-    at = {f: out[:, i].copy() for i, f in enumerate(NUMERIC)}
-    cols = {f: at[f] for f in ("flops", "bytes", "hbm_bytes", "link_bytes", "compute_s", "vector_s", "memory_s",
-                               "link_s", "overhead_s", "time_s")}
+    cols = {f: out[:, NUMERIC.index(f)].copy() for f in ("flops", "bytes", "hbm_bytes", "link_bytes", "compute_s",
+                                                         "vector_s", "memory_s", "link_s", "overhead_s", "time_s")}
     cols.update(intensity=None, bound=np.array([BOUNDS[int(b)] for b in out[:, 17]], dtype=object), utilization=peak,
                 mapping=np.array(mapping + [None], dtype=object)[:-1], memory_level=np.array(level, dtype=object),
                 energy_J=out[:, 16].copy())

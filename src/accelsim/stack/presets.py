@@ -101,9 +101,9 @@ _RESOLVED: dict[tuple, tuple[Stack, tuple, list[float]]] = {}
 """``resolve``'s answer per (working folder, stack name, system default) when every file it read
 is a shipped one, with the times of those files and of the stacks' folder (``_stamps``: checked
 at most once a second, as ``load_stack`` checks them) and when they were last checked, so a
-notebook's loop of evaluations does
-not list the stacks and load the same name again on every call; an edit is seen as soon as
-before. A user's stack file is checked on every call, as ``load_stack`` does."""
+notebook's loop of evaluations does not list the stacks and load the same name again on every
+call; an edit is seen as soon as before. A user's stack file is checked on every call, as
+``load_stack`` does."""
 
 
 def _resolve(chosen, default: str) -> tuple[Stack, str | Stack]:

@@ -448,7 +448,7 @@ class DesignSpace(BaseModel):
             u = self._unit_samples(len(names))
             samplers = [self._sampler(n) for n in names]
             combos = [[f(float(x)) for f, x in zip(samplers, row)] for row in u.tolist()]
-        prefix = hashlib.sha256(f"{canonical_json(self.context_key())}|".encode())  # ``point_hash``'s, hashed once
+        hash_of = point_hasher(canonical_json(self.context_key()))
         out = []
         for i, combo in enumerate(combos):
             overrides: dict[str, Any] = {}
@@ -459,9 +459,7 @@ class DesignSpace(BaseModel):
                 if not self.is_path(name):
                     for p, v in ov.items():
                         columns[p] = _column(v)
-            h = prefix.copy()
-            h.update(canonical_json(overrides).encode())
-            out.append(Point(index=i, overrides=overrides, columns=columns, hash=h.hexdigest()[:32]))
+            out.append(Point(index=i, overrides=overrides, columns=columns, hash=hash_of(overrides)))
         return out
 
     def _unit_samples(self, d: int) -> np.ndarray:
@@ -503,8 +501,20 @@ def point_hash(context: str | dict[str, Any], overrides: dict[str, Any]) -> str:
     """sha256 (hex, first 16 bytes) of the canonical JSON of the point's overrides, prefixed by
     the canonical JSON of the space's shared context (``DesignSpace.context_key``): stable
     across runs, machines, processes and axis order."""
-    ctx = context if isinstance(context, str) else canonical_json(context)
-    return hashlib.sha256(f"{ctx}|{canonical_json(overrides)}".encode()).hexdigest()[:32]
+    return point_hasher(context)(overrides)
+
+
+def point_hasher(context: str | dict[str, Any]):
+    """``point_hash`` of one context as a function of the overrides, the context's part of the
+    digest worked out once (a space's points share it)."""
+    prefix = hashlib.sha256(f"{context if isinstance(context, str) else canonical_json(context)}|".encode())
+
+    def hash_of(overrides: dict[str, Any]) -> str:
+        h = prefix.copy()
+        h.update(canonical_json(overrides).encode())
+        return h.hexdigest()[:32]
+
+    return hash_of
 
 
 def _check_system_path(what: str, path: str) -> None:
