@@ -45,6 +45,29 @@ def test_fair_sharing_of_hbm():
     assert r.capped_s[2] == pytest.approx(1.0)
 
 
+def test_cores_of_one_op_share_hbm_by_the_bytes_they_have_left():
+    # 100 B/s HBM; two cores' DMA queues of 60 B/s each, one op: core A moves 200 B, core B
+    # 100 B. In proportion to the bytes left A would take 66.7 B/s, above its 60: A runs at
+    # 60 (200 B end at 3.333 s), B at 40 (100 B end at 2.5 s). An even split (50 each) would
+    # end B at 2 s and leave A 100 B at 60 B/s alone: 3.667 s.
+    # With A's bytes in two 100 B transfers (a transfer's bytes count as done when it ends):
+    # 60 / 40 until A's first ends at 1.667 s; then A and B have 100 B left each: 50 / 50, B's
+    # last 33.3 B end at 2.333 s, and A's last 66.7 B at 60 B/s at 3.444 s.
+    want = {1: [200 / 60, 2.5], 2: [100 / 60, 100 / 60 + 1 / 1.5 + (100 - 100 / 3) / 60, 100 / 60 + 1 / 1.5]}
+    for parts in (1, 2):
+        b = ScheduleBuilder()
+        qa = b.resource("core0.dma", "dma", capacity=2, bandwidth_Bps=60.0)
+        qb = b.resource("core1.dma", "dma", capacity=2, bandwidth_Bps=60.0)
+        hbm = b.bandwidth_server("hbm", 100.0)
+        op = b.op("mm", "mm", "gemm")
+        for _ in range(parts):
+            b.task(XFER, CAT_DMA_IN, op, resource=qa, server=hbm, nbytes=200.0 / parts)
+        b.task(XFER, CAT_DMA_IN, op, resource=qb, server=hbm, nbytes=100.0)
+        s = b.build()
+        for r in (simulate_schedule(s), reference.run(s)):
+            assert r.end_s == pytest.approx(want[parts])
+
+
 def test_server_by_op_serves_earlier_op_first():
     # 1 GB/s HBM; op0 moves 1 GB on core 0's queue, op1 (a prefetch) 1 GB on core 1's queue
     # (0.8 GB/s of its own). Fair: 0.5 GB/s each, both end at 2 s. In program order: op0 takes

@@ -72,13 +72,14 @@ def _two_cores(path_Bps):
 
 @pytest.mark.parametrize("engine", [simulate_schedule, reference.run])
 def test_cores_share_the_load_paths_and_one_alone_pulls_its_peak(engine):
-    # two cores of 3 GB/s each whose paths move 4 GB/s together: 2 GB/s each until core 1's
-    # 2 GB end at 1 s; core 0's last 4 GB then move alone at its 3 GB/s: 1 + 4/3 s. Held by the
-    # paths' total a flow counts as limited by its DMA (all of core 1's second, core 0's first)
+    # two cores of 3 GB/s each whose paths move 4 GB/s together, shared in proportion to the
+    # bytes each core has left of the op (6 GB and 2 GB): core 0 would take 3 of the 4 GB/s, its
+    # own peak, core 1 the other 1 GB/s; both end at 2 s (an even split, 2 GB/s each, ended core
+    # 1 at 1 s and core 0 alone at its 3 GB/s at 1 + 4/3 s). Held by the paths' total (core 1)
+    # or at its own peak (core 0) a flow counts as limited by its DMA
     r = engine(_two_cores(4e9))
-    assert r.end_s[1] == pytest.approx(1.0)
-    assert r.end_s[0] == pytest.approx(1.0 + 4.0 / 3.0)
-    assert r.capped_s[1] == pytest.approx(1.0) and r.capped_s[0] == pytest.approx(1.0 + 4.0 / 3.0)
+    assert r.end_s == pytest.approx([2.0, 2.0])
+    assert r.capped_s == pytest.approx([2.0, 2.0])
     # without the bound each core moves at its own 3 GB/s
     r = engine(_two_cores(math.inf))
     assert r.end_s[1] == pytest.approx(2.0 / 3.0) and r.end_s[0] == pytest.approx(2.0)

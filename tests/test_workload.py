@@ -178,7 +178,12 @@ def test_models_are_frozen():
     m = load_model("tiny")
     with pytest.raises(Exception):
         m.hidden_size = 1  # type: ignore[misc]
-    assert ModelConfig.model_fields["hidden_size"].description
+    # field docstrings become descriptions when a schema asks for them (``accelsim.fielddocs``),
+    # whether or not another test in this process already did
+    from accelsim.fielddocs import describe
+
+    describe(ModelConfig)
+    assert "residual stream" in ModelConfig.model_fields["hidden_size"].description
 
 
 # --- FLOP closed forms -----------------------------------------------------------------------

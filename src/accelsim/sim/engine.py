@@ -12,7 +12,13 @@ queues together) form one flow capped by it; flows are water-filled on their ser
 the cores' flows together take at most the server's load-path bound (``srv_path_Bps``: a core
 may pull up to its own path's peak while others idle, never more than every core's even share
 all together); a flow's rate goes to its transfers in (priority, index) order (descriptors are
-served in order, so an early small copy is not slowed by later prefetches).
+served in order, so an early small copy is not slowed by later prefetches). The cores' flows of
+one op divide what they get together (of the server, and of the load-path bound) in proportion
+to the bytes each core has left of that op (a transfer's bytes count as done when it ends),
+each up to its own bandwidth: cores with more of the op left, such as those
+running a GEMM's last wave, are not held back by cores that are nearly done (an even split
+lengthened the op's tail, and more SRAM, letting the nearly-done cores queue their last loads
+sooner, made it longer still).
 
 Rates are constant between re-divisions, so a transfer's remaining bytes and its end time are
 computed when its server's rates are re-divided, not at every event (``sharing``): each event
@@ -32,7 +38,7 @@ from numba import njit
 from ..errors import LoweringError
 from ..lower.schedule import Schedule
 from .result import SimResult
-from .sharing import (ACT_H, ACT_KEY, ACT_PK, CAP, CAPPED, END, HEAD_H, HEAD_KEY, HEAD_PK, HEAD_SRV, HEAD_TASK, LEFT,
+from .sharing import (ACT_H, ACT_KEY, ACT_PK, CAP, CAPPED, OPH, REM, END, HEAD_H, HEAD_KEY, HEAD_PK, HEAD_SRV, HEAD_TASK, LEFT,
                       RATE, RES_BW, SINCE, WEIGHT, flow_of, merge_new, rebased, server_rates)
 
 BUSY, XFER, DELAY = 0, 1, 2
@@ -122,6 +128,45 @@ def _timer_pop(tt, ts, ti, n):
 
 
 @njit(cache=True)
+def core_op_groups(kind, resource, res_bw, op, cls, table, O):
+    """Each transfer on a resource with a bandwidth of its own (a core's DMA queues): its group,
+    the (resource, op) pair, numbered in order of first appearance (-1 for every other task);
+    and each group's bytes. ``O``: the number of ops."""
+    T = kind.size
+    R = res_bw.size
+    grp = np.full(T, -1, dtype=np.int32)
+    per_res = np.zeros(R + 1, dtype=np.int64)
+    for t in range(T):
+        r = resource[t]
+        if kind[t] == XFER and r >= 0 and res_bw[r] > 0.0:
+            per_res[r + 1] += 1
+    for r in range(R):
+        per_res[r + 1] += per_res[r]
+    order = np.empty(per_res[R], dtype=np.int64)  # the transfers of each resource, in index order
+    fill = per_res[:R].copy()
+    for t in range(T):
+        r = resource[t]
+        if kind[t] == XFER and r >= 0 and res_bw[r] > 0.0:
+            order[fill[r]] = t
+            fill[r] += 1
+    seen = np.full(O + 1, -1, dtype=np.int64)  # the resource an op was last seen on, and its group
+    gid = np.empty(O + 1, dtype=np.int32)
+    left = np.zeros(per_res[R])
+    n = 0
+    for r in range(R):
+        for i in range(per_res[r], per_res[r + 1]):
+            t = order[i]
+            o = op[t] + 1
+            if seen[o] != r:
+                seen[o] = r
+                gid[o] = n
+                n += 1
+            grp[t] = gid[o]
+            left[gid[o]] += table[cls[t], 1]
+    return grp, left[:n].copy()
+
+
+@njit(cache=True)
 def run(kind, resource, server, cls, table, priority, acquire, release,
         dep_ptr, dep_idx, res_capacity, res_bw, srv_bw, pool_slots, op, srv_by_op, lane, indeg, srv_path):
     """Simulate; returns (start, end, wait, xfer_delay, capped, lane, blocker, block_kind):
@@ -202,8 +247,9 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
     # time it ends at that rate. Remaining bytes are brought up to date when its server's rates
     # are re-divided (when a transfer joins or leaves it).
     act_width = min(T, lane_off[R]) if R > 0 else 0
+    grp, grp_left = core_op_groups(kind, resource, res_bw, op, cls, table, op.max() + 1)
     h_task = np.empty(act_width, dtype=np.int64)
-    hf = np.zeros((7, act_width))  # rows sharing.CAP .. CAPPED; the names below are its rows
+    hf = np.zeros((9, act_width))  # rows sharing.CAP .. CAPPED; the names below are its rows
     h_cap = hf[CAP]  # the task's cap and weight, copied here (few, close together)
     h_weight = hf[WEIGHT]
     h_capped = hf[CAPPED]
@@ -243,7 +289,7 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
     n_sorted = np.zeros(S, dtype=np.int64)  # a row's first n_sorted[s] are sorted; the rest arrived since
     merge_buf = np.empty((3, act_width), dtype=np.int64)
     width = np.int64(R) + np.int64(T)
-    fs = np.empty((6, act_width + 1))  # scratch of the re-division
+    fs = np.empty((9, act_width + 1))  # scratch of the re-division
     fstart = np.empty(act_width + 1, dtype=np.int64)
     fixed = np.empty(act_width + 1, dtype=np.bool_)
     path_lim = np.empty(act_width + 1, dtype=np.bool_)
@@ -333,7 +379,7 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                 merge_new(act, o, n_sorted[s], n_active[s], merge_buf)
                 n_sorted[s] = n_active[s]
                 srv_next[s] = server_rates(act, o, n_active[s], hf, h_task, h_limited, head, res, fs, fstart,
-                                            fixed, path_lim, srv_bw[s], width, now, s, srv_path[s])
+                                            fixed, path_lim, srv_bw[s], width, now, s, srv_path[s], grp_left)
                 dirty[s] = False
         # ---- next event
         t_next = np.inf
@@ -382,6 +428,8 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                     h = h_free[n_free_h]
                     h_task[h] = t
                     h_cap[h] = table[cls[t], 2]
+                    hf[REM, h] = grp[t]
+                    hf[OPH, h] = op[t]
                     h_weight[h] = table[cls[t], 3]
                     h_capped[h] = 0.0
                     h_left[h] = table[cls[t], 1]
@@ -420,6 +468,8 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
             t = fin[j]
             end[t] = now
             n_done += 1
+            if grp[t] >= 0:
+                grp_left[grp[t]] -= table[cls[t], 1]
             r = resource[t]
             if r >= 0:
                 lane_busy[lane_off[r] + lane[t]] = False

@@ -23,8 +23,8 @@ def _waterfill(caps: list[float], weights: list[float], bw: float) -> list[float
         wsum += w
     fixed = [False] * len(caps)
     left, level = bw, math.inf
-    while wsum > 0.0:
-        level = left / wsum
+    while not all(fixed) and wsum > 0.0:
+        level = max(0.0, left) / wsum
         changed = False
         for j, c in enumerate(caps):
             if not fixed[j] and c <= level:
@@ -38,8 +38,29 @@ def _waterfill(caps: list[float], weights: list[float], bw: float) -> list[float
     return [c if c < level else level for c in caps]
 
 
+def _core_op_groups(s: Schedule) -> tuple[list[tuple[int, int] | None], dict[tuple[int, int], float]]:
+    """Each transfer on a resource with a bandwidth of its own: its (resource, op) pair (None for
+    every other task); and the bytes of each pair."""
+    of: list[tuple[int, int] | None] = [None] * s.num_tasks
+    total: dict[tuple[int, int], float] = {}
+    for t in range(s.num_tasks):
+        r = int(s.resource[t])
+        if s.kind[t] == XFER and r >= 0 and s.res_bandwidth_Bps[r] > 0:
+            of[t] = (r, int(s.op[t]))
+            total[of[t]] = total.get(of[t], 0.0) + s.value("nbytes", t)
+    return of, total
+
+
+def _by_remaining(caps: list[float], loads: list[float], rems: list[float], total: float) -> list[float]:
+    """Rates of flows sharing ``total`` of load (a flow at rate r loads it with ``loads[i] x r``)
+    in proportion to the bytes each has left (``rems``, at least 1), each at most its cap."""
+    w = [max(x, 1.0) for x in rems]
+    scaled = _waterfill([c / wi for c, wi in zip(caps, w)], [ld * wi for ld, wi in zip(loads, w)], total)
+    return [min(c, r * wi) for c, r, wi in zip(caps, scaled, w)]
+
+
 def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float, res_used: dict[int, float],
-                 path: float = math.inf) -> tuple[dict[int, tuple[float, bool]], float, float]:
+                 path: float = math.inf, rem=None) -> tuple[dict[int, tuple[float, bool]], float, float]:
     """Rates of one priority class: a resource with its own bandwidth (less what earlier classes
     used of it, ``res_used``) makes its transfers one flow; flows are water-filled on ``bw``;
     the resources' flows together take at most ``path`` (water-filled again on it, each capped
@@ -73,10 +94,27 @@ def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float, r
         weights.append(s.value("weight", lead))
     out: dict[int, tuple[float, bool]] = {}
     rates = _waterfill(caps, weights, max(0.0, bw))
+    rem = rem if rem is not None else (lambda t: 0.0)
+    # the resources' flows of one op share what they got together by the bytes each has left
+    ops: dict[int, list[int]] = {}
+    for i, members in enumerate(flows):
+        if group(members[0]) < n_res and weights[i] > 0.0:
+            ops.setdefault(int(s.op[members[0]]), []).append(i)
+    for idx in ops.values():
+        if len({max(rem(flows[i][0]), 1.0) for i in idx}) > 1:  # else each already has its share
+            total = sum(weights[i] * rates[i] for i in idx)
+            new = _by_remaining([caps[i] for i in idx], [weights[i] for i in idx], [rem(flows[i][0]) for i in idx], total)
+            for i, r in zip(idx, new):
+                rates[i] = r
     held = [False] * len(flows)
     own = [i for i, members in enumerate(flows) if group(members[0]) < n_res]
     if sum(rates[i] for i in own) > path:
-        for i, r in zip(own, _waterfill([rates[i] for i in own], [1.0] * len(own), max(0.0, path))):
+        rems = [rem(flows[i][0]) for i in own]
+        if len({max(x, 1.0) for x in rems}) > 1:
+            new = _by_remaining([rates[i] for i in own], [1.0] * len(own), rems, max(0.0, path))
+        else:
+            new = _waterfill([rates[i] for i in own], [1.0] * len(own), max(0.0, path))
+        for i, r in zip(own, new):
             if r < rates[i]:
                 rates[i], held[i] = r, True
     for members, fcap, fw, frate, h in zip(flows, caps, weights, rates, held):
@@ -93,17 +131,18 @@ def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float, r
     return out, bw, path
 
 
-def _server_rates(s: Schedule, srv: int, transfers: list[int], key: list[int]) -> dict[int, tuple[float, bool]]:
+def _server_rates(s: Schedule, srv: int, transfers: list[int], key: list[int],
+                  rem) -> dict[int, tuple[float, bool]]:
     """(rate, limited by its own DMA) of each transfer on server ``srv``. A server that serves
     ops in program order gives each op's transfers, earliest op first, what the earlier ops
     left (of the server and of each DMA resource); otherwise all transfers form one class."""
     bw, path = float(s.srv_bandwidth_Bps[srv]), float(s.srv_path_Bps[srv])
     if not s.srv_by_op[srv]:
-        return _class_rates(s, transfers, key, bw, {}, path)[0]
+        return _class_rates(s, transfers, key, bw, {}, path, rem)[0]
     out: dict[int, tuple[float, bool]] = {}
     res_used: dict[int, float] = {}
     for o in sorted({int(s.op[x]) for x in transfers}):
-        rates, bw, path = _class_rates(s, [x for x in transfers if int(s.op[x]) == o], key, bw, res_used, path)
+        rates, bw, path = _class_rates(s, [x for x in transfers if int(s.op[x]) == o], key, bw, res_used, path, rem)
         out.update(rates)
     return out
 
@@ -119,6 +158,10 @@ def run(s: Schedule) -> SimResult:
     blocker = [-1] * T
     bkind = [0] * T
     key = [int(s.priority[t]) * T + t for t in range(T)]
+    group_of, grp_left = _core_op_groups(s)
+
+    def rem(t: int) -> float:  # bytes the transfer's (core, op) pair has not finished
+        return grp_left[group_of[t]] if group_of[t] is not None else 0.0
     deps = [list(map(int, s.deps(t))) for t in range(T)]
     succ: list[list[int]] = [[] for _ in range(T)]
     for t in range(T):
@@ -191,7 +234,7 @@ def run(s: Schedule) -> SimResult:
                 heapq.heappush(timers, (now + s.value("duration_s", t), seq, t, what))
                 seq += 1
         for srv in range(S):
-            for x, (r, lim) in _server_rates(s, srv, active[srv], key).items():
+            for x, (r, lim) in _server_rates(s, srv, active[srv], key, rem).items():
                 if r != rates[x] or lim != limited[x]:
                     el = now - since[x]
                     if el > 0.0:
@@ -226,6 +269,8 @@ def run(s: Schedule) -> SimResult:
             finished.append(t)
         for t in sorted(finished, key=lambda t: key[t]):
             end[t] = now
+            if group_of[t] is not None:
+                grp_left[group_of[t]] -= s.value("nbytes", t)
             if math.isnan(xstart[t]):
                 xstart[t] = start[t]
             done += 1

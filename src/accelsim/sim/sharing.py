@@ -23,10 +23,10 @@ from numba import njit
 
 
 # Rows of the engine's state arrays.
-CAP, WEIGHT, LEFT, SINCE, RATE, END, CAPPED = range(7)  # ``hf``: per transfer handle
+CAP, WEIGHT, LEFT, SINCE, RATE, END, CAPPED, REM, OPH = range(9)  # ``hf``: per transfer handle (REM: its core-op group)
 HEAD_H, HEAD_TASK, HEAD_SRV, HEAD_PK, HEAD_KEY = range(5)  # ``head``: per resource
 RES_BW, RES_USED = range(2)  # ``res``: per resource
-FCAP, FW, FRATE, PCAP, PW, PRATE = range(6)  # ``fs``: per flow (scratch)
+FCAP, FW, FRATE, PCAP, PW, PRATE, FOP, FIDX, FREM = range(9)  # ``fs``: per flow (scratch)
 ACT_H, ACT_PK, ACT_KEY = range(3)  # ``act``: per active transfer (handle, sort key, task key)
 
 
@@ -43,14 +43,16 @@ def waterfill(fs, cap, weight, out, nf, bw, fixed):
         fixed[j] = False
     left = bw
     level = np.inf
-    while wsum > 0.0:
-        level = left / wsum
+    free = nf
+    while free > 0 and wsum > 0.0:
+        level = max(0.0, left) / wsum
         changed = False
         for j in range(nf):
             if not fixed[j] and fs[cap, j] <= level:
                 fixed[j] = True
                 left -= fs[weight, j] * fs[cap, j]
                 wsum -= fs[weight, j]
+                free -= 1
                 changed = True
         if not changed:
             break
@@ -81,15 +83,18 @@ def rebased(left, since, rate, limited, capped, now, new_rate):
 
 @njit(cache=True, _nrt=False)
 def server_rates(act, o, n, hf, h_task, limited, head, res, fs, fstart, fixed, path_lim, bw, width, now,
-                 srv, path_bw):
+                 srv, path_bw, grp_left):
     """Rates of the ``n`` transfers in columns ``o`` .. ``o + n`` of ``act`` (rows ``ACT_*``:
     handles into ``hf``, ``h_task`` and ``limited``; sort keys) on one server, kept sorted by
     the key ``pk`` (class x ``width`` + flow group) and then the task key. Transfers of a
     resource that has a bandwidth of its own (a core's DMA queues) form one flow capped by it;
-    flows are water-filled on the server; a flow's rate goes to its transfers in key order. The
-    flows of such resources together move at most ``path_bw`` (inf: no bound), max-min fairly
-    among them, each at most what the server gave it (what they give back of the server is not
-    handed on; a flow held by this bound counts as limited by its DMA).
+    flows are water-filled on the server; a flow's rate goes to its transfers in key order. Such
+    flows of one op (``hf[OPH]`` of their leads) then divide what they got together in
+    proportion to the bytes their (core, op) group has left (``grp_left[hf[REM]]``, at least 1),
+    each up to its cap; unchanged when they all have as much left. The flows of such resources
+    together move at most ``path_bw`` (inf: no bound), shared the same way (evenly when all
+    have as much left), each at most what the server gave it (what they give back of the server
+    is not handed on; a flow held by this bound counts as limited by its DMA).
 
     Classes (``pk // width``; all equal: one max-min fair class) are served in ascending order:
     each water-fills what the earlier classes left of the server and of its resources'
@@ -115,6 +120,9 @@ def server_rates(act, o, n, hf, h_task, limited, head, res, fs, fstart, fixed, p
         # one class: its flows (runs of equal pk), water-filled on what is left
         cj = act[ACT_PK, j] // width
         nf = 0
+        n_core = 0
+        op0, rem0 = -1.0, 1.0
+        uneven = False  # the cores' flows are of more than one op or have unequal bytes left
         while j < stop and act[ACT_PK, j] // width == cj:
             e = j
             total = 0.0
@@ -124,34 +132,81 @@ def server_rates(act, o, n, hf, h_task, limited, head, res, fs, fstart, fixed, p
             lead = act[ACT_H, j]
             g = act[ACT_PK, j] - cj * width
             fstart[nf] = j
+            fs[FW, nf] = hf[WEIGHT, lead]
+            fs[FOP, nf] = -1.0
+            fs[FREM, nf] = 1.0
             if g < R:
                 fs[FCAP, nf] = max(0.0, min(res[RES_BW, g] - res[RES_USED, g], total))
+                gg = int(hf[REM, lead])
+                fs[FREM, nf] = max(grp_left[gg], 1.0) if gg >= 0 else 1.0
+                if fs[FW, nf] > 0.0:
+                    fs[FOP, nf] = hf[OPH, lead]
+                    if n_core == 0:
+                        op0, rem0 = fs[FOP, nf], fs[FREM, nf]
+                    elif fs[FOP, nf] != op0 or fs[FREM, nf] != rem0:
+                        uneven = True
+                    n_core += 1
             else:
                 fs[FCAP, nf] = hf[CAP, lead]
-            fs[FW, nf] = hf[WEIGHT, lead]
             nf += 1
             j = e
         fstart[nf] = j
         waterfill(fs, FCAP, FW, FRATE, nf, max(0.0, left_bw), fixed)
-        bounded = left_path < np.inf
-        if bounded:
-            # the cores' flows share what is left of the load paths
+        # the cores' flows of one op: what they got together, re-divided in proportion to the
+        # bytes each core has left of that op (unchanged when every core has as much left)
+        for f in range(nf if uneven else 0):
+            if fs[FOP, f] < 0.0:
+                continue
+            o_ = fs[FOP, f]
             m = 0
             tot = 0.0
+            same = True
+            for f2 in range(f, nf):
+                if fs[FOP, f2] == o_:
+                    w = fs[FREM, f2]
+                    same = same and w == fs[FREM, f]
+                    fs[PCAP, m] = fs[FCAP, f2] / w
+                    fs[PW, m] = fs[FW, f2] * w
+                    fs[FIDX, m] = f2
+                    tot += fs[FW, f2] * fs[FRATE, f2]
+                    fs[FOP, f2] = -1.0
+                    m += 1
+            if m > 1 and not same:
+                waterfill(fs, PCAP, PW, PRATE, m, tot, fixed)
+                for q in range(m):
+                    f2 = int(fs[FIDX, q])
+                    fs[FRATE, f2] = min(fs[FCAP, f2], fs[PRATE, q] * fs[FREM, f2])
+        bounded = left_path < np.inf
+        if bounded:
+            # the cores' flows share what is left of the load paths (by bytes left, as above)
+            m = 0
+            tot = 0.0
+            same = True
+            w0 = -1.0
             for f in range(nf):
                 path_lim[f] = False
                 if act[ACT_PK, fstart[f]] - cj * width < R:
+                    w = fs[FREM, f]
+                    if w0 < 0.0:
+                        w0 = w
+                    same = same and w == w0
                     fs[PCAP, m] = fs[FRATE, f]
-                    fs[PW, m] = 1.0
+                    fs[PW, m] = w
                     tot += fs[FRATE, f]
                     m += 1
             if tot > left_path:
+                for q in range(m):
+                    if same:
+                        fs[PW, q] = 1.0
+                    else:
+                        fs[PCAP, q] /= fs[PW, q]
                 waterfill(fs, PCAP, PW, PRATE, m, max(0.0, left_path), fixed)
                 m = 0
                 for f in range(nf):
                     if act[ACT_PK, fstart[f]] - cj * width < R:
-                        if fs[PRATE, m] < fs[FRATE, f]:
-                            fs[FRATE, f] = fs[PRATE, m]
+                        r = fs[PRATE, m] * fs[PW, m] if not same else fs[PRATE, m]
+                        if r < fs[FRATE, f]:
+                            fs[FRATE, f] = r
                             path_lim[f] = True
                         m += 1
         for f in range(nf):
