@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from accelsim.lower.schedule import BUSY, CAT_DMA_IN, CAT_TENSOR, CAT_VECTOR, DELAY, XFER, Schedule, ScheduleBuilder
+from accelsim.lower.schedule import (BUSY, CAT_DMA_IN, CAT_DMA_OUT, CAT_TENSOR, CAT_VECTOR, DELAY, XFER, Schedule,
+                                     ScheduleBuilder)
 from accelsim.sim import reference
 from accelsim.sim.critical_path import critical_path
 from accelsim.sim.engine import simulate_schedule
@@ -110,6 +111,22 @@ def test_latency_phase_and_queue_bandwidth_in_order():
     assert r.capped_s == pytest.approx([2.0, 3.0])  # limited by the DMA, not the server
 
 
+def test_a_cores_loads_do_not_queue_behind_its_stores():
+    # a core's DMA of 10 B/s, a 20 B store ahead of a 10 B load in key order: loads and stores
+    # are the DMA's two channels, each half the rate while both move: the load's 10 B end at
+    # 2 s, the store's last 10 B then move alone at 10 B/s and end at 3 s (in one queue the
+    # load would wait for the store: 2 s and 3 s the other way round)
+    b = ScheduleBuilder()
+    q = b.resource("core0.dma", "dma", capacity=2, bandwidth_Bps=10.0)
+    hbm = b.bandwidth_server("hbm", 1000.0)
+    op = b.op("op", "op", "copy")
+    b.task(XFER, CAT_DMA_OUT, op, resource=q, server=hbm, nbytes=20.0)
+    b.task(XFER, CAT_DMA_IN, op, resource=q, server=hbm, nbytes=10.0)
+    s = b.build()
+    for r in (simulate_schedule(s), reference.run(s)):
+        assert r.end_s == pytest.approx([3.0, 2.0])
+
+
 def _one_slot(queues: int):
     """A load into a one-slot SRAM pool, its 5 s compute (which frees the slot) and a second
     load that needs the slot, on a DMA resource of ``queues`` lanes over a 1 B/s HBM."""
@@ -202,7 +219,8 @@ def schedules(draw):
         op = draw(st.sampled_from(ops))
         if kind == XFER:
             acq = draw(st.sampled_from(pools)) if pools and draw(st.booleans()) else -1
-            t_id = b.task(XFER, CAT_DMA_IN, op, deps, resource=draw(st.sampled_from(dmas)),
+            cat = draw(st.sampled_from([CAT_DMA_IN, CAT_DMA_IN, CAT_DMA_OUT]))
+            t_id = b.task(XFER, cat, op, deps, resource=draw(st.sampled_from(dmas)),
                           server=draw(st.sampled_from(servers)), duration_s=draw(st.sampled_from([0.0, 0.5, 1.0])),
                           nbytes=draw(st.sampled_from([0.0, 1.0, 7.0, 30.0])), cap_Bps=draw(st.sampled_from([np.inf, 2.0, 4.0])),
                           weight=draw(st.sampled_from([1.0, 0.5, 2.0])), acquire=acq, priority=prio)

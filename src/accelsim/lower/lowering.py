@@ -66,6 +66,19 @@ pipeline worse)."""
 VECTOR_PIECES = 8
 
 
+RAMP_MAX = 0.8
+"""The least a GEMM's last K steps shrink by, step to step (at most 0.8 of the step before): a
+pass no longer than the next step's load needs the ratio of a step's compute to its load, which
+a balanced GEMM brings near 1; 0.8 keeps the steps at most about three times as many as halving
+does."""
+
+
+def ramp_ratio(pass_s: float, load_s: float) -> float:
+    """The ratio of a GEMM's last K steps, one to the next: 1/2, or the steps' compute over their
+    load time when that is more (at most ``RAMP_MAX``)."""
+    return min(RAMP_MAX, max(0.5, pass_s / load_s)) if load_s > 0 else 0.5
+
+
 class Lowerer(AttentionLowering):
     """Holds the chip's resources while ops are lowered one by one."""
 
@@ -316,6 +329,11 @@ class Lowerer(AttentionLowering):
         # mapping (the rest of what they move hits the shared SRAM)
         w_a = (f["a_hbm_bytes"] * mc / moved_a if cm.shared_cap > 0 and moved_a > 0 else 1.0) * self.hbm_scale
         w_b = (f["b_hbm_bytes"] * mc / moved_b if cm.shared_cap > 0 and moved_b > 0 else 1.0) * self.hbm_scale
+        # what one core's loads move a second while every active core loads: its share of the
+        # load paths and of HBM (at the operands' HBM fractions)
+        active = max(1, min(self.cores, len(tiles)))
+        hbm_frac = ((w_a * moved_a + w_b * moved_b) / (moved_a + moved_b)) if moved_a + moved_b > 0 else 1.0
+        core_rate = min(cm.load_path(active), cm.hbm_bw / max(hbm_frac, 1e-12)) / active
         for c, mine in enumerate(mines):
             pool = b.pool(f"core{c}.sram.op{oid}", slots)
             prev_pass = -1
@@ -339,14 +357,16 @@ class Lowerer(AttentionLowering):
                 k = k0
                 first_step = prev_pass < 0  # the core's first step is fine-grained: it fills the pipeline
                 last_group = gi == len(groups) - 1
+                q = ramp_ratio(pass_per_k, (a_per_k + b_per_k) / mc / core_rate)
                 steps = []
                 while k < k1:
                     kk = min(kf if first_step else kc, k1 - k)
-                    if last_group and not first_step and k1 - k <= 2 * kc:
-                        # the core's last K steps halve down to the fine chunk: the pipeline
-                        # drains after one fine pass, whatever the chunk (so that a chunk grown
-                        # with the SRAM cannot lengthen the drain)
-                        kk = k1 - k if k1 - k <= kf else max(kf, min(kc, -(-(k1 - k) // 2)))
+                    if last_group and not first_step and (k1 - k) * (1.0 - q) <= kc:
+                        # the core's last K steps shrink by q a step down to the fine chunk: each
+                        # step's pass then takes no longer than the next step's load, so the
+                        # pipeline drains after one fine pass, whatever the chunk (so that a
+                        # chunk grown with the SRAM cannot lengthen the drain)
+                        kk = k1 - k if k1 - k <= kf else max(kf, min(kc, math.ceil((k1 - k) * (1.0 - q))))
                     first_step = False
                     steps.append(kk)
                     k += kk

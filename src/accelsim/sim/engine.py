@@ -36,9 +36,9 @@ import numpy as np
 from numba import njit
 
 from ..errors import LoweringError
-from ..lower.schedule import Schedule
+from ..lower.schedule import CAT_DMA_OUT, Schedule
 from .result import SimResult
-from .sharing import (ACT_H, ACT_KEY, ACT_PK, CAP, CAPPED, OPH, REM, END, HEAD_H, HEAD_KEY, HEAD_PK, HEAD_SRV, HEAD_TASK, LEFT,
+from .sharing import (ACT_H, ACT_KEY, ACT_PK, CAP, CAPPED, DIR, OPH, REM, END, HEAD_H, HEAD_KEY, HEAD_PK, HEAD_SRV, HEAD_TASK, LEFT,
                       RATE, RES_BW, SINCE, WEIGHT, flow_of, merge_new, rebased, server_rates)
 
 BUSY, XFER, DELAY = 0, 1, 2
@@ -130,11 +130,10 @@ def _timer_pop(tt, ts, ti, n):
 @njit(cache=True)
 def core_op_groups(kind, resource, res_bw, op, cls, table, O):
     """Each transfer on a resource with a bandwidth of its own (a core's DMA queues): its group,
-    the (resource, op) pair, numbered in order of first appearance (-1 for every other task);
-    and each group's bytes. ``O``: the number of ops."""
+    the (resource, op) pair, numbered resource by resource (-1 for every other task); and each
+    group's bytes. ``O``: the number of ops. Without such transfers the group array is empty."""
     T = kind.size
     R = res_bw.size
-    grp = np.full(T, -1, dtype=np.int32)
     per_res = np.zeros(R + 1, dtype=np.int64)
     for t in range(T):
         r = resource[t]
@@ -142,7 +141,10 @@ def core_op_groups(kind, resource, res_bw, op, cls, table, O):
             per_res[r + 1] += 1
     for r in range(R):
         per_res[r + 1] += per_res[r]
-    order = np.empty(per_res[R], dtype=np.int64)  # the transfers of each resource, in index order
+    if per_res[R] == 0:  # no such transfer (links only): no group array
+        return np.empty(0, dtype=np.int32), np.zeros(0)
+    grp = np.full(T, -1, dtype=np.int32)
+    order = np.empty(per_res[R], dtype=np.int32)  # the transfers of each resource, in index order
     fill = per_res[:R].copy()
     for t in range(T):
         r = resource[t]
@@ -151,24 +153,25 @@ def core_op_groups(kind, resource, res_bw, op, cls, table, O):
             fill[r] += 1
     seen = np.full(O + 1, -1, dtype=np.int64)  # the resource an op was last seen on, and its group
     gid = np.empty(O + 1, dtype=np.int32)
-    left = np.zeros(per_res[R])
     n = 0
     for r in range(R):
         for i in range(per_res[r], per_res[r + 1]):
-            t = order[i]
-            o = op[t] + 1
+            o = op[order[i]] + 1
             if seen[o] != r:
                 seen[o] = r
                 gid[o] = n
                 n += 1
-            grp[t] = gid[o]
-            left[gid[o]] += table[cls[t], 1]
-    return grp, left[:n].copy()
+            grp[order[i]] = gid[o]
+    left = np.zeros(n)
+    for t in range(T):
+        if grp[t] >= 0:
+            left[grp[t]] += table[cls[t], 1]
+    return grp, left
 
 
 @njit(cache=True)
 def run(kind, resource, server, cls, table, priority, acquire, release,
-        dep_ptr, dep_idx, res_capacity, res_bw, srv_bw, pool_slots, op, srv_by_op, lane, indeg, srv_path):
+        dep_ptr, dep_idx, res_capacity, res_bw, srv_bw, pool_slots, op, srv_by_op, lane, indeg, srv_path, category):
     """Simulate; returns (start, end, wait, xfer_delay, capped, lane, blocker, block_kind):
     ``wait`` (from ready to start), ``xfer_delay`` (a transfer's latency phase, from its start
     to its bandwidth phase) and ``capped`` in float32, start and end in float64. A ready task's
@@ -181,6 +184,8 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
     R = res_capacity.size
     S = srv_bw.size
     P = pool_slots.size
+    # the (core, op) groups first: their scratch is freed before the engine's arrays are made
+    grp, grp_left = core_op_groups(kind, resource, res_bw, op, cls, table, op.max() + 1 if T else 0)
     start = np.full(T, np.nan)
     end = np.full(T, np.nan)
     wait = np.zeros(T, dtype=np.float32)
@@ -247,9 +252,8 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
     # time it ends at that rate. Remaining bytes are brought up to date when its server's rates
     # are re-divided (when a transfer joins or leaves it).
     act_width = min(T, lane_off[R]) if R > 0 else 0
-    grp, grp_left = core_op_groups(kind, resource, res_bw, op, cls, table, op.max() + 1)
     h_task = np.empty(act_width, dtype=np.int64)
-    hf = np.zeros((9, act_width))  # rows sharing.CAP .. CAPPED; the names below are its rows
+    hf = np.zeros((10, act_width))  # rows sharing.CAP .. CAPPED; the names below are its rows
     h_cap = hf[CAP]  # the task's cap and weight, copied here (few, close together)
     h_weight = hf[WEIGHT]
     h_capped = hf[CAPPED]
@@ -359,15 +363,18 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                 h = active[o]
                 c = h_cap[h]
                 g = act_pk[o] % width
-                fc = max(0.0, min(res_bw[g], c, srv_path[s])) if g < res_bw.size else c
+                fc = max(0.0, min(res_bw[g], c)) if g < res_bw.size else c
                 level = np.inf
                 if h_weight[h] > 0.0:
                     level = max(0.0, srv_bw[s]) / h_weight[h]
                     if fc <= level:
                         level = np.inf
                 f = fc if fc < level else level
+                held = g < res_bw.size and f > srv_path[s]  # the load paths' bound holds it
+                if held:
+                    f = max(0.0, srv_path[s])
                 r = min(c, f)
-                lim = f >= fc or r >= c
+                lim = f >= fc or held or r >= c
                 if r != h_rate[h] or lim != h_limited[h]:
                     h_left[h], h_capped[h], h_end[h] = rebased(h_left[h], h_since[h], h_rate[h], h_limited[h],
                                                                 h_capped[h], now, r)
@@ -428,8 +435,9 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                     h = h_free[n_free_h]
                     h_task[h] = t
                     h_cap[h] = table[cls[t], 2]
-                    hf[REM, h] = grp[t]
+                    hf[REM, h] = grp[t] if grp.size else -1
                     hf[OPH, h] = op[t]
+                    hf[DIR, h] = 1.0 if category[t] == CAT_DMA_OUT else 0.0
                     h_weight[h] = table[cls[t], 3]
                     h_capped[h] = 0.0
                     h_left[h] = table[cls[t], 1]
@@ -446,7 +454,8 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                     n_active[s] += 1
                     lead = head_h[g] if g < R else -1
                     if (not dirty[s] and lead >= 0 and h_on[lead] and h_task[lead] == head_task[g]
-                            and head_srv[g] == s and head_pk[g] == act_pk[j] and head_key[g] < act_k[j]):
+                            and head_srv[g] == s and head_pk[g] == act_pk[j] and head_key[g] < act_k[j]
+                            and hf[DIR, lead] == hf[DIR, h]):
                         # behind an uncapped lead of its flow: rate 0, limited as the flow is
                         h_limited[h] = h_limited[lead] or h_cap[h] <= 0.0
                     else:
@@ -468,7 +477,7 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
             t = fin[j]
             end[t] = now
             n_done += 1
-            if grp[t] >= 0:
+            if grp.size and grp[t] >= 0:
                 grp_left[grp[t]] -= table[cls[t], 1]
             r = resource[t]
             if r >= 0:
@@ -530,7 +539,7 @@ def simulate_schedule(schedule: Schedule) -> SimResult:
     most_deps = int(np.diff(s.dep_ptr).max(initial=0)) if T else 0
     out = run(s.kind, s.resource, s.server, s.cls, s.cls_table, s.priority, s.acquire,
               s.release, s.dep_ptr, s.dep_idx, s.res_capacity, s.res_bandwidth_Bps, s.srv_bandwidth_Bps, s.pool_slots,
-              s.op, s.srv_by_op, lanes, np.empty(T, dtype=narrow(most_deps)), s.srv_path_Bps)
+              s.op, s.srv_by_op, lanes, np.empty(T, dtype=narrow(most_deps)), s.srv_path_Bps, s.category)
     start, end, wait, xdelay, capped, lane, blocker, bkind = out
     if s.num_tasks and np.isnan(end).any():
         stuck = int(np.flatnonzero(np.isnan(end))[0])

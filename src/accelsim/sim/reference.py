@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..lower.schedule import Schedule
+from ..lower.schedule import CAT_DMA_OUT, Schedule
 from .result import SimResult
 
 BUSY, XFER, DELAY = 0, 1, 2
@@ -123,10 +123,22 @@ def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float, r
             res_used[g] = res_used.get(g, 0.0) + frate
             path -= frate
         bw -= fw * frate
-        left = frate
+        # a core's loads and stores: two in-order chains, half the flow each when both move
+        share = {False: frate, True: 0.0}
+        split = False
+        if g < n_res:
+            stores = [x for x in members if s.category[x] == CAT_DMA_OUT]
+            if 0 < len(stores) < len(members):
+                cap_st = sum(s.value("cap_Bps", x) for x in stores)
+                cap_ld = sum(s.value("cap_Bps", x) for x in members if s.category[x] != CAT_DMA_OUT)
+                ld = min(cap_ld, 0.5 * frate)
+                st = min(cap_st, frate - ld)
+                share = {False: min(cap_ld, frate - st), True: st}
+                split = True
         for x in members:
-            r = min(s.value("cap_Bps", x), left)
-            left -= r
+            d = bool(split and s.category[x] == CAT_DMA_OUT)
+            r = min(s.value("cap_Bps", x), share[d])
+            share[d] -= r
             out[x] = (r, frate >= fcap or h or r >= s.value("cap_Bps", x))
     return out, bw, path
 

@@ -23,7 +23,8 @@ from numba import njit
 
 
 # Rows of the engine's state arrays.
-CAP, WEIGHT, LEFT, SINCE, RATE, END, CAPPED, REM, OPH = range(9)  # ``hf``: per transfer handle (REM: its core-op group)
+CAP, WEIGHT, LEFT, SINCE, RATE, END, CAPPED, REM, OPH, DIR = range(10)  # ``hf``: per transfer handle (REM: its
+# core-op group; DIR: 1 for a store, 0 for a load)
 HEAD_H, HEAD_TASK, HEAD_SRV, HEAD_PK, HEAD_KEY = range(5)  # ``head``: per resource
 RES_BW, RES_USED = range(2)  # ``res``: per resource
 FCAP, FW, FRATE, PCAP, PW, PRATE, FOP, FIDX, FREM = range(9)  # ``fs``: per flow (scratch)
@@ -227,11 +228,36 @@ def server_rates(act, o, n, hf, h_task, limited, head, res, fs, fstart, fixed, p
                 else:
                     head[HEAD_H, g] = -1
             left_bw -= fs[FW, f] * fs[FRATE, f]
+            # a core's loads and its stores are two in-order chains (a DMA's read and write
+            # channels): when both move, each gets half the flow's rate, up to what its
+            # transfers can take, and what one cannot use goes to the other
+            left_st = 0.0
+            split = False
+            if g < R:
+                cap_ld = cap_st = 0.0
+                n_st = 0
+                for q in range(q0, fstart[f + 1]):
+                    h = act[ACT_H, q]
+                    if hf[DIR, h] > 0.0:
+                        cap_st += hf[CAP, h]
+                        n_st += 1
+                    else:
+                        cap_ld += hf[CAP, h]
+                if 0 < n_st < fstart[f + 1] - q0:
+                    ld = min(cap_ld, 0.5 * left)
+                    st = min(cap_st, left - ld)
+                    ld = min(cap_ld, left - st)
+                    left, left_st = ld, st
+                    split = True
             for q in range(q0, fstart[f + 1]):
                 h = act[ACT_H, q]
                 c = hf[CAP, h]
-                r = min(c, left)
-                left -= r
+                if split and hf[DIR, h] > 0.0:
+                    r = min(c, left_st)
+                    left_st -= r
+                else:
+                    r = min(c, left)
+                    left -= r
                 lim = at_limit or r >= c
                 if r != hf[RATE, h] or lim != limited[h]:
                     hf[LEFT, h], hf[CAPPED, h], hf[END, h] = rebased(hf[LEFT, h], hf[SINCE, h], hf[RATE, h],
