@@ -345,7 +345,14 @@ def _orders(grp, gi, cand, nc, M, N, K, batch, b_shared, ba, bb, bo, R, cores, s
             # a core's share of the rate its path traffic moves at (HBM supplies hbm / path_traffic of it)
             pbw = min(path_bw, shared_bw, hbm_bw * path_traffic / hbm if hbm > 0 else np.inf) / active
             c = compute / waves
-            walk_s = (walks * max(c, (panel + per_tile) / pbw) + (waves - walks) * max(c, per_tile / pbw))
+            # a walk's first tile: every active core loads its panel at once, at the panel
+            # operand's own share of HBM bytes (the rest of the tile at the others')
+            hbm_panel = hbm_a if order == 1 else hbm_b
+            f_panel = hbm_panel / panels if panels > 0 else 0.0
+            f_rest = (hbm - hbm_panel) / (path_traffic - panels) if path_traffic > panels else 0.0
+            first_s = max((panel + per_tile) / pbw,
+                          active * (panel * f_panel + per_tile * f_rest) / hbm_bw if hbm_bw > 0 else 0.0)
+            walk_s = (walks * max(c, first_s) + (waves - walks) * max(c, per_tile / pbw))
             if walk_s > max(hbm_s, shared_s):  # charged to the level that binds
                 if hbm_s >= shared_s:
                     hbm_s = walk_s
