@@ -67,10 +67,10 @@ VECTOR_PIECES = 8
 
 
 RAMP_MAX = 0.8
-"""The least a GEMM's last K steps shrink by, step to step (at most 0.8 of the step before): a
-pass no longer than the next step's load needs the ratio of a step's compute to its load, which
-a balanced GEMM brings near 1; 0.8 keeps the steps at most about three times as many as halving
-does."""
+"""The largest size of one of a GEMM's last K steps over the step before it. A step's pass takes
+no longer than the next step's load when that ratio is at least the step's compute over its load,
+which a balanced GEMM brings near 1; at 0.8 the ramp down to the fine chunk has about three times
+as many steps as halving."""
 
 
 def ramp_ratio(pass_s: float, load_s: float) -> float:

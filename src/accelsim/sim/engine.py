@@ -12,7 +12,9 @@ queues together) form one flow capped by it; flows are water-filled on their ser
 the cores' flows together take at most the server's load-path bound (``srv_path_Bps``: a core
 may pull up to its own path's peak while others idle, never more than every core's even share
 all together); a flow's rate goes to its transfers in (priority, index) order (descriptors are
-served in order, so an early small copy is not slowed by later prefetches). The cores' flows of
+served in order, so an early small copy is not slowed by later prefetches), a core's loads and
+its stores as two such chains with half the flow each while both move (a DMA's read and write
+channels: a group of stores does not hold the next loads). The cores' flows of
 one op divide what they get together (of the server, and of the load-path bound) in proportion
 to the bytes each core has left of that op (a transfer's bytes count as done when it ends),
 each up to its own bandwidth: cores with more of the op left, such as those
@@ -38,8 +40,8 @@ from numba import njit
 from ..errors import LoweringError
 from ..lower.schedule import CAT_DMA_OUT, Schedule
 from .result import SimResult
-from .sharing import (ACT_H, ACT_KEY, ACT_PK, CAP, CAPPED, DIR, OPH, REM, END, HEAD_H, HEAD_KEY, HEAD_PK, HEAD_SRV, HEAD_TASK, LEFT,
-                      RATE, RES_BW, SINCE, WEIGHT, flow_of, merge_new, rebased, server_rates)
+from .sharing import (ACT_H, ACT_KEY, ACT_PK, CAP, CAPPED, DIR, END, HEAD_H, HEAD_KEY, HEAD_PK, HEAD_SRV, HEAD_TASK,
+                      LEFT, OPH, RATE, REM, RES_BW, SINCE, WEIGHT, flow_of, merge_new, rebased, server_rates)
 
 BUSY, XFER, DELAY = 0, 1, 2
 EV_END, EV_LAT = 0, 1
@@ -253,7 +255,7 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
     # are re-divided (when a transfer joins or leaves it).
     act_width = min(T, lane_off[R]) if R > 0 else 0
     h_task = np.empty(act_width, dtype=np.int64)
-    hf = np.zeros((10, act_width))  # rows sharing.CAP .. CAPPED; the names below are its rows
+    hf = np.zeros((10, act_width))  # rows sharing.CAP .. DIR; the names below are its rows
     h_cap = hf[CAP]  # the task's cap and weight, copied here (few, close together)
     h_weight = hf[WEIGHT]
     h_capped = hf[CAPPED]

@@ -89,7 +89,9 @@ def server_rates(act, o, n, hf, h_task, limited, head, res, fs, fstart, fixed, p
     handles into ``hf``, ``h_task`` and ``limited``; sort keys) on one server, kept sorted by
     the key ``pk`` (class x ``width`` + flow group) and then the task key. Transfers of a
     resource that has a bandwidth of its own (a core's DMA queues) form one flow capped by it;
-    flows are water-filled on the server; a flow's rate goes to its transfers in key order. Such
+    flows are water-filled on the server; a flow's rate goes to its transfers in key order (a
+    core's loads and its stores, ``hf[DIR]``, as two chains with half the rate each while both
+    move, what one cannot take going to the other). Such
     flows of one op (``hf[OPH]`` of their leads) then divide what they got together in
     proportion to the bytes their (core, op) group has left (``grp_left[hf[REM]]``, at least 1),
     each up to its cap; unchanged when they all have as much left. The flows of such resources
