@@ -40,8 +40,8 @@ from numba import njit
 from ..errors import LoweringError
 from ..lower.schedule import CAT_DMA_OUT, Schedule
 from .result import SimResult
-from .sharing import (ACT_H, ACT_KEY, ACT_PK, CAP, CAPPED, DIR, END, HEAD_H, HEAD_KEY, HEAD_PK, HEAD_SRV, HEAD_TASK,
-                      LEFT, OPH, RATE, REM, RES_BW, SINCE, WEIGHT, flow_of, merge_new, rebased, server_rates)
+from .sharing import (ACT_H, ACT_KEY, ACT_PK, CAP, CAPPED, DIR, END, GRP, HEAD_H, HEAD_KEY, HEAD_PK, HEAD_SRV,
+                      HEAD_TASK, LEFT, OPH, RATE, RES_BW, SINCE, WEIGHT, flow_of, merge_new, rebased, server_rates)
 
 BUSY, XFER, DELAY = 0, 1, 2
 EV_END, EV_LAT = 0, 1
@@ -437,7 +437,7 @@ def run(kind, resource, server, cls, table, priority, acquire, release,
                     h = h_free[n_free_h]
                     h_task[h] = t
                     h_cap[h] = table[cls[t], 2]
-                    hf[REM, h] = grp[t] if grp.size else -1
+                    hf[GRP, h] = grp[t] if grp.size else -1
                     hf[OPH, h] = op[t]
                     hf[DIR, h] = 1.0 if category[t] == CAT_DMA_OUT else 0.0
                     h_weight[h] = table[cls[t], 3]

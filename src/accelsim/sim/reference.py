@@ -60,12 +60,14 @@ def _by_remaining(caps: list[float], loads: list[float], rems: list[float], tota
 
 
 def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float, res_used: dict[int, float],
-                 path: float = math.inf, rem=None) -> tuple[dict[int, tuple[float, bool]], float, float]:
+                 path: float, rem) -> tuple[dict[int, tuple[float, bool]], float, float]:
     """Rates of one priority class: a resource with its own bandwidth (less what earlier classes
     used of it, ``res_used``) makes its transfers one flow; flows are water-filled on ``bw``;
-    the resources' flows together take at most ``path`` (water-filled again on it, each capped
-    at its first rate, when they would take more: held so, a flow counts as DMA-limited); a
-    flow's rate is handed out in key order. Returns the rates and what is left of ``bw`` and of
+    such flows of one op then share what they got in proportion to the bytes their (resource,
+    op) pair has left (``rem(task)``); the resources' flows together take at most ``path``
+    (water-filled again on it the same way, each capped at its first rate, when they would take
+    more: held so, a flow counts as DMA-limited); a flow's rate is handed out in key order, its
+    loads and its stores as two chains. Returns the rates and what is left of ``bw`` and of
     ``path``."""
     n_res = len(s.res_capacity)
 
@@ -94,7 +96,6 @@ def _class_rates(s: Schedule, transfers: list[int], key: list[int], bw: float, r
         weights.append(s.value("weight", lead))
     out: dict[int, tuple[float, bool]] = {}
     rates = _waterfill(caps, weights, max(0.0, bw))
-    rem = rem if rem is not None else (lambda t: 0.0)
     # the resources' flows of one op share what they got together by the bytes each has left
     ops: dict[int, list[int]] = {}
     for i, members in enumerate(flows):

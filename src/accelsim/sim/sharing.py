@@ -23,8 +23,8 @@ from numba import njit
 
 
 # Rows of the engine's state arrays.
-CAP, WEIGHT, LEFT, SINCE, RATE, END, CAPPED, REM, OPH, DIR = range(10)  # ``hf``: per transfer handle (REM: its
-# core-op group; DIR: 1 for a store, 0 for a load)
+CAP, WEIGHT, LEFT, SINCE, RATE, END, CAPPED, GRP, OPH, DIR = range(10)  # ``hf``: per transfer handle (GRP:
+# its (core, op) group, -1 for none; OPH: its op; DIR: 1 for a store, 0 for a load)
 HEAD_H, HEAD_TASK, HEAD_SRV, HEAD_PK, HEAD_KEY = range(5)  # ``head``: per resource
 RES_BW, RES_USED = range(2)  # ``res``: per resource
 FCAP, FW, FRATE, PCAP, PW, PRATE, FOP, FIDX, FREM = range(9)  # ``fs``: per flow (scratch)
@@ -63,6 +63,21 @@ def waterfill(fs, cap, weight, out, nf, bw, fixed):
 
 
 @njit(cache=True, _nrt=False)
+def by_bytes_left(fs, m, total, fixed):
+    """Water-fill ``total`` over ``m`` flows (columns of the rows ``PCAP``: cap, ``PW``: load per
+    unit rate, ``FIDX``: the flow's column, whose ``FREM`` is the bytes its group has left) in
+    proportion to the bytes each has left: a flow's rate over its bytes left rises to a common
+    level. Writes the rates to row ``PRATE``."""
+    for q in range(m):
+        w = fs[FREM, int(fs[FIDX, q])]
+        fs[PCAP, q] /= w
+        fs[PW, q] *= w
+    waterfill(fs, PCAP, PW, PRATE, m, total, fixed)
+    for q in range(m):
+        fs[PRATE, q] *= fs[FREM, int(fs[FIDX, q])]
+
+
+@njit(cache=True, _nrt=False)
 def flow_of(x, resource, res_bw, R):
     """Flow group of transfer ``x``: its resource when that has a bandwidth of its own (a
     core's DMA queues), else a flow of its own (R + x)."""
@@ -93,7 +108,7 @@ def server_rates(act, o, n, hf, h_task, limited, head, res, fs, fstart, fixed, p
     core's loads and its stores, ``hf[DIR]``, as two chains with half the rate each while both
     move, what one cannot take going to the other). Such
     flows of one op (``hf[OPH]`` of their leads) then divide what they got together in
-    proportion to the bytes their (core, op) group has left (``grp_left[hf[REM]]``, at least 1),
+    proportion to the bytes their (core, op) group has left (``grp_left[hf[GRP]]``, at least 1),
     each up to its cap; unchanged when they all have as much left. The flows of such resources
     together move at most ``path_bw`` (inf: no bound), shared the same way (evenly when all
     have as much left), each at most what the server gave it (what they give back of the server
@@ -140,7 +155,7 @@ def server_rates(act, o, n, hf, h_task, limited, head, res, fs, fstart, fixed, p
             fs[FREM, nf] = 1.0
             if g < R:
                 fs[FCAP, nf] = max(0.0, min(res[RES_BW, g] - res[RES_USED, g], total))
-                gg = int(hf[REM, lead])
+                gg = int(hf[GRP, lead])
                 fs[FREM, nf] = max(grp_left[gg], 1.0) if gg >= 0 else 1.0
                 if fs[FW, nf] > 0.0:
                     fs[FOP, nf] = hf[OPH, lead]
@@ -166,52 +181,46 @@ def server_rates(act, o, n, hf, h_task, limited, head, res, fs, fstart, fixed, p
             same = True
             for f2 in range(f, nf):
                 if fs[FOP, f2] == o_:
-                    w = fs[FREM, f2]
-                    same = same and w == fs[FREM, f]
-                    fs[PCAP, m] = fs[FCAP, f2] / w
-                    fs[PW, m] = fs[FW, f2] * w
+                    same = same and fs[FREM, f2] == fs[FREM, f]
+                    fs[PCAP, m] = fs[FCAP, f2]
+                    fs[PW, m] = fs[FW, f2]
                     fs[FIDX, m] = f2
                     tot += fs[FW, f2] * fs[FRATE, f2]
                     fs[FOP, f2] = -1.0
                     m += 1
             if m > 1 and not same:
-                waterfill(fs, PCAP, PW, PRATE, m, tot, fixed)
+                by_bytes_left(fs, m, tot, fixed)
                 for q in range(m):
                     f2 = int(fs[FIDX, q])
-                    fs[FRATE, f2] = min(fs[FCAP, f2], fs[PRATE, q] * fs[FREM, f2])
+                    fs[FRATE, f2] = min(fs[FCAP, f2], fs[PRATE, q])
         bounded = left_path < np.inf
         if bounded:
             # the cores' flows share what is left of the load paths (by bytes left, as above)
             m = 0
             tot = 0.0
             same = True
-            w0 = -1.0
+            w0 = -1.0  # the first core flow's bytes left (every flow's is at least 1)
             for f in range(nf):
                 path_lim[f] = False
                 if act[ACT_PK, fstart[f]] - cj * width < R:
-                    w = fs[FREM, f]
                     if w0 < 0.0:
-                        w0 = w
-                    same = same and w == w0
+                        w0 = fs[FREM, f]
+                    same = same and fs[FREM, f] == w0
                     fs[PCAP, m] = fs[FRATE, f]
-                    fs[PW, m] = w
+                    fs[PW, m] = 1.0
+                    fs[FIDX, m] = f
                     tot += fs[FRATE, f]
                     m += 1
             if tot > left_path:
+                if same:
+                    waterfill(fs, PCAP, PW, PRATE, m, max(0.0, left_path), fixed)
+                else:
+                    by_bytes_left(fs, m, max(0.0, left_path), fixed)
                 for q in range(m):
-                    if same:
-                        fs[PW, q] = 1.0
-                    else:
-                        fs[PCAP, q] /= fs[PW, q]
-                waterfill(fs, PCAP, PW, PRATE, m, max(0.0, left_path), fixed)
-                m = 0
-                for f in range(nf):
-                    if act[ACT_PK, fstart[f]] - cj * width < R:
-                        r = fs[PRATE, m] * fs[PW, m] if not same else fs[PRATE, m]
-                        if r < fs[FRATE, f]:
-                            fs[FRATE, f] = r
-                            path_lim[f] = True
-                        m += 1
+                    f = int(fs[FIDX, q])
+                    if fs[PRATE, q] < fs[FRATE, f]:
+                        fs[FRATE, f] = fs[PRATE, q]
+                        path_lim[f] = True
         for f in range(nf):
             left = fs[FRATE, f]
             at_limit = fs[FRATE, f] >= fs[FCAP, f] or (bounded and path_lim[f])
@@ -235,7 +244,7 @@ def server_rates(act, o, n, hf, h_task, limited, head, res, fs, fstart, fixed, p
             # transfers can take, and what one cannot use goes to the other
             left_st = 0.0
             split = False
-            if g < R:
+            if g < R and fstart[f + 1] - q0 > 1:
                 cap_ld = cap_st = 0.0
                 n_st = 0
                 for q in range(q0, fstart[f + 1]):
