@@ -3,7 +3,7 @@ weights, the config built from an accelsim model spec), as a user of the library
 prefill with ``logits_to_keep=1`` (the cache returned), and decode steps against a DynamicCache
 of ``context`` tokens (cropped back after each timed step). A second implementation of the same
 models as ``accelsim bench-model``: separate q / k / v and gate / up projections, the library's
-RoPE, RMSNorm and cache code. Writes validation rows (stack cuda-eager).
+RoPE, RMSNorm and cache code. Writes validation rows (stack hf-transformers: the library's own op decomposition in PyTorch eager).
 
     python benchmarks/silicon/hf_llama.py llama-3-8b OUT.csv [--points prefill:1x512,decode:8x1024]
 """
@@ -115,7 +115,7 @@ def main() -> None:
             row = {"id": f"hf-{name}-{p.phase}-b{p.batch}-{p.seq or p.context}", "kind": "model",
                    "system": "h200-sxm-141gb" if "H200" in dev else f"unknown-{a.device}", "chips": 1,
                    "dtype": "bf16" if dtype == torch.bfloat16 else "fp32", "model": name, "phase": p.phase,
-                   "batch": p.batch, "tp": 1, "pp": 1, "dp": 1, "stack": "cuda-eager", "measured_time_s": t,
+                   "batch": p.batch, "tp": 1, "pp": 1, "dp": 1, "stack": "hf-transformers", "measured_time_s": t,
                    "source": f"benchmarks/silicon/hf_llama.py (transformers {transformers.__version__})",
                    "notes": f"{what}; LlamaForCausalLM, attn sdpa, random weights; torch {torch.__version__}; "
                             f"device {dev}; median of {a.repeats} synchronized calls after {a.warmup} warm-up, "

@@ -479,6 +479,10 @@ def kernels(cm: ChipModel, op: Op) -> list[Op]:
         from ..workload.ops import COMPOSITES
 
         return COMPOSITES[cm.composite[op.fn]](op.elements, op.dtype, op.name or op.fn)
+    if cm.composite and isinstance(op, RMSNorm) and "rmsnorm" in cm.composite:
+        from ..workload.ops import composite_rmsnorm
+
+        return composite_rmsnorm(op.rows, op.cols, op.dtype, op.name or "rmsnorm")
     return [op]
 
 

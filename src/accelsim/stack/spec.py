@@ -184,11 +184,13 @@ class Runtime(_Spec):
     """Kernels (each its own dispatch and launch) one op is issued as, where the framework runs
     it as several: keyed by an elementwise op's function (``rope``, ``silu_mul``) or another
     op's role (``kv_append``); 1 for any other op."""
-    composite: list[Literal["rope", "rope_complex", "silu_mul"]] = Field(default_factory=list)
+    composite: list[Literal["rope", "rope_complex", "silu_mul", "rmsnorm"]] = Field(default_factory=list)
     """Elementwise functions the framework computes as several kernels with temporaries in
     between (``workload.ops.COMPOSITES``: ``rope``, Hugging Face's eager RoPE, five kernels a
     tensor; ``rope_complex``, Meta's reference RoPE through complex numbers, three;
-    ``silu_mul``, eager ``act(gate) * up``, two), each kernel a launch and a pass over memory."""
+    ``silu_mul``, eager ``act(gate) * up``, two; ``rmsnorm``, a reference RMSNorm module written
+    op by op, as Hugging Face's ``LlamaRMSNorm``, eight: ``workload.ops.composite_rmsnorm``),
+    each kernel a launch and a pass over memory."""
     dispatch: Literal["kernel", "program"] = "kernel"
     """``kernel``: every op is its own call and pays ``kernel_launch_s`` (eager frameworks, C++
     libraries, CUDA graphs' per-node gaps); ``program``: a compiled program (XLA) runs a whole

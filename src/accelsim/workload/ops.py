@@ -358,8 +358,9 @@ def elementwise_bytes(fn: str, elements: int, out_elements: int, in_el: float, o
 COMPOSITES = {"rope": composite_rope, "rope_complex": composite_rope_complex, "silu_mul": composite_silu_mul}
 """How a framework may run an elementwise function as several kernels (a stack runtime's
 ``composite``): name -> the kernels of one call, from (elements, dtype, name)."""
-COMPOSITE_FN = {"rope": "rope", "rope_complex": "rope", "silu_mul": "silu_mul"}
-"""The elementwise function each composite replaces."""
+COMPOSITE_FN = {"rope": "rope", "rope_complex": "rope", "silu_mul": "silu_mul", "rmsnorm": "rmsnorm"}
+"""The elementwise function each composite replaces (``rmsnorm``: the RMSNorm op itself, run as
+``composite_rmsnorm``'s eight kernels)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,79 @@
+"""The ``hf-transformers`` stack: Hugging Face transformers' own Llama code in PyTorch eager
+issues more kernels a layer than a decoder with fused projections and a fused RMSNorm.
+Expected values are counted from the library's source (modeling_llama) by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from accelsim.api import evaluate
+from accelsim.arch.presets import load_system
+from accelsim.cost.op_cost import ChipModel, kernel_count, op_cost
+from accelsim.stack.presets import for_platform, load_stack
+from accelsim.stack.realize import realize
+from accelsim.workload import build, load_model
+from accelsim.workload.ops import MatMul, RMSNorm, composite_rmsnorm
+
+
+def _cm(stack: str) -> ChipModel:
+    return ChipModel(realize(load_system("h200-sxm-141gb"), load_stack(stack)))
+
+
+def test_the_engine_name_means_the_cuda_stack_on_an_nvidia_system():
+    assert for_platform("hf-transformers", "cuda-eager") == "hf-transformers-cuda"
+    st = load_stack("hf-transformers-cuda")
+    assert st.runtime.host_async  # PyTorch eager's runtime, from its base
+    assert st.runtime.kernel_launch_s == load_stack("cuda-eager").runtime.kernel_launch_s
+
+
+def test_an_rmsnorm_runs_as_the_eight_kernels_of_llamarmsnorm():
+    hf, eager = _cm("hf-transformers-cuda"), _cm("cuda-eager")
+    norm = RMSNorm(name="n", role="norm_attn", rows=4096, cols=4096, dtype="bf16")
+    assert kernel_count(eager, norm) == 1 and kernel_count(hf, norm) == 8
+    c = op_cost(hf, norm)
+    # eight launches of the eager runtime, and the eight kernels' bytes (36 B an element and
+    # 24 B a row: tests/test_composite_norm.py derives them)
+    assert c.host_s == pytest.approx(8 * load_stack("cuda-eager").runtime.kernel_launch_s)
+    assert c.hbm_bytes == pytest.approx(36 * 4096 * 4096 + 24 * 4096)
+    assert c.hbm_bytes == pytest.approx(sum(o.bytes() for o in composite_rmsnorm(4096, 4096, "bf16")))
+    assert op_cost(eager, norm).hbm_bytes == pytest.approx(4 * 4096 * 4096 + 2 * 4096)
+
+
+def test_separate_projections_are_separate_library_calls():
+    hf, eager = _cm("hf-transformers-cuda"), _cm("cuda-eager")
+    qkv = MatMul(name="q", role="qkv_proj", m=1, n=6144, k=4096, b_shared=True)
+    up = MatMul(name="u", role="mlp_up", m=1, n=2 * 14336, k=4096, b_shared=True)
+    assert (kernel_count(hf, qkv), kernel_count(hf, up)) == (3, 2)  # q / k / v, gate / up
+    assert (kernel_count(eager, qkv), kernel_count(eager, up)) == (1, 1)
+    assert op_cost(hf, qkv).host_s == pytest.approx(3 * op_cost(eager, qkv).host_s)
+
+
+def test_a_decoder_layer_issues_seventeen_kernels_more():
+    # per layer, against the fused decoder: two norms of 8 kernels instead of 1 (+14), q / k / v
+    # as three GEMMs instead of one (+2), gate and up as two (+1): +17 (the H200 trace in the
+    # stack's sources: 46.6 a layer against accelsim.bench.model's 26, its 3 further split-K
+    # reduction kernels being part of a GEMM's library call)
+    m = load_model("llama-3-8b")
+    g = build(m, phase="decode", batch=1, context_len=1024)
+    layer = [o for o in g.ops() if getattr(o, "layer", None) == 0]
+    hf, eager = _cm("hf-transformers-cuda"), _cm("cuda-eager")
+    assert sum(kernel_count(hf, o) for o in layer) - sum(kernel_count(eager, o) for o in layer) == 17
+
+
+def test_eager_hf_decode_is_slower_and_its_long_prefill_reads_the_norms_in_fp32():
+    kw = dict(phase="decode", batch=1, context_len=1024)
+    hf = evaluate("h200-sxm-141gb", "llama-3-8b", stack="hf-transformers", **kw).summary["latency_s"]
+    eager = evaluate("h200-sxm-141gb", "llama-3-8b", stack="cuda-eager", **kw).summary["latency_s"]
+    # host-bound: 17 more launches a layer at the eager runtime's cost each, 32 layers
+    rt = load_stack("cuda-eager").runtime
+    extra = 32 * (14 * rt.kernel_launch_s + 3 * (rt.kernel_launch_s + rt.tensor_launch_s))
+    assert hf - eager == pytest.approx(extra, rel=0.1)
+    # a 2048-token prefill is device-bound: each eager norm moves 36 B an element and 24 B a
+    # row where the fused kernel moves 4 B an element and its weight (2 B a column), over the
+    # 64 layer norms and the final norm (run over every token)
+    kw = dict(phase="prefill", batch=1, seq_len=2048)
+    r_hf = evaluate("h200-sxm-141gb", "llama-3-8b", stack="hf-transformers", **kw)
+    r_eager = evaluate("h200-sxm-141gb", "llama-3-8b", stack="cuda-eager", **kw)
+    added = r_hf.summary["hbm_bytes_per_chip"] - r_eager.summary["hbm_bytes_per_chip"]
+    assert added == 65 * (32 * 2048 * 4096 + 24 * 2048 - 2 * 4096)
+    assert r_hf.summary["latency_s"] > r_eager.summary["latency_s"]
