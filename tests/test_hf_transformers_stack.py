@@ -77,3 +77,29 @@ def test_eager_hf_decode_is_slower_and_its_long_prefill_reads_the_norms_in_fp32(
     added = r_hf.summary["hbm_bytes_per_chip"] - r_eager.summary["hbm_bytes_per_chip"]
     assert added == 65 * (32 * 2048 * 4096 + 24 * 2048 - 2 * 4096)
     assert r_hf.summary["latency_s"] > r_eager.summary["latency_s"]
+
+
+def test_a_dynamic_cache_copies_the_whole_cache_every_step():
+    # DynamicCache.update concatenates: per layer, K and V are each read (cached + new tokens)
+    # and written whole, where a fixed cache reads and writes only the new token's K and V;
+    # the difference is 2 tensors x (read + write) x batch x context x kv heads x head dim x 2 B
+    kw = dict(phase="decode", batch=64, context_len=8192)
+    concat = evaluate("h200-sxm-141gb", "llama-3-8b", stack="hf-transformers", **kw)
+    fixed = evaluate("h200-sxm-141gb", "llama-3-8b",
+                     stack=load_stack("hf-transformers-cuda", ["serving.kv_cache=fixed"]), **kw)
+    added = concat.summary["hbm_bytes_per_chip"] - fixed.summary["hbm_bytes_per_chip"]
+    assert added == 32 * 2 * 2 * 64 * 8192 * 8 * 128 * 2
+    # 137 GB a step more: the step turns device-bound and slower by at least that traffic at
+    # the chip's HBM peak
+    chip = load_system("h200-sxm-141gb").chip
+    assert concat.summary["latency_s"] - fixed.summary["latency_s"] > added / chip.hbm.bandwidth_Bps
+    # the same two launches a layer as an in-place write; at batch 1 the step stays host-bound
+    hf = _cm("hf-transformers-cuda")
+    from accelsim.workload.ops import KVCache
+
+    kv = KVCache(name="k", role="kv_append", mode="append", batch=1, tokens=1, kv_heads=8, head_dim=128,
+                 cached=1024)
+    assert kernel_count(hf, kv) == kernel_count(_cm("cuda-eager"), kv) == 2
+    # a prefill's append has nothing cached to copy again: its bytes equal a fixed cache's
+    assert op_cost(hf, KVCache(name="k", role="kv_append", mode="append", batch=1, tokens=2048, kv_heads=8,
+                               head_dim=128)).hbm_bytes == pytest.approx(2 * 2 * 2048 * 8 * 128 * 2)

@@ -245,6 +245,9 @@ class Calibration(Spec):
     composite: list[str] = Field(default_factory=list)
     """Elementwise functions run as several kernels (the stack runtime's ``composite``). Set
     from the stack in realistic mode."""
+    kv_concat: bool = False
+    """The serving engine's K/V cache grows by concatenation, so each append copies the cached
+    tokens again (``ServingEngine.kv_cache``: ``concat``). Set from the stack in realistic mode."""
     stack: str | None = None
     """The software stack the overhead fields (``STACK_FIELDS``) were fitted under, as
     ``accelsim calibrate`` records it. In realistic mode under another stack they are dropped
@@ -268,7 +271,7 @@ STACK_FIELDS = ("launch_overhead_s", "tensor_launch_overhead_s", "vector_launch_
 """Calibration fields that describe the software path: they hold only under the stack they
 were fitted under (``Calibration.stack``)."""
 STACK_SET_FIELDS = ("attention_efficiency", "attention_backward_efficiency", "attention_decode_per_query_head",
-                    "unvectorized_elements_per_cycle", "host_async", "launches", "composite")
+                    "unvectorized_elements_per_cycle", "host_async", "launches", "composite", "kv_concat")
 """Calibration fields that realistic mode sets from the stack's kernels (its attention kernels,
 its kernel library): neither fitted by ``accelsim calibrate`` nor written to a calibration file."""
 

@@ -18,7 +18,8 @@ from ..errors import LoweringError
 from ..stack.spec import CollectiveLibrary
 from .collectives import collective_terms
 from .mapping import RESULT_FIELDS, dims_aligned, search_with
-from ..workload.ops import (Collective, Conv2D, Elementwise, FlashAttention, LayerNorm, MatMul, Op, RMSNorm, Softmax)
+from ..workload.ops import (Collective, Conv2D, Elementwise, FlashAttention, KVCache, LayerNorm, MatMul, Op, RMSNorm,
+                            Softmax)
 from .systolic import pass_cycles
 from .dtypes import (DEQUANT_OPS_PER_ELEMENT, RATE_BITS, UPCAST, compute_dtype, dequant_ops, dequant_per_element,  # noqa: F401
                      dequant_seconds, gemm_speed, n_over_m, rate_dtype, sparse_factor)
@@ -155,6 +156,7 @@ class ChipModel:
         self.composite = {COMPOSITE_FN[c]: c for c in cal.composite if c in COMPOSITE_FN}
         """Elementwise function -> the composite the stack runs it as."""
         self.host_async = cal.host_async
+        self.kv_concat = cal.kv_concat
         self.tensor_launch = cal.launch_overhead_s + cal.tensor_launch_overhead_s
         self.vector_launch = cal.launch_overhead_s + cal.vector_launch_overhead_s
         self.device_fixed = chip.hbm.latency_s + chip.dma.setup_latency_s
@@ -479,6 +481,10 @@ def kernels(cm: ChipModel, op: Op) -> list[Op]:
         from ..workload.ops import COMPOSITES
 
         return COMPOSITES[cm.composite[op.fn]](op.elements, op.dtype, op.name or op.fn)
+    if cm.kv_concat and isinstance(op, KVCache) and op.mode == "append":
+        from ..workload.ops import kv_concat
+
+        return kv_concat(op)
     if cm.composite and isinstance(op, RMSNorm) and "rmsnorm" in cm.composite:
         from ..workload.ops import composite_rmsnorm
 

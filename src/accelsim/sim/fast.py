@@ -35,7 +35,7 @@ NUMERIC = COST_FIELDS + ("flops", "bytes", "host_s")
 def covers(cm: ChipModel) -> bool:
     """Whether the fast path costs ops as ``op_cost`` does under ``cm``'s stack: one kernel per
     op, launched in order (no composite ops, extra launches or host-side dispatch)."""
-    return not (cm.composite or cm.launches or cm.host_async)
+    return not (cm.composite or cm.launches or cm.host_async or cm.kv_concat)
 
 
 def shape_key(r: tuple) -> tuple:

@@ -53,6 +53,8 @@ def _runtime(base: Calibration, stack: Stack, chip: str = "", die: str | None = 
                 base = base.model_copy(update={field: value})
     if stack.attention is not None and stack.attention.decode_per_query_head:
         base = base.model_copy(update={"attention_decode_per_query_head": True})
+    if stack.serving is not None and stack.serving.kv_cache == "concat":
+        base = base.model_copy(update={"kv_concat": True})
     if stack.kernels is not None:
         from .presets import load_kernels
 

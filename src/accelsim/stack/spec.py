@@ -261,6 +261,11 @@ class ServingEngine(_Spec):
     attention reads and scores the bucket's whole length, the positions past the sequence masked
     out (transformers-neuronx: one token-generation program per power-of-two bucket from 128).
     0: the attention reads each sequence's own context."""
+    kv_cache: Literal["fixed", "concat"] = "fixed"
+    """How the engine's K/V cache takes a step's new tokens: ``fixed``, written in place into
+    memory sized ahead (paged or preallocated: vLLM, TensorRT-LLM, a static cache); ``concat``,
+    concatenated onto the cached tensors into new ones, so every step reads and writes the whole
+    cache again (Hugging Face transformers' default ``DynamicCache``, ``torch.cat``)."""
 
 
 class AttentionKernel(_Spec):

@@ -399,7 +399,8 @@ def _attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len: in
     deps = (h,)
     if decoder:
         deps = (h, e(KVCache(name=p + "kv_append", layer=li, role="kv_append", mode="append", batch=batch,
-                             tokens=q_len, kv_heads=kvl, head_dim=hd, dtype=dt), h))
+                             tokens=q_len, kv_heads=kvl, head_dim=hd, dtype=dt,
+                             cached=min(kv_len - q_len, m.sliding_window or kv_len)), h))
     if flash:
         h = e(FlashAttention(name=p + "attn", layer=li, role="attn", batch=batch, heads=hq, kv_heads=kvl,
                              q_len=q_len, kv_len=kv_len, head_dim=hd, causal=causal, dtype=dt,
@@ -441,7 +442,8 @@ def _mla_attention(e, m: ModelConfig, p: str, li: int, h: str, batch: int, q_len
     deps = [rot]
     if decoder:
         deps.append(e(KVCache(name=p + "kv_append", layer=li, role="kv_append", mode="append", batch=batch,
-                              tokens=q_len, kv_heads=1, head_dim=r + rope, dtype=dt, kv_shared=True), kv, rot))
+                              tokens=q_len, kv_heads=1, head_dim=r + rope, dtype=dt, kv_shared=True,
+                              cached=kv_len - q_len), kv, rot))
     if q_len > 1:  # prefill: decompress every position's keys and values
         up = e(MatMul(name=p + "kv_up", layer=li, role="kv_up", m=batch * kv_len, n=hq * (nope + vd), k=r,
                       b_shared=True, **mm), kv, *deps)

@@ -395,11 +395,25 @@ class KVCache(Op):
     dtype: str = "bf16"
     kv_shared: bool = False
     """One vector per token and head instead of K and V (MLA's latent)."""
+    cached: int = 0
+    """Tokens already in the cache when ``append`` writes these (what a cache that grows by
+    concatenation copies again: ``kv_concat``); a fixed cache writes only the new ones."""
     kind: ClassVar[str] = "kv_cache"
 
     def bytes(self) -> float:
         return kv_cache_bytes(self.mode, self.batch, self.tokens, self.kv_heads, self.head_dim, nbytes(self.dtype),
                               self.kv_shared)
+
+
+def kv_concat(op: KVCache) -> list[Op]:
+    """A K/V append as a cache that grows by concatenation runs it (Hugging Face transformers'
+    ``DynamicCache.update``: ``torch.cat([cache, new], dim=-2)``, a new tensor each step): one copy
+    kernel for K and one for V, each reading the cached tokens and the new ones and writing them
+    all, where a preallocated cache writes only the new tokens in place."""
+    n = op.batch * (op.cached + op.tokens) * op.kv_heads * op.head_dim
+    parts = ("kv",) if op.kv_shared else ("k", "v")
+    return [Elementwise(name=f"{op.name or 'kv_append'}.cat_{t}", layer=op.layer, role="kv_concat", fn="copy",
+                        elements=n, dtype=op.dtype) for t in parts]
 
 
 def kv_cache_bytes(mode: str, batch: int, tokens: int, kv_heads: int, head_dim: int, el_bytes: float,
