@@ -47,8 +47,9 @@ def presets(as_json):
                    f"{fmt(s['hbm_bandwidth_Bps'], 'B/s'):>12}  {s['stack'] or '-'}")
     click.echo("stacks:")
     w = max([16] + [len(st["name"]) + 2 for st in stacks])
+    rw = max([31] + [len(st["runtime"]) + 2 for st in stacks])
     for st in stacks:
-        click.echo(f"  {st['name']:<{w}}{st['runtime']:<31}{st['collectives']}"
+        click.echo(f"  {st['name']:<{w}}{st['runtime']:<{rw}}{st['collectives']}"
                    + (f"; {st['kernels']} kernels" if st["kernels"] else ""))
     click.echo("models:")
     for m in models:
