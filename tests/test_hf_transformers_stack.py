@@ -64,10 +64,13 @@ def test_eager_hf_decode_is_slower_and_its_long_prefill_reads_the_norms_in_fp32(
     kw = dict(phase="decode", batch=1, context_len=1024)
     hf = evaluate("h200-sxm-141gb", "llama-3-8b", stack="hf-transformers", **kw).summary["latency_s"]
     eager = evaluate("h200-sxm-141gb", "llama-3-8b", stack="cuda-eager", **kw).summary["latency_s"]
-    # host-bound: 17 more launches a layer at the eager runtime's cost each, 32 layers
+    # host-bound: 17 more launches a layer at the eager runtime's cost each (14 of them vector
+    # kernels, 3 library GEMM calls), 32 layers, 7 more for the final norm, and the library's
+    # forward outside its layers once a step
     rt = load_stack("cuda-eager").runtime
-    extra = 32 * (14 * rt.kernel_launch_s + 3 * (rt.kernel_launch_s + rt.tensor_launch_s))
-    assert hf - eager == pytest.approx(extra, rel=0.1)
+    extra = (32 * (14 * rt.kernel_launch_s + 3 * (rt.kernel_launch_s + rt.tensor_launch_s))
+             + 7 * rt.kernel_launch_s + load_stack("hf-transformers-cuda").serving.step_overhead_s)
+    assert hf - eager == pytest.approx(extra, rel=0.02)
     # a 2048-token prefill is device-bound: each eager norm moves 36 B an element and 24 B a
     # row where the fused kernel moves 4 B an element and its weight (2 B a column), over the
     # 64 layer norms and the final norm (run over every token)
