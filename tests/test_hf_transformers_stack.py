@@ -131,3 +131,29 @@ def test_a_layers_dispatch_matches_the_h200_measurement_of_both_implementations(
         assert sum(kernel_count(cm, o) for o in layer) == meas[key]["kernels_per_layer"]
         host = sum(op_cost(cm, o).host_s for o in layer)
         assert host == pytest.approx(meas[key]["host_s_per_layer"], rel=0.15)
+
+
+def test_eager_attention_runs_as_two_products_and_four_softmax_kernels():
+    # attn_implementation="eager": K / V repeated to the query heads, Q K^T, then the scores
+    # scaled, masked, softmaxed in fp32 and cast back, then P V and the transposed copy
+    from accelsim.stack.realize import attention_of
+    from accelsim.workload.ops import Softmax, composite_attn_softmax
+
+    st = load_stack("hf-transformers-eager-cuda")
+    assert attention_of(st) == "unfused" and attention_of(load_stack("hf-transformers-cuda")) == "flash"
+    assert attention_of(load_stack("transformers-neuronx")) == "unfused_grouped"
+    eager = _cm("hf-transformers-eager-cuda")
+    sm = Softmax(name="L0.attn_softmax", role="attn_softmax", rows=32 * 256, cols=256, dtype="fp16")
+    assert kernel_count(eager, sm) == 4 and kernel_count(_cm("hf-transformers-cuda"), sm) == 1
+    # bytes an element of the scores (fp16): scale 2 + 2, mask 2 + 2, softmax 2 + 2, cast 4 + 2
+    n = 32 * 256 * 256
+    assert sum(o.bytes() for o in composite_attn_softmax(32 * 256, 256, "fp16")) == 18 * n
+    assert op_cost(eager, sm).hbm_bytes == pytest.approx(18 * n)
+    # a decode layer: the fused kernel (1) becomes Q K^T (1), the softmax (4) and P V with its
+    # copy (2): six more launches a layer
+    m = load_model("llama-2-7b")
+    flash = [o for o in build(m, phase="decode", batch=1, context_len=512).ops() if o.layer == 0]
+    unfused = [o for o in build(m, phase="decode", batch=1, context_len=512, attention="unfused").ops()
+               if o.layer == 0]
+    hf = _cm("hf-transformers-cuda")
+    assert sum(kernel_count(eager, o) for o in unfused) - sum(kernel_count(hf, o) for o in flash) == 6

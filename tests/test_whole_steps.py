@@ -19,7 +19,7 @@ from accelsim.workload.train_graph import LINEAR_ROLES
 
 VALIDATION = Path(__file__).resolve().parents[1] / "workloads" / "measurements" / "validation"
 PUBLISHED = {"train_published.csv": 69, "serve_published.csv": 92, "h200_accelsim_bench.csv": 45,
-             "h200_hf_transformers.csv": 11}
+             "h200_hf_transformers.csv": 11, "hf_transformers_published.csv": 55}
 """Rows of each validation file (published ones, and accelsim's own H200 rows): pinned, so no row
 is dropped later."""
 

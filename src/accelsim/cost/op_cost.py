@@ -485,6 +485,10 @@ def kernels(cm: ChipModel, op: Op) -> list[Op]:
         from ..workload.ops import kv_concat
 
         return kv_concat(op)
+    if cm.composite and isinstance(op, Softmax) and op.role == "attn_softmax" and "softmax" in cm.composite:
+        from ..workload.ops import composite_attn_softmax
+
+        return composite_attn_softmax(op.rows, op.cols, op.dtype, op.name or "attn_softmax")
     if cm.composite and isinstance(op, RMSNorm) and "rmsnorm" in cm.composite:
         from ..workload.ops import composite_rmsnorm
 

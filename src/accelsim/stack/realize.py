@@ -84,13 +84,15 @@ def step_cost_s(stack: Stack | None, requests: int = 0) -> float:
 
 
 def attention_of(stack: Stack | None, asked: str | None = None) -> str:
-    """The attention an inference graph runs under ``stack``: ``asked`` when given, else
-    ``"unfused_grouped"`` where the stack's attention is not fused (``AttentionKernel.fused``),
-    else ``"flash"``."""
+    """The attention an inference graph runs under ``stack``: ``asked`` when given, else where
+    the stack's attention is not fused (``AttentionKernel.fused``) ``"unfused_grouped"`` or, with
+    its heads repeated (``unfused_layout: repeated``), ``"unfused"``, else ``"flash"``."""
     if asked is not None:
         return asked
     kernel = stack.attention if stack is not None else None
-    return "unfused_grouped" if kernel is not None and not kernel.fused else "flash"
+    if kernel is None or kernel.fused:
+        return "flash"
+    return "unfused" if kernel.unfused_layout == "repeated" else "unfused_grouped"
 
 
 def bucket_tokens(tokens: int, smallest: int, largest: int | None = None) -> int:

@@ -184,13 +184,15 @@ class Runtime(_Spec):
     """Kernels (each its own dispatch and launch) one op is issued as, where the framework runs
     it as several: keyed by an elementwise op's function (``rope``, ``silu_mul``) or another
     op's role (``kv_append``); 1 for any other op."""
-    composite: list[Literal["rope", "rope_complex", "silu_mul", "rmsnorm"]] = Field(default_factory=list)
+    composite: list[Literal["rope", "rope_complex", "silu_mul", "rmsnorm", "softmax"]] = Field(default_factory=list)
     """Elementwise functions the framework computes as several kernels with temporaries in
     between (``workload.ops.COMPOSITES``: ``rope``, Hugging Face's eager RoPE, five kernels a
     tensor; ``rope_complex``, Meta's reference RoPE through complex numbers, three;
     ``silu_mul``, eager ``act(gate) * up``, two; ``rmsnorm``, a reference RMSNorm module written
-    op by op, as Hugging Face's ``LlamaRMSNorm``, eight: ``workload.ops.composite_rmsnorm``),
-    each kernel a launch and a pass over memory."""
+    op by op, as Hugging Face's ``LlamaRMSNorm``, eight: ``workload.ops.composite_rmsnorm``;
+    ``softmax``, an unfused attention's softmax as eager code writes it, scaled, masked, taken
+    in fp32 and cast back, four: ``workload.ops.composite_attn_softmax``), each kernel a launch
+    and a pass over memory."""
     dispatch: Literal["kernel", "program"] = "kernel"
     """``kernel``: every op is its own call and pays ``kernel_launch_s`` (eager frameworks, C++
     libraries, CUDA graphs' per-node gaps); ``program``: a compiled program (XLA) runs a whole
@@ -286,6 +288,12 @@ class AttentionKernel(_Spec):
     its group of query heads, as a graph compiler runs a grouped-query einsum (transformers-neuronx
     before 0.11, whose release notes add a "compiler optimized flash attention kernel"). Inference
     graphs built under the stack then use ``attention="unfused_grouped"``."""
+    unfused_layout: Literal["grouped", "repeated"] = "grouped"
+    """How an unfused attention (``fused: false``) lays out a grouped-query model's heads:
+    ``grouped``, each KV head read once for its group (a graph compiler's einsum,
+    ``attention="unfused_grouped"``); ``repeated``, K and V repeated to every query head before
+    two batched products, as PyTorch eager code does (Hugging Face's ``eager_attention_forward``
+    with ``repeat_kv``: ``attention="unfused"``)."""
     decode_per_query_head: bool = False
     """The decode (one-query) kernel runs one thread block per query head on the vector units,
     as TensorRT-LLM's masked multi-head attention did before its XQA kernel (v0.8): the query

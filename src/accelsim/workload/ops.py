@@ -307,6 +307,20 @@ def composite_rmsnorm(rows: int, cols: int, dtype: str, name: str = "rmsnorm") -
             Elementwise(name=f"{name}.weight", role=name, fn="copy", elements=n, dtype=dtype, unvectorized=True)]
 
 
+def composite_attn_softmax(rows: int, cols: int, dtype: str, name: str = "attn_softmax") -> list[Op]:
+    """An unfused attention's softmax as PyTorch eager code writes it (Hugging Face's
+    ``eager_attention_forward``): the scores scaled (``* scaling``), the causal mask added, the
+    softmax taken in fp32 (``softmax(..., dtype=torch.float32)``) and cast back to the scores'
+    type; four kernels, each a pass over the scores, where a fused softmax reads and writes them
+    once. The mask is broadcast over heads (its reads are counted as the scores' own type's
+    copy), and the fp32 softmax's write is counted at the scores' width (the cast reads fp32)."""
+    n, role = rows * cols, f"{name}.eager"  # not the op's own role: its softmax part is not expanded again
+    return [Elementwise(name=f"{name}.scale", role=role, fn="copy", elements=n, dtype=dtype),
+            Elementwise(name=f"{name}.mask", role=role, fn="copy", elements=n, dtype=dtype),
+            Softmax(name=f"{name}.softmax", role=role, rows=rows, cols=cols, dtype=dtype),
+            Elementwise(name=f"{name}.downcast", role=role, fn="copy", elements=n, dtype="fp32", dtype_out=dtype)]
+
+
 def composite_rope(elements: int, dtype: str, name: str = "rope") -> list[Op]:
     """RoPE as PyTorch eager runs Hugging Face's ``apply_rotary_pos_emb`` on ``elements`` (q and k
     together): ``x * cos + rotate_half(x) * sin``, ``rotate_half`` a negation of the second half
@@ -358,9 +372,11 @@ def elementwise_bytes(fn: str, elements: int, out_elements: int, in_el: float, o
 COMPOSITES = {"rope": composite_rope, "rope_complex": composite_rope_complex, "silu_mul": composite_silu_mul}
 """How a framework may run an elementwise function as several kernels (a stack runtime's
 ``composite``): name -> the kernels of one call, from (elements, dtype, name)."""
-COMPOSITE_FN = {"rope": "rope", "rope_complex": "rope", "silu_mul": "silu_mul", "rmsnorm": "rmsnorm"}
+COMPOSITE_FN = {"rope": "rope", "rope_complex": "rope", "silu_mul": "silu_mul", "rmsnorm": "rmsnorm",
+                "softmax": "softmax"}
 """The elementwise function each composite replaces (``rmsnorm``: the RMSNorm op itself, run as
-``composite_rmsnorm``'s eight kernels)."""
+``composite_rmsnorm``'s eight kernels; ``softmax``: an unfused attention's softmax op, run as
+``composite_attn_softmax``'s four)."""
 
 
 @dataclass(frozen=True, slots=True)
