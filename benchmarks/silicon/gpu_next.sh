@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Prepared for the next lent GPU (not yet run): the parts of a Hugging Face transformers eager step
+# that the hf-transformers stacks leave open (hf_probe.py: host per layer at Llama-3-8B width,
+# generate()'s per-token loop, eager against SDPA attention at batch 64, torch.matmul at M = 1).
+source benchmarks/silicon/setup.sh
+{
+log probe; timeout 400 python3 benchmarks/silicon/hf_probe.py $OUT/hf_probe.json --model llama-3-8b
+log end
+} 2>&1 | tee $OUT/gpu_next_log.txt
