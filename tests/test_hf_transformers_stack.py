@@ -92,6 +92,7 @@ def test_a_dynamic_cache_copies_the_whole_cache_every_step():
                      stack=load_stack("hf-transformers-cuda", ["serving.kv_cache=fixed"]), **kw)
     added = concat.summary["hbm_bytes_per_chip"] - fixed.summary["hbm_bytes_per_chip"]
     assert added == 32 * 2 * 2 * 64 * 8192 * 8 * 128 * 2
+    assert concat.summary["kv_cache"] == "concat" and "kv_cache" not in fixed.summary
     # 137 GB a step more: the step turns device-bound and slower by at least that traffic at
     # the chip's HBM peak
     chip = load_system("h200-sxm-141gb").chip

@@ -109,6 +109,8 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     if padding:
         results.summary["padding"] = padding
         results.summary.setdefault("warnings", []).append(padding)
+    if st is not None and st.serving is not None and st.serving.kv_cache == "concat":
+        results.summary["kv_cache"] = "concat"  # the engine copies the cache at every append (kv_concat)
     if not isinstance(model, WorkloadGraph):
         _note_unmodelled(results.warnings, cfg)
     return results

@@ -157,6 +157,9 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         b = s["decode_bucket_tokens"]
         click.echo(f"  bucket        decode program of {b:,} positions (the engine's smallest bucket that holds "
                    f"{s['context_len'] + 1:,}): attention reads {b - 1:,} cached tokens")
+    if s.get("kv_cache") == "concat" and phase == "decode":
+        click.echo(f"  kv cache      grows by concatenation: each layer's append copies its {s['context_len']:,} cached "
+                   f"tokens again")
     if compression is not None:
         click.echo(f"  compression   {compression.describe()}")
     band = s.get("expected_error")
