@@ -158,3 +158,17 @@ def test_eager_attention_runs_as_two_products_and_four_softmax_kernels():
                if o.layer == 0]
     hf = _cm("hf-transformers-cuda")
     assert sum(kernel_count(eager, o) for o in unfused) - sum(kernel_count(hf, o) for o in flash) == 6
+
+
+def test_the_library_decomposes_a_layer_alike_on_rocm():
+    # the same library code on rocm-eager's runtime: the same kernels a layer, ROCm's launch costs
+    assert for_platform("hf-transformers", "rocm-graphs") == "hf-transformers-rocm"
+    assert for_platform("hf-transformers-eager", "rocm-graphs") == "hf-transformers-eager-rocm"
+    m = load_model("llama-3-8b")
+    for attention, cuda, rocm in ((None, "hf-transformers-cuda", "hf-transformers-rocm"),
+                                  ("unfused", "hf-transformers-eager-cuda", "hf-transformers-eager-rocm")):
+        kw = {} if attention is None else {"attention": attention}
+        layer = [o for o in build(m, phase="decode", batch=1, context_len=1024, **kw).ops() if o.layer == 0]
+        a = ChipModel(realize(load_system("mi300x"), load_stack(rocm)))
+        assert sum(kernel_count(a, o) for o in layer) == sum(kernel_count(_cm(cuda), o) for o in layer)
+        assert a.kv_concat and load_stack(rocm).runtime.kernel_launch_s == load_stack("rocm-eager").runtime.kernel_launch_s
