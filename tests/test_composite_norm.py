@@ -12,7 +12,8 @@ from accelsim.correlate import correlate
 from accelsim.correlate.predict import Predictor
 from accelsim.correlate.schema import rows_of, validate_frame
 from accelsim.errors import MeasurementError
-from accelsim.workload.ops import RMSNorm, composite_rmsnorm
+from accelsim.workload.eager import composite_rmsnorm
+from accelsim.workload.ops import RMSNorm
 
 
 def test_composite_rmsnorm_moves_36_bytes_per_bf16_element():

@@ -12,7 +12,8 @@ from accelsim.cost.op_cost import ChipModel, kernel_count, op_cost
 from accelsim.stack.presets import for_platform, load_stack
 from accelsim.stack.realize import realize
 from accelsim.workload import build, load_model
-from accelsim.workload.ops import MatMul, RMSNorm, composite_rmsnorm
+from accelsim.workload.eager import composite_rmsnorm
+from accelsim.workload.ops import MatMul, RMSNorm
 
 
 def _cm(stack: str) -> ChipModel:
@@ -138,7 +139,8 @@ def test_eager_attention_runs_as_two_products_and_four_softmax_kernels():
     # attn_implementation="eager": K / V repeated to the query heads, Q K^T, then the scores
     # scaled, masked, softmaxed in fp32 and cast back, then P V and the transposed copy
     from accelsim.stack.realize import attention_of
-    from accelsim.workload.ops import Softmax, composite_attn_softmax
+    from accelsim.workload.eager import composite_attn_softmax
+    from accelsim.workload.ops import Softmax
 
     st = load_stack("hf-transformers-eager-cuda")
     assert attention_of(st) == "unfused" and attention_of(load_stack("hf-transformers-cuda")) == "flash"

@@ -10,7 +10,7 @@ import pytest
 from accelsim.correlate import correlate, load_measurements
 from accelsim.stack import load_stack
 from accelsim.stack.presets import for_platform
-from accelsim.workload.ops import composite_rope_complex
+from accelsim.workload.eager import composite_rope_complex
 
 TRAIN = Path(__file__).resolve().parents[1] / "workloads/measurements/validation/train_published.csv"
 

@@ -16,7 +16,8 @@ from accelsim.cost.op_cost import ChipModel, op_cost
 from accelsim.stack import load_stack
 from accelsim.stack.presets import load_kernels
 from accelsim.stack.realize import realize
-from accelsim.workload.ops import Elementwise, composite_rope
+from accelsim.workload.eager import composite_rope
+from accelsim.workload.ops import Elementwise
 
 PROFILES = Path(__file__).parent / "data" / "profiles"
 LOOPS = ("at::native::elementwise_kernel<", "unrolled_elementwise_kernel")

@@ -12,7 +12,7 @@ from .schema import MeasurementRow
 def kernel_ops(row: MeasurementRow) -> list[Op]:
     """The kernels of a kernel row: its one op, or an ``op: composite`` norm's eager ops."""
     if row.op == "composite":
-        from ..workload.ops import composite_rmsnorm
+        from ..workload.eager import composite_rmsnorm
 
         return composite_rmsnorm(row.rows, row.cols, row.dtype)
     return [kernel_op(row)]

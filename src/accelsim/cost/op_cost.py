@@ -18,8 +18,8 @@ from ..errors import LoweringError
 from ..stack.spec import CollectiveLibrary
 from .collectives import collective_terms
 from .mapping import RESULT_FIELDS, dims_aligned, search_with
-from ..workload.ops import (Collective, Conv2D, Elementwise, FlashAttention, KVCache, LayerNorm, MatMul, Op, RMSNorm,
-                            Softmax)
+from ..workload.eager import COMPOSITES, eager_kernels
+from ..workload.ops import Collective, Conv2D, FlashAttention, LayerNorm, MatMul, Op, RMSNorm, Softmax
 from .systolic import pass_cycles
 from .dtypes import (DEQUANT_OPS_PER_ELEMENT, RATE_BITS, UPCAST, compute_dtype, dequant_ops, dequant_per_element,  # noqa: F401
                      dequant_seconds, gemm_speed, n_over_m, rate_dtype, sparse_factor)
@@ -151,10 +151,8 @@ class ChipModel:
         # the stack's dispatch: kernels per op where a framework splits one (each paying the
         # launch and the device's fixed latency), and whether the launches are host time
         self.launches = dict(cal.launches)
-        from ..workload.ops import COMPOSITE_FN
-
-        self.composite = {COMPOSITE_FN[c]: c for c in cal.composite if c in COMPOSITE_FN}
-        """Elementwise function -> the composite the stack runs it as."""
+        self.composite = {COMPOSITES[c][0]: c for c in cal.composite if c in COMPOSITES}
+        """What a composite replaces (``workload.eager.replaced``) -> the composite the stack runs it as."""
         self.host_async = cal.host_async
         self.kv_concat = cal.kv_concat
         self.tensor_launch = cal.launch_overhead_s + cal.tensor_launch_overhead_s
@@ -476,24 +474,9 @@ def op_cost(cm: ChipModel, op: Op) -> OpCost:
 
 def kernels(cm: ChipModel, op: Op) -> list[Op]:
     """The ops ``op`` runs as under the chip model's stack: its composite parts where the stack
-    computes it unfused (``Calibration.composite``), else itself."""
-    if cm.composite and isinstance(op, Elementwise) and op.fn in cm.composite:
-        from ..workload.ops import COMPOSITES
-
-        return COMPOSITES[cm.composite[op.fn]](op.elements, op.dtype, op.name or op.fn)
-    if cm.kv_concat and isinstance(op, KVCache) and op.mode == "append":
-        from ..workload.ops import kv_concat
-
-        return kv_concat(op)
-    if cm.composite and isinstance(op, Softmax) and op.role == "attn_softmax" and "softmax" in cm.composite:
-        from ..workload.ops import composite_attn_softmax
-
-        return composite_attn_softmax(op.rows, op.cols, op.dtype, op.name or "attn_softmax")
-    if cm.composite and isinstance(op, RMSNorm) and "rmsnorm" in cm.composite:
-        from ..workload.ops import composite_rmsnorm
-
-        return composite_rmsnorm(op.rows, op.cols, op.dtype, op.name or "rmsnorm")
-    return [op]
+    computes it unfused (``Calibration.composite``), an append to a concatenating cache as its
+    copies (``Calibration.kv_concat``), else itself (``workload.eager.eager_kernels``)."""
+    return eager_kernels(op, cm.composite, cm.kv_concat)
 
 
 def _launch_count(cm: ChipModel, op: Op) -> int:

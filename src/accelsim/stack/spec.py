@@ -185,13 +185,13 @@ class Runtime(_Spec):
     it as several: keyed by an elementwise op's function (``rope``, ``silu_mul``) or another
     op's role (``kv_append``); 1 for any other op."""
     composite: list[Literal["rope", "rope_complex", "silu_mul", "rmsnorm", "softmax"]] = Field(default_factory=list)
-    """Elementwise functions the framework computes as several kernels with temporaries in
-    between (``workload.ops.COMPOSITES``: ``rope``, Hugging Face's eager RoPE, five kernels a
+    """Ops the framework computes as several kernels with temporaries in
+    between (``workload.eager.COMPOSITES``: ``rope``, Hugging Face's eager RoPE, five kernels a
     tensor; ``rope_complex``, Meta's reference RoPE through complex numbers, three;
     ``silu_mul``, eager ``act(gate) * up``, two; ``rmsnorm``, a reference RMSNorm module written
-    op by op, as Hugging Face's ``LlamaRMSNorm``, eight: ``workload.ops.composite_rmsnorm``;
+    op by op, as Hugging Face's ``LlamaRMSNorm``, eight: ``workload.eager.composite_rmsnorm``;
     ``softmax``, an unfused attention's softmax as eager code writes it, scaled, masked, taken
-    in fp32 and cast back, four: ``workload.ops.composite_attn_softmax``), each kernel a launch
+    in fp32 and cast back, four: ``workload.eager.composite_attn_softmax``), each kernel a launch
     and a pass over memory."""
     dispatch: Literal["kernel", "program"] = "kernel"
     """``kernel``: every op is its own call and pays ``kernel_launch_s`` (eager frameworks, C++

@@ -151,7 +151,7 @@ class ParallelPlan(StrictModel):
     rmsnorm: Literal["fused", "eager"] = "fused"
     """How RMSNorm runs: ``fused``, one kernel per pass (Transformer Engine, Apex, torch.compile,
     XLA); ``eager``, the separate PyTorch ops of a module written op by op (upcast, square, mean,
-    add eps, rsqrt, scale, downcast, weight: ``ops.composite_rmsnorm``), forward, recompute and
+    add eps, rsqrt, scale, downcast, weight: ``eager.composite_rmsnorm``), forward, recompute and
     once more in the backward (torchtitan without torch.compile)."""
     master_casts: Literal["fused", "separate"] = "fused"
     """How a mixed-precision step reaches its fp32 master weights: ``fused``, the optimizer

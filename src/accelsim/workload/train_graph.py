@@ -49,8 +49,9 @@ from .build import active_experts
 from .graph import WorkloadGraph, WorkloadMeta
 from .model import ModelConfig, dtype_bytes
 from . import cp_ring
+from .eager import composite_rmsnorm
 from .ops import (AdamW, Collective, ELEMENTWISE, Elementwise, Embedding, FLASH_BWD_FACTOR, FlashAttention,
-                  LayerNorm, MatMul, RMSNorm, Softmax, composite_rmsnorm)
+                  LayerNorm, MatMul, RMSNorm, Softmax)
 from .parallel import ParallelPlan, embedding_params, head_params, layer_params
 from ..errors import WorkloadError
 
