@@ -48,8 +48,7 @@ import math
 from .build import active_experts
 from .graph import WorkloadGraph, WorkloadMeta
 from .model import ModelConfig, dtype_bytes
-from . import cp_ring
-from .eager import composite_rmsnorm
+from . import cp_ring, eager
 from .ops import (AdamW, Collective, ELEMENTWISE, Elementwise, Embedding, FLASH_BWD_FACTOR, FlashAttention,
                   LayerNorm, MatMul, RMSNorm, Softmax)
 from .parallel import ParallelPlan, embedding_params, head_params, layer_params
@@ -151,7 +150,7 @@ class StageGraphs:
         if self.Norm is not RMSNorm or self.p.rmsnorm != "eager":
             return e(self.Norm(name=pre + local, layer=layer, role=role, rows=rows, cols=self.d, dtype=self.dt), *deps)
         h = None
-        for op in composite_rmsnorm(rows, self.d, self.dt, name=pre + local):
+        for op in eager.composite_rmsnorm(rows, self.d, self.dt, name=pre + local):
             h = e(dataclasses.replace(op, layer=layer, role=role), *((h,) if h else deps))
         return h
 
@@ -161,7 +160,7 @@ class StageGraphs:
         h = self.ew(e, pre, f"bwd.{local}", layer, "mul", self.Tsp * self.d, *deps)
         if self.Norm is not RMSNorm or self.p.rmsnorm != "eager":
             return h
-        for op in composite_rmsnorm(self.Tsp, self.d, self.dt, name=f"{pre}{local}_grad"):
+        for op in eager.composite_rmsnorm(self.Tsp, self.d, self.dt, name=f"{pre}{local}_grad"):
             h = e(dataclasses.replace(op, layer=layer, role=f"bwd.{local}"), h)
         return h
 
