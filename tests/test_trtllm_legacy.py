@@ -49,7 +49,7 @@ def test_legacy_rows_decode_as_measured():
     ratio = rows["predicted_time_s"] / rows["measured_time_s"]
     # the Llama-2-70B decode rows (GQA); they were 0.44, 0.71 and 0.74 of measured as XQA kernels
     for r in ("sv-049", "sv-052", "sv-053"):
-        assert 0.8 <= ratio[r] <= 1.0, (r, ratio[r])
+        assert 0.8 <= ratio[r] <= 1.15, (r, ratio[r])
 
 
 def test_event_tier_lowers_the_per_head_kernel():

@@ -115,7 +115,8 @@ def main() -> None:
             row = {"id": f"hf-{name}-{p.phase}-b{p.batch}-{p.seq or p.context}", "kind": "model",
                    "system": "h200-sxm-141gb" if "H200" in dev else f"unknown-{a.device}", "chips": 1,
                    "dtype": "bf16" if dtype == torch.bfloat16 else "fp32", "model": name, "phase": p.phase,
-                   "batch": p.batch, "tp": 1, "pp": 1, "dp": 1, "stack": "hf-transformers", "measured_time_s": t,
+                   "batch": p.batch, "tp": 1, "pp": 1, "dp": 1, "stack": "hf-transformers", "load": "burst",
+                   "measured_time_s": t,
                    "source": f"benchmarks/silicon/hf_llama.py (transformers {transformers.__version__})",
                    "notes": f"{what}; LlamaForCausalLM, attn sdpa, random weights; torch {torch.__version__}; "
                             f"device {dev}; median of {a.repeats} synchronized calls after {a.warmup} warm-up, "

@@ -18,7 +18,8 @@ from .report.results import Results, build_results, peak_flops, step_summary
 from .sim import fast
 from .sim.analytical import BOUNDS, check_tp_fits, chip_model, evaluate_slots
 from .stack.presets import resolve
-from .stack.realize import attention_of, calibration_kind, dropped_stack_costs, read_context, realize, step_cost_s
+from .stack.realize import (LOADS, attention_of, calibration_kind, dropped_stack_costs, read_context, realize,
+                            step_cost_s, under_load)
 from .workload import ModelConfig, WorkloadGraph, build, cp_ring, load_model, rows
 from .workload.build import checked_args, phase_meta
 from .workload.model import tp_over_chips
@@ -31,7 +32,8 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
              phase: str = "decode", batch: int = 1, seq_len: int | None = None,
              context_len: int | None = None, tp: int = 1, dtype: str = "bf16",
              attention: str | None = None, overrides: Iterable[str] = (),
-             fidelity: str = "analytical", compression=None, mode: str = "realistic", stack=None) -> Results:
+             fidelity: str = "analytical", compression=None, mode: str = "realistic", stack=None,
+             load: str = "sustained") -> Results:
     """Predict one step of ``model`` in ``phase`` on ``system``.
 
     ``fidelity="analytical"`` costs each op in closed form and sums them; ``"event"`` lowers
@@ -51,24 +53,27 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     ``mode="realistic"`` (default) predicts what the silicon delivers under ``stack`` (a
     ``stacks/`` name or a Stack; default: the system's stack): the chip's achievable priors,
     the runtime's per-kernel cost and the collective library; ``mode="ideal"`` is the preset's
-    peak-rate bound without software costs.
+    peak-rate bound without software costs. ``load="sustained"`` (default) is a production run's
+    steady state, the tensor engines at the chip's sustained clock (``ChipSpec.sustained_clock_fraction``);
+    ``"burst"`` a short benchmark run, at the clock the achievable priors were measured at.
     """
     if fidelity not in FIDELITIES:
         raise WorkloadError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
     results = None
+    load = _load(load)
     preset = system_with(system, overrides)
     st = _stack(preset, stack, mode)
     if isinstance(model, ModelConfig) and type(tp) is int and type(phase) is str and (attention is None
                                                                                     or type(attention) is str):
         per = _SETUPS.get((preset, st, model), dict)  # a notebook's loop over one system and model object
-        setup = per.get((phase, tp, attention))
+        setup = per.get((phase, tp, attention, load))
         if setup is None:
-            setup = _setup(preset, st, model, phase, tp, attention)
+            setup = _setup(preset, st, model, phase, tp, attention, load)
             if len(per) >= 64:
                 per.clear()
-            per[(phase, tp, attention)] = setup
+            per[(phase, tp, attention, load)] = setup
     else:
-        setup = _setup(preset, st, model, phase, tp, attention)
+        setup = _setup(preset, st, model, phase, tp, attention, load)
     cal_kind, spec, ranks, tp, cfg, padding = setup[:6]
     if isinstance(model, WorkloadGraph):
         args = (("phase", phase, "decode"), ("batch", batch, 1), ("seq_len", seq_len, None),
@@ -102,6 +107,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
 
         add_energy(results)
     _stamp(results, st, cal_kind, preset)
+    _note_load(results.summary, st, load, preset)
     if ranks != tp:
         results.summary["tp_ranks"] = ranks
     if not isinstance(model, WorkloadGraph) and read != context_len:  # the engine's decode program is longer
@@ -175,8 +181,16 @@ class _Setup(NamedTuple):
     """``_fast``'s terms per element type, once a point of it has passed."""
 
 
-def _setup(preset: SystemSpec, st, model, phase: str, tp, attention) -> _Setup:
-    cal_kind, spec = _REALIZED.get((preset, st), lambda: (calibration_kind(preset, st), realize(preset, st)))
+def _load(load: str) -> str:
+    """``load`` as the ``LOADS`` entry itself (the caches key on identity); a clear error otherwise."""
+    if load not in LOADS:
+        raise WorkloadError(f"unknown load {load!r}; use one of {', '.join(LOADS)}")
+    return LOADS[LOADS.index(load)]
+
+
+def _setup(preset: SystemSpec, st, model, phase: str, tp, attention, load: str = LOADS[0]) -> _Setup:
+    cal_kind, spec = _REALIZED.get((preset, st, load), lambda: (calibration_kind(preset, st),
+                                                                 under_load(realize(preset, st), st, load)))
     ranks = whole_number("tp", tp)
     chips = spec.chip.chips_for_tp(ranks)  # Neuron: tp counts NeuronCores
     if chips > spec.num_chips and spec.scale_out is not None:
@@ -243,7 +257,7 @@ def system_with(system: str | Path | SystemSpec, overrides: Iterable[str] = ()) 
 
 
 _REALIZED = IdentityCache(32)
-"""(calibration kind, realized spec) per (system object, stack object): both are frozen."""
+"""(calibration kind, realized spec) per (system object, stack object, load): all frozen."""
 
 
 def _stack(spec: SystemSpec, stack, mode: str):
@@ -291,6 +305,14 @@ def _stamp(results: Results, st, calibration: str, preset: SystemSpec) -> None:
     s.update(fields)
     for k in nested:  # each summary its own copy (in place: the keys keep their order)
         s[k] = dict(fields[k])
+
+
+def _note_load(s: dict, st, load: str, preset: SystemSpec) -> None:
+    """The run's load in the summary, with the fraction of the tensor engines' short-run rate it
+    ran them at (``sustained_clock_fraction``: None where none applied, as in ideal mode)."""
+    f = preset.chip.sustained_clock_fraction
+    s["load"] = load
+    s["sustained_clock_fraction"] = f if st is not None and load == "sustained" and f is not None else None
 
 
 def _stamp_fields(system: SystemSpec, st, calibration: str, preset: SystemSpec, kind: str) -> tuple[dict, str]:
@@ -352,7 +374,8 @@ def add_event(results: Results, run, step_overhead_s: float = 0.0) -> None:
 def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelConfig, global_batch: int,
                    seq_len: int = 2048, plan=None, dtype: str = "bf16", attention: str = "flash",
                    overrides: Iterable[str] = (), compression=None, mode: str = "realistic", stack=None,
-                   fp8_scope: str | None = None, fidelity: str = "analytical", **plan_fields) -> Results:
+                   fp8_scope: str | None = None, fidelity: str = "analytical", load: str = "sustained",
+                   **plan_fields) -> Results:
     """Predict one training step: ``global_batch`` sequences of ``seq_len`` tokens under a
     ParallelPlan (or its fields: tp, pp, dp, ep, cp, sp, microbatch, zero, recompute, schedule;
     given as fields, sp / recompute / zero default to the stack's training framework's). A plan
@@ -360,7 +383,8 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     network. ``fp8_scope`` (an fp8 step: "gemm" = only the linear layers' GEMMs in fp8, "all")
     defaults to the framework's recipe in realistic mode ("gemm" without one) and "all" in ideal.
     ``fidelity="event"`` runs the step op by op with every parallel group's traffic on the
-    shared links (``sim.train_event``); the analytical figures stay in the summary beside it."""
+    shared links (``sim.train_event``); the analytical figures stay in the summary beside it.
+    ``load`` as in ``evaluate`` (a training run is sustained load)."""
     from .sim.training import simulate_train
     from .workload.memory import fit_message
     from .workload.parallel import ParallelPlan
@@ -369,7 +393,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     spec = system_with(system, overrides)
     st = _stack(spec, stack, mode)
     cal_kind = calibration_kind(spec, st)
-    preset, spec = spec, realize(spec, st)
+    preset, spec = spec, under_load(realize(spec, st), st, _load(load))
     cfg = model if isinstance(model, ModelConfig) else load_model(model)
     from .stack.realize import fp8_scope as scope_of, plan_defaults
 
@@ -458,6 +482,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     elif fidelity != "analytical":
         raise WorkloadError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
     _stamp(res, st, cal_kind, preset)
+    _note_load(res.summary, st, load, preset)
     return res
 
 

@@ -328,6 +328,14 @@ class ChipSpec(Spec):
     """Energy table."""
     tdp_W: Watts | None = Field(None, gt=0)
     """Thermal design power (or the power limit the part runs at), watts, if published."""
+    sustained_clock_fraction: float | None = Field(None, gt=0, le=1)
+    """Tensor throughput the chip holds under sustained load, as a fraction of what it reaches
+    in a short run: held at its power limit for minutes and thermally soaked (a production
+    training or serving run), its clock settles below the one a benchmark harness's seconds of
+    timed calls see, which the kernel microbenchmarks, and so the achievable priors, were
+    measured at. Realistic predictions under sustained load (``load="sustained"``, the default
+    for whole steps) run the tensor engines at this fraction of their achievable rate. None: no
+    drop measured (fixed-clock parts, or no published figure)."""
     die: str | None = None
     """Name of the chip whose compute die this one is, where the two differ only in memory,
     power limit or clocks (H200, the Grand Teton H100: the H100 SXM5's GH100): per-chip kernel

@@ -29,7 +29,8 @@ from .timing import Timing, time_call
 #: serving and training columns of workloads/measurements/validation (one file holds both)
 MODEL_COLUMNS = ["id", "kind", "system", "chips", "dtype", "model", "phase", "metric", "batch", "concurrency",
                  "input_len", "output_len", "seq_len", "context_len", "tp", "pp", "dp", "microbatch",
-                 "global_batch", "recompute", "zero", "compression", "stack", "measured_time_s", "source", "notes"]
+                 "global_batch", "recompute", "zero", "compression", "stack", "load", "measured_time_s", "source",
+                 "notes"]
 MODEL_INT_COLUMNS = ("chips", "batch", "input_len", "seq_len", "context_len", "tp", "pp", "dp", "microbatch",
                      "global_batch", "zero")
 
@@ -327,7 +328,8 @@ def run_model_bench(model: str, points: Iterable[Point], device: str = "auto", s
                 f"model TFLOP/s; {t.note()}")
         row = {"id": f"{name}-{p.phase}-b{p.batch}-{p.seq or p.context}-{stack}", "kind": "model", "system": system,
                "chips": 1, "dtype": dtype, "model": name, "phase": p.phase, "batch": p.batch, "tp": 1, "pp": 1,
-               "dp": 1, "stack": stack, "measured_time_s": t.median_s, "source": f"accelsim bench-model {__version__}",
+               "dp": 1, "stack": stack, "load": "burst", "measured_time_s": t.median_s,
+               "source": f"accelsim bench-model {__version__}",
                "notes": _notes(torch, dev, Plan(**{**plan.__dict__, "repeats": t.samples, "warmup": train_warmup(warmup)
                                                     if p.phase == "train" else warmup}), when, note)}
         if p.phase == "prefill":

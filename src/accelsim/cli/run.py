@@ -74,6 +74,9 @@ from .util import friendly, on_command_line, write_or_print_json
               help="Software stack (accelsim presets lists them); default: the system's stack.")
 @click.option("--ideal", is_flag=True, help="The ideal bound: peak rates, no software costs (the presets as written).")
 @click.option("--force-calibration", is_flag=True, help="Apply --calibration even if it was fitted on another chip.")
+@click.option("--load", type=click.Choice(["sustained", "burst"]), default="sustained", show_default=True,
+              help="sustained: a production run's steady state (the chip's power-limited sustained clock); burst: a "
+                   "short benchmark run (the clock the achievable priors were measured at).")
 @click.option("--qat", default=None, metavar="RECIPE",
               help="Train: the cost of quantization-aware training into RECIPE (a tag such as w4a8) over --tokens.")
 @click.option("--distill-from", "teacher", default=None, metavar="MODEL",
@@ -90,7 +93,8 @@ from .util import friendly, on_command_line, write_or_print_json
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
         selective, schedule, vpp, vocab_tiles, dtype, attention, weights, activations, kv_cache, sparsity, recipe,
         overrides, calibration, fidelity, trace_path, trace_window, trace_detail, timeline_path, as_json, out, top,
-        stack_name, ideal, force_calibration, qat, teacher, teacher_system, distill_targets, prune_recipe, tokens):
+        stack_name, ideal, force_calibration, load, qat, teacher, teacher_system, distill_targets, prune_recipe,
+        tokens):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
     from ..api import evaluate
@@ -129,7 +133,7 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         raise click.UsageError("--context is a decode step's cached tokens; a training step reads --seq")
     if phase == "train":
         return _run_train(system, model, batch, seq_len or 2048, plan_fields, chips, dtype, attention, overrides,
-                          as_json, out, top, compression, mode, stack_name, outputs)
+                          as_json, out, top, compression, mode, stack_name, outputs, load)
     if (any(v != 1 for v in (pp, dp, ep, cp, vpp, vocab_tiles)) or zero or chips or sp or recompute or selective
             or on_command_line("microbatch", "schedule")):
         raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--vocab-tiles/--sp/--zero/--recompute/--selective/--chips/"
@@ -139,7 +143,7 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
                                "cached)")
     res = evaluate(system, model, phase=phase, batch=batch, seq_len=seq_len, context_len=context_len,
                    tp=tp, dtype=dtype, attention=attention, overrides=overrides, fidelity=fidelity,
-                   compression=compression, mode=mode, stack=stack_name)
+                   compression=compression, mode=mode, stack=stack_name, load=load)
     _write_outputs(res, outputs)
     if write_or_print_json(res, out, as_json):
         return
@@ -148,7 +152,7 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
     tp = f"tp={s['tp_ranks']} NeuronCores on {s['tp']} chips" if "tp_ranks" in s else f"tp={s['tp']}"
     click.echo(f"{s['model']} {phase} on {s['system']} ({s['chip']}, {tp}, {s['dtype']}, "
                f"batch {s['batch']}, {shape}, {s['attention']} attention)")
-    click.echo(f"  mode          {_mode_line(s)}")
+    _echo_mode(s)
     for w in res.warnings:  # before the figures they qualify
         click.echo(f"warning: {w}", err=True)
     if s.get("padding"):
@@ -193,6 +197,19 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
             click.echo(f"  {role:<16}{r['count']:>6}{fmt(r['time_s'], 's'):>12}{100 * r['share']:>7.1f}%  {r['bound']}")
     if out:
         click.echo(f"wrote {out}/ops.csv, summary.json, summary.md, roofline.png")
+
+
+def _echo_mode(s: dict) -> None:
+    """The mode line and, in realistic mode, the load's."""
+    click.echo(f"  mode          {_mode_line(s)}")
+    if s.get("mode") != "realistic":
+        return
+    f = s.get("sustained_clock_fraction")
+    if f is not None:
+        click.echo(f"  load          sustained: tensor engines at {f:.3g} of their short-run rate (power-limited "
+                   f"clock; --load burst: a benchmark run)")
+    elif s.get("load") == "burst":
+        click.echo("  load          burst: a short benchmark run, at the clock the achievable priors were measured at")
 
 
 def _mode_line(s: dict) -> str:
@@ -254,7 +271,7 @@ def _run_produce(system, model, batch, seq_len, plan_fields, qat, teacher, teach
 
 
 def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attention, overrides, as_json, out, top,
-               compression=None, mode="realistic", stack=None, outputs=None):
+               compression=None, mode="realistic", stack=None, outputs=None, load="sustained"):
     from ..api import evaluate_train, system_with
     from ..errors import WorkloadError
     from ..workload.parallel import ParallelPlan
@@ -275,7 +292,7 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
                             f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")
     outputs = outputs or dict(fidelity="analytical", trace_path=None, window=None, timeline_path=None)
     res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention or "flash",
-                         compression=compression, mode=mode, stack=stack, fidelity=outputs["fidelity"])
+                         compression=compression, mode=mode, stack=stack, fidelity=outputs["fidelity"], load=load)
     _write_outputs(res, outputs)
     if write_or_print_json(res, out, as_json):
         return
@@ -287,7 +304,7 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
                f"{s['schedule']}{' x' + str(s['vpp']) + ' interleaved' if s.get('vpp', 1) > 1 else ''}; "
                f"global batch {s['batch']} x {s['seq_len']} tokens, "
                f"{s['microbatches']} microbatches of {s['microbatch']})")
-    click.echo(f"  mode          {_mode_line(s)}")
+    _echo_mode(s)
     for w in res.warnings:  # before the figures they qualify
         click.echo(f"warning: {w}", err=True)
     band = s.get("expected_error")

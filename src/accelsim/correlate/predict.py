@@ -137,6 +137,7 @@ class Predictor:
         fields = dict(key[2])
         stack = fields.pop(STACK_KEY, None)
         kernels = fields.pop(KERNELS_KEY, None)
+        load = fields.pop(LOAD_KEY, "burst")
         fields.pop(ALONE_KEY, None)  # a harness cost (``_alone``), not the chip's
         if fields:  # an explicit calibration (a file, or a fit's trial point)
             upd = calibration_update(fields, s.chip.calibration.tensor_dtype_efficiency)
@@ -144,12 +145,12 @@ class Predictor:
             s = s.model_copy(update={"chip": s.chip.model_copy(update={"calibration": new})})
         if stack is not None or fields:  # realistic: the chip's priors and the row's stack's costs
             from ..stack.presets import load_stack
-            from ..stack.realize import realize
+            from ..stack.realize import realize, under_load
 
             st = load_stack(stack) if stack is not None else None
             if st is not None and kernels is not None:  # the row's own kernel library
                 st = st.model_copy(update={"kernels": kernels})
-            s = realize(s, st)
+            s = under_load(realize(s, st), st, load)
         if chips > s.num_chips:
             if s.scale_out is None:
                 raise ConfigError(f"the case needs {chips} chips but {s.name} has {s.num_chips} and no "
@@ -232,6 +233,8 @@ class Predictor:
             if self.mode == "realistic" and STACK_KEY not in dict(cal):
                 st = self.stack_name(row)
                 own = {KERNELS_KEY: row.kernels} if st and row.kernels else {}
+                if (row.load or ("sustained" if row.kind == "model" else "burst")) == "sustained":
+                    own[LOAD_KEY] = "sustained"
                 cal = _cal_key({**dict(cal), STACK_KEY: st, **own}) if st else cal
             return self._predict(row, fidelity, cal)
         except AccelsimError as e:
@@ -300,9 +303,10 @@ class Predictor:
         return st.runtime.kernel_launch_s if st is not None and st.runtime.dispatch == "program" else 0.0
 
     def _api_mode(self, cal) -> dict[str, Any]:
-        """mode / stack arguments of ``api.evaluate`` for a calibration key."""
+        """mode / stack arguments of ``api.evaluate`` for a calibration key (``load`` burst: the
+        system ``system`` hands it already runs under the key's load)."""
         st = dict(cal).get(STACK_KEY) if cal else None
-        return {"mode": "realistic", "stack": st} if st else {"mode": "ideal"}
+        return {"mode": "realistic", "stack": st, "load": "burst"} if st else {"mode": "ideal"}
 
     def stack_name(self, row: MeasurementRow) -> str:
         """The stack a row was measured under: its ``stack`` column, else the system's default."""
@@ -588,6 +592,9 @@ STACK_KEY = "@stack"
 """Calibration-key entry that stands for "realistic mode under this stack" (no fitted values)."""
 KERNELS_KEY = "@kernels"
 """Calibration-key entry: the row's own kernel library (``MeasurementRow.kernels``) in place of its stack's."""
+LOAD_KEY = "@load"
+"""Calibration-key entry: the row ran under sustained load (``MeasurementRow.load``), so its system
+runs the tensor engines at the chip's ``sustained_clock_fraction`` (``stack.realize.under_load``)."""
 ALONE_KEY = "@alone_kernel_s"
 """Calibration-key entry: a fit's trial ``runtime.alone_kernel_s`` for rows timed alone."""
 

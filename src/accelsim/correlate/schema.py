@@ -53,12 +53,12 @@ COLUMNS = ("id", "kind", "system", "chips", "dtype", "m", "n", "k", "batch", "ro
            "bytes", "ranks", "model", "op", "phase", "metric", "seq_len", "context_len", "input_len", "output_len",
            "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch", "global_batch", "recompute",
            "selective", "vocab_tiles", "zero", "compression", "stack", "kernels", "cache", "layout", "gpus_per_process",
-           "timing", "measured_time_s", "source", "notes")
+           "timing", "load", "measured_time_s", "source", "notes")
 """Columns of the schema, in file order."""
 REQUIRED_COLUMNS = ("id", "kind", "system", "measured_time_s")
 """Columns a file must have (every other column may be absent)."""
 STR_COLUMNS = ("id", "kind", "system", "dtype", "model", "op", "phase", "metric", "recompute", "selective",
-               "compression", "stack", "kernels", "cache", "layout", "timing", "source", "notes")
+               "compression", "stack", "kernels", "cache", "layout", "timing", "load", "source", "notes")
 INT_COLUMNS = ("chips", "m", "n", "k", "batch", "rows", "cols", "elements", "ranks", "seq_len", "context_len",
                "input_len", "output_len", "concurrency", "tp", "pp", "dp", "sp", "cp", "ep", "vpp", "microbatch",
                "global_batch", "vocab_tiles", "zero", "gpus_per_process")
@@ -136,6 +136,13 @@ class MeasurementRow(StrictModel):
     is hidden but the kernel's start and the closing event have no earlier kernel to overlap
     (the stack's ``runtime.alone_kernel_s`` in place of its ``kernel_launch_s``); unset, the
     kernel as the row's stack issues it."""
+    load: Literal["sustained", "burst"] | None = None
+    """How long the chip ran flat out while the row was measured (``stack.realize.LOADS``):
+    ``sustained``, a production run's steady state (minutes at the power limit: the chip's
+    ``sustained_clock_fraction`` applies), the default of a ``model`` row (published training
+    and serving figures); ``burst``, a benchmark harness's seconds of timed calls, the default
+    of every other kind (the regime of the kernel microbenchmarks the achievable priors were
+    fitted to)."""
     op: Literal[LAYER_OPS + ("composite",)] | None = None  # type: ignore[valid-type]
     """Layer op of a ``layer_op`` row; ``composite`` on an ``rmsnorm`` row: the norm ran as the
     separate eager ops of a reference module (several kernels), not as one fused kernel."""

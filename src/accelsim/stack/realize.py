@@ -10,9 +10,14 @@ under that stack: under another stack that stack's costs apply, in ideal mode no
 from __future__ import annotations
 
 from ..arch.spec import HARDWARE_FIELDS, Calibration, SystemSpec
+from ..errors import ConfigError
 from .spec import Stack
 
 MODES = ("realistic", "ideal")
+LOADS = ("sustained", "burst")
+"""How long the chip runs flat out: ``sustained`` (a production run's steady state, minutes at
+the power limit) or ``burst`` (a benchmark harness's seconds of timed calls, the regime the
+kernel microbenchmarks behind the achievable priors were measured in)."""
 
 
 _NO_CALIBRATION = Calibration()
@@ -167,6 +172,21 @@ def fp8_scope(stack: Stack | None) -> str:
     return stack.training.fp8_scope if stack.training is not None else "gemm"
 
 
+def under_load(system: SystemSpec, stack: Stack | None, load: str = "sustained") -> SystemSpec:
+    """``system`` (as ``realize`` left it) under ``load``: sustained, a realistic prediction runs
+    the tensor engines at the chip's ``sustained_clock_fraction`` of their achievable rate (the
+    clock a power-limited, thermally soaked chip settles at); burst, ideal mode (``stack``
+    None) and a chip without the figure are left as they are."""
+    if load not in LOADS:
+        raise ConfigError(f"load must be one of {', '.join(LOADS)}, got {load!r}")
+    chip = system.chip
+    f = chip.sustained_clock_fraction
+    if load == "burst" or stack is None or f is None or f == 1.0:
+        return system
+    cal = chip.calibration.model_copy(update={"tensor_efficiency": chip.calibration.tensor_efficiency * f})
+    return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
+
+
 def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
     """``system`` as it runs under ``stack`` (None: ideal mode). A chip with an explicit
     calibration keeps it, except the overheads of one fitted under another stack: those are
@@ -188,5 +208,5 @@ def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
 
 
-__all__ = ["MODES", "attention_of", "calibration_kind", "dropped_stack_costs", "fp8_scope", "plan_defaults", "realize",
-           "step_cost_s"]
+__all__ = ["LOADS", "MODES", "attention_of", "calibration_kind", "dropped_stack_costs", "fp8_scope", "plan_defaults",
+           "realize", "step_cost_s", "under_load"]

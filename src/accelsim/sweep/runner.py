@@ -115,7 +115,7 @@ class Evaluator:
             self.specs.clear()
             self.chip_models.clear()
         try:
-            from ..stack.realize import realize
+            from ..stack.realize import realize, under_load
 
             data = system_dict(self.base, overrides, self.scale)
             try:  # only the models along the changed paths
@@ -125,7 +125,7 @@ class Evaluator:
             extra = self.cost_model.costs(spec, self.base_spec)
             for p in self.spec_paths:
                 extra[p] = _spec_value(spec, p)
-            hit = (realize(spec, self.stack), extra)
+            hit = (under_load(realize(spec, self.stack), self.stack), extra)  # whole steps: sustained load
         except ValidationError as e:
             hit = _invalid(e, overrides, "")
         except ConfigError as e:
@@ -207,7 +207,7 @@ class Evaluator:
                 from ..api import evaluate
 
                 row = summary_row(evaluate(spec, self.graph(wl, wkey).graph, fidelity="event", mode=self.mode,
-                                                 stack=self.stack).summary, spec, wl)
+                                           stack=self.stack, load="burst").summary, spec, wl)  # spec: loaded
             else:
                 ckey = canonical_json({p: v for p, v in sys_ov.items() if p.startswith("chip")})
                 row = self._analytical(spec, skey, ckey, wl, wkey)
@@ -231,7 +231,8 @@ class Evaluator:
             fields["cores_per_chip"] = spec.chip.tp_ranks
         plan = ParallelPlan(**fields)
         return evaluate_train(spec, self.model(wl), wl.batch, wl.seq_len or 2048, plan=plan, dtype=wl.dtype,
-                              attention=wl.attention or "flash", mode=self.mode, stack=self.stack).summary
+                              attention=wl.attention or "flash", mode=self.mode, stack=self.stack,
+                              load="burst").summary  # the spec already runs under sustained load
 
     def _analytical(self, spec: SystemSpec, skey: str, ckey: str, wl: WorkloadSpec, wkey: str) -> dict[str, Any]:
         tp_chips = spec.chip.chips_for_tp(wl.tp)
