@@ -299,9 +299,11 @@ def test_cli_training_takes_the_framework_defaults_unless_given():
     args = ["run", "dgx-h100", "tiny", "--phase", "train", "--batch", "8", "--seq", "128", "--tp", "2", "--dp", "4"]
     out = CliRunner().invoke(main, args + ["--stack", "megatron"])
     assert out.exit_code == 0, out.output
-    assert "dp=4 ep=1 cp=1 sp, zero 1, recompute none" in out.output and "stack megatron-cuda" in out.output
+    assert "dp=4 ep=1 cp=1 sp (tp overlap), zero 1, recompute none" in out.output and "stack megatron-cuda" in out.output
+    out = CliRunner().invoke(main, args + ["--stack", "megatron", "--no-tp-overlap"])
+    assert "dp=4 ep=1 cp=1 sp, zero 1" in out.output
     out = CliRunner().invoke(main, args + ["--stack", "megatron", "--no-sp", "--zero", "0"])
-    assert "cp=1, zero 0" in out.output
+    assert "cp=1, zero 0" in out.output  # no sequence parallelism: nothing to overlap
     out = CliRunner().invoke(main, args)  # no framework: nothing on
     assert "cp=1, zero 0, recompute none" in out.output
 

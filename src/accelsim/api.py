@@ -447,6 +447,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
         "system": sysx.name, "chip": sysx.chip.name, "model": cfg.name, "phase": "train",
         "batch": global_batch, "seq_len": seq_len, "context_len": 0,
         "tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep, "cp": plan.cp, "sp": plan.sp,
+        "tp_comm_overlap": plan.tp_comm_overlap and plan.sp and plan.tp_chips > 1,
         "cp_attention": ("ring_sdpa" if cp_ring.applies(cfg, plan, attention) else "fused") if plan.cp > 1 else None,
         "vocab_tiles": plan.vocab_tiles, "zero": plan.zero, "recompute": plan.recompute,
         "selective": plan.selective if plan.recompute == "selective" else None,

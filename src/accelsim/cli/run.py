@@ -26,6 +26,9 @@ from .util import friendly, on_command_line, write_or_print_json
 @click.option("--cp", type=click.IntRange(min=1), default=1, show_default=True, help="Context-parallel degree (train).")
 @click.option("--sp/--no-sp", default=None,
               help="Megatron sequence parallelism (train) [the stack's training framework's default, else off].")
+@click.option("--tp-overlap/--no-tp-overlap", "tp_comm_overlap", default=None,
+              help="Overlap the sequence-parallel TP collectives with their GEMMs (train; Transformer Engine "
+                   "userbuffers) [the stack's training framework's default, else off].")
 @click.option("--microbatch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences per microbatch (train).")
 @click.option("--chips", type=click.IntRange(min=1), default=None, help="Total chips (train); checked against tp x pp x dp x cp.")
 @click.option("--zero", type=click.IntRange(0, 3), default=None,
@@ -90,7 +93,8 @@ from .util import friendly, on_command_line, write_or_print_json
 @click.option("--tokens", type=click.FloatRange(min=1), default=10e9, show_default=True,
               help="Training tokens of --qat / --distill-from.")
 @friendly
-def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, microbatch, chips, zero, recompute,
+def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, tp_comm_overlap, microbatch, chips,
+        zero, recompute,
         selective, schedule, vpp, vocab_tiles, dtype, attention, weights, activations, kv_cache, sparsity, recipe,
         overrides, calibration, fidelity, trace_path, trace_window, trace_detail, timeline_path, as_json, out, top,
         stack_name, ideal, force_calibration, load, qat, teacher, teacher_system, distill_targets, prune_recipe,
@@ -122,8 +126,9 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         raise click.UsageError("--distill-targets says what --distill-from matches: add --distill-from")
     if on_command_line("tokens") and not (qat or teacher or prune_recipe):
         raise click.UsageError("--tokens is the length of a --qat, --distill-from or --prune run: add one")
-    plan_fields = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, microbatch=microbatch, zero=zero, recompute=recompute,
-                       selective=selective, schedule=schedule, vpp=vpp, vocab_tiles=vocab_tiles)
+    plan_fields = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, tp_comm_overlap=tp_comm_overlap, microbatch=microbatch,
+                       zero=zero, recompute=recompute, selective=selective, schedule=schedule, vpp=vpp,
+                       vocab_tiles=vocab_tiles)
     if qat or teacher or prune_recipe:
         if phase != "train":
             raise click.UsageError("--qat, --distill-from and --prune price training runs: add --phase train")
@@ -135,9 +140,9 @@ def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, s
         return _run_train(system, model, batch, seq_len or 2048, plan_fields, chips, dtype, attention, overrides,
                           as_json, out, top, compression, mode, stack_name, outputs, load)
     if (any(v != 1 for v in (pp, dp, ep, cp, vpp, vocab_tiles)) or zero or chips or sp or recompute or selective
-            or on_command_line("microbatch", "schedule")):
-        raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--vocab-tiles/--sp/--zero/--recompute/--selective/--chips/"
-                               "--microbatch/--schedule apply to --phase train")
+            or tp_comm_overlap is not None or on_command_line("microbatch", "schedule")):
+        raise click.UsageError("--pp/--dp/--ep/--cp/--vpp/--vocab-tiles/--sp/--tp-overlap/--zero/--recompute/"
+                               "--selective/--chips/--microbatch/--schedule apply to --phase train")
     if phase == "decode" and seq_len is not None:
         raise click.UsageError("--seq is a prefill's prompt length; a decode step reads --context (tokens already "
                                "cached)")
@@ -299,7 +304,7 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     s = res.summary
     ring = " (ring attention)" if s.get("cp_attention") == "ring_sdpa" else ""
     click.echo(f"{s['model']} train step on {s['system']} ({s['chips']} x {s['chip']}; tp={s['tp']} pp={s['pp']} "
-               f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{ring}{' sp' if s['sp'] else ''}, zero {s['zero']}, "
+               f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{ring}{' sp' if s['sp'] else ''}{' (tp overlap)' if s.get('tp_comm_overlap') else ''}, zero {s['zero']}, "
                f"recompute {s['recompute']}{' (' + s['selective'] + ')' if s.get('selective') else ''}, "
                f"{s['schedule']}{' x' + str(s['vpp']) + ' interleaved' if s.get('vpp', 1) > 1 else ''}; "
                f"global batch {s['batch']} x {s['seq_len']} tokens, "

@@ -99,7 +99,8 @@ def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, priv
                 axis = o.role.split(".")[0] if "." in o.role else "tp"
                 if axis not in ("tp", "dp"):
                     raise WorkloadError(f"op {o.name}: {axis} collectives run in the analytical tier only")
-                out.append((o, True, axis, interference_s(c.time_s, system, library) if axis == "dp" else 0.0, 0))
+                held = axis == "dp" or o.hidden_by  # beside compute: its kernels hold cores (``interference_s``)
+                out.append((o, True, axis, interference_s(c.time_s, system, library) if held else 0.0, 0))
             else:
                 out.append((o, False, "", c.time_s, BOUND_CATEGORY.get(c.bound, CAT_OVERHEAD)))
         return out
@@ -116,20 +117,35 @@ def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, priv
         chain = {"allgather": [], "reducescatter": []}  # ends of the last gather / reduce-scatter
         ahead = [t for x in deps for t in x]  # when the previous weight gather was issued
         tail: list[int] = []    # gradient reduce-scatters nobody waits for inside the pass
+        started: dict[str, list[list[int]]] = {}  # what each compute op waited for, per replica
+        beside: dict[str, list[list[int]]] = {}  # ends of collectives run beside a compute op yet to come
         for o, is_coll, axis, dur, cat in its:
             prio[0] += 1
             if not is_coll:
+                started[o.name] = [list(x) for x in prev]
+                extra = beside.pop(o.name, None)
                 for d in range(nd):
                     op = b.op(f"s{s}.d{d}.{tag}.{o.name}", o.role, o.kind)
                     prev[d] = [b.task(BUSY, cat, op, prev[d], resource=compute[s][d], duration_s=dur,
-                                      priority=prio[0])]
+                                      priority=prio[0])] + (extra[d] if extra else [])
                     if layer_end is not None and o.layer is not None:
                         layer_end[(d, o.layer)] = prev[d][0]
             elif axis == "tp":
+                # beside a GEMM (``Collective.hidden_by``, TP overlap): issued with it, waited for after it
+                after = o.hidden_by in started
+                ends = []
                 for d in range(nd):
                     op = b.op(f"s{s}.d{d}.{tag}.{o.name}", o.role, "collective")
                     g = units[s][d] if len(units[s][d]) == o.group else units[s][d][:o.group]
-                    prev[d] = fab.collective(op, o.op, o.bytes_per_rank, g, prev[d], prio[0])
+                    issue = started[o.hidden_by][d] if after else prev[d]
+                    ends.append(fab.collective(op, o.op, o.bytes_per_rank, g, issue, prio[0]))
+                    if dur > 0:
+                        b.task(BUSY, CAT_OVERHEAD, b.op(f"s{s}.d{d}.{tag}.{o.name}.held", o.role, "overhead"), issue,
+                               resource=compute[s][d], duration_s=dur, priority=prio[0])
+                    if not o.hidden_by or after:
+                        prev[d] = (prev[d] + ends[d]) if after else ends[d]
+                if o.hidden_by and not after:
+                    beside[o.hidden_by] = ends
             else:  # ZeRO-3 / FSDP collective inside a pass: all replicas together, off the compute stream
                 op = b.op(f"s{s}.{tag}.{o.name}", o.role, "collective")
                 now = [t for d in range(nd) for t in prev[d]]

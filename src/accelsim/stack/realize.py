@@ -150,14 +150,15 @@ def decode_context(stack: Stack | None, context_len: int, steps: int = 1, larges
 
 def plan_defaults(stack: Stack | None) -> dict:
     """The training-plan fields a framework sets when the plan leaves them open (sequence
-    parallelism, recomputation, what selective recomputation keeps and what a recomputed layer
+    parallelism and its communication overlap, recomputation, what selective recomputation keeps and what a recomputed layer
     reruns, ZeRO stage, the loss's kernels and backward memory, its RMSNorm, vocabulary padding,
     master-weight casts, gradient-reduction dtype, FSDP2 copy-out and context-parallel
     attention): its ``training`` block, else all off."""
     fw = stack.training if stack is not None else None
     if fw is None:
         return {"sp": False, "recompute": "none", "zero": 0}
-    return {"sp": fw.sequence_parallel, "recompute": fw.recompute, "zero": fw.zero, "selective": fw.selective,
+    return {"sp": fw.sequence_parallel, "tp_comm_overlap": fw.tp_comm_overlap, "recompute": fw.recompute,
+            "zero": fw.zero, "selective": fw.selective,
             "recompute_scope": fw.recompute_scope, "loss_grad_bytes_per_logit": fw.loss_grad_bytes_per_logit,
             "rmsnorm": fw.rmsnorm, "loss": fw.loss, "vocab_multiple": fw.vocab_multiple,
             "master_casts": fw.master_casts, "reduce_dtype": fw.reduce_dtype,

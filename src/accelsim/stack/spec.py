@@ -211,6 +211,9 @@ class TrainingFramework(_Spec):
     Transformer Engine's FP8 recipe runs), or ``all``."""
     sequence_parallel: bool = False
     """Sequence parallelism with tensor parallelism by default."""
+    tp_comm_overlap: bool = False
+    """Tensor-parallel communication overlapped with the GEMMs by default
+    (``ParallelPlan.tp_comm_overlap``)."""
     recompute: Literal["none", "selective", "full"] = "none"
     """Activation recomputation by default."""
     zero: Literal[0, 1, 2, 3] = 0

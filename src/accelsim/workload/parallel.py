@@ -98,6 +98,11 @@ class ParallelPlan(StrictModel):
     sp: bool = False
     """Megatron sequence parallelism: TP all-reduces become reduce-scatter + all-gather and
     norms / residual adds are split over the TP ranks (no effect with ``tp_chips == 1``)."""
+    tp_comm_overlap: bool = False
+    """Tensor-parallel communication overlapped with the GEMMs beside it (Transformer Engine's
+    userbuffers, NeMo's ``ub_tp_comm_overlap``): with ``sp``, each all-gather runs beside the
+    GEMM that consumes it and each reduce-scatter beside the GEMM that produces it, chunk by
+    chunk, so only what outlasts that GEMM is on the path (``workload.tp_overlap``)."""
     microbatch: int = Field(1, ge=1)
     """Sequences per microbatch (per data-parallel replica)."""
     zero: Literal[0, 1, 2, 3] = 0

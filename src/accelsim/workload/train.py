@@ -150,6 +150,7 @@ def build_train(model: ModelConfig | str, global_batch: int, seq_len: int, plan:
     the forward and backward graphs (e.g. FP8 training: weights and activations fp8)."""
     from ..compress.recipes import as_compression
     from .compress_graph import apply_compression
+    from .tp_overlap import overlap_tp
 
     comp = as_compression(compression)
     m = load_model(model)
@@ -181,6 +182,8 @@ def build_train(model: ModelConfig | str, global_batch: int, seq_len: int, plan:
         if comp is not None and not comp.is_identity:
             f_g = apply_compression(comp, f_g, m.num_hidden_layers, train=True)
             b_g = apply_compression(comp, b_g, m.num_hidden_layers, train=True)
+        if plan.tp_comm_overlap and plan.sp and plan.tp_chips > 1:
+            f_g, b_g = overlap_tp(f_g), overlap_tp(b_g)
         fwd.append(f_g)
         bwd.append(b_g)
         opt.append(c.optimizer(dense, expert).graph(WorkloadMeta(phase="train.optimizer", **meta)))
