@@ -59,6 +59,7 @@ from ..sim.queueing import closed_loop_ttft
 from ..units import fmt
 from ..cost.op_cost import ChipModel, OpCost, dispatch, one_call_saving
 from ..workload.ops import Op
+from .calkey import ALONE_KEY, KERNELS_KEY, LOAD_KEY, STACK_KEY, _cal_key
 from .calvalues import calibration_update
 from .row_ops import _recipe_tag, _renamed, kernel_ops, recipe_of
 from .schema import COLLECTIVE_KINDS, MeasurementRow
@@ -586,21 +587,3 @@ def _dominant(costs: list[OpCost]) -> str:
     for c in costs:
         by[c.bound] = by.get(c.bound, 0.0) + c.time_s
     return max(by, key=by.get) if by else ""
-
-
-STACK_KEY = "@stack"
-"""Calibration-key entry that stands for "realistic mode under this stack" (no fitted values)."""
-KERNELS_KEY = "@kernels"
-"""Calibration-key entry: the row's own kernel library (``MeasurementRow.kernels``) in place of its stack's."""
-LOAD_KEY = "@load"
-"""Calibration-key entry: the row ran under sustained load (``MeasurementRow.load``), so its system
-runs the tensor engines at the chip's ``sustained_clock_fraction`` (``stack.realize.under_load``)."""
-ALONE_KEY = "@alone_kernel_s"
-"""Calibration-key entry: a fit's trial ``runtime.alone_kernel_s`` for rows timed alone."""
-
-
-def _cal_key(cal: Mapping[str, float] | tuple | None) -> tuple:
-    """A calibration as a hashable, sorted tuple of (field, value) (a tuple passes through)."""
-    if isinstance(cal, tuple):
-        return cal
-    return tuple(sorted(cal.items())) if cal else ()
