@@ -109,3 +109,19 @@ def test_run_prints_the_load():
     assert r.exit_code == 0 and "load          burst" in r.output
     r = CliRunner().invoke(main, ["run", "h100-sxm-80gb", "llama-3-8b", "--ideal"])
     assert r.exit_code == 0 and "load " not in r.output
+
+
+def test_sweeps_take_the_load():
+    from accelsim.sweep import DesignSpace, sweep
+
+    s = DesignSpace.load({"system": "h100-sxm-80gb",
+                          "workload": {"model": "llama-3-8b", "phase": "prefill", "seq_len": 2048},
+                          "axes": {"workload.batch": [1, 2]}})
+    for load in ("sustained", "burst"):
+        df = sweep(s, progress=False, workers=1, load=load)
+        for _, row in df.iterrows():
+            ref = evaluate("h100-sxm-80gb", "llama-3-8b", phase="prefill", batch=int(row["workload.batch"]),
+                           seq_len=2048, load=load).summary
+            assert row["latency_s"] == pytest.approx(ref["latency_s"], rel=1e-9)
+    with pytest.raises(AccelsimError, match="unknown load"):
+        sweep(s, progress=False, workers=1, load="steady")

@@ -56,9 +56,11 @@ def _rank(spec: str) -> tuple[str, bool]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (counts, timing, best points).")
 @click.option("--stack", "stack_name", default=None, help="Software stack; default: the base system's stack.")
 @click.option("--ideal", is_flag=True, help="The ideal bound (peak rates, no software costs) instead of realistic.")
+@click.option("--load", type=click.Choice(["sustained", "burst"]), default="sustained", show_default=True,
+              help="sustained: production steady state (the chip's power-limited clock); burst: a short benchmark run.")
 @friendly
 def sweep_command(spec, out, workers, dask_address, resume, overwrite, fidelity, batch_size, rank, top, no_progress,
-                  as_json, stack_name, ideal):
+                  as_json, stack_name, ideal, load):
     """Evaluate every point of the design space in SPEC (a sweep YAML, see
     workloads/sweeps/README.md) and print the best points; -o writes all of them to parquet."""
     from ..sweep.runner import METRICS, sweep
@@ -87,7 +89,7 @@ def sweep_command(spec, out, workers, dask_address, resume, overwrite, fidelity,
         df = sweep(space, fidelity=fidelity, executor=executor, batch_size=batch_size, out=out, resume=resume,
                    overwrite=overwrite,
                    progress=not no_progress and not as_json, workers=workers,
-                   mode="ideal" if ideal else "realistic", stack=stack_name)
+                   mode="ideal" if ideal else "realistic", stack=stack_name, load=load)
     finally:
         if client is not None:
             client.close()

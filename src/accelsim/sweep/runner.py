@@ -91,6 +91,7 @@ class Evaluator:
         from ..stack.spec import Stack
 
         self.mode = ctx.get("mode", "realistic")
+        self.load = ctx.get("load", "sustained")
         chosen = Stack.model_validate(ctx["stack"]) if ctx.get("stack") else None
         self.stack = resolve(chosen, self.base_spec.stack, self.mode)
         from ..stack.realize import step_cost_s
@@ -125,7 +126,7 @@ class Evaluator:
             extra = self.cost_model.costs(spec, self.base_spec)
             for p in self.spec_paths:
                 extra[p] = _spec_value(spec, p)
-            hit = (under_load(realize(spec, self.stack), self.stack), extra)  # whole steps: sustained load
+            hit = (under_load(realize(spec, self.stack), self.stack, self.load), extra)
         except ValidationError as e:
             hit = _invalid(e, overrides, "")
         except ConfigError as e:
@@ -207,7 +208,7 @@ class Evaluator:
                 from ..api import evaluate
 
                 row = summary_row(evaluate(spec, self.graph(wl, wkey).graph, fidelity="event", mode=self.mode,
-                                           stack=self.stack, load="burst").summary, spec, wl)  # spec: loaded
+                                           stack=self.stack, load="burst").summary, spec, wl)  # spec: under its load
             else:
                 ckey = canonical_json({p: v for p, v in sys_ov.items() if p.startswith("chip")})
                 row = self._analytical(spec, skey, ckey, wl, wkey)
@@ -232,7 +233,7 @@ class Evaluator:
         plan = ParallelPlan(**fields)
         return evaluate_train(spec, self.model(wl), wl.batch, wl.seq_len or 2048, plan=plan, dtype=wl.dtype,
                               attention=wl.attention or "flash", mode=self.mode, stack=self.stack,
-                              load="burst").summary  # the spec already runs under sustained load
+                              load="burst").summary  # the spec already runs under its load
 
     def _analytical(self, spec: SystemSpec, skey: str, ckey: str, wl: WorkloadSpec, wkey: str) -> dict[str, Any]:
         tp_chips = spec.chip.chips_for_tp(wl.tp)
@@ -313,14 +314,19 @@ def evaluate_batch(ctx: dict[str, Any], batch: list[tuple[int, dict[str, Any]]])
 
 
 # --- parent side -----------------------------------------------------------------------------
-def context(space: DesignSpace, fidelity: str, mode: str = "realistic", stack=None) -> dict[str, Any]:
+def context(space: DesignSpace, fidelity: str, mode: str = "realistic", stack=None,
+            load: str = "sustained") -> dict[str, Any]:
     """Everything a worker needs to evaluate the points of ``space`` (picklable)."""
     from ..stack.presets import resolve
+    from ..stack.realize import LOADS
+
+    if load not in LOADS:
+        raise ConfigError(f"unknown load {load!r}; use one of {', '.join(LOADS)}")
 
     base = space.base_system()
     st = resolve(stack, base.stack, mode)
     ctx = {"base": base.model_dump(), "workload": space.base_workload(), "fidelity": fidelity,
-           "mode": mode, "stack": st.model_dump() if st is not None else None,
+           "mode": mode, "load": load, "stack": st.model_dump() if st is not None else None,
            "scale_tensor_rates": space.scale_tensor_rates, "cost_model": space.cost_model.model_dump(),
            "spec_paths": space.constraints.spec_paths(), "root": str(space.root)}
     ctx["key"] = canonical_json({k: v for k, v in ctx.items()})
@@ -330,7 +336,7 @@ def context(space: DesignSpace, fidelity: str, mode: str = "realistic", stack=No
 def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", executor: Executor | None = None,
           batch_size: int | None = None, out: str | Path | None = None, resume: bool = False,
           progress: bool = True, workers: int | None = None, mode: str = "realistic", stack=None,
-          overwrite: bool = False) -> pd.DataFrame:
+          overwrite: bool = False, load: str = "sustained") -> pd.DataFrame:
     """Evaluate every point of ``space``; one row per point (see ``METRICS`` and the module doc).
 
     ``executor``: any ``concurrent.futures.Executor`` (Dask: ``Client(...).get_executor()``);
@@ -340,8 +346,8 @@ def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", 
     file; rows are flushed as batches arrive (into ``OUT.parts/``) and consolidated at the end;
     ``overwrite=False`` refuses to replace an ``out`` that is not a sweep result of this space.
     ``resume=True`` skips every point whose hash is already stored (a killed sweep loses at most
-    the batches in flight), ``resume=False`` starts the file afresh. ``mode`` / ``stack``: as for
-    ``accelsim.evaluate`` (realistic under the base system's stack by default).
+    the batches in flight), ``resume=False`` starts the file afresh. ``mode`` / ``stack`` / ``load``: as
+    for ``accelsim.evaluate`` (realistic under the base system's stack, sustained load, by default).
     """
     space = DesignSpace.load(space)
     if fidelity not in FIDELITIES:
@@ -355,7 +361,7 @@ def sweep(space: DesignSpace | str | Path | dict, fidelity: str = "analytical", 
         require_pyarrow()
     elif resume or overwrite:
         raise ConfigError(f"{'resume' if resume else 'overwrite'}=True needs out= (the parquet file it refers to)")
-    ctx = context(space, fidelity, mode, stack)
+    ctx = context(space, fidelity, mode, stack, load)
     with paused():  # the parent's own work (points, the serial loop, the frames) makes no cycles either
         points = space.points()
     by_hash = {p.hash: p for p in points}
