@@ -38,6 +38,7 @@ def test_a_compute_bound_gemm_slows_by_exactly_the_fraction():
     burst = realize(load_system("h100-sxm-80gb"), st)
     sus = under_load(burst, st, "sustained")
     assert sus.chip.calibration.tensor_efficiency == pytest.approx(burst.chip.calibration.tensor_efficiency * 0.86)
+    assert under_load(sus, st, "sustained") is sus  # once: a loaded system passed on is not slowed again
     mm = MatMul(name="g", m=8192, n=8192, k=8192)
     a, b = op_cost(ChipModel(burst), mm), op_cost(ChipModel(sus), mm)
     assert a.bound == b.bound == "compute"

@@ -235,6 +235,9 @@ class Calibration(Spec):
     elementwise loop (``Elementwise.unvectorized``): such a kernel takes at least
     ``elements / (cores x vector clock x this)``. Set from the stack's kernel library in
     realistic mode (None otherwise: no bound)."""
+    sustained_load: bool = False
+    """``tensor_efficiency`` already holds the chip's ``sustained_clock_fraction`` (set once by
+    ``stack.realize.under_load`` for a prediction under sustained load; never fitted or written)."""
     host_async: bool = False
     """The launch overheads are host dispatch that overlaps the device's work on earlier ops
     (the stack runtime's ``host_async``): a step pipelines them (``sim.analytical.pipeline``).
@@ -271,9 +274,11 @@ STACK_FIELDS = ("launch_overhead_s", "tensor_launch_overhead_s", "vector_launch_
 """Calibration fields that describe the software path: they hold only under the stack they
 were fitted under (``Calibration.stack``)."""
 STACK_SET_FIELDS = ("attention_efficiency", "attention_backward_efficiency", "attention_decode_per_query_head",
-                    "unvectorized_elements_per_cycle", "host_async", "launches", "composite", "kv_concat")
+                    "unvectorized_elements_per_cycle", "host_async", "launches", "composite", "kv_concat",
+                    "sustained_load")
 """Calibration fields that realistic mode sets from the stack's kernels (its attention kernels,
-its kernel library): neither fitted by ``accelsim calibrate`` nor written to a calibration file."""
+its kernel library) or from the load: neither fitted by ``accelsim calibrate`` nor written to a
+calibration file."""
 
 
 class Energy(Spec):

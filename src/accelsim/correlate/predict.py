@@ -304,10 +304,10 @@ class Predictor:
         return st.runtime.kernel_launch_s if st is not None and st.runtime.dispatch == "program" else 0.0
 
     def _api_mode(self, cal) -> dict[str, Any]:
-        """mode / stack arguments of ``api.evaluate`` for a calibration key (``load`` burst: the
-        system ``system`` hands it already runs under the key's load)."""
-        st = dict(cal).get(STACK_KEY) if cal else None
-        return {"mode": "realistic", "stack": st, "load": "burst"} if st else {"mode": "ideal"}
+        """mode / stack / load arguments of ``api.evaluate`` for a calibration key."""
+        c = dict(cal) if cal else {}
+        st = c.get(STACK_KEY)
+        return {"mode": "realistic", "stack": st, "load": c.get(LOAD_KEY, "burst")} if st else {"mode": "ideal"}
 
     def stack_name(self, row: MeasurementRow) -> str:
         """The stack a row was measured under: its ``stack`` column, else the system's default."""

@@ -9,7 +9,9 @@ pipeline sends from every rank of a stage to the same rank of the next, and data
 collectives over each rank's replicas, all on the same links, so traffic of one kind slows
 another where they cross one NIC or NVLink port.
 
-Tensor-parallel collectives are exposed (the next op waits for them). ZeRO-3 / FSDP weight
+Tensor-parallel collectives are exposed (the next op waits for them), unless they run beside a
+GEMM (TP communication overlap, ``Collective.hidden_by``): then they are issued with that GEMM and
+the op after it waits for both, their kernels holding cores on the compute track. ZeRO-3 / FSDP weight
 gathers are prefetched (a layer's gather is issued once the previous layer has started, one
 after another on the links) and its gradient reduce-scatters run behind the compute. Gradient
 reduction is
@@ -92,6 +94,7 @@ def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, priv
                for s in range(p)]
 
     def items(ops, s):
+        beside_of = {o.hidden_by for o in ops if isinstance(o, Collective) and o.hidden_by}
         out = []
         for o in ops:
             c = coster.cost(o, s)
@@ -100,9 +103,9 @@ def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, priv
                 if axis not in ("tp", "dp"):
                     raise WorkloadError(f"op {o.name}: {axis} collectives run in the analytical tier only")
                 held = axis == "dp" or o.hidden_by  # beside compute: its kernels hold cores (``interference_s``)
-                out.append((o, True, axis, interference_s(c.time_s, system, library) if held else 0.0, 0))
-            else:
-                out.append((o, False, "", c.time_s, BOUND_CATEGORY.get(c.bound, CAT_OVERHEAD)))
+                out.append((o, True, axis, interference_s(c.time_s, system, library) if held else 0.0, 0, False))
+            else:  # the last field: a collective runs beside it
+                out.append((o, False, "", c.time_s, BOUND_CATEGORY.get(c.bound, CAT_OVERHEAD), o.name in beside_of))
         return out
 
     fwd = [[items(c, s) for c in _chunks(step.fwd[s].ops(), v, False)] for s in range(p)]
@@ -117,12 +120,13 @@ def simulate_train_event(system: SystemSpec, step: TrainStep, library=None, priv
         chain = {"allgather": [], "reducescatter": []}  # ends of the last gather / reduce-scatter
         ahead = [t for x in deps for t in x]  # when the previous weight gather was issued
         tail: list[int] = []    # gradient reduce-scatters nobody waits for inside the pass
-        started: dict[str, list[list[int]]] = {}  # what each compute op waited for, per replica
+        started: dict[str, list[list[int]]] = {}  # what a GEMM with a collective beside it waited for
         beside: dict[str, list[list[int]]] = {}  # ends of collectives run beside a compute op yet to come
-        for o, is_coll, axis, dur, cat in its:
+        for o, is_coll, axis, dur, cat, paired in its:
             prio[0] += 1
             if not is_coll:
-                started[o.name] = [list(x) for x in prev]
+                if paired:
+                    started[o.name] = [list(x) for x in prev]
                 extra = beside.pop(o.name, None)
                 for d in range(nd):
                     op = b.op(f"s{s}.d{d}.{tag}.{o.name}", o.role, o.kind)

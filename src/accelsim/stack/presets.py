@@ -180,8 +180,10 @@ def for_platform(name, default: str = ""):
 
 
 def base_of(name: str) -> str:
-    """The stack at the root of ``name``'s ``base:`` chain (the one that owns its collective library)."""
-    return _load_chain(name)[1][-1].stem
+    """The stack that owns ``name``'s collective library: the first along its ``base:`` chain
+    whose own file sets a ``collectives`` block (the chain's root when none does)."""
+    files = _load_chain(name)[1]
+    return next((f.stem for f in files if "collectives" in load_yaml(f)), files[-1].stem)
 
 
 def load_stack(name_or_path: str | Path | Stack, overrides=()) -> Stack:

@@ -176,15 +176,17 @@ def fp8_scope(stack: Stack | None) -> str:
 def under_load(system: SystemSpec, stack: Stack | None, load: str = "sustained") -> SystemSpec:
     """``system`` (as ``realize`` left it) under ``load``: sustained, a realistic prediction runs
     the tensor engines at the chip's ``sustained_clock_fraction`` of their achievable rate (the
-    clock a power-limited, thermally soaked chip settles at); burst, ideal mode (``stack``
+    clock a power-limited, thermally soaked chip settles at), once (``Calibration.sustained_load``
+    marks it, so a system passed on again is not slowed twice); burst, ideal mode (``stack``
     None) and a chip without the figure are left as they are."""
     if load not in LOADS:
         raise ConfigError(f"load must be one of {', '.join(LOADS)}, got {load!r}")
     chip = system.chip
     f = chip.sustained_clock_fraction
-    if load == "burst" or stack is None or f is None or f == 1.0:
+    if load == "burst" or stack is None or f is None or f == 1.0 or chip.calibration.sustained_load:
         return system
-    cal = chip.calibration.model_copy(update={"tensor_efficiency": chip.calibration.tensor_efficiency * f})
+    cal = chip.calibration.model_copy(update={"tensor_efficiency": chip.calibration.tensor_efficiency * f,
+                                              "sustained_load": True})
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
 
 

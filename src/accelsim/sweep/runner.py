@@ -208,7 +208,7 @@ class Evaluator:
                 from ..api import evaluate
 
                 row = summary_row(evaluate(spec, self.graph(wl, wkey).graph, fidelity="event", mode=self.mode,
-                                           stack=self.stack, load="burst").summary, spec, wl)  # spec: under its load
+                                           stack=self.stack, load=self.load).summary, spec, wl)
             else:
                 ckey = canonical_json({p: v for p, v in sys_ov.items() if p.startswith("chip")})
                 row = self._analytical(spec, skey, ckey, wl, wkey)
@@ -233,7 +233,7 @@ class Evaluator:
         plan = ParallelPlan(**fields)
         return evaluate_train(spec, self.model(wl), wl.batch, wl.seq_len or 2048, plan=plan, dtype=wl.dtype,
                               attention=wl.attention or "flash", mode=self.mode, stack=self.stack,
-                              load="burst").summary  # the spec already runs under its load
+                              load=self.load).summary
 
     def _analytical(self, spec: SystemSpec, skey: str, ckey: str, wl: WorkloadSpec, wkey: str) -> dict[str, Any]:
         tp_chips = spec.chip.chips_for_tp(wl.tp)
