@@ -223,7 +223,7 @@ def library_rows(rows: list[MeasurementRow], stack: str) -> list[MeasurementRow]
 
     out, default = [], {}
     for r in rows:
-        if r.kind not in COLLECTIVE_KINDS:
+        if r.kind not in COLLECTIVE_KINDS or r.load == "cold":  # a cold row is no steady state to fit
             continue
         name = r.stack
         if not name:
@@ -282,6 +282,10 @@ def derive(paths, stacks: Iterable[str] | None = None, holdout: bool = True, onl
 
     rows = rows_of(load_measurements(paths))
     bases = sorted({base_of(s) for s in list_stacks()}) if stacks is None else list(stacks)
+    for b in bases:
+        if base_of(b) != b:  # its collectives are another stack's library: that one is fitted
+            raise MeasurementError(f"stack {b!r} has no collective library of its own (it uses {base_of(b)!r}'s): "
+                                   f"fit {base_of(b)!r}; a program stack's per-call cost is fitted with every run")
     out = []
     for b in bases:
         sel = library_rows(rows, b)
@@ -367,7 +371,7 @@ def program_stacks_with_rows(rows: list[MeasurementRow]) -> dict[str, list[Measu
                and _fitted_here(s)}
     out: dict[str, list[MeasurementRow]] = {}
     for r in rows:
-        if r.kind in COLLECTIVE_KINDS and r.stack in program:
+        if r.kind in COLLECTIVE_KINDS and r.stack in program and r.load != "cold":
             out.setdefault(r.stack, []).append(r)
     return out
 

@@ -136,13 +136,16 @@ class MeasurementRow(StrictModel):
     is hidden but the kernel's start and the closing event have no earlier kernel to overlap
     (the stack's ``runtime.alone_kernel_s`` in place of its ``kernel_launch_s``); unset, the
     kernel as the row's stack issues it."""
-    load: Literal["sustained", "burst"] | None = None
+    load: Literal["sustained", "burst", "cold"] | None = None
     """How long the chip ran flat out while the row was measured (``stack.realize.LOADS``):
     ``sustained``, a production run's steady state (minutes at the power limit: the chip's
     ``sustained_clock_fraction`` applies), the default of a ``model`` row (published training
     and serving figures); ``burst``, a benchmark harness's seconds of timed calls, the default
     of every other kind (the regime of the kernel microbenchmarks the achievable priors were
-    fitted to)."""
+    fitted to); ``cold``, timed while the program was still warming up (the harness's first
+    executables after start: clocks ramping from idle, communicators, connections and kernels set
+    up on first use) with too few runs for its median to step past that. A cold row stays in the
+    corpus but is skipped when predicted, with that reason: accelsim predicts the warm steady state."""
     op: Literal[LAYER_OPS + ("composite",)] | None = None  # type: ignore[valid-type]
     """Layer op of a ``layer_op`` row; ``composite`` on an ``rmsnorm`` row: the norm ran as the
     separate eager ops of a reference module (several kernels), not as one fused kernel."""
