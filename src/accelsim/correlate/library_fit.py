@@ -284,7 +284,7 @@ def derive(paths, stacks: Iterable[str] | None = None, holdout: bool = True, onl
     bases = sorted({base_of(s) for s in list_stacks()}) if stacks is None else list(stacks)
     for b in bases:
         if base_of(b) != b:  # its collectives are another stack's library: that one is fitted
-            raise MeasurementError(f"stack {b!r} has no collective library of its own (it uses {base_of(b)!r}'s): "
+            raise MeasurementError(f"stack {b!r} has no collective library of its own (it uses the one of {base_of(b)!r}): "
                                    f"fit {base_of(b)!r}; a program stack's per-call cost is fitted with every run")
     out = []
     for b in bases:
