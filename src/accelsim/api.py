@@ -19,6 +19,7 @@ from .sim import fast
 from .sim.analytical import BOUNDS, check_tp_fits, chip_model, evaluate_slots
 from .stack.presets import resolve
 from .stack.realize import (LOADS, attention_of, calibration_kind, dropped_stack_costs, read_context, realize,
+                            train_attention,
                             step_cost_s, under_load)
 from .workload import ModelConfig, WorkloadGraph, build, cp_ring, load_model, rows
 from .workload.build import checked_args, phase_meta
@@ -372,7 +373,7 @@ def add_event(results: Results, run, step_overhead_s: float = 0.0) -> None:
 
 
 def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelConfig, global_batch: int,
-                   seq_len: int = 2048, plan=None, dtype: str = "bf16", attention: str = "flash",
+                   seq_len: int = 2048, plan=None, dtype: str = "bf16", attention: str | None = None,
                    overrides: Iterable[str] = (), compression=None, mode: str = "realistic", stack=None,
                    fp8_scope: str | None = None, fidelity: str = "analytical", load: str = "sustained",
                    **plan_fields) -> Results:
@@ -384,7 +385,9 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     defaults to the framework's recipe in realistic mode ("gemm" without one) and "all" in ideal.
     ``fidelity="event"`` runs the step op by op with every parallel group's traffic on the
     shared links (``sim.train_event``); the analytical figures stay in the summary beside it.
-    ``load`` as in ``evaluate`` (a training run is sustained load)."""
+    ``load`` as in ``evaluate`` (a training run is sustained load). ``attention``: "flash" or
+    "unfused" (the score matrix in HBM, K / V repeated to the query heads); None: the stack's
+    (``stack.realize.train_attention``: flash unless its framework runs attention unfused)."""
     from .sim.training import simulate_train
     from .workload.memory import fit_message
     from .workload.parallel import ParallelPlan
@@ -407,6 +410,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
                             f"would be ignored beside plan= (ParallelPlan.model_copy(update=...) edits a plan)")
     if fp8_scope is None:
         fp8_scope = scope_of(st)
+    attention = train_attention(st, attention)
     step = build_train(cfg, global_batch, seq_len, plan, dtype=dtype, attention=attention, compression=compression,
                        fp8_scope=fp8_scope, fp8_transposes=spec.chip.core.tensor.fp8_tn_only)
     run = simulate_train(spec, step, st.collectives if st else None)

@@ -296,7 +296,7 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
         raise WorkloadError(f"--chips {chips} does not match the plan: tp x pp x dp x cp = "
                             f"{plan.tp_chips} x {plan.pp} x {plan.dp} x {plan.cp} = {plan.chips} chips")
     outputs = outputs or dict(fidelity="analytical", trace_path=None, window=None, timeline_path=None)
-    res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention or "flash",
+    res = evaluate_train(spec, model, batch, seq_len, plan=plan, dtype=dtype, attention=attention,
                          compression=compression, mode=mode, stack=stack, fidelity=outputs["fidelity"], load=load)
     _write_outputs(res, outputs)
     if write_or_print_json(res, out, as_json):
@@ -308,7 +308,8 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
                f"recompute {s['recompute']}{' (' + s['selective'] + ')' if s.get('selective') else ''}, "
                f"{s['schedule']}{' x' + str(s['vpp']) + ' interleaved' if s.get('vpp', 1) > 1 else ''}; "
                f"global batch {s['batch']} x {s['seq_len']} tokens, "
-               f"{s['microbatches']} microbatches of {s['microbatch']})")
+               f"{s['microbatches']} microbatches of {s['microbatch']}"
+               f"{'' if s['attention'] == 'flash' else ', ' + s['attention'] + ' attention'})")
     _echo_mode(s)
     for w in res.warnings:  # before the figures they qualify
         click.echo(f"warning: {w}", err=True)

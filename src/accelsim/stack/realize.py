@@ -100,6 +100,15 @@ def attention_of(stack: Stack | None, asked: str | None = None) -> str:
     return "unfused" if kernel.unfused_layout == "repeated" else "unfused_grouped"
 
 
+def train_attention(stack: Stack | None, asked: str | None = None) -> str:
+    """The attention a training step runs under ``stack``: ``asked`` when given, else "flash",
+    or "unfused" where the stack's attention is not fused (a training graph's unfused attention
+    repeats K / V to the query heads, as Megatron's core attention does)."""
+    if asked is not None:
+        return asked
+    return "flash" if attention_of(stack) == "flash" else "unfused"
+
+
 def bucket_tokens(tokens: int, smallest: int, largest: int | None = None) -> int:
     """The length of the program an engine that compiles one per bucket runs for ``tokens``
     positions: ``smallest`` doubled until it holds them, or ``largest`` (the engine's longest
@@ -211,5 +220,5 @@ def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
 
 
-__all__ = ["LOADS", "MODES", "attention_of", "calibration_kind", "dropped_stack_costs", "fp8_scope", "plan_defaults",
+__all__ = ["LOADS", "MODES", "attention_of", "train_attention", "calibration_kind", "dropped_stack_costs", "fp8_scope", "plan_defaults",
            "realize", "step_cost_s", "under_load"]
