@@ -75,10 +75,10 @@ def test_a_collective_beside_an_op_is_charged_only_what_outlasts_it():
     assert bwd > 0 and run.stage_times[0].zero_hidden_s > 0
 
 
-def test_torchtitan_runs_ring_attention_and_megatron_its_fused_context_parallelism():
+def test_torchtitan_runs_pytorchs_ring_and_megatron_transformer_engines():
     assert plan_defaults(load_stack("torchtitan-cuda"))["cp_attention"] == "ring_sdpa"
     assert plan_defaults(load_stack("torchtitan-compile-cuda"))["cp_attention"] == "ring_sdpa"
-    assert plan_defaults(load_stack("megatron-cuda"))["cp_attention"] == "fused"
+    assert plan_defaults(load_stack("megatron-cuda"))["cp_attention"] == "te_p2p"
 
 
 def test_ring_backward_holds_the_gathered_kv_fp32_accumulators_and_exchange_buffers():
@@ -104,7 +104,53 @@ def test_a_training_run_says_how_its_context_parallelism_runs():
         return evaluate_train("dgx-h100", "llama-3-8b", 2, 4096, cp=4, dp=2, stack=stack).summary
 
     assert summary("torchtitan")["cp_attention"] == "ring_sdpa"
-    assert summary("megatron")["cp_attention"] == "fused"
+    assert summary("megatron")["cp_attention"] == "te_p2p"
     out = CliRunner().invoke(main, ["run", "dgx-h100", "llama-3-8b", "--phase", "train", "--seq", "4096", "--cp", "4",
                                     "--dp", "2", "--batch", "2", "--stack", "torchtitan"]).output
     assert "cp=4 (ring attention)" in out
+
+
+# --- Transformer Engine's ring (cp_attention="te_p2p", Megatron / NeMo) -------------------------------------
+KVN = 1024 * 8 * 128  # a rank's K (and V) elements over its 8 KV heads
+
+
+def _te(**kw):
+    return build_train("llama-3-8b", 1, 4096, ParallelPlan(cp=4, cp_attention="te_p2p", **kw))
+
+
+def test_te_forward_passes_the_kv_heads_kv_beside_each_step():
+    fwd = _layer0(_te(), 0)
+    attn = [o for o in fwd if isinstance(o, FlashAttention)]
+    assert [(o.q_len, o.kv_len, o.causal) for o in attn] == [(1024, 1024, True)] + [(1024, 512, False)] * 3
+    assert all(o.heads == 32 and o.kv_heads == 8 for o in attn)  # GQA kept: no repetition
+    assert sum(o.score_elements() for o in attn) == pytest.approx(32 * 4096 ** 2 / 8, rel=2e-3)
+    recv = [o for o in fwd if isinstance(o, Collective)]
+    # each step's K / V (bf16, KV heads) received beside the step before; no all-gather
+    assert [(o.op, o.group, o.bytes_per_rank) for o in recv] == [("sendrecv", 2, 2 * KVN * 2)] * 3
+    assert [o.hidden_by for o in recv] == ["L0.fwd.attn", "L0.fwd.attn_ring1", "L0.fwd.attn_ring2"]
+    roles = [o.role for o in fwd]
+    assert roles.count("fwd.attn_cp_half_kv") == 3 and roles.count("fwd.attn_cp_correct") == 4
+    corr = [o for o in fwd if o.role == "fwd.attn_cp_correct"]
+    assert all(o.elements == N and o.dtype == "bf16" for o in corr)  # merged in the activation dtype
+
+
+def test_te_backward_exchanges_kv_and_their_gradients_and_waits_for_the_last():
+    bwd = _layer0(_te(), 1)
+    sends = [o for o in bwd if isinstance(o, Collective)]
+    assert len(sends) == 4 and all(o.bytes_per_rank == 4 * KVN * 2 for o in sends)  # K, V, dK, dV in bf16
+    # reverse order: the last peer block first, the local causal block last
+    assert [o.hidden_by for o in sends] == ["L0.bwd.attn_ring2", "L0.bwd.attn_ring1", "L0.bwd.attn", ""]
+    attn = [o for o in bwd if isinstance(o, FlashAttention)]
+    assert [o.causal for o in attn] == [False, False, False, True] and all(o.backward for o in attn)
+
+
+def test_te_backward_holds_its_buffers():
+    """dQ and one step's dQ (2 n), two K / V + dK / dV exchange buffers (8 KVN) and one step's
+    dK / dV (2 KVN), all bf16, beside the layer's working set instead of the fused model's."""
+    from accelsim.workload.memory import train_memory
+
+    def stage0(mode):
+        plan = ParallelPlan(cp=4, pp=2, cp_attention=mode, recompute="full", microbatch=1)
+        return train_memory("llama-3-8b", 2, 4096, plan, stage=0).activations_bytes
+
+    assert stage0("te_p2p") - stage0("fused") == (2 * N + 8 * KVN + 2 * KVN) * 2

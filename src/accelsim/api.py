@@ -452,7 +452,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
         "batch": global_batch, "seq_len": seq_len, "context_len": 0,
         "tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep, "cp": plan.cp, "sp": plan.sp,
         "tp_comm_overlap": plan.tp_comm_overlap and plan.sp and plan.tp_chips > 1,
-        "cp_attention": ("ring_sdpa" if cp_ring.applies(cfg, plan, attention) else "fused") if plan.cp > 1 else None,
+        "cp_attention": (plan.cp_attention if cp_ring.applies(cfg, plan, attention) else "fused") if plan.cp > 1 else None,
         "vocab_tiles": plan.vocab_tiles, "zero": plan.zero, "recompute": plan.recompute,
         "selective": plan.selective if plan.recompute == "selective" else None,
         "recompute_scope": plan.recompute_scope, "schedule": plan.schedule, "vpp": plan.vpp,

@@ -302,7 +302,7 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     if write_or_print_json(res, out, as_json):
         return
     s = res.summary
-    ring = " (ring attention)" if s.get("cp_attention") == "ring_sdpa" else ""
+    ring = {"ring_sdpa": " (ring attention)", "te_p2p": " (TE p2p ring)"}.get(s.get("cp_attention"), "")
     click.echo(f"{s['model']} train step on {s['system']} ({s['chips']} x {s['chip']}; tp={s['tp']} pp={s['pp']} "
                f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{ring}{' sp' if s['sp'] else ''}{' (tp overlap)' if s.get('tp_comm_overlap') else ''}, zero {s['zero']}, "
                f"recompute {s['recompute']}{' (' + s['selective'] + ')' if s.get('selective') else ''}, "

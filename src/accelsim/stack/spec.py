@@ -237,7 +237,7 @@ class TrainingFramework(_Spec):
     reduce_dtype: Literal["bf16", "fp16", "fp32"] | None = None
     """Dtype of its data-parallel gradient reduction (``ParallelPlan.reduce_dtype``); None: the
     gradients' own."""
-    context_parallel: Literal["fused", "ring_sdpa"] = "fused"
+    context_parallel: Literal["fused", "ring_sdpa", "te_p2p"] = "fused"
     """How its context parallelism runs attention (``ParallelPlan.cp_attention``)."""
     zero3_copies: bool = False
     """Its ZeRO-3 copies each weight gather into the parameters on the compute stream (FSDP2,

@@ -30,10 +30,14 @@ from typing import Any
 from .ops import FLASH_BWD_FACTOR, Collective, Elementwise, FlashAttention
 
 
+RINGS = ("ring_sdpa", "te_p2p")
+"""``ParallelPlan.cp_attention`` values that run as a ring of attention calls (this module)."""
+
+
 def applies(m: Any, plan: Any, attention: str) -> bool:
-    """Whether ``plan``'s context parallelism runs as the ring (flash attention over the whole
+    """Whether ``plan``'s context parallelism runs as a ring (flash attention over the whole
     context: a latent (MLA) or sliding-window model keeps the fused model)."""
-    return (plan.cp > 1 and plan.cp_attention == "ring_sdpa" and attention == "flash" and not m.is_mla
+    return (plan.cp > 1 and plan.cp_attention in RINGS and attention == "flash" and not m.is_mla
             and not m.sliding_window)
 
 
@@ -60,6 +64,8 @@ def _attn(b: Any, e: Any, pre: str, role: str, li: int, step: int, *deps, backwa
 
 def forward(b: Any, e: Any, pre: str, ps: str, li: int, h: str | None) -> str:
     """One layer's ring attention forward (``ps``: "fwd" or "recompute"); returns its output op."""
+    if b.p.cp_attention == "te_p2p":
+        return _te_forward(b, e, pre, ps, li, h)
     n = b.p.microbatch * b.sc * b.hq * b.hd  # output elements
     lse = n / b.hd
     gather = _kv_gather(b, e, pre, li, pre + "attn", h)
@@ -78,6 +84,8 @@ def forward(b: Any, e: Any, pre: str, ps: str, li: int, h: str | None) -> str:
 
 def backward(b: Any, e: Any, pre: str, li: int, h: str | None) -> list[str]:
     """One layer's ring attention backward; returns the ops producing dQ and dK / dV."""
+    if b.p.cp_attention == "te_p2p":
+        return _te_backward(b, e, pre, li, h)
     n = b.p.microbatch * b.sc * b.hq * b.hd  # elements of Q, and of K and V (query heads)
     gather = _kv_gather(b, e, pre, li, pre + "attn", h)
     acc = _ew(e, pre, "bwd.attn_grad_zero", li, "fill", 3 * n, h)
@@ -100,6 +108,69 @@ def backward(b: Any, e: Any, pre: str, li: int, h: str | None) -> list[str]:
     return [dq, dkv]
 
 
+# --- Transformer Engine's ring (``cp_attention="te_p2p"``) ----------------------------------------------
+
+
+def _te_attn(b: Any, e: Any, pre: str, role: str, li: int, step: int, *deps, backward: bool = False) -> str:
+    """One ring step's attention kernel over the KV heads (no repetition): the local causal
+    block, else the full query block against half of a peer's keys."""
+    name = pre + ("attn" if step == 0 else f"attn_ring{step}")
+    hd = round(FLASH_BWD_FACTOR * b.hd) if backward else b.hd
+    return e(FlashAttention(name=name, layer=li, role=role, batch=b.p.microbatch, heads=b.hq, kv_heads=b.kvl,
+                            q_len=b.sc, kv_len=b.sc if step == 0 else b.sc // 2, head_dim=hd, causal=step == 0,
+                            dtype=b.dt, backward=backward), *deps)
+
+
+def _te_exchange(b: Any, e: Any, p: str, li: int, name: str, nbytes: float, hidden_by: str, *deps) -> str:
+    return e(Collective(name=p + name, layer=li, role="cp.sendrecv", op="sendrecv", bytes_per_rank=nbytes,
+                        group=2, dtype=b.dt, hidden_by=hidden_by), *deps)
+
+
+def _te_forward(b: Any, e: Any, pre: str, ps: str, li: int, h: str | None) -> str:
+    """Transformer Engine's ``AttnFuncWithCPAndKVP2P`` forward on the ring's last rank (the full
+    query block at every step): K and V of the KV heads packed into one buffer, then one
+    attention call per step (the local causal block, then the queries against the first half of
+    each peer's keys, copied contiguous), each step's K / V received from the previous rank
+    while the step before runs; the output zeroed, then each step's partial output merged into
+    it by one fused correction (``flash_attn_fwd_out_correction``: out += out_step x exp(lse
+    difference)) in the activation dtype."""
+    n = b.p.microbatch * b.sc * b.hq * b.hd  # output elements
+    kvn = b.p.microbatch * b.sc * b.kvl * b.hd  # elements of K (and of V) on this rank
+    buf = _ew(e, pre, f"{ps}.attn_cp_pack_kv", li, "copy", 2 * kvn, h, dtype=b.dt)
+    blk = _te_attn(b, e, pre, f"{ps}.attn", li, 0, h)
+    done = [blk]
+    for i in range(1, b.p.cp):
+        p = pre + f"r{i}."
+        recv = _te_exchange(b, e, p, li, "cp_sendrecv_kv", 2 * kvn * b.B, blk, buf)
+        half = _ew(e, p, f"{ps}.attn_cp_half_kv", li, "copy", kvn, recv, dtype=b.dt)  # [:, 0].contiguous()
+        blk = _te_attn(b, e, pre, f"{ps}.attn", li, i, half)
+        done.append(blk)
+    out = _ew(e, pre, f"{ps}.attn_cp_zero_out", li, "fill", n, h, dtype=b.dt)
+    for i, blk in enumerate(done):
+        out = _ew(e, pre + f"r{i}.", f"{ps}.attn_cp_correct", li, "add", n, blk, out, dtype=b.dt)
+    return out
+
+
+def _te_backward(b: Any, e: Any, pre: str, li: int, h: str | None) -> list[str]:
+    """Its backward on the same rank: K / V packed again with a buffer for their gradients, one
+    attention backward per step in reverse order (half of a peer's keys copied contiguous), dQ
+    accumulated in the activation dtype, each step's dK / dV added to the gradients received
+    from the next rank and both K / V and dK / dV passed on while the next step runs."""
+    n = b.p.microbatch * b.sc * b.hq * b.hd
+    kvn = b.p.microbatch * b.sc * b.kvl * b.hd
+    buf = _ew(e, pre, "bwd.attn_cp_pack_kv", li, "copy", 2 * kvn, h, dtype=b.dt)
+    dq = dkv = buf
+    for i in reversed(range(b.p.cp)):
+        p = pre + f"r{i}."
+        src = buf if i == 0 else _ew(e, p, "bwd.attn_cp_half_kv", li, "copy", kvn, buf, dtype=b.dt)
+        blk = _te_attn(b, e, pre, "bwd.attn", li, i, src, backward=True)
+        dq = _ew(e, p, "bwd.attn_cp_acc_q", li, "add" if i < b.p.cp - 1 else "copy", n, blk, dq, dtype=b.dt)
+        dkv = _ew(e, p, "bwd.attn_cp_acc_kv", li, "add", 2 * kvn if i == 0 else kvn, blk, dkv, dtype=b.dt)
+        nxt = pre + f"attn_ring{i - 1}" if i > 1 else (pre + "attn" if i == 1 else "")
+        dkv = _te_exchange(b, e, p, li, "cp_sendrecv_kv_dkv", 4 * kvn * b.B, nxt, dkv)
+    return [dq, dkv]
+
+
 def backward_bytes(m: Any, seq_len: int, plan: Any, dtype_bytes: float) -> float:
     """Bytes one chip holds for a layer's ring attention backward beside what the layer keeps:
     the gathered K / V of every query head (the whole sequence), the fp32 dQ / dK / dV
@@ -108,6 +179,9 @@ def backward_bytes(m: Any, seq_len: int, plan: Any, dtype_bytes: float) -> float
     on its TP share of the heads)."""
     hq, hd = m.num_attention_heads // plan.tp_chips, m.head_dim
     n = plan.microbatch * (seq_len // plan.cp) * hq * hd
+    if plan.cp_attention == "te_p2p":  # Transformer Engine: dQ, two K / V + dK / dV buffers, one step's
+        kvn = plan.microbatch * (seq_len // plan.cp) * m.kv_heads_per_chip(plan.tp_chips) * hd  # gradients
+        return (n + 2 * 4 * kvn + n + 2 * kvn) * dtype_bytes
     gathered = plan.microbatch * seq_len * 2 * hq * hd * dtype_bytes
     return gathered + 3 * n * 4 + 2 * (2 * n * 4) + 2 * n * dtype_bytes
 

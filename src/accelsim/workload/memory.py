@@ -37,7 +37,7 @@ over their expert data-parallel group):
   recompute a layer from its input too) also needs one layer's activations while that layer is
   recomputed (the working set, added once). The constants are the paper's GPT layer (4h MLP,
   dropout masks included), used as they are for SwiGLU, GQA and MoE layers: an approximation,
-  conservative for models without dropout. PyTorch's ring attention (``cp_attention="ring_sdpa"``)
+  conservative for models without dropout. A ring (``cp_attention="ring_sdpa"`` / ``"te_p2p"``)
   adds its backward's buffers to that working set (``cp_ring.backward_bytes``). A stage keeps the
   activations of every microbatch it has started and not finished: under 1F1B
   ``min(pp - stage, microbatches)`` (so ``pp`` on stage 0), under GPipe all ``microbatches``.

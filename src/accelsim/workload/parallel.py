@@ -88,13 +88,16 @@ class ParallelPlan(StrictModel):
     stage (it adds no chips)."""
     cp: int = Field(1, ge=1)
     """Context-parallel degree: each rank holds ``seq_len / cp`` tokens of every sequence."""
-    cp_attention: Literal["fused", "ring_sdpa"] = "fused"
+    cp_attention: Literal["fused", "ring_sdpa", "te_p2p"] = "fused"
     """How context-parallel attention runs (``cp > 1``): ``fused``, one attention kernel over the
     gathered keys and values of the KV heads, the gradients of K / V reduce-scattered back;
     ``ring_sdpa``, PyTorch's ring attention (``torch.distributed.tensor.experimental.
     context_parallel``, which torchtitan applies): the K / V of the query heads gathered, one SDPA
     call per ring step merged in fp32, the backward's K / V gradients passed around the ring in
-    fp32 (``workload/cp_ring.py``)."""
+    fp32 (``workload/cp_ring.py``); ``te_p2p``, Transformer Engine's ring
+    (``AttnFuncWithCPAndKVP2P``, which Megatron-LM / NeMo run): the KV heads' K / V passed from
+    rank to rank beside each step's attention call, the partial outputs merged by a fused
+    correction and the gradients accumulated in the activation dtype."""
     sp: bool = False
     """Megatron sequence parallelism: TP all-reduces become reduce-scatter + all-gather and
     norms / residual adds are split over the TP ranks (no effect with ``tp_chips == 1``)."""

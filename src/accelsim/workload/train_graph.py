@@ -28,7 +28,7 @@ Backward, layer by layer in reverse:
   all-reduce of dX in backward; with sp a forward all-gather becomes a reduce-scatter and vice
   versa, and the input of each column-parallel GEMM is all-gathered again for its weight
   gradient (Korthikanti et al.). CP: K/V are all-gathered again and dK/dV reduce-scattered
-  (``cp_attention="ring_sdpa"``: ``cp_ring``). EP: one all-to-all per direction;
+  (``cp_attention="ring_sdpa"`` / ``"te_p2p"``: ``cp_ring``). EP: one all-to-all per direction;
 - recompute="full": before a layer's backward its forward is recomputed (roles
   ``recompute.*``, TP/CP/EP collectives included); "selective": the attention core is
   recomputed (``recompute.attn``) before its backward, or with ``plan.selective == "op"``
