@@ -21,18 +21,23 @@ def _layer0(step, pass_idx):
     return [o for o in g.ops() if o.layer == 0]
 
 
-def _ring(**kw):
-    return build_train("llama-3-8b", 1, 4096, ParallelPlan(cp=4, cp_attention="ring_sdpa", **kw))
+def _ring(mode="ring_sdpa", **kw):
+    return build_train("llama-3-8b", 1, 4096, ParallelPlan(cp=4, cp_attention=mode, **kw))
+
+
+def _steps(fwd, kv_heads):
+    """A ring's forward calls: the local causal block, then the full query block against half of
+    each of the 3 peers' keys; together one rank's share of the causal work, 4096^2 / 2 / 4
+    query-key pairs a head (the diagonal block's own diagonal aside)."""
+    attn = [o for o in fwd if isinstance(o, FlashAttention)]
+    assert [(o.q_len, o.kv_len, o.causal) for o in attn] == [(1024, 1024, True)] + [(1024, 512, False)] * 3
+    assert all(o.heads == 32 and o.kv_heads == kv_heads for o in attn)
+    assert sum(o.score_elements() for o in attn) == pytest.approx(32 * 4096 ** 2 / 8, rel=2e-3)
 
 
 def test_ring_forward_runs_one_sdpa_call_per_step_over_the_query_heads_kv():
     fwd = _layer0(_ring(), 0)
-    attn = [o for o in fwd if isinstance(o, FlashAttention)]
-    assert [(o.q_len, o.kv_len, o.causal) for o in attn] == [(1024, 1024, True)] + [(1024, 512, False)] * 3
-    assert all(o.heads == o.kv_heads == 32 for o in attn)  # K / V expanded to the query heads (repeat_kv)
-    # one rank's share of the causal work: 4096^2 / 2 / 4 query-key pairs a head (the diagonal block's
-    # own diagonal aside)
-    assert sum(o.score_elements() for o in attn) == pytest.approx(32 * 4096 ** 2 / 8, rel=2e-3)
+    _steps(fwd, 32)  # K / V expanded to the query heads (repeat_kv)
     gather = [o for o in fwd if isinstance(o, Collective)]
     assert [(o.role, o.op, o.group, o.hidden_by) for o in gather] == [("cp.allgather", "allgather", 4, "L0.fwd.attn")]
     assert gather[0].bytes_per_rank == 1024 * 2 * 32 * 128 * 2  # this rank's K and V, bf16
@@ -114,16 +119,9 @@ def test_a_training_run_says_how_its_context_parallelism_runs():
 KVN = 1024 * 8 * 128  # a rank's K (and V) elements over its 8 KV heads
 
 
-def _te(**kw):
-    return build_train("llama-3-8b", 1, 4096, ParallelPlan(cp=4, cp_attention="te_p2p", **kw))
-
-
 def test_te_forward_passes_the_kv_heads_kv_beside_each_step():
-    fwd = _layer0(_te(), 0)
-    attn = [o for o in fwd if isinstance(o, FlashAttention)]
-    assert [(o.q_len, o.kv_len, o.causal) for o in attn] == [(1024, 1024, True)] + [(1024, 512, False)] * 3
-    assert all(o.heads == 32 and o.kv_heads == 8 for o in attn)  # GQA kept: no repetition
-    assert sum(o.score_elements() for o in attn) == pytest.approx(32 * 4096 ** 2 / 8, rel=2e-3)
+    fwd = _layer0(_ring("te_p2p"), 0)
+    _steps(fwd, 8)  # GQA kept: no repetition
     recv = [o for o in fwd if isinstance(o, Collective)]
     # each step's K / V (bf16, KV heads) received beside the step before; no all-gather
     assert [(o.op, o.group, o.bytes_per_rank) for o in recv] == [("sendrecv", 2, 2 * KVN * 2)] * 3
@@ -135,7 +133,7 @@ def test_te_forward_passes_the_kv_heads_kv_beside_each_step():
 
 
 def test_te_backward_exchanges_kv_and_their_gradients_and_waits_for_the_last():
-    bwd = _layer0(_te(), 1)
+    bwd = _layer0(_ring("te_p2p"), 1)
     sends = [o for o in bwd if isinstance(o, Collective)]
     assert len(sends) == 4 and all(o.bytes_per_rank == 4 * KVN * 2 for o in sends)  # K, V, dK, dV in bf16
     # reverse order: the last peer block first, the local causal block last
