@@ -19,8 +19,7 @@ from .sim import fast
 from .sim.analytical import BOUNDS, check_tp_fits, chip_model, evaluate_slots
 from .stack.presets import resolve
 from .stack.realize import (LOADS, attention_of, calibration_kind, dropped_stack_costs, read_context, realize,
-                            train_attention,
-                            step_cost_s, under_load)
+                            step_cost_s, train_attention, under_load)
 from .workload import ModelConfig, WorkloadGraph, build, cp_ring, load_model, rows
 from .workload.build import checked_args, phase_meta
 from .workload.model import tp_over_chips
