@@ -223,7 +223,7 @@ def library_rows(rows: list[MeasurementRow], stack: str) -> list[MeasurementRow]
 
     out, default = [], {}
     for r in rows:
-        if r.kind not in COLLECTIVE_KINDS or r.load == "cold":  # a cold row is no steady state to fit
+        if r.kind not in COLLECTIVE_KINDS or not r.steady:
             continue
         name = r.stack
         if not name:
@@ -371,7 +371,7 @@ def program_stacks_with_rows(rows: list[MeasurementRow]) -> dict[str, list[Measu
                and _fitted_here(s)}
     out: dict[str, list[MeasurementRow]] = {}
     for r in rows:
-        if r.kind in COLLECTIVE_KINDS and r.stack in program and r.load != "cold":
+        if r.kind in COLLECTIVE_KINDS and r.stack in program and r.steady:
             out.setdefault(r.stack, []).append(r)
     return out
 

@@ -229,7 +229,7 @@ class Predictor:
         """Predict one row; a row accelsim cannot predict comes back skipped with its reason."""
         if fidelity not in FIDELITIES:
             raise MeasurementError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
-        if row.load == "cold":
+        if not row.steady:
             return skipped("load cold: timed while the harness was warming up (first runs after start); "
                            "accelsim predicts the warm steady state")
         try:

@@ -185,7 +185,7 @@ def fit_hardware(rows: list[MeasurementRow], holdout: bool = True) -> HardwareFi
     # a composite row (several eager kernels timed as one): it judges the composite model, the
     # rates come from one-kernel rows
     rows = sorted((r for r in rows if r.kind in HARDWARE_KINDS and "one neuroncore" not in (r.notes or "").lower()
-                   and r.op != "composite" and r.load != "cold"), key=lambda r: r.id)
+                   and r.op != "composite" and r.steady), key=lambda r: r.id)
     if not rows:
         from ..errors import MeasurementError
 

@@ -204,6 +204,11 @@ class MeasurementRow(StrictModel):
     """Where the number was published."""
     notes: str | None = None
 
+    @property
+    def steady(self) -> bool:
+        """Whether the row was timed in steady state (not ``load: cold``): what a fit may use."""
+        return self.load != "cold"
+
     @field_validator("measured_time_s", "bytes")
     @classmethod
     def _finite(cls, v: float | None) -> float | None:

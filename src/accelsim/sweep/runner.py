@@ -232,7 +232,7 @@ class Evaluator:
             fields["cores_per_chip"] = spec.chip.tp_ranks
         plan = ParallelPlan(**fields)
         return evaluate_train(spec, self.model(wl), wl.batch, wl.seq_len or 2048, plan=plan, dtype=wl.dtype,
-                              attention=wl.attention or "flash", mode=self.mode, stack=self.stack,
+                              attention=wl.attention, mode=self.mode, stack=self.stack,
                               load=self.load).summary
 
     def _analytical(self, spec: SystemSpec, skey: str, ckey: str, wl: WorkloadSpec, wkey: str) -> dict[str, Any]:
