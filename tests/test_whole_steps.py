@@ -45,6 +45,17 @@ def test_every_published_row_is_predicted_or_skipped_with_a_reason():
     assert (rows.loc[~rows["skipped"], "predicted_time_s"] > 0).all()
 
 
+def test_published_steps_meet_the_whole_step_targets():
+    """Issue 12's must-show on the published training and serving rows, shipped presets and no
+    calibration: MAPE <= 12 % and at least 80 % of the predicted rows within 15 % of measured
+    (the targets are the issue's, not this code's output; a change that loses them fails here)."""
+    res = correlate([VALIDATION / "train_published.csv", VALIDATION / "serve_published.csv"])
+    rows = res.per_row[~res.per_row["skipped"]]
+    assert len(rows) >= 150
+    assert rows["ape"].mean() <= 0.12
+    assert (rows["ape"] <= 0.15).mean() >= 0.80
+
+
 def test_framework_and_engine_names_resolve_per_platform():
     assert for_platform("vllm", "rocm-graphs") == "vllm-rocm"
     assert for_platform("vllm", "cuda-graphs") == "vllm-cuda"
