@@ -25,11 +25,13 @@ from .predict import FIDELITIES, Predictor
 from .schema import KINDS, load_measurements, rows_of, validate_frame
 
 PER_ROW_COLUMNS = ("id", "kind", "system", "model", "phase", "op", "predicted_time_s", "measured_time_s", "ape",
-                   "error", "bound", "skipped", "reason", "fidelity", "mfu", "measured_mfu", "memory_fraction")
+                   "error", "bound", "skipped", "reason", "fidelity", "mfu", "measured_mfu", "memory_fraction",
+                   "note")
 """``mfu`` / ``measured_mfu``: a training row's model FLOPs utilisation (6 x parameters x tokens
 plus attention, against the dense peak of its compute dtype) at the predicted / measured step
 time; NaN for other rows. ``memory_fraction``: a training row's predicted peak memory per chip
-over the chip's HBM (above 1: the configuration would not fit)."""
+over the chip's HBM (above 1: the configuration would not fit). ``note``: how the prediction read
+what the row leaves open (an offline throughput row's batch, set by its engine)."""
 BY_KIND_COLUMNS = ("kind", "n", "mape", "median_ape", "max_ape", "bias")
 
 
@@ -53,13 +55,13 @@ class CorrelationResult:
         """Plain JSON-able figures: the overall numbers, ``skipped`` (a count) with
         ``skipped_rows`` ({id, reason}), ``by_kind`` (kind -> {n, mape, median_ape, max_ape,
         bias}), ``by`` (column -> the ``breakdown`` records, when asked for) and ``per_row`` (list of
-        {id, kind, system, predicted_time_s, measured_time_s, ape, error, bound, skipped, reason})."""
+        {id, kind, system, predicted_time_s, measured_time_s, ape, error, bound, skipped, reason, note})."""
         per_row = []
         for r in self.per_row.itertuples(index=False):
             per_row.append({"id": r.id, "kind": r.kind, "system": r.system,
                             "predicted_time_s": _num(r.predicted_time_s), "measured_time_s": _num(r.measured_time_s),
                             "ape": _num(r.ape), "error": _num(r.error), "bound": r.bound,
-                            "skipped": bool(r.skipped), "reason": r.reason})
+                            "skipped": bool(r.skipped), "reason": r.reason, "note": r.note})
         by_kind = {r.kind: {"n": int(r.n), "mape": _num(r.mape), "median_ape": _num(r.median_ape),
                             "max_ape": _num(r.max_ape), "bias": _num(r.bias)}
                    for r in self.by_kind.itertuples(index=False)}
@@ -230,7 +232,7 @@ def predict_frame(df: pd.DataFrame, fidelity: str = "analytical", calibration: M
                      "error": t / m - 1 if not p.skipped else math.nan, "bound": p.bound, "skipped": p.skipped,
                      "reason": p.reason, "fidelity": p.fidelity, "mfu": p.mfu,
                      "measured_mfu": p.mfu * t / m if not p.skipped else math.nan,
-                     "memory_fraction": p.memory_fraction})
+                     "memory_fraction": p.memory_fraction, "note": p.note})
     return pd.DataFrame.from_records(recs, columns=list(PER_ROW_COLUMNS))
 
 
@@ -283,6 +285,8 @@ def rows_markdown(per_row: pd.DataFrame, frame: pd.DataFrame) -> str:
             what += f", batch {int(f['batch'])}"
         elif not pd.isna(f["concurrency"]):
             what += f", concurrency {int(f['concurrency'])}"
+        elif r.note:
+            what += ", " + r.note
         chips = "" if pd.isna(f["chips"]) else str(int(f["chips"]))
         pred = "skipped: " + r.reason if r.skipped else fmt(r.predicted_time_s, "s")
         err = "" if r.skipped else f"{100 * r.error:+.0f} %"

@@ -47,7 +47,7 @@ phase, shape, tp, dtype, attention): a calibration fit re-predicting rows only r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Mapping
 
@@ -56,11 +56,11 @@ from ..arch.spec import SystemSpec
 from ..errors import AccelsimError, ConfigError, MeasurementError
 from ..sim.analytical import cost_ops, sequence_time
 from ..sim.queueing import closed_loop_ttft
-from ..units import fmt
 from ..cost.op_cost import ChipModel, OpCost, dispatch, one_call_saving
 from ..workload.ops import Op
 from .calkey import ALONE_KEY, KERNELS_KEY, LOAD_KEY, STACK_KEY, _cal_key
 from .calvalues import calibration_update
+from .offline import kv_unfit, offline_batch
 from .row_ops import _recipe_tag, _renamed, kernel_ops, recipe_of
 from .schema import COLLECTIVE_KINDS, MeasurementRow
 
@@ -87,6 +87,8 @@ class Prediction:
     memory_fraction: float = math.nan
     """A training step's predicted peak memory per chip over the chip's HBM (above 1: it
     would not fit; NaN for other rows)."""
+    note: str = ""
+    """How the prediction read what the row leaves open (the batch an engine sets)."""
 
 
 def skipped(reason: str) -> Prediction:
@@ -409,28 +411,36 @@ class Predictor:
         with ``concurrency`` and no ``batch`` is continuous batching: see ``_continuous``."""
         if (row.pp or 1) > 1:
             return skipped("pipeline-parallel inference is not modelled (pp > 1 in a prefill / decode row)")
+        metric = row.metric or {"prefill": "ttft", "decode": "tpot"}[row.phase]
         batch = row.batch or row.concurrency
-        if batch is None:
-            return skipped("no batch or concurrency: the load the figure was measured at is unknown")
+        if batch is None:  # an offline maximum-throughput row: the engine may set the batch
+            batch, how = offline_batch(getattr(self.stack_of(cal), "serving", None), partial(self._meta, row, cfg),
+                                       self.base_system(row.system).chip.hbm.capacity_bytes,
+                                       self._tp_chips(row.system, row.tp or 1), row.input_len, row.output_len, metric)
+            if batch is None:
+                return skipped(how)
+            p = self._serve(row.model_copy(update={"batch": batch}), cfg, fidelity, cal)
+            return p if p.skipped else replace(p, note=f"batch {batch} set by the engine ({how})")
         prompt = row.seq_len or row.input_len
         ctx = row.context_len if row.context_len is not None else (
             (row.input_len or 0) + (row.output_len or 0) // 2)
         from ..stack.realize import decode_buckets, decode_context, step_cost_s
 
         engine = partial(step_cost_s, self.stack_of(cal))  # per step: program execution, serving engine
-        metric = row.metric or {"prefill": "ttft", "decode": "tpot"}[row.phase]
-        cont = row.batch is None  # continuous batching: up to every request's whole context
+        cont = row.batch is None and row.concurrency is not None  # continuous batching: up to every whole context
         read = ctx  # the context the decode steps' attention reads: with decode buckets, the steps' buckets
         if decode_buckets(self.stack_of(cal)) and not cont:
             span = row.context_len is None and row.input_len is not None and row.output_len
             read = round(decode_context(self.stack_of(cal), row.input_len, row.output_len,
                                         row.input_len + row.output_len) if span else
                          decode_context(self.stack_of(cal), ctx))
-        why = self._unfit(row, cfg, batch, ctx + 1 if metric == "tpot" and not cont else
-                          (prompt or 0) + ((row.output_len or 0) if cont or metric == "throughput" else 0))
+        tokens = ctx + 1 if metric == "tpot" and not cont else \
+            (prompt or 0) + ((row.output_len or 0) if cont or metric == "throughput" else 0)
+        why = kv_unfit(partial(self._meta, row, cfg), self.base_system(row.system).chip.hbm.capacity_bytes, batch,
+                       tokens) if cfg.family == "decoder" and tokens >= 2 else None
         if why:
             return skipped(why)
-        if cont:  # (a row with neither was skipped above)
+        if cont:
             return self._continuous(row, cfg, fidelity, cal, metric, row.concurrency, prompt, ctx, engine)
         if metric == "ttft":
             return self._step(row, cfg, fidelity, cal, "prefill", batch, prompt or 0, 0, engine(batch))
@@ -518,18 +528,9 @@ class Predictor:
                                       dtype=row.dtype, attention=attention, compression=recipe_of(_recipe_tag(row)))
         return self._graphs[key], tp
 
-    def _unfit(self, row: MeasurementRow, cfg, batch: int, tokens: int) -> str | None:
-        """Why the weights and the KV cache of ``batch`` sequences of ``tokens`` tokens do not fit
-        the HBM of the row's chips (None: they fit); a decoder's row only."""
-        if cfg.family != "decoder" or tokens < 2:
-            return None
-        m = self._graph(row, cfg, "decode", batch, 0, tokens - 1)[0].meta
-        cap = self.base_system(row.system).chip.hbm.capacity_bytes
-        if m.weight_bytes_per_chip + m.kv_cache_bytes_per_chip <= cap:
-            return None
-        gib = partial(fmt, unit="B", binary=True)
-        return (f"does not fit: weights {gib(m.weight_bytes_per_chip)} and the KV cache of {batch} x {tokens} tokens "
-                f"{gib(m.kv_cache_bytes_per_chip)} per chip exceed its {gib(cap)} of HBM")
+    def _meta(self, row: MeasurementRow, cfg, phase: str, batch: int, seq_len: int, context_len: int):
+        """The WorkloadMeta of one step of the row's model (``_graph``)."""
+        return self._graph(row, cfg, phase, batch, seq_len, context_len)[0].meta
 
     def _train(self, row: MeasurementRow, cfg, cal) -> Prediction:
         """One optimizer step under the row's plan; what the row leaves empty (sp, recompute and

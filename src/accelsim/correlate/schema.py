@@ -76,8 +76,9 @@ NEEDS: dict[str, tuple[str, ...]] = {
 ``cols``; layer and layer-op rows also need ``seq_len`` in prefill and ``context_len`` in
 decode; a train row needs ``seq_len`` and ``batch`` or ``global_batch``; a prefill row
 ``seq_len`` or ``input_len``; a decode row ``context_len`` or ``input_len``. A serving row
-without ``batch`` or ``concurrency`` loads, and is skipped when predicted: the load it was
-measured at is unknown)."""
+without ``batch`` or ``concurrency`` loads; when predicted it is skipped (the load it was
+measured at is unknown) unless it is a throughput row whose stack's engine sets the batch of an
+offline run, ``serving.offline_batch: kv_capacity``)."""
 
 
 class MeasurementRow(StrictModel):

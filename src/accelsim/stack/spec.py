@@ -271,6 +271,24 @@ class ServingEngine(_Spec):
     memory sized ahead (paged or preallocated: vLLM, TensorRT-LLM, a static cache); ``concat``,
     concatenated onto the cached tensors into new ones, so every step reads and writes the whole
     cache again (Hugging Face transformers' default ``DynamicCache``, ``torch.cat``)."""
+    offline_batch: Literal["given", "kv_capacity"] = "given"
+    """How the running batch of an offline maximum-throughput run (every request queued at the
+    start) is set: ``given``, by the measurement (a throughput row without ``batch`` or
+    ``concurrency`` is skipped); ``kv_capacity``, the engine admits a queued request only when
+    its KV cache holds the request's whole prompt and output (``stack.admission``), up to
+    ``max_batch``."""
+    kv_cache_fraction: float = Field(0.9, gt=0, le=1)
+    """Fraction of the HBM left by the weights and the runtime's working set (one step of
+    ``max_tokens`` tokens) that the engine makes its KV cache."""
+    kv_block_tokens: int = Field(0, ge=0, le=1 << 20)
+    """Tokens a KV-cache block holds; a request holds whole blocks (0: no blocks)."""
+    max_batch: Literal["trtllm_bench"] | Annotated[int, Field(ge=0)] = 0
+    """The engine's maximum batch size (0: none), or ``trtllm_bench``: the one the TensorRT-LLM
+    benchmark sets from the memory and the run's lengths (``admission.trtllm_bench_limits``),
+    which also sets ``max_tokens``."""
+    max_tokens: int = Field(8192, ge=1, le=1 << 24)
+    """Tokens the engine runs in one step at most (its working set is held apart from the KV
+    cache); ``max_batch: trtllm_bench`` sets its own."""
 
 
 class AttentionKernel(_Spec):
