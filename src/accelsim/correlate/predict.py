@@ -408,7 +408,9 @@ class Predictor:
         (seconds per generated token over the batch: one prefill and ``output_len`` decode
         steps at the mean context; under an engine with decode buckets, at the mean of the steps'
         buckets, ``stack.realize.decode_context``). Every step pays the serving engine's per-step cost. A row
-        with ``concurrency`` and no ``batch`` is continuous batching: see ``_continuous``."""
+        with ``concurrency`` and no ``batch`` is continuous batching: see ``_continuous``; a throughput
+        row with neither runs at the batch its engine admits, where the stack's engine sets one
+        (``offline.offline_batch``)."""
         if (row.pp or 1) > 1:
             return skipped("pipeline-parallel inference is not modelled (pp > 1 in a prefill / decode row)")
         metric = row.metric or {"prefill": "ttft", "decode": "tpot"}[row.phase]
@@ -427,7 +429,7 @@ class Predictor:
         from ..stack.realize import decode_buckets, decode_context, step_cost_s
 
         engine = partial(step_cost_s, self.stack_of(cal))  # per step: program execution, serving engine
-        cont = row.batch is None and row.concurrency is not None  # continuous batching: up to every whole context
+        cont = row.batch is None  # continuous batching: up to every request's whole context
         read = ctx  # the context the decode steps' attention reads: with decode buckets, the steps' buckets
         if decode_buckets(self.stack_of(cal)) and not cont:
             span = row.context_len is None and row.input_len is not None and row.output_len
