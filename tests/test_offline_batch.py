@@ -57,3 +57,24 @@ def test_an_engine_that_admits_by_kv_capacity_sets_the_batch_of_an_offline_row()
     # the same row under an engine whose batch is the measurement's: no load, no prediction
     other = correlate(_row("vllm")).per_row.iloc[0]
     assert other["skipped"] and "no batch or concurrency" in other["reason"]
+
+
+def test_the_throughput_command_prints_the_engine_batch_or_asks_for_one():
+    from click.testing import CliRunner
+
+    from accelsim.cli import main
+    from accelsim.correlate.throughput import offline_throughput
+
+    args = ["throughput", "h100-sxm-80gb", "llama-3-8b", "--input-len", "128", "--output-len", "2048", "--dtype", "fp8",
+            "--compression", "fp8"]
+    out = CliRunner().invoke(main, args + ["--stack", "trtllm"])
+    assert out.exit_code == 0, out.output
+    assert "set by the engine" in out.output and "output tokens/s" in out.output
+    r = offline_throughput("h100-sxm-80gb", "llama-3-8b", 128, 2048, dtype="fp8", stack="trtllm", compression="fp8")
+    row = correlate(_row("trtllm")).per_row.iloc[0]  # the same case as a measurement row
+    assert r["seconds_per_output_token"] == pytest.approx(row["predicted_time_s"])
+    assert r["output_tokens_per_s"] == pytest.approx(1 / row["predicted_time_s"])
+    refused = CliRunner().invoke(main, args + ["--stack", "vllm"])
+    assert refused.exit_code == 2 and "give a batch" in refused.output
+    given = CliRunner().invoke(main, args + ["--stack", "vllm", "--batch", "64"])
+    assert given.exit_code == 0 and "batch 64 (given)" in given.output

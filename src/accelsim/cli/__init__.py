@@ -18,6 +18,7 @@ from .run import run
 from .schema import schema
 from .sweep import sweep_command
 from .systolic import systolic
+from .throughput import throughput_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,7 +35,8 @@ def main(max_chips: int | None, max_tasks: int | None) -> None:
 
 
 for _command in (run, systolic, presets, validate, collective, track, dashboard, bench, bench_model, correlate, calibrate,
-                 sweep_command, formats_command, sqnr_command, priors, schema, profile_group, codesign_group):
+                 sweep_command, formats_command, sqnr_command, priors, schema, profile_group, codesign_group,
+                 throughput_command):
     main.add_command(_command)
 
 __all__ = ["main"]
