@@ -36,19 +36,14 @@ def trtllm_bench_limits(weight_bytes: float, kv_bytes_per_token: float, device_b
     requests = available * cache_fraction / (kv_bytes_per_token / GIB * (input_len + output_len))
     raw_bs = min(requests, 4096) / pp
     raw_tokens = min(raw_bs * (1 + input_len / output_len), 32768)
-    if raw_bs < 256:
-        bs = max(64, 32 * math.ceil(raw_bs / 32))
-    elif raw_bs < 1024:
-        bs = 128 * math.ceil(raw_bs / 128)
-    else:
-        bs = 256 * math.ceil(raw_bs / 256)
-    if raw_tokens < 4096:
-        tokens = max(2048, 256 * math.ceil(raw_tokens / 256))
-    elif raw_tokens < 8192:
-        tokens = 512 * math.ceil(raw_tokens / 512)
-    else:
-        tokens = 1024 * math.ceil(raw_tokens / 1024)
-    return BatchLimits(bs, tokens)
+    return BatchLimits(_round_up(raw_bs, ((256, 32), (1024, 128), (math.inf, 256)), 64),
+                       _round_up(raw_tokens, ((4096, 256), (8192, 512), (math.inf, 1024)), 2048))
+
+
+def _round_up(x: float, bands: tuple[tuple[float, int], ...], least: int) -> int:
+    """``x`` rounded up to the step of the first band whose bound it is under, and at least ``least``."""
+    step = next(step for below, step in bands if x < below)
+    return max(least, step * math.ceil(x / step))
 
 
 def kv_admitted(free_bytes: float, kv_bytes_per_token: float, request_tokens: int, fraction: float,
