@@ -18,8 +18,8 @@ from .report.results import Results, build_results, peak_flops, step_summary
 from .sim import fast
 from .sim.analytical import BOUNDS, check_tp_fits, chip_model, evaluate_slots
 from .stack.presets import resolve
-from .stack.realize import (LOADS, attention_of, calibration_kind, dropped_stack_costs, read_context, realize,
-                            step_cost_s, train_attention, under_load)
+from .stack.realize import (LOADS, attention_of, calibration_kind, dropped_stack_costs, load_of, read_context,
+                            realize, step_cost_s, train_attention, under_load)
 from .workload import ModelConfig, WorkloadGraph, build, cp_ring, load_model, rows
 from .workload.build import checked_args, phase_meta
 from .workload.model import tp_over_chips
@@ -60,7 +60,7 @@ def evaluate(system: str | Path | SystemSpec, model: str | Path | ModelConfig | 
     if fidelity not in FIDELITIES:
         raise WorkloadError(f"unknown fidelity {fidelity!r}; use one of {', '.join(FIDELITIES)}")
     results = None
-    load = _load(load)
+    load = load_of(load)
     preset = system_with(system, overrides)
     st = _stack(preset, stack, mode)
     if isinstance(model, ModelConfig) and type(tp) is int and type(phase) is str and (attention is None
@@ -179,13 +179,6 @@ class _Setup(NamedTuple):
     attention: str | None
     fast: dict
     """``_fast``'s terms per element type, once a point of it has passed."""
-
-
-def _load(load: str) -> str:
-    """``load`` as the ``LOADS`` entry itself (the caches key on identity); a clear error otherwise."""
-    if load not in LOADS:
-        raise WorkloadError(f"unknown load {load!r}; use one of {', '.join(LOADS)}")
-    return LOADS[LOADS.index(load)]
 
 
 def _setup(preset: SystemSpec, st, model, phase: str, tp, attention, load: str = LOADS[0]) -> _Setup:
@@ -395,7 +388,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
     spec = system_with(system, overrides)
     st = _stack(spec, stack, mode)
     cal_kind = calibration_kind(spec, st)
-    preset, spec = spec, under_load(realize(spec, st), st, _load(load))
+    preset, spec = spec, under_load(realize(spec, st), st, load)
     cfg = model if isinstance(model, ModelConfig) else load_model(model)
     from .stack.realize import fp8_scope as scope_of, plan_defaults
 
@@ -450,7 +443,7 @@ def evaluate_train(system: str | Path | SystemSpec, model: str | Path | ModelCon
         "system": sysx.name, "chip": sysx.chip.name, "model": cfg.name, "phase": "train",
         "batch": global_batch, "seq_len": seq_len, "context_len": 0,
         "tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep, "cp": plan.cp, "sp": plan.sp,
-        "tp_comm_overlap": plan.tp_comm_overlap and plan.sp and plan.tp_chips > 1,
+        "tp_comm_overlap": plan.tp_overlapped,
         "cp_attention": (plan.cp_attention if cp_ring.applies(cfg, plan, attention) else "fused") if plan.cp > 1 else None,
         "vocab_tiles": plan.vocab_tiles, "zero": plan.zero, "recompute": plan.recompute,
         "selective": plan.selective if plan.recompute == "selective" else None,

@@ -94,11 +94,10 @@ from .util import friendly, on_command_line, write_or_print_json
               help="Training tokens of --qat / --distill-from.")
 @friendly
 def run(system, model, phase, batch, seq_len, context_len, tp, pp, dp, ep, cp, sp, tp_comm_overlap, microbatch, chips,
-        zero, recompute,
-        selective, schedule, vpp, vocab_tiles, dtype, attention, weights, activations, kv_cache, sparsity, recipe,
-        overrides, calibration, fidelity, trace_path, trace_window, trace_detail, timeline_path, as_json, out, top,
-        stack_name, ideal, force_calibration, load, qat, teacher, teacher_system, distill_targets, prune_recipe,
-        tokens):
+        zero, recompute, selective, schedule, vpp, vocab_tiles, dtype, attention, weights, activations, kv_cache,
+        sparsity, recipe, overrides, calibration, fidelity, trace_path, trace_window, trace_detail, timeline_path,
+        as_json, out, top, stack_name, ideal, force_calibration, load, qat, teacher, teacher_system, distill_targets,
+        prune_recipe, tokens):
     """Predict one prefill, decode or training step of MODEL on SYSTEM (preset names or YAML
     files). For --phase train, --batch is the global batch."""
     from ..api import evaluate
@@ -304,7 +303,8 @@ def _run_train(system, model, batch, seq_len, plan_fields, chips, dtype, attenti
     s = res.summary
     ring = {"ring_sdpa": " (ring attention)", "te_p2p": " (TE p2p ring)"}.get(s.get("cp_attention"), "")
     click.echo(f"{s['model']} train step on {s['system']} ({s['chips']} x {s['chip']}; tp={s['tp']} pp={s['pp']} "
-               f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{ring}{' sp' if s['sp'] else ''}{' (tp overlap)' if s.get('tp_comm_overlap') else ''}, zero {s['zero']}, "
+               f"dp={s['dp']} ep={s['ep']} cp={s['cp']}{ring}{' sp' if s['sp'] else ''}"
+               f"{' (tp overlap)' if s.get('tp_comm_overlap') else ''}, zero {s['zero']}, "
                f"recompute {s['recompute']}{' (' + s['selective'] + ')' if s.get('selective') else ''}, "
                f"{s['schedule']}{' x' + str(s['vpp']) + ' interleaved' if s.get('vpp', 1) > 1 else ''}; "
                f"global batch {s['batch']} x {s['seq_len']} tokens, "

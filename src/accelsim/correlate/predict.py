@@ -239,7 +239,7 @@ class Predictor:
             if self.mode == "realistic" and STACK_KEY not in dict(cal):
                 st = self.stack_name(row)
                 own = {KERNELS_KEY: row.kernels} if st and row.kernels else {}
-                if (row.load or ("sustained" if row.kind == "model" else "burst")) == "sustained":
+                if row.sustained:
                     own[LOAD_KEY] = "sustained"
                 cal = _cal_key({**dict(cal), STACK_KEY: st, **own}) if st else cal
             return self._predict(row, fidelity, cal)
@@ -371,14 +371,14 @@ class Predictor:
                  if st is not None else 0.0)
         return harness_time(t - host1, host1 * (row.gpus_per_process or 1), row.timing)
 
-    def _tp_chips(self, system: str, tp: int) -> int:
+    def tp_chips(self, system: str, tp: int) -> int:
         """Chips of ``tp`` tensor-parallel ranks (on Neuron chips a rank is a NeuronCore)."""
         return self.base_system(system).chip.chips_for_tp(tp)
 
     def _layer(self, row: MeasurementRow, fidelity: str, cal) -> Prediction:
         if (row.pp or 1) > 1:
             return skipped("pipeline parallelism splits layers over chips; a layer row runs with pp = 1")
-        tp = self._tp_chips(row.system, row.tp or 1)
+        tp = self.tp_chips(row.system, row.tp or 1)
         ops = self.layer_ops(row, tp)
         if row.kind == "layer_op":
             key = (id(ops), row.op)
@@ -418,7 +418,7 @@ class Predictor:
         if batch is None:  # an offline maximum-throughput row: the engine may set the batch
             batch, how = offline_batch(getattr(self.stack_of(cal), "serving", None), partial(self._meta, row, cfg),
                                        self.base_system(row.system).chip.hbm.capacity_bytes,
-                                       self._tp_chips(row.system, row.tp or 1), row.input_len, row.output_len, metric)
+                                       self.tp_chips(row.system, row.tp or 1), row.input_len, row.output_len, metric)
             if batch is None:
                 return skipped(how)
             p = self._serve(row.model_copy(update={"batch": batch}), cfg, fidelity, cal)
@@ -522,7 +522,7 @@ class Predictor:
         from ..workload import build
         from ..workload.model import tp_over_chips
 
-        tp = self._tp_chips(row.system, row.tp or 1)
+        tp = self.tp_chips(row.system, row.tp or 1)
         key = ("model", row.model, phase, batch, seq_len, context_len, tp, row.dtype, _recipe_tag(row), attention)
         if key not in self._graphs:  # the Neuron stack pads heads to the TP degree (in NeuronCores)
             cfg = tp_over_chips(cfg, row.tp or 1, self.base_system(row.system).chip.tp_ranks)[0]

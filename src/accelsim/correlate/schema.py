@@ -210,6 +210,12 @@ class MeasurementRow(StrictModel):
         """Whether the row was timed in steady state (not ``load: cold``): what a fit may use."""
         return self.load != "cold"
 
+    @property
+    def sustained(self) -> bool:
+        """Whether the row ran under sustained load: its ``load``, else its kind's default
+        (``model`` rows sustained, every other kind burst)."""
+        return (self.load or ("sustained" if self.kind == "model" else "burst")) == "sustained"
+
     @field_validator("measured_time_s", "bytes")
     @classmethod
     def _finite(cls, v: float | None) -> float | None:

@@ -29,7 +29,7 @@ def offline_throughput(system: str, model: str, input_len: int, output_len: int,
             raise WorkloadError(f"the serving engine of {pr.stack_name(row)} leaves an offline run's batch to the "
                                 "caller (serving.offline_batch: given): give a batch")
         raise WorkloadError(f"{model} on {system}: {p.reason}")
-    chips = pr.base_system(system).chip.chips_for_tp(tp)  # a Neuron rank is a NeuronCore
+    chips = pr.tp_chips(system, tp)
     t = float(p.time_s)
     return {"seconds_per_output_token": t, "output_tokens_per_s": 1.0 / t, "output_tokens_per_s_per_chip": 1.0 / t / chips, "chips": chips, "batch": batch, "note": p.note,
             "bound": p.bound, "stack": pr.stack_name(row)}

@@ -159,8 +159,8 @@ def decode_context(stack: Stack | None, context_len: int, steps: int = 1, larges
 
 def plan_defaults(stack: Stack | None) -> dict:
     """The training-plan fields a framework sets when the plan leaves them open (sequence
-    parallelism and its communication overlap, recomputation, what selective recomputation keeps and what a recomputed layer
-    reruns, ZeRO stage, the loss's kernels and backward memory, its RMSNorm, vocabulary padding,
+    parallelism and its communication overlap, recomputation, what selective recomputation keeps
+    and what a recomputed layer reruns, ZeRO stage, the loss's kernels and backward memory, its RMSNorm, vocabulary padding,
     master-weight casts, gradient-reduction dtype, FSDP2 copy-out and context-parallel
     attention): its ``training`` block, else all off."""
     fw = stack.training if stack is not None else None
@@ -182,14 +182,21 @@ def fp8_scope(stack: Stack | None) -> str:
     return stack.training.fp8_scope if stack.training is not None else "gemm"
 
 
+def load_of(load: str) -> str:
+    """``load`` as the ``LOADS`` entry itself (callers' caches key on identity); a ConfigError for
+    any other value."""
+    if load not in LOADS:
+        raise ConfigError(f"unknown load {load!r}; use one of {', '.join(LOADS)}")
+    return LOADS[LOADS.index(load)]
+
+
 def under_load(system: SystemSpec, stack: Stack | None, load: str = "sustained") -> SystemSpec:
     """``system`` (as ``realize`` left it) under ``load``: sustained, a realistic prediction runs
     the tensor engines at the chip's ``sustained_clock_fraction`` of their achievable rate (the
     clock a power-limited, thermally soaked chip settles at), once (``Calibration.sustained_load``
     marks it, so a system passed on again is not slowed twice); burst, ideal mode (``stack``
     None) and a chip without the figure are left as they are."""
-    if load not in LOADS:
-        raise ConfigError(f"load must be one of {', '.join(LOADS)}, got {load!r}")
+    load = load_of(load)
     chip = system.chip
     f = chip.sustained_clock_fraction
     if load == "burst" or stack is None or f is None or f == 1.0 or chip.calibration.sustained_load:
@@ -220,5 +227,5 @@ def realize(system: SystemSpec, stack: Stack | None) -> SystemSpec:
     return system.model_copy(update={"chip": chip.model_copy(update={"calibration": cal})})
 
 
-__all__ = ["LOADS", "MODES", "attention_of", "train_attention", "calibration_kind", "dropped_stack_costs", "fp8_scope", "plan_defaults",
-           "realize", "step_cost_s", "under_load"]
+__all__ = ["LOADS", "MODES", "attention_of", "calibration_kind", "dropped_stack_costs", "fp8_scope", "load_of",
+           "plan_defaults", "realize", "step_cost_s", "train_attention", "under_load"]

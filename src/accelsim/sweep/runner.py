@@ -318,11 +318,9 @@ def context(space: DesignSpace, fidelity: str, mode: str = "realistic", stack=No
             load: str = "sustained") -> dict[str, Any]:
     """Everything a worker needs to evaluate the points of ``space`` (picklable)."""
     from ..stack.presets import resolve
-    from ..stack.realize import LOADS
+    from ..stack.realize import load_of
 
-    if load not in LOADS:
-        raise ConfigError(f"unknown load {load!r}; use one of {', '.join(LOADS)}")
-
+    load = load_of(load)
     base = space.base_system()
     st = resolve(stack, base.stack, mode)
     ctx = {"base": base.model_dump(), "workload": space.base_workload(), "fidelity": fidelity,

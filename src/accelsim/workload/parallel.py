@@ -256,6 +256,12 @@ class ParallelPlan(StrictModel):
         return -(-self.tp // self.cores_per_chip)
 
     @property
+    def tp_overlapped(self) -> bool:
+        """The TP collectives run beside their GEMMs: ``tp_comm_overlap`` with sequence
+        parallelism over more than one chip (otherwise there is nothing to overlap)."""
+        return self.tp_comm_overlap and self.sp and self.tp_chips > 1
+
+    @property
     def chips(self) -> int:
         """Chips of the whole job: ``tp_chips * pp * dp * cp``."""
         return self.tp_chips * self.pp * self.dp * self.cp

@@ -182,7 +182,7 @@ def build_train(model: ModelConfig | str, global_batch: int, seq_len: int, plan:
         if comp is not None and not comp.is_identity:
             f_g = apply_compression(comp, f_g, m.num_hidden_layers, train=True)
             b_g = apply_compression(comp, b_g, m.num_hidden_layers, train=True)
-        if plan.tp_comm_overlap and plan.sp and plan.tp_chips > 1:
+        if plan.tp_overlapped:
             f_g, b_g = overlap_tp(f_g), overlap_tp(b_g)
         fwd.append(f_g)
         bwd.append(b_g)
